@@ -1,0 +1,30 @@
+# The two set-up commands (see README): `make demo` and `make test`.
+# Each creates .venv with Python 3.11 and installs what it needs, CPU torch included.
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+# The CPU wheel of torch. An open range could pull a multi-GB CUDA build; outside a
+# machine that has this wheel locally, add the CPU index, e.g.
+#   make demo TORCH_INDEX="--index-url https://download.pytorch.org/whl/cpu"
+TORCH       ?= torch==2.13.0
+TORCH_INDEX ?=
+
+.PHONY: demo test install serve clean
+
+$(VENV)/.installed: pyproject.toml Makefile
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check $(TORCH_INDEX) $(TORCH)
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[foundation,test]'
+	@$(BIN)/python -c "import torch; assert not torch.version.cuda, 'a CUDA build of torch was installed: ' + torch.__version__"
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: install
+	$(BIN)/ews demo
+
+test: install
+	$(BIN)/python -m pytest -q
+
+clean:
+	rm -rf $(VENV) ews-home

@@ -1,0 +1,108 @@
+"""Judgments: short bilingual assessments written from an alert's evidence (pure).
+
+The template writer renders every number, date, place and level straight from the evidence
+bundle, so nothing in its text can be invented. Every judgment carries the label the
+guidelines require (machine-generated, auxiliary, for reference) and the hash of the evidence
+it was written from, so a reader can trace each statement back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+__all__ = ["Judgment", "AI_LABEL", "evidence_hash", "write_template_judgment", "TEMPLATE_VERSION"]
+
+TEMPLATE_VERSION = "template-v1"
+
+AI_LABEL = (
+    "Machine-generated assessment, auxiliary and for reference only; a duty officer decides. "
+    "机器生成的研判，仅作辅助参考，由值班人员决定。"
+)
+
+_LEVEL_ZH = {"blue": "蓝色", "yellow": "黄色", "orange": "橙色", "red": "红色"}
+_ROMAN = {"blue": "IV", "yellow": "III", "orange": "II", "red": "I"}
+_HAZARD_ZH = {
+    "market_risk": "市场风险",
+    "earthquake": "地震",
+    "ground_deformation": "地表形变",
+    "hydrological_extreme": "水文极值",
+    "climate_anomaly": "气候异常",
+}
+
+
+@dataclass(frozen=True)
+class Judgment:
+    writer: str
+    model: str | None
+    prompt_version: str
+    evidence_hash: str
+    label: str
+    text_en: str
+    text_zh: str
+    checks: dict[str, Any]
+
+
+def evidence_hash(evidence: dict[str, Any]) -> str:
+    """Stable hash of an evidence bundle (key order does not matter)."""
+    canonical = json.dumps(evidence, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _fmt(value: float | None, unit: str | None = None) -> str:
+    if value is None:
+        return "n/a"
+    text = f"{value:.4g}"
+    return f"{text} {unit}" if unit else text
+
+
+def write_template_judgment(evidence: dict[str, Any]) -> Judgment:
+    """Render a judgment from an evidence bundle.
+
+    Required keys: ``name, unique_id, region, hazard, level, ds, score, threshold, driver,
+    value, unit, data_age_days``; optional ``forecast`` with ``ds, q05, q50, q95``.
+    """
+    level = evidence["level"]
+    ds = _date(evidence["ds"])
+    where = evidence.get("region") or "unspecified region"
+    value = _fmt(evidence.get("value"), evidence.get("unit"))
+    forecast = evidence.get("forecast")
+    en = [
+        f"{evidence['name']} ({evidence['unique_id']}, {where}) reached {level.upper()} "
+        f"(level {_ROMAN[level]}) for {evidence['hazard'].replace('_', ' ')} on {ds}.",
+        f"Observed value {value}; calibrated anomaly score {evidence['score']:.4f} against the "
+        f"{level} threshold {evidence['threshold']:.4f} (driver: {evidence['driver']}).",
+    ]
+    zh = [
+        f"{evidence['name']}（{evidence['unique_id']}，{where}）于{ds}达到"
+        f"{_LEVEL_ZH[level]}（{_ROMAN[level]}级）{_HAZARD_ZH[evidence['hazard']]}预警等级。",
+        f"观测值{value}；校准异常分数{evidence['score']:.4f}，{_LEVEL_ZH[level]}阈值"
+        f"{evidence['threshold']:.4f}（主要检测器：{evidence['driver']}）。",
+    ]
+    if forecast:
+        band = f"[{_fmt(forecast['q05'])}, {_fmt(forecast['q95'])}]"
+        fds = _date(forecast["ds"])
+        en.append(f"Next-step forecast for {fds}: median {_fmt(forecast['q50'])}, 90% interval {band}.")
+        zh.append(f"{fds}预测中位数{_fmt(forecast['q50'])}，90%区间{band}。")
+    age = evidence["data_age_days"]
+    en.append(f"Data are {age} days old at assessment time; treat as an indicator, not a certainty.")
+    zh.append(f"数据距研判时已{age}天；仅作参考指标，并非确定结论。")
+    return Judgment(
+        writer="template",
+        model=None,
+        prompt_version=TEMPLATE_VERSION,
+        evidence_hash=evidence_hash(evidence),
+        label=AI_LABEL,
+        text_en=" ".join(en),
+        text_zh="".join(zh),
+        checks={"grounded": "by construction: every figure rendered from evidence"},
+    )
+
+
+def _date(value: Any) -> str:
+    if isinstance(value, datetime):
+        return value.date().isoformat()
+    return str(value)[:10]

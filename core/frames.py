@@ -1,0 +1,256 @@
+"""The frame contracts every package speaks (polars DataFrames).
+
+- **Series** (long frame): ``unique_id`` (str), ``ds`` (datetime, microseconds, naive UTC),
+  ``y`` (float64). Sorted by ``unique_id, ds``; one row per key. Missing values are rows
+  that are absent, never NaN.
+- **Series metadata**: one row per ``unique_id`` with the columns of ``SERIES_META_COLUMNS``.
+- **Forecasts**: ``unique_id, ds, model, mean`` plus one column per quantile of
+  ``QUANTILES`` named by :func:`quantile_column` (``q05`` ... ``q95``).
+- **Scores**: ``unique_id, ds, detector, raw_score, score``. ``raw_score`` is the
+  detector's own number (higher = more abnormal, pyod's rule); ``score`` is the calibrated
+  value in [0, 1] on one scale shared by every detector.
+- **Grades**: ``unique_id, ds, level, score, evidence`` (evidence is a JSON string).
+
+Each library validates its input once, at the entry of its public function, with the
+``validate_*`` functions below; errors quote what came against what is required.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+
+import polars as pl
+
+from core.errors import FrameError
+
+__all__ = [
+    "Domain",
+    "Level",
+    "Classification",
+    "FREQUENCIES",
+    "QUANTILES",
+    "SERIES_SCHEMA",
+    "SERIES_META_COLUMNS",
+    "SCORE_COLUMNS",
+    "quantile_column",
+    "forecast_columns",
+    "season_length",
+    "validate_series",
+    "validate_series_meta",
+    "validate_forecasts",
+    "validate_scores",
+]
+
+
+class Domain(str, enum.Enum):
+    """What kind of phenomenon a series measures."""
+
+    MARKET = "market"
+    SEISMIC = "seismic"
+    GEODETIC = "geodetic"
+    HYDRO = "hydro"
+    SATELLITE = "satellite"
+
+
+class Level(enum.IntEnum):
+    """China's four national warning levels (GB/T 35965.1); NONE means no warning."""
+
+    NONE = 0
+    BLUE = 1  # IV, general
+    YELLOW = 2  # III, heavier
+    ORANGE = 3  # II, serious
+    RED = 4  # I, most severe
+
+    @property
+    def label(self) -> str:
+        return self.name.lower()
+
+    @property
+    def roman(self) -> str:
+        return {0: "", 1: "IV", 2: "III", 3: "II", 4: "I"}[int(self)]
+
+    @classmethod
+    def parse(cls, text: str) -> Level:
+        try:
+            return cls[text.upper()]
+        except KeyError:
+            raise FrameError(
+                f"unknown warning level {text!r}",
+                fix="use one of none, blue, yellow, orange, red",
+            ) from None
+
+
+class Classification(enum.IntEnum):
+    """Confidentiality of a series or source; endpoints are cleared up to a level."""
+
+    PUBLIC = 0
+    INTERNAL = 1
+    CONFIDENTIAL = 2
+    SECRET = 3
+
+    @classmethod
+    def parse(cls, text: str) -> Classification:
+        try:
+            return cls[text.upper()]
+        except KeyError:
+            raise FrameError(
+                f"unknown classification {text!r}",
+                fix="use one of public, internal, confidential, secret",
+            ) from None
+
+
+#: Frequencies a series may declare (pandas offset aliases, which statsforecast
+#: uses to lay out future timestamps) and the season length each implies.
+FREQUENCIES: dict[str, int] = {
+    "h": 24,  # hourly: daily cycle
+    "D": 7,  # calendar daily: weekly cycle
+    "B": 5,  # business daily (markets): trading week
+    "W-FRI": 52,  # weekly, Friday stamps (FRED weekly indexes)
+    "W-SUN": 52,
+    "MS": 12,  # monthly, stamped on the first day
+}
+
+#: Quantile levels every forecast carries.
+QUANTILES: tuple[float, ...] = (0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95)
+
+SERIES_SCHEMA: dict[str, pl.DataType] = {
+    "unique_id": pl.Utf8(),
+    "ds": pl.Datetime("us"),
+    "y": pl.Float64(),
+}
+
+SERIES_META_COLUMNS: tuple[str, ...] = (
+    "unique_id",
+    "domain",
+    "name",
+    "variable",
+    "unit",
+    "frequency",
+    "region",
+    "lat",
+    "lon",
+    "source",
+    "licence",
+    "classification",
+)
+
+SCORE_COLUMNS: tuple[str, ...] = ("unique_id", "ds", "detector", "raw_score", "score")
+
+
+def quantile_column(q: float) -> str:
+    """Column name of quantile ``q``: 0.05 -> ``q05``, 0.5 -> ``q50``."""
+    if not 0.0 < q < 1.0:
+        raise FrameError(f"quantile {q} is outside (0, 1)", fix="pass a level such as 0.9")
+    return f"q{round(q * 100):02d}"
+
+
+def forecast_columns() -> tuple[str, ...]:
+    return ("unique_id", "ds", "model", "mean", *(quantile_column(q) for q in QUANTILES))
+
+
+def season_length(frequency: str) -> int:
+    """Season length implied by a series' declared frequency."""
+    try:
+        return FREQUENCIES[frequency]
+    except KeyError:
+        raise FrameError(
+            f"unknown frequency {frequency!r}",
+            fix=f"declare one of {', '.join(FREQUENCIES)}",
+        ) from None
+
+
+def _require_columns(df: pl.DataFrame, required: Sequence[str], what: str) -> None:
+    if not isinstance(df, pl.DataFrame):
+        raise FrameError(
+            f"{what} must be a polars DataFrame, got {type(df).__name__}",
+            fix="convert with polars.from_pandas(...) or polars.DataFrame(...)",
+        )
+    missing = [c for c in required if c not in df.columns]
+    if missing:
+        raise FrameError(
+            f"{what} lacks column(s) {missing}; it has {df.columns}",
+            fix=f"rename or add columns so the frame has {list(required)}",
+        )
+
+
+def validate_series(df: pl.DataFrame, *, what: str = "series frame") -> pl.DataFrame:
+    """Check the long series contract and return the frame cast and sorted.
+
+    Raises :class:`FrameError` naming the first broken guarantee.
+    """
+    _require_columns(df, tuple(SERIES_SCHEMA), what)
+    try:
+        out = df.with_columns(
+            pl.col("unique_id").cast(pl.Utf8),
+            pl.col("ds").cast(pl.Datetime("us")),
+            pl.col("y").cast(pl.Float64),
+        )
+    except pl.exceptions.PolarsError as exc:
+        raise FrameError(
+            f"{what} has columns of the wrong type: {dict(df.schema)} ({exc})",
+            fix="unique_id must be text, ds a datetime and y a number",
+        ) from None
+    for col in ("unique_id", "ds", "y"):
+        nulls = out.get_column(col).null_count()
+        if nulls:
+            raise FrameError(
+                f"{what} has {nulls} null value(s) in {col!r}",
+                fix="drop missing observations instead of keeping them as nulls",
+            )
+    non_finite = out.filter(~pl.col("y").is_finite()).height
+    if non_finite:
+        raise FrameError(
+            f"{what} has {non_finite} non-finite y value(s) (NaN or inf)",
+            fix="drop missing observations; the warehouse keeps only real numbers",
+        )
+    dupes = out.select(pl.struct("unique_id", "ds").is_duplicated().sum()).item()
+    if dupes:
+        raise FrameError(
+            f"{what} has {dupes} rows sharing a (unique_id, ds) key",
+            fix="aggregate or de-duplicate before loading (one value per series and time)",
+        )
+    return out.sort("unique_id", "ds")
+
+
+def validate_series_meta(df: pl.DataFrame) -> pl.DataFrame:
+    """Check series metadata: known domains, frequencies and classifications."""
+    _require_columns(df, SERIES_META_COLUMNS, "series metadata")
+    domains = {d.value for d in Domain}
+    bad = sorted(set(df.get_column("domain").to_list()) - domains)
+    if bad:
+        raise FrameError(
+            f"series metadata names unknown domain(s) {bad}",
+            fix=f"use one of {sorted(domains)}",
+        )
+    bad = sorted(set(df.get_column("frequency").to_list()) - set(FREQUENCIES))
+    if bad:
+        raise FrameError(
+            f"series metadata names unknown frequency(ies) {bad}",
+            fix=f"use one of {list(FREQUENCIES)}",
+        )
+    for text in set(df.get_column("classification").to_list()):
+        Classification.parse(text)
+    if df.get_column("unique_id").is_duplicated().any():
+        raise FrameError(
+            "series metadata lists a unique_id more than once",
+            fix="give each series one metadata row",
+        )
+    return df.select(SERIES_META_COLUMNS)
+
+
+def validate_forecasts(df: pl.DataFrame) -> pl.DataFrame:
+    _require_columns(df, forecast_columns(), "forecast frame")
+    return df.select(forecast_columns())
+
+
+def validate_scores(df: pl.DataFrame) -> pl.DataFrame:
+    _require_columns(df, SCORE_COLUMNS, "score frame")
+    out = df.select(SCORE_COLUMNS)
+    outside = out.filter((pl.col("score") < 0) | (pl.col("score") > 1)).height
+    if outside:
+        raise FrameError(
+            f"score frame has {outside} calibrated score(s) outside [0, 1]",
+            fix="calibrate raw scores (anomaly.calibrate) before handing them on",
+        )
+    return out

@@ -1,0 +1,1 @@
+"""Streamlit dashboard: reads through warehouse, writes only review actions, never fits models."""

@@ -1,0 +1,216 @@
+"""The ``ews`` command line: init, demo, run, status, ingest.
+
+Every command resolves settings once (``--home`` / ``EWS_HOME`` + ``ews.toml`` + ``EWS_*``),
+opens the warehouse once and passes both down. Errors the engine raises on purpose
+(:class:`core.errors.EWSError`) are printed as one message with its fix, without a traceback.
+Progress goes to stderr (and ``EWS_HOME/logs/ews.log``); results go to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from core.errors import EWSError
+from core.settings import DEFAULT_TOML, Settings, load_settings
+
+__all__ = ["main", "init_home"]
+
+log = logging.getLogger("ews")
+
+
+def init_home(settings: Settings) -> list[str]:
+    """Create the EWS_HOME layout and a documented ews.toml; never overwrite what exists."""
+    created = []
+    settings.home.mkdir(parents=True, exist_ok=True)
+    for name in ("raw", "models", "alerts", "logs"):
+        folder = settings.path(name)
+        if not folder.exists():
+            folder.mkdir(parents=True)
+            created.append(str(folder))
+    if not settings.config_file.exists():
+        settings.config_file.write_text(DEFAULT_TOML, encoding="utf-8")
+        created.append(str(settings.config_file))
+    return created
+
+
+def _setup_logging(settings: Settings, quiet: bool) -> None:
+    logs = settings.path("logs")
+    logs.mkdir(parents=True, exist_ok=True)
+    log.setLevel(logging.INFO)
+    log.handlers.clear()
+    file_handler = logging.FileHandler(logs / "ews.log", encoding="utf-8")
+    file_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    log.addHandler(file_handler)
+    if not quiet:
+        console = logging.StreamHandler(sys.stderr)
+        console.setFormatter(logging.Formatter("%(message)s"))
+        log.addHandler(console)
+
+
+def _open(settings: Settings, wait: float = 0.0, read_only: bool = False):  # noqa: ANN202
+    from warehouse import Warehouse
+
+    return Warehouse.open(settings.warehouse_path, wait_seconds=wait, read_only=read_only)
+
+
+def _print(data: Any, as_json: bool, text: str) -> None:
+    if as_json:
+        print(json.dumps(data, indent=2, default=str, ensure_ascii=False))
+    else:
+        print(text)
+
+
+# -- commands ------------------------------------------------------------------------------
+def cmd_init(args: argparse.Namespace, settings: Settings) -> int:
+    created = init_home(settings)
+    with _open(settings, args.wait) as wh:
+        version = wh.schema_version()
+    _print({"home": str(settings.home), "created": created, "schema_version": version}, args.json,
+           f"EWS home ready at {settings.home} (schema version {version}); "
+           f"settings in {settings.config_file}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    from pipelines.cycle import run_cycle
+    from pipelines.ingest import load_bundled
+
+    init_home(settings)
+    _setup_logging(settings, args.quiet)
+    log.info("EWS demo: home %s", settings.home)
+    with _open(settings, args.wait) as wh:
+        log.info("loading the bundled real data")
+        results = load_bundled(wh, settings, progress=log.info)
+        quarantined = [r for r in results if r.status == "quarantined"]
+        cycle = run_cycle(wh, settings, progress=log.info, actor="demo")
+        status = wh.status()
+    summary = {"ingest": [r.__dict__ for r in results], "cycle": _cycle_dict(cycle), "status": status}
+    _print(summary, args.json, _summary_text(status, cycle, quarantined))
+    return 1 if quarantined else 0
+
+
+def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    from pipelines.cycle import run_cycle
+
+    _setup_logging(settings, args.quiet)
+    with _open(settings, args.wait) as wh:
+        cycle = run_cycle(wh, settings, progress=log.info, actor=args.actor)
+        status = wh.status()
+    _print({"cycle": _cycle_dict(cycle), "status": status}, args.json,
+           _summary_text(status, cycle, []))
+    return 0
+
+
+def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
+    if not settings.warehouse_path.exists():
+        raise EWSError(f"no warehouse at {settings.warehouse_path}",
+                       fix="run `ews init` or `ews demo`, or point EWS_HOME at an existing home")
+    with _open(settings, args.wait) as wh:
+        status = wh.status()
+    text = "\n".join(f"{k}: {v}" for k, v in status.items())
+    _print(status, args.json, text)
+    return 0
+
+
+def cmd_ingest_file(args: argparse.Namespace, settings: Settings) -> int:
+    from pipelines.ingest import ingest_file
+
+    init_home(settings)
+    _setup_logging(settings, args.quiet)
+    options: dict[str, Any] = {}
+    for item in args.option or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise EWSError(f"--option {item!r} is not KEY=VALUE", fix="write e.g. --option unique_id=dgs10")
+        try:
+            options[key] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key] = value
+    for key in ("name", "domain"):
+        if getattr(args, key):
+            options[key] = getattr(args, key)
+    path = Path(args.path)
+    if not path.is_file():
+        raise EWSError(f"no file at {path}", fix="check the path")
+    with _open(settings, args.wait) as wh:
+        result = ingest_file(wh, settings, path, args.format, options=options)
+    text = f"{result.status}: batch {result.batch_id}, {result.rows} rows in {result.series} series"
+    if result.error:
+        text += f"\n{result.error}"
+    _print(result.__dict__, args.json, text)
+    return 0 if result.status != "quarantined" else 4
+
+
+# -- output helpers ------------------------------------------------------------------------
+def _cycle_dict(cycle: Any) -> dict[str, Any]:
+    return {"run_id": cycle.run_id, "series_processed": cycle.series_processed,
+            "series_skipped": cycle.series_skipped, "row_counts": cycle.row_counts,
+            "alerts": cycle.alerts, "notes": cycle.notes}
+
+
+def _summary_text(status: dict[str, Any], cycle: Any, quarantined: list[Any]) -> str:
+    lines = ["", "== EWS summary =="]
+    lines.append("series by domain: " + ", ".join(f"{d} {n}" for d, n in status["series_by_domain"].items()))
+    lines.append(f"observations: {status['observations']:,}   events: {status['events']:,}")
+    lines.append(f"cycle {cycle.run_id}: {cycle.series_processed} series processed, "
+                 f"{cycle.series_skipped} unchanged; rows written {cycle.row_counts}")
+    lines.append(f"forecasts: {status['forecasts']:,}   anomaly scores: {status['anomaly_scores']:,}   "
+                 f"judgments: {status['judgments']}")
+    lines.append("open alerts by level: " + ", ".join(f"{k} {v}" for k, v in status["alerts_by_level"].items()))
+    for alert in cycle.alerts:
+        lines.append(f"  [{alert['level'].upper()}] {alert['unique_id']} ({alert['region']}) "
+                     f"{alert['status']} at {str(alert['ds'])[:10]}")
+        if alert.get("judgment_en"):
+            lines.append(f"      {alert['judgment_en']}")
+    for item in quarantined:
+        lines.append(f"QUARANTINED {item.path}: {item.error}")
+    lines.append("Judgments are machine-generated and auxiliary: for reference, a duty officer decides.")
+    return "\n".join(lines)
+
+
+# -- parser --------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ews", description="EWS: time-series risk forecasting and early warning")
+    parser.add_argument("--home", help="engine state folder (default: $EWS_HOME or ./ews-home)")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--json", action="store_true", help="print one JSON object")
+    common.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    common.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
+                        help="wait this long for another writer to release the warehouse")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("init", parents=[common], help="create EWS_HOME, ews.toml and the warehouse").set_defaults(func=cmd_init)
+    sub.add_parser("demo", parents=[common], help="init, load the bundled real data, run one cycle").set_defaults(func=cmd_demo)
+    run = sub.add_parser("run", parents=[common], help="run one scoring cycle on the warehouse (what cron calls)")
+    run.add_argument("--actor", default="cron", help="who started the run (recorded in the audit log)")
+    run.set_defaults(func=cmd_run)
+    sub.add_parser("status", parents=[common], help="counts, levels and the last run").set_defaults(func=cmd_status)
+    ingest = sub.add_parser("ingest", help="load data into the warehouse")
+    isub = ingest.add_subparsers(dest="what", required=True)
+    f = isub.add_parser("file", parents=[common], help="load one file")
+    f.add_argument("path")
+    f.add_argument("--format", required=True, help="parser name (see docs/architecture.md)")
+    f.add_argument("--name")
+    f.add_argument("--domain")
+    f.add_argument("--option", action="append", metavar="KEY=VALUE", help="parser option (JSON values allowed)")
+    f.set_defaults(func=cmd_ingest_file)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings(args.home)
+        return args.func(args, settings)
+    except EWSError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,79 @@
+"""Dependencies flow one way (docs/architecture.md, ../shared/STYLE.md rule 1).
+
+- ``core`` imports nothing of ours.
+- ``forecasting`` and ``anomaly`` (libraries) import only ``core``.
+- ``alerts`` imports only ``core`` (its modules are pure).
+- ``warehouse`` imports only ``core``.
+- ``dashboards`` may read through ``warehouse`` but never imports a model folder.
+- ``pipelines`` wires everything and may import all of the above, except ``dashboards``.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+OURS = {"core", "forecasting", "anomaly", "alerts", "warehouse", "pipelines", "dashboards"}
+
+# package -> packages of ours it must not import
+FORBIDDEN = {
+    "core": OURS - {"core"},
+    "forecasting": {"warehouse", "pipelines", "dashboards", "alerts", "anomaly"},
+    "anomaly": {"warehouse", "pipelines", "dashboards", "alerts", "forecasting"},
+    "alerts": {"warehouse", "pipelines", "dashboards", "forecasting", "anomaly"},
+    "warehouse": {"pipelines", "dashboards", "forecasting", "anomaly", "alerts"},
+    "dashboards": {"forecasting", "anomaly", "pipelines"},
+    "pipelines": {"dashboards"},
+}
+
+
+def imported_packages(source: str) -> set[str]:
+    """Top-level package names a module imports (absolute imports, any depth in the file)."""
+    names = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def find_violations(root: Path) -> list[str]:
+    violations = []
+    for package, forbidden in FORBIDDEN.items():
+        for path in sorted((root / package).rglob("*.py")):
+            bad = imported_packages(path.read_text(encoding="utf-8")) & forbidden
+            for name in sorted(bad):
+                violations.append(f"{path.relative_to(root)} imports {name}")
+    return violations
+
+
+def test_project_imports_flow_one_way() -> None:
+    assert find_violations(ROOT) == []
+
+
+def test_library_folders_exist() -> None:
+    for package in FORBIDDEN:
+        assert (ROOT / package / "__init__.py").is_file(), package
+
+
+@pytest.mark.parametrize(
+    ("package", "line"),
+    [
+        ("forecasting", "from warehouse import Warehouse"),
+        ("anomaly", "import pipelines.cli"),
+        ("core", "import forecasting"),
+        ("dashboards", "from anomaly import grade"),
+        ("dashboards", "import forecasting.statistical as fs"),
+    ],
+)
+def test_checker_catches_a_wrong_way_import(tmp_path: Path, package: str, line: str) -> None:
+    for name in FORBIDDEN:
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "__init__.py").write_text("")
+    (tmp_path / package / "bad.py").write_text(f"def f():\n    {line}\n")
+    violations = find_violations(tmp_path)
+    assert len(violations) == 1 and violations[0].startswith(f"{package}/bad.py imports")

@@ -1,0 +1,121 @@
+"""The warehouse: migrations on open, idempotent upserts, one writer at a time."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from datetime import datetime
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from core.errors import WarehouseError, WarehouseLockedError
+from warehouse import CURRENT_VERSION, MIGRATIONS, Warehouse
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _fred_frame() -> pl.DataFrame:
+    """Real rows: the first year of FRED UNRATE as bundled."""
+    raw = pl.read_csv(ROOT / "data" / "market" / "fred_UNRATE.csv", try_parse_dates=True)
+    return (raw.drop_nulls("value").head(12)
+            .select(pl.lit("unrate").alias("unique_id"),
+                    pl.col("date").cast(pl.Datetime("us")).alias("ds"),
+                    pl.col("value").cast(pl.Float64).alias("y")))
+
+
+META = pl.DataFrame({
+    "unique_id": ["unrate"], "domain": ["market"], "name": ["US unemployment rate"],
+    "variable": ["unemployment"], "unit": ["percent"], "frequency": ["MS"], "region": ["US"],
+    "lat": [None], "lon": [None], "source": ["FRED"], "licence": ["public domain"],
+    "classification": ["public"],
+}, schema_overrides={"lat": pl.Float64, "lon": pl.Float64})
+
+
+def test_fresh_file_ends_at_current_version(tmp_path: Path) -> None:
+    with Warehouse.open(tmp_path / "w.duckdb") as wh:
+        assert wh.schema_version() == CURRENT_VERSION
+        expected = {"series", "observations", "ingest_batches", "forecasts", "anomaly_scores",
+                    "alerts", "judgments", "audit_log", "runs", "risk_grades", "series_state", "events"}
+        assert expected <= set(wh.tables())
+
+
+def test_older_file_is_migrated_forward_keeping_its_data(tmp_path: Path) -> None:
+    path = tmp_path / "old.duckdb"
+    with Warehouse.open(path, target_version=1) as wh:
+        assert wh.schema_version() == 1
+        assert "risk_grades" not in wh.tables()
+        wh.upsert_series(META, batch_id="b_old")
+        wh.upsert_observations(_fred_frame(), batch_id="b_old")
+    with Warehouse.open(path) as wh:
+        assert wh.schema_version() == CURRENT_VERSION == MIGRATIONS[-1].version
+        assert "risk_grades" in wh.tables()
+        assert wh.count("observations") == 12
+        assert wh.read_series_meta()["name"].to_list() == ["US unemployment rate"]
+
+
+def test_newer_file_is_refused_with_a_fix(tmp_path: Path) -> None:
+    path = tmp_path / "new.duckdb"
+    with Warehouse.open(path) as wh:
+        wh._exec("INSERT INTO schema_migrations VALUES (?, 'future', now())", [CURRENT_VERSION + 1])
+    with pytest.raises(WarehouseError, match="newer than this engine"):
+        Warehouse.open(path)
+
+
+def test_upsert_is_idempotent_and_counts_only_changes(tmp_path: Path) -> None:
+    frame = _fred_frame()
+    with Warehouse.open(tmp_path / "w.duckdb") as wh:
+        assert wh.upsert_series(META, batch_id="b1") == 1
+        assert wh.upsert_observations(frame, batch_id="b1") == 12
+        before = wh.read_observations()
+        # the same rows again, even under another batch id, change nothing
+        assert wh.upsert_series(META, batch_id="b2") == 0
+        assert wh.upsert_observations(frame, batch_id="b2") == 0
+        assert wh.read_observations().equals(before)
+        # a revised value and a late row: exactly two rows change
+        revised = pl.concat([
+            frame.with_columns(pl.when(pl.col("ds") == frame["ds"][3]).then(9.9).otherwise(pl.col("y")).alias("y")),
+            pl.DataFrame({"unique_id": ["unrate"], "ds": [datetime(1979, 12, 1)], "y": [6.0]})
+            .with_columns(pl.col("ds").cast(pl.Datetime("us"))),
+        ])
+        assert wh.upsert_observations(revised, batch_id="b3") == 2
+        assert wh.count("observations") == 13
+
+
+def test_failed_transaction_leaves_nothing(tmp_path: Path) -> None:
+    with Warehouse.open(tmp_path / "w.duckdb") as wh:
+        wh.upsert_series(META, batch_id="b1")
+        with pytest.raises(RuntimeError):
+            with wh.transaction():
+                wh.upsert_observations(_fred_frame(), batch_id="b1")
+                raise RuntimeError("crash in the middle of a batch")
+        assert wh.count("observations") == 0
+
+
+def test_second_writer_gets_a_clear_message(tmp_path: Path) -> None:
+    path = tmp_path / "w.duckdb"
+    Warehouse.open(path).close()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(f"""
+            import sys, time, duckdb
+            con = duckdb.connect({str(path)!r})
+            print("held", flush=True)
+            sys.stdin.readline()
+        """)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(WarehouseLockedError, match="(?s)held by another process.*--wait"):
+            Warehouse.open(path, wait_seconds=0.5)
+    finally:
+        holder.communicate("\n", timeout=30)
+    with Warehouse.open(path) as wh:  # released: the writer can come in
+        assert wh.schema_version() == CURRENT_VERSION
+
+
+def test_read_only_open_of_missing_file_says_what_to_run(tmp_path: Path) -> None:
+    with pytest.raises(WarehouseError, match="run `ews init`"):
+        Warehouse.open(tmp_path / "absent.duckdb", read_only=True)
