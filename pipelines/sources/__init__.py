@@ -1,0 +1,80 @@
+"""Source parsers: bundled or downloaded files in, validated long series frames out.
+
+Contract: every parser is ``parse_<format>(path, **options) -> Parsed`` with keyword-only
+options. ``Parsed.series`` satisfies :func:`core.frames.validate_series` (``unique_id, ds,
+y``; naive-UTC microsecond ``ds``; missing observations are absent rows), ``Parsed.meta``
+satisfies :func:`core.frames.validate_series_meta` (one row per ``unique_id``),
+``Parsed.events`` is set by earthquake catalogs only, and ``Parsed.notes`` says in words what
+was dropped, converted or assumed.
+
+A malformed file raises :class:`core.errors.DataFormatError` naming the file, the line or
+column, what was expected and a fix; a bad option raises :class:`core.errors.ConfigError`.
+Nothing partial is ever returned.
+
+This package reads files only: it imports ``core``, polars, numpy, xarray and the standard
+library, never ``warehouse``, ``forecasting``, ``anomaly`` or ``dashboards``.
+
+Formats (keys of :data:`PARSERS`): fred_csv, fred_long_fx, usgs_catalog, pbo_pos,
+usgs_daily_flow, nwis_rdb, psmsl_monthly, netcdf_region, nsidc_extent.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from core.errors import ConfigError
+from pipelines.sources._common import EVENT_SCHEMA, Parsed
+from pipelines.sources.catalogue import BundledFile, bundled_catalogue
+from pipelines.sources.geodetic import parse_pbo_pos
+from pipelines.sources.grids import parse_netcdf_region
+from pipelines.sources.hydro import parse_nwis_rdb, parse_psmsl_monthly, parse_usgs_daily_flow
+from pipelines.sources.markets import parse_fred_csv, parse_fred_long_fx
+from pipelines.sources.seaice import parse_nsidc_extent
+from pipelines.sources.seismic import parse_usgs_catalog
+
+__all__ = [
+    "Parsed",
+    "EVENT_SCHEMA",
+    "PARSERS",
+    "parse",
+    "BundledFile",
+    "bundled_catalogue",
+    "parse_fred_csv",
+    "parse_fred_long_fx",
+    "parse_usgs_catalog",
+    "parse_pbo_pos",
+    "parse_usgs_daily_flow",
+    "parse_nwis_rdb",
+    "parse_psmsl_monthly",
+    "parse_netcdf_region",
+    "parse_nsidc_extent",
+]
+
+PARSERS: dict[str, Callable[..., Parsed]] = {
+    "fred_csv": parse_fred_csv,
+    "fred_long_fx": parse_fred_long_fx,
+    "usgs_catalog": parse_usgs_catalog,
+    "pbo_pos": parse_pbo_pos,
+    "usgs_daily_flow": parse_usgs_daily_flow,
+    "nwis_rdb": parse_nwis_rdb,
+    "psmsl_monthly": parse_psmsl_monthly,
+    "netcdf_region": parse_netcdf_region,
+    "nsidc_extent": parse_nsidc_extent,
+}
+
+
+def parse(path: Path, fmt: str, **options: Any) -> Parsed:
+    """Parse ``path`` with the parser registered for ``fmt``; options are checked before reading."""
+    try:
+        parser = PARSERS[fmt]
+    except KeyError:
+        raise ConfigError(f"unknown source format {fmt!r}", fix=f"use one of {sorted(PARSERS)}") from None
+    try:
+        inspect.signature(parser).bind(Path(path), **options)
+    except TypeError as exc:
+        accepted = [p for p in inspect.signature(parser).parameters if p != "path"]
+        raise ConfigError(f"format {fmt!r}: {exc}", fix=f"options of {fmt!r} are {accepted}") from None
+    return parser(Path(path), **options)

@@ -1,0 +1,356 @@
+"""Shared plumbing of the source parsers: the ``Parsed`` result, strict column casts that
+name the offending line, metadata rows, and region boxes.
+
+Every helper raises :class:`core.errors.DataFormatError` (the file is wrong) or
+:class:`core.errors.ConfigError` (an option is wrong); none of them returns a partial frame.
+"""
+
+from __future__ import annotations
+
+import datetime
+import io
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+from core.errors import ConfigError, DataFormatError, FrameError
+from core.frames import FREQUENCIES, SERIES_META_COLUMNS, Classification, Domain
+from core.frames import validate_series, validate_series_meta
+
+__all__ = [
+    "Parsed",
+    "Region",
+    "EVENT_SCHEMA",
+    "fail",
+    "read_text",
+    "read_delimited",
+    "require_columns",
+    "to_float",
+    "to_datetime",
+    "meta_row",
+    "finish",
+    "check_frequency",
+    "parse_regions",
+    "in_region",
+    "snake",
+]
+
+#: Columns and types of the ``events`` frame that earthquake catalogs return.
+EVENT_SCHEMA: dict[str, pl.DataType] = {
+    "event_id": pl.Utf8(),
+    "time": pl.Datetime("us"),
+    "lat": pl.Float64(),
+    "lon": pl.Float64(),
+    "depth_km": pl.Float64(),
+    "magnitude": pl.Float64(),
+    "source": pl.Utf8(),
+}
+
+_META_SCHEMA: dict[str, pl.DataType] = {
+    col: (pl.Float64() if col in ("lat", "lon") else pl.Utf8()) for col in SERIES_META_COLUMNS
+}
+
+_SNAKE = re.compile(r"^[a-z][a-z0-9]*(_[a-z0-9]+)*$")
+
+
+@dataclass(frozen=True)
+class Parsed:
+    """What a parser hands back: validated series, their metadata, and (catalogs only) events."""
+
+    series: pl.DataFrame
+    meta: pl.DataFrame
+    events: pl.DataFrame | None = None
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Region:
+    """A latitude/longitude box; longitudes may be given in -180..180 or 0..360."""
+
+    id: str
+    name: str
+    min_lat: float
+    max_lat: float
+    min_lon: float
+    max_lon: float
+
+    @property
+    def centre(self) -> tuple[float, float]:
+        """Box centre as (lat, lon) with lon in -180..180 (boxes across 0°E are handled)."""
+        lo = self.min_lon % 360.0
+        span = 360.0 if self.max_lon - self.min_lon >= 360.0 else (self.max_lon % 360.0 - lo) % 360.0
+        lon = (lo + span / 2.0) % 360.0
+        return (self.min_lat + self.max_lat) / 2.0, (lon - 360.0 if lon > 180.0 else lon)
+
+
+def fail(path: Path, problem: str, *, fix: str) -> DataFormatError:
+    """Build the error every parser raises: the file's name first, then what is wrong."""
+    return DataFormatError(f"{path.name}: {problem}", fix=fix)
+
+
+def snake(text: str) -> str:
+    """Lowercase snake_case form of ``text`` (for default unique_ids)."""
+    out = re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
+    return out if out and out[0].isalpha() else f"s_{out}"
+
+
+def read_text(path: Path, *, encodings: Sequence[str] = ("utf-8",)) -> tuple[str, str]:
+    """Read a whole text file, trying ``encodings`` in order; returns (text, encoding used).
+
+    Line endings are normalised to ``\\n`` so CRLF files parse like LF ones.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataFormatError(
+            f"{path}: no such file",
+            fix="check the path (bundled files live under data/, see bundled_catalogue)",
+        )
+    raw = path.read_bytes()
+    if not raw.strip():
+        raise fail(path, "the file is empty", fix="download the file again; it should hold a header and data rows")
+    for encoding in encodings:
+        try:
+            text = raw.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+        return text.replace("\r\n", "\n").replace("\r", "\n").lstrip("\ufeff"), encoding
+    raise fail(
+        path,
+        f"cannot be decoded as {' or '.join(encodings)}",
+        fix="re-export the file as UTF-8 or pass encoding=... with the file's encoding",
+    )
+
+
+def read_delimited(path: Path, text: str, *, separator: str = ",", what: str = "CSV") -> pl.DataFrame:
+    """Parse delimited text into an all-text frame (casts happen later, with line numbers)."""
+    try:
+        df = pl.read_csv(
+            io.StringIO(text),
+            separator=separator,
+            infer_schema=False,
+            truncate_ragged_lines=False,
+        )
+    except pl.exceptions.PolarsError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise fail(
+            path,
+            f"is not a well-formed {what} ({first})",
+            fix=f"every row must have as many {separator!r}-separated fields as the header",
+        ) from None
+    if df.height == 0:
+        raise fail(path, "has a header but no data rows", fix="download the file again with data in it")
+    return df.rename({c: c.strip() for c in df.columns}).with_columns(pl.all().str.strip_chars())
+
+
+def require_columns(path: Path, df: pl.DataFrame, required: Iterable[str]) -> None:
+    missing = [c for c in required if c not in df.columns]
+    if missing:
+        raise fail(
+            path,
+            f"lacks column(s) {missing} in its header; it has {df.columns}",
+            fix=f"use a file whose header names {list(required)}",
+        )
+
+
+def _first_bad(path: Path, raw: pl.Series, bad: pl.Series, lines: pl.Series, *, column: str, expected: str) -> None:
+    """Raise naming the file line of the first row where ``bad`` is true."""
+    if not bad.any():
+        return
+    idx = int(bad.arg_true()[0])
+    raise fail(
+        path,
+        f"line {lines[idx]}, column {column!r}: expected {expected}, got {raw[idx]!r}"
+        f" ({int(bad.sum())} such value(s) in the file)",
+        fix=f"correct the value(s) in column {column!r} (or blank them out where the format allows missing values)",
+    )
+
+
+def to_float(path: Path, raw: pl.Series, lines: pl.Series, *, column: str) -> pl.Series:
+    """Cast text to finite float64; anything else (text, blank, NaN, inf) raises with its line.
+
+    ``lines`` holds each row's 1-based line number in the file, so errors point at the right
+    line even after rows were filtered out.
+    """
+    values = raw.cast(pl.Float64, strict=False)
+    bad = (values.is_null() | ~values.is_finite()).fill_null(True)
+    _first_bad(path, raw, bad, lines, column=column, expected="a finite number")
+    return values
+
+
+def to_datetime(path: Path, raw: pl.Series, fmt: str, lines: pl.Series, *, column: str, example: str) -> pl.Series:
+    """Parse text with a strftime ``fmt`` to Datetime(us); unparsable values raise with their line."""
+    values = raw.str.to_datetime(fmt, strict=False, time_unit="us")
+    bad = values.is_null().fill_null(True)
+    _first_bad(path, raw, bad, lines, column=column, expected=f"a date/time like {example!r}")
+    return values
+
+
+def check_frequency(path: Path, ds: pl.Series, frequency: str, *, what: str) -> None:
+    """Refuse timestamps that contradict the declared frequency (a wrong option or a wrong file)."""
+    if frequency not in FREQUENCIES:
+        raise ConfigError(
+            f"{path.name}: unknown frequency {frequency!r} for {what}",
+            fix=f"declare one of {', '.join(FREQUENCIES)}",
+        )
+    midnight = datetime.time(0)
+    if frequency == "MS":
+        bad = (ds.dt.day() != 1) | (ds.dt.time() != midnight)
+    elif frequency == "B":
+        bad = ds.dt.weekday() > 5
+    elif frequency == "W-FRI":
+        bad = ds.dt.weekday() != 5
+    elif frequency == "W-SUN":
+        bad = ds.dt.weekday() != 7
+    elif frequency == "D":
+        bad = ds.dt.time() != midnight
+    else:
+        return
+    if bad.any():
+        first = ds.filter(bad)[0]
+        raise fail(
+            path,
+            f"{what} is declared {frequency!r} but has {int(bad.sum())} timestamp(s) that do not fit, first {first}",
+            fix="pass the frequency that matches the file (B, W-FRI, MS, D ...)",
+        )
+
+
+def meta_row(
+    *,
+    unique_id: str,
+    domain: str,
+    name: str,
+    variable: str,
+    unit: str,
+    frequency: str,
+    region: str,
+    lat: float | None,
+    lon: float | None,
+    source: str,
+    licence: str,
+    classification: str = "public",
+) -> dict[str, object]:
+    """One metadata row; options are checked here so every parser rejects them the same way."""
+    if not _SNAKE.match(unique_id):
+        raise ConfigError(
+            f"unique_id {unique_id!r} is not lowercase snake_case",
+            fix="use letters, digits and single underscores, starting with a letter (e.g. 'dgs10')",
+        )
+    if domain not in {d.value for d in Domain}:
+        raise ConfigError(f"unknown domain {domain!r} for {unique_id}", fix=f"use one of {[d.value for d in Domain]}")
+    if frequency not in FREQUENCIES:
+        raise ConfigError(f"unknown frequency {frequency!r} for {unique_id}", fix=f"use one of {list(FREQUENCIES)}")
+    try:
+        Classification.parse(classification)
+    except FrameError as exc:
+        raise ConfigError(exc.problem, fix=exc.fix) from None
+    return {
+        "unique_id": unique_id,
+        "domain": domain,
+        "name": name,
+        "variable": variable,
+        "unit": unit,
+        "frequency": frequency,
+        "region": region,
+        "lat": None if lat is None else float(lat),
+        "lon": None if lon is None else float(lon),
+        "source": source,
+        "licence": licence,
+        "classification": classification.lower(),
+    }
+
+
+def finish(
+    path: Path,
+    series: pl.DataFrame | Sequence[pl.DataFrame],
+    meta: Sequence[Mapping[str, object]],
+    *,
+    notes: Sequence[str] = (),
+    events: pl.DataFrame | None = None,
+) -> Parsed:
+    """Validate series and metadata against the core contracts and package the result.
+
+    A contract breach here means the file itself is inconsistent (say, a date listed twice), so
+    it is reported as a :class:`DataFormatError` naming the file.
+    """
+    frames = [series] if isinstance(series, pl.DataFrame) else list(series)
+    frames = [f.select(pl.col("unique_id").cast(pl.Utf8), pl.col("ds").cast(pl.Datetime("us")), pl.col("y").cast(pl.Float64)) for f in frames]
+    combined = pl.concat(frames) if frames else pl.DataFrame(schema={"unique_id": pl.Utf8, "ds": pl.Datetime("us"), "y": pl.Float64})
+    if combined.height == 0:
+        raise fail(path, "yields no observations (every value is missing or filtered out)", fix="check the file and the options (country, regions ...)")
+    dupes = combined.group_by("unique_id", "ds").len().filter(pl.col("len") > 1).sort("unique_id", "ds")
+    if dupes.height:
+        uid, ds, n = dupes.row(0)
+        raise fail(
+            path,
+            f"series {uid!r} has {n} values at {ds} ({dupes.height} repeated timestamp(s) in all)",
+            fix="remove the repeated rows; a series holds one value per timestamp",
+        )
+    try:
+        valid = validate_series(combined, what=f"series parsed from {path.name}")
+        meta_frame = validate_series_meta(pl.DataFrame(list(meta), schema=_META_SCHEMA))
+    except FrameError as exc:
+        raise fail(path, exc.problem, fix=exc.fix or "fix the file") from None
+    ids_series = set(valid.get_column("unique_id").unique().to_list())
+    ids_meta = set(meta_frame.get_column("unique_id").to_list())
+    if ids_series != ids_meta:
+        # A parser bug, not a user error: say so plainly.
+        raise RuntimeError(f"{path.name}: series ids {sorted(ids_series)} differ from metadata ids {sorted(ids_meta)}")
+    if events is not None:
+        events = events.select([pl.col(c).cast(t) for c, t in EVENT_SCHEMA.items()]).sort("time")
+    return Parsed(series=valid, meta=meta_frame.sort("unique_id"), events=events, notes=tuple(notes))
+
+
+def parse_regions(regions: Sequence[Mapping[str, object]] | None, *, what: str) -> list[Region]:
+    """Turn region dicts {id, name, min_lat, max_lat, min_lon, max_lon} into checked boxes."""
+    if not regions:
+        raise ConfigError(
+            f"{what} needs at least one region",
+            fix="pass regions=[{'id': 'japan', 'name': 'Japan', 'min_lat': 22, 'max_lat': 46, 'min_lon': 122, 'max_lon': 150}]",
+        )
+    out: list[Region] = []
+    for spec in regions:
+        keys = ("id", "name", "min_lat", "max_lat", "min_lon", "max_lon")
+        missing = [k for k in keys if k not in spec]
+        if missing:
+            raise ConfigError(f"{what}: region {dict(spec)} lacks {missing}", fix=f"give every region the keys {list(keys)}")
+        try:
+            box = Region(
+                id=str(spec["id"]),
+                name=str(spec["name"]),
+                **{k: float(spec[k]) for k in keys[2:]},  # type: ignore[arg-type]
+            )
+        except (TypeError, ValueError):
+            raise ConfigError(f"{what}: region {dict(spec)} has a non-numeric bound", fix="give bounds in decimal degrees") from None
+        if not _SNAKE.match(box.id):
+            raise ConfigError(f"{what}: region id {box.id!r} is not lowercase snake_case", fix="use e.g. 'sichuan_yunnan'")
+        if not -90.0 <= box.min_lat < box.max_lat <= 90.0:
+            raise ConfigError(
+                f"{what}: region {box.id!r} has latitudes {box.min_lat}..{box.max_lat}",
+                fix="need -90 <= min_lat < max_lat <= 90",
+            )
+        if not (-180.0 <= box.min_lon <= 360.0 and -180.0 <= box.max_lon <= 360.0):
+            raise ConfigError(
+                f"{what}: region {box.id!r} has longitudes {box.min_lon}..{box.max_lon}",
+                fix="give longitudes in -180..180 or 0..360 degrees east",
+            )
+        out.append(box)
+    ids = [r.id for r in out]
+    if len(set(ids)) != len(ids):
+        raise ConfigError(f"{what}: region ids {ids} repeat", fix="give each region its own id")
+    return out
+
+
+def in_region(lat: pl.Expr, lon: pl.Expr, box: Region) -> pl.Expr:
+    """Boolean expression: inside the box, comparing longitudes on one 0..360 circle."""
+    lat_ok = (lat >= box.min_lat) & (lat <= box.max_lat)
+    if box.max_lon - box.min_lon >= 360.0:
+        return lat_ok
+    lo, hi = box.min_lon % 360.0, box.max_lon % 360.0
+    east = lon % 360.0
+    # lo > hi means the box crosses 0°E (e.g. 350..10): take the two arcs.
+    lon_ok = ((east >= lo) & (east <= hi)) if lo <= hi else ((east >= lo) | (east <= hi))
+    return lat_ok & lon_ok
+
