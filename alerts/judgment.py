@@ -63,7 +63,8 @@ def write_template_judgment(evidence: dict[str, Any]) -> Judgment:
     """Render a judgment from an evidence bundle.
 
     Required keys: ``name, unique_id, region, hazard, level, ds, score, threshold, driver,
-    value, unit, data_age_days``; optional ``forecast`` with ``ds, q05, q50, q95``.
+    value, unit, data_age_days``; optional ``forecast`` with ``ds, q05, q50, q95`` and
+    ``as_of`` (the replay date, which marks the text as an exercise).
     """
     level = evidence["level"]
     ds = _date(evidence["ds"])
@@ -90,6 +91,9 @@ def write_template_judgment(evidence: dict[str, Any]) -> Judgment:
     age = evidence["data_age_days"]
     en.append(f"Data are {age} days old at assessment time; treat as an indicator, not a certainty.")
     zh.append(f"数据距研判时已{age}天；仅作参考指标，并非确定结论。")
+    if evidence.get("as_of"):
+        en.insert(0, f"[Exercise: replay as of {evidence['as_of']}]")
+        zh.insert(0, f"【演练：按{evidence['as_of']}回放】")
     return Judgment(
         writer="template",
         model=None,

@@ -15,6 +15,7 @@ import json
 import os
 import tomllib
 from dataclasses import dataclass, fields
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +23,12 @@ from core.errors import ConfigError
 
 __all__ = [
     "DEFAULT_TOML",
+    "DEMO_AS_OF",
     "Settings",
     "ForecastSettings",
     "AnomalySettings",
     "RiskSettings",
+    "CycleSettings",
     "AlertSettings",
     "RuntimeSettings",
     "load_settings",
@@ -66,14 +69,22 @@ min_history = 60
 
 [risk]
 # Calibrated score (0..1, the share of the series' own history that was less abnormal)
-# at or above which each level starts.
-blue = 0.99
-yellow = 0.995
-orange = 0.998
-red = 0.9995
+# at or above which each level starts. An empirical calibration over n points tops out at
+# n/(n+1), so red at 0.998 needs about 500 scored points of history.
+blue = 0.97
+yellow = 0.99
+orange = 0.995
+red = 0.998
 # A level holds only if at least persistence_k of the last persistence_n steps reached it.
 persistence_k = 2
 persistence_n = 3
+
+[cycle]
+# Replay clock: when set (ISO date, e.g. "2011-03-12"), every cycle sees only observations
+# up to the end of that day, as if run then: drills, training and back-checks of known
+# events. Empty = live (all data). `ews demo` writes "2011-03-12" (the day after the
+# Tohoku earthquake) into a fresh home's ews.toml; delete the line to go live.
+as_of = ""
 
 [alerts]
 # Issuing-unit code used in message identifiers (GB/T 35965.1: code + _YYYYMMDDhhmmss).
@@ -85,6 +96,11 @@ auto_release = ["blue", "yellow"]
 # Threads for numeric libraries (torch, BLAS); match the cores you have.
 threads = 2
 """
+
+
+#: The replay date `ews demo` writes into a fresh home: the day after the 2011-03-11
+#: Tohoku M9.1 earthquake, which the bundled Japan catalog, tide gauge and markets cover.
+DEMO_AS_OF = "2011-03-12"
 
 
 @dataclass(frozen=True)
@@ -126,6 +142,17 @@ class RiskSettings:
 
 
 @dataclass(frozen=True)
+class CycleSettings:
+    as_of: str
+
+    def as_of_time(self) -> datetime | None:
+        """End of the replay day (exclusive bound), or None when live."""
+        if not self.as_of:
+            return None
+        return datetime.fromisoformat(self.as_of) + timedelta(days=1)
+
+
+@dataclass(frozen=True)
 class AlertSettings:
     issuer: str
     auto_release: list[str]
@@ -141,6 +168,7 @@ _SECTIONS = {
     "forecast": ForecastSettings,
     "anomaly": AnomalySettings,
     "risk": RiskSettings,
+    "cycle": CycleSettings,
     "alerts": AlertSettings,
     "runtime": RuntimeSettings,
 }
@@ -155,6 +183,7 @@ class Settings:
     forecast: ForecastSettings
     anomaly: AnomalySettings
     risk: RiskSettings
+    cycle: CycleSettings
     alerts: AlertSettings
     runtime: RuntimeSettings
 
@@ -267,7 +296,7 @@ def _check(settings: Settings) -> None:
     if not all(0.0 < t < 1.0 for t in ladder) or ladder != sorted(ladder):
         raise ConfigError(
             f"risk thresholds must rise within (0, 1) from blue to red, got {ladder}",
-            fix="set [risk] blue < yellow < orange < red, e.g. 0.99, 0.995, 0.998, 0.9995",
+            fix="set [risk] blue < yellow < orange < red, e.g. 0.97, 0.99, 0.995, 0.998",
         )
     if not 1 <= risk.persistence_k <= risk.persistence_n:
         raise ConfigError(
@@ -275,6 +304,14 @@ def _check(settings: Settings) -> None:
             f"persistence_n={risk.persistence_n}",
             fix="set [risk] persistence_k <= persistence_n",
         )
+    if settings.cycle.as_of:
+        try:
+            datetime.fromisoformat(settings.cycle.as_of)
+        except ValueError:
+            raise ConfigError(
+                f"[cycle] as_of = {settings.cycle.as_of!r} is not an ISO date",
+                fix='write a date such as "2011-03-12", or "" for live',
+            ) from None
     for level in settings.alerts.auto_release:
         if level not in ("blue", "yellow", "orange", "red"):
             raise ConfigError(

@@ -17,15 +17,18 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import EWSError
-from core.settings import DEFAULT_TOML, Settings, load_settings
+from core.settings import DEFAULT_TOML, DEMO_AS_OF, Settings, load_settings
 
 __all__ = ["main", "init_home"]
 
 log = logging.getLogger("ews")
 
 
-def init_home(settings: Settings) -> list[str]:
-    """Create the EWS_HOME layout and a documented ews.toml; never overwrite what exists."""
+def init_home(settings: Settings, *, as_of: str = "") -> list[str]:
+    """Create the EWS_HOME layout and a documented ews.toml; never overwrite what exists.
+
+    ``as_of`` presets the replay clock ([cycle] as_of) in a newly written ews.toml.
+    """
     created = []
     settings.home.mkdir(parents=True, exist_ok=True)
     for name in ("raw", "models", "alerts", "logs"):
@@ -34,7 +37,8 @@ def init_home(settings: Settings) -> list[str]:
             folder.mkdir(parents=True)
             created.append(str(folder))
     if not settings.config_file.exists():
-        settings.config_file.write_text(DEFAULT_TOML, encoding="utf-8")
+        text = DEFAULT_TOML.replace('as_of = ""', f'as_of = "{as_of}"', 1)
+        settings.config_file.write_text(text, encoding="utf-8")
         created.append(str(settings.config_file))
     return created
 
@@ -81,9 +85,13 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from pipelines.cycle import run_cycle
     from pipelines.ingest import load_bundled
 
-    init_home(settings)
+    if init_home(settings, as_of=DEMO_AS_OF):
+        settings = load_settings(settings.home)  # pick up the ews.toml just written
     _setup_logging(settings, args.quiet)
     log.info("EWS demo: home %s", settings.home)
+    if settings.cycle.as_of:
+        log.info("replay clock [cycle] as_of = %s in %s: the cycle runs as if on that day "
+                 "(delete the line to run live)", settings.cycle.as_of, settings.config_file)
     with _open(settings, args.wait) as wh:
         log.info("loading the bundled real data")
         results = load_bundled(wh, settings, progress=log.info)

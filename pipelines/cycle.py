@@ -55,8 +55,13 @@ def run_cycle(
     now = now or utc_now()
     run_id = new_run_id(now)
     summary = CycleSummary(run_id=run_id)
-    wh.start_run(run_id=run_id, kind="cycle", started_at=now)
-    wh.audit(at=now, actor=actor, action="run.started", target=run_id, detail={"kind": "cycle"})
+    as_of = settings.cycle.as_of_time()
+    kind = "cycle" if as_of is None else "replay"
+    wh.start_run(run_id=run_id, kind=kind, started_at=now, as_of=as_of)
+    wh.audit(at=now, actor=actor, action="run.started", target=run_id,
+             detail={"kind": kind, "as_of": settings.cycle.as_of or None})
+    if as_of is not None:
+        progress(f"replay: the cycle sees only data up to {settings.cycle.as_of} ([cycle] as_of)")
     try:
         with wh.transaction():
             _cycle(wh, settings, summary, now=now, progress=progress)
@@ -74,8 +79,8 @@ def run_cycle(
     return summary
 
 
-def _changed_series(wh: Warehouse) -> tuple[pl.DataFrame, int]:
-    fingerprints = wh.series_fingerprints()
+def _changed_series(wh: Warehouse, before: datetime | None) -> tuple[pl.DataFrame, int]:
+    fingerprints = wh.series_fingerprints(before=before)
     state = wh.read_series_state().rename({"fingerprint": "seen"})
     joined = fingerprints.join(state, on="unique_id", how="left")
     changed = joined.filter(pl.col("seen").is_null() | (pl.col("seen") != pl.col("fingerprint")))
@@ -84,7 +89,8 @@ def _changed_series(wh: Warehouse) -> tuple[pl.DataFrame, int]:
 
 def _cycle(wh: Warehouse, settings: Settings, summary: CycleSummary, *, now: datetime,
            progress: Callable[[str], None]) -> None:
-    changed, skipped = _changed_series(wh)
+    as_of = settings.cycle.as_of_time()
+    changed, skipped = _changed_series(wh, as_of)
     summary.series_skipped = skipped
     counts = summary.row_counts
     counts.update(forecasts=0, anomaly_scores=0, risk_grades=0, alerts=0, judgments=0)
@@ -93,7 +99,7 @@ def _cycle(wh: Warehouse, settings: Settings, summary: CycleSummary, *, now: dat
         return
     uids = changed.get_column("unique_id").to_list()
     meta = wh.read_series_meta(uids)
-    series = wh.read_observations(uids)
+    series = wh.read_observations(uids, before=as_of)
     frequencies = dict(zip(meta["unique_id"], meta["frequency"], strict=True))
     summary.series_processed = len(uids)
 
@@ -135,7 +141,7 @@ def _cycle(wh: Warehouse, settings: Settings, summary: CycleSummary, *, now: dat
     planned = plan_alerts(latest, open_alerts, now=now)
     counts["alerts"] = wh.upsert_alerts(planned.with_columns(pl.lit(summary.run_id).alias("run_id")))
     fresh = _changed_alerts(planned, open_alerts)
-    judgments = _judge(wh, settings, fresh, meta, series, now=now, run_id=summary.run_id)
+    judgments = _judge(wh, settings, fresh, meta, series, now=now, as_of=as_of, run_id=summary.run_id)
     counts["judgments"] = wh.insert_judgments(judgments) if judgments.height else 0
     for row in fresh.iter_rows(named=True):
         wh.audit(at=now, actor="cycle", action=f"alert.{row['status']}", target=row["alert_id"],
@@ -176,7 +182,8 @@ def _changed_alerts(planned: pl.DataFrame, before: pl.DataFrame) -> pl.DataFrame
 
 
 def _judge(wh: Warehouse, settings: Settings, alerts: pl.DataFrame, meta: pl.DataFrame,
-           series: pl.DataFrame, *, now: datetime, run_id: str) -> pl.DataFrame:
+           series: pl.DataFrame, *, now: datetime, as_of: datetime | None,
+           run_id: str) -> pl.DataFrame:
     """One judgment per new or changed alert, written from its evidence bundle."""
     rows = []
     if alerts.height == 0:
@@ -203,7 +210,8 @@ def _judge(wh: Warehouse, settings: Settings, alerts: pl.DataFrame, meta: pl.Dat
             "value": value.get_column("y").item() if value.height else None,
             "unit": info[uid]["unit"],
             "source": info[uid]["source"],
-            "data_age_days": (now - alert["ds"]).days,
+            "data_age_days": ((as_of or now) - alert["ds"]).days,
+            "as_of": settings.cycle.as_of or None,
             "forecast": None if nxt.height == 0 else {
                 "ds": nxt.item(0, "ds").isoformat(),
                 "q05": nxt.item(0, "q05"), "q50": nxt.item(0, "q50"), "q95": nxt.item(0, "q95"),

@@ -50,7 +50,7 @@ def test_older_file_is_migrated_forward_keeping_its_data(tmp_path: Path) -> None
         wh.upsert_series(META, batch_id="b_old")
         wh.upsert_observations(_fred_frame(), batch_id="b_old")
     with Warehouse.open(path) as wh:
-        assert wh.schema_version() == CURRENT_VERSION == MIGRATIONS[-1].version
+        assert wh.schema_version() == CURRENT_VERSION == max(m.version for m in MIGRATIONS)
         assert "risk_grades" in wh.tables()
         assert wh.count("observations") == 12
         assert wh.read_series_meta()["name"].to_list() == ["US unemployment rate"]
@@ -59,7 +59,7 @@ def test_older_file_is_migrated_forward_keeping_its_data(tmp_path: Path) -> None
 def test_newer_file_is_refused_with_a_fix(tmp_path: Path) -> None:
     path = tmp_path / "new.duckdb"
     with Warehouse.open(path) as wh:
-        wh._exec("INSERT INTO schema_migrations VALUES (?, 'future', now())", [CURRENT_VERSION + 1])
+        wh.execute("INSERT INTO schema_migrations VALUES (?, 'future', now())", [CURRENT_VERSION + 1])
     with pytest.raises(WarehouseError, match="newer than this engine"):
         Warehouse.open(path)
 

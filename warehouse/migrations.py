@@ -71,7 +71,8 @@ _V1 = (
         finished_at TIMESTAMP,
         status      VARCHAR NOT NULL CHECK (status IN ('running', 'success', 'failed')),
         row_counts  JSON,
-        error       VARCHAR
+        error       VARCHAR,
+        as_of       TIMESTAMP  -- replay clock: the run saw only data earlier than this
     )
     """,
     """
@@ -185,4 +186,4 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(2, "risk grades, per-series cycle state, earthquake events", _V2),
 )
 
-CURRENT_VERSION = MIGRATIONS[-1].version
+CURRENT_VERSION = max(m.version for m in MIGRATIONS)

@@ -128,25 +128,26 @@ class Warehouse:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _exec(self, sql: str, params: Sequence[Any] | None = None) -> list[tuple[Any, ...]]:
+    def execute(self, sql: str, params: Sequence[Any] | None = None) -> list[tuple[Any, ...]]:
         """Run one statement and read its whole result (DuckDB 2 wants results finished)."""
         return self._con.execute(sql, list(params or [])).fetchall()
 
-    def _frame(self, sql: str, params: Sequence[Any] | None = None) -> pl.DataFrame:
+    def frame(self, sql: str, params: Sequence[Any] | None = None) -> pl.DataFrame:
+        """Run one query and return its result as a polars frame."""
         return self._con.sql(sql, params=list(params) if params else None).pl()
 
     # -- schema ------------------------------------------------------------------------
     def schema_version(self) -> int:
-        exists = self._exec(
+        exists = self.execute(
             "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_migrations'"
         )[0][0]
         if not exists:
             return 0
-        return self._exec("SELECT coalesce(max(version), 0) FROM schema_migrations")[0][0]
+        return self.execute("SELECT coalesce(max(version), 0) FROM schema_migrations")[0][0]
 
     def migrate(self, target_version: int = CURRENT_VERSION) -> list[int]:
         """Apply the missing migrations up to ``target_version``; return those applied."""
-        self._exec(
+        self.execute(
             "CREATE TABLE IF NOT EXISTS schema_migrations "
             "(version INTEGER PRIMARY KEY, description VARCHAR, applied_at TIMESTAMP)"
         )
@@ -158,22 +159,22 @@ class Warehouse:
                 fix="upgrade EWS to the version that wrote this file",
             )
         applied = []
-        for migration in MIGRATIONS:
+        for migration in sorted(MIGRATIONS, key=lambda m: m.version):
             if current < migration.version <= target_version:
                 with self.transaction():
                     for statement in migration.statements:
-                        self._exec(statement)
-                    self._exec(
+                        self.execute(statement)
+                    self.execute(
                         "INSERT INTO schema_migrations VALUES (?, ?, now())",
                         [migration.version, migration.description],
                     )
                 applied.append(migration.version)
         if applied:
-            self._exec("CHECKPOINT")
+            self.execute("CHECKPOINT")
         return applied
 
     def tables(self) -> list[str]:
-        rows = self._exec(
+        rows = self.execute(
             "SELECT table_name FROM information_schema.tables ORDER BY table_name"
         )
         return [r[0] for r in rows]
@@ -185,29 +186,36 @@ class Warehouse:
         if self._in_transaction:
             yield
             return
-        self._exec("BEGIN TRANSACTION")
+        self.execute("BEGIN TRANSACTION")
         self._in_transaction = True
         try:
             yield
         except BaseException:
-            self._exec("ROLLBACK")
+            self.execute("ROLLBACK")
             raise
         else:
-            self._exec("COMMIT")
+            self.execute("COMMIT")
         finally:
             self._in_transaction = False
 
     def checkpoint(self) -> None:
-        self._exec("CHECKPOINT")
+        self.execute("CHECKPOINT")
 
     # -- generic upsert ----------------------------------------------------------------
     def _upsert(self, table: str, frame: pl.DataFrame, **constants: Any) -> int:
+        keys, values = _TABLES[table]
+        return self.upsert(table, frame, keys=keys, values=values, **constants)
+
+    def upsert(self, table: str, frame: pl.DataFrame, *, keys: Sequence[str],
+               values: Sequence[str], **constants: Any) -> int:
         """Insert new keys and update changed rows of ``table`` from ``frame``.
 
+        ``keys`` is the table's primary key, ``values`` the other columns written.
         ``constants`` are values bound for columns the frame lacks (e.g. ``run_id``).
         Returns the number of rows inserted or changed; identical rows are left alone.
+        Table and column names must come from code, never from user input.
         """
-        keys, values = _TABLES[table]
+        keys, values = tuple(keys), tuple(values)
         columns = keys + values
         if frame.height == 0:
             return 0
@@ -232,7 +240,7 @@ class Warehouse:
         )
         self._con.register("incoming", frame.to_arrow())
         try:
-            return self._exec(sql, params)[0][0]
+            return self.execute(sql, params)[0][0]
         finally:
             self._con.unregister("incoming")
 
@@ -249,34 +257,40 @@ class Warehouse:
     def read_series_meta(self, unique_ids: Sequence[str] | None = None) -> pl.DataFrame:
         sql = f"SELECT {', '.join(SERIES_META_COLUMNS)} FROM series"
         if unique_ids is not None:
-            return self._frame(sql + " WHERE unique_id IN (SELECT unnest(?)) ORDER BY unique_id",
+            return self.frame(sql + " WHERE unique_id IN (SELECT unnest(?)) ORDER BY unique_id",
                                      [list(unique_ids)])
-        return self._frame(sql + " ORDER BY unique_id")
+        return self.frame(sql + " ORDER BY unique_id")
 
-    def read_observations(self, unique_ids: Sequence[str] | None = None) -> pl.DataFrame:
-        sql = "SELECT unique_id, ds, y FROM observations"
+    def read_observations(self, unique_ids: Sequence[str] | None = None, *,
+                          before: datetime | None = None) -> pl.DataFrame:
+        """Observations (all, or of ``unique_ids``), only those earlier than ``before`` if given."""
+        sql = "SELECT unique_id, ds, y FROM observations WHERE ds < coalesce(?, 'infinity'::TIMESTAMP)"
+        params: list[Any] = [before]
         if unique_ids is not None:
-            return self._frame(sql + " WHERE unique_id IN (SELECT unnest(?)) ORDER BY unique_id, ds",
-                                     [list(unique_ids)])
-        return self._frame(sql + " ORDER BY unique_id, ds")
+            sql += " AND unique_id IN (SELECT unnest(?))"
+            params.append(list(unique_ids))
+        return self.frame(sql + " ORDER BY unique_id, ds", params)
 
-    def series_fingerprints(self) -> pl.DataFrame:
-        """Per series a fingerprint of its observations: it changes when any value does."""
-        return self._frame(
+    def series_fingerprints(self, *, before: datetime | None = None) -> pl.DataFrame:
+        """Per series a fingerprint of its observations (earlier than ``before`` if given):
+        it changes when any value does."""
+        return self.frame(
             "SELECT unique_id, count(*)::VARCHAR || '|' || max(ds)::VARCHAR || '|' || "
             "bit_xor(hash(ds, y))::VARCHAR AS fingerprint "
-            "FROM observations GROUP BY unique_id ORDER BY unique_id"
+            "FROM observations WHERE ds < coalesce(?, 'infinity'::TIMESTAMP) "
+            "GROUP BY unique_id ORDER BY unique_id",
+            [before],
         )
 
     def read_series_state(self) -> pl.DataFrame:
-        return self._frame("SELECT unique_id, fingerprint FROM series_state")
+        return self.frame("SELECT unique_id, fingerprint FROM series_state")
 
     def upsert_series_state(self, state: pl.DataFrame, *, run_id: str, at: datetime) -> int:
         return self._upsert("series_state", state, run_id=run_id, processed_at=at)
 
     # -- ingest ledger -----------------------------------------------------------------
     def batch_status(self, batch_id: str) -> str | None:
-        row = _first(self._exec(
+        row = _first(self.execute(
             "SELECT status FROM ingest_batches WHERE batch_id = ?", [batch_id]
         ))
         return None if row is None else row[0]
@@ -295,7 +309,7 @@ class Warehouse:
         rows_changed: int | None = None,
         error: str | None = None,
     ) -> None:
-        self._exec(
+        self.execute(
             "INSERT OR REPLACE INTO ingest_batches (batch_id, source, format, location, fetched_at, "
             "row_count, rows_changed, checksum, status, error) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -304,15 +318,16 @@ class Warehouse:
         )
 
     def read_batches(self, limit: int = 100) -> pl.DataFrame:
-        return self._frame(
+        return self.frame(
             "SELECT * FROM ingest_batches ORDER BY fetched_at DESC, batch_id LIMIT ?", [limit]
         )
 
     # -- runs --------------------------------------------------------------------------
-    def start_run(self, *, run_id: str, kind: str, started_at: datetime) -> None:
-        self._exec(
-            "INSERT INTO runs (run_id, kind, started_at, status) VALUES (?, ?, ?, 'running')",
-            [run_id, kind, started_at],
+    def start_run(self, *, run_id: str, kind: str, started_at: datetime,
+                  as_of: datetime | None = None) -> None:
+        self.execute(
+            "INSERT INTO runs (run_id, kind, started_at, status, as_of) VALUES (?, ?, ?, 'running', ?)",
+            [run_id, kind, started_at, as_of],
         )
 
     def finish_run(
@@ -324,21 +339,21 @@ class Warehouse:
         row_counts: dict[str, int],
         error: str | None = None,
     ) -> None:
-        self._exec(
+        self.execute(
             "UPDATE runs SET status = ?, finished_at = ?, row_counts = ?, error = ? WHERE run_id = ?",
             [status, finished_at, json.dumps(row_counts), error, run_id],
         )
 
     def last_run(self, kind: str | None = None) -> dict[str, Any] | None:
-        sql = "SELECT run_id, kind, status, started_at, finished_at, row_counts, error FROM runs"
+        sql = "SELECT run_id, kind, status, started_at, finished_at, row_counts, error, as_of FROM runs"
         params: list[Any] = []
         if kind is not None:
             sql += " WHERE kind = ?"
             params.append(kind)
-        row = _first(self._exec(sql + " ORDER BY started_at DESC, run_id DESC LIMIT 1", params))
+        row = _first(self.execute(sql + " ORDER BY started_at DESC, run_id DESC LIMIT 1", params))
         if row is None:
             return None
-        keys = ("id", "kind", "status", "started_at", "finished_at", "row_counts", "error")
+        keys = ("id", "kind", "status", "started_at", "finished_at", "row_counts", "error", "as_of")
         out = dict(zip(keys, row, strict=True))
         out["row_counts"] = json.loads(out["row_counts"]) if out["row_counts"] else {}
         return out
@@ -356,7 +371,7 @@ class Warehouse:
 
     def read_latest_grades(self) -> pl.DataFrame:
         """The newest grade of every graded series, joined with its metadata."""
-        return self._frame(
+        return self.frame(
             "SELECT g.unique_id, g.ds, g.level, g.score, g.evidence, s.domain, s.region, s.name "
             "FROM risk_grades g JOIN series s USING (unique_id) "
             "QUALIFY row_number() OVER (PARTITION BY g.unique_id ORDER BY g.ds DESC) = 1 "
@@ -365,7 +380,7 @@ class Warehouse:
 
     def read_latest_forecasts(self, unique_ids: Sequence[str]) -> pl.DataFrame:
         """The forecasts from each series' newest cutoff."""
-        return self._frame(
+        return self.frame(
             "SELECT * FROM forecasts WHERE unique_id IN (SELECT unnest(?)) "
             "QUALIFY cutoff = max(cutoff) OVER (PARTITION BY unique_id) ORDER BY unique_id, ds",
             [list(unique_ids)],
@@ -377,7 +392,7 @@ class Warehouse:
         if statuses is not None:
             sql += " WHERE status IN (SELECT unnest(?))"
             params.append(list(statuses))
-        return self._frame(sql + " ORDER BY opened_at, alert_id", params)
+        return self.frame(sql + " ORDER BY opened_at, alert_id", params)
 
     def upsert_alerts(self, alerts: pl.DataFrame) -> int:
         return self._upsert("alerts", alerts)
@@ -391,18 +406,18 @@ class Warehouse:
         if alert_ids is not None:
             sql += " WHERE alert_id IN (SELECT unnest(?))"
             params.append(list(alert_ids))
-        return self._frame(sql + " ORDER BY created_at, judgment_id", params)
+        return self.frame(sql + " ORDER BY created_at, judgment_id", params)
 
     # -- audit -------------------------------------------------------------------------
     def audit(self, *, at: datetime, actor: str, action: str, target: str | None,
               detail: dict[str, Any] | None = None) -> None:
-        self._exec(
+        self.execute(
             "INSERT INTO audit_log (at_time, actor, action, target, detail) VALUES (?, ?, ?, ?, ?)",
             [at, actor, action, target, json.dumps(detail or {}, default=str)],
         )
 
     def read_audit(self, limit: int = 100) -> pl.DataFrame:
-        return self._frame(
+        return self.frame(
             "SELECT * FROM audit_log ORDER BY audit_id DESC LIMIT ?", [limit]
         )
 
@@ -410,17 +425,17 @@ class Warehouse:
     def count(self, table: str) -> int:
         if table not in _TABLES and table not in ("ingest_batches", "runs", "audit_log"):
             raise WarehouseError(f"unknown table {table!r}")
-        return self._exec(f"SELECT count(*) FROM {table}")[0][0]
+        return self.execute(f"SELECT count(*) FROM {table}")[0][0]
 
     def status(self) -> dict[str, Any]:
         """The figures `ews status --json` prints."""
-        domains = dict(self._exec(
+        domains = dict(self.execute(
             "SELECT domain, count(*) FROM series GROUP BY domain ORDER BY domain"
         ))
-        levels = dict(self._exec(
+        levels = dict(self.execute(
             "SELECT level, count(*) FROM alerts WHERE status NOT IN ('resolved') GROUP BY level"
         ))
-        batches = dict(self._exec(
+        batches = dict(self.execute(
             "SELECT status, count(*) FROM ingest_batches GROUP BY status"
         ))
         last = self.last_run()
@@ -440,6 +455,7 @@ class Warehouse:
                 "id": last["id"], "kind": last["kind"], "status": last["status"],
                 "started_at": str(last["started_at"]), "finished_at": str(last["finished_at"]),
                 "row_counts": last["row_counts"],
+                "as_of": None if last["as_of"] is None else str(last["as_of"]),
             },
         }
 
