@@ -9,6 +9,7 @@ Progress goes to stderr (and ``EWS_HOME/logs/ews.log``); results go to stdout.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import logging
 import sys
@@ -19,9 +20,13 @@ from typing import Any
 from core.errors import EWSError
 from core.settings import DEFAULT_TOML, DEMO_AS_OF, Settings, load_settings
 
-__all__ = ["main", "init_home"]
+__all__ = ["main", "init_home", "open_warehouse", "setup_logging", "print_result"]
 
 log = logging.getLogger("ews")
+
+#: Modules that add subcommands: each has ``register(subparsers, common_parent)`` and
+#: sets ``func(args, settings) -> exit code`` on its parsers (see pipelines/cli.py's own).
+COMMAND_MODULES: tuple[str, ...] = ()
 
 
 def init_home(settings: Settings, *, as_of: str = "") -> list[str]:
@@ -43,7 +48,7 @@ def init_home(settings: Settings, *, as_of: str = "") -> list[str]:
     return created
 
 
-def _setup_logging(settings: Settings, quiet: bool) -> None:
+def setup_logging(settings: Settings, quiet: bool) -> None:
     logs = settings.path("logs")
     logs.mkdir(parents=True, exist_ok=True)
     log.setLevel(logging.INFO)
@@ -57,13 +62,13 @@ def _setup_logging(settings: Settings, quiet: bool) -> None:
         log.addHandler(console)
 
 
-def _open(settings: Settings, wait: float = 0.0, read_only: bool = False):  # noqa: ANN202
+def open_warehouse(settings: Settings, wait: float = 0.0, read_only: bool = False):  # noqa: ANN202
     from warehouse import Warehouse
 
     return Warehouse.open(settings.warehouse_path, wait_seconds=wait, read_only=read_only)
 
 
-def _print(data: Any, as_json: bool, text: str) -> None:
+def print_result(data: Any, as_json: bool, text: str) -> None:
     if as_json:
         print(json.dumps(data, indent=2, default=str, ensure_ascii=False))
     else:
@@ -73,9 +78,9 @@ def _print(data: Any, as_json: bool, text: str) -> None:
 # -- commands ------------------------------------------------------------------------------
 def cmd_init(args: argparse.Namespace, settings: Settings) -> int:
     created = init_home(settings)
-    with _open(settings, args.wait) as wh:
+    with open_warehouse(settings, args.wait) as wh:
         version = wh.schema_version()
-    _print({"home": str(settings.home), "created": created, "schema_version": version}, args.json,
+    print_result({"home": str(settings.home), "created": created, "schema_version": version}, args.json,
            f"EWS home ready at {settings.home} (schema version {version}); "
            f"settings in {settings.config_file}")
     return 0
@@ -87,30 +92,30 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
 
     if init_home(settings, as_of=DEMO_AS_OF):
         settings = load_settings(settings.home)  # pick up the ews.toml just written
-    _setup_logging(settings, args.quiet)
+    setup_logging(settings, args.quiet)
     log.info("EWS demo: home %s", settings.home)
     if settings.cycle.as_of:
         log.info("replay clock [cycle] as_of = %s in %s: the cycle runs as if on that day "
                  "(delete the line to run live)", settings.cycle.as_of, settings.config_file)
-    with _open(settings, args.wait) as wh:
+    with open_warehouse(settings, args.wait) as wh:
         log.info("loading the bundled real data")
         results = load_bundled(wh, settings, progress=log.info)
         quarantined = [r for r in results if r.status == "quarantined"]
         cycle = run_cycle(wh, settings, progress=log.info, actor="demo")
         status = wh.status()
     summary = {"ingest": [r.__dict__ for r in results], "cycle": _cycle_dict(cycle), "status": status}
-    _print(summary, args.json, _summary_text(status, cycle, quarantined))
+    print_result(summary, args.json, _summary_text(status, cycle, quarantined))
     return 1 if quarantined else 0
 
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     from pipelines.cycle import run_cycle
 
-    _setup_logging(settings, args.quiet)
-    with _open(settings, args.wait) as wh:
+    setup_logging(settings, args.quiet)
+    with open_warehouse(settings, args.wait) as wh:
         cycle = run_cycle(wh, settings, progress=log.info, actor=args.actor)
         status = wh.status()
-    _print({"cycle": _cycle_dict(cycle), "status": status}, args.json,
+    print_result({"cycle": _cycle_dict(cycle), "status": status}, args.json,
            _summary_text(status, cycle, []))
     return 0
 
@@ -119,10 +124,10 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     if not settings.warehouse_path.exists():
         raise EWSError(f"no warehouse at {settings.warehouse_path}",
                        fix="run `ews init` or `ews demo`, or point EWS_HOME at an existing home")
-    with _open(settings, args.wait) as wh:
+    with open_warehouse(settings, args.wait) as wh:
         status = wh.status()
     text = "\n".join(f"{k}: {v}" for k, v in status.items())
-    _print(status, args.json, text)
+    print_result(status, args.json, text)
     return 0
 
 
@@ -130,7 +135,7 @@ def cmd_ingest_file(args: argparse.Namespace, settings: Settings) -> int:
     from pipelines.ingest import ingest_file
 
     init_home(settings)
-    _setup_logging(settings, args.quiet)
+    setup_logging(settings, args.quiet)
     options: dict[str, Any] = {}
     for item in args.option or []:
         key, sep, value = item.partition("=")
@@ -146,12 +151,12 @@ def cmd_ingest_file(args: argparse.Namespace, settings: Settings) -> int:
     path = Path(args.path)
     if not path.is_file():
         raise EWSError(f"no file at {path}", fix="check the path")
-    with _open(settings, args.wait) as wh:
+    with open_warehouse(settings, args.wait) as wh:
         result = ingest_file(wh, settings, path, args.format, options=options)
     text = f"{result.status}: batch {result.batch_id}, {result.rows} rows in {result.series} series"
     if result.error:
         text += f"\n{result.error}"
-    _print(result.__dict__, args.json, text)
+    print_result(result.__dict__, args.json, text)
     return 0 if result.status != "quarantined" else 4
 
 
@@ -207,6 +212,8 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--domain")
     f.add_argument("--option", action="append", metavar="KEY=VALUE", help="parser option (JSON values allowed)")
     f.set_defaults(func=cmd_ingest_file)
+    for module_name in COMMAND_MODULES:
+        importlib.import_module(module_name).register(sub, common)
     return parser
 
 
