@@ -9,7 +9,7 @@ BIN    := $(VENV)/bin
 TORCH       ?= torch==2.13.0
 TORCH_INDEX ?=
 
-.PHONY: demo test install serve clean
+.PHONY: demo test install browser clean
 
 $(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -26,7 +26,14 @@ install: $(VENV)/.installed
 demo: install
 	$(BIN)/ews demo
 
-test: install
+# Debian's chromium (and a CJK font so Chinese text renders) for the browser test; needs root
+# or sudo. Playwright drives it; its own browser download is never used.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+browser:
+	@command -v chromium >/dev/null && [ -d /usr/share/fonts/truetype/wqy ] || \
+	  ($(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-wqy-zenhei >/dev/null)
+
+test: install browser
 	$(BIN)/python -m pytest -q
 
 clean:

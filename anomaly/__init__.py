@@ -3,30 +3,73 @@
 No database, no network, no clock, no file I/O. The steps are separate and small
 (score -> calibrate -> combine -> grade), as in Merlion:
 
-- detectors (:mod:`anomaly.detectors`): :func:`subsequence_iforest`, :func:`interval_exceedance`;
-- :func:`calibrate` and :func:`combine` (:mod:`anomaly.calibration`): one [0, 1] scale and
-  one ensemble;
-- :func:`grade` (:mod:`anomaly.grading`): warning levels with k-of-n persistence.
+- detectors (raw scores, higher = more abnormal): :func:`level_novelty`,
+  :func:`change_novelty` (:mod:`anomaly.novelty`); PyOD over sliding subsequences,
+  :func:`subsequence_scores` (:mod:`anomaly.subsequence`, and the older
+  :func:`subsequence_iforest`); forecast residuals :func:`forecast_surprise` and
+  :func:`interval_exceedance`, and the forecasting exceedance probabilities
+  :func:`exceedance_scores` (:mod:`anomaly.residuals`); level and trend shifts
+  :func:`shift_scores` (:mod:`anomaly.changepoints`);
+- domain indicators: :mod:`anomaly.seismic`, :mod:`anomaly.market`, :mod:`anomaly.geohydro`;
+- :func:`calibrate`, :func:`calibrate_causal` and :func:`combine`
+  (:mod:`anomaly.calibration`): one [0, 1] scale and one ensemble;
+- :func:`grade` and :func:`grade_regions` (:mod:`anomaly.grading`): warning levels with k-of-n
+  persistence, cool-down and evidence;
+- :mod:`anomaly.evaluation`: NAB, range-based PR / VUS-PR, and event skill.
 
 Score frames follow :mod:`core.frames`: ``unique_id, ds, detector, raw_score, score``.
 """
 
-from anomaly.calibration import ENSEMBLE_DETECTOR, calibrate, combine
+from anomaly.calibration import ENSEMBLE_DETECTOR, calibrate, calibrate_causal, combine, tail_probability
+from anomaly.changepoints import find_change_points, shift_scores
+from anomaly.default import DEFAULT_DETECTORS, SERIES_DETECTORS, alarm_scores, detect
 from anomaly.detectors import (
     IFOREST_DETECTOR,
     INTERVAL_DETECTOR,
     interval_exceedance,
     subsequence_iforest,
 )
-from anomaly.grading import grade
+from anomaly.geohydro import detect_steps, return_level_scores, return_levels, velocity_change
+from anomaly.grading import grade, grade_regions
+from anomaly.market import drawdown, stress_composite
+from anomaly.novelty import change_novelty, level_novelty, suppress_repeats
+from anomaly.residuals import exceedance_scores, forecast_surprise
+from anomaly.seismic import seismic_indicators, seismic_rate_scores
+from anomaly.subsequence import PYOD_METHODS, default_window, dominant_period, subsequence_scores
 
 __all__ = [
+    "DEFAULT_DETECTORS",
     "ENSEMBLE_DETECTOR",
     "IFOREST_DETECTOR",
     "INTERVAL_DETECTOR",
+    "PYOD_METHODS",
+    "SERIES_DETECTORS",
+    "alarm_scores",
     "calibrate",
+    "calibrate_causal",
+    "change_novelty",
     "combine",
+    "default_window",
+    "detect",
+    "detect_steps",
+    "dominant_period",
+    "drawdown",
+    "exceedance_scores",
+    "find_change_points",
+    "forecast_surprise",
     "grade",
+    "grade_regions",
     "interval_exceedance",
+    "level_novelty",
+    "return_level_scores",
+    "return_levels",
+    "seismic_indicators",
+    "seismic_rate_scores",
+    "shift_scores",
+    "stress_composite",
     "subsequence_iforest",
+    "subsequence_scores",
+    "suppress_repeats",
+    "tail_probability",
+    "velocity_change",
 ]

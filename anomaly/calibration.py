@@ -9,6 +9,14 @@
   series with at least ``t / (1 - t)`` scores (99 for 0.99, 499 for 0.998, 1999 for 0.9995).
   The ECDF is taken over every score passed in (history and new points alike); pass the
   stored history together with new raw scores so new points are ranked against it.
+- :func:`calibrate_causal` (and its array form :func:`tail_probability`): the score of a
+  point is ranked only against the *earlier* raw scores of its series, as a deployed detector
+  sees them, and above the ``tail_quantile`` of that history an exponential tail (peaks over
+  threshold, a generalised Pareto tail with shape 0, as in SPOT, Siffer et al. 2017) is
+  fitted to the exceedances, so a value beyond anything seen before still gets a graded,
+  finite score instead of saturating at ``n / (n + 1)``. The history is refreshed in
+  ``blocks`` (train window grows, recalibration cadence fixed); the first ``warmup`` points
+  are ranked in-sample. This is the scale the cycle and ``ews evaluate`` use.
 - :func:`combine`: the ``ensemble`` detector, per ``(unique_id, ds)`` the maximum of the
   calibrated scores, with the detector that gave it in ``driver``.
 
@@ -18,12 +26,13 @@ raw_score, score``); extra columns are kept by :func:`calibrate`.
 
 from __future__ import annotations
 
+import numpy as np
 import polars as pl
 
 from core.errors import FrameError
 from core.frames import SCORE_COLUMNS, validate_scores
 
-__all__ = ["ENSEMBLE_DETECTOR", "calibrate", "combine"]
+__all__ = ["ENSEMBLE_DETECTOR", "calibrate", "calibrate_causal", "combine", "tail_probability"]
 
 ENSEMBLE_DETECTOR = "ensemble"
 
@@ -63,6 +72,97 @@ def calibrate(scores: pl.DataFrame) -> pl.DataFrame:
     )
     extra = [c for c in calibrated.columns if c not in SCORE_COLUMNS]
     return calibrated.select(*SCORE_COLUMNS, *extra).sort("unique_id", "detector", "ds")
+
+
+def tail_probability(raw: np.ndarray, *, warmup: int | None = None, blocks: int = 40,
+                     tail_quantile: float = 0.9) -> np.ndarray:
+    """Causal upper-tail probability of each raw score against the scores before it.
+
+    ``p[t]`` = share of earlier scores at least as high, below the ``tail_quantile`` of the
+    history; above it ``(k / m) * exp(-(x - u) / mean_excess)`` (exponential tail over the
+    threshold ``u``; ``k`` exceedances among ``m`` points). History is taken at the start of
+    each of ``blocks`` equal blocks after ``warmup`` (default: 15% of the points, at most
+    750, at least 20), whose own points are ranked in-sample. Returns values in (0, 1].
+    """
+    raw = np.asarray(raw, dtype=np.float64)
+    n = len(raw)
+    if n == 0:
+        return raw.copy()
+    if not np.all(np.isfinite(raw)):
+        raise FrameError(
+            f"{int(np.sum(~np.isfinite(raw)))} raw score(s) are NaN or infinite",
+            fix="drop unscored rows before calibrating",
+        )
+    if not 0.5 <= tail_quantile < 1.0:
+        raise FrameError(f"tail_quantile={tail_quantile} must lie in [0.5, 1)",
+                         fix="use 0.9 (the [scoring] default)")
+    warm = warmup if warmup is not None else int(min(max(0.15 * n, 20), 750))
+    warm = min(max(warm, 1), n)
+    out = np.empty(n)
+    history = np.sort(raw[:warm])
+    out[:warm] = 1.0 - (np.searchsorted(history, raw[:warm], side="left")) / (warm + 1.0)
+    edges = np.unique(np.linspace(warm, n, max(blocks, 1) + 1).astype(int))
+    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+        history = np.sort(raw[:lo])
+        out[lo:hi] = _tail(history, raw[lo:hi], tail_quantile)
+    return np.clip(out, 1e-15, 1.0)
+
+
+def _tail(history: np.ndarray, x: np.ndarray, q: float) -> np.ndarray:
+    m = len(history)
+    u = history[int(q * (m - 1))]
+    excess = history[history > u] - u
+    empirical = 1.0 - np.searchsorted(history, x, side="left") / (m + 1.0)
+    if len(excess) == 0:
+        # A flat history (all equal): anything above it is new; scale by a tiny spread.
+        scale = max(abs(float(u)) * 1e-6, 1e-12)
+        return np.where(x > u, np.exp(-np.clip(x - u, 0, None) / scale) / (m + 1.0), empirical)
+    scale = max(float(excess.mean()), 1e-12)
+    tail = (len(excess) / (m + 1.0)) * np.exp(-np.clip(x - u, 0.0, None) / scale)
+    return np.where(x > u, tail, empirical)
+
+
+def calibrate_causal(scores: pl.DataFrame, *, blocks: int = 40, tail_quantile: float = 0.9) -> pl.DataFrame:
+    """Set ``score = 1 - tail_probability(raw_score)`` per ``(unique_id, detector)`` in time order.
+
+    Same frame in and out as :func:`calibrate` (sorted by ``unique_id, detector, ds``).
+    """
+    frame = _raw_frame(scores).sort("unique_id", "detector", "ds")
+    parts = []
+    for _, part in frame.group_by("unique_id", "detector", maintain_order=True):
+        p = tail_probability(part.get_column("raw_score").to_numpy(), blocks=blocks,
+                             tail_quantile=tail_quantile)
+        parts.append(part.with_columns(pl.Series("score", 1.0 - p)))
+    if not parts:
+        return frame.with_columns(pl.lit(None, dtype=pl.Float64).alias("score")).select(
+            *SCORE_COLUMNS, *[c for c in frame.columns if c not in SCORE_COLUMNS])
+    out = pl.concat(parts)
+    extra = [c for c in out.columns if c not in SCORE_COLUMNS]
+    return out.select(*SCORE_COLUMNS, *extra)
+
+
+def _raw_frame(scores: pl.DataFrame) -> pl.DataFrame:
+    if not isinstance(scores, pl.DataFrame) or any(c not in scores.columns for c in _RAW_COLUMNS):
+        got = scores.columns if isinstance(scores, pl.DataFrame) else type(scores).__name__
+        raise FrameError(
+            f"calibration needs columns {list(_RAW_COLUMNS)}, got {got}",
+            fix="pass the output of a detector (e.g. anomaly.level_novelty)",
+        )
+    frame = scores.with_columns(
+        pl.col("unique_id").cast(pl.Utf8),
+        pl.col("ds").cast(pl.Datetime("us")),
+        pl.col("detector").cast(pl.Utf8),
+        pl.col("raw_score").cast(pl.Float64),
+    )
+    broken = frame.filter(~pl.col("raw_score").is_finite().fill_null(False)).height
+    if broken:
+        raise FrameError(
+            f"score frame has {broken} missing or non-finite raw_score value(s)",
+            fix="drop unscored rows; a NaN score cannot be ranked against history",
+        )
+    if "score" in frame.columns:
+        frame = frame.drop("score")
+    return frame
 
 
 def combine(scores: pl.DataFrame) -> pl.DataFrame:

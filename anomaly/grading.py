@@ -11,23 +11,39 @@ out, the grade frame of :mod:`core.frames`: ``unique_id, ds, level, score, evide
    Steps are the series' own rows, not calendar time. One isolated spike therefore
    grades nothing when ``k >= 2``; a sustained run does.
 
+3. *Cool-down*: once a level held, it is kept for ``cooldown`` further steps after the last
+   step where it held (a higher level still takes over at once). An alert therefore closes
+   only after ``cooldown`` quiet steps, so a series hovering around a threshold does not
+   open, close and reopen alerts (flapping). ``cooldown=0`` turns it off.
+4. *Exceedance* (optional): the forecasting exceedance probability at a series' last
+   observation (:func:`anomaly.exceedance_scores`) graded on its own ladder
+   (``exceedance_thresholds``); the grade there is the higher of the two levels. A forecast
+   probability already integrates over the horizon, so it needs no persistence.
+
 Only rows whose raw level or held level is at least blue are returned (a single spike
 shows up with ``level="none"`` and its evidence). ``evidence`` is a JSON object with the
 score, the thresholds, the raw and held levels, the hits per level in the window, the
-window ``n`` and ``k``, and the driver detector.
+window ``n`` and ``k``, the cool-down, the driver detector, and when given: every
+detector's raw and calibrated value at that time (``detectors``), the exceedance probability
+with its threshold (``exceedance``), and the data freshness (``data``: the series' newest
+observation, its age in days at ``as_of`` and whether that exceeds ``stale_after_days``).
+
+:func:`grade_regions` rolls the newest grade of each series up to its region: the highest
+level, with the series that carry it.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from datetime import datetime
 
 import polars as pl
 
 from core.errors import ConfigError, FrameError
 from core.frames import Level, validate_scores
 
-__all__ = ["grade"]
+__all__ = ["grade", "grade_regions"]
 
 _LEVELS = (Level.BLUE, Level.YELLOW, Level.ORANGE, Level.RED)
 
@@ -38,9 +54,29 @@ def grade(
     thresholds: Mapping[str, float],
     persistence_k: int,
     persistence_n: int,
+    cooldown: int = 0,
+    components: pl.DataFrame | None = None,
+    exceedance: pl.DataFrame | None = None,
+    exceedance_thresholds: Mapping[str, float] | None = None,
+    as_of: datetime | None = None,
+    last_observed: Mapping[str, datetime] | None = None,
+    stale_after_days: Mapping[str, float] | None = None,
+    include_latest: bool = False,
 ) -> pl.DataFrame:
-    """Warning level per flagged timestamp (rules in the module docstring)."""
+    """Warning level per flagged timestamp (rules in the module docstring).
+
+    ``components``: the per-detector calibrated scores behind the ensemble (for evidence).
+    ``exceedance``: rows of :func:`anomaly.exceedance_scores`, graded on
+    ``exceedance_thresholds``. ``as_of``, ``last_observed`` (per series) and
+    ``stale_after_days`` (per series) fill the freshness evidence. ``include_latest`` also
+    returns each series' newest row when it is not flagged (level ``none`` with its
+    evidence), so every scored series has a current grade.
+    """
     ladder = _check_thresholds(thresholds)
+    if not isinstance(cooldown, int) or cooldown < 0:
+        raise ConfigError(f"cooldown={cooldown!r} must be an integer >= 0",
+                          fix="use the [scoring] cooldown setting, e.g. 3 steps")
+    ex_ladder = _check_thresholds(exceedance_thresholds) if exceedance is not None else None
     if not (isinstance(persistence_k, int) and isinstance(persistence_n, int)) or not (
         1 <= persistence_k <= persistence_n
     ):
@@ -89,24 +125,49 @@ def grade(
             [(pl.col(f"hits_{lv.label}") >= persistence_k).cast(pl.Int32) for lv in _LEVELS]
         ).alias("level_index")
     )
-    flagged = frame.filter((pl.col("raw_level") >= 1) | (pl.col("level_index") >= 1))
-    threshold_map = {lv.label: ladder[lv] for lv in _LEVELS}
-    evidence = [
-        json.dumps(
-            {
-                "score": row["score"],
-                "thresholds": threshold_map,
-                "raw_level": Level(row["raw_level"]).label,
-                "level": Level(row["level_index"]).label,
-                "hits": {lv.label: row[f"hits_{lv.label}"] for lv in _LEVELS},
-                "window_n": persistence_n,
-                "min_hits_k": persistence_k,
-                "driver": row["driver"],
-            },
-            sort_keys=True,
+    if cooldown:
+        frame = frame.with_columns(
+            pl.col("level_index").alias("held_index"),
+            pl.col("level_index").rolling_max(cooldown + 1, min_samples=1).over("unique_id").alias("level_index"),
         )
-        for row in flagged.iter_rows(named=True)
-    ]
+    else:
+        frame = frame.with_columns(pl.col("level_index").alias("held_index"))
+    frame = _add_exceedance(frame, exceedance, ex_ladder)
+    latest = pl.col("ds") == pl.col("ds").max().over("unique_id")
+    flagged = frame.filter((pl.col("raw_level") >= 1) | (pl.col("level_index") >= 1)
+                           | (latest & pl.lit(include_latest)))
+    details = _component_lookup(components, flagged)
+    threshold_map = {lv.label: ladder[lv] for lv in _LEVELS}
+    evidence = []
+    for row in flagged.iter_rows(named=True):
+        item = {
+            "score": row["score"],
+            "thresholds": threshold_map,
+            "raw_level": Level(row["raw_level"]).label,
+            "level": Level(row["level_index"]).label,
+            "hits": {lv.label: row[f"hits_{lv.label}"] for lv in _LEVELS},
+            "window_n": persistence_n,
+            "min_hits_k": persistence_k,
+            "cooldown": cooldown,
+            "in_cooldown": row["level_index"] > row["held_index"],
+            "driver": row["driver"],
+        }
+        key = (row["unique_id"], row["ds"])
+        if key in details:
+            item["detectors"] = details[key]
+        if row.get("ex_p") is not None and ex_ladder is not None:
+            item["exceedance"] = {"p_path_cross": row["ex_p"], "threshold": row["ex_threshold"],
+                                  **({"threshold_value": row["ex_value"]} if row["ex_value"] is not None else {}),
+                                  "level": Level(row["ex_level"]).label,
+                                  "thresholds": {lv.label: ex_ladder[lv] for lv in _LEVELS}}
+        if as_of is not None and last_observed is not None and row["unique_id"] in last_observed:
+            last = last_observed[row["unique_id"]]
+            age = (as_of - last).total_seconds() / 86400.0
+            limit = (stale_after_days or {}).get(row["unique_id"])
+            item["data"] = {"last_observation": last.isoformat(), "as_of": as_of.isoformat(),
+                            "age_days": round(age, 3), "stale_after_days": limit,
+                            "stale": bool(limit is not None and age > limit)}
+        evidence.append(json.dumps(item, sort_keys=True, default=str))
     return flagged.select(
         "unique_id",
         "ds",
@@ -116,6 +177,59 @@ def grade(
         "score",
         pl.Series("evidence", evidence, dtype=pl.Utf8),
     )
+
+
+def _add_exceedance(frame: pl.DataFrame, exceedance: pl.DataFrame | None,
+                    ladder: dict[Level, float] | None) -> pl.DataFrame:
+    """Join the exceedance probability and raise the level where it grades higher."""
+    if exceedance is None or ladder is None or exceedance.height == 0:
+        return frame.with_columns(pl.lit(None, dtype=pl.Float64).alias("ex_p"),
+                                  pl.lit(None, dtype=pl.Float64).alias("ex_threshold"),
+                                  pl.lit(None, dtype=pl.Float64).alias("ex_value"),
+                                  pl.lit(0, dtype=pl.Int32).alias("ex_level"))
+    ex = exceedance.select(pl.col("unique_id").cast(pl.Utf8), pl.col("ds").cast(pl.Datetime("us")),
+                           pl.col("score").cast(pl.Float64).alias("ex_p"),
+                           (pl.col("threshold") if "threshold" in exceedance.columns
+                            else pl.lit(None)).alias("ex_threshold"),
+                           (pl.col("threshold_value").cast(pl.Float64) if "threshold_value" in exceedance.columns
+                            else pl.lit(None, dtype=pl.Float64)).alias("ex_value"))
+    ex = ex.with_columns(pl.sum_horizontal(
+        [(pl.col("ex_p") >= ladder[lv]).cast(pl.Int32) for lv in _LEVELS]).alias("ex_level"))
+    joined = frame.join(ex, on=["unique_id", "ds"], how="left").with_columns(pl.col("ex_level").fill_null(0))
+    return joined.with_columns(pl.max_horizontal("level_index", "ex_level").alias("level_index"))
+
+
+def _component_lookup(components: pl.DataFrame | None, flagged: pl.DataFrame) -> dict:
+    """``(unique_id, ds) -> {detector: {raw, score}}`` for the flagged rows only."""
+    if components is None or components.height == 0 or flagged.height == 0:
+        return {}
+    keys = flagged.select("unique_id", "ds")
+    rows = components.select(pl.col("unique_id").cast(pl.Utf8), pl.col("ds").cast(pl.Datetime("us")),
+                             "detector", "raw_score", "score").join(keys, on=["unique_id", "ds"])
+    out: dict = {}
+    for r in rows.iter_rows(named=True):
+        out.setdefault((r["unique_id"], r["ds"]), {})[r["detector"]] = {
+            "raw": round(r["raw_score"], 6), "score": round(r["score"], 6)}
+    return out
+
+
+def grade_regions(latest: pl.DataFrame, meta: pl.DataFrame) -> pl.DataFrame:
+    """Highest newest-grade per region: ``region, level, score, series`` (series at that level).
+
+    ``latest``: one grade row per series (``unique_id, level, score``); ``meta``: ``unique_id,
+    region``. Series without a region are grouped under ``"(none)"``.
+    """
+    order = {lv.label: int(lv) for lv in Level}
+    frame = latest.join(meta.select("unique_id", "region"), on="unique_id", how="left").with_columns(
+        pl.col("region").fill_null("(none)"),
+        pl.col("level").replace_strict(order, return_dtype=pl.Int32).alias("rank"),
+    )
+    top = frame.group_by("region").agg(pl.col("rank").max().alias("rank"))
+    carriers = frame.join(top, on=["region", "rank"]).group_by("region").agg(
+        pl.col("unique_id").sort().alias("series"), pl.col("score").max().alias("score"))
+    return top.join(carriers, on="region").with_columns(
+        pl.col("rank").replace_strict({v: k for k, v in order.items()}, return_dtype=pl.Utf8).alias("level")
+    ).select("region", "level", "score", "series").sort("region")
 
 
 def _check_thresholds(thresholds: Mapping[str, float]) -> dict[Level, float]:

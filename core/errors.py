@@ -14,6 +14,9 @@ __all__ = [
     "WarehouseError",
     "WarehouseLockedError",
     "ModelError",
+    "TransitionError",
+    "DeliveryError",
+    "LLMError",
 ]
 
 
@@ -62,3 +65,21 @@ class ModelError(EWSError):
     """A model could not be built or fitted for any series of a batch."""
 
     exit_code = 7
+
+
+class TransitionError(EWSError):
+    """A review action does not fit the alert's current state (e.g. approving a resolved alert)."""
+
+    exit_code = 10
+
+
+class DeliveryError(EWSError):
+    """A recipient, CAP message or delivery cannot be set up as asked."""
+
+    exit_code = 11
+
+
+class LLMError(EWSError):
+    """The LLM path is misconfigured, switched off, revoked or over its budget."""
+
+    exit_code = 12

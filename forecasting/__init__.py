@@ -1,18 +1,82 @@
 """Forecasting library: polars series frames in, polars forecast frames out.
 
-No database, no network, no clock, no file I/O. The contracts (column names, quantiles)
-are those of :mod:`core.frames`; see :mod:`forecasting.statistical` for the batch API and
-:mod:`forecasting.regularise` for how series are put on their frequency grid.
+No database, no network, no clock; the only files it reads are model weights a caller asks
+it to load (:func:`load_chronos`) and the only ones it writes are those a caller asks for
+(:func:`train_vertical`, :func:`build_random_chronos`). The contracts (column names,
+quantiles) are those of :mod:`core.frames`. Modules:
+
+- :mod:`forecasting.models`: the statistical model set, eligibility, fallbacks;
+- :mod:`forecasting.statistical`: :func:`forecast_statistical` (statsforecast, also on
+  Spark/Dask/Ray frames through Fugue);
+- :mod:`forecasting.chronos`: Chronos-2 / Chronos-Bolt (lazy import, staging hints);
+- :mod:`forecasting.backtest`, :mod:`forecasting.metrics`, :mod:`forecasting.ensemble`,
+  :mod:`forecasting.selection`: rolling-origin backtests, metrics, ensembles, model choice;
+- :mod:`forecasting.exceedance`: threshold exceedance probabilities from forecast quantiles;
+- :mod:`forecasting.vertical`: domain-trained Chronos-2 models;
+- :mod:`forecasting.regularise`: how series are put on their frequency grid.
 """
 
+from forecasting.backtest import BacktestResult, ExtraForecaster, backtest
+from forecasting.chronos import (
+    ChronosModel,
+    build_random_chronos,
+    chronos_installed,
+    forecast_chronos,
+    load_chronos,
+)
+from forecasting.ensemble import combine_forecasts, ensemble_name, inverse_loss_weights
+from forecasting.exceedance import (
+    EXCEEDANCE_COLUMNS,
+    exceedance_probabilities,
+    parse_threshold,
+    resolve_thresholds,
+)
+from forecasting.metrics import METRICS, relative_score, score_forecasts
+from forecasting.models import BASELINES, FALLBACK, STAT_MODELS
 from forecasting.regularise import Regularised, regularise, snap_to_grid
-from forecasting.statistical import DEFAULT_LEVELS, ForecastResult, forecast_statistical
+from forecasting.selection import SELECTION_COLUMNS, select_models
+from forecasting.statistical import (
+    DEFAULT_LEVELS,
+    ForecastResult,
+    forecast_distributed,
+    forecast_statistical,
+    from_statsforecast,
+)
+from forecasting.vertical import TrainedModel, train_vertical, training_data_hash
 
 __all__ = [
+    "BASELINES",
     "DEFAULT_LEVELS",
+    "EXCEEDANCE_COLUMNS",
+    "FALLBACK",
+    "METRICS",
+    "SELECTION_COLUMNS",
+    "STAT_MODELS",
+    "BacktestResult",
+    "ChronosModel",
+    "ExtraForecaster",
     "ForecastResult",
     "Regularised",
+    "TrainedModel",
+    "backtest",
+    "build_random_chronos",
+    "chronos_installed",
+    "combine_forecasts",
+    "ensemble_name",
+    "exceedance_probabilities",
+    "forecast_chronos",
+    "forecast_distributed",
     "forecast_statistical",
+    "from_statsforecast",
+    "inverse_loss_weights",
+    "load_chronos",
+    "parse_threshold",
     "regularise",
+    "relative_score",
+    "resolve_thresholds",
+    "score_forecasts",
+    "select_models",
     "snap_to_grid",
+    "train_vertical",
+    "training_data_hash",
 ]

@@ -36,6 +36,8 @@ __all__ = ["Regularised", "regularise", "snap_to_grid"]
 _PERIOD_END_FREQUENCIES = ("W-FRI", "W-SUN")
 #: Frequencies that are plain clock units (snap by flooring).
 _FLOOR_FREQUENCIES = ("h", "D")
+#: Step in seconds of the clock frequencies (a complete grid of them needs no work).
+_FIXED_STEPS = {"h": 3600, "D": 86400}
 
 
 @dataclass(frozen=True)
@@ -111,6 +113,16 @@ def regularise(
         )
     # Trim first: snapping and the grid only ever concern the context a model will see.
     stamps, values = stamps[-max_context:], values[-max_context:]
+    if frequency in _FIXED_STEPS and len(stamps) > 1:
+        # Fast path for clock frequencies: a series already on a complete grid is returned
+        # as it is (the common case for hourly and daily feeds; no snapping, no reindexing).
+        step = np.timedelta64(_FIXED_STEPS[frequency], "s")
+        raw = stamps.to_numpy()
+        if (raw == raw.astype("datetime64[h]" if frequency == "h" else "datetime64[D]")).all() \
+                and (np.diff(raw) == step).all():
+            return Regularised(frequency=frequency, ds=pd.DatetimeIndex(raw, freq=frequency),
+                               y=values, observed=np.ones(len(values), dtype=bool),
+                               snapped=0, merged=0)
     snapped_stamps = snap_to_grid(stamps, frequency)
     snapped = int((snapped_stamps != stamps).sum())
     on_grid = pd.Series(values, index=snapped_stamps)

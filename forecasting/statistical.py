@@ -1,25 +1,32 @@
-"""Statistical forecasts (statsforecast AutoETS, Naive fallback) for a batch of series.
+"""Statistical forecasts (statsforecast) for a batch of series, with per-series fallbacks.
 
 Contract of :func:`forecast_statistical`:
 
 - in: the long series frame ``unique_id, ds, y`` (:func:`core.frames.validate_series`), a
-  frequency per ``unique_id`` (a key of :data:`core.frames.FREQUENCIES`) and a horizon per
-  frequency;
+  frequency per ``unique_id`` (a key of :data:`core.frames.FREQUENCIES`), a horizon per
+  frequency, and the model names to run (:data:`forecasting.models.STAT_MODELS`);
 - out: a :class:`ForecastResult` of three polars frames
 
   - ``forecasts``: ``unique_id, ds, model, mean, q05, q10, q25, q50, q75, q90, q95``
-    (``h`` rows per forecast series, on its frequency grid after its last observation);
+    (``h`` rows per series and model that ran, on its frequency grid after its last
+    observation); ``model`` names the model that actually ran, so a fallback shows;
   - ``fitted``: ``unique_id, ds, y, model, mean, q05 ... q95``: one-step in-sample fits at
-    the grid points that were observed (forward-filled gaps are left out, and so is
-    Naive's first point, which has no fit);
+    the grid points that were observed (forward-filled gaps are left out, and so are the
+    first points a model has no fit for);
   - ``notes``: ``unique_id, model, note``: everything that was not the plain path
-    (regularisation, shortened seasons, fallbacks, skipped series). ``model`` is ``"none"``
-    for a skipped series.
+    (regularisation, shortened seasons, conformal intervals skipped, fallbacks, skipped
+    series). ``model`` is ``"none"`` for a skipped series.
 
-Each series is regularised onto its grid first (:mod:`forecasting.regularise`). Quantiles
-come from statsforecast's prediction intervals: level 50 gives q25/q75, 80 gives q10/q90,
-90 gives q05/q95; q50 is the mean (the intervals are symmetric). The same input gives
-bit-identical output (ETS fitting is deterministic and series keep their order).
+Each series is regularised onto its grid first (:mod:`forecasting.regularise`). All models of
+a group of alike series run in **one** StatsForecast call (``n_jobs`` processes), which is
+what statsforecast itself does when called directly. Quantiles come from prediction
+intervals, the models' own (``intervals="model"``) or conformal ones from rolling windows
+(``intervals="conformal"``): level 50 gives q25/q75, 80 gives q10/q90, 90 gives q05/q95; q50
+is the mean (the intervals are symmetric). The same input gives bit-identical output.
+
+If the input is a Spark, Dask or Ray DataFrame instead of polars, the same function hands it to
+statsforecast's Fugue backend (:func:`forecast_distributed`): the cluster does the work and the
+forecasts come back as a frame of the same kind (see docs/scaling.md).
 """
 
 from __future__ import annotations
@@ -27,16 +34,17 @@ from __future__ import annotations
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import polars as pl
 from statsforecast import StatsForecast
-from statsforecast.models import AutoETS, Naive
+from statsforecast.models import MSTL, AutoARIMA, AutoETS, AutoTheta, Naive, SeasonalNaive
+from statsforecast.utils import ConformalIntervals
 
 from core.errors import FrameError, ModelError
 from core.frames import (
-    FREQUENCIES,
     QUANTILES,
     forecast_columns,
     quantile_column,
@@ -44,23 +52,26 @@ from core.frames import (
     validate_forecasts,
     validate_series,
 )
+from forecasting.models import FALLBACK, ModelPlan, check_models, plan_model
 from forecasting.regularise import Regularised, regularise
 
-__all__ = ["ForecastResult", "forecast_statistical", "DEFAULT_LEVELS"]
+__all__ = [
+    "ForecastResult",
+    "forecast_statistical",
+    "forecast_distributed",
+    "from_statsforecast",
+    "DEFAULT_LEVELS",
+    "INTERVAL_KINDS",
+]
 
 #: Interval levels that produce exactly the quantiles of core.frames.QUANTILES.
 DEFAULT_LEVELS: tuple[int, ...] = (50, 80, 90)
+#: Where prediction intervals come from.
+INTERVAL_KINDS: tuple[str, ...] = ("model", "conformal")
 #: Below this many observations a series is not forecast at all.
 _MIN_POINTS = 3
-#: statsforecast's ETS refuses n <= parameters + 4; simple exponential smoothing has 2.
-_MIN_ETS_POINTS = 7
-#: ETS in statsforecast ignores seasons longer than this.
-_MAX_ETS_SEASON = 24
-#: Points beyond two full seasons needed before a seasonal ETS is worth trying.
-_SEASON_SLACK = 3
-
-_ETS = "AutoETS"
-_NAIVE = "Naive"
+#: Groups smaller than this run in-process; worker processes only pay off above it.
+_SERIES_PER_WORKER = 24
 
 
 @dataclass(frozen=True)
@@ -73,77 +84,95 @@ class ForecastResult:
 
 
 @dataclass(frozen=True)
-class _Plan:
-    """How one regularised series will be modelled."""
+class _Series:
+    """One regularised series and the models planned for it."""
 
     unique_id: str
     grid: Regularised
-    model: str  # _ETS or _NAIVE
-    season: int
-    data_notes: tuple[str, ...]  # what regularisation and model choice changed
+    plans: tuple[ModelPlan, ...]
+    conformal: bool
+
+
+@dataclass(frozen=True)
+class _Run:
+    """What every StatsForecast call of one group shares."""
+
+    frequency: str
+    h: int
+    levels: tuple[int, ...]
+    n_jobs: int
+    conformal_windows: int  # 0 = model intervals
+
+
+_Notes = list[tuple[str, str, str]]
+_Frames = tuple[list[pl.DataFrame], list[pl.DataFrame]]  # (forecasts, fitted) parts
 
 
 def forecast_statistical(
-    series: pl.DataFrame,
+    series: Any,
     *,
     frequencies: Mapping[str, str],
     horizons: Mapping[str, int],
+    models: Sequence[str] = ("AutoETS",),
     max_context: int = 1000,
     n_jobs: int = 2,
     levels: Sequence[int] | None = None,
+    intervals: str = "model",
+    conformal_windows: int = 2,
 ) -> ForecastResult:
-    """Forecast every series with AutoETS, falling back to Naive per series.
+    """Forecast every series with each of ``models``, falling back per series and model.
 
     ``levels`` are the prediction-interval levels (even integers in (0, 100)); they must
     include 50, 80 and 90 so the contract quantiles exist, and extra levels add extra
-    quantile columns (98 adds q01 and q99). One StatsForecast call runs per frequency and
-    season length (``n_jobs`` worker processes each). Raises :class:`ModelError` only if
-    models were tried and no series got a forecast.
+    quantile columns (98 adds q01 and q99). ``intervals="conformal"`` calibrates intervals
+    on ``conformal_windows`` rolling windows of the horizon for series long enough (the
+    others keep model intervals, noted). Raises :class:`ModelError` only if models were
+    tried and no series got a forecast.
     """
+    if not isinstance(series, pl.DataFrame) and _is_distributed(series):
+        return forecast_distributed(series, frequencies=frequencies, horizons=horizons,
+                                    models=models, n_jobs=n_jobs, levels=levels)
     frame = validate_series(series)
     used_levels = _check_options(frame, frequencies, horizons, max_context, n_jobs, levels)
-    skipped: list[tuple[str, str, str]] = []
-    plans = _plan(frame, frequencies, max_context, skipped)
-    notes: list[tuple[str, str, str]] = []
+    names = check_models(tuple(models))
+    if intervals not in INTERVAL_KINDS or conformal_windows < 1:
+        raise FrameError(
+            f"intervals={intervals!r}, conformal_windows={conformal_windows}",
+            fix=f"use intervals in {INTERVAL_KINDS} and conformal_windows >= 1",
+        )
+    notes: _Notes = []
+    planned = _plan(frame, frequencies, horizons, names, max_context, intervals,
+                    conformal_windows, notes)
 
     forecasts: list[pl.DataFrame] = []
     fitted: list[pl.DataFrame] = []
-    groups: dict[tuple[str, str, int], list[_Plan]] = {}
-    for plan in plans:
-        key = (plan.grid.frequency, plan.model, plan.season)
-        groups.setdefault(key, []).append(plan)
-    for (frequency, model, season), group in sorted(groups.items()):
-        run = _Run(frequency, horizons[frequency], used_levels, n_jobs)
-        if model == _ETS:
-            fc, fv = _run_ets_group(group, season=season, run=run, notes=notes)
-        else:
-            fc, fv = _run_naive(group, run=run, notes=notes)
+    groups: dict[tuple[Any, ...], list[_Series]] = {}
+    for item in planned:
+        key = (item.grid.frequency, item.conformal, tuple(p.key for p in item.plans))
+        groups.setdefault(key, []).append(item)
+    for (frequency, conformal, _), group in sorted(groups.items(), key=lambda kv: repr(kv[0])):
+        run = _Run(frequency, horizons[frequency], used_levels, n_jobs,
+                   conformal_windows if conformal else 0)
+        fc, fv = _run_group(group, run=run, notes=notes)
         forecasts.extend(fc)
         fitted.extend(fv)
 
-    if plans and not forecasts:
+    if planned and not forecasts:
         raise ModelError(
-            f"no series of the batch could be forecast ({len(plans)} tried); "
+            f"no series of the batch could be forecast ({len(planned)} tried); "
             f"first reasons: {[n[2] for n in notes[:3]]}",
             fix="check the series named above (enough finite observations, sane values)",
         )
-    forecast_frame = _assemble(forecasts, with_y=False, levels=used_levels)
-    # Data notes name the model that finally ran, which a fallback may have changed.
-    final = dict(forecast_frame.select("unique_id", "model").unique().iter_rows())
-    data_notes = [
-        (p.unique_id, final.get(p.unique_id, "none"), note) for p in plans for note in p.data_notes
-    ]
     return ForecastResult(
-        forecasts=forecast_frame,
+        forecasts=_assemble(forecasts, with_y=False, levels=used_levels),
         fitted=_assemble(fitted, with_y=True, levels=used_levels),
         notes=pl.DataFrame(
-            skipped + data_notes + notes,
-            schema={"unique_id": pl.Utf8, "model": pl.Utf8, "note": pl.Utf8},
-            orient="row",
+            notes, schema={"unique_id": pl.Utf8, "model": pl.Utf8, "note": pl.Utf8}, orient="row"
         ).sort("unique_id", maintain_order=True),
     )
 
 
+# -- options and plans ----------------------------------------------------------------------
 def _check_options(
     frame: pl.DataFrame,
     frequencies: Mapping[str, str],
@@ -162,12 +191,7 @@ def _check_options(
     used = sorted({frequencies[uid] for uid in ids})
     for frequency in used:
         season_length(frequency)  # raises FrameError naming the allowed aliases
-    no_horizon = [f for f in used if not isinstance(horizons.get(f), int) or horizons[f] < 1]
-    if no_horizon:
-        raise FrameError(
-            f"no positive integer horizon for frequency(ies) {no_horizon}; got {dict(horizons)}",
-            fix="pass horizons={alias: steps}, e.g. the [forecast] horizon setting",
-        )
+    _check_horizons(used, horizons)
     if not isinstance(max_context, int) or max_context < _MIN_POINTS:
         raise FrameError(
             f"max_context={max_context!r}, needs an integer >= {_MIN_POINTS}",
@@ -175,6 +199,19 @@ def _check_options(
         )
     if not isinstance(n_jobs, int) or n_jobs == 0 or n_jobs < -1:
         raise FrameError(f"n_jobs={n_jobs!r}, needs a positive integer or -1", fix="pass n_jobs=2")
+    return _check_levels(levels)
+
+
+def _check_horizons(used: Sequence[str], horizons: Mapping[str, int]) -> None:
+    no_horizon = [f for f in used if not isinstance(horizons.get(f), int) or horizons[f] < 1]
+    if no_horizon:
+        raise FrameError(
+            f"no positive integer horizon for frequency(ies) {no_horizon}; got {dict(horizons)}",
+            fix="pass horizons={alias: steps}, e.g. the [forecast] horizon setting",
+        )
+
+
+def _check_levels(levels: Sequence[int] | None) -> tuple[int, ...]:
     chosen = tuple(sorted(DEFAULT_LEVELS if levels is None else set(levels)))
     bad = [lv for lv in chosen if not isinstance(lv, int) or not 0 < lv < 100 or lv % 2]
     if bad or not set(DEFAULT_LEVELS) <= set(chosen):
@@ -188,147 +225,159 @@ def _check_options(
 def _plan(
     frame: pl.DataFrame,
     frequencies: Mapping[str, str],
+    horizons: Mapping[str, int],
+    names: tuple[str, ...],
     max_context: int,
-    skipped: list[tuple[str, str, str]],
-) -> list[_Plan]:
-    """Regularise every series and choose its model; note the ones too short to forecast."""
-    plans = []
+    intervals: str,
+    conformal_windows: int,
+    notes: _Notes,
+) -> list[_Series]:
+    """Regularise every series and plan its models; note what differs from the plain path."""
+    planned = []
     for (uid,), part in frame.group_by("unique_id", maintain_order=True):
         frequency = frequencies[uid]
-        ds = part.get_column("ds").to_numpy()
         y = part.get_column("y").to_numpy()
         if len(y) < _MIN_POINTS:
-            note = f"skipped: {len(y)} point(s), needs at least {_MIN_POINTS}"
-            skipped.append((uid, "none", note))
+            notes.append((uid, "none", f"skipped: {len(y)} point(s), needs at least {_MIN_POINTS}"))
             continue
-        grid = regularise(ds, y, frequency=frequency, max_context=max_context)
-        model, season, why = _choose_model(grid)
-        data_notes = tuple(n for n in (grid.describe(), why) if n)
-        plans.append(_Plan(uid, grid, model, season, data_notes))
-    return plans
+        grid = regularise(part.get_column("ds").to_numpy(), y, frequency=frequency,
+                          max_context=max_context)
+        plans: dict[str, ModelPlan] = {}
+        for name in names:
+            plan = plan_model(name, grid.y, frequency)
+            if plan.why:
+                notes.append((uid, plan.name, plan.why))
+            if plan.name in plans:
+                if plan.name != name:
+                    notes.append((uid, plan.name, f"{name} became {plan.name}, already run"))
+                continue
+            plans[plan.name] = plan
+        described = grid.describe()
+        if described:
+            notes.append((uid, ",".join(plans), described))
+        conformal = False
+        if intervals == "conformal":
+            need = conformal_windows * horizons[frequency] + max(2 * season_length(frequency), 10)
+            conformal = len(grid.y) >= need
+            if not conformal:
+                notes.append((uid, ",".join(plans), f"{len(grid.y)} grid points < {need} needed for "
+                              f"{conformal_windows} conformal windows; kept model intervals"))
+        planned.append(_Series(uid, grid, tuple(plans.values()), conformal))
+    return planned
 
 
-def _choose_model(grid: Regularised) -> tuple[str, int, str]:
-    """Model, season length and (if not the plain path) why, for one regularised series."""
-    n = len(grid.y)
-    if n < _MIN_ETS_POINTS:
-        return _NAIVE, 1, f"{n} grid points, AutoETS needs at least {_MIN_ETS_POINTS}; used Naive"
-    if np.ptp(grid.y) == 0.0:
-        why = f"constant series (every y = {grid.y[0]:g}); AutoETS not fitted; used Naive"
-        return _NAIVE, 1, why
-    season = FREQUENCIES[grid.frequency]
-    if season > _MAX_ETS_SEASON:
-        # statsforecast's ETS would drop this season anyway; say so by asking for none.
-        return _ETS, 1, ""
-    if n < 2 * season + _SEASON_SLACK:
-        return _ETS, 1, (
-            f"{n} grid points < 2 seasons of {season} + {_SEASON_SLACK}; fitted non-seasonal ETS"
-        )
-    return _ETS, season, ""
+# -- running --------------------------------------------------------------------------------
+def _build(plan: ModelPlan, conformal: ConformalIntervals | None) -> Any:
+    """The statsforecast object for one plan, aliased with the plan's name."""
+    season = plan.seasons[0]
+    extra: dict[str, Any] = {"prediction_intervals": conformal} if conformal is not None else {}
+    if plan.name == "AutoETS":
+        return AutoETS(season_length=season, **extra)
+    if plan.name == "AutoARIMA":
+        return AutoARIMA(season_length=season, **extra)
+    if plan.name == "AutoTheta":
+        return AutoTheta(season_length=season, **extra)
+    if plan.name == "MSTL":
+        # A non-seasonal ETS trend gives MSTL its prediction intervals.
+        return MSTL(season_length=list(plan.seasons), trend_forecaster=AutoETS(model="ZZN"), **extra)
+    if plan.name == "SeasonalNaive":
+        return SeasonalNaive(season_length=season, **extra)
+    return Naive(**extra)
 
 
-@dataclass(frozen=True)
-class _Run:
-    """What every StatsForecast call of one group shares."""
-
-    frequency: str
-    h: int
-    levels: tuple[int, ...]
-    n_jobs: int
-
-
-_Frames = tuple[list[pl.DataFrame], list[pl.DataFrame]]  # (forecasts, fitted) parts
-
-
-def _run_ets_group(
-    group: list[_Plan], *, season: int, run: _Run, notes: list[tuple[str, str, str]]
-) -> _Frames:
-    """AutoETS for one group in one call; if the call fails, retry series by series."""
+def _run_group(group: list[_Series], *, run: _Run, notes: _Notes) -> _Frames:
+    """All planned models of a group in one call; on failure, series by series and model by model."""
+    plans = group[0].plans
     try:
-        fc, fv = _run_statsforecast(group, model=AutoETS(season_length=season), name=_ETS, run=run)
-    except Exception as exc:  # noqa: BLE001 - any library failure degrades to per-series runs
-        if len(group) == 1:
-            return _fall_back(group, run=run, notes=notes, reason=_reason(exc))
-        single = _Run(run.frequency, run.h, run.levels, n_jobs=1)
+        fc, fv = _run_statsforecast(group, plans=plans, run=run)
+    except Exception as exc:  # noqa: BLE001 - any library failure degrades to smaller runs
+        if len(group) == 1 and len(plans) == 1:
+            return _fall_back(group[0], plans[0], run=run, notes=notes, reason=_reason(exc),
+                              done=set())
+        single = _Run(run.frequency, run.h, run.levels, 1, run.conformal_windows)
         forecasts: list[pl.DataFrame] = []
         fitted: list[pl.DataFrame] = []
-        for plan in group:
-            one_fc, one_fv = _run_ets_group([plan], season=season, run=single, notes=notes)
-            forecasts.extend(one_fc)
-            fitted.extend(one_fv)
+        for item in group:
+            for plan in item.plans:
+                one = _Series(item.unique_id, item.grid, (plan,), item.conformal)
+                one_fc, one_fv = _run_group([one], run=single, notes=notes)
+                forecasts.extend(one_fc)
+                fitted.extend(one_fv)
         return forecasts, fitted
     # A fit can also fail quietly, with non-finite forecasts for some series.
     finite = pl.all_horizontal(pl.col(_value_columns(run.levels)).is_finite())
-    bad = set(fc.filter(~finite).get_column("unique_id").to_list())
-    if not bad:
+    bad = fc.filter(~finite).select("unique_id", "model").unique().sort("unique_id", "model")
+    if bad.height == 0:
         return [fc], [fv]
-    keep = ~pl.col("unique_id").is_in(sorted(bad))
-    more_fc, more_fv = _fall_back(
-        [p for p in group if p.unique_id in bad], run=run, notes=notes, reason="non-finite forecast"
-    )
-    return [fc.filter(keep), *more_fc], [fv.filter(keep), *more_fv]
+    pairs = bad.rows()
+    keep = ~pl.struct("unique_id", "model").is_in([{"unique_id": u, "model": m} for u, m in pairs])
+    forecasts, fitted = [fc.filter(keep)], [fv.filter(keep)]
+    by_id = {item.unique_id: item for item in group}
+    ran = fc.filter(keep).select("unique_id", "model").unique().rows()
+    for uid, model in pairs:
+        plan = next(p for p in by_id[uid].plans if p.name == model)
+        done = {m for u, m in ran if u == uid}
+        more_fc, more_fv = _fall_back(by_id[uid], plan, run=run, notes=notes,
+                                      reason="non-finite forecast", done=done)
+        forecasts.extend(more_fc)
+        fitted.extend(more_fv)
+    return forecasts, fitted
 
 
-def _fall_back(
-    group: list[_Plan], *, run: _Run, notes: list[tuple[str, str, str]], reason: str
-) -> _Frames:
-    """Naive for series AutoETS could not fit, with a note per series and one warning."""
-    for plan in group:
-        notes.append((plan.unique_id, _NAIVE, f"AutoETS failed: {reason}; fell back to Naive"))
+def _fall_back(item: _Series, plan: ModelPlan, *, run: _Run, notes: _Notes, reason: str,
+               done: set[str]) -> _Frames:
+    """Replace a failed model on one series by its simpler fallback, noting and warning."""
+    simpler = FALLBACK.get(plan.name)
+    if simpler is None:
+        notes.append((item.unique_id, "none", f"{plan.name} failed: {reason}; no forecast"))
+        return [], []
+    fallback = plan_model(simpler, item.grid.y, item.grid.frequency)
+    notes.append((item.unique_id, fallback.name,
+                  f"{plan.name} failed: {reason}; fell back to {fallback.name}"))
     warnings.warn(
-        f"AutoETS failed for {len(group)} series ({reason}); fell back to Naive",
+        f"{plan.name} failed for {item.unique_id} ({reason}); fell back to {fallback.name}",
         RuntimeWarning,
-        stacklevel=4,
+        stacklevel=5,
     )
-    return _run_naive(group, run=run, notes=notes)
-
-
-def _run_naive(group: list[_Plan], *, run: _Run, notes: list[tuple[str, str, str]]) -> _Frames:
-    """Naive for a group; if that fails, per series, noting any left without a forecast."""
-    try:
-        fc, fv = _run_statsforecast(group, model=Naive(), name=_NAIVE, run=run)
-        return [fc], [fv]
-    except Exception as exc:  # noqa: BLE001 - the last resort must not sink the batch
-        if len(group) == 1:
-            notes.append((group[0].unique_id, "none", f"Naive failed: {_reason(exc)}; no forecast"))
-            return [], []
-        single = _Run(run.frequency, run.h, run.levels, n_jobs=1)
-        forecasts: list[pl.DataFrame] = []
-        fitted: list[pl.DataFrame] = []
-        for plan in group:
-            one_fc, one_fv = _run_naive([plan], run=single, notes=notes)
-            forecasts.extend(one_fc)
-            fitted.extend(one_fv)
-        return forecasts, fitted
+    if fallback.name in done or any(p.name == fallback.name for p in item.plans if p != plan):
+        return [], []  # the fallback already runs on this series as a model of its own
+    one = _Series(item.unique_id, item.grid, (fallback,), item.conformal)
+    single = _Run(run.frequency, run.h, run.levels, 1, run.conformal_windows)
+    return _run_group([one], run=single, notes=notes)
 
 
 def _run_statsforecast(
-    group: list[_Plan], *, model: object, name: str, run: _Run
+    group: list[_Series], *, plans: tuple[ModelPlan, ...], run: _Run
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """One StatsForecast call over a group; returns (forecasts, observed in-sample fits)."""
     data = pd.DataFrame(
         {
-            "unique_id": np.repeat([p.unique_id for p in group], [len(p.grid.y) for p in group]),
-            "ds": np.concatenate([p.grid.ds.to_numpy() for p in group]),
-            "y": np.concatenate([p.grid.y for p in group]),
+            "unique_id": np.repeat([s.unique_id for s in group], [len(s.grid.y) for s in group]),
+            "ds": np.concatenate([s.grid.ds.to_numpy() for s in group]),
+            "y": np.concatenate([s.grid.y for s in group]),
         }
     )
     observed = pl.DataFrame(
         {
             "unique_id": data["unique_id"].to_numpy(),
             "ds": data["ds"].to_numpy(),
-            "observed": np.concatenate([p.grid.observed for p in group]),
+            "observed": np.concatenate([s.grid.observed for s in group]),
         }
     ).with_columns(pl.col("ds").cast(pl.Datetime("us")))
-    # Process pools cost about a second to start; never start more workers than series.
-    workers = len(group) if run.n_jobs == -1 else min(len(group), run.n_jobs)
-    engine = StatsForecast(models=[model], freq=run.frequency, n_jobs=workers)
+    conformal = (ConformalIntervals(h=run.h, n_windows=run.conformal_windows)
+                 if run.conformal_windows else None)
+    # A process pool costs about a second to start: small groups run in this process.
+    workers = 1 if len(group) < _SERIES_PER_WORKER else (
+        len(group) if run.n_jobs == -1 else min(len(group), run.n_jobs))
+    engine = StatsForecast(models=[_build(p, conformal) for p in plans], freq=run.frequency,
+                           n_jobs=workers)
+    names = [p.name for p in plans]
     forecast_pd = engine.forecast(df=data, h=run.h, fitted=True, level=list(run.levels))
     fitted_pd = engine.forecast_fitted_values()
-    forecasts = _from_statsforecast(forecast_pd, model=name, levels=run.levels)
+    forecasts = from_statsforecast(forecast_pd, models=names, levels=run.levels)
     finite = pl.all_horizontal(pl.col(_value_columns(run.levels)).is_finite())
     fitted = (
-        _from_statsforecast(fitted_pd, model=name, levels=run.levels)
+        from_statsforecast(fitted_pd, models=names, levels=run.levels)
         .join(observed, on=["unique_id", "ds"], how="left")
         .filter(pl.col("observed") & finite)
         .drop("observed")
@@ -336,33 +385,37 @@ def _run_statsforecast(
     return forecasts, fitted
 
 
-def _from_statsforecast(
-    frame: pd.DataFrame, *, model: str, levels: tuple[int, ...]
+def from_statsforecast(
+    frame: pd.DataFrame, *, models: Sequence[str], levels: Sequence[int] = DEFAULT_LEVELS
 ) -> pl.DataFrame:
-    """The one adapter from statsforecast's column names to ours.
+    """The one adapter from statsforecast's wide columns to our long forecast frame.
 
     statsforecast names the point forecast after the model (``AutoETS``) and intervals
     ``AutoETS-lo-90`` / ``AutoETS-hi-90``; a level-``L`` interval spans the quantiles
-    ``(100 - L) / 200`` and ``(100 + L) / 200``. Our median ``q50`` is the mean.
+    ``(100 - L) / 200`` and ``(100 + L) / 200``. Our median ``q50`` is the mean. One block of
+    rows per model, stacked, with a ``model`` column.
     """
     # statsforecast < 2 kept unique_id as the index; 2.x returns it as a column.
     out = pl.from_pandas(frame.reset_index(drop=frame.index.name != "unique_id"))
-    renames = {model: "mean"}
-    for level in levels:
-        renames[f"{model}-lo-{level}"] = quantile_column((100 - level) / 200)
-        renames[f"{model}-hi-{level}"] = quantile_column((100 + level) / 200)
-    keep = ["unique_id", "ds", *(["y"] if "y" in out.columns else []), *renames]
-    return (
-        out.select(keep)
-        .rename(renames)
-        .with_columns(
-            pl.col("unique_id").cast(pl.Utf8),
-            pl.col("ds").cast(pl.Datetime("us")),
-            pl.lit(model).alias("model"),
-            pl.col("mean").alias(quantile_column(0.5)),
+    base = ["unique_id", "ds", *(["y"] if "y" in out.columns else [])]
+    parts = []
+    for model in models:
+        renames = {model: "mean"}
+        for level in levels:
+            renames[f"{model}-lo-{level}"] = quantile_column((100 - level) / 200)
+            renames[f"{model}-hi-{level}"] = quantile_column((100 + level) / 200)
+        parts.append(
+            out.select(*base, *renames)
+            .rename(renames)
+            .with_columns(
+                pl.col("unique_id").cast(pl.Utf8),
+                pl.col("ds").cast(pl.Datetime("us")),
+                pl.lit(model).alias("model"),
+                pl.col("mean").alias(quantile_column(0.5)),
+            )
+            .with_columns(pl.col(c).cast(pl.Float64) for c in _value_columns(tuple(levels)))
         )
-        .with_columns(pl.col(c).cast(pl.Float64) for c in _value_columns(levels))
-    )
+    return pl.concat(parts)
 
 
 def _value_columns(levels: tuple[int, ...]) -> list[str]:
@@ -382,7 +435,7 @@ def _assemble(parts: list[pl.DataFrame], *, with_y: bool, levels: tuple[int, ...
         schema = {c: pl.Float64 for c in columns}
         schema.update({"unique_id": pl.Utf8, "ds": pl.Datetime("us"), "model": pl.Utf8})
         return pl.DataFrame(schema=schema)
-    out = pl.concat([p.select(columns) for p in parts]).sort("unique_id", "ds")
+    out = pl.concat([p.select(columns) for p in parts]).sort("unique_id", "model", "ds")
     validate_forecasts(out)
     return out
 
@@ -390,3 +443,74 @@ def _assemble(parts: list[pl.DataFrame], *, with_y: bool, levels: tuple[int, ...
 def _reason(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+# -- distributed frames (Fugue) ----------------------------------------------------------------
+_DISTRIBUTED_MODULES = ("dask", "pyspark", "ray")
+
+
+def _is_distributed(frame: Any) -> bool:
+    return type(frame).__module__.split(".")[0] in _DISTRIBUTED_MODULES
+
+
+def forecast_distributed(
+    frame: Any,
+    *,
+    frequencies: Mapping[str, str],
+    horizons: Mapping[str, int],
+    models: Sequence[str] = ("AutoETS",),
+    n_jobs: int = -1,
+    levels: Sequence[int] | None = None,
+) -> ForecastResult:
+    """Forecast a Spark, Dask or Ray DataFrame through statsforecast's Fugue backend.
+
+    The frame must hold ``unique_id, ds, y`` of series already on one frequency grid (no
+    gaps: regularise upstream, where the data lives). ``frequencies`` may map ids or be
+    ``{"*": alias}``; all series of one call share one frequency and one horizon. The work
+    runs on the frame's own cluster; ``forecasts`` comes back as a frame of the same kind
+    with our columns (``unique_id, ds, model, mean, q05 ... q95``), and ``fitted`` and
+    ``notes`` are empty polars frames (in-sample fits do not travel back from a cluster).
+    """
+    used = sorted(set(frequencies.values()))
+    if len(used) != 1:
+        raise FrameError(
+            f"a distributed frame needs one frequency per call, got {used}",
+            fix="split the frame by frequency and call once per frequency",
+        )
+    frequency = used[0]
+    season_length(frequency)
+    _check_horizons(used, horizons)
+    chosen = _check_levels(levels)
+    names = check_models(tuple(models))
+    missing = [c for c in ("unique_id", "ds", "y") if c not in frame.columns]
+    if missing:
+        raise FrameError(f"distributed frame lacks column(s) {missing}; it has {list(frame.columns)}",
+                         fix="name the columns unique_id, ds, y")
+    # Without per-series lengths on the driver, plan each model for a long seasonal series.
+    long_y = np.arange(10_000, dtype=np.float64)
+    plans = [plan_model(name, long_y, frequency) for name in names]
+    engine = StatsForecast(models=[_build(p, None) for p in plans], freq=frequency, n_jobs=n_jobs)
+    wide = engine.forecast(df=frame, h=horizons[frequency], level=list(chosen))
+    empty = _assemble([], with_y=True, levels=chosen)
+    notes = pl.DataFrame(schema={"unique_id": pl.Utf8, "model": pl.Utf8, "note": pl.Utf8})
+    return ForecastResult(forecasts=_rename_distributed(wide, [p.name for p in plans], chosen),
+                          fitted=empty, notes=notes)
+
+
+def _rename_distributed(wide: Any, models: list[str], levels: tuple[int, ...]) -> Any:
+    """Our long layout on a Dask frame; Spark and Ray frames keep statsforecast's wide
+    columns (convert them with :func:`from_statsforecast` once collected)."""
+    if type(wide).__module__.split(".")[0] != "dask":
+        return wide
+    parts = []
+    for model in models:
+        renames = {model: "mean"}
+        for level in levels:
+            renames[f"{model}-lo-{level}"] = quantile_column((100 - level) / 200)
+            renames[f"{model}-hi-{level}"] = quantile_column((100 + level) / 200)
+        part = wide[["unique_id", "ds", *renames]].rename(columns=renames)
+        part = part.assign(model=model, q50=part["mean"])
+        parts.append(part[list(forecast_columns())])
+    import dask.dataframe as dd
+
+    return dd.concat(parts)

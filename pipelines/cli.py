@@ -26,7 +26,7 @@ log = logging.getLogger("ews")
 
 #: Modules that add subcommands: each has ``register(subparsers, common_parent)`` and
 #: sets ``func(args, settings) -> exit code`` on its parsers (see pipelines/cli.py's own).
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = ("pipelines.cli_dashboard", "pipelines.cli_ingest", "pipelines.cli_evaluate", "pipelines.cli_alerts", "pipelines.cli_forecast")
 
 
 def init_home(settings: Settings, *, as_of: str = "") -> list[str]:
@@ -103,6 +103,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
         quarantined = [r for r in results if r.status == "quarantined"]
         cycle = run_cycle(wh, settings, progress=log.info, actor="demo")
         status = wh.status()
+        importlib.import_module("pipelines.dashboard_sync").sync_dashboard(wh, settings)  # read snapshot + review inbox
     summary = {"ingest": [r.__dict__ for r in results], "cycle": _cycle_dict(cycle), "status": status}
     print_result(summary, args.json, _summary_text(status, cycle, quarantined))
     return 1 if quarantined else 0
@@ -115,6 +116,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     with open_warehouse(settings, args.wait) as wh:
         cycle = run_cycle(wh, settings, progress=log.info, actor=args.actor)
         status = wh.status()
+        importlib.import_module("pipelines.dashboard_sync").sync_dashboard(wh, settings)  # read snapshot + review inbox
     print_result({"cycle": _cycle_dict(cycle), "status": status}, args.json,
            _summary_text(status, cycle, []))
     return 0
@@ -126,38 +128,10 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
                        fix="run `ews init` or `ews demo`, or point EWS_HOME at an existing home")
     with open_warehouse(settings, args.wait) as wh:
         status = wh.status()
+        status["sources"] = importlib.import_module("warehouse.ingestion").source_freshness(wh)
     text = "\n".join(f"{k}: {v}" for k, v in status.items())
     print_result(status, args.json, text)
     return 0
-
-
-def cmd_ingest_file(args: argparse.Namespace, settings: Settings) -> int:
-    from pipelines.ingest import ingest_file
-
-    init_home(settings)
-    setup_logging(settings, args.quiet)
-    options: dict[str, Any] = {}
-    for item in args.option or []:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise EWSError(f"--option {item!r} is not KEY=VALUE", fix="write e.g. --option unique_id=dgs10")
-        try:
-            options[key] = json.loads(value)
-        except json.JSONDecodeError:
-            options[key] = value
-    for key in ("name", "domain"):
-        if getattr(args, key):
-            options[key] = getattr(args, key)
-    path = Path(args.path)
-    if not path.is_file():
-        raise EWSError(f"no file at {path}", fix="check the path")
-    with open_warehouse(settings, args.wait) as wh:
-        result = ingest_file(wh, settings, path, args.format, options=options)
-    text = f"{result.status}: batch {result.batch_id}, {result.rows} rows in {result.series} series"
-    if result.error:
-        text += f"\n{result.error}"
-    print_result(result.__dict__, args.json, text)
-    return 0 if result.status != "quarantined" else 4
 
 
 # -- output helpers ------------------------------------------------------------------------
@@ -203,15 +177,6 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--actor", default="cron", help="who started the run (recorded in the audit log)")
     run.set_defaults(func=cmd_run)
     sub.add_parser("status", parents=[common], help="counts, levels and the last run").set_defaults(func=cmd_status)
-    ingest = sub.add_parser("ingest", help="load data into the warehouse")
-    isub = ingest.add_subparsers(dest="what", required=True)
-    f = isub.add_parser("file", parents=[common], help="load one file")
-    f.add_argument("path")
-    f.add_argument("--format", required=True, help="parser name (see docs/architecture.md)")
-    f.add_argument("--name")
-    f.add_argument("--domain")
-    f.add_argument("--option", action="append", metavar="KEY=VALUE", help="parser option (JSON values allowed)")
-    f.set_defaults(func=cmd_ingest_file)
     for module_name in COMMAND_MODULES:
         importlib.import_module(module_name).register(sub, common)
     return parser

@@ -331,6 +331,14 @@ _OPTIONS: dict[str, dict[str, object]] = {
     "psmsl_monthly": {},
     "netcdf_region": {"regions": SST_REGIONS},
     "nsidc_extent": {},
+    "fred_multi": {},
+    "fred_json": {"unique_id": "x"},
+    "market_table": {"unique_id": "x"},
+    "cenc_catalog": {"regions": _SEISMIC_REGION},
+    "ngl_tenv3": {},
+    "sio_neu": {},
+    "nasa_power_json": {"site_id": "x"},
+    "usgs_water_json": {},
 }
 
 

@@ -181,9 +181,268 @@ _V2 = (
     """,
 )
 
+# Version 6 (alerts that go out right, issue 6): who changed an alert and why, the review
+# gate's state, silences, analyst feedback, the publication outbox, CAP messages, recipients
+# and their deliveries, data-gap notices, and the operator switches of the LLM path.
+_V6 = (
+    # pending = awaits a duty officer; released = may go out; rejected = held back by a
+    # duty officer; suppressed = held by a silence or by stale/gapped data.
+    "ALTER TABLE alerts ADD COLUMN release_state VARCHAR DEFAULT 'pending'",
+    "ALTER TABLE alerts ADD COLUMN expires_at TIMESTAMP",
+    # why a human should look (e.g. the LLM judgment failed its checks), NULL when none
+    "ALTER TABLE alerts ADD COLUMN review_flag VARCHAR",
+    "CREATE SEQUENCE transition_seq START 1",
+    """
+    CREATE TABLE alert_transitions (
+        transition_id BIGINT PRIMARY KEY DEFAULT nextval('transition_seq'),
+        alert_id      VARCHAR NOT NULL,
+        at_time       TIMESTAMP NOT NULL,
+        action        VARCHAR NOT NULL,
+        actor         VARCHAR NOT NULL,  -- a user name, or the job that decided (cycle, relay)
+        from_status   VARCHAR,
+        to_status     VARCHAR,
+        from_level    VARCHAR,
+        to_level      VARCHAR,
+        from_release  VARCHAR,
+        to_release    VARCHAR,
+        reason        VARCHAR,
+        run_id        VARCHAR
+    )
+    """,
+    """
+    CREATE TABLE silences (
+        silence_id VARCHAR PRIMARY KEY,
+        alert_id   VARCHAR,            -- the alert it was created from (may be NULL)
+        hazard     VARCHAR NOT NULL,   -- matcher: hazard + region (NULL region = any)
+        region     VARCHAR,
+        owner      VARCHAR NOT NULL,
+        reason     VARCHAR NOT NULL,
+        created_at TIMESTAMP NOT NULL,
+        until      TIMESTAMP NOT NULL,
+        lifted_at  TIMESTAMP,
+        lifted_by  VARCHAR
+    )
+    """,
+    "CREATE SEQUENCE feedback_seq START 1",
+    """
+    CREATE TABLE feedback (
+        feedback_id BIGINT PRIMARY KEY DEFAULT nextval('feedback_seq'),
+        alert_id    VARCHAR NOT NULL,
+        unique_id   VARCHAR NOT NULL,  -- snapshot of the alert when judged, so thresholds
+        level       VARCHAR NOT NULL,  -- can be re-evaluated after the alert moves on
+        score       DOUBLE,
+        user_name   VARCHAR NOT NULL,
+        at_time     TIMESTAMP NOT NULL,
+        verdict     VARCHAR NOT NULL CHECK (verdict IN ('confirmed', 'false_alarm')),
+        note        VARCHAR
+    )
+    """,
+    """
+    CREATE TABLE outbox (
+        event_id     VARCHAR PRIMARY KEY,
+        alert_id     VARCHAR NOT NULL,
+        msg_type     VARCHAR NOT NULL CHECK (msg_type IN ('Alert', 'Update', 'Cancel')),
+        snapshot     JSON NOT NULL,     -- the alert row as released
+        created_at   TIMESTAMP NOT NULL,
+        created_by   VARCHAR NOT NULL,
+        reason       VARCHAR,
+        identifier   VARCHAR,           -- the CAP identifier once rendered
+        published_at TIMESTAMP
+    )
+    """,
+    """
+    CREATE TABLE cap_messages (
+        identifier  VARCHAR PRIMARY KEY,
+        event_id    VARCHAR NOT NULL UNIQUE,
+        alert_id    VARCHAR NOT NULL,
+        msg_type    VARCHAR NOT NULL,
+        status      VARCHAR NOT NULL CHECK (status IN ('Actual', 'Exercise', 'Test')),
+        sent        VARCHAR NOT NULL,   -- CAP dateTime with offset, as written
+        refs        VARCHAR,            -- CAP references (earlier messages), space separated
+        level       VARCHAR NOT NULL,
+        hazard      VARCHAR NOT NULL,
+        region      VARCHAR,
+        xml         VARCHAR NOT NULL,
+        valid       BOOLEAN NOT NULL,
+        created_at  TIMESTAMP NOT NULL
+    )
+    """,
+    """
+    CREATE TABLE recipients (
+        recipient_id VARCHAR PRIMARY KEY,
+        name         VARCHAR NOT NULL,
+        channel      VARCHAR NOT NULL CHECK (channel IN ('folder', 'webhook')),
+        target       VARCHAR NOT NULL,
+        regions      JSON NOT NULL,     -- [] = every region
+        hazards      JSON NOT NULL,     -- [] = every hazard
+        indicators   JSON NOT NULL,     -- unique_id glob patterns; [] = every series
+        min_level    VARCHAR NOT NULL CHECK (min_level IN ('blue', 'yellow', 'orange', 'red')),
+        active       BOOLEAN NOT NULL DEFAULT true,
+        created_at   TIMESTAMP NOT NULL
+    )
+    """,
+    """
+    CREATE TABLE deliveries (
+        delivery_id     VARCHAR PRIMARY KEY,
+        identifier      VARCHAR NOT NULL,
+        recipient_id    VARCHAR NOT NULL,
+        state           VARCHAR NOT NULL CHECK (state IN ('pending', 'delivered', 'dead')),
+        attempts        INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at TIMESTAMP NOT NULL,
+        last_error      VARCHAR,
+        created_at      TIMESTAMP NOT NULL,
+        finished_at     TIMESTAMP,
+        UNIQUE (identifier, recipient_id)
+    )
+    """,
+    """
+    CREATE TABLE data_gap_notices (
+        notice_id   VARCHAR PRIMARY KEY,
+        unique_id   VARCHAR NOT NULL,
+        hazard      VARCHAR NOT NULL,
+        region      VARCHAR,
+        kind        VARCHAR NOT NULL CHECK (kind IN ('stale', 'gap')),
+        detail      JSON NOT NULL,
+        first_seen  TIMESTAMP NOT NULL,
+        last_seen   TIMESTAMP NOT NULL,
+        run_id      VARCHAR NOT NULL,
+        resolved_at TIMESTAMP
+    )
+    """,
+    """
+    CREATE TABLE llm_controls (
+        name   VARCHAR PRIMARY KEY,   -- 'path' (on/off), 'revoked:<base_url>', 'key_fingerprint'
+        value  JSON NOT NULL,
+        set_by VARCHAR NOT NULL,
+        set_at TIMESTAMP NOT NULL
+    )
+    """,
+)
+
+# Version 3: ingestion state. A watermark per network source advances in the same transaction
+# as the batch it came with; source_status keeps per-source freshness for `ews status`.
+_V3 = (
+    """
+    CREATE TABLE source_watermarks (
+        source     VARCHAR PRIMARY KEY,
+        watermark  VARCHAR NOT NULL,
+        batch_id   VARCHAR,
+        updated_at TIMESTAMP NOT NULL
+    )
+    """,
+    """
+    CREATE TABLE source_status (
+        source          VARCHAR PRIMARY KEY,
+        kind            VARCHAR NOT NULL,
+        last_attempt_at TIMESTAMP,
+        last_success_at TIMESTAMP,
+        last_error_at   TIMESTAMP,
+        last_error      VARCHAR,
+        last_data_time  TIMESTAMP,
+        last_batch_id   VARCHAR,
+        rows_last       BIGINT
+    )
+    """,
+)
+
+# Version 7 (dashboard, issue 7): which review-inbox actions the warehouse has applied. The
+# dashboard queues actions in the control store while the engine holds this file; each is
+# applied in one transaction with its row here, so a re-drain never applies an action twice.
+_V7 = (
+    """
+    CREATE TABLE review_inbox_applied (
+        action_id  VARCHAR PRIMARY KEY,
+        kind       VARCHAR NOT NULL,
+        action     VARCHAR NOT NULL,
+        alert_id   VARCHAR,
+        actor      VARCHAR NOT NULL,
+        acted_at   TIMESTAMP NOT NULL,
+        applied_at TIMESTAMP NOT NULL,
+        outcome    VARCHAR NOT NULL CHECK (outcome IN ('applied', 'refused')),
+        message    VARCHAR
+    )
+    """,
+)
+
+# Version 4 (forecasting): vertical-model registry, backtest results per run, per-series model
+# selections with their reasons, and threshold exceedance probabilities from forecasts.
+_V4 = (
+    """
+    CREATE TABLE models (
+        model_id        VARCHAR PRIMARY KEY,
+        kind            VARCHAR NOT NULL,
+        base            VARCHAR NOT NULL,
+        domain          VARCHAR NOT NULL,
+        training_series JSON NOT NULL,
+        batch_ids       JSON NOT NULL,
+        data_hash       VARCHAR NOT NULL,
+        steps           INTEGER NOT NULL,
+        validation      JSON NOT NULL,
+        path            VARCHAR NOT NULL,
+        created_at      TIMESTAMP NOT NULL
+    )
+    """,
+    """
+    CREATE TABLE backtest_results (
+        run_id      VARCHAR NOT NULL,
+        unique_id   VARCHAR NOT NULL,
+        model       VARCHAR NOT NULL,
+        horizon     INTEGER NOT NULL,
+        windows     INTEGER NOT NULL,
+        points      INTEGER NOT NULL,
+        mase        DOUBLE,
+        smape       DOUBLE,
+        wql         DOUBLE,
+        coverage_80 DOUBLE,
+        coverage_90 DOUBLE,
+        members     JSON,
+        last_cutoff TIMESTAMP,
+        created_at  TIMESTAMP NOT NULL,
+        PRIMARY KEY (run_id, unique_id, model)
+    )
+    """,
+    """
+    CREATE TABLE model_selections (
+        run_id          VARCHAR NOT NULL,
+        unique_id       VARCHAR NOT NULL,
+        model           VARCHAR NOT NULL,
+        backtest_run_id VARCHAR,
+        criterion       VARCHAR NOT NULL,
+        score           DOUBLE,
+        runner_up       VARCHAR,
+        runner_up_score DOUBLE,
+        baseline_score  DOUBLE,
+        windows         INTEGER NOT NULL,
+        members         JSON,
+        reason          VARCHAR NOT NULL,
+        decided_at      TIMESTAMP NOT NULL,
+        PRIMARY KEY (run_id, unique_id)
+    )
+    """,
+    """
+    CREATE TABLE exceedance (
+        run_id          VARCHAR NOT NULL,
+        unique_id       VARCHAR NOT NULL,
+        cutoff          TIMESTAMP NOT NULL,
+        ds              TIMESTAMP NOT NULL,
+        threshold       VARCHAR NOT NULL,
+        model           VARCHAR NOT NULL,
+        threshold_value DOUBLE NOT NULL,
+        direction       VARCHAR NOT NULL CHECK (direction IN ('above', 'below')),
+        p_step_exceed   DOUBLE NOT NULL CHECK (p_step_exceed BETWEEN 0 AND 1),
+        p_path_cross    DOUBLE NOT NULL CHECK (p_path_cross BETWEEN 0 AND 1),
+        PRIMARY KEY (unique_id, cutoff, threshold, ds)
+    )
+    """,
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "base tables: series, observations, ledger, runs, results, audit", _V1),
     Migration(2, "risk grades, per-series cycle state, earthquake events", _V2),
+    Migration(3, "ingestion: source watermarks and per-source freshness", _V3),
+    Migration(4, "forecasting: model registry, backtests, selections, exceedance", _V4),
+    Migration(6, "alert review, silences, feedback, outbox, CAP, delivery, data gaps, LLM switches", _V6),
+    Migration(7, "dashboard: review-inbox actions applied to the warehouse", _V7),
 )
 
 CURRENT_VERSION = max(m.version for m in MIGRATIONS)

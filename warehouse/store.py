@@ -238,6 +238,10 @@ class Warehouse:
             f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {updates}"
             + (f" WHERE {where}" if where else "")
         )
+        if not self.execute(f"SELECT count(*) FROM (SELECT 1 FROM {table} LIMIT 1)")[0][0]:
+            # An empty table has nothing to conflict with: a plain bulk insert (same result, and
+            # DuckDB skips the per-row conflict check, which dominates a first load).
+            sql = f"INSERT INTO {table} ({', '.join(columns)}) SELECT {', '.join(select)} FROM incoming"
         self._con.register("incoming", frame.to_arrow())
         try:
             return self.execute(sql, params)[0][0]

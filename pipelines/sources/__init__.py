@@ -14,8 +14,10 @@ Nothing partial is ever returned.
 This package reads files only: it imports ``core``, polars, numpy, xarray and the standard
 library, never ``warehouse``, ``forecasting``, ``anomaly`` or ``dashboards``.
 
-Formats (keys of :data:`PARSERS`): fred_csv, fred_long_fx, usgs_catalog, pbo_pos,
-usgs_daily_flow, nwis_rdb, psmsl_monthly, netcdf_region, nsidc_extent.
+Formats (keys of :data:`PARSERS`): fred_csv, fred_multi, fred_json, fred_long_fx, market_table,
+usgs_catalog, cenc_catalog, pbo_pos, ngl_tenv3, sio_neu, usgs_daily_flow, nwis_rdb,
+usgs_water_json, psmsl_monthly, netcdf_region, nasa_power_json, nsidc_extent.
+:func:`detect_format` names the format of a file when its first bytes leave no doubt.
 """
 
 from __future__ import annotations
@@ -27,19 +29,25 @@ from typing import Any
 
 from core.errors import ConfigError
 from pipelines.sources._common import EVENT_SCHEMA, Parsed
+from pipelines.sources.apis import parse_nasa_power_json, parse_usgs_water_json
 from pipelines.sources.catalogue import BundledFile, bundled_catalogue
+from pipelines.sources.detect import detect_format
+from pipelines.sources.fred_tables import parse_fred_json, parse_fred_multi
 from pipelines.sources.geodetic import parse_pbo_pos
+from pipelines.sources.gnss import parse_ngl_tenv3, parse_sio_neu
 from pipelines.sources.grids import parse_netcdf_region
 from pipelines.sources.hydro import parse_nwis_rdb, parse_psmsl_monthly, parse_usgs_daily_flow
+from pipelines.sources.market_table import parse_market_table
 from pipelines.sources.markets import parse_fred_csv, parse_fred_long_fx
 from pipelines.sources.seaice import parse_nsidc_extent
-from pipelines.sources.seismic import parse_usgs_catalog
+from pipelines.sources.seismic import parse_cenc_catalog, parse_usgs_catalog
 
 __all__ = [
     "Parsed",
     "EVENT_SCHEMA",
     "PARSERS",
     "parse",
+    "detect_format",
     "BundledFile",
     "bundled_catalogue",
     "parse_fred_csv",
@@ -51,6 +59,14 @@ __all__ = [
     "parse_psmsl_monthly",
     "parse_netcdf_region",
     "parse_nsidc_extent",
+    "parse_fred_multi",
+    "parse_fred_json",
+    "parse_market_table",
+    "parse_cenc_catalog",
+    "parse_ngl_tenv3",
+    "parse_sio_neu",
+    "parse_nasa_power_json",
+    "parse_usgs_water_json",
 ]
 
 PARSERS: dict[str, Callable[..., Parsed]] = {
@@ -63,6 +79,14 @@ PARSERS: dict[str, Callable[..., Parsed]] = {
     "psmsl_monthly": parse_psmsl_monthly,
     "netcdf_region": parse_netcdf_region,
     "nsidc_extent": parse_nsidc_extent,
+    "fred_multi": parse_fred_multi,
+    "fred_json": parse_fred_json,
+    "market_table": parse_market_table,
+    "cenc_catalog": parse_cenc_catalog,
+    "ngl_tenv3": parse_ngl_tenv3,
+    "sio_neu": parse_sio_neu,
+    "nasa_power_json": parse_nasa_power_json,
+    "usgs_water_json": parse_usgs_water_json,
 }
 
 

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 
 from core.errors import ConfigError, DataFormatError, FrameError
@@ -36,6 +37,8 @@ __all__ = [
     "parse_regions",
     "in_region",
     "snake",
+    "points_in_polygon",
+    "with_exact_duplicates_dropped",
 ]
 
 #: Columns and types of the ``events`` frame that earthquake catalogs return.
@@ -68,7 +71,11 @@ class Parsed:
 
 @dataclass(frozen=True)
 class Region:
-    """A latitude/longitude box; longitudes may be given in -180..180 or 0..360."""
+    """A latitude/longitude box, or a polygon (then the box is its bounding box).
+
+    Longitudes may be given in -180..180 or 0..360. ``polygon`` holds (lon, lat) vertices;
+    a point belongs to the region when it lies inside the polygon (even-odd rule).
+    """
 
     id: str
     name: str
@@ -76,6 +83,7 @@ class Region:
     max_lat: float
     min_lon: float
     max_lon: float
+    polygon: tuple[tuple[float, float], ...] | None = None
 
     @property
     def centre(self) -> tuple[float, float]:
@@ -278,6 +286,9 @@ def finish(
     frames = [series] if isinstance(series, pl.DataFrame) else list(series)
     frames = [f.select(pl.col("unique_id").cast(pl.Utf8), pl.col("ds").cast(pl.Datetime("us")), pl.col("y").cast(pl.Float64)) for f in frames]
     combined = pl.concat(frames) if frames else pl.DataFrame(schema={"unique_id": pl.Utf8, "ds": pl.Datetime("us"), "y": pl.Float64})
+    combined, exact = with_exact_duplicates_dropped(combined)
+    if exact:
+        notes = [*notes, f"dropped {exact} exact duplicate row(s) (same series, time and value)"]
     if combined.height == 0:
         raise fail(path, "yields no observations (every value is missing or filtered out)", fix="check the file and the options (country, regions ...)")
     dupes = combined.group_by("unique_id", "ds").len().filter(pl.col("len") > 1).sort("unique_id", "ds")
@@ -303,15 +314,69 @@ def finish(
     return Parsed(series=valid, meta=meta_frame.sort("unique_id"), events=events, notes=tuple(notes))
 
 
+def with_exact_duplicates_dropped(frame: pl.DataFrame) -> tuple[pl.DataFrame, int]:
+    """Drop rows repeated with the same (unique_id, ds, y); conflicting values stay for the caller to refuse."""
+    unique = frame.unique(subset=["unique_id", "ds", "y"], keep="first", maintain_order=True)
+    return unique, frame.height - unique.height
+
+
+def _polygon(spec: Mapping[str, object], what: str) -> dict[str, object]:
+    """Fill a polygon region's bounding box from its (lon, lat) vertices."""
+    raw = spec["polygon"]
+    try:
+        vertices = tuple((float(v[0]), float(v[1])) for v in raw)  # type: ignore[union-attr, index]
+    except (TypeError, ValueError, IndexError):
+        raise ConfigError(
+            f"{what}: region {spec.get('id')!r} polygon must be a list of [lon, lat] pairs",
+            fix="write polygon = [[lon, lat], [lon, lat], [lon, lat], ...] with at least 3 vertices",
+        ) from None
+    if len(vertices) < 3:
+        raise ConfigError(f"{what}: region {spec.get('id')!r} polygon has {len(vertices)} vertices",
+                          fix="give at least 3 [lon, lat] vertices")
+    lons = [v[0] for v in vertices]
+    lats = [v[1] for v in vertices]
+    return {**spec, "min_lat": min(lats), "max_lat": max(lats), "min_lon": min(lons), "max_lon": max(lons),
+            "polygon": vertices}
+
+
+def points_in_polygon(lon: np.ndarray, lat: np.ndarray, polygon: Sequence[tuple[float, float]]) -> np.ndarray:
+    """Even-odd test of points against a (lon, lat) polygon.
+
+    Point longitudes are first brought within 180 degrees of the polygon's first vertex, so
+    a polygon written in -180..180 matches grids in 0..360 and the other way round.
+    """
+    poly = np.asarray(polygon, dtype=np.float64)
+    ref = poly[0, 0]
+    px = ((np.asarray(lon, dtype=np.float64) - ref + 180.0) % 360.0) + ref - 180.0
+    py = np.asarray(lat, dtype=np.float64)
+    vx = ((poly[:, 0] - ref + 180.0) % 360.0) + ref - 180.0
+    vy = poly[:, 1]
+    inside = np.zeros(px.shape, dtype=bool)
+    j = len(poly) - 1
+    for i in range(len(poly)):
+        crosses = (vy[i] > py) != (vy[j] > py)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            x_at = (vx[j] - vx[i]) * (py - vy[i]) / (vy[j] - vy[i]) + vx[i]
+        inside ^= crosses & (px < x_at)
+        j = i
+    return inside
+
+
 def parse_regions(regions: Sequence[Mapping[str, object]] | None, *, what: str) -> list[Region]:
-    """Turn region dicts {id, name, min_lat, max_lat, min_lon, max_lon} into checked boxes."""
+    """Turn region dicts into checked regions: boxes {id, name, min_lat, max_lat, min_lon,
+    max_lon} or polygons {id, name, polygon: [[lon, lat], ...]}."""
     if not regions:
         raise ConfigError(
             f"{what} needs at least one region",
-            fix="pass regions=[{'id': 'japan', 'name': 'Japan', 'min_lat': 22, 'max_lat': 46, 'min_lon': 122, 'max_lon': 150}]",
+            fix="pass regions=[{'id': 'japan', 'name': 'Japan', 'min_lat': 22, 'max_lat': 46, 'min_lon': 122, 'max_lon': 150}]"
+            " or a polygon {'id': ..., 'name': ..., 'polygon': [[lon, lat], ...]}",
         )
     out: list[Region] = []
     for spec in regions:
+        if not isinstance(spec, Mapping):
+            raise ConfigError(f"{what}: region {spec!r} is not a table", fix="write each region as {id = ..., name = ..., ...}")
+        if "polygon" in spec:
+            spec = _polygon(spec, what)
         keys = ("id", "name", "min_lat", "max_lat", "min_lon", "max_lon")
         missing = [k for k in keys if k not in spec]
         if missing:
@@ -321,6 +386,7 @@ def parse_regions(regions: Sequence[Mapping[str, object]] | None, *, what: str) 
                 id=str(spec["id"]),
                 name=str(spec["name"]),
                 **{k: float(spec[k]) for k in keys[2:]},  # type: ignore[arg-type]
+                polygon=spec.get("polygon"),  # type: ignore[arg-type]
             )
         except (TypeError, ValueError):
             raise ConfigError(f"{what}: region {dict(spec)} has a non-numeric bound", fix="give bounds in decimal degrees") from None
@@ -346,6 +412,14 @@ def parse_regions(regions: Sequence[Mapping[str, object]] | None, *, what: str) 
 def in_region(lat: pl.Expr, lon: pl.Expr, box: Region) -> pl.Expr:
     """Boolean expression: inside the box, comparing longitudes on one 0..360 circle."""
     lat_ok = (lat >= box.min_lat) & (lat <= box.max_lat)
+    if box.polygon is not None:
+        vertices = box.polygon
+        inside = pl.map_batches(
+            [lon, lat],
+            lambda cols: pl.Series(points_in_polygon(cols[0].to_numpy(), cols[1].to_numpy(), vertices)),
+            return_dtype=pl.Boolean,
+        )
+        return lat_ok & inside
     if box.max_lon - box.min_lon >= 360.0:
         return lat_ok
     lo, hi = box.min_lon % 360.0, box.max_lon % 360.0

@@ -7,11 +7,12 @@ one 0..360 circle). xarray's CF decoding turns ``missing_value`` / ``_FillValue`
 values whose magnitude exceeds 1e30 (un-decoded fill values such as ERSST's -9.96921e36) and
 values outside the variable's ``valid_range`` are masked as well, so land cells never count.
 
-For each region two series are returned:
+Regions are boxes or polygons (``polygon = [[lon, lat], ...]``; a cell counts when its
+centre lies inside). For each region, per ``statistics`` (default both):
 
-- ``<id>_mean``: area-weighted mean over the valid cells of the box, weight cos(latitude)
+- ``<id>_mean``: area-weighted mean over the valid cells of the region, weight cos(latitude)
   (cell area on a regular lat/lon grid is proportional to it);
-- ``<id>_max``: maximum over the valid cells.
+- ``<id>_max``: maximum over the valid cells (optional: ``statistics=["mean"]`` leaves it out).
 
 Time steps where a region has no valid cell are dropped and counted in ``notes``. The unit
 comes from the variable's ``units`` attribute. Monthly fields must be stamped on month starts
@@ -36,6 +37,7 @@ from pipelines.sources._common import (
     finish,
     meta_row,
     parse_regions,
+    points_in_polygon,
 )
 
 __all__ = ["parse_netcdf_region"]
@@ -100,6 +102,9 @@ def _masked(values: np.ndarray, attrs: Mapping[str, object]) -> tuple[np.ndarray
     return out, int(bad.sum())
 
 
+_STATISTICS = ("mean", "max")
+
+
 def _box_cells(lats: np.ndarray, lons: np.ndarray, box: Region) -> tuple[np.ndarray, np.ndarray]:
     lat_sel = (lats >= box.min_lat) & (lats <= box.max_lat)
     if box.max_lon - box.min_lon >= 360.0:
@@ -110,6 +115,16 @@ def _box_cells(lats: np.ndarray, lons: np.ndarray, box: Region) -> tuple[np.ndar
     return lat_sel, lon_sel
 
 
+def _region_mask(lats: np.ndarray, lons: np.ndarray, box: Region) -> np.ndarray:
+    """(lat, lon) boolean mask of the grid cells whose centre lies in the region."""
+    lat_sel, lon_sel = _box_cells(lats, lons, box)
+    mask = lat_sel[:, None] & lon_sel[None, :]
+    if box.polygon is not None:
+        grid_lon, grid_lat = np.meshgrid(lons, lats)
+        mask &= points_in_polygon(grid_lon, grid_lat, box.polygon)
+    return mask
+
+
 def parse_netcdf_region(
     path: Path,
     *,
@@ -117,6 +132,7 @@ def parse_netcdf_region(
     variable: str = "sst",
     frequency: str = "MS",
     domain: str = "satellite",
+    statistics: Sequence[str] = _STATISTICS,
     source: str = _SOURCE,
     licence: str = _LICENCE,
     classification: str = "public",
@@ -124,6 +140,10 @@ def parse_netcdf_region(
     """Reduce a (time, lat, lon) NetCDF field to area-weighted mean and max series per region."""
     path = Path(path)
     boxes = parse_regions(regions, what=f"netcdf_region {path.name}")
+    unknown = [s for s in statistics if s not in _STATISTICS] if not isinstance(statistics, str) else [statistics]
+    if unknown or not statistics:
+        raise ConfigError(f"netcdf_region {path.name}: statistics {list(statistics)!r} are not among {list(_STATISTICS)}",
+                          fix='pass statistics=["mean"] or ["mean", "max"]')
     grid = _load(path, variable)
     try:
         times = pl.Series("ds", grid.times).cast(pl.Datetime("us"))
@@ -142,25 +162,26 @@ def parse_netcdf_region(
         notes.append(f"masked {masked_here} fill or out-of-range value(s) that CF decoding left in place")
     frames, meta = [], []
     for box in boxes:
-        lat_sel, lon_sel = _box_cells(lats, lons, box)
-        if not lat_sel.any() or not lon_sel.any():
+        mask = _region_mask(lats, lons, box)
+        if not mask.any():
             raise ConfigError(
                 f"netcdf_region {path.name}: region {box.id!r} covers no grid cell (grid lat {lats.min()}..{lats.max()}, lon {lons.min()}..{lons.max()})",
-                fix="widen the box; it must contain at least one grid centre",
+                fix="widen the box or polygon; it must contain at least one grid centre",
             )
-        cells = data[:, lat_sel, :][:, :, lon_sel]
-        weights = np.broadcast_to(np.cos(np.deg2rad(lats[lat_sel]))[None, :, None], cells.shape)
+        cells = data[:, mask]  # (time, cells in region)
+        weights = np.broadcast_to(np.cos(np.deg2rad(np.broadcast_to(lats[:, None], mask.shape)[mask]))[None, :], cells.shape)
         valid = np.isfinite(cells)
-        weight_sum = np.where(valid, weights, 0.0).sum(axis=(1, 2))
+        weight_sum = np.where(valid, weights, 0.0).sum(axis=1)
         has_data = weight_sum > 0
         with np.errstate(invalid="ignore", divide="ignore"):
-            mean = np.where(valid, cells * weights, 0.0).sum(axis=(1, 2)) / weight_sum
-        maximum = np.where(valid, cells, -np.inf).max(axis=(1, 2))
+            mean = np.where(valid, cells * weights, 0.0).sum(axis=1) / weight_sum
+        maximum = np.where(valid, cells, -np.inf).max(axis=1)
         if not has_data.all():
             notes.append(f"region {box.id}: {int((~has_data).sum())} time step(s) without a valid cell dropped")
         notes.append(f"region {box.id}: {int(valid.any(axis=0).sum())} valid grid cell(s)")
         lat, lon = box.centre
-        for suffix, values, what in (("mean", mean, "area-weighted mean"), ("max", maximum, "maximum")):
+        chosen = [item for item in (("mean", mean, "area-weighted mean"), ("max", maximum, "maximum")) if item[0] in statistics]
+        for suffix, values, what in chosen:
             uid = f"{box.id}_{suffix}"
             frames.append(pl.DataFrame({"unique_id": uid, "ds": times.filter(pl.Series(has_data)), "y": values[has_data]}))
             meta.append(

@@ -12,8 +12,14 @@ are cp1252). Times become naive UTC microseconds; a catalog kept in local time (
 time) is shifted with ``utc_offset_hours=8``. Exact duplicates by (time, lat, lon, magnitude)
 are dropped and counted.
 
+``cenc_catalog`` reads the China Earthquake Networks Center export
+(``Time,Latitude,Longitude,Magnitude,Depth,None``): times are Beijing time (UTC+8) and are
+converted to UTC, a depth of -1 means unknown (null), and exact repeats are dropped.
+
 Returns ``events`` (one row per event, see ``EVENT_SCHEMA``) and, for every region of
-``regions``, three calendar-daily series:
+``regions`` (default: one region spanning the whole globe, named after the file), three
+calendar-daily series (:func:`daily_event_series`, which the ingest step also runs on the
+stored events so that overlapping or incremental batches give the same daily values):
 
 - ``<region>_count``: events per UTC day, zero-filled from the catalog's first to last event day;
 - ``<region>_max_mag``: largest magnitude of the day (days with events only);
@@ -44,7 +50,8 @@ from pipelines.sources._common import (
     to_float,
 )
 
-__all__ = ["parse_usgs_catalog", "log10_energy_joules"]
+__all__ = ["parse_usgs_catalog", "parse_cenc_catalog", "log10_energy_joules", "daily_event_series",
+           "default_regions"]
 
 _ENCODINGS = ("utf-8", "cp1252", "latin-1")
 _SOURCE = "USGS ANSS Comprehensive Catalog (ComCat)"
@@ -57,7 +64,9 @@ def log10_energy_joules(magnitude: pl.Expr) -> pl.Expr:
 
 
 def _column(df: pl.DataFrame, *names: str) -> str | None:
-    return next((n for n in names if n in df.columns), None)
+    """The first of ``names`` present in the header, compared case-insensitively."""
+    lowered = {c.lower(): c for c in df.columns}
+    return next((lowered[n] for n in names if n in lowered), None)
 
 
 def _parse_times(path: Path, raw: pl.Series, lines: pl.Series) -> pl.Series:
@@ -106,8 +115,8 @@ def _within(path: Path, values: pl.Series, lines: pl.Series, *, column: str, low
     return values
 
 
-def _depths(path: Path, raw: pl.DataFrame, lines: pl.Series) -> pl.Series | None:
-    """Depth in km, null where blank; None when the catalog has no depth column."""
+def _depths(path: Path, raw: pl.DataFrame, lines: pl.Series, unknown: float | None = None) -> pl.Series | None:
+    """Depth in km, null where blank (or equal to ``unknown``); None when the catalog has no depth column."""
     depth_col = _column(raw, "depth", "depth_km")
     if depth_col is None:
         return None
@@ -117,6 +126,8 @@ def _depths(path: Path, raw: pl.DataFrame, lines: pl.Series) -> pl.Series | None
     if present.any():
         parsed = to_float(path, depth_raw.filter(present), lines.filter(present), column=depth_col)
         depth = depth.scatter(present.arg_true(), parsed)
+    if unknown is not None:
+        depth = depth.set(depth == unknown, None)  # type: ignore[arg-type]
     return depth
 
 
@@ -145,7 +156,8 @@ def _deduplicate(events: pl.DataFrame, notes: list[str]) -> pl.DataFrame:
     return events
 
 
-def _read_events(path: Path, *, encoding: str | None, utc_offset_hours: float, source: str, id_prefix: str) -> tuple[pl.DataFrame, list[str]]:
+def _read_events(path: Path, *, encoding: str | None, utc_offset_hours: float, source: str, id_prefix: str,
+                 unknown_depth: float | None = None) -> tuple[pl.DataFrame, list[str]]:
     text, used = read_text(path, encodings=(encoding,) if encoding else _ENCODINGS)
     raw = read_delimited(path, text).with_row_index("_line", offset=2)
     notes: list[str] = [] if used == "utf-8" else [f"decoded as {used} (the file is not valid UTF-8)"]
@@ -158,7 +170,9 @@ def _read_events(path: Path, *, encoding: str | None, utc_offset_hours: float, s
     lat = _within(path, to_float(path, raw.get_column(lat_col), lines, column=lat_col), lines, column=lat_col, low=-90.0, high=90.0)
     lon = _within(path, to_float(path, raw.get_column(lon_col), lines, column=lon_col), lines, column=lon_col, low=-180.0, high=360.0)
     mag = _within(path, to_float(path, raw.get_column(mag_col), lines, column=mag_col), lines, column=mag_col, low=-3.0, high=10.5)
-    depth = _depths(path, raw, lines)
+    depth = _depths(path, raw, lines, unknown_depth)
+    if unknown_depth is not None and depth is not None:
+        notes.append(f"{depth.null_count()} event(s) without a depth (blank or {unknown_depth:g})")
     if depth is None:
         depth = pl.Series("depth_km", [None] * raw.height, dtype=pl.Float64)
         notes.append("the catalog has no depth column; depth_km is null")
@@ -198,27 +212,29 @@ def _regional_series(events: pl.DataFrame, box: Region, calendar: pl.Series) -> 
     ]
 
 
-def parse_usgs_catalog(
-    path: Path,
+def default_regions(path: Path) -> list[dict[str, object]]:
+    """One region spanning the globe, named after the file (used when no regions are given)."""
+    stem = snake(Path(path).stem)
+    return [{"id": stem, "name": f"all events in {Path(path).name}", "min_lat": -90.0, "max_lat": 90.0,
+             "min_lon": -180.0, "max_lon": 180.0}]
+
+
+def daily_event_series(
+    events: pl.DataFrame,
+    boxes: Sequence[Region],
     *,
-    regions: Sequence[Mapping[str, object]],
-    encoding: str | None = None,
-    utc_offset_hours: float = 0.0,
-    event_id_prefix: str | None = None,
-    source: str = _SOURCE,
-    licence: str = _LICENCE,
-    classification: str = "public",
-) -> Parsed:
-    """Parse an earthquake catalog into events plus daily count / max-magnitude / energy series per region."""
-    path = Path(path)
-    boxes = parse_regions(regions, what=f"usgs_catalog {path.name}")
-    events, notes = _read_events(
-        path, encoding=encoding, utc_offset_hours=utc_offset_hours, source=source, id_prefix=event_id_prefix or snake(path.stem)
-    )
-    days = events.get_column("time").dt.truncate("1d")
-    calendar = pl.datetime_range(days.min(), days.max(), interval="1d", time_unit="us", eager=True)
+    first_day: datetime.datetime,
+    last_day: datetime.datetime,
+    source: str,
+    licence: str,
+    classification: str,
+) -> tuple[list[pl.DataFrame], list[dict[str, object]], list[str]]:
+    """Daily count (zero-filled over ``first_day..last_day``), max magnitude and log10 energy per region."""
+    calendar = pl.datetime_range(first_day, last_day, interval="1d", time_unit="us", eager=True)
+    events = events.filter(pl.col("time").is_between(first_day, last_day + datetime.timedelta(days=1), closed="left"))
     frames: list[pl.DataFrame] = []
     meta: list[dict[str, object]] = []
+    notes: list[str] = []
     for box in boxes:
         parts = [p for p in _regional_series(events, box, calendar) if p.height]
         n_events = int(events.select(in_region(pl.col("lat"), pl.col("lon"), box).sum()).item())
@@ -241,4 +257,49 @@ def parse_usgs_catalog(
             )
         if n_events == 0:
             notes.append(f"region {box.id} has no events: only its all-zero count series is returned")
-    return finish(path, frames, meta, notes=notes, events=events)
+    return frames, meta, notes
+
+
+def parse_usgs_catalog(
+    path: Path,
+    *,
+    regions: Sequence[Mapping[str, object]] | None = None,
+    encoding: str | None = None,
+    utc_offset_hours: float = 0.0,
+    event_id_prefix: str | None = None,
+    unknown_depth: float | None = None,
+    source: str = _SOURCE,
+    licence: str = _LICENCE,
+    classification: str = "public",
+) -> Parsed:
+    """Parse an earthquake catalog into events plus daily count / max-magnitude / energy series per region."""
+    path = Path(path)
+    boxes = parse_regions(regions if regions is not None else default_regions(path), what=f"usgs_catalog {path.name}")
+    events, notes = _read_events(
+        path, encoding=encoding, utc_offset_hours=utc_offset_hours, source=source,
+        id_prefix=event_id_prefix or snake(path.stem), unknown_depth=unknown_depth,
+    )
+    if regions is None:
+        notes.append(f"no regions given: one global region {boxes[0].id!r}")
+    days = events.get_column("time").dt.truncate("1d")
+    frames, meta, more = daily_event_series(events, boxes, first_day=days.min(), last_day=days.max(),
+                                            source=source, licence=licence, classification=classification)
+    return finish(path, frames, meta, notes=notes + more, events=events)
+
+
+def parse_cenc_catalog(
+    path: Path,
+    *,
+    regions: Sequence[Mapping[str, object]] | None = None,
+    utc_offset_hours: float = 8.0,
+    event_id_prefix: str | None = None,
+    source: str = "China Earthquake Networks Center (CENC)",
+    licence: str = "terms of the China Earthquake Networks Center; cite CENC",
+    classification: str = "public",
+) -> Parsed:
+    """Parse a CENC catalog (Beijing time, depth -1 = unknown) like ``usgs_catalog``."""
+    return parse_usgs_catalog(
+        path, regions=regions, encoding="utf-8", utc_offset_hours=utc_offset_hours,
+        event_id_prefix=event_id_prefix or snake(Path(path).stem), unknown_depth=-1.0,
+        source=source, licence=licence, classification=classification,
+    )

@@ -1,0 +1,134 @@
+"""Guardrails for text that reaches a prompt: injection screening, fencing, confidentiality.
+
+Pure functions (no network, no clock). Contract:
+
+- :func:`screen_text` decides whether one free-text field (a place name, station note, CSV
+  comment, incoming CAP description) may reach a prompt. It normalises the text (Unicode
+  NFKC, zero-width characters removed, case folded), cuts it to ``max_chars``, and blocks it
+  when it reads as an instruction to a model rather than as data: override phrases
+  ("ignore previous instructions"), role changes ("you are now", "act as"), prompt or secret
+  extraction, chat-template tokens, output hijacks ("say 'access granted'"), requests
+  addressed to an assistant, code, and encoded payloads; in English, Chinese and the other
+  languages of the measured corpora. ``benchmarks/injection.py`` measures it.
+- :func:`fence` wraps screened data in a per-call random marker; the system prompt says
+  everything between the markers is data, never instructions.
+- :func:`redact` replaces every evidence field whose classification is above the endpoint's
+  clearance, and says which fields it replaced (the caller logs them).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from typing import Any
+
+from core.frames import Classification
+
+__all__ = ["Screen", "screen_text", "fence", "redact", "FREE_TEXT_FIELDS", "SCREEN_VERSION"]
+
+SCREEN_VERSION = "screen-v1"
+
+#: Evidence fields holding free text from sources (screened before any prompt).
+FREE_TEXT_FIELDS = ("name", "region", "source", "unit", "note", "cap_description")
+
+_ZERO_WIDTH = re.compile("[\u200b-\u200f\u2060-\u2064\ufeff\u00ad]")
+
+
+@dataclass(frozen=True)
+class Screen:
+    allowed: bool
+    text: str               # the text to use in a prompt (a notice when blocked)
+    reasons: tuple[str, ...]
+
+
+# Each rule: (name, compiled pattern). Patterns run on the normalised, case-folded text.
+_RULES: tuple[tuple[str, re.Pattern[str]], ...] = tuple((name, re.compile(p, re.S)) for name, p in (
+    ("override", r"\b(ignore|disregard|forget|skip|override|bypass|neglect|abandon|drop|discard)\b.{0,40}"
+                 r"\b(previous|prior|above|earlier|preceding|all|any|your|the|these|those|initial|original|system)\b.{0,30}"
+                 r"\b(instruction|instructions|rules?|prompts?|directions?|guidelines?|context|constraints?|orders?|commands?|programming|settings)\b"),
+    ("override", r"\b(new|updated|revised|real|actual|secret|hidden|additional)\s+(instructions?|task|rules?|directive|objective)s?\b"),
+    ("override", r"\b(instead|rather)\b.{0,30}\b(say|print|output|respond|reply|write|answer|return|tell)\b"),
+    ("override", r"\bdo not (follow|obey|listen|adhere)\b|\bdon'?t (follow|obey)\b|\bstop being\b"),
+    ("override", r"\b(from now on|henceforth|for the rest of (this|the) conversation|starting now)\b"),
+    ("role", r"\byou\s+(are|r)\s+(now|no longer|going to be|a|an|my)\b|\byou'?re now\b|\bact(ing)? as\b|\bpretend\b"
+             r"|\broleplay\b|\brole-play\b|\bimpersonate\b|\bsimulate\b|\bplay the role\b|\bin character\b"),
+    ("role", r"\b(dan|stan|dude|aim|jailbreak|jailbroken|developer mode|dev mode|god mode|unfiltered|uncensored"
+             r"|no restrictions|without restrictions|no limitations|no filters?|no ethical|amoral)\b"),
+    ("extraction", r"\b(system|initial|original|hidden|secret|previous|above)\s+(prompt|message|instructions?|text|password|key|code)\b"),
+    ("extraction", r"\b(reveal|repeat|print|show|output|display|disclose|leak|spell|tell me|give me|what is|what's|write down)\b.{0,40}"
+                   r"\b(password|secret|key|access code|prompt|instructions?|rules|passcode|token|credentials?)\b"),
+    ("hijack", r"access granted|\bhaha\b|\bpwned\b|\bi have been\b|\bsay ['\"]|\bprint ['\"]|\boutput ['\"]"),
+    ("template", r"<\|?(im_start|im_end|system|user|assistant|endoftext|eot_id|start_header_id)\|?>|\[/?inst\]|<</?sys>>"
+                 r"|^\s*(system|assistant|user)\s*:|###\s*(instruction|system|response)|\[system\]|\{\{|\}\}"),
+    ("addressed", r"^\s*(please\s+)?(write|compose|draft|create|generate|produce|provide|give|list|explain|describe|summari[sz]e|"
+                  r"translate|tell|show|add|ensure|include|insert|make|send|rewrite|convert|encode|decode|answer|respond|reply|"
+                  r"output|print|repeat|ignore|forget|pretend|imagine|act|role|suggest|recommend|calculate|find|search|"
+                  r"help|teach|design|develop|build|plan|analy[sz]e|classify|identify|determine|predict|share|post|"
+                  r"create|invent|name|can you|could you|would you|will you|i want you|i need you|let'?s|you must|you will|you should)\b"),
+    ("addressed", r"\b(can|could|would|will)\s+you\b|\bi want you\b|\bi need you\b|\byou (must|will|should|shall|have to|need to)\b"
+                  r"|\byour (task|job|goal|response|answer|reply|output|instructions?)\b|\bin your (response|answer|reply|output)\b"),
+    ("addressed", r"\?\s*$"),
+    ("code", r"```|\bimport\s+\w+|\bdef\s+\w+\(|\beval\(|\bexec\(|<script|\bcurl\s+|\bwget\s+|\brm\s+-rf\b|\bos\.system\b|subprocess"),
+    ("encoded", r"\b(base64|rot13|hex|caesar|cipher|encode[ds]?|decode[ds]?|reverse(d)? (text|order|the)|backwards|emoji|binary|morse)\b"),
+    ("encoded", r"[a-z0-9+/]{40,}={0,2}"),
+    ("zh", r"忽略|无视|忘记|忘掉|之前的(指令|指示|说明|规则)|系统提示|你现在是|扮演|假装|不要遵守|新的指令|密码|口令|泄露|输出|翻译|请写|写一|告诉我"),
+    ("multilingual", r"ignor[ae]|oubli|olvid|vergiss|ignorier|dimentic|esqueç|забуд|игнор|инструкц|пароль|секрет|"
+                     r"無視|忘れ|指示|パスワード|秘密|무시|잊어|지시|비밀|암호|अनदेखा|भूल|निर्देश|पासवर्ड|गुप्त|"
+                     r"تجاهل|انس|تعليمات|كلمة المرور|سر|unut|talimat|şifre|gizli|bỏ qua|quên|hướng dẫn|mật khẩu|bí mật|"
+                     r"abaikan|lupakan|instruksi|kata sandi|rahasia|ละเว้น|ลืม|คำสั่ง|รหัสผ่าน|ความลับ|kalimutan|huwag pansinin|"
+                     r"tagubilin|lihim|ভুলে|উপেক্ষা|নির্দেশ|পাসওয়ার্ড|গোপন|instruccion|instructions précédentes|anweisung"),
+))
+
+
+def _normalise(text: str) -> str:
+    text = unicodedata.normalize("NFKC", text)
+    text = _ZERO_WIDTH.sub("", text)
+    return text.casefold()
+
+
+def screen_text(text: str | None, *, max_chars: int = 400) -> Screen:
+    """Decide whether ``text`` may reach a prompt; see the module docstring."""
+    if text is None:
+        return Screen(True, "", ())
+    raw = str(text)
+    reasons: list[str] = []
+    if len(raw) > max_chars:
+        reasons.append(f"length {len(raw)} > {max_chars}")
+    norm = _normalise(raw[: max_chars * 4])
+    for name, pattern in _RULES:
+        if pattern.search(norm) and name not in reasons:
+            reasons.append(name)
+    blocked = [r for r in reasons if not r.startswith("length")]
+    if blocked:
+        return Screen(False, "[text withheld: it reads as instructions, not data]", tuple(reasons))
+    clean = _normalise(raw)[:max_chars] if len(raw) > max_chars else unicodedata.normalize("NFKC", _ZERO_WIDTH.sub("", raw))
+    return Screen(True, clean, tuple(reasons))
+
+
+def fence(payload: str, nonce: str) -> str:
+    """Wrap data between markers a source cannot guess (``nonce`` is random per call)."""
+    marker = f"DATA-{nonce}"
+    cleaned = payload.replace(marker, "")  # a payload cannot close the fence early
+    return f"<<{marker}>>\n{cleaned}\n<<END-{marker}>>"
+
+
+def redact(evidence: dict[str, Any], *, cleared: str) -> tuple[dict[str, Any], list[str]]:
+    """Copy of ``evidence`` with values above ``cleared`` replaced; returns it and the fields.
+
+    ``evidence['classification']`` is the series' level. Above the clearance, every measured
+    value (value, forecast, group member scores) is withheld; names and levels stay, because
+    the alert itself is being released at that level of detail.
+    """
+    level = Classification.parse(evidence.get("classification") or "public")
+    limit = Classification.parse(cleared)
+    if level <= limit:
+        return dict(evidence), []
+    out = dict(evidence)
+    replaced = []
+    notice = f"[redacted: {level.name.lower()} data, endpoint cleared for {limit.name.lower()}]"
+    for key in ("value", "forecast", "score", "threshold", "group_members", "note"):
+        if out.get(key) is not None:
+            out[key] = notice
+            replaced.append(key)
+    return out, replaced

@@ -1,0 +1,119 @@
+"""Who may do what: the role-by-action matrix and :func:`authorize` (pure, no I/O).
+
+Roles, from least to most trusted (each holds every right of the one before):
+
+- ``viewer``: reads every page except the audit log, downloads CAP XML.
+- ``analyst``: + acknowledges alerts, marks them confirmed or false alarm, adds notes.
+- ``duty_officer``: + approves or rejects the release of an alert, silences with a reason and end.
+- ``admin``: + manages user accounts and reads the audit log.
+
+The dashboard and the CLI call :func:`authorize` on the server before every action; hiding a
+button is a courtesy, never the check. An action a role lacks raises
+:class:`AuthorizationError` naming the role that would be needed.
+"""
+
+from __future__ import annotations
+
+from core.errors import EWSError
+
+__all__ = [
+    "ROLES",
+    "ACTIONS",
+    "MATRIX",
+    "AuthorizationError",
+    "authorize",
+    "allowed",
+    "parse_role",
+    "minimum_role",
+]
+
+ROLES: tuple[str, ...] = ("viewer", "analyst", "duty_officer", "admin")
+
+#: Every action the server checks, with what it means.
+ACTIONS: dict[str, str] = {
+    "pages.read": "open the overview, markets, hazards, alert inbox, models, data and operations pages",
+    "cap.download": "download an alert's CAP XML",
+    "alert.acknowledge": "acknowledge an open alert",
+    "alert.feedback": "mark an alert confirmed or false alarm, with a note",
+    "alert.approve": "approve the release of an alert",
+    "alert.reject": "reject the release of an alert",
+    "alert.silence": "silence an alert's hazard and region until a given end",
+    "audit.read": "read the audit log",
+    "users.manage": "add, remove or change the role of user accounts",
+}
+
+_GRANTS: dict[str, frozenset[str]] = {
+    "viewer": frozenset({"pages.read", "cap.download"}),
+    "analyst": frozenset({"alert.acknowledge", "alert.feedback"}),
+    "duty_officer": frozenset({"alert.approve", "alert.reject", "alert.silence"}),
+    "admin": frozenset({"audit.read", "users.manage"}),
+}
+
+
+def _build_matrix() -> dict[str, frozenset[str]]:
+    matrix: dict[str, frozenset[str]] = {}
+    held: frozenset[str] = frozenset()
+    for role in ROLES:
+        held = held | _GRANTS[role]
+        matrix[role] = held
+    return matrix
+
+
+#: role -> the actions it may take (cumulative up the ladder of :data:`ROLES`).
+MATRIX: dict[str, frozenset[str]] = _build_matrix()
+
+
+class AuthorizationError(EWSError):
+    """A signed-in user (or an absent/expired session) tried an action their role lacks."""
+
+    exit_code = 13
+
+
+def parse_role(text: str) -> str:
+    """Normalise a role name (``duty-officer`` and ``Duty_Officer`` both work)."""
+    role = str(text).strip().lower().replace("-", "_").replace(" ", "_")
+    if role not in ROLES:
+        raise AuthorizationError(
+            f"unknown role {text!r}",
+            fix=f"use one of {', '.join(ROLES)}",
+        )
+    return role
+
+
+def minimum_role(action: str) -> str:
+    """The least trusted role that may take ``action``."""
+    _known_action(action)
+    return next(role for role in ROLES if action in MATRIX[role])
+
+
+def allowed(role: str | None, action: str) -> bool:
+    """True when ``role`` may take ``action``; an absent role may take nothing."""
+    _known_action(action)
+    return role in MATRIX and action in MATRIX[role]
+
+
+def authorize(role: str | None, action: str) -> None:
+    """Raise :class:`AuthorizationError` unless ``role`` may take ``action``.
+
+    ``role`` is None for an absent or expired session: every action is refused.
+    """
+    if allowed(role, action):
+        return
+    need = minimum_role(action)
+    if role is None:
+        raise AuthorizationError(
+            f"not signed in: {ACTIONS[action]} needs a signed-in {need}",
+            fix="sign in again (sessions expire; see [dashboard] session_minutes)",
+        )
+    raise AuthorizationError(
+        f"role {role!r} may not {ACTIONS[action]} (action {action!r} needs {need} or above)",
+        fix=f"ask an admin to run `ews users set-role NAME {need}` if your duties include this",
+    )
+
+
+def _known_action(action: str) -> None:
+    if action not in ACTIONS:
+        raise AuthorizationError(
+            f"unknown action {action!r}",
+            fix=f"use one of {', '.join(ACTIONS)}",
+        )

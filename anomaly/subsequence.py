@@ -1,0 +1,182 @@
+"""PyOD detectors over sliding-window subsequences (TSB-AD's best univariate form).
+
+:func:`subsequence_scores` turns each series into windows of ``w`` consecutive standardised
+values (the window ending at ``t`` scores ``t``), fits one PyOD detector on the windows of
+the *past* and scores the windows that follow, refitting at ``blocks`` cut points (train
+window grows, retraining cadence fixed), so a point is never scored by a model that saw it.
+The first 15% of a series (its warm-up, at most 750 points) is fitted and scored in-sample.
+Raw scores are PyOD ``decision_function`` values (higher = more abnormal); ``score`` comes
+from :func:`anomaly.calibration.calibrate_causal`.
+
+Methods (:data:`PYOD_METHODS`, detector name ``subseq_<method>``): ``pca`` (Shyu et al.
+principal-component outlier score), ``iforest``, ``ecod``, ``copod``, ``hbos``, ``knn``,
+``lof``. Window length: pass ``windows`` per series (the ``[anomaly] window`` of its
+frequency), or leave it out and :func:`dominant_period` chooses from the autocorrelation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+import numpy as np
+import polars as pl
+from numpy.lib.stride_tricks import sliding_window_view
+
+from anomaly.calibration import calibrate_causal
+from core.errors import FrameError
+from core.frames import SCORE_COLUMNS, validate_series
+
+__all__ = ["PYOD_METHODS", "subsequence_scores", "dominant_period", "default_window"]
+
+#: Most windows a detector is fitted on (evenly thinned history beyond that): keeps kNN/LOF
+#: and the forests at a bounded cost on long series.
+_MAX_FIT = 4000
+_MIN_WINDOWS = 10
+
+
+def _pyod(method: str, seed: int) -> object:
+    """Build a PyOD detector lazily (imports are heavy; only the chosen one is loaded)."""
+    if method == "pca":
+        from pyod.models.pca import PCA
+
+        return PCA(random_state=seed)
+    if method == "iforest":
+        from pyod.models.iforest import IForest
+
+        return IForest(n_estimators=100, random_state=seed, n_jobs=1)
+    if method == "ecod":
+        from pyod.models.ecod import ECOD
+
+        return ECOD()
+    if method == "copod":
+        from pyod.models.copod import COPOD
+
+        return COPOD()
+    if method == "hbos":
+        from pyod.models.hbos import HBOS
+
+        return HBOS()
+    if method == "knn":
+        from pyod.models.knn import KNN
+
+        return KNN(n_neighbors=10)
+    if method == "lof":
+        from pyod.models.lof import LOF
+
+        return LOF(n_neighbors=20, novelty=True) if _lof_takes_novelty() else LOF(n_neighbors=20)
+    raise FrameError(f"unknown subsequence method {method!r}", fix=f"use one of {list(PYOD_METHODS)}")
+
+
+def _lof_takes_novelty() -> bool:
+    import inspect
+
+    from pyod.models.lof import LOF
+
+    return "novelty" in inspect.signature(LOF.__init__).parameters
+
+
+PYOD_METHODS: tuple[str, ...] = ("pca", "iforest", "ecod", "copod", "hbos", "knn", "lof")
+
+
+def dominant_period(y: np.ndarray, *, low: int = 4, high: int = 400, min_correlation: float = 0.3) -> int | None:
+    """Lag of the highest autocorrelation peak in ``[low, high]`` (None if below ``min_correlation``)."""
+    y = np.asarray(y, dtype=np.float64)
+    n = len(y)
+    if n < 3 * low:
+        return None
+    x = y - y.mean()
+    spectrum = np.fft.rfft(x, n=2 * n)
+    acf = np.fft.irfft(spectrum * np.conj(spectrum))[:n]
+    if acf[0] <= 0:
+        return None
+    acf = acf / acf[0]
+    upper = min(high, n // 3)
+    if upper <= low:
+        return None
+    segment = acf[low:upper]
+    # Peaks only: a slowly decaying ACF (trend) has its maximum at the lowest lag, not a period.
+    peaks = np.flatnonzero((segment[1:-1] > segment[:-2]) & (segment[1:-1] >= segment[2:])) + 1
+    if len(peaks) == 0:
+        return None
+    best = peaks[np.argmax(segment[peaks])]
+    return int(low + best) if segment[best] >= min_correlation else None
+
+
+def default_window(y: np.ndarray, *, fallback: int = 24, low: int = 8, high: int = 64) -> int:
+    """Window from the dominant period, clipped to ``[low, high]``; ``fallback`` without one."""
+    period = dominant_period(y)
+    return int(np.clip(period if period else fallback, low, high))
+
+
+def subsequence_scores(
+    series: pl.DataFrame,
+    *,
+    method: str = "pca",
+    windows: Mapping[str, int] | None = None,
+    blocks: int = 8,
+    seed: int = 0,
+    min_history: int = 60,
+    tail_quantile: float = 0.9,
+) -> pl.DataFrame:
+    """Scores of one PyOD ``method`` over sliding subsequences (module docstring).
+
+    Series shorter than ``min_history`` (or than ``window + 10``) get no rows; the first
+    ``w - 1`` points of a series carry the score of its first full window.
+    """
+    if method not in PYOD_METHODS:
+        raise FrameError(f"unknown subsequence method {method!r}", fix=f"use one of {list(PYOD_METHODS)}")
+    frame = validate_series(series)
+    parts = []
+    for (uid,), part in frame.group_by("unique_id", maintain_order=True):
+        y = part.get_column("y").to_numpy()
+        w = _window(uid, y, windows)
+        if len(y) < max(min_history, w + _MIN_WINDOWS):
+            continue
+        raw = _raw_scores(y, w, lambda: _pyod(method, seed), blocks)
+        parts.append(pl.DataFrame({"unique_id": uid, "ds": part.get_column("ds"),
+                                   "detector": f"subseq_{method}", "raw_score": raw}))
+    if not parts:
+        return pl.DataFrame(schema={"unique_id": pl.Utf8, "ds": pl.Datetime("us"), "detector": pl.Utf8,
+                                    "raw_score": pl.Float64, "score": pl.Float64})
+    return calibrate_causal(pl.concat(parts), tail_quantile=tail_quantile).select(SCORE_COLUMNS)
+
+
+def _window(uid: str, y: np.ndarray, windows: Mapping[str, int] | None) -> int:
+    if windows is None:
+        return default_window(y)
+    if uid not in windows:
+        raise FrameError(f"series {uid!r} has no window length",
+                         fix="pass windows={unique_id: w} (the [anomaly] window of its frequency), "
+                             "or windows=None to use the dominant period")
+    w = windows[uid]
+    if not isinstance(w, int) or w < 2:
+        raise FrameError(f"window for {uid!r} is {w!r}; need an integer >= 2",
+                         fix="use the [anomaly] window of the series' frequency, e.g. 5 for B")
+    return w
+
+
+def _raw_scores(y: np.ndarray, w: int, build: Callable[[], object], blocks: int) -> np.ndarray:
+    n = len(y)
+    warm = int(min(max(0.15 * n, w + _MIN_WINDOWS), 750, n))
+    warm = max(warm, w + _MIN_WINDOWS)
+    # Standardise with the warm-up only (a later level must not leak into earlier windows).
+    centre = float(np.median(y[:warm]))
+    spread = float(np.std(y[:warm])) or float(np.std(y)) or 1.0
+    x = (y - centre) / spread
+    # A tiny deterministic jitter keeps constant stretches from giving singular fits.
+    x = x + 1e-6 * np.random.default_rng(0).standard_normal(n)
+    windows = sliding_window_view(x, w)  # row j = window ending at j + w - 1
+    raw = np.empty(n)
+    model = build()
+    model.fit(windows[: warm - w + 1])
+    raw[w - 1 : warm] = model.decision_scores_
+    edges = np.unique(np.linspace(warm, n, max(blocks, 1) + 1).astype(int))
+    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+        past = windows[: lo - w + 1]
+        if len(past) > _MAX_FIT:
+            past = past[np.linspace(0, len(past) - 1, _MAX_FIT).astype(int)]
+        model = build()
+        model.fit(past)
+        raw[lo:hi] = model.decision_function(windows[lo - w + 1 : hi - w + 1])
+    raw[: w - 1] = raw[w - 1]
+    return np.nan_to_num(raw, nan=0.0, posinf=np.finfo(np.float64).max / 4, neginf=0.0)

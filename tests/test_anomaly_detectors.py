@@ -1,0 +1,139 @@
+"""Detectors and calibration on real series: injected shocks, uniform calibration, PyOD family.
+
+Data: tests/data (FRED DGS10 last 800 days, STLFSI4; see tests/data/README.md).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+import anomaly
+from core.errors import FrameError
+from core.frames import QUANTILES, quantile_column, validate_scores
+
+DATA = Path(__file__).parent / "data"
+ALARM = 0.99
+
+
+def load_fred(name: str, uid: str) -> pl.DataFrame:
+    raw = pl.read_csv(DATA / name, schema_overrides={"value": pl.Float64}, null_values=["", "."])
+    return raw.drop_nulls().select(pl.lit(uid).alias("unique_id"),
+                                   pl.col("date").str.to_datetime("%Y-%m-%d").alias("ds"),
+                                   pl.col("value").alias("y"))
+
+
+@pytest.fixture(scope="module")
+def dgs10() -> pl.DataFrame:
+    return load_fred("fred_DGS10_last800.csv", "DGS10")
+
+
+def ensemble(series: pl.DataFrame) -> pl.DataFrame:
+    return anomaly.combine(anomaly.detect(series, windows={"DGS10": 5}))
+
+
+@pytest.mark.parametrize("at", [400, 650], ids=["mid-2024", "2025"])
+def test_injected_shock_is_flagged_in_its_window_and_nowhere_else(dgs10: pl.DataFrame, at: int) -> None:
+    """A 0.5 percentage-point jump for one day in the real 10-year yield (about 8 daily sds)."""
+    clean = ensemble(dgs10)
+    days = dgs10.get_column("ds").to_list()
+    shocked_series = dgs10.with_columns(
+        pl.when(pl.col("ds") == days[at]).then(pl.col("y") + 0.5).otherwise(pl.col("y")).alias("y"))
+    shocked = ensemble(shocked_series)
+    window = set(days[at : at + 6])  # the shock day and the subsequence windows that contain it
+    flagged_clean = set(clean.filter(pl.col("score") >= ALARM).get_column("ds").to_list())
+    flagged = set(shocked.filter(pl.col("score") >= ALARM).get_column("ds").to_list())
+    assert days[at] in flagged
+    assert not (window & flagged_clean)  # the clean series was quiet there
+    assert flagged - window <= flagged_clean  # and nothing new appears elsewhere
+    driver = shocked.filter(pl.col("ds") == days[at]).get_column("driver").item()
+    assert driver in ("level", "change", "subseq_pca")
+
+
+def test_causal_calibration_is_near_uniform_on_a_real_detector_history() -> None:
+    series = load_fred("fred_STLFSI4.csv", "STLFSI4")
+    scores = anomaly.level_novelty(series)
+    validate_scores(scores)
+    # Beyond the warm-up each point is ranked against its past: the calibrated values of a
+    # stationary-ish history spread out over (0, 1) like a uniform sample.
+    values = np.sort(scores.get_column("score").to_numpy()[250:])
+    n = len(values)
+    ks = float(np.max(np.abs(values - np.arange(1, n + 1) / n)))
+    assert ks < 0.12
+    assert values.min() >= 0.0 and values.max() < 1.0
+    # The same raw history always calibrates the same way (deterministic, no clock).
+    assert anomaly.level_novelty(series).equals(scores)
+
+
+def test_tail_probability_extrapolates_beyond_the_largest_value_seen() -> None:
+    rng = np.random.default_rng(3)
+    raw = np.abs(rng.standard_normal(2000))
+    raw = np.append(raw, [raw.max() + 0.5, raw.max() + 3.0])
+    p = anomaly.tail_probability(raw)
+    assert p[-1] < p[-2] < 1.0 / 2000  # both beyond history, the farther one rarer
+    with pytest.raises(FrameError, match="NaN or infinite"):
+        anomaly.tail_probability(np.array([1.0, np.nan]))
+
+
+@pytest.mark.parametrize("method", anomaly.PYOD_METHODS)
+def test_every_pyod_subsequence_method_scores_a_real_series(dgs10: pl.DataFrame, method: str) -> None:
+    series = dgs10.tail(300)
+    scores = anomaly.subsequence_scores(series, method=method, windows={"DGS10": 5}, blocks=3)
+    validate_scores(scores)
+    assert scores.height == series.height
+    assert set(scores["detector"]) == {f"subseq_{method}"}
+    assert scores["raw_score"].is_finite().all()
+
+
+def test_window_follows_the_dominant_period() -> None:
+    t = np.arange(2000)
+    y = np.sin(2 * np.pi * t / 48) + 0.1 * np.random.default_rng(0).standard_normal(2000)
+    assert anomaly.dominant_period(y) in (47, 48, 49)
+    assert anomaly.default_window(y) == anomaly.dominant_period(y)
+    assert anomaly.dominant_period(np.cumsum(np.ones(500))) is None  # a trend has no period
+
+
+def test_forecast_surprise_is_in_normal_units_of_the_quantile_fan() -> None:
+    day = dt.datetime(2024, 1, 1)
+    qcols = [quantile_column(q) for q in QUANTILES]
+    fan = dict(zip(qcols, [-1.645, -1.2816, -0.6745, 0.0, 0.6745, 1.2816, 1.645], strict=True))  # N(0, 1)
+    fitted = pl.DataFrame({"unique_id": "X", "ds": [day + dt.timedelta(days=i) for i in range(4)],
+                           "y": [0.0, 1.645, -0.6745, 3.0], "model": "m", "mean": 0.0, **fan})
+    raw = anomaly.forecast_surprise(fitted).sort("ds").get_column("raw_score").to_list()
+    assert raw == pytest.approx([0.0, 1.645, 0.6745, 3.0], abs=2e-3)
+
+
+def test_exceedance_probabilities_become_scores_at_the_last_observation() -> None:
+    now = dt.datetime(2024, 3, 1)
+    probs = pl.DataFrame({"unique_id": ["A", "A", "B"], "ds": [now + dt.timedelta(days=d) for d in (1, 2, 1)],
+                          "threshold": [5.0, 5.0, 1.0], "p_step_exceed": [0.1, 0.3, 0.05],
+                          "p_path_cross": [0.2, 0.45, 0.05]})
+    rows = anomaly.exceedance_scores(probs, at={"A": now, "B": now})
+    assert rows.get_column("score").to_list() == [0.45, 0.05]
+    assert rows.get_column("ds").to_list() == [now, now]
+    with pytest.raises(FrameError, match="lacks"):
+        anomaly.exceedance_scores(probs.drop("p_path_cross"), at={"A": now})
+
+
+def test_level_and_trend_shifts_and_offline_steps() -> None:
+    rng = np.random.default_rng(1)
+    y = np.concatenate([rng.normal(0, 1, 300), rng.normal(4, 1, 300)])
+    assert anomaly.find_change_points(y) == [300] or abs(anomaly.find_change_points(y)[0] - 300) <= 3
+    ds = [dt.datetime(2020, 1, 1) + dt.timedelta(days=i) for i in range(600)]
+    scores = anomaly.shift_scores(pl.DataFrame({"unique_id": "S", "ds": ds, "y": y}), span=20)
+    level = scores.filter(pl.col("detector") == "level_shift").sort("ds")
+    peak = level.sort("raw_score", descending=True).get_column("ds")[0]
+    assert abs((peak - ds[300]).days) <= 20
+    assert anomaly.find_change_points(rng.normal(0, 1, 600)) == []
+
+
+def test_suppress_repeats_keeps_onsets_only() -> None:
+    day = dt.datetime(2024, 1, 1)
+    frame = pl.DataFrame({"unique_id": "S", "ds": [day + dt.timedelta(days=i) for i in range(6)],
+                          "detector": "ensemble", "raw_score": 0.0, "score": [0.1, 0.99, 0.98, 0.995, 0.2, 0.2]})
+    out = anomaly.suppress_repeats(frame, span=3).get_column("score").to_list()
+    assert out == pytest.approx([0.1, 0.99, 0.49, 0.995, 0.1, 0.1])

@@ -1,0 +1,147 @@
+"""Forecasting tables (migration 4): model registry, backtests, selections, exceedance.
+
+Functions take an open :class:`~warehouse.store.Warehouse` and frames; every value is a bound
+parameter and every write an idempotent upsert (an identical row is never rewritten).
+
+- ``models``: one row per trained vertical model: what it was trained on (series and the
+  ledger batch ids their observations came from, a hash of the exact data), how long, how it
+  did on held-out data, and where its weights are;
+- ``backtest_results``: metrics per backtest run, series and model, kept for every run so
+  accuracy can be watched over time; ``members`` lists an ensemble's models;
+- ``model_selections``: per run and series, the production model and why;
+- ``exceedance``: per series, forecast cutoff, threshold and horizon step, the probability
+  that the step is beyond the threshold and that the path has crossed it by then.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import polars as pl
+
+from warehouse.store import Warehouse
+
+__all__ = [
+    "write_backtest",
+    "read_latest_backtest",
+    "read_backtest_history",
+    "write_selections",
+    "read_latest_selections",
+    "write_exceedance",
+    "read_latest_exceedance",
+    "register_model",
+    "read_models",
+    "read_training_provenance",
+]
+
+_BACKTEST_KEYS = ("run_id", "unique_id", "model")
+_BACKTEST_VALUES = ("horizon", "windows", "points", "mase", "smape", "wql", "coverage_80",
+                    "coverage_90", "members", "last_cutoff", "created_at")
+_SELECTION_KEYS = ("run_id", "unique_id")
+_SELECTION_VALUES = ("model", "backtest_run_id", "criterion", "score", "runner_up",
+                     "runner_up_score", "baseline_score", "windows", "members", "reason",
+                     "decided_at")
+_EXCEEDANCE_KEYS = ("unique_id", "cutoff", "threshold", "ds")
+_EXCEEDANCE_VALUES = ("run_id", "model", "threshold_value", "direction", "p_step_exceed",
+                      "p_path_cross")
+_MODEL_KEYS = ("model_id",)
+_MODEL_VALUES = ("kind", "base", "domain", "training_series", "batch_ids", "data_hash", "steps",
+                 "validation", "path", "created_at")
+
+
+def write_backtest(wh: Warehouse, metrics: pl.DataFrame, *, run_id: str, at: datetime) -> int:
+    """Store one backtest run's metrics (``unique_id, model, horizon, windows, points, mase,
+    smape, wql, coverage_80, coverage_90, members, last_cutoff``)."""
+    return wh.upsert("backtest_results", metrics, keys=_BACKTEST_KEYS, values=_BACKTEST_VALUES,
+                     run_id=run_id, created_at=at)
+
+
+def read_latest_backtest(wh: Warehouse, unique_ids: Sequence[str] | None = None) -> pl.DataFrame:
+    """Each series' metrics from the newest backtest run that covered it."""
+    sql = (
+        "SELECT * FROM backtest_results "
+        "WHERE (? IS NULL OR unique_id IN (SELECT unnest(?))) "
+        "QUALIFY run_id = arg_max(run_id, created_at) OVER (PARTITION BY unique_id) "
+        "ORDER BY unique_id, model"
+    )
+    ids = None if unique_ids is None else list(unique_ids)
+    return wh.frame(sql, [ids, ids])
+
+
+def read_backtest_history(wh: Warehouse, unique_id: str) -> pl.DataFrame:
+    """Every stored backtest result of one series, newest first (accuracy over time)."""
+    return wh.frame(
+        "SELECT * FROM backtest_results WHERE unique_id = ? ORDER BY created_at DESC, model",
+        [unique_id],
+    )
+
+
+def write_selections(wh: Warehouse, selections: pl.DataFrame, *, run_id: str, at: datetime) -> int:
+    """Store the production model of each series for this run, with its reason."""
+    return wh.upsert("model_selections", selections, keys=_SELECTION_KEYS,
+                     values=_SELECTION_VALUES, run_id=run_id, decided_at=at)
+
+
+def read_latest_selections(wh: Warehouse, unique_ids: Sequence[str] | None = None) -> pl.DataFrame:
+    """Each series' most recent selection."""
+    ids = None if unique_ids is None else list(unique_ids)
+    return wh.frame(
+        "SELECT * FROM model_selections "
+        "WHERE (? IS NULL OR unique_id IN (SELECT unnest(?))) "
+        "QUALIFY row_number() OVER (PARTITION BY unique_id ORDER BY decided_at DESC, run_id DESC) = 1 "
+        "ORDER BY unique_id",
+        [ids, ids],
+    )
+
+
+def write_exceedance(wh: Warehouse, exceedance: pl.DataFrame, *, run_id: str) -> int:
+    """Store exceedance probabilities (frame with ``cutoff`` and the exceedance columns)."""
+    return wh.upsert("exceedance", exceedance, keys=_EXCEEDANCE_KEYS, values=_EXCEEDANCE_VALUES,
+                     run_id=run_id)
+
+
+def read_latest_exceedance(wh: Warehouse, unique_ids: Sequence[str] | None = None) -> pl.DataFrame:
+    """Exceedance rows from each series' newest forecast cutoff: what risk grading reads."""
+    ids = None if unique_ids is None else list(unique_ids)
+    return wh.frame(
+        "SELECT unique_id, ds, model, threshold, threshold_value, direction, p_step_exceed, "
+        "p_path_cross, cutoff, run_id FROM exceedance "
+        "WHERE (? IS NULL OR unique_id IN (SELECT unnest(?))) "
+        "QUALIFY cutoff = max(cutoff) OVER (PARTITION BY unique_id) "
+        "ORDER BY unique_id, threshold, ds",
+        [ids, ids],
+    )
+
+
+def register_model(wh: Warehouse, entry: dict[str, Any]) -> int:
+    """Add (or update) one trained model in the registry; JSON fields may be Python objects."""
+    row = dict(entry)
+    for key in ("training_series", "batch_ids", "validation"):
+        if not isinstance(row[key], str):
+            row[key] = json.dumps(row[key], sort_keys=True, default=str)
+    frame = pl.DataFrame([row])
+    return wh.upsert("models", frame, keys=_MODEL_KEYS, values=_MODEL_VALUES)
+
+
+def read_models(wh: Warehouse, *, domain: str | None = None) -> pl.DataFrame:
+    """Registered models, newest first (of one domain if given)."""
+    return wh.frame(
+        "SELECT * FROM models WHERE (? IS NULL OR domain = ?) ORDER BY created_at DESC, model_id",
+        [domain, domain],
+    )
+
+
+def read_training_provenance(wh: Warehouse, unique_ids: Sequence[str],
+                             before: datetime | None = None) -> pl.DataFrame:
+    """Per series: observation count, last time, and the ledger batches its rows came from."""
+    return wh.frame(
+        "SELECT unique_id, count(*) AS rows, max(ds) AS last_ds, "
+        "list_sort(list_distinct(list(batch_id))) AS batch_ids "
+        "FROM observations WHERE unique_id IN (SELECT unnest(?)) "
+        "AND ds < coalesce(?, 'infinity'::TIMESTAMP) "
+        "GROUP BY unique_id ORDER BY unique_id",
+        [list(unique_ids), before],
+    )

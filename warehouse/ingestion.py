@@ -1,0 +1,144 @@
+"""Ingestion state in the warehouse: watermarks, per-source freshness, and the reads the
+ingest checks need.
+
+Contracts:
+
+- A **watermark** is an opaque text per source (an ISO time, a date, an ``updated`` stamp)
+  that a connector reads before fetching and writes *inside the transaction that commits the
+  batch*, so it can never run ahead of the data (a crash before COMMIT leaves the old one).
+- **source_status** keeps, per source, the last attempt, last success, last error (time and
+  text), the newest observation time the source delivered, its last batch and row count.
+  ``ews status`` shows it through :func:`source_freshness`.
+- Every statement binds its values; table names are constants of this module.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import polars as pl
+
+from warehouse.store import Warehouse
+
+__all__ = [
+    "read_watermark",
+    "write_watermark",
+    "record_source_attempt",
+    "record_source_success",
+    "record_source_error",
+    "source_freshness",
+    "stored_series_profile",
+    "read_catalog_events",
+    "batch_exists",
+    "read_watermarks",
+]
+
+
+def read_watermark(wh: Warehouse, source: str) -> str | None:
+    """The source's committed watermark, or None before its first committed batch."""
+    rows = wh.execute("SELECT watermark FROM source_watermarks WHERE source = ?", [source])
+    return rows[0][0] if rows else None
+
+
+def write_watermark(wh: Warehouse, source: str, watermark: str, *, batch_id: str | None,
+                    at: datetime) -> None:
+    """Set the watermark; call it inside the transaction that commits the batch."""
+    wh.execute(
+        "INSERT INTO source_watermarks (source, watermark, batch_id, updated_at) VALUES (?, ?, ?, ?) "
+        "ON CONFLICT (source) DO UPDATE SET watermark = excluded.watermark, "
+        "batch_id = excluded.batch_id, updated_at = excluded.updated_at",
+        [source, watermark, batch_id, at],
+    )
+
+
+def _ensure_status(wh: Warehouse, source: str, kind: str) -> None:
+    wh.execute(
+        "INSERT INTO source_status (source, kind) VALUES (?, ?) "
+        "ON CONFLICT (source) DO UPDATE SET kind = excluded.kind",
+        [source, kind],
+    )
+
+
+def record_source_attempt(wh: Warehouse, source: str, *, kind: str, at: datetime) -> None:
+    _ensure_status(wh, source, kind)
+    wh.execute("UPDATE source_status SET last_attempt_at = ? WHERE source = ?", [at, source])
+
+
+def record_source_success(wh: Warehouse, source: str, *, kind: str, at: datetime,
+                          last_data_time: datetime | None, batch_id: str | None,
+                          rows: int) -> None:
+    """A batch committed (or the source had nothing new): move the freshness forward."""
+    _ensure_status(wh, source, kind)
+    wh.execute(
+        "UPDATE source_status SET last_success_at = ?, "
+        "last_data_time = CASE WHEN last_data_time IS NULL THEN ? "
+        "  WHEN ? IS NULL THEN last_data_time ELSE greatest(last_data_time, ?) END, "
+        "last_batch_id = coalesce(?, last_batch_id), rows_last = ? WHERE source = ?",
+        [at, last_data_time, last_data_time, last_data_time, batch_id, rows, source],
+    )
+
+
+def record_source_error(wh: Warehouse, source: str, *, kind: str, at: datetime, error: str) -> None:
+    _ensure_status(wh, source, kind)
+    wh.execute(
+        "UPDATE source_status SET last_error_at = ?, last_error = ? WHERE source = ?",
+        [at, error[:2000], source],
+    )
+
+
+def source_freshness(wh: Warehouse) -> dict[str, dict[str, Any]]:
+    """Per source: kind, last data time, last success, last error (what `ews status` shows)."""
+    rows = wh.execute(
+        "SELECT source, kind, last_data_time, last_success_at, last_attempt_at, last_error_at, "
+        "last_error, last_batch_id, rows_last FROM source_status ORDER BY source"
+    )
+    out: dict[str, dict[str, Any]] = {}
+    for source, kind, data_time, success, attempt, error_at, error, batch, rows_last in rows:
+        failing = error_at is not None and (success is None or error_at >= success)
+        out[source] = {
+            "kind": kind,
+            "last_data_time": None if data_time is None else str(data_time),
+            "last_success": None if success is None else str(success),
+            "last_attempt": None if attempt is None else str(attempt),
+            "last_error": None if error_at is None else {"at": str(error_at), "error": error},
+            "failing": failing,
+            "last_batch_id": batch,
+            "rows_last": rows_last,
+        }
+    return out
+
+
+def stored_series_profile(wh: Warehouse, unique_ids: Sequence[str]) -> pl.DataFrame:
+    """Unit, domain and the median of the stored values of each known series (for unit checks)."""
+    return wh.frame(
+        "SELECT s.unique_id, s.unit, s.domain, median(o.y) AS median_y, count(o.y) AS n "
+        "FROM series s LEFT JOIN observations o USING (unique_id) "
+        "WHERE s.unique_id IN (SELECT unnest(?)) GROUP BY s.unique_id, s.unit, s.domain "
+        "ORDER BY s.unique_id",
+        [list(unique_ids)],
+    )
+
+
+def read_catalog_events(wh: Warehouse, *, id_prefix: str, start: datetime,
+                        end: datetime) -> pl.DataFrame:
+    """Stored events of one catalog (ids ``<prefix>:...``) with ``start <= time < end``."""
+    return wh.frame(
+        "SELECT event_id, time, lat, lon, depth_km, magnitude, source FROM events "
+        "WHERE starts_with(event_id, ?) AND time >= ? AND time < ? ORDER BY time, event_id",
+        [f"{id_prefix}:", start, end],
+    )
+
+
+def batch_exists(wh: Warehouse, batch_id: str) -> bool:
+    return bool(wh.execute("SELECT count(*) FROM ingest_batches WHERE batch_id = ?", [batch_id])[0][0])
+
+
+def read_watermarks(wh: Warehouse, source: str) -> dict[str, str]:
+    """Every watermark of a source: its own key and sub-keys ``<source>/<item>`` (per series, station)."""
+    rows = wh.execute(
+        "SELECT source, watermark FROM source_watermarks WHERE source = ? OR starts_with(source, ?)",
+        [source, f"{source}/"],
+    )
+    return dict(rows)
