@@ -3,13 +3,24 @@
 Pure functions (no network, no clock). Contract:
 
 - :func:`screen_text` decides whether one free-text field (a place name, station note, CSV
-  comment, incoming CAP description) may reach a prompt. It normalises the text (Unicode
-  NFKC, zero-width characters removed, case folded), cuts it to ``max_chars``, and blocks it
-  when it reads as an instruction to a model rather than as data: override phrases
-  ("ignore previous instructions"), role changes ("you are now", "act as"), prompt or secret
-  extraction, chat-template tokens, output hijacks ("say 'access granted'"), requests
-  addressed to an assistant, code, and encoded payloads; in English, Chinese and the other
-  languages of the measured corpora. ``benchmarks/injection.py`` measures it.
+  comment, incoming CAP description) may reach a prompt. Two layers:
+
+  1. hard rules that block on their own: chat-template tokens (``<|im_start|>``, ``[INST]``,
+     ``<<SYS>>``, ...) and control / bidirectional-override characters, which no data field
+     of this engine carries;
+  2. a learned score (:mod:`alerts.injection_model`: hashed character and word n-grams plus
+     the names of the phrase rules below that matched, logistic regression, numpy inference
+     from the shipped ``alerts/models/injection_screen.npz``); the text is blocked when the
+     score reaches the threshold stored with the weights. The phrase rules (override phrases
+     such as "ignore previous instructions", role changes, prompt or secret extraction, output
+     hijacks, requests addressed to an assistant, code, encoded payloads; Chinese and the
+     corpora's other languages) are evidence for the model, not verdicts: the model learned
+     how much each is worth on the training rows.
+
+  The text is normalised first (Unicode NFKC, zero-width characters removed, case folded).
+  Without the weights file the screen falls back to the phrase rules alone (each match
+  blocks, as in ``screen-v1``) and warns. ``benchmarks/injection.py`` measures it on rows not
+  used for training.
 - :func:`fence` wraps screened data in a per-call random marker; the system prompt says
   everything between the markers is data, never instructions.
 - :func:`redact` replaces every evidence field whose classification is above the endpoint's
@@ -20,14 +31,17 @@ from __future__ import annotations
 
 import re
 import unicodedata
+import warnings
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
+from alerts.injection_model import load_model
 from core.frames import Classification
 
-__all__ = ["Screen", "screen_text", "fence", "redact", "FREE_TEXT_FIELDS", "SCREEN_VERSION"]
+__all__ = ["Screen", "screen_text", "rule_hits", "fence", "redact", "FREE_TEXT_FIELDS", "SCREEN_VERSION"]
 
-SCREEN_VERSION = "screen-v1"
+SCREEN_VERSION = "screen-v2"
 
 #: Evidence fields holding free text from sources (screened before any prompt).
 FREE_TEXT_FIELDS = ("name", "region", "source", "unit", "note", "cap_description")
@@ -81,27 +95,68 @@ _RULES: tuple[tuple[str, re.Pattern[str]], ...] = tuple((name, re.compile(p, re.
 ))
 
 
+#: Structural markers no data field carries: blocked on their own, whatever the model says.
+_HARD_RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("template", re.compile(r"<\|?(im_start|im_end|system|user|assistant|endoftext|eot_id|start_header_id)\|?>"
+                            r"|\[/?inst\]|<</?sys>>")),
+    ("control", re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u202a-\u202e\u2066-\u2069]")),
+)
+_NOTICE = "[text withheld: it reads as instructions, not data]"
+
+
 def _normalise(text: str) -> str:
     text = unicodedata.normalize("NFKC", text)
     text = _ZERO_WIDTH.sub("", text)
     return text.casefold()
 
 
+def rule_hits(text: str) -> tuple[str, ...]:
+    """Tags (``name.k``: the k-th pattern of rule ``name``) of the phrase rules matching ``text``.
+
+    These are the rule features of the learned screen; the training script calls this too."""
+    norm = _normalise(text)
+    tags, seen = [], {}
+    for name, pattern in _RULES:
+        k = seen[name] = seen.get(name, -1) + 1
+        if pattern.search(norm):
+            tags.append(f"{name}.{k}")
+    return tuple(tags)
+
+
+@lru_cache(maxsize=1)
+def _model():  # noqa: ANN202 - InjectionModel or None
+    try:
+        return load_model()
+    except (FileNotFoundError, ValueError) as exc:
+        warnings.warn(f"injection screen runs on phrase rules only (each match blocks): {exc}", stacklevel=3)
+        return None
+
+
 def screen_text(text: str | None, *, max_chars: int = 400) -> Screen:
-    """Decide whether ``text`` may reach a prompt; see the module docstring."""
+    """Decide whether ``text`` may reach a prompt; see the module docstring.
+
+    A blocked verdict's ``reasons`` name what fired: hard rules, ``model 0.987`` (the score)
+    and the phrase rules that matched. An allowed verdict carries only a ``length`` reason
+    when the text was cut to ``max_chars``."""
     if text is None:
         return Screen(True, "", ())
     raw = str(text)
     reasons: list[str] = []
     if len(raw) > max_chars:
         reasons.append(f"length {len(raw)} > {max_chars}")
-    norm = _normalise(raw[: max_chars * 4])
-    for name, pattern in _RULES:
-        if pattern.search(norm) and name not in reasons:
-            reasons.append(name)
-    blocked = [r for r in reasons if not r.startswith("length")]
-    if blocked:
-        return Screen(False, "[text withheld: it reads as instructions, not data]", tuple(reasons))
+    head = raw[: max_chars * 4]
+    norm = _normalise(head)
+    hard = [name for name, pattern in _HARD_RULES if pattern.search(head) or pattern.search(norm)]
+    tags = rule_hits(head)
+    names = list(dict.fromkeys(tag.split(".")[0] for tag in tags))
+    model = _model()
+    if model is None:
+        why = hard + names
+    else:
+        score = model.score(head, tags)
+        why = hard + [f"model {score:.3f}"] + names if hard or score >= model.threshold else []
+    if why:
+        return Screen(False, _NOTICE, tuple(reasons + why))
     clean = _normalise(raw)[:max_chars] if len(raw) > max_chars else unicodedata.normalize("NFKC", _ZERO_WIDTH.sub("", raw))
     return Screen(True, clean, tuple(reasons))
 

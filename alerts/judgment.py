@@ -63,7 +63,8 @@ def write_template_judgment(evidence: dict[str, Any]) -> Judgment:
     """Render a judgment from an evidence bundle.
 
     Required keys: ``name, unique_id, region, hazard, level, ds, score, threshold, driver,
-    value, unit, data_age_days``; optional ``forecast`` with ``ds, q05, q50, q95`` and
+    value, unit, data_age_days``; optional ``forecast`` with ``ds, q05, q50, q95``,
+    ``basis`` (how the grade reached its level: ``in_cooldown``, ``exceedance``) and
     ``as_of`` (the replay date, which marks the text as an exercise).
     """
     level = evidence["level"]
@@ -71,17 +72,16 @@ def write_template_judgment(evidence: dict[str, Any]) -> Judgment:
     where = evidence.get("region") or "unspecified region"
     value = _fmt(evidence.get("value"), evidence.get("unit"))
     forecast = evidence.get("forecast")
+    en_basis, zh_basis = _basis(evidence)
     en = [
         f"{evidence['name']} ({evidence['unique_id']}, {where}) reached {level.upper()} "
         f"(level {_ROMAN[level]}) for {evidence['hazard'].replace('_', ' ')} on {ds}.",
-        f"Observed value {value}; calibrated anomaly score {evidence['score']:.4f} against the "
-        f"{level} threshold {evidence['threshold']:.4f} (driver: {evidence['driver']}).",
+        f"Observed value {value}; {en_basis}.",
     ]
     zh = [
         f"{evidence['name']}（{evidence['unique_id']}，{where}）于{ds}达到"
         f"{_LEVEL_ZH[level]}（{_ROMAN[level]}级）{_HAZARD_ZH[evidence['hazard']]}预警等级。",
-        f"观测值{value}；校准异常分数{evidence['score']:.4f}，{_LEVEL_ZH[level]}阈值"
-        f"{evidence['threshold']:.4f}（主要检测器：{evidence['driver']}）。",
+        f"观测值{value}；{zh_basis}。",
     ]
     if forecast:
         band = f"[{_fmt(forecast['q05'])}, {_fmt(forecast['q95'])}]"
@@ -104,6 +104,40 @@ def write_template_judgment(evidence: dict[str, Any]) -> Judgment:
         text_zh="".join(zh),
         checks={"grounded": "by construction: every figure rendered from evidence"},
     )
+
+
+def _basis(evidence: dict[str, Any]) -> tuple[str, str]:
+    """Say how the level was reached, from the grade's own evidence (``basis``).
+
+    A level can come from the calibrated score, from the forecast's probability of crossing a
+    threshold, or be held by the cool-down after an earlier alert; saying "score S against
+    threshold T" when S is below T would misstate the evidence.
+    """
+    level, score, threshold = evidence["level"], evidence["score"], evidence["threshold"]
+    basis = evidence.get("basis") or {}
+    exceed = basis.get("exceedance") or {}
+    driver = evidence["driver"]
+    if score >= threshold or not basis:
+        return (f"calibrated anomaly score {score:.4f} reached the {level} threshold "
+                f"{threshold:.4f} (driver: {driver})",
+                f"校准异常分数{score:.4f}，达到{_LEVEL_ZH[level]}阈值{threshold:.4f}（主要检测器：{driver}）")
+    if exceed.get("level") == level:
+        p, name = exceed["p_path_cross"], exceed["threshold"]
+        value = _fmt(exceed.get("threshold_value"))
+        return (f"the forecast gives probability {p:.2f} of crossing threshold {name} ({value}) "
+                f"within the horizon, at or above the {level} probability threshold; calibrated "
+                f"anomaly score {score:.4f} (driver: {driver})",
+                f"预测在预报期内越过阈值{name}（{value}）的概率为{p:.2f}，达到{_LEVEL_ZH[level]}"
+                f"概率阈值；校准异常分数{score:.4f}（主要检测器：{driver}）")
+    if basis.get("in_cooldown"):
+        return (f"level held by the cool-down after an earlier alert; current calibrated anomaly "
+                f"score {score:.4f} is below the {level} threshold {threshold:.4f}",
+                f"处于前次预警后的冷却期，等级保持；当前校准异常分数{score:.4f}低于"
+                f"{_LEVEL_ZH[level]}阈值{threshold:.4f}")
+    return (f"level reached by persistence over recent steps; current calibrated anomaly score "
+            f"{score:.4f}, {level} threshold {threshold:.4f} (driver: {driver})",
+            f"近期多步持续达到该等级；当前校准异常分数{score:.4f}，{_LEVEL_ZH[level]}阈值"
+            f"{threshold:.4f}（主要检测器：{driver}）")
 
 
 def _date(value: Any) -> str:

@@ -22,7 +22,7 @@ Score frames follow :mod:`core.frames`: ``unique_id, ds, detector, raw_score, sc
 
 from anomaly.calibration import ENSEMBLE_DETECTOR, calibrate, calibrate_causal, combine, tail_probability
 from anomaly.changepoints import find_change_points, shift_scores
-from anomaly.default import DEFAULT_DETECTORS, SERIES_DETECTORS, alarm_scores, detect
+from anomaly.default import ALARM_DETECTORS, ALARM_LEVEL, DEFAULT_DETECTORS, SERIES_DETECTORS, alarm_scores, detect
 from anomaly.detectors import (
     IFOREST_DETECTOR,
     INTERVAL_DETECTOR,
@@ -32,18 +32,21 @@ from anomaly.detectors import (
 from anomaly.geohydro import detect_steps, return_level_scores, return_levels, velocity_change
 from anomaly.grading import grade, grade_regions
 from anomaly.market import drawdown, stress_composite
-from anomaly.novelty import change_novelty, level_novelty, suppress_repeats
+from anomaly.novelty import alarm_form, change_novelty, level_novelty, suppress_repeats
 from anomaly.residuals import exceedance_scores, forecast_surprise
 from anomaly.seismic import seismic_indicators, seismic_rate_scores
 from anomaly.subsequence import PYOD_METHODS, default_window, dominant_period, subsequence_scores
 
 __all__ = [
+    "ALARM_DETECTORS",
+    "ALARM_LEVEL",
     "DEFAULT_DETECTORS",
     "ENSEMBLE_DETECTOR",
     "IFOREST_DETECTOR",
     "INTERVAL_DETECTOR",
     "PYOD_METHODS",
     "SERIES_DETECTORS",
+    "alarm_form",
     "alarm_scores",
     "calibrate",
     "calibrate_causal",

@@ -17,6 +17,13 @@
   finite score instead of saturating at ``n / (n + 1)``. The history is refreshed in
   ``blocks`` (train window grows, recalibration cadence fixed); the first ``warmup`` points
   are ranked in-sample. This is the scale the cycle and ``ews evaluate`` use.
+  ``tail="gpd"`` fits a generalised Pareto tail whose shape is estimated too (method of
+  moments, shape clipped to [-0.5, 0.5]): a heavy-tailed detector (bursty counts, tweet
+  volumes) then gets less extreme probabilities for its routine large values than the
+  exponential tail gives it, which matters when one threshold serves many series
+  (:func:`anomaly.alarm_scores`, ``ews evaluate nab``); and the fitted tail is floored at
+  the empirical share of earlier scores at least as high, so a recurring large value (a
+  daily step) is never called rarer than the history shows it to be.
 - :func:`combine`: the ``ensemble`` detector, per ``(unique_id, ds)`` the maximum of the
   calibrated scores, with the detector that gave it in ``driver``.
 
@@ -32,7 +39,7 @@ import polars as pl
 from core.errors import FrameError
 from core.frames import SCORE_COLUMNS, validate_scores
 
-__all__ = ["ENSEMBLE_DETECTOR", "calibrate", "calibrate_causal", "combine", "tail_probability"]
+__all__ = ["ENSEMBLE_DETECTOR", "TAIL_MODELS", "calibrate", "calibrate_causal", "combine", "tail_probability"]
 
 ENSEMBLE_DETECTOR = "ensemble"
 
@@ -74,8 +81,14 @@ def calibrate(scores: pl.DataFrame) -> pl.DataFrame:
     return calibrated.select(*SCORE_COLUMNS, *extra).sort("unique_id", "detector", "ds")
 
 
+#: Tail models of :func:`tail_probability`.
+TAIL_MODELS: tuple[str, ...] = ("exponential", "gpd")
+_GPD_MIN_EXCESSES = 10
+_GPD_SHAPE_BOUNDS = (-0.5, 0.5)
+
+
 def tail_probability(raw: np.ndarray, *, warmup: int | None = None, blocks: int = 40,
-                     tail_quantile: float = 0.9) -> np.ndarray:
+                     tail_quantile: float = 0.9, tail: str = "exponential") -> np.ndarray:
     """Causal upper-tail probability of each raw score against the scores before it.
 
     ``p[t]`` = share of earlier scores at least as high, below the ``tail_quantile`` of the
@@ -83,6 +96,9 @@ def tail_probability(raw: np.ndarray, *, warmup: int | None = None, blocks: int 
     threshold ``u``; ``k`` exceedances among ``m`` points). History is taken at the start of
     each of ``blocks`` equal blocks after ``warmup`` (default: 15% of the points, at most
     750, at least 20), whose own points are ranked in-sample. Returns values in (0, 1].
+    ``tail="gpd"``: generalised Pareto tail with a moment-estimated shape (exponential when
+    fewer than 10 exceedances or no spread), never below the empirical share of earlier
+    scores at least as high.
     """
     raw = np.asarray(raw, dtype=np.float64)
     n = len(raw)
@@ -96,6 +112,8 @@ def tail_probability(raw: np.ndarray, *, warmup: int | None = None, blocks: int 
     if not 0.5 <= tail_quantile < 1.0:
         raise FrameError(f"tail_quantile={tail_quantile} must lie in [0.5, 1)",
                          fix="use 0.9 (the [scoring] default)")
+    if tail not in TAIL_MODELS:
+        raise FrameError(f"unknown tail model {tail!r}", fix=f"use one of {list(TAIL_MODELS)}")
     warm = warmup if warmup is not None else int(min(max(0.15 * n, 20), 750))
     warm = min(max(warm, 1), n)
     out = np.empty(n)
@@ -104,11 +122,11 @@ def tail_probability(raw: np.ndarray, *, warmup: int | None = None, blocks: int 
     edges = np.unique(np.linspace(warm, n, max(blocks, 1) + 1).astype(int))
     for lo, hi in zip(edges[:-1], edges[1:], strict=True):
         history = np.sort(raw[:lo])
-        out[lo:hi] = _tail(history, raw[lo:hi], tail_quantile)
+        out[lo:hi] = _tail(history, raw[lo:hi], tail_quantile, gpd=tail == "gpd")
     return np.clip(out, 1e-15, 1.0)
 
 
-def _tail(history: np.ndarray, x: np.ndarray, q: float) -> np.ndarray:
+def _tail(history: np.ndarray, x: np.ndarray, q: float, *, gpd: bool = False) -> np.ndarray:
     m = len(history)
     u = history[int(q * (m - 1))]
     excess = history[history > u] - u
@@ -117,12 +135,35 @@ def _tail(history: np.ndarray, x: np.ndarray, q: float) -> np.ndarray:
         # A flat history (all equal): anything above it is new; scale by a tiny spread.
         scale = max(abs(float(u)) * 1e-6, 1e-12)
         return np.where(x > u, np.exp(-np.clip(x - u, 0, None) / scale) / (m + 1.0), empirical)
-    scale = max(float(excess.mean()), 1e-12)
-    tail = (len(excess) / (m + 1.0)) * np.exp(-np.clip(x - u, 0.0, None) / scale)
+    z = np.clip(x - u, 0.0, None)
+    mean = max(float(excess.mean()), 1e-12)
+    var = float(excess.var())
+    if gpd and len(excess) >= _GPD_MIN_EXCESSES and var > 0:
+        survival = _gpd_survival(z, mean, var)
+    else:
+        survival = np.exp(-z / mean)
+    tail = (len(excess) / (m + 1.0)) * survival
+    if gpd:
+        # The fitted tail must not call a value rarer than the history shows it to be: a
+        # recurring large value (a daily jump) is as common as its share of the history.
+        tail = np.maximum(tail, empirical)
     return np.where(x > u, tail, empirical)
 
 
-def calibrate_causal(scores: pl.DataFrame, *, blocks: int = 40, tail_quantile: float = 0.9) -> pl.DataFrame:
+def _gpd_survival(z: np.ndarray, mean: float, var: float) -> np.ndarray:
+    """GPD survival ``(1 + xi z / sigma)^(-1/xi)`` with method-of-moments ``xi, sigma``."""
+    ratio = mean * mean / var
+    xi = float(np.clip(0.5 * (1.0 - ratio), *_GPD_SHAPE_BOUNDS))
+    sigma = max(0.5 * mean * (ratio + 1.0), 1e-12)
+    if abs(xi) < 1e-6:
+        return np.exp(-z / sigma)
+    base = 1.0 + xi * z / sigma
+    # A light tail (xi < 0) has a finite end point: beyond it the probability is 0.
+    return np.where(base > 0, np.clip(base, 1e-300, None) ** (-1.0 / xi), 0.0)
+
+
+def calibrate_causal(scores: pl.DataFrame, *, blocks: int = 40, tail_quantile: float = 0.9,
+                     tail: str = "exponential") -> pl.DataFrame:
     """Set ``score = 1 - tail_probability(raw_score)`` per ``(unique_id, detector)`` in time order.
 
     Same frame in and out as :func:`calibrate` (sorted by ``unique_id, detector, ds``).
@@ -131,7 +172,7 @@ def calibrate_causal(scores: pl.DataFrame, *, blocks: int = 40, tail_quantile: f
     parts = []
     for _, part in frame.group_by("unique_id", "detector", maintain_order=True):
         p = tail_probability(part.get_column("raw_score").to_numpy(), blocks=blocks,
-                             tail_quantile=tail_quantile)
+                             tail_quantile=tail_quantile, tail=tail)
         parts.append(part.with_columns(pl.Series("score", 1.0 - p)))
     if not parts:
         return frame.with_columns(pl.lit(None, dtype=pl.Float64).alias("score")).select(

@@ -11,6 +11,11 @@ as a live run would have. Out: the score contract of :mod:`core.frames`, with ``
   beats every score of the ``span`` steps before it, otherwise it is damped. The decision
   layer of the cycle uses k-of-n persistence and cool-down instead; this is the score-level
   equivalent for point-alarm benchmarks (NAB), where repeated alarms cost false positives.
+- :func:`alarm_form`: the alarm layer of :func:`anomaly.alarm_scores`: a point at or above an
+  alarm ``level`` that beats the previous ``span`` scores and comes more than ``span`` steps
+  after the previous alarm keeps its score (an alarm onset); every other point is scaled by
+  ``level`` so it ranks below every onset but keeps its order among the rest (a ranking
+  metric such as VUS-PR still sees the whole anomalous stretch).
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ __all__ = [
     "change_novelty",
     "robust_deviation",
     "suppress_repeats",
+    "alarm_form",
     "reference_length",
 ]
 
@@ -69,23 +75,23 @@ def _lagged(rolled: pl.Series) -> np.ndarray:
 
 
 def level_novelty(series: pl.DataFrame, *, reference: int | None = None, blocks: int = 40,
-                  tail_quantile: float = 0.9) -> pl.DataFrame:
+                  tail_quantile: float = 0.9, tail: str = "exponential") -> pl.DataFrame:
     """Robust distance of each value from its recent past (see the module docstring)."""
     return _per_series(series, LEVEL_DETECTOR, lambda y, r: robust_deviation(y, r),
-                       reference, blocks, tail_quantile)
+                       reference, blocks, tail_quantile, tail)
 
 
 def change_novelty(series: pl.DataFrame, *, reference: int | None = None, blocks: int = 40,
-                   tail_quantile: float = 0.9) -> pl.DataFrame:
+                   tail_quantile: float = 0.9, tail: str = "exponential") -> pl.DataFrame:
     """Robust size of each step ``y_t - y_{t-1}`` against recent steps."""
     def step(y: np.ndarray, r: int) -> np.ndarray:
         return robust_deviation(np.diff(y, prepend=y[0]), r)
 
-    return _per_series(series, CHANGE_DETECTOR, step, reference, blocks, tail_quantile)
+    return _per_series(series, CHANGE_DETECTOR, step, reference, blocks, tail_quantile, tail)
 
 
 def _per_series(series: pl.DataFrame, detector: str, raw_fn, reference: int | None,  # noqa: ANN001
-                blocks: int, tail_quantile: float) -> pl.DataFrame:
+                blocks: int, tail_quantile: float, tail: str = "exponential") -> pl.DataFrame:
     frame = validate_series(series)
     if reference is not None and reference < _MIN_REFERENCE:
         raise FrameError(f"reference={reference} is too short to estimate a spread",
@@ -102,7 +108,8 @@ def _per_series(series: pl.DataFrame, detector: str, raw_fn, reference: int | No
         }))
     if not parts:
         return _empty()
-    return calibrate_causal(pl.concat(parts), blocks=blocks, tail_quantile=tail_quantile).select(SCORE_COLUMNS)
+    return calibrate_causal(pl.concat(parts), blocks=blocks, tail_quantile=tail_quantile,
+                            tail=tail).select(SCORE_COLUMNS)
 
 
 def suppress_repeats(scores: pl.DataFrame, *, span: int, damping: float = 0.5) -> pl.DataFrame:
@@ -122,6 +129,35 @@ def suppress_repeats(scores: pl.DataFrame, *, span: int, damping: float = 0.5) -
         pl.when(pl.col("score") > previous).then(pl.col("score"))
         .otherwise(pl.col("score") * damping).alias("score")
     )
+
+
+def alarm_form(scores: pl.DataFrame, *, span: int, level: float) -> pl.DataFrame:
+    """Keep alarm onsets at or above ``level``, scale every other score by ``level``.
+
+    Per ``(unique_id, detector)`` in time order (scores in [0, 1]): ``t`` is an onset when
+    ``score_t >= level``, ``score_t`` beats all of ``score_{t-span} .. score_{t-1}``, and no
+    onset lies in ``t-span .. t-1`` (a cool-down of ``span`` steps after each alarm). Onsets
+    keep their score; the rest become ``level * score`` (below every onset, same order).
+    Causal: whether ``t`` is an onset depends on scores up to ``t`` only.
+    """
+    if span < 1 or not 0.0 < level < 1.0:
+        raise FrameError(f"span={span}, level={level}: need span >= 1 and 0 < level < 1",
+                         fix="e.g. span = 0.5% of the series, level = the [risk] red threshold 0.998")
+    frame = scores.sort("unique_id", "detector", "ds")
+    parts = []
+    for _, part in frame.group_by("unique_id", "detector", maintain_order=True):
+        score = part.get_column("score").to_numpy().astype(np.float64)
+        previous = pl.Series(score).rolling_max(span, min_samples=1).shift(1).fill_null(0.0).to_numpy()
+        out = score * level
+        last = -span - 1
+        for i in np.flatnonzero((score >= level) & (score > previous)):
+            if i - last > span:
+                out[i] = score[i]
+                last = int(i)
+        parts.append(part.with_columns(pl.Series("score", out)))
+    if not parts:
+        return frame
+    return pl.concat(parts)
 
 
 def _empty() -> pl.DataFrame:

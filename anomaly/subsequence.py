@@ -117,6 +117,7 @@ def subsequence_scores(
     seed: int = 0,
     min_history: int = 60,
     tail_quantile: float = 0.9,
+    tail: str = "exponential",
 ) -> pl.DataFrame:
     """Scores of one PyOD ``method`` over sliding subsequences (module docstring).
 
@@ -138,7 +139,7 @@ def subsequence_scores(
     if not parts:
         return pl.DataFrame(schema={"unique_id": pl.Utf8, "ds": pl.Datetime("us"), "detector": pl.Utf8,
                                     "raw_score": pl.Float64, "score": pl.Float64})
-    return calibrate_causal(pl.concat(parts), tail_quantile=tail_quantile).select(SCORE_COLUMNS)
+    return calibrate_causal(pl.concat(parts), tail_quantile=tail_quantile, tail=tail).select(SCORE_COLUMNS)
 
 
 def _window(uid: str, y: np.ndarray, windows: Mapping[str, int] | None) -> int:

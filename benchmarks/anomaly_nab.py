@@ -1,7 +1,8 @@
 """NAB benchmark: `ews evaluate nab` on the shared NAB corpus, engine vs a plain PyOD IForest.
 
 Reads ../shared/data/labeled_anomalies/nab (57 of NAB's 58 files; MIT). Not part of CI.
-Prints the per-profile scores, then one JSON line (the last line) with ``nab_score_engine``,
+The engine runs ``anomaly.alarm_scores`` with ``anomaly.ALARM_DETECTORS`` (level, change,
+Sub-PCA, Sub-kNN; GPD-calibrated, held, alarm-onset form). Prints the per-profile scores, then one JSON line (the last line) with ``nab_score_engine``,
 ``nab_score_iforest``, ``vus_pr_engine``, ``vus_pr_iforest`` and the published scoreboard
 references for the same profile (Random Cut Forest 51.7, HTM 70.5 on 58 files).
 
@@ -21,6 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import anomaly  # noqa: E402
 from pipelines.cli import main  # noqa: E402
 
 DEFAULT_NAB = ROOT.parent / "shared" / "data" / "labeled_anomalies" / "nab"
@@ -28,7 +30,7 @@ DEFAULT_NAB = ROOT.parent / "shared" / "data" / "labeled_anomalies" / "nab"
 
 def run(nab: Path, limit: int | None) -> dict:
     argv = ["evaluate", "nab", "--data", str(nab / "data"), "--labels", str(nab / "labels" / "combined_windows.json"),
-            "--json", "--quiet"]
+            "--detectors", ",".join(anomaly.ALARM_DETECTORS), "--json", "--quiet"]
     if limit:
         argv += ["--limit", str(limit)]
     out = io.StringIO()

@@ -8,9 +8,18 @@ clean table and e-mail contexts, deepset / xTRam1 / jackhhao label-0 rows, Tenso
 access codes, plus the descriptions of the real CAP alerts in ../shared/data/cap (the kind of
 free text this engine actually feeds to a prompt).
 
-Prints one line per corpus, then (last line) one JSON object with attack_rows,
-attack_blocked_rate, benign_rows, benign_false_positive_rate, and the peer: the same corpora
-through a naive keyword filter ("ignore previous instructions" and friends), in-process.
+Only rows NOT used to train the screen's model are scored (fixed split, :func:`split_of`):
+Tensor Trust, xTRam1 (licence unclear, never bundled or trained on) and the CAP texts are held
+out whole; of the MIT / Apache-2.0 corpora only the evaluation half (odd first byte of
+SHA-256 of the normalised text) is scored, the other half being the bundled training set
+``data/security/injection_screen_train.jsonl`` (``benchmarks/train_injection_screen.py``). The
+run stops if any evaluation row is found in that training set.
+
+Prints one line per corpus (with its side: held-out corpus or evaluation half), then (last
+line) one JSON object with attack_rows, attack_blocked_rate, benign_rows,
+benign_false_positive_rate over all evaluation rows, the same for the held-out corpora and
+the evaluation half separately, and two peers on the same rows, in-process: a naive keyword
+filter ("ignore previous instructions" and friends) and the phrase rules alone (screen-v1).
 
 Usage: .venv/bin/python benchmarks/injection.py [--corpus DIR]
 """
@@ -18,6 +27,7 @@ Usage: .venv/bin/python benchmarks/injection.py [--corpus DIR]
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import re
 import sys
@@ -28,10 +38,30 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from alerts.cap import parse_cap  # noqa: E402
-from alerts.guardrails import SCREEN_VERSION, screen_text  # noqa: E402
+from alerts.guardrails import SCREEN_VERSION, rule_hits, screen_text  # noqa: E402
+from alerts.injection_model import normalise  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data" / "security" / "prompt_injection"
 BUNDLED = ROOT / "tests" / "data" / "injection"
+
+
+#: Corpora whose licence (MIT / Apache-2.0) allows bundling; only their training half is used for
+#: training. Every other corpus (Tensor Trust, xTRam1: licence unclear; the real CAP texts) is
+#: held out entirely and used for evaluation only.
+TRAINABLE = ("ews_place_names", "bipia_table_questions", "bipia_email_questions",
+             "purplellama_cyberseceval_prompt_injection", "purplellama_cyberseceval_prompt_injection_multilingual_mt",
+             "bipia_text_attack_test", "bipia_text_attack_train", "bipia_code_attack_test",
+             "bipia_table_test", "bipia_email_test", "deepset_prompt_injections_test",
+             "jackhhao_jailbreak_classification_test")
+
+
+def split_of(corpus: str, text: str) -> str:
+    """Fixed split: 'train' or 'eval'. Held-out corpora are always 'eval'; in the trainable ones
+    the first byte of SHA-256(normalised text) decides (even = train, odd = eval), so duplicates
+    that differ only in case or spacing land on the same side."""
+    if corpus not in TRAINABLE:
+        return "eval"
+    return "eval" if hashlib.sha256(normalise(text).encode("utf-8")).digest()[0] & 1 else "train"
 
 
 def _json(path: Path):  # noqa: ANN202
@@ -40,6 +70,24 @@ def _json(path: Path):  # noqa: ANN202
 
 def _jsonl(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def place_names(limit: int = 300) -> list[str]:
+    """Place names from the engine's own bundled catalogues (USGS ComCat ``place``, NOAA NCEI
+    ``Location Name``; public domain, see data/PROVENANCE.md): the kind of free text a data
+    field carries. Distinct values, the ``limit`` with the smallest SHA-256, so the pick is fixed."""
+    import csv
+
+    names: set[str] = set()
+    comcat = ROOT / "data" / "seismic" / "usgs_comcat_eastasia_m4_2018_2023.csv"
+    ncei = ROOT / "data" / "events" / "noaa_ncei_significant_earthquakes_asia_2005_2023.csv"
+    if comcat.exists():
+        with comcat.open(encoding="cp1252", newline="") as handle:
+            names.update(r["place"].strip() for r in csv.DictReader(handle) if r.get("place"))
+    if ncei.exists():
+        with ncei.open(encoding="utf-8", errors="replace", newline="") as handle:
+            names.update(r["Location Name"].strip() for r in csv.DictReader(handle) if r.get("Location Name"))
+    return sorted((n for n in names if n), key=lambda n: hashlib.sha256(n.encode("utf-8")).hexdigest())[:limit]
 
 
 def load_rows(folder: Path) -> list[tuple[str, str, int]]:
@@ -64,6 +112,7 @@ def load_rows(folder: Path) -> list[tuple[str, str, int]]:
         if (folder / name).exists():
             for r in _jsonl(folder / name):
                 add(name.split(".")[0], r["context"], 0)
+                add(name.split("_")[0] + "_" + name.split("_")[1] + "_questions", r["question"], 0)
     for name in ("deepset_prompt_injections_test.json", "xtram1_safeguard_prompt_injection_test.json",
                  "jackhhao_jailbreak_classification_test.json"):
         if (folder / name).exists():
@@ -75,6 +124,8 @@ def load_rows(folder: Path) -> list[tuple[str, str, int]]:
             for r in _jsonl(folder / name):
                 add(name.split(".")[0], r["attack"], 1)
                 add(name.split(".")[0] + "_access_codes", r["access_code"], 0)
+    for text in place_names():
+        add("ews_place_names", text, 0)
     cap_dir = folder.parent.parent / "cap"
     for path in sorted(cap_dir.glob("*_valid.xml")) if cap_dir.exists() else []:
         try:
@@ -91,45 +142,69 @@ _NAIVE = re.compile(r"ignore (all )?(previous|prior|above) instructions|disregar
                     r"|you are now|system prompt|jailbreak", re.I)
 
 
+TRAIN_SET = ROOT / "data" / "security" / "injection_screen_train.jsonl"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--corpus", type=Path, default=SHARED if SHARED.exists() else BUNDLED)
     args = parser.parse_args()
-    rows = load_rows(args.corpus)
-    if not rows:
+    all_rows = load_rows(args.corpus)
+    if not all_rows:
         raise SystemExit(f"no corpus rows under {args.corpus}")
+    rows = [r for r in all_rows if split_of(r[0], r[1]) == "eval"]
+    # leak check: no evaluation row may appear in the bundled training set
+    trained = {normalise(json.loads(line)["text"]) for line in TRAIN_SET.read_text(encoding="utf-8").splitlines()
+               if line.strip()} if TRAIN_SET.exists() else set()
+    leaked = sum(normalise(text) in trained for _, text, _ in rows)
+    if leaked:
+        raise SystemExit(f"{leaked} evaluation rows are in {TRAIN_SET}; retrain with benchmarks/train_injection_screen.py")
     started = time.perf_counter()
     verdicts = [not screen_text(text).allowed for _, text, _ in rows]
     elapsed = time.perf_counter() - started
     naive = [bool(_NAIVE.search(text)) for _, text, _ in rows]
+    # screen-v1 (the phrase rules alone, every match blocks), on the same rows
+    rules_only = [bool(rule_hits(text[:1600])) for _, text, _ in rows]
     per: dict[tuple[str, int], list[int]] = {}
     for (corpus, _, label), blocked in zip(rows, verdicts, strict=True):
         stats = per.setdefault((corpus, label), [0, 0])
         stats[0] += 1
         stats[1] += int(blocked)
+    print(f"evaluation rows only ({len(rows)} of {len(all_rows)}; {len(all_rows) - len(rows)} training-half rows skipped)")
     for (corpus, label), (n, blocked) in sorted(per.items()):
         kind = "attack" if label else "benign"
-        print(f"{corpus:<58} {kind:<6} rows {n:>5}  blocked {blocked / n:6.1%}")
+        side = "held-out corpus" if corpus not in TRAINABLE else "eval half"
+        print(f"{corpus:<58} {kind:<6} {side:<15} rows {n:>5}  blocked {blocked / n:6.1%}")
 
-    def rates(flags: list[bool]) -> tuple[int, float, int, float]:
-        attack = [f for f, (_, _, y) in zip(flags, rows, strict=True) if y == 1]
-        benign = [f for f, (_, _, y) in zip(flags, rows, strict=True) if y == 0]
+    def rates(flags: list[bool], keep=lambda corpus: True) -> tuple[int, float, int, float]:  # noqa: ANN001
+        attack = [f for f, (c, _, y) in zip(flags, rows, strict=True) if y == 1 and keep(c)]
+        benign = [f for f, (c, _, y) in zip(flags, rows, strict=True) if y == 0 and keep(c)]
         return (len(attack), sum(attack) / max(len(attack), 1), len(benign), sum(benign) / max(len(benign), 1))
 
     a, ar, b, br = rates(verdicts)
+    ha, har, hb, hbr = rates(verdicts, lambda c: c not in TRAINABLE)
+    ea, ear, eb, ebr = rates(verdicts, lambda c: c in TRAINABLE)
     # benign rows that look like what this engine feeds a prompt: data (tables, e-mails, real
     # CAP text, short codes), not chat requests addressed to an assistant
     data_like = [not blocked for (c, _, y), blocked in zip(rows, verdicts, strict=True)
                  if y == 0 and c.startswith(("bipia_table", "bipia_email", "cap_", "tensortrust"))]
     data_fp = 1 - sum(data_like) / max(len(data_like), 1)
     _, nar, _, nbr = rates(naive)
+    _, rar, _, rbr = rates(rules_only)
     print(json.dumps({
         "screen": SCREEN_VERSION, "corpus": str(args.corpus),
+        "split": "eval rows only: held-out corpora whole + odd SHA-256(normalised text)[0] half of the trainable ones",
+        "rows_skipped_as_training_half": len(all_rows) - len(rows), "eval_rows_in_training_set": leaked,
         "attack_rows": a, "attack_blocked_rate": round(ar, 4),
         "benign_rows": b, "benign_false_positive_rate": round(br, 4),
         "targets_met": ar >= 0.95 and br <= 0.05,
+        "held_out_corpora_attack_rows": ha, "held_out_corpora_attack_blocked_rate": round(har, 4),
+        "held_out_corpora_benign_rows": hb, "held_out_corpora_benign_false_positive_rate": round(hbr, 4),
+        "eval_half_attack_rows": ea, "eval_half_attack_blocked_rate": round(ear, 4),
+        "eval_half_benign_rows": eb, "eval_half_benign_false_positive_rate": round(ebr, 4),
         "data_field_benign_rows": len(data_like), "data_field_false_positive_rate": round(data_fp, 4),
         "peer_naive_keyword_blocked_rate": round(nar, 4), "peer_naive_keyword_fp_rate": round(nbr, 4),
+        "peer_rules_only_screen_v1_blocked_rate": round(rar, 4), "peer_rules_only_screen_v1_fp_rate": round(rbr, 4),
         "rows_per_second": round(len(rows) / elapsed, 1),
     }))
 

@@ -85,6 +85,12 @@ def parse_threshold(spec: str) -> tuple[str, float, str]:
     return "rl", t, direction
 
 
+#: A history-derived threshold first passed within this newest share of the record, and
+#: still passed, measures a trend rather than a rare event (see _already_beyond).
+_RECENT_SHARE = 0.10
+_MIN_RECENT = 12
+
+
 def resolve_thresholds(
     series: pl.DataFrame, specs: Mapping[str, Sequence[str]]
 ) -> tuple[pl.DataFrame, list[tuple[str, str, str]]]:
@@ -92,7 +98,7 @@ def resolve_thresholds(
 
     Returns ``(thresholds, notes)``: thresholds ``unique_id, threshold, value, direction``,
     and notes ``(unique_id, spec, why)`` for specs that could not be resolved (too little
-    history for a return level).
+    history for a return level) or say nothing (a trending series already beyond them).
     """
     rows = []
     notes: list[tuple[str, str, str]] = []
@@ -109,10 +115,36 @@ def resolve_thresholds(
                 if value is None:
                     notes.append((uid, spec, why))
                     continue
+            if kind != "abs":
+                why = _already_beyond(y, value, direction)
+                if why:
+                    notes.append((uid, spec, why))
+                    continue
             rows.append((uid, spec, value, direction))
     frame = pl.DataFrame(rows, schema={"unique_id": pl.Utf8, "threshold": pl.Utf8,
                                        "value": pl.Float64, "direction": pl.Utf8}, orient="row")
     return frame, notes
+
+
+def _already_beyond(y: np.ndarray, value: float, direction: str) -> str:
+    """Why a history-derived threshold says nothing for this series, or "" when it does.
+
+    A percentile or return level of a trending series (a price index, a drifting GNSS
+    station) is passed at the end of the record and stays passed: "probability of crossing"
+    would be near 1 every cycle and flag no risk. The sign: the newest observation is beyond
+    the value and every earlier exceedance lies in the newest tenth of the record (a series
+    with rare episodes, like a stress index in 2008 and 2020, keeps its threshold). Such a
+    threshold is skipped with this note; an absolute threshold still applies.
+    """
+    beyond = y > value if direction == "above" else y < value
+    if len(y) < _MIN_RECENT or not beyond[-1]:
+        return ""
+    first = int(np.argmax(beyond))
+    if first < len(y) * (1 - _RECENT_SHARE):
+        return ""
+    return (f"not informative: the series has been beyond {value:.6g} only in its newest "
+            f"{len(y) - first} of {len(y)} observations and still is (a trending series); "
+            "set an absolute threshold in [forecast] series_thresholds")
 
 
 def _return_level(part: pl.DataFrame, years: float, direction: str) -> tuple[float | None, str]:

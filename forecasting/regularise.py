@@ -120,7 +120,8 @@ def regularise(
         raw = stamps.to_numpy()
         if (raw == raw.astype("datetime64[h]" if frequency == "h" else "datetime64[D]")).all() \
                 and (np.diff(raw) == step).all():
-            return Regularised(frequency=frequency, ds=pd.DatetimeIndex(raw, freq=frequency),
+            grid = pd.DatetimeIndex(raw.astype("datetime64[ns]"), freq=frequency)  # as date_range
+            return Regularised(frequency=frequency, ds=grid,
                                y=values, observed=np.ones(len(values), dtype=bool),
                                snapped=0, merged=0)
     snapped_stamps = snap_to_grid(stamps, frequency)

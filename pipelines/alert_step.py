@@ -181,6 +181,9 @@ def evidence_bundle(alert: dict[str, Any], info: dict[str, Any], observed: pl.Da
         "data_age_days": (clock - alert["ds"]).days,
         "as_of": as_of,
         "group_members": grade_evidence.get("group_members", []),
+        "basis": {"raw_level": grade_evidence.get("raw_level"),
+                  "in_cooldown": bool(grade_evidence.get("in_cooldown")),
+                  "exceedance": grade_evidence.get("exceedance")},
         "forecast": None if nxt.height == 0 else {
             "ds": nxt.item(0, "ds").isoformat(),
             "q05": nxt.item(0, "q05"), "q50": nxt.item(0, "q50"), "q95": nxt.item(0, "q95"),

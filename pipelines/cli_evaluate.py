@@ -45,6 +45,10 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> Any:
     events = esub.add_parser("events", parents=[common], help="early-warning skill on historical events")
     events.add_argument("--data", help="data folder (default: the bundled data/)")
     events.set_defaults(func=cmd_events)
+    # `ews evaluate feedback` is the alerts' own evaluation (analyst verdicts vs thresholds)
+    from pipelines.cli_alerts import add_feedback_parser
+
+    add_feedback_parser(esub, common)
     return esub
 
 

@@ -170,7 +170,7 @@ def _run_corpus(corpus: list[tuple[str, pl.DataFrame, list]], detectors: Sequenc
     return report
 
 
-def evaluate_nab(data_dir: Path, labels_path: Path, *, detectors: Sequence[str] = anomaly.DEFAULT_DETECTORS,
+def evaluate_nab(data_dir: Path, labels_path: Path, *, detectors: Sequence[str] = anomaly.ALARM_DETECTORS,
                  baseline: bool = True, limit: int | None = None) -> dict[str, Any]:
     """Engine and IForest-baseline NAB / VUS-PR report over a NAB-format corpus."""
     corpus, missing = load_nab_corpus(data_dir, labels_path)
@@ -183,7 +183,7 @@ def evaluate_nab(data_dir: Path, labels_path: Path, *, detectors: Sequence[str] 
 
 
 def evaluate_labelled(paths: Sequence[Path], *, time_column: str, value_column: str, label_column: str,
-                      separator: str = ",", detectors: Sequence[str] = anomaly.DEFAULT_DETECTORS,
+                      separator: str = ",", detectors: Sequence[str] = anomaly.ALARM_DETECTORS,
                       baseline: bool = True) -> dict[str, Any]:
     """Same report for CSVs with per-row 0/1 labels (windows = runs of 1s)."""
     corpus = []

@@ -137,3 +137,47 @@ def test_suppress_repeats_keeps_onsets_only() -> None:
                           "detector": "ensemble", "raw_score": 0.0, "score": [0.1, 0.99, 0.98, 0.995, 0.2, 0.2]})
     out = anomaly.suppress_repeats(frame, span=3).get_column("score").to_list()
     assert out == pytest.approx([0.1, 0.99, 0.49, 0.995, 0.1, 0.1])
+
+
+def test_alarm_form_keeps_onsets_and_ranks_the_rest_below_them() -> None:
+    day = dt.datetime(2024, 1, 1)
+    scores = [0.1, 0.999, 0.9995, 0.5, 0.9999, 0.2, 0.2, 0.9991]
+    frame = pl.DataFrame({"unique_id": "S", "ds": [day + dt.timedelta(days=i) for i in range(8)],
+                          "detector": "ensemble", "raw_score": 0.0, "score": scores})
+    out = anomaly.alarm_form(frame, span=3, level=0.998).get_column("score").to_list()
+    # Onsets at 1 and 7 (7 is more than 3 steps after 1); 2 and 4 fall in the cool-down.
+    assert out[1] == pytest.approx(0.999) and out[7] == pytest.approx(0.9991)
+    rest = [out[i] for i in (0, 2, 3, 4, 5, 6)]
+    assert max(rest) < 0.998
+    assert rest == pytest.approx([0.998 * scores[i] for i in (0, 2, 3, 4, 5, 6)])
+    with pytest.raises(FrameError, match="span"):
+        anomaly.alarm_form(frame, span=0, level=0.998)
+
+
+def test_gpd_tail_is_less_extreme_than_the_exponential_on_heavy_tails() -> None:
+    rng = np.random.default_rng(3)
+    raw = rng.pareto(2.5, 3000)  # heavy tail (shape 0.4)
+    raw[2900] = np.quantile(raw[:2900], 0.9995)  # a routine extreme of this history
+    expo = anomaly.tail_probability(raw)
+    gpd = anomaly.tail_probability(raw, tail="gpd")
+    assert gpd[2900] > expo[2900]
+    # Never rarer than the history shows: at least the share of earlier scores as high.
+    share = np.mean(raw[:2850] >= raw[2900])
+    assert gpd[2900] >= share
+    assert np.all((gpd > 0) & (gpd <= 1))
+    with pytest.raises(FrameError, match="tail model"):
+        anomaly.tail_probability(raw, tail="weibull")
+
+
+def test_alarm_scores_flag_an_injected_shock_once_and_stay_below_the_level_elsewhere(dgs10: pl.DataFrame) -> None:
+    y = dgs10.get_column("y").to_numpy().copy()
+    y[650] += 0.6
+    series = dgs10.with_columns(pl.Series("y", y))
+    out = anomaly.alarm_scores(series, windows={"DGS10": 5}).sort("ds")
+    score = out.get_column("score").to_numpy()
+    assert out.height == dgs10.height and np.all(np.isfinite(score))
+    onsets = np.flatnonzero(score >= anomaly.ALARM_LEVEL)
+    assert 650 in onsets
+    assert len(onsets) <= 3
+    # The shock's stretch keeps a high rank after its onset (held), below the level.
+    assert np.all(score[651:660] > np.median(score)) and np.all(score[651:660] < anomaly.ALARM_LEVEL)

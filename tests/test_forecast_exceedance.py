@@ -119,3 +119,26 @@ def test_thresholds_resolve_from_real_history() -> None:
     assert notes == []
     short, notes = resolve_thresholds(series.tail(100), {"STLFSI4": ["rl10"]})
     assert short.height == 0 and "needs 5" in notes[0][2]
+
+
+def test_history_thresholds_a_trending_series_has_passed_are_skipped_with_a_note() -> None:
+    # US CPI rises for decades: its own p99 and 10-year return level are passed and stay
+    # passed, so "probability of crossing them" would flag risk every month.
+    def load(path: Path, uid: str) -> pl.DataFrame:
+        raw = pl.read_csv(path, schema_overrides={"value": pl.Float64})
+        return raw.drop_nulls().select(pl.lit(uid).alias("unique_id"),
+                                       pl.col("date").str.to_datetime("%Y-%m-%d").alias("ds"),
+                                       pl.col("value").alias("y"))
+
+    unrate = load(DATA / "fred_UNRATE.csv", "unrate")
+    trending = load(Path(__file__).parent.parent / "data" / "market" / "fred_CPIAUCSL.csv", "trend")
+    both = pl.concat([unrate, trending])
+    specs = {uid: ["p99", "rl10", "abs:5.0"] for uid in ("unrate", "trend")}
+    found, notes = resolve_thresholds(both, specs)
+    kept = set(zip(found["unique_id"], found["threshold"], strict=True))
+    assert {("unrate", "p99"), ("unrate", "rl10"), ("unrate", "abs:5.0")} <= kept
+    assert ("trend", "abs:5.0") in kept  # an explicit threshold always applies
+    assert ("trend", "p99") not in kept and ("trend", "rl10") not in kept
+    skipped = {(uid, spec): why for uid, spec, why in notes}
+    assert "trending series" in skipped[("trend", "p99")]
+    assert "[forecast] series_thresholds" in skipped[("trend", "rl10")]

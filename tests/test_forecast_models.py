@@ -3,6 +3,7 @@ model on a fixed split, fallbacks that never sink the batch, conformal intervals
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,7 @@ import pytest
 import forecasting.statistical as statistical
 from core.errors import FrameError
 from core.frames import QUANTILES, quantile_column
-from forecasting import STAT_MODELS, ForecastResult, forecast_statistical
+from forecasting import STAT_MODELS, ForecastResult, backtest, forecast_statistical, regularise
 from forecasting.models import plan_model
 
 DATA = Path(__file__).parent / "data"
@@ -180,3 +181,21 @@ def test_unknown_model_and_interval_kind_are_refused(real: dict[str, pl.DataFram
     with pytest.raises(FrameError, match="intervals='bootstrap'"):
         forecast_statistical(real["UNRATE"], frequencies={"UNRATE": "MS"}, horizons={"MS": 3},
                              intervals="bootstrap")
+
+
+def test_complete_and_gappy_daily_series_share_one_grid_convention(
+    real: dict[str, pl.DataFrame],
+) -> None:
+    # Real values stamped on consecutive days: complete (fast path) and with a gap (reindexed).
+    values = real["DGS10"]["y"].head(120)
+    days = pl.datetime_range(datetime(2024, 1, 1), datetime(2024, 4, 29), "1d", eager=True)
+    full = pl.DataFrame({"unique_id": "FULL", "ds": days, "y": values})
+    gappy = full.with_columns(pl.lit("GAPPY").alias("unique_id")).filter(
+        ~pl.col("ds").is_between(datetime(2024, 2, 1), datetime(2024, 2, 3)))
+    grids = [regularise(f["ds"].to_numpy(), f["y"].to_numpy(), frequency="D", max_context=100)
+             for f in (full, gappy)]
+    assert grids[0].ds.dtype == grids[1].ds.dtype and grids[0].ds.equals(grids[1].ds)
+    assert grids[0].filled == 0 and grids[1].filled == 3
+    out = backtest(pl.concat([full, gappy]), frequencies={"FULL": "D", "GAPPY": "D"},
+                   horizons={"D": 7}, models=("AutoETS", "Naive"), windows=2, n_jobs=1)
+    assert set(out.metrics["unique_id"]) == {"FULL", "GAPPY"}
