@@ -14,8 +14,9 @@ Pure functions (no network, no clock). Contract:
      score reaches the threshold stored with the weights. The phrase rules (override phrases
      such as "ignore previous instructions", role changes, prompt or secret extraction, output
      hijacks, requests addressed to an assistant, code, encoded payloads; Chinese and the
-     corpora's other languages) are evidence for the model, not verdicts: the model learned
-     how much each is worth on the training rows.
+     corpora's other languages) are evidence for the model: it learned how much each is worth
+     on the training rows. Those that matched no benign training row and at least 3 attack
+     rows (``decisive_rule_tags`` in the weights' meta) block on their own.
 
   The text is normalised first (Unicode NFKC, zero-width characters removed, case folded).
   Without the weights file the screen falls back to the phrase rules alone (each match
@@ -132,12 +133,13 @@ def _model():  # noqa: ANN202 - InjectionModel or None
         return None
 
 
-def screen_text(text: str | None, *, max_chars: int = 400) -> Screen:
+def screen_text(text: str | None, *, max_chars: int = 400, use_model: bool = False) -> Screen:
     """Decide whether ``text`` may reach a prompt; see the module docstring.
 
     A blocked verdict's ``reasons`` name what fired: hard rules, ``model 0.987`` (the score)
     and the phrase rules that matched. An allowed verdict carries only a ``length`` reason
-    when the text was cut to ``max_chars``."""
+    when the text was cut to ``max_chars``. ``use_model`` adds the learned score to the rules
+    (``[guardrails] screen = "rules+model"``)."""
     if text is None:
         return Screen(True, "", ())
     raw = str(text)
@@ -149,12 +151,14 @@ def screen_text(text: str | None, *, max_chars: int = 400) -> Screen:
     hard = [name for name, pattern in _HARD_RULES if pattern.search(head) or pattern.search(norm)]
     tags = rule_hits(head)
     names = list(dict.fromkeys(tag.split(".")[0] for tag in tags))
-    model = _model()
+    model = _model() if use_model else None
     if model is None:
         why = hard + names
     else:
         score = model.score(head, tags)
-        why = hard + [f"model {score:.3f}"] + names if hard or score >= model.threshold else []
+        decisive = [tag for tag in tags if tag in model.decisive_tags]
+        blocked = bool(hard or decisive) or score >= model.threshold
+        why = hard + [f"model {score:.3f}"] + names if blocked else []
     if why:
         return Screen(False, _NOTICE, tuple(reasons + why))
     clean = _normalise(raw)[:max_chars] if len(raw) > max_chars else unicodedata.normalize("NFKC", _ZERO_WIDTH.sub("", raw))

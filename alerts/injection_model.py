@@ -108,6 +108,11 @@ class InjectionModel:
     threshold: float        # decision: score >= threshold means injection
     meta: dict
 
+    @property
+    def decisive_tags(self) -> frozenset[str]:
+        """Phrase-rule tags that block on their own (chosen on the training rows)."""
+        return frozenset(self.meta.get("decisive_rule_tags", ()))
+
     def score(self, text: str, tags: tuple[str, ...] = ()) -> float:
         """Injection score in (0, 1) of ``text`` with the rule ``tags`` that matched it."""
         idx, values = features(text, tags)

@@ -104,7 +104,7 @@ def placeholders(evidence: dict[str, Any]) -> dict[str, str]:
 
 
 def build_request(evidence: dict[str, Any], *, model: str, max_tokens: int, nonce: str,
-                  max_field_chars: int = 400) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+                  max_field_chars: int = 400, use_model: bool = False) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The chat-completions body for one judgment, and the screening events (for the audit).
 
     Free-text fields are screened; a blocked field is replaced by a notice before anything is
@@ -114,7 +114,7 @@ def build_request(evidence: dict[str, Any], *, model: str, max_tokens: int, nonc
     events = []
     for key in FREE_TEXT_FIELDS:
         if isinstance(shown.get(key), str):
-            verdict = screen_text(shown[key], max_chars=max_field_chars)
+            verdict = screen_text(shown[key], max_chars=max_field_chars, use_model=use_model)
             if not verdict.allowed or verdict.reasons:
                 events.append({"field": key, "allowed": verdict.allowed, "reasons": list(verdict.reasons)})
             shown[key] = verdict.text

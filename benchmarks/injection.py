@@ -148,6 +148,8 @@ TRAIN_SET = ROOT / "data" / "security" / "injection_screen_train.jsonl"
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--corpus", type=Path, default=SHARED if SHARED.exists() else BUNDLED)
+    parser.add_argument("--screen", choices=("rules", "rules+model"), default="rules",
+                        help="the screen to measure ([guardrails] screen; default: the engine's default)")
     args = parser.parse_args()
     all_rows = load_rows(args.corpus)
     if not all_rows:
@@ -160,7 +162,8 @@ def main() -> None:
     if leaked:
         raise SystemExit(f"{leaked} evaluation rows are in {TRAIN_SET}; retrain with benchmarks/train_injection_screen.py")
     started = time.perf_counter()
-    verdicts = [not screen_text(text).allowed for _, text, _ in rows]
+    use_model = args.screen == "rules+model"
+    verdicts = [not screen_text(text, use_model=use_model).allowed for _, text, _ in rows]
     elapsed = time.perf_counter() - started
     naive = [bool(_NAIVE.search(text)) for _, text, _ in rows]
     # screen-v1 (the phrase rules alone, every match blocks), on the same rows
@@ -192,7 +195,7 @@ def main() -> None:
     _, nar, _, nbr = rates(naive)
     _, rar, _, rbr = rates(rules_only)
     print(json.dumps({
-        "screen": SCREEN_VERSION, "corpus": str(args.corpus),
+        "screen": f"{SCREEN_VERSION} {args.screen}", "corpus": str(args.corpus),
         "split": "eval rows only: held-out corpora whole + odd SHA-256(normalised text)[0] half of the trainable ones",
         "rows_skipped_as_training_half": len(all_rows) - len(rows), "eval_rows_in_training_set": leaked,
         "attack_rows": a, "attack_blocked_rate": round(ar, 4),

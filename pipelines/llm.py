@@ -265,7 +265,8 @@ class Judge:
         for attempt in (1, 2):
             body, screen_events = build_request(shown, model=llm.model, max_tokens=llm.max_tokens,
                                                 nonce=secrets.token_hex(6),
-                                                max_field_chars=self.settings.guardrails.max_field_chars)
+                                                max_field_chars=self.settings.guardrails.max_field_chars,
+                                                use_model=self.settings.guardrails.screen == "rules+model")
             if problems:  # the retry names what was wrong
                 body["messages"].append({"role": "user", "content": "Your previous answer was rejected: "
                                          + "; ".join(problems[:5]) + ". Use placeholders for every number, date and place."})

@@ -123,9 +123,9 @@ def test_held_out_rows_of_the_bundled_subset_are_classified_as_expected() -> Non
     emails = [(json.loads(line)["context"], 0) for line in (DATA / "bipia_email_test.jsonl").read_text().splitlines()]
     benign = _eval_half("bipia_email_test", emails)
     assert len(attacks) >= 20 and len(benign) >= 5
-    assert sum(not screen_text(t).allowed for t, _ in attacks) / len(attacks) >= 0.9
-    assert all(screen_text(t, max_chars=100_000).allowed for t, _ in benign)
-    verdict = screen_text(attacks[0][0])
+    assert sum(not screen_text(t, use_model=True).allowed for t, _ in attacks) / len(attacks) >= 0.9
+    assert all(screen_text(t, max_chars=100_000, use_model=True).allowed for t, _ in benign)
+    verdict = screen_text(attacks[0][0], use_model=True)
     assert any(r.startswith("model ") for r in verdict.reasons) or "control" in verdict.reasons
 
 
