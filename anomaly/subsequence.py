@@ -11,7 +11,9 @@ from :func:`anomaly.calibration.calibrate_causal`.
 Methods (:data:`PYOD_METHODS`, detector name ``subseq_<method>``): ``pca`` (Shyu et al.
 principal-component outlier score), ``iforest``, ``ecod``, ``copod``, ``hbos``, ``knn``,
 ``lof``. Window length: pass ``windows`` per series (the ``[anomaly] window`` of its
-frequency), or leave it out and :func:`dominant_period` chooses from the autocorrelation.
+frequency), or leave it out and :func:`dominant_period` chooses from the autocorrelation
+of the warm-up only (the first 15% of the series, at most 750 points), so the window length
+does not depend on data the detector has not yet seen.
 """
 
 from __future__ import annotations
@@ -144,7 +146,8 @@ def subsequence_scores(
 
 def _window(uid: str, y: np.ndarray, windows: Mapping[str, int] | None) -> int:
     if windows is None:
-        return default_window(y)
+        # Causal: the period is read from the warm-up, not from the whole series.
+        return default_window(y[: _warmup(len(y))])
     if uid not in windows:
         raise FrameError(f"series {uid!r} has no window length",
                          fix="pass windows={unique_id: w} (the [anomaly] window of its frequency), "
@@ -154,6 +157,11 @@ def _window(uid: str, y: np.ndarray, windows: Mapping[str, int] | None) -> int:
         raise FrameError(f"window for {uid!r} is {w!r}; need an integer >= 2",
                          fix="use the [anomaly] window of the series' frequency, e.g. 5 for B")
     return w
+
+
+def _warmup(n: int) -> int:
+    """Warm-up length: 15% of the series, at least 20 and at most 750 points (NAB's probation)."""
+    return int(min(max(0.15 * n, 20), 750, n))
 
 
 def _raw_scores(y: np.ndarray, w: int, build: Callable[[], object], blocks: int) -> np.ndarray:

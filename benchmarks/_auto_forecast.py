@@ -26,13 +26,14 @@ def auto_forecast(
     max_context: int = 1000,
     n_jobs: int = 2,
     criterion: str = "mase",
+    margin: float = 0.05,
 ) -> tuple[pl.DataFrame, pl.DataFrame, forecasting.BacktestResult]:
     """(selected forecasts, selections, backtest) for every series."""
     bt = forecasting.backtest(series, frequencies=frequencies, horizons=horizons, models=models,
                               windows=windows, max_context=max_context, n_jobs=n_jobs)
     ids = sorted(series["unique_id"].unique().to_list())
     selections = forecasting.select_models(bt.metrics, unique_ids=ids, default_model=models[0],
-                                           criterion=criterion)
+                                           criterion=criterion, margin=margin)
     chosen = dict(selections.select("unique_id", "model").iter_rows())
     needed: dict[str, tuple[str, ...]] = {}
     for uid, model in chosen.items():

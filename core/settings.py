@@ -202,6 +202,9 @@ windows = 3
 step = {}
 criterion = "mase"
 ensembles = ["median", "weighted"]
+# A challenger replaces [forecast] default_model only when it beats it by more than this share
+# of the criterion on the same windows (0 = the plain lowest score wins).
+margin = 0.05
 
 [chronos]
 # Chronos-2 / Chronos-Bolt: a folder holding config.json + model.safetensors (relative to
@@ -312,6 +315,7 @@ class BacktestSettings:
     step: dict[str, int]
     criterion: str
     ensembles: list[str]
+    margin: float
 
 
 @dataclass(frozen=True)

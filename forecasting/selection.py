@@ -4,6 +4,11 @@ Rule (:func:`select_models`): per series, the candidates are the models scored o
 series' full set of backtest windows; the winner is the one with the lowest ``criterion``
 (MASE by default, ties broken by WQL). Nothing else is ever promoted:
 
+- with a ``margin`` (``[backtest] margin``), a challenger replaces the configured default
+  model only when it beats the default's score on the same windows by more than that share;
+  otherwise the default, itself scored in the backtest, is kept and the reason says by how
+  little the challenger won (a few noisy windows should not flip a series' model);
+
 - a series **without** a backtest gets the configured default model, and the reason says
   so ("no backtest yet") so it is visibly not a winner;
 - when the winner is not available now (e.g. Chronos weights were removed), the best
@@ -40,8 +45,11 @@ def select_models(
     criterion: str = "mase",
     available: Collection[str] | None = None,
     backtest_id: str | None = None,
+    margin: float = 0.0,
 ) -> pl.DataFrame:
     """The production model of every id in ``unique_ids`` (rule in the module docstring)."""
+    if not 0.0 <= margin < 1.0:
+        raise FrameError(f"selection margin {margin} outside [0, 1)", fix="use e.g. 0.05 (5%)")
     if criterion not in _CRITERIA:
         raise FrameError(f"unknown selection criterion {criterion!r}", fix=f"use one of {_CRITERIA}")
     rows = []
@@ -76,6 +84,17 @@ def select_models(
             continue
         chosen = usable.row(0, named=True)
         runner = usable.row(1, named=True) if usable.height > 1 else None
+        incumbent = usable.filter(pl.col("model") == default_model)
+        if (margin and chosen["model"] != default_model and incumbent.height
+                and chosen[criterion] > (1.0 - margin) * incumbent.item(0, criterion)):
+            kept = incumbent.row(0, named=True)
+            rows.append(_row(uid, default_model, criterion, kept[criterion], chosen["model"],
+                             chosen[criterion], base_score, windows,
+                             f"default {default_model} kept: best challenger {chosen['model']} "
+                             f"({chosen[criterion]:.4g}) beat its {criterion.upper()} "
+                             f"{kept[criterion]:.4g} in backtest{where} by less than the "
+                             f"{margin:.0%} margin over {windows} window(s)"))
+            continue
         text = (f"won backtest{where} on {criterion.upper()} {chosen[criterion]:.4g} over "
                 f"{windows} window(s)")
         if runner is not None:

@@ -1,8 +1,9 @@
 """The scoring cycle: forecast, score, grade, alert and judge what changed since last time.
 
-This is what ``ews run`` (and cron, and the scheduler) calls. It reads the warehouse, hands
-frames to the libraries (``forecasting``, ``anomaly``, ``alerts``), and writes what they
-return, all inside one transaction, so a failure leaves nothing half-written and the run is
+This is what ``ews run`` (and cron, and the scheduler) calls. It reads the warehouse and runs
+three steps, each a module of its own that hands frames to a library and stores what it
+returns: ``forecast_step`` (``forecasting``), ``score_step`` (``anomaly``) and ``alert_step``
+(``alerts``). Everything happens inside one transaction, so a failure leaves nothing half-written and the run is
 recorded as failed. Series whose observations have not changed since the last successful
 cycle (same fingerprint) are skipped, so a second run on the same data changes nothing but
 the ``runs`` ledger and the audit log.
@@ -19,8 +20,8 @@ from typing import Any
 import polars as pl
 
 from core.settings import Settings
-from pipelines.forecast_step import run_forecast_step
 from pipelines.alert_step import run_alert_step
+from pipelines.forecast_step import run_forecast_step
 from pipelines.ingest import utc_now
 from pipelines.score_step import run_score_step
 from warehouse import Warehouse
@@ -109,7 +110,7 @@ def _cycle(wh: Warehouse, settings: Settings, summary: CycleSummary, *, now: dat
     summary.notes.extend(result.notes)
 
     scored = run_score_step(wh, settings, series=series, fitted=result.fitted,
-                            exceedance=getattr(result, "exceedance", None), meta=meta,
+                            exceedance=result.exceedance, meta=meta,
                             run_id=summary.run_id, as_of=as_of or now, progress=progress)
     counts.update(scored.counts)
     summary.notes.extend(scored.notes)

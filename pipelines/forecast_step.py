@@ -128,7 +128,7 @@ def run_forecast_step(
     backtests = store.read_latest_backtest(wh, uids)
     fc = settings.forecast
     select = dict(unique_ids=uids, default_model=fc.default_model,
-                  criterion=settings.backtest.criterion)
+                  criterion=settings.backtest.criterion, margin=settings.backtest.margin)
     first = forecasting.select_models(backtests, **select)
     foreign = sorted(set(_needed(first, backtests)) - set(forecasting.STAT_MODELS))
     loaded = load_foundation_models(wh, settings, foreign, notes) if foreign else {}

@@ -182,3 +182,19 @@ def test_alarm_scores_flag_an_injected_shock_once_and_stay_below_the_level_elsew
     assert len(onsets) <= 3
     # The shock's stretch keeps a high rank after its onset (held), below the level.
     assert np.all(score[651:660] > np.median(score)) and np.all(score[651:660] < anomaly.ALARM_LEVEL)
+
+
+def test_subsequence_window_and_warmup_scores_ignore_the_future() -> None:
+    # Same first 15%, a different period afterwards: the window (read from the warm-up) and
+    # so the warm-up scores must not change.
+    n = 2000
+    t = np.arange(n, dtype=np.float64)
+    rng = np.random.default_rng(5)
+    early = np.sin(2 * np.pi * t / 12) + 0.1 * rng.standard_normal(n)
+    late = early.copy()
+    late[400:] = 3 * np.sin(2 * np.pi * t[400:] / 50)
+    ds = [dt.datetime(2024, 1, 1) + dt.timedelta(hours=i) for i in range(n)]
+    a = anomaly.subsequence_scores(pl.DataFrame({"unique_id": "S", "ds": ds, "y": early}), method="pca")
+    b = anomaly.subsequence_scores(pl.DataFrame({"unique_id": "S", "ds": ds, "y": late}), method="pca")
+    warm = 300  # 15% of 2000
+    assert a.get_column("raw_score")[:warm].to_list() == pytest.approx(b.get_column("raw_score")[:warm].to_list())

@@ -115,6 +115,27 @@ def test_selection_picks_the_winner_and_says_why(monthly_backtest) -> None:
     assert f"winner {winner}" in fallback["reason"][0] and "not available now" in fallback["reason"][0]
 
 
+def test_a_challenger_needs_the_margin_to_replace_the_default(monthly_backtest) -> None:
+    _, result = monthly_backtest
+    checked = 0
+    for uid in ("UNRATE", "STLFSI4"):
+        mine = result.metrics.filter(pl.col("unique_id") == uid).sort("mase")
+        best, best_mase = mine["model"][0], mine["mase"][0]
+        ets = mine.filter(pl.col("model") == "AutoETS")["mase"][0]
+        if best == "AutoETS":
+            continue
+        gain = 1 - best_mase / ets  # the challenger's relative improvement over the default
+        above = select_models(result.metrics, unique_ids=[uid], default_model="AutoETS",
+                              margin=max(gain - 0.01, 0.0)).row(0, named=True)
+        below = select_models(result.metrics, unique_ids=[uid], default_model="AutoETS",
+                              margin=min(gain + 0.01, 0.99)).row(0, named=True)
+        assert above["model"] == best
+        assert below["model"] == "AutoETS" and below["runner_up"] == best
+        assert "kept" in below["reason"] and "margin" in below["reason"]
+        checked += 1
+    assert checked >= 1, "no series where a challenger beat AutoETS: the test checks nothing"
+
+
 @pytest.fixture(scope="module")
 def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     home = tmp_path_factory.mktemp("ews-forecast")
@@ -158,11 +179,15 @@ def test_run_forecasts_with_the_selected_model_and_writes_exceedance(home: Path,
         with wh.transaction():
             result = run_forecast_step(wh, settings, series, frequencies=frequencies, meta=meta,
                                        run_id="r_test", now=datetime(2026, 1, 1))
-        best = store.read_latest_backtest(wh).sort("mase").unique("unique_id", keep="first")
+        scored = store.read_latest_backtest(wh)
+        best = scored.sort("mase").unique("unique_id", keep="first")
         stored = wh.frame("SELECT unique_id, model, count(*) AS n FROM forecasts GROUP BY ALL")
         exceedance = store.read_latest_exceedance(wh)
         selections = store.read_latest_selections(wh)
-    winners = dict(best.select("unique_id", "model").iter_rows())
+    # the lowest MASE wins unless it beats the default AutoETS by less than [backtest] margin
+    ets = dict(scored.filter(pl.col("model") == "AutoETS").select("unique_id", "mase").iter_rows())
+    winners = {uid: model if model == "AutoETS" or mase <= (1 - settings.backtest.margin) * ets[uid]
+               else "AutoETS" for uid, model, mase in best.select("unique_id", "model", "mase").iter_rows()}
     assert dict(selections.select("unique_id", "model").iter_rows()) == winners
     assert dict(stored.select("unique_id", "model").iter_rows()) == winners
     assert dict(stored.select("unique_id", "n").iter_rows()) == {"unrate": 6, "stlfsi4": 8}
