@@ -8,8 +8,8 @@ their causally calibrated scores; the cycle adds the forecast-based detectors
 
 1. :data:`ALARM_DETECTORS` (the default detectors plus ``subseq_knn``, the distance of the
    recent window to its nearest past windows), each calibrated with a generalised Pareto
-   tail (``tail="gpd"``): heavy-tailed series get less extreme probabilities for their
-   routine bursts, so one threshold fits every series;
+   tail (``tail="gpd"``, floored at the empirical exceedance share): heavy-tailed series get
+   less extreme probabilities for their routine bursts, so one threshold fits every series;
 2. combined (maximum: one surprised detector is enough), then held (causal rolling maximum)
    over :func:`hold_span`, 5% of the series: NAB's labelled windows cover 10% of a file,
    about two windows per file, so an anomaly is a stretch of that order; a surprise stays
@@ -20,10 +20,10 @@ their causally calibrated scores; the cycle adds the forecast-based detectors
    alarm rather than a train of them (NAB rewards the earliest detection in a window and
    charges every further one outside it).
 
-The cool-down span and the level are the engine's existing alarm settings (not fitted to
-NAB); the hold follows NAB's window convention; the first 15% of a series (NAB's
-probation) is the calibration warm-up. docs/anomaly.md lists how the result moves with the
-hold and the level.
+The cool-down span and the level are the engine's existing alarm settings, the hold follows
+NAB's window convention, the first 15% of a series (NAB's probation) is the calibration
+warm-up; one setting for every series. docs/anomaly.md discloses how the NAB result moves
+with the hold and the level (that corpus is also the test set).
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ ALARM_TAIL = "gpd"
 
 
 def alarm_span(n: int) -> int:
-    """Cool-down / hold span of :func:`alarm_scores`: 0.5% of a series of ``n`` points, at least 20."""
+    """Cool-down span of :func:`alarm_scores`: 0.5% of a series of ``n`` points, at least 20."""
     return max(20, n // 200)
 
 

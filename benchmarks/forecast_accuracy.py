@@ -49,6 +49,8 @@ def main() -> None:
     parser.add_argument("--origins", type=int, default=2)
     parser.add_argument("--windows", type=int, default=2)
     parser.add_argument("--max-context", type=int, default=500)
+    parser.add_argument("--margin", type=float, default=0.05,
+                        help="selection margin over AutoETS ([backtest] margin)")
     args = parser.parse_args()
     started = time.perf_counter()
     horizons = dict(tomllib.loads(DEFAULT_TOML)["forecast"]["horizon"])  # the shipped defaults
@@ -79,7 +81,7 @@ def main() -> None:
                                              pl.col("cutoff").cast(pl.Datetime("us")))
         chosen, selections, _ = auto_forecast(train, frequencies=freqs, horizons=horizons,
                                               models=MODELS, windows=args.windows,
-                                              max_context=args.max_context)
+                                              max_context=args.max_context, margin=args.margin)
         base = forecasting.forecast_statistical(train, frequencies=freqs, horizons=horizons,
                                                 models=("SeasonalNaive", "AutoETS"),
                                                 max_context=args.max_context).forecasts

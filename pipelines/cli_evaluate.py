@@ -55,7 +55,7 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> Any:
 def _detectors(text: str | None) -> tuple[str, ...]:
     import anomaly
 
-    return anomaly.DEFAULT_DETECTORS if not text else tuple(t.strip() for t in text.split(",") if t.strip())
+    return anomaly.ALARM_DETECTORS if not text else tuple(t.strip() for t in text.split(",") if t.strip())
 
 
 def cmd_nab(args: argparse.Namespace, settings: Settings) -> int:
