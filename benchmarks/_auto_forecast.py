@@ -26,7 +26,7 @@ def auto_forecast(
     max_context: int = 1000,
     n_jobs: int = 2,
     criterion: str = "mase",
-    margin: float = 0.05,
+    margin: float = 0.2,
 ) -> tuple[pl.DataFrame, pl.DataFrame, forecasting.BacktestResult]:
     """(selected forecasts, selections, backtest) for every series."""
     bt = forecasting.backtest(series, frequencies=frequencies, horizons=horizons, models=models,

@@ -49,7 +49,7 @@ def main() -> None:
     parser.add_argument("--origins", type=int, default=2)
     parser.add_argument("--windows", type=int, default=2)
     parser.add_argument("--max-context", type=int, default=500)
-    parser.add_argument("--margin", type=float, default=0.05,
+    parser.add_argument("--margin", type=float, default=0.2,
                         help="selection margin over AutoETS ([backtest] margin)")
     args = parser.parse_args()
     started = time.perf_counter()

@@ -204,7 +204,7 @@ criterion = "mase"
 ensembles = ["median", "weighted"]
 # A challenger replaces [forecast] default_model only when it beats it by more than this share
 # of the criterion on the same windows (0 = the plain lowest score wins).
-margin = 0.05
+margin = 0.2
 
 [chronos]
 # Chronos-2 / Chronos-Bolt: a folder holding config.json + model.safetensors (relative to
