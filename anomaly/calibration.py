@@ -53,24 +53,7 @@ def calibrate(scores: pl.DataFrame) -> pl.DataFrame:
     Deterministic: ranks are exact and ties share the average rank. Output is sorted by
     ``unique_id, detector, ds``.
     """
-    if not isinstance(scores, pl.DataFrame) or any(c not in scores.columns for c in _RAW_COLUMNS):
-        got = scores.columns if isinstance(scores, pl.DataFrame) else type(scores).__name__
-        raise FrameError(
-            f"calibrate needs columns {list(_RAW_COLUMNS)}, got {got}",
-            fix="pass the output of a detector (anomaly.subsequence_iforest, interval_exceedance)",
-        )
-    frame = scores.with_columns(
-        pl.col("unique_id").cast(pl.Utf8),
-        pl.col("ds").cast(pl.Datetime("us")),
-        pl.col("detector").cast(pl.Utf8),
-        pl.col("raw_score").cast(pl.Float64),
-    )
-    broken = frame.filter(~pl.col("raw_score").is_finite().fill_null(False)).height
-    if broken:
-        raise FrameError(
-            f"score frame has {broken} missing or non-finite raw_score value(s)",
-            fix="drop unscored rows; a NaN score cannot be ranked against history",
-        )
+    frame = _raw_frame(scores)
     group = ["unique_id", "detector"]
     calibrated = frame.with_columns(
         (
