@@ -176,7 +176,8 @@ def redact(evidence: dict[str, Any], *, cleared: str) -> tuple[dict[str, Any], l
     """Copy of ``evidence`` with values above ``cleared`` replaced; returns it and the fields.
 
     ``evidence['classification']`` is the series' level. Above the clearance, every measured
-    value (value, forecast, group member scores) is withheld; names and levels stay, because
+    value (value, forecast, scores, thresholds, the basis of the grade with its crossing
+    probabilities and threshold values, group member scores) is withheld; names and levels stay, because
     the alert itself is being released at that level of detail.
     """
     level = Classification.parse(evidence.get("classification") or "public")
@@ -186,7 +187,7 @@ def redact(evidence: dict[str, Any], *, cleared: str) -> tuple[dict[str, Any], l
     out = dict(evidence)
     replaced = []
     notice = f"[redacted: {level.name.lower()} data, endpoint cleared for {limit.name.lower()}]"
-    for key in ("value", "forecast", "score", "threshold", "group_members", "note"):
+    for key in ("value", "forecast", "score", "threshold", "group_members", "note", "basis"):
         if out.get(key) is not None:
             out[key] = notice
             replaced.append(key)

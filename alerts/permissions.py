@@ -14,9 +14,13 @@ button is a courtesy, never the check. An action a role lacks raises
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from core.errors import EWSError
 
 __all__ = [
+    "REVIEW_PERMISSION",
+    "queued_action_refusal",
     "ROLES",
     "ACTIONS",
     "MATRIX",
@@ -117,3 +121,30 @@ def _known_action(action: str) -> None:
             f"unknown action {action!r}",
             fix=f"use one of {', '.join(ACTIONS)}",
         )
+
+
+#: review action (as queued by the dashboard or CLI) -> the permission it needs
+REVIEW_PERMISSION: dict[str, str] = {
+    "acknowledge": "alert.acknowledge",
+    "feedback": "alert.feedback",
+    "approve": "alert.approve",
+    "reject": "alert.reject",
+    "silence": "alert.silence",
+}
+
+
+def queued_action_refusal(role_of: Callable[[str], str | None], user: str, action: str) -> str | None:
+    """Why a queued review ``action`` by ``user`` must be refused now, or None if it may apply.
+
+    Actions queued while the engine held the warehouse are applied later; the user's role is
+    looked up again then (``role_of`` reads the current account), so an account removed or
+    downgraded in between cannot still approve a release.
+    """
+    permission = REVIEW_PERMISSION.get(action)
+    if permission is None:
+        return None  # not a role-gated review action (the inbox validates its own kinds)
+    try:
+        authorize(role_of(user), permission)
+    except AuthorizationError as exc:
+        return f"refused at apply time: {exc.problem}"
+    return None

@@ -15,7 +15,7 @@ import json
 import os
 import tomllib
 from dataclasses import dataclass, fields
-from datetime import datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -369,7 +369,7 @@ class CycleSettings:
         """End of the replay day (exclusive bound), or None when live."""
         if not self.as_of:
             return None
-        return datetime.fromisoformat(self.as_of) + timedelta(days=1)
+        return datetime.combine(date.fromisoformat(self.as_of), time()) + timedelta(days=1)
 
 
 @dataclass(frozen=True)
@@ -615,7 +615,7 @@ def _check(settings: Settings) -> None:
         )
     if settings.cycle.as_of:
         try:
-            datetime.fromisoformat(settings.cycle.as_of)
+            date.fromisoformat(settings.cycle.as_of)
         except ValueError:
             raise ConfigError(
                 f"[cycle] as_of = {settings.cycle.as_of!r} is not an ISO date",

@@ -12,19 +12,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from alerts.permissions import REVIEW_PERMISSION
 from dashboards import auth, context
 from warehouse.review_inbox import enqueue, read_inbox
 
 __all__ = ["PERMISSION", "Outcome", "submit"]
 
 #: review action -> the permission it needs (alerts.permissions.ACTIONS)
-PERMISSION = {
-    "acknowledge": "alert.acknowledge",
-    "feedback": "alert.feedback",
-    "approve": "alert.approve",
-    "reject": "alert.reject",
-    "silence": "alert.silence",
-}
+PERMISSION = REVIEW_PERMISSION
 
 
 @dataclass(frozen=True)

@@ -15,19 +15,21 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable
+from functools import partial
 from datetime import UTC, datetime
 from typing import Any
 
 import polars as pl
 import streamlit as st
 
+from alerts.permissions import queued_action_refusal
 from core.errors import WarehouseLockedError
 from core.settings import Settings, load_settings
 from warehouse import CURRENT_VERSION, Warehouse
 from warehouse import dashboard_reads as reads
 from warehouse.review_inbox import drain, pending_count
 from warehouse.snapshots import Snapshot, current_snapshot, publish_snapshot, snapshot_folder
-from warehouse.users import connect_control, control_path
+from warehouse.users import connect_control, control_path, current_role
 
 __all__ = [
     "now",
@@ -108,7 +110,9 @@ def try_sync() -> bool:
         except WarehouseLockedError:
             return False
         with wh:
-            drain(wh, control(), now=now())
+            con = control()
+            drain(wh, con, now=now(), refusal=lambda item: queued_action_refusal(
+                partial(current_role, con), item.user, item.action))
             publish_snapshot(wh, snapshot_folder(cfg), now=now(), keep=cfg.dashboard.snapshots_keep)
     return True
 

@@ -22,7 +22,6 @@ import polars as pl
 
 from alerts.lifecycle import AlertPolicy, assess_data_health, group_key, plan_alerts, HAZARD_BY_DOMAIN
 from core.settings import Settings
-from pipelines.delivery import publish_pending
 from pipelines.llm import Judge, open_judge
 from warehouse import Warehouse
 from warehouse import alerting, review
@@ -128,7 +127,6 @@ def run_alert_step(
                 review.approve_release(wh, alert_id=row["alert_id"], user=DEMO_OFFICER, at=now)
                 result.notes.append(f"{row['alert_id']} ({row['level']}) approved by {DEMO_OFFICER} "
                                     "(ews demo acts as the duty officer of this exercise)")
-    counts["cap_messages"] = len(publish_pending(wh, settings, now=now))
 
     text_by_alert = dict(zip(judgments["alert_id"], judgments["text_en"], strict=True)) if judgments.height else {}
     check_by_alert = ({r["alert_id"]: json.loads(r["checks"]).get("verdict") for r in judgments.iter_rows(named=True)}
@@ -143,10 +141,10 @@ def run_alert_step(
 
 
 def _with_group_mates(wh: Warehouse, latest: pl.DataFrame, all_meta: pl.DataFrame) -> pl.DataFrame:
-    hazard = {d: h for d, h in HAZARD_BY_DOMAIN.items()}
-    keys = {(hazard[r["domain"]], r["region"]) for r in latest.iter_rows(named=True)}
+    keys = {(HAZARD_BY_DOMAIN[r["domain"]], r["region"]) for r in latest.iter_rows(named=True)}
+    present = set(latest["unique_id"])
     mates = [r["unique_id"] for r in all_meta.iter_rows(named=True)
-             if (hazard[r["domain"]], r["region"]) in keys and r["unique_id"] not in set(latest["unique_id"])]
+             if (HAZARD_BY_DOMAIN[r["domain"]], r["region"]) in keys and r["unique_id"] not in present]
     if not mates:
         return latest
     stored = wh.read_latest_grades().filter(pl.col("unique_id").is_in(mates))

@@ -87,6 +87,7 @@ def cmd_init(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from pipelines.cycle import run_cycle
+    from pipelines.dashboard_sync import sync_dashboard
     from pipelines.ingest import load_bundled
 
     if init_home(settings, as_of=DEMO_AS_OF):
@@ -102,7 +103,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
         quarantined = [r for r in results if r.status == "quarantined"]
         cycle = run_cycle(wh, settings, progress=log.info, actor="demo")
         status = wh.status()
-        importlib.import_module("pipelines.dashboard_sync").sync_dashboard(wh, settings)  # read snapshot + review inbox
+        sync_dashboard(wh, settings)  # read snapshot + review inbox
     summary = {"ingest": [r.__dict__ for r in results], "cycle": _cycle_dict(cycle), "status": status}
     print_result(summary, args.json, _summary_text(status, cycle, quarantined))
     return 1 if quarantined else 0
@@ -110,24 +111,27 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     from pipelines.cycle import run_cycle
+    from pipelines.dashboard_sync import sync_dashboard
 
     setup_logging(settings, args.quiet)
     with open_warehouse(settings, args.wait) as wh:
         cycle = run_cycle(wh, settings, progress=log.info, actor=args.actor)
         status = wh.status()
-        importlib.import_module("pipelines.dashboard_sync").sync_dashboard(wh, settings)  # read snapshot + review inbox
+        sync_dashboard(wh, settings)  # read snapshot + review inbox
     print_result({"cycle": _cycle_dict(cycle), "status": status}, args.json,
            _summary_text(status, cycle, []))
     return 0
 
 
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
+    from warehouse.ingestion import source_freshness
+
     if not settings.warehouse_path.exists():
         raise EWSError(f"no warehouse at {settings.warehouse_path}",
                        fix="run `ews init` or `ews demo`, or point EWS_HOME at an existing home")
     with open_warehouse(settings, args.wait) as wh:
         status = wh.status()
-        status["sources"] = importlib.import_module("warehouse.ingestion").source_freshness(wh)
+        status["sources"] = source_freshness(wh)
     text = "\n".join(f"{k}: {v}" for k, v in status.items())
     print_result(status, args.json, text)
     return 0

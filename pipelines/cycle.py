@@ -21,6 +21,7 @@ import polars as pl
 
 from core.settings import Settings
 from pipelines.alert_step import run_alert_step
+from pipelines.delivery import publish_pending
 from pipelines.forecast_step import run_forecast_step
 from pipelines.ingest import utc_now
 from pipelines.score_step import run_score_step
@@ -71,6 +72,9 @@ def run_cycle(
         wh.audit(at=utc_now(), actor=actor, action="run.failed", target=run_id,
                  detail={"error": str(exc)})
         raise
+    # CAP files are written only after the cycle's rows are committed, so a rolled-back cycle
+    # never leaves a message on disk that the warehouse does not know.
+    summary.row_counts["cap_messages"] = len(publish_pending(wh, settings, now=now))
     wh.finish_run(run_id=run_id, status="success", finished_at=utc_now(),
                   row_counts=summary.row_counts)
     wh.audit(at=utc_now(), actor=actor, action="run.finished", target=run_id,

@@ -9,14 +9,17 @@ already succeeded, so a failure here is logged and the next call tries again.
 from __future__ import annotations
 
 import logging
+from functools import partial
 from dataclasses import dataclass, field
 
+from alerts.permissions import queued_action_refusal
 from core.settings import Settings
+from pipelines.delivery import publish_pending
 from pipelines.ingest import utc_now
 from warehouse import Warehouse
 from warehouse.review_inbox import drain
 from warehouse.snapshots import publish_snapshot, snapshot_folder
-from warehouse.users import connect_control, control_path
+from warehouse.users import connect_control, control_path, current_role
 
 __all__ = ["SyncResult", "sync_dashboard"]
 
@@ -37,10 +40,13 @@ def sync_dashboard(wh: Warehouse, settings: Settings) -> SyncResult:
     try:
         con = connect_control(control_path(settings))
         try:
-            drained = drain(wh, con, now=utc_now())
+            drained = drain(wh, con, now=utc_now(), refusal=lambda item: queued_action_refusal(
+                partial(current_role, con), item.user, item.action))
         finally:
             con.close()
         result.applied, result.refused = len(drained.applied), len(drained.refused)
+        if drained.applied:
+            publish_pending(wh, settings, now=utc_now())  # releases approved from the inbox
         if drained.applied or drained.refused:
             log.info("dashboard inbox: %d review action(s) applied, %d refused",
                      result.applied, result.refused)

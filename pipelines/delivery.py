@@ -32,7 +32,7 @@ import polars as pl
 
 from alerts.cap import Area, CapReference, build_cap, cap_datetime, cap_identifier, judgment_for_cap, validate_cap
 from alerts.lifecycle import LEVEL_RANK
-from core.errors import ConfigError, DeliveryError
+from core.errors import ConfigError
 from core.settings import Settings
 from pipelines.ingest import utc_now
 from warehouse import Warehouse
@@ -233,7 +233,3 @@ def _atomic_write(path: Path, data: bytes) -> None:
     tmp.write_bytes(data)
     os.replace(tmp, path)
 
-
-def _require(condition: bool, problem: str, fix: str) -> None:
-    if not condition:
-        raise DeliveryError(problem, fix=fix)

@@ -158,6 +158,8 @@ def run_forecast_step(
 
     cutoffs = series.group_by("unique_id").agg(pl.col("ds").max().alias("cutoff"))
     forecasts = chosen.join(cutoffs, on="unique_id", how="left")
+    # A series whose selected model changed keeps one model per cutoff: the new selection's.
+    store.drop_unselected_forecasts(wh, forecasts.select("unique_id", "cutoff", "model").unique())
     counts = {"forecasts": wh.write_forecasts(forecasts, run_id=run_id)}
     selections = selections.with_columns(
         pl.Series("members", [json.dumps(members.get(u)) if u in members else None

@@ -118,11 +118,13 @@ def ingest_job(home: str, name: str) -> None:
 def cycle_job(home: str) -> None:
     """Scheduled job: one scoring cycle (for sites that also load data by other means)."""
     from pipelines.cycle import run_cycle
+    from pipelines.dashboard_sync import sync_dashboard
     from warehouse import Warehouse
 
     settings = load_settings(home)
     with Warehouse.open(settings.warehouse_path, wait_seconds=float(settings.scheduler.misfire_grace_seconds)) as wh:
         run_cycle(wh, settings, progress=log.info, actor="scheduler")
+        sync_dashboard(wh, settings)  # read snapshot + queued review actions
 
 
 def run_scheduler(settings: Settings, *, max_runs: int | None = None, list_only: bool = False,

@@ -162,3 +162,31 @@ def test_the_control_store_takes_writes_from_two_processes(home: Path) -> None:
         seqs = [r[0] for r in con.execute("SELECT seq FROM review_inbox ORDER BY seq").fetchall()]
     assert counts == {"p0": 50, "p1": 50}
     assert len(seqs) == len(set(seqs))  # the order of the queue is total
+
+
+def test_a_queued_approval_is_refused_if_the_role_was_lowered_before_it_applies(home: Path) -> None:
+    from pipelines.dashboard_sync import sync_dashboard
+    from warehouse.users import set_role
+
+    settings = load_settings(home)
+    con = connect_control(control_path(settings))
+    with Warehouse.open(settings.warehouse_path) as wh:
+        pending = wh.execute("SELECT alert_id FROM alerts WHERE status = 'open' "
+                             "AND release_state = 'pending' ORDER BY alert_id LIMIT 1")
+        assert pending, "the test home has no alert waiting for approval"
+        alert_id = pending[0][0]
+        # queued while the engine held the warehouse, by a duty officer ...
+        action_id = enqueue(con, action="approve", alert_id=alert_id, user="duty_officer_user",
+                            role="duty_officer", at=datetime(2011, 3, 12, 12))
+        # ... who is made a viewer before the engine gets to apply it
+        set_role(con, "duty_officer_user", "viewer", at=datetime(2011, 3, 12, 12, 1))
+        result = sync_dashboard(wh, settings)
+        state = wh.execute("SELECT release_state FROM alerts WHERE alert_id = ?", [alert_id])[0][0]
+        audit = wh.execute("SELECT detail FROM audit_log WHERE action = 'review.refused' AND target = ?",
+                           [alert_id])
+    row = con.execute("SELECT state, message FROM review_inbox WHERE action_id = ?", [action_id]).fetchone()
+    con.close()
+    assert result.refused == 1 and result.applied == 0
+    assert state == "pending"
+    assert row[0] == "refused" and "refused at apply time" in row[1] and "viewer" in row[1]
+    assert len(audit) == 1

@@ -144,3 +144,14 @@ def test_scores_are_deterministic_across_processes() -> None:
     outs = {subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True,
                            env={"PYTHONHASHSEED": seed, "PATH": ""}).stdout.strip() for seed in ("1", "2")}
     assert outs == {repr(score)}
+
+
+def test_redaction_withholds_the_grade_basis_with_its_threshold_values() -> None:
+    from alerts.guardrails import redact
+
+    evidence = {"classification": "secret", "name": "x", "level": "red", "value": 1.5,
+                "basis": {"in_cooldown": False, "exceedance": {"threshold_value": 7323.4, "p_path_cross": 0.96}}}
+    out, replaced = redact(evidence, cleared="public")
+    assert "basis" in replaced and "value" in replaced
+    assert "7323.4" not in json.dumps(out) and "0.96" not in json.dumps(out)
+    assert out["name"] == "x" and out["level"] == "red"

@@ -25,6 +25,7 @@ import polars as pl
 from warehouse.store import Warehouse
 
 __all__ = [
+    "drop_unselected_forecasts",
     "write_backtest",
     "read_latest_backtest",
     "read_backtest_history",
@@ -77,6 +78,17 @@ def read_backtest_history(wh: Warehouse, unique_id: str) -> pl.DataFrame:
         "SELECT * FROM backtest_results WHERE unique_id = ? ORDER BY created_at DESC, model",
         [unique_id],
     )
+
+
+def drop_unselected_forecasts(wh: Warehouse, chosen: pl.DataFrame) -> int:
+    """Delete forecasts at the given ``(unique_id, cutoff)`` made by a model other than the
+    chosen one (``chosen``: unique_id, cutoff, model), so each cutoff keeps one model."""
+    if chosen.height == 0:
+        return 0
+    with wh.registered("chosen_models", chosen):
+        return wh.execute(
+            "DELETE FROM forecasts f USING chosen_models c WHERE f.unique_id = c.unique_id "
+            "AND f.cutoff = c.cutoff AND f.model <> c.model")[0][0]
 
 
 def write_selections(wh: Warehouse, selections: pl.DataFrame, *, run_id: str, at: datetime) -> int:

@@ -25,6 +25,7 @@ import json
 import secrets
 import sqlite3
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -195,8 +196,15 @@ def _record(wh: Warehouse, item: InboxItem, *, outcome: str, message: str, now: 
     )
 
 
-def drain(wh: Warehouse, con: sqlite3.Connection, *, now: datetime, limit: int = 1000) -> DrainResult:
-    """Apply queued inbox items to ``wh`` (open for writing) in the order they were queued."""
+def drain(wh: Warehouse, con: sqlite3.Connection, *, now: datetime, limit: int = 1000,
+          refusal: Callable[[InboxItem], str | None] | None = None) -> DrainResult:
+    """Apply queued inbox items to ``wh`` (open for writing) in the order they were queued.
+
+    ``refusal(item)`` (the caller's authoriser, e.g. alerts.permissions.queued_action_refusal
+    over the current accounts) is asked again at apply time: a reason refuses the item. An
+    item that fails for any reason is recorded as refused with the error and audited, so one
+    bad item never blocks those queued after it.
+    """
     result = DrainResult()
     with _DRAIN_LOCK:
         for item in _queued(con, limit):
@@ -207,17 +215,21 @@ def drain(wh: Warehouse, con: sqlite3.Connection, *, now: datetime, limit: int =
                 result.already.append(item.action_id)
                 continue
             try:
+                denied = refusal(item) if refusal is not None else None
+                if denied:
+                    raise TransitionError(denied, fix="ask an admin to check the account's role")
                 with wh.transaction():
                     message = _apply(wh, item)
                     _record(wh, item, outcome="applied", message=message, now=now)
-            except TransitionError as exc:
-                message = str(exc)
+            except Exception as exc:  # noqa: BLE001 - recorded and audited, never blocks the queue
+                reason = exc.problem if isinstance(exc, TransitionError) else f"{type(exc).__name__}: {exc}"
+                message = str(exc) if isinstance(exc, TransitionError) else reason
                 with wh.transaction():
                     _record(wh, item, outcome="refused", message=message, now=now)
                     wh.audit(at=now, actor=item.user, action="review.refused",
                              target=item.alert_id,
                              detail={"action": item.action, "acted_at": item.acted_at,
-                                     "reason": exc.problem, "inbox_id": item.action_id})
+                                     "reason": reason, "inbox_id": item.action_id})
                 _mark(con, item.action_id, "refused", message, now)
                 result.refused[item.action_id] = message
                 continue

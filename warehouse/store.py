@@ -132,6 +132,15 @@ class Warehouse:
         """Run one statement and read its whole result (DuckDB 2 wants results finished)."""
         return self._con.execute(sql, list(params or [])).fetchall()
 
+    @contextmanager
+    def registered(self, name: str, frame: pl.DataFrame) -> Iterator[None]:
+        """``frame`` visible to SQL as the view ``name`` (a code constant) while inside."""
+        self._con.register(name, frame.to_arrow())
+        try:
+            yield
+        finally:
+            self._con.unregister(name)
+
     def frame(self, sql: str, params: Sequence[Any] | None = None) -> pl.DataFrame:
         """Run one query and return its result as a polars frame."""
         return self._con.sql(sql, params=list(params) if params else None).pl()
@@ -437,7 +446,7 @@ class Warehouse:
             "SELECT domain, count(*) FROM series GROUP BY domain ORDER BY domain"
         ))
         levels = dict(self.execute(
-            "SELECT level, count(*) FROM alerts WHERE status NOT IN ('resolved') GROUP BY level"
+            "SELECT level, count(*) FROM alerts WHERE status = 'open' GROUP BY level"
         ))
         batches = dict(self.execute(
             "SELECT status, count(*) FROM ingest_batches GROUP BY status"

@@ -237,6 +237,12 @@ def get_user(con: sqlite3.Connection, name: str) -> User | None:
     return None if not rows else User(*rows[0][:3], bool(rows[0][3]), *rows[0][4:])
 
 
+def current_role(con: sqlite3.Connection, name: str) -> str | None:
+    """The account's role now, or None when it no longer exists."""
+    user = get_user(con, name)
+    return None if user is None else user.role
+
+
 def find_user_by_email(con: sqlite3.Connection, email: str) -> User | None:
     """The account an identity provider's e-mail maps to (case-insensitive), if any."""
     rows = con.execute("SELECT name FROM users WHERE email = ?", [email.lower()]).fetchall()

@@ -83,9 +83,14 @@ if feedback.height:
 cap = context.read("alert_cap_messages", alert_id=alert_id)
 if cap.height:
     newest = cap.row(0, named=True)
-    st.download_button("Download CAP XML", data=newest["xml"].encode("utf-8"),
-                       file_name=f"{newest['identifier']}.xml", mime="application/xml",
-                       key="cap_download", disabled=not allowed(session.role, "cap.download"))
+    # The bytes reach Streamlit's file server only for a role that may download them: a
+    # disabled button would still hand the file to the browser.
+    if allowed(session.role, "cap.download"):
+        st.download_button("Download CAP XML", data=newest["xml"].encode("utf-8"),
+                           file_name=f"{newest['identifier']}.xml", mime="application/xml",
+                           key="cap_download")
+    else:
+        st.caption("CAP download needs a role with cap.download.")
     st.caption(f"CAP {newest['msg_type']} {newest['identifier']} ({newest['status']}, "
                f"{'valid' if newest['valid'] else 'INVALID'} against the CAP 1.2 schema)")
 else:

@@ -28,6 +28,7 @@ from typing import Any
 
 from core.errors import ConfigError, EWSError
 from core.settings import Settings
+from pipelines.dashboard_sync import sync_dashboard
 from pipelines.connectors import fred, nasa_power, netcdf_url, ngl_gnss, usgs_fdsn, usgs_water
 from pipelines.connectors.http import HttpClient, SourceError
 from pipelines.ingest import IngestResult, ingest_files, utc_now
@@ -167,4 +168,6 @@ def run_sources(
     if cycle and sum(counts.values()) > 0:
         progress("new data: running the scoring cycle")
         out.cycle = run_cycle(wh, settings, progress=progress, actor=actor)
+    # every write run publishes the dashboard's read snapshot and applies queued review actions
+    sync_dashboard(wh, settings)
     return out
