@@ -154,10 +154,17 @@ def _summary_text(status: dict[str, Any], cycle: Any, quarantined: list[Any]) ->
                  f"judgments: {status['judgments']}")
     lines.append("open alerts by level: " + ", ".join(f"{k} {v}" for k, v in status["alerts_by_level"].items()))
     for alert in cycle.alerts:
+        release = {"released": ", released", "pending": ", awaiting duty-officer approval",
+                   "rejected": ", release rejected", "suppressed": ", suppressed"}.get(
+                       alert.get("release_state") or "", "")
         lines.append(f"  [{alert['level'].upper()}] {alert['unique_id']} ({alert['region']}) "
-                     f"{alert['status']} at {str(alert['ds'])[:10]}")
+                     f"{alert['status']}{release} at {str(alert['ds'])[:10]}")
         if alert.get("judgment_en"):
             lines.append(f"      {alert['judgment_en']}")
+    approvals = [note for note in cycle.notes if "approved by" in note]
+    if approvals:
+        lines.append("release approvals recorded in the audit log:")
+        lines.extend(f"  {note}" for note in approvals)
     for item in quarantined:
         lines.append(f"QUARANTINED {item.path}: {item.error}")
     lines.append("Judgments are machine-generated and auxiliary: for reference, a duty officer decides.")
