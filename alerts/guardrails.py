@@ -42,7 +42,7 @@ from core.frames import Classification
 
 __all__ = ["Screen", "screen_text", "rule_hits", "fence", "redact", "FREE_TEXT_FIELDS", "SCREEN_VERSION"]
 
-SCREEN_VERSION = "screen-v2"
+SCREEN_VERSION = "screen-v3"
 
 #: Evidence fields holding free text from sources (screened before any prompt).
 FREE_TEXT_FIELDS = ("name", "region", "source", "unit", "note", "cap_description")
@@ -66,6 +66,7 @@ _RULES: tuple[tuple[str, re.Pattern[str]], ...] = tuple((name, re.compile(p, re.
     ("override", r"\b(instead|rather)\b.{0,30}\b(say|print|output|respond|reply|write|answer|return|tell)\b"),
     ("override", r"\bdo not (follow|obey|listen|adhere)\b|\bdon'?t (follow|obey)\b|\bstop being\b"),
     ("override", r"\b(from now on|henceforth|for the rest of (this|the) conversation|starting now)\b"),
+    ("override", r"\b(ignore|disregard|forget)\s+(all\s+|everything\s+)?(the\s+)?(above|previous|prior|preceding)\b"),
     ("role", r"\byou\s+(are|r)\s+(now|no longer|going to be|a|an|my)\b|\byou'?re now\b|\bact(ing)? as\b|\bpretend\b"
              r"|\broleplay\b|\brole-play\b|\bimpersonate\b|\bsimulate\b|\bplay the role\b|\bin character\b"),
     ("role", r"\b(dan|stan|dude|aim|jailbreak|jailbroken|developer mode|dev mode|god mode|unfiltered|uncensored"
@@ -87,7 +88,8 @@ _RULES: tuple[tuple[str, re.Pattern[str]], ...] = tuple((name, re.compile(p, re.
     ("code", r"```|\bimport\s+\w+|\bdef\s+\w+\(|\beval\(|\bexec\(|<script|\bcurl\s+|\bwget\s+|\brm\s+-rf\b|\bos\.system\b|subprocess"),
     ("encoded", r"\b(base64|rot13|hex|caesar|cipher|encode[ds]?|decode[ds]?|reverse(d)? (text|order|the)|backwards|emoji|binary|morse)\b"),
     ("encoded", r"[a-z0-9+/]{40,}={0,2}"),
-    ("zh", r"忽略|无视|忘记|忘掉|之前的(指令|指示|说明|规则)|系统提示|你现在是|扮演|假装|不要遵守|新的指令|密码|口令|泄露|输出|翻译|请写|写一|告诉我"),
+    ("zh", r"忽略|无视|忘记|忘掉|之前的(指令|指示|说明|规则)|系统提示|你现在是|扮演|假装|不要遵守|新的指令|泄露"),
+    ("zh", r"密码|口令|输出|翻译|请写|写一|告诉我"),
     ("multilingual", r"ignor[ae]|oubli|olvid|vergiss|ignorier|dimentic|esqueç|забуд|игнор|инструкц|пароль|секрет|"
                      r"無視|忘れ|指示|パスワード|秘密|무시|잊어|지시|비밀|암호|अनदेखा|भूल|निर्देश|पासवर्ड|गुप्त|"
                      r"تجاهل|انس|تعليمات|كلمة المرور|سر|unut|talimat|şifre|gizli|bỏ qua|quên|hướng dẫn|mật khẩu|bí mật|"

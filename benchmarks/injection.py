@@ -21,7 +21,7 @@ benign_false_positive_rate over all evaluation rows, the same for the held-out c
 the evaluation half separately, and two peers on the same rows, in-process: a naive keyword
 filter ("ignore previous instructions" and friends) and the phrase rules alone (screen-v1).
 
-Usage: .venv/bin/python benchmarks/injection.py [--corpus DIR]
+Usage: .venv/bin/python benchmarks/injection.py [--corpus DIR] [--screen rules|rules+model]
 """
 
 from __future__ import annotations
@@ -145,10 +145,19 @@ _NAIVE = re.compile(r"ignore (all )?(previous|prior|above) instructions|disregar
 TRAIN_SET = ROOT / "data" / "security" / "injection_screen_train.jsonl"
 
 
+def _engine_default_screen() -> str:
+    """``[guardrails] screen`` of the engine's built-in defaults (core/settings.DEFAULT_TOML)."""
+    import tomllib
+
+    from core.settings import DEFAULT_TOML
+
+    return tomllib.loads(DEFAULT_TOML)["guardrails"]["screen"]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--corpus", type=Path, default=SHARED if SHARED.exists() else BUNDLED)
-    parser.add_argument("--screen", choices=("rules", "rules+model"), default="rules",
+    parser.add_argument("--screen", choices=("rules", "rules+model"), default=_engine_default_screen(),
                         help="the screen to measure ([guardrails] screen; default: the engine's default)")
     args = parser.parse_args()
     all_rows = load_rows(args.corpus)
@@ -156,7 +165,7 @@ def main() -> None:
         raise SystemExit(f"no corpus rows under {args.corpus}")
     rows = [r for r in all_rows if split_of(r[0], r[1]) == "eval"]
     # leak check: no evaluation row may appear in the bundled training set
-    trained = {normalise(json.loads(line)["text"]) for line in TRAIN_SET.read_text(encoding="utf-8").splitlines()
+    trained = {normalise(json.loads(line)["text"]) for line in TRAIN_SET.read_text(encoding="utf-8").split("\n")
                if line.strip()} if TRAIN_SET.exists() else set()
     leaked = sum(normalise(text) in trained for _, text, _ in rows)
     if leaked:

