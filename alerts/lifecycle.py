@@ -10,6 +10,8 @@ Contract of :func:`plan_alerts`:
 - **Lifecycle.** open → (escalated | deescalated | updated)* → resolved (every member graded
   none again) or expired (no renewal before ``expires_at``, judged on ``clock``).
   ``expires_at`` = lead observation + ``expire_steps`` steps of the lead's frequency.
+  Expiry is judged for every open alert on every cycle: :func:`plan_alerts` for a cycle with
+  changed series, :func:`plan_expiry` for one without (nothing else can change then).
 - **Inhibition.** A member whose data is stale or gapped (see :func:`assess_data_health`)
   cannot raise, escalate or renew an alert; a data-gap notice is planned instead.
   A grade of none still resolves (falling back to none is not a reason to keep warning).
@@ -41,6 +43,7 @@ __all__ = [
     "AlertPolicy",
     "AlertPlan",
     "plan_alerts",
+    "plan_expiry",
     "assess_data_health",
     "group_key",
 ]
@@ -73,6 +76,10 @@ _SCHEMA = {
     "hazard": pl.Utf8, "level": pl.Utf8, "status": pl.Utf8, "ds": pl.Datetime("us"),
     "score": pl.Float64, "evidence": pl.Utf8, "opened_at": pl.Datetime("us"),
     "updated_at": pl.Datetime("us"), "release_state": pl.Utf8, "expires_at": pl.Datetime("us"),
+}
+_LATEST_SCHEMA = {
+    "unique_id": pl.Utf8, "ds": pl.Datetime("us"), "level": pl.Utf8, "score": pl.Float64,
+    "evidence": pl.Utf8, "domain": pl.Utf8, "region": pl.Utf8,
 }
 _NOTICE_SCHEMA = {
     "notice_id": pl.Utf8, "unique_id": pl.Utf8, "hazard": pl.Utf8, "region": pl.Utf8,
@@ -276,6 +283,24 @@ def plan_alerts(
     plan.alerts = pl.DataFrame(rows, schema=_SCHEMA) if rows else plan.alerts
     plan.notices = pl.DataFrame(notices, schema=_NOTICE_SCHEMA) if notices else plan.notices
     return plan
+
+
+def plan_expiry(
+    open_alerts: pl.DataFrame,
+    *,
+    now: datetime,
+    clock: datetime,
+    policy: AlertPolicy = AlertPolicy(),
+) -> AlertPlan:
+    """The plan of a cycle in which no series changed: :func:`plan_alerts` with no grades.
+
+    Every open alert whose ``expires_at`` is at or before ``clock`` expires (transition
+    ``expired`` by ``policy.actor`` with the reason); an older duplicate in a group is folded
+    into the newest as in :func:`plan_alerts`. Nothing opens, escalates, renews or resolves,
+    and nothing is released, because no grade changed.
+    """
+    return plan_alerts(pl.DataFrame(schema=_LATEST_SCHEMA), open_alerts, now=now, clock=clock,
+                       policy=policy)
 
 
 def _new_row(lead: dict[str, Any], key: tuple[str, str], now: datetime, policy: AlertPolicy,

@@ -1,10 +1,24 @@
 """Step 4 of the cycle: alerts from grades, judgments, the review gate and CAP publication.
 
-Called by :func:`pipelines.cycle.run_cycle` inside the cycle's transaction, so the alert rows,
-their transitions, data-gap notices, judgments, audit rows and outbox events commit together
-(the outbox pattern: a released alert can never be lost before the relay sees it). Then the
-pending outbox events are rendered as CAP 1.2 files into ``EWS_HOME/alerts`` and routed to
-recipients (deliveries are made by ``ews deliver``, outside any transaction).
+Three parts, called by :func:`pipelines.cycle.run_cycle`:
+
+- :func:`run_alert_step` runs inside the cycle's write transaction and makes no network call:
+  the alert rows, their transitions, data-gap notices, audit rows, outbox events and a
+  *provisional* judgment per new or changed open alert (the template writer, grounded by
+  construction, ``checks.verdict`` = :data:`PROVISIONAL_VERDICT`) commit together (the outbox
+  pattern: a released alert can never be lost before the relay sees it, and never lacks a
+  judgment). It returns the evidence bundles still to be judged.
+- :func:`run_expiry_step` is the whole step of a cycle in which no series changed: open
+  alerts past ``expires_at`` expire, with transition and audit rows (same transaction rules).
+- :func:`judge_alerts` runs after that transaction has committed: the judge (pipelines/llm.py,
+  LLM or template) writes one judgment per bundle, outside any transaction, so each LLM
+  call's ``llm.call`` audit row commits on its own and survives whatever fails later; each
+  final judgment replaces its provisional row (same ``judgment_id``: the evidence hash) and
+  sets the alert's review flag in one short transaction.
+
+Then the cycle renders the pending outbox events as CAP 1.2 files into ``EWS_HOME/alerts``
+(after the judgments, so a message carries the final text) and routes them to recipients
+(deliveries are made by ``ews deliver``, outside any transaction).
 
 The demo (actor ``demo`` on a replay clock) approves orange/red alerts as the named duty
 officer ``demo-duty-officer``; every such approval is an ``alert.approved`` audit row and an
@@ -20,22 +34,50 @@ from typing import Any
 
 import polars as pl
 
-from alerts.lifecycle import AlertPolicy, assess_data_health, group_key, plan_alerts, HAZARD_BY_DOMAIN
+from alerts.judgment import Judgment, evidence_hash, write_template_judgment
+from alerts.lifecycle import (
+    HAZARD_BY_DOMAIN,
+    AlertPlan,
+    AlertPolicy,
+    assess_data_health,
+    group_key,
+    plan_alerts,
+    plan_expiry,
+)
 from core.settings import Settings
 from pipelines.llm import Judge, open_judge
 from warehouse import Warehouse
 from warehouse import alerting, review
 
-__all__ = ["AlertStepResult", "run_alert_step", "DEMO_OFFICER", "latest_grades", "evidence_bundle"]
+__all__ = ["AlertStepResult", "JudgeResult", "run_alert_step", "run_expiry_step", "judge_alerts",
+           "DEMO_OFFICER", "PROVISIONAL_VERDICT", "latest_grades", "evidence_bundle"]
 
 #: The named duty officer as whom `ews demo` approves orange/red alerts of a replay.
 DEMO_OFFICER = "demo-duty-officer"
+
+#: ``checks.verdict`` of the template judgment stored with the alert transaction, until
+#: :func:`judge_alerts` replaces it after the commit (it stays if the run fails in between).
+PROVISIONAL_VERDICT = "provisional template (final judgment written after the alert transaction)"
+
+_JUDGMENT_SCHEMA = {
+    "judgment_id": pl.Utf8, "alert_id": pl.Utf8, "run_id": pl.Utf8, "writer": pl.Utf8,
+    "model": pl.Utf8, "prompt_version": pl.Utf8, "evidence_hash": pl.Utf8, "label": pl.Utf8,
+    "text_en": pl.Utf8, "text_zh": pl.Utf8, "checks": pl.Utf8, "created_at": pl.Datetime("us"),
+}
 
 
 @dataclass
 class AlertStepResult:
     counts: dict[str, int] = field(default_factory=dict)
     alerts: list[dict[str, Any]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    #: evidence bundles of the alerts :func:`judge_alerts` must judge once the step committed
+    to_judge: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class JudgeResult:
+    judgments: dict[str, Judgment] = field(default_factory=dict)  # alert_id -> final judgment
     notes: list[str] = field(default_factory=list)
 
 
@@ -63,9 +105,9 @@ def run_alert_step(
     run_id: str,
     actor: str,
     progress: Any = lambda _m: None,
-    judge: Judge | None = None,
 ) -> AlertStepResult:
-    """Plan and write alerts for the series of this cycle; see the module docstring."""
+    """Plan and write alerts for the series of this cycle (inside the cycle's transaction, no
+    network call); see the module docstring."""
     result = AlertStepResult()
     as_of = settings.cycle.as_of_time()
     clock = as_of or now
@@ -88,31 +130,21 @@ def run_alert_step(
                        published=alerting.published_alert_ids(wh))
 
     counts = result.counts
-    counts["alerts"] = alerting.upsert_alert_rows(wh, plan.alerts, run_id=run_id)
-    counts["alert_transitions"] = alerting.write_transitions(wh, plan.transitions, at=now, run_id=run_id)
+    _write_plan(wh, plan, now=now, run_id=run_id, actor=actor, result=result)
     counts["data_gap_notices"] = alerting.upsert_notices(wh, plan.notices, at=now, run_id=run_id)
     for n in plan.notices.iter_rows(named=True):
         wh.audit(at=now, actor="cycle", action="data_gap.notice", target=n["unique_id"],
                  detail={"kind": n["kind"], "detail": json.loads(n["detail"])})
         result.notes.append(f"{n['unique_id']}: {n['kind']} data, alert withheld (data-gap notice)")
-    for t in plan.transitions:
-        after = t["after"]
-        wh.audit(at=now, actor=actor, action=f"alert.{t['action']}", target=t["alert_id"],
-                 detail={"unique_id": after["unique_id"], "level": after["level"], "ds": after["ds"],
-                         "release_state": after["release_state"], "reason": t["reason"]})
 
     fresh_ids = [t["alert_id"] for t in plan.transitions if t["after"]["status"] == "open"]
     fresh = alerting.read_alerts_full(wh, alert_ids=fresh_ids)
-    own_judge = judge is None
-    judge = judge or open_judge(wh, settings, now=now, run_id=run_id)
-    try:
-        judgments = _judge_alerts(wh, settings, judge, fresh, all_meta, observed, now=now,
-                                  clock=clock, run_id=run_id)
-    finally:
-        if own_judge:
-            judge.close()
-    counts["judgments"] = wh.insert_judgments(judgments) if judgments.height else 0
-    result.notes.extend(judge.notes)
+    # The judge (and its network calls) runs after this transaction commits (judge_alerts);
+    # until then every fresh alert carries the template judgment of the same evidence.
+    result.to_judge = _evidence_bundles(wh, settings, fresh, all_meta, observed, clock=clock)
+    provisional = [(e, _provisional(e)) for e in result.to_judge]
+    counts["judgments"] = wh.insert_judgments(_judgment_frame(provisional, run_id=run_id, now=now)) \
+        if provisional else 0
 
     final = {r["alert_id"]: r for r in alerting.read_alerts_full(
         wh, alert_ids=[r["alert_id"] for r in plan.releases]).iter_rows(named=True)}
@@ -128,16 +160,83 @@ def run_alert_step(
                 result.notes.append(f"{row['alert_id']} ({row['level']}) approved by {DEMO_OFFICER} "
                                     "(ews demo acts as the duty officer of this exercise)")
 
-    text_by_alert = dict(zip(judgments["alert_id"], judgments["text_en"], strict=True)) if judgments.height else {}
-    check_by_alert = ({r["alert_id"]: json.loads(r["checks"]).get("verdict") for r in judgments.iter_rows(named=True)}
-                      if judgments.height else {})
+    _summarise(wh, plan, {e["alert_id"]: j for e, j in provisional}, result)
+    return result
+
+
+def run_expiry_step(wh: Warehouse, settings: Settings, *, now: datetime, run_id: str,
+                    actor: str) -> AlertStepResult:
+    """The alert step of a cycle in which no series changed (inside its transaction): every
+    open alert not renewed before its ``expires_at`` (judged on the replay day or ``now``)
+    expires, with an ``expired`` transition (actor ``cycle``, the reason, this run's id) and an
+    ``alert.expired`` audit row by the cycle's ``actor``. Nothing is judged or released."""
+    result = AlertStepResult()
+    clock = settings.cycle.as_of_time() or now
+    policy = AlertPolicy(auto_release=frozenset(settings.alerts.auto_release),
+                         expire_steps=settings.alerts.expire_steps, actor="cycle")
+    plan = plan_expiry(alerting.read_open_alerts(wh), now=now, clock=clock, policy=policy)
+    _write_plan(wh, plan, now=now, run_id=run_id, actor=actor, result=result,
+                cause="expiry check of a cycle with no changed series")
+    for t in plan.transitions:
+        result.notes.append(f"{t['alert_id']} {t['action']}: {t['reason']}")
+    _summarise(wh, plan, {}, result)
+    return result
+
+
+def judge_alerts(wh: Warehouse, settings: Settings, to_judge: list[dict[str, Any]], *,
+                 now: datetime, run_id: str, judge: Judge | None = None) -> JudgeResult:
+    """Write the final judgment of each evidence bundle, after the alert transaction committed.
+
+    Must not run inside a transaction: the judge's network calls would hold the write
+    transaction open and its ``llm.call`` audit rows would roll back with it. Each judgment
+    (writer, model, prompt version, evidence hash, check verdicts) replaces the provisional
+    row of the same evidence and sets the alert's review flag, in one short transaction.
+    """
+    out = JudgeResult()
+    if not to_judge:
+        return out
+    if getattr(wh, "_in_transaction", False):
+        raise RuntimeError("judge_alerts runs after the alert transaction commits, not inside one")
+    own_judge = judge is None
+    judge = judge or open_judge(wh, settings, now=now, run_id=run_id)
+    try:
+        for evidence in to_judge:
+            judgment = judge.write(evidence)  # may call the endpoint; audit rows commit as made
+            with wh.transaction():
+                wh.insert_judgments(_judgment_frame([(evidence, judgment)], run_id=run_id, now=now))
+                alerting.set_review_flag(wh, evidence["alert_id"], judgment.checks.get("review_flag"))
+            out.judgments[evidence["alert_id"]] = judgment
+    finally:
+        if own_judge:
+            judge.close()
+    out.notes.extend(judge.notes)
+    return out
+
+
+def _write_plan(wh: Warehouse, plan: AlertPlan, *, now: datetime, run_id: str, actor: str,
+                result: AlertStepResult, cause: str | None = None) -> None:
+    """Alert rows, their transitions and one ``alert.<action>`` audit row per transition."""
+    result.counts["alerts"] = alerting.upsert_alert_rows(wh, plan.alerts, run_id=run_id)
+    result.counts["alert_transitions"] = alerting.write_transitions(wh, plan.transitions, at=now, run_id=run_id)
+    for t in plan.transitions:
+        after = t["after"]
+        detail = {"unique_id": after["unique_id"], "level": after["level"], "ds": after["ds"],
+                  "release_state": after["release_state"], "reason": t["reason"], "run_id": run_id}
+        if cause:
+            detail["cause"] = cause
+        wh.audit(at=now, actor=actor, action=f"alert.{t['action']}", target=t["alert_id"], detail=detail)
+
+
+def _summarise(wh: Warehouse, plan: AlertPlan, judgments: dict[str, Judgment],
+               result: AlertStepResult) -> None:
     for t in plan.transitions:
         row = alerting.read_alerts_full(wh, alert_ids=[t["alert_id"]]).row(0, named=True)
+        judgment = judgments.get(t["alert_id"])
         result.alerts.append({**{k: row[k] for k in ("alert_id", "unique_id", "domain", "region", "hazard",
                                                      "level", "status", "ds", "score", "release_state")},
-                              "transition": t["action"], "judgment_en": text_by_alert.get(t["alert_id"]),
-                              "judgment_check": check_by_alert.get(t["alert_id"])})
-    return result
+                              "transition": t["action"],
+                              "judgment_en": judgment.text_en if judgment else None,
+                              "judgment_check": judgment.checks.get("verdict") if judgment else None})
 
 
 def _with_group_mates(wh: Warehouse, latest: pl.DataFrame, all_meta: pl.DataFrame) -> pl.DataFrame:
@@ -189,35 +288,43 @@ def evidence_bundle(alert: dict[str, Any], info: dict[str, Any], observed: pl.Da
     }
 
 
-def _judge_alerts(wh: Warehouse, settings: Settings, judge: Judge, alerts: pl.DataFrame,
-                  meta: pl.DataFrame, observed: pl.DataFrame, *, now: datetime, clock: datetime,
-                  run_id: str) -> pl.DataFrame:
-    """One judgment per new or changed open alert; a failed LLM check flags it for review."""
+def _evidence_bundles(wh: Warehouse, settings: Settings, alerts: pl.DataFrame, meta: pl.DataFrame,
+                      observed: pl.DataFrame, *, clock: datetime) -> list[dict[str, Any]]:
+    """The evidence bundle of each new or changed open alert (what its judgment is written from)."""
     if alerts.height == 0:
-        return pl.DataFrame()
+        return []
     forecasts = wh.read_latest_forecasts(alerts.get_column("unique_id").to_list())
     info = {r["unique_id"]: r for r in meta.iter_rows(named=True)}
     thresholds = settings.risk.thresholds()
-    rows = []
-    for alert in alerts.filter(pl.col("status") == "open").iter_rows(named=True):
-        evidence = evidence_bundle(alert, info[alert["unique_id"]], observed, forecasts,
-                                   threshold=thresholds[alert["level"]], clock=clock,
-                                   as_of=settings.cycle.as_of or None)
-        judgment = judge.write(evidence)
-        flag = judgment.checks.get("review_flag")
-        alerting.set_review_flag(wh, alert["alert_id"], flag)
-        rows.append({
-            "judgment_id": f"j_{judgment.evidence_hash[:16]}",
-            "alert_id": alert["alert_id"],
-            "run_id": run_id,
-            "writer": judgment.writer,
-            "model": judgment.model,
-            "prompt_version": judgment.prompt_version,
-            "evidence_hash": judgment.evidence_hash,
-            "label": judgment.label,
-            "text_en": judgment.text_en,
-            "text_zh": judgment.text_zh,
-            "checks": json.dumps(judgment.checks, default=str),
-            "created_at": now,
-        })
-    return pl.DataFrame(rows)
+    return [evidence_bundle(alert, info[alert["unique_id"]], observed, forecasts,
+                            threshold=thresholds[alert["level"]], clock=clock,
+                            as_of=settings.cycle.as_of or None)
+            for alert in alerts.filter(pl.col("status") == "open").iter_rows(named=True)]
+
+
+def _provisional(evidence: dict[str, Any]) -> Judgment:
+    """The template judgment stored with the alert until the judge has written its own."""
+    base = write_template_judgment(evidence)
+    return Judgment(writer=base.writer, model=base.model, prompt_version=base.prompt_version,
+                    evidence_hash=base.evidence_hash, label=base.label, text_en=base.text_en,
+                    text_zh=base.text_zh, checks={**base.checks, "verdict": PROVISIONAL_VERDICT})
+
+
+def _judgment_frame(items: list[tuple[dict[str, Any], Judgment]], *, run_id: str,
+                    now: datetime) -> pl.DataFrame:
+    """Judgment rows; the id comes from the evidence, so the final judgment of an alert
+    replaces its provisional one whatever writer produced it."""
+    return pl.DataFrame([{
+        "judgment_id": f"j_{evidence_hash(evidence)[:16]}",
+        "alert_id": evidence["alert_id"],
+        "run_id": run_id,
+        "writer": judgment.writer,
+        "model": judgment.model,
+        "prompt_version": judgment.prompt_version,
+        "evidence_hash": judgment.evidence_hash,
+        "label": judgment.label,
+        "text_en": judgment.text_en,
+        "text_zh": judgment.text_zh,
+        "checks": json.dumps(judgment.checks, default=str),
+        "created_at": now,
+    } for evidence, judgment in items], schema=_JUDGMENT_SCHEMA)

@@ -3,10 +3,27 @@
 This is what ``ews run`` (and cron, and the scheduler) calls. It reads the warehouse and runs
 three steps, each a module of its own that hands frames to a library and stores what it
 returns: ``forecast_step`` (``forecasting``), ``score_step`` (``anomaly``) and ``alert_step``
-(``alerts``). Everything happens inside one transaction, so a failure leaves nothing half-written and the run is
-recorded as failed. Series whose observations have not changed since the last successful
-cycle (same fingerprint) are skipped, so a second run on the same data changes nothing but
-the ``runs`` ledger and the audit log.
+(``alerts``). Series whose observations have not changed since the last successful cycle
+(same fingerprint) are skipped, so a second run on the same data changes nothing but the
+``runs`` ledger and the audit log (and alerts whose expiry time has passed, see 1.).
+
+Transactions, in this order:
+
+1. **The write transaction** (no network call inside): forecasts, scores, grades, alert rows,
+   transitions, data-gap notices, audit rows, outbox events, a provisional (template)
+   judgment per new or changed open alert, and the series fingerprints. A failure rolls all
+   of it back and the run is recorded as failed. A cycle with no changed series still runs
+   the expiry check here (``run_expiry_step``): every open alert past its ``expires_at`` is
+   expired, with a transition and an audit row naming the run and its actor.
+2. **Judgments, after the commit** (``judge_alerts``): the judge (LLM endpoint or template)
+   writes one judgment per alert of step 1, outside any transaction, so no network call holds
+   the DuckDB write transaction open and every ``llm.call`` audit row commits as it is made
+   (it survives a later failure). Each final judgment (writer, model, prompt version,
+   evidence hash, check verdicts) replaces the provisional row and sets the alert's review
+   flag in one short transaction of its own. If the run fails here, the committed alerts keep
+   their provisional template judgment and the run is recorded as failed.
+3. **CAP publication** (``publish_pending``): only committed outbox events are rendered, after
+   the judgments, so a file on disk always matches the warehouse and carries the final text.
 """
 
 from __future__ import annotations
@@ -20,7 +37,7 @@ from typing import Any
 import polars as pl
 
 from core.settings import Settings
-from pipelines.alert_step import run_alert_step
+from pipelines.alert_step import judge_alerts, run_alert_step, run_expiry_step
 from pipelines.delivery import publish_pending
 from pipelines.forecast_step import run_forecast_step
 from pipelines.ingest import utc_now
@@ -65,16 +82,18 @@ def run_cycle(
         progress(f"replay: the cycle sees only data up to {settings.cycle.as_of} ([cycle] as_of)")
     try:
         with wh.transaction():
-            _cycle(wh, settings, summary, now=now, progress=progress, actor=actor)
+            to_judge = _cycle(wh, settings, summary, now=now, progress=progress, actor=actor)
+        # Committed. The judge's network calls happen out here (see the module docstring).
+        _judge(wh, settings, summary, to_judge, now=now, progress=progress)
+        # CAP files are written only after the cycle's rows and judgments are committed, so a
+        # rolled-back cycle never leaves a message on disk that the warehouse does not know.
+        summary.row_counts["cap_messages"] = len(publish_pending(wh, settings, now=now))
     except Exception as exc:
         wh.finish_run(run_id=run_id, status="failed", finished_at=utc_now(),
                       row_counts=summary.row_counts, error=f"{type(exc).__name__}: {exc}")
         wh.audit(at=utc_now(), actor=actor, action="run.failed", target=run_id,
                  detail={"error": str(exc)})
         raise
-    # CAP files are written only after the cycle's rows are committed, so a rolled-back cycle
-    # never leaves a message on disk that the warehouse does not know.
-    summary.row_counts["cap_messages"] = len(publish_pending(wh, settings, now=now))
     wh.finish_run(run_id=run_id, status="success", finished_at=utc_now(),
                   row_counts=summary.row_counts)
     wh.audit(at=utc_now(), actor=actor, action="run.finished", target=run_id,
@@ -92,15 +111,22 @@ def _changed_series(wh: Warehouse, before: datetime | None) -> tuple[pl.DataFram
 
 
 def _cycle(wh: Warehouse, settings: Settings, summary: CycleSummary, *, now: datetime,
-           progress: Callable[[str], None], actor: str = "scheduler") -> None:
+           progress: Callable[[str], None], actor: str = "scheduler") -> list[dict[str, Any]]:
+    """Step 1 of the module docstring (inside the write transaction); returns the evidence
+    bundles of the alerts to judge after the commit."""
     as_of = settings.cycle.as_of_time()
     changed, skipped = _changed_series(wh, as_of)
     summary.series_skipped = skipped
     counts = summary.row_counts
     counts.update(forecasts=0, anomaly_scores=0, risk_grades=0, alerts=0, judgments=0)
     if changed.height == 0:
-        progress(f"nothing new: all {skipped} series unchanged since their last cycle")
-        return
+        progress(f"nothing new: all {skipped} series unchanged since their last cycle; "
+                 "checking open alerts for expiry")
+        step = run_expiry_step(wh, settings, now=now, run_id=summary.run_id, actor=actor)
+        counts.update(step.counts)
+        summary.notes.extend(step.notes)
+        summary.alerts = step.alerts
+        return []
     uids = changed.get_column("unique_id").to_list()
     meta = wh.read_series_meta(uids)
     series = wh.read_observations(uids, before=as_of)
@@ -120,10 +146,26 @@ def _cycle(wh: Warehouse, settings: Settings, summary: CycleSummary, *, now: dat
     summary.notes.extend(scored.notes)
     grades = scored.grades
 
-    progress("[4/4] alerts: lifecycle, judgments, review gate, CAP")
+    progress("[4/4] alerts: lifecycle, review gate, outbox (judgments and CAP after the commit)")
     step = run_alert_step(wh, settings, series=series, grades=grades, meta=meta, now=now,
                           run_id=summary.run_id, actor=actor, progress=progress)
     counts.update(step.counts)
     summary.notes.extend(step.notes)
     summary.alerts = step.alerts
     wh.upsert_series_state(changed, run_id=summary.run_id, at=now)
+    return step.to_judge
+
+
+def _judge(wh: Warehouse, settings: Settings, summary: CycleSummary, to_judge: list[dict[str, Any]],
+           *, now: datetime, progress: Callable[[str], None]) -> None:
+    """Step 2 of the module docstring (outside the write transaction)."""
+    if not to_judge:
+        return
+    progress(f"judgments: {len(to_judge)} alert(s), written after the alert transaction committed")
+    judged = judge_alerts(wh, settings, to_judge, now=now, run_id=summary.run_id)
+    summary.notes.extend(judged.notes)
+    for item in summary.alerts:
+        judgment = judged.judgments.get(item["alert_id"])
+        if judgment is not None:
+            item["judgment_en"] = judgment.text_en
+            item["judgment_check"] = judgment.checks.get("verdict")

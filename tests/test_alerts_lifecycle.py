@@ -3,7 +3,10 @@
 The daily counts come from the bundled USGS Japan catalog (data/seismic, Tohoku box
 36-42N, 140-146E); the levels are what a grader would give each day. Covered: open with the
 review gate, grouping and de-duplication, escalation, de-escalation, resolve, expiry,
-silences, and stale/gapped-data inhibition with data-gap notices.
+silences, and stale/gapped-data inhibition with data-gap notices. Against a real DuckDB file:
+data-gap notices are written set-based (a repeat only moves ``last_seen``), and a cycle that
+processes no new data still expires an alert whose expiry time has passed (the bundled FRED
+STLFSI4 weekly series cut after 2008-10-24, its autumn-2008 peak).
 """
 
 from __future__ import annotations
@@ -16,6 +19,10 @@ import polars as pl
 import pytest
 
 from alerts.lifecycle import AlertPolicy, assess_data_health, plan_alerts
+from core.settings import load_settings
+from pipelines.cycle import run_cycle
+from pipelines.ingest import ingest_file
+from warehouse import Warehouse, alerting, review
 
 ROOT = Path(__file__).resolve().parent.parent
 NOW = datetime(2026, 1, 1, 12, 0)
@@ -141,3 +148,101 @@ def test_stale_and_gapped_series_are_inhibited_with_a_notice() -> None:
     notice = plan.notices.row(0, named=True)
     assert (notice["unique_id"], notice["kind"]) == ("dgs10", "stale")
     assert json.loads(notice["detail"])["withheld_level"] == "orange"
+
+
+def _fred(name: str, uid: str) -> pl.DataFrame:
+    raw = pl.read_csv(ROOT / "tests" / "data" / name, try_parse_dates=True)
+    return raw.drop_nulls("value").select(pl.lit(uid).alias("unique_id"),
+                                          pl.col(raw.columns[0]).cast(pl.Datetime("us")).alias("ds"),
+                                          pl.col("value").cast(pl.Float64).alias("y"))
+
+
+def test_data_gap_notices_are_written_set_based_and_a_repeat_only_moves_last_seen(tmp_path) -> None:
+    series = {"dgs10": (_dgs10(), "B"), "unrate": (_fred("fred_UNRATE.csv", "unrate"), "MS"),
+              "stlfsi4": (_fred("fred_STLFSI4.csv", "stlfsi4"), "W-FRI")}
+    frequencies = {uid: freq for uid, (_, freq) in series.items()}
+    observed = pl.concat([frame for frame, _ in series.values()])
+    clock = observed["ds"].max() + timedelta(days=400)  # every feed has gone quiet: all stale
+    health = assess_data_health(observed, frequencies, clock=clock)
+    assert set(health["state"]) == {"stale"}
+    latest = _latest(*(_grade(uid, str(frame["ds"].max().date()), "orange", 0.996, frame["y"][-1],
+                              domain="market", region=f"US-{uid}") for uid, (frame, _) in series.items()))
+    notices = plan_alerts(latest, pl.DataFrame(), now=NOW, clock=clock, frequencies=frequencies,
+                          health=health).notices
+    assert notices.height == 3
+
+    with Warehouse.open(tmp_path / "w.duckdb") as wh:
+        statements: list[str] = []
+        execute = wh.execute
+
+        def counting(sql: str, params=None):  # noqa: ANN001, ANN202
+            statements.append(sql)
+            return execute(sql, params)
+
+        wh.execute = counting  # type: ignore[method-assign]
+        assert alerting.upsert_notices(wh, notices.head(1), at=NOW, run_id="r_1") == 1
+        one = len(statements)
+        statements.clear()
+        assert alerting.upsert_notices(wh, notices, at=NOW, run_id="r_1") == 2  # two new, one repeat
+        assert len(statements) == one  # set-based: the same statements for one notice or three
+        del wh.execute
+
+        later = NOW + timedelta(hours=6)
+        assert alerting.upsert_notices(wh, notices, at=later, run_id="r_2") == 0  # nothing new
+        stored = alerting.read_notices(wh)
+        assert stored.height == 3 and set(stored["kind"]) == {"stale"}
+        assert set(stored["last_seen"]) == {later}  # a repeat moves last_seen ...
+        assert set(stored["first_seen"]) == {NOW} and set(stored["run_id"]) == {"r_1"}  # ... only
+        assert {json.loads(d)["withheld_level"] for d in stored["detail"]} == {"orange"}
+        alerting.upsert_notices(wh, notices, at=NOW, run_id="r_3")  # an older repeat: no move back
+        assert set(alerting.read_notices(wh)["last_seen"]) == {later}
+
+
+def _stlfsi4_until(folder: Path, last_day: str) -> Path:
+    """The bundled STLFSI4 file cut after ``last_day`` (header and data lines unchanged)."""
+    lines = (ROOT / "data" / "market" / "fred_STLFSI4.csv").read_text().splitlines(keepends=True)
+    cut = folder / f"fred_STLFSI4_until_{last_day}.csv"
+    cut.write_text(lines[0] + "".join(line for line in lines[1:] if line[:10] <= last_day))
+    return cut
+
+
+def test_a_cycle_without_new_data_expires_an_alert_past_its_expiry(tmp_path) -> None:
+    settings = load_settings(tmp_path, environ={"EWS_ALERTS__JUDGE": "template"})
+    with Warehouse.open(settings.warehouse_path) as wh:
+        assert ingest_file(wh, settings, _stlfsi4_until(tmp_path, "2008-10-24"), "fred_csv", options={
+            "unique_id": "stlfsi4", "frequency": "W-FRI", "domain": "market", "region": "US"},
+            ).status == "committed"
+        run_cycle(wh, settings, now=datetime(2008, 10, 25, 6, 0), actor="scheduler")
+        alert = wh.frame("SELECT alert_id, level, status, expires_at FROM alerts").row(0, named=True)
+        assert (alert["level"], alert["status"]) == ("red", "open")
+        assert alert["expires_at"] == datetime(2008, 11, 14)  # 3 weekly steps after 2008-10-24
+
+        # no new data, before expires_at: nothing changes
+        quiet = run_cycle(wh, settings, now=datetime(2008, 11, 10, 6, 0), actor="scheduler")
+        assert quiet.series_processed == 0 and all(v == 0 for v in quiet.row_counts.values())
+        assert review.read_alert(wh, alert["alert_id"])["status"] == "open"
+
+        # no new data, after expires_at: the cycle expires the alert and says who and why
+        late = datetime(2008, 11, 20, 6, 0)
+        expiring = run_cycle(wh, settings, now=late, actor="cron.ops")
+        assert expiring.series_processed == 0
+        row = review.read_alert(wh, alert["alert_id"])
+        assert (row["status"], row["updated_at"]) == ("expired", late)
+        assert (expiring.row_counts.get("alerts"), expiring.row_counts.get("alert_transitions")) == (1, 1)
+        assert [(a["alert_id"], a["transition"], a["status"]) for a in expiring.alerts] == \
+            [(alert["alert_id"], "expired", "expired")]
+        last = review.read_transitions(wh, alert["alert_id"]).row(-1, named=True)
+        assert (last["action"], last["actor"], last["run_id"]) == ("expired", "cycle", expiring.run_id)
+        assert (last["from_status"], last["to_status"]) == ("open", "expired")
+        assert last["reason"].startswith("not renewed before 2008-11-14")
+        audit = wh.execute("SELECT actor, detail FROM audit_log WHERE action = 'alert.expired' AND target = ?",
+                           [alert["alert_id"]])
+        assert len(audit) == 1 and audit[0][0] == "cron.ops"
+        detail = json.loads(audit[0][1])
+        assert detail["run_id"] == expiring.run_id and detail["reason"] == last["reason"]
+        assert wh.last_run()["status"] == "success"
+        assert wh.execute("SELECT count(*) FROM outbox")[0][0] == 0  # expiry releases nothing
+
+        # and expiring is done once
+        again = run_cycle(wh, settings, now=late + timedelta(days=1), actor="cron.ops")
+        assert all(v == 0 for v in again.row_counts.values())

@@ -2,7 +2,9 @@
 
 Every function takes an open :class:`~warehouse.store.Warehouse`; values are bound
 parameters. Callers group writes with ``wh.transaction()`` (the alert step writes alerts,
-transitions, notices, judgments and outbox events in one). Times are naive UTC.
+transitions, notices, provisional judgments and outbox events in one; the final judgments and
+review flags follow in short transactions of their own, see pipelines/cycle.py). Writes are
+set-based where they take a frame (``upsert_alert_rows``, ``upsert_notices``). Times are naive UTC.
 """
 
 from __future__ import annotations
@@ -46,6 +48,9 @@ __all__ = [
     "read_controls",
 ]
 
+#: Columns of a planned data-gap notice (alerts.lifecycle); the warehouse adds the times and run.
+_NOTICE_COLUMNS = ("notice_id", "unique_id", "hazard", "region", "kind", "detail")
+
 ALERT_VALUES = ("run_id", "unique_id", "domain", "region", "hazard", "level", "status", "ds",
                 "score", "evidence", "opened_at", "updated_at", "release_state", "expires_at")
 
@@ -85,22 +90,29 @@ def write_transitions(wh: Warehouse, transitions: list[dict[str, Any]], *, at: d
 
 
 def upsert_notices(wh: Warehouse, notices: pl.DataFrame, *, at: datetime, run_id: str) -> int:
-    """Open data-gap notices (one per series, kind and triggering time); a repeat only
-    moves ``last_seen``."""
+    """Open data-gap notices (one per series, kind and triggering time), set-based; a repeat
+    only moves ``last_seen``. Returns the number of new notices.
+
+    Like :meth:`Warehouse.upsert`: the frame is registered and written by one
+    ``INSERT ... SELECT ... ON CONFLICT`` (plus one count of the new ids), whatever its size.
+    A new notice gets ``first_seen = last_seen = at`` and this ``run_id``; a notice already
+    stored keeps its ``first_seen``, ``run_id`` and ``detail`` (as first raised) and only its
+    ``last_seen`` moves forward to ``at`` (never back).
+    """
     if notices.height == 0:
         return 0
-    new = 0
-    for n in notices.iter_rows(named=True):
-        exists = wh.execute("SELECT count(*) FROM data_gap_notices WHERE notice_id = ?", [n["notice_id"]])[0][0]
-        if exists:
-            continue  # same series, kind and time: already raised, nothing new to say
+    incoming = notices.select(_NOTICE_COLUMNS).unique("notice_id", keep="first", maintain_order=True)
+    with wh.registered("incoming_notices", incoming):
+        new = wh.execute(
+            "SELECT count(*) FROM incoming_notices "
+            "WHERE notice_id NOT IN (SELECT notice_id FROM data_gap_notices)")[0][0]
         wh.execute(
-            "INSERT INTO data_gap_notices (notice_id, unique_id, hazard, region, kind, detail, "
-            "first_seen, last_seen, run_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [n["notice_id"], n["unique_id"], n["hazard"], n["region"], n["kind"], n["detail"],
-             at, at, run_id],
+            f"INSERT INTO data_gap_notices ({', '.join(_NOTICE_COLUMNS)}, first_seen, last_seen, run_id) "
+            f"SELECT {', '.join(_NOTICE_COLUMNS)}, ?, ?, ? FROM incoming_notices "
+            "ON CONFLICT (notice_id) DO UPDATE SET last_seen = excluded.last_seen "
+            "WHERE data_gap_notices.last_seen < excluded.last_seen",
+            [at, at, run_id],
         )
-        new += 1
     return new
 
 

@@ -1,0 +1,166 @@
+"""Transactions of the scoring cycle (pipelines/cycle.py) around the LLM judge.
+
+Real data: the bundled FRED STLFSI4 (weekly) and UNRATE (monthly) files, replayed as of
+2008-10-24, when the St. Louis Fed financial stress index stood at its autumn-2008 high (one red
+alert). The LLM endpoint is a real HTTP server on 127.0.0.1 speaking the OpenAI chat API; on
+every call it opens its own connection to the warehouse file, which sees only committed rows.
+
+Checked: no LLM call happens while the cycle's write transaction is open (the alert, its
+outbox event and its provisional judgment are already committed when the endpoint is asked);
+every call the endpoint received has a durable ``llm.call`` audit row, also when the cycle
+fails inside its write transaction or after the calls; the final judgment replaces the
+provisional one with model, prompt version, evidence hash and verdict; CAP is written after
+the judgments; a second run changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from alerts.llm_judgment import PROMPT_VERSION
+from core.settings import load_settings
+from llm_endpoint import ChatEndpoint
+from pipelines.cycle import run_cycle
+from pipelines.ingest import ingest_file
+from warehouse import Warehouse
+
+ROOT = Path(__file__).resolve().parent.parent
+NOW = datetime(2026, 11, 22, 3, 0)
+FILES = {"stlfsi4": ("fred_STLFSI4.csv", "W-FRI"), "unrate": ("fred_UNRATE.csv", "MS")}
+REPLY = {"situation_en": "{name} in {region} stands at {value}, above threshold {threshold}.",
+         "development_en": "Stress may persist; forecast median {forecast_median}.",
+         "actions_en": "Verify the data and brief the duty team.",
+         "uncertainty_en": "Score {score} compares with this series only.",
+         "situation_zh": "{region}指标异常。", "development_zh": "可能持续。",
+         "actions_zh": "核实数据并通报。", "uncertainty_zh": "仅供参考。"}
+
+
+class Endpoint(ChatEndpoint):
+    """The chat endpoint on loopback (tests/llm_endpoint.py) answering a grounded free-style
+    reply at the alert's level; at each call it records what a second connection to the
+    warehouse sees (committed rows only)."""
+
+    def __init__(self, db_path: Path) -> None:
+        self.seen: list[dict[str, int]] = []
+
+        def answer(request: dict, number: int) -> str:
+            with duckdb.connect(str(db_path)) as con:  # same process: shares the database
+                self.seen.append({table: con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+                                  for table in ("alerts", "outbox", "judgments")})
+            user = request["messages"][-1]["content"]
+            level = re.search(r"The level is (blue|yellow|orange|red)\.", user).group(1)
+            return json.dumps({**REPLY, "risk_level": level}, ensure_ascii=False)
+
+        super().__init__(answer, prompt_tokens=400, completion_tokens=90)
+
+
+@pytest.fixture()
+def stress(tmp_path: Path):
+    """A home with the two real series, the replay clock on 2008-10-24 and the endpoint."""
+    settings = load_settings(tmp_path)
+    endpoint = Endpoint(settings.warehouse_path)
+    settings = load_settings(tmp_path, environ={
+        "EWS_CYCLE__AS_OF": "2008-10-24", "EWS_LLM__BASE_URL": endpoint.url,
+        "EWS_ALERTS__AUTO_RELEASE": '["blue", "yellow", "orange", "red"]'})
+    try:
+        with Warehouse.open(settings.warehouse_path) as wh:
+            for uid, (name, freq) in FILES.items():
+                result = ingest_file(wh, settings, ROOT / "data" / "market" / name, "fred_csv", options={
+                    "unique_id": uid, "frequency": freq, "domain": "market", "region": "US"})
+                assert result.status == "committed"
+            yield settings, wh, endpoint
+    finally:
+        endpoint.close()
+
+
+def _llm_calls(wh: Warehouse) -> list[dict]:
+    return [json.loads(d) for (d,) in wh.execute(
+        "SELECT detail FROM audit_log WHERE action = 'llm.call' ORDER BY audit_id")]
+
+
+def test_llm_calls_happen_after_the_commit_and_the_final_judgment_reaches_cap(stress) -> None:
+    settings, wh, endpoint = stress
+    summary = run_cycle(wh, settings, now=NOW, actor="scheduler")
+    alerts = wh.frame("SELECT alert_id, level, status, release_state FROM alerts")
+    assert alerts.rows() and all(s == "open" for s in alerts["status"])
+    assert endpoint.seen, "the judge asked the endpoint"
+    for seen in endpoint.seen:
+        # committed before any call: the alert, its outbox event and its provisional judgment
+        assert seen["alerts"] == alerts.height and seen["outbox"] >= 1 and seen["judgments"] == alerts.height
+    calls = _llm_calls(wh)
+    assert len(calls) == len(endpoint.seen)  # one durable audit row per call the endpoint got
+    assert all(c["prompt_hash"] and c["model"] == settings.llm.model and c["latency_ms"] >= 0 for c in calls)
+
+    judgments = wh.frame("SELECT alert_id, run_id, writer, model, prompt_version, evidence_hash, checks "
+                         "FROM judgments ORDER BY alert_id")
+    assert judgments["alert_id"].to_list() == sorted(alerts["alert_id"].to_list())  # one per alert
+    for row in judgments.iter_rows(named=True):
+        verdict = json.loads(row["checks"])["verdict"]
+        assert "provisional" not in verdict  # the judge's judgment replaced the template of the commit
+        assert row["run_id"] == summary.run_id and len(row["evidence_hash"]) == 64
+        if verdict == "passed":
+            assert (row["writer"], row["model"], row["prompt_version"]) == ("llm", settings.llm.model, PROMPT_VERSION)
+    assert any(c["verdict"] == "passed" for c in calls) == ("llm" in judgments["writer"].to_list())
+    assert summary.alerts[0]["judgment_check"] == json.loads(judgments["checks"][0])["verdict"]
+
+    # CAP was rendered after the judgments: each message carries its alert's final judgment
+    messages = wh.frame("SELECT alert_id, identifier, xml FROM cap_messages")
+    assert messages.height == summary.row_counts["cap_messages"] >= 1
+    final = {r["alert_id"]: r for r in judgments.iter_rows(named=True)}
+    for message in messages.iter_rows(named=True):
+        judgment = final[message["alert_id"]]
+        assert f"<value>{judgment['prompt_version']}</value>" in message["xml"]
+        assert f"<value>{judgment['evidence_hash']}</value>" in message["xml"]
+        assert (settings.path("alerts") / f"{message['identifier']}.xml").is_file()
+
+    # a second run on the same data: no call, no change
+    digest = wh.execute("SELECT count(*), bit_xor(hash(COLUMNS(*))) FROM judgments")
+    again = run_cycle(wh, settings, now=NOW, actor="scheduler")
+    assert again.series_processed == 0 and all(v == 0 for v in again.row_counts.values())
+    assert len(_llm_calls(wh)) == len(endpoint.seen) == len(calls)
+    assert wh.execute("SELECT count(*), bit_xor(hash(COLUMNS(*))) FROM judgments") == digest
+
+
+def _fail_in_write_transaction(wh: Warehouse, monkeypatch: pytest.MonkeyPatch) -> None:
+    def boom(*_a: object, **_k: object) -> int:
+        raise RuntimeError("disk full while writing series_state")
+    monkeypatch.setattr(wh, "upsert_series_state", boom)  # the last write of the transaction
+
+
+def _fail_writing_final_judgments(wh: Warehouse, monkeypatch: pytest.MonkeyPatch) -> None:
+    original = wh.insert_judgments
+
+    def insert(frame):  # noqa: ANN001, ANN202
+        if any("provisional" not in c for c in frame["checks"].to_list()):
+            raise RuntimeError("disk full while writing judgments")
+        return original(frame)
+    monkeypatch.setattr(wh, "insert_judgments", insert)
+
+
+@pytest.mark.parametrize("fail", [_fail_in_write_transaction, _fail_writing_final_judgments])
+def test_every_llm_call_stays_audited_when_the_cycle_fails(stress, monkeypatch, fail) -> None:
+    settings, wh, endpoint = stress
+    fail(wh, monkeypatch)
+    with pytest.raises(RuntimeError, match="disk full"):
+        run_cycle(wh, settings, now=NOW, actor="scheduler")
+    run = wh.last_run()
+    assert run["status"] == "failed" and "disk full" in run["error"]
+    # every request the endpoint received is in the audit log, whatever rolled back
+    assert len(_llm_calls(wh)) == len(endpoint.seen)
+    assert not list(settings.path("alerts").glob("*.xml"))  # no CAP file for a failed run
+    committed = wh.execute("SELECT count(*) FROM alerts")[0][0]
+    if fail is _fail_in_write_transaction:
+        assert committed == 0 and endpoint.seen == []  # rolled back before any LLM call
+    else:
+        # the alert transaction had committed: the calls were made, their audit rows stay,
+        # and the alert keeps its provisional (template) judgment until the next judge
+        assert committed >= 1 and len(endpoint.seen) >= 1
+        checks = [json.loads(c) for (c,) in wh.execute("SELECT checks FROM judgments")]
+        assert len(checks) == committed and all("provisional" in c["verdict"] for c in checks)
+        assert wh.execute("SELECT count(*) FROM outbox WHERE identifier IS NULL")[0][0] >= 1
