@@ -165,6 +165,11 @@ def test_actions_are_in_the_warehouse_audit_log_with_the_user(env: Path) -> None
     at.selectbox(key="inbox_alert").set_value(alert_id).run()
     at.button(key="do_approve").click().run()
     assert "approve: applied." in [s.value for s in at.success]
+    # the approval handed CAP publication to an `ews deliver` child, which holds the warehouse
+    # for a moment; read the file once it has let go
+    from dashboards.context import wait_for_publisher
+
+    wait_for_publisher(120)
     rows = _db(env, f"SELECT actor, action FROM audit_log WHERE target = '{alert_id}' "
                     "AND action = 'alert.approved'")
     assert rows == [("duty_officer_user", "alert.approved")]
@@ -174,6 +179,7 @@ def test_actions_are_in_the_warehouse_audit_log_with_the_user(env: Path) -> None
     assert signins >= 1
     at.button(key="do_approve").click().run()  # a second approval does not fit the state
     assert any("already released" in e.value for e in at.error)
+    wait_for_publisher(120)
     refused = _db(env, f"SELECT count(*) FROM audit_log WHERE target = '{alert_id}' "
                        "AND action = 'review.refused'")[0][0]
     assert refused == 1

@@ -49,6 +49,18 @@ _section("Judgments: LLM latency, check verdicts, blocked injections",
          ("ews_judgment", "ews_llm", "ews_blocked"), "No judgments yet.")
 _section("Delivery backlog and dead letters", ("ews_deliveries", "ews_outbox"),
          "Nothing queued for delivery.")
+hand_off = context.publisher_status()
+if hand_off["state"] != "never":
+    # approvals applied by this dashboard start the engine's `ews deliver` (docs/dashboard.md)
+    st.caption("CAP publication handed to the engine by this dashboard (the figures above come "
+               "from the snapshot and may predate it):")
+    st.text(f"`ews deliver` {hand_off['state']}"
+            + (f", pid {hand_off['pid']}" if hand_off["pid"] else "")
+            + f", started {hand_off['started_at']:%Y-%m-%d %H:%M:%S} UTC"
+            + (f", exit code {hand_off['returncode']}" if hand_off["returncode"] is not None else "")
+            + f" — for {hand_off['reason']}"
+            + (f" — {hand_off['error']}" if hand_off["error"] else "")
+            + (f"; output in {hand_off['log']}" if hand_off["log"] else ""))
 st.subheader("Dashboard")
 c1, c2 = st.columns(2)
 c1.metric("Review actions waiting for the warehouse", pending)
