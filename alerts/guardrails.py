@@ -15,7 +15,7 @@ Pure functions (no network, no clock). Contract:
      such as "ignore previous instructions", role changes, prompt or secret extraction, output
      hijacks, requests addressed to an assistant, code, encoded payloads; Chinese and the
      corpora's other languages) are evidence for the model: it learned how much each is worth
-     on the training rows. Those that matched no benign training row and at least 3 attack
+     on the training rows. Those that matched no benign training row and at least 2 attack
      rows (``decisive_rule_tags`` in the weights' meta) block on their own.
 
   The text is normalised first (Unicode NFKC, zero-width characters removed, case folded).
@@ -66,7 +66,10 @@ _RULES: tuple[tuple[str, re.Pattern[str]], ...] = tuple((name, re.compile(p, re.
     ("override", r"\b(instead|rather)\b.{0,30}\b(say|print|output|respond|reply|write|answer|return|tell)\b"),
     ("override", r"\bdo not (follow|obey|listen|adhere)\b|\bdon'?t (follow|obey)\b|\bstop being\b"),
     ("override", r"\b(from now on|henceforth|for the rest of (this|the) conversation|starting now)\b"),
-    ("override", r"\b(ignore|disregard|forget)\s+(all\s+|everything\s+)?(the\s+)?(above|previous|prior|preceding)\b"),
+    # "ignore the above" as a whole instruction (end, punctuation, "and", or repeated), not
+    # "disregard the previous bulletin" (a CAP correction names what it supersedes)
+    ("override", r"\b(ignore|disregard|forget)\s+(all\s+|everything\s+)?(the\s+)?(above|previous|prior|preceding)"
+                 r"\s*([.,;:!]|$|and\b|(ignore|disregard|forget)\b)"),
     ("role", r"\byou\s+(are|r)\s+(now|no longer|going to be|a|an|my)\b|\byou'?re now\b|\bact(ing)? as\b|\bpretend\b"
              r"|\broleplay\b|\brole-play\b|\bimpersonate\b|\bsimulate\b|\bplay the role\b|\bin character\b"),
     ("role", r"\b(dan|stan|dude|aim|jailbreak|jailbroken|developer mode|dev mode|god mode|unfiltered|uncensored"
@@ -88,8 +91,10 @@ _RULES: tuple[tuple[str, re.Pattern[str]], ...] = tuple((name, re.compile(p, re.
     ("code", r"```|\bimport\s+\w+|\bdef\s+\w+\(|\beval\(|\bexec\(|<script|\bcurl\s+|\bwget\s+|\brm\s+-rf\b|\bos\.system\b|subprocess"),
     ("encoded", r"\b(base64|rot13|hex|caesar|cipher|encode[ds]?|decode[ds]?|reverse(d)? (text|order|the)|backwards|emoji|binary|morse)\b"),
     ("encoded", r"[a-z0-9+/]{40,}={0,2}"),
-    ("zh", r"忽略|无视|忘记|忘掉|之前的(指令|指示|说明|规则)|系统提示|你现在是|扮演|假装|不要遵守|新的指令|泄露"),
-    ("zh", r"密码|口令|输出|翻译|请写|写一|告诉我"),
+    # override phrases (忽略/忘记 alone also mean "neglect"/"forget to": 忘记关闭闸门 is data)
+    ("zh", r"(忽略|无视|忘记|忘掉|不要理会)(之前|以上|上面|前面|上述|所有|全部|你的|先前)|之前的(指令|指示|说明|规则)"
+           r"|系统提示|你现在是|不要遵守|新的指令|泄露(密码|口令|提示|指令|系统)"),
+    ("zh", r"密码|口令|输出|翻译|请写|写一|告诉我|扮演|假装|泄露"),
     ("multilingual", r"ignor[ae]|oubli|olvid|vergiss|ignorier|dimentic|esqueç|забуд|игнор|инструкц|пароль|секрет|"
                      r"無視|忘れ|指示|パスワード|秘密|무시|잊어|지시|비밀|암호|अनदेखा|भूल|निर्देश|पासवर्ड|गुप्त|"
                      r"تجاهل|انس|تعليمات|كلمة المرور|سر|unut|talimat|şifre|gizli|bỏ qua|quên|hướng dẫn|mật khẩu|bí mật|"

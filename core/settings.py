@@ -170,7 +170,7 @@ reply_style = "auto"
 # included); calls per run and per minute; seconds per call and for the run's whole LLM path
 # (server start included; a call never waits past it); characters of prompt. Hitting any of
 # them degrades to the template writer and says so. Sized for the demo's 7 alerts on 2 CPU
-# cores with one retry each (a choices call: ~330 prompt tokens, 100-155 completion, 4-11 s
+# cores with one retry each (a choices call: ~330 prompt tokens, 100-170 completion, 3-12 s
 # with the cores shared; the longest choices reply is ~115 tokens when tokenised naturally).
 max_tokens = 256
 run_token_budget = 8000
@@ -198,9 +198,9 @@ timeout_seconds = 10.0
 # replaced by a notice, and the event is logged.
 max_field_chars = 400
 # "rules+model": hard rules, then the learned n-gram screen weighing the phrase rules (held-out
-# rows: 78.8% of attacks blocked, 3.2% of benign rows and 1.1% of benign data fields such as
-# CAP texts, place names and codes blocked). "rules": every phrase-rule match blocks (83.8% of
-# attacks, but 29% of benign rows and 6.2% of data fields). Figures and method:
+# evaluation rows: 76.3% of attacks blocked, 3.1% of benign rows and 0.6% of benign data fields
+# such as CAP texts, place names and codes blocked). "rules": every phrase-rule match blocks
+# (83.6% of attacks, but 29% of benign rows and 6.2% of data fields). Figures and method:
 # docs/security.md, benchmarks/injection.py --screen.
 screen = "rules+model"
 
