@@ -265,7 +265,9 @@ def request_publication(cfg: Settings, reason: str) -> str:
     log = _logger(cfg)
     pub = _PUBLISHER
     with pub.lock:
-        if pub.child is not None and pub.child.poll() is None:
+        # busy until _watch has reaped the child and handed over (it owns pub.child): a child
+        # that has exited but is not yet reaped still counts, so at most one runs at a time
+        if pub.child is not None:
             previous = pub.follow_up[1] + "; " if pub.follow_up else ""
             pub.follow_up = (cfg, previous + reason)
             pub.status["deferred"] += 1
@@ -320,7 +322,8 @@ def _watch(child: subprocess.Popen[bytes], cfg: Settings) -> None:
         if code == 0:
             pub.snapshot_behind.add(str(cfg.home))
         follow_up, pub.follow_up = pub.follow_up, None
-        pub.child = None
+        if pub.child is child:
+            pub.child = None
         if follow_up is None:
             pub.idle.set()
     if code == 0:
