@@ -11,7 +11,13 @@ Contract of :func:`plan_alerts`:
   none again) or expired (no renewal before ``expires_at``, judged on ``clock``).
   ``expires_at`` = lead observation + ``expire_steps`` steps of the lead's frequency.
   Expiry is judged for every open alert on every cycle: :func:`plan_alerts` for a cycle with
-  changed series, :func:`plan_expiry` for one without (nothing else can change then).
+  changed series (also when the group's lead grade is unchanged because only a group mate got
+  new data), :func:`plan_expiry` for one without (nothing else can change then).
+- **No resurrection.** A member grade whose own ``expires_at`` is at or before ``clock`` can
+  neither lead nor renew an alert (it has already run out). No alert is opened from a lead
+  that is not newer than the group's last closed (expired, resolved or cancelled) alert
+  (``closed``): its id would be that closed alert's, and the upsert would turn the closed row
+  back to ``open`` (and release a CAP Update) only for the next quiet cycle to expire it again.
 - **Inhibition.** A member whose data is stale or gapped (see :func:`assess_data_health`)
   cannot raise, escalate or renew an alert; a data-gap notice is planned instead.
   A grade of none still resolves (falling back to none is not a reason to keep warning).
@@ -177,6 +183,7 @@ def plan_alerts(
     health: pl.DataFrame | None = None,
     silenced: set[tuple[str, str]] | frozenset[tuple[str, str]] = frozenset(),
     published: set[str] | frozenset[str] = frozenset(),
+    closed: dict[tuple[str, str], datetime] | None = None,
 ) -> AlertPlan:
     """Plan alert rows, transitions, releases and notices (see the module docstring).
 
@@ -186,9 +193,12 @@ def plan_alerts(
     is the time the data is judged at (the replay day, or now). ``frequencies`` maps series
     to frequency (default D). ``health``: from :func:`assess_data_health` (default: all ok).
     ``silenced``: (hazard, region) pairs under a silence now. ``published``: alert ids that
-    already have an outbox message.
+    already have an outbox message. ``closed``: per group key, the newest lead observation
+    time (``ds``) of its expired, resolved or cancelled alerts; a lead at or before it opens
+    nothing.
     """
     frequencies = frequencies or {}
+    closed = closed or {}
     state = {} if health is None else dict(zip(health["unique_id"], health["state"], strict=True))
     detail = {} if health is None else dict(zip(health["unique_id"], health["detail"], strict=True))
     plan = AlertPlan(alerts=pl.DataFrame(schema=_SCHEMA))
@@ -231,11 +241,15 @@ def plan_alerts(
         members = groups.get(key, [])
         active = [m for m in members if m["level"] != "none"]
         alert = current.get(key)
-        lead = max(active, key=lambda m: (LEVEL_RANK[m["level"]], m["score"], m["unique_id"])) if active else None
+        # a member grade already past its own expiry time can neither lead nor renew
+        live = [m for m in active if _expiry(m, policy, frequencies) > clock]
+        lead = max(live, key=lambda m: (LEVEL_RANK[m["level"]], m["score"], m["unique_id"])) if live else None
         silence = key in silenced
         if alert is None:
             if lead is None:
                 continue
+            if key in closed and lead["ds"] <= closed[key]:
+                continue  # not newer than the group's last closed alert: never reopen it
             row = _new_row(lead, key, now, policy, frequencies) | {"evidence": _evidence(lead, active)}
             row["release_state"] = _release_state(row["level"], silence, policy)
             rows.append(row)
@@ -250,7 +264,11 @@ def plan_alerts(
                        expires_at=_expiry(lead, policy, frequencies))
             old_rank, new_rank = LEVEL_RANK[before["level"]], LEVEL_RANK[row["level"]]
             if new_rank == old_rank and row["ds"] == before["ds"] and row["unique_id"] == before["unique_id"]:
-                rows.append(before)
+                # the lead grade is unchanged (only a group mate got new data): not a renewal
+                if before["expires_at"] is not None and clock >= before["expires_at"]:
+                    _expire(plan, rows, before, now, policy.actor, "lead grade unchanged")
+                else:
+                    rows.append(before)
                 continue
             row["updated_at"] = now
             action = "escalated" if new_rank > old_rank else "deescalated" if new_rank < old_rank else "updated"
@@ -272,11 +290,8 @@ def plan_alerts(
                                       "reason": "all clear: risk passed"})
             continue
         if before["expires_at"] is not None and clock >= before["expires_at"]:
-            row = before | {"status": "expired", "updated_at": now}
-            rows.append(row)
             held = ", ".join(m["unique_id"] for m in inhibited.get(key, [])) or "no member renewed"
-            _transition(plan, before, row, "expired", policy.actor,
-                        f"not renewed before {before['expires_at'].isoformat()} ({held})")
+            _expire(plan, rows, before, now, policy.actor, held)
             continue
         rows.append(before)
 
@@ -297,10 +312,14 @@ def plan_expiry(
     Every open alert whose ``expires_at`` is at or before ``clock`` expires (transition
     ``expired`` by ``policy.actor`` with the reason); an older duplicate in a group is folded
     into the newest as in :func:`plan_alerts`. Nothing opens, escalates, renews or resolves,
-    and nothing is released, because no grade changed.
+    and nothing is released (``releases`` is always empty; asserted here), because no grade
+    changed.
     """
-    return plan_alerts(pl.DataFrame(schema=_LATEST_SCHEMA), open_alerts, now=now, clock=clock,
+    plan = plan_alerts(pl.DataFrame(schema=_LATEST_SCHEMA), open_alerts, now=now, clock=clock,
                        policy=policy)
+    if plan.releases:  # pragma: no cover - plan_alerts releases only on a grade change
+        raise AssertionError(f"an expiry plan released {plan.releases}")
+    return plan
 
 
 def _new_row(lead: dict[str, Any], key: tuple[str, str], now: datetime, policy: AlertPolicy,
@@ -346,6 +365,14 @@ def _release(plan: AlertPlan, row: dict[str, Any], before: dict[str, Any] | None
         r["alert_id"] == row["alert_id"] for r in plan.releases)
     plan.releases.append({"alert_id": row["alert_id"], "msg_type": "Alert" if first else "Update",
                           "reason": f"auto-release of {row['level']} ([alerts] auto_release)"})
+
+
+def _expire(plan: AlertPlan, rows: list[dict[str, Any]], before: dict[str, Any], now: datetime,
+            actor: str, why: str) -> None:
+    row = before | {"status": "expired", "updated_at": now}
+    rows.append(row)
+    _transition(plan, before, row, "expired", actor,
+                f"not renewed before {before['expires_at'].isoformat()} ({why})")
 
 
 def _transition(plan: AlertPlan, before: dict[str, Any] | None, after: dict[str, Any],

@@ -10,11 +10,17 @@ Three parts, called by :func:`pipelines.cycle.run_cycle`:
   judgment). It returns the evidence bundles still to be judged.
 - :func:`run_expiry_step` is the whole step of a cycle in which no series changed: open
   alerts past ``expires_at`` expire, with transition and audit rows (same transaction rules).
+  It releases nothing (an expiry plan with a release is an error).
 - :func:`judge_alerts` runs after that transaction has committed: the judge (pipelines/llm.py,
   LLM or template) writes one judgment per bundle, outside any transaction, so each LLM
   call's ``llm.call`` audit row commits on its own and survives whatever fails later; each
   final judgment replaces its provisional row (same ``judgment_id``: the evidence hash) and
   sets the alert's review flag in one short transaction.
+- :func:`provisional_bundles` (after the commit, every cycle, also one with no changed
+  series): the evidence bundles of open alerts whose stored judgment is still the
+  provisional one, e.g. because an earlier run failed while judging; rebuilt as
+  :func:`run_alert_step` builds them (clock = the replay day, or the time the provisional
+  judgment was written), so :func:`judge_alerts` replaces it before CAP is published.
 
 Then the cycle renders the pending outbox events as CAP 1.2 files into ``EWS_HOME/alerts``
 (after the judgments, so a message carries the final text) and routes them to recipients
@@ -50,7 +56,8 @@ from warehouse import Warehouse
 from warehouse import alerting, review
 
 __all__ = ["AlertStepResult", "JudgeResult", "run_alert_step", "run_expiry_step", "judge_alerts",
-           "DEMO_OFFICER", "PROVISIONAL_VERDICT", "latest_grades", "evidence_bundle"]
+           "provisional_bundles", "DEMO_OFFICER", "PROVISIONAL_VERDICT", "latest_grades",
+           "evidence_bundle"]
 
 #: The named duty officer as whom `ews demo` approves orange/red alerts of a replay.
 DEMO_OFFICER = "demo-duty-officer"
@@ -127,7 +134,7 @@ def run_alert_step(
                          expire_steps=settings.alerts.expire_steps, actor="cycle")
     plan = plan_alerts(latest, alerting.read_open_alerts(wh), now=now, clock=clock, policy=policy,
                        frequencies=frequencies, health=health, silenced=silenced,
-                       published=alerting.published_alert_ids(wh))
+                       published=alerting.published_alert_ids(wh), closed=_closed_groups(wh))
 
     counts = result.counts
     _write_plan(wh, plan, now=now, run_id=run_id, actor=actor, result=result)
@@ -175,6 +182,8 @@ def run_expiry_step(wh: Warehouse, settings: Settings, *, now: datetime, run_id:
     policy = AlertPolicy(auto_release=frozenset(settings.alerts.auto_release),
                          expire_steps=settings.alerts.expire_steps, actor="cycle")
     plan = plan_expiry(alerting.read_open_alerts(wh), now=now, clock=clock, policy=policy)
+    if plan.releases:  # no grade changed, so nothing may be released (plan_expiry checks too)
+        raise RuntimeError(f"expiry step planned releases: {plan.releases}")
     _write_plan(wh, plan, now=now, run_id=run_id, actor=actor, result=result,
                 cause="expiry check of a cycle with no changed series")
     for t in plan.transitions:
@@ -195,15 +204,21 @@ def judge_alerts(wh: Warehouse, settings: Settings, to_judge: list[dict[str, Any
     out = JudgeResult()
     if not to_judge:
         return out
-    if getattr(wh, "_in_transaction", False):
+    if wh.in_transaction:
         raise RuntimeError("judge_alerts runs after the alert transaction commits, not inside one")
     own_judge = judge is None
     judge = judge or open_judge(wh, settings, now=now, run_id=run_id)
     try:
         for evidence in to_judge:
             judgment = judge.write(evidence)  # may call the endpoint; audit rows commit as made
+            frame = _judgment_frame([(evidence, judgment)], run_id=run_id, now=now)
             with wh.transaction():
-                wh.insert_judgments(_judgment_frame([(evidence, judgment)], run_id=run_id, now=now))
+                wh.insert_judgments(frame)
+                # a provisional row of other evidence (if the bundle was rebuilt differently)
+                # is replaced too: the final judgment is the alert's judgment from now on
+                wh.execute("DELETE FROM judgments WHERE alert_id = ? AND judgment_id <> ? "
+                           "AND json_extract_string(checks, '$.verdict') = ?",
+                           [evidence["alert_id"], frame.item(0, "judgment_id"), PROVISIONAL_VERDICT])
                 alerting.set_review_flag(wh, evidence["alert_id"], judgment.checks.get("review_flag"))
             out.judgments[evidence["alert_id"]] = judgment
     finally:
@@ -211,6 +226,43 @@ def judge_alerts(wh: Warehouse, settings: Settings, to_judge: list[dict[str, Any
             judge.close()
     out.notes.extend(judge.notes)
     return out
+
+
+def provisional_bundles(wh: Warehouse, settings: Settings, *,
+                        exclude: set[str] | frozenset[str] = frozenset()) -> list[dict[str, Any]]:
+    """Evidence bundles of open alerts (not in ``exclude``) whose newest stored judgment is
+    still the provisional template (:data:`PROVISIONAL_VERDICT`), e.g. after a run failed
+    between its commit and its judgments. Read-only; runs after the write transaction.
+
+    Built as :func:`run_alert_step` builds them (observations up to the replay day, latest
+    forecasts, series metadata), judged at the replay day or, live, at the time the
+    provisional judgment was written, so the bundle and its evidence hash are the same.
+    """
+    rows = wh.frame(
+        "SELECT a.*, j.created_at AS judged_at FROM alerts a JOIN ("
+        "  SELECT alert_id, checks, created_at, row_number() OVER ("
+        "    PARTITION BY alert_id ORDER BY created_at DESC, judgment_id DESC) AS n FROM judgments"
+        ") j ON j.alert_id = a.alert_id AND j.n = 1 "
+        "WHERE a.status = 'open' AND json_extract_string(j.checks, '$.verdict') = ? "
+        "ORDER BY a.opened_at, a.alert_id", [PROVISIONAL_VERDICT])
+    rows = rows.filter(~pl.col("alert_id").is_in(list(exclude)))
+    if rows.height == 0:
+        return []
+    as_of = settings.cycle.as_of_time()
+    all_meta = wh.read_series_meta()
+    observed = wh.read_observations(rows["unique_id"].unique().to_list(), before=as_of)
+    bundles = []
+    for judged_at, part in rows.group_by("judged_at", maintain_order=True):
+        bundles += _evidence_bundles(wh, settings, part.drop("judged_at"), all_meta, observed,
+                                     clock=as_of or judged_at[0])
+    return bundles
+
+
+def _closed_groups(wh: Warehouse) -> dict[tuple[str, str], datetime]:
+    """Per hazard + region: the newest lead ``ds`` of its expired, resolved or cancelled alerts."""
+    rows = wh.execute("SELECT hazard, region, max(ds) FROM alerts "
+                      "WHERE status IN ('expired', 'resolved', 'cancelled') GROUP BY hazard, region")
+    return {group_key(hazard, region): ds for hazard, region, ds in rows}
 
 
 def _write_plan(wh: Warehouse, plan: AlertPlan, *, now: datetime, run_id: str, actor: str,

@@ -21,7 +21,11 @@ Transactions, in this order:
    (it survives a later failure). Each final judgment (writer, model, prompt version,
    evidence hash, check verdicts) replaces the provisional row and sets the alert's review
    flag in one short transaction of its own. If the run fails here, the committed alerts keep
-   their provisional template judgment and the run is recorded as failed.
+   their provisional template judgment and the run is recorded as failed. So every cycle
+   (also one with no changed series) judges here, besides the alerts of step 1, every open
+   alert whose stored judgment is still provisional (``provisional_bundles``: its evidence
+   bundle rebuilt as step 1 builds it); the series fingerprints committed in step 1 would
+   otherwise keep those alerts from ever being judged again.
 3. **CAP publication** (``publish_pending``): only committed outbox events are rendered, after
    the judgments, so a file on disk always matches the warehouse and carries the final text.
 """
@@ -37,7 +41,7 @@ from typing import Any
 import polars as pl
 
 from core.settings import Settings
-from pipelines.alert_step import judge_alerts, run_alert_step, run_expiry_step
+from pipelines.alert_step import judge_alerts, provisional_bundles, run_alert_step, run_expiry_step
 from pipelines.delivery import publish_pending
 from pipelines.forecast_step import run_forecast_step
 from pipelines.ingest import utc_now
@@ -158,7 +162,14 @@ def _cycle(wh: Warehouse, settings: Settings, summary: CycleSummary, *, now: dat
 
 def _judge(wh: Warehouse, settings: Settings, summary: CycleSummary, to_judge: list[dict[str, Any]],
            *, now: datetime, progress: Callable[[str], None]) -> None:
-    """Step 2 of the module docstring (outside the write transaction)."""
+    """Step 2 of the module docstring (outside the write transaction): the alerts of step 1
+    and every open alert still carrying a provisional judgment from an earlier run."""
+    leftover = provisional_bundles(wh, settings, exclude={e["alert_id"] for e in to_judge})
+    if leftover:
+        progress(f"judgments: {len(leftover)} alert(s) still carry a provisional judgment "
+                 "(an earlier run failed before judging them)")
+        summary.notes.append(f"{len(leftover)} provisional judgment(s) of earlier runs replaced")
+    to_judge = to_judge + leftover
     if not to_judge:
         return
     progress(f"judgments: {len(to_judge)} alert(s), written after the alert transaction committed")

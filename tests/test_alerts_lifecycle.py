@@ -61,7 +61,8 @@ def test_a_group_opens_one_alert_led_by_its_highest_member_and_gates_release(toh
     latest = _latest(_grade("tohoku_count", day, "red", 0.9991, tohoku_counts[day]),
                      _grade("tohoku_energy", day, "orange", 0.9962, 15.1),
                      _grade("unrate", "2011-03-01", "yellow", 0.9973, 9.0, domain="market", region="US"))
-    plan = plan_alerts(latest, pl.DataFrame(), now=NOW, clock=datetime(2011, 3, 12))
+    monthly = {"unrate": "MS"}  # its 2011-03-01 grade is live until 3 monthly steps later
+    plan = plan_alerts(latest, pl.DataFrame(), now=NOW, clock=datetime(2011, 3, 12), frequencies=monthly)
     assert plan.alerts.height == 2  # one per hazard + region, not one per series
     quake = plan.alerts.filter(pl.col("hazard") == "earthquake").row(0, named=True)
     assert (quake["unique_id"], quake["level"], quake["release_state"]) == ("tohoku_count", "red", "pending")
@@ -73,7 +74,7 @@ def test_a_group_opens_one_alert_led_by_its_highest_member_and_gates_release(toh
     assert {t["action"] for t in plan.transitions} == {"opened"}
     assert all(t["actor"] == "cycle" and t["reason"] for t in plan.transitions)
     # a rerun on the same grades plans the same ids (de-duplication across runs)
-    again = plan_alerts(latest, pl.DataFrame(), now=NOW, clock=datetime(2011, 3, 12))
+    again = plan_alerts(latest, pl.DataFrame(), now=NOW, clock=datetime(2011, 3, 12), frequencies=monthly)
     assert set(again.alerts["alert_id"]) == set(plan.alerts["alert_id"])
 
 
@@ -246,3 +247,104 @@ def test_a_cycle_without_new_data_expires_an_alert_past_its_expiry(tmp_path) -> 
         # and expiring is done once
         again = run_cycle(wh, settings, now=late + timedelta(days=1), actor="cron.ops")
         assert all(v == 0 for v in again.row_counts.values())
+
+
+def test_an_unchanged_lead_expires_and_an_expired_alert_is_never_reopened(tohoku_counts) -> None:
+    """Two real series of one group (earthquake, Tohoku): the daily count leads at yellow on
+    2011-03-09; later only its group mate (daily energy) gets new data."""
+    key = ("earthquake", "Tohoku, Japan")
+    lead = _grade("tohoku_count", "2011-03-09", "yellow", 0.991, tohoku_counts["2011-03-09"])
+    first = plan_alerts(_latest(lead, _grade("tohoku_energy", "2011-03-09", "none", 0.42, 11.2)),
+                        pl.DataFrame(), now=NOW, clock=datetime(2011, 3, 10))
+    opened = first.alerts.row(0, named=True)
+    assert (opened["status"], opened["expires_at"]) == ("open", datetime(2011, 3, 12))
+    published = {opened["alert_id"]}
+
+    # only the mate changed, the lead's grade is the same, and the clock passed expires_at:
+    # the alert expires (it used to stay open, its expiry never checked)
+    mate = plan_alerts(_latest(lead, _grade("tohoku_energy", "2011-03-13", "none", 0.40, 11.0)),
+                       first.alerts, now=NOW, clock=datetime(2011, 3, 13), published=published)
+    row = mate.alerts.row(0, named=True)
+    assert (row["alert_id"], row["status"]) == (opened["alert_id"], "expired")
+    assert [t["action"] for t in mate.transitions] == ["expired"] and mate.releases == []
+    assert mate.transitions[0]["reason"].startswith("not renewed before 2011-03-12")
+
+    # the next cycle in which the mate changes sees the same old lead: nothing is (re)opened,
+    # no CAP Update goes out (it used to reopen the same id, expires_at already past)
+    closed = {key: opened["ds"]}
+    again = plan_alerts(_latest(lead, _grade("tohoku_energy", "2011-03-14", "none", 0.41, 11.1)),
+                        pl.DataFrame(), now=NOW, clock=datetime(2011, 3, 14), published=published,
+                        closed=closed)
+    assert again.alerts.height == 0 and again.transitions == [] and again.releases == []
+
+    # a lead not newer than the group's last closed alert opens nothing, even before its
+    # expiry (here the alert was cancelled on 2011-03-10 and the mate changed on 2011-03-11);
+    # without ``closed`` it would reopen the cancelled alert's id
+    mid = _latest(lead, _grade("tohoku_energy", "2011-03-11", "none", 0.43, 11.3))
+    unguarded = plan_alerts(mid, pl.DataFrame(), now=NOW, clock=datetime(2011, 3, 11), published=published)
+    assert unguarded.alerts["alert_id"].to_list() == [opened["alert_id"]]
+    guarded = plan_alerts(mid, pl.DataFrame(), now=NOW, clock=datetime(2011, 3, 11), published=published,
+                          closed=closed)
+    assert guarded.alerts.height == 0 and guarded.releases == []
+
+    # a fresh, live grade of the mate is newer: it opens a new episode with its own id
+    fresh = plan_alerts(_latest(lead, _grade("tohoku_energy", "2011-03-13", "blue", 0.981, 15.1)),
+                        pl.DataFrame(), now=NOW, clock=datetime(2011, 3, 13), published=published,
+                        closed=closed)
+    new = fresh.alerts.row(0, named=True)
+    assert (new["unique_id"], new["level"], new["status"]) == ("tohoku_energy", "blue", "open")
+    assert new["alert_id"] != opened["alert_id"] and new["expires_at"] > datetime(2011, 3, 13)
+    assert [r["msg_type"] for r in fresh.releases] == ["Alert"]
+
+
+def _fred_until(folder: Path, name: str, last_day: str) -> Path:
+    """A bundled FRED file (data/market) cut after ``last_day``."""
+    lines = (ROOT / "data" / "market" / name).read_text().splitlines(keepends=True)
+    cut = folder / f"{Path(name).stem}_until_{last_day}.csv"
+    cut.write_text(lines[0] + "".join(line for line in lines[1:] if line[:10] <= last_day))
+    return cut
+
+
+def test_a_group_mates_new_data_does_not_resurrect_an_expired_alert(tmp_path) -> None:
+    """STLFSI4 (weekly) and UNRATE (monthly), both market risk in the US: one group."""
+    settings = load_settings(tmp_path, environ={
+        "EWS_ALERTS__JUDGE": "template", "EWS_ALERTS__AUTO_RELEASE": '["blue", "yellow", "orange", "red"]'})
+
+    def ingest(name: str, uid: str, frequency: str, last_day: str) -> None:
+        assert ingest_file(wh, settings, _fred_until(tmp_path, name, last_day), "fred_csv", options={
+            "unique_id": uid, "frequency": frequency, "domain": "market", "region": "US"},
+            ).status == "committed"
+
+    with Warehouse.open(settings.warehouse_path) as wh:
+        ingest("fred_STLFSI4.csv", "stlfsi4", "W-FRI", "2008-10-24")
+        ingest("fred_UNRATE.csv", "unrate", "MS", "2008-10-01")
+        run_cycle(wh, settings, now=datetime(2008, 10, 25, 6, 0))
+        alert = wh.frame("SELECT alert_id, unique_id, level, status, expires_at FROM alerts").row(0, named=True)
+        assert (alert["unique_id"], alert["level"], alert["status"]) == ("stlfsi4", "red", "open")
+        assert alert["expires_at"] == datetime(2008, 11, 14)
+        outbox = "SELECT msg_type FROM outbox WHERE alert_id = ? ORDER BY created_at"
+        assert [m for (m,) in wh.execute(outbox, [alert["alert_id"]])] == ["Alert"]
+
+        expired_at = datetime(2008, 11, 20, 6, 0)
+        run_cycle(wh, settings, now=expired_at)  # no new data: expired
+        assert review.read_alert(wh, alert["alert_id"])["status"] == "expired"
+
+        # the mate gets its November point; the group's highest grade is still STLFSI4's red of
+        # 2008-10-24 (expired on 2008-11-14): the expired alert stays expired, no Update
+        ingest("fred_UNRATE.csv", "unrate", "MS", "2008-11-01")
+        changed = run_cycle(wh, settings, now=datetime(2008, 11, 21, 6, 0))
+        assert changed.series_processed == 1
+        row = review.read_alert(wh, alert["alert_id"])
+        assert (row["status"], row["updated_at"]) == ("expired", expired_at)
+        assert [t for t in review.read_transitions(wh, alert["alert_id"])["action"]] == ["opened", "expired"]
+        assert [m for (m,) in wh.execute(outbox, [alert["alert_id"]])] == ["Alert"]
+        assert alert["alert_id"] not in {a["alert_id"] for a in changed.alerts}
+        # what did open is a new episode from the mate's own live grade, with its own id
+        for item in changed.alerts:
+            assert (item["unique_id"], item["transition"]) == ("unrate", "opened")
+            fresh = review.read_alert(wh, item["alert_id"])
+            assert fresh["ds"] == datetime(2008, 11, 1) and fresh["expires_at"] > datetime(2008, 11, 21)
+
+        # and no flapping: the next quiet cycle changes nothing
+        quiet = run_cycle(wh, settings, now=datetime(2008, 11, 22, 6, 0))
+        assert all(v == 0 for v in quiet.row_counts.values()), quiet.row_counts

@@ -10,14 +10,17 @@ outbox event and its provisional judgment are already committed when the endpoin
 every call the endpoint received has a durable ``llm.call`` audit row, also when the cycle
 fails inside its write transaction or after the calls; the final judgment replaces the
 provisional one with model, prompt version, evidence hash and verdict; CAP is written after
-the judgments; a second run changes nothing.
+the judgments and carries the endpoint's judgment (writer ``llm``, verdict ``passed``), not the
+provisional template; a second run changes nothing. After a failure while the final judgments
+are written, the next cycle (no new data) judges the alerts again and publishes CAP with the
+judge's text.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -26,6 +29,7 @@ import pytest
 from alerts.llm_judgment import PROMPT_VERSION
 from core.settings import load_settings
 from llm_endpoint import ChatEndpoint
+from pipelines.alert_step import PROVISIONAL_VERDICT
 from pipelines.cycle import run_cycle
 from pipelines.ingest import ingest_file
 from warehouse import Warehouse
@@ -109,15 +113,12 @@ def test_llm_calls_happen_after_the_commit_and_the_final_judgment_reaches_cap(st
     assert any(c["verdict"] == "passed" for c in calls) == ("llm" in judgments["writer"].to_list())
     assert summary.alerts[0]["judgment_check"] == json.loads(judgments["checks"][0])["verdict"]
 
-    # CAP was rendered after the judgments: each message carries its alert's final judgment
+    # CAP was rendered after the judgments: each message carries its alert's final judgment,
+    # the endpoint's canned reply that passed the checks (a template fallback would have the
+    # same prompt version and evidence hash as the provisional row, so those prove nothing)
     messages = wh.frame("SELECT alert_id, identifier, xml FROM cap_messages")
     assert messages.height == summary.row_counts["cap_messages"] >= 1
-    final = {r["alert_id"]: r for r in judgments.iter_rows(named=True)}
-    for message in messages.iter_rows(named=True):
-        judgment = final[message["alert_id"]]
-        assert f"<value>{judgment['prompt_version']}</value>" in message["xml"]
-        assert f"<value>{judgment['evidence_hash']}</value>" in message["xml"]
-        assert (settings.path("alerts") / f"{message['identifier']}.xml").is_file()
+    _assert_cap_carries_the_judges_text(wh, settings, messages)
 
     # a second run on the same data: no call, no change
     digest = wh.execute("SELECT count(*), bit_xor(hash(COLUMNS(*))) FROM judgments")
@@ -125,6 +126,22 @@ def test_llm_calls_happen_after_the_commit_and_the_final_judgment_reaches_cap(st
     assert again.series_processed == 0 and all(v == 0 for v in again.row_counts.values())
     assert len(_llm_calls(wh)) == len(endpoint.seen) == len(calls)
     assert wh.execute("SELECT count(*), bit_xor(hash(COLUMNS(*))) FROM judgments") == digest
+
+
+def _assert_cap_carries_the_judges_text(wh: Warehouse, settings, messages) -> None:  # noqa: ANN001
+    final = {r["alert_id"]: r for r in wh.frame(
+        "SELECT alert_id, writer, model, prompt_version, evidence_hash, text_en, checks FROM judgments"
+    ).iter_rows(named=True)}
+    for message in messages.iter_rows(named=True):
+        judgment, xml = final[message["alert_id"]], message["xml"]
+        assert (judgment["writer"], json.loads(judgment["checks"])["verdict"]) == ("llm", "passed")
+        assert "Verify the data and brief the duty team." in judgment["text_en"]  # the canned reply
+        assert "<value>llm</value>" in xml and f"<value>{settings.llm.model}</value>" in xml
+        assert f"<value>{judgment['prompt_version']}</value>" in xml
+        assert f"<value>{judgment['evidence_hash']}</value>" in xml
+        assert "Verify the data and brief the duty team." in xml and "checks=passed" in xml
+        assert PROVISIONAL_VERDICT not in xml and "provisional" not in xml
+        assert (settings.path("alerts") / f"{message['identifier']}.xml").is_file()
 
 
 def _fail_in_write_transaction(wh: Warehouse, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -163,4 +180,30 @@ def test_every_llm_call_stays_audited_when_the_cycle_fails(stress, monkeypatch, 
         assert committed >= 1 and len(endpoint.seen) >= 1
         checks = [json.loads(c) for (c,) in wh.execute("SELECT checks FROM judgments")]
         assert len(checks) == committed and all("provisional" in c["verdict"] for c in checks)
-        assert wh.execute("SELECT count(*) FROM outbox WHERE identifier IS NULL")[0][0] >= 1
+        pending = wh.execute("SELECT count(*) FROM outbox WHERE identifier IS NULL")[0][0]
+        provisional_ids = {i for (i,) in wh.execute("SELECT judgment_id FROM judgments")}
+        assert pending >= 1
+
+        # the disk is fixed; the next cycle has no new data (the fingerprints committed), yet
+        # it judges the alerts still carrying the provisional judgment before publishing CAP
+        monkeypatch.undo()
+        calls_before = len(endpoint.seen)
+        again = run_cycle(wh, settings, now=NOW + timedelta(hours=1), actor="scheduler")
+        assert again.series_processed == 0 and wh.last_run()["status"] == "success"
+        assert len(endpoint.seen) > calls_before  # the endpoint was asked again
+        assert len(_llm_calls(wh)) == len(endpoint.seen)  # each call audited
+        rows = wh.frame("SELECT alert_id, run_id, writer, checks FROM judgments")
+        assert rows.height == committed  # replaced, not added: the rebuilt evidence is the same
+        assert {i for (i,) in wh.execute("SELECT judgment_id FROM judgments")} == provisional_ids
+        for row in rows.iter_rows(named=True):
+            assert json.loads(row["checks"])["verdict"] == "passed" and row["writer"] == "llm"
+            assert row["run_id"] == again.run_id
+        messages = wh.frame("SELECT alert_id, identifier, xml FROM cap_messages")
+        assert messages.height == again.row_counts["cap_messages"] == pending
+        _assert_cap_carries_the_judges_text(wh, settings, messages)
+        assert wh.execute("SELECT count(*) FROM outbox WHERE identifier IS NULL")[0][0] == 0
+
+        # judged once: a third run asks nothing
+        calls = len(endpoint.seen)
+        run_cycle(wh, settings, now=NOW + timedelta(hours=2), actor="scheduler")
+        assert len(endpoint.seen) == calls

@@ -189,6 +189,11 @@ class Warehouse:
         return [r[0] for r in rows]
 
     # -- transactions ------------------------------------------------------------------
+    @property
+    def in_transaction(self) -> bool:
+        """True while a :meth:`transaction` block is open on this connection (read-only)."""
+        return self._in_transaction
+
     @contextmanager
     def transaction(self) -> Iterator[None]:
         """All writes inside commit together or not at all (nesting joins the outer one)."""
