@@ -274,7 +274,7 @@ def test_bundled_catalogue_covers_every_domain_and_file(catalogue_parsed: list[t
     # every series file is loaded; events/ holds label sets for evaluation and security/ the
     # injection screen's training set, not indicators
     bundled = {p.relative_to(DATA).as_posix() for p in DATA.rglob("*")
-               if p.is_file() and p.name != "PROVENANCE.md" and p.parts[-2] not in ("events", "security")}
+               if p.is_file() and p.name != "PROVENANCE.md" and p.relative_to(DATA).parts[0] not in ("events", "security")}
     assert bundled == {e.relative_path for e in entries}
     meta = pl.concat([parsed.meta for _, parsed in catalogue_parsed])
     assert set(meta.get_column("domain").to_list()) == {d.value for d in Domain}
