@@ -295,8 +295,13 @@ class Judge:
                 return fallback_judgment(evidence, reason=budget, flag=bool(problems),
                                          checks={"verdict": "template (budget)", "problems": problems,
                                                  "attempts": attempts, "screen": screen_events, "redacted": redacted})
-            attempts = attempt
             verdict, reply = self._call(body, evidence, offered)
+            if isinstance(verdict, str) and verdict.startswith("time budget"):  # nothing was sent
+                self.notes.append(f"{evidence.get('alert_id')}: {verdict}; template used")
+                return fallback_judgment(evidence, reason=verdict, flag=bool(problems),
+                                         checks={"verdict": "template (budget)", "problems": problems,
+                                                 "attempts": attempts, "screen": screen_events, "redacted": redacted})
+            attempts = attempt
             if isinstance(verdict, list) and not verdict:
                 self.passed += 1
                 return judgment_from_reply(reply, evidence, model=llm.model, checks={
@@ -316,20 +321,31 @@ class Judge:
         llm = self.settings.llm
         base = llm.base_url or EMBEDDED
         prompt_hash = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
-        self.calls += 1
-        self._call_times.append(time.monotonic())
         detail: dict[str, Any] = {"endpoint": base, "model": llm.model, "prompt_hash": prompt_hash,
                                   "prompt_version": PROMPT_VERSION, "reply_style": self.style}
         reply: dict[str, Any] = {}
+        connect_error: LLMError | None = None
         try:
-            client = self._connect()
-            detail["endpoint_url"] = client.base_url
-            # no call outlives the run's time budget (the server start counts towards it)
+            client: ChatClient | None = self._connect()
+        except LLMError as exc:
+            client, connect_error = None, exc
+        if client is not None:
+            # no call outlives the run's time budget (the server start counts towards it); a
+            # request never sent is no call: it is logged as skipped and spends nothing
             remaining = llm.run_seconds - self._elapsed()
             if remaining <= 0:
-                raise LLMError(f"time budget: the LLM path has run {self._elapsed():.0f} s this run "
-                               f"([llm] run_seconds={llm.run_seconds:g})", fix="raise [llm] run_seconds")
-            client.timeout = min(llm.timeout_seconds, remaining)
+                problem = (f"time budget: the LLM path has run {self._elapsed():.0f} s this run "
+                           f"([llm] run_seconds={llm.run_seconds:g})")
+                self.wh.audit(at=self.now, actor="llm", action="llm.skipped", target=evidence.get("alert_id"),
+                              detail={**detail, "endpoint_url": client.base_url, "reason": problem})
+                return problem, reply
+        self.calls += 1
+        self._call_times.append(time.monotonic())
+        try:
+            if client is None:  # the endpoint could not be reached or started
+                raise connect_error  # type: ignore[misc]
+            detail["endpoint_url"] = client.base_url
+            client.timeout = min(llm.timeout_seconds, llm.run_seconds - self._elapsed())
             answer = client.chat(body)
         except LLMError as exc:
             self.tokens += llm.max_tokens  # a failed call still spends its share of the budget

@@ -398,6 +398,25 @@ def test_run_time_budget_caps_the_call_timeout_and_degrades_to_the_template(tmp_
         slow.close()
 
 
+def test_a_server_start_that_uses_up_the_time_budget_sends_nothing_and_counts_no_call(tmp_path: Path) -> None:
+    """The real embedded server takes longer to start than the run's 0.05 s: no request is
+    sent, so there is no ``llm.call`` row and nothing is spent; an ``llm.skipped`` row says why."""
+    settings = _settings(tmp_path, run_seconds="0.05", reply_style="choices")
+    with Warehouse.open(settings.warehouse_path) as wh:
+        judge = Judge(wh=wh, settings=settings, now=NOW, run_id="r_test")
+        try:
+            judgment = judge.write(EVIDENCE)
+            assert (judge.calls, judge.tokens) == (0, 0)
+        finally:
+            judge.close()
+        actions = [a for (a,) in wh.execute("SELECT action FROM audit_log WHERE action LIKE 'llm.%' ORDER BY audit_id")]
+        skipped = [json.loads(d) for (d,) in wh.execute("SELECT detail FROM audit_log WHERE action = 'llm.skipped'")]
+    assert actions == ["llm.server_started", "llm.skipped"]
+    assert "time budget" in skipped[0]["reason"] and skipped[0]["prompt_hash"]
+    assert judgment.writer == "template" and judgment.checks["verdict"] == "template (budget)"
+    assert "review_flag" not in judgment.checks  # a budget is not a failed check
+
+
 def test_timeout_is_audited_and_switches_and_revocations_stop_the_path(tmp_path: Path) -> None:
     slow = _slow_endpoint(3.0)
     try:
