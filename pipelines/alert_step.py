@@ -130,8 +130,7 @@ def run_alert_step(
                                 stale_steps=settings.alerts.stale_steps, gap_ratio=settings.alerts.gap_ratio)
     silenced = {group_key(r["hazard"], r["region"])
                 for r in review.read_silences(wh, active_at=now).iter_rows(named=True)}
-    policy = AlertPolicy(auto_release=frozenset(settings.alerts.auto_release),
-                         expire_steps=settings.alerts.expire_steps, actor="cycle")
+    policy = _policy(settings)
     plan = plan_alerts(latest, alerting.read_open_alerts(wh), now=now, clock=clock, policy=policy,
                        frequencies=frequencies, health=health, silenced=silenced,
                        published=alerting.published_alert_ids(wh), closed=_closed_groups(wh))
@@ -179,11 +178,8 @@ def run_expiry_step(wh: Warehouse, settings: Settings, *, now: datetime, run_id:
     ``alert.expired`` audit row by the cycle's ``actor``. Nothing is judged or released."""
     result = AlertStepResult()
     clock = settings.cycle.as_of_time() or now
-    policy = AlertPolicy(auto_release=frozenset(settings.alerts.auto_release),
-                         expire_steps=settings.alerts.expire_steps, actor="cycle")
+    policy = _policy(settings)
     plan = plan_expiry(alerting.read_open_alerts(wh), now=now, clock=clock, policy=policy)
-    if plan.releases:  # no grade changed, so nothing may be released (plan_expiry checks too)
-        raise RuntimeError(f"expiry step planned releases: {plan.releases}")
     _write_plan(wh, plan, now=now, run_id=run_id, actor=actor, result=result,
                 cause="expiry check of a cycle with no changed series")
     for t in plan.transitions:
@@ -263,6 +259,12 @@ def _closed_groups(wh: Warehouse) -> dict[tuple[str, str], datetime]:
     rows = wh.execute("SELECT hazard, region, max(ds) FROM alerts "
                       "WHERE status IN ('expired', 'resolved', 'cancelled') GROUP BY hazard, region")
     return {group_key(hazard, region): ds for hazard, region, ds in rows}
+
+
+def _policy(settings: Settings) -> AlertPolicy:
+    """The lifecycle policy of ``[alerts]``; transitions planned by the cycle have actor ``cycle``."""
+    return AlertPolicy(auto_release=frozenset(settings.alerts.auto_release),
+                       expire_steps=settings.alerts.expire_steps, actor="cycle")
 
 
 def _write_plan(wh: Warehouse, plan: AlertPlan, *, now: datetime, run_id: str, actor: str,
