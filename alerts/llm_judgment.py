@@ -306,11 +306,13 @@ def _user(shown: dict[str, Any], style: str, nonce: str) -> str:
 
 
 def build_request(evidence: dict[str, Any], *, model: str, max_tokens: int, nonce: str,
-                  max_field_chars: int = 400, use_model: bool = False,
-                  style: str = "choices") -> tuple[dict[str, Any], list[dict[str, Any]]]:
+                  max_field_chars: int = 400, use_model: bool = False, style: str = "choices",
+                  offered: dict[str, dict[str, str]] | None = None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The chat-completions body for one judgment, and the screening events (for the audit).
 
-    ``evidence`` is what the endpoint may see (already redacted). Free-text fields are
+    ``evidence`` is what the endpoint may see (already redacted). ``offered``: the statements
+    of the choices style, when the caller has them already (``statements(evidence)``, the
+    same ones :func:`parse_reply` then accepts). Free-text fields are
     screened; a blocked field is replaced by a notice before anything is sent. The evidence
     goes in between random markers, after a fixed worked example.
     """
@@ -324,7 +326,9 @@ def build_request(evidence: dict[str, Any], *, model: str, max_tokens: int, nonc
             if not verdict.allowed or verdict.reasons:
                 events.append({"field": key, "allowed": verdict.allowed, "reasons": list(verdict.reasons)})
             shown[key] = verdict.text
-    schema = response_schema(style, statements(shown) if style == "choices" else None)
+    if style == "choices" and offered is None:
+        offered = statements(evidence)
+    schema = response_schema(style, offered if style == "choices" else None)
     body = {
         "model": model,
         "messages": [

@@ -282,7 +282,7 @@ class Judge:
                                                 nonce=secrets.token_hex(6),
                                                 max_field_chars=self.settings.guardrails.max_field_chars,
                                                 use_model=self.settings.guardrails.screen == "rules+model",
-                                                style=self.style)
+                                                style=self.style, offered=offered)
             if problems:  # the retry names what was wrong
                 hint = ("Give the evidence level and pick offered statements." if self.style == "choices"
                         else "Use placeholders for every number, date and place.")
