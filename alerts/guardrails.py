@@ -37,12 +37,15 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from alerts.injection_model import load_model
+from alerts.injection_model import load_model, semantic_available
 from core.frames import Classification
+from core.settings import INJECTION_SCREENS
 
-__all__ = ["Screen", "screen_text", "rule_hits", "fence", "redact", "FREE_TEXT_FIELDS", "SCREEN_VERSION"]
+__all__ = ["Screen", "screen_text", "screen_texts", "rule_hits", "fence", "redact", "FREE_TEXT_FIELDS",
+           "SCREEN_VERSION", "SCREENS"]
 
-SCREEN_VERSION = "screen-v3"
+SCREEN_VERSION = "screen-v4"
+SCREENS = INJECTION_SCREENS  # the values of [guardrails] screen, weakest first
 
 #: Evidence fields holding free text from sources (screened before any prompt).
 FREE_TEXT_FIELDS = ("name", "region", "source", "unit", "note", "cap_description")
@@ -140,36 +143,69 @@ def _model():  # noqa: ANN202 - InjectionModel or None
         return None
 
 
-def screen_text(text: str | None, *, max_chars: int = 400, use_model: bool = False) -> Screen:
-    """Decide whether ``text`` may reach a prompt; see the module docstring.
+def screen_text(text: str | None, *, max_chars: int = 400, screen: str = "rules") -> Screen:
+    """Decide whether ``text`` may reach a prompt; see the module docstring and :func:`screen_texts`."""
+    return screen_texts([text], max_chars=max_chars, screen=screen)[0]
 
-    A blocked verdict's ``reasons`` name what fired: hard rules, ``model 0.987`` (the score)
-    and the phrase rules that matched. An allowed verdict carries only a ``length`` reason
-    when the text was cut to ``max_chars``. ``use_model`` adds the learned score to the rules
-    (``[guardrails] screen = "rules+model"``)."""
-    if text is None:
-        return Screen(True, "", ())
-    raw = str(text)
-    reasons: list[str] = []
-    if len(raw) > max_chars:
-        reasons.append(f"length {len(raw)} > {max_chars}")
-    head = raw[: max_chars * 4]
-    norm = _normalise(head)
-    hard = [name for name, pattern in _HARD_RULES if pattern.search(head) or pattern.search(norm)]
-    tags = rule_hits(head)
-    names = list(dict.fromkeys(tag.split(".")[0] for tag in tags))
-    model = _model() if use_model else None
-    if model is None:
-        why = hard + names
-    else:
-        score = model.score(head, tags)
-        decisive = [tag for tag in tags if tag in model.decisive_tags]
-        blocked = bool(hard or decisive) or score >= model.threshold
-        why = hard + [f"model {score:.3f}"] + names if blocked else []
-    if why:
-        return Screen(False, _NOTICE, tuple(reasons + why))
-    clean = _normalise(raw)[:max_chars] if len(raw) > max_chars else unicodedata.normalize("NFKC", _ZERO_WIDTH.sub("", raw))
-    return Screen(True, clean, tuple(reasons))
+
+def screen_texts(texts: list[str | None], *, max_chars: int = 400, screen: str = "rules") -> list[Screen]:
+    """Decide for each text whether it may reach a prompt (one batch through the encoder).
+
+    ``screen`` is one of :data:`SCREENS` (``[guardrails] screen``): ``rules`` (every phrase-rule
+    match blocks), ``rules+model`` (hard rules, decisive rules, the n-gram score),
+    ``rules+model+semantic`` (the same with the n-gram and sentence-embedding scores stacked;
+    if the encoder cannot load it warns once and runs as ``rules+model``).
+    A blocked verdict's ``reasons`` name what fired: hard rules, ``model 0.987`` or
+    ``semantic 0.987`` (the score) and the phrase rules that matched. An allowed verdict
+    carries only a ``length`` reason when the text was cut to ``max_chars``."""
+    if screen not in SCREENS:
+        raise ValueError(f"unknown injection screen {screen!r}; use one of {', '.join(SCREENS)} "
+                         "([guardrails] screen in ews.toml)")
+    model = _model() if screen != "rules" else None
+    semantic = model is not None and screen == "rules+model+semantic" and _semantic_ready()
+    heads = [str(t)[: max_chars * 4] for t in texts if t is not None]
+    tags_all = [rule_hits(h) for h in heads]
+    scores = iter(model.semantic_scores(heads, tags_all).tolist() if semantic and heads else ())
+    out: list[Screen] = []
+    k = 0
+    for text in texts:
+        if text is None:
+            out.append(Screen(True, "", ()))
+            continue
+        raw, head, tags = str(text), heads[k], tags_all[k]
+        k += 1
+        reasons: list[str] = [f"length {len(raw)} > {max_chars}"] if len(raw) > max_chars else []
+        norm = _normalise(head)
+        hard = [name for name, pattern in _HARD_RULES if pattern.search(head) or pattern.search(norm)]
+        names = list(dict.fromkeys(tag.split(".")[0] for tag in tags))
+        if model is None:
+            why = hard + names
+        else:
+            if semantic:
+                score, threshold, label = next(scores), model.semantic_threshold, "semantic"
+            else:
+                score, threshold, label = model.score(head, tags), model.threshold, "model"
+            decisive = [tag for tag in tags if tag in model.decisive_tags]
+            blocked = bool(hard or decisive) or score >= threshold
+            why = hard + [f"{label} {score:.3f}"] + names if blocked else []
+        if why:
+            out.append(Screen(False, _NOTICE, tuple(reasons + why)))
+            continue
+        clean = (_normalise(raw)[:max_chars] if len(raw) > max_chars
+                 else unicodedata.normalize("NFKC", _ZERO_WIDTH.sub("", raw)))
+        out.append(Screen(True, clean, tuple(reasons)))
+    return out
+
+
+@lru_cache(maxsize=1)
+def _semantic_ready() -> bool:
+    """Whether the shipped weights have a semantic layer and the encoder loads (checked once)."""
+    model = _model()
+    problem = None if model is not None and model.has_semantic else "the shipped weights have no semantic layer"
+    problem = problem or semantic_available()
+    if problem:
+        warnings.warn(f"injection screen runs without its semantic layer (as rules+model): {problem}", stacklevel=4)
+    return problem is None
 
 
 def fence(payload: str, nonce: str) -> str:

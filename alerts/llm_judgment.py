@@ -48,7 +48,7 @@ import json
 import re
 from typing import Any
 
-from alerts.guardrails import FREE_TEXT_FIELDS, fence, screen_text
+from alerts.guardrails import FREE_TEXT_FIELDS, fence, screen_texts
 from alerts.judgment import AI_LABEL, HAZARD_ZH, LEVEL_ZH, Judgment, evidence_hash, write_template_judgment
 
 __all__ = [
@@ -306,26 +306,26 @@ def _user(shown: dict[str, Any], style: str, nonce: str) -> str:
 
 
 def build_request(evidence: dict[str, Any], *, model: str, max_tokens: int, nonce: str,
-                  max_field_chars: int = 400, use_model: bool = False, style: str = "choices",
+                  max_field_chars: int = 400, screen: str = "rules", style: str = "choices",
                   offered: dict[str, dict[str, str]] | None = None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The chat-completions body for one judgment, and the screening events (for the audit).
 
     ``evidence`` is what the endpoint may see (already redacted). ``offered``: the statements
     of the choices style, when the caller has them already (``statements(evidence)``, the
     same ones :func:`parse_reply` then accepts). Free-text fields are
-    screened; a blocked field is replaced by a notice before anything is sent. The evidence
+    screened (``screen``: one of ``guardrails.SCREENS``, in one batch); a blocked field is replaced by a notice before anything is sent. The evidence
     goes in between random markers, after a fixed worked example.
     """
     if style not in REPLY_STYLES:
         raise ValueError(f"unknown reply style {style!r}; one of {', '.join(REPLY_STYLES)}")
     shown = dict(evidence)
     events = []
-    for key in FREE_TEXT_FIELDS:
-        if isinstance(shown.get(key), str):
-            verdict = screen_text(shown[key], max_chars=max_field_chars, use_model=use_model)
-            if not verdict.allowed or verdict.reasons:
-                events.append({"field": key, "allowed": verdict.allowed, "reasons": list(verdict.reasons)})
-            shown[key] = verdict.text
+    keys = [key for key in FREE_TEXT_FIELDS if isinstance(shown.get(key), str)]
+    for key, verdict in zip(keys, screen_texts([shown[k] for k in keys], max_chars=max_field_chars, screen=screen),
+                            strict=True):
+        if not verdict.allowed or verdict.reasons:
+            events.append({"field": key, "allowed": verdict.allowed, "reasons": list(verdict.reasons)})
+        shown[key] = verdict.text
     if style == "choices" and offered is None:
         offered = statements(evidence)
     schema = response_schema(style, offered if style == "choices" else None)

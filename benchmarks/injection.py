@@ -22,7 +22,7 @@ benign_false_positive_rate over all evaluation rows, the same for the held-out c
 the evaluation half separately, and two peers on the same rows, in-process: a naive keyword
 filter ("ignore previous instructions" and friends) and the phrase rules alone (screen-v1).
 
-Usage: .venv/bin/python benchmarks/injection.py [--corpus DIR] [--screen rules|rules+model]
+Usage: .venv/bin/python benchmarks/injection.py [--corpus DIR] [--screen rules|rules+model|rules+model+semantic]
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from alerts.cap import parse_cap  # noqa: E402
-from alerts.guardrails import SCREEN_VERSION, rule_hits, screen_text  # noqa: E402
+from alerts.guardrails import SCREEN_VERSION, SCREENS, rule_hits, screen_texts  # noqa: E402
 from alerts.injection_model import normalise  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data" / "security" / "prompt_injection"
@@ -205,7 +205,7 @@ def _engine_default_screen() -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--corpus", type=Path, default=SHARED if SHARED.exists() else BUNDLED)
-    parser.add_argument("--screen", choices=("rules", "rules+model"), default=_engine_default_screen(),
+    parser.add_argument("--screen", choices=SCREENS, default=_engine_default_screen(),
                         help="the screen to measure ([guardrails] screen; default: the engine's default)")
     args = parser.parse_args()
     all_rows = load_rows(args.corpus)
@@ -220,8 +220,7 @@ def main() -> None:
         raise SystemExit(f"{leaked} evaluation rows (nearly) repeat rows of {TRAIN_SET}; "
                          "retrain with benchmarks/train_injection_screen.py")
     started = time.perf_counter()
-    use_model = args.screen == "rules+model"
-    verdicts = [not screen_text(text, use_model=use_model).allowed for _, text, _ in rows]
+    verdicts = [not v.allowed for v in screen_texts([text for _, text, _ in rows], screen=args.screen)]
     elapsed = time.perf_counter() - started
     naive = [bool(_NAIVE.search(text)) for _, text, _ in rows]
     # screen-v1 (the phrase rules alone, every match blocks), on the same rows

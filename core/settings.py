@@ -197,12 +197,13 @@ timeout_seconds = 10.0
 # cut to max_field_chars, screened for injection, and fenced as data. Screened-out text is
 # replaced by a notice, and the event is logged.
 max_field_chars = 400
-# "rules+model": hard rules, then the learned n-gram screen weighing the phrase rules (held-out
-# evaluation rows: 76.3% of attacks blocked, 3.1% of benign rows and 0.6% of benign data fields
-# such as CAP texts, place names and codes blocked). "rules": every phrase-rule match blocks
-# (83.6% of attacks, but 29% of benign rows and 6.2% of data fields). Figures and method:
-# docs/security.md, benchmarks/injection.py --screen.
-screen = "rules+model"
+# "rules+model+semantic": hard rules, then the learned n-gram score stacked with a
+# sentence-embedding score (all-MiniLM-L6-v2, CPU) weighing the phrase rules (held-out
+# evaluation rows: 81.7% of attacks blocked, 3.3% of benign rows and 1.2% of benign data fields
+# such as CAP texts, place names and codes blocked). "rules+model": the n-gram score alone, numpy
+# only (82.2%, 4.7%, 2.2%). "rules": every phrase-rule match blocks (83.6%, 29%, 6.2%). Figures
+# and method: docs/security.md, benchmarks/injection.py --screen.
+screen = "rules+model+semantic"
 
 [backtest]
 # Rolling-origin backtests (`ews backtest`): number of origins, steps between them per
@@ -428,10 +429,19 @@ class DeliverySettings:
     timeout_seconds: float
 
 
+#: The values of ``[guardrails] screen`` (alerts/guardrails.py implements them), weakest first.
+INJECTION_SCREENS = ("rules", "rules+model", "rules+model+semantic")
+
+
 @dataclass(frozen=True)
 class GuardrailSettings:
     max_field_chars: int
     screen: str
+
+    def __post_init__(self) -> None:
+        if self.screen not in INJECTION_SCREENS:
+            raise ConfigError(f"[guardrails] screen = {self.screen!r} is not an injection screen",
+                              fix="use " + ", ".join(f'"{s}"' for s in INJECTION_SCREENS))
 
 
 @dataclass(frozen=True)

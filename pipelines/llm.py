@@ -281,7 +281,7 @@ class Judge:
             body, screen_events = build_request(shown, model=llm.model, max_tokens=llm.max_tokens,
                                                 nonce=secrets.token_hex(6),
                                                 max_field_chars=self.settings.guardrails.max_field_chars,
-                                                use_model=self.settings.guardrails.screen == "rules+model",
+                                                screen=self.settings.guardrails.screen,
                                                 style=self.style, offered=offered)
             if problems:  # the retry names what was wrong
                 hint = ("Give the evidence level and pick offered statements." if self.style == "choices"
