@@ -8,10 +8,12 @@ Pure functions (no network, no clock). Contract:
   1. hard rules that block on their own: chat-template tokens (``<|im_start|>``, ``[INST]``,
      ``<<SYS>>``, ...) and control / bidirectional-override characters, which no data field
      of this engine carries;
-  2. a learned score (:mod:`alerts.injection_model`: hashed character and word n-grams plus
-     the names of the phrase rules below that matched, logistic regression, numpy inference
-     from the shipped ``alerts/models/injection_screen.npz``); the text is blocked when the
-     score reaches the threshold stored with the weights. The phrase rules (override phrases
+  2. a learned score (:mod:`alerts.injection_model`): hashed character and word n-grams plus
+     the names of the phrase rules below that matched (logistic regression, numpy inference
+     from the shipped ``alerts/models/injection_screen.npz``), and with ``screen =
+     "rules+model+semantic"`` (the default) that score stacked with a logistic regression on
+     the text's all-MiniLM-L6-v2 sentence embedding; the text is blocked when the score reaches
+     the threshold stored with the weights for that screen. The phrase rules (override phrases
      such as "ignore previous instructions", role changes, prompt or secret extraction, output
      hijacks, requests addressed to an assistant, code, encoded payloads; Chinese and the
      corpora's other languages) are evidence for the model: it learned how much each is worth
@@ -20,7 +22,8 @@ Pure functions (no network, no clock). Contract:
 
   The text is normalised first (Unicode NFKC, zero-width characters removed, case folded).
   Without the weights file the screen falls back to the phrase rules alone (each match
-  blocks, as in ``screen-v1``) and warns. ``benchmarks/injection.py`` measures it on rows not
+  blocks, as in ``screen-v1``) and warns; without the sentence encoder the semantic screen
+  runs as ``rules+model`` and warns. :func:`screen_texts` screens a batch. ``benchmarks/injection.py`` measures it on rows not
   used for training.
 - :func:`fence` wraps screened data in a per-call random marker; the system prompt says
   everything between the markers is data, never instructions.
