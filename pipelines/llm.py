@@ -139,7 +139,7 @@ class ChatClient:
         started = time.perf_counter()
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310 - configured URL
-                payload = json.loads(response.read())
+                raw = response.read()
         except urllib.error.HTTPError as exc:
             raise LLMError(f"endpoint {self.base_url} answered HTTP {exc.code}",
                            fix="check [llm] base_url, model and the API key (`ews llm rotate-key`)") from None
@@ -147,14 +147,20 @@ class ChatClient:
             raise LLMError(f"endpoint {self.base_url} unreachable or too slow: {exc}",
                            fix="check the server, or raise [llm] timeout_seconds") from None
         latency = (time.perf_counter() - started) * 1000
-        try:
+        try:  # an empty, non-JSON or oddly shaped body is the endpoint's failure, never a crash
+            payload = json.loads(raw)
             content = payload["choices"][0]["message"]["content"]
-        except (KeyError, IndexError, TypeError):
-            raise LLMError(f"endpoint {self.base_url} did not answer like an OpenAI chat completion",
+            usage = payload.get("usage") or {}
+            prompt_tokens, completion_tokens = int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0))
+        except (ValueError, KeyError, IndexError, TypeError, AttributeError):
+            raise LLMError(f"endpoint {self.base_url} did not answer like an OpenAI chat completion "
+                           f"({len(raw)} bytes: {raw[:60]!r})",
                            fix="point [llm] base_url at an OpenAI-compatible server") from None
-        usage = payload.get("usage") or {}
-        return ChatReply(content=content or "", prompt_tokens=int(usage.get("prompt_tokens", 0)),
-                         completion_tokens=int(usage.get("completion_tokens", 0)), latency_ms=latency)
+        if content is not None and not isinstance(content, str):
+            raise LLMError(f"endpoint {self.base_url} answered a non-text message content",
+                           fix="point [llm] base_url at an OpenAI-compatible server")
+        return ChatReply(content=content or "", prompt_tokens=prompt_tokens,
+                         completion_tokens=completion_tokens, latency_ms=latency)
 
 
 def key_file(settings: Settings) -> Path:
@@ -269,8 +275,6 @@ class Judge:
             self.wh.audit(at=self.now, actor="llm", action="llm.redacted", target=evidence.get("alert_id"),
                           detail={"endpoint": base, "fields": redacted, "classification": evidence.get("classification"),
                                   "cleared_level": llm.cleared_level})
-        if self._started is None:
-            self._started = time.monotonic()
         problems: list[str] = []
         attempts = 0
         screen_events: list[dict[str, Any]] = []
@@ -289,6 +293,10 @@ class Judge:
                 body["messages"].append({"role": "user", "content": "Your previous answer was rejected: "
                                          + "; ".join(problems[:5]) + ". " + hint})
             prompt_chars = sum(len(m["content"]) for m in body["messages"])
+            # the clock starts once the first request is built, so loading the injection screen's
+            # sentence encoder (5-11 s, once per process) is not charged to [llm] run_seconds
+            if self._started is None:
+                self._started = time.monotonic()
             budget = self._budget_problem(prompt_chars)
             if budget:
                 self.notes.append(f"{evidence.get('alert_id')}: {budget}; template used")

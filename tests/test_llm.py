@@ -398,6 +398,52 @@ def test_run_time_budget_caps_the_call_timeout_and_degrades_to_the_template(tmp_
         slow.close()
 
 
+@pytest.mark.parametrize("body", [b"", b"<html>proxy error</html>", b'{"choices": []}', b"[1, 2]",
+                                  b'{"choices": [{"message": {"content": {"x": 1}}}]}',
+                                  b'{"choices": [{"message": {"content": "ok"}}], "usage": {"prompt_tokens": "many"}}'])
+def test_a_malformed_answer_is_an_audited_failure_not_a_crash(tmp_path: Path, body: bytes) -> None:
+    """A 200 whose body is empty, HTML, or JSON of the wrong shape (a proxy in front of the
+    endpoint, a half-configured server) degrades to the template and is audited, twice (retry)."""
+    server = LoopbackServer(lambda path, headers, request: (200, body))
+    try:
+        settings = _settings(tmp_path, base_url=server.url, timeout_seconds="10")
+        with Warehouse.open(settings.warehouse_path) as wh:
+            judgment = Judge(wh=wh, settings=settings, now=NOW, run_id="r_test").write(EVIDENCE)
+            verdicts = [json.loads(d)["verdict"] for (d,) in wh.execute(
+                "SELECT detail FROM audit_log WHERE action = 'llm.call'")]
+    finally:
+        server.close()
+    assert judgment.writer == "template" and judgment.checks.get("review_flag")
+    assert len(verdicts) == 2
+    assert all(v.startswith("error: endpoint") and ("OpenAI chat completion" in v or "non-text" in v) for v in verdicts)
+
+
+def test_building_the_first_request_is_not_charged_to_the_run_time_budget(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first request's screening loads the sentence encoder once per process (5-11 s cold);
+    the run's clock starts after it. Here the screening is made 1.5 s slower than the whole 1 s
+    budget: the call is still made (and audited), the budget then caps its timeout as usual."""
+    import pipelines.llm as llm_module
+
+    real = llm_module.build_request
+
+    def slow_build(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        time.sleep(1.5)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(llm_module, "build_request", slow_build)
+    quick = _slow_endpoint(0.0)
+    try:
+        settings = _settings(tmp_path, base_url=quick.url, timeout_seconds="10", run_seconds="1")
+        with Warehouse.open(settings.warehouse_path) as wh:
+            judge = Judge(wh=wh, settings=settings, now=NOW, run_id="r_test")
+            judge.write(EVIDENCE)
+            calls = wh.execute("SELECT count(*) FROM audit_log WHERE action = 'llm.call'")[0][0]
+    finally:
+        quick.close()
+    assert calls >= 1  # when the clock started before building, the 1.5 s used up the budget: 0 calls
+
+
 def test_a_server_start_that_uses_up_the_time_budget_sends_nothing_and_counts_no_call(tmp_path: Path) -> None:
     """The real embedded server takes longer to start than the run's 0.05 s: no request is
     sent, so there is no ``llm.call`` row and nothing is spent; an ``llm.skipped`` row says why."""
