@@ -373,6 +373,22 @@ _NUMBER = re.compile(r"(?<![A-Za-z_])[-+]?\d+(?:[.,]\d+)*")
 _MONTHS = re.compile(r"\b(jan(uary)?|feb(ruary)?|march|apr(il)?|june?|july?|aug(ust)?|"
                      r"sep(tember)?|oct(ober)?|nov(ember)?|dec(ember)?)\b", re.I)
 _ROMAN_LEVEL = re.compile(r"\b(level|grade|class)\s+(i{1,3}|iv)\b|[ⅠⅡⅢⅣ]|[一二三四]级", re.I)
+# Numbers written in words, which a free-style reply could use to slip a number or date past
+# _NUMBER: Chinese numerals (三月十二日, 七级, 两千, 第三, 百分之八十) and English cardinals from
+# two up (twelve, three hundred). Words that only look numeric (十分 "very", 千万 "by all
+# means", 万一 "in case", 百姓 "people") are removed first; a lone 一 counts only before a
+# date or measure character (一月, 一米), since 一个/一次/一些 are ordinary Chinese.
+_ZH_DIGITS = "零〇一二两三四五六七八九"
+_ZH_NUMBER = re.compile(
+    rf"第[{_ZH_DIGITS}十百千万]+|百分之[{_ZH_DIGITS}十百千万点]+"
+    rf"|[{_ZH_DIGITS}]*[十百千万亿][{_ZH_DIGITS}十百千万亿]*"
+    rf"|[零〇二两三四五六七八九][{_ZH_DIGITS}]*(?=[年月日号天时点分秒周级度米吨人户倍成个次处座名%％])"
+    r"|一(?=[年月日号周米吨倍%％])")
+_ZH_NOT_NUMBERS = re.compile("十分|千万|万一|万分|百姓|千方百计|万无一失")
+_EN_NUMBER_WORDS = re.compile(
+    r"\b(two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|fifteen|sixteen|"
+    r"seventeen|eighteen|nineteen|twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety|hundreds?|"
+    r"thousands?|millions?|billions?|dozens?)\b", re.I)
 
 # -- places by form: a free-style reply never needs to write a name (``{region}``, ``{name}``
 # carry them), so a name-like word must come from the evidence's own text ----------------------
@@ -542,6 +558,11 @@ def check_grounding(reply: dict[str, Any], evidence: dict[str, Any], *,
         if numbers:
             problems.append(f"{key}: number(s) {', '.join(repr(n) for n in numbers[:4])} written by the model, "
                             "not rendered from data")
+        spelled = [m.group(0) for m in _EN_NUMBER_WORDS.finditer(words)]
+        spelled += _ZH_NUMBER.findall(_ZH_NOT_NUMBERS.sub(" ", words))
+        if spelled:
+            problems.append(f"{key}: number(s) {', '.join(repr(n) for n in spelled[:4])} written in words by the "
+                            "model, not rendered from data")
         if _MONTHS.search(words):
             problems.append(f"{key}: a date ({_MONTHS.search(words).group(0)!r}) written by the model")
         lowered = words.casefold()

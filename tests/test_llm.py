@@ -89,6 +89,27 @@ def test_checker_catches_planted_wrong_numbers_levels_places_and_dates() -> None
     assert judgment.text_en.startswith("[Exercise: replay as of 2011-03-12]")
 
 
+@pytest.mark.parametrize(("key", "text", "caught"), [
+    ("situation_zh", "{region}三月十二日出现强余震。", "三"),            # a date in Chinese numerals
+    ("development_zh", "未来三天可能发生七级余震。", "三"),             # a horizon and a magnitude
+    ("situation_zh", "约两千人受影响。", "两千"),
+    ("uncertainty_zh", "概率约为百分之八十。", "百分之八十"),
+    ("actions_zh", "第三次核实数据。", "第三"),
+    ("situation_en", "Activity rose twelve-fold at {region}.", "twelve"),
+    ("development_en", "Expect several hundred aftershocks.", "hundred"),
+])
+def test_checker_catches_numbers_written_in_words(key: str, text: str, caught: str) -> None:
+    problems = check_grounding({**GOOD, key: text}, EVIDENCE)
+    assert any("written in words" in p and caught in p for p in problems), problems
+
+
+def test_checker_passes_ordinary_words_that_only_look_numeric() -> None:
+    for key, text in (("actions_zh", "十分重要：千万注意山洪，万一水位上涨请通报百姓。"),
+                      ("situation_zh", "{region}出现一次异常，一些站点数据偏高。"),
+                      ("development_en", "No one can rule out a further rise at {region}.")):
+        assert check_grounding({**GOOD, key: text}, EVIDENCE) == [], text
+
+
 def test_checker_rejects_invented_places_the_gazetteer_does_not_know() -> None:
     """A free-style reply never needs to write a name ({region}, {name} carry them): an English
     capitalised name or a Chinese word ending in a place character must occur in the evidence."""
