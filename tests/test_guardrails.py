@@ -254,3 +254,26 @@ def test_a_model_passed_in_decides_like_the_shipped_one_and_its_threshold_counts
     lenient = dataclasses.replace(shipped, semantic_threshold=1.1, meta={**shipped.meta, "decisive_rule_tags": []})
     verdicts = screen_texts(texts, screen="rules+model+semantic", model=lenient)
     assert [v.allowed for v in verdicts] == [True, True, True, False, True]  # the template token is a hard rule
+
+
+def test_training_pipeline_fits_a_working_screen_from_bundled_rows() -> None:
+    """benchmarks/train_injection_screen.fit_screen on a fixed sample of the bundled training set
+    (every corpus represented): the fitted layers, used in memory, block held-back attacks and
+    pass held-back data more often than not, and the meta records the fit."""
+    import random
+    import sys
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from train_injection_screen import TRAIN_SET, fit_screen, to_model
+
+    rows = [json.loads(line) for line in TRAIN_SET.read_text(encoding="utf-8").splitlines() if line.strip()]
+    random.Random(0).shuffle(rows)
+    fit, held = rows[:600], rows[600:900]
+    arrays, meta = fit_screen(fit, 0.03)
+    assert meta["train_rows"] == 600 and 0 < meta["train_attack_rows"] < 600
+    model = to_model(arrays, meta)
+    verdicts = screen_texts([r["text"] for r in held], screen="rules+model+semantic", model=model)
+    attacks = [not v.allowed for v, r in zip(verdicts, held, strict=True) if r["label"] == 1]
+    benign = [not v.allowed for v, r in zip(verdicts, held, strict=True) if r["label"] == 0]
+    assert len(attacks) > 50 and len(benign) > 50
+    assert sum(attacks) / len(attacks) > 0.6 and sum(benign) / len(benign) < 0.2
