@@ -8,7 +8,7 @@
   model, placeholder-only free text otherwise), checks the reply
   (alerts.llm_judgment.parse_reply and check_grounding), retries once with the problems
   named, then falls back to the template and flags the alert for review. Budgets per run
-  (calls, tokens, seconds of the LLM path from its first use), a rate limit per minute, a
+  (calls, tokens, seconds of the LLM path from its first built request), a rate limit per minute, a
   timeout per call (never past the run's time budget) and a prompt-size cap degrade to the
   template writer and say so. Every call is an ``llm.call`` audit row (endpoint, model,
   prompt hash, tokens, latency, verdict, the raw reply); every redaction an ``llm.redacted`` row.
@@ -182,7 +182,7 @@ class Judge:
     passed: int = 0
     _server: EmbeddedServer | None = None
     _client: ChatClient | None = None
-    _started: float | None = None  # when the LLM path was first used this run
+    _started: float | None = None  # when the first request of this run was built
     _call_times: list[float] = field(default_factory=list)
     _off_reason: str | None = None
     _places: tuple[str, ...] = ()
