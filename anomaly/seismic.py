@@ -1,7 +1,7 @@
 """Seismic indicators specialists read: rate against background, magnitude, energy, b-value drift.
 
 Input: an event frame ``time, magnitude`` (already cut to the region of interest; the
-warehouse ``events`` table or :func:`pipelines.sources.parse_usgs_catalog` give it).
+warehouse ``events`` table or :func:`ingest.sources.parse_usgs_catalog` give it).
 
 :func:`seismic_indicators`, one row per day (UTC) from the first to the last event day:
 

@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import anomaly  # noqa: E402
-from pipelines.cli import main  # noqa: E402
+from pipelines.cli.main import main  # noqa: E402
 
 DEFAULT_NAB = ROOT.parent / "shared" / "data" / "labeled_anomalies" / "nab"
 

@@ -1,6 +1,6 @@
 """Accuracy of the engine's chosen forecast on the project's real series, against baselines.
 
-Every bundled series (data/, parsed by pipelines/sources) is cut ``--origins`` times from its
+Every bundled series (data/, parsed by ingest/sources) is cut ``--origins`` times from its
 end (non-overlapping, one horizon apart). At each outer origin the engine decides on the
 training part only (inner rolling backtest of ``--windows`` windows, per-series selection,
 ensembles) and forecasts the held-out horizon; SeasonalNaive and AutoETS alone forecast the
@@ -29,7 +29,7 @@ import forecasting  # noqa: E402
 from core.settings import DEFAULT_TOML  # noqa: E402
 from forecasting.metrics import score_forecasts, seasonal_scale  # noqa: E402
 from core.frames import FREQUENCIES  # noqa: E402
-from pipelines.sources import bundled_catalogue, parse  # noqa: E402
+from ingest.sources import bundled_catalogue, parse  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ("AutoETS", "AutoTheta", "MSTL", "SeasonalNaive", "Naive")

@@ -44,7 +44,7 @@ from core.settings import Settings
 from pipelines.alert_step import judge_alerts, provisional_bundles, run_alert_step, run_expiry_step
 from pipelines.delivery import publish_pending
 from pipelines.forecast_step import run_forecast_step
-from pipelines.ingest import utc_now
+from core.clock import utc_now
 from pipelines.score_step import run_score_step
 from warehouse import Warehouse
 

@@ -1,7 +1,7 @@
 """The engine's side of the dashboard: apply queued review actions, publish a read snapshot.
 
 Called with the warehouse open for writing, at the end of ``ews demo`` and ``ews run`` (one
-line in pipelines/cli.py), by ``ews serve`` before it starts, and by the dashboard itself when
+line in pipelines/cli/main.py), by ``ews serve`` before it starts, and by the dashboard itself when
 it finds the warehouse free. Never raises for a problem of its own: the run that calls it has
 already succeeded, so a failure here is logged and the next call tries again.
 """
@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from alerts.permissions import queued_action_refusal
 from core.settings import Settings
 from pipelines.delivery import publish_pending
-from pipelines.ingest import utc_now
+from core.clock import utc_now
 from warehouse import Warehouse
 from warehouse.review_inbox import drain
 from warehouse.snapshots import publish_snapshot, snapshot_folder

@@ -34,7 +34,7 @@ from alerts.cap import Area, CapReference, build_cap, cap_datetime, cap_identifi
 from alerts.lifecycle import LEVEL_RANK
 from core.errors import ConfigError
 from core.settings import Settings
-from pipelines.ingest import utc_now
+from core.clock import utc_now
 from warehouse import Warehouse
 from warehouse import alerting
 
@@ -55,7 +55,7 @@ def sender_offset(settings: Settings) -> timezone:
 def area_for(meta: dict[str, Any] | None, region: str | None, settings: Settings) -> Area:
     """The CAP area of an alert: the region's box as a polygon when the catalogue defines one,
     and a circle around the lead series' coordinates when it has them."""
-    from pipelines.sources.catalogue import SEISMIC_REGIONS, SST_REGIONS
+    from ingest.sources.catalogue import SEISMIC_REGIONS, SST_REGIONS
 
     boxes = [b for group in SEISMIC_REGIONS.values() for b in group] + list(SST_REGIONS)
     polygons = []

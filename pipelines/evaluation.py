@@ -272,8 +272,8 @@ def _significant_quakes(path: Path, box: dict[str, float], min_magnitude: float)
 
 def evaluate_events(data_dir: Path, *, thresholds: dict[str, float], k: int, n: int, cooldown: int) -> dict[str, Any]:
     """Event skill of the engine and the IForest baseline on the bundled market and seismic data."""
-    from pipelines.sources import parse
-    from pipelines.sources.catalogue import SEISMIC_REGIONS
+    from ingest.sources import parse
+    from ingest.sources.catalogue import SEISMIC_REGIONS
 
     report: dict[str, Any] = {"matching_rules": MATCHING_RULES, "grading": {
         "thresholds": thresholds, "persistence_k": k, "persistence_n": n, "cooldown": cooldown}}

@@ -13,7 +13,7 @@ running for years:
 - **one instance per job** (``max_instances=1``) and a single worker thread: jobs never
   overlap each other, and the warehouse's single-writer lock covers cron running
   ``ews ingest --all`` at the same time (the job waits up to the misfire grace for it);
-- each job is :func:`ingest_job`: the same :func:`pipelines.connectors.run_sources` that
+- each job is :func:`ingest_job`: the same :func:`pipelines.ingest_job.run_sources` that
   ``ews ingest`` runs, so it records a ``runs`` row and runs the scoring cycle after new data.
 
 Do not schedule the same source in cron and here. Cron expressions have 5 fields
@@ -101,7 +101,7 @@ def _sync_jobs(scheduler: Any, settings: Settings) -> list[str]:
 
 def ingest_job(home: str, name: str) -> None:
     """Scheduled job: ingest one source (records its run, scores after new data)."""
-    from pipelines.connectors import run_sources
+    from pipelines.ingest_job import run_sources
     from warehouse import Warehouse
 
     settings = load_settings(home)

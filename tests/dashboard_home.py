@@ -31,8 +31,8 @@ PASSWORD = {role: f"{role}-pass-{len(role) * 7}" for role in ROLES}
 _BUILD = """
 import sys
 from core.settings import DEMO_AS_OF, load_settings
-from pipelines.cli import init_home, main
-from pipelines.ingest import load_bundled
+from pipelines.cli.main import init_home, main
+from ingest.batches import load_bundled
 from warehouse import Warehouse
 
 settings = load_settings(sys.argv[1])

@@ -21,7 +21,7 @@ import pytest
 from alerts.lifecycle import AlertPolicy, assess_data_health, plan_alerts
 from core.settings import load_settings
 from pipelines.cycle import run_cycle
-from pipelines.ingest import ingest_file
+from ingest.batches import ingest_file
 from warehouse import Warehouse, alerting, review
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -10,8 +10,8 @@ import pytest
 
 import anomaly
 from core.errors import FrameError
-from pipelines.sources import bundled_catalogue, parse
-from pipelines.sources.catalogue import SEISMIC_REGIONS
+from ingest.sources import bundled_catalogue, parse
+from ingest.sources.catalogue import SEISMIC_REGIONS
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 

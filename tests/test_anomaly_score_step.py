@@ -12,7 +12,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from pipelines.cli import main
+from pipelines.cli.main import main
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "market"
 FILES = {"stlfsi4": ("fred_STLFSI4.csv", "W-FRI"), "unrate": ("fred_UNRATE.csv", "MS")}

@@ -18,9 +18,9 @@ from core.errors import ModelError
 from core.frames import QUANTILES, quantile_column
 from core.settings import load_settings
 from forecasting import build_random_chronos, forecast_chronos, load_chronos
-from pipelines.cli import main
+from pipelines.cli.main import main
 from pipelines.forecast_step import run_backtest, run_forecast_step
-from pipelines.ingest import ingest_file
+from ingest.batches import ingest_file
 from warehouse import Warehouse
 from warehouse import forecast_store as store
 

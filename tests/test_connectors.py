@@ -15,9 +15,10 @@ import pytest
 
 from core.errors import ConfigError
 from core.settings import Settings, load_settings
-from pipelines.cli import main
-from pipelines.connectors import run_source, run_sources
-from pipelines.connectors.http import HttpClient, RateLimiter, SourceError
+from pipelines.cli.main import main
+from ingest.connectors import run_source
+from pipelines.ingest_job import run_sources
+from ingest.connectors.http import HttpClient, RateLimiter, SourceError
 from warehouse import Warehouse
 from warehouse.ingestion import read_watermarks, source_freshness
 
@@ -253,7 +254,7 @@ start = "2012-09-01"
             assert read_watermarks(wh, "chattooga") == {"chattooga": "2012-10-01"}
             assert len(list((tmp_path / "raw" / run.batches[0].batch_id).iterdir())) == 4
             # the same numbers as the NWIS RDB file of the same gauge: no doubled series
-            from pipelines.ingest import ingest_file
+            from ingest.batches import ingest_file
             rdb = Path(__file__).resolve().parent.parent / "data/hydro/usgs_nwis_rdb_02177000_chattooga_2012.rdb"
             assert ingest_file(wh, settings, rdb, "nwis_rdb").rows_changed == 0
 

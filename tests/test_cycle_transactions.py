@@ -31,7 +31,7 @@ from core.settings import load_settings
 from llm_endpoint import ChatEndpoint
 from pipelines.alert_step import PROVISIONAL_VERDICT
 from pipelines.cycle import run_cycle
-from pipelines.ingest import ingest_file
+from ingest.batches import ingest_file
 from warehouse import Warehouse
 
 ROOT = Path(__file__).resolve().parent.parent

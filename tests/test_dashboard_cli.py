@@ -12,7 +12,7 @@ import pytest
 
 from alerts.permissions import ROLES, AuthorizationError, authorize, parse_role
 from dashboard_home import copy_home
-from pipelines.cli import main
+from pipelines.cli.main import main
 from warehouse import users
 
 # Prometheus text format 0.0.4: `name{label="value",...} number`

@@ -36,9 +36,9 @@ WRITER = textwrap.dedent("""
     import sys
     from pathlib import Path
     from core.settings import load_settings
-    from pipelines.cli import open_warehouse
+    from pipelines.cli.main import open_warehouse
     from pipelines.dashboard_sync import sync_dashboard
-    from pipelines.ingest import ingest_file
+    from ingest.batches import ingest_file
 
     settings = load_settings(sys.argv[1])
     with open_warehouse(settings) as wh:

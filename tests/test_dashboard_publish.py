@@ -23,8 +23,8 @@ import pytest
 
 from alerts.cap import validate_cap
 from core.settings import Settings, load_settings
-from pipelines.cli import init_home
-from pipelines.ingest import ingest_file
+from pipelines.cli.main import init_home
+from ingest.batches import ingest_file
 from warehouse import Warehouse, users
 from warehouse.review_inbox import enqueue
 from warehouse.snapshots import current_snapshot, snapshot_folder

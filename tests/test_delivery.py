@@ -20,7 +20,7 @@ import pytest
 
 from alerts.cap import parse_cap, validate_cap
 from core.settings import load_settings
-from pipelines.cli import main
+from pipelines.cli.main import main
 from pipelines.delivery import publish_pending, relay
 from warehouse import Warehouse, alerting, review
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from pipelines.cli import main
+from pipelines.cli.main import main
 
 ROOT = Path(__file__).resolve().parent.parent
 CONTENT_TABLES = ("series", "observations", "events", "forecasts", "anomaly_scores",

@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 
 from anomaly.evaluation import alarm_onsets, event_skill
-from pipelines.cli import main
+from pipelines.cli.main import main
 
 START = datetime(2020, 1, 1)
 

@@ -24,7 +24,7 @@ from anomaly.evaluation import (
     vus_pr,
 )
 from core.errors import FrameError
-from pipelines.cli import main
+from pipelines.cli.main import main
 
 NAB = Path(__file__).parent / "data" / "nab"
 SHARED_NAB = Path(__file__).resolve().parents[2] / "shared" / "data" / "labeled_anomalies" / "nab"

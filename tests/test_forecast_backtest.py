@@ -16,9 +16,9 @@ import pytest
 from core.settings import load_settings
 from forecasting import backtest, select_models
 from forecasting.metrics import score_forecasts, seasonal_scale, smape
-from pipelines.cli import main
+from pipelines.cli.main import main
 from pipelines.forecast_step import run_forecast_step
-from pipelines.ingest import ingest_file
+from ingest.batches import ingest_file
 from warehouse import Warehouse
 from warehouse import forecast_store as store
 

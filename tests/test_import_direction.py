@@ -4,6 +4,7 @@
 - ``forecasting`` and ``anomaly`` (libraries) import only ``core``.
 - ``alerts`` imports only ``core`` (its modules are pure).
 - ``warehouse`` imports only ``core``.
+- ``ingest`` (parsers, connectors, batch loading) imports ``core`` and ``warehouse``.
 - ``dashboards`` may read through ``warehouse`` but never imports a model folder.
 - ``pipelines`` wires everything and may import all of the above, except ``dashboards``.
 """
@@ -16,7 +17,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-OURS = {"core", "forecasting", "anomaly", "alerts", "warehouse", "pipelines", "dashboards"}
+OURS = {"core", "forecasting", "anomaly", "alerts", "warehouse", "ingest", "pipelines", "dashboards"}
 
 # package -> packages of ours it must not import
 FORBIDDEN = {
@@ -24,8 +25,9 @@ FORBIDDEN = {
     "forecasting": {"warehouse", "pipelines", "dashboards", "alerts", "anomaly"},
     "anomaly": {"warehouse", "pipelines", "dashboards", "alerts", "forecasting"},
     "alerts": {"warehouse", "pipelines", "dashboards", "forecasting", "anomaly"},
-    "warehouse": {"pipelines", "dashboards", "forecasting", "anomaly", "alerts"},
-    "dashboards": {"forecasting", "anomaly", "pipelines"},
+    "warehouse": {"pipelines", "dashboards", "forecasting", "anomaly", "alerts", "ingest"},
+    "ingest": {"pipelines", "dashboards", "forecasting", "anomaly", "alerts"},
+    "dashboards": {"forecasting", "anomaly", "pipelines", "ingest"},
     "pipelines": {"dashboards"},
 }
 

@@ -16,8 +16,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings as hyp_settings, strategies as st
 
 from core.settings import Settings, load_settings
-from pipelines.cli import main
-from pipelines.ingest import ingest_file
+from pipelines.cli.main import main
+from ingest.batches import ingest_file
 from warehouse import Warehouse
 
 ROOT = Path(__file__).resolve().parent.parent

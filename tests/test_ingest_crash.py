@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from core.settings import load_settings
-from pipelines.ingest import ingest_file
+from ingest.batches import ingest_file
 from warehouse import Warehouse
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -38,7 +38,7 @@ CHILD = """
 import json, sys
 from pathlib import Path
 from core.settings import load_settings
-from pipelines.ingest import ingest_file
+from ingest.batches import ingest_file
 from warehouse import Warehouse
 home, files = sys.argv[1], json.loads(sys.argv[2])
 settings = load_settings(home, environ={})

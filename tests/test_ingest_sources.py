@@ -12,8 +12,8 @@ import polars as pl
 import pytest
 
 from core.errors import ConfigError, DataFormatError
-from pipelines.sources import PARSERS, detect_format, parse
-from pipelines.sources.catalogue import SEISMIC_REGIONS, SST_REGIONS
+from ingest.sources import PARSERS, detect_format, parse
+from ingest.sources.catalogue import SEISMIC_REGIONS, SST_REGIONS
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "data"

@@ -11,7 +11,7 @@ import pytest
 
 from core.errors import ConfigError
 from core.settings import load_settings
-from pipelines.cli import main
+from pipelines.cli.main import main
 from pipelines.scheduler import build_scheduler, configured_jobs, cron_trigger, run_scheduler
 from warehouse import Warehouse
 

@@ -18,9 +18,9 @@ import pytest
 
 from core.errors import ConfigError, DataFormatError
 from core.frames import SERIES_META_COLUMNS, Domain
-from pipelines.sources import PARSERS, Parsed, bundled_catalogue, parse
-from pipelines.sources.catalogue import SEISMIC_REGIONS, SST_REGIONS
-from pipelines.sources.hydro import CFS_TO_CMS
+from ingest.sources import PARSERS, Parsed, bundled_catalogue, parse
+from ingest.sources.catalogue import SEISMIC_REGIONS, SST_REGIONS
+from ingest.sources.hydro import CFS_TO_CMS
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "data"
@@ -315,7 +315,7 @@ def test_sources_import_only_core_and_libraries() -> None:
         roots = {name.split(".")[0] for name in names}
         assert not roots & forbidden, f"{module.name} imports {roots & forbidden}"
         inside = {name for name in names if name.startswith("pipelines.")}
-        assert all(name.startswith("pipelines.sources") for name in inside), f"{module.name} imports {inside}"
+        assert all(name.startswith("ingest.sources") for name in inside), f"{module.name} imports {inside}"
 
 
 # --- malformed input -----------------------------------------------------------------------

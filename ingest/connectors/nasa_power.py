@@ -1,0 +1,61 @@
+"""NASA POWER daily point connector (``kind = "nasa_power"``).
+
+Settings: ``latitude``, ``longitude`` (required), ``parameters`` (default
+``["PRECTOTCORR", "T2M"]``), ``community`` (default ``AG``), ``start`` (ISO date, default
+2000-01-01), ``site_id`` (series prefix, default the source name), ``lookback_days``
+(default 7: POWER revises recent days), ``domain`` (default ``hydro``), ``region``, ``url``
+(default ``https://power.larc.nasa.gov/api/temporal/daily/point``).
+
+One request from the watermark (last day with a value) minus ``lookback_days`` to today;
+``-999`` marks missing days. Watermark ``<source>`` = the last day with a value.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+from ingest.connectors.base import Fetch, Spec
+from ingest.connectors.http import HttpClient, build_url
+from ingest.batches import RawFile
+
+__all__ = ["fetch"]
+
+_KNOWN = ("latitude", "longitude", "parameters", "community", "start", "site_id", "lookback_days", "domain", "region")
+
+
+def _last_day(body: bytes) -> str | None:
+    """Newest YYYYMMDD with a non-fill value in any parameter (None if the answer has none)."""
+    try:
+        doc = json.loads(body)
+        fill = float(doc.get("header", {}).get("fill_value", -999.0))
+        days = [d for values in doc["properties"]["parameter"].values() for d, v in values.items() if float(v) != fill]
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None  # malformed: the parser will quarantine it and say why
+    return max(days) if days else None
+
+
+def fetch(table: Mapping[str, Any], *, name: str, client: HttpClient, watermarks: Mapping[str, str],
+          now: datetime, environ: Mapping[str, str] = os.environ) -> list[Fetch]:
+    spec = Spec(name, table, known=_KNOWN)
+    lat, lon = float(spec.require("latitude", "38.3")), float(spec.require("longitude", "141.5"))
+    start = spec.date("start", "2000-01-01")
+    mark = watermarks.get(name)
+    if mark is not None:
+        start = max(start, datetime.strptime(mark, "%Y%m%d") - timedelta(days=int(spec.get("lookback_days", 7))))
+    parameters = list(spec.get("parameters", ["PRECTOTCORR", "T2M"]))
+    base = str(spec.get("url", "https://power.larc.nasa.gov/api/temporal/daily/point"))
+    url = build_url(base, {"parameters": ",".join(parameters), "community": spec.get("community", "AG"),
+                           "latitude": lat, "longitude": lon, "start": f"{start:%Y%m%d}", "end": f"{now:%Y%m%d}",
+                           "format": "JSON"})
+    body = client.get(url, what=f"source {name} (NASA POWER)",
+                      fix_4xx="check latitude/longitude, the parameter names and the dates (YYYYMMDD, not before 1981)")
+    if not body:
+        return []
+    last = _last_day(body)
+    options = {"site_id": str(spec.get("site_id", name)), "domain": spec.get("domain", "hydro"), "region": spec.get("region", "")}
+    return [Fetch(files=[RawFile(f"power_{start:%Y%m%d}_{now:%Y%m%d}.json", body)], fmt="nasa_power_json",
+                  options=options, location=url, watermark=(name, last) if last else None)]
