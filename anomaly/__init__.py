@@ -10,7 +10,7 @@ No database, no network, no clock, no file I/O. The steps are separate and small
   :func:`interval_exceedance`, and the forecasting exceedance probabilities
   :func:`exceedance_scores` (:mod:`anomaly.residuals`); level and trend shifts
   :func:`shift_scores` (:mod:`anomaly.changepoints`);
-- domain indicators: :mod:`anomaly.seismic`, :mod:`anomaly.market`, :mod:`anomaly.geohydro`;
+- field indicators (earthquakes, floods, geodetic steps, market stress) live in :mod:`hazards`;
 - :func:`calibrate`, :func:`calibrate_causal` and :func:`combine`
   (:mod:`anomaly.calibration`): one [0, 1] scale and one ensemble;
 - :func:`grade` and :func:`grade_regions` (:mod:`anomaly.grading`): warning levels with k-of-n
@@ -21,7 +21,7 @@ Score frames follow :mod:`core.frames`: ``unique_id, ds, detector, raw_score, sc
 """
 
 from anomaly.calibration import ENSEMBLE_DETECTOR, calibrate, calibrate_causal, combine, tail_probability
-from anomaly.changepoints import find_change_points, shift_scores
+from anomaly.changepoints import shift_scores
 from anomaly.default import ALARM_DETECTORS, ALARM_LEVEL, DEFAULT_DETECTORS, SERIES_DETECTORS, alarm_scores, detect
 from anomaly.detectors import (
     IFOREST_DETECTOR,
@@ -29,12 +29,9 @@ from anomaly.detectors import (
     interval_exceedance,
     subsequence_iforest,
 )
-from anomaly.geohydro import detect_steps, return_level_scores, return_levels, velocity_change
 from anomaly.grading import grade, grade_regions
-from anomaly.market import drawdown, stress_composite
 from anomaly.novelty import alarm_form, change_novelty, level_novelty, suppress_repeats
 from anomaly.residuals import exceedance_scores, forecast_surprise
-from anomaly.seismic import seismic_indicators, seismic_rate_scores
 from anomaly.subsequence import PYOD_METHODS, default_window, dominant_period, subsequence_scores
 
 __all__ = [
@@ -54,25 +51,16 @@ __all__ = [
     "combine",
     "default_window",
     "detect",
-    "detect_steps",
     "dominant_period",
-    "drawdown",
     "exceedance_scores",
-    "find_change_points",
     "forecast_surprise",
     "grade",
     "grade_regions",
     "interval_exceedance",
     "level_novelty",
-    "return_level_scores",
-    "return_levels",
-    "seismic_indicators",
-    "seismic_rate_scores",
     "shift_scores",
-    "stress_composite",
     "subsequence_iforest",
     "subsequence_scores",
     "suppress_repeats",
     "tail_probability",
-    "velocity_change",
 ]

@@ -1,35 +1,31 @@
-"""Geodetic and water indicators: velocity changes, steps, return-level exceedances.
+"""Geodetic indicators: velocity changes and steps (offsets) in displacement and sea-level series.
 
 - :func:`velocity_change`: least-squares velocity (units per year) of the ``span`` points
   before each time against the ``span`` before that; the change is what a slow-slip event or
   post-seismic relaxation shows.
-- :func:`detect_steps`: jumps in a displacement or sea-level series (co-seismic offsets,
-  datum changes), found by :func:`anomaly.find_change_points` on the detrended series,
-  reported with their size and the dates around them. Offline (uses the whole series).
-- :func:`return_levels` / :func:`return_level_scores`: annual maxima fitted with a Gumbel
-  distribution (method of moments, robust on the 10-40 years a gauge usually has), the
-  ``T``-year return levels, and per observation the return period of its value (detector
-  ``return_level``: ``raw_score`` = return period in years, ``score`` = the annual-maximum
-  CDF at the value, i.e. ``1 - 1/T``).
+- :func:`detect_steps`: jumps in a GNSS displacement series (co-seismic offsets, antenna or
+  datum changes) and in a tide-gauge sea-level series (a gauge that sank with the land, as
+  Ayukawa did in 2011, or a datum change): both are offsets of the ground under the
+  instrument, so the one detector lives here and serves both. Found by
+  :func:`find_change_points` on the detrended series, reported with their size and the dates
+  around them. Offline (uses the whole series).
+- :func:`find_change_points` (offline, whole series): binary segmentation of a piecewise
+  constant mean under a Gaussian cost with penalty ``penalty * sigma^2 * log n`` (BIC-like;
+  ``sigma`` from first differences, so a step does not inflate its own noise estimate).
+  Returns the indices where a new segment starts; :func:`segment_means` gives the segments.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numpy as np
 import polars as pl
 
-from anomaly.changepoints import find_change_points
 from core.errors import FrameError
 from core.frames import validate_series
 
-__all__ = ["RETURN_LEVEL_DETECTOR", "velocity_change", "detect_steps", "return_levels",
-           "return_level_scores"]
+__all__ = ["velocity_change", "detect_steps", "find_change_points", "segment_means"]
 
-RETURN_LEVEL_DETECTOR = "return_level"
 _DAYS_PER_YEAR = 365.25
-_EULER = 0.5772156649
 
 
 def _years(ds: pl.Series) -> np.ndarray:
@@ -68,8 +64,9 @@ def detect_steps(series: pl.DataFrame, *, penalty: float = 8.0, min_size: int = 
                  min_step: float = 0.0) -> pl.DataFrame:
     """Steps per series: ``unique_id, ds`` (first point after the step), ``size``, ``before_ds``.
 
-    The series is detrended with its overall least-squares line first (a station's steady
-    velocity is not a step); ``min_step`` drops steps smaller than that (in y units).
+    GNSS displacement and tide-gauge sea level alike (module docstring). The series is
+    detrended with its overall least-squares line first (a station's steady velocity is not
+    a step); ``min_step`` drops steps smaller than that (in y units).
     """
     frame = validate_series(series)
     rows = []
@@ -88,36 +85,51 @@ def detect_steps(series: pl.DataFrame, *, penalty: float = 8.0, min_size: int = 
                                       "before_ds": pl.Datetime("us"), "size": pl.Float64})
 
 
-def return_levels(series: pl.DataFrame, *, periods: Sequence[float] = (2, 10, 50, 100),
-                  min_years: int = 8) -> pl.DataFrame:
-    """Gumbel fit to each series' annual maxima: ``unique_id, location, scale, years`` + ``rl_<T>``."""
-    frame = validate_series(series)
-    maxima = (frame.group_by("unique_id", pl.col("ds").dt.year().alias("year"))
-              .agg(pl.col("y").max().alias("annual_max"), pl.len().alias("n")))
-    rows = []
-    for (uid,), part in maxima.group_by("unique_id", maintain_order=True):
-        # Years with little data (partial first/last years) understate the maximum.
-        full = part.filter(pl.col("n") >= pl.col("n").max() * 0.8).get_column("annual_max").to_numpy()
-        if len(full) < min_years:
-            continue
-        scale = float(np.std(full, ddof=1) * np.sqrt(6.0) / np.pi) or 1e-9
-        location = float(np.mean(full) - _EULER * scale)
-        row = {"unique_id": uid, "location": location, "scale": scale, "years": len(full)}
-        for period in periods:
-            row[f"rl_{int(period)}"] = location - scale * np.log(-np.log(1.0 - 1.0 / period))
-        rows.append(row)
-    if not rows:
-        raise FrameError(f"no series has {min_years} full years of data for a return-level fit",
-                         fix="pass longer records, or lower min_years knowing the fit gets shaky")
-    return pl.DataFrame(rows).sort("unique_id")
+def find_change_points(y: np.ndarray, *, penalty: float = 3.0, min_size: int = 5,
+                       max_changes: int = 20) -> list[int]:
+    """Start indices of new mean segments by binary segmentation (module docstring)."""
+    y = np.asarray(y, dtype=np.float64)
+    n = len(y)
+    if n < 2 * min_size:
+        return []
+    sigma = 1.4826 * float(np.median(np.abs(np.diff(y) - np.median(np.diff(y))))) / np.sqrt(2.0)
+    sigma = sigma or float(np.std(y)) or 1.0
+    cost_per_change = penalty * sigma * sigma * np.log(n)
+    cuts: list[int] = []
+    segments = [(0, n)]
+    while segments and len(cuts) < max_changes:
+        best = None
+        for lo, hi in segments:
+            split = _best_split(y[lo:hi], min_size)
+            if split is not None and (best is None or split[1] > best[2]):
+                best = (lo, hi, split[1], lo + split[0])
+        if best is None or best[2] <= cost_per_change:
+            break
+        lo, hi, _, cut = best
+        cuts.append(cut)
+        segments.remove((lo, hi))
+        segments.extend([(lo, cut), (cut, hi)])
+    return sorted(cuts)
 
 
-def return_level_scores(series: pl.DataFrame, fits: pl.DataFrame) -> pl.DataFrame:
-    """Return period of every observation under its series' Gumbel fit (score contract)."""
-    frame = validate_series(series).join(fits.select("unique_id", "location", "scale"), on="unique_id")
-    cdf = (-(-(pl.col("y") - pl.col("location")) / pl.col("scale")).exp()).exp()
-    return frame.select(
-        "unique_id", "ds", pl.lit(RETURN_LEVEL_DETECTOR).alias("detector"),
-        (1.0 / (1.0 - cdf).clip(lower_bound=1e-12)).alias("raw_score"),
-        cdf.clip(0.0, 1.0).alias("score"),
-    )
+def _best_split(x: np.ndarray, min_size: int) -> tuple[int, float] | None:
+    """Split index and the drop in squared error it buys, for one segment."""
+    m = len(x)
+    if m < 2 * min_size:
+        return None
+    c1 = np.cumsum(x)
+    c2 = np.cumsum(x * x)
+    k = np.arange(min_size, m - min_size + 1)
+    left = c2[k - 1] - c1[k - 1] ** 2 / k
+    right = (c2[-1] - c2[k - 1]) - (c1[-1] - c1[k - 1]) ** 2 / (m - k)
+    total = c2[-1] - c1[-1] ** 2 / m
+    gain = total - (left + right)
+    i = int(np.argmax(gain))
+    return int(k[i]), float(gain[i])
+
+
+def segment_means(y: np.ndarray, cuts: list[int]) -> list[tuple[int, int, float]]:
+    """``(start, end_exclusive, mean)`` of each segment between change points."""
+    y = np.asarray(y, dtype=np.float64)
+    bounds = [0, *cuts, len(y)]
+    return [(a, b, float(np.mean(y[a:b]))) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]

@@ -29,6 +29,7 @@ import numpy as np
 import polars as pl
 
 import anomaly
+import hazards
 from anomaly.evaluation import (
     NAB_PROFILES,
     NabFile,
@@ -244,7 +245,7 @@ def market_stress_frame(data_dir: Path) -> pl.DataFrame:
     grid = stress.select("ds")
     joined = grid.join_asof(daily.select("ds", "rates_volatility", "curve_inversion").drop_nulls(),
                             on="ds", strategy="backward").join(stress, on="ds")
-    return anomaly.stress_composite(
+    return hazards.stress_composite(
         joined.drop_nulls(),
         segments={"financial_stress": ["stlfsi4"], "rates_volatility": ["rates_volatility"],
                   "yield_curve": ["curve_inversion"]},
@@ -301,8 +302,8 @@ def evaluate_events(data_dir: Path, *, thresholds: dict[str, float], k: int, n: 
         for box in SEISMIC_REGIONS[catalog]:
             ev = parsed.events.filter(pl.col("lat").is_between(box["min_lat"], box["max_lat"])
                                       & pl.col("lon").is_between(box["min_lon"], box["max_lon"]))
-            indicators = anomaly.seismic_indicators(ev)
-            engine = anomaly.seismic_rate_scores(indicators, unique_id=box["id"])
+            indicators = hazards.seismic_indicators(ev)
+            engine = hazards.seismic_rate_scores(indicators, unique_id=box["id"])
             counts = indicators.select(pl.lit(box["id"]).alias("unique_id"), "ds",
                                        pl.col("events").cast(pl.Float64).alias("y"))
             # Score the same days as the engine (its rate test needs one window of history).

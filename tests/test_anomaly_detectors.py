@@ -13,6 +13,7 @@ import polars as pl
 import pytest
 
 import anomaly
+import hazards
 from core.errors import FrameError
 from core.frames import QUANTILES, quantile_column, validate_scores
 
@@ -122,13 +123,13 @@ def test_exceedance_probabilities_become_scores_at_the_last_observation() -> Non
 def test_level_and_trend_shifts_and_offline_steps() -> None:
     rng = np.random.default_rng(1)
     y = np.concatenate([rng.normal(0, 1, 300), rng.normal(4, 1, 300)])
-    assert anomaly.find_change_points(y) == [300] or abs(anomaly.find_change_points(y)[0] - 300) <= 3
+    assert hazards.find_change_points(y) == [300] or abs(hazards.find_change_points(y)[0] - 300) <= 3
     ds = [dt.datetime(2020, 1, 1) + dt.timedelta(days=i) for i in range(600)]
     scores = anomaly.shift_scores(pl.DataFrame({"unique_id": "S", "ds": ds, "y": y}), span=20)
     level = scores.filter(pl.col("detector") == "level_shift").sort("ds")
     peak = level.sort("raw_score", descending=True).get_column("ds")[0]
     assert abs((peak - ds[300]).days) <= 20
-    assert anomaly.find_change_points(rng.normal(0, 1, 600)) == []
+    assert hazards.find_change_points(rng.normal(0, 1, 600)) == []
 
 
 def test_suppress_repeats_keeps_onsets_only() -> None:

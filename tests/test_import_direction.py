@@ -1,7 +1,7 @@
 """Dependencies flow one way (docs/architecture.md, ../shared/STYLE.md rule 1).
 
 - ``core`` imports nothing of ours.
-- ``forecasting`` and ``anomaly`` (libraries) import only ``core``.
+- ``forecasting``, ``anomaly`` and ``hazards`` (libraries) import only ``core``.
 - ``alerts`` imports only ``core`` (its modules are pure).
 - ``warehouse`` imports only ``core``.
 - ``ingest`` (parsers, connectors, batch loading) imports ``core`` and ``warehouse``.
@@ -17,17 +17,18 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-OURS = {"core", "forecasting", "anomaly", "alerts", "warehouse", "ingest", "pipelines", "dashboards"}
+OURS = {"core", "forecasting", "anomaly", "hazards", "alerts", "warehouse", "ingest", "pipelines", "dashboards"}
 
 # package -> packages of ours it must not import
 FORBIDDEN = {
     "core": OURS - {"core"},
-    "forecasting": {"warehouse", "pipelines", "dashboards", "alerts", "anomaly"},
-    "anomaly": {"warehouse", "pipelines", "dashboards", "alerts", "forecasting"},
-    "alerts": {"warehouse", "pipelines", "dashboards", "forecasting", "anomaly"},
-    "warehouse": {"pipelines", "dashboards", "forecasting", "anomaly", "alerts", "ingest"},
-    "ingest": {"pipelines", "dashboards", "forecasting", "anomaly", "alerts"},
-    "dashboards": {"forecasting", "anomaly", "pipelines", "ingest"},
+    "forecasting": {"warehouse", "pipelines", "dashboards", "alerts", "anomaly", "hazards"},
+    "anomaly": {"warehouse", "pipelines", "dashboards", "alerts", "forecasting", "hazards"},
+    "hazards": {"warehouse", "ingest", "pipelines", "dashboards", "alerts", "forecasting", "anomaly"},
+    "alerts": {"warehouse", "pipelines", "dashboards", "forecasting", "anomaly", "hazards"},
+    "warehouse": {"pipelines", "dashboards", "forecasting", "anomaly", "hazards", "alerts", "ingest"},
+    "ingest": {"pipelines", "dashboards", "forecasting", "anomaly", "hazards", "alerts"},
+    "dashboards": {"forecasting", "anomaly", "hazards", "pipelines", "ingest"},
     "pipelines": {"dashboards"},
 }
 
@@ -67,6 +68,8 @@ def test_library_folders_exist() -> None:
     [
         ("forecasting", "from warehouse import Warehouse"),
         ("anomaly", "import pipelines.cli"),
+        ("hazards", "from anomaly.changepoints import shift_scores"),
+        ("anomaly", "import hazards.earthquakes"),
         ("core", "import forecasting"),
         ("dashboards", "from anomaly import grade"),
         ("dashboards", "import forecasting.statistical as fs"),

@@ -1,0 +1,52 @@
+"""Hazard library: field indicators and models, polars frames in, polars frames out.
+
+No database, no network, no clock, no file I/O; imports only :mod:`core` (and third-party
+libraries), like :mod:`forecasting` and :mod:`anomaly` beside it. :mod:`anomaly` holds the
+general detectors, calibration and the rarity grade; this room holds what belongs to one
+field. One module per field:
+
+- :mod:`hazards.earthquakes`: completeness magnitude, b-value, the daily rate test against
+  the background (:func:`seismic_indicators`) and its scores (:func:`seismic_rate_scores`);
+- :mod:`hazards.floods`: Gumbel return levels (:func:`return_levels`) and the return period
+  of every observation (:func:`return_level_scores`);
+- :mod:`hazards.geodetic`: velocity changes (:func:`velocity_change`) and steps
+  (:func:`detect_steps`, on GNSS displacement and tide-gauge sea level alike, with the binary
+  segmentation :func:`find_change_points` under it);
+- :mod:`hazards.market_stress`: the causal ECDF, the CISS-style composite
+  (:func:`stress_composite`) and :func:`drawdown`.
+
+The hazard issues add here: aftershock probabilities (earthquakes), exceedance of flood
+thresholds (floods), a coastal module (seasonal sea-level anomaly; its steps come from
+:func:`detect_steps`), and market-stress signals. A fitted field model is a small class with
+fitted state and a documented probability output. Score frames follow :mod:`core.frames`:
+``unique_id, ds, detector, raw_score, score``.
+"""
+
+from hazards.earthquakes import (
+    SEISMIC_RATE_DETECTOR,
+    b_value,
+    completeness_magnitude,
+    seismic_indicators,
+    seismic_rate_scores,
+)
+from hazards.floods import RETURN_LEVEL_DETECTOR, return_level_scores, return_levels
+from hazards.geodetic import detect_steps, find_change_points, segment_means, velocity_change
+from hazards.market_stress import causal_ecdf, drawdown, stress_composite
+
+__all__ = [
+    "RETURN_LEVEL_DETECTOR",
+    "SEISMIC_RATE_DETECTOR",
+    "b_value",
+    "causal_ecdf",
+    "completeness_magnitude",
+    "detect_steps",
+    "drawdown",
+    "find_change_points",
+    "return_level_scores",
+    "return_levels",
+    "seismic_indicators",
+    "seismic_rate_scores",
+    "segment_means",
+    "stress_composite",
+    "velocity_change",
+]
