@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 
 import polars as pl
@@ -46,6 +47,17 @@ from core.frames import Level, validate_scores
 __all__ = ["grade", "grade_regions"]
 
 _LEVELS = (Level.BLUE, Level.YELLOW, Level.ORANGE, Level.RED)
+
+
+@dataclass(frozen=True)
+class _Options:
+    """Grading options after :func:`_validate_options`: the two ladders, k of n, cool-down."""
+
+    ladder: dict[Level, float]
+    persistence_k: int
+    persistence_n: int
+    cooldown: int
+    exceedance_ladder: dict[Level, float] | None
 
 
 def grade(
@@ -71,12 +83,57 @@ def grade(
     ``stale_after_days`` (per series) fill the freshness evidence. ``include_latest`` also
     returns each series' newest row when it is not flagged (level ``none`` with its
     evidence), so every scored series has a current grade.
+
+    The steps, in order: :func:`_validate_options`, :func:`_score_frame` (the input),
+    :func:`_levels` (rules 1-2), :func:`_cool_down` (rule 3), :func:`_add_exceedance`
+    (rule 4), :func:`_flagged`, :func:`_evidence`.
+    """
+    options = _validate_options(
+        thresholds,
+        persistence_k=persistence_k,
+        persistence_n=persistence_n,
+        cooldown=cooldown,
+        exceedance_thresholds=exceedance_thresholds,
+        grades_exceedance=exceedance is not None,
+    )
+    frame = _levels(_score_frame(scores), options)
+    frame = _cool_down(frame, options.cooldown)
+    frame = _add_exceedance(frame, exceedance, options.exceedance_ladder)
+    flagged = _flagged(frame, include_latest=include_latest)
+    evidence = _evidence(flagged, options, components=components, as_of=as_of, last_observed=last_observed,
+                         stale_after_days=stale_after_days)
+    return flagged.select(
+        "unique_id",
+        "ds",
+        pl.col("level_index")
+        .replace_strict({int(lv): lv.label for lv in Level}, return_dtype=pl.Utf8)
+        .alias("level"),
+        "score",
+        pl.Series("evidence", evidence, dtype=pl.Utf8),
+    )
+
+
+def _validate_options(
+    thresholds: Mapping[str, float],
+    *,
+    persistence_k: int,
+    persistence_n: int,
+    cooldown: int,
+    exceedance_thresholds: Mapping[str, float] | None,
+    grades_exceedance: bool,
+) -> _Options:
+    """Check the options once, in the order a caller reads them, and fix the ladders.
+
+    Not shared with ``core.settings``: that check guards the ``[risk]`` file (thresholds in
+    (0, 1), persistence read as TOML integers) and tells the user which key to edit; this one
+    guards any caller (thresholds strictly rising in (0, 1], integer k, n and cool-down, the
+    exceedance ladder too) and names the argument. The messages differ on purpose.
     """
     ladder = _check_thresholds(thresholds)
     if not isinstance(cooldown, int) or cooldown < 0:
         raise ConfigError(f"cooldown={cooldown!r} must be an integer >= 0",
                           fix="use the [scoring] cooldown setting, e.g. 3 steps")
-    ex_ladder = _check_thresholds(exceedance_thresholds) if exceedance is not None else None
+    ex_ladder = _check_thresholds(exceedance_thresholds) if grades_exceedance else None
     if not (isinstance(persistence_k, int) and isinstance(persistence_n, int)) or not (
         1 <= persistence_k <= persistence_n
     ):
@@ -85,6 +142,12 @@ def grade(
             "need integers with 1 <= k <= n",
             fix="use the [risk] settings, e.g. persistence_k=2, persistence_n=3",
         )
+    return _Options(ladder=ladder, persistence_k=persistence_k, persistence_n=persistence_n,
+                    cooldown=cooldown, exceedance_ladder=ex_ladder)
+
+
+def _score_frame(scores: pl.DataFrame) -> pl.DataFrame:
+    """The score frame checked and cut to ``unique_id, ds, score, driver``: one calibrated row per key."""
     validate_scores(scores)
     driver = pl.col("driver") if "driver" in scores.columns else pl.col("detector")
     frame = scores.select(
@@ -104,40 +167,63 @@ def grade(
             f"score frame has {dupes} rows sharing a (unique_id, ds) key (several detectors?)",
             fix="grade one detector per series: pass anomaly.combine(scores)",
         )
+    return frame
 
+
+def _levels(frame: pl.DataFrame, options: _Options) -> pl.DataFrame:
+    """Rules 1-2: ``raw_level`` from the ladder, ``hits_<level>`` in the window, held ``level_index``."""
     frame = frame.sort("unique_id", "ds").with_columns(
         # Thresholds rise, so the number reached is the raw level's index.
         pl.sum_horizontal(
-            [(pl.col("score") >= ladder[lv]).cast(pl.Int32) for lv in _LEVELS]
+            [(pl.col("score") >= options.ladder[lv]).cast(pl.Int32) for lv in _LEVELS]
         ).alias("raw_level")
     )
     hits = [
         (pl.col("raw_level") >= int(lv))
         .cast(pl.Int32)
-        .rolling_sum(persistence_n, min_samples=1)
+        .rolling_sum(options.persistence_n, min_samples=1)
         .over("unique_id")
         .alias(f"hits_{lv.label}")
         for lv in _LEVELS
     ]
-    frame = frame.with_columns(hits).with_columns(
+    return frame.with_columns(hits).with_columns(
         # Hits fall as the level rises, so the count of levels held is the held level.
         pl.sum_horizontal(
-            [(pl.col(f"hits_{lv.label}") >= persistence_k).cast(pl.Int32) for lv in _LEVELS]
+            [(pl.col(f"hits_{lv.label}") >= options.persistence_k).cast(pl.Int32) for lv in _LEVELS]
         ).alias("level_index")
     )
+
+
+def _cool_down(frame: pl.DataFrame, cooldown: int) -> pl.DataFrame:
+    """Rule 3: keep ``held_index`` (the level that held) and extend ``level_index`` over ``cooldown`` steps."""
     if cooldown:
-        frame = frame.with_columns(
+        return frame.with_columns(
             pl.col("level_index").alias("held_index"),
             pl.col("level_index").rolling_max(cooldown + 1, min_samples=1).over("unique_id").alias("level_index"),
         )
-    else:
-        frame = frame.with_columns(pl.col("level_index").alias("held_index"))
-    frame = _add_exceedance(frame, exceedance, ex_ladder)
+    return frame.with_columns(pl.col("level_index").alias("held_index"))
+
+
+def _flagged(frame: pl.DataFrame, *, include_latest: bool) -> pl.DataFrame:
+    """Rows whose raw or held level is at least blue, and each series' newest row when asked."""
     latest = pl.col("ds") == pl.col("ds").max().over("unique_id")
-    flagged = frame.filter((pl.col("raw_level") >= 1) | (pl.col("level_index") >= 1)
-                           | (latest & pl.lit(include_latest)))
+    return frame.filter((pl.col("raw_level") >= 1) | (pl.col("level_index") >= 1)
+                        | (latest & pl.lit(include_latest)))
+
+
+def _evidence(
+    flagged: pl.DataFrame,
+    options: _Options,
+    *,
+    components: pl.DataFrame | None,
+    as_of: datetime | None,
+    last_observed: Mapping[str, datetime] | None,
+    stale_after_days: Mapping[str, float] | None,
+) -> list[str]:
+    """One JSON evidence object per flagged row (keys in the module docstring)."""
     details = _component_lookup(components, flagged)
-    threshold_map = {lv.label: ladder[lv] for lv in _LEVELS}
+    ex_ladder = options.exceedance_ladder
+    threshold_map = {lv.label: options.ladder[lv] for lv in _LEVELS}
     evidence = []
     for row in flagged.iter_rows(named=True):
         item = {
@@ -146,9 +232,9 @@ def grade(
             "raw_level": Level(row["raw_level"]).label,
             "level": Level(row["level_index"]).label,
             "hits": {lv.label: row[f"hits_{lv.label}"] for lv in _LEVELS},
-            "window_n": persistence_n,
-            "min_hits_k": persistence_k,
-            "cooldown": cooldown,
+            "window_n": options.persistence_n,
+            "min_hits_k": options.persistence_k,
+            "cooldown": options.cooldown,
             "in_cooldown": row["level_index"] > row["held_index"],
             "driver": row["driver"],
         }
@@ -161,22 +247,18 @@ def grade(
                                   "level": Level(row["ex_level"]).label,
                                   "thresholds": {lv.label: ex_ladder[lv] for lv in _LEVELS}}
         if as_of is not None and last_observed is not None and row["unique_id"] in last_observed:
-            last = last_observed[row["unique_id"]]
-            age = (as_of - last).total_seconds() / 86400.0
-            limit = (stale_after_days or {}).get(row["unique_id"])
-            item["data"] = {"last_observation": last.isoformat(), "as_of": as_of.isoformat(),
-                            "age_days": round(age, 3), "stale_after_days": limit,
-                            "stale": bool(limit is not None and age > limit)}
+            item["data"] = _freshness(last_observed[row["unique_id"]], as_of,
+                                      (stale_after_days or {}).get(row["unique_id"]))
         evidence.append(json.dumps(item, sort_keys=True, default=str))
-    return flagged.select(
-        "unique_id",
-        "ds",
-        pl.col("level_index")
-        .replace_strict({int(lv): lv.label for lv in Level}, return_dtype=pl.Utf8)
-        .alias("level"),
-        "score",
-        pl.Series("evidence", evidence, dtype=pl.Utf8),
-    )
+    return evidence
+
+
+def _freshness(last: datetime, as_of: datetime, limit: float | None) -> dict:
+    """The ``data`` evidence: newest observation, its age in days at ``as_of``, and whether it is stale."""
+    age = (as_of - last).total_seconds() / 86400.0
+    return {"last_observation": last.isoformat(), "as_of": as_of.isoformat(),
+            "age_days": round(age, 3), "stale_after_days": limit,
+            "stale": bool(limit is not None and age > limit)}
 
 
 def _add_exceedance(frame: pl.DataFrame, exceedance: pl.DataFrame | None,
