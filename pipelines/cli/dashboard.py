@@ -42,7 +42,7 @@ from warehouse.snapshots import current_snapshot, open_snapshot, snapshot_folder
 
 __all__ = ["register", "cmd_serve", "cmd_users", "cmd_metrics", "prometheus_text", "APP_PATH"]
 
-APP_PATH = Path(__file__).resolve().parent.parent / "dashboards" / "app.py"
+APP_PATH = Path(__file__).resolve().parents[2] / "dashboards" / "app.py"
 
 
 def _operator() -> str:
