@@ -243,4 +243,6 @@ def test_ews_serve_publishes_an_approval_and_stops_with_streamlit_on_sigterm(hom
     assert code == 0, (home.home / "serve.log").read_text()
     assert not _healthy(url)  # Streamlit is gone with it
     with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # past TIME_WAIT; fails if listened on
         s.bind(("127.0.0.1", port))  # and its port is free again
+        s.listen()
