@@ -287,6 +287,9 @@ session_minutes = 480
 page_size = 50
 # Read snapshots kept in EWS_HOME/snapshots (the dashboard reads the newest).
 snapshots_keep = 3
+# `ews serve` checks the review inbox this often (seconds); when actions wait and the warehouse
+# is free, it applies them, publishes approved alerts as CAP and a fresh read snapshot.
+sync_seconds = 2.0
 # Control store: accounts and the review inbox (SQLite, relative to EWS_HOME).
 control = "control.sqlite"
 """
@@ -478,6 +481,12 @@ class DashboardSettings:
     page_size: int
     snapshots_keep: int
     control: str
+    sync_seconds: float
+
+    def __post_init__(self) -> None:
+        if not self.sync_seconds > 0:
+            raise ConfigError(f"[dashboard] sync_seconds = {self.sync_seconds} is not a positive "
+                              "number of seconds", fix="set sync_seconds = 2.0 (or any value above 0)")
 
 
 _SECTIONS = {

@@ -3,8 +3,9 @@
 One entry, pages by ``st.navigation``. Without a valid session only the sign-in page exists;
 with one, the pages the role may read (the audit log only for admins). Every page repeats the
 server-side check itself (:func:`dashboards.auth.guard`), so a hidden page reached by URL or a
-tampered client is still refused. The dashboard reads the newest read snapshot and writes only
-review actions and audit entries, through the control store's inbox (docs/dashboard.md).
+tampered client is still refused. The dashboard reads the newest read snapshot and queues
+review actions and audit entries in the control store's inbox; ``ews serve``'s supervisor
+applies them to the warehouse (docs/dashboard.md).
 """
 
 from __future__ import annotations
@@ -16,11 +17,10 @@ import streamlit as st
 st.set_page_config(page_title="EWS early warning", page_icon=":material/warning:", layout="wide")
 
 from alerts.permissions import allowed  # noqa: E402 - set_page_config must come first
-from dashboards import auth, context  # noqa: E402
+from dashboards import auth  # noqa: E402
 
 _PAGES = Path(__file__).resolve().parent / "pages"
 
-context.sync_if_pending()
 session = auth.current_session()
 if session is None:
     navigation = st.navigation([st.Page(auth.render_sign_in, title="Sign in", icon=":material/login:",

@@ -26,9 +26,8 @@ Then the cycle renders the pending outbox events as CAP 1.2 files into ``EWS_HOM
 (after the judgments, so a message carries the final text) and routes them to recipients
 (deliveries are made by ``ews deliver``, outside any transaction).
 
-The demo (actor ``demo`` on a replay clock) approves orange/red alerts as the named duty
-officer ``demo-duty-officer``; every such approval is an ``alert.approved`` audit row and an
-``approved`` transition by that name, and the demo summary says so. Live cycles never approve.
+The step never approves a release: orange and red wait for a duty officer (``ews demo``
+approves them afterwards as its named duty officer, pipelines/cli/main.py).
 """
 
 from __future__ import annotations
@@ -56,11 +55,8 @@ from warehouse import Warehouse
 from warehouse import alerting, review
 
 __all__ = ["AlertStepResult", "JudgeResult", "run_alert_step", "run_expiry_step", "judge_alerts",
-           "provisional_bundles", "DEMO_OFFICER", "PROVISIONAL_VERDICT", "latest_grades",
+           "provisional_bundles", "PROVISIONAL_VERDICT", "latest_grades",
            "evidence_bundle"]
-
-#: The named duty officer as whom `ews demo` approves orange/red alerts of a replay.
-DEMO_OFFICER = "demo-duty-officer"
 
 #: ``checks.verdict`` of the template judgment stored with the alert transaction, until
 #: :func:`judge_alerts` replaces it after the commit (it stays if the run fails in between).
@@ -159,12 +155,6 @@ def run_alert_step(
                                      msg_type=release["msg_type"], reason=release["reason"])
         wh.audit(at=now, actor="cycle", action="alert.released", target=release["alert_id"],
                  detail={"outbox": event, "msg_type": release["msg_type"], "reason": release["reason"]})
-    if actor == "demo" and as_of is not None:
-        for row in alerting.read_alerts_full(wh, alert_ids=fresh_ids).iter_rows(named=True):
-            if row["status"] == "open" and row["release_state"] == "pending":
-                review.approve_release(wh, alert_id=row["alert_id"], user=DEMO_OFFICER, at=now)
-                result.notes.append(f"{row['alert_id']} ({row['level']}) approved by {DEMO_OFFICER} "
-                                    "(ews demo acts as the duty officer of this exercise)")
 
     _summarise(wh, plan, {e["alert_id"]: j for e, j in provisional}, result)
     return result

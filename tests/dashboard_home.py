@@ -12,6 +12,9 @@ import os
 import shutil
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
@@ -19,6 +22,7 @@ import pytest
 
 from core.settings import load_settings
 from warehouse import users
+from warehouse.review_inbox import pending_count
 
 ROLES = ("viewer", "analyst", "duty_officer", "admin")
 PASSWORD = {role: f"{role}-pass-{len(role) * 7}" for role in ROLES}
@@ -80,3 +84,32 @@ def copy_home(factory: pytest.TempPathFactory, name: str) -> Path:
     target = factory.mktemp(name) / "home"
     shutil.copytree(demo_home(factory), target)
     return target
+
+
+@contextmanager
+def supervisor(home: Path, *, interval: float = 0.2) -> Iterator[object]:
+    """`ews serve`'s inbox sync (pipelines.dashboard_sync.SyncLoop) on a thread of this process,
+    looking every ``interval`` seconds, for pages driven by AppTest."""
+    from pipelines.dashboard_sync import SyncLoop
+
+    loop = SyncLoop(load_settings(home), interval=interval).start()
+    try:
+        yield loop
+    finally:
+        loop.stop()
+
+
+def settle(loop: object, home: Path, timeout: float = 120.0) -> None:
+    """Wait until nothing is queued and the supervisor has closed the warehouse (DuckDB admits
+    no second connection of another kind in this process while it writes)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        con = users.connect_control(users.control_path(load_settings(home)))
+        try:
+            pending = pending_count(con)
+        finally:
+            con.close()
+        if pending == 0 and loop.wait_idle(0):  # type: ignore[attr-defined]
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"the supervisor did not apply the queued actions within {timeout} s")

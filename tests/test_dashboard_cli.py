@@ -1,10 +1,13 @@
-"""`ews users ...` and `ews metrics` on the real demo home; password hashing; safe text."""
+"""`ews users ...`, `ews metrics` and `ews serve` on the real demo home; password hashing; safe text."""
 
 from __future__ import annotations
 
 import io
 import json
 import re
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import duckdb
@@ -12,8 +15,12 @@ import pytest
 
 from alerts.permissions import ROLES, AuthorizationError, authorize, parse_role
 from dashboard_home import copy_home
+from core.settings import load_settings
 from pipelines.cli.main import main
 from warehouse import users
+from warehouse.review_inbox import last_sync_check
+
+ROOT = Path(__file__).resolve().parent.parent
 
 # Prometheus text format 0.0.4: `name{label="value",...} number`
 SAMPLE = re.compile(r'^[a-zA-Z_:][a-zA-Z0-9_:]*(\{([a-zA-Z_][a-zA-Z0-9_]*="([^"\\]|\\.)*",?)*\})? '
@@ -86,6 +93,25 @@ def test_metrics_print_valid_prometheus_text_with_the_warehouse_figures(home, ca
     assert values['ews_ingest_batches_total{status="committed"}'] == committed
     assert values["ews_review_inbox_pending"] >= 0 and values["ews_snapshot_age_seconds"] >= 0
     assert any(k.startswith("ews_last_run_duration_seconds") for k in values)
+
+
+def test_serve_stops_its_supervisor_when_streamlit_exits(home) -> None:
+    con = users.connect_control(users.control_path(load_settings(home)))
+    try:
+        assert last_sync_check(con) is None  # no `ews serve` has looked at this home yet
+        with socket.socket() as taken:  # Streamlit cannot bind: it exits at once, with an error
+            taken.bind(("127.0.0.1", 0))
+            taken.listen()
+            port = taken.getsockname()[1]
+            done = subprocess.run([sys.executable, "-m", "pipelines.cli", "--home", str(home), "serve",
+                                   "--port", str(port)], cwd=ROOT, capture_output=True, text=True,
+                                  timeout=180)
+        assert done.returncode != 0, done.stderr
+        assert f"Port {port} is not available" in done.stdout + done.stderr, done.stdout + done.stderr
+        check = last_sync_check(con)  # the supervisor looked (at once), then stopped with it
+    finally:
+        con.close()
+    assert check is not None and check.outcome in ("idle", "synced"), check
 
 
 def test_passwords_are_salted_scrypt_hashes() -> None:

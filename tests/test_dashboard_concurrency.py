@@ -4,7 +4,9 @@ The writer is a child process that opens the warehouse for writing (DuckDB's fil
 ingests a real FRED file, and holds the lock until told to finish; then it runs the same
 end-of-run hook as `ews run` (pipelines.dashboard_sync.sync_dashboard). Meanwhile the
 dashboard (AppTest on the real app) must load every page from its read snapshot and accept
-review actions into the inbox; when the writer finishes, every action is in the warehouse.
+review actions into the inbox, and `ews serve`'s supervisor (its real loop on a thread) finds
+the warehouse held and leaves them queued; when the writer finishes, every action is in the
+warehouse.
 """
 
 from __future__ import annotations
@@ -22,9 +24,9 @@ from streamlit.testing.v1 import AppTest
 
 from core.errors import WarehouseLockedError
 from core.settings import load_settings
-from dashboard_home import PASSWORD, copy_home
+from dashboard_home import PASSWORD, copy_home, supervisor
 from warehouse import Warehouse
-from warehouse.review_inbox import drain, enqueue, pending_count
+from warehouse.review_inbox import drain, enqueue, last_sync_check, pending_count
 from warehouse.users import connect_control, control_path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -73,29 +75,33 @@ def test_pages_load_and_actions_queue_while_a_writer_holds_the_warehouse(home: P
         with pytest.raises(WarehouseLockedError):
             Warehouse.open(home / "warehouse.duckdb", read_only=True)
 
-        at = AppTest.from_file(str(APP), default_timeout=120).run()
-        at.text_input(key="signin_name").input("duty_officer_user")
-        at.text_input(key="signin_password").input(PASSWORD["duty_officer"])
-        at.button(key="signin_submit").click().run()
-        assert [t.value for t in at.title] == ["Overview"]
-        for page in PAGES[:-1]:
-            at.switch_page(f"pages/{page}.py").run()
-            assert not at.exception and not at.error and at.title, page
-        at.switch_page("pages/alert_inbox.py").run()
-        pending = [o for o in at.selectbox(key="inbox_alert").options if " · pending · " in o]
-        alert_id = pending[0].rsplit(" · ", 1)[-1]  # an open alert awaiting a duty officer
-        at.selectbox(key="inbox_alert").set_value(alert_id).run()
-        at.button(key="do_approve").click().run()
-        assert any("queued" in i.value for i in at.info), [i.value for i in at.info]
-        at.button(key="do_approve").click().run()  # a second approval, also queued
-        at.text_input(key="review_note").input("seen during the run").run()
-        at.button(key="do_acknowledge").click().run()
+        with supervisor(home):  # looks every 0.2 s, finds the warehouse held each time
+            at = AppTest.from_file(str(APP), default_timeout=120).run()
+            at.text_input(key="signin_name").input("duty_officer_user")
+            at.text_input(key="signin_password").input(PASSWORD["duty_officer"])
+            at.button(key="signin_submit").click().run()
+            assert [t.value for t in at.title] == ["Overview"]
+            for page in PAGES[:-1]:
+                at.switch_page(f"pages/{page}.py").run()
+                assert not at.exception and not at.error and at.title, page
+            at.switch_page("pages/alert_inbox.py").run()
+            pending = [o for o in at.selectbox(key="inbox_alert").options if " · pending · " in o]
+            alert_id = pending[0].rsplit(" · ", 1)[-1]  # an open alert awaiting a duty officer
+            at.selectbox(key="inbox_alert").set_value(alert_id).run()
+            at.button(key="do_approve").click().run()
+            assert any("queued" in i.value for i in at.info), [i.value for i in at.info]
+            assert any("The engine holds the warehouse" in i.value for i in at.info)
+            at.button(key="do_approve").click().run()  # a second approval, also queued
+            at.text_input(key="review_note").input("seen during the run").run()
+            at.button(key="do_acknowledge").click().run()
 
         con = connect_control(control_path(load_settings(home)))
         review_rows = con.execute("SELECT action, state FROM review_inbox WHERE kind = 'review' "
                                   "ORDER BY seq").fetchall()
         assert review_rows == [("approve", "queued"), ("approve", "queued"), ("acknowledge", "queued")]
         assert pending_count(con) >= 4  # + the sign-in audit entry
+        check = last_sync_check(con)  # what the page read to say "queued" at once
+        assert check.outcome == "locked" and "queued" in check.detail, check
 
         out, err = writer.communicate("go\n", timeout=120)
         assert writer.returncode == 0, err

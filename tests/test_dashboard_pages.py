@@ -3,7 +3,8 @@ server, absent and expired sessions.
 
 Each test drives the real entry script (dashboards/app.py) through Streamlit's AppTest:
 sign-in through the form, real scrypt hashes, the real read snapshot published by `ews demo`,
-and review actions that go through the control-store inbox into the DuckDB warehouse.
+and review actions that go through the control-store inbox into the DuckDB warehouse, applied
+by `ews serve`'s supervisor (its real loop on a thread here, tests/dashboard_home.supervisor).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import duckdb
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from dashboard_home import PASSWORD, ROLES, copy_home
+from dashboard_home import PASSWORD, ROLES, copy_home, settle, supervisor
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = ROOT / "dashboards" / "app.py"
@@ -91,6 +92,11 @@ def test_every_page_renders_real_data_for_an_admin(env: Path) -> None:
     at.switch_page("pages/audit.py").run()
     audit = at.dataframe[0].value
     assert "batch.committed" in set(audit["action"])
+    # no page holds the live warehouse, not even for reading: a run could take it right now
+    from warehouse import Warehouse
+
+    with Warehouse.open(env / "warehouse.duckdb", wait_seconds=0.0):
+        pass
 
 
 def test_the_full_role_by_action_matrix_is_enforced_on_the_server(env: Path) -> None:
@@ -104,38 +110,40 @@ def test_the_full_role_by_action_matrix_is_enforced_on_the_server(env: Path) -> 
             else:
                 with pytest.raises(AuthorizationError, match="may not"):
                     authorize(role, action)
-    for role in ROLES:
-        at = _signed_in(role)
-        at.switch_page("pages/alert_inbox.py").run()
-        alert_id = at.selectbox(key="inbox_alert").value
-        at.text_input(key="review_reason").input(f"matrix test by {role}").run()
-        for key, action in BUTTONS.items():
-            verb = key.removeprefix("do_")
-            button = at.button(key=key)
-            assert button.disabled is (action not in EXPECTED[role]), (role, key)
-            if action in EXPECTED[role]:
-                button.click().run()
-                assert not at.exception, (role, key, at.exception)
-                shown = [m.value for m in (*at.success, *at.error, *at.info)]
-                assert any(m.startswith(f"{verb}: ") for m in shown), (role, key, shown)
-                assert not any("may not" in m for m in shown), (role, key, shown)
+    with supervisor(env) as loop:
+        for role in ROLES:
+            at = _signed_in(role)
+            at.switch_page("pages/alert_inbox.py").run()
+            alert_id = at.selectbox(key="inbox_alert").value
+            at.text_input(key="review_reason").input(f"matrix test by {role}").run()
+            for key, action in BUTTONS.items():
+                verb = key.removeprefix("do_")
+                button = at.button(key=key)
+                assert button.disabled is (action not in EXPECTED[role]), (role, key)
+                if action in EXPECTED[role]:
+                    button.click().run()
+                    assert not at.exception, (role, key, at.exception)
+                    shown = [m.value for m in (*at.success, *at.error, *at.info)]
+                    assert any(m.startswith(f"{verb}: ") for m in shown), (role, key, shown)
+                    assert not any("may not" in m for m in shown), (role, key, shown)
+                else:
+                    # a tampered client can call the action anyway: the server refuses it
+                    forged = AppTest.from_function(_forged_submit, args=(verb, alert_id),
+                                                   default_timeout=TIMEOUT)
+                    forged.session_state["ews_session"] = at.session_state["ews_session"]
+                    forged.run()
+                    assert not forged.exception, forged.exception
+                    assert [e.value for e in forged.error] == [f"refused: role '{role}' may not"], (role, key)
+            settle(loop, env)
+            applied = _db(env, "SELECT action FROM review_inbox_applied WHERE actor = "
+                               f"'{role}_user' AND kind = 'review'")
+            assert {a for (a,) in applied} == {k.removeprefix("do_") for k, a in BUTTONS.items()
+                                               if a in EXPECTED[role]}, role
+            at.switch_page("pages/audit.py").run()
+            if "audit.read" in EXPECTED[role]:
+                assert at.title[0].value == "Audit log"
             else:
-                # a tampered client can call the action anyway: the server refuses it
-                forged = AppTest.from_function(_forged_submit, args=(verb, alert_id),
-                                               default_timeout=TIMEOUT)
-                forged.session_state["ews_session"] = at.session_state["ews_session"]
-                forged.run()
-                assert not forged.exception, forged.exception
-                assert [e.value for e in forged.error] == [f"refused: role '{role}' may not"], (role, key)
-        applied = _db(env, "SELECT action FROM review_inbox_applied WHERE actor = "
-                           f"'{role}_user' AND kind = 'review'")
-        assert {a for (a,) in applied} == {k.removeprefix("do_") for k, a in BUTTONS.items()
-                                           if a in EXPECTED[role]}, role
-        at.switch_page("pages/audit.py").run()
-        if "audit.read" in EXPECTED[role]:
-            assert at.title[0].value == "Audit log"
-        else:
-            assert not at.title and f"role '{role}' may not read the audit log" in _texts(at)
+                assert not at.title and f"role '{role}' may not read the audit log" in _texts(at)
 
 
 def _forged_submit(verb: str, alert_id: str) -> None:
@@ -158,31 +166,30 @@ def _forged_submit(verb: str, alert_id: str) -> None:
 
 
 def test_actions_are_in_the_warehouse_audit_log_with_the_user(env: Path) -> None:
-    at = _signed_in("duty_officer")
-    at.switch_page("pages/alert_inbox.py").run()
-    pending = [o for o in at.selectbox(key="inbox_alert").options if " · pending · " in o]
-    alert_id = pending[-1].rsplit(" · ", 1)[-1]  # an open alert awaiting a duty officer
-    at.selectbox(key="inbox_alert").set_value(alert_id).run()
-    at.button(key="do_approve").click().run()
-    assert "approve: applied." in [s.value for s in at.success]
-    # the approval handed CAP publication to an `ews deliver` child, which holds the warehouse
-    # for a moment; read the file once it has let go
-    from dashboards.context import wait_for_publisher
-
-    wait_for_publisher(120)
-    rows = _db(env, f"SELECT actor, action FROM audit_log WHERE target = '{alert_id}' "
-                    "AND action = 'alert.approved'")
-    assert rows == [("duty_officer_user", "alert.approved")]
-    assert _db(env, f"SELECT release_state FROM alerts WHERE alert_id = '{alert_id}'")[0][0] == "released"
-    signins = _db(env, "SELECT count(*) FROM audit_log WHERE action = 'session.signed_in' "
-                       "AND actor = 'duty_officer_user'")[0][0]
-    assert signins >= 1
-    at.button(key="do_approve").click().run()  # a second approval does not fit the state
-    assert any("already released" in e.value for e in at.error)
-    wait_for_publisher(120)
-    refused = _db(env, f"SELECT count(*) FROM audit_log WHERE target = '{alert_id}' "
-                       "AND action = 'review.refused'")[0][0]
-    assert refused == 1
+    with supervisor(env) as loop:
+        at = _signed_in("duty_officer")
+        at.switch_page("pages/alert_inbox.py").run()
+        pending = [o for o in at.selectbox(key="inbox_alert").options if " · pending · " in o]
+        alert_id = pending[-1].rsplit(" · ", 1)[-1]  # an open alert awaiting a duty officer
+        at.selectbox(key="inbox_alert").set_value(alert_id).run()
+        at.button(key="do_approve").click().run()
+        assert "approve: applied." in [s.value for s in at.success]
+        # the supervisor went on to publish the CAP message and a snapshot; read the file once
+        # it has let go
+        settle(loop, env)
+        rows = _db(env, f"SELECT actor, action FROM audit_log WHERE target = '{alert_id}' "
+                        "AND action = 'alert.approved'")
+        assert rows == [("duty_officer_user", "alert.approved")]
+        assert _db(env, f"SELECT release_state FROM alerts WHERE alert_id = '{alert_id}'")[0][0] == "released"
+        signins = _db(env, "SELECT count(*) FROM audit_log WHERE action = 'session.signed_in' "
+                           "AND actor = 'duty_officer_user'")[0][0]
+        assert signins >= 1
+        at.button(key="do_approve").click().run()  # a second approval does not fit the state
+        assert any("already released" in e.value for e in at.error)
+        settle(loop, env)
+        refused = _db(env, f"SELECT count(*) FROM audit_log WHERE target = '{alert_id}' "
+                           "AND action = 'review.refused'")[0][0]
+        assert refused == 1
 
 
 def test_absent_session_sees_only_sign_in_and_pages_refuse(env: Path) -> None:

@@ -1,20 +1,26 @@
-"""A release approved in the dashboard goes out now: the dashboard hands CAP publication to the
-engine's `ews deliver` in a detached child process (dashboards/context.py, docs/dashboard.md).
+"""A release approved in the dashboard goes out within seconds: `ews serve`'s supervisor applies
+the queued approval and publishes it as CAP (pipelines/dashboard_sync.py, docs/dashboard.md).
 
 Real parts throughout: an EWS home made by the engine's own `init_home`, a DuckDB warehouse
 holding the bundled real FRED UNRATE series and orange/red alerts on its April 2020 peak (the
 episode tests/test_review.py uses), a duty-officer account in the control store, approvals
-queued through the review inbox, the dashboard's real sync path (`context.try_sync`), and the
-real `python -m pipelines.cli deliver` child writing CAP 1.2 files that must validate against
-the XSD (alerts.cap.validate_cap). Nothing of the engine is mocked.
+queued with the dashboard's one write call (`warehouse.review_inbox.enqueue`), the supervisor's
+real loop (`SyncLoop`, the thread `ews serve` runs; and `ews serve` itself as a process), and
+CAP 1.2 files that must validate against the XSD (alerts.cap.validate_cap). Nothing of the
+engine is mocked.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import signal
+import socket
 import subprocess
 import sys
+import textwrap
 import time
+import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -23,10 +29,11 @@ import pytest
 
 from alerts.cap import validate_cap
 from core.settings import Settings, load_settings
-from pipelines.cli.main import init_home
 from ingest.batches import ingest_file
+from pipelines.cli.main import init_home, setup_logging
+from pipelines.dashboard_sync import SyncLoop
 from warehouse import Warehouse, users
-from warehouse.review_inbox import enqueue
+from warehouse.review_inbox import action_outcome, enqueue, last_sync_check
 from warehouse.snapshots import current_snapshot, snapshot_folder
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,6 +41,17 @@ FRED = ROOT / "tests" / "data" / "fred_UNRATE.csv"
 T0 = datetime(2020, 5, 8, 13, 0)
 OFFICER = "duty_officer_user"
 BOUND_SECONDS = 60.0
+#: what the dashboard promises (docs/dashboard.md): the CAP file within a few seconds
+PROMPT_SECONDS = 10.0
+
+HOLDER = textwrap.dedent("""
+    import sys
+    from warehouse import Warehouse
+
+    with Warehouse.open(sys.argv[1]) as wh:  # the writer lock, as a running `ews run` holds it
+        print("holding", flush=True)
+        sys.stdin.readline()
+""")
 
 
 def _peak() -> tuple[datetime, float]:
@@ -45,9 +63,6 @@ def _peak() -> tuple[datetime, float]:
 @pytest.fixture()
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """A home with a red and an orange alert awaiting a duty officer, no CAP file yet."""
-    from dashboards import context
-
-    assert context.wait_for_publisher(BOUND_SECONDS)  # nothing left over from another test
     root = tmp_path / "home"
     init_home(load_settings(root), as_of="2020-05-08")  # replay clock: CAP status Exercise
     settings = load_settings(root)
@@ -68,13 +83,24 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     con.close()
     monkeypatch.setenv("EWS_HOME", str(root))
     yield settings
-    assert context.wait_for_publisher(BOUND_SECONDS)  # never leave a child behind
 
 
-def _approve(settings: Settings, alert_id: str) -> None:
+def _approve(settings: Settings, alert_id: str) -> str:
+    """What the Approve button does: one call into the control store's inbox."""
     con = users.connect_control(users.control_path(settings))
-    enqueue(con, action="approve", alert_id=alert_id, user=OFFICER, role="duty_officer", at=datetime.now(UTC).replace(tzinfo=None))
-    con.close()
+    try:
+        return enqueue(con, action="approve", alert_id=alert_id, user=OFFICER, role="duty_officer",
+                       at=datetime.now(UTC).replace(tzinfo=None))
+    finally:
+        con.close()
+
+
+def _control(settings: Settings, function, *args):  # noqa: ANN001, ANN202
+    con = users.connect_control(users.control_path(settings))
+    try:
+        return function(con, *args)
+    finally:
+        con.close()
 
 
 def _cap_files(settings: Settings) -> list[Path]:
@@ -95,94 +121,128 @@ def _warehouse(settings: Settings, sql: str) -> list[tuple]:
         return wh.execute(sql)
 
 
-def test_a_dashboard_approval_is_published_as_cap_now_and_once(home: Settings) -> None:
-    from dashboards import context
-
-    before = context.publisher_status()["children"]
-    _approve(home, "a_red")
-    started = time.monotonic()
-    assert context.try_sync() is True  # applied by the dashboard itself, not by an engine run
-    assert time.monotonic() - started < 5.0, "the page must not wait for the publication"
-    status = context.publisher_status()
-    assert status["children"] == before + 1 and status["reason"] == f"approve a_red by {OFFICER}"
-    assert status["pid"] and status["home"] == str(home.home)
-
-    # within a bounded wait the engine child has written the alert's CAP file, and it validates
-    assert _poll(lambda: len(_cap_files(home)) == 1), (home.path("logs") / "dashboard_publish.log").read_text()
-    assert context.wait_for_publisher(BOUND_SECONDS)
-    status = context.publisher_status()
-    assert (status["state"], status["returncode"], status["running"]) == ("finished", 0, False)
-    [path] = _cap_files(home)
+def test_a_dashboard_approval_is_published_as_cap_within_seconds_and_once(home: Settings) -> None:
+    setup_logging(home, quiet=True)  # as `ews serve` does: the engine's lines go to ews.log
+    loop = SyncLoop(home).start()  # the supervisor `ews serve` runs, at its default interval
+    try:
+        started = time.monotonic()
+        action_id = _approve(home, "a_red")
+        # within a few seconds the supervisor has applied it and written the alert's CAP file
+        assert _poll(lambda: len(_cap_files(home)) == 1), _control(home, last_sync_check)
+        assert time.monotonic() - started < PROMPT_SECONDS
+        assert _control(home, action_outcome, action_id) == ("applied", "approve applied")
+        assert loop.wait_idle(BOUND_SECONDS)
+        [path] = _cap_files(home)
+        sizes = {p.name: p.stat().st_mtime_ns for p in _cap_files(home)}
+        time.sleep(2 * home.dashboard.sync_seconds + 0.5)  # more looks: nothing new to publish
+        assert _control(home, last_sync_check).outcome == "idle"
+    finally:
+        loop.stop()
     xml = path.read_bytes()
     assert validate_cap(xml) == []
     assert b"<status>Exercise</status>" in xml and b"<msgType>Alert</msgType>" in xml
     assert _warehouse(home, "SELECT identifier, alert_id, msg_type FROM cap_messages") == \
         [(path.stem, "a_red", "Alert")]
     assert _warehouse(home, "SELECT count(*) FROM outbox WHERE published_at IS NULL") == [(0,)]
-    # what operators see: the hand-off and its end in ews.log, the child's own output beside it
+    assert _warehouse(home, "SELECT actor, action FROM audit_log WHERE target = 'a_red'") == \
+        [(OFFICER, "alert.approved")]
     engine_log = (home.path("logs") / "ews.log").read_text()
-    assert f"`ews deliver` pid {status['pid']}" in engine_log and "finished" in engine_log
-    child_out = (home.path("logs") / "dashboard_publish.log").read_text()
-    assert path.stem in child_out  # `ews deliver --json` lists what it published
-
-    # a second sync: nothing new was released, so no second child and no second file
-    sizes = {p.name: p.stat().st_mtime_ns for p in _cap_files(home)}
-    assert context.try_sync() is True
-    assert context.publisher_status()["children"] == before + 1
-    time.sleep(1.0)
+    assert "1 review action(s) applied" in engine_log and path.stem in engine_log
+    # no second file, no second message
     assert {p.name: p.stat().st_mtime_ns for p in _cap_files(home)} == sizes
     assert _warehouse(home, "SELECT count(*) FROM cap_messages") == [(1,)]
-    # that sync also published a snapshot that now carries the CAP message for the Alert inbox
+    # the sync also published a snapshot that carries the CAP message for the Alert inbox
     snap = current_snapshot(snapshot_folder(home))
     with Warehouse.open(snap.path, read_only=True) as wh:
         assert wh.execute("SELECT alert_id FROM cap_messages") == [("a_red",)]
 
 
-def test_approvals_while_a_child_runs_never_pile_up_and_are_not_missed(home: Settings) -> None:
-    from dashboards import context
-
-    before = context.publisher_status()["children"]
+def test_each_approval_is_published_once_whenever_it_arrives(home: Settings) -> None:
+    loop = SyncLoop(home, interval=0.2)
     _approve(home, "a_red")
-    assert context.try_sync() is True
-    assert context.publisher_status()["running"]  # the child needs ~1.5 s to start
-    _approve(home, "a_orange")
-    # a page-load style sync (no waiting): either the child has not taken the warehouse yet and
-    # the approval is applied now (the request is deferred to a follow-up child), or the child
-    # holds it and the approval stays queued for the next sync
-    second = context.try_sync(wait_for_publisher_seconds=0.0)
-    deferred = context.publisher_status()["deferred"]
-    if not second:
-        assert context.wait_for_publisher(BOUND_SECONDS)
-        assert context.try_sync() is True
-    assert _poll(lambda: len(_cap_files(home)) == 2)
-    assert context.wait_for_publisher(BOUND_SECONDS)
-    status = context.publisher_status()
-    assert status["children"] == before + 2, status  # one at a time: never a third, never two at once
-    assert status["returncode"] == 0
-    if second:
-        assert deferred >= 1
-    for path in _cap_files(home):
+    first = loop.tick()
+    _approve(home, "a_orange")  # a second approval after the first was published
+    _approve(home, "a_orange")  # and a double click: the second does not fit the state
+    second = loop.tick()
+    assert loop.tick().outcome == "idle"  # nothing queued: the warehouse is not even opened
+    files = _cap_files(home)
+    assert len(files) == 2
+    # what operators see (Operations page): each look, what it applied and published
+    assert first.outcome == second.outcome == "synced"
+    assert first.detail.startswith("1 applied, 0 refused; CAP ") and second.detail.startswith("1 applied, 1 refused; CAP ")
+    assert sorted(p.stem for p in files) == sorted(c.detail.split("CAP ")[1].split()[0] for c in (first, second))
+    for path in files:
         assert validate_cap(path.read_bytes()) == []
     assert sorted(_warehouse(home, "SELECT alert_id FROM cap_messages")) == [("a_orange",), ("a_red",)]
+    assert _warehouse(home, "SELECT count(*) FROM audit_log WHERE action = 'review.refused' "
+                            "AND target = 'a_orange'") == [(1,)]
 
 
-def test_a_child_that_cannot_start_leaves_the_release_in_the_outbox(home: Settings,
-                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    from dashboards import context
-
-    _approve(home, "a_red")
-    with monkeypatch.context() as patch:  # an interpreter path that no longer exists
-        patch.setattr(sys, "executable", str(home.home / "no-such-python"))
-        assert context.try_sync() is True  # the approval itself is applied; the page goes on
-    status = context.publisher_status()
-    assert status["state"] == "failed to start" and "FileNotFoundError" in status["error"]
-    assert "not started" in (home.path("logs") / "ews.log").read_text()
-    assert _cap_files(home) == []
-    assert _warehouse(home, "SELECT release_state FROM alerts WHERE alert_id = 'a_red'") == [("released",)]
-    assert _warehouse(home, "SELECT count(*) FROM outbox WHERE published_at IS NULL") == [(1,)]
-    # the outbox is durable: the engine's next `ews deliver` publishes it
-    done = subprocess.run([sys.executable, "-m", "pipelines.cli", "--home", str(home.home), "deliver",
-                           "--quiet", "--json"], capture_output=True, text=True, timeout=BOUND_SECONDS)
-    assert done.returncode == 0, done.stderr
+def test_a_held_warehouse_means_next_time_and_nothing_is_lost(home: Settings) -> None:
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(home.warehouse_path)], cwd=ROOT,
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    loop = SyncLoop(home, interval=0.2)
+    try:
+        assert holder.stdout.readline().strip() == "holding"
+        action_id = _approve(home, "a_red")
+        check = loop.tick()
+        assert check.outcome == "locked" and "1 action(s) queued" in check.detail
+        assert _control(home, last_sync_check) == check  # what the page reads to say "queued"
+        assert _control(home, action_outcome, action_id) == ("queued", None)
+        assert _cap_files(home) == []
+        holder.communicate("go\n", timeout=BOUND_SECONDS)
+        assert holder.returncode == 0
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+            holder.wait()
+    assert loop.tick().outcome == "synced"  # the writer let go: the next look applies it
+    assert _control(home, action_outcome, action_id)[0] == "applied"
     [path] = _cap_files(home)
     assert validate_cap(path.read_bytes()) == []
+    assert _warehouse(home, "SELECT release_state FROM alerts WHERE alert_id = 'a_red'") == [("released",)]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as answer:
+            return answer.read() == b"ok"
+    except OSError:
+        return False
+
+
+def test_ews_serve_publishes_an_approval_and_stops_with_streamlit_on_sigterm(home: Settings) -> None:
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = (home.home / "serve.log").open("w")
+    serve = subprocess.Popen([sys.executable, "-m", "pipelines.cli", "--home", str(home.home), "serve",
+                              "--port", str(port)], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+                             start_new_session=True)
+    try:
+        assert _poll(lambda: _healthy(url) or serve.poll() is not None, 120) and _healthy(url), \
+            (home.home / "serve.log").read_text()
+        started = time.monotonic()
+        _approve(home, "a_orange")
+        assert _poll(lambda: len(_cap_files(home)) == 1, BOUND_SECONDS), (home.home / "serve.log").read_text()
+        assert time.monotonic() - started < PROMPT_SECONDS
+        [path] = _cap_files(home)
+        assert validate_cap(path.read_bytes()) == []
+        os.kill(serve.pid, signal.SIGTERM)  # to `ews serve` only: it passes it on to Streamlit
+        code = serve.wait(timeout=60)
+    finally:
+        if serve.poll() is None:
+            os.killpg(serve.pid, signal.SIGKILL)
+            serve.wait()
+        log.close()
+    assert code == 0, (home.home / "serve.log").read_text()
+    assert not _healthy(url)  # Streamlit is gone with it
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # past TIME_WAIT; fails if listened on
+        s.bind(("127.0.0.1", port))  # and its port is free again
+        s.listen()

@@ -74,6 +74,29 @@ def test_every_open_alert_has_a_labelled_judgment_traced_to_its_evidence(demo_ho
         assert len(evidence_hash) == 64
 
 
+def test_the_demo_command_approves_after_its_cycle_as_the_named_duty_officer(demo_home) -> None:
+    from alerts.cap import validate_cap
+
+    home, _ = demo_home
+    with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as con:
+        gated = {r[0] for r in con.execute("SELECT alert_id FROM alerts WHERE status = 'open' "
+                                           "AND level IN ('orange', 'red')").fetchall()}
+        approvals = con.execute("SELECT audit_id, target FROM audit_log WHERE action = 'alert.approved' "
+                                "AND actor = 'demo-duty-officer'").fetchall()
+        transitions = {r[0] for r in con.execute("SELECT alert_id FROM alert_transitions WHERE "
+                                                 "action = 'approved' AND actor = 'demo-duty-officer'").fetchall()}
+        cycle_end = con.execute("SELECT min(audit_id) FROM audit_log WHERE action = 'run.finished'").fetchall()[0][0]
+        held = con.execute("SELECT count(*) FROM alerts WHERE status = 'open' AND release_state <> 'released'").fetchall()[0][0]
+        opened = {r[0] for r in con.execute("SELECT alert_id FROM alerts WHERE status = 'open'").fetchall()}
+        cap = con.execute("SELECT identifier, alert_id FROM cap_messages").fetchall()
+    assert gated and {target for _, target in approvals} == gated == transitions
+    assert all(audit_id > cycle_end for audit_id, _ in approvals)  # by the command, not the cycle
+    assert held == 0
+    assert {alert_id for _, alert_id in cap} == opened  # every open alert went out as CAP
+    for identifier, _ in cap:
+        assert validate_cap((home / "alerts" / f"{identifier}.xml").read_bytes()) == []
+
+
 def test_every_series_has_quantile_forecasts_that_are_ordered(demo_home) -> None:
     home, _ = demo_home
     with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as con:

@@ -1,6 +1,7 @@
 """End to end in a real browser: `ews serve` on loopback, Debian's Chromium headless (Playwright).
 
-Signs in, visits every page, fails on any Streamlit exception shown, approves an alert, and
+Signs in, visits every page, fails on any Streamlit exception shown, approves an alert (applied
+by `ews serve`'s supervisor, which writes its CAP file within seconds), and
 saves the README's screenshots (docs/screenshots/overview.png, alert_inbox.png). XSS probe:
 a series ingested with a script tag in its name, and a quarantined file whose error quotes an
 HTML payload, are shown as text and never execute (no dialog, no global set by the payload).
@@ -198,7 +199,15 @@ def test_sign_in_visit_every_page_approve_and_xss_probe(server) -> None:
     assert (SHOTS / "alert_inbox.png").stat().st_size > 20_000
     with duckdb.connect(str(home / "snapshots" / _current(home)), read_only=True) as con:
         approved = con.execute("SELECT actor FROM audit_log WHERE action = 'alert.approved'").fetchall()
+        published = con.execute(
+            "SELECT c.identifier FROM cap_messages c JOIN audit_log a ON a.target = c.alert_id "
+            "WHERE a.action = 'alert.approved' AND a.actor = 'admin_user'").fetchall()
     assert ("admin_user",) in approved
+    # the supervisor published the approved alert as CAP: the file is on disk and validates
+    from alerts.cap import validate_cap
+
+    [(identifier,)] = published
+    assert validate_cap((home / "alerts" / f"{identifier}.xml").read_bytes()) == []
 
 
 def _current(home: Path) -> str:

@@ -7,8 +7,9 @@ works"). The dashboard therefore never writes the warehouse directly from a page
    control store (SQLite; many processes may append at once). It is durable from here on.
 2. :func:`drain` applies queued actions in order, each in ONE warehouse transaction together
    with its row in ``review_inbox_applied`` (migration 7). Whoever holds the warehouse for
-   writing drains: the engine at the end of ``ews run`` / ``ews demo`` (pipelines hook), the
-   dashboard right after an action or on a page load when the warehouse is free.
+   writing drains: the engine at the end of ``ews run`` / ``ews demo`` (pipelines hook), and
+   ``ews serve``'s supervisor within ``[dashboard] sync_seconds`` of an action whenever the
+   warehouse is free (pipelines/dashboard_sync.py). The dashboard itself never drains.
 3. A crash between the warehouse commit and the inbox update is harmless: the warehouse's
    ``review_inbox_applied`` row is the record of truth, so a second drain only copies the
    outcome back. An action the alert's state no longer allows (e.g. it was resolved by the run
@@ -17,6 +18,11 @@ works"). The dashboard therefore never writes the warehouse directly from a page
 
 Kinds: ``review`` (the :mod:`warehouse.review` actions) and ``audit`` (sign-ins, account
 changes: only an audit-log row).
+
+``ews serve``'s supervisor (pipelines/dashboard_sync.py) records each look at the inbox with
+:func:`record_sync_check` (when, and what it found: nothing queued, applied, the warehouse
+held by a run, ...); the dashboard reads :func:`last_sync_check` and :func:`action_outcome`
+to tell the user whether an action was applied or stays queued.
 """
 
 from __future__ import annotations
@@ -44,7 +50,12 @@ __all__ = [
     "enqueue_audit",
     "pending_count",
     "read_inbox",
+    "action_outcome",
     "drain",
+    "SYNC_OUTCOMES",
+    "SyncCheck",
+    "record_sync_check",
+    "last_sync_check",
 ]
 
 #: Review actions the inbox carries, and the payload keys each needs.
@@ -56,8 +67,14 @@ REVIEW_ACTIONS: dict[str, tuple[str, ...]] = {
     "feedback": ("verdict",),
 }
 
-# One drain at a time per process (Streamlit serves sessions on threads); across processes
-# DuckDB's own file lock keeps writers apart.
+#: What a look at the inbox by ``ews serve``'s supervisor found (:func:`record_sync_check`):
+#: nothing queued; queued actions applied (with a fresh snapshot); the warehouse held by
+#: another writer (the actions stay queued); the sync failed (logged); no warehouse yet.
+SYNC_OUTCOMES = ("idle", "synced", "locked", "failed", "no warehouse")
+_CHECKER = "ews serve"
+
+# One drain at a time per process (``ews serve`` drains on its supervisor thread); across
+# processes DuckDB's own file lock keeps writers apart.
 _DRAIN_LOCK = threading.Lock()
 
 
@@ -71,6 +88,13 @@ class InboxItem:
     role: str | None
     acted_at: datetime
     payload: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class SyncCheck:
+    checked_at: datetime
+    outcome: str  # one of SYNC_OUTCOMES
+    detail: str | None
 
 
 @dataclass
@@ -144,6 +168,32 @@ def read_inbox(con: sqlite3.Connection, *, user: str | None = None, alert_id: st
               "state", "message", "applied_at"]
     return pl.DataFrame(rows, schema=schema, orient="row", infer_schema_length=None) if rows \
         else pl.DataFrame(schema={c: pl.Utf8 for c in schema})
+
+
+def action_outcome(con: sqlite3.Connection, action_id: str) -> tuple[str, str | None] | None:
+    """``(state, message)`` of one queued action (state: queued, applied or refused), or None."""
+    row = con.execute("SELECT state, message FROM review_inbox WHERE action_id = ?",
+                      [action_id]).fetchone()
+    return None if row is None else (row[0], row[1])
+
+
+def record_sync_check(con: sqlite3.Connection, *, at: datetime, outcome: str,
+                      detail: str | None = None) -> None:
+    """Record one look at the inbox by ``ews serve``'s supervisor (replaces the previous one)."""
+    if outcome not in SYNC_OUTCOMES:
+        raise ValueError(f"unknown sync outcome {outcome!r}; use one of {', '.join(SYNC_OUTCOMES)}")
+    with con:
+        con.execute("INSERT INTO sync_checks (checker, checked_at, outcome, detail) VALUES (?, ?, ?, ?) "
+                    "ON CONFLICT (checker) DO UPDATE SET checked_at = excluded.checked_at, "
+                    "outcome = excluded.outcome, detail = excluded.detail",
+                    [_CHECKER, at.isoformat(), outcome, detail])
+
+
+def last_sync_check(con: sqlite3.Connection) -> SyncCheck | None:
+    """The supervisor's most recent look at the inbox, or None if no ``ews serve`` ever looked."""
+    row = con.execute("SELECT checked_at, outcome, detail FROM sync_checks WHERE checker = ?",
+                      [_CHECKER]).fetchone()
+    return None if row is None else SyncCheck(datetime.fromisoformat(row[0]), row[1], row[2])
 
 
 def _queued(con: sqlite3.Connection, limit: int) -> list[InboxItem]:

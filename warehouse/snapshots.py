@@ -87,9 +87,10 @@ def current_snapshot(folder: str | Path) -> Snapshot | None:
                     info.get("last_run"))
 
 
-def open_snapshot(snapshot: Snapshot) -> Warehouse:
-    """Open a snapshot read-only (many readers may; it is never written)."""
-    return Warehouse.open(snapshot.path, read_only=True)
+def open_snapshot(snapshot: Snapshot | str | Path) -> Warehouse:
+    """Open a snapshot (or a snapshot file) read-only (many readers may; it is never written)."""
+    path = snapshot.path if isinstance(snapshot, Snapshot) else Path(snapshot)
+    return Warehouse.open(path, read_only=True)
 
 
 def _prune(folder: Path, *, keep: int, current: str) -> None:

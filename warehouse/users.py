@@ -80,6 +80,16 @@ _SCHEMA = (
     )
     """,
     "CREATE INDEX IF NOT EXISTS review_inbox_state ON review_inbox (state, seq)",
+    # one row: the last time `ews serve`'s supervisor looked at the inbox, and what it found
+    # (warehouse.review_inbox.record_sync_check); the dashboard reads it, never writes it
+    """
+    CREATE TABLE IF NOT EXISTS sync_checks (
+        checker    TEXT PRIMARY KEY,
+        checked_at TEXT NOT NULL,
+        outcome    TEXT NOT NULL,
+        detail     TEXT
+    )
+    """,
 )
 
 

@@ -112,8 +112,7 @@ def _run(action: str, **payload: object) -> None:
         return
     text = {"applied": f"{action}: applied.",
             "refused": f"{action}: refused: {outcome.message}",
-            "queued": f"{action}: queued. The engine holds the warehouse; it is applied when "
-                      "the run ends (nothing is lost)."}[outcome.state]
+            "queued": f"{action}: queued. {outcome.message}"}[outcome.state]
     st.session_state["ews_last_outcome"] = {"state": outcome.state, "text": text}
 
 

@@ -11,7 +11,7 @@ import polars as pl
 import streamlit as st
 
 from dashboards import auth, context, ui
-from warehouse.review_inbox import pending_count
+from warehouse.review_inbox import last_sync_check, pending_count
 
 auth.guard("pages.read")
 ui.risk_notice()
@@ -49,18 +49,17 @@ _section("Judgments: LLM latency, check verdicts, blocked injections",
          ("ews_judgment", "ews_llm", "ews_blocked"), "No judgments yet.")
 _section("Delivery backlog and dead letters", ("ews_deliveries", "ews_outbox"),
          "Nothing queued for delivery.")
-hand_off = context.publisher_status()
-if hand_off["state"] != "never":
-    # approvals applied by this dashboard start the engine's `ews deliver` (docs/dashboard.md)
-    st.caption("CAP publication handed to the engine by this dashboard (the figures above come "
-               "from the snapshot and may predate it):")
-    st.text(f"`ews deliver` {hand_off['state']}"
-            + (f", pid {hand_off['pid']}" if hand_off["pid"] else "")
-            + f", started {hand_off['started_at']:%Y-%m-%d %H:%M:%S} UTC"
-            + (f", exit code {hand_off['returncode']}" if hand_off["returncode"] is not None else "")
-            + f" — for {hand_off['reason']}"
-            + (f" — {hand_off['error']}" if hand_off["error"] else "")
-            + (f"; output in {hand_off['log']}" if hand_off["log"] else ""))
+check = last_sync_check(context.control())
+if check is None:
+    st.caption("No `ews serve` supervisor has looked at the review inbox yet: queued actions "
+               "wait for the engine's next run.")
+else:
+    # `ews serve` applies queued actions and publishes approved alerts as CAP (docs/dashboard.md)
+    st.caption("Last look at the review inbox by `ews serve` (applies queued actions, publishes "
+               "approved alerts as CAP and a fresh snapshot; the figures above come from the "
+               "snapshot and may predate it):")
+    st.text(f"{check.checked_at:%Y-%m-%d %H:%M:%S} UTC: {check.outcome}"
+            + (f" — {check.detail}" if check.detail else ""))
 st.subheader("Dashboard")
 c1, c2 = st.columns(2)
 c1.metric("Review actions waiting for the warehouse", pending)

@@ -1,9 +1,13 @@
 """``ews serve``, ``ews users ...`` and ``ews metrics``: the dashboard's commands.
 
 - ``ews serve [--port P] [--address A]`` applies queued review actions and publishes a read
-  snapshot when the warehouse is free, then replaces itself with ``streamlit run
-  dashboards/app.py`` on the configured EWS_HOME (working directory = EWS_HOME, so
-  ``EWS_HOME/.streamlit/secrets.toml`` configures OIDC).
+  snapshot when the warehouse is free, then starts ``streamlit run dashboards/app.py`` on the
+  configured EWS_HOME as its child (working directory = EWS_HOME, so
+  ``EWS_HOME/.streamlit/secrets.toml`` configures OIDC) and supervises it: every
+  ``[dashboard] sync_seconds`` a thread of this process looks at the review inbox and, when
+  actions wait and the warehouse is free, applies them, publishes approved alerts as CAP
+  (files and deliveries) and a fresh snapshot (:class:`pipelines.dashboard_sync.SyncLoop`).
+  It stops when Streamlit exits; SIGTERM or SIGINT is passed on to Streamlit and stops both.
 - ``ews users add NAME --role ROLE [--email E] [--password-stdin]``, ``remove``,
   ``set-role``, ``set-password``, ``list``: local accounts in the control store. Whoever runs
   these has shell access to EWS_HOME and acts as an admin (``cli:<os user>`` in the audit log);
@@ -18,6 +22,8 @@ import argparse
 import getpass
 import json
 import os
+import signal
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -28,7 +34,7 @@ from alerts.permissions import authorize, parse_role
 from core.errors import EWSError, WarehouseLockedError
 from core.settings import Settings
 from pipelines.cli.main import init_home, open_warehouse, print_result, setup_logging
-from pipelines.dashboard_sync import sync_dashboard
+from pipelines.dashboard_sync import SyncLoop, sync_dashboard
 from core.clock import utc_now
 from warehouse import dashboard_reads as reads
 from warehouse import review_inbox, users
@@ -36,7 +42,7 @@ from warehouse.snapshots import current_snapshot, open_snapshot, snapshot_folder
 
 __all__ = ["register", "cmd_serve", "cmd_users", "cmd_metrics", "prometheus_text", "APP_PATH"]
 
-APP_PATH = Path(__file__).resolve().parent.parent / "dashboards" / "app.py"
+APP_PATH = Path(__file__).resolve().parents[2] / "dashboards" / "app.py"
 
 
 def _operator() -> str:
@@ -76,9 +82,30 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     env = {**os.environ, "EWS_HOME": str(settings.home)}
     sys.stdout.flush()
     sys.stderr.flush()
-    os.chdir(settings.home)
-    os.execve(sys.executable, argv, env)  # the server replaces this process (signals reach it)
-    return 0  # pragma: no cover - execve does not return
+    server = subprocess.Popen(argv, env=env, cwd=settings.home)  # noqa: S603 - our interpreter
+    return _supervise(server, settings)
+
+
+def _supervise(server: subprocess.Popen[bytes], settings: Settings) -> int:
+    """Sync the review inbox beside the Streamlit ``server`` until it exits; SIGTERM / SIGINT
+    are passed on to it. Returns its exit status (128 + signal when a signal ended it)."""
+    loop = SyncLoop(settings).start()
+
+    def pass_on(signum: int, _frame: object) -> None:
+        if server.poll() is None:
+            server.send_signal(signum)
+
+    previous = {sig: signal.signal(sig, pass_on) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        code = server.wait()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if server.poll() is None:  # this process is being torn down: take the server along
+            server.kill()
+            server.wait()
+        loop.stop()  # a look in progress finishes (it holds the warehouse for about a second)
+    return code if code >= 0 else 128 - code
 
 
 # -- users ---------------------------------------------------------------------------------

@@ -20,9 +20,12 @@ from typing import Any
 from core.errors import EWSError
 from core.settings import DEFAULT_TOML, DEMO_AS_OF, Settings, load_settings
 
-__all__ = ["main", "init_home", "open_warehouse", "setup_logging", "print_result"]
+__all__ = ["main", "init_home", "open_warehouse", "setup_logging", "print_result", "DEMO_OFFICER"]
 
 log = logging.getLogger("ews")
+
+#: The named duty officer as whom `ews demo` approves the orange/red alerts of its replay.
+DEMO_OFFICER = "demo-duty-officer"
 
 #: Modules that add subcommands: each has ``register(subparsers, common_parent)`` and
 #: sets ``func(args, settings) -> exit code`` on its parsers (see pipelines/cli/main.py's own).
@@ -103,11 +106,45 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
         results = load_bundled(wh, settings, progress=log.info)
         quarantined = [r for r in results if r.status == "quarantined"]
         cycle = run_cycle(wh, settings, progress=log.info, actor="demo")
+        _approve_as_demo_officer(wh, settings, cycle)
         status = wh.status()
         sync_dashboard(wh, settings)  # read snapshot + review inbox
     summary = {"ingest": [r.__dict__ for r in results], "cycle": _cycle_dict(cycle), "status": status}
     print_result(summary, args.json, _summary_text(status, cycle, quarantined))
     return 1 if quarantined else 0
+
+
+def _approve_as_demo_officer(wh: Any, settings: Settings, cycle: Any) -> None:
+    """The demo's duty officer approves the alerts of its cycle that wait for review.
+
+    Only on a replay clock (an exercise; a live home waits for a real duty officer). The same
+    path as ``ews alerts approve ID --user demo-duty-officer``: :func:`warehouse.review.approve_release`
+    (an ``approved`` transition and an ``alert.approved`` audit row by that name, the outbox
+    event), then the CAP messages are published. The cycle's summary (notes, release states,
+    ``cap_messages``) is brought up to date, so the demo reports what it did.
+    """
+    from core.clock import utc_now
+    from pipelines.delivery import publish_pending
+    from warehouse import alerting, review
+
+    if not settings.cycle.as_of:
+        return
+    ids = list(dict.fromkeys(alert["alert_id"] for alert in cycle.alerts))
+    now = utc_now()
+    approved = set()
+    for row in alerting.read_alerts_full(wh, alert_ids=ids).iter_rows(named=True):
+        if row["status"] == "open" and row["release_state"] == "pending":
+            review.approve_release(wh, alert_id=row["alert_id"], user=DEMO_OFFICER, at=now)
+            approved.add(row["alert_id"])
+            cycle.notes.append(f"{row['alert_id']} ({row['level']}) approved by {DEMO_OFFICER} "
+                               "(ews demo acts as the duty officer of this exercise)")
+    if not approved:
+        return
+    published = publish_pending(wh, settings, now=now)
+    cycle.row_counts["cap_messages"] = cycle.row_counts.get("cap_messages", 0) + len(published)
+    for alert in cycle.alerts:
+        if alert["alert_id"] in approved:
+            alert["release_state"] = "released"
 
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
