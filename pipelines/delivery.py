@@ -31,10 +31,10 @@ from typing import Any
 import polars as pl
 
 from alerts.cap import Area, CapReference, build_cap, cap_datetime, cap_identifier, judgment_for_cap, validate_cap
-from alerts.lifecycle import LEVEL_RANK
 from core.errors import ConfigError
 from core.settings import Settings
 from core.clock import utc_now
+from core.vocabulary import LEVEL_RANK
 from warehouse import Warehouse
 from warehouse import alerting
 

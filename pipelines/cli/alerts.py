@@ -21,6 +21,7 @@ import polars as pl
 
 from core.errors import EWSError, LLMError
 from core.settings import Settings
+from core.vocabulary import WARNING_LEVEL_NAMES, AlertStatus, Level, Verdict
 from pipelines.cli.main import open_warehouse, print_result, setup_logging
 from core.clock import utc_now
 
@@ -271,7 +272,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     alerts = sub.add_parser("alerts", help="review alerts: list, show, ack, approve, reject, silence, feedback, cancel")
     asub = alerts.add_subparsers(dest="alerts_command", required=True)
     p = asub.add_parser("list", parents=[common], help="alerts with level, status and release state")
-    p.add_argument("--status", default="open", choices=["open", "resolved", "expired", "cancelled", "all"])
+    p.add_argument("--status", default=AlertStatus.OPEN.value, choices=[*AlertStatus.values(), "all"])
     p.set_defaults(func=_alerts_list)
     p = asub.add_parser("show", parents=[common], help="one alert: transitions, judgment, CAP messages")
     p.add_argument("alert_id")
@@ -291,7 +292,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         if name == "silence":
             p.add_argument("--hours", type=float, default=6.0)
         if name == "feedback":
-            p.add_argument("--verdict", required=True, choices=["confirmed", "false_alarm"])
+            p.add_argument("--verdict", required=True, choices=list(Verdict.values()))
         p.set_defaults(func=_review_action(name))
     p = asub.add_parser("unsilence", parents=[common], help="lift a silence early")
     p.add_argument("silence_id")
@@ -322,7 +323,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--region", action="append")
     p.add_argument("--hazard", action="append")
     p.add_argument("--indicator", action="append", help="unique_id glob, e.g. 'tohoku_*'")
-    p.add_argument("--min-level", default="blue", choices=["blue", "yellow", "orange", "red"])
+    p.add_argument("--min-level", default=Level.BLUE.label, choices=list(WARNING_LEVEL_NAMES))
     p.add_argument("--user", default="operator")
     p.set_defaults(func=_subscribe)
     p = dsub.add_parser("unsubscribe", parents=[common], help="deactivate a recipient")

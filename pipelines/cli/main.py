@@ -19,6 +19,7 @@ from typing import Any
 
 from core.errors import EWSError
 from core.settings import DEFAULT_TOML, DEMO_AS_OF, Settings, load_settings
+from core.vocabulary import ReleaseState
 
 __all__ = ["main", "init_home", "open_warehouse", "setup_logging", "print_result"]
 
@@ -155,8 +156,8 @@ def _summary_text(status: dict[str, Any], cycle: Any, quarantined: list[Any]) ->
                  f"judgments: {status['judgments']}")
     lines.append("open alerts by level: " + ", ".join(f"{k} {v}" for k, v in status["alerts_by_level"].items()))
     for alert in cycle.alerts:
-        release = {"released": ", released", "pending": ", awaiting duty-officer approval",
-                   "rejected": ", release rejected", "suppressed": ", suppressed"}.get(
+        release = {ReleaseState.RELEASED: ", released", ReleaseState.PENDING: ", awaiting duty-officer approval",
+                   ReleaseState.REJECTED: ", release rejected", ReleaseState.SUPPRESSED: ", suppressed"}.get(
                        alert.get("release_state") or "", "")
         lines.append(f"  [{alert['level'].upper()}] {alert['unique_id']} ({alert['region']}) "
                      f"{alert['status']}{release} at {str(alert['ds'])[:10]}")
