@@ -15,10 +15,11 @@ import json
 import os
 import tomllib
 from dataclasses import dataclass, fields
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
+from core.clock import replay_cutoff
 from core.errors import ConfigError
 from core.vocabulary import WARNING_LEVEL_NAMES
 
@@ -378,10 +379,12 @@ class CycleSettings:
     as_of: str
 
     def as_of_time(self) -> datetime | None:
-        """End of the replay day (exclusive bound), or None when live."""
-        if not self.as_of:
-            return None
-        return datetime.combine(date.fromisoformat(self.as_of), time()) + timedelta(days=1)
+        """End of the replay day (exclusive bound), or None when live.
+
+        Commands read it once through :class:`core.clock.Clock` (``clock.cutoff``) and pass
+        the clock down; this stays for callers that hold only the settings.
+        """
+        return replay_cutoff(self.as_of)
 
 
 @dataclass(frozen=True)

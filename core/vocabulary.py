@@ -168,6 +168,11 @@ class Classification(enum.IntEnum):
     CONFIDENTIAL = 2
     SECRET = 3
 
+    @property
+    def label(self) -> str:
+        """The stored and configured name: ``public`` ... ``secret``."""
+        return self.name.lower()
+
     @classmethod
     def parse(cls, text: str) -> Classification:
         try:
@@ -175,6 +180,6 @@ class Classification(enum.IntEnum):
         except KeyError:
             raise FrameError(
                 f"unknown classification {text!r}",
-                fix=f"use one of {', '.join(c.name.lower() for c in cls)}",
+                fix=f"use one of {', '.join(c.label for c in cls)}",
             ) from None
 

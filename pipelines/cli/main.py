@@ -88,9 +88,10 @@ def cmd_init(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    from core.clock import Clock
+    from ingest.batches import load_bundled
     from pipelines.cycle import run_cycle
     from pipelines.dashboard_sync import sync_dashboard
-    from ingest.batches import load_bundled
 
     if init_home(settings, as_of=DEMO_AS_OF):
         settings = load_settings(settings.home)  # pick up the ews.toml just written
@@ -103,7 +104,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
         log.info("loading the bundled real data")
         results = load_bundled(wh, settings, progress=log.info)
         quarantined = [r for r in results if r.status == "quarantined"]
-        cycle = run_cycle(wh, settings, progress=log.info, actor="demo")
+        cycle = run_cycle(wh, settings, clock=Clock.from_settings(settings), progress=log.info, actor="demo")
         status = wh.status()
         sync_dashboard(wh, settings)  # read snapshot + review inbox
     summary = {"ingest": [r.__dict__ for r in results], "cycle": _cycle_dict(cycle), "status": status}
@@ -112,12 +113,13 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    from core.clock import Clock
     from pipelines.cycle import run_cycle
     from pipelines.dashboard_sync import sync_dashboard
 
     setup_logging(settings, args.quiet)
     with open_warehouse(settings, args.wait) as wh:
-        cycle = run_cycle(wh, settings, progress=log.info, actor=args.actor)
+        cycle = run_cycle(wh, settings, clock=Clock.from_settings(settings), progress=log.info, actor=args.actor)
         status = wh.status()
         sync_dashboard(wh, settings)  # read snapshot + review inbox
     print_result({"cycle": _cycle_dict(cycle), "status": status}, args.json,
