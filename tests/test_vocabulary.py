@@ -94,7 +94,8 @@ def find_copies(root: Path) -> list[str]:
     for package in packages:
         for path in sorted(package.rglob("*.py")):
             for line, name in vocabulary_copies(path.read_text(encoding="utf-8")):
-                copies.append(f"{path.relative_to(root)}:{line} spells out the {name}; import them from core.vocabulary")
+                copies.append(f"{path.relative_to(root)}:{line} spells out the {name}; "
+                              "import them from core.vocabulary")
     return copies
 
 
