@@ -46,6 +46,7 @@ from lxml import etree
 
 from alerts.judgment import AI_LABEL
 from core.errors import ConfigError
+from core.vocabulary import AlertStatus, Level, per_level
 
 __all__ = [
     "CAP_NS",
@@ -65,11 +66,16 @@ __all__ = [
 ]
 
 CAP_NS = "urn:oasis:names:tc:emergency:cap:1.2"
-SEVERITY = {"red": "Extreme", "orange": "Severe", "yellow": "Moderate", "blue": "Minor"}
-URGENCY = {"red": "Immediate", "orange": "Immediate", "yellow": "Expected", "blue": "Future"}
-_RESPONSE = {"red": "Prepare", "orange": "Prepare", "yellow": "Monitor", "blue": "Monitor"}
-_ROMAN = {"blue": "IV", "yellow": "III", "orange": "II", "red": "I"}
-_LEVEL_ZH = {"blue": "蓝色", "yellow": "黄色", "orange": "橙色", "red": "红色"}
+SEVERITY = per_level(red="Extreme", orange="Severe", yellow="Moderate", blue="Minor")
+URGENCY = per_level(red="Immediate", orange="Immediate", yellow="Expected", blue="Future")
+_RESPONSE = per_level(red="Prepare", orange="Prepare", yellow="Monitor", blue="Monitor")
+_INSTRUCTION_ZH = per_level(red="立即启动应急响应，核实数据并通知相关部门。", orange="做好应急准备，加密监测并核实数据。",
+                            yellow="加强监测，关注后续预警信息。", blue="保持关注，留意后续信息。")
+_INSTRUCTION_EN = per_level(
+    red="Activate the emergency response now; verify the data and notify the agencies concerned.",
+    orange="Prepare to respond; monitor more often and verify the data.",
+    yellow="Monitor closely and watch for further messages.",
+    blue="Stay informed and watch for further messages.")
 _CATEGORY = {"earthquake": "Geo", "ground_deformation": "Geo", "hydrological_extreme": "Met",
              "climate_anomaly": "Env", "market_risk": "Other"}
 _EVENT = {
@@ -167,7 +173,7 @@ def build_cap(
         raise ConfigError(f"a CAP {msg_type} must reference the message(s) it updates",
                           fix="pass the earlier messages of this alert as references")
     level = alert["level"]
-    all_clear = msg_type == "Update" and alert["status"] in ("resolved", "expired")
+    all_clear = msg_type == "Update" and alert["status"] in (AlertStatus.RESOLVED, AlertStatus.EXPIRED)
     root = etree.Element(f"{{{CAP_NS}}}alert", nsmap={None: CAP_NS})
     _sub(root, "identifier", identifier)
     _sub(root, "sender", sender)
@@ -209,10 +215,10 @@ def _info(root: etree._Element, language: str, alert: dict[str, Any], *, level: 
     _sub(info, "senderName", sender_name)
     if zh:
         state = "解除" if all_clear else "撤销" if cancel else "发布"
-        headline = f"{region}{event_zh}{_LEVEL_ZH[level]}预警[{_ROMAN[level]}级]{state}"
+        headline = f"{region}{event_zh}{Level.parse(level).zh}预警[{Level.parse(level).roman}级]{state}"
     else:
         state = " lifted" if all_clear else " cancelled" if cancel else ""
-        headline = f"{level.upper()} ({_ROMAN[level]}) {event_en.lower()} warning for {region}{state}"
+        headline = f"{level.upper()} ({Level.parse(level).roman}) {event_en.lower()} warning for {region}{state}"
     _sub(info, "headline", headline)
     _sub(info, "description", _description(zh, alert, judgment, series_name))
     _sub(info, "instruction", _instruction(zh, level, all_clear or cancel))
@@ -246,7 +252,7 @@ def _info(root: etree._Element, language: str, alert: dict[str, Any], *, level: 
 
 def _description(zh: bool, alert: dict[str, Any], judgment: CapJudgment | None, series_name: str) -> str:
     if judgment is None:
-        body = (f"{series_name}（{alert['unique_id']}）触发{_LEVEL_ZH[alert['level']]}预警。" if zh else
+        body = (f"{series_name}（{alert['unique_id']}）触发{Level.parse(alert['level']).zh}预警。" if zh else
                 f"{series_name} ({alert['unique_id']}) triggered a {alert['level']} warning.")
         return body
     text = judgment.text_zh if zh else judgment.text_en
@@ -261,13 +267,7 @@ def _description(zh: bool, alert: dict[str, Any], judgment: CapJudgment | None, 
 def _instruction(zh: bool, level: str, lifted: bool) -> str:
     if lifted:
         return "预警解除，恢复常规监测。" if zh else "The warning is lifted; return to routine monitoring."
-    if zh:
-        return {"red": "立即启动应急响应，核实数据并通知相关部门。", "orange": "做好应急准备，加密监测并核实数据。",
-                "yellow": "加强监测，关注后续预警信息。", "blue": "保持关注，留意后续信息。"}[level]
-    return {"red": "Activate the emergency response now; verify the data and notify the agencies concerned.",
-            "orange": "Prepare to respond; monitor more often and verify the data.",
-            "yellow": "Monitor closely and watch for further messages.",
-            "blue": "Stay informed and watch for further messages."}[level]
+    return (_INSTRUCTION_ZH if zh else _INSTRUCTION_EN)[level]
 
 
 def _sub(parent: etree._Element, tag: str, text: str) -> etree._Element:

@@ -10,20 +10,20 @@ from __future__ import annotations
 
 import polars as pl
 
-__all__ = ["threshold_moves"]
+from core.vocabulary import WARNING_LEVEL_NAMES, Verdict
 
-_ORDER = ("blue", "yellow", "orange", "red")
+__all__ = ["threshold_moves"]
 
 
 def threshold_moves(feedback: pl.DataFrame, thresholds: dict[str, float]) -> pl.DataFrame:
     """``feedback``: level, score, verdict (latest verdict per alert). One row per level."""
     rows = []
-    for level in _ORDER:
+    for level in WARNING_LEVEL_NAMES:
         part = feedback.filter(pl.col("level") == level)
         if part.height == 0:
             continue
-        confirmed = part.filter(pl.col("verdict") == "confirmed")
-        false = part.filter(pl.col("verdict") == "false_alarm")
+        confirmed = part.filter(pl.col("verdict") == Verdict.CONFIRMED)
+        false = part.filter(pl.col("verdict") == Verdict.FALSE_ALARM)
         current = thresholds[level]
         suggested = current
         lost = 0

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from core.vocabulary import WARNING_LEVELS, Level
+
 __all__ = ["Judgment", "AI_LABEL", "evidence_hash", "write_template_judgment", "TEMPLATE_VERSION", "LEVEL_ZH",
            "HAZARD_ZH"]
 
@@ -24,8 +26,6 @@ AI_LABEL = (
     "机器生成的研判，仅作辅助参考，由值班人员决定。"
 )
 
-_LEVEL_ZH = {"blue": "蓝色", "yellow": "黄色", "orange": "橙色", "red": "红色"}
-_ROMAN = {"blue": "IV", "yellow": "III", "orange": "II", "red": "I"}
 _HAZARD_ZH = {
     "market_risk": "市场风险",
     "earthquake": "地震",
@@ -34,7 +34,7 @@ _HAZARD_ZH = {
     "climate_anomaly": "气候异常",
 }
 #: Chinese names of the levels and hazards (also used by the LLM path's placeholders).
-LEVEL_ZH = _LEVEL_ZH
+LEVEL_ZH = {lv.label: lv.zh for lv in WARNING_LEVELS}
 HAZARD_ZH = _HAZARD_ZH
 
 
@@ -79,12 +79,12 @@ def write_template_judgment(evidence: dict[str, Any]) -> Judgment:
     en_basis, zh_basis = _basis(evidence)
     en = [
         f"{evidence['name']} ({evidence['unique_id']}, {where}) reached {level.upper()} "
-        f"(level {_ROMAN[level]}) for {evidence['hazard'].replace('_', ' ')} on {ds}.",
+        f"(level {Level.parse(level).roman}) for {evidence['hazard'].replace('_', ' ')} on {ds}.",
         f"Observed value {value}; {en_basis}.",
     ]
     zh = [
         f"{evidence['name']}（{evidence['unique_id']}，{where}）于{ds}达到"
-        f"{_LEVEL_ZH[level]}（{_ROMAN[level]}级）{_HAZARD_ZH[evidence['hazard']]}预警等级。",
+        f"{LEVEL_ZH[level]}（{Level.parse(level).roman}级）{_HAZARD_ZH[evidence['hazard']]}预警等级。",
         f"观测值{value}；{zh_basis}。",
     ]
     if forecast:
@@ -124,23 +124,23 @@ def _basis(evidence: dict[str, Any]) -> tuple[str, str]:
     if score >= threshold or not basis:
         return (f"calibrated anomaly score {score:.4f} reached the {level} threshold "
                 f"{threshold:.4f} (driver: {driver})",
-                f"校准异常分数{score:.4f}，达到{_LEVEL_ZH[level]}阈值{threshold:.4f}（主要检测器：{driver}）")
+                f"校准异常分数{score:.4f}，达到{LEVEL_ZH[level]}阈值{threshold:.4f}（主要检测器：{driver}）")
     if exceed.get("level") == level:
         p, name = exceed["p_path_cross"], exceed["threshold"]
         value = _fmt(exceed.get("threshold_value"))
         return (f"the forecast gives probability {p:.2f} of crossing threshold {name} ({value}) "
                 f"within the horizon, at or above the {level} probability threshold; calibrated "
                 f"anomaly score {score:.4f} (driver: {driver})",
-                f"预测在预报期内越过阈值{name}（{value}）的概率为{p:.2f}，达到{_LEVEL_ZH[level]}"
+                f"预测在预报期内越过阈值{name}（{value}）的概率为{p:.2f}，达到{LEVEL_ZH[level]}"
                 f"概率阈值；校准异常分数{score:.4f}（主要检测器：{driver}）")
     if basis.get("in_cooldown"):
         return (f"level held by the cool-down after an earlier alert; current calibrated anomaly "
                 f"score {score:.4f} is below the {level} threshold {threshold:.4f}",
                 f"处于前次预警后的冷却期，等级保持；当前校准异常分数{score:.4f}低于"
-                f"{_LEVEL_ZH[level]}阈值{threshold:.4f}")
+                f"{LEVEL_ZH[level]}阈值{threshold:.4f}")
     return (f"level reached by persistence over recent steps; current calibrated anomaly score "
             f"{score:.4f}, {level} threshold {threshold:.4f} (driver: {driver})",
-            f"近期多步持续达到该等级；当前校准异常分数{score:.4f}，{_LEVEL_ZH[level]}阈值"
+            f"近期多步持续达到该等级；当前校准异常分数{score:.4f}，{LEVEL_ZH[level]}阈值"
             f"{threshold:.4f}（主要检测器：{driver}）")
 
 

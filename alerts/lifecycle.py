@@ -39,12 +39,11 @@ from typing import Any
 
 import polars as pl
 
-from core.frames import Domain
+from core.vocabulary import LEVEL_RANK, AlertStatus, Domain, Level, ReleaseState
 
 __all__ = [
     "HAZARD_BY_DOMAIN",
     "ALERT_COLUMNS",
-    "LEVEL_RANK",
     "STEP",
     "AlertPolicy",
     "AlertPlan",
@@ -67,8 +66,6 @@ ALERT_COLUMNS = (
     "alert_id", "unique_id", "domain", "region", "hazard", "level", "status", "ds",
     "score", "evidence", "opened_at", "updated_at", "release_state", "expires_at",
 )
-
-LEVEL_RANK = {"none": 0, "blue": 1, "yellow": 2, "orange": 3, "red": 4}
 
 #: One expected step per frequency. Business days step 1 day, but a weekend is 3 days, so
 #: staleness limits below use whole steps of at least that.
@@ -97,7 +94,7 @@ _NOTICE_SCHEMA = {
 class AlertPolicy:
     """The configurable part of the lifecycle ([alerts] in ews.toml)."""
 
-    auto_release: frozenset[str] = frozenset({"blue", "yellow"})
+    auto_release: frozenset[str] = frozenset({Level.BLUE.label, Level.YELLOW.label})
     expire_steps: int = 3
     actor: str = "cycle"
 
@@ -213,7 +210,7 @@ def plan_alerts(
         health_state = state.get(grade["unique_id"], "ok")
         if health_state != "ok":
             inhibited.setdefault(key, []).append(grade)
-            if grade["level"] != "none":
+            if grade["level"] != Level.NONE.label:
                 notices.append({
                     "notice_id": _notice_id(grade["unique_id"], health_state, grade["ds"]),
                     "unique_id": grade["unique_id"], "hazard": hazard, "region": grade["region"],
@@ -230,7 +227,7 @@ def plan_alerts(
         key = group_key(alert["hazard"], alert["region"])
         if key in current:
             # an older duplicate in the same group (e.g. from before grouping): fold it in
-            row = _row(alert) | {"status": "resolved", "updated_at": now}
+            row = _row(alert) | {"status": AlertStatus.RESOLVED, "updated_at": now}
             rows.append(row)
             _transition(plan, alert, row, "resolved", policy.actor,
                         f"merged into {current[key]['alert_id']} (one alert per hazard and region)")
@@ -239,7 +236,7 @@ def plan_alerts(
 
     for key in sorted(set(groups) | set(current) | set(inhibited)):
         members = groups.get(key, [])
-        active = [m for m in members if m["level"] != "none"]
+        active = [m for m in members if m["level"] != Level.NONE.label]
         alert = current.get(key)
         # a member grade already past its own expiry time can neither lead nor renew
         live = [m for m in active if _expiry(m, policy, frequencies) > clock]
@@ -280,8 +277,8 @@ def plan_alerts(
                 _release(plan, row, before, published, silence)
             continue
         everyone = members + inhibited.get(key, [])
-        if everyone and all(m["level"] == "none" for m in everyone):
-            row = before | {"status": "resolved", "updated_at": now}
+        if everyone and all(m["level"] == Level.NONE.label for m in everyone):
+            row = before | {"status": AlertStatus.RESOLVED, "updated_at": now}
             rows.append(row)
             _transition(plan, before, row, "resolved", policy.actor,
                         "every member series graded none: " + ", ".join(m["unique_id"] for m in everyone))
@@ -327,9 +324,9 @@ def _new_row(lead: dict[str, Any], key: tuple[str, str], now: datetime, policy: 
     return {
         "alert_id": _alert_id(key[0], lead["region"], lead["ds"]),
         "unique_id": lead["unique_id"], "domain": lead["domain"], "region": lead["region"],
-        "hazard": key[0], "level": lead["level"], "status": "open", "ds": lead["ds"],
+        "hazard": key[0], "level": lead["level"], "status": AlertStatus.OPEN, "ds": lead["ds"],
         "score": lead["score"], "evidence": lead["evidence"], "opened_at": now, "updated_at": now,
-        "release_state": "pending", "expires_at": _expiry(lead, policy, frequencies),
+        "release_state": ReleaseState.PENDING, "expires_at": _expiry(lead, policy, frequencies),
     }
 
 
@@ -353,13 +350,13 @@ def _row(alert: dict[str, Any]) -> dict[str, Any]:
 
 def _release_state(level: str, silence: bool, policy: AlertPolicy) -> str:
     if silence:
-        return "suppressed"
-    return "released" if level in policy.auto_release else "pending"
+        return ReleaseState.SUPPRESSED
+    return ReleaseState.RELEASED if level in policy.auto_release else ReleaseState.PENDING
 
 
 def _release(plan: AlertPlan, row: dict[str, Any], before: dict[str, Any] | None,
              published: set[str] | frozenset[str], silence: bool) -> None:
-    if row["release_state"] != "released":
+    if row["release_state"] != ReleaseState.RELEASED:
         return
     first = row["alert_id"] not in published and not any(
         r["alert_id"] == row["alert_id"] for r in plan.releases)
@@ -369,7 +366,7 @@ def _release(plan: AlertPlan, row: dict[str, Any], before: dict[str, Any] | None
 
 def _expire(plan: AlertPlan, rows: list[dict[str, Any]], before: dict[str, Any], now: datetime,
             actor: str, why: str) -> None:
-    row = before | {"status": "expired", "updated_at": now}
+    row = before | {"status": AlertStatus.EXPIRED, "updated_at": now}
     rows.append(row)
     _transition(plan, before, row, "expired", actor,
                 f"not renewed before {before['expires_at'].isoformat()} ({why})")

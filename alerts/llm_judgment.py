@@ -50,6 +50,7 @@ from typing import Any
 
 from alerts.guardrails import FREE_TEXT_FIELDS, fence, screen_texts
 from alerts.judgment import AI_LABEL, HAZARD_ZH, LEVEL_ZH, Judgment, evidence_hash, write_template_judgment
+from core.vocabulary import WARNING_LEVEL_NAMES, WARNING_LEVELS, Level
 
 __all__ = [
     "PROMPT_VERSION",
@@ -73,9 +74,8 @@ __all__ = [
 PROMPT_VERSION = "judge-v3"
 REPLY_STYLES = ("choices", "free")
 SECTIONS = ("situation", "development", "actions", "uncertainty")
-_LEVELS_EN = ("red", "orange", "yellow", "blue")
-_LEVELS_ZH = {"红色": "red", "橙色": "orange", "黄色": "yellow", "蓝色": "blue"}
-_ROMAN = {"blue": "IV", "yellow": "III", "orange": "II", "red": "I"}
+_LEVELS_EN = tuple(reversed(WARNING_LEVEL_NAMES))  # most severe first
+_LEVELS_ZH = {lv.zh: lv.label for lv in reversed(WARNING_LEVELS)}
 _KEYS = ("risk_level", *(f"{s}_en" for s in SECTIONS), *(f"{s}_zh" for s in SECTIONS))
 
 # Free style: ASCII without digits, '"' or '\' in English, a capital letter only as the first
@@ -151,6 +151,7 @@ def placeholders(evidence: dict[str, Any]) -> dict[str, str]:
 # Recommended actions by level: orange and red (CAP urgency Immediate, response Prepare) call
 # for preparing a response, blue and yellow (Monitor) for closer watching; any level for
 # checking the data.
+_HIGH_LEVELS = frozenset(lv.label for lv in WARNING_LEVELS if lv >= Level.ORANGE)
 _ACTIONS_HIGH = {
     "Alert the response teams and prepare the measures for this level.": "通知应急队伍，准备本等级的应对措施。",
     "Brief the duty officer now and keep the response teams on standby.": "立即报告值班领导，应急队伍待命。",
@@ -211,7 +212,7 @@ def statements(shown: dict[str, Any]) -> dict[str, dict[str, str]]:
     uncertainty = dict(_UNCERTAINTY)
     if shown.get("data_age_days") is None:
         del uncertainty["The data are {data_age_days} days old; the source may revise them."]
-    actions = {**(_ACTIONS_HIGH if level in ("orange", "red") else _ACTIONS_LOW), **_ACTIONS_ANY}
+    actions = {**(_ACTIONS_HIGH if level in _HIGH_LEVELS else _ACTIONS_LOW), **_ACTIONS_ANY}
     return {"situation": situation, "development": development, "actions": actions,
             "uncertainty": uncertainty}
 
@@ -396,7 +397,7 @@ _EN_NUMBER_WORDS = re.compile(
 #: Capitalised words allowed anywhere without tracing (casefolded): the AI label, the CAP
 #: standard, the engine's name, the level names (a wrong level is caught by the level check).
 #: Month and weekday names are deliberately absent: the model never writes a date.
-CAPITALISED_ALLOWED = frozenset({"ai", "cap", "ews", "red", "orange", "yellow", "blue"})
+CAPITALISED_ALLOWED = frozenset({"ai", "cap", "ews", *WARNING_LEVEL_NAMES})
 #: Words that may open a sentence in front of a capitalised name from the evidence ("The USGS
 #: NWIS data ...", "Near Tohoku ...", "Verify USGS ..."): articles, pronouns, prepositions,
 #: conjunctions and the imperative verbs of the vetted statements. Any other first word of a
@@ -595,12 +596,11 @@ def render(text: str, evidence: dict[str, Any]) -> str:
 def _header(evidence: dict[str, Any], zh: bool) -> str:
     level = evidence["level"]
     if zh:
-        zh_level = {v: k for k, v in _LEVELS_ZH.items()}[level]
         text = (f"{evidence['name']}（{evidence['unique_id']}，{evidence.get('region') or '未指明地区'}）"
-                f"{str(evidence['ds'])[:10]}达到{zh_level}（{_ROMAN[level]}级）。")
+                f"{str(evidence['ds'])[:10]}达到{LEVEL_ZH[level]}（{Level.parse(level).roman}级）。")
         return (f"【演练：按{evidence['as_of']}回放】" if evidence.get("as_of") else "") + text
     text = (f"{evidence['name']} ({evidence['unique_id']}, {evidence.get('region') or 'unspecified region'}) "
-            f"reached {level.upper()} (level {_ROMAN[level]}) on {str(evidence['ds'])[:10]}.")
+            f"reached {level.upper()} (level {Level.parse(level).roman}) on {str(evidence['ds'])[:10]}.")
     return (f"[Exercise: replay as of {evidence['as_of']}] " if evidence.get("as_of") else "") + text
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from core.errors import EWSError
+from core.vocabulary import Role
 
 __all__ = [
     "REVIEW_PERMISSION",
@@ -31,7 +32,8 @@ __all__ = [
     "minimum_role",
 ]
 
-ROLES: tuple[str, ...] = ("viewer", "analyst", "duty_officer", "admin")
+#: Role names, least to most trusted (core.vocabulary.Role).
+ROLES: tuple[str, ...] = Role.values()
 
 #: Every action the server checks, with what it means.
 ACTIONS: dict[str, str] = {
@@ -46,11 +48,11 @@ ACTIONS: dict[str, str] = {
     "users.manage": "add, remove or change the role of user accounts",
 }
 
-_GRANTS: dict[str, frozenset[str]] = {
-    "viewer": frozenset({"pages.read", "cap.download"}),
-    "analyst": frozenset({"alert.acknowledge", "alert.feedback"}),
-    "duty_officer": frozenset({"alert.approve", "alert.reject", "alert.silence"}),
-    "admin": frozenset({"audit.read", "users.manage"}),
+_GRANTS: dict[Role, frozenset[str]] = {
+    Role.VIEWER: frozenset({"pages.read", "cap.download"}),
+    Role.ANALYST: frozenset({"alert.acknowledge", "alert.feedback"}),
+    Role.DUTY_OFFICER: frozenset({"alert.approve", "alert.reject", "alert.silence"}),
+    Role.ADMIN: frozenset({"audit.read", "users.manage"}),
 }
 
 

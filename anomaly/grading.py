@@ -43,10 +43,11 @@ import polars as pl
 
 from core.errors import ConfigError, FrameError
 from core.frames import Level, validate_scores
+from core.vocabulary import LEVEL_RANK, WARNING_LEVELS
 
 __all__ = ["grade", "grade_regions"]
 
-_LEVELS = (Level.BLUE, Level.YELLOW, Level.ORANGE, Level.RED)
+_LEVELS = WARNING_LEVELS
 
 
 @dataclass(frozen=True)
@@ -301,7 +302,7 @@ def grade_regions(latest: pl.DataFrame, meta: pl.DataFrame) -> pl.DataFrame:
     ``latest``: one grade row per series (``unique_id, level, score``); ``meta``: ``unique_id,
     region``. Series without a region are grouped under ``"(none)"``.
     """
-    order = {lv.label: int(lv) for lv in Level}
+    order = LEVEL_RANK
     frame = latest.join(meta.select("unique_id", "region"), on="unique_id", how="left").with_columns(
         pl.col("region").fill_null("(none)"),
         pl.col("level").replace_strict(order, return_dtype=pl.Int32).alias("rank"),

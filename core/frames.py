@@ -21,12 +21,12 @@ Each library validates its input once, at the entry of its public function, with
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Sequence
 
 import polars as pl
 
 from core.errors import FrameError
+from core.vocabulary import Classification, Domain, Level  # re-exported: defined in core.vocabulary
 
 __all__ = [
     "Domain",
@@ -45,63 +45,6 @@ __all__ = [
     "validate_forecasts",
     "validate_scores",
 ]
-
-
-class Domain(str, enum.Enum):
-    """What kind of phenomenon a series measures."""
-
-    MARKET = "market"
-    SEISMIC = "seismic"
-    GEODETIC = "geodetic"
-    HYDRO = "hydro"
-    SATELLITE = "satellite"
-
-
-class Level(enum.IntEnum):
-    """China's four national warning levels (GB/T 35965.1); NONE means no warning."""
-
-    NONE = 0
-    BLUE = 1  # IV, general
-    YELLOW = 2  # III, heavier
-    ORANGE = 3  # II, serious
-    RED = 4  # I, most severe
-
-    @property
-    def label(self) -> str:
-        return self.name.lower()
-
-    @property
-    def roman(self) -> str:
-        return {0: "", 1: "IV", 2: "III", 3: "II", 4: "I"}[int(self)]
-
-    @classmethod
-    def parse(cls, text: str) -> Level:
-        try:
-            return cls[text.upper()]
-        except KeyError:
-            raise FrameError(
-                f"unknown warning level {text!r}",
-                fix="use one of none, blue, yellow, orange, red",
-            ) from None
-
-
-class Classification(enum.IntEnum):
-    """Confidentiality of a series or source; endpoints are cleared up to a level."""
-
-    PUBLIC = 0
-    INTERNAL = 1
-    CONFIDENTIAL = 2
-    SECRET = 3
-
-    @classmethod
-    def parse(cls, text: str) -> Classification:
-        try:
-            return cls[text.upper()]
-        except KeyError:
-            raise FrameError(
-                f"unknown classification {text!r}",
-                fix="use one of public, internal, confidential, secret",
-            ) from None
 
 
 #: Frequencies a series may declare (pandas offset aliases, which statsforecast

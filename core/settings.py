@@ -15,11 +15,13 @@ import json
 import os
 import tomllib
 from dataclasses import dataclass, fields
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
+from core.clock import replay_cutoff
 from core.errors import ConfigError
+from core.vocabulary import WARNING_LEVEL_NAMES
 
 __all__ = [
     "DEFAULT_TOML",
@@ -363,7 +365,7 @@ class RiskSettings:
     persistence_n: int
 
     def thresholds(self) -> dict[str, float]:
-        return {"blue": self.blue, "yellow": self.yellow, "orange": self.orange, "red": self.red}
+        return {name: getattr(self, name) for name in WARNING_LEVEL_NAMES}
 
 
 @dataclass(frozen=True)
@@ -380,10 +382,12 @@ class CycleSettings:
     as_of: str
 
     def as_of_time(self) -> datetime | None:
-        """End of the replay day (exclusive bound), or None when live."""
-        if not self.as_of:
-            return None
-        return datetime.combine(date.fromisoformat(self.as_of), time()) + timedelta(days=1)
+        """End of the replay day (exclusive bound), or None when live.
+
+        Commands read it once through :class:`core.clock.Clock` (``clock.cutoff``) and pass
+        the clock down; this stays for callers that hold only the settings.
+        """
+        return replay_cutoff(self.as_of)
 
 
 @dataclass(frozen=True)
@@ -636,7 +640,7 @@ def load_settings(
 
 def _check(settings: Settings) -> None:
     risk = settings.risk
-    ladder = [risk.blue, risk.yellow, risk.orange, risk.red]
+    ladder = list(risk.thresholds().values())  # blue ... red
     if not all(0.0 < t < 1.0 for t in ladder) or ladder != sorted(ladder):
         raise ConfigError(
             f"risk thresholds must rise within (0, 1) from blue to red, got {ladder}",
@@ -657,8 +661,8 @@ def _check(settings: Settings) -> None:
                 fix='write a date such as "2011-03-12", or "" for live',
             ) from None
     for level in settings.alerts.auto_release:
-        if level not in ("blue", "yellow", "orange", "red"):
+        if level not in WARNING_LEVEL_NAMES:
             raise ConfigError(
                 f"[alerts] auto_release names unknown level {level!r}",
-                fix="list levels among blue, yellow, orange, red",
+                fix=f"list levels among {', '.join(WARNING_LEVEL_NAMES)}",
             )

@@ -16,6 +16,7 @@ import altair as alt
 import polars as pl
 import streamlit as st
 
+from core.vocabulary import per_level
 from dashboards import context
 
 __all__ = [
@@ -29,10 +30,10 @@ __all__ = [
     "series_panel",
 ]
 
-LEVEL_COLOURS = {"none": "#9e9e9e", "blue": "#1f5fd6", "yellow": "#e0b700", "orange": "#ff8c00",
-                 "red": "#d7191c"}
-LEVEL_RGB = {"none": [158, 158, 158, 140], "blue": [31, 95, 214, 220], "yellow": [224, 183, 0, 230],
-             "orange": [255, 140, 0, 235], "red": [215, 25, 28, 240]}
+LEVEL_COLOURS = per_level(none="#9e9e9e", blue="#1f5fd6", yellow="#e0b700", orange="#ff8c00",
+                          red="#d7191c")
+LEVEL_RGB = per_level(none=[158, 158, 158, 140], blue=[31, 95, 214, 220], yellow=[224, 183, 0, 230],
+                      orange=[255, 140, 0, 235], red=[215, 25, 28, 240])
 _LEVELS = list(LEVEL_COLOURS)
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$&:\"'=])")
 

@@ -49,7 +49,9 @@ from alerts.lifecycle import (
     plan_alerts,
     plan_expiry,
 )
+from core.clock import Clock
 from core.settings import Settings
+from core.vocabulary import AlertStatus, Classification, Level, ReleaseState
 from pipelines.llm import Judge, open_judge
 from warehouse import Warehouse
 from warehouse import alerting, review
@@ -90,7 +92,7 @@ def latest_grades(series: pl.DataFrame, grades: pl.DataFrame, meta: pl.DataFrame
     latest = last.join(grades.select("unique_id", "ds", "level", "score", "evidence"),
                        on=["unique_id", "ds"], how="left")
     latest = latest.with_columns(
-        pl.col("level").fill_null("none"),
+        pl.col("level").fill_null(Level.NONE.label),
         pl.col("score").fill_null(0.0),
         pl.col("evidence").fill_null("{}"),
     )
@@ -104,16 +106,16 @@ def run_alert_step(
     series: pl.DataFrame,
     grades: pl.DataFrame,
     meta: pl.DataFrame,
-    now: datetime,
+    clock: Clock,
     run_id: str,
     actor: str,
     progress: Any = lambda _m: None,
 ) -> AlertStepResult:
     """Plan and write alerts for the series of this cycle (inside the cycle's transaction, no
-    network call); see the module docstring."""
+    network call); see the module docstring. ``clock.now`` stamps the rows; the data is judged
+    at ``clock.judged_at`` (the end of the replay day, or now)."""
     result = AlertStepResult()
-    as_of = settings.cycle.as_of_time()
-    clock = as_of or now
+    now, judged_at = clock.now, clock.judged_at
     all_meta = wh.read_series_meta()
     frequencies = dict(zip(all_meta["unique_id"], all_meta["frequency"], strict=True))
     latest = latest_grades(series, grades, meta)
@@ -121,13 +123,13 @@ def run_alert_step(
     latest = _with_group_mates(wh, latest, all_meta)
     observed = pl.concat([series, wh.read_observations(
         [u for u in latest["unique_id"].to_list() if u not in set(series["unique_id"].to_list())],
-        before=as_of)]) if latest.height else series
-    health = assess_data_health(observed, frequencies, clock=clock,
+        before=clock.cutoff)]) if latest.height else series
+    health = assess_data_health(observed, frequencies, clock=judged_at,
                                 stale_steps=settings.alerts.stale_steps, gap_ratio=settings.alerts.gap_ratio)
     silenced = {group_key(r["hazard"], r["region"])
                 for r in review.read_silences(wh, active_at=now).iter_rows(named=True)}
     policy = _policy(settings)
-    plan = plan_alerts(latest, alerting.read_open_alerts(wh), now=now, clock=clock, policy=policy,
+    plan = plan_alerts(latest, alerting.read_open_alerts(wh), now=now, clock=judged_at, policy=policy,
                        frequencies=frequencies, health=health, silenced=silenced,
                        published=alerting.published_alert_ids(wh), closed=_closed_groups(wh))
 
@@ -139,11 +141,12 @@ def run_alert_step(
                  detail={"kind": n["kind"], "detail": json.loads(n["detail"])})
         result.notes.append(f"{n['unique_id']}: {n['kind']} data, alert withheld (data-gap notice)")
 
-    fresh_ids = [t["alert_id"] for t in plan.transitions if t["after"]["status"] == "open"]
+    fresh_ids = [t["alert_id"] for t in plan.transitions if t["after"]["status"] == AlertStatus.OPEN]
     fresh = alerting.read_alerts_full(wh, alert_ids=fresh_ids)
     # The judge (and its network calls) runs after this transaction commits (judge_alerts);
     # until then every fresh alert carries the template judgment of the same evidence.
-    result.to_judge = _evidence_bundles(wh, settings, fresh, all_meta, observed, clock=clock)
+    result.to_judge = _evidence_bundles(wh, settings, fresh, all_meta, observed, judged_at=judged_at,
+                                        as_of=clock.as_of)
     provisional = [(e, _provisional(e)) for e in result.to_judge]
     counts["judgments"] = wh.insert_judgments(_judgment_frame(provisional, run_id=run_id, now=now)) \
         if provisional else 0
@@ -160,17 +163,17 @@ def run_alert_step(
     return result
 
 
-def run_expiry_step(wh: Warehouse, settings: Settings, *, now: datetime, run_id: str,
+def run_expiry_step(wh: Warehouse, settings: Settings, *, clock: Clock, run_id: str,
                     actor: str) -> AlertStepResult:
     """The alert step of a cycle in which no series changed (inside its transaction): every
-    open alert not renewed before its ``expires_at`` (judged on the replay day or ``now``)
-    expires, with an ``expired`` transition (actor ``cycle``, the reason, this run's id) and an
-    ``alert.expired`` audit row by the cycle's ``actor``. Nothing is judged or released."""
+    open alert not renewed before its ``expires_at`` (judged at ``clock.judged_at``: the replay
+    day or now) expires, with an ``expired`` transition (actor ``cycle``, the reason, this
+    run's id) and an ``alert.expired`` audit row by the cycle's ``actor``. Nothing is judged or
+    released."""
     result = AlertStepResult()
-    clock = settings.cycle.as_of_time() or now
     policy = _policy(settings)
-    plan = plan_expiry(alerting.read_open_alerts(wh), now=now, clock=clock, policy=policy)
-    _write_plan(wh, plan, now=now, run_id=run_id, actor=actor, result=result,
+    plan = plan_expiry(alerting.read_open_alerts(wh), now=clock.now, clock=clock.judged_at, policy=policy)
+    _write_plan(wh, plan, now=clock.now, run_id=run_id, actor=actor, result=result,
                 cause="expiry check of a cycle with no changed series")
     for t in plan.transitions:
         result.notes.append(f"{t['alert_id']} {t['action']}: {t['reason']}")
@@ -214,7 +217,7 @@ def judge_alerts(wh: Warehouse, settings: Settings, to_judge: list[dict[str, Any
     return out
 
 
-def provisional_bundles(wh: Warehouse, settings: Settings, *,
+def provisional_bundles(wh: Warehouse, settings: Settings, *, clock: Clock,
                         exclude: set[str] | frozenset[str] = frozenset()) -> list[dict[str, Any]]:
     """Evidence bundles of open alerts (not in ``exclude``) whose newest stored judgment is
     still the provisional template (:data:`PROVISIONAL_VERDICT`), e.g. after a run failed
@@ -234,13 +237,12 @@ def provisional_bundles(wh: Warehouse, settings: Settings, *,
     rows = rows.filter(~pl.col("alert_id").is_in(list(exclude)))
     if rows.height == 0:
         return []
-    as_of = settings.cycle.as_of_time()
     all_meta = wh.read_series_meta()
-    observed = wh.read_observations(rows["unique_id"].unique().to_list(), before=as_of)
+    observed = wh.read_observations(rows["unique_id"].unique().to_list(), before=clock.cutoff)
     bundles = []
     for judged_at, part in rows.group_by("judged_at", maintain_order=True):
         bundles += _evidence_bundles(wh, settings, part.drop("judged_at"), all_meta, observed,
-                                     clock=as_of or judged_at[0])
+                                     judged_at=clock.cutoff or judged_at[0], as_of=clock.as_of)
     return bundles
 
 
@@ -318,7 +320,7 @@ def evidence_bundle(alert: dict[str, Any], info: dict[str, Any], observed: pl.Da
         "value": value.get_column("y").item() if value.height else None,
         "unit": info["unit"],
         "source": info["source"],
-        "classification": info.get("classification") or "public",
+        "classification": info.get("classification") or Classification.PUBLIC.label,
         "data_age_days": (clock - alert["ds"]).days,
         "as_of": as_of,
         "group_members": grade_evidence.get("group_members", []),
@@ -333,17 +335,18 @@ def evidence_bundle(alert: dict[str, Any], info: dict[str, Any], observed: pl.Da
 
 
 def _evidence_bundles(wh: Warehouse, settings: Settings, alerts: pl.DataFrame, meta: pl.DataFrame,
-                      observed: pl.DataFrame, *, clock: datetime) -> list[dict[str, Any]]:
-    """The evidence bundle of each new or changed open alert (what its judgment is written from)."""
+                      observed: pl.DataFrame, *, judged_at: datetime,
+                      as_of: str | None) -> list[dict[str, Any]]:
+    """The evidence bundle of each new or changed open alert (what its judgment is written from),
+    judged at ``judged_at``; ``as_of`` (the replay day) marks the bundle as an exercise."""
     if alerts.height == 0:
         return []
     forecasts = wh.read_latest_forecasts(alerts.get_column("unique_id").to_list())
     info = {r["unique_id"]: r for r in meta.iter_rows(named=True)}
     thresholds = settings.risk.thresholds()
     return [evidence_bundle(alert, info[alert["unique_id"]], observed, forecasts,
-                            threshold=thresholds[alert["level"]], clock=clock,
-                            as_of=settings.cycle.as_of or None)
-            for alert in alerts.filter(pl.col("status") == "open").iter_rows(named=True)]
+                            threshold=thresholds[alert["level"]], clock=judged_at, as_of=as_of)
+            for alert in alerts.filter(pl.col("status") == AlertStatus.OPEN).iter_rows(named=True)]
 
 
 def _provisional(evidence: dict[str, Any]) -> Judgment:

@@ -40,11 +40,11 @@ from typing import Any
 
 import polars as pl
 
+from core.clock import Clock, utc_now
 from core.settings import Settings
 from pipelines.alert_step import judge_alerts, provisional_bundles, run_alert_step, run_expiry_step
 from pipelines.delivery import publish_pending
 from pipelines.forecast_step import run_forecast_step
-from core.clock import utc_now
 from pipelines.score_step import run_score_step
 from warehouse import Warehouse
 
@@ -69,29 +69,34 @@ def run_cycle(
     wh: Warehouse,
     settings: Settings,
     *,
+    clock: Clock | None = None,
     now: datetime | None = None,
     progress: Callable[[str], None] = lambda _msg: None,
     actor: str = "scheduler",
 ) -> CycleSummary:
-    """Run one cycle over every series whose data changed; see the module docstring."""
-    now = now or utc_now()
+    """Run one cycle over every series whose data changed; see the module docstring.
+
+    ``clock``: the command's :class:`~core.clock.Clock` (its ``now`` stamps the run, its replay
+    day limits the data); default: built from ``settings`` at ``now`` (default: the wall clock).
+    """
+    clock = Clock.resolve(settings, clock=clock, now=now)
+    now = clock.now
     run_id = new_run_id(now)
     summary = CycleSummary(run_id=run_id)
-    as_of = settings.cycle.as_of_time()
-    kind = "cycle" if as_of is None else "replay"
-    wh.start_run(run_id=run_id, kind=kind, started_at=now, as_of=as_of)
+    kind = "replay" if clock.replaying else "cycle"
+    wh.start_run(run_id=run_id, kind=kind, started_at=now, as_of=clock.cutoff)
     wh.audit(at=now, actor=actor, action="run.started", target=run_id,
-             detail={"kind": kind, "as_of": settings.cycle.as_of or None})
-    if as_of is not None:
-        progress(f"replay: the cycle sees only data up to {settings.cycle.as_of} ([cycle] as_of)")
+             detail={"kind": kind, "as_of": clock.as_of})
+    if clock.replaying:
+        progress(f"replay: the cycle sees only data up to {clock.as_of} ([cycle] as_of)")
     try:
         with wh.transaction():
-            to_judge = _cycle(wh, settings, summary, now=now, progress=progress, actor=actor)
+            to_judge = _cycle(wh, settings, summary, clock=clock, progress=progress, actor=actor)
         # Committed. The judge's network calls happen out here (see the module docstring).
-        _judge(wh, settings, summary, to_judge, now=now, progress=progress)
+        _judge(wh, settings, summary, to_judge, clock=clock, progress=progress)
         # CAP files are written only after the cycle's rows and judgments are committed, so a
         # rolled-back cycle never leaves a message on disk that the warehouse does not know.
-        summary.row_counts["cap_messages"] = len(publish_pending(wh, settings, now=now))
+        summary.row_counts["cap_messages"] = len(publish_pending(wh, settings, clock=clock))
     except Exception as exc:
         wh.finish_run(run_id=run_id, status="failed", finished_at=utc_now(),
                       row_counts=summary.row_counts, error=f"{type(exc).__name__}: {exc}")
@@ -114,57 +119,56 @@ def _changed_series(wh: Warehouse, before: datetime | None) -> tuple[pl.DataFram
     return changed.select("unique_id", "fingerprint"), joined.height - changed.height
 
 
-def _cycle(wh: Warehouse, settings: Settings, summary: CycleSummary, *, now: datetime,
+def _cycle(wh: Warehouse, settings: Settings, summary: CycleSummary, *, clock: Clock,
            progress: Callable[[str], None], actor: str = "scheduler") -> list[dict[str, Any]]:
     """Step 1 of the module docstring (inside the write transaction); returns the evidence
     bundles of the alerts to judge after the commit."""
-    as_of = settings.cycle.as_of_time()
-    changed, skipped = _changed_series(wh, as_of)
+    changed, skipped = _changed_series(wh, clock.cutoff)
     summary.series_skipped = skipped
     counts = summary.row_counts
     counts.update(forecasts=0, anomaly_scores=0, risk_grades=0, alerts=0, judgments=0)
     if changed.height == 0:
         progress(f"nothing new: all {skipped} series unchanged since their last cycle; "
                  "checking open alerts for expiry")
-        step = run_expiry_step(wh, settings, now=now, run_id=summary.run_id, actor=actor)
+        step = run_expiry_step(wh, settings, clock=clock, run_id=summary.run_id, actor=actor)
         counts.update(step.counts)
         summary.notes.extend(step.notes)
         summary.alerts = step.alerts
         return []
     uids = changed.get_column("unique_id").to_list()
     meta = wh.read_series_meta(uids)
-    series = wh.read_observations(uids, before=as_of)
+    series = wh.read_observations(uids, before=clock.cutoff)
     frequencies = dict(zip(meta["unique_id"], meta["frequency"], strict=True))
     summary.series_processed = len(uids)
 
     progress(f"[1/4] forecasting {len(uids)} series (each with its backtest-selected model)")
     result = run_forecast_step(wh, settings, series, frequencies=frequencies, meta=meta,
-                               run_id=summary.run_id, now=now, progress=progress)
+                               run_id=summary.run_id, now=clock.now, progress=progress)
     counts.update(result.counts)
     summary.notes.extend(result.notes)
 
     scored = run_score_step(wh, settings, series=series, fitted=result.fitted,
                             exceedance=result.exceedance, meta=meta,
-                            run_id=summary.run_id, as_of=as_of or now, progress=progress)
+                            run_id=summary.run_id, as_of=clock.judged_at, progress=progress)
     counts.update(scored.counts)
     summary.notes.extend(scored.notes)
     grades = scored.grades
 
     progress("[4/4] alerts: lifecycle, review gate, outbox (judgments and CAP after the commit)")
-    step = run_alert_step(wh, settings, series=series, grades=grades, meta=meta, now=now,
+    step = run_alert_step(wh, settings, series=series, grades=grades, meta=meta, clock=clock,
                           run_id=summary.run_id, actor=actor, progress=progress)
     counts.update(step.counts)
     summary.notes.extend(step.notes)
     summary.alerts = step.alerts
-    wh.upsert_series_state(changed, run_id=summary.run_id, at=now)
+    wh.upsert_series_state(changed, run_id=summary.run_id, at=clock.now)
     return step.to_judge
 
 
 def _judge(wh: Warehouse, settings: Settings, summary: CycleSummary, to_judge: list[dict[str, Any]],
-           *, now: datetime, progress: Callable[[str], None]) -> None:
+           *, clock: Clock, progress: Callable[[str], None]) -> None:
     """Step 2 of the module docstring (outside the write transaction): the alerts of step 1
     and every open alert still carrying a provisional judgment from an earlier run."""
-    leftover = provisional_bundles(wh, settings, exclude={e["alert_id"] for e in to_judge})
+    leftover = provisional_bundles(wh, settings, clock=clock, exclude={e["alert_id"] for e in to_judge})
     if leftover:
         progress(f"judgments: {len(leftover)} alert(s) still carry a provisional judgment "
                  "(an earlier run failed before judging them)")
@@ -173,7 +177,7 @@ def _judge(wh: Warehouse, settings: Settings, summary: CycleSummary, to_judge: l
     if not to_judge:
         return
     progress(f"judgments: {len(to_judge)} alert(s), written after the alert transaction committed")
-    judged = judge_alerts(wh, settings, to_judge, now=now, run_id=summary.run_id)
+    judged = judge_alerts(wh, settings, to_judge, now=clock.now, run_id=summary.run_id)
     summary.notes.extend(judged.notes)
     for item in summary.alerts:
         judgment = judged.judgments.get(item["alert_id"])

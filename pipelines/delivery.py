@@ -31,10 +31,10 @@ from typing import Any
 import polars as pl
 
 from alerts.cap import Area, CapReference, build_cap, cap_datetime, cap_identifier, judgment_for_cap, validate_cap
-from alerts.lifecycle import LEVEL_RANK
+from core.clock import Clock, utc_now
 from core.errors import ConfigError
 from core.settings import Settings
-from core.clock import utc_now
+from core.vocabulary import LEVEL_RANK
 from warehouse import Warehouse
 from warehouse import alerting
 
@@ -87,13 +87,20 @@ def route(message: dict[str, Any], recipients: pl.DataFrame) -> list[str]:
     return chosen
 
 
-def publish_pending(wh: Warehouse, settings: Settings, *, now: datetime) -> list[str]:
-    """Render pending outbox events as CAP; returns the new identifiers (see module docstring)."""
+def publish_pending(wh: Warehouse, settings: Settings, *, now: datetime | None = None,
+                    clock: Clock | None = None) -> list[str]:
+    """Render pending outbox events as CAP; returns the new identifiers (see module docstring).
+
+    ``clock``: the command's clock (``now`` stamps the messages; a replay day makes them
+    Exercise); default: built from ``settings`` at ``now`` (default: the wall clock).
+    """
+    clock = Clock.resolve(settings, clock=clock, now=now)
+    now = clock.now
     events = alerting.pending_outbox(wh)
     if events.height == 0:
         return []
     tz = sender_offset(settings)
-    status = "Exercise" if settings.cycle.as_of else "Actual"
+    status = "Exercise" if clock.replaying else "Actual"
     meta = {r["unique_id"]: r for r in wh.read_series_meta().iter_rows(named=True)}
     recipients = alerting.read_recipients(wh)
     folder = settings.path("alerts")
@@ -116,8 +123,8 @@ def publish_pending(wh: Warehouse, settings: Settings, *, now: datetime) -> list
         xml = build_cap(alert, identifier=identifier, sender=settings.alerts.sender, sent=sent, status=status,
                         msg_type=event["msg_type"], judgment=judgment, area=area_for(info, alert.get("region"), settings),
                         series_name=info["name"] if info else alert["unique_id"], references=refs,
-                        note=(f"Exercise: replay as of {settings.cycle.as_of}, not a real warning"
-                              if settings.cycle.as_of else (event["reason"] if event["msg_type"] == "Cancel" else None)),
+                        note=(f"Exercise: replay as of {clock.as_of}, not a real warning"
+                              if clock.replaying else (event["reason"] if event["msg_type"] == "Cancel" else None)),
                         sender_name=settings.alerts.sender_name)
         errors = validate_cap(xml)
         if errors:

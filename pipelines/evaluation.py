@@ -41,7 +41,7 @@ from anomaly.evaluation import (
     vus_pr,
 )
 from core.errors import DataFormatError
-from core.frames import Level
+from core.vocabulary import LEVEL_RANK, Domain, Level
 
 __all__ = ["load_nab_corpus", "evaluate_nab", "evaluate_labelled", "evaluate_events", "iforest_baseline_scores",
            "MATCHING_RULES"]
@@ -51,10 +51,10 @@ _PROFILE_KEYS = {"standard": "nab_score", "reward_low_FP_rate": "nab_score_low_f
 
 #: The matching windows of `ews evaluate events`, fixed here before any scoring.
 MATCHING_RULES: dict[str, dict[str, Any]] = {
-    "market": {"events": "NBER recession onsets (USREC 0 -> 1)", "lead_days": 365, "grace_days": 91,
-               "alarm_level": "blue", "step": "week (W-FRI)"},
-    "seismic": {"events": "NOAA/NCEI significant earthquakes, M >= 6.0, inside the region box",
-                "lead_days": 30, "grace_days": 0, "alarm_level": "blue", "step": "day"},
+    Domain.MARKET.value: {"events": "NBER recession onsets (USREC 0 -> 1)", "lead_days": 365, "grace_days": 91,
+                          "alarm_level": Level.BLUE.label, "step": "week (W-FRI)"},
+    Domain.SEISMIC.value: {"events": "NOAA/NCEI significant earthquakes, M >= 6.0, inside the region box",
+                           "lead_days": 30, "grace_days": 0, "alarm_level": Level.BLUE.label, "step": "day"},
 }
 
 
@@ -209,8 +209,7 @@ def _grade_flags(scores: pl.DataFrame, *, thresholds: dict[str, float], k: int, 
                  alarm_level: str) -> pl.DataFrame:
     graded = anomaly.grade(scores, thresholds=thresholds, persistence_k=k, persistence_n=n, cooldown=cooldown)
     floor = int(Level.parse(alarm_level))
-    ranks = {lv.label: int(lv) for lv in Level}
-    hit = graded.filter(pl.col("level").replace_strict(ranks, return_dtype=pl.Int32) >= floor).select("ds")
+    hit = graded.filter(pl.col("level").replace_strict(LEVEL_RANK, return_dtype=pl.Int32) >= floor).select("ds")
     return scores.select("ds").with_columns(pl.col("ds").is_in(hit.get_column("ds").implode()).alias("flag"))
 
 
@@ -278,7 +277,7 @@ def evaluate_events(data_dir: Path, *, thresholds: dict[str, float], k: int, n: 
 
     report: dict[str, Any] = {"matching_rules": MATCHING_RULES, "grading": {
         "thresholds": thresholds, "persistence_k": k, "persistence_n": n, "cooldown": cooldown}}
-    rule = MATCHING_RULES["market"]
+    rule = MATCHING_RULES[Domain.MARKET]
     onsets, ends = _recessions(data_dir / "events" / "fred_USREC_nber_recession_monthly.csv")
     composite = market_stress_frame(data_dir)
     engine = anomaly.calibrate_causal(composite.select(
@@ -292,7 +291,7 @@ def evaluate_events(data_dir: Path, *, thresholds: dict[str, float], k: int, n: 
         "iforest_baseline": _skill_dict(_grade_flags(plain, thresholds=thresholds, k=k, n=n, cooldown=cooldown,
                                                      alarm_level=rule["alarm_level"]), onsets, rule, ends),
     }
-    rule = MATCHING_RULES["seismic"]
+    rule = MATCHING_RULES[Domain.SEISMIC]
     quakes_path = data_dir / "events" / "noaa_ncei_significant_earthquakes_asia_2005_2023.csv"
     catalogs = {"japan": "seismic/usgs_comcat_japan_2005_2014_processed.csv",
                 "eastasia": "seismic/usgs_comcat_eastasia_m4_2018_2023.csv"}

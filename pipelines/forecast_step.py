@@ -25,6 +25,7 @@ from typing import Any
 import polars as pl
 
 import forecasting
+from core.clock import Clock
 from core.errors import EWSError, ModelError
 from core.frames import forecast_columns
 from core.settings import Settings
@@ -295,15 +296,21 @@ def run_backtest(
     settings: Settings,
     *,
     run_id: str,
-    now: datetime,
+    now: datetime | None = None,
+    clock: Clock | None = None,
     unique_ids: Sequence[str] | None = None,
     horizon: int | None = None,
     windows: int | None = None,
     models: Sequence[str] | None = None,
     progress: _Progress = lambda _msg: None,
 ) -> BacktestSummary:
-    """Backtest every candidate on the warehouse's series and store the metrics (one run)."""
-    as_of = settings.cycle.as_of_time()
+    """Backtest every candidate on the warehouse's series and store the metrics (one run).
+
+    ``clock``: the command's clock (data up to its replay day; ``now`` stamps the rows);
+    default: built from ``settings`` at ``now``.
+    """
+    clock = Clock.resolve(settings, clock=clock, now=now)
+    as_of = clock.cutoff
     meta = wh.read_series_meta(unique_ids)
     if unique_ids is not None:
         unknown = sorted(set(unique_ids) - set(meta["unique_id"].to_list()))
@@ -349,7 +356,7 @@ def run_backtest(
             lambda r: json.dumps(result.members.get(r["unique_id"]))
             if r["model"].startswith("Ensemble-") else None, return_dtype=pl.Utf8).alias("members"),
     )
-    rows = store.write_backtest(wh, metrics, run_id=run_id, at=now)
+    rows = store.write_backtest(wh, metrics, run_id=run_id, at=clock.now)
     return BacktestSummary(run_id=run_id, metrics=metrics, notes=notes, rows=rows)
 
 
@@ -359,12 +366,18 @@ def train_domain_model(
     settings: Settings,
     *,
     domain: str,
-    now: datetime,
+    now: datetime | None = None,
+    clock: Clock | None = None,
     steps: int | None = None,
     progress: _Progress = lambda _msg: None,
 ) -> dict[str, Any]:
-    """Train a vertical Chronos-2 on one domain's series and register it; return its entry."""
-    as_of = settings.cycle.as_of_time()
+    """Train a vertical Chronos-2 on one domain's series and register it; return its entry.
+
+    ``clock``: the command's clock (data up to its replay day; ``now`` names and stamps the
+    model); default: built from ``settings`` at ``now``.
+    """
+    clock = Clock.resolve(settings, clock=clock, now=now)
+    as_of, now = clock.cutoff, clock.now
     meta = wh.read_series_meta().filter(pl.col("domain") == domain)
     if meta.height == 0:
         raise EWSError(f"no series of domain {domain!r} in the warehouse",

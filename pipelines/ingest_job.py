@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from core.clock import utc_now
+from core.clock import Clock, utc_now
 from core.settings import Settings
 from ingest.connectors import SourceRun, run_source
 from ingest.connectors.http import HttpClient
@@ -43,14 +43,21 @@ def run_sources(
     actor: str = "cron",
     cycle: bool = True,
     client: HttpClient | None = None,
+    clock: Clock | None = None,
     now: datetime | None = None,
     progress: Callable[[str], None] = lambda _msg: None,
     environ: Mapping[str, str] | None = None,
 ) -> IngestRun:
-    """Ingest ``names`` one after the other, record the run, then score if rows changed."""
+    """Ingest ``names`` one after the other, record the run, then score if rows changed.
+
+    ``clock``: the command's clock (default: built from ``settings`` at ``now``); its ``now``
+    stamps the ingest run. Each source stamps its fetch with ``now`` when the caller fixed it,
+    else with its own reading; the cycle runs on the same clock re-read at its start.
+    """
     from pipelines.cycle import new_run_id, run_cycle  # the cycle imports the libraries: only when needed
 
-    started = now or utc_now()
+    clock = Clock.resolve(settings, clock=clock, now=now)
+    started = clock.now
     run_id = new_run_id(started).replace("r_", "i_", 1)
     wh.start_run(run_id=run_id, kind="ingest", started_at=started)
     wh.audit(at=started, actor=actor, action="ingest.started", target=run_id, detail={"sources": list(names)})
@@ -71,7 +78,7 @@ def run_sources(
     wh.checkpoint()
     if cycle and sum(counts.values()) > 0:
         progress("new data: running the scoring cycle")
-        out.cycle = run_cycle(wh, settings, progress=progress, actor=actor)
+        out.cycle = run_cycle(wh, settings, clock=clock.restarted(), progress=progress, actor=actor)
     # every write run publishes the dashboard's read snapshot and applies queued review actions
     sync_dashboard(wh, settings)
     return out

@@ -101,14 +101,15 @@ def _sync_jobs(scheduler: Any, settings: Settings) -> list[str]:
 
 def ingest_job(home: str, name: str) -> None:
     """Scheduled job: ingest one source (records its run, scores after new data)."""
+    from core.clock import Clock
     from pipelines.ingest_job import run_sources
     from warehouse import Warehouse
 
     settings = load_settings(home)
     try:
         with Warehouse.open(settings.warehouse_path, wait_seconds=float(settings.scheduler.misfire_grace_seconds)) as wh:
-            run = run_sources(wh, settings, [name], actor="scheduler", cycle=settings.scheduler.cycle_after_ingest,
-                              progress=log.info)
+            run = run_sources(wh, settings, [name], clock=Clock.from_settings(settings), actor="scheduler",
+                              cycle=settings.scheduler.cycle_after_ingest, progress=log.info)
     except EWSError as exc:
         log.error("job ingest:%s could not run: %s", name, exc)
         raise
@@ -117,13 +118,14 @@ def ingest_job(home: str, name: str) -> None:
 
 def cycle_job(home: str) -> None:
     """Scheduled job: one scoring cycle (for sites that also load data by other means)."""
+    from core.clock import Clock
     from pipelines.cycle import run_cycle
     from pipelines.dashboard_sync import sync_dashboard
     from warehouse import Warehouse
 
     settings = load_settings(home)
     with Warehouse.open(settings.warehouse_path, wait_seconds=float(settings.scheduler.misfire_grace_seconds)) as wh:
-        run_cycle(wh, settings, progress=log.info, actor="scheduler")
+        run_cycle(wh, settings, clock=Clock.from_settings(settings), progress=log.info, actor="scheduler")
         sync_dashboard(wh, settings)  # read snapshot + queued review actions
 
 

@@ -17,6 +17,7 @@ from typing import Any
 import polars as pl
 
 from core.errors import DeliveryError
+from core.vocabulary import WARNING_LEVEL_NAMES
 from warehouse.review import record_transition
 from warehouse.store import Warehouse
 
@@ -182,8 +183,9 @@ def add_recipient(wh: Warehouse, *, recipient_id: str, name: str, channel: str, 
                   indicators: Sequence[str] = (), min_level: str = "blue", at: datetime) -> None:
     if channel not in ("folder", "webhook"):
         raise DeliveryError(f"channel {channel!r} is not supported", fix="use folder or webhook")
-    if min_level not in ("blue", "yellow", "orange", "red"):
-        raise DeliveryError(f"min level {min_level!r} is unknown", fix="use blue, yellow, orange or red")
+    if min_level not in WARNING_LEVEL_NAMES:
+        raise DeliveryError(f"min level {min_level!r} is unknown",
+                            fix=f"use {', '.join(WARNING_LEVEL_NAMES[:-1])} or {WARNING_LEVEL_NAMES[-1]}")
     if channel == "webhook" and not target.startswith(("http://", "https://")):
         raise DeliveryError(f"webhook target {target!r} is not an http(s) URL",
                             fix="give the receiver's URL, e.g. https://bureau.example/cap")

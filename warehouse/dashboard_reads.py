@@ -17,6 +17,7 @@ from typing import Any
 
 import polars as pl
 
+from core.vocabulary import LEVEL_NAMES
 from warehouse.store import Warehouse
 
 __all__ = [
@@ -53,7 +54,7 @@ __all__ = [
     "operations_metrics",
 ]
 
-LEVEL_ORDER = ("none", "blue", "yellow", "orange", "red")
+LEVEL_ORDER = LEVEL_NAMES  # none, then the warning levels mildest first (core.vocabulary)
 
 #: Tables other issues add, by what the Models and Operations pages show from them. The first
 #: name that exists is read (names are code constants, never user input).

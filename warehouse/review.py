@@ -29,6 +29,7 @@ from typing import Any
 import polars as pl
 
 from core.errors import TransitionError
+from core.vocabulary import AlertStatus, ReleaseState, Verdict
 from warehouse.store import Warehouse
 
 __all__ = [
@@ -50,9 +51,10 @@ __all__ = [
     "queue_release",
 ]
 
-STATUSES = ("open", "resolved", "expired", "cancelled")
-RELEASE_STATES = ("pending", "released", "rejected", "suppressed")
-VERDICTS = ("confirmed", "false_alarm")
+# the vocabularies of the alert columns (core.vocabulary), as plain strings
+STATUSES = AlertStatus.values()
+RELEASE_STATES = ReleaseState.values()
+VERDICTS = Verdict.values()
 
 _ALERT_FIELDS = ("alert_id", "run_id", "unique_id", "domain", "region", "hazard", "level",
                  "status", "ds", "score", "evidence", "opened_at", "updated_at",
@@ -154,7 +156,7 @@ def acknowledge(wh: Warehouse, *, alert_id: str, user: str, at: datetime,
     _need_user(user)
     with wh.transaction():
         alert = read_alert(wh, alert_id)
-        _need_status(alert, ("open",), "acknowledge")
+        _need_status(alert, (AlertStatus.OPEN,), "acknowledge")
         done = wh.execute(
             "SELECT count(*) FROM alert_transitions WHERE alert_id = ? AND action = 'acknowledged' "
             "AND actor = ?", [alert_id, user])[0][0]
@@ -175,13 +177,13 @@ def approve_release(wh: Warehouse, *, alert_id: str, user: str, at: datetime) ->
     _need_user(user)
     with wh.transaction():
         alert = read_alert(wh, alert_id)
-        _need_status(alert, ("open",), "approve")
-        if alert["release_state"] == "released":
+        _need_status(alert, (AlertStatus.OPEN,), "approve")
+        if alert["release_state"] == ReleaseState.RELEASED:
             raise TransitionError(
                 f"alert {alert_id} is already released",
                 fix="nothing to approve; a later level change puts it back into review if needed",
             )
-        after = _set_release(wh, alert, "released", at)
+        after = _set_release(wh, alert, ReleaseState.RELEASED, at)
         event_id = queue_release(wh, after, at=at, actor=user, reason="approved by duty officer")
         record_transition(wh, alert_id=alert_id, at=at, action="approved", actor=user,
                           before=alert, after=after, reason=f"outbox {event_id}")
@@ -197,16 +199,16 @@ def reject_release(wh: Warehouse, *, alert_id: str, user: str, at: datetime,
     _need_text(reason, "reason", "say why it must not go out, e.g. --reason 'sensor fault'")
     with wh.transaction():
         alert = read_alert(wh, alert_id)
-        _need_status(alert, ("open",), "reject")
-        if alert["release_state"] == "released":
+        _need_status(alert, (AlertStatus.OPEN,), "reject")
+        if alert["release_state"] == ReleaseState.RELEASED:
             raise TransitionError(
                 f"alert {alert_id} is already released; rejecting cannot recall it",
                 fix=f"withdraw it with `ews alerts cancel {alert_id} --reason ...` (CAP Cancel)",
             )
-        if alert["release_state"] == "rejected":
+        if alert["release_state"] == ReleaseState.REJECTED:
             raise TransitionError(f"alert {alert_id} is already rejected",
                                   fix="nothing to do; approve it if you changed your mind")
-        after = _set_release(wh, alert, "rejected", at)
+        after = _set_release(wh, alert, ReleaseState.REJECTED, at)
         record_transition(wh, alert_id=alert_id, at=at, action="rejected", actor=user,
                           before=alert, after=after, reason=reason)
         wh.audit(at=at, actor=user, action="alert.rejected", target=alert_id,
@@ -237,8 +239,8 @@ def silence(wh: Warehouse, *, alert_id: str, user: str, at: datetime, reason: st
             [silence_id, alert_id, alert["hazard"], alert["region"], user, reason, at, until],
         )
         after = alert
-        if alert["status"] == "open" and alert["release_state"] == "pending":
-            after = _set_release(wh, alert, "suppressed", at)
+        if alert["status"] == AlertStatus.OPEN and alert["release_state"] == ReleaseState.PENDING:
+            after = _set_release(wh, alert, ReleaseState.SUPPRESSED, at)
         record_transition(wh, alert_id=alert_id, at=at, action="silenced", actor=user,
                           before=alert, after=after,
                           reason=f"{reason} (until {until.isoformat()}, {silence_id})")
@@ -293,7 +295,7 @@ def cancel_alert(wh: Warehouse, *, alert_id: str, user: str, at: datetime,
     _need_text(reason, "reason", "say why the alert was wrong, e.g. --reason 'gauge fault'")
     with wh.transaction():
         alert = read_alert(wh, alert_id)
-        if alert["status"] == "cancelled":
+        if alert["status"] == AlertStatus.CANCELLED:
             raise TransitionError(f"alert {alert_id} is already cancelled", fix="nothing to do")
         wh.execute("UPDATE alerts SET status = 'cancelled', updated_at = ? WHERE alert_id = ?",
                    [at, alert_id])

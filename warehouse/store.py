@@ -24,11 +24,12 @@ import polars as pl
 
 from core.errors import WarehouseError, WarehouseLockedError
 from core.frames import QUANTILES, SERIES_META_COLUMNS, quantile_column
+from core.vocabulary import WARNING_LEVEL_NAMES
 from warehouse.migrations import CURRENT_VERSION, MIGRATIONS
 
 __all__ = ["Warehouse", "LEVELS"]
 
-LEVELS = ("blue", "yellow", "orange", "red")
+LEVELS = WARNING_LEVEL_NAMES  # the warning levels, mildest first (core.vocabulary)
 _QCOLS = tuple(quantile_column(q) for q in QUANTILES)
 
 # Upsert layout per table: key columns, then value columns compared for change.

@@ -25,6 +25,7 @@ from datetime import datetime
 from pathlib import Path
 
 from core.errors import EWSError
+from core.vocabulary import Role
 from core.settings import Settings
 
 __all__ = [
@@ -49,8 +50,7 @@ __all__ = [
 MIN_PASSWORD_LENGTH = 8
 _NAME = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1}
-_ROLES = ("viewer", "analyst", "duty_officer", "admin")  # alerts.permissions.ROLES (warehouse
-# may not import alerts; the CHECK below keeps the two in step, tests compare them)
+_ROLES = Role.values()  # core.vocabulary.Role; the CHECK below lists the same roles (tests compare them)
 
 _SCHEMA = (
     """

@@ -11,6 +11,7 @@ import streamlit as st
 
 from alerts.permissions import AuthorizationError, allowed, minimum_role
 from core.errors import TransitionError
+from core.vocabulary import WARNING_LEVEL_NAMES, AlertStatus, Domain, Verdict
 from dashboards import actions, auth, context, ui
 from warehouse.review_inbox import read_inbox
 
@@ -20,11 +21,10 @@ st.title("Alert inbox")
 
 with st.container(border=True):
     c1, c2, c3 = st.columns(3)
-    statuses = c1.multiselect("Status", ["open", "resolved", "expired", "cancelled"], default=["open"],
+    statuses = c1.multiselect("Status", list(AlertStatus.values()), default=[AlertStatus.OPEN.value],
                               key="inbox_status")
-    level_filter = c2.multiselect("Level", ["red", "orange", "yellow", "blue"], key="inbox_level")
-    domain = c3.selectbox("Domain", ["all", "market", "seismic", "geodetic", "hydro", "satellite"],
-                          key="inbox_domain")
+    level_filter = c2.multiselect("Level", list(WARNING_LEVEL_NAMES[::-1]), key="inbox_level")
+    domain = c3.selectbox("Domain", ["all", *Domain.values()], key="inbox_domain")
 filters = {"statuses": tuple(statuses) or None, "levels": tuple(level_filter) or None,
            "domain": None if domain == "all" else domain}
 total = context.read("count_alerts", **filters)
@@ -129,7 +129,7 @@ with a1:
                  disabled=_hint("alert.acknowledge") is not None):
         _run("acknowledge", note=note)
         st.rerun()
-    verdict = st.radio("Verdict", ["confirmed", "false_alarm"], horizontal=True, key="review_verdict")
+    verdict = st.radio("Verdict", list(Verdict.values()), horizontal=True, key="review_verdict")
     if st.button("Mark verdict", key="do_feedback", help=_hint("alert.feedback"),
                  disabled=_hint("alert.feedback") is not None):
         _run("feedback", verdict=verdict, note=note)

@@ -9,13 +9,14 @@ import altair as alt
 import polars as pl
 import streamlit as st
 
+from core.vocabulary import Domain
 from dashboards import auth, context, ui
 
 auth.guard("pages.read")
 ui.risk_notice()
 st.title("Hazards")
 
-catalog = context.read("series_catalog", domains=("seismic", "geodetic", "hydro", "satellite"))
+catalog = context.read("series_catalog", domains=tuple(d.value for d in Domain if d is not Domain.MARKET))
 if catalog.height == 0:
     st.info("No hazard series in the warehouse yet (`ews demo` loads real ones).")
     st.stop()
@@ -23,16 +24,16 @@ levels = context.read("series_levels").select("unique_id", "level", "lat", "lon"
 catalog = catalog.join(levels, on="unique_id", how="left")
 
 _TABS = {
-    "seismic": "Seismic rate and magnitude",
-    "geodetic": "GNSS displacement",
-    "hydro": "River flow and sea level",
-    "satellite": "Gridded and satellite indices",
+    Domain.SEISMIC.value: "Seismic rate and magnitude",
+    Domain.GEODETIC.value: "GNSS displacement",
+    Domain.HYDRO.value: "River flow and sea level",
+    Domain.SATELLITE.value: "Gridded and satellite indices",
 }
 _NOTES = {
-    "geodetic": "Detected steps are the graded anomaly marks on the displacement series.",
-    "hydro": "Coloured marks are graded exceedances of the series' own history; return-level "
+    Domain.GEODETIC.value: "Detected steps are the graded anomaly marks on the displacement series.",
+    Domain.HYDRO.value: "Coloured marks are graded exceedances of the series' own history; return-level "
              "curves appear here once a return-level table is stored.",
-    "satellite": "Regional indices computed at ingestion from gridded data (e.g. Nino 3.4 mean SST).",
+    Domain.SATELLITE.value: "Regional indices computed at ingestion from gridded data (e.g. Nino 3.4 mean SST).",
 }
 
 
@@ -77,5 +78,5 @@ for tab, domain in zip(st.tabs(list(_TABS.values())), _TABS, strict=True):
         if domain in _NOTES:
             st.caption(_NOTES[domain])
         ui.series_panel(meta)
-        if domain == "seismic":
+        if domain == Domain.SEISMIC:
             _events(meta)

@@ -6,13 +6,14 @@ from __future__ import annotations
 import polars as pl
 import streamlit as st
 
+from core.vocabulary import Domain
 from dashboards import auth, context, ui
 
 auth.guard("pages.read")
 ui.risk_notice()
 st.title("Markets")
 
-catalog = context.read("series_catalog", domains=("market",))
+catalog = context.read("series_catalog", domains=(Domain.MARKET.value,))
 if catalog.height == 0:
     st.info("No market series in the warehouse yet (`ews ingest` a FRED file, or `ews demo`).")
     st.stop()

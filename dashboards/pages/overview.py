@@ -6,6 +6,7 @@ import polars as pl
 import pydeck as pdk
 import streamlit as st
 
+from core.vocabulary import WARNING_LEVEL_NAMES
 from dashboards import auth, context, ui
 
 auth.guard("pages.read")
@@ -15,7 +16,7 @@ st.title("Overview")
 levels = context.read("series_levels")
 counts = context.read("open_alert_counts")
 columns = st.columns(4)
-for column, level in zip(columns, ("red", "orange", "yellow", "blue"), strict=True):
+for column, level in zip(columns, WARNING_LEVEL_NAMES[::-1], strict=True):
     n = int(counts.filter(pl.col("level") == level)["alerts"].sum()) if counts.height else 0
     column.metric(f"{level.upper()} open alerts", n)
 
@@ -50,7 +51,7 @@ with right:
     st.subheader("Open alerts by domain and level")
     if counts.height:
         table = counts.pivot(on="level", index="domain", values="alerts").fill_null(0)
-        ordered = [c for c in ("red", "orange", "yellow", "blue") if c in table.columns]
+        ordered = [c for c in WARNING_LEVEL_NAMES[::-1] if c in table.columns]
         st.dataframe(table.select("domain", *ordered), hide_index=True)
     else:
         st.success("No open alerts.")

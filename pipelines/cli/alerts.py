@@ -21,8 +21,9 @@ import polars as pl
 
 from core.errors import EWSError, LLMError
 from core.settings import Settings
+from core.vocabulary import WARNING_LEVEL_NAMES, AlertStatus, Level, Verdict
+from core.clock import Clock, utc_now
 from pipelines.cli.main import open_warehouse, print_result, setup_logging
-from core.clock import utc_now
 
 __all__ = ["register", "add_feedback_parser"]
 
@@ -65,7 +66,8 @@ def _review_action(name: str):  # noqa: ANN202 - returns a command function
         from pipelines.delivery import publish_pending
         from warehouse import review
 
-        now = utc_now()
+        clock = Clock.from_settings(settings)
+        now = clock.now
         with open_warehouse(settings, args.wait) as wh:
             if name == "ack":
                 result = review.acknowledge(wh, alert_id=args.alert_id, user=args.user, at=now, note=args.note)
@@ -84,7 +86,7 @@ def _review_action(name: str):  # noqa: ANN202 - returns a command function
             else:  # unsilence
                 review.lift_silence(wh, silence_id=args.silence_id, user=args.user, at=now)
                 result = {"silence_id": args.silence_id, "lifted_by": args.user}
-            published = publish_pending(wh, settings, now=now) if name in ("approve", "cancel") else []
+            published = publish_pending(wh, settings, clock=clock) if name in ("approve", "cancel") else []
         data = {"action": name, "result": result, "cap_published": published}
         print_result(data, args.json, f"{name}: done" + (f"; CAP {', '.join(published)} written to "
                                                           f"{settings.path('alerts')}" if published else ""))
@@ -121,7 +123,7 @@ def _export_cap(args: argparse.Namespace, settings: Settings) -> int:
     from pipelines.delivery import export_cap, publish_pending
 
     with open_warehouse(settings, args.wait) as wh:
-        publish_pending(wh, settings, now=utc_now())
+        publish_pending(wh, settings, clock=Clock.from_settings(settings))
         paths = export_cap(wh, Path(args.out))
     invalid = [str(p) for p in paths if validate_cap(p.read_bytes())]
     data = {"out": args.out, "files": [str(p) for p in paths], "invalid": invalid}
@@ -136,7 +138,7 @@ def _deliver(args: argparse.Namespace, settings: Settings) -> int:
 
     setup_logging(settings, args.quiet)
     with open_warehouse(settings, args.wait) as wh:
-        published = publish_pending(wh, settings, now=utc_now())
+        published = publish_pending(wh, settings, clock=Clock.from_settings(settings))
         report = relay(wh, settings, wait_seconds=args.wait_retries)
         counts = alerting.delivery_counts(wh)
         dead = alerting.read_deliveries(wh, state="dead").select("delivery_id", "attempts", "last_error").to_dicts()
@@ -271,7 +273,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     alerts = sub.add_parser("alerts", help="review alerts: list, show, ack, approve, reject, silence, feedback, cancel")
     asub = alerts.add_subparsers(dest="alerts_command", required=True)
     p = asub.add_parser("list", parents=[common], help="alerts with level, status and release state")
-    p.add_argument("--status", default="open", choices=["open", "resolved", "expired", "cancelled", "all"])
+    p.add_argument("--status", default=AlertStatus.OPEN.value, choices=[*AlertStatus.values(), "all"])
     p.set_defaults(func=_alerts_list)
     p = asub.add_parser("show", parents=[common], help="one alert: transitions, judgment, CAP messages")
     p.add_argument("alert_id")
@@ -291,7 +293,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         if name == "silence":
             p.add_argument("--hours", type=float, default=6.0)
         if name == "feedback":
-            p.add_argument("--verdict", required=True, choices=["confirmed", "false_alarm"])
+            p.add_argument("--verdict", required=True, choices=list(Verdict.values()))
         p.set_defaults(func=_review_action(name))
     p = asub.add_parser("unsilence", parents=[common], help="lift a silence early")
     p.add_argument("silence_id")
@@ -322,7 +324,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--region", action="append")
     p.add_argument("--hazard", action="append")
     p.add_argument("--indicator", action="append", help="unique_id glob, e.g. 'tohoku_*'")
-    p.add_argument("--min-level", default="blue", choices=["blue", "yellow", "orange", "red"])
+    p.add_argument("--min-level", default=Level.BLUE.label, choices=list(WARNING_LEVEL_NAMES))
     p.add_argument("--user", default="operator")
     p.set_defaults(func=_subscribe)
     p = dsub.add_parser("unsubscribe", parents=[common], help="deactivate a recipient")

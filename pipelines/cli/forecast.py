@@ -43,22 +43,21 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
 
 
 def cmd_backtest(args: argparse.Namespace, settings: Settings) -> int:
+    from core.clock import Clock, utc_now
     from pipelines.cycle import new_run_id
     from pipelines.forecast_step import run_backtest
-    from core.clock import utc_now
 
     setup_logging(settings, args.quiet or args.json)
     import logging
 
     log = logging.getLogger("ews")
-    now = utc_now()
-    run_id = new_run_id(now).replace("r_", "bt_", 1)
+    clock = Clock.from_settings(settings)
+    run_id = new_run_id(clock.now).replace("r_", "bt_", 1)
     with open_warehouse(settings, args.wait) as wh:
-        wh.start_run(run_id=run_id, kind="backtest", started_at=now,
-                     as_of=settings.cycle.as_of_time())
+        wh.start_run(run_id=run_id, kind="backtest", started_at=clock.now, as_of=clock.cutoff)
         try:
             with wh.transaction():
-                summary = run_backtest(wh, settings, run_id=run_id, now=now,
+                summary = run_backtest(wh, settings, run_id=run_id, clock=clock,
                                        unique_ids=args.series, horizon=args.horizon,
                                        windows=args.windows, models=args.models, progress=log.info)
         except Exception as exc:
@@ -88,16 +87,16 @@ def cmd_backtest(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_model_train(args: argparse.Namespace, settings: Settings) -> int:
     import logging
 
+    from core.clock import Clock
     from pipelines.forecast_step import train_domain_model
-    from core.clock import utc_now
 
     setup_logging(settings, args.quiet or args.json)
-    now = utc_now()
+    clock = Clock.from_settings(settings)
     with open_warehouse(settings, args.wait) as wh:
         with wh.transaction():
-            entry = train_domain_model(wh, settings, domain=args.domain, now=now, steps=args.steps,
+            entry = train_domain_model(wh, settings, domain=args.domain, clock=clock, steps=args.steps,
                                        progress=logging.getLogger("ews").info)
-            wh.audit(at=now, actor="cli", action="model.trained", target=entry["model_id"],
+            wh.audit(at=clock.now, actor="cli", action="model.trained", target=entry["model_id"],
                      detail={"domain": args.domain, "steps": entry["steps"],
                              "data_hash": entry["data_hash"]})
     val = entry["validation"]

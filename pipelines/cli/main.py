@@ -17,8 +17,10 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
+from core.clock import Clock
 from core.errors import EWSError
 from core.settings import DEFAULT_TOML, DEMO_AS_OF, Settings, load_settings
+from core.vocabulary import AlertStatus, ReleaseState
 
 __all__ = ["main", "init_home", "open_warehouse", "setup_logging", "print_result", "DEMO_OFFICER"]
 
@@ -90,9 +92,9 @@ def cmd_init(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    from ingest.batches import load_bundled
     from pipelines.cycle import run_cycle
     from pipelines.dashboard_sync import sync_dashboard
-    from ingest.batches import load_bundled
 
     if init_home(settings, as_of=DEMO_AS_OF):
         settings = load_settings(settings.home)  # pick up the ews.toml just written
@@ -105,8 +107,9 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
         log.info("loading the bundled real data")
         results = load_bundled(wh, settings, progress=log.info)
         quarantined = [r for r in results if r.status == "quarantined"]
-        cycle = run_cycle(wh, settings, progress=log.info, actor="demo")
-        _approve_as_demo_officer(wh, settings, cycle)
+        clock = Clock.from_settings(settings)
+        cycle = run_cycle(wh, settings, clock=clock, progress=log.info, actor="demo")
+        _approve_as_demo_officer(wh, settings, cycle, clock=clock.restarted())
         status = wh.status()
         sync_dashboard(wh, settings)  # read snapshot + review inbox
     summary = {"ingest": [r.__dict__ for r in results], "cycle": _cycle_dict(cycle), "status": status}
@@ -114,7 +117,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     return 1 if quarantined else 0
 
 
-def _approve_as_demo_officer(wh: Any, settings: Settings, cycle: Any) -> None:
+def _approve_as_demo_officer(wh: Any, settings: Settings, cycle: Any, *, clock: Clock) -> None:
     """The demo's duty officer approves the alerts of its cycle that wait for review.
 
     Only on a replay clock (an exercise; a live home waits for a real duty officer). The same
@@ -123,28 +126,27 @@ def _approve_as_demo_officer(wh: Any, settings: Settings, cycle: Any) -> None:
     event), then the CAP messages are published. The cycle's summary (notes, release states,
     ``cap_messages``) is brought up to date, so the demo reports what it did.
     """
-    from core.clock import utc_now
     from pipelines.delivery import publish_pending
     from warehouse import alerting, review
 
-    if not settings.cycle.as_of:
+    if not clock.replaying:
         return
     ids = list(dict.fromkeys(alert["alert_id"] for alert in cycle.alerts))
-    now = utc_now()
+    now = clock.now
     approved = set()
     for row in alerting.read_alerts_full(wh, alert_ids=ids).iter_rows(named=True):
-        if row["status"] == "open" and row["release_state"] == "pending":
+        if row["status"] == AlertStatus.OPEN and row["release_state"] == ReleaseState.PENDING:
             review.approve_release(wh, alert_id=row["alert_id"], user=DEMO_OFFICER, at=now)
             approved.add(row["alert_id"])
             cycle.notes.append(f"{row['alert_id']} ({row['level']}) approved by {DEMO_OFFICER} "
                                "(ews demo acts as the duty officer of this exercise)")
     if not approved:
         return
-    published = publish_pending(wh, settings, now=now)
+    published = publish_pending(wh, settings, clock=clock)
     cycle.row_counts["cap_messages"] = cycle.row_counts.get("cap_messages", 0) + len(published)
     for alert in cycle.alerts:
         if alert["alert_id"] in approved:
-            alert["release_state"] = "released"
+            alert["release_state"] = ReleaseState.RELEASED
 
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
@@ -153,7 +155,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 
     setup_logging(settings, args.quiet)
     with open_warehouse(settings, args.wait) as wh:
-        cycle = run_cycle(wh, settings, progress=log.info, actor=args.actor)
+        cycle = run_cycle(wh, settings, clock=Clock.from_settings(settings), progress=log.info, actor=args.actor)
         status = wh.status()
         sync_dashboard(wh, settings)  # read snapshot + review inbox
     print_result({"cycle": _cycle_dict(cycle), "status": status}, args.json,
@@ -192,8 +194,8 @@ def _summary_text(status: dict[str, Any], cycle: Any, quarantined: list[Any]) ->
                  f"judgments: {status['judgments']}")
     lines.append("open alerts by level: " + ", ".join(f"{k} {v}" for k, v in status["alerts_by_level"].items()))
     for alert in cycle.alerts:
-        release = {"released": ", released", "pending": ", awaiting duty-officer approval",
-                   "rejected": ", release rejected", "suppressed": ", suppressed"}.get(
+        release = {ReleaseState.RELEASED: ", released", ReleaseState.PENDING: ", awaiting duty-officer approval",
+                   ReleaseState.REJECTED: ", release rejected", ReleaseState.SUPPRESSED: ", suppressed"}.get(
                        alert.get("release_state") or "", "")
         lines.append(f"  [{alert['level'].upper()}] {alert['unique_id']} ({alert['region']}) "
                      f"{alert['status']}{release} at {str(alert['ds'])[:10]}")
