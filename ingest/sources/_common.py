@@ -39,6 +39,7 @@ __all__ = [
     "snake",
     "points_in_polygon",
     "with_exact_duplicates_dropped",
+    "calendar_span_days",
 ]
 
 #: Columns and types of the ``events`` frame that earthquake catalogs return.
@@ -318,6 +319,15 @@ def with_exact_duplicates_dropped(frame: pl.DataFrame) -> tuple[pl.DataFrame, in
     """Drop rows repeated with the same (unique_id, ds, y); conflicting values stay for the caller to refuse."""
     unique = frame.unique(subset=["unique_id", "ds", "y"], keep="first", maintain_order=True)
     return unique, frame.height - unique.height
+
+
+def calendar_span_days(ds: pl.Series) -> int:
+    """Calendar days from the first to the last timestamp, both ends counted."""
+    first, last = ds.min(), ds.max()
+    if not isinstance(first, datetime.date) or not isinstance(last, datetime.date):
+        # The same TypeError the bare subtraction raised on an empty column (min and max None).
+        raise TypeError(f"unsupported operand type(s) for -: {type(last).__name__!r} and {type(first).__name__!r}")
+    return (last - first).days + 1
 
 
 def _polygon(spec: Mapping[str, object], what: str) -> dict[str, object]:
