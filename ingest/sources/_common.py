@@ -13,6 +13,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -332,9 +333,9 @@ def calendar_span_days(ds: pl.Series) -> int:
 
 def _polygon(spec: Mapping[str, object], what: str) -> dict[str, object]:
     """Fill a polygon region's bounding box from its (lon, lat) vertices."""
-    raw = spec["polygon"]
+    raw: Any = spec["polygon"]  # any shape: the except below turns a wrong one into the ConfigError
     try:
-        vertices = tuple((float(v[0]), float(v[1])) for v in raw)  # type: ignore[union-attr, index]
+        vertices = tuple((float(v[0]), float(v[1])) for v in raw)
     except (TypeError, ValueError, IndexError):
         raise ConfigError(
             f"{what}: region {spec.get('id')!r} polygon must be a list of [lon, lat] pairs",
