@@ -15,10 +15,13 @@ import logging
 import sys
 from collections import Counter
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.errors import EWSError
 from core.settings import DEFAULT_TOML, DEMO_AS_OF, Settings, load_settings
+
+if TYPE_CHECKING:
+    from warehouse import Warehouse
 
 __all__ = ["main", "init_home", "open_warehouse", "setup_logging", "print_result"]
 
@@ -62,7 +65,7 @@ def setup_logging(settings: Settings, quiet: bool) -> None:
         log.addHandler(console)
 
 
-def open_warehouse(settings: Settings, wait: float = 0.0, read_only: bool = False):  # noqa: ANN202
+def open_warehouse(settings: Settings, wait: float = 0.0, read_only: bool = False) -> Warehouse:
     from warehouse import Warehouse
 
     return Warehouse.open(settings.warehouse_path, wait_seconds=wait, read_only=read_only)
