@@ -331,9 +331,9 @@ def calendar_span_days(ds: pl.Series) -> int:
     return (last - first).days + 1
 
 
-def _polygon(spec: Mapping[str, object], what: str) -> dict[str, object]:
+def _polygon(spec: Mapping[str, Any], what: str) -> dict[str, Any]:
     """Fill a polygon region's bounding box from its (lon, lat) vertices."""
-    raw: Any = spec["polygon"]  # any shape: the except below turns a wrong one into the ConfigError
+    raw = spec["polygon"]
     try:
         vertices = tuple((float(v[0]), float(v[1])) for v in raw)
     except (TypeError, ValueError, IndexError):
@@ -373,7 +373,7 @@ def points_in_polygon(lon: np.ndarray, lat: np.ndarray, polygon: Sequence[tuple[
     return inside
 
 
-def parse_regions(regions: Sequence[Mapping[str, object]] | None, *, what: str) -> list[Region]:
+def parse_regions(regions: Sequence[Mapping[str, Any]] | None, *, what: str) -> list[Region]:
     """Turn region dicts into checked regions: boxes {id, name, min_lat, max_lat, min_lon,
     max_lon} or polygons {id, name, polygon: [[lon, lat], ...]}."""
     if not regions:
@@ -396,8 +396,8 @@ def parse_regions(regions: Sequence[Mapping[str, object]] | None, *, what: str) 
             box = Region(
                 id=str(spec["id"]),
                 name=str(spec["name"]),
-                **{k: float(spec[k]) for k in keys[2:]},  # type: ignore[arg-type]
-                polygon=spec.get("polygon"),  # type: ignore[arg-type]
+                **{k: float(spec[k]) for k in keys[2:]},
+                polygon=spec.get("polygon"),
             )
         except (TypeError, ValueError):
             raise ConfigError(f"{what}: region {dict(spec)} has a non-numeric bound", fix="give bounds in decimal degrees") from None
