@@ -30,7 +30,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import polars as pl
 
@@ -171,7 +171,8 @@ def _catalog_series(wh: Warehouse, parsed: Parsed, batch: _Batch, path: Path,
         first, last = window[0].replace(hour=0, minute=0, second=0, microsecond=0), window[1]
     else:
         times = parsed.events.get_column("time")
-        first, last = times.min(), times.max()
+        # a Datetime column (EVENT_SCHEMA) with rows (the early return above)
+        first, last = cast(datetime, times.min()), cast(datetime, times.max())
     first = first.replace(hour=0, minute=0, second=0, microsecond=0)
     last = last.replace(hour=0, minute=0, second=0, microsecond=0)
     prefixes = sorted({eid.split(":", 1)[0] for eid in parsed.events.get_column("event_id").to_list()}) \
@@ -231,7 +232,7 @@ def _commit(wh: Warehouse, settings: Settings, batch: _Batch, now: datetime, *,
                 parsed = _catalog_series(wh, parsed, batch, batch.landed[0], window)
         wh.upsert_series(parsed.meta, batch_id=batch.batch_id)
         changed = wh.upsert_observations(parsed.series, batch_id=batch.batch_id)
-        last_time = parsed.series.get_column("ds").max() if parsed.series.height else None
+        last_time = cast(datetime, parsed.series.get_column("ds").max()) if parsed.series.height else None
         wh.record_batch(**_ledger(batch, now), status="committed", row_count=parsed.series.height, rows_changed=changed)
         wh.audit(at=now, actor="ingest", action="batch.committed", target=batch.batch_id,
                  detail={"location": batch.location, "format": batch.fmt, "rows": parsed.series.height,

@@ -64,7 +64,7 @@ __all__ = ["AlertStepResult", "JudgeResult", "run_alert_step", "run_expiry_step"
 #: :func:`judge_alerts` replaces it after the commit (it stays if the run fails in between).
 PROVISIONAL_VERDICT = "provisional template (final judgment written after the alert transaction)"
 
-_JUDGMENT_SCHEMA = {
+_JUDGMENT_SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
     "judgment_id": pl.Utf8, "alert_id": pl.Utf8, "run_id": pl.Utf8, "writer": pl.Utf8,
     "model": pl.Utf8, "prompt_version": pl.Utf8, "evidence_hash": pl.Utf8, "label": pl.Utf8,
     "text_en": pl.Utf8, "text_zh": pl.Utf8, "checks": pl.Utf8, "created_at": pl.Datetime("us"),

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import polars as pl
 
@@ -205,7 +205,7 @@ def relay(
         pending = alerting.read_deliveries(wh, state="pending")
         if pending.height == 0 or time.monotonic() >= deadline:
             break
-        next_due = pending.get_column("next_attempt_at").min()
+        next_due = cast(datetime, pending.get_column("next_attempt_at").min())  # TIMESTAMP NOT NULL, rows here
         pause = max(0.0, (next_due - clock()).total_seconds())
         if time.monotonic() + pause > deadline:
             break

@@ -128,7 +128,7 @@ def run_forecast_step(
     notes: list[str] = []
     backtests = store.read_latest_backtest(wh, uids)
     fc = settings.forecast
-    select = dict(unique_ids=uids, default_model=fc.default_model,
+    select: dict[str, Any] = dict(unique_ids=uids, default_model=fc.default_model,
                   criterion=settings.backtest.criterion, margin=settings.backtest.margin)
     first = forecasting.select_models(backtests, **select)
     foreign = sorted(set(_needed(first, backtests)) - set(forecasting.STAT_MODELS))
@@ -222,9 +222,11 @@ def _run_statistical(series: pl.DataFrame, needed: dict[str, list[str]],
                      ) -> tuple[list[pl.DataFrame], list[pl.DataFrame], list[str]]:
     """One forecast_statistical call per distinct set of needed models."""
     groups: dict[tuple[str, ...], list[str]] = {}
-    for uid, models in needed.items():
-        groups.setdefault(tuple(models), []).append(uid)
-    parts, fitted, notes = [], [], []
+    for uid, wanted in needed.items():
+        groups.setdefault(tuple(wanted), []).append(uid)
+    parts: list[pl.DataFrame] = []
+    fitted: list[pl.DataFrame] = []
+    notes: list[str] = []
     fc = settings.forecast
     for models, ids in sorted(groups.items()):
         result = forecasting.forecast_statistical(

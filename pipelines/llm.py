@@ -88,6 +88,7 @@ class EmbeddedServer:
              "--n-ctx", str(settings.n_ctx), "--threads", str(settings.threads)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env,
             cwd=str(Path(__file__).resolve().parent.parent), text=True)
+        assert self._proc.stdout is not None  # stdout=PIPE above
         ready, _, _ = select.select([self._proc.stdout], [], [], start_timeout)
         line = self._proc.stdout.readline() if ready else ""
         if not line:
@@ -351,7 +352,8 @@ class Judge:
         self._call_times.append(time.monotonic())
         try:
             if client is None:  # the endpoint could not be reached or started
-                raise connect_error  # type: ignore[misc]
+                assert connect_error is not None  # set wherever client is None
+                raise connect_error
             detail["endpoint_url"] = client.base_url
             client.timeout = min(llm.timeout_seconds, llm.run_seconds - self._elapsed())
             answer = client.chat(body)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import polars as pl
 
@@ -111,7 +111,8 @@ def newest_alerts(wh: Warehouse, limit: int = 10) -> pl.DataFrame:
 
 def _alert_filter(statuses: Sequence[str] | None, levels: Sequence[str] | None,
                   domain: str | None) -> tuple[str, list[Any]]:
-    sql, params = " WHERE 1 = 1", []
+    sql = " WHERE 1 = 1"
+    params: list[Any] = []
     if statuses:
         sql += " AND a.status IN (SELECT unnest(?))"
         params.append(list(statuses))
@@ -393,7 +394,8 @@ def operations_metrics(wh: Warehouse, *, now: datetime) -> pl.DataFrame:
         add("ews_outbox_unpublished", backlog, "Outbox events not yet rendered and published.")
     name, calls = optional_table(wh, "llm_calls", limit=100_000)
     if name and "latency_ms" in calls.columns and calls.height:
-        add("ews_llm_latency_ms_p50", calls["latency_ms"].median(), "Median LLM call latency.", table=name)
+        add("ews_llm_latency_ms_p50", cast("float | None", calls["latency_ms"].median()), "Median LLM call latency.",
+            table=name)
         add("ews_llm_latency_ms_p95", calls["latency_ms"].quantile(0.95), "95th percentile LLM latency.",
             table=name)
     name, blocked = optional_table(wh, "injections", limit=100_000)

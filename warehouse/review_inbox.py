@@ -217,7 +217,7 @@ def _mark(con: sqlite3.Connection, action_id: str, state: str, message: str | No
 def _apply(wh: Warehouse, item: InboxItem) -> str:
     """Run one item against the warehouse (inside the caller's transaction); return a summary."""
     p = item.payload
-    common = {"alert_id": item.alert_id, "user": item.user, "at": item.acted_at}
+    common: dict[str, Any] = {"alert_id": item.alert_id, "user": item.user, "at": item.acted_at}
     if item.kind == "audit":
         wh.audit(at=item.acted_at, actor=item.user, action=item.action, target=item.alert_id,
                  detail=p)

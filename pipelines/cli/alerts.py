@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import sys
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -61,7 +62,7 @@ def _alerts_show(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _review_action(name: str):  # noqa: ANN202 - returns a command function
+def _review_action(name: str) -> Callable[[argparse.Namespace, Settings], int]:
     def command(args: argparse.Namespace, settings: Settings) -> int:
         from pipelines.delivery import publish_pending
         from warehouse import review
@@ -189,7 +190,7 @@ def _recipients(args: argparse.Namespace, settings: Settings) -> int:
 
 
 # -- LLM incident playbook -----------------------------------------------------------------
-def _llm(action: str):  # noqa: ANN202
+def _llm(action: str) -> Callable[[argparse.Namespace, Settings], int]:
     def command(args: argparse.Namespace, settings: Settings) -> int:
         from pipelines.llm import EMBEDDED, key_file
         from warehouse import alerting

@@ -15,12 +15,15 @@ import logging
 import sys
 from collections import Counter
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.clock import Clock
 from core.errors import EWSError
 from core.settings import DEFAULT_TOML, DEMO_AS_OF, Settings, load_settings
 from core.vocabulary import AlertStatus, ReleaseState
+
+if TYPE_CHECKING:
+    from warehouse import Warehouse
 
 __all__ = ["main", "init_home", "open_warehouse", "setup_logging", "print_result", "DEMO_OFFICER"]
 
@@ -67,7 +70,7 @@ def setup_logging(settings: Settings, quiet: bool) -> None:
         log.addHandler(console)
 
 
-def open_warehouse(settings: Settings, wait: float = 0.0, read_only: bool = False):  # noqa: ANN202
+def open_warehouse(settings: Settings, wait: float = 0.0, read_only: bool = False) -> Warehouse:
     from warehouse import Warehouse
 
     return Warehouse.open(settings.warehouse_path, wait_seconds=wait, read_only=read_only)
@@ -194,9 +197,10 @@ def _summary_text(status: dict[str, Any], cycle: Any, quarantined: list[Any]) ->
                  f"judgments: {status['judgments']}")
     lines.append("open alerts by level: " + ", ".join(f"{k} {v}" for k, v in status["alerts_by_level"].items()))
     for alert in cycle.alerts:
-        release = {ReleaseState.RELEASED: ", released", ReleaseState.PENDING: ", awaiting duty-officer approval",
-                   ReleaseState.REJECTED: ", release rejected", ReleaseState.SUPPRESSED: ", suppressed"}.get(
-                       alert.get("release_state") or "", "")
+        release_text: dict[str, str] = {
+            ReleaseState.RELEASED: ", released", ReleaseState.PENDING: ", awaiting duty-officer approval",
+            ReleaseState.REJECTED: ", release rejected", ReleaseState.SUPPRESSED: ", suppressed"}
+        release = release_text.get(alert.get("release_state") or "", "")
         lines.append(f"  [{alert['level'].upper()}] {alert['unique_id']} ({alert['region']}) "
                      f"{alert['status']}{release} at {str(alert['ds'])[:10]}")
         if alert.get("judgment_en"):
