@@ -211,9 +211,10 @@ def fit_screen(rows: list[dict], target_fp: float) -> tuple[dict[str, np.ndarray
 
 def to_model(arrays: dict[str, np.ndarray], meta: dict) -> InjectionModel:
     """The fitted layers as the screen's model, without writing a weights file."""
+    ngram_weight, embed_weight, stack_bias = (float(v) for v in arrays["stack"])
     return InjectionModel(arrays["weights"], float(arrays["bias"]), float(arrays["threshold"]), meta,
                           embed_weights=arrays["embed_weights"], embed_bias=float(arrays["embed_bias"]),
-                          stack=tuple(float(v) for v in arrays["stack"]),
+                          stack=(ngram_weight, embed_weight, stack_bias),
                           semantic_threshold=float(arrays["semantic_threshold"]))
 
 
