@@ -18,6 +18,7 @@ from core.errors import ModelError
 from core.frames import QUANTILES, quantile_column
 from core.settings import load_settings
 from forecasting import build_random_chronos, forecast_chronos, load_chronos
+from fred_series import load_fred
 from pipelines.cli.main import main
 from pipelines.forecast_step import run_backtest, run_forecast_step
 from ingest.batches import ingest_file
@@ -26,14 +27,7 @@ from warehouse import forecast_store as store
 
 DATA = Path(__file__).parent / "data"
 
-
-def load(name: str, uid: str) -> pl.DataFrame:
-    if not (DATA / name).exists():
-        pytest.skip(f"test data {DATA / name} is missing (see tests/data/README.md)")
-    raw = pl.read_csv(DATA / name, schema_overrides={"value": pl.Float64}, null_values=["", "."])
-    return raw.drop_nulls().select(pl.lit(uid).alias("unique_id"),
-                                   pl.col("date").str.to_datetime("%Y-%m-%d").alias("ds"),
-                                   pl.col("value").alias("y"))
+pytestmark = pytest.mark.chronos
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +39,7 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 @pytest.fixture(scope="module")
 def series() -> pl.DataFrame:
-    return pl.concat([load("fred_STLFSI4.csv", "STLFSI4"), load("fred_DGS10_last800.csv", "DGS10")])
+    return pl.concat([load_fred("fred_STLFSI4.csv", "STLFSI4"), load_fred("fred_DGS10_last800.csv", "DGS10")])
 
 
 @pytest.mark.parametrize("kind", ["chronos2", "bolt"])

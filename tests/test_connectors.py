@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import sys
 from pathlib import Path
 
 import polars as pl
@@ -19,11 +18,9 @@ from pipelines.cli.main import main
 from ingest.connectors import run_source
 from pipelines.ingest_job import run_sources
 from ingest.connectors.http import HttpClient, RateLimiter, SourceError
+from replay_server import API_KEY, CATALOG, ReplayServer
 from warehouse import Warehouse
 from warehouse.ingestion import read_watermarks, source_freshness
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from replay_server import API_KEY, CATALOG, ReplayServer  # noqa: E402
 
 NOW = dt.datetime(2026, 1, 15, 12, 0, 0)
 FAST = "[ingest]\ntimeout_seconds = 1.0\nretries = 2\nbackoff_seconds = 0.01\nmax_backoff_seconds = 0.05\n"

@@ -16,6 +16,7 @@ import pytest
 from core.settings import load_settings
 from forecasting import backtest, select_models
 from forecasting.metrics import score_forecasts, seasonal_scale, smape
+from fred_series import load_fred
 from pipelines.cli.main import main
 from pipelines.forecast_step import run_forecast_step
 from ingest.batches import ingest_file
@@ -27,15 +28,6 @@ FRED = {
     "unrate": ("fred_UNRATE.csv", "MS"),
     "stlfsi4": ("fred_STLFSI4.csv", "W-FRI"),
 }
-
-
-def load(name: str, uid: str) -> pl.DataFrame:
-    if not (DATA / name).exists():
-        pytest.skip(f"test data {DATA / name} is missing (see tests/data/README.md)")
-    raw = pl.read_csv(DATA / name, schema_overrides={"value": pl.Float64}, null_values=["", "."])
-    return raw.drop_nulls().select(pl.lit(uid).alias("unique_id"),
-                                   pl.col("date").str.to_datetime("%Y-%m-%d").alias("ds"),
-                                   pl.col("value").alias("y"))
 
 
 def test_metrics_match_hand_computed_values() -> None:
@@ -64,7 +56,7 @@ def test_metrics_match_hand_computed_values() -> None:
 
 @pytest.fixture(scope="module")
 def monthly_backtest():
-    series = pl.concat([load("fred_UNRATE.csv", "UNRATE"), load("fred_STLFSI4.csv", "STLFSI4")])
+    series = pl.concat([load_fred("fred_UNRATE.csv", "UNRATE"), load_fred("fred_STLFSI4.csv", "STLFSI4")])
     return series, backtest(series, frequencies={"UNRATE": "MS", "STLFSI4": "W-FRI"},
                             horizons={"MS": 6, "W-FRI": 8}, windows=3, max_context=400, n_jobs=1,
                             models=("AutoETS", "AutoTheta", "SeasonalNaive", "Naive"))

@@ -4,7 +4,6 @@ one instance per job; each run ingests against the loopback replay server and is
 from __future__ import annotations
 
 import sqlite3
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,10 +12,8 @@ from core.errors import ConfigError
 from core.settings import load_settings
 from pipelines.cli.main import main
 from pipelines.scheduler import build_scheduler, configured_jobs, cron_trigger, run_scheduler
+from replay_server import ReplayServer
 from warehouse import Warehouse
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from replay_server import ReplayServer  # noqa: E402
 
 
 def _write(home: Path, url: str, cron: str = "*/1 * * * * *") -> None:
