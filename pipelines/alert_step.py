@@ -212,9 +212,9 @@ def judge_alerts(wh: Warehouse, settings: Settings, to_judge: list[dict[str, Any
                 wh.insert_judgments(frame)
                 # a provisional row of other evidence (if the bundle was rebuilt differently)
                 # is replaced too: the final judgment is the alert's judgment from now on
-                wh.execute("DELETE FROM judgments WHERE alert_id = ? AND judgment_id <> ? "
-                           "AND json_extract_string(checks, '$.verdict') = ?",
-                           [evidence["alert_id"], frame.item(0, "judgment_id"), PROVISIONAL_VERDICT])
+                alerting.delete_other_judgments_with_verdict(
+                    wh, alert_id=evidence["alert_id"], keep_judgment_id=frame.item(0, "judgment_id"),
+                    verdict=PROVISIONAL_VERDICT)
                 alerting.set_review_flag(wh, evidence["alert_id"], judgment.checks.get("review_flag"))
             out.judgments[evidence["alert_id"]] = judgment
     finally:
@@ -234,13 +234,7 @@ def provisional_bundles(wh: Warehouse, settings: Settings, *,
     forecasts, series metadata), judged at the replay day or, live, at the time the
     provisional judgment was written, so the bundle and its evidence hash are the same.
     """
-    rows = wh.frame(
-        "SELECT a.*, j.created_at AS judged_at FROM alerts a JOIN ("
-        "  SELECT alert_id, checks, created_at, row_number() OVER ("
-        "    PARTITION BY alert_id ORDER BY created_at DESC, judgment_id DESC) AS n FROM judgments"
-        ") j ON j.alert_id = a.alert_id AND j.n = 1 "
-        "WHERE a.status = 'open' AND json_extract_string(j.checks, '$.verdict') = ? "
-        "ORDER BY a.opened_at, a.alert_id", [PROVISIONAL_VERDICT])
+    rows = alerting.open_alerts_with_judgment_verdict(wh, PROVISIONAL_VERDICT)
     rows = rows.filter(~pl.col("alert_id").is_in(list(exclude)))
     if rows.height == 0:
         return []
@@ -256,9 +250,7 @@ def provisional_bundles(wh: Warehouse, settings: Settings, *,
 
 def _closed_groups(wh: Warehouse) -> dict[tuple[str, str], datetime]:
     """Per hazard + region: the newest lead ``ds`` of its expired, resolved or cancelled alerts."""
-    rows = wh.execute("SELECT hazard, region, max(ds) FROM alerts "
-                      "WHERE status IN ('expired', 'resolved', 'cancelled') GROUP BY hazard, region")
-    return {group_key(hazard, region): ds for hazard, region, ds in rows}
+    return {group_key(hazard, region): ds for hazard, region, ds in alerting.closed_group_leads(wh)}
 
 
 def _policy(settings: Settings) -> AlertPolicy:

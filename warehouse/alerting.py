@@ -25,6 +25,9 @@ __all__ = [
     "read_open_alerts",
     "read_alerts_full",
     "upsert_alert_rows",
+    "closed_group_leads",
+    "open_alerts_with_judgment_verdict",
+    "delete_other_judgments_with_verdict",
     "write_transitions",
     "upsert_notices",
     "read_notices",
@@ -79,6 +82,34 @@ def upsert_alert_rows(wh: Warehouse, alerts: pl.DataFrame, *, run_id: str) -> in
         return 0
     return wh.upsert("alerts", alerts.with_columns(pl.lit(run_id).alias("run_id")),
                      keys=("alert_id",), values=ALERT_VALUES)
+
+
+def closed_group_leads(wh: Warehouse) -> list[tuple[str, str, datetime]]:
+    """(hazard, region, newest ``ds``) of the expired, resolved or cancelled alerts of each
+    hazard + region."""
+    return wh.execute("SELECT hazard, region, max(ds) FROM alerts "
+                      "WHERE status IN ('expired', 'resolved', 'cancelled') GROUP BY hazard, region")
+
+
+def open_alerts_with_judgment_verdict(wh: Warehouse, verdict: str) -> pl.DataFrame:
+    """Open alerts whose newest judgment has ``checks.verdict`` = ``verdict``: every alert
+    column plus ``judged_at`` (when that judgment was written), oldest alert first."""
+    return wh.frame(
+        "SELECT a.*, j.created_at AS judged_at FROM alerts a JOIN ("
+        "  SELECT alert_id, checks, created_at, row_number() OVER ("
+        "    PARTITION BY alert_id ORDER BY created_at DESC, judgment_id DESC) AS n FROM judgments"
+        ") j ON j.alert_id = a.alert_id AND j.n = 1 "
+        "WHERE a.status = 'open' AND json_extract_string(j.checks, '$.verdict') = ? "
+        "ORDER BY a.opened_at, a.alert_id", [verdict])
+
+
+def delete_other_judgments_with_verdict(wh: Warehouse, *, alert_id: str, keep_judgment_id: str,
+                                        verdict: str) -> None:
+    """Delete the judgments of ``alert_id`` with ``checks.verdict`` = ``verdict``, except
+    ``keep_judgment_id``."""
+    wh.execute("DELETE FROM judgments WHERE alert_id = ? AND judgment_id <> ? "
+               "AND json_extract_string(checks, '$.verdict') = ?",
+               [alert_id, keep_judgment_id, verdict])
 
 
 def write_transitions(wh: Warehouse, transitions: list[dict[str, Any]], *, at: datetime,
