@@ -24,6 +24,7 @@ from warehouse.ingestion import read_watermarks, source_freshness
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from replay_server import API_KEY, CATALOG, ReplayServer  # noqa: E402
+from sql import sql_rows
 
 NOW = dt.datetime(2026, 1, 15, 12, 0, 0)
 FAST = "[ingest]\ntimeout_seconds = 1.0\nretries = 2\nbackoff_seconds = 0.01\nmax_backoff_seconds = 0.05\n"
@@ -76,12 +77,12 @@ def test_fdsn_backfill_windows_store_events_and_daily_series_and_a_watermark(tmp
         assert read_watermarks(wh, "east_asia") == {"east_asia": "2026-01-15T12:00:00"}
         fresh = source_freshness(wh)["east_asia"]
         assert fresh["kind"] == "usgs_fdsn" and fresh["last_error"] is None and fresh["last_data_time"].startswith("2023-")
-        digest = wh.execute("SELECT count(*), bit_xor(hash(unique_id, ds, y)) FROM observations")[0]
+        digest = sql_rows(wh, "SELECT count(*), bit_xor(hash(unique_id, ds, y)) FROM observations")[0]
         # the next run asks only for events updated after the watermark; none were
         again = run_source(wh, settings, "east_asia", now=NOW + dt.timedelta(hours=1))
         assert again.status == "success" and again.batches == []
         assert "updatedafter=2026-01-15T12%3A00%3A00" in server.requests[-1]
-        assert wh.execute("SELECT count(*), bit_xor(hash(unique_id, ds, y)) FROM observations")[0] == digest
+        assert sql_rows(wh, "SELECT count(*), bit_xor(hash(unique_id, ds, y)) FROM observations")[0] == digest
         assert read_watermarks(wh, "east_asia")["east_asia"] == "2026-01-15T13:00:00"
 
 
@@ -98,9 +99,9 @@ def test_fdsn_window_over_the_event_cap_is_split_until_it_fits(tmp_path) -> None
                 with Warehouse.open(other.warehouse_path) as wh2:
                     run_source(wh2, other, "east_asia", now=NOW)
                     same = "SELECT count(*), bit_xor(hash(event_id, time, magnitude)) FROM events"
-                    assert wh.execute(same) == wh2.execute(same)
+                    assert sql_rows(wh, same) == sql_rows(wh2, same)
                     daily = "SELECT count(*), bit_xor(hash(unique_id, ds, y)) FROM observations"
-                    assert wh.execute(daily) == wh2.execute(daily)
+                    assert sql_rows(wh, daily) == sql_rows(wh2, daily)
 
 
 def test_fdsn_retries_500_429_and_slow_answers_then_succeeds(tmp_path, server) -> None:
@@ -124,13 +125,13 @@ def test_persistent_5xx_fails_the_source_keeps_the_watermark_and_records_the_err
     settings = _home(tmp_path, _fdsn(server.url, window_days=3000))
     with Warehouse.open(settings.warehouse_path) as wh:
         assert run_source(wh, settings, "east_asia", now=NOW).status == "success"
-        before = wh.execute("SELECT count(*) FROM events")[0][0]
+        before = sql_rows(wh, "SELECT count(*) FROM events")[0][0]
         server.faults["/fdsnws/event/1/query"] = ["503", "503", "503"]
         run = run_source(wh, settings, "east_asia", now=NOW + dt.timedelta(hours=1))
         assert run.status == "failed"
         assert "failed 3 time(s), last HTTP 503" in run.error and "fix:" in run.error
         assert read_watermarks(wh, "east_asia")["east_asia"] == "2026-01-15T12:00:00"  # not advanced
-        assert wh.execute("SELECT count(*) FROM events")[0][0] == before
+        assert sql_rows(wh, "SELECT count(*) FROM events")[0][0] == before
         fresh = source_freshness(wh)["east_asia"]
         assert fresh["failing"] and "HTTP 503" in fresh["last_error"]["error"]
 

@@ -28,6 +28,7 @@ from ingest.batches import ingest_file
 from warehouse import Warehouse, users
 from warehouse.review_inbox import enqueue
 from warehouse.snapshots import current_snapshot, snapshot_folder
+from sql import sql_rows
 
 ROOT = Path(__file__).resolve().parent.parent
 FRED = ROOT / "tests" / "data" / "fred_UNRATE.csv"
@@ -61,7 +62,7 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
              "region": region, "hazard": "market_risk", "level": level, "status": "open", "ds": ds,
              "score": 0.999, "evidence": evidence, "opened_at": T0, "updated_at": T0}
             for alert_id, level, region in (("a_red", "red", "US-labour"), ("a_orange", "orange", "US"))]))
-        states = wh.execute("SELECT alert_id, release_state FROM alerts ORDER BY alert_id")
+        states = sql_rows(wh, "SELECT alert_id, release_state FROM alerts ORDER BY alert_id")
     assert states == [("a_orange", "pending"), ("a_red", "pending")]
     con = users.connect_control(users.control_path(settings))
     users.add_user(con, name=OFFICER, role="duty_officer", password="duty-officer-pass-1", at=T0)
@@ -92,7 +93,7 @@ def _poll(condition, seconds: float = BOUND_SECONDS) -> bool:  # noqa: ANN001
 
 def _warehouse(settings: Settings, sql: str) -> list[tuple]:
     with Warehouse.open(settings.warehouse_path, read_only=True) as wh:
-        return wh.execute(sql)
+        return sql_rows(wh, sql)
 
 
 def test_a_dashboard_approval_is_published_as_cap_now_and_once(home: Settings) -> None:
@@ -135,7 +136,7 @@ def test_a_dashboard_approval_is_published_as_cap_now_and_once(home: Settings) -
     # that sync also published a snapshot that now carries the CAP message for the Alert inbox
     snap = current_snapshot(snapshot_folder(home))
     with Warehouse.open(snap.path, read_only=True) as wh:
-        assert wh.execute("SELECT alert_id FROM cap_messages") == [("a_red",)]
+        assert sql_rows(wh, "SELECT alert_id FROM cap_messages") == [("a_red",)]
 
 
 def test_approvals_while_a_child_runs_never_pile_up_and_are_not_missed(home: Settings) -> None:

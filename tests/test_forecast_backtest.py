@@ -21,6 +21,7 @@ from pipelines.forecast_step import run_forecast_step
 from ingest.batches import ingest_file
 from warehouse import Warehouse
 from warehouse import forecast_store as store
+from sql import sql_frame
 
 DATA = Path(__file__).parent / "data"
 FRED = {
@@ -181,7 +182,7 @@ def test_run_forecasts_with_the_selected_model_and_writes_exceedance(home: Path,
                                        run_id="r_test", now=datetime(2026, 1, 1))
         scored = store.read_latest_backtest(wh)
         best = scored.sort("mase").unique("unique_id", keep="first")
-        stored = wh.frame("SELECT unique_id, model, count(*) AS n FROM forecasts GROUP BY ALL")
+        stored = sql_frame(wh, "SELECT unique_id, model, count(*) AS n FROM forecasts GROUP BY ALL")
         exceedance = store.read_latest_exceedance(wh)
         selections = store.read_latest_selections(wh)
     # the lowest MASE wins unless it beats the default AutoETS by less than [backtest] margin

@@ -19,6 +19,7 @@ from core.settings import Settings, load_settings
 from pipelines.cli.main import main
 from ingest.batches import ingest_file
 from warehouse import Warehouse
+from sql import sql_rows
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "data"
@@ -36,7 +37,7 @@ def _settings(home: Path) -> Settings:
 def _digest(wh: Warehouse, table: str = "observations") -> tuple:
     columns = {"observations": "unique_id, ds, y", "events": "source, event_id, time, lat, lon, magnitude",
                "series": "unique_id, domain, unit, frequency"}[table]
-    return tuple(wh.execute(f"SELECT count(*), coalesce(bit_xor(hash({columns})), 0) FROM {table}")[0])
+    return tuple(sql_rows(wh, f"SELECT count(*), coalesce(bit_xor(hash({columns})), 0) FROM {table}")[0])
 
 
 def _fred_opts(**extra: object) -> dict[str, object]:

@@ -13,6 +13,7 @@ import pytest
 
 from core.errors import WarehouseError, WarehouseLockedError
 from warehouse import CURRENT_VERSION, MIGRATIONS, Warehouse
+from sql import sql_rows
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -59,7 +60,7 @@ def test_older_file_is_migrated_forward_keeping_its_data(tmp_path: Path) -> None
 def test_newer_file_is_refused_with_a_fix(tmp_path: Path) -> None:
     path = tmp_path / "new.duckdb"
     with Warehouse.open(path) as wh:
-        wh.execute("INSERT INTO schema_migrations VALUES (?, 'future', now())", [CURRENT_VERSION + 1])
+        sql_rows(wh, "INSERT INTO schema_migrations VALUES (?, 'future', now())", CURRENT_VERSION + 1)
     with pytest.raises(WarehouseError, match="newer than this engine"):
         Warehouse.open(path)
 

@@ -38,14 +38,14 @@ __all__ = [
 
 def read_watermark(wh: Warehouse, source: str) -> str | None:
     """The source's committed watermark, or None before its first committed batch."""
-    rows = wh.execute("SELECT watermark FROM source_watermarks WHERE source = ?", [source])
+    rows = wh._execute("SELECT watermark FROM source_watermarks WHERE source = ?", [source])
     return rows[0][0] if rows else None
 
 
 def write_watermark(wh: Warehouse, source: str, watermark: str, *, batch_id: str | None,
                     at: datetime) -> None:
     """Set the watermark; call it inside the transaction that commits the batch."""
-    wh.execute(
+    wh._execute(
         "INSERT INTO source_watermarks (source, watermark, batch_id, updated_at) VALUES (?, ?, ?, ?) "
         "ON CONFLICT (source) DO UPDATE SET watermark = excluded.watermark, "
         "batch_id = excluded.batch_id, updated_at = excluded.updated_at",
@@ -54,7 +54,7 @@ def write_watermark(wh: Warehouse, source: str, watermark: str, *, batch_id: str
 
 
 def _ensure_status(wh: Warehouse, source: str, kind: str) -> None:
-    wh.execute(
+    wh._execute(
         "INSERT INTO source_status (source, kind) VALUES (?, ?) "
         "ON CONFLICT (source) DO UPDATE SET kind = excluded.kind",
         [source, kind],
@@ -63,7 +63,7 @@ def _ensure_status(wh: Warehouse, source: str, kind: str) -> None:
 
 def record_source_attempt(wh: Warehouse, source: str, *, kind: str, at: datetime) -> None:
     _ensure_status(wh, source, kind)
-    wh.execute("UPDATE source_status SET last_attempt_at = ? WHERE source = ?", [at, source])
+    wh._execute("UPDATE source_status SET last_attempt_at = ? WHERE source = ?", [at, source])
 
 
 def record_source_success(wh: Warehouse, source: str, *, kind: str, at: datetime,
@@ -71,7 +71,7 @@ def record_source_success(wh: Warehouse, source: str, *, kind: str, at: datetime
                           rows: int) -> None:
     """A batch committed (or the source had nothing new): move the freshness forward."""
     _ensure_status(wh, source, kind)
-    wh.execute(
+    wh._execute(
         "UPDATE source_status SET last_success_at = ?, "
         "last_data_time = CASE WHEN last_data_time IS NULL THEN ? "
         "  WHEN ? IS NULL THEN last_data_time ELSE greatest(last_data_time, ?) END, "
@@ -82,7 +82,7 @@ def record_source_success(wh: Warehouse, source: str, *, kind: str, at: datetime
 
 def record_source_error(wh: Warehouse, source: str, *, kind: str, at: datetime, error: str) -> None:
     _ensure_status(wh, source, kind)
-    wh.execute(
+    wh._execute(
         "UPDATE source_status SET last_error_at = ?, last_error = ? WHERE source = ?",
         [at, error[:2000], source],
     )
@@ -90,7 +90,7 @@ def record_source_error(wh: Warehouse, source: str, *, kind: str, at: datetime, 
 
 def source_freshness(wh: Warehouse) -> dict[str, dict[str, Any]]:
     """Per source: kind, last data time, last success, last error (what `ews status` shows)."""
-    rows = wh.execute(
+    rows = wh._execute(
         "SELECT source, kind, last_data_time, last_success_at, last_attempt_at, last_error_at, "
         "last_error, last_batch_id, rows_last FROM source_status ORDER BY source"
     )
@@ -112,7 +112,7 @@ def source_freshness(wh: Warehouse) -> dict[str, dict[str, Any]]:
 
 def stored_series_profile(wh: Warehouse, unique_ids: Sequence[str]) -> pl.DataFrame:
     """Unit, domain and the median of the stored values of each known series (for unit checks)."""
-    return wh.frame(
+    return wh._frame(
         "SELECT s.unique_id, s.unit, s.domain, median(o.y) AS median_y, count(o.y) AS n "
         "FROM series s LEFT JOIN observations o USING (unique_id) "
         "WHERE s.unique_id IN (SELECT unnest(?)) GROUP BY s.unique_id, s.unit, s.domain "
@@ -124,7 +124,7 @@ def stored_series_profile(wh: Warehouse, unique_ids: Sequence[str]) -> pl.DataFr
 def read_catalog_events(wh: Warehouse, *, id_prefix: str, start: datetime,
                         end: datetime) -> pl.DataFrame:
     """Stored events of one catalog (ids ``<prefix>:...``) with ``start <= time < end``."""
-    return wh.frame(
+    return wh._frame(
         "SELECT event_id, time, lat, lon, depth_km, magnitude, source FROM events "
         "WHERE starts_with(event_id, ?) AND time >= ? AND time < ? ORDER BY time, event_id",
         [f"{id_prefix}:", start, end],
@@ -132,12 +132,12 @@ def read_catalog_events(wh: Warehouse, *, id_prefix: str, start: datetime,
 
 
 def batch_exists(wh: Warehouse, batch_id: str) -> bool:
-    return bool(wh.execute("SELECT count(*) FROM ingest_batches WHERE batch_id = ?", [batch_id])[0][0])
+    return bool(wh._execute("SELECT count(*) FROM ingest_batches WHERE batch_id = ?", [batch_id])[0][0])
 
 
 def read_watermarks(wh: Warehouse, source: str) -> dict[str, str]:
     """Every watermark of a source: its own key and sub-keys ``<source>/<item>`` (per series, station)."""
-    rows = wh.execute(
+    rows = wh._execute(
         "SELECT source, watermark FROM source_watermarks WHERE source = ? OR starts_with(source, ?)",
         [source, f"{source}/"],
     )

@@ -188,7 +188,7 @@ def _apply(wh: Warehouse, item: InboxItem) -> str:
 
 
 def _record(wh: Warehouse, item: InboxItem, *, outcome: str, message: str, now: datetime) -> None:
-    wh.execute(
+    wh._execute(
         "INSERT INTO review_inbox_applied (action_id, kind, action, alert_id, actor, acted_at, "
         "applied_at, outcome, message) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [item.action_id, item.kind, item.action, item.alert_id, item.user, item.acted_at, now,
@@ -208,8 +208,8 @@ def drain(wh: Warehouse, con: sqlite3.Connection, *, now: datetime, limit: int =
     result = DrainResult()
     with _DRAIN_LOCK:
         for item in _queued(con, limit):
-            done = wh.execute("SELECT outcome, message FROM review_inbox_applied WHERE action_id = ?",
-                              [item.action_id])
+            done = wh._execute("SELECT outcome, message FROM review_inbox_applied WHERE action_id = ?",
+                               [item.action_id])
             if done:
                 _mark(con, item.action_id, done[0][0], done[0][1], now)
                 result.already.append(item.action_id)

@@ -128,12 +128,13 @@ class Warehouse:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def execute(self, sql: str, params: Sequence[Any] | None = None) -> list[tuple[Any, ...]]:
+    # -- raw SQL: private to warehouse/ (its topic modules call these) ---------------------
+    def _execute(self, sql: str, params: Sequence[Any] | None = None) -> list[tuple[Any, ...]]:
         """Run one statement and read its whole result (DuckDB 2 wants results finished)."""
         return self._con.execute(sql, list(params or [])).fetchall()
 
     @contextmanager
-    def registered(self, name: str, frame: pl.DataFrame) -> Iterator[None]:
+    def _registered(self, name: str, frame: pl.DataFrame) -> Iterator[None]:
         """``frame`` visible to SQL as the view ``name`` (a code constant) while inside."""
         self._con.register(name, frame.to_arrow())
         try:
@@ -141,22 +142,22 @@ class Warehouse:
         finally:
             self._con.unregister(name)
 
-    def frame(self, sql: str, params: Sequence[Any] | None = None) -> pl.DataFrame:
+    def _frame(self, sql: str, params: Sequence[Any] | None = None) -> pl.DataFrame:
         """Run one query and return its result as a polars frame."""
         return self._con.sql(sql, params=list(params) if params else None).pl()
 
     # -- schema ------------------------------------------------------------------------
     def schema_version(self) -> int:
-        exists = self.execute(
+        exists = self._execute(
             "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_migrations'"
         )[0][0]
         if not exists:
             return 0
-        return self.execute("SELECT coalesce(max(version), 0) FROM schema_migrations")[0][0]
+        return self._execute("SELECT coalesce(max(version), 0) FROM schema_migrations")[0][0]
 
     def migrate(self, target_version: int = CURRENT_VERSION) -> list[int]:
         """Apply the missing migrations up to ``target_version``; return those applied."""
-        self.execute(
+        self._execute(
             "CREATE TABLE IF NOT EXISTS schema_migrations "
             "(version INTEGER PRIMARY KEY, description VARCHAR, applied_at TIMESTAMP)"
         )
@@ -172,18 +173,18 @@ class Warehouse:
             if current < migration.version <= target_version:
                 with self.transaction():
                     for statement in migration.statements:
-                        self.execute(statement)
-                    self.execute(
+                        self._execute(statement)
+                    self._execute(
                         "INSERT INTO schema_migrations VALUES (?, ?, now())",
                         [migration.version, migration.description],
                     )
                 applied.append(migration.version)
         if applied:
-            self.execute("CHECKPOINT")
+            self._execute("CHECKPOINT")
         return applied
 
     def tables(self) -> list[str]:
-        rows = self.execute(
+        rows = self._execute(
             "SELECT table_name FROM information_schema.tables ORDER BY table_name"
         )
         return [r[0] for r in rows]
@@ -200,28 +201,28 @@ class Warehouse:
         if self._in_transaction:
             yield
             return
-        self.execute("BEGIN TRANSACTION")
+        self._execute("BEGIN TRANSACTION")
         self._in_transaction = True
         try:
             yield
         except BaseException:
-            self.execute("ROLLBACK")
+            self._execute("ROLLBACK")
             raise
         else:
-            self.execute("COMMIT")
+            self._execute("COMMIT")
         finally:
             self._in_transaction = False
 
     def checkpoint(self) -> None:
-        self.execute("CHECKPOINT")
+        self._execute("CHECKPOINT")
 
-    # -- generic upsert ----------------------------------------------------------------
+    # -- generic upsert (private) ----------------------------------------------------------
     def _upsert(self, table: str, frame: pl.DataFrame, **constants: Any) -> int:
         keys, values = _TABLES[table]
-        return self.upsert(table, frame, keys=keys, values=values, **constants)
+        return self._upsert_rows(table, frame, keys=keys, values=values, **constants)
 
-    def upsert(self, table: str, frame: pl.DataFrame, *, keys: Sequence[str],
-               values: Sequence[str], **constants: Any) -> int:
+    def _upsert_rows(self, table: str, frame: pl.DataFrame, *, keys: Sequence[str],
+                     values: Sequence[str], **constants: Any) -> int:
         """Insert new keys and update changed rows of ``table`` from ``frame``.
 
         ``keys`` is the table's primary key, ``values`` the other columns written.
@@ -252,13 +253,13 @@ class Warehouse:
             f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {updates}"
             + (f" WHERE {where}" if where else "")
         )
-        if not self.execute(f"SELECT count(*) FROM (SELECT 1 FROM {table} LIMIT 1)")[0][0]:
+        if not self._execute(f"SELECT count(*) FROM (SELECT 1 FROM {table} LIMIT 1)")[0][0]:
             # An empty table has nothing to conflict with: a plain bulk insert (same result, and
             # DuckDB skips the per-row conflict check, which dominates a first load).
             sql = f"INSERT INTO {table} ({', '.join(columns)}) SELECT {', '.join(select)} FROM incoming"
         self._con.register("incoming", frame.to_arrow())
         try:
-            return self.execute(sql, params)[0][0]
+            return self._execute(sql, params)[0][0]
         finally:
             self._con.unregister("incoming")
 
@@ -275,9 +276,9 @@ class Warehouse:
     def read_series_meta(self, unique_ids: Sequence[str] | None = None) -> pl.DataFrame:
         sql = f"SELECT {', '.join(SERIES_META_COLUMNS)} FROM series"
         if unique_ids is not None:
-            return self.frame(sql + " WHERE unique_id IN (SELECT unnest(?)) ORDER BY unique_id",
+            return self._frame(sql + " WHERE unique_id IN (SELECT unnest(?)) ORDER BY unique_id",
                                      [list(unique_ids)])
-        return self.frame(sql + " ORDER BY unique_id")
+        return self._frame(sql + " ORDER BY unique_id")
 
     def read_observations(self, unique_ids: Sequence[str] | None = None, *,
                           before: datetime | None = None) -> pl.DataFrame:
@@ -287,12 +288,12 @@ class Warehouse:
         if unique_ids is not None:
             sql += " AND unique_id IN (SELECT unnest(?))"
             params.append(list(unique_ids))
-        return self.frame(sql + " ORDER BY unique_id, ds", params)
+        return self._frame(sql + " ORDER BY unique_id, ds", params)
 
     def series_fingerprints(self, *, before: datetime | None = None) -> pl.DataFrame:
         """Per series a fingerprint of its observations (earlier than ``before`` if given):
         it changes when any value does."""
-        return self.frame(
+        return self._frame(
             "SELECT unique_id, count(*)::VARCHAR || '|' || max(ds)::VARCHAR || '|' || "
             "bit_xor(hash(ds, y))::VARCHAR AS fingerprint "
             "FROM observations WHERE ds < coalesce(?, 'infinity'::TIMESTAMP) "
@@ -301,14 +302,14 @@ class Warehouse:
         )
 
     def read_series_state(self) -> pl.DataFrame:
-        return self.frame("SELECT unique_id, fingerprint FROM series_state")
+        return self._frame("SELECT unique_id, fingerprint FROM series_state")
 
     def upsert_series_state(self, state: pl.DataFrame, *, run_id: str, at: datetime) -> int:
         return self._upsert("series_state", state, run_id=run_id, processed_at=at)
 
     # -- ingest ledger -----------------------------------------------------------------
     def batch_status(self, batch_id: str) -> str | None:
-        row = _first(self.execute(
+        row = _first(self._execute(
             "SELECT status FROM ingest_batches WHERE batch_id = ?", [batch_id]
         ))
         return None if row is None else row[0]
@@ -327,7 +328,7 @@ class Warehouse:
         rows_changed: int | None = None,
         error: str | None = None,
     ) -> None:
-        self.execute(
+        self._execute(
             "INSERT OR REPLACE INTO ingest_batches (batch_id, source, format, location, fetched_at, "
             "row_count, rows_changed, checksum, status, error) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -336,14 +337,14 @@ class Warehouse:
         )
 
     def read_batches(self, limit: int = 100) -> pl.DataFrame:
-        return self.frame(
+        return self._frame(
             "SELECT * FROM ingest_batches ORDER BY fetched_at DESC, batch_id LIMIT ?", [limit]
         )
 
     # -- runs --------------------------------------------------------------------------
     def start_run(self, *, run_id: str, kind: str, started_at: datetime,
                   as_of: datetime | None = None) -> None:
-        self.execute(
+        self._execute(
             "INSERT INTO runs (run_id, kind, started_at, status, as_of) VALUES (?, ?, ?, 'running', ?)",
             [run_id, kind, started_at, as_of],
         )
@@ -357,7 +358,7 @@ class Warehouse:
         row_counts: dict[str, int],
         error: str | None = None,
     ) -> None:
-        self.execute(
+        self._execute(
             "UPDATE runs SET status = ?, finished_at = ?, row_counts = ?, error = ? WHERE run_id = ?",
             [status, finished_at, json.dumps(row_counts), error, run_id],
         )
@@ -368,7 +369,7 @@ class Warehouse:
         if kind is not None:
             sql += " WHERE kind = ?"
             params.append(kind)
-        row = _first(self.execute(sql + " ORDER BY started_at DESC, run_id DESC LIMIT 1", params))
+        row = _first(self._execute(sql + " ORDER BY started_at DESC, run_id DESC LIMIT 1", params))
         if row is None:
             return None
         keys = ("id", "kind", "status", "started_at", "finished_at", "row_counts", "error", "as_of")
@@ -389,7 +390,7 @@ class Warehouse:
 
     def read_latest_grades(self) -> pl.DataFrame:
         """The newest grade of every graded series, joined with its metadata."""
-        return self.frame(
+        return self._frame(
             "SELECT g.unique_id, g.ds, g.level, g.score, g.evidence, s.domain, s.region, s.name "
             "FROM risk_grades g JOIN series s USING (unique_id) "
             "QUALIFY row_number() OVER (PARTITION BY g.unique_id ORDER BY g.ds DESC) = 1 "
@@ -398,7 +399,7 @@ class Warehouse:
 
     def read_latest_forecasts(self, unique_ids: Sequence[str]) -> pl.DataFrame:
         """The forecasts from each series' newest cutoff."""
-        return self.frame(
+        return self._frame(
             "SELECT * FROM forecasts WHERE unique_id IN (SELECT unnest(?)) "
             "QUALIFY cutoff = max(cutoff) OVER (PARTITION BY unique_id) ORDER BY unique_id, ds",
             [list(unique_ids)],
@@ -410,7 +411,7 @@ class Warehouse:
         if statuses is not None:
             sql += " WHERE status IN (SELECT unnest(?))"
             params.append(list(statuses))
-        return self.frame(sql + " ORDER BY opened_at, alert_id", params)
+        return self._frame(sql + " ORDER BY opened_at, alert_id", params)
 
     def upsert_alerts(self, alerts: pl.DataFrame) -> int:
         return self._upsert("alerts", alerts)
@@ -424,18 +425,18 @@ class Warehouse:
         if alert_ids is not None:
             sql += " WHERE alert_id IN (SELECT unnest(?))"
             params.append(list(alert_ids))
-        return self.frame(sql + " ORDER BY created_at, judgment_id", params)
+        return self._frame(sql + " ORDER BY created_at, judgment_id", params)
 
     # -- audit -------------------------------------------------------------------------
     def audit(self, *, at: datetime, actor: str, action: str, target: str | None,
               detail: dict[str, Any] | None = None) -> None:
-        self.execute(
+        self._execute(
             "INSERT INTO audit_log (at_time, actor, action, target, detail) VALUES (?, ?, ?, ?, ?)",
             [at, actor, action, target, json.dumps(detail or {}, default=str)],
         )
 
     def read_audit(self, limit: int = 100) -> pl.DataFrame:
-        return self.frame(
+        return self._frame(
             "SELECT * FROM audit_log ORDER BY audit_id DESC LIMIT ?", [limit]
         )
 
@@ -443,17 +444,17 @@ class Warehouse:
     def count(self, table: str) -> int:
         if table not in _TABLES and table not in ("ingest_batches", "runs", "audit_log"):
             raise WarehouseError(f"unknown table {table!r}")
-        return self.execute(f"SELECT count(*) FROM {table}")[0][0]
+        return self._execute(f"SELECT count(*) FROM {table}")[0][0]
 
     def status(self) -> dict[str, Any]:
         """The figures `ews status --json` prints."""
-        domains = dict(self.execute(
+        domains = dict(self._execute(
             "SELECT domain, count(*) FROM series GROUP BY domain ORDER BY domain"
         ))
-        levels = dict(self.execute(
+        levels = dict(self._execute(
             "SELECT level, count(*) FROM alerts WHERE status = 'open' GROUP BY level"
         ))
-        batches = dict(self.execute(
+        batches = dict(self._execute(
             "SELECT status, count(*) FROM ingest_batches GROUP BY status"
         ))
         last = self.last_run()
