@@ -54,6 +54,10 @@ from core.settings import Settings
 from pipelines.llm import Judge, open_judge
 from warehouse import Warehouse
 from warehouse import alerting, review
+from warehouse.forecast_store import read_latest_forecasts
+from warehouse.grades import read_latest_grades
+from warehouse.runs import audit
+from warehouse.series import read_observations, read_series_meta
 
 __all__ = ["AlertStepResult", "JudgeResult", "run_alert_step", "run_expiry_step", "judge_alerts",
            "provisional_bundles", "DEMO_OFFICER", "PROVISIONAL_VERDICT", "latest_grades",
@@ -118,13 +122,13 @@ def run_alert_step(
     result = AlertStepResult()
     as_of = settings.cycle.as_of_time()
     clock = as_of or now
-    all_meta = wh.read_series_meta()
+    all_meta = read_series_meta(wh)
     frequencies = dict(zip(all_meta["unique_id"], all_meta["frequency"], strict=True))
     latest = latest_grades(series, grades, meta)
     # group mates that did not change this cycle still count toward their group's level
     latest = _with_group_mates(wh, latest, all_meta)
-    observed = pl.concat([series, wh.read_observations(
-        [u for u in latest["unique_id"].to_list() if u not in set(series["unique_id"].to_list())],
+    observed = pl.concat([series, read_observations(
+        wh, [u for u in latest["unique_id"].to_list() if u not in set(series["unique_id"].to_list())],
         before=as_of)]) if latest.height else series
     health = assess_data_health(observed, frequencies, clock=clock,
                                 stale_steps=settings.alerts.stale_steps, gap_ratio=settings.alerts.gap_ratio)
@@ -139,8 +143,8 @@ def run_alert_step(
     _write_plan(wh, plan, now=now, run_id=run_id, actor=actor, result=result)
     counts["data_gap_notices"] = alerting.upsert_notices(wh, plan.notices, at=now, run_id=run_id)
     for n in plan.notices.iter_rows(named=True):
-        wh.audit(at=now, actor="cycle", action="data_gap.notice", target=n["unique_id"],
-                 detail={"kind": n["kind"], "detail": json.loads(n["detail"])})
+        audit(wh, at=now, actor="cycle", action="data_gap.notice", target=n["unique_id"],
+              detail={"kind": n["kind"], "detail": json.loads(n["detail"])})
         result.notes.append(f"{n['unique_id']}: {n['kind']} data, alert withheld (data-gap notice)")
 
     fresh_ids = [t["alert_id"] for t in plan.transitions if t["after"]["status"] == "open"]
@@ -149,7 +153,7 @@ def run_alert_step(
     # until then every fresh alert carries the template judgment of the same evidence.
     result.to_judge = _evidence_bundles(wh, settings, fresh, all_meta, observed, clock=clock)
     provisional = [(e, _provisional(e)) for e in result.to_judge]
-    counts["judgments"] = wh.insert_judgments(_judgment_frame(provisional, run_id=run_id, now=now)) \
+    counts["judgments"] = alerting.insert_judgments(wh, _judgment_frame(provisional, run_id=run_id, now=now)) \
         if provisional else 0
 
     final = {r["alert_id"]: r for r in alerting.read_alerts_full(
@@ -157,8 +161,8 @@ def run_alert_step(
     for release in plan.releases:
         event = review.queue_release(wh, final[release["alert_id"]], at=now, actor="cycle",
                                      msg_type=release["msg_type"], reason=release["reason"])
-        wh.audit(at=now, actor="cycle", action="alert.released", target=release["alert_id"],
-                 detail={"outbox": event, "msg_type": release["msg_type"], "reason": release["reason"]})
+        audit(wh, at=now, actor="cycle", action="alert.released", target=release["alert_id"],
+              detail={"outbox": event, "msg_type": release["msg_type"], "reason": release["reason"]})
     if actor == "demo" and as_of is not None:
         for row in alerting.read_alerts_full(wh, alert_ids=fresh_ids).iter_rows(named=True):
             if row["status"] == "open" and row["release_state"] == "pending":
@@ -209,7 +213,7 @@ def judge_alerts(wh: Warehouse, settings: Settings, to_judge: list[dict[str, Any
             judgment = judge.write(evidence)  # may call the endpoint; audit rows commit as made
             frame = _judgment_frame([(evidence, judgment)], run_id=run_id, now=now)
             with wh.transaction():
-                wh.insert_judgments(frame)
+                alerting.insert_judgments(wh, frame)
                 # a provisional row of other evidence (if the bundle was rebuilt differently)
                 # is replaced too: the final judgment is the alert's judgment from now on
                 alerting.delete_other_judgments_with_verdict(
@@ -239,8 +243,8 @@ def provisional_bundles(wh: Warehouse, settings: Settings, *,
     if rows.height == 0:
         return []
     as_of = settings.cycle.as_of_time()
-    all_meta = wh.read_series_meta()
-    observed = wh.read_observations(rows["unique_id"].unique().to_list(), before=as_of)
+    all_meta = read_series_meta(wh)
+    observed = read_observations(wh, rows["unique_id"].unique().to_list(), before=as_of)
     bundles = []
     for judged_at, part in rows.group_by("judged_at", maintain_order=True):
         bundles += _evidence_bundles(wh, settings, part.drop("judged_at"), all_meta, observed,
@@ -270,7 +274,7 @@ def _write_plan(wh: Warehouse, plan: AlertPlan, *, now: datetime, run_id: str, a
                   "release_state": after["release_state"], "reason": t["reason"], "run_id": run_id}
         if cause:
             detail["cause"] = cause
-        wh.audit(at=now, actor=actor, action=f"alert.{t['action']}", target=t["alert_id"], detail=detail)
+        audit(wh, at=now, actor=actor, action=f"alert.{t['action']}", target=t["alert_id"], detail=detail)
 
 
 def _summarise(wh: Warehouse, plan: AlertPlan, judgments: dict[str, Judgment],
@@ -292,7 +296,7 @@ def _with_group_mates(wh: Warehouse, latest: pl.DataFrame, all_meta: pl.DataFram
              if (HAZARD_BY_DOMAIN[r["domain"]], r["region"]) in keys and r["unique_id"] not in present]
     if not mates:
         return latest
-    stored = wh.read_latest_grades().filter(pl.col("unique_id").is_in(mates))
+    stored = read_latest_grades(wh).filter(pl.col("unique_id").is_in(mates))
     if stored.height == 0:
         return latest
     return pl.concat([latest, stored.select(latest.columns)], how="vertical_relaxed").sort("unique_id")
@@ -339,7 +343,7 @@ def _evidence_bundles(wh: Warehouse, settings: Settings, alerts: pl.DataFrame, m
     """The evidence bundle of each new or changed open alert (what its judgment is written from)."""
     if alerts.height == 0:
         return []
-    forecasts = wh.read_latest_forecasts(alerts.get_column("unique_id").to_list())
+    forecasts = read_latest_forecasts(wh, alerts.get_column("unique_id").to_list())
     info = {r["unique_id"]: r for r in meta.iter_rows(named=True)}
     thresholds = settings.risk.thresholds()
     return [evidence_bundle(alert, info[alert["unique_id"]], observed, forecasts,

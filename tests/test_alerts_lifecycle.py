@@ -23,6 +23,7 @@ from core.settings import load_settings
 from pipelines.cycle import run_cycle
 from ingest.batches import ingest_file
 from warehouse import Warehouse, alerting, review
+from warehouse.runs import last_run
 from sql import sql_frame, sql_rows
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -238,11 +239,11 @@ def test_a_cycle_without_new_data_expires_an_alert_past_its_expiry(tmp_path) -> 
         assert (last["from_status"], last["to_status"]) == ("open", "expired")
         assert last["reason"].startswith("not renewed before 2008-11-14")
         audit = sql_rows(wh, "SELECT actor, detail FROM audit_log WHERE action = 'alert.expired' AND target = ?",
-                             alert["alert_id"])
+                         alert["alert_id"])
         assert len(audit) == 1 and audit[0][0] == "cron.ops"
         detail = json.loads(audit[0][1])
         assert detail["run_id"] == expiring.run_id and detail["reason"] == last["reason"]
-        assert wh.last_run()["status"] == "success"
+        assert last_run(wh)["status"] == "success"
         assert sql_rows(wh, "SELECT count(*) FROM outbox")[0][0] == 0  # expiry releases nothing
 
         # and expiring is done once

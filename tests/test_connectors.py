@@ -20,7 +20,10 @@ from ingest.connectors import run_source
 from pipelines.ingest_job import run_sources
 from ingest.connectors.http import HttpClient, RateLimiter, SourceError
 from warehouse import Warehouse
-from warehouse.ingestion import read_watermarks, source_freshness
+from warehouse.ingestion import read_batches, read_watermarks, source_freshness
+from warehouse.runs import last_run
+from warehouse.series import read_observations, read_series_meta
+from warehouse.status import count_rows
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from replay_server import API_KEY, CATALOG, ReplayServer  # noqa: E402
@@ -56,7 +59,7 @@ regions = [{{ id = "sichuan_yunnan", name = "Sichuan-Yunnan", min_lat = 21, max_
 
 
 def _obs(wh: Warehouse, uid: str) -> pl.DataFrame:
-    return wh.read_observations([uid])
+    return read_observations(wh, [uid])
 
 
 # --- USGS FDSN ------------------------------------------------------------------------------
@@ -69,7 +72,7 @@ def test_fdsn_backfill_windows_store_events_and_daily_series_and_a_watermark(tmp
         assert run.status == "success", run.error
         assert len(run.batches) == 6  # 2018..2023-03 in 365-day windows
         expected = sum(1 for line in CATALOG.read_bytes().decode("cp1252").splitlines()[1:] if float(line.split(",")[4]) >= 4.5)
-        assert wh.count("events") == expected
+        assert count_rows(wh, "events") == expected
         # 2019-06-17 Changning (Sichuan) M5.8 and its aftershocks: the region's busiest M4.5+ day.
         counts = _obs(wh, "sichuan_yunnan_count")
         assert counts.sort("y").tail(1).get_column("ds").item() == dt.datetime(2019, 6, 17)
@@ -148,15 +151,15 @@ def test_truncated_answer_is_retried_and_malformed_answer_is_quarantined(tmp_pat
     with Warehouse.open(settings.warehouse_path) as wh:
         run = run_source(wh, settings, "east_asia", now=NOW)
         assert run.status == "quarantined"
-        assert wh.count("events") == 0 and wh.count("observations") == 0
+        assert count_rows(wh, "events") == 0 and count_rows(wh, "observations") == 0
         assert read_watermarks(wh, "east_asia") == {}
-        batch = wh.read_batches().row(0, named=True)
+        batch = read_batches(wh).row(0, named=True)
         assert batch["status"] == "quarantined" and "line" in batch["error"]
         landed = list((tmp_path / "bad" / "raw" / batch["batch_id"]).iterdir())
         assert len(landed) == 1 and b"proxy error" in landed[0].read_bytes()
         # the service recovers: the next run loads everything
         assert run_source(wh, settings, "east_asia", now=NOW).status == "success"
-        assert wh.count("events") > 1000
+        assert count_rows(wh, "events") > 1000
 
 
 def test_a_4xx_is_not_retried_and_names_the_fix(tmp_path, server) -> None:
@@ -187,13 +190,13 @@ def test_fred_loads_each_series_with_its_watermark_and_hides_the_key(tmp_path, s
     with Warehouse.open(settings.warehouse_path) as wh:
         run = run_source(wh, settings, "fred_macro", now=NOW, environ={"FRED_API_KEY": API_KEY})
         assert run.status == "success", run.error
-        meta = dict(wh.read_series_meta().select("unique_id", "frequency").iter_rows())
+        meta = dict(read_series_meta(wh).select("unique_id", "frequency").iter_rows())
         assert meta == {"unrate": "MS", "dgs10": "B"}
         unrate = _obs(wh, "unrate")
         assert unrate.get_column("ds").min() == dt.datetime(2020, 1, 1)
         assert unrate.filter(pl.col("ds") == dt.datetime(2020, 4, 1)).get_column("y").item() == 14.8  # COVID peak
         assert read_watermarks(wh, "fred_macro") == {"fred_macro/UNRATE": "2025-11-01", "fred_macro/DGS10": "2025-12-30"}
-        ledger = wh.read_batches()
+        ledger = read_batches(wh)
         assert not ledger.filter(pl.col("location").str.contains(API_KEY)).height
         # incremental: the next run asks from the watermark minus the 45-day lookback
         again = run_source(wh, settings, "fred_macro", now=NOW, environ={"FRED_API_KEY": API_KEY})
@@ -302,11 +305,12 @@ regions = [{{ id = "nino34", name = "Nino 3.4", polygon = [[190, -5], [240, -5],
         east = _obs(wh, "p156_east")
         assert east.height == 3196 and east.get_column("y").tail(1).item() == pytest.approx((-0.21577 - 0.06265) * 1000, abs=1e-3)
         assert read_watermarks(wh, "ngl") == {"ngl/P156": "2015-03-14"}
-        assert set(wh.read_series_meta().get_column("unique_id").to_list()) == {"p156_east", "p156_north", "p156_up", "nino34_mean"}
+        assert set(read_series_meta(wh).get_column("unique_id").to_list()) == {
+            "p156_east", "p156_north", "p156_up", "nino34_mean"}
         assert _obs(wh, "nino34_mean").height == 128
         again = run_sources(wh, settings, ["ngl", "sst"], cycle=False, now=NOW + dt.timedelta(hours=1))
         assert [b.status for s in again.sources for b in s.batches] == ["skipped", "skipped"]
-        last = wh.last_run("ingest")
+        last = last_run(wh, "ingest")
         assert last["status"] == "success" and last["row_counts"] == {"ngl": 0, "sst": 0}
 
 

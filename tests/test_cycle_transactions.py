@@ -29,10 +29,12 @@ import pytest
 from alerts.llm_judgment import PROMPT_VERSION
 from core.settings import load_settings
 from llm_endpoint import ChatEndpoint
+import pipelines.cycle
 from pipelines.alert_step import PROVISIONAL_VERDICT
 from pipelines.cycle import run_cycle
 from ingest.batches import ingest_file
-from warehouse import Warehouse
+from warehouse import Warehouse, alerting
+from warehouse.runs import last_run
 from sql import sql_frame, sql_rows
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -85,8 +87,8 @@ def stress(tmp_path: Path):
 
 
 def _llm_calls(wh: Warehouse) -> list[dict]:
-    return [json.loads(d) for (d,) in sql_rows(wh,
-        "SELECT detail FROM audit_log WHERE action = 'llm.call' ORDER BY audit_id")]
+    return [json.loads(d) for (d,) in sql_rows(
+        wh, "SELECT detail FROM audit_log WHERE action = 'llm.call' ORDER BY audit_id")]
 
 
 def test_llm_calls_happen_after_the_commit_and_the_final_judgment_reaches_cap(stress) -> None:
@@ -103,7 +105,7 @@ def test_llm_calls_happen_after_the_commit_and_the_final_judgment_reaches_cap(st
     assert all(c["prompt_hash"] and c["model"] == settings.llm.model and c["latency_ms"] >= 0 for c in calls)
 
     judgments = sql_frame(wh, "SELECT alert_id, run_id, writer, model, prompt_version, evidence_hash, checks "
-                              "FROM judgments ORDER BY alert_id")
+                          "FROM judgments ORDER BY alert_id")
     assert judgments["alert_id"].to_list() == sorted(alerts["alert_id"].to_list())  # one per alert
     for row in judgments.iter_rows(named=True):
         verdict = json.loads(row["checks"])["verdict"]
@@ -130,8 +132,8 @@ def test_llm_calls_happen_after_the_commit_and_the_final_judgment_reaches_cap(st
 
 
 def _assert_cap_carries_the_judges_text(wh: Warehouse, settings, messages) -> None:  # noqa: ANN001
-    final = {r["alert_id"]: r for r in sql_frame(wh,
-        "SELECT alert_id, writer, model, prompt_version, evidence_hash, text_en, checks FROM judgments"
+    final = {r["alert_id"]: r for r in sql_frame(
+        wh, "SELECT alert_id, writer, model, prompt_version, evidence_hash, text_en, checks FROM judgments"
     ).iter_rows(named=True)}
     for message in messages.iter_rows(named=True):
         judgment, xml = final[message["alert_id"]], message["xml"]
@@ -148,17 +150,17 @@ def _assert_cap_carries_the_judges_text(wh: Warehouse, settings, messages) -> No
 def _fail_in_write_transaction(wh: Warehouse, monkeypatch: pytest.MonkeyPatch) -> None:
     def boom(*_a: object, **_k: object) -> int:
         raise RuntimeError("disk full while writing series_state")
-    monkeypatch.setattr(wh, "upsert_series_state", boom)  # the last write of the transaction
+    monkeypatch.setattr(pipelines.cycle, "upsert_series_state", boom)  # the last write of the transaction
 
 
 def _fail_writing_final_judgments(wh: Warehouse, monkeypatch: pytest.MonkeyPatch) -> None:
-    original = wh.insert_judgments
+    original = alerting.insert_judgments
 
-    def insert(frame):  # noqa: ANN001, ANN202
+    def insert(into, frame):  # noqa: ANN001, ANN202
         if any("provisional" not in c for c in frame["checks"].to_list()):
             raise RuntimeError("disk full while writing judgments")
-        return original(frame)
-    monkeypatch.setattr(wh, "insert_judgments", insert)
+        return original(into, frame)
+    monkeypatch.setattr(alerting, "insert_judgments", insert)
 
 
 @pytest.mark.parametrize("fail", [_fail_in_write_transaction, _fail_writing_final_judgments])
@@ -167,7 +169,7 @@ def test_every_llm_call_stays_audited_when_the_cycle_fails(stress, monkeypatch, 
     fail(wh, monkeypatch)
     with pytest.raises(RuntimeError, match="disk full"):
         run_cycle(wh, settings, now=NOW, actor="scheduler")
-    run = wh.last_run()
+    run = last_run(wh)
     assert run["status"] == "failed" and "disk full" in run["error"]
     # every request the endpoint received is in the audit log, whatever rolled back
     assert len(_llm_calls(wh)) == len(endpoint.seen)
@@ -190,7 +192,7 @@ def test_every_llm_call_stays_audited_when_the_cycle_fails(stress, monkeypatch, 
         monkeypatch.undo()
         calls_before = len(endpoint.seen)
         again = run_cycle(wh, settings, now=NOW + timedelta(hours=1), actor="scheduler")
-        assert again.series_processed == 0 and wh.last_run()["status"] == "success"
+        assert again.series_processed == 0 and last_run(wh)["status"] == "success"
         assert len(endpoint.seen) > calls_before  # the endpoint was asked again
         assert len(_llm_calls(wh)) == len(endpoint.seen)  # each call audited
         rows = sql_frame(wh, "SELECT alert_id, run_id, writer, checks FROM judgments")

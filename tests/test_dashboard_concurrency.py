@@ -23,10 +23,10 @@ from streamlit.testing.v1 import AppTest
 from core.errors import WarehouseLockedError
 from core.settings import load_settings
 from dashboard_home import PASSWORD, copy_home
+from sql import sql_rows
 from warehouse import Warehouse
 from warehouse.review_inbox import drain, enqueue, pending_count
 from warehouse.users import connect_control, control_path
-from sql import sql_rows
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = ROOT / "dashboards" / "app.py"
@@ -173,7 +173,7 @@ def test_a_queued_approval_is_refused_if_the_role_was_lowered_before_it_applies(
     con = connect_control(control_path(settings))
     with Warehouse.open(settings.warehouse_path) as wh:
         pending = sql_rows(wh, "SELECT alert_id FROM alerts WHERE status = 'open' "
-                               "AND release_state = 'pending' ORDER BY alert_id LIMIT 1")
+                           "AND release_state = 'pending' ORDER BY alert_id LIMIT 1")
         assert pending, "the test home has no alert waiting for approval"
         alert_id = pending[0][0]
         # queued while the engine held the warehouse, by a duty officer ...
@@ -184,7 +184,7 @@ def test_a_queued_approval_is_refused_if_the_role_was_lowered_before_it_applies(
         result = sync_dashboard(wh, settings)
         state = sql_rows(wh, "SELECT release_state FROM alerts WHERE alert_id = ?", alert_id)[0][0]
         audit = sql_rows(wh, "SELECT detail FROM audit_log WHERE action = 'review.refused' AND target = ?",
-                             alert_id)
+                         alert_id)
     row = con.execute("SELECT state, message FROM review_inbox WHERE action_id = ?", [action_id]).fetchone()
     con.close()
     assert result.refused == 1 and result.applied == 0

@@ -25,7 +25,7 @@ from alerts.cap import validate_cap
 from core.settings import Settings, load_settings
 from pipelines.cli.main import init_home
 from ingest.batches import ingest_file
-from warehouse import Warehouse, users
+from warehouse import Warehouse, alerting, users
 from warehouse.review_inbox import enqueue
 from warehouse.snapshots import current_snapshot, snapshot_folder
 from sql import sql_rows
@@ -57,11 +57,13 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
         loaded = ingest_file(wh, settings, FRED, "fred_csv", options={"unique_id": "fred_unrate", "frequency": "MS"})
         assert loaded.status == "committed"
         evidence = json.dumps({"driver": "interval_exceedance", "value": value})
-        wh.upsert_alerts(pl.DataFrame([
+        alerting.upsert_alert_rows(wh, pl.DataFrame([
             {"alert_id": alert_id, "run_id": "r_test", "unique_id": "fred_unrate", "domain": "market",
              "region": region, "hazard": "market_risk", "level": level, "status": "open", "ds": ds,
-             "score": 0.999, "evidence": evidence, "opened_at": T0, "updated_at": T0}
-            for alert_id, level, region in (("a_red", "red", "US-labour"), ("a_orange", "orange", "US"))]))
+             "score": 0.999, "evidence": evidence, "opened_at": T0, "updated_at": T0,
+             "release_state": "pending", "expires_at": None}
+            for alert_id, level, region in (("a_red", "red", "US-labour"), ("a_orange", "orange", "US"))]),
+            run_id="r_test")
         states = sql_rows(wh, "SELECT alert_id, release_state FROM alerts ORDER BY alert_id")
     assert states == [("a_orange", "pending"), ("a_red", "pending")]
     con = users.connect_control(users.control_path(settings))

@@ -259,8 +259,8 @@ def test_choices_reply_passes_and_a_planted_number_falls_back_with_the_raw_reply
             passed = judge.write(EVIDENCE)
             rejected = judge.write({**EVIDENCE, "alert_id": "a_other"})
             judge.close()
-            calls = [json.loads(d) for (d,) in sql_rows(wh,
-                "SELECT detail FROM audit_log WHERE action = 'llm.call' ORDER BY audit_id")]
+            calls = [json.loads(d) for (d,) in sql_rows(
+                wh, "SELECT detail FROM audit_log WHERE action = 'llm.call' ORDER BY audit_id")]
     finally:
         endpoint.close()
     assert passed.writer == "llm" and passed.checks["reply_style"] == "choices"
@@ -314,8 +314,8 @@ def _judge_once(tmp_path: Path, evidence: dict, **env: str):  # noqa: ANN202
         judge = Judge(wh=wh, settings=settings, now=NOW, run_id="r_test")
         judgment = judge.write(evidence)
         judge.close()
-        calls = [json.loads(d) for (d,) in sql_rows(wh,
-            "SELECT detail FROM audit_log WHERE action = 'llm.call' ORDER BY audit_id")]
+        calls = [json.loads(d) for (d,) in sql_rows(
+            wh, "SELECT detail FROM audit_log WHERE action = 'llm.call' ORDER BY audit_id")]
         redactions = sql_rows(wh, "SELECT detail FROM audit_log WHERE action = 'llm.redacted'")
     return judgment, calls, redactions
 
@@ -413,8 +413,8 @@ def test_run_time_budget_caps_the_call_timeout_and_degrades_to_the_template(tmp_
             assert time.monotonic() - started < 2.5  # the call waited the run's 1 s, not 10 s
             assert judgment.writer == "template" and "time budget" in judgment.checks["fallback_reason"]
             assert any("time budget" in n for n in judge.notes)
-            verdicts = [json.loads(d)["verdict"] for (d,) in sql_rows(wh,
-                "SELECT detail FROM audit_log WHERE action = 'llm.call'")]
+            verdicts = [json.loads(d)["verdict"] for (d,) in sql_rows(
+                wh, "SELECT detail FROM audit_log WHERE action = 'llm.call'")]
             assert len(verdicts) == 1 and "too slow" in verdicts[0]
     finally:
         slow.close()
@@ -431,8 +431,8 @@ def test_a_malformed_answer_is_an_audited_failure_not_a_crash(tmp_path: Path, bo
         settings = _settings(tmp_path, base_url=server.url, timeout_seconds="10")
         with Warehouse.open(settings.warehouse_path) as wh:
             judgment = Judge(wh=wh, settings=settings, now=NOW, run_id="r_test").write(EVIDENCE)
-            verdicts = [json.loads(d)["verdict"] for (d,) in sql_rows(wh,
-                "SELECT detail FROM audit_log WHERE action = 'llm.call'")]
+            verdicts = [json.loads(d)["verdict"] for (d,) in sql_rows(
+                wh, "SELECT detail FROM audit_log WHERE action = 'llm.call'")]
     finally:
         server.close()
     assert judgment.writer == "template" and judgment.checks.get("review_flag")
@@ -477,7 +477,8 @@ def test_a_server_start_that_uses_up_the_time_budget_sends_nothing_and_counts_no
             assert (judge.calls, judge.tokens) == (0, 0)
         finally:
             judge.close()
-        actions = [a for (a,) in sql_rows(wh, "SELECT action FROM audit_log WHERE action LIKE 'llm.%' ORDER BY audit_id")]
+        actions = [a for (a,) in sql_rows(wh, "SELECT action FROM audit_log WHERE action LIKE 'llm.%' "
+                                          "ORDER BY audit_id")]
         skipped = [json.loads(d) for (d,) in sql_rows(wh, "SELECT detail FROM audit_log WHERE action = 'llm.skipped'")]
     assert actions == ["llm.server_started", "llm.skipped"]
     assert "time budget" in skipped[0]["reason"] and skipped[0]["prompt_hash"]
@@ -494,8 +495,8 @@ def test_timeout_is_audited_and_switches_and_revocations_stop_the_path(tmp_path:
             judgment = judge.write(EVIDENCE)
             assert judgment.writer == "template" and "too slow" in judgment.checks["fallback_reason"]
             assert judgment.checks.get("review_flag")
-            verdicts = [json.loads(d)["verdict"] for (d,) in sql_rows(wh,
-                "SELECT detail FROM audit_log WHERE action = 'llm.call'")]
+            verdicts = [json.loads(d)["verdict"] for (d,) in sql_rows(
+                wh, "SELECT detail FROM audit_log WHERE action = 'llm.call'")]
             assert len(verdicts) == 2 and all("too slow" in v for v in verdicts)  # one retry, then template
 
             alerting.set_control(wh, f"revoked:{slow.url}", {"by": "sec.wang", "reason": "key leaked"}, by="sec.wang", at=NOW)

@@ -12,7 +12,7 @@ import pytest
 
 from core.errors import TransitionError
 from warehouse import Warehouse
-from warehouse import review
+from warehouse import alerting, review
 from sql import sql_rows
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,8 +37,9 @@ def wh(tmp_path: Path):
             rows.append({"alert_id": alert_id, "run_id": "r_test", "unique_id": "fred_unrate",
                          "domain": "market", "region": "US" if level == "orange" else "US-labour",
                          "hazard": "market_risk", "level": level, "status": "open", "ds": ds,
-                         "score": 0.999, "evidence": evidence, "opened_at": T0, "updated_at": T0})
-        wh.upsert_alerts(pl.DataFrame(rows))
+                         "score": 0.999, "evidence": evidence, "opened_at": T0, "updated_at": T0,
+                         "release_state": "pending", "expires_at": None})
+        alerting.upsert_alert_rows(wh, pl.DataFrame(rows), run_id="r_test")
         yield wh
 
 

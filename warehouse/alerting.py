@@ -1,4 +1,5 @@
-"""SQL of the alert step, the CAP outbox, recipients, deliveries and the LLM switches.
+"""SQL of the alert step, the judgments, the CAP outbox, recipients, deliveries and the LLM
+switches.
 
 Every function takes an open :class:`~warehouse.store.Warehouse`; values are bound
 parameters. Callers group writes with ``wh.transaction()`` (the alert step writes alerts,
@@ -49,6 +50,8 @@ __all__ = [
     "get_control",
     "set_control",
     "read_controls",
+    "insert_judgments",
+    "read_judgments",
 ]
 
 #: Columns of a planned data-gap notice (alerts.lifecycle); the warehouse adds the times and run.
@@ -308,3 +311,17 @@ def set_control(wh: Warehouse, name: str, value: Any, *, by: str, at: datetime) 
 
 def read_controls(wh: Warehouse) -> pl.DataFrame:
     return wh._frame("SELECT * FROM llm_controls ORDER BY name")
+
+
+# -- judgments ---------------------------------------------------------------------------
+def insert_judgments(wh: Warehouse, judgments: pl.DataFrame) -> int:
+    return wh._upsert("judgments", judgments)
+
+
+def read_judgments(wh: Warehouse, alert_ids: Sequence[str] | None = None) -> pl.DataFrame:
+    sql = "SELECT * FROM judgments"
+    params: list[Any] = []
+    if alert_ids is not None:
+        sql += " WHERE alert_id IN (SELECT unnest(?))"
+        params.append(list(alert_ids))
+    return wh._frame(sql + " ORDER BY created_at, judgment_id", params)

@@ -409,7 +409,7 @@ def operations_metrics(wh: Warehouse, *, now: datetime) -> pl.DataFrame:
     return pl.DataFrame(rows, schema=schema)
 
 
-# -- the dashboard benchmark's naive peer ---------------------------------------------------
+# -- the dashboard benchmark's naive peer ------------------------------------------------
 def full_table_row_counts(wh: Warehouse, tables: Sequence[str]) -> dict[str, int]:
     """Row count of each of ``tables``, found by reading the whole table into a frame: what a
     page would cost without paging and caching (benchmarks/dashboard_pages.py times it).

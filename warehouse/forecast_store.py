@@ -1,8 +1,11 @@
-"""Forecasting tables (migration 4): model registry, backtests, selections, exceedance.
+"""Forecasting tables: the forecasts, and (migration 4) model registry, backtests, selections,
+exceedance.
 
 Functions take an open :class:`~warehouse.store.Warehouse` and frames; every value is a bound
 parameter and every write an idempotent upsert (an identical row is never rewritten).
 
+- ``forecasts``: per series, cutoff (last observed time), model and step, the mean and the
+  quantiles;
 - ``models``: one row per trained vertical model: what it was trained on (series and the
   ledger batch ids their observations came from, a hash of the exact data), how long, how it
   did on held-out data, and where its weights are;
@@ -36,6 +39,8 @@ __all__ = [
     "register_model",
     "read_models",
     "read_training_provenance",
+    "write_forecasts",
+    "read_latest_forecasts",
 ]
 
 _BACKTEST_KEYS = ("run_id", "unique_id", "model")
@@ -156,4 +161,19 @@ def read_training_provenance(wh: Warehouse, unique_ids: Sequence[str],
         "AND ds < coalesce(?, 'infinity'::TIMESTAMP) "
         "GROUP BY unique_id ORDER BY unique_id",
         [list(unique_ids), before],
+    )
+
+
+# -- forecasts ---------------------------------------------------------------------------
+def write_forecasts(wh: Warehouse, forecasts: pl.DataFrame, *, run_id: str) -> int:
+    """Store forecasts; each row carries the ``cutoff`` (last observed time) it came from."""
+    return wh._upsert("forecasts", forecasts, run_id=run_id)
+
+
+def read_latest_forecasts(wh: Warehouse, unique_ids: Sequence[str]) -> pl.DataFrame:
+    """The forecasts from each series' newest cutoff."""
+    return wh._frame(
+        "SELECT * FROM forecasts WHERE unique_id IN (SELECT unnest(?)) "
+        "QUALIFY cutoff = max(cutoff) OVER (PARTITION BY unique_id) ORDER BY unique_id, ds",
+        [list(unique_ids)],
     )

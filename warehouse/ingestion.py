@@ -1,8 +1,10 @@
-"""Ingestion state in the warehouse: watermarks, per-source freshness, and the reads the
-ingest checks need.
+"""Ingestion state in the warehouse: the batch ledger, watermarks, per-source freshness, and
+the reads the ingest checks need.
 
 Contracts:
 
+- The **ledger** (``ingest_batches``) has one row per landed file or fetch, with its checksum
+  and status; :func:`batch_status` tells a committed batch, which is never loaded again.
 - A **watermark** is an opaque text per source (an ISO time, a date, an ``updated`` stamp)
   that a connector reads before fetching and writes *inside the transaction that commits the
   batch*, so it can never run ahead of the data (a crash before COMMIT leaves the old one).
@@ -33,6 +35,9 @@ __all__ = [
     "read_catalog_events",
     "batch_exists",
     "read_watermarks",
+    "batch_status",
+    "record_batch",
+    "read_batches",
 ]
 
 
@@ -142,3 +147,40 @@ def read_watermarks(wh: Warehouse, source: str) -> dict[str, str]:
         [source, f"{source}/"],
     )
     return dict(rows)
+
+
+# -- the ingest ledger (one row per landed file or fetch) --------------------------------
+def batch_status(wh: Warehouse, batch_id: str) -> str | None:
+    rows = wh._execute(
+        "SELECT status FROM ingest_batches WHERE batch_id = ?", [batch_id]
+    )
+    return rows[0][0] if rows else None
+
+
+def record_batch(
+    wh: Warehouse,
+    *,
+    batch_id: str,
+    source: str,
+    fmt: str,
+    location: str,
+    fetched_at: datetime,
+    checksum: str,
+    status: str,
+    row_count: int | None = None,
+    rows_changed: int | None = None,
+    error: str | None = None,
+) -> None:
+    wh._execute(
+        "INSERT OR REPLACE INTO ingest_batches (batch_id, source, format, location, fetched_at, "
+        "row_count, rows_changed, checksum, status, error) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [batch_id, source, fmt, location, fetched_at, row_count, rows_changed,
+         checksum, status, error],
+    )
+
+
+def read_batches(wh: Warehouse, limit: int = 100) -> pl.DataFrame:
+    return wh._frame(
+        "SELECT * FROM ingest_batches ORDER BY fetched_at DESC, batch_id LIMIT ?", [limit]
+    )

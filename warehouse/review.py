@@ -29,6 +29,7 @@ from typing import Any
 import polars as pl
 
 from core.errors import TransitionError
+from warehouse.runs import audit
 from warehouse.store import Warehouse
 
 __all__ = [
@@ -165,8 +166,8 @@ def acknowledge(wh: Warehouse, *, alert_id: str, user: str, at: datetime,
             )
         record_transition(wh, alert_id=alert_id, at=at, action="acknowledged", actor=user,
                           before=alert, after=alert, reason=note)
-        wh.audit(at=at, actor=user, action="alert.acknowledged", target=alert_id,
-                 detail={"note": note, "level": alert["level"]})
+        audit(wh, at=at, actor=user, action="alert.acknowledged", target=alert_id,
+              detail={"note": note, "level": alert["level"]})
     return read_alert(wh, alert_id)
 
 
@@ -185,8 +186,8 @@ def approve_release(wh: Warehouse, *, alert_id: str, user: str, at: datetime) ->
         event_id = queue_release(wh, after, at=at, actor=user, reason="approved by duty officer")
         record_transition(wh, alert_id=alert_id, at=at, action="approved", actor=user,
                           before=alert, after=after, reason=f"outbox {event_id}")
-        wh.audit(at=at, actor=user, action="alert.approved", target=alert_id,
-                 detail={"level": alert["level"], "from": alert["release_state"], "outbox": event_id})
+        audit(wh, at=at, actor=user, action="alert.approved", target=alert_id,
+              detail={"level": alert["level"], "from": alert["release_state"], "outbox": event_id})
     return read_alert(wh, alert_id)
 
 
@@ -209,8 +210,8 @@ def reject_release(wh: Warehouse, *, alert_id: str, user: str, at: datetime,
         after = _set_release(wh, alert, "rejected", at)
         record_transition(wh, alert_id=alert_id, at=at, action="rejected", actor=user,
                           before=alert, after=after, reason=reason)
-        wh.audit(at=at, actor=user, action="alert.rejected", target=alert_id,
-                 detail={"level": alert["level"], "reason": reason})
+        audit(wh, at=at, actor=user, action="alert.rejected", target=alert_id,
+              detail={"level": alert["level"], "reason": reason})
     return read_alert(wh, alert_id)
 
 
@@ -242,9 +243,9 @@ def silence(wh: Warehouse, *, alert_id: str, user: str, at: datetime, reason: st
         record_transition(wh, alert_id=alert_id, at=at, action="silenced", actor=user,
                           before=alert, after=after,
                           reason=f"{reason} (until {until.isoformat()}, {silence_id})")
-        wh.audit(at=at, actor=user, action="alert.silenced", target=alert_id,
-                 detail={"silence_id": silence_id, "hazard": alert["hazard"],
-                         "region": alert["region"], "until": until, "reason": reason})
+        audit(wh, at=at, actor=user, action="alert.silenced", target=alert_id,
+              detail={"silence_id": silence_id, "hazard": alert["hazard"],
+                      "region": alert["region"], "until": until, "reason": reason})
     return read_silences(wh).filter(pl.col("silence_id") == silence_id).to_dicts()[0]
 
 
@@ -261,8 +262,8 @@ def lift_silence(wh: Warehouse, *, silence_id: str, user: str, at: datetime) -> 
                                   fix="nothing to do")
         wh._execute("UPDATE silences SET lifted_at = ?, lifted_by = ? WHERE silence_id = ?",
                     [at, user, silence_id])
-        wh.audit(at=at, actor=user, action="silence.lifted", target=silence_id,
-                 detail={"alert_id": rows[0][0]})
+        audit(wh, at=at, actor=user, action="silence.lifted", target=silence_id,
+              detail={"alert_id": rows[0][0]})
 
 
 def mark_feedback(wh: Warehouse, *, alert_id: str, user: str, at: datetime, verdict: str,
@@ -281,8 +282,8 @@ def mark_feedback(wh: Warehouse, *, alert_id: str, user: str, at: datetime, verd
         )
         record_transition(wh, alert_id=alert_id, at=at, action=f"feedback.{verdict}", actor=user,
                           before=alert, after=alert, reason=note)
-        wh.audit(at=at, actor=user, action="alert.feedback", target=alert_id,
-                 detail={"verdict": verdict, "note": note, "level": alert["level"]})
+        audit(wh, at=at, actor=user, action="alert.feedback", target=alert_id,
+              detail={"verdict": verdict, "note": note, "level": alert["level"]})
     return read_feedback(wh).filter(pl.col("alert_id") == alert_id).to_dicts()[-1]
 
 
@@ -304,8 +305,8 @@ def cancel_alert(wh: Warehouse, *, alert_id: str, user: str, at: datetime,
             event_id = queue_release(wh, after, at=at, actor=user, msg_type="Cancel", reason=reason)
         record_transition(wh, alert_id=alert_id, at=at, action="cancelled", actor=user,
                           before=alert, after=after, reason=reason)
-        wh.audit(at=at, actor=user, action="alert.cancelled", target=alert_id,
-                 detail={"reason": reason, "cap_cancel_outbox": event_id})
+        audit(wh, at=at, actor=user, action="alert.cancelled", target=alert_id,
+              detail={"reason": reason, "cap_cancel_outbox": event_id})
     return read_alert(wh, alert_id)
 
 

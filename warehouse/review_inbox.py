@@ -34,6 +34,7 @@ import polars as pl
 
 from core.errors import TransitionError
 from warehouse import review
+from warehouse.runs import audit
 from warehouse.store import Warehouse
 
 __all__ = [
@@ -169,8 +170,8 @@ def _apply(wh: Warehouse, item: InboxItem) -> str:
     p = item.payload
     common = {"alert_id": item.alert_id, "user": item.user, "at": item.acted_at}
     if item.kind == "audit":
-        wh.audit(at=item.acted_at, actor=item.user, action=item.action, target=item.alert_id,
-                 detail=p)
+        audit(wh, at=item.acted_at, actor=item.user, action=item.action, target=item.alert_id,
+              detail=p)
         return "recorded"
     if item.action == "acknowledge":
         review.acknowledge(wh, **common, note=p.get("note") or None)
@@ -226,10 +227,10 @@ def drain(wh: Warehouse, con: sqlite3.Connection, *, now: datetime, limit: int =
                 message = str(exc) if isinstance(exc, TransitionError) else reason
                 with wh.transaction():
                     _record(wh, item, outcome="refused", message=message, now=now)
-                    wh.audit(at=now, actor=item.user, action="review.refused",
-                             target=item.alert_id,
-                             detail={"action": item.action, "acted_at": item.acted_at,
-                                     "reason": reason, "inbox_id": item.action_id})
+                    audit(wh, at=now, actor=item.user, action="review.refused",
+                          target=item.alert_id,
+                          detail={"action": item.action, "acted_at": item.acted_at,
+                                  "reason": reason, "inbox_id": item.action_id})
                 _mark(con, item.action_id, "refused", message, now)
                 result.refused[item.action_id] = message
                 continue
