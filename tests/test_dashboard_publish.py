@@ -57,13 +57,13 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
         loaded = ingest_file(wh, settings, FRED, "fred_csv", options={"unique_id": "fred_unrate", "frequency": "MS"})
         assert loaded.status == "committed"
         evidence = json.dumps({"driver": "interval_exceedance", "value": value})
-        alerting.upsert_alert_rows(wh, pl.DataFrame([
+        rows = [
             {"alert_id": alert_id, "run_id": "r_test", "unique_id": "fred_unrate", "domain": "market",
              "region": region, "hazard": "market_risk", "level": level, "status": "open", "ds": ds,
              "score": 0.999, "evidence": evidence, "opened_at": T0, "updated_at": T0,
              "release_state": "pending", "expires_at": None}
-            for alert_id, level, region in (("a_red", "red", "US-labour"), ("a_orange", "orange", "US"))]),
-            run_id="r_test")
+            for alert_id, level, region in (("a_red", "red", "US-labour"), ("a_orange", "orange", "US"))]
+        alerting.upsert_alert_rows(wh, pl.DataFrame(rows), run_id="r_test")
         states = sql_rows(wh, "SELECT alert_id, release_state FROM alerts ORDER BY alert_id")
     assert states == [("a_orange", "pending"), ("a_red", "pending")]
     con = users.connect_control(users.control_path(settings))
