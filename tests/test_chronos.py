@@ -24,6 +24,7 @@ from pipelines.forecast_step import run_backtest, run_forecast_step
 from ingest.batches import ingest_file
 from warehouse import Warehouse
 from warehouse import forecast_store as store
+from warehouse.series import read_observations, read_series_meta
 
 DATA = Path(__file__).parent / "data"
 
@@ -151,8 +152,8 @@ def test_vertical_model_is_trained_registered_backtested_and_selectable(
     only = bt.metrics.filter(pl.col("model") == entry["model_id"])
     with Warehouse.open(settings.warehouse_path) as wh, wh.transaction():
         store.write_backtest(wh, only, run_id="bt_d", at=datetime(2026, 1, 4))
-        meta = wh.read_series_meta(["stlfsi4"])
-        result = run_forecast_step(wh, settings, wh.read_observations(["stlfsi4"]),
+        meta = read_series_meta(wh, ["stlfsi4"])
+        result = run_forecast_step(wh, settings, read_observations(wh, ["stlfsi4"]),
                                    frequencies={"stlfsi4": "W-FRI"}, meta=meta, run_id="r_v",
                                    now=datetime(2026, 1, 4))
     assert set(result.forecasts["model"]) == {entry["model_id"]}

@@ -22,6 +22,9 @@ from pipelines.forecast_step import run_forecast_step
 from ingest.batches import ingest_file
 from warehouse import Warehouse
 from warehouse import forecast_store as store
+from warehouse.runs import last_run
+from warehouse.series import read_observations, read_series_meta
+from sql import sql_frame
 
 DATA = Path(__file__).parent / "data"
 FRED = {
@@ -156,7 +159,7 @@ def test_ews_backtest_prints_each_models_metrics_and_stores_the_run(home: Path, 
     with Warehouse.open(load_settings(home).warehouse_path) as wh:
         stored = store.read_backtest_history(wh, "unrate")
         assert set(stored["run_id"]) == {out["run_id"]}
-        assert wh.last_run("backtest")["status"] == "success"
+        assert last_run(wh, "backtest")["status"] == "success"
 
 
 def test_run_forecasts_with_the_selected_model_and_writes_exceedance(home: Path, capsys) -> None:
@@ -165,15 +168,15 @@ def test_run_forecasts_with_the_selected_model_and_writes_exceedance(home: Path,
     capsys.readouterr()
     settings = load_settings(home)
     with Warehouse.open(settings.warehouse_path) as wh:
-        meta = wh.read_series_meta()
-        series = wh.read_observations()
+        meta = read_series_meta(wh)
+        series = read_observations(wh)
         frequencies = dict(zip(meta["unique_id"], meta["frequency"], strict=True))
         with wh.transaction():
             result = run_forecast_step(wh, settings, series, frequencies=frequencies, meta=meta,
                                        run_id="r_test", now=datetime(2026, 1, 1))
         scored = store.read_latest_backtest(wh)
         best = scored.sort("mase").unique("unique_id", keep="first")
-        stored = wh.frame("SELECT unique_id, model, count(*) AS n FROM forecasts GROUP BY ALL")
+        stored = sql_frame(wh, "SELECT unique_id, model, count(*) AS n FROM forecasts GROUP BY ALL")
         exceedance = store.read_latest_exceedance(wh)
         selections = store.read_latest_selections(wh)
     # the lowest MASE wins unless it beats the default AutoETS by less than [backtest] margin
@@ -195,8 +198,8 @@ def test_run_forecasts_with_the_selected_model_and_writes_exceedance(home: Path,
 def test_a_rerun_of_the_forecast_step_changes_no_rows(home: Path) -> None:
     settings = load_settings(home)
     with Warehouse.open(settings.warehouse_path) as wh:
-        meta = wh.read_series_meta()
-        series = wh.read_observations()
+        meta = read_series_meta(wh)
+        series = read_observations(wh)
         frequencies = dict(zip(meta["unique_id"], meta["frequency"], strict=True))
         with wh.transaction():
             again = run_forecast_step(wh, settings, series, frequencies=frequencies, meta=meta,
