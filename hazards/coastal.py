@@ -105,6 +105,8 @@ def sea_level_anomaly(series: pl.DataFrame, *, window_years: float = 19.0, min_y
     staying high for ``window_years``.
     """
     _check_options(window_years, min_years, harmonics)
+    if min_months < 1:
+        raise ConfigError(f"min_months={min_months} must be at least 1", fix="use min_months=6, as sustained_steps")
     frame = _monthly(validate_series(series), "sea_level_anomaly")
     step_times = _step_times(steps)
     min_points = int(np.ceil(12 * min_years))

@@ -148,7 +148,7 @@ def _clean_outliers(y: np.ndarray, *, outlier_sigma: float) -> np.ndarray:
     scale = 1.4826 * float(np.median(np.abs(dev - np.median(dev))))
     if scale <= 0.0:
         return np.ones(len(y), dtype=bool)
-    return np.abs(dev) <= outlier_sigma * scale
+    return np.asarray(np.abs(dev) <= outlier_sigma * scale)
 
 
 def _check_positive(name: str, value: float, fix: str) -> None:
@@ -250,7 +250,7 @@ def _distance_km(lat1: float, lon1: float, lat2: np.ndarray, lon2: np.ndarray) -
     p1, p2 = np.radians(lat1), np.radians(lat2)
     dphi, dlmb = p2 - p1, np.radians(lon2 - lon1)
     a = np.sin(dphi / 2) ** 2 + np.cos(p1) * np.cos(p2) * np.sin(dlmb / 2) ** 2
-    return 2 * _EARTH_RADIUS_KM * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0)))
+    return np.asarray(2 * _EARTH_RADIUS_KM * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0))))
 
 
 def link_offsets(offsets: pl.DataFrame, events: pl.DataFrame, *, station_lat: float, station_lon: float,
