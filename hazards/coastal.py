@@ -56,14 +56,17 @@ _ANOMALY_SCHEMA: dict[str, pl.DataType] = {
 
 def _check_options(window_years: float, min_years: float, harmonics: int) -> None:
     if not np.isfinite(min_years) or min_years <= 0:
-        raise ConfigError(f"min_years={min_years} must be a positive number of years",
-                          fix="use e.g. min_years=5")
+        raise ConfigError(f"min_years={min_years} must be a positive number of years", fix="use e.g. min_years=5")
     if not np.isfinite(window_years) or window_years < min_years:
-        raise ConfigError(f"window_years={window_years} must be at least min_years={min_years}",
-                          fix="use e.g. window_years=19 (a nodal cycle) and min_years=5")
+        raise ConfigError(
+            f"window_years={window_years} must be at least min_years={min_years}",
+            fix="use e.g. window_years=19 (a nodal cycle) and min_years=5",
+        )
     if harmonics not in (0, 1, 2, 3, 4):
-        raise ConfigError(f"harmonics={harmonics} must be 0..4 (annual, semi-annual, ...)",
-                          fix="use harmonics=2 (annual + semi-annual)")
+        raise ConfigError(
+            f"harmonics={harmonics} must be 0..4 (annual, semi-annual, ...)",
+            fix="use harmonics=2 (annual + semi-annual)",
+        )
 
 
 def _monthly(frame: pl.DataFrame, what: str) -> pl.DataFrame:
@@ -80,9 +83,15 @@ def _monthly(frame: pl.DataFrame, what: str) -> pl.DataFrame:
     return frame
 
 
-def sea_level_anomaly(series: pl.DataFrame, *, window_years: float = 19.0, min_years: float = 5.0,
-                      harmonics: int = 2, steps: pl.DataFrame | None = None,
-                      min_months: int = 6) -> pl.DataFrame:
+def sea_level_anomaly(
+    series: pl.DataFrame,
+    *,
+    window_years: float = 19.0,
+    min_years: float = 5.0,
+    harmonics: int = 2,
+    steps: pl.DataFrame | None = None,
+    min_months: int = 6,
+) -> pl.DataFrame:
     """Causal monthly sea-level anomaly against the trend and the seasonal cycle.
 
     Input: series frame of monthly mean sea level in mm (one value per calendar month; gaps
@@ -137,12 +146,21 @@ def sea_level_anomaly(series: pl.DataFrame, *, window_years: float = 19.0, min_y
         anomaly = y - expected
         with np.errstate(invalid="ignore", divide="ignore"):
             z = anomaly / se
-        rows.append(pl.DataFrame({
-            "unique_id": [str(uid)] * int(keep.sum()),
-            "ds": part.get_column("ds").filter(pl.Series(keep)),
-            "y": y[keep], "expected": expected[keep], "anomaly_mm": anomaly[keep], "anomaly_sigma": z[keep],
-            "residual_sd_mm": sd[keep], "p_upper": norm.sf(z[keep]),
-        }, schema=_ANOMALY_SCHEMA))
+        rows.append(
+            pl.DataFrame(
+                {
+                    "unique_id": [str(uid)] * int(keep.sum()),
+                    "ds": part.get_column("ds").filter(pl.Series(keep)),
+                    "y": y[keep],
+                    "expected": expected[keep],
+                    "anomaly_mm": anomaly[keep],
+                    "anomaly_sigma": z[keep],
+                    "residual_sd_mm": sd[keep],
+                    "p_upper": norm.sf(z[keep]),
+                },
+                schema=_ANOMALY_SCHEMA,
+            )
+        )
     return pl.concat(rows) if rows else pl.DataFrame(schema=_ANOMALY_SCHEMA)
 
 
@@ -150,17 +168,26 @@ def _step_times(steps: pl.DataFrame | None) -> dict[str, list[float]]:
     if steps is None:
         return {}
     if not isinstance(steps, pl.DataFrame) or not {"unique_id", "ds"} <= set(steps.columns):
-        raise FrameError("steps must be a polars DataFrame with columns unique_id, ds",
-                         fix="pass the output of sustained_steps(...) or None")
+        raise FrameError(
+            "steps must be a polars DataFrame with columns unique_id, ds",
+            fix="pass the output of sustained_steps(...) or None",
+        )
     out: dict[str, list[float]] = {}
     for uid, ds in steps.select("unique_id", pl.col("ds").cast(pl.Datetime("us"))).iter_rows():
         out.setdefault(str(uid), []).append(float(_years(pl.Series([ds]))[0]))
     return {k: sorted(v) for k, v in out.items()}
 
 
-def sustained_steps(series: pl.DataFrame, *, min_months: int = 6, min_sigma: float = 4.0,
-                    window_years: float = 19.0, min_years: float = 5.0, harmonics: int = 2,
-                    max_steps: int = 5) -> pl.DataFrame:
+def sustained_steps(
+    series: pl.DataFrame,
+    *,
+    min_months: int = 6,
+    min_sigma: float = 4.0,
+    window_years: float = 19.0,
+    min_years: float = 5.0,
+    harmonics: int = 2,
+    max_steps: int = 5,
+) -> pl.DataFrame:
     """Sustained steps in monthly mean sea level, with their size in mm and its standard error.
 
     Output, one row per step: ``unique_id, ds`` (first month after the step), ``before_ds``
@@ -185,8 +212,9 @@ def sustained_steps(series: pl.DataFrame, *, min_months: int = 6, min_sigma: flo
     """
     _check_options(window_years, min_years, harmonics)
     if min_months < 2:
-        raise ConfigError(f"min_months={min_months} is too short for a sustained step",
-                          fix="use min_months >= 2 (default 6)")
+        raise ConfigError(
+            f"min_months={min_months} is too short for a sustained step", fix="use min_months >= 2 (default 6)"
+        )
     if not np.isfinite(min_sigma) or min_sigma <= 0:
         raise ConfigError(f"min_sigma={min_sigma} must be a positive number", fix="use e.g. min_sigma=5.0")
     frame = _monthly(validate_series(series), "sustained_steps")
@@ -194,8 +222,18 @@ def sustained_steps(series: pl.DataFrame, *, min_months: int = 6, min_sigma: flo
     for (uid,), part in frame.group_by("unique_id", maintain_order=True):
         ds = part.get_column("ds")
         t, y = _years(ds), part.get_column("y").to_numpy()
-        found = find_offsets(t, y, window=min_months, noise_years=window_years, harmonics=harmonics,
-                             min_sigma=min_sigma, min_noise_points=int(np.ceil(12 * min_years)), max_offsets=max_steps)
-        rows.extend({**offset_row(str(uid), ds, k, test, window=min_months), "months_persisted": int(test["persisted"])}
-                    for k, test in found)
+        found = find_offsets(
+            t,
+            y,
+            window=min_months,
+            noise_years=window_years,
+            harmonics=harmonics,
+            min_sigma=min_sigma,
+            min_noise_points=int(np.ceil(12 * min_years)),
+            max_offsets=max_steps,
+        )
+        rows.extend(
+            {**offset_row(str(uid), ds, k, test, window=min_months), "months_persisted": int(test["persisted"])}
+            for k, test in found
+        )
     return offsets_frame(rows, {"months_persisted": pl.Int64()})

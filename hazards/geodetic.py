@@ -61,8 +61,13 @@ def velocity_change(series: pl.DataFrame, *, span: int) -> pl.DataFrame:
         recent = _rolling_slope(t, y, span)
         before = np.roll(recent, span)
         before[: 2 * span - 1] = np.nan
-        parts.append(part.with_columns(pl.Series("velocity_before", before), pl.Series("velocity_recent", recent),
-                                       pl.Series("velocity_change", recent - before)))
+        parts.append(
+            part.with_columns(
+                pl.Series("velocity_before", before),
+                pl.Series("velocity_recent", recent),
+                pl.Series("velocity_change", recent - before),
+            )
+        )
     out = pl.concat(parts)
     return out.filter(pl.col("velocity_change").is_not_nan())
 
@@ -76,8 +81,9 @@ def _rolling_slope(t: np.ndarray, y: np.ndarray, span: int) -> np.ndarray:
         return (mty - mt * my) / (mtt - mt * mt)
 
 
-def detect_steps(series: pl.DataFrame, *, penalty: float = 8.0, min_size: int = 10,
-                 min_step: float = 0.0) -> pl.DataFrame:
+def detect_steps(
+    series: pl.DataFrame, *, penalty: float = 8.0, min_size: int = 10, min_step: float = 0.0
+) -> pl.DataFrame:
     """Steps per series: ``unique_id, ds`` (first point after the step), ``size``, ``before_ds``.
 
     GNSS displacement and tide-gauge sea level alike (module docstring). The series is
@@ -97,12 +103,12 @@ def detect_steps(series: pl.DataFrame, *, penalty: float = 8.0, min_size: int = 
             size = float(np.median(resid[cut : cut + k]) - np.median(resid[cut - k : cut]))
             if abs(size) >= min_step:
                 rows.append({"unique_id": uid, "ds": ds[cut], "before_ds": ds[cut - 1], "size": size})
-    return pl.DataFrame(rows, schema={"unique_id": pl.Utf8, "ds": pl.Datetime("us"),
-                                      "before_ds": pl.Datetime("us"), "size": pl.Float64})
+    return pl.DataFrame(
+        rows, schema={"unique_id": pl.Utf8, "ds": pl.Datetime("us"), "before_ds": pl.Datetime("us"), "size": pl.Float64}
+    )
 
 
-def find_change_points(y: np.ndarray, *, penalty: float = 3.0, min_size: int = 5,
-                       max_changes: int = 20) -> list[int]:
+def find_change_points(y: np.ndarray, *, penalty: float = 3.0, min_size: int = 5, max_changes: int = 20) -> list[int]:
     """Start indices of new mean segments by binary segmentation (module docstring)."""
     y = np.asarray(y, dtype=np.float64)
     n = len(y)
@@ -137,6 +143,7 @@ def segment_means(y: np.ndarray, cuts: list[int]) -> list[tuple[int, int, float]
 
 # --- GNSS offsets ----------------------------------------------------------------------------
 
+
 def _clean_outliers(y: np.ndarray, *, outlier_sigma: float) -> np.ndarray:
     """Mask of values kept: within ``outlier_sigma`` robust sigmas of the centred 7-point median.
 
@@ -156,8 +163,16 @@ def _check_positive(name: str, value: float, fix: str) -> None:
         raise ConfigError(f"{name}={value} must be a positive number", fix=fix)
 
 
-def gnss_offsets(series: pl.DataFrame, *, min_sigma: float = 5.0, window: int = 30, noise_days: float = 730.0,
-                 harmonics: int = 2, max_offsets: int = 10, outlier_sigma: float = 5.0) -> pl.DataFrame:
+def gnss_offsets(
+    series: pl.DataFrame,
+    *,
+    min_sigma: float = 5.0,
+    window: int = 30,
+    noise_days: float = 730.0,
+    harmonics: int = 2,
+    max_offsets: int = 10,
+    outlier_sigma: float = 5.0,
+) -> pl.DataFrame:
     """Offsets (steps) in daily GNSS position components, with their size against the station's noise.
 
     Input: the series frame, ``y`` a position component in mm (``ingest`` gives north, east and
@@ -201,8 +216,9 @@ def gnss_offsets(series: pl.DataFrame, *, min_sigma: float = 5.0, window: int = 
     _check_positive("outlier_sigma", outlier_sigma, "use e.g. outlier_sigma=5.0")
     _check_positive("noise_days", noise_days, "use e.g. noise_days=730 (two years before each offset)")
     if window < 5:
-        raise ConfigError(f"window={window} is too short to average daily noise",
-                          fix="use window >= 5 (default 30 days)")
+        raise ConfigError(
+            f"window={window} is too short to average daily noise", fix="use window >= 5 (default 30 days)"
+        )
     frame = validate_series(series)
     rows: list[dict[str, object]] = []
     for (uid,), part in frame.group_by("unique_id", maintain_order=True):
@@ -210,8 +226,16 @@ def gnss_offsets(series: pl.DataFrame, *, min_sigma: float = 5.0, window: int = 
         keep = _clean_outliers(y_all, outlier_sigma=outlier_sigma)
         ds = part.get_column("ds").filter(pl.Series(keep))
         t, y = _years(ds), y_all[keep]
-        found = find_offsets(t, y, window=window, noise_years=noise_days / _DAYS_PER_YEAR, harmonics=harmonics,
-                             min_sigma=min_sigma, min_noise_points=max(3 * window, 90), max_offsets=max_offsets)
+        found = find_offsets(
+            t,
+            y,
+            window=window,
+            noise_years=noise_days / _DAYS_PER_YEAR,
+            harmonics=harmonics,
+            min_sigma=min_sigma,
+            min_noise_points=max(3 * window, 90),
+            max_offsets=max_offsets,
+        )
         rows.extend(offset_row(str(uid), ds, k, test, window=window) for k, test in found)
     return offsets_frame(rows)
 
@@ -253,8 +277,15 @@ def _distance_km(lat1: float, lon1: float, lat2: np.ndarray, lon2: np.ndarray) -
     return np.asarray(2 * _EARTH_RADIUS_KM * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0))))
 
 
-def link_offsets(offsets: pl.DataFrame, events: pl.DataFrame, *, station_lat: float, station_lon: float,
-                 tolerance_days: float = 1.0, radius_factor: float = 1.0) -> pl.DataFrame:
+def link_offsets(
+    offsets: pl.DataFrame,
+    events: pl.DataFrame,
+    *,
+    station_lat: float,
+    station_lon: float,
+    tolerance_days: float = 1.0,
+    radius_factor: float = 1.0,
+) -> pl.DataFrame:
     """Link each offset to the catalog earthquake that can explain it, if one can.
 
     ``offsets``: the output of :func:`gnss_offsets` or :func:`hazards.coastal.sustained_steps`
@@ -275,38 +306,66 @@ def link_offsets(offsets: pl.DataFrame, events: pl.DataFrame, *, station_lat: fl
     when no earthquake qualifies) and ``candidate_events`` (how many qualified).
     """
     if not isinstance(offsets, pl.DataFrame) or not {"unique_id", "ds", "before_ds"} <= set(offsets.columns):
-        raise FrameError("offsets must be a polars DataFrame with unique_id, ds, before_ds",
-                         fix="pass the output of gnss_offsets(...) or sustained_steps(...)")
+        raise FrameError(
+            "offsets must be a polars DataFrame with unique_id, ds, before_ds",
+            fix="pass the output of gnss_offsets(...) or sustained_steps(...)",
+        )
     needed = ["event_id", "time", "lat", "lon", "magnitude"]
     if not isinstance(events, pl.DataFrame) or not set(needed) <= set(events.columns):
         have = events.columns if isinstance(events, pl.DataFrame) else type(events).__name__
-        raise FrameError(f"events lacks columns for linking: needs {needed}, has {have}",
-                         fix="pass the events frame of a parsed catalog (ingest.sources: usgs_catalog)")
+        raise FrameError(
+            f"events lacks columns for linking: needs {needed}, has {have}",
+            fix="pass the events frame of a parsed catalog (ingest.sources: usgs_catalog)",
+        )
     if not (-90.0 <= station_lat <= 90.0) or not np.isfinite(station_lon):
-        raise ConfigError(f"station position ({station_lat}, {station_lon}) is not a latitude/longitude",
-                          fix="pass the station's lat/lon in degrees (the series metadata has them)")
+        raise ConfigError(
+            f"station position ({station_lat}, {station_lon}) is not a latitude/longitude",
+            fix="pass the station's lat/lon in degrees (the series metadata has them)",
+        )
     _check_positive("radius_factor", radius_factor, "use radius_factor=1.0 for the NGL rule")
     if not np.isfinite(tolerance_days) or tolerance_days < 0:
         raise ConfigError(f"tolerance_days={tolerance_days} must be >= 0", fix="use e.g. tolerance_days=1.0")
-    ev = events.select(pl.col("event_id").cast(pl.Utf8), pl.col("time").cast(pl.Datetime("us")),
-                       pl.col("lat").cast(pl.Float64), pl.col("lon").cast(pl.Float64),
-                       pl.col("magnitude").cast(pl.Float64)).drop_nulls()
+    ev = events.select(
+        pl.col("event_id").cast(pl.Utf8),
+        pl.col("time").cast(pl.Datetime("us")),
+        pl.col("lat").cast(pl.Float64),
+        pl.col("lon").cast(pl.Float64),
+        pl.col("magnitude").cast(pl.Float64),
+    ).drop_nulls()
     distance = _distance_km(station_lat, station_lon, ev.get_column("lat").to_numpy(), ev.get_column("lon").to_numpy())
     radius = radius_factor * np.asarray(ngl_step_radius_km(ev.get_column("magnitude").to_numpy()))
     ev = ev.with_columns(pl.Series("distance_km", distance), pl.Series("radius_km", radius)).filter(
-        pl.col("distance_km") <= pl.col("radius_km"))
+        pl.col("distance_km") <= pl.col("radius_km")
+    )
     tol = pl.duration(microseconds=int(tolerance_days * 86400e6))
     links = []
     for row in offsets.select("before_ds", "ds").cast(pl.Datetime("us")).iter_rows(named=True):
-        match = ev.filter(pl.col("time") >= pl.lit(row["before_ds"]) - tol,
-                          pl.col("time") <= pl.lit(row["ds"]) + pl.duration(days=1) + tol)
+        match = ev.filter(
+            pl.col("time") >= pl.lit(row["before_ds"]) - tol,
+            pl.col("time") <= pl.lit(row["ds"]) + pl.duration(days=1) + tol,
+        )
         best = match.sort(["magnitude", "distance_km"], descending=[True, False]).head(1)
         if best.height:
             b = best.row(0, named=True)
-            links.append({"event_id": b["event_id"], "event_time": b["time"], "magnitude": b["magnitude"],
-                          "distance_km": b["distance_km"], "radius_km": b["radius_km"],
-                          "candidate_events": match.height})
+            links.append(
+                {
+                    "event_id": b["event_id"],
+                    "event_time": b["time"],
+                    "magnitude": b["magnitude"],
+                    "distance_km": b["distance_km"],
+                    "radius_km": b["radius_km"],
+                    "candidate_events": match.height,
+                }
+            )
         else:
-            links.append({"event_id": None, "event_time": None, "magnitude": None, "distance_km": None,
-                          "radius_km": None, "candidate_events": 0})
+            links.append(
+                {
+                    "event_id": None,
+                    "event_time": None,
+                    "magnitude": None,
+                    "distance_km": None,
+                    "radius_km": None,
+                    "candidate_events": 0,
+                }
+            )
     return pl.concat([offsets, pl.DataFrame(links, schema=_LINK_SCHEMA)], how="horizontal")

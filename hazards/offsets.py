@@ -93,8 +93,10 @@ def offset_noise(residual: np.ndarray) -> OffsetNoise:
     r = r[np.isfinite(r)]
     n = len(r)
     if n < 16:
-        raise FrameError(f"the noise window has {n} values, the noise estimate needs at least 16",
-                         fix="give the series a longer stretch before the offset")
+        raise FrameError(
+            f"the noise window has {n} values, the noise estimate needs at least 16",
+            fix="give the series a longer stretch before the offset",
+        )
     taus = np.unique(np.round(np.geomspace(1, max(2, n // 8), num=12)).astype(int))
     rows, observed, weight = [], [], []
     for tau in taus:
@@ -108,8 +110,9 @@ def offset_noise(residual: np.ndarray) -> OffsetNoise:
         return OffsetNoise(white=float(np.std(r)), flicker=0.0, random_walk=0.0)
     w = np.asarray(weight) / np.asarray(observed)
     coef, _ = nnls(np.asarray(rows) * w[:, None], np.asarray(weight))
-    return OffsetNoise(white=float(np.sqrt(coef[0])), flicker=float(np.sqrt(coef[1])),
-                       random_walk=float(np.sqrt(coef[2])))
+    return OffsetNoise(
+        white=float(np.sqrt(coef[0])), flicker=float(np.sqrt(coef[1])), random_walk=float(np.sqrt(coef[2]))
+    )
 
 
 def _allan_variance(r: np.ndarray, tau: int) -> float:
@@ -137,8 +140,19 @@ def _seasonal_terms(t: np.ndarray, harmonics: int) -> int:
     return harmonics if len(t) and t[-1] - t[0] >= 1.5 else 0
 
 
-def _offset_at(t: np.ndarray, y: np.ndarray, k: int, *, window: int, noise_years: float, harmonics: int,
-               min_noise_points: int, start: int, end: int, seasonal: np.ndarray) -> dict[str, float] | None:
+def _offset_at(
+    t: np.ndarray,
+    y: np.ndarray,
+    k: int,
+    *,
+    window: int,
+    noise_years: float,
+    harmonics: int,
+    min_noise_points: int,
+    start: int,
+    end: int,
+    seasonal: np.ndarray,
+) -> dict[str, float] | None:
     """Test an offset between index ``k - 1`` and ``k``; None when the data cannot test it.
 
     Trend + seasonal terms are fitted on the ``noise_years`` before ``t[k]``, never reaching
@@ -174,10 +188,16 @@ def _offset_at(t: np.ndarray, y: np.ndarray, k: int, *, window: int, noise_years
     measured = np.sqrt(2.0 * _allan_variance(r_pre, window)) if len(r_pre) >= 4 * window else 0.0
     unequal = np.sqrt(window * (1.0 / before + 1.0 / after) / 2.0)
     sigma = max(noise.offset_sigma(before, after), float(measured) * unequal)
-    return {"size": size, "level": level, "sigma": sigma, "white": noise.white,
-            "flicker": noise.flicker, "random_walk": noise.random_walk,
-            "sigma_white": noise.white_offset_sigma(before, after),
-            "persisted": float(_persisted(r_after, size=size, window=window))}
+    return {
+        "size": size,
+        "level": level,
+        "sigma": sigma,
+        "white": noise.white,
+        "flicker": noise.flicker,
+        "random_walk": noise.random_walk,
+        "sigma_white": noise.white_offset_sigma(before, after),
+        "persisted": float(_persisted(r_after, size=size, window=window)),
+    }
 
 
 def _persisted(r_after: np.ndarray, *, size: float, window: int) -> int:
@@ -210,9 +230,18 @@ def _refine(r: np.ndarray, k: int, window: int) -> int:
     return k if split is None else lo + split[0]
 
 
-def find_offsets(t: np.ndarray, y: np.ndarray, *, window: int, noise_years: float, harmonics: int,
-                 min_sigma: float, min_noise_points: int, max_offsets: int = 10,
-                 max_tests: int = 200) -> list[tuple[int, dict[str, float]]]:
+def find_offsets(
+    t: np.ndarray,
+    y: np.ndarray,
+    *,
+    window: int,
+    noise_years: float,
+    harmonics: int,
+    min_sigma: float,
+    min_noise_points: int,
+    max_offsets: int = 10,
+    max_tests: int = 200,
+) -> list[tuple[int, dict[str, float]]]:
     """Offsets ``(index of the first observation after, test)`` in one sorted series (arrays).
 
     1. Fit trend + seasonal + the offsets accepted so far to the whole series; scan the
@@ -239,8 +268,18 @@ def find_offsets(t: np.ndarray, y: np.ndarray, *, window: int, noise_years: floa
     def test_at(k: int, offsets: list[int]) -> dict[str, float] | None:
         start = max((i for i in offsets if i < k), default=0)
         end = min((i for i in offsets if i > k), default=n)
-        return _offset_at(t, y, k, window=window, noise_years=noise_years, harmonics=harmonics,
-                          min_noise_points=min_noise_points, start=start, end=end, seasonal=seasonal)
+        return _offset_at(
+            t,
+            y,
+            k,
+            window=window,
+            noise_years=noise_years,
+            harmonics=harmonics,
+            min_noise_points=min_noise_points,
+            start=start,
+            end=end,
+            seasonal=seasonal,
+        )
 
     while len(accepted) < max_offsets and n >= 2 * window + 2 and tests < max_tests:
         steps = [float(t[i]) for i in sorted(accepted)]
@@ -259,8 +298,11 @@ def find_offsets(t: np.ndarray, y: np.ndarray, *, window: int, noise_years: floa
                 continue
             tests += 1
             test = test_at(k, accepted)
-            if test is not None and abs(test["size"]) >= min_sigma * test["sigma"] and \
-                    test["size"] * test["level"] >= 0.5 * test["size"] ** 2:
+            if (
+                test is not None
+                and abs(test["size"]) >= min_sigma * test["sigma"]
+                and test["size"] * test["level"] >= 0.5 * test["size"] ** 2
+            ):
                 found = k
                 break
             rejected.append(k)
@@ -300,8 +342,16 @@ def offsets_frame(rows: list[dict[str, object]], extra: dict[str, pl.DataType] |
 
 def offset_row(uid: str, ds: pl.Series, k: int, test: dict[str, float], *, window: int) -> dict[str, object]:
     """One row of the offset frame for the offset before ``ds[k]`` (``confirmed_ds``: ``window`` later)."""
-    return {"unique_id": uid, "ds": ds[k], "before_ds": ds[k - 1],
-            "confirmed_ds": ds[min(k + window - 1, len(ds) - 1)],
-            "size_mm": test["size"], "sigma_mm": test["sigma"], "z": test["size"] / test["sigma"],
-            "noise_mm": test["white"], "flicker_mm": test["flicker"], "random_walk_mm": test["random_walk"],
-            "sigma_white_mm": test["sigma_white"]}
+    return {
+        "unique_id": uid,
+        "ds": ds[k],
+        "before_ds": ds[k - 1],
+        "confirmed_ds": ds[min(k + window - 1, len(ds) - 1)],
+        "size_mm": test["size"],
+        "sigma_mm": test["sigma"],
+        "z": test["size"] / test["sigma"],
+        "noise_mm": test["white"],
+        "flicker_mm": test["flicker"],
+        "random_walk_mm": test["random_walk"],
+        "sigma_white_mm": test["sigma_white"],
+    }

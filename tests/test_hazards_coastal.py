@@ -76,7 +76,8 @@ def test_anomaly_is_causal() -> None:
     series = _bundled(NEW_YORK).series.filter(pl.col("ds") < dt.datetime(1990, 1, 1))
     before = sea_level_anomaly(series)
     shocked = series.with_columns(
-        pl.when(pl.col("ds") >= dt.datetime(1980, 1, 1)).then(pl.col("y") + 1000.0).otherwise(pl.col("y")).alias("y"))
+        pl.when(pl.col("ds") >= dt.datetime(1980, 1, 1)).then(pl.col("y") + 1000.0).otherwise(pl.col("y")).alias("y")
+    )
     after = sea_level_anomaly(shocked)
     early = pl.col("ds") <= dt.datetime(1980, 1, 1)
     assert before.filter(early).get_column("expected").equals(after.filter(early).get_column("expected"))
@@ -136,7 +137,10 @@ def test_synthetic_step_size_and_false_steps() -> None:
 def test_an_excursion_that_returns_is_not_a_step() -> None:
     bump = _synthetic(7).with_columns(
         pl.when(pl.col("ds").is_between(dt.datetime(1985, 1, 1), dt.datetime(1985, 4, 1)))
-        .then(pl.col("y") + 400.0).otherwise(pl.col("y")).alias("y"))
+        .then(pl.col("y") + 400.0)
+        .otherwise(pl.col("y"))
+        .alias("y")
+    )
     assert sustained_steps(bump).height == 0  # 4 months high, then back: not sustained
     assert sustained_steps(bump, min_months=3).height == 1
 

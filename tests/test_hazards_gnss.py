@@ -27,11 +27,15 @@ START = dt.datetime(2005, 1, 1)
 # The two large offshore Ferndale/Eureka earthquakes of the P156 record, as USGS ComCat lists
 # them (event pages nc71338066 and nc72182046; also rows of the NEIC M>=5.5 catalog in
 # /work/shared/data/seismic): time UTC, epicentre, Mw.
-FERNDALE = pl.DataFrame({
-    "event_id": ["nc71338066", "nc72182046"],
-    "time": [dt.datetime(2010, 1, 10, 0, 27, 39), dt.datetime(2014, 3, 10, 5, 18, 13)],
-    "lat": [40.652, 40.8287], "lon": [-124.6925, -125.1338], "magnitude": [6.5, 6.8],
-})
+FERNDALE = pl.DataFrame(
+    {
+        "event_id": ["nc71338066", "nc72182046"],
+        "time": [dt.datetime(2010, 1, 10, 0, 27, 39), dt.datetime(2014, 3, 10, 5, 18, 13)],
+        "lat": [40.652, 40.8287],
+        "lon": [-124.6925, -125.1338],
+        "magnitude": [6.5, 6.8],
+    }
+)
 
 
 def _bundled(relative: str):  # noqa: ANN202
@@ -43,8 +47,12 @@ def _synthetic(seed: int, *, step: float = 0.0, n: int = 3000, at: int = 1700) -
     """10 mm/yr trend + 4 mm annual + random walk 1.5 mm/sqrt(yr) + 2 mm white noise, daily."""
     rng = np.random.default_rng(seed)
     t = np.arange(n) / 365.25
-    y = (10.0 * t + 4.0 * np.sin(2 * np.pi * t + 0.7) + np.cumsum(rng.normal(0.0, 1.5 / np.sqrt(365.25), n))
-         + rng.normal(0.0, 2.0, n))
+    y = (
+        10.0 * t
+        + 4.0 * np.sin(2 * np.pi * t + 0.7)
+        + np.cumsum(rng.normal(0.0, 1.5 / np.sqrt(365.25), n))
+        + rng.normal(0.0, 2.0, n)
+    )
     y[at:] += step
     return pl.DataFrame({"unique_id": f"syn{seed}", "ds": [START + dt.timedelta(days=i) for i in range(n)], "y": y})
 
@@ -70,8 +78,10 @@ def test_false_offsets_on_noise_only_series() -> None:
     """
     noise = pl.concat([_synthetic(seed) for seed in range(50)])
     assert gnss_offsets(noise).height <= 1
-    assert gnss_offsets(noise.filter(pl.col("unique_id").is_in([f"syn{i}" for i in range(10)])),
-                        min_sigma=3.0).height >= 10
+    assert (
+        gnss_offsets(noise.filter(pl.col("unique_id").is_in([f"syn{i}" for i in range(10)])), min_sigma=3.0).height
+        >= 10
+    )
 
 
 def test_noise_model_separates_white_and_flicker() -> None:
@@ -120,8 +130,9 @@ def test_p156_offsets_and_their_earthquakes() -> None:
     assert linked["radius_km"] == pytest.approx(288.4, abs=0.5)
     # The M6.8 of 2014-03-10 (137 km) moved P156 east by ~3 mm: found at min_sigma=4 and linked.
     weaker = gnss_offsets(parsed.series, min_sigma=4.0)
-    east = link_offsets(weaker.filter(pl.col("unique_id") == "p156_east"), FERNDALE,
-                        station_lat=meta["lat"], station_lon=meta["lon"]).filter(pl.col("event_id").is_not_null())
+    east = link_offsets(
+        weaker.filter(pl.col("unique_id") == "p156_east"), FERNDALE, station_lat=meta["lat"], station_lon=meta["lon"]
+    ).filter(pl.col("event_id").is_not_null())
     assert east.get_column("event_id").to_list() == ["nc72182046"]
     assert east.get_column("size_mm")[0] == pytest.approx(3.3, abs=0.5)
 
