@@ -11,17 +11,24 @@ field. One module per field:
   of every observation (:func:`return_level_scores`);
 - :mod:`hazards.geodetic`: velocity changes (:func:`velocity_change`) and steps
   (:func:`detect_steps`, on GNSS displacement and tide-gauge sea level alike, with the binary
-  segmentation :func:`find_change_points` under it);
+  segmentation :func:`find_change_points` under it); GNSS offsets sized against the
+  station's noise (:func:`gnss_offsets`) and linked to catalog earthquakes
+  (:func:`link_offsets`, radius :func:`ngl_step_radius_km`);
+- :mod:`hazards.coastal`: tide gauges, the causal anomaly against the seasonal cycle and the
+  trend (:func:`sea_level_anomaly`) and sustained steps such as co-seismic subsidence
+  (:func:`sustained_steps`);
+- :mod:`hazards.offsets`: the offset detector and noise model (white + flicker + random walk)
+  those two share;
 - :mod:`hazards.market_stress`: the causal ECDF, the CISS-style composite
   (:func:`stress_composite`) and :func:`drawdown`.
 
 The hazard issues add here: aftershock probabilities (earthquakes), exceedance of flood
-thresholds (floods), a coastal module (seasonal sea-level anomaly; its steps come from
-:func:`detect_steps`), and market-stress signals. A fitted field model is a small class with
+thresholds (floods), and market-stress signals. A fitted field model is a small class with
 fitted state and a documented probability output. Score frames follow :mod:`core.frames`:
 ``unique_id, ds, detector, raw_score, score``.
 """
 
+from hazards.coastal import sea_level_anomaly, sustained_steps
 from hazards.earthquakes import (
     SEISMIC_RATE_DETECTOR,
     b_value,
@@ -30,7 +37,15 @@ from hazards.earthquakes import (
     seismic_rate_scores,
 )
 from hazards.floods import RETURN_LEVEL_DETECTOR, return_level_scores, return_levels
-from hazards.geodetic import detect_steps, find_change_points, segment_means, velocity_change
+from hazards.geodetic import (
+    detect_steps,
+    find_change_points,
+    gnss_offsets,
+    link_offsets,
+    ngl_step_radius_km,
+    segment_means,
+    velocity_change,
+)
 from hazards.market_stress import causal_ecdf, drawdown, stress_composite
 
 __all__ = [
@@ -42,11 +57,16 @@ __all__ = [
     "detect_steps",
     "drawdown",
     "find_change_points",
+    "gnss_offsets",
+    "link_offsets",
+    "ngl_step_radius_km",
     "return_level_scores",
     "return_levels",
+    "sea_level_anomaly",
     "seismic_indicators",
     "seismic_rate_scores",
     "segment_means",
     "stress_composite",
+    "sustained_steps",
     "velocity_change",
 ]
