@@ -106,7 +106,9 @@ class EmbeddedServer:
             cwd=str(Path(__file__).resolve().parent.parent),
             text=True,
         )
-        assert self._proc.stdout is not None  # stdout=PIPE above
+        if self._proc.stdout is None:  # cannot happen: stdout=PIPE above
+            self.close()
+            raise RuntimeError("internal error: the embedded LLM server was started without a stdout pipe")
         ready, _, _ = select.select([self._proc.stdout], [], [], start_timeout)
         line = self._proc.stdout.readline() if ready else ""
         if not line:
@@ -473,7 +475,8 @@ class Judge:
         self._call_times.append(time.monotonic())
         try:
             if client is None:  # the endpoint could not be reached or started
-                assert connect_error is not None  # set wherever client is None
+                if connect_error is None:  # set wherever client is None
+                    raise RuntimeError("internal error: no LLM client and no connection error to report")
                 raise connect_error
             detail["endpoint_url"] = client.base_url
             client.timeout = min(llm.timeout_seconds, llm.run_seconds - self._elapsed())
