@@ -87,7 +87,7 @@ class EmbeddedServer:
             raise LLMError("xllamacpp is not installed", fix="pip install xllamacpp, or set [llm] base_url")
         env = {**os.environ, "EWS_EMBEDDED_LLM_KEY": api_key}
         started = time.perf_counter()
-        self._proc = subprocess.Popen(
+        self._proc = subprocess.Popen(  # noqa: S603 - fixed argv: this interpreter, our module, numbers and a path
             [
                 sys.executable,
                 "-m",
@@ -160,10 +160,11 @@ class ChatClient:
         headers = {"Content-Type": "application/json"}
         if self._key:
             headers["Authorization"] = f"Bearer {self._key}"
-        request = urllib.request.Request(f"{self.base_url}/v1/chat/completions", data=data, headers=headers)
+        # base_url is http(s) only: [llm] base_url is checked in Judge._connect, the embedded one is loopback
+        request = urllib.request.Request(f"{self.base_url}/v1/chat/completions", data=data, headers=headers)  # noqa: S310
         started = time.perf_counter()
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310 - configured URL
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310 - http(s), see above
                 raw = response.read()
         except urllib.error.HTTPError as exc:
             raise LLMError(
