@@ -55,7 +55,7 @@ def velocity_change(series: pl.DataFrame, *, span: int) -> pl.DataFrame:
         raise FrameError(f"span={span} is too short for a velocity", fix="use span >= 3 observations")
     frame = validate_series(series)
     parts = []
-    for (uid,), part in frame.group_by("unique_id", maintain_order=True):
+    for _, part in frame.group_by("unique_id", maintain_order=True):
         t = _years(part.get_column("ds"))
         y = part.get_column("y").to_numpy()
         recent = _rolling_slope(t, y, span)
