@@ -5,8 +5,10 @@ libraries), like :mod:`forecasting` and :mod:`anomaly` beside it. :mod:`anomaly`
 general detectors, calibration and the rarity grade; this room holds what belongs to one
 field. One module per field:
 
-- :mod:`hazards.earthquakes`: completeness magnitude, b-value, the daily rate test against
-  the background (:func:`seismic_indicators`) and its scores (:func:`seismic_rate_scores`);
+- :mod:`hazards.earthquakes`: completeness magnitude (:func:`mc_max_curvature`,
+  :func:`mc_b_stability`), b-value with its uncertainty (:func:`estimate_b`), the daily rate
+  test against the background (:func:`seismic_indicators`) and its scores
+  (:func:`seismic_rate_scores`);
 - :mod:`hazards.floods`: Gumbel return levels (:func:`return_levels`) and the return period
   of every observation (:func:`return_level_scores`);
 - :mod:`hazards.geodetic`: velocity changes (:func:`velocity_change`) and steps
@@ -24,8 +26,12 @@ fitted state and a documented probability output. Score frames follow :mod:`core
 
 from hazards.earthquakes import (
     SEISMIC_RATE_DETECTOR,
+    BValueEstimate,
     b_value,
     completeness_magnitude,
+    estimate_b,
+    mc_b_stability,
+    mc_max_curvature,
     seismic_indicators,
     seismic_rate_scores,
 )
@@ -36,12 +42,16 @@ from hazards.market_stress import causal_ecdf, drawdown, stress_composite
 __all__ = [
     "RETURN_LEVEL_DETECTOR",
     "SEISMIC_RATE_DETECTOR",
+    "BValueEstimate",
     "b_value",
     "causal_ecdf",
     "completeness_magnitude",
     "detect_steps",
     "drawdown",
+    "estimate_b",
     "find_change_points",
+    "mc_b_stability",
+    "mc_max_curvature",
     "return_level_scores",
     "return_levels",
     "seismic_indicators",
