@@ -9,6 +9,11 @@ field. One module per field:
   :func:`mc_b_stability`), b-value with its uncertainty (:func:`estimate_b`), the daily rate
   test against the background (:func:`seismic_indicators`) and its scores
   (:func:`seismic_rate_scores`);
+- :mod:`hazards.aftershocks`: Reasenberg-Jones aftershock probabilities with Page et al.
+  (2016) generic parameters and a Bayesian sequence update (:class:`ReasenbergJones`,
+  :func:`find_mainshock`, :func:`aftershock_forecast`), their warning level
+  (:func:`aftershock_level`) and the blue cap without a mainshock
+  (:func:`background_rate_level`, :func:`cap_without_mainshock`);
 - :mod:`hazards.floods`: Gumbel return levels (:func:`return_levels`) and the return period
   of every observation (:func:`return_level_scores`);
 - :mod:`hazards.geodetic`: velocity changes (:func:`velocity_change`) and steps
@@ -24,6 +29,14 @@ fitted state and a documented probability output. Score frames follow :mod:`core
 ``unique_id, ds, detector, raw_score, score``.
 """
 
+from hazards.aftershocks import (
+    ReasenbergJones,
+    aftershock_forecast,
+    aftershock_level,
+    background_rate_level,
+    cap_without_mainshock,
+    find_mainshock,
+)
 from hazards.earthquakes import (
     SEISMIC_RATE_DETECTOR,
     BValueEstimate,
@@ -43,20 +56,26 @@ __all__ = [
     "RETURN_LEVEL_DETECTOR",
     "SEISMIC_RATE_DETECTOR",
     "BValueEstimate",
+    "ReasenbergJones",
+    "aftershock_forecast",
+    "aftershock_level",
     "b_value",
+    "background_rate_level",
+    "cap_without_mainshock",
     "causal_ecdf",
     "completeness_magnitude",
     "detect_steps",
     "drawdown",
     "estimate_b",
     "find_change_points",
+    "find_mainshock",
     "mc_b_stability",
     "mc_max_curvature",
     "return_level_scores",
     "return_levels",
+    "segment_means",
     "seismic_indicators",
     "seismic_rate_scores",
-    "segment_means",
     "stress_composite",
     "velocity_change",
 ]

@@ -52,8 +52,17 @@ from scipy.stats import poisson
 
 from core.errors import FrameError
 
-__all__ = ["SEISMIC_RATE_DETECTOR", "seismic_indicators", "seismic_rate_scores", "b_value",
-           "completeness_magnitude", "BValueEstimate", "estimate_b", "mc_max_curvature", "mc_b_stability"]
+__all__ = [
+    "SEISMIC_RATE_DETECTOR",
+    "BValueEstimate",
+    "b_value",
+    "completeness_magnitude",
+    "estimate_b",
+    "mc_b_stability",
+    "mc_max_curvature",
+    "seismic_indicators",
+    "seismic_rate_scores",
+]
 
 SEISMIC_RATE_DETECTOR = "seismic_rate"
 _BIN = 0.1  # magnitude rounding of catalogs
@@ -139,10 +148,10 @@ def mc_b_stability(magnitudes: np.ndarray, *, delta_m: float = _BIN, stability_r
     ``|b_avg - b(Mc)| <= sigma`` is returned, ``None`` when none passes.
     """
     mags = np.round(_magnitudes(magnitudes) / delta_m) * delta_m
-    steps = int(round(stability_range / delta_m))
+    steps = round(stability_range / delta_m)
     top = float(mags.max())
     if candidates is None:
-        start, count = float(mags.min()), int(round((top - mags.min()) / delta_m))
+        start, count = float(mags.min()), round(float(top - mags.min()) / delta_m)
         candidates = start + delta_m * np.arange(max(count - steps + 1, 0))
     for mc in np.round(np.asarray(candidates, dtype=np.float64) / delta_m) * delta_m:
         if mc + stability_range > top + 1e-9 or (mags >= mc - delta_m / 2).sum() < 2:
