@@ -460,8 +460,8 @@ def find_mainshock(events: pl.DataFrame, *, at: datetime, min_magnitude: float =
     does not outrank it for months). That sequence is *active* while its generic forecast
     still gives ``P(M >= min_magnitude within 7 days) >= min_probability`` (1 %, a fifth of
     the yellow threshold of :func:`aftershock_level`), which scales the look-back with the
-    magnitude (subduction: a M6 for hours, a M7 about five weeks, a M7.3 about three months,
-    a M8 or larger the full year). Returns the event's row (``time``, ``magnitude``, and
+    magnitude (subduction: a M6 for 11 hours, a M6.5 a week, a M7 five weeks, a M7.3 eleven
+    weeks, a M7.5 four months, a M8 or larger the full year). Returns the event's row (``time``, ``magnitude``, and
     ``lat``/``lon`` when the frame has them).
     """
     ev = _validate_events(events)
@@ -511,16 +511,16 @@ def aftershock_level(probability: float, *, yellow: float = 0.05, orange: float 
 
     - yellow at 5 %: the chance USGS has long quoted that a California earthquake is a
       foreshock to a larger one within days (Jones 1985; Reasenberg & Jones 1989), the
-      level at which a mainshock's sequence is a named hazard of its own. The generic
-      subduction model gives it to a M7 within a day of the mainshock, not to a M6.
+      level at which a mainshock's sequence is a named hazard of its own.
     - red at 50 %: more likely than not. The only US short-term alert scale ever run
       (Parkfield, Bakun et al. 1987) issued its highest level, A, at 37 % in 72 hours,
       about 50 % over 7 days with Omori decay (p ~ 1).
     - orange at 20 %, near the geometric middle of yellow and red (sqrt(5 x 50) = 16 %),
       rounded to one in five.
 
-    A forecast right after a M7.3 gives about 15 % (yellow), after a M7.5 about 45 %
-    (orange), after a M8 or larger above 80 % (red).
+    The generic subduction model an hour after the mainshock gives: M6 5 % (just under
+    yellow), M6.5 10 % (yellow), M7 22 % and M7.5 44 % (orange), M8 72 % (red); a day
+    later M7 13 % (yellow) and M8 56 % (red). The sequence's own aftershocks then move it.
     """
     if not (0.0 < yellow <= orange <= red <= 1.0):
         raise ConfigError(f"thresholds yellow={yellow}, orange={orange}, red={red}",
