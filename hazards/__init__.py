@@ -14,6 +14,8 @@ field. One module per field:
   :func:`find_mainshock`, :func:`aftershock_forecast`), their warning level
   (:func:`aftershock_level`) and the blue cap without a mainshock
   (:func:`background_rate_level`, :func:`cap_without_mainshock`);
+  :mod:`hazards.aftershock_evaluation` measures them on history the CSEP way
+  (:func:`evaluate_aftershock_forecasts`);
 - :mod:`hazards.floods`: Gumbel return levels (:func:`return_levels`) and the return period
   of every observation (:func:`return_level_scores`);
 - :mod:`hazards.geodetic`: velocity changes (:func:`velocity_change`) and steps
@@ -29,6 +31,7 @@ fitted state and a documented probability output. Score frames follow :mod:`core
 ``unique_id, ds, detector, raw_score, score``.
 """
 
+from hazards.aftershock_evaluation import evaluate_aftershock_forecasts
 from hazards.aftershocks import (
     ReasenbergJones,
     aftershock_forecast,
@@ -67,6 +70,7 @@ __all__ = [
     "detect_steps",
     "drawdown",
     "estimate_b",
+    "evaluate_aftershock_forecasts",
     "find_change_points",
     "find_mainshock",
     "mc_b_stability",
