@@ -48,8 +48,14 @@ from hazards.aftershock_evaluation import evaluate_aftershock_forecasts, magnitu
 from ingest.sources import bundled_catalogue, parse  # noqa: E402
 from ingest.sources.catalogue import SEISMIC_REGIONS  # noqa: E402
 
-CHINA = {"id": "china", "name": "China and surroundings (CENC)", "min_lat": 17.0, "max_lat": 54.0,
-         "min_lon": 73.0, "max_lon": 135.0}
+CHINA = {
+    "id": "china",
+    "name": "China and surroundings (CENC)",
+    "min_lat": 17.0,
+    "max_lat": 54.0,
+    "min_lon": 73.0,
+    "max_lon": 135.0,
+}
 MODELS = ("poisson", "rj_bayesian", "rj_generic", "rj_sequence", "rate_test")
 
 
@@ -60,24 +66,57 @@ def _boxes(key: str) -> dict[str, dict[str, Any]]:
 def _cases(shared: Path | None) -> list[dict[str, Any]]:
     japan, east = _boxes("japan"), _boxes("eastasia")
     cases = [
-        {"catalog": "usgs_japan", "path": ROOT / "data/seismic/usgs_comcat_japan_2005_2014_processed.csv",
-         "format": "usgs_catalog", "box": japan["tohoku"], "setting": "subduction",
-         "start": datetime(2008, 1, 1), "end": datetime(2014, 12, 24)},
-        {"catalog": "usgs_japan", "path": ROOT / "data/seismic/usgs_comcat_japan_2005_2014_processed.csv",
-         "format": "usgs_catalog", "box": japan["japan"], "setting": "subduction",
-         "start": datetime(2008, 1, 1), "end": datetime(2014, 12, 24)},
-        {"catalog": "usgs_eastasia", "path": ROOT / "data/seismic/usgs_comcat_eastasia_m4_2018_2023.csv",
-         "format": "usgs_catalog", "box": east["sichuan_yunnan"], "setting": "active_shallow_crust",
-         "start": datetime(2020, 1, 7), "end": datetime(2023, 1, 28)},
-        {"catalog": "usgs_eastasia", "path": ROOT / "data/seismic/usgs_comcat_eastasia_m4_2018_2023.csv",
-         "format": "usgs_catalog", "box": east["eastasia"], "setting": "global",
-         "start": datetime(2020, 1, 7), "end": datetime(2023, 1, 28)},
+        {
+            "catalog": "usgs_japan",
+            "path": ROOT / "data/seismic/usgs_comcat_japan_2005_2014_processed.csv",
+            "format": "usgs_catalog",
+            "box": japan["tohoku"],
+            "setting": "subduction",
+            "start": datetime(2008, 1, 1),
+            "end": datetime(2014, 12, 24),
+        },
+        {
+            "catalog": "usgs_japan",
+            "path": ROOT / "data/seismic/usgs_comcat_japan_2005_2014_processed.csv",
+            "format": "usgs_catalog",
+            "box": japan["japan"],
+            "setting": "subduction",
+            "start": datetime(2008, 1, 1),
+            "end": datetime(2014, 12, 24),
+        },
+        {
+            "catalog": "usgs_eastasia",
+            "path": ROOT / "data/seismic/usgs_comcat_eastasia_m4_2018_2023.csv",
+            "format": "usgs_catalog",
+            "box": east["sichuan_yunnan"],
+            "setting": "active_shallow_crust",
+            "start": datetime(2020, 1, 7),
+            "end": datetime(2023, 1, 28),
+        },
+        {
+            "catalog": "usgs_eastasia",
+            "path": ROOT / "data/seismic/usgs_comcat_eastasia_m4_2018_2023.csv",
+            "format": "usgs_catalog",
+            "box": east["eastasia"],
+            "setting": "global",
+            "start": datetime(2020, 1, 7),
+            "end": datetime(2023, 1, 28),
+        },
     ]
     cenc = shared / "seismic/cenc_china_m3_1970_2024.csv" if shared else None
     if cenc is not None and cenc.exists():
         for box in (CHINA, east["sichuan_yunnan"]):
-            cases.append({"catalog": "cenc", "path": cenc, "format": "cenc_catalog", "box": box,
-                          "setting": "active_shallow_crust", "start": datetime(2000, 1, 4), "end": datetime(2024, 5, 1)})
+            cases.append(
+                {
+                    "catalog": "cenc",
+                    "path": cenc,
+                    "format": "cenc_catalog",
+                    "box": box,
+                    "setting": "active_shallow_crust",
+                    "start": datetime(2000, 1, 4),
+                    "end": datetime(2024, 5, 1),
+                }
+            )
     return cases
 
 
@@ -88,8 +127,10 @@ def _events(case: dict[str, Any], cache: dict[Path, pl.DataFrame]) -> pl.DataFra
         options = dict(item.options) if item is not None else {"regions": [case["box"]]}
         cache[case["path"]] = parse(case["path"], case["format"], **options).events
     box = case["box"]
-    return cache[case["path"]].filter(pl.col("lat").is_between(box["min_lat"], box["max_lat"])
-                                      & pl.col("lon").is_between(box["min_lon"], box["max_lon"]))
+    return cache[case["path"]].filter(
+        pl.col("lat").is_between(box["min_lat"], box["max_lat"])
+        & pl.col("lon").is_between(box["min_lon"], box["max_lon"])
+    )
 
 
 def _pycsep_check(result: Any) -> dict[str, Any]:
@@ -110,8 +151,15 @@ def _pycsep_check(result: Any) -> dict[str, Any]:
         forecast, observed = bins.get_column("forecast").to_numpy(), bins.get_column("observed").to_numpy()
         randoms = np.random.default_rng(0).random((300, int(observed.sum())))
         ours_m = magnitude_test(forecast, observed, num_simulations=300, random_numbers=randoms).quantile
-        theirs_m = _poisson_likelihood_test(forecast, observed, num_simulations=300, random_numbers=randoms,
-                                            use_observed_counts=True, verbose=False, normalize_likelihood=True)[0]
+        theirs_m = _poisson_likelihood_test(
+            forecast,
+            observed,
+            num_simulations=300,
+            random_numbers=randoms,
+            use_observed_counts=True,
+            verbose=False,
+            normalize_likelihood=True,
+        )[0]
         m_diff = max(m_diff, abs(ours_m - theirs_m))
     import csep
 
@@ -123,12 +171,14 @@ def _row(name: str, s: dict[str, Any]) -> str:
         value = s.get(key)
         return format(value, fmt) if isinstance(value, (int, float)) else "-"
 
-    return (f"  {name:<12} events {s['n_events']:>3}/{s['n_forecasts']:<4} meanP {s['mean_probability']:.3f} "
-            f"Brier {s['brier']:.4f} BSS {f('brier_skill_vs_poisson', '+.3f'):>6} | N exp {f('expected_total', '8.1f')} "
-            f"obs {f('observed_total', '5d')} total d1/d2 {f('n_test_total_delta1', '.3f')}/"
-            f"{f('n_test_total_delta2', '.3f')} share few/many {f('n_test_share_too_few_forecast', '.3f')}/"
-            f"{f('n_test_share_too_many_forecast', '.3f')} | IG/fc {f('information_gain_per_forecast', '+.3f')} "
-            f"M-test q {f('m_test_quantile', '.3f')}")
+    return (
+        f"  {name:<12} events {s['n_events']:>3}/{s['n_forecasts']:<4} meanP {s['mean_probability']:.3f} "
+        f"Brier {s['brier']:.4f} BSS {f('brier_skill_vs_poisson', '+.3f'):>6} | N exp {f('expected_total', '8.1f')} "
+        f"obs {f('observed_total', '5d')} total d1/d2 {f('n_test_total_delta1', '.3f')}/"
+        f"{f('n_test_total_delta2', '.3f')} share few/many {f('n_test_share_too_few_forecast', '.3f')}/"
+        f"{f('n_test_share_too_many_forecast', '.3f')} | IG/fc {f('information_gain_per_forecast', '+.3f')} "
+        f"M-test q {f('m_test_quantile', '.3f')}"
+    )
 
 
 def main() -> None:
@@ -139,7 +189,9 @@ def main() -> None:
     args = parser.parse_args()
     shared = args.shared
     if shared is None:
-        shared = next((p for p in (ROOT.parent / "shared/data", ROOT.parent.parent / "shared/data") if p.exists()), None)
+        shared = next(
+            (p for p in (ROOT.parent / "shared/data", ROOT.parent.parent / "shared/data") if p.exists()), None
+        )
     cases = _cases(shared)[: 2 if args.quick else None]
     cache: dict[Path, pl.DataFrame] = {}
     report: dict[str, Any] = {}
@@ -151,36 +203,55 @@ def main() -> None:
         runs = {}
         for update in ("bayesian", "generic", "sequence"):
             runs[update] = evaluate_aftershock_forecasts(
-                events, dates=dates, setting=case["setting"], update=update,
-                m_test_simulations=200 if args.quick else 1000, include_rate_test=update == "bayesian")
+                events,
+                dates=dates,
+                setting=case["setting"],
+                update=update,
+                m_test_simulations=200 if args.quick else 1000,
+                include_rate_test=update == "bayesian",
+            )
         main_run = runs["bayesian"]
         summary = {"poisson": main_run.summary["poisson"], "rate_test": main_run.summary["rate_test"]}
         for update, run in runs.items():
             summary[f"rj_{update}"] = run.summary["reasenberg_jones"]
         key = f"{case['catalog']}/{case['box']['id']}"
         training, settings = main_run.summary["training"], main_run.summary["settings"]
-        print(f"\n{key}: {case['box']['name']}, setting {case['setting']} ({settings['regime']}), "
-              f"{len(dates)} forecasts {settings['first_date']} .. {settings['last_date']} every {args.step_days:g} d, "
-              f"{events.height} events")
-        print(f"  baseline fitted on {training['first_event']} .. {settings['first_date']}: Mc {training['mc']}, "
-              f"b {training['b']} +- {training['b_sigma']} (n {training['b_n']}), "
-              f"P(M>=6 in 7 d) {training['poisson_p_target']:.3f}")
+        print(
+            f"\n{key}: {case['box']['name']}, setting {case['setting']} ({settings['regime']}), "
+            f"{len(dates)} forecasts {settings['first_date']} .. {settings['last_date']} every {args.step_days:g} d, "
+            f"{events.height} events"
+        )
+        print(
+            f"  baseline fitted on {training['first_event']} .. {settings['first_date']}: Mc {training['mc']}, "
+            f"b {training['b']} +- {training['b_sigma']} (n {training['b_n']}), "
+            f"P(M>=6 in 7 d) {training['poisson_p_target']:.3f}"
+        )
         for name in MODELS:
             print(_row(name, summary[name]))
         check = _pycsep_check(main_run)
         print(f"  pycsep cross-check: {check}")
         for name in ("reasenberg_jones", "poisson"):
             table = main_run.reliability.filter(pl.col("model") == name)
-            cells = ", ".join(f"[{r['bin_low']:.2f},{r['bin_high']:.2f}) n {r['n']} p {r['mean_forecast']:.3f} "
-                              f"obs {r['observed_frequency']:.3f}" for r in table.iter_rows(named=True))
+            cells = ", ".join(
+                f"[{r['bin_low']:.2f},{r['bin_high']:.2f}) n {r['n']} p {r['mean_forecast']:.3f} "
+                f"obs {r['observed_frequency']:.3f}"
+                for r in table.iter_rows(named=True)
+            )
             print(f"  reliability {('rj_bayesian' if name == 'reasenberg_jones' else name):<12} {cells}")
         print(f"  ({time.perf_counter() - started:.0f} s)")
         report[key] = {
-            "setting": case["setting"], "forecasts": len(dates), "training": training, "pycsep": check,
-            "models": {name: {k: (round(v, 5) if isinstance(v, float) else v) for k, v in summary[name].items()}
-                       for name in MODELS},
-            "reliability": {name: main_run.reliability.filter(pl.col("model") == name).drop("model").rows()
-                            for name in ("reasenberg_jones", "poisson", "rate_test")},
+            "setting": case["setting"],
+            "forecasts": len(dates),
+            "training": training,
+            "pycsep": check,
+            "models": {
+                name: {k: (round(v, 5) if isinstance(v, float) else v) for k, v in summary[name].items()}
+                for name in MODELS
+            },
+            "reliability": {
+                name: main_run.reliability.filter(pl.col("model") == name).drop("model").rows()
+                for name in ("reasenberg_jones", "poisson", "rate_test")
+            },
         }
     print(json.dumps(report, default=str))
 

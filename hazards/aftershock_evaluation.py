@@ -105,8 +105,14 @@ class MagnitudeTestResult:
     n_observed: int
 
 
-def magnitude_test(forecast_counts: np.ndarray, observed_counts: np.ndarray, *, num_simulations: int = 1000,
-                   seed: int | None = None, random_numbers: np.ndarray | None = None) -> MagnitudeTestResult:
+def magnitude_test(
+    forecast_counts: np.ndarray,
+    observed_counts: np.ndarray,
+    *,
+    num_simulations: int = 1000,
+    seed: int | None = None,
+    random_numbers: np.ndarray | None = None,
+) -> MagnitudeTestResult:
     """CSEP M-test of a magnitude-binned forecast, pycsep's ``_poisson_likelihood_test`` with
     ``use_observed_counts=True, normalize_likelihood=True``: the forecast is scaled to the
     observed number ``n``, ``num_simulations`` catalogs of ``n`` events are drawn from it, and
@@ -115,8 +121,10 @@ def magnitude_test(forecast_counts: np.ndarray, observed_counts: np.ndarray, *, 
     forecast = np.asarray(forecast_counts, dtype=np.float64).ravel()
     observed = np.asarray(observed_counts, dtype=np.float64).ravel()
     if forecast.shape != observed.shape or forecast.size == 0:
-        raise FrameError(f"forecast has {forecast.size} bins, observation {observed.size}",
-                         fix="bin forecast and observation on the same magnitude bins")
+        raise FrameError(
+            f"forecast has {forecast.size} bins, observation {observed.size}",
+            fix="bin forecast and observation on the same magnitude bins",
+        )
     if np.any(forecast <= 0):
         raise FrameError("a magnitude bin has a forecast of 0", fix="forecast a positive rate in every bin")
     n_obs = int(observed.sum())
@@ -134,9 +142,12 @@ def magnitude_test(forecast_counts: np.ndarray, observed_counts: np.ndarray, *, 
         counts = np.bincount(np.searchsorted(cumulative, u, side="right"), minlength=forecast.size)[: forecast.size]
         simulated[i] = joint(counts.astype(np.float64))
     observed_ll = joint(observed)
-    return MagnitudeTestResult(quantile=float(np.sum(simulated <= observed_ll) / num_simulations),
-                               observed_log_likelihood=observed_ll, simulated_log_likelihood=simulated,
-                               n_observed=n_obs)
+    return MagnitudeTestResult(
+        quantile=float(np.sum(simulated <= observed_ll) / num_simulations),
+        observed_log_likelihood=observed_ll,
+        simulated_log_likelihood=simulated,
+        n_observed=n_obs,
+    )
 
 
 def brier_score(probability: np.ndarray, outcome: np.ndarray) -> float:
@@ -146,8 +157,9 @@ def brier_score(probability: np.ndarray, outcome: np.ndarray) -> float:
     return float(np.mean((p - o) ** 2)) if p.size else float("nan")
 
 
-def reliability_table(probability: np.ndarray, outcome: np.ndarray, *,
-                      edges: Sequence[float] = RELIABILITY_EDGES) -> pl.DataFrame:
+def reliability_table(
+    probability: np.ndarray, outcome: np.ndarray, *, edges: Sequence[float] = RELIABILITY_EDGES
+) -> pl.DataFrame:
     """Forecasts binned by probability (``[low, high)``, the last bin closed): ``n``,
     ``mean_forecast``, ``observed_frequency`` (events / n); empty bins are left out."""
     p = np.asarray(probability, dtype=np.float64)
@@ -156,10 +168,25 @@ def reliability_table(probability: np.ndarray, outcome: np.ndarray, *,
     for i, (low, high) in enumerate(itertools.pairwise(edges)):
         inside = (p >= low) & ((p < high) if i < len(edges) - 2 else (p <= high))
         if inside.any():
-            rows.append({"bin_low": low, "bin_high": high, "n": int(inside.sum()),
-                         "mean_forecast": float(p[inside].mean()), "observed_frequency": float(o[inside].mean())})
-    return pl.DataFrame(rows, schema={"bin_low": pl.Float64, "bin_high": pl.Float64, "n": pl.Int64,
-                                      "mean_forecast": pl.Float64, "observed_frequency": pl.Float64})
+            rows.append(
+                {
+                    "bin_low": low,
+                    "bin_high": high,
+                    "n": int(inside.sum()),
+                    "mean_forecast": float(p[inside].mean()),
+                    "observed_frequency": float(o[inside].mean()),
+                }
+            )
+    return pl.DataFrame(
+        rows,
+        schema={
+            "bin_low": pl.Float64,
+            "bin_high": pl.Float64,
+            "n": pl.Int64,
+            "mean_forecast": pl.Float64,
+            "observed_frequency": pl.Float64,
+        },
+    )
 
 
 @dataclass
@@ -207,21 +234,26 @@ def evaluate_aftershock_forecasts(
     if not dates:
         raise FrameError("no forecast dates were given", fix="pass dates, e.g. every 7 days of the test period")
     if horizon_days <= 0 or count_magnitude > target_magnitude:
-        raise FrameError(f"horizon_days={horizon_days}, count_magnitude={count_magnitude}, "
-                         f"target_magnitude={target_magnitude}",
-                         fix="need horizon_days > 0 and count_magnitude <= target_magnitude")
+        raise FrameError(
+            f"horizon_days={horizon_days}, count_magnitude={count_magnitude}, target_magnitude={target_magnitude}",
+            fix="need horizon_days > 0 and count_magnitude <= target_magnitude",
+        )
     generic_parameters(setting)  # fails early on an unknown setting
     training = ev.filter(pl.col("time") < dates[0])
     if training.height < 50:
-        raise FrameError(f"{training.height} event(s) before the first forecast date {dates[0]:%Y-%m-%d}",
-                         fix="start the forecasts later: the baseline is fitted on the events before them")
+        raise FrameError(
+            f"{training.height} event(s) before the first forecast date {dates[0]:%Y-%m-%d}",
+            fix="start the forecasts later: the baseline is fitted on the events before them",
+        )
     first_event: datetime = training.get_column("time").min()  # type: ignore[assignment]
     span_days = (dates[0] - first_event) / timedelta(days=1)
     mags = training.get_column("magnitude").to_numpy()
     mc = mc_max_curvature(mags, delta_m=delta_m)
     if count_magnitude < mc - 1e-9:
-        raise FrameError(f"count_magnitude={count_magnitude} is below the catalog's completeness Mc={mc:.1f}",
-                         fix=f"count events at or above {mc:.1f}")
+        raise FrameError(
+            f"count_magnitude={count_magnitude} is below the catalog's completeness Mc={mc:.1f}",
+            fix=f"count events at or above {mc:.1f}",
+        )
     b_fit = estimate_b(mags, mc=mc, delta_m=delta_m)
     rate_mc = float((mags >= mc - delta_m / 2).sum()) / span_days
 
@@ -244,8 +276,10 @@ def evaluate_aftershock_forecasts(
         window = magnitudes[(times >= np.datetime64(d)) & (times < np.datetime64(end))]
         observed = int((window >= count_magnitude - 1e-9).sum())
         event = bool((window >= target_magnitude - 1e-9).any())
-        m_observed += np.histogram(np.clip(window[window >= count_magnitude - 1e-9], None, bins[-1]),
-                                   bins=np.append(bins - delta_m / 2, np.inf))[0]
+        m_observed += np.histogram(
+            np.clip(window[window >= count_magnitude - 1e-9], None, bins[-1]),
+            bins=np.append(bins - delta_m / 2, np.inf),
+        )[0]
         base_bins = binned(baseline(bins))
         base_target = float(baseline(target_magnitude))
         main = find_mainshock(ev, at=d, min_magnitude=min_mainshock, lookback_days=lookback_days, setting=setting)
@@ -253,40 +287,87 @@ def evaluate_aftershock_forecasts(
             rj_bins, rj_prob, main_mag = base_bins, -math.expm1(-base_target), None
         else:
             model = ReasenbergJones(setting=setting, update=update, catalog_mc=mc).fit(
-                ev, at=d, mainshock_time=main["time"])  # type: ignore[arg-type]
+                ev, at=d, mainshock_time=main["time"]
+            )  # type: ignore[arg-type]
             t1 = model.t_end_
             per_a = np.stack([model.expected_counts(t1=t1, t2=t1 + horizon_days, m=m) for m in bins], axis=1)
             rj_bins = base_bins + binned(model.a_weights_ @ per_a)
             target_n = model.expected_counts(t1=t1, t2=t1 + horizon_days, m=target_magnitude) + base_target
             rj_prob, main_mag = float(model.a_weights_ @ -np.expm1(-target_n)), float(main["magnitude"])  # type: ignore[arg-type]
-        for name, counts, prob in (("reasenberg_jones", rj_bins, rj_prob),
-                                   ("poisson", base_bins, -math.expm1(-base_target))):
+        for name, counts, prob in (
+            ("reasenberg_jones", rj_bins, rj_prob),
+            ("poisson", base_bins, -math.expm1(-base_target)),
+        ):
             m_forecast[name] += counts
-            rows.append({"ds": d, "model": name, "expected_count": float(counts.sum()), "observed_count": observed,
-                         "probability": prob, "event": event, "mainshock_magnitude": main_mag})
+            rows.append(
+                {
+                    "ds": d,
+                    "model": name,
+                    "expected_count": float(counts.sum()),
+                    "observed_count": observed,
+                    "probability": prob,
+                    "event": event,
+                    "mainshock_magnitude": main_mag,
+                }
+            )
         if include_rate_test:
             p_value = rate_p.get((d - timedelta(days=1)).date(), float("nan"))
-            rows.append({"ds": d, "model": "rate_test", "expected_count": None, "observed_count": observed,
-                         "probability": 1.0 - p_value if math.isfinite(p_value) else None, "event": event,
-                         "mainshock_magnitude": main_mag})
-    frame = pl.DataFrame(rows, schema={"ds": pl.Datetime("us"), "model": pl.String, "expected_count": pl.Float64,
-                                       "observed_count": pl.Int64, "probability": pl.Float64, "event": pl.Boolean,
-                                       "mainshock_magnitude": pl.Float64})
+            rows.append(
+                {
+                    "ds": d,
+                    "model": "rate_test",
+                    "expected_count": None,
+                    "observed_count": observed,
+                    "probability": 1.0 - p_value if math.isfinite(p_value) else None,
+                    "event": event,
+                    "mainshock_magnitude": main_mag,
+                }
+            )
+    frame = pl.DataFrame(
+        rows,
+        schema={
+            "ds": pl.Datetime("us"),
+            "model": pl.String,
+            "expected_count": pl.Float64,
+            "observed_count": pl.Int64,
+            "probability": pl.Float64,
+            "event": pl.Boolean,
+            "mainshock_magnitude": pl.Float64,
+        },
+    )
     counted = frame.filter(pl.col("expected_count").is_not_null())
-    d1, d2 = number_test(counted.get_column("expected_count").to_numpy(), counted.get_column("observed_count").to_numpy())
-    frame = frame.join(counted.select("ds", "model", pl.Series("delta1", d1), pl.Series("delta2", d2)),
-                       on=["ds", "model"], how="left")
+    d1, d2 = number_test(
+        counted.get_column("expected_count").to_numpy(), counted.get_column("observed_count").to_numpy()
+    )
+    frame = frame.join(
+        counted.select("ds", "model", pl.Series("delta1", d1), pl.Series("delta2", d2)), on=["ds", "model"], how="left"
+    )
     overlap = any((b - a) < timedelta(days=horizon_days) for a, b in itertools.pairwise(dates))
     summary: dict[str, Any] = {
-        "settings": {"setting": setting, "regime": generic_parameters(setting).regime, "update": update,
-                     "horizon_days": horizon_days, "target_magnitude": target_magnitude,
-                     "count_magnitude": count_magnitude, "min_mainshock": min_mainshock,
-                     "lookback_days": lookback_days, "first_date": f"{dates[0]:%Y-%m-%d}",
-                     "last_date": f"{dates[-1]:%Y-%m-%d}", "n_dates": len(dates), "windows_overlap": overlap},
-        "training": {"first_event": f"{first_event:%Y-%m-%d}", "span_days": round(span_days, 1),
-                     "mc": round(mc, 2), "b": round(b_fit.b, 3), "b_sigma": round(b_fit.sigma, 3), "b_n": b_fit.n,
-                     "rate_per_day_above_mc": rate_mc,
-                     "poisson_p_target": -math.expm1(-float(baseline(target_magnitude)))},
+        "settings": {
+            "setting": setting,
+            "regime": generic_parameters(setting).regime,
+            "update": update,
+            "horizon_days": horizon_days,
+            "target_magnitude": target_magnitude,
+            "count_magnitude": count_magnitude,
+            "min_mainshock": min_mainshock,
+            "lookback_days": lookback_days,
+            "first_date": f"{dates[0]:%Y-%m-%d}",
+            "last_date": f"{dates[-1]:%Y-%m-%d}",
+            "n_dates": len(dates),
+            "windows_overlap": overlap,
+        },
+        "training": {
+            "first_event": f"{first_event:%Y-%m-%d}",
+            "span_days": round(span_days, 1),
+            "mc": round(mc, 2),
+            "b": round(b_fit.b, 3),
+            "b_sigma": round(b_fit.sigma, 3),
+            "b_n": b_fit.n,
+            "rate_per_day_above_mc": rate_mc,
+            "poisson_p_target": -math.expm1(-float(baseline(target_magnitude))),
+        },
     }
     tables = []
     base_ll = None
@@ -296,8 +377,12 @@ def evaluate_aftershock_forecasts(
             continue
         probs = part.get_column("probability").to_numpy()
         outcomes = part.get_column("event").to_numpy()
-        stats_row: dict[str, Any] = {"n_forecasts": part.height, "n_events": int(outcomes.sum()),
-                                     "mean_probability": float(probs.mean()), "brier": brier_score(probs, outcomes)}
+        stats_row: dict[str, Any] = {
+            "n_forecasts": part.height,
+            "n_events": int(outcomes.sum()),
+            "mean_probability": float(probs.mean()),
+            "brier": brier_score(probs, outcomes),
+        }
         if name != "rate_test":
             expected = part.get_column("expected_count").to_numpy()
             counts = part.get_column("observed_count").to_numpy()
@@ -305,34 +390,47 @@ def evaluate_aftershock_forecasts(
             base_ll = ll if name == "poisson" else base_ll
             delta1, delta2 = number_test(expected.sum(), counts.sum())
             m_result = magnitude_test(m_forecast[name], m_observed, num_simulations=m_test_simulations, seed=seed)
-            stats_row.update({
-                "expected_total": float(expected.sum()), "observed_total": int(counts.sum()),
-                "n_test_total_delta1": None if overlap else float(delta1),
-                "n_test_total_delta2": None if overlap else float(delta2),
-                "n_test_share_too_few_forecast": float(np.mean(part.get_column("delta1").to_numpy() < 0.025)),
-                "n_test_share_too_many_forecast": float(np.mean(part.get_column("delta2").to_numpy() < 0.025)),
-                "log_likelihood": ll,
-                "information_gain_per_forecast": None if base_ll is None else (ll - base_ll) / part.height,
-                "m_test_quantile": m_result.quantile, "m_test_events": m_result.n_observed,
-            })
+            stats_row.update(
+                {
+                    "expected_total": float(expected.sum()),
+                    "observed_total": int(counts.sum()),
+                    "n_test_total_delta1": None if overlap else float(delta1),
+                    "n_test_total_delta2": None if overlap else float(delta2),
+                    "n_test_share_too_few_forecast": float(np.mean(part.get_column("delta1").to_numpy() < 0.025)),
+                    "n_test_share_too_many_forecast": float(np.mean(part.get_column("delta2").to_numpy() < 0.025)),
+                    "log_likelihood": ll,
+                    "information_gain_per_forecast": None if base_ll is None else (ll - base_ll) / part.height,
+                    "m_test_quantile": m_result.quantile,
+                    "m_test_events": m_result.n_observed,
+                }
+            )
         summary[name] = stats_row
         tables.append(reliability_table(probs, outcomes).select(pl.lit(name).alias("model"), pl.all()))
     poisson_brier = summary["poisson"]["brier"]
     for name in ("reasenberg_jones", "rate_test"):
         if name in summary:
-            summary[name]["brier_skill_vs_poisson"] = (1.0 - summary[name]["brier"] / poisson_brier
-                                                       if poisson_brier > 0 else None)
-    magnitude_bins = pl.concat([
-        pl.DataFrame({"model": name, "magnitude": bins, "forecast": counts, "observed": m_observed})
-        for name, counts in m_forecast.items()
-    ])
-    return AftershockEvaluation(forecasts=frame, summary=summary, reliability=pl.concat(tables),
-                                magnitude_bins=magnitude_bins)
+            summary[name]["brier_skill_vs_poisson"] = (
+                1.0 - summary[name]["brier"] / poisson_brier if poisson_brier > 0 else None
+            )
+    magnitude_bins = pl.concat(
+        [
+            pl.DataFrame({"model": name, "magnitude": bins, "forecast": counts, "observed": m_observed})
+            for name, counts in m_forecast.items()
+        ]
+    )
+    return AftershockEvaluation(
+        forecasts=frame, summary=summary, reliability=pl.concat(tables), magnitude_bins=magnitude_bins
+    )
 
 
 def _rate_test_by_day(ev: pl.DataFrame) -> dict[Any, float]:
     """``rate_p_value`` of :func:`seismic_indicators` per calendar day (causal: day ``d`` uses
     events up to the end of ``d``)."""
     indicators = seismic_indicators(ev.select("time", "magnitude"))
-    return dict(zip(indicators.get_column("ds").dt.date().to_list(),
-                    indicators.get_column("rate_p_value").fill_null(float("nan")).to_list(), strict=True))
+    return dict(
+        zip(
+            indicators.get_column("ds").dt.date().to_list(),
+            indicators.get_column("rate_p_value").fill_null(float("nan")).to_list(),
+            strict=True,
+        )
+    )

@@ -121,33 +121,35 @@ class GenericRJParameters:
 
     def sigma_a(self, mainshock_magnitude: float) -> float:
         """Standard deviation of ``a`` for a mainshock of this magnitude (USGS form)."""
-        return math.sqrt(self.a_sigma0 ** 2 + self.a_sigma1 ** 2 / 10 ** max(mainshock_magnitude, 6.0))
+        return math.sqrt(self.a_sigma0**2 + self.a_sigma1**2 / 10 ** max(mainshock_magnitude, 6.0))
 
 
 def _row(regime: str, p: float, a: float, sigma: float, sigma1: float) -> GenericRJParameters:
-    return GenericRJParameters(regime=regime, a=a, a_sigma=sigma, a_sigma0=0.49, a_sigma1=sigma1,
-                               b=1.0, p=p, c=0.018)
+    return GenericRJParameters(regime=regime, a=a, a_sigma=sigma, a_sigma0=0.49, a_sigma1=sigma1, b=1.0, p=p, c=0.018)
 
 
 #: Page et al. (2016) generic parameters per Garcia et al. (2012) regime, as USGS runs them
 #: (opensha-oaf GenericRJ_ParametersFetch.json @ 20431f4; sigma0 = 0.49, b = 1, c = 0.018 d).
-GENERIC_RJ_PARAMETERS: dict[str, GenericRJParameters] = {r.regime: r for r in (
-    _row("ANSR-ABSLDEC", 1.01, -2.29, 0.63, 560),
-    _row("ANSR-ABSLOCB", 0.64, -2.82, 0.80, 890),
-    _row("ANSR-ABSLSHC", 1.06, -2.85, 0.75, 800),
-    _row("ANSR-DEEPCON", 0.98, -2.13, 0.52, 250),
-    _row("ANSR-HOTSPOT", 1.12, -3.00, 0.68, 680),
-    _row("ANSR-OCEANBD", 1.08, -3.19, 0.60, 500),
-    _row("ANSR-SHALCON", 0.98, -2.42, 0.63, 570),
-    _row("SCR-GENERIC", 0.73, -2.85, 0.78, 870),
-    _row("SOR-GENERIC", 0.97, -3.04, 0.67, 650),
-    _row("SZ-GENERIC", 0.88, -2.47, 0.63, 570),
-    _row("SZ-INLBACK", 0.86, -2.43, 0.66, 640),
-    _row("SZ-ONSHORE", 0.81, -2.34, 0.60, 500),
-    _row("SZ-OUTERTR", 0.92, -2.42, 0.64, 540),
-    _row("SCR-ABVSLAB", 0.73, -2.85, 0.78, 870),
-    _row("SOR-ABVSLAB", 0.97, -3.04, 0.67, 650),
-)}
+GENERIC_RJ_PARAMETERS: dict[str, GenericRJParameters] = {
+    r.regime: r
+    for r in (
+        _row("ANSR-ABSLDEC", 1.01, -2.29, 0.63, 560),
+        _row("ANSR-ABSLOCB", 0.64, -2.82, 0.80, 890),
+        _row("ANSR-ABSLSHC", 1.06, -2.85, 0.75, 800),
+        _row("ANSR-DEEPCON", 0.98, -2.13, 0.52, 250),
+        _row("ANSR-HOTSPOT", 1.12, -3.00, 0.68, 680),
+        _row("ANSR-OCEANBD", 1.08, -3.19, 0.60, 500),
+        _row("ANSR-SHALCON", 0.98, -2.42, 0.63, 570),
+        _row("SCR-GENERIC", 0.73, -2.85, 0.78, 870),
+        _row("SOR-GENERIC", 0.97, -3.04, 0.67, 650),
+        _row("SZ-GENERIC", 0.88, -2.47, 0.63, 570),
+        _row("SZ-INLBACK", 0.86, -2.43, 0.66, 640),
+        _row("SZ-ONSHORE", 0.81, -2.34, 0.60, 500),
+        _row("SZ-OUTERTR", 0.92, -2.42, 0.64, 540),
+        _row("SCR-ABVSLAB", 0.73, -2.85, 0.78, 870),
+        _row("SOR-ABVSLAB", 0.97, -3.04, 0.67, 650),
+    )
+}
 
 #: Plain-language settings -> regime (module docstring says why ``global`` is ANSR-SHALCON).
 SETTINGS: dict[str, str] = {
@@ -165,13 +167,22 @@ def generic_parameters(setting: str) -> GenericRJParameters:
     """The generic parameters of a setting (``subduction`` ...) or a Garcia regime name."""
     regime = SETTINGS.get(setting, setting)
     if regime not in GENERIC_RJ_PARAMETERS:
-        raise ConfigError(f"unknown tectonic setting {setting!r}",
-                          fix=f"use one of {sorted(SETTINGS)} or a regime of {sorted(GENERIC_RJ_PARAMETERS)}")
+        raise ConfigError(
+            f"unknown tectonic setting {setting!r}",
+            fix=f"use one of {sorted(SETTINGS)} or a regime of {sorted(GENERIC_RJ_PARAMETERS)}",
+        )
     return GENERIC_RJ_PARAMETERS[regime]
 
 
-def page_completeness(t_days: np.ndarray | float, *, mainshock_magnitude: float, catalog_mc: float,
-                      f: float = _PAGE_F, g: float = _PAGE_G, h: float = _PAGE_H) -> np.ndarray:
+def page_completeness(
+    t_days: np.ndarray | float,
+    *,
+    mainshock_magnitude: float,
+    catalog_mc: float,
+    f: float = _PAGE_F,
+    g: float = _PAGE_G,
+    h: float = _PAGE_H,
+) -> np.ndarray:
     """``Mc(t) = max(catalog_mc, f Mm - g - h log10(t))`` (Page et al. 2016), ``t`` in days > 0."""
     t = np.maximum(np.asarray(t_days, dtype=np.float64), 1e-12)
     return np.maximum(catalog_mc, f * mainshock_magnitude - g - h * np.log10(t))
@@ -185,8 +196,9 @@ def omori_integral(t1: float | np.ndarray, t2: float | np.ndarray, *, p: float, 
     return ((t2 + c) ** (1.0 - p) - (t1 + c) ** (1.0 - p)) / (1.0 - p)
 
 
-def _observed_integral(t_end: float, *, p: float, c: float, b: float, mainshock_magnitude: float,
-                       catalog_mc: float, incompleteness: bool) -> float:
+def _observed_integral(
+    t_end: float, *, p: float, c: float, b: float, mainshock_magnitude: float, catalog_mc: float, incompleteness: bool
+) -> float:
     """``J = int_0^T 10 ** (b (Mm - Mc(t))) (t + c) ** -p dt``: the expected count above Mc(t)
     per unit of ``10 ** a``."""
     if t_end <= 0:
@@ -200,8 +212,13 @@ def _observed_integral(t_end: float, *, p: float, c: float, b: float, mainshock_
     scale = 10 ** (b * (mainshock_magnitude * (1.0 - _PAGE_F) + _PAGE_G))
     with warnings.catch_warnings():  # the integrand is smooth; quad's accuracy notes are noise here
         warnings.simplefilter("ignore", integrate.IntegrationWarning)
-        early, _ = integrate.quad(lambda t: scale * t ** (b * _PAGE_H) * (t + c) ** -p, 0.0, early_end,
-                                  limit=200, points=[c] if c < early_end else None)
+        early, _ = integrate.quad(
+            lambda t: scale * t ** (b * _PAGE_H) * (t + c) ** -p,
+            0.0,
+            early_end,
+            limit=200,
+            points=[c] if c < early_end else None,
+        )
     late = full * float(omori_integral(early_end, t_end, p=p, c=c)) if t_end > early_end else 0.0
     return float(early + late)
 
@@ -218,15 +235,27 @@ class OmoriUtsuFit:
     log_likelihood: float
 
 
-def _sequence_times(times: np.ndarray, mags: np.ndarray, *, mainshock_magnitude: float, catalog_mc: float,
-                    incompleteness: bool) -> np.ndarray:
-    threshold = (page_completeness(times, mainshock_magnitude=mainshock_magnitude, catalog_mc=catalog_mc)
-                 if incompleteness else np.full(times.shape, catalog_mc))
+def _sequence_times(
+    times: np.ndarray, mags: np.ndarray, *, mainshock_magnitude: float, catalog_mc: float, incompleteness: bool
+) -> np.ndarray:
+    threshold = (
+        page_completeness(times, mainshock_magnitude=mainshock_magnitude, catalog_mc=catalog_mc)
+        if incompleteness
+        else np.full(times.shape, catalog_mc)
+    )
     return times[(mags >= threshold - 1e-9) & (times > 0)]
 
 
-def fit_omori_utsu(t_days: np.ndarray, magnitudes: np.ndarray, *, t_end: float, mainshock_magnitude: float,
-                   catalog_mc: float, b: float = 1.0, incompleteness: bool = True) -> OmoriUtsuFit:
+def fit_omori_utsu(
+    t_days: np.ndarray,
+    magnitudes: np.ndarray,
+    *,
+    t_end: float,
+    mainshock_magnitude: float,
+    catalog_mc: float,
+    b: float = 1.0,
+    incompleteness: bool = True,
+) -> OmoriUtsuFit:
     """Ogata's (1983) maximum-likelihood ``a, p, c`` of a sequence observed on ``(0, t_end]`` days.
 
     Only aftershocks at or above ``Mc(t)`` count (:func:`page_completeness` when
@@ -234,19 +263,32 @@ def fit_omori_utsu(t_days: np.ndarray, magnitudes: np.ndarray, *, t_end: float, 
     is closed-form (``10 ** a = n / J``), so the search is over ``p`` (0.2 .. 2.5) and
     ``log10 c`` (-4 .. 0.5) with L-BFGS-B from three starts. Needs at least 10 aftershocks.
     """
-    times = _sequence_times(np.asarray(t_days, dtype=np.float64), np.asarray(magnitudes, dtype=np.float64),
-                            mainshock_magnitude=mainshock_magnitude, catalog_mc=catalog_mc,
-                            incompleteness=incompleteness)
+    times = _sequence_times(
+        np.asarray(t_days, dtype=np.float64),
+        np.asarray(magnitudes, dtype=np.float64),
+        mainshock_magnitude=mainshock_magnitude,
+        catalog_mc=catalog_mc,
+        incompleteness=incompleteness,
+    )
     times = times[times <= t_end]
     n = int(times.size)
     if n < 10:
-        raise FrameError(f"{n} aftershock(s) above the completeness magnitude; an Omori-Utsu fit needs 10",
-                         fix="wait for the sequence to grow or lower catalog_mc")
+        raise FrameError(
+            f"{n} aftershock(s) above the completeness magnitude; an Omori-Utsu fit needs 10",
+            fix="wait for the sequence to grow or lower catalog_mc",
+        )
 
     def negative(x: np.ndarray) -> float:
         p, c = float(x[0]), 10 ** float(x[1])
-        j = _observed_integral(t_end, p=p, c=c, b=b, mainshock_magnitude=mainshock_magnitude,
-                               catalog_mc=catalog_mc, incompleteness=incompleteness)
+        j = _observed_integral(
+            t_end,
+            p=p,
+            c=c,
+            b=b,
+            mainshock_magnitude=mainshock_magnitude,
+            catalog_mc=catalog_mc,
+            incompleteness=incompleteness,
+        )
         if not np.isfinite(j) or j <= 0:
             return 1e300
         return -(n * math.log(n / j) - n - p * float(np.log(times + c).sum()))
@@ -258,8 +300,15 @@ def fit_omori_utsu(t_days: np.ndarray, magnitudes: np.ndarray, *, t_end: float, 
             best = result
     assert best is not None
     p, c = float(best.x[0]), 10 ** float(best.x[1])
-    j = _observed_integral(t_end, p=p, c=c, b=b, mainshock_magnitude=mainshock_magnitude,
-                           catalog_mc=catalog_mc, incompleteness=incompleteness)
+    j = _observed_integral(
+        t_end,
+        p=p,
+        c=c,
+        b=b,
+        mainshock_magnitude=mainshock_magnitude,
+        catalog_mc=catalog_mc,
+        incompleteness=incompleteness,
+    )
     # The observed-rate constant 10 ** a was fitted above Mc(t); a is referred to M = Mm.
     return OmoriUtsuFit(a=math.log10(n / j), p=p, c=c, b=b, n=n, log_likelihood=-float(best.fun))
 
@@ -267,13 +316,18 @@ def fit_omori_utsu(t_days: np.ndarray, magnitudes: np.ndarray, *, t_end: float, 
 def _validate_events(events: pl.DataFrame) -> pl.DataFrame:
     missing = [c for c in ("time", "magnitude") if c not in events.columns]
     if missing:
-        raise FrameError(f"event frame lacks {missing}; it has {events.columns}",
-                         fix="pass events with columns time (UTC datetime) and magnitude")
+        raise FrameError(
+            f"event frame lacks {missing}; it has {events.columns}",
+            fix="pass events with columns time (UTC datetime) and magnitude",
+        )
     if events.schema["time"] not in (pl.Datetime("us"), pl.Datetime("ns"), pl.Datetime("ms")):
-        raise FrameError(f"column time is {events.schema['time']}, not a datetime",
-                         fix="parse the catalog with ingest.sources (time as a UTC datetime)")
-    return events.with_columns(pl.col("time").cast(pl.Datetime("us")),
-                               pl.col("magnitude").cast(pl.Float64)).drop_nulls(["time", "magnitude"])
+        raise FrameError(
+            f"column time is {events.schema['time']}, not a datetime",
+            fix="parse the catalog with ingest.sources (time as a UTC datetime)",
+        )
+    return events.with_columns(pl.col("time").cast(pl.Datetime("us")), pl.col("magnitude").cast(pl.Float64)).drop_nulls(
+        ["time", "magnitude"]
+    )
 
 
 def _rupture_radius_km(magnitude: float) -> float:
@@ -301,9 +355,17 @@ class ReasenbergJones:
     number and ``P(at least one)`` of aftershocks ``M >= m`` in windows starting at ``at``.
     """
 
-    def __init__(self, *, setting: str = "global", params: GenericRJParameters | None = None,
-                 update: Literal["bayesian", "generic", "sequence"] = "bayesian", catalog_mc: float | None = None,
-                 incompleteness: bool = True, min_sequence_events: int = 50, min_sequence_hours: float = 3.0) -> None:
+    def __init__(
+        self,
+        *,
+        setting: str = "global",
+        params: GenericRJParameters | None = None,
+        update: Literal["bayesian", "generic", "sequence"] = "bayesian",
+        catalog_mc: float | None = None,
+        incompleteness: bool = True,
+        min_sequence_events: int = 50,
+        min_sequence_hours: float = 3.0,
+    ) -> None:
         if update not in ("bayesian", "generic", "sequence"):
             raise ConfigError(f"update={update!r}", fix="use 'bayesian', 'generic' or 'sequence'")
         self.setting = setting
@@ -318,40 +380,59 @@ class ReasenbergJones:
         """Fit on the events known at ``at`` (UTC); returns ``self``."""
         ev = _validate_events(events).filter(pl.col("time") < at).sort("time")
         if ev.height == 0:
-            raise FrameError(f"no event before {at:%Y-%m-%d %H:%M}", fix="pass the sequence's events up to the forecast time")
+            raise FrameError(
+                f"no event before {at:%Y-%m-%d %H:%M}", fix="pass the sequence's events up to the forecast time"
+            )
         if mainshock_time is None:
             main = ev.sort(["magnitude", "time"], descending=[True, False]).row(0, named=True)
         else:
             rows = ev.filter(pl.col("time") == mainshock_time)
             if rows.height == 0:
-                raise FrameError(f"no event at mainshock_time {mainshock_time}", fix="pass the time of an event of the frame")
+                raise FrameError(
+                    f"no event at mainshock_time {mainshock_time}", fix="pass the time of an event of the frame"
+                )
             main = rows.sort("magnitude", descending=True).row(0, named=True)
         mm = float(main["magnitude"])
         self.mainshock_time_: datetime = main["time"]
         self.mainshock_magnitude_ = mm
         self.fitted_at_: datetime = at
-        self.catalog_mc_ = float(self.catalog_mc if self.catalog_mc is not None
-                                 else mc_max_curvature(ev.get_column("magnitude").to_numpy()))
+        self.catalog_mc_ = float(
+            self.catalog_mc if self.catalog_mc is not None else mc_max_curvature(ev.get_column("magnitude").to_numpy())
+        )
         after = ev.filter(pl.col("time") > self.mainshock_time_)
         if "lat" in after.columns and "lon" in after.columns and main.get("lat") is not None:
             self.radius_km_: float | None = _rupture_radius_km(mm)
-            near = _distance_km(float(main["lat"]), float(main["lon"]), after.get_column("lat").to_numpy(),
-                                after.get_column("lon").to_numpy()) <= self.radius_km_
+            near = (
+                _distance_km(
+                    float(main["lat"]),
+                    float(main["lon"]),
+                    after.get_column("lat").to_numpy(),
+                    after.get_column("lon").to_numpy(),
+                )
+                <= self.radius_km_
+            )
             after = after.filter(pl.Series(near))
         else:
             self.radius_km_ = None
         t = (after.get_column("time") - self.mainshock_time_).dt.total_microseconds().to_numpy() / 8.64e10
         mags = after.get_column("magnitude").to_numpy()
         self.t_end_ = (at - self.mainshock_time_) / _DAY
-        used = _sequence_times(t, mags, mainshock_magnitude=mm, catalog_mc=self.catalog_mc_,
-                               incompleteness=self.incompleteness)
+        used = _sequence_times(
+            t, mags, mainshock_magnitude=mm, catalog_mc=self.catalog_mc_, incompleteness=self.incompleteness
+        )
         self.n_aftershocks_ = int(used.size)
         self.sequence_fit_: OmoriUtsuFit | None = None
         if used.size >= 10:
             try:
-                self.sequence_fit_ = fit_omori_utsu(t, mags, t_end=self.t_end_, mainshock_magnitude=mm,
-                                                    catalog_mc=self.catalog_mc_, b=self.params.b,
-                                                    incompleteness=self.incompleteness)
+                self.sequence_fit_ = fit_omori_utsu(
+                    t,
+                    mags,
+                    t_end=self.t_end_,
+                    mainshock_magnitude=mm,
+                    catalog_mc=self.catalog_mc_,
+                    b=self.params.b,
+                    incompleteness=self.incompleteness,
+                )
             except FrameError:
                 self.sequence_fit_ = None
         gp = self.params
@@ -370,9 +451,16 @@ class ReasenbergJones:
         else:
             log_post = prior_log.copy()
             if method == "bayesian" and self.t_end_ > 0:
-                j = _observed_integral(self.t_end_, p=gp.p, c=gp.c, b=gp.b, mainshock_magnitude=mm,
-                                       catalog_mc=self.catalog_mc_, incompleteness=self.incompleteness)
-                log_post = log_post + self.n_aftershocks_ * _A_GRID * math.log(10.0) - 10.0 ** _A_GRID * j
+                j = _observed_integral(
+                    self.t_end_,
+                    p=gp.p,
+                    c=gp.c,
+                    b=gp.b,
+                    mainshock_magnitude=mm,
+                    catalog_mc=self.catalog_mc_,
+                    incompleteness=self.incompleteness,
+                )
+                log_post = log_post + self.n_aftershocks_ * _A_GRID * math.log(10.0) - 10.0**_A_GRID * j
             weights = np.exp(log_post - log_post.max())
             self.a_grid_, self.a_weights_ = _A_GRID, weights / weights.sum()
         self.method_ = method
@@ -390,8 +478,13 @@ class ReasenbergJones:
         scale = float(omori_integral(t1, t2, p=self.p_, c=self.c_))
         return 10.0 ** (self.a_grid_ + self.b_ * (self.mainshock_magnitude_ - m)) * scale
 
-    def probabilities(self, *, at: datetime | None = None, magnitudes: Sequence[float] = (5.0, 6.0, 7.0),
-                      windows_days: Sequence[float] = (1.0, 7.0, 30.0)) -> pl.DataFrame:
+    def probabilities(
+        self,
+        *,
+        at: datetime | None = None,
+        magnitudes: Sequence[float] = (5.0, 6.0, 7.0),
+        windows_days: Sequence[float] = (1.0, 7.0, 30.0),
+    ) -> pl.DataFrame:
         """One row per (``m_min``, ``window_days``): the window starts at ``at`` (default the fit
         time) and lasts ``window_days``. Columns :data:`FORECAST_COLUMNS`: ``expected_count``
         (posterior mean of N), ``probability`` (``P(at least one M >= m_min)``), ``count_low`` /
@@ -400,8 +493,10 @@ class ReasenbergJones:
         start = self.fitted_at_ if at is None else at
         t1 = (start - self.mainshock_time_) / _DAY
         if t1 < 0:
-            raise FrameError(f"forecast start {start} is before the mainshock {self.mainshock_time_}",
-                             fix="forecast from a time after the mainshock")
+            raise FrameError(
+                f"forecast start {start} is before the mainshock {self.mainshock_time_}",
+                fix="forecast from a time after the mainshock",
+            )
         rows = []
         for m in magnitudes:
             for window in windows_days:
@@ -409,17 +504,28 @@ class ReasenbergJones:
                     raise FrameError(f"window_days={window}", fix="windows must last more than 0 days")
                 n = self.expected_counts(t1=t1, t2=t1 + window, m=m)
                 low, high = _mixture_quantiles(n, self.a_weights_, (0.025, 0.975))
-                rows.append({
-                    "forecast_time": start, "mainshock_time": self.mainshock_time_,
-                    "mainshock_magnitude": self.mainshock_magnitude_, "days_since_mainshock": t1,
-                    "m_min": float(m), "window_days": float(window),
-                    "expected_count": float(np.sum(self.a_weights_ * n)),
-                    "probability": float(np.sum(self.a_weights_ * -np.expm1(-n))),
-                    "count_low": low, "count_high": high,
-                    "a_value": self.a_, "b_value": self.b_, "omori_p": self.p_, "omori_c": self.c_,
-                    "n_aftershocks": self.n_aftershocks_, "catalog_mc": self.catalog_mc_,
-                    "regime": self.params.regime, "update": self.method_,
-                })
+                rows.append(
+                    {
+                        "forecast_time": start,
+                        "mainshock_time": self.mainshock_time_,
+                        "mainshock_magnitude": self.mainshock_magnitude_,
+                        "days_since_mainshock": t1,
+                        "m_min": float(m),
+                        "window_days": float(window),
+                        "expected_count": float(np.sum(self.a_weights_ * n)),
+                        "probability": float(np.sum(self.a_weights_ * -np.expm1(-n))),
+                        "count_low": low,
+                        "count_high": high,
+                        "a_value": self.a_,
+                        "b_value": self.b_,
+                        "omori_p": self.p_,
+                        "omori_c": self.c_,
+                        "n_aftershocks": self.n_aftershocks_,
+                        "catalog_mc": self.catalog_mc_,
+                        "regime": self.params.regime,
+                        "update": self.method_,
+                    }
+                )
         return pl.DataFrame(rows, schema=_FORECAST_SCHEMA)
 
 
@@ -434,19 +540,39 @@ def _mixture_quantiles(means: np.ndarray, weights: np.ndarray, qs: tuple[float, 
 
 
 _SCHEMA_TYPES: dict[str, pl.DataType] = {
-    "forecast_time": pl.Datetime("us"), "mainshock_time": pl.Datetime("us"), "mainshock_magnitude": pl.Float64(),
-    "days_since_mainshock": pl.Float64(), "m_min": pl.Float64(), "window_days": pl.Float64(),
-    "expected_count": pl.Float64(), "probability": pl.Float64(), "count_low": pl.Int64(), "count_high": pl.Int64(),
-    "a_value": pl.Float64(), "b_value": pl.Float64(), "omori_p": pl.Float64(), "omori_c": pl.Float64(),
-    "n_aftershocks": pl.Int64(), "catalog_mc": pl.Float64(), "regime": pl.String(), "update": pl.String(),
+    "forecast_time": pl.Datetime("us"),
+    "mainshock_time": pl.Datetime("us"),
+    "mainshock_magnitude": pl.Float64(),
+    "days_since_mainshock": pl.Float64(),
+    "m_min": pl.Float64(),
+    "window_days": pl.Float64(),
+    "expected_count": pl.Float64(),
+    "probability": pl.Float64(),
+    "count_low": pl.Int64(),
+    "count_high": pl.Int64(),
+    "a_value": pl.Float64(),
+    "b_value": pl.Float64(),
+    "omori_p": pl.Float64(),
+    "omori_c": pl.Float64(),
+    "n_aftershocks": pl.Int64(),
+    "catalog_mc": pl.Float64(),
+    "regime": pl.String(),
+    "update": pl.String(),
 }
 _FORECAST_SCHEMA = pl.Schema(_SCHEMA_TYPES)
 #: Columns of :meth:`ReasenbergJones.probabilities` and :func:`aftershock_forecast`.
 FORECAST_COLUMNS: tuple[str, ...] = tuple(_FORECAST_SCHEMA.names())
 
 
-def find_mainshock(events: pl.DataFrame, *, at: datetime, min_magnitude: float = 6.0, lookback_days: float = 365.0,
-                   setting: str = "global", min_probability: float = 0.01) -> dict[str, object] | None:
+def find_mainshock(
+    events: pl.DataFrame,
+    *,
+    at: datetime,
+    min_magnitude: float = 6.0,
+    lookback_days: float = 365.0,
+    setting: str = "global",
+    min_probability: float = 0.01,
+) -> dict[str, object] | None:
     """The mainshock whose sequence drives the forecast at ``at``, or ``None`` when no
     sequence is active.
 
@@ -473,15 +599,25 @@ def find_mainshock(events: pl.DataFrame, *, at: datetime, min_magnitude: float =
     dt = (at - cand.get_column("time")).dt.total_microseconds().to_numpy() / 8.64e10
     mags = cand.get_column("magnitude").to_numpy()
     best = int(np.argmax(gp.b * mags - gp.p * np.log10(dt + gp.c)))
-    n = 10 ** (gp.a + gp.b * (mags[best] - min_magnitude)) * float(omori_integral(dt[best], dt[best] + 7.0, p=gp.p, c=gp.c))
+    n = 10 ** (gp.a + gp.b * (mags[best] - min_magnitude)) * float(
+        omori_integral(dt[best], dt[best] + 7.0, p=gp.p, c=gp.c)
+    )
     return cand.row(best, named=True) if -math.expm1(-n) >= min_probability else None
 
 
-def aftershock_forecast(events: pl.DataFrame, *, at: datetime, setting: str = "global", min_magnitude: float = 6.0,
-                        lookback_days: float = 365.0, min_probability: float = 0.01, magnitudes: Sequence[float] = (5.0, 6.0, 7.0),
-                        windows_days: Sequence[float] = (1.0, 7.0, 30.0),
-                        update: Literal["bayesian", "generic", "sequence"] = "bayesian",
-                        catalog_mc: float | None = None) -> pl.DataFrame:
+def aftershock_forecast(
+    events: pl.DataFrame,
+    *,
+    at: datetime,
+    setting: str = "global",
+    min_magnitude: float = 6.0,
+    lookback_days: float = 365.0,
+    min_probability: float = 0.01,
+    magnitudes: Sequence[float] = (5.0, 6.0, 7.0),
+    windows_days: Sequence[float] = (1.0, 7.0, 30.0),
+    update: Literal["bayesian", "generic", "sequence"] = "bayesian",
+    catalog_mc: float | None = None,
+) -> pl.DataFrame:
     """Reasenberg-Jones probabilities at ``at`` for a regional event frame, or an empty frame
     (columns :data:`FORECAST_COLUMNS`) when :func:`find_mainshock` finds no mainshock.
 
@@ -489,8 +625,14 @@ def aftershock_forecast(events: pl.DataFrame, *, at: datetime, setting: str = "g
     run past ``at``: nothing at or after ``at`` is used. ``catalog_mc`` defaults to maximum
     curvature + 0.2 over the events before ``at``.
     """
-    main = find_mainshock(events, at=at, min_magnitude=min_magnitude, lookback_days=lookback_days, setting=setting,
-                          min_probability=min_probability)
+    main = find_mainshock(
+        events,
+        at=at,
+        min_magnitude=min_magnitude,
+        lookback_days=lookback_days,
+        setting=setting,
+        min_probability=min_probability,
+    )
     if main is None:
         return pl.DataFrame(schema=_FORECAST_SCHEMA)
     model = ReasenbergJones(setting=setting, update=update, catalog_mc=catalog_mc)
@@ -523,8 +665,10 @@ def aftershock_level(probability: float, *, yellow: float = 0.05, orange: float 
     later M7 13 % (yellow) and M8 56 % (red). The sequence's own aftershocks then move it.
     """
     if not (0.0 < yellow <= orange <= red <= 1.0):
-        raise ConfigError(f"thresholds yellow={yellow}, orange={orange}, red={red}",
-                          fix="need 0 < yellow <= orange <= red <= 1, e.g. 0.05, 0.20, 0.50")
+        raise ConfigError(
+            f"thresholds yellow={yellow}, orange={orange}, red={red}",
+            fix="need 0 < yellow <= orange <= red <= 1, e.g. 0.05, 0.20, 0.50",
+        )
     if not math.isfinite(probability):
         return Level.NONE
     for level, threshold in ((Level.RED, red), (Level.ORANGE, orange), (Level.YELLOW, yellow)):
@@ -547,4 +691,3 @@ def background_rate_level(rate_p_value: float, *, significance: float = 1e-3) ->
 def cap_without_mainshock(level: Level, *, has_mainshock: bool) -> Level:
     """Any seismic level without a mainshock (no :func:`find_mainshock` result) is at most blue."""
     return level if has_mainshock else min(Level(level), Level.BLUE)
-

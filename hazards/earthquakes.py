@@ -106,8 +106,13 @@ def mc_max_curvature(magnitudes: np.ndarray, *, delta_m: float = _BIN, correctio
     return float(values[np.argmax(counts)] + correction)
 
 
-def estimate_b(magnitudes: np.ndarray, *, mc: float, delta_m: float = _BIN,
-               method: Literal["tinti_mulargia", "utsu"] = "tinti_mulargia") -> BValueEstimate:
+def estimate_b(
+    magnitudes: np.ndarray,
+    *,
+    mc: float,
+    delta_m: float = _BIN,
+    method: Literal["tinti_mulargia", "utsu"] = "tinti_mulargia",
+) -> BValueEstimate:
     """Maximum-likelihood b of the events with ``M >= mc - delta_m / 2``.
 
     ``tinti_mulargia`` (default) is the exact likelihood estimate for magnitudes rounded to
@@ -120,13 +125,18 @@ def estimate_b(magnitudes: np.ndarray, *, mc: float, delta_m: float = _BIN,
     mags = _magnitudes(magnitudes)
     above = mags[mags >= mc - delta_m / 2.0 - 1e-9]
     if above.size < 2 or np.ptp(above) == 0:
-        raise FrameError(f"{above.size} event(s) at or above mc={mc:g} (of {mags.size}); a b-value needs "
-                         "at least two distinct magnitudes", fix="lower mc or widen the catalog")
+        raise FrameError(
+            f"{above.size} event(s) at or above mc={mc:g} (of {mags.size}); a b-value needs "
+            "at least two distinct magnitudes",
+            fix="lower mc or widen the catalog",
+        )
     mean_excess = float(above.mean()) - mc
     if method == "tinti_mulargia":
         if mean_excess <= 0:
-            raise FrameError(f"mean magnitude {above.mean():.3f} is not above mc={mc:g}",
-                             fix="pass magnitudes rounded to delta_m and the mc they were cut at")
+            raise FrameError(
+                f"mean magnitude {above.mean():.3f} is not above mc={mc:g}",
+                fix="pass magnitudes rounded to delta_m and the mc they were cut at",
+            )
         b = math.log(1.0 + delta_m / mean_excess) / delta_m / math.log(10.0)
     elif method == "utsu":
         b = math.log10(math.e) / (mean_excess + delta_m / 2.0)
@@ -137,8 +147,9 @@ def estimate_b(magnitudes: np.ndarray, *, mc: float, delta_m: float = _BIN,
     return BValueEstimate(b=b, sigma=sigma, n=int(above.size), mc=float(mc), delta_m=float(delta_m), method=method)
 
 
-def mc_b_stability(magnitudes: np.ndarray, *, delta_m: float = _BIN, stability_range: float = 0.5,
-                   candidates: np.ndarray | None = None) -> float | None:
+def mc_b_stability(
+    magnitudes: np.ndarray, *, delta_m: float = _BIN, stability_range: float = 0.5, candidates: np.ndarray | None = None
+) -> float | None:
     """Completeness magnitude by b-value stability (Cao & Gao 2002; Woessner & Wiemer 2005).
 
     For each candidate Mc (every ``delta_m`` bin from the smallest magnitude up, unless
@@ -158,8 +169,11 @@ def mc_b_stability(magnitudes: np.ndarray, *, delta_m: float = _BIN, stability_r
             continue
         try:
             here = estimate_b(mags, mc=mc, delta_m=delta_m)
-            ahead = [estimate_b(mags, mc=mc + k * delta_m, delta_m=delta_m).b for k in range(steps)
-                     if mc + k * delta_m <= top + 1e-9]
+            ahead = [
+                estimate_b(mags, mc=mc + k * delta_m, delta_m=delta_m).b
+                for k in range(steps)
+                if mc + k * delta_m <= top + 1e-9
+            ]
         except FrameError:  # too few events left above this candidate: it cannot pass
             continue
         if abs(sum(ahead) / steps - here.b) <= here.sigma:
@@ -176,26 +190,41 @@ def b_value(magnitudes: np.ndarray, mc: float) -> float:
     return float(math.log10(math.e) / (above.mean() - (mc - _BIN / 2.0)))
 
 
-def seismic_indicators(events: pl.DataFrame, *, window_days: int = 7, background_days: int = 365,
-                       b_events: int = 100, mc: float | None = None) -> pl.DataFrame:
+def seismic_indicators(
+    events: pl.DataFrame,
+    *,
+    window_days: int = 7,
+    background_days: int = 365,
+    b_events: int = 100,
+    mc: float | None = None,
+) -> pl.DataFrame:
     """Daily seismic indicators (module docstring)."""
     missing = [c for c in ("time", "magnitude") if c not in events.columns]
     if missing:
-        raise FrameError(f"event frame lacks {missing}; it has {events.columns}",
-                         fix="pass events with columns time (UTC datetime) and magnitude")
+        raise FrameError(
+            f"event frame lacks {missing}; it has {events.columns}",
+            fix="pass events with columns time (UTC datetime) and magnitude",
+        )
     if window_days < 1 or background_days <= window_days:
-        raise FrameError(f"window_days={window_days}, background_days={background_days}",
-                         fix="need 1 <= window_days < background_days, e.g. 7 and 365")
+        raise FrameError(
+            f"window_days={window_days}, background_days={background_days}",
+            fix="need 1 <= window_days < background_days, e.g. 7 and 365",
+        )
     ev = events.select(pl.col("time").cast(pl.Datetime("us")), pl.col("magnitude").cast(pl.Float64)).sort("time")
     if ev.height == 0:
         raise FrameError("event frame is empty", fix="widen the region or the time range")
     mags = ev.get_column("magnitude").to_numpy()
     mc = completeness_magnitude(mags) if mc is None else mc
     daily = (
-        ev.with_columns(pl.col("time").dt.truncate("1d").alias("ds"),
-                        (10 ** (1.5 * pl.col("magnitude") + 4.8)).alias("energy"))
-        .group_by("ds").agg(pl.len().alias("events"), pl.col("magnitude").max().alias("max_magnitude"),
-                            pl.col("energy").sum().log10().alias("log10_energy"))
+        ev.with_columns(
+            pl.col("time").dt.truncate("1d").alias("ds"), (10 ** (1.5 * pl.col("magnitude") + 4.8)).alias("energy")
+        )
+        .group_by("ds")
+        .agg(
+            pl.len().alias("events"),
+            pl.col("magnitude").max().alias("max_magnitude"),
+            pl.col("energy").sum().log10().alias("log10_energy"),
+        )
     )
     first = cast(datetime, daily.get_column("ds").min())  # the frame has rows: checked on entry
     last = cast(datetime, daily.get_column("ds").max())
@@ -212,11 +241,24 @@ def seismic_indicators(events: pl.DataFrame, *, window_days: int = 7, background
         p_value = np.where(days_seen >= window_days, poisson.sf(recent - 1, expected), np.nan)
     b_now, b_before = _b_series(ev, frame.get_column("ds"), mc, b_events)
     return frame.with_columns(
-        pl.Series("rate_ratio", ratio), pl.Series("rate_p_value", p_value),
-        pl.Series("b_value", b_now), pl.Series("b_value_background", b_before),
-        pl.Series("b_drift", b_now - b_before), pl.lit(mc).alias("mc"),
-    ).select("ds", "events", "rate_ratio", "rate_p_value", "max_magnitude", "log10_energy",
-             "b_value", "b_value_background", "b_drift", "mc")
+        pl.Series("rate_ratio", ratio),
+        pl.Series("rate_p_value", p_value),
+        pl.Series("b_value", b_now),
+        pl.Series("b_value_background", b_before),
+        pl.Series("b_drift", b_now - b_before),
+        pl.lit(mc).alias("mc"),
+    ).select(
+        "ds",
+        "events",
+        "rate_ratio",
+        "rate_p_value",
+        "max_magnitude",
+        "log10_energy",
+        "b_value",
+        "b_value_background",
+        "b_drift",
+        "mc",
+    )
 
 
 def _b_series(ev: pl.DataFrame, days: pl.Series, mc: float, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -240,7 +282,9 @@ def seismic_rate_scores(indicators: pl.DataFrame, *, unique_id: str) -> pl.DataF
     frame = indicators.filter(pl.col("rate_p_value").is_not_null() & pl.col("rate_p_value").is_not_nan())
     p = frame.get_column("rate_p_value").clip(1e-300, 1.0)
     return frame.select(
-        pl.lit(unique_id).alias("unique_id"), pl.col("ds").cast(pl.Datetime("us")),
+        pl.lit(unique_id).alias("unique_id"),
+        pl.col("ds").cast(pl.Datetime("us")),
         pl.lit(SEISMIC_RATE_DETECTOR).alias("detector"),
-        (-p.log10()).alias("raw_score"), (1.0 - p).alias("score"),
+        (-p.log10()).alias("raw_score"),
+        (1.0 - p).alias("score"),
     )

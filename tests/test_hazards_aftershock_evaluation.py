@@ -39,8 +39,9 @@ def test_magnitude_test_matches_pycsep_with_the_same_random_numbers() -> None:
     forecast = 10 ** (-1.0 * (bins - 5.0))  # GR with b = 1, rates per bin up to normalisation
     forecast = forecast - np.append(forecast[1:], 0.0)
     rng = np.random.default_rng(7)
-    observed = np.bincount(np.searchsorted(np.cumsum(forecast) / forecast.sum(), rng.random(120), side="right"),
-                           minlength=bins.size)[: bins.size].astype(float)
+    observed = np.bincount(
+        np.searchsorted(np.cumsum(forecast) / forecast.sum(), rng.random(120), side="right"), minlength=bins.size
+    )[: bins.size].astype(float)
     randoms = np.random.default_rng(11).random((200, int(observed.sum())))
     ours = ae.magnitude_test(forecast, observed, num_simulations=200, random_numbers=randoms)
     assert ours.n_observed == 120 and 0.025 < ours.quantile <= 1.0  # drawn from the forecast: not rejected
@@ -49,8 +50,14 @@ def test_magnitude_test_matches_pycsep_with_the_same_random_numbers() -> None:
     assert ae.magnitude_test(steep, observed, num_simulations=200, seed=1).quantile < 0.025
     csep = pytest.importorskip("csep.core.poisson_evaluations")
     quantile, observed_ll, simulated = csep._poisson_likelihood_test(
-        forecast, observed, num_simulations=200, random_numbers=randoms, use_observed_counts=True,
-        verbose=False, normalize_likelihood=True)
+        forecast,
+        observed,
+        num_simulations=200,
+        random_numbers=randoms,
+        use_observed_counts=True,
+        verbose=False,
+        normalize_likelihood=True,
+    )
     assert ours.quantile == quantile
     assert ours.observed_log_likelihood == pytest.approx(observed_ll, rel=1e-12)
     assert np.allclose(ours.simulated_log_likelihood, simulated, rtol=1e-12)
@@ -68,11 +75,15 @@ def test_brier_score_and_reliability_table() -> None:
 
 @pytest.fixture(scope="module")
 def tohoku_events() -> pl.DataFrame:
-    item = next(b for b in bundled_catalogue(DATA) if b.relative_path == "seismic/usgs_comcat_japan_2005_2014_processed.csv")
+    item = next(
+        b for b in bundled_catalogue(DATA) if b.relative_path == "seismic/usgs_comcat_japan_2005_2014_processed.csv"
+    )
     events = parse(DATA / item.relative_path, item.format, **item.options).events
     box = SEISMIC_REGIONS["japan"][0]
-    return events.filter(pl.col("lat").is_between(box["min_lat"], box["max_lat"])
-                         & pl.col("lon").is_between(box["min_lon"], box["max_lon"]))
+    return events.filter(
+        pl.col("lat").is_between(box["min_lat"], box["max_lat"])
+        & pl.col("lon").is_between(box["min_lon"], box["max_lon"])
+    )
 
 
 def test_replay_on_the_tohoku_catalog(tohoku_events: pl.DataFrame) -> None:

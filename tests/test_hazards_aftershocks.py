@@ -22,11 +22,15 @@ DATA = Path(__file__).resolve().parent.parent / "data"
 
 @pytest.fixture(scope="module")
 def tohoku_events() -> pl.DataFrame:
-    item = next(b for b in bundled_catalogue(DATA) if b.relative_path == "seismic/usgs_comcat_japan_2005_2014_processed.csv")
+    item = next(
+        b for b in bundled_catalogue(DATA) if b.relative_path == "seismic/usgs_comcat_japan_2005_2014_processed.csv"
+    )
     events = parse(DATA / item.relative_path, item.format, **item.options).events
     box = SEISMIC_REGIONS["japan"][0]
-    return events.filter(pl.col("lat").is_between(box["min_lat"], box["max_lat"])
-                         & pl.col("lon").is_between(box["min_lon"], box["max_lon"]))
+    return events.filter(
+        pl.col("lat").is_between(box["min_lat"], box["max_lat"])
+        & pl.col("lon").is_between(box["min_lon"], box["max_lon"])
+    )
 
 
 def test_probability_matches_the_hand_computed_case() -> None:
@@ -36,11 +40,14 @@ def test_probability_matches_the_hand_computed_case() -> None:
     #   I = ((8 + 0.018) ** 0.12 - (1 + 0.018) ** 0.12) / 0.12 = (1.2837721 - 1.0021431) / 0.12 = 2.3469083
     #   N = 0.0338844 * 2.3469083 = 0.0795236
     #   P = 1 - exp(-0.0795236) = 0.0764438
-    sure = rj.GenericRJParameters(regime="hand", a=-2.47, a_sigma=0.0, a_sigma0=1e-6, a_sigma1=0.0,
-                                  b=1.0, p=0.88, c=0.018)  # no spread of a: the plug-in case
+    sure = rj.GenericRJParameters(
+        regime="hand", a=-2.47, a_sigma=0.0, a_sigma0=1e-6, a_sigma1=0.0, b=1.0, p=0.88, c=0.018
+    )  # no spread of a: the plug-in case
     main = dt.datetime(2020, 1, 1)
     events = pl.DataFrame({"time": [main], "magnitude": [7.0]})
-    model = rj.ReasenbergJones(params=sure, update="generic", catalog_mc=4.5).fit(events, at=main + dt.timedelta(days=1))
+    model = rj.ReasenbergJones(params=sure, update="generic", catalog_mc=4.5).fit(
+        events, at=main + dt.timedelta(days=1)
+    )
     row = model.probabilities(magnitudes=(6.0,), windows_days=(7.0,)).row(0, named=True)
     assert row["expected_count"] == pytest.approx(0.0795236, abs=1e-6)
     assert row["probability"] == pytest.approx(0.0764438, abs=1e-6)
@@ -51,7 +58,8 @@ def test_probability_matches_the_hand_computed_case() -> None:
     assert float(rj.omori_integral(1.0, 8.0, p=0.88, c=0.018)) == pytest.approx(2.3469083, abs=1e-7)
     # Spread in a raises the mean count (the mean of 10 ** a) but the forecast stays P = sum w (1 - e^-N).
     wide = rj.ReasenbergJones(setting="subduction", update="generic", catalog_mc=4.5).fit(
-        events, at=main + dt.timedelta(days=1))
+        events, at=main + dt.timedelta(days=1)
+    )
     w = wide.probabilities(magnitudes=(6.0,), windows_days=(7.0,)).row(0, named=True)
     assert w["expected_count"] > row["expected_count"]
     n = wide.expected_counts(t1=1.0, t2=8.0, m=6.0)
@@ -61,9 +69,12 @@ def test_probability_matches_the_hand_computed_case() -> None:
 def test_generic_parameters_are_the_published_table() -> None:
     # Page et al. (2016) via USGS opensha-oaf GenericRJ_ParametersFetch.json (commit 20431f4).
     published = {  # regime: (a mean, a sigma, sigma1, p)
-        "SZ-GENERIC": (-2.47, 0.63, 570, 0.88), "ANSR-SHALCON": (-2.42, 0.63, 570, 0.98),
-        "ANSR-DEEPCON": (-2.13, 0.52, 250, 0.98), "SCR-GENERIC": (-2.85, 0.78, 870, 0.73),
-        "SZ-ONSHORE": (-2.34, 0.60, 500, 0.81), "ANSR-OCEANBD": (-3.19, 0.60, 500, 1.08),
+        "SZ-GENERIC": (-2.47, 0.63, 570, 0.88),
+        "ANSR-SHALCON": (-2.42, 0.63, 570, 0.98),
+        "ANSR-DEEPCON": (-2.13, 0.52, 250, 0.98),
+        "SCR-GENERIC": (-2.85, 0.78, 870, 0.73),
+        "SZ-ONSHORE": (-2.34, 0.60, 500, 0.81),
+        "ANSR-OCEANBD": (-3.19, 0.60, 500, 1.08),
     }
     for regime, (a, sigma, sigma1, p) in published.items():
         row = rj.GENERIC_RJ_PARAMETERS[regime]
@@ -83,8 +94,9 @@ def test_generic_parameters_are_the_published_table() -> None:
     assert mc.tolist() == pytest.approx([6.25, 5.25, 4.5, 4.5])
 
 
-def _simulate(rng: np.random.Generator, *, a: float, p: float, c: float, mm: float, mc: float,
-              t_end: float) -> tuple[np.ndarray, np.ndarray]:
+def _simulate(
+    rng: np.random.Generator, *, a: float, p: float, c: float, mm: float, mc: float, t_end: float
+) -> tuple[np.ndarray, np.ndarray]:
     """A non-homogeneous Poisson process with rate 10**(a + (mm - mc)) (t + c)**-p (b = 1) on
     (0, t_end], by inverting its cumulative rate, and GR magnitudes from mc."""
     k = 10 ** (a + (mm - mc))
@@ -99,8 +111,7 @@ def test_sequence_fit_recovers_known_omori_parameters() -> None:
     fits = []
     for seed in range(5):
         times, mags = _simulate(np.random.default_rng(seed), a=-1.9, p=1.1, c=0.05, mm=7.5, mc=4.0, t_end=100.0)
-        fit = rj.fit_omori_utsu(times, mags, t_end=100.0, mainshock_magnitude=7.5, catalog_mc=4.0,
-                                incompleteness=False)
+        fit = rj.fit_omori_utsu(times, mags, t_end=100.0, mainshock_magnitude=7.5, catalog_mc=4.0, incompleteness=False)
         assert 200 < fit.n < 400
         assert abs(fit.p - 1.1) < 0.15 and abs(fit.a + 1.9) < 0.2 and 0.01 < fit.c < 0.25
         fits.append(fit)
@@ -112,7 +123,8 @@ def test_sequence_fit_recovers_known_omori_parameters() -> None:
     frame = pl.DataFrame({"time": [main + dt.timedelta(days=float(t)) for t in times], "magnitude": mags})
     frame = pl.concat([pl.DataFrame({"time": [main], "magnitude": [7.5]}), frame])
     model = rj.ReasenbergJones(setting="subduction", catalog_mc=4.0, incompleteness=False).fit(
-        frame, at=main + dt.timedelta(days=10))
+        frame, at=main + dt.timedelta(days=10)
+    )
     assert model.method_ == "bayesian" and model.n_aftershocks_ == times.size
     assert model.a_ == pytest.approx(-1.9, abs=0.1)
     with pytest.raises(FrameError, match="needs 10"):
@@ -128,8 +140,9 @@ def test_tohoku_sequence_gives_a_high_probability_and_a_quiet_date_none(tohoku_e
     assert week6["probability"] > 0.99  # 0.99999: 26 M >= 6 expected, 7 observed in ComCat
     assert week6["update"] == "bayesian" and week6["n_aftershocks"] > 250 and week6["a_value"] > -2.47
     assert rj.aftershock_level(week6["probability"]) is Level.RED
-    observed = tohoku_events.filter(pl.col("time").is_between(at, at + dt.timedelta(days=7), closed="left")
-                                    & (pl.col("magnitude") >= 6.0)).height
+    observed = tohoku_events.filter(
+        pl.col("time").is_between(at, at + dt.timedelta(days=7), closed="left") & (pl.col("magnitude") >= 6.0)
+    ).height
     # Where it is wrong: ComCat lists 7 M >= 6 in that week, below the Bayesian 95 % range (16 .. 37),
     # because the generic p = 0.88 decays slower than this sequence did (its own fit: p = 1.23).
     # The "sequence" update, with the sequence's own p and c, brackets what happened.

@@ -26,8 +26,10 @@ def _parsed(relative: str):  # noqa: ANN202
 def tohoku_events() -> pl.DataFrame:
     events = _parsed("seismic/usgs_comcat_japan_2005_2014_processed.csv").events
     box = SEISMIC_REGIONS["japan"][0]
-    return events.filter(pl.col("lat").is_between(box["min_lat"], box["max_lat"])
-                         & pl.col("lon").is_between(box["min_lon"], box["max_lon"]))
+    return events.filter(
+        pl.col("lat").is_between(box["min_lat"], box["max_lat"])
+        & pl.col("lon").is_between(box["min_lon"], box["max_lon"])
+    )
 
 
 def test_seismic_rate_ratio_is_significant_on_the_tohoku_sequence(tohoku_events: pl.DataFrame) -> None:
@@ -51,9 +53,46 @@ def test_seismic_rate_ratio_is_significant_on_the_tohoku_sequence(tohoku_events:
 # --- Magnitude of completeness and b-value -------------------------------------------------
 
 # SeismoStats 1.0.1's documented example (seismostats/analysis/estimate_mc.py docstrings).
-SEISMOSTATS_EXAMPLE = np.array([2.3, 1.2, 1.5, 1.2, 1.7, 1.1, 1.2, 1.8, 1.6, 1.2, 1.5, 1.2, 1.7, 1.6, 1.1, 1.1, 1.2,
-                                2.0, 1.1, 1.2, 1.1, 1.2, 1.6, 1.9, 1.3, 1.7, 1.3, 1.0, 1.2, 1.7, 1.3, 1.3, 1.1, 1.5,
-                                1.4, 1.5])
+SEISMOSTATS_EXAMPLE = np.array(
+    [
+        2.3,
+        1.2,
+        1.5,
+        1.2,
+        1.7,
+        1.1,
+        1.2,
+        1.8,
+        1.6,
+        1.2,
+        1.5,
+        1.2,
+        1.7,
+        1.6,
+        1.1,
+        1.1,
+        1.2,
+        2.0,
+        1.1,
+        1.2,
+        1.1,
+        1.2,
+        1.6,
+        1.9,
+        1.3,
+        1.7,
+        1.3,
+        1.0,
+        1.2,
+        1.7,
+        1.3,
+        1.3,
+        1.1,
+        1.5,
+        1.4,
+        1.5,
+    ]
+)
 
 
 def _gutenberg_richter(rng: np.random.Generator, n: int, *, b: float, mc: float, incomplete: int = 0) -> np.ndarray:
@@ -93,8 +132,34 @@ def test_mc_and_b_reproduce_seismostats_documented_values() -> None:
         ahead = [hazards.estimate_b(SEISMOSTATS_EXAMPLE, mc=mc + 0.1 * k).b for k in range(5)]
         assert abs(np.mean(ahead) - here.b) / here.sigma == pytest.approx(diff, abs=1e-9)
     # ClassicBValueEstimator's example (Tinti & Mulargia 1987).
-    mags = np.array([2.0, 2.5, 2.1, 2.2, 2.5, 2.2, 2.6, 2.3, 2.7, 2.2, 2.4, 2.0, 2.7, 2.2, 2.3, 2.1, 2.4, 2.6, 2.2,
-                     2.2, 2.7, 2.4, 2.2, 2.5])
+    mags = np.array(
+        [
+            2.0,
+            2.5,
+            2.1,
+            2.2,
+            2.5,
+            2.2,
+            2.6,
+            2.3,
+            2.7,
+            2.2,
+            2.4,
+            2.0,
+            2.7,
+            2.2,
+            2.3,
+            2.1,
+            2.4,
+            2.6,
+            2.2,
+            2.2,
+            2.7,
+            2.4,
+            2.2,
+            2.5,
+        ]
+    )
     assert hazards.estimate_b(mags, mc=2.0).b == pytest.approx(1.114920128810535, abs=1e-12)
     with pytest.raises(FrameError, match="at least two distinct"):
         hazards.estimate_b(mags, mc=3.0)
