@@ -4,15 +4,28 @@ The template writer renders every number, date, place and level straight from th
 bundle, so nothing in its text can be invented. Every judgment carries the label the
 guidelines require (machine-generated, auxiliary, for reference) and the hash of the evidence
 it was written from, so a reader can trace each statement back.
+
+What a level means (issue 14): a grade's evidence says whether its level is the output of a
+field model (``basis: hazard_model`` with a ``hazard`` forecast: probability, window,
+magnitude or return-period threshold) or the statistical-rarity fallback (``basis:
+statistical_rarity``, possibly ``capped_at`` a level unless ``corroborated_by`` another
+series). :func:`grade_basis` carries that into the bundle's ``basis``; :func:`basis_sentences`
+states it (a hazard-model level as its probability, window and magnitude, never as a score; a
+rarity level plainly as a rarity, never as a hazard probability); :func:`evidence_contradictions`
+finds figures of a bundle that disagree with each other (a crossing probability beside an
+interval that says otherwise, an interval below the series' physical lower bound, a
+probability a Poisson count of the stated mean cannot have), which the judgment then names and
+flags for review instead of printing side by side as if they agreed.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeGuard
 
 from core.vocabulary import WARNING_LEVELS, Level
 
@@ -24,6 +37,16 @@ __all__ = [
     "TEMPLATE_VERSION",
     "LEVEL_ZH",
     "HAZARD_ZH",
+    "HAZARD_MODEL",
+    "STATISTICAL_RARITY",
+    "Contradiction",
+    "grade_basis",
+    "basis_sentences",
+    "hazard_sentences",
+    "evidence_contradictions",
+    "contradiction_sentences",
+    "hazard_figures",
+    "percent",
 ]
 
 TEMPLATE_VERSION = "template-v1"
@@ -75,8 +98,15 @@ def write_template_judgment(evidence: dict[str, Any]) -> Judgment:
 
     Required keys: ``name, unique_id, region, hazard, level, ds, score, threshold, driver,
     value, unit, data_age_days``; optional ``forecast`` with ``ds, q05, q50, q95``,
-    ``basis`` (how the grade reached its level: ``in_cooldown``, ``exceedance``) and
-    ``as_of`` (the replay date, which marks the text as an exercise).
+    ``basis`` (how the grade reached its level: ``in_cooldown``, ``exceedance``; with
+    ``kind`` and ``hazard``/``capped_at``/``corroborated_by`` from :func:`grade_basis`),
+    ``lower_bound``/``upper_bound`` (the series' physical bounds) and ``as_of`` (the replay
+    date, which marks the text as an exercise).
+
+    A field-model level is stated as the model's probability, window and magnitude or
+    threshold (no score); a rarity level keeps its score sentence and says it is a rarity.
+    Figures that contradict each other (:func:`evidence_contradictions`) are named in the text
+    and set ``checks.review_flag``.
     """
     level = evidence["level"]
     ds = _date(evidence["ds"])
@@ -84,21 +114,38 @@ def write_template_judgment(evidence: dict[str, Any]) -> Judgment:
     value = _fmt(evidence.get("value"), evidence.get("unit"))
     forecast = evidence.get("forecast")
     en_basis, zh_basis = _basis(evidence)
+    meaning = basis_sentences(evidence)
     en = [
         f"{evidence['name']} ({evidence['unique_id']}, {where}) reached {level.upper()} "
-        f"(level {Level.parse(level).roman}) for {evidence['hazard'].replace('_', ' ')} on {ds}.",
-        f"Observed value {value}; {en_basis}.",
+        f"(level {Level.parse(level).roman}) for {evidence['hazard'].replace('_', ' ')} on {ds}."
     ]
     zh = [
         f"{evidence['name']}（{evidence['unique_id']}，{where}）于{ds}达到"
-        f"{LEVEL_ZH[level]}（{Level.parse(level).roman}级）{_HAZARD_ZH[evidence['hazard']]}预警等级。",
-        f"观测值{value}；{zh_basis}。",
+        f"{LEVEL_ZH[level]}（{Level.parse(level).roman}级）{_HAZARD_ZH[evidence['hazard']]}预警等级。"
     ]
+    if _hazard_of(evidence) is not None and meaning:
+        # a field model's level is its probability, window and magnitude, not a score
+        en += [meaning[0], f"Observed value {value}."]
+        zh += [meaning[1], f"观测值{value}。"]
+    else:
+        en.append(f"Observed value {value}; {en_basis}.")
+        zh.append(f"观测值{value}；{zh_basis}。")
+        if meaning:
+            en.append(meaning[0])
+            zh.append(meaning[1])
     if forecast:
         band = f"[{_fmt(forecast['q05'])}, {_fmt(forecast['q95'])}]"
         fds = _date(forecast["ds"])
         en.append(f"Next-step forecast for {fds}: median {_fmt(forecast['q50'])}, 90% interval {band}.")
         zh.append(f"{fds}预测中位数{_fmt(forecast['q50'])}，90%区间{band}。")
+    found = evidence_contradictions(evidence)
+    checks: dict[str, Any] = {"grounded": "by construction: every figure rendered from evidence"}
+    if found:
+        note = contradiction_sentences(found)
+        en.append(note[0])
+        zh.append(note[1])
+        checks["contradictions"] = [c.message for c in found]
+        checks["review_flag"] = "figures in the evidence disagree: " + "; ".join(c.message for c in found)
     age = evidence["data_age_days"]
     en.append(f"Data are {age} days old at assessment time; treat as an indicator, not a certainty.")
     zh.append(f"数据距研判时已{age}天；仅作参考指标，并非确定结论。")
@@ -113,7 +160,7 @@ def write_template_judgment(evidence: dict[str, Any]) -> Judgment:
         label=AI_LABEL,
         text_en=" ".join(en),
         text_zh="".join(zh),
-        checks={"grounded": "by construction: every figure rendered from evidence"},
+        checks=checks,
     )
 
 
@@ -161,3 +208,381 @@ def _date(value: Any) -> str:
     if isinstance(value, datetime):
         return value.date().isoformat()
     return str(value)[:10]
+
+
+# -- what a level means: field model or statistical rarity (issue 14) ---------------------------
+
+#: ``basis`` of a grade whose level is a field model's output, and of the rarity fallback.
+HAZARD_MODEL = "hazard_model"
+STATISTICAL_RARITY = "statistical_rarity"
+
+#: Display names of the field models (``hazard.model``).
+_MODEL_NAMES = {
+    "reasenberg_jones": ("Reasenberg-Jones aftershock forecast", "Reasenberg-Jones余震预测"),
+    "return_period": ("return-period exceedance forecast", "重现期超越概率预报"),
+}
+
+
+def grade_basis(grade_evidence: dict[str, Any]) -> dict[str, Any]:
+    """The evidence bundle's ``basis`` from a grade's evidence (``risk_grades.evidence``).
+
+    Always ``raw_level``, ``in_cooldown``, ``exceedance`` (how the rarity grade reached its
+    level); when the cycle labelled the grade, also ``kind`` (the grade's ``basis``:
+    :data:`HAZARD_MODEL` or :data:`STATISTICAL_RARITY`), ``hazard`` (the field model's
+    forecast), ``capped_at``, ``uncapped_level``, ``corroborated_by`` and ``seismic_cap`` (a
+    seismic rarity grade held at blue because no mainshock is active), each only if present,
+    so the bundle of an unlabelled grade is what it was before.
+    """
+    basis: dict[str, Any] = {
+        "raw_level": grade_evidence.get("raw_level"),
+        "in_cooldown": bool(grade_evidence.get("in_cooldown")),
+        "exceedance": grade_evidence.get("exceedance"),
+    }
+    kind = grade_evidence.get("basis")
+    if isinstance(kind, str) and kind:
+        basis["kind"] = kind
+    for key in ("hazard", "capped_at", "uncapped_level", "corroborated_by", "seismic_cap"):
+        if grade_evidence.get(key) not in (None, "", [], {}):
+            basis[key] = grade_evidence[key]
+    return basis
+
+
+def _basis_of(evidence: dict[str, Any]) -> dict[str, Any]:
+    basis = evidence.get("basis")
+    return basis if isinstance(basis, dict) else {}
+
+
+def _hazard_of(evidence: dict[str, Any]) -> dict[str, Any] | None:
+    basis = _basis_of(evidence)
+    hazard = basis.get("hazard")
+    if basis.get("kind") == HAZARD_MODEL and isinstance(hazard, dict) and _number(hazard.get("probability")):
+        return hazard
+    return None
+
+
+def _number(value: Any) -> TypeGuard[int | float]:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def percent(p: float) -> str:
+    """A probability as a percentage a reader can act on: whole percent between 1 and 99, one
+    decimal nearer the ends, never rounded to a certainty (``<0.1%``, ``>99.9%``)."""
+    pct = 100.0 * p
+    if pct <= 0.0:
+        return "0%"
+    if pct >= 100.0:
+        return "100%"
+    if pct < 0.1:
+        return "<0.1%"
+    if pct > 99.9:
+        return ">99.9%"
+    if pct < 1.0 or pct > 99.0:
+        return f"{pct:.1f}%"
+    return f"{pct:.0f}%"
+
+
+def _g(value: Any) -> str:
+    return f"{value:g}" if _number(value) else str(value)
+
+
+def _count_range(hazard: dict[str, Any]) -> tuple[Any, Any] | None:
+    pair = hazard.get("count_range")
+    if isinstance(pair, (list, tuple)) and len(pair) == 2:
+        return pair[0], pair[1]
+    if hazard.get("count_low") is not None and hazard.get("count_high") is not None:
+        return hazard["count_low"], hazard["count_high"]
+    return None
+
+
+def hazard_figures(hazard: dict[str, Any]) -> dict[str, str]:
+    """The figures of a field model's forecast as texts (probability, window, event ...), the
+    same in the template, the LLM placeholders and CAP."""
+    model = str(hazard.get("model") or "field model")
+    name_en, name_zh = _MODEL_NAMES.get(model, (f"{model.replace('_', ' ')} model", f"{model}模型"))
+    magnitude = hazard.get("magnitude")
+    event = str(hazard.get("event") or (f"M>={_g(magnitude)} earthquake" if _number(magnitude) else "the event"))
+    if model == "reasenberg_jones" or _number(magnitude):
+        event_zh = f"M≥{_g(magnitude)}地震" if _number(magnitude) else "该事件"
+    elif _number(hazard.get("return_period_years")):
+        event_zh = f"超过{_g(hazard['return_period_years'])}年一遇阈值"
+    else:
+        event_zh = event
+    raw_main = hazard.get("mainshock")
+    main: dict[str, Any] = raw_main if isinstance(raw_main, dict) else {}
+    place = f" near {main['place']}" if main.get("place") else ""
+    mainshock = (
+        f"M{_g(main.get('magnitude'))}{place} of {str(main.get('time', ''))[:10]}" if main.get("magnitude") else "n/a"
+    )
+    rng = _count_range(hazard)
+    threshold = hazard.get("threshold")
+    unit = str(hazard.get("unit") or "")
+    return {
+        "probability": percent(float(hazard["probability"])),
+        "window_days": _g(hazard.get("window_days")) if _number(hazard.get("window_days")) else "n/a",
+        "magnitude": _g(magnitude) if _number(magnitude) else "n/a",
+        "event": event,
+        "event_zh": event_zh,
+        "model_name": name_en,
+        "model_name_zh": name_zh,
+        "mainshock": mainshock,
+        "mainshock_zh": (
+            f"{str(main.get('time', ''))[:10]} M{_g(main.get('magnitude'))}"
+            + (f"（{main['place']}）" if main.get("place") else "")
+            if main.get("magnitude")
+            else "n/a"
+        ),
+        "expected_count": f"{hazard['expected_count']:.2g}" if _number(hazard.get("expected_count")) else "n/a",
+        "count_range": f"{rng[0]}-{rng[1]}" if rng else "n/a",
+        "return_period": _g(hazard.get("return_period_years")) if _number(hazard.get("return_period_years")) else "n/a",
+        "hazard_threshold": (f"{threshold:.4g}" + (f" {unit}" if unit else "")) if _number(threshold) else "n/a",
+    }
+
+
+def hazard_sentences(hazard: dict[str, Any], level: str | None = None) -> tuple[str, str]:
+    """The field model's forecast in English and Chinese: probability, window and magnitude
+    (earthquakes) or return-period threshold (floods), with the ladder that made ``level``."""
+    f = hazard_figures(hazard)
+    model = hazard.get("model")
+    if model == "reasenberg_jones" or (f["magnitude"] != "n/a" and f["return_period"] == "n/a"):
+        details_en = [f"{f['model_name']}"]
+        details_zh = [f"{f['model_name_zh']}"]
+        if f["mainshock"] != "n/a":
+            details_en[0] += f" after the {f['mainshock']}"
+            details_zh[0] = f"{f['mainshock_zh']}主震后的{f['model_name_zh']}"
+        if f["expected_count"] != "n/a":
+            details_en.append(
+                f"expected {f['expected_count']} events"
+                + (f", range {f['count_range']}" if f["count_range"] != "n/a" else "")
+            )
+            details_zh.append(
+                f"预期{f['expected_count']}次" + (f"，范围{f['count_range']}次" if f["count_range"] != "n/a" else "")
+            )
+        en = (
+            f"Probability of at least one {f['event']} within {f['window_days']} days: {f['probability']} "
+            f"({'; '.join(details_en)})"
+        )
+        zh = (
+            f"余震概率：{f['window_days']}天内发生至少一次{f['event_zh']}的概率为{f['probability']}"
+            f"（{'；'.join(details_zh)}）"
+        )
+    elif model == "return_period" or f["return_period"] != "n/a":
+        quantity = str(hazard.get("quantity") or "flow")
+        quantity_zh = {"flow": "流量", "level": "水位"}.get(quantity, quantity)
+        en = (
+            f"Probability that the {quantity} exceeds the {f['return_period']}-year return level "
+            f"({f['hazard_threshold']}) within {f['window_days']} days: {f['probability']}"
+        )
+        zh = (
+            f"{f['window_days']}天内{quantity_zh}超过{f['return_period']}年一遇水平（{f['hazard_threshold']}）"
+            f"的概率为{f['probability']}"
+        )
+        fit = hazard.get("fit") or hazard.get("distribution")
+        if fit:
+            en += f" ({f['model_name']}, {str(fit).upper()} fit of annual maxima)"
+            zh += f"（{f['model_name_zh']}，年最大值{str(fit).upper()}拟合）"
+    else:
+        en = f"Probability of {f['event']} within {f['window_days']} days: {f['probability']} ({f['model_name']})"
+        zh = f"{f['window_days']}天内{f['event_zh']}的概率为{f['probability']}（{f['model_name_zh']}）"
+    ladder = hazard.get("ladder")
+    if level and isinstance(ladder, dict) and ladder:
+        steps = [(name, p) for name, p in ladder.items() if name in LEVEL_ZH and _number(p)]
+        steps.sort(key=lambda item: item[1])
+        if steps:
+            en += (
+                f". Level {level.upper()} on the model's ladder ("
+                + ", ".join(f"{n} {percent(p)}" for n, p in steps)
+                + ")"
+            )
+            zh += (
+                "。按模型概率分级（"
+                + "、".join(f"{LEVEL_ZH[n]}{percent(p)}" for n, p in steps)
+                + f"）为{LEVEL_ZH.get(level, level)}"
+            )
+    return en + ".", zh + "。"
+
+
+def _rarity_sentences(basis: dict[str, Any], level: str) -> tuple[str, str]:
+    en = [
+        "This level is a statistical rarity: the latest data are unusual against the series' own "
+        "history; it is not the probability of a hazard (no field model covers this series)."
+    ]
+    zh = ["该等级为统计罕见度：最新数据相对本序列自身历史罕见，并非灾害发生概率（本序列无灾害模型）。"]
+    seismic = basis.get("seismic_cap") if isinstance(basis.get("seismic_cap"), dict) else None
+    if seismic:
+        held = str(seismic.get("capped_at") or level)
+        en.append(
+            f"Held at {held.upper()}: without an active mainshock sequence a change in the rate of "
+            "earthquakes is an unusual-activity notice only."
+        )
+        zh.append(f"无活跃主震序列时，地震频次变化仅作异常活动提示，等级保持{LEVEL_ZH.get(held, held)}。")
+    capped, uncapped = basis.get("capped_at"), basis.get("uncapped_level")
+    if capped:
+        would = f" (uncapped it would be {str(uncapped).upper()})" if uncapped else ""
+        would_zh = f"（不设上限时为{LEVEL_ZH.get(str(uncapped), uncapped)}）" if uncapped else ""
+        en.append(
+            f"Capped at {str(capped).upper()}{would}: a rarity grade goes higher only when a second, "
+            "independent series in the same region agrees, and none does."
+        )
+        zh.append(f"统计罕见度等级上限为{LEVEL_ZH.get(str(capped), capped)}{would_zh}：同地区无第二个独立序列印证。")
+    corroborated = basis.get("corroborated_by")
+    if corroborated:
+        ids = ", ".join(str(u) for u in corroborated) if isinstance(corroborated, (list, tuple)) else str(corroborated)
+        en.append(f"Not capped: independent series in the same region agree ({ids}).")
+        zh.append(f"同地区独立序列（{ids}）印证，未设上限。")
+    return " ".join(en), "".join(zh)
+
+
+def basis_sentences(evidence: dict[str, Any]) -> tuple[str, str] | None:
+    """What the level means, in English and Chinese, from the bundle's ``basis``: the field
+    model's probability, window and magnitude, or a plain statement that it is a statistical
+    rarity (with its cap or corroboration). None for a grade the cycle did not label."""
+    basis = _basis_of(evidence)
+    level = str(evidence.get("level") or "")
+    hazard = _hazard_of(evidence)
+    if hazard is not None:
+        return hazard_sentences(hazard, level)
+    if basis.get("kind") == STATISTICAL_RARITY:
+        return _rarity_sentences(basis, level)
+    return None
+
+
+@dataclass(frozen=True)
+class Contradiction:
+    """Figures of one evidence bundle that disagree; ``figures`` are the placeholder names
+    (:func:`alerts.llm_judgment.placeholders`) that show them, which must not be printed side
+    by side as if they agreed."""
+
+    message: str
+    figures: tuple[str, ...]
+
+
+# simulation error of a path-crossing probability (forecasting.exceedance: standard error < 0.01)
+_P_TOLERANCE = 0.02
+
+
+def evidence_contradictions(evidence: dict[str, Any]) -> list[Contradiction]:
+    """Figures of the bundle that contradict each other (empty list = consistent).
+
+    - A crossing probability beside the next-step 90% forecast interval: "more likely than
+      not" (p >= 0.5) while the interval does not reach the threshold; or an interval wholly
+      beyond the threshold (then the step alone crosses with probability >= 0.95, and the path
+      probability is at least that) or a median beyond it (>= 0.5) beside a smaller probability.
+      Applies to the forecast exceedance (``basis.exceedance``) and to a field model with a
+      ``threshold`` (floods). Direction ``below`` (a ``:below`` threshold) is mirrored.
+    - The interval outside the series' physical bounds (``lower_bound``, ``upper_bound``).
+    - A field model's probability outside [0, 1]; for a Poisson model (Reasenberg-Jones:
+      P = average of 1 - exp(-N)), a probability above 1 - exp(-expected count) (Jensen); a
+      count range whose low end exceeds its high end; a level the model's ladder does not give.
+    """
+    out: list[Contradiction] = []
+    forecast = evidence.get("forecast") if isinstance(evidence.get("forecast"), dict) else None
+    lo = forecast.get("q05") if forecast else None
+    mid = forecast.get("q50") if forecast else None
+    hi = forecast.get("q95") if forecast else None
+    basis = _basis_of(evidence)
+    exceed = basis.get("exceedance") if isinstance(basis.get("exceedance"), dict) else {}
+    hazard = _hazard_of(evidence)
+    crossings: list[tuple[float, float, bool, str, str]] = []  # p, threshold, below, p name, t name
+    if exceed and _number(exceed.get("p_path_cross")) and _number(exceed.get("threshold_value")):
+        below = str(exceed.get("threshold", "")).endswith(":below") or exceed.get("direction") == "below"
+        crossings.append(
+            (exceed["p_path_cross"], exceed["threshold_value"], below, "cross_probability", "cross_threshold")
+        )
+    if hazard is not None and _number(hazard.get("threshold")):
+        crossings.append(
+            (
+                hazard["probability"],
+                hazard["threshold"],
+                hazard.get("direction") == "below",
+                "probability",
+                "hazard_threshold",
+            )
+        )
+    if _number(lo) and _number(hi):
+        shown = ("forecast_low", "forecast_high")
+        for p, t, below, p_name, t_name in crossings:
+            far, near = (hi, lo) if not below else (lo, hi)  # the end that must reach t, the end beyond it
+            reaches = (far >= t) if not below else (far <= t)
+            wholly = (near > t) if not below else (near < t)
+            median_beyond = _number(mid) and ((mid > t) if not below else (mid < t))
+            side = "above" if not below else "below"
+            where = f"the 90% interval [{lo:.4g}, {hi:.4g}]"
+            if p >= 0.5 and not reaches:
+                out.append(
+                    Contradiction(
+                        f"probability {p:.2f} of going {side} {t:.4g} beside {where}, which does not reach it",
+                        (p_name, t_name, *shown),
+                    )
+                )
+            elif wholly and p < 0.95 - _P_TOLERANCE:
+                out.append(
+                    Contradiction(
+                        f"probability {p:.2f} of going {side} {t:.4g} beside {where}, which lies wholly {side} it",
+                        (p_name, t_name, *shown),
+                    )
+                )
+            elif median_beyond and p < 0.5 - _P_TOLERANCE:
+                out.append(
+                    Contradiction(
+                        f"probability {p:.2f} of going {side} {t:.4g} beside a forecast median {mid:.4g} {side} it",
+                        (p_name, t_name, "forecast_median"),
+                    )
+                )
+    floor, ceiling = evidence.get("lower_bound"), evidence.get("upper_bound")
+    if _number(floor) and _number(lo) and lo < floor:
+        out.append(
+            Contradiction(
+                f"the 90% interval goes down to {lo:.4g}, below the series' physical lower bound {floor:.4g}",
+                ("forecast_low",),
+            )
+        )
+    if _number(ceiling) and _number(hi) and hi > ceiling:
+        out.append(
+            Contradiction(
+                f"the 90% interval goes up to {hi:.4g}, above the series' physical upper bound {ceiling:.4g}",
+                ("forecast_high",),
+            )
+        )
+    if hazard is not None:
+        out += _hazard_contradictions(hazard, str(evidence.get("level") or ""))
+    return out
+
+
+def _hazard_contradictions(hazard: dict[str, Any], level: str) -> list[Contradiction]:
+    out = []
+    p = float(hazard["probability"])
+    if not 0.0 <= p <= 1.0:
+        return [Contradiction(f"probability {p:.4g} is not between 0 and 1", ("probability",))]
+    expected = hazard.get("expected_count")
+    if _number(expected) and expected >= 0 and p > -math.expm1(-expected) + _P_TOLERANCE / 2:
+        out.append(
+            Contradiction(
+                f"probability {p:.2f} of at least one event is more than an expected count of {expected:.2g} "
+                f"allows (1 - exp(-{expected:.2g}) = {-math.expm1(-expected):.2f})",
+                ("probability", "expected_count"),
+            )
+        )
+    rng = _count_range(hazard)
+    if rng and _number(rng[0]) and _number(rng[1]) and rng[0] > rng[1]:
+        out.append(Contradiction(f"count range {rng[0]}-{rng[1]} is reversed", ("count_range",)))
+    ladder = hazard.get("ladder")
+    if level and isinstance(ladder, dict) and ladder and level in LEVEL_ZH:
+        reached = [name for name, t in ladder.items() if name in LEVEL_ZH and _number(t) and p >= t]
+        top = max(reached, key=lambda name: Level.parse(name)) if reached else None
+        if top != level:
+            out.append(
+                Contradiction(
+                    f"probability {percent(p)} gives {top or 'no level'} on the model's ladder, not {level}",
+                    ("probability",),
+                )
+            )
+    return out
+
+
+def contradiction_sentences(found: list[Contradiction]) -> tuple[str, str]:
+    """The note a judgment carries when its evidence disagrees with itself."""
+    items = "; ".join(c.message for c in found)
+    return (
+        f"Check before acting: figures in the evidence disagree ({items}).",
+        f"行动前请核查：证据中的数字相互矛盾（{items}）。",
+    )

@@ -39,7 +39,7 @@ from typing import Any
 
 import polars as pl
 
-from alerts.judgment import Judgment, evidence_hash, write_template_judgment
+from alerts.judgment import Judgment, evidence_hash, grade_basis, write_template_judgment
 from alerts.lifecycle import (
     HAZARD_BY_DOMAIN,
     AlertPlan,
@@ -425,12 +425,17 @@ def evidence_bundle(
     clock: datetime,
     as_of: str | None,
 ) -> dict[str, Any]:
-    """Everything a judgment may say about one alert, and nothing else."""
+    """Everything a judgment may say about one alert, and nothing else.
+
+    The series' physical bounds (``lower_bound``, ``upper_bound`` of its catalogue entry) are
+    included when set, so the judgment can check the forecast interval against them.
+    """
     uid = alert["unique_id"]
     grade_evidence = json.loads(alert["evidence"] or "{}")
     value = observed.filter((pl.col("unique_id") == uid) & (pl.col("ds") == alert["ds"]))
     nxt = forecast.filter(pl.col("unique_id") == uid).sort("ds").head(1)
-    return {
+    bounds = {k: info[k] for k in ("lower_bound", "upper_bound") if info.get(k) is not None}
+    return bounds | {
         "alert_id": alert["alert_id"],
         "name": info["name"],
         "unique_id": uid,
@@ -448,11 +453,9 @@ def evidence_bundle(
         "data_age_days": (clock - alert["ds"]).days,
         "as_of": as_of,
         "group_members": grade_evidence.get("group_members", []),
-        "basis": {
-            "raw_level": grade_evidence.get("raw_level"),
-            "in_cooldown": bool(grade_evidence.get("in_cooldown")),
-            "exceedance": grade_evidence.get("exceedance"),
-        },
+        # how the grade reached its level: the rarity grade's own steps and, when the cycle
+        # labelled it, the field model's forecast (``hazard``) or the rarity cap (issue 14)
+        "basis": grade_basis(grade_evidence),
         "forecast": None
         if nxt.height == 0
         else {
