@@ -26,6 +26,17 @@ Contract:
 
   certainty from the calibrated score p (share of the series' own history less abnormal):
   p >= 0.995 Likely, p >= 0.97 Possible, else Unlikely; Unlikely for an all-clear or Cancel.
+  For a level that is a field model's output (the grade's evidence ``basis: hazard_model``),
+  certainty follows CAP 1.2's own definitions from the model's probability P instead:
+  P > 0.5 Likely, P >= 0.01 Possible, else Unlikely.
+- What the level means (issue 14), from the alert's grade evidence: a field-model alert's
+  ``description`` states the model's probability, window and magnitude or threshold (always,
+  also when the judgment does not), its ``event`` names the forecast ("Aftershock forecast"),
+  and ``parameter`` pairs carry the figures (``EWS_BASIS``, ``EWS_MODEL``,
+  ``EWS_PROBABILITY``, ``EWS_WINDOW_DAYS``, ``EWS_EVENT``, ``EWS_MAGNITUDE``,
+  ``EWS_MAINSHOCK``, ``EWS_EXPECTED_COUNT``, ``EWS_THRESHOLD``, ``EWS_RETURN_PERIOD_YEARS``);
+  a rarity alert's description says it is a statistical rarity, with ``EWS_BASIS``,
+  ``EWS_CAPPED_AT``, ``EWS_UNCAPPED_LEVEL``, ``EWS_CORROBORATED_BY``.
 - Area: ``areaDesc`` plus any polygons (closed ``lat,lon`` rings), circles (``lat,lon r_km``)
   and geocodes given in :class:`Area`.
 - :func:`validate_cap` checks XML against the OASIS CAP 1.2 XSD shipped in the
@@ -45,7 +56,14 @@ from typing import Any
 
 from lxml import etree
 
-from alerts.judgment import AI_LABEL
+from alerts.judgment import (
+    AI_LABEL,
+    HAZARD_MODEL,
+    STATISTICAL_RARITY,
+    basis_sentences,
+    grade_basis,
+    hazard_figures,
+)
 from core.errors import ConfigError
 from core.vocabulary import AlertStatus, Level, per_level
 
@@ -58,6 +76,7 @@ __all__ = [
     "cap_identifier",
     "cap_datetime",
     "certainty",
+    "hazard_certainty",
     "build_cap",
     "validate_cap",
     "cap_schema_path",
@@ -153,6 +172,7 @@ def cap_identifier(issuer: str, sent: datetime) -> str:
 
 
 def certainty(score: float | None) -> str:
+    """CAP certainty of a rarity grade, from its calibrated score."""
     if score is None:
         return "Unknown"
     if score >= 0.995:
@@ -160,6 +180,66 @@ def certainty(score: float | None) -> str:
     if score >= 0.97:
         return "Possible"
     return "Unlikely"
+
+
+def hazard_certainty(probability: float) -> str:
+    """CAP certainty of a field model's level from its probability (CAP 1.2: Likely p > ~50%,
+    Possible p <= ~50%, Unlikely p ~ 0)."""
+    if probability > 0.5:
+        return "Likely"
+    if probability >= 0.01:
+        return "Possible"
+    return "Unlikely"
+
+
+_MODEL_EVENT = {
+    "reasenberg_jones": ("Aftershock forecast", "余震预测"),
+    "return_period": ("Flood forecast (return-period exceedance)", "洪水预报（重现期超越）"),
+}
+
+
+def _alert_basis(alert: dict[str, Any]) -> dict[str, Any]:
+    """The alert's grade basis (:func:`alerts.judgment.grade_basis`) from its evidence JSON."""
+    raw = alert.get("evidence")
+    try:
+        evidence = json.loads(raw) if isinstance(raw, str) and raw else raw if isinstance(raw, dict) else {}
+    except json.JSONDecodeError:
+        evidence = {}
+    return grade_basis(evidence) if isinstance(evidence, dict) else {}
+
+
+def _basis_parameters(basis: dict[str, Any]) -> list[tuple[str, str]]:
+    kind = basis.get("kind")
+    if not kind:
+        return []
+    params = [("EWS_BASIS", str(kind))]
+    hazard = basis.get("hazard")
+    if kind == HAZARD_MODEL and isinstance(hazard, dict) and hazard.get("probability") is not None:
+        f = hazard_figures(hazard)
+        params += [
+            ("EWS_MODEL", str(hazard.get("model") or "unknown")),
+            ("EWS_PROBABILITY", f"{float(hazard['probability']):.4f}"),
+            ("EWS_WINDOW_DAYS", f["window_days"]),
+            ("EWS_EVENT", f["event"]),
+        ]
+        optional = {
+            "EWS_MAGNITUDE": f["magnitude"],
+            "EWS_MAINSHOCK": f["mainshock"],
+            "EWS_EXPECTED_COUNT": f["expected_count"],
+            "EWS_COUNT_RANGE": f["count_range"],
+            "EWS_THRESHOLD": f["hazard_threshold"],
+            "EWS_RETURN_PERIOD_YEARS": f["return_period"],
+        }
+        params += [(name, value) for name, value in optional.items() if value != "n/a"]
+    elif kind == STATISTICAL_RARITY:
+        for key, name in (("capped_at", "EWS_CAPPED_AT"), ("uncapped_level", "EWS_UNCAPPED_LEVEL")):
+            if basis.get(key):
+                params.append((name, str(basis[key])))
+        corroborated = basis.get("corroborated_by")
+        if corroborated:
+            ids = corroborated if isinstance(corroborated, (list, tuple)) else [corroborated]
+            params.append(("EWS_CORROBORATED_BY", " ".join(str(u) for u in ids)))
+    return params
 
 
 def build_cap(
@@ -236,6 +316,11 @@ def _info(
     hazard = alert["hazard"]
     region = alert.get("region") or ("未指明地区" if zh else "unspecified region")
     event_en, event_zh = _EVENT.get(hazard, (hazard.replace("_", " "), hazard))
+    basis = _alert_basis(alert)
+    model = basis.get("hazard") if basis.get("kind") == HAZARD_MODEL else None
+    probability = model.get("probability") if isinstance(model, dict) else None
+    if isinstance(model, dict) and model.get("model") in _MODEL_EVENT:
+        event_en, event_zh = _MODEL_EVENT[model["model"]]
     info = etree.SubElement(root, f"{{{CAP_NS}}}info")
     _sub(info, "language", language)
     _sub(info, "category", _CATEGORY.get(hazard, "Other"))
@@ -243,7 +328,13 @@ def _info(
     _sub(info, "responseType", "AllClear" if all_clear or cancel else _RESPONSE[level])
     _sub(info, "urgency", "Past" if all_clear or cancel else URGENCY[level])
     _sub(info, "severity", SEVERITY[level])
-    _sub(info, "certainty", "Unlikely" if all_clear or cancel else certainty(alert.get("score")))
+    if all_clear or cancel:
+        sure = "Unlikely"
+    elif isinstance(probability, (int, float)):
+        sure = hazard_certainty(float(probability))
+    else:
+        sure = certainty(alert.get("score"))
+    _sub(info, "certainty", sure)
     _sub(info, "onset", cap_datetime(_aware(alert["ds"])))
     if alert.get("expires_at"):
         _sub(info, "expires", cap_datetime(_aware(alert["expires_at"])))
@@ -255,13 +346,14 @@ def _info(
         state = " lifted" if all_clear else " cancelled" if cancel else ""
         headline = f"{level.upper()} ({Level.parse(level).roman}) {event_en.lower()} warning for {region}{state}"
     _sub(info, "headline", headline)
-    _sub(info, "description", _description(zh, alert, judgment, series_name))
+    _sub(info, "description", _description(zh, alert, judgment, series_name, basis))
     _sub(info, "instruction", _instruction(zh, level, all_clear or cancel))
     params = [
         ("EWS_LEVEL", level),
         ("EWS_SERIES", alert["unique_id"]),
         ("EWS_SCORE", f"{alert['score']:.4f}" if alert.get("score") is not None else "n/a"),
         ("EWS_ALERT_ID", alert["alert_id"]),
+        *_basis_parameters(basis),
     ]
     if judgment is not None:
         params += [
@@ -288,15 +380,24 @@ def _info(
         _sub(code, "value", value)
 
 
-def _description(zh: bool, alert: dict[str, Any], judgment: CapJudgment | None, series_name: str) -> str:
+def _description(
+    zh: bool, alert: dict[str, Any], judgment: CapJudgment | None, series_name: str, basis: dict[str, Any]
+) -> str:
+    """The judgment's text (or a line naming the series), preceded by what the level means
+    (the field model's probability, window and magnitude, or the rarity statement) unless the
+    judgment already says it word for word."""
+    meaning = basis_sentences({"level": alert["level"], "basis": basis})
+    lead = (meaning[1] if zh else meaning[0]) if meaning else ""
     if judgment is None:
         body = (
             f"{series_name}（{alert['unique_id']}）触发{Level.parse(alert['level']).zh}预警。"
             if zh
             else f"{series_name} ({alert['unique_id']}) triggered a {alert['level']} warning."
         )
-        return body
+        return body + (("" if zh else " ") + lead if lead else "")
     text = judgment.text_zh if zh else judgment.text_en
+    if lead and lead not in text:
+        text = lead + ("" if zh else " ") + text
     provenance = (
         f"[{judgment.label}] writer={judgment.writer}; model={judgment.model or 'template'}; "
         f"prompt={judgment.prompt_version}; evidence sha256={judgment.evidence_hash}"
