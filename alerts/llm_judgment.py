@@ -49,7 +49,20 @@ import re
 from typing import Any, TypeGuard
 
 from alerts.guardrails import FREE_TEXT_FIELDS, fence, screen_texts
-from alerts.judgment import AI_LABEL, HAZARD_ZH, LEVEL_ZH, Judgment, evidence_hash, write_template_judgment
+from alerts.judgment import (
+    AI_LABEL,
+    HAZARD_MODEL,
+    HAZARD_ZH,
+    LEVEL_ZH,
+    STATISTICAL_RARITY,
+    Judgment,
+    basis_sentences,
+    contradiction_sentences,
+    evidence_contradictions,
+    evidence_hash,
+    hazard_figures,
+    write_template_judgment,
+)
 from core.vocabulary import WARNING_LEVEL_NAMES, WARNING_LEVELS, Level
 
 __all__ = [
@@ -115,8 +128,42 @@ def _exceedance(evidence: dict[str, Any]) -> dict[str, Any]:
     return exceed if isinstance(exceed, dict) else {}
 
 
+def _grade_basis(evidence: dict[str, Any]) -> tuple[str | None, dict[str, Any] | None, dict[str, Any]]:
+    """(``basis.kind``, the field model's forecast or None, the whole ``basis``) of a bundle."""
+    raw = evidence.get("basis")
+    basis: dict[str, Any] = raw if isinstance(raw, dict) else {}
+    kind = basis.get("kind") if isinstance(basis.get("kind"), str) else None
+    hazard = basis.get("hazard")
+    if kind == HAZARD_MODEL and isinstance(hazard, dict) and _is_num(hazard.get("probability")):
+        return kind, hazard, basis
+    return kind, None, basis
+
+
+def _basis_placeholders(evidence: dict[str, Any]) -> dict[str, str]:
+    """The placeholders of what the level means, only those the evidence has (elsewhere they
+    are unknown placeholders, so a reply cannot show a probability a rarity grade lacks)."""
+    kind, hazard, basis = _grade_basis(evidence)
+    out: dict[str, str] = {}
+    if hazard is not None:
+        out.update(hazard_figures(hazard))
+    if kind == STATISTICAL_RARITY and basis.get("capped_at"):
+        capped = str(basis["capped_at"])
+        out["capped_at"] = capped.upper()
+        out["capped_at_zh"] = LEVEL_ZH.get(capped, capped)
+    corroborated = basis.get("corroborated_by") if kind == STATISTICAL_RARITY else None
+    if corroborated:
+        ids = corroborated if isinstance(corroborated, (list, tuple)) else [corroborated]
+        out["corroborated_by"] = ", ".join(str(u) for u in ids)
+    return out
+
+
 def placeholders(evidence: dict[str, Any]) -> dict[str, str]:
-    """Placeholder name -> text rendered from the evidence (the only way numbers enter)."""
+    """Placeholder name -> text rendered from the evidence (the only way numbers enter).
+
+    Only when the evidence has them: a field model's forecast adds ``{probability}`` (a percentage), ``{window_days}``,
+    ``{magnitude}``, ``{event}``, ``{mainshock}``, ``{expected_count}``, ``{count_range}``,
+    ``{return_period}``, ``{hazard_threshold}`` (with unit), ``{model_name}`` and their
+    ``*_zh`` forms; a rarity grade ``{capped_at}`` and ``{corroborated_by}``."""
     forecast = evidence.get("forecast") if isinstance(evidence.get("forecast"), dict) else None
     unit = evidence.get("unit") or ""
     score = evidence.get("score")
@@ -143,6 +190,7 @@ def placeholders(evidence: dict[str, Any]) -> dict[str, str]:
         "forecast_low": _num(forecast.get("q05")) if forecast else "n/a",
         "forecast_high": _num(forecast.get("q95")) if forecast else "n/a",
         "forecast_date": str(forecast.get("ds", ""))[:10] if forecast else "n/a",
+        **_basis_placeholders(evidence),
     }
 
 
@@ -177,13 +225,22 @@ def statements(shown: dict[str, Any]) -> dict[str, dict[str, str]]:
     Every statement is written here with placeholders only, and a factual one is offered only
     when it holds for ``shown`` — the evidence as the endpoint sees it (after redaction), so the
     offered choices reveal nothing the endpoint is not cleared for.
+
+    A field model's level (``basis.kind`` ``hazard_model``) is offered as its probability,
+    window and magnitude or return-period threshold, never as a score; a rarity grade
+    (``statistical_rarity``) adds the statement that it is a rarity, with its cap or
+    corroboration. A statement showing figures that contradict each other
+    (:func:`alerts.judgment.evidence_contradictions`) is not offered.
     """
     level = shown.get("level")
     score, threshold, value = shown.get("score"), shown.get("threshold"), shown.get("value")
     basis = shown.get("basis") if isinstance(shown.get("basis"), dict) else None
     forecast = shown.get("forecast") if isinstance(shown.get("forecast"), dict) else None
+    kind, hazard, grade = _grade_basis(shown)
     situation: dict[str, str] = {}
-    if _is_num(score) and _is_num(threshold):  # how the level was reached, as the template says it
+    if hazard is not None:  # the level is the model's probability, not a score
+        situation.update(_hazard_situation(hazard))
+    elif _is_num(score) and _is_num(threshold):  # how the level was reached, as the template says it
         if score >= threshold or not basis:
             situation["The anomaly score {score} reached the {level} threshold {threshold}."] = (
                 "异常分数{score}达到{level_zh}阈值{threshold}。"
@@ -196,10 +253,22 @@ def statements(shown: dict[str, Any]) -> dict[str, dict[str, str]]:
             situation["The level is held by the cool-down after an earlier alert."] = "等级因前次预警后的冷却期而保持。"
         else:
             situation["The level was reached by persistence over recent steps."] = "等级由近期多步持续异常达到。"
+    if kind == STATISTICAL_RARITY:
+        situation["The level is a statistical rarity against this series' own history, not a hazard probability."] = (
+            "该等级为相对本序列自身历史的统计罕见度，并非灾害概率。"
+        )
+        if grade.get("corroborated_by"):
+            situation["Independent series in the same region agree: {corroborated_by}."] = (
+                "同地区独立序列印证：{corroborated_by}。"
+            )
     if value is not None:
         situation["{name} in {region} reached {value} on {date}."] = "{region}的{name}于{date}达到{value}。"
     situation["{region}: {hazard} alert at level {level}."] = "{region}：{hazard_zh}预警，等级为{level_zh}。"
     development: dict[str, str] = {}
+    if hazard is not None and _is_num(hazard.get("expected_count")):
+        development["The {model_name} expects {expected_count} such events, range {count_range}."] = (
+            "{model_name_zh}预期此类事件{expected_count}次，范围{count_range}次。"
+        )
     if forecast and _is_num(forecast.get("q50")) and _is_num(value):
         if forecast["q50"] > value:
             development[
@@ -218,8 +287,54 @@ def statements(shown: dict[str, Any]) -> dict[str, dict[str, str]]:
     uncertainty = dict(_UNCERTAINTY)
     if shown.get("data_age_days") is None:
         del uncertainty["The data are {data_age_days} days old; the source may revise them."]
+    if hazard is not None:  # no score stands behind this level
+        del uncertainty["The score compares with this series' own history only."]
+        uncertainty = {**_HAZARD_UNCERTAINTY, **uncertainty}
+    elif kind == STATISTICAL_RARITY and grade.get("capped_at"):
+        uncertainty = {
+            "The level is capped at {capped_at}: no second independent series in {region} agrees.": (
+                "{region}无第二个独立序列印证，等级上限为{capped_at_zh}。"
+            ),
+            **uncertainty,
+        }
     actions = {**(_ACTIONS_HIGH if level in _HIGH_LEVELS else _ACTIONS_LOW), **_ACTIONS_ANY}
-    return {"situation": situation, "development": development, "actions": actions, "uncertainty": uncertainty}
+    offered = {"situation": situation, "development": development, "actions": actions, "uncertainty": uncertainty}
+    hidden = {name for c in evidence_contradictions(shown) for name in c.figures}
+    if hidden:  # figures that disagree are not shown side by side as if they agreed
+        offered = {
+            section: {en: zh for en, zh in items.items() if not set(_PLACEHOLDER.findall(en)) & hidden}
+            for section, items in offered.items()
+        }
+    return offered
+
+
+_HAZARD_UNCERTAINTY = {
+    "The probability is a model forecast, not a certainty.": "该概率为模型预测，并非确定结论。",
+    "The forecast is updated as new data arrive.": "预测将随新数据更新。",
+}
+
+
+def _hazard_situation(hazard: dict[str, Any]) -> dict[str, str]:
+    """The field model's probability statement (with placeholders only) for the choices style."""
+    f = hazard_figures(hazard)
+    if f["return_period"] != "n/a" and f["hazard_threshold"] != "n/a":
+        return {
+            "Probability that the flow exceeds the {return_period}-year return level {hazard_threshold} "
+            "within {window_days} days: {probability}.": (
+                "{window_days}天内流量超过{return_period}年一遇水平{hazard_threshold}的概率为{probability}。"
+            )
+        }
+    out = {
+        "Probability of at least one {event} within {window_days} days: {probability} ({model_name}).": (
+            "{window_days}天内发生至少一次{event_zh}的概率为{probability}（{model_name_zh}）。"
+        )
+    }
+    if f["mainshock"] != "n/a":
+        out[
+            "Probability of at least one {event} within {window_days} days: {probability}, "
+            "from the {model_name} after the {mainshock}."
+        ] = "{window_days}天内发生至少一次{event_zh}的概率为{probability}（{mainshock_zh}主震后的{model_name_zh}）。"
+    return out
 
 
 def response_schema(style: str, offered: dict[str, dict[str, str]] | None = None) -> dict[str, Any]:
@@ -302,6 +417,17 @@ def _view(shown: dict[str, Any], style: str) -> str:
     ]
     if shown.get("hazard"):
         lines.append(f"hazard: {str(shown['hazard']).replace('_', ' ')}")
+    kind, hazard, _ = _grade_basis(shown)
+    if hazard is not None:  # what the level means; the numbers behind placeholders in free style
+        f = hazard_figures(hazard)
+        lines.append(f"level from a field model: {f['model_name']}")
+        if style == "free":
+            lines.append(
+                f"probability {{probability}}: {f['probability']} of {{event}}: {f['event']} within "
+                f"{{window_days}}: {f['window_days']} days"
+            )
+    elif kind == STATISTICAL_RARITY:
+        lines.append("level from statistical rarity against the series' own history, not a hazard probability")
     if style == "choices":  # the statements carry the numbers; the model needs only the context
         withheld = {
             key: shown[key]
@@ -316,7 +442,7 @@ def _view(shown: dict[str, Any], style: str) -> str:
             f"latest value {{value}}: {_num(value)}{' ' + unit if unit and _is_num(value) else ''}"
             f" on {{date}}: {str(shown.get('ds', ''))[:10]}"
         )
-    if "score" in shown:
+    if "score" in shown and hazard is None:
         fixed = placeholders({"score": shown.get("score"), "threshold": shown.get("threshold")})
         lines.append(
             f"anomaly score {{score}}: {fixed['score']}; {level} threshold {{threshold}}: {fixed['threshold']}"
@@ -693,12 +819,25 @@ def check_grounding(
     ``known_places`` (the regions of the warehouse's series) are rejected in any case when
     they are not the alert's region; names the gazetteer does not know are caught by form
     (see the module docstring and :func:`_untraced_capitalised`, :func:`_untraced_zh_places`).
+    A reply that shows (through placeholders) figures the evidence contradicts itself on
+    (:func:`alerts.judgment.evidence_contradictions`: a crossing probability beside an
+    interval that says otherwise, an interval below the series' physical lower bound, ...)
+    is rejected too; numbers written by the model are rejected in any case, so a probability
+    can only be the evidence's own (``{probability}``).
     """
     problems = []
     level = evidence["level"]
     if reply.get("risk_level") != level:
         problems.append(f"risk_level {reply.get('risk_level')!r} is not the evidence level {level!r}")
     names = set(placeholders(evidence))
+    used = {name for key in _KEYS if key != "risk_level" for name in _PLACEHOLDER.findall(str(reply.get(key, "")))}
+    for contradiction in evidence_contradictions(evidence):
+        shown = sorted(used & set(contradiction.figures))
+        if shown:
+            problems.append(
+                f"shows {', '.join('{' + n + '}' for n in shown)}, but figures in the evidence disagree: "
+                f"{contradiction.message}"
+            )
     own_region = str(evidence.get("region") or "").casefold()
     texts = _evidence_texts(evidence)
     corpus = " | ".join(_words_key(t) for t in texts)
@@ -770,7 +909,37 @@ def _header(evidence: dict[str, Any], zh: bool) -> str:
 
 
 def _evidence_line(evidence: dict[str, Any], zh: bool) -> str:
+    """The stored judgment's evidence sentence, rendered from data only: a field model's level
+    as its probability, window and magnitude (no score), a rarity level with its score and the
+    rarity statement, and a note when figures of the evidence disagree."""
+    line = _evidence_figures(evidence, zh)
+    meaning = basis_sentences(evidence)
+    found = evidence_contradictions(evidence)
+    if meaning and _grade_basis(evidence)[1] is None:  # rarity: after the score it qualifies
+        line += meaning[1] if zh else " " + meaning[0]
+    if found:
+        note = contradiction_sentences(found)
+        line += note[1] if zh else " " + note[0]
+    return line
+
+
+def _evidence_figures(evidence: dict[str, Any], zh: bool) -> str:
     p = placeholders(evidence)
+    meaning = basis_sentences(evidence)
+    if _grade_basis(evidence)[1] is not None and meaning:
+        if zh:
+            line = f"证据：{meaning[1]}观测值{p['value']}，数据距研判{p['data_age_days']}天。"
+        else:
+            line = f"Evidence: {meaning[0]} Observed {p['value']}; data {p['data_age_days']} days old."
+        if p["forecast_date"] != "n/a":
+            line += (
+                f"{p['forecast_date']}预测中位数{p['forecast_median']}，"
+                f"90%区间[{p['forecast_low']}, {p['forecast_high']}]。"
+                if zh
+                else f" Forecast for {p['forecast_date']}: median {p['forecast_median']}, "
+                f"90% interval [{p['forecast_low']}, {p['forecast_high']}]."
+            )
+        return line
     if zh:
         line = (
             f"证据：观测值{p['value']}，校准异常分数{p['score']}（阈值{p['threshold']}），"
@@ -810,6 +979,14 @@ def judgment_from_reply(
     for section in SECTIONS:
         en.append(f"{titles_en[section]}: {render(reply[f'{section}_en'], evidence)}")
         zh.append(f"{titles_zh[section]}：{render(reply[f'{section}_zh'], evidence)}")
+    found = evidence_contradictions(evidence)
+    if found:  # named in the evidence sentence; a duty officer checks the figures
+        messages = [c.message for c in found]
+        checks = {
+            **checks,
+            "contradictions": messages,
+            "review_flag": checks.get("review_flag") or "figures in the evidence disagree: " + "; ".join(messages),
+        }
     return Judgment(
         writer="llm",
         model=model,
