@@ -423,7 +423,7 @@ def _rarity_sentences(basis: dict[str, Any], level: str) -> tuple[str, str]:
             f"Capped at {str(capped).upper()}{would}: a rarity grade goes higher only when a second, "
             "independent series in the same region agrees, and none does."
         )
-        zh.append(f"统计罕见度等级上限为{LEVEL_ZH.get(str(capped), capped)}{would_zh}：同地区无第二个独立序列印证。")
+        zh.append(f"统计罕见度等级上限为{LEVEL_ZH.get(str(capped), capped)}{would_zh}：同地区无其他独立序列印证。")
     corroborated = basis.get("corroborated_by")
     if corroborated:
         ids = ", ".join(str(u) for u in corroborated) if isinstance(corroborated, (list, tuple)) else str(corroborated)

@@ -292,8 +292,8 @@ def statements(shown: dict[str, Any]) -> dict[str, dict[str, str]]:
         uncertainty = {**_HAZARD_UNCERTAINTY, **uncertainty}
     elif kind == STATISTICAL_RARITY and grade.get("capped_at"):
         uncertainty = {
-            "The level is capped at {capped_at}: no second independent series in {region} agrees.": (
-                "{region}无第二个独立序列印证，等级上限为{capped_at_zh}。"
+            "The level is capped at {capped_at}: no other independent series in {region} agrees.": (
+                "{region}无其他独立序列印证，等级上限为{capped_at_zh}。"
             ),
             **uncertainty,
         }
