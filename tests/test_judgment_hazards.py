@@ -158,6 +158,18 @@ def test_rarity_judgment_says_rarity_and_its_cap_never_a_probability() -> None:
     assert "Probability" not in j.text_en and "概率为" not in j.text_zh
     lifted = write_template_judgment(_bundle(CORROBORATED_GRADE, level="orange"))
     assert "Not capped: independent series in the same region agree (usgs_01491500_discharge)." in lifted.text_en
+    held = write_template_judgment(
+        _bundle(
+            {
+                "basis": "statistical_rarity",
+                "raw_level": "red",
+                "seismic_cap": {"capped_at": "blue", "uncapped_level": "red", "reason": "no mainshock"},
+            },
+            level="blue",
+        )
+    )
+    assert "Held at BLUE: without an active mainshock sequence" in held.text_en
+    assert "无活跃主震序列时，地震频次变化仅作异常活动提示，等级保持蓝色" in held.text_zh
     # a grade the cycle did not label reads as before
     plain = write_template_judgment(_bundle({"raw_level": "red", "in_cooldown": False}))
     assert "rarity" not in plain.text_en and "calibrated anomaly score 0.9987" in plain.text_en
