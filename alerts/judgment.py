@@ -378,8 +378,16 @@ def hazard_sentences(hazard: dict[str, Any], level: str | None = None) -> tuple[
         )
         fit = hazard.get("fit") or hazard.get("distribution")
         if fit:
-            en += f" ({f['model_name']}, {str(fit).upper()} fit of annual maxima)"
-            zh += f"（{f['model_name_zh']}，年最大值{str(fit).upper()}拟合）"
+            name = {"gev": "GEV", "gumbel": "Gumbel"}.get(str(fit).lower(), str(fit))
+            detail = hazard.get("return_level_fit") if isinstance(hazard.get("return_level_fit"), dict) else {}
+            years = detail.get("years_used") if isinstance(detail, dict) else None
+            span = f" over {years} water years" if _number(years) else ""
+            en += f" ({f['model_name']}; {name} fit of annual maxima{span})"
+            zh += (
+                f"（{f['model_name_zh']}；{years}个水文年年最大值{name}拟合）"
+                if span
+                else (f"（{f['model_name_zh']}；年最大值{name}拟合）")
+            )
     else:
         en = f"Probability of {f['event']} within {f['window_days']} days: {f['probability']} ({f['model_name']})"
         zh = f"{f['window_days']}天内{f['event_zh']}的概率为{f['probability']}（{f['model_name_zh']}）"

@@ -59,6 +59,8 @@ FLOOD_GRADE = {
         "threshold": 123.0,
         "unit": "m3/s",
         "ladder": {"yellow": 0.2, "orange": 0.4, "red": 0.7},
+        "distribution": "gumbel",
+        "return_level_fit": {"method": "gumbel", "years_used": 38},
     },
 }
 RARITY_GRADE = {
@@ -146,7 +148,8 @@ def test_aftershock_judgment_states_probability_window_and_magnitude_not_a_score
 def test_flood_judgment_states_the_return_level_threshold_and_window() -> None:
     j = write_template_judgment(FLOOD)
     assert "Probability that the flow exceeds the 5-year return level (123 m3/s) within 3 days: 40%" in j.text_en
-    assert "3天内流量超过5年一遇水平（123 m3/s）的概率为40%" in j.text_zh
+    assert "(return-period exceedance forecast; Gumbel fit of annual maxima over 38 water years)" in j.text_en
+    assert "3天内流量超过5年一遇水平（123 m3/s）的概率为40%" in j.text_zh and "38个水文年" in j.text_zh
     assert "score" not in j.text_en
 
 
