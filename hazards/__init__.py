@@ -8,7 +8,11 @@ field. One module per field:
 - :mod:`hazards.earthquakes`: completeness magnitude, b-value, the daily rate test against
   the background (:func:`seismic_indicators`) and its scores (:func:`seismic_rate_scores`);
 - :mod:`hazards.floods`: Gumbel return levels (:func:`return_levels`) and the return period
-  of every observation (:func:`return_level_scores`);
+  of every observation (:func:`return_level_scores`); water-year maxima
+  (:func:`annual_maxima`), the 2/5/20-year flood thresholds by GEV or Gumbel
+  (:func:`return_period_thresholds`), the probability that a forecast exceeds them within the
+  horizon (:func:`return_period_exceedance`) and its warning level on the EFAS/GloFAS-style
+  ladder (:func:`flood_levels`);
 - :mod:`hazards.geodetic`: velocity changes (:func:`velocity_change`) and steps
   (:func:`detect_steps`, on GNSS displacement and tide-gauge sea level alike, with the binary
   segmentation :func:`find_change_points` under it);
@@ -29,24 +33,46 @@ from hazards.earthquakes import (
     seismic_indicators,
     seismic_rate_scores,
 )
-from hazards.floods import RETURN_LEVEL_DETECTOR, return_level_scores, return_levels
+from hazards.floods import (
+    DEFAULT_FLOOD_LADDER,
+    RETURN_LEVEL_DETECTOR,
+    RETURN_PERIODS,
+    FloodRung,
+    annual_maxima,
+    exceedance_thresholds,
+    flood_levels,
+    return_level_scores,
+    return_levels,
+    return_period_exceedance,
+    return_period_thresholds,
+    water_year_start,
+)
 from hazards.geodetic import detect_steps, find_change_points, segment_means, velocity_change
 from hazards.market_stress import causal_ecdf, drawdown, stress_composite
 
 __all__ = [
+    "DEFAULT_FLOOD_LADDER",
+    "FloodRung",
     "RETURN_LEVEL_DETECTOR",
+    "RETURN_PERIODS",
     "SEISMIC_RATE_DETECTOR",
+    "annual_maxima",
     "b_value",
     "causal_ecdf",
     "completeness_magnitude",
     "detect_steps",
     "drawdown",
+    "exceedance_thresholds",
+    "flood_levels",
     "find_change_points",
     "return_level_scores",
     "return_levels",
+    "return_period_exceedance",
+    "return_period_thresholds",
     "seismic_indicators",
     "seismic_rate_scores",
     "segment_means",
     "stress_composite",
     "velocity_change",
+    "water_year_start",
 ]
