@@ -12,7 +12,8 @@ field. One module per field:
   (:func:`annual_maxima`), the 2/5/20-year flood thresholds by GEV or Gumbel
   (:func:`return_period_thresholds`), the probability that a forecast exceeds them within the
   horizon (:func:`return_period_exceedance`) and its warning level on the EFAS/GloFAS-style
-  ladder (:func:`flood_levels`);
+  ladder (:func:`flood_levels`); :mod:`hazards.flood_skill` scores such forecasts on a
+  gauge's record (:func:`flood_warning_skill`: events, hits, false alarms, Brier score);
 - :mod:`hazards.geodetic`: velocity changes (:func:`velocity_change`) and steps
   (:func:`detect_steps`, on GNSS displacement and tide-gauge sea level alike, with the binary
   segmentation :func:`find_change_points` under it);
@@ -32,6 +33,13 @@ from hazards.earthquakes import (
     completeness_magnitude,
     seismic_indicators,
     seismic_rate_scores,
+)
+from hazards.flood_skill import (
+    FloodSkill,
+    exceedance_base_rate,
+    exceedance_outcomes,
+    flood_events,
+    flood_warning_skill,
 )
 from hazards.floods import (
     DEFAULT_FLOOD_LADDER,
@@ -53,6 +61,7 @@ from hazards.market_stress import causal_ecdf, drawdown, stress_composite
 __all__ = [
     "DEFAULT_FLOOD_LADDER",
     "FloodRung",
+    "FloodSkill",
     "RETURN_LEVEL_DETECTOR",
     "RETURN_PERIODS",
     "SEISMIC_RATE_DETECTOR",
@@ -62,9 +71,13 @@ __all__ = [
     "completeness_magnitude",
     "detect_steps",
     "drawdown",
+    "exceedance_base_rate",
+    "exceedance_outcomes",
     "exceedance_thresholds",
-    "flood_levels",
     "find_change_points",
+    "flood_events",
+    "flood_levels",
+    "flood_warning_skill",
     "return_level_scores",
     "return_levels",
     "return_period_exceedance",
