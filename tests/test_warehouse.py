@@ -12,7 +12,11 @@ import polars as pl
 import pytest
 
 from core.errors import WarehouseError, WarehouseLockedError
+from sql import sql_rows
 from warehouse import CURRENT_VERSION, MIGRATIONS, Warehouse
+from warehouse.dashboard_reads import full_table_row_counts
+from warehouse.series import read_observations, read_series_meta, upsert_observations, upsert_series
+from warehouse.status import count_rows
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -20,25 +24,53 @@ ROOT = Path(__file__).resolve().parent.parent
 def _fred_frame() -> pl.DataFrame:
     """Real rows: the first year of FRED UNRATE as bundled."""
     raw = pl.read_csv(ROOT / "data" / "market" / "fred_UNRATE.csv", try_parse_dates=True)
-    return (raw.drop_nulls("value").head(12)
-            .select(pl.lit("unrate").alias("unique_id"),
-                    pl.col("date").cast(pl.Datetime("us")).alias("ds"),
-                    pl.col("value").cast(pl.Float64).alias("y")))
+    return (
+        raw.drop_nulls("value")
+        .head(12)
+        .select(
+            pl.lit("unrate").alias("unique_id"),
+            pl.col("date").cast(pl.Datetime("us")).alias("ds"),
+            pl.col("value").cast(pl.Float64).alias("y"),
+        )
+    )
 
 
-META = pl.DataFrame({
-    "unique_id": ["unrate"], "domain": ["market"], "name": ["US unemployment rate"],
-    "variable": ["unemployment"], "unit": ["percent"], "frequency": ["MS"], "region": ["US"],
-    "lat": [None], "lon": [None], "source": ["FRED"], "licence": ["public domain"],
-    "classification": ["public"],
-}, schema_overrides={"lat": pl.Float64, "lon": pl.Float64})
+META = pl.DataFrame(
+    {
+        "unique_id": ["unrate"],
+        "domain": ["market"],
+        "name": ["US unemployment rate"],
+        "variable": ["unemployment"],
+        "unit": ["percent"],
+        "frequency": ["MS"],
+        "region": ["US"],
+        "lat": [None],
+        "lon": [None],
+        "source": ["FRED"],
+        "licence": ["public domain"],
+        "classification": ["public"],
+    },
+    schema_overrides={"lat": pl.Float64, "lon": pl.Float64},
+)
 
 
 def test_fresh_file_ends_at_current_version(tmp_path: Path) -> None:
     with Warehouse.open(tmp_path / "w.duckdb") as wh:
         assert wh.schema_version() == CURRENT_VERSION
-        expected = {"series", "observations", "ingest_batches", "forecasts", "anomaly_scores",
-                    "alerts", "judgments", "audit_log", "runs", "risk_grades", "series_state", "events"}
+        expected = {
+            "series",
+            "observations",
+            "ingest_batches",
+            "forecasts",
+            "anomaly_scores",
+            "alerts",
+            "judgments",
+            "audit_log",
+            "runs",
+            "risk_grades",
+            "series_state",
+            "events",
+        }
         assert expected <= set(wh.tables())
 
 
@@ -47,19 +79,19 @@ def test_older_file_is_migrated_forward_keeping_its_data(tmp_path: Path) -> None
     with Warehouse.open(path, target_version=1) as wh:
         assert wh.schema_version() == 1
         assert "risk_grades" not in wh.tables()
-        wh.upsert_series(META, batch_id="b_old")
-        wh.upsert_observations(_fred_frame(), batch_id="b_old")
+        upsert_series(wh, META, batch_id="b_old")
+        upsert_observations(wh, _fred_frame(), batch_id="b_old")
     with Warehouse.open(path) as wh:
         assert wh.schema_version() == CURRENT_VERSION == max(m.version for m in MIGRATIONS)
         assert "risk_grades" in wh.tables()
-        assert wh.count("observations") == 12
-        assert wh.read_series_meta()["name"].to_list() == ["US unemployment rate"]
+        assert count_rows(wh, "observations") == 12
+        assert read_series_meta(wh)["name"].to_list() == ["US unemployment rate"]
 
 
 def test_newer_file_is_refused_with_a_fix(tmp_path: Path) -> None:
     path = tmp_path / "new.duckdb"
     with Warehouse.open(path) as wh:
-        wh.execute("INSERT INTO schema_migrations VALUES (?, 'future', now())", [CURRENT_VERSION + 1])
+        sql_rows(wh, "INSERT INTO schema_migrations VALUES (?, 'future', now())", CURRENT_VERSION + 1)
     with pytest.raises(WarehouseError, match="newer than this engine"):
         Warehouse.open(path)
 
@@ -67,44 +99,67 @@ def test_newer_file_is_refused_with_a_fix(tmp_path: Path) -> None:
 def test_upsert_is_idempotent_and_counts_only_changes(tmp_path: Path) -> None:
     frame = _fred_frame()
     with Warehouse.open(tmp_path / "w.duckdb") as wh:
-        assert wh.upsert_series(META, batch_id="b1") == 1
-        assert wh.upsert_observations(frame, batch_id="b1") == 12
-        before = wh.read_observations()
+        assert upsert_series(wh, META, batch_id="b1") == 1
+        assert upsert_observations(wh, frame, batch_id="b1") == 12
+        before = read_observations(wh)
         # the same rows again, even under another batch id, change nothing
-        assert wh.upsert_series(META, batch_id="b2") == 0
-        assert wh.upsert_observations(frame, batch_id="b2") == 0
-        assert wh.read_observations().equals(before)
+        assert upsert_series(wh, META, batch_id="b2") == 0
+        assert upsert_observations(wh, frame, batch_id="b2") == 0
+        assert read_observations(wh).equals(before)
         # a revised value and a late row: exactly two rows change
-        revised = pl.concat([
-            frame.with_columns(pl.when(pl.col("ds") == frame["ds"][3]).then(9.9).otherwise(pl.col("y")).alias("y")),
-            pl.DataFrame({"unique_id": ["unrate"], "ds": [datetime(1979, 12, 1)], "y": [6.0]})
-            .with_columns(pl.col("ds").cast(pl.Datetime("us"))),
-        ])
-        assert wh.upsert_observations(revised, batch_id="b3") == 2
-        assert wh.count("observations") == 13
+        revised = pl.concat(
+            [
+                frame.with_columns(pl.when(pl.col("ds") == frame["ds"][3]).then(9.9).otherwise(pl.col("y")).alias("y")),
+                pl.DataFrame({"unique_id": ["unrate"], "ds": [datetime(1979, 12, 1)], "y": [6.0]}).with_columns(
+                    pl.col("ds").cast(pl.Datetime("us"))
+                ),
+            ]
+        )
+        assert upsert_observations(wh, revised, batch_id="b3") == 2
+        assert count_rows(wh, "observations") == 13
 
 
 def test_failed_transaction_leaves_nothing(tmp_path: Path) -> None:
     with Warehouse.open(tmp_path / "w.duckdb") as wh:
-        wh.upsert_series(META, batch_id="b1")
+        upsert_series(wh, META, batch_id="b1")
         with pytest.raises(RuntimeError):
             with wh.transaction():
-                wh.upsert_observations(_fred_frame(), batch_id="b1")
+                upsert_observations(wh, _fred_frame(), batch_id="b1")
                 raise RuntimeError("crash in the middle of a batch")
-        assert wh.count("observations") == 0
+        assert count_rows(wh, "observations") == 0
+
+
+def test_full_table_reads_count_every_row_and_refuse_unknown_tables(tmp_path: Path) -> None:
+    # the dashboard benchmark's naive peer (benchmarks/dashboard_pages.py) reads through this
+    with Warehouse.open(tmp_path / "w.duckdb") as wh:
+        upsert_series(wh, META, batch_id="b1")
+        upsert_observations(wh, _fred_frame(), batch_id="b1")
+        assert full_table_row_counts(wh, ("observations", "series", "alerts")) == {
+            "observations": 12,
+            "series": 1,
+            "alerts": 0,
+        }
+        with pytest.raises(WarehouseError, match="no table 'nonsense'"):
+            full_table_row_counts(wh, ("observations", "nonsense"))
 
 
 def test_second_writer_gets_a_clear_message(tmp_path: Path) -> None:
     path = tmp_path / "w.duckdb"
     Warehouse.open(path).close()
     holder = subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent(f"""
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(f"""
             import sys, time, duckdb
             con = duckdb.connect({str(path)!r})
             print("held", flush=True)
             sys.stdin.readline()
-        """)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        """),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert holder.stdout.readline().strip() == "held"

@@ -13,13 +13,13 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import polars as pl
 
 from core.errors import ConfigError, DataFormatError, FrameError
-from core.frames import FREQUENCIES, SERIES_META_COLUMNS, Classification, Domain
-from core.frames import validate_series, validate_series_meta
+from core.frames import FREQUENCIES, SERIES_META_COLUMNS, Classification, Domain, validate_series, validate_series_meta
 
 __all__ = [
     "Parsed",
@@ -39,6 +39,7 @@ __all__ = [
     "snake",
     "points_in_polygon",
     "with_exact_duplicates_dropped",
+    "calendar_span_days",
 ]
 
 #: Columns and types of the ``events`` frame that earthquake catalogs return.
@@ -284,13 +285,24 @@ def finish(
     it is reported as a :class:`DataFormatError` naming the file.
     """
     frames = [series] if isinstance(series, pl.DataFrame) else list(series)
-    frames = [f.select(pl.col("unique_id").cast(pl.Utf8), pl.col("ds").cast(pl.Datetime("us")), pl.col("y").cast(pl.Float64)) for f in frames]
-    combined = pl.concat(frames) if frames else pl.DataFrame(schema={"unique_id": pl.Utf8, "ds": pl.Datetime("us"), "y": pl.Float64})
+    frames = [
+        f.select(pl.col("unique_id").cast(pl.Utf8), pl.col("ds").cast(pl.Datetime("us")), pl.col("y").cast(pl.Float64))
+        for f in frames
+    ]
+    combined = (
+        pl.concat(frames)
+        if frames
+        else pl.DataFrame(schema={"unique_id": pl.Utf8, "ds": pl.Datetime("us"), "y": pl.Float64})
+    )
     combined, exact = with_exact_duplicates_dropped(combined)
     if exact:
         notes = [*notes, f"dropped {exact} exact duplicate row(s) (same series, time and value)"]
     if combined.height == 0:
-        raise fail(path, "yields no observations (every value is missing or filtered out)", fix="check the file and the options (country, regions ...)")
+        raise fail(
+            path,
+            "yields no observations (every value is missing or filtered out)",
+            fix="check the file and the options (country, regions ...)",
+        )
     dupes = combined.group_by("unique_id", "ds").len().filter(pl.col("len") > 1).sort("unique_id", "ds")
     if dupes.height:
         uid, ds, n = dupes.row(0)
@@ -320,23 +332,40 @@ def with_exact_duplicates_dropped(frame: pl.DataFrame) -> tuple[pl.DataFrame, in
     return unique, frame.height - unique.height
 
 
-def _polygon(spec: Mapping[str, object], what: str) -> dict[str, object]:
+def calendar_span_days(ds: pl.Series) -> int:
+    """Calendar days from the first to the last timestamp, both ends counted."""
+    first, last = ds.min(), ds.max()
+    if not isinstance(first, datetime.date) or not isinstance(last, datetime.date):
+        # The same TypeError the bare subtraction raised on an empty column (min and max None).
+        raise TypeError(f"unsupported operand type(s) for -: {type(last).__name__!r} and {type(first).__name__!r}")
+    return (last - first).days + 1
+
+
+def _polygon(spec: Mapping[str, Any], what: str) -> dict[str, Any]:
     """Fill a polygon region's bounding box from its (lon, lat) vertices."""
     raw = spec["polygon"]
     try:
-        vertices = tuple((float(v[0]), float(v[1])) for v in raw)  # type: ignore[union-attr, index]
+        vertices = tuple((float(v[0]), float(v[1])) for v in raw)
     except (TypeError, ValueError, IndexError):
         raise ConfigError(
             f"{what}: region {spec.get('id')!r} polygon must be a list of [lon, lat] pairs",
             fix="write polygon = [[lon, lat], [lon, lat], [lon, lat], ...] with at least 3 vertices",
         ) from None
     if len(vertices) < 3:
-        raise ConfigError(f"{what}: region {spec.get('id')!r} polygon has {len(vertices)} vertices",
-                          fix="give at least 3 [lon, lat] vertices")
+        raise ConfigError(
+            f"{what}: region {spec.get('id')!r} polygon has {len(vertices)} vertices",
+            fix="give at least 3 [lon, lat] vertices",
+        )
     lons = [v[0] for v in vertices]
     lats = [v[1] for v in vertices]
-    return {**spec, "min_lat": min(lats), "max_lat": max(lats), "min_lon": min(lons), "max_lon": max(lons),
-            "polygon": vertices}
+    return {
+        **spec,
+        "min_lat": min(lats),
+        "max_lat": max(lats),
+        "min_lon": min(lons),
+        "max_lon": max(lons),
+        "polygon": vertices,
+    }
 
 
 def points_in_polygon(lon: np.ndarray, lat: np.ndarray, polygon: Sequence[tuple[float, float]]) -> np.ndarray:
@@ -362,7 +391,7 @@ def points_in_polygon(lon: np.ndarray, lat: np.ndarray, polygon: Sequence[tuple[
     return inside
 
 
-def parse_regions(regions: Sequence[Mapping[str, object]] | None, *, what: str) -> list[Region]:
+def parse_regions(regions: Sequence[Mapping[str, Any]] | None, *, what: str) -> list[Region]:
     """Turn region dicts into checked regions: boxes {id, name, min_lat, max_lat, min_lon,
     max_lon} or polygons {id, name, polygon: [[lon, lat], ...]}."""
     if not regions:
@@ -374,24 +403,32 @@ def parse_regions(regions: Sequence[Mapping[str, object]] | None, *, what: str) 
     out: list[Region] = []
     for spec in regions:
         if not isinstance(spec, Mapping):
-            raise ConfigError(f"{what}: region {spec!r} is not a table", fix="write each region as {id = ..., name = ..., ...}")
+            raise ConfigError(
+                f"{what}: region {spec!r} is not a table", fix="write each region as {id = ..., name = ..., ...}"
+            )
         if "polygon" in spec:
             spec = _polygon(spec, what)
         keys = ("id", "name", "min_lat", "max_lat", "min_lon", "max_lon")
         missing = [k for k in keys if k not in spec]
         if missing:
-            raise ConfigError(f"{what}: region {dict(spec)} lacks {missing}", fix=f"give every region the keys {list(keys)}")
+            raise ConfigError(
+                f"{what}: region {dict(spec)} lacks {missing}", fix=f"give every region the keys {list(keys)}"
+            )
         try:
             box = Region(
                 id=str(spec["id"]),
                 name=str(spec["name"]),
-                **{k: float(spec[k]) for k in keys[2:]},  # type: ignore[arg-type]
-                polygon=spec.get("polygon"),  # type: ignore[arg-type]
+                **{k: float(spec[k]) for k in keys[2:]},
+                polygon=spec.get("polygon"),
             )
         except (TypeError, ValueError):
-            raise ConfigError(f"{what}: region {dict(spec)} has a non-numeric bound", fix="give bounds in decimal degrees") from None
+            raise ConfigError(
+                f"{what}: region {dict(spec)} has a non-numeric bound", fix="give bounds in decimal degrees"
+            ) from None
         if not _SNAKE.match(box.id):
-            raise ConfigError(f"{what}: region id {box.id!r} is not lowercase snake_case", fix="use e.g. 'sichuan_yunnan'")
+            raise ConfigError(
+                f"{what}: region id {box.id!r} is not lowercase snake_case", fix="use e.g. 'sichuan_yunnan'"
+            )
         if not -90.0 <= box.min_lat < box.max_lat <= 90.0:
             raise ConfigError(
                 f"{what}: region {box.id!r} has latitudes {box.min_lat}..{box.max_lat}",
@@ -427,4 +464,3 @@ def in_region(lat: pl.Expr, lon: pl.Expr, box: Region) -> pl.Expr:
     # lo > hi means the box crosses 0°E (e.g. 350..10): take the two arcs.
     lon_ok = ((east >= lo) & (east <= hi)) if lo <= hi else ((east >= lo) | (east <= hi))
     return lat_ok & lon_ok
-
