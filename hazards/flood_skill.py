@@ -91,8 +91,10 @@ def _one_series(series: pl.DataFrame) -> tuple[str, np.ndarray, np.ndarray]:
     frame = validate_series(series)
     ids = frame.get_column("unique_id").unique().to_list()
     if len(ids) != 1:
-        raise FrameError(f"flood skill works on one series at a time, got {len(ids)}: {ids[:5]}",
-                         fix="filter the frame to one unique_id")
+        raise FrameError(
+            f"flood skill works on one series at a time, got {len(ids)}: {ids[:5]}",
+            fix="filter the frame to one unique_id",
+        )
     daily = frame.group_by(pl.col("ds").dt.date().alias("day")).agg(pl.col("y").max()).sort("day")
     days = daily.get_column("day").to_numpy().astype("datetime64[D]")
     grid = np.arange(days[0], days[-1] + np.timedelta64(1, "D"), dtype="datetime64[D]")
@@ -103,8 +105,10 @@ def _one_series(series: pl.DataFrame) -> tuple[str, np.ndarray, np.ndarray]:
 
 def _check(threshold_value: float, window_days: int) -> None:
     if not np.isfinite(threshold_value):
-        raise FrameError(f"threshold_value={threshold_value!r} is not a number",
-                         fix="pass the flood threshold in the series' unit, e.g. the 2-year level")
+        raise FrameError(
+            f"threshold_value={threshold_value!r} is not a number",
+            fix="pass the flood threshold in the series' unit, e.g. the 2-year level",
+        )
     if not isinstance(window_days, int) or window_days < 1:
         raise FrameError(f"window_days={window_days!r}, needs an integer >= 1", fix="pass e.g. window_days=3")
 
@@ -133,8 +137,13 @@ def exceedance_base_rate(series: pl.DataFrame, *, threshold_value: float, window
     return float(outcomes.get_column("observed").mean())  # type: ignore[arg-type]
 
 
-def flood_events(series: pl.DataFrame, *, threshold_value: float,
-                 water_year_start_month: int | Mapping[str, int] = 10, min_coverage: float = 0.8) -> pl.DataFrame:
+def flood_events(
+    series: pl.DataFrame,
+    *,
+    threshold_value: float,
+    water_year_start_month: int | Mapping[str, int] = 10,
+    min_coverage: float = 0.8,
+) -> pl.DataFrame:
     """Annual peaks above ``threshold_value`` with their onset (module docstring).
 
     Returns ``unique_id, water_year, peak_ds, peak, onset`` (complete water years only).
@@ -150,7 +159,10 @@ def flood_events(series: pl.DataFrame, *, threshold_value: float,
             i -= 1
         onsets.append(grid[i])
     return peaks.select(
-        pl.lit(uid).alias("unique_id"), "water_year", pl.col("ds").alias("peak_ds"), pl.col("annual_max").alias("peak"),
+        pl.lit(uid).alias("unique_id"),
+        "water_year",
+        pl.col("ds").alias("peak_ds"),
+        pl.col("annual_max").alias("peak"),
         pl.Series("onset", np.array(onsets, dtype="datetime64[D]").astype("datetime64[us]")),
     )
 
@@ -177,17 +189,26 @@ def flood_warning_skill(
     _check(threshold_value, window_days)
     missing = [c for c in ("ds", "p_exceed") if c not in probabilities.columns]
     if missing:
-        raise FrameError(f"the probability frame lacks column(s) {missing}; it has {probabilities.columns}",
-                         fix="pass ds (issue date) and p_exceed (probability of exceeding within the window)")
+        raise FrameError(
+            f"the probability frame lacks column(s) {missing}; it has {probabilities.columns}",
+            fix="pass ds (issue date) and p_exceed (probability of exceeding within the window)",
+        )
     if not 0.0 < p_warn <= 1.0 or not 0.0 <= base_rate <= 1.0:
-        raise FrameError(f"p_warn={p_warn} must be in (0, 1] and base_rate={base_rate} in [0, 1]",
-                         fix="pass probabilities, e.g. p_warn=0.5")
-    forecasts = (probabilities.select(pl.col("ds").dt.date().alias("day"), pl.col("p_exceed").cast(pl.Float64))
-                 .drop_nulls().unique("day", keep="last").sort("day"))
+        raise FrameError(
+            f"p_warn={p_warn} must be in (0, 1] and base_rate={base_rate} in [0, 1]",
+            fix="pass probabilities, e.g. p_warn=0.5",
+        )
+    forecasts = (
+        probabilities.select(pl.col("ds").dt.date().alias("day"), pl.col("p_exceed").cast(pl.Float64))
+        .drop_nulls()
+        .unique("day", keep="last")
+        .sort("day")
+    )
     bad = forecasts.filter(~pl.col("p_exceed").is_between(0.0, 1.0))
     if bad.height:
-        raise FrameError(f"{bad.height} probabilities lie outside [0, 1], e.g. {bad.row(0)}",
-                         fix="pass probabilities, not scores")
+        raise FrameError(
+            f"{bad.height} probabilities lie outside [0, 1], e.g. {bad.row(0)}", fix="pass probabilities, not scores"
+        )
     if forecasts.height == 0:
         raise FrameError("no forecast to score", fix="pass at least one issue date with a probability")
     _, grid, y = _one_series(series)
@@ -203,8 +224,12 @@ def flood_warning_skill(
     brier = float(np.mean((ps - o) ** 2)) if len(o) else float("nan")
     brier_clim = float(np.mean((base_rate - o) ** 2)) if len(o) else float("nan")
 
-    events = flood_events(series, threshold_value=threshold_value, water_year_start_month=water_year_start_month,
-                          min_coverage=min_coverage)
+    events = flood_events(
+        series,
+        threshold_value=threshold_value,
+        water_year_start_month=water_year_start_month,
+        min_coverage=min_coverage,
+    )
     first, last = issue[0], issue[-1]
     lead = np.timedelta64(window_days, "D")
     one = np.timedelta64(1, "D")
@@ -225,23 +250,37 @@ def flood_warning_skill(
     hits = sum(hit_flags)
     misses = len(hit_flags) - hits
     return FloodSkill(
-        threshold_value=float(threshold_value), window_days=window_days, p_warn=p_warn, forecasts=len(o),
-        events=len(hit_flags), hits=hits, misses=misses, alarms=alarms, false_alarms=false,
+        threshold_value=float(threshold_value),
+        window_days=window_days,
+        p_warn=p_warn,
+        forecasts=len(o),
+        events=len(hit_flags),
+        hits=hits,
+        misses=misses,
+        alarms=alarms,
+        false_alarms=false,
         pod=hits / len(hit_flags) if hit_flags else float("nan"),
         far=false / alarms if alarms else 0.0,
         csi=hits / (hits + misses + false) if (hits + misses + false) else float("nan"),
-        lead_times_days=tuple(leads), median_lead_days=float(np.median(leads)) if leads else None,
-        event_peaks=tuple(peaks), event_hit=tuple(hit_flags),
-        daily_hits=int((w & (o == 1)).sum()), daily_misses=int((~w & (o == 1)).sum()),
-        daily_false_alarms=int((w & (o == 0)).sum()), daily_correct_negatives=int((~w & (o == 0)).sum()),
-        base_rate=float(base_rate), observed_rate=float(o.mean()) if len(o) else float("nan"),
-        brier=brier, brier_climatology=brier_clim,
+        lead_times_days=tuple(leads),
+        median_lead_days=float(np.median(leads)) if leads else None,
+        event_peaks=tuple(peaks),
+        event_hit=tuple(hit_flags),
+        daily_hits=int((w & (o == 1)).sum()),
+        daily_misses=int((~w & (o == 1)).sum()),
+        daily_false_alarms=int((w & (o == 0)).sum()),
+        daily_correct_negatives=int((~w & (o == 0)).sum()),
+        base_rate=float(base_rate),
+        observed_rate=float(o.mean()) if len(o) else float("nan"),
+        brier=brier,
+        brier_climatology=brier_clim,
         brier_skill_score=1.0 - brier / brier_clim if brier_clim > 0 else float("nan"),
     )
 
 
-def _alarms(issue: np.ndarray, warned: np.ndarray, grid: np.ndarray, y: np.ndarray, *,
-            threshold_value: float, window_days: int) -> tuple[int, int]:
+def _alarms(
+    issue: np.ndarray, warned: np.ndarray, grid: np.ndarray, y: np.ndarray, *, threshold_value: float, window_days: int
+) -> tuple[int, int]:
     """``(alarms, false alarms)``: runs of warnings on consecutive issue dates, and those the
     flow never justified (below the threshold from the run's first date + 1 to its last + window)."""
     alarms = false = 0
@@ -257,9 +296,8 @@ def _alarms(issue: np.ndarray, warned: np.ndarray, grid: np.ndarray, y: np.ndarr
         alarms += 1
         lo = int((issue[start] - grid[0]).astype(np.int64)) + 1
         hi = int((issue[i] - grid[0]).astype(np.int64)) + window_days
-        window = y[max(lo, 0): hi + 1]
+        window = y[max(lo, 0) : hi + 1]
         if not (np.where(np.isfinite(window), window, -np.inf) > threshold_value).any():
             false += 1
         start = None
     return alarms, false
-

@@ -152,11 +152,30 @@ def return_level_scores(series: pl.DataFrame, fits: pl.DataFrame) -> pl.DataFram
 #: Return periods (years) of the flood thresholds EFAS and GloFAS use.
 RETURN_PERIODS: tuple[int, ...] = (2, 5, 20)
 ANNUAL_MAXIMA_COLUMNS: tuple[str, ...] = (
-    "unique_id", "water_year", "ds", "annual_max", "days", "days_in_year", "coverage", "complete",
+    "unique_id",
+    "water_year",
+    "ds",
+    "annual_max",
+    "days",
+    "days_in_year",
+    "coverage",
+    "complete",
 )
 THRESHOLD_COLUMNS: tuple[str, ...] = (
-    "unique_id", "threshold", "period_years", "threshold_value", "method", "estimator",
-    "shape", "loc", "scale", "years_used", "first_year", "last_year", "water_year_start_month", "note",
+    "unique_id",
+    "threshold",
+    "period_years",
+    "threshold_value",
+    "method",
+    "estimator",
+    "shape",
+    "loc",
+    "scale",
+    "years_used",
+    "first_year",
+    "last_year",
+    "water_year_start_month",
+    "note",
 )
 _METHODS = ("auto", "gev", "gumbel")
 _ESTIMATORS = ("lmoments", "mle")
@@ -179,22 +198,30 @@ def water_year_start(region: str | None) -> int:
 
 
 def _start_months(ids: Sequence[str], water_year_start_month: int | Mapping[str, int]) -> dict[str, int]:
-    months = (dict(water_year_start_month) if isinstance(water_year_start_month, Mapping)
-              else dict.fromkeys(ids, water_year_start_month))
+    months = (
+        dict(water_year_start_month)
+        if isinstance(water_year_start_month, Mapping)
+        else dict.fromkeys(ids, water_year_start_month)
+    )
     missing = [uid for uid in ids if uid not in months]
     if missing:
-        raise FrameError(f"no water-year start month for {len(missing)} series, e.g. {missing[:3]}",
-                         fix="pass water_year_start_month as one month, or a mapping with every series "
-                             "(hazards.water_year_start(region) gives 10 for US gauges, 1 elsewhere)")
+        raise FrameError(
+            f"no water-year start month for {len(missing)} series, e.g. {missing[:3]}",
+            fix="pass water_year_start_month as one month, or a mapping with every series "
+            "(hazards.water_year_start(region) gives 10 for US gauges, 1 elsewhere)",
+        )
     bad = {uid: m for uid, m in months.items() if not (isinstance(m, int) and 1 <= m <= 12)}
     if bad:
-        raise FrameError(f"water_year_start_month must be a month 1..12, got {bad}",
-                         fix="use 10 (October, USGS) or 1 (calendar years)")
+        raise FrameError(
+            f"water_year_start_month must be a month 1..12, got {bad}",
+            fix="use 10 (October, USGS) or 1 (calendar years)",
+        )
     return {uid: months[uid] for uid in ids}
 
 
-def annual_maxima(series: pl.DataFrame, *, water_year_start_month: int | Mapping[str, int] = 10,
-                  min_coverage: float = 0.8) -> pl.DataFrame:
+def annual_maxima(
+    series: pl.DataFrame, *, water_year_start_month: int | Mapping[str, int] = 10, min_coverage: float = 0.8
+) -> pl.DataFrame:
     """Maximum of each water year of each series (module docstring, step 1).
 
     Returns ``unique_id, water_year, ds, annual_max, days, days_in_year, coverage, complete``:
@@ -204,8 +231,10 @@ def annual_maxima(series: pl.DataFrame, *, water_year_start_month: int | Mapping
     """
     frame = validate_series(series)
     if not 0.0 < min_coverage <= 1.0:
-        raise FrameError(f"min_coverage={min_coverage!r} is not a share in (0, 1]",
-                         fix="pass e.g. min_coverage=0.8 (a year counts with 80 % of its days observed)")
+        raise FrameError(
+            f"min_coverage={min_coverage!r} is not a share in (0, 1]",
+            fix="pass e.g. min_coverage=0.8 (a year counts with 80 % of its days observed)",
+        )
     ids = frame.get_column("unique_id").unique(maintain_order=True).to_list()
     months = _start_months(ids, water_year_start_month)
     start = pl.col("unique_id").replace_strict(months, return_dtype=pl.Int32)
@@ -221,12 +250,14 @@ def annual_maxima(series: pl.DataFrame, *, water_year_start_month: int | Mapping
         )
         .sort("unique_id", "water_year")
     )
-    days_in_year = [_days_in_water_year(wy, months[uid]) for uid, wy in
-                    maxima.select("unique_id", "water_year").iter_rows()]
+    days_in_year = [
+        _days_in_water_year(wy, months[uid]) for uid, wy in maxima.select("unique_id", "water_year").iter_rows()
+    ]
     maxima = maxima.with_columns(pl.Series("days_in_year", days_in_year, dtype=pl.Int64))
     coverage = pl.col("days") / pl.col("days_in_year")
-    return maxima.with_columns(coverage.alias("coverage"), (coverage >= min_coverage).alias("complete")) \
-        .select(ANNUAL_MAXIMA_COLUMNS)
+    return maxima.with_columns(coverage.alias("coverage"), (coverage >= min_coverage).alias("complete")).select(
+        ANNUAL_MAXIMA_COLUMNS
+    )
 
 
 def _days_in_water_year(water_year: int, start_month: int) -> int:
@@ -261,20 +292,24 @@ def return_period_thresholds(
     differ from what was asked ("" when nothing to say).
     """
     if method not in _METHODS:
-        raise FrameError(f"method={method!r} is not one of {_METHODS}",
-                         fix='use "auto" (Gumbel below gev_min_years, GEV from there), "gev" or "gumbel"')
+        raise FrameError(
+            f"method={method!r} is not one of {_METHODS}",
+            fix='use "auto" (Gumbel below gev_min_years, GEV from there), "gev" or "gumbel"',
+        )
     if estimator not in _ESTIMATORS:
-        raise FrameError(f"estimator={estimator!r} is not one of {_ESTIMATORS}",
-                         fix='use "lmoments" (Hosking 1990) or "mle" (maximum likelihood, pyextremes)')
+        raise FrameError(
+            f"estimator={estimator!r} is not one of {_ESTIMATORS}",
+            fix='use "lmoments" (Hosking 1990) or "mle" (maximum likelihood, pyextremes)',
+        )
     bad = [p for p in periods if isinstance(p, bool) or not (isinstance(p, numbers.Real) and p > 1)]
     if not periods or bad:
         raise FrameError(f"return periods {list(periods)} must be years > 1", fix="pass e.g. periods=(2, 5, 20)")
     if min_years < 3:
-        raise FrameError(f"min_years={min_years} is below 3, too few maxima to fit two parameters",
-                         fix="pass min_years=5 or more")
+        raise FrameError(
+            f"min_years={min_years} is below 3, too few maxima to fit two parameters", fix="pass min_years=5 or more"
+        )
     maxima = annual_maxima(series, water_year_start_month=water_year_start_month, min_coverage=min_coverage)
-    months = _start_months(maxima.get_column("unique_id").unique(maintain_order=True).to_list(),
-                           water_year_start_month)
+    months = _start_months(maxima.get_column("unique_id").unique(maintain_order=True).to_list(), water_year_start_month)
     rows: list[dict[str, Any]] = []
     short: list[str] = []
     for (uid,), part in maxima.group_by("unique_id", maintain_order=True):
@@ -298,13 +333,24 @@ def return_period_thresholds(
         if why:
             notes.append(why)
         for period in periods:
-            rows.append({
-                "unique_id": uid, "threshold": f"rp{period:g}", "period_years": float(period),
-                "threshold_value": _quantile(1.0 - 1.0 / period, shape, loc, scale),
-                "method": kind, "estimator": estimator, "shape": shape, "loc": loc, "scale": scale,
-                "years_used": full.height, "first_year": min(years), "last_year": max(years),
-                "water_year_start_month": months[uid], "note": "; ".join(notes),
-            })
+            rows.append(
+                {
+                    "unique_id": uid,
+                    "threshold": f"rp{period:g}",
+                    "period_years": float(period),
+                    "threshold_value": _quantile(1.0 - 1.0 / period, shape, loc, scale),
+                    "method": kind,
+                    "estimator": estimator,
+                    "shape": shape,
+                    "loc": loc,
+                    "scale": scale,
+                    "years_used": full.height,
+                    "first_year": min(years),
+                    "last_year": max(years),
+                    "water_year_start_month": months[uid],
+                    "note": "; ".join(notes),
+                }
+            )
     if short:
         message = f"{len(short)} series get no flood thresholds: {'; '.join(short[:5])}"
         if not rows:
@@ -314,10 +360,17 @@ def return_period_thresholds(
 
 
 def _threshold_schema() -> dict[str, pl.DataType]:
-    types: dict[str, pl.DataType] = {"period_years": pl.Float64(), "threshold_value": pl.Float64(),
-                                     "shape": pl.Float64(), "loc": pl.Float64(), "scale": pl.Float64(),
-                                     "years_used": pl.Int64(), "first_year": pl.Int64(),
-                                     "last_year": pl.Int64(), "water_year_start_month": pl.Int64()}
+    types: dict[str, pl.DataType] = {
+        "period_years": pl.Float64(),
+        "threshold_value": pl.Float64(),
+        "shape": pl.Float64(),
+        "loc": pl.Float64(),
+        "scale": pl.Float64(),
+        "years_used": pl.Int64(),
+        "first_year": pl.Int64(),
+        "last_year": pl.Int64(),
+        "water_year_start_month": pl.Int64(),
+    }
     return {c: types.get(c, pl.Utf8()) for c in THRESHOLD_COLUMNS}
 
 
@@ -335,8 +388,9 @@ def _fit(x: np.ndarray, dates: pl.Series, *, kind: str, estimator: str) -> tuple
         if abs(shape) < _MLE_MAX_SHAPE:
             return shape, loc, scale, kind, ""
         fallback = _fit(x, dates, kind=kind, estimator="lmoments")
-        why = (f"maximum likelihood gave shape {shape:.2f} (|shape| >= {_MLE_MAX_SHAPE:g}, a diverged fit): "
-               "L-moments used")
+        why = (
+            f"maximum likelihood gave shape {shape:.2f} (|shape| >= {_MLE_MAX_SHAPE:g}, a diverged fit): L-moments used"
+        )
         return (*fallback[:4], "; ".join(n for n in (why, fallback[4]) if n))
     l1, l2, t3 = _sample_lmoments(x)
     note = ""
@@ -379,11 +433,12 @@ def _fit_mle(x: np.ndarray, dates: pl.Series, *, kind: str) -> tuple[float, floa
         import pandas as pd
         from pyextremes.models import get_model
     except ImportError as exc:  # pragma: no cover - pyextremes is a declared dependency
-        raise ConfigError("estimator='mle' needs the pyextremes package, which is not installed",
-                          fix="pip install 'pyextremes>=2.6', or use estimator='lmoments'") from exc
+        raise ConfigError(
+            "estimator='mle' needs the pyextremes package, which is not installed",
+            fix="pip install 'pyextremes>=2.6', or use estimator='lmoments'",
+        ) from exc
     extremes = pd.Series(x, index=pd.DatetimeIndex(dates.cast(pl.Datetime("us")).to_numpy()), name="annual_max")
-    model = get_model("MLE", extremes=extremes,
-                      distribution="genextreme" if kind == "gev" else "gumbel_r")
+    model = get_model("MLE", extremes=extremes, distribution="genextreme" if kind == "gev" else "gumbel_r")
     params = model.fit_parameters
     return float(params.get("c", 0.0)), float(params["loc"]), float(params["scale"])
 
@@ -393,10 +448,15 @@ def exceedance_thresholds(thresholds: pl.DataFrame) -> pl.DataFrame:
 
     ``unique_id, threshold, value, direction`` (``rp<T>``, the level, ``"above"``).
     """
-    _require(thresholds, ("unique_id", "threshold", "threshold_value"), what="thresholds",
-             fix="pass the frame return_period_thresholds returns")
-    return thresholds.select("unique_id", "threshold", pl.col("threshold_value").alias("value"),
-                             pl.lit("above").alias("direction"))
+    _require(
+        thresholds,
+        ("unique_id", "threshold", "threshold_value"),
+        what="thresholds",
+        fix="pass the frame return_period_thresholds returns",
+    )
+    return thresholds.select(
+        "unique_id", "threshold", pl.col("threshold_value").alias("value"), pl.lit("above").alias("direction")
+    )
 
 
 def _require(frame: pl.DataFrame, columns: Sequence[str], *, what: str, fix: str) -> None:
@@ -409,7 +469,13 @@ def _require(frame: pl.DataFrame, columns: Sequence[str], *, what: str, fix: str
 #: Columns :func:`return_period_exceedance` needs (``forecasting.EXCEEDANCE_COLUMNS`` without
 #: ``model``; an optional ``cutoff`` column keeps several forecasts apart).
 EXCEEDANCE_INPUT_COLUMNS: tuple[str, ...] = (
-    "unique_id", "ds", "threshold", "threshold_value", "direction", "p_step_exceed", "p_path_cross",
+    "unique_id",
+    "ds",
+    "threshold",
+    "threshold_value",
+    "direction",
+    "p_step_exceed",
+    "p_path_cross",
 )
 
 
@@ -432,8 +498,9 @@ DEFAULT_FLOOD_LADDER: tuple[FloodRung, ...] = (
 )
 
 
-def return_period_exceedance(exceedance: pl.DataFrame, thresholds: pl.DataFrame, *,
-                             horizon_steps: int | None = None) -> pl.DataFrame:
+def return_period_exceedance(
+    exceedance: pl.DataFrame, thresholds: pl.DataFrame, *, horizon_steps: int | None = None
+) -> pl.DataFrame:
     """P(the forecast exceeds each return-period threshold within the horizon).
 
     ``exceedance``: the frame of :func:`forecasting.exceedance_probabilities` (columns
@@ -448,24 +515,39 @@ def return_period_exceedance(exceedance: pl.DataFrame, thresholds: pl.DataFrame,
     ``window_start`` to ``window_end`` (the forecast's dependence assumption is
     :mod:`forecasting.exceedance`'s).
     """
-    _require(exceedance, EXCEEDANCE_INPUT_COLUMNS, what="exceedance",
-             fix="pass forecasting.exceedance_probabilities(forecasts, exceedance_thresholds(thresholds))")
-    _require(thresholds, ("unique_id", "threshold", "period_years", "threshold_value"), what="thresholds",
-             fix="pass the frame return_period_thresholds returns")
+    _require(
+        exceedance,
+        EXCEEDANCE_INPUT_COLUMNS,
+        what="exceedance",
+        fix="pass forecasting.exceedance_probabilities(forecasts, exceedance_thresholds(thresholds))",
+    )
+    _require(
+        thresholds,
+        ("unique_id", "threshold", "period_years", "threshold_value"),
+        what="thresholds",
+        fix="pass the frame return_period_thresholds returns",
+    )
     if horizon_steps is not None and (not isinstance(horizon_steps, int) or horizon_steps < 1):
-        raise FrameError(f"horizon_steps={horizon_steps!r}, needs an integer >= 1 or None",
-                         fix="pass e.g. horizon_steps=3 for the first three days of a daily forecast")
+        raise FrameError(
+            f"horizon_steps={horizon_steps!r}, needs an integer >= 1 or None",
+            fix="pass e.g. horizon_steps=3 for the first three days of a daily forecast",
+        )
     keys = ["unique_id", "cutoff"] if "cutoff" in exceedance.columns else ["unique_id"]
-    rows = exceedance.join(thresholds.select("unique_id", "threshold", "period_years"),
-                           on=["unique_id", "threshold"], how="inner")
+    rows = exceedance.join(
+        thresholds.select("unique_id", "threshold", "period_years"), on=["unique_id", "threshold"], how="inner"
+    )
     if rows.height == 0:
-        raise FrameError("no exceedance row is for a return-period threshold of the thresholds frame",
-                         fix="compute the exceedance with exceedance_thresholds(thresholds) as its thresholds")
+        raise FrameError(
+            "no exceedance row is for a return-period threshold of the thresholds frame",
+            fix="compute the exceedance with exceedance_thresholds(thresholds) as its thresholds",
+        )
     wrong = rows.filter(pl.col("direction") != "above")
     if wrong.height:
-        raise FrameError(f"return-period thresholds are exceeded from below; {wrong.height} row(s) have "
-                         f"direction {wrong.get_column('direction').unique().to_list()}",
-                         fix="compute the exceedance with exceedance_thresholds(thresholds)")
+        raise FrameError(
+            f"return-period thresholds are exceeded from below; {wrong.height} row(s) have "
+            f"direction {wrong.get_column('direction').unique().to_list()}",
+            fix="compute the exceedance with exceedance_thresholds(thresholds)",
+        )
     step = pl.int_range(pl.len()).over([*keys, "threshold"])
     if horizon_steps is not None:
         rows = rows.sort([*keys, "threshold", "ds"]).filter(step < horizon_steps)
@@ -499,9 +581,11 @@ def _check_ladder(ladder: Sequence[FloodRung]) -> tuple[FloodRung, ...]:
         if not r.period_years > 1:
             problems.append(f"{r.level.label}: period_years {r.period_years} must exceed 1")
     if problems:
-        raise ConfigError("flood ladder: " + "; ".join(problems),
-                          fix="give each of blue..red at most once, with a return period > 1 and a "
-                              "probability in (0, 1], e.g. hazards.DEFAULT_FLOOD_LADDER")
+        raise ConfigError(
+            "flood ladder: " + "; ".join(problems),
+            fix="give each of blue..red at most once, with a return period > 1 and a "
+            "probability in (0, 1], e.g. hazards.DEFAULT_FLOOD_LADDER",
+        )
     return tuple(sorted(rungs, key=lambda r: int(r.level)))
 
 
@@ -531,17 +615,24 @@ def flood_levels(
     """
     rungs = _check_ladder(ladder)
     if not isinstance(persistence, int) or persistence < 1:
-        raise FrameError(f"persistence={persistence!r}, needs an integer >= 1",
-                         fix="pass 1 (this forecast alone) or e.g. 2 (this and the previous forecast)")
+        raise FrameError(
+            f"persistence={persistence!r}, needs an integer >= 1",
+            fix="pass 1 (this forecast alone) or e.g. 2 (this and the previous forecast)",
+        )
     if persistence > 1 and "cutoff" not in exceedance.columns:
-        raise FrameError(f"persistence={persistence} needs several forecasts, told apart by a 'cutoff' column",
-                         fix="pass the stored exceedance rows with their cutoff, or persistence=1")
+        raise FrameError(
+            f"persistence={persistence} needs several forecasts, told apart by a 'cutoff' column",
+            fix="pass the stored exceedance rows with their cutoff, or persistence=1",
+        )
     probs = return_period_exceedance(exceedance, thresholds, horizon_steps=horizon_steps)
     keys = ["unique_id", "cutoff"] if "cutoff" in probs.columns else ["unique_id"]
-    fit_columns: list[str] = [c for c in ("method", "estimator", "years_used", "first_year", "last_year")
-                   if c in thresholds.columns]
-    fits = {row["unique_id"]: {c: row[c] for c in fit_columns}
-            for row in thresholds.unique("unique_id", keep="first", maintain_order=True).iter_rows(named=True)}
+    fit_columns: list[str] = [
+        c for c in ("method", "estimator", "years_used", "first_year", "last_year") if c in thresholds.columns
+    ]
+    fits = {
+        row["unique_id"]: {c: row[c] for c in fit_columns}
+        for row in thresholds.unique("unique_id", keep="first", maintain_order=True).iter_rows(named=True)
+    }
     out = []
     for (uid,), part in probs.group_by("unique_id", maintain_order=True):
         unit = units if isinstance(units, str) else units.get(uid, "")
@@ -550,23 +641,51 @@ def flood_levels(
         held_history: list[set[Level]] = []
         for forecast in forecasts:
             by_period = {row["period_years"]: row for row in forecast.iter_rows(named=True)}
-            reached = {r.level for r in rungs
-                       if r.period_years in by_period and by_period[r.period_years]["p_exceed"] >= r.min_probability}
+            reached = {
+                r.level
+                for r in rungs
+                if r.period_years in by_period and by_period[r.period_years]["p_exceed"] >= r.min_probability
+            }
             held_history.append(reached)
             window = held_history[-persistence:]
             held = [r for r in rungs if len(window) == persistence and all(r.level in s for s in window)]
-            out.append(_level_row(forecast, keys, by_period, rungs, held[-1] if held else None,
-                                  unit=unit, persistence=persistence, fit=fits.get(uid, {})))
-    schema = {"unique_id": pl.Utf8(), **({"cutoff": probs.schema["cutoff"]} if "cutoff" in keys else {}),
-              "level": pl.Utf8(), "probability": pl.Float64(), "period_years": pl.Float64(),
-              "threshold_value": pl.Float64(), "window_start": probs.schema["window_start"],
-              "window_end": probs.schema["window_end"], "evidence": pl.Utf8()}
+            out.append(
+                _level_row(
+                    forecast,
+                    keys,
+                    by_period,
+                    rungs,
+                    held[-1] if held else None,
+                    unit=unit,
+                    persistence=persistence,
+                    fit=fits.get(uid, {}),
+                )
+            )
+    schema = {
+        "unique_id": pl.Utf8(),
+        **({"cutoff": probs.schema["cutoff"]} if "cutoff" in keys else {}),
+        "level": pl.Utf8(),
+        "probability": pl.Float64(),
+        "period_years": pl.Float64(),
+        "threshold_value": pl.Float64(),
+        "window_start": probs.schema["window_start"],
+        "window_end": probs.schema["window_end"],
+        "evidence": pl.Utf8(),
+    }
     return pl.DataFrame(out, schema=schema, orient="row")
 
 
-def _level_row(forecast: pl.DataFrame, keys: list[str], by_period: dict[float, dict[str, Any]],
-               rungs: tuple[FloodRung, ...], rung: FloodRung | None, *, unit: str, persistence: int,
-               fit: dict[str, Any]) -> tuple[Any, ...]:
+def _level_row(
+    forecast: pl.DataFrame,
+    keys: list[str],
+    by_period: dict[float, dict[str, Any]],
+    rungs: tuple[FloodRung, ...],
+    rung: FloodRung | None,
+    *,
+    unit: str,
+    persistence: int,
+    fit: dict[str, Any],
+) -> tuple[Any, ...]:
     deciding = by_period[rung.period_years] if rung else by_period[min(by_period)]
     level = rung.level if rung else Level.NONE
     start, end = deciding["window_start"], deciding["window_end"]
@@ -581,21 +700,42 @@ def _level_row(forecast: pl.DataFrame, keys: list[str], by_period: dict[float, d
         "probability": round(deciding["p_exceed"], 4),
         "window_start": start.isoformat(),
         "window_end": end.isoformat(),
-        "rule": (f"P(> {deciding['period_years']:g}-year level {deciding['threshold_value']:.4g} {unit} "
-                 f"between {start:%Y-%m-%d} and {end:%Y-%m-%d}) = {deciding['p_exceed']:.2f}"
-                 + (f" >= {rung.min_probability:g}" + (f" in {persistence} consecutive forecasts"
-                                                        if persistence > 1 else "") if rung else
-                    ": no rung of the ladder reached")),
-        "probabilities": [{"threshold": r["threshold"], "period_years": r["period_years"],
-                           "threshold_value": r["threshold_value"], "probability": round(r["p_exceed"], 4)}
-                          for _, r in sorted(by_period.items())],
-        "ladder": [{"level": r.level.label, "period_years": r.period_years,
-                    "min_probability": r.min_probability} for r in rungs],
+        "rule": (
+            f"P(> {deciding['period_years']:g}-year level {deciding['threshold_value']:.4g} {unit} "
+            f"between {start:%Y-%m-%d} and {end:%Y-%m-%d}) = {deciding['p_exceed']:.2f}"
+            + (
+                f" >= {rung.min_probability:g}"
+                + (f" in {persistence} consecutive forecasts" if persistence > 1 else "")
+                if rung
+                else ": no rung of the ladder reached"
+            )
+        ),
+        "probabilities": [
+            {
+                "threshold": r["threshold"],
+                "period_years": r["period_years"],
+                "threshold_value": r["threshold_value"],
+                "probability": round(r["p_exceed"], 4),
+            }
+            for _, r in sorted(by_period.items())
+        ],
+        "ladder": [
+            {"level": r.level.label, "period_years": r.period_years, "min_probability": r.min_probability}
+            for r in rungs
+        ],
         "persistence": persistence,
         "fit": fit,
     }
     if missing:
         evidence["skipped_periods"] = missing
     key_values = tuple(deciding[k] for k in keys)
-    return (*key_values, level.label, deciding["p_exceed"], deciding["period_years"],
-            deciding["threshold_value"], start, end, json.dumps(evidence, default=str))
+    return (
+        *key_values,
+        level.label,
+        deciding["p_exceed"],
+        deciding["period_years"],
+        deciding["threshold_value"],
+        start,
+        end,
+        json.dumps(evidence, default=str),
+    )

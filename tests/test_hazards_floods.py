@@ -92,7 +92,7 @@ def test_l_moment_estimators_by_hand_and_on_population_values() -> None:
     # The GEV's population L-skewness (Hosking 1990, table 1) gives back its shape k to the
     # stated accuracy of the Hosking-Wallis-Wood approximation (9e-4 for |t3| <= 0.5).
     for k in (-0.3, -0.1, 0.05, 0.2):
-        t3_pop = 2 * (1 - 3 ** -k) / (1 - 2 ** -k) - 3
+        t3_pop = 2 * (1 - 3**-k) / (1 - 2**-k) - 3
         assert _gev_shape_from_t3(t3_pop) == pytest.approx(k, abs=1e-3)
     assert _gev_shape_from_t3(0.1699) == pytest.approx(0.0, abs=1e-3)  # the Gumbel's t3 = 0.1699
 
@@ -121,11 +121,13 @@ def _flat_days(start: datetime, end: datetime, *, skip: tuple[datetime, datetime
 def test_annual_maxima_coverage_rule_and_water_years() -> None:
     # Water years (October) 2001 .. 2010; WY2001 starts late (2001-06-01: 122 of 365 days),
     # WY2005 misses 73 days (292 of 365 = 0.8 exactly: kept), WY2007 misses 74 (291: dropped).
-    series = pl.concat([
-        _flat_days(datetime(2001, 6, 1), datetime(2004, 12, 31)),
-        _flat_days(datetime(2005, 3, 15), datetime(2006, 12, 31)),
-        _flat_days(datetime(2007, 3, 16), datetime(2010, 9, 30)),
-    ])
+    series = pl.concat(
+        [
+            _flat_days(datetime(2001, 6, 1), datetime(2004, 12, 31)),
+            _flat_days(datetime(2005, 3, 15), datetime(2006, 12, 31)),
+            _flat_days(datetime(2007, 3, 16), datetime(2010, 9, 30)),
+        ]
+    )
     maxima = hazards.annual_maxima(series)
     by_year = {r["water_year"]: r for r in maxima.iter_rows(named=True)}
     assert list(by_year) == list(range(2001, 2011))
@@ -169,8 +171,10 @@ def test_choptank_water_year_maxima_are_what_the_file_says() -> None:
     assert maxima.height == 12 and maxima.get_column("complete").all()
     # By hand from the text file: water year 2003 = 2002-10-01 .. 2003-09-30.
     with (DATA / CHOPTANK).open() as handle:
-        rows = [(datetime.strptime(r["date"], "%m/%d/%Y"), float(r["Qdaily"]))
-                for r in csv.DictReader(handle, delimiter="\t")]
+        rows = [
+            (datetime.strptime(r["date"], "%m/%d/%Y"), float(r["Qdaily"]))
+            for r in csv.DictReader(handle, delimiter="\t")
+        ]
     wy2003 = [(q, d) for d, q in rows if datetime(2002, 10, 1) <= d <= datetime(2003, 9, 30)]
     peak, day = max(wy2003)
     got = maxima.filter(pl.col("water_year") == 2003).row(0, named=True)
@@ -184,11 +188,19 @@ def test_choptank_return_period_thresholds() -> None:
     flow = _parsed(CHOPTANK).series
     thresholds = hazards.return_period_thresholds(flow)  # 12 water years: Gumbel by L-moments
     values = dict(zip(thresholds["period_years"], thresholds["threshold_value"], strict=True))
-    assert values == {2.0: pytest.approx(77.17, abs=0.01), 5.0: pytest.approx(123.93, abs=0.01),
-                      20.0: pytest.approx(184.59, abs=0.01)}
+    assert values == {
+        2.0: pytest.approx(77.17, abs=0.01),
+        5.0: pytest.approx(123.93, abs=0.01),
+        20.0: pytest.approx(184.59, abs=0.01),
+    }
     row = thresholds.row(0, named=True)
     assert (row["method"], row["estimator"], row["years_used"], row["first_year"], row["last_year"]) == (
-        "gumbel", "lmoments", 12, 2000, 2011)
+        "gumbel",
+        "lmoments",
+        12,
+        2000,
+        2011,
+    )
     assert row["shape"] == 0.0 and row["water_year_start_month"] == 10
     # Maximum likelihood (pyextremes) on the same Gumbel lands within 5 %.
     mle = hazards.return_period_thresholds(flow, estimator="mle").get_column("threshold_value").to_numpy()
@@ -200,10 +212,16 @@ def test_choptank_return_period_thresholds() -> None:
 
 
 # -- the warning ladder ------------------------------------------------------------------------
-THRESHOLDS = pl.DataFrame({
-    "unique_id": ["r"] * 3, "threshold": ["rp2", "rp5", "rp20"], "period_years": [2.0, 5.0, 20.0],
-    "threshold_value": [77.0, 124.0, 185.0], "method": ["gumbel"] * 3, "years_used": [12] * 3,
-})
+THRESHOLDS = pl.DataFrame(
+    {
+        "unique_id": ["r"] * 3,
+        "threshold": ["rp2", "rp5", "rp20"],
+        "period_years": [2.0, 5.0, 20.0],
+        "threshold_value": [77.0, 124.0, 185.0],
+        "method": ["gumbel"] * 3,
+        "years_used": [12] * 3,
+    }
+)
 T0 = datetime(2011, 8, 27)
 
 
@@ -212,24 +230,36 @@ def _exceedance(p2: float, p5: float, p20: float, *, cutoff: datetime | None = N
     rows = []
     for label, value, p in (("rp2", 77.0, p2), ("rp5", 124.0, p5), ("rp20", 185.0, p20), ("p99", 40.0, 0.99)):
         for step, share in enumerate((0.25, 0.5, 1.0)):
-            rows.append({"unique_id": "r", "ds": (cutoff or T0) + timedelta(days=step + 1), "model": "AutoETS",
-                         "threshold": label, "threshold_value": value, "direction": "above",
-                         "p_step_exceed": p * share, "p_path_cross": p * share if share < 1 else p,
-                         **({"cutoff": cutoff} if cutoff else {})})
+            rows.append(
+                {
+                    "unique_id": "r",
+                    "ds": (cutoff or T0) + timedelta(days=step + 1),
+                    "model": "AutoETS",
+                    "threshold": label,
+                    "threshold_value": value,
+                    "direction": "above",
+                    "p_step_exceed": p * share,
+                    "p_path_cross": p * share if share < 1 else p,
+                    **({"cutoff": cutoff} if cutoff else {}),
+                }
+            )
     return pl.DataFrame(rows)
 
 
-@pytest.mark.parametrize(("p2", "p5", "p20", "level"), [
-    (0.0, 0.0, 0.0, "none"),
-    (0.19999, 0.0, 0.0, "none"),
-    (0.2, 0.0, 0.0, "blue"),
-    (0.49999, 0.3, 0.1, "blue"),
-    (0.5, 0.3, 0.1, "yellow"),
-    (0.9, 0.49999, 0.29999, "yellow"),
-    (0.9, 0.5, 0.29999, "orange"),
-    (0.9, 0.5, 0.3, "red"),
-    (0.35, 0.31, 0.3, "red"),  # the highest rung that holds decides, whatever the lower ones say
-])
+@pytest.mark.parametrize(
+    ("p2", "p5", "p20", "level"),
+    [
+        (0.0, 0.0, 0.0, "none"),
+        (0.19999, 0.0, 0.0, "none"),
+        (0.2, 0.0, 0.0, "blue"),
+        (0.49999, 0.3, 0.1, "blue"),
+        (0.5, 0.3, 0.1, "yellow"),
+        (0.9, 0.49999, 0.29999, "yellow"),
+        (0.9, 0.5, 0.29999, "orange"),
+        (0.9, 0.5, 0.3, "red"),
+        (0.35, 0.31, 0.3, "red"),  # the highest rung that holds decides, whatever the lower ones say
+    ],
+)
 def test_default_ladder_at_each_boundary(p2: float, p5: float, p20: float, level: str) -> None:
     graded = hazards.flood_levels(_exceedance(p2, p5, p20), THRESHOLDS)
     assert graded.height == 1 and graded["level"][0] == level
@@ -238,10 +268,19 @@ def test_default_ladder_at_each_boundary(p2: float, p5: float, p20: float, level
 def test_evidence_names_threshold_period_value_unit_probability_and_window() -> None:
     graded = hazards.flood_levels(_exceedance(0.9, 0.62, 0.1), THRESHOLDS).row(0, named=True)
     assert (graded["level"], graded["probability"], graded["period_years"], graded["threshold_value"]) == (
-        "orange", 0.62, 5.0, 124.0)
+        "orange",
+        0.62,
+        5.0,
+        124.0,
+    )
     evidence = json.loads(graded["evidence"])
     assert {k: evidence[k] for k in ("threshold", "period_years", "threshold_value", "unit", "probability")} == {
-        "threshold": "rp5", "period_years": 5.0, "threshold_value": 124.0, "unit": "m3/s", "probability": 0.62}
+        "threshold": "rp5",
+        "period_years": 5.0,
+        "threshold_value": 124.0,
+        "unit": "m3/s",
+        "probability": 0.62,
+    }
     assert (evidence["window_start"], evidence["window_end"]) == ("2011-08-28T00:00:00", "2011-08-30T00:00:00")
     assert evidence["rule"] == "P(> 5-year level 124 m3/s between 2011-08-28 and 2011-08-30) = 0.62 >= 0.5"
     assert [p["probability"] for p in evidence["probabilities"]] == [0.9, 0.62, 0.1]
@@ -252,8 +291,13 @@ def test_window_persistence_and_a_custom_ladder() -> None:
     within = hazards.return_period_exceedance(_exceedance(0.8, 0.4, 0.2), THRESHOLDS, horizon_steps=2)
     assert within.get_column("p_exceed").to_list() == [0.4, 0.2, 0.1]  # the path probability at step 2
     assert within.get_column("window_end").unique().to_list() == [T0 + timedelta(days=2)]
-    two = pl.concat([_exceedance(0.9, 0.6, 0.4, cutoff=T0), _exceedance(0.9, 0.2, 0.1, cutoff=T0 + timedelta(days=1)),
-                     _exceedance(0.9, 0.6, 0.1, cutoff=T0 + timedelta(days=2))])
+    two = pl.concat(
+        [
+            _exceedance(0.9, 0.6, 0.4, cutoff=T0),
+            _exceedance(0.9, 0.2, 0.1, cutoff=T0 + timedelta(days=1)),
+            _exceedance(0.9, 0.6, 0.1, cutoff=T0 + timedelta(days=2)),
+        ]
+    )
     assert hazards.flood_levels(two, THRESHOLDS)["level"].to_list() == ["red", "yellow", "orange"]
     # Two consecutive forecasts must agree: the first has no predecessor, the third's was yellow.
     assert hazards.flood_levels(two, THRESHOLDS, persistence=2)["level"].to_list() == ["none", "yellow", "yellow"]
@@ -263,8 +307,11 @@ def test_window_persistence_and_a_custom_ladder() -> None:
 
 def test_ladder_and_frames_are_validated() -> None:
     with pytest.raises(ConfigError, match="appears twice"):
-        hazards.flood_levels(_exceedance(0.5, 0, 0), THRESHOLDS,
-                             ladder=(hazards.FloodRung(Level.RED, 20, 0.3), hazards.FloodRung(Level.RED, 5, 0.5)))
+        hazards.flood_levels(
+            _exceedance(0.5, 0, 0),
+            THRESHOLDS,
+            ladder=(hazards.FloodRung(Level.RED, 20, 0.3), hazards.FloodRung(Level.RED, 5, 0.5)),
+        )
     with pytest.raises(ConfigError, match="outside"):
         hazards.flood_levels(_exceedance(0.5, 0, 0), THRESHOLDS, ladder=(hazards.FloodRung(Level.RED, 20, 1.3),))
     with pytest.raises(FrameError, match=r"lacks column\(s\) \['p_path_cross'\]"):
@@ -292,7 +339,9 @@ def test_flood_warning_skill_counts_a_hand_made_record() -> None:
     series = pl.DataFrame({"unique_id": "g", "ds": ds, "y": y})
     events = hazards.flood_events(series, threshold_value=50.0)
     assert events.select("water_year", "peak", "onset").rows() == [
-        (2002, 80.0, datetime(2002, 3, 10)), (2003, 90.0, datetime(2003, 5, 20))]
+        (2002, 80.0, datetime(2002, 3, 10)),
+        (2003, 90.0, datetime(2003, 5, 20)),
+    ]
     outcomes = hazards.exceedance_outcomes(series, threshold_value=50.0, window_days=3)
     warned_days = outcomes.filter(pl.col("observed")).get_column("ds").to_list()
     assert warned_days == [datetime(2002, 3, d) for d in (7, 8, 9, 10)] + [datetime(2003, 5, d) for d in (17, 18, 19)]
@@ -313,8 +362,9 @@ def test_flood_warning_skill_counts_a_hand_made_record() -> None:
     assert skill.brier_skill_score == pytest.approx(1 - expected / skill.brier_climatology)
     assert math.isclose(skill.observed_rate, 7 / o.height)
     with pytest.raises(FrameError, match="outside"):
-        hazards.flood_warning_skill(probabilities.with_columns(pl.lit(2.0).alias("p_exceed")), series,
-                                    threshold_value=50.0, base_rate=0.01)
+        hazards.flood_warning_skill(
+            probabilities.with_columns(pl.lit(2.0).alias("p_exceed")), series, threshold_value=50.0, base_rate=0.01
+        )
     two_series = pl.concat([series, series.with_columns(pl.lit("h").alias("unique_id"))])
     with pytest.raises(FrameError, match="one series at a time"):
         hazards.flood_warning_skill(probabilities, two_series, threshold_value=50.0, base_rate=0.01)
