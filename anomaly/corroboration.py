@@ -77,8 +77,17 @@ def cap_rarity_levels(
     high = frame.filter((pl.col("_rank") > int(cap)) & pl.col("region").is_not_null()).select(
         "_row", "unique_id", "ds", "region", "_source"
     )
+    # Join on (region, time bucket of one window) against the neighbouring buckets too, so the
+    # pairs stay local in time instead of a region-wide cross product.
+    if window > timedelta(0):
+        width = int(window.total_seconds() * 1e6)
+        high = high.with_columns((pl.col("ds").dt.epoch("us") // width).alias("_bucket"))
+        other = high.with_columns(pl.col("_bucket") + pl.lit([-1, 0, 1])).explode("_bucket")
+    else:
+        high = high.with_columns(pl.col("ds").dt.epoch("us").alias("_bucket"))
+        other = high
     pairs = (
-        high.join(high, on="region", suffix="_other")
+        high.join(other, on=["region", "_bucket"], suffix="_other")
         .filter(
             (pl.col("unique_id") != pl.col("unique_id_other"))
             & (pl.col("_source") != pl.col("_source_other"))
