@@ -45,6 +45,7 @@ __all__ = [
     "river_table",
     "calm_table",
     "earthquake_box_levels",
+    "render_event_tables",
 ]
 
 #: Independent series must agree within this time to lift the rarity cap in the replay.
@@ -526,3 +527,50 @@ def event_tables(
         recession_spans=recession_spans,
     )
     return {"event_table_rules": EVENT_TABLE_RULES, "earthquakes": quakes, "rivers": rivers, "calm_false_alarms": calm}
+
+
+def _f(value: Any, digits: int = 2) -> str:
+    return "-" if value is None else f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+
+
+def render_event_tables(report: dict[str, Any]) -> list[str]:
+    """The three tables as text lines (the ``--json`` report holds every figure)."""
+    lines = [
+        "Earthquakes (weekly issues; M>=6 within 7 days: warning = yellow+; listed NOAA/NCEI: blue+ within 30 d)",
+        "box            who      M6 ev hits miss FA   POD  FAR  CSI  lead  Brier | listed ev hits FA  POD  FAR"
+        "  | calm R+O/yr",
+    ]
+    for box, block in report["earthquakes"].items():
+        for who in _MODELS:
+            t, li, c = block[who]["m6_within_7d"], block[who]["listed"], block[who]["calm"]
+            lines.append(
+                f"{box:<14} {who:<8} {t['events']:>5} {t['hits']:>4} {t['misses']:>4} {t['false_alarms']:>4} "
+                f"{_f(t['pod'])} {_f(t['far'])} {_f(t['csi'])} {_f(t['median_lead_days'], 1):>5} {_f(t['brier'], 3)} "
+                f"| {li['events']:>9} {li['hits']:>4} {li['false_alarms']:>3} {_f(li['pod'])} {_f(li['far'])} "
+                f"| {_f(c['per_series_year'])}"
+            )
+    rivers = report["rivers"]
+    lines += [
+        "",
+        f"Rivers ({rivers['series']}; annual peaks above the 2-year level, warning yellow+ 1-3 days before onset)",
+        "who      events hits miss alarms FA  POD  FAR  CSI  lead  Brier  clim   BSS",
+    ]
+    for who in _MODELS:
+        r = rivers[who]
+        lines.append(
+            f"{who:<8} {r['events']:>6} {r['hits']:>4} {r['misses']:>4} {r['alarms']:>6} {r['false_alarms']:>3} "
+            f"{_f(r['pod'])} {_f(r['far'])} {_f(r['csi'])} {_f(r['median_lead_days'], 1):>5} {_f(r['brier'], 4)} "
+            f"{_f(r['brier_climatology'], 4)} {_f(r['brier_skill_score'])}"
+        )
+    calm = report["calm_false_alarms"]
+    totals = calm["totals"]
+    lines += [
+        "",
+        "Calm-period false reds+oranges per series-year (every bundled series)",
+        "who      onsets series-years  per series-year",
+    ]
+    for who in _MODELS:
+        t = totals[who]
+        lines.append(f"{who:<8} {t['onsets']:>6} {t['series_years']:>12.1f}  {_f(t['per_series_year'], 4)}")
+    lines.append(f"ratio new / current: {_f(calm['ratio_new_to_current'], 3)}")
+    return lines
