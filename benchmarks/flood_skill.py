@@ -51,6 +51,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import hazards  # noqa: E402
+from core.vocabulary import LEVEL_NAMES, WARNING_LEVELS, Level  # noqa: E402
 from forecasting import exceedance_probabilities, forecast_statistical  # noqa: E402
 from ingest.sources import bundled_catalogue, parse  # noqa: E402
 
@@ -238,11 +239,13 @@ def main() -> None:
             graded = hazards.flood_levels(ex, thresholds)
             ladder_counts[name] = dict(graded.group_by("level").len().iter_rows())
             # A warning is worth its name when the river is not already in flood at issue.
-            raised = graded.filter(pl.col("level").is_in(["yellow", "orange", "red"])).join(
-                flow.select(pl.col("ds").alias("cutoff"), pl.col("y").alias("flow_at_issue")), on="cutoff"
-            )
+            raised = graded.filter(
+                pl.col("level").is_in([lv.label for lv in WARNING_LEVELS if lv >= Level.YELLOW])
+            ).join(flow.select(pl.col("ds").alias("cutoff"), pl.col("y").alias("flow_at_issue")), on="cutoff")
             in_flood[name] = (raised.height, raised.filter(pl.col("flow_at_issue") > t2).height)
-            severe = raised.filter(pl.col("level").is_in(["orange", "red"])).sort("cutoff")
+            severe = raised.filter(
+                pl.col("level").is_in([lv.label for lv in WARNING_LEVELS if lv >= Level.ORANGE])
+            ).sort("cutoff")
             severe_dates[name] = [
                 f"{d:%Y-%m-%d} {lv} (flow {q:.0f})"
                 for d, lv, q in severe.select("cutoff", "level", "flow_at_issue").rows()
@@ -296,7 +299,7 @@ def main() -> None:
         for name, counts in ladder_counts.items():
             print(
                 f"{name} forecasts per level (default ladder): "
-                + ", ".join(f"{lv} {counts.get(lv, 0)}" for lv in ("none", "blue", "yellow", "orange", "red"))
+                + ", ".join(f"{lv} {counts.get(lv, 0)}" for lv in LEVEL_NAMES)
                 + f"; of {in_flood[name][0]} yellow or higher, {in_flood[name][1]} issued with the flow already "
                 f"above the 2-year level; orange/red: {', '.join(severe_dates[name]) or 'none'}"
             )
