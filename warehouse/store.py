@@ -23,7 +23,7 @@ import duckdb
 import polars as pl
 
 from core.errors import WarehouseError, WarehouseLockedError
-from core.frames import QUANTILES, SERIES_META_COLUMNS, quantile_column
+from core.frames import QUANTILES, SERIES_BOUND_COLUMNS, SERIES_META_COLUMNS, quantile_column
 from core.vocabulary import WARNING_LEVEL_NAMES
 from warehouse.migrations import CURRENT_VERSION, MIGRATIONS
 
@@ -265,7 +265,14 @@ class Warehouse:
 
     # -- series and observations -------------------------------------------------------
     def upsert_series(self, meta: pl.DataFrame, *, batch_id: str) -> int:
-        return self._upsert("series", meta, batch_id=batch_id)
+        """Insert or update series metadata rows (:data:`core.frames.SERIES_META_COLUMNS`).
+
+        A frame without the bound columns (``lower_bound``, ``upper_bound``) leaves the
+        stored bounds as they are (null for a new series); with them, it sets them.
+        """
+        keys, values = _TABLES["series"]
+        values = tuple(c for c in values if c in meta.columns or c not in SERIES_BOUND_COLUMNS)
+        return self.upsert("series", meta, keys=keys, values=values, batch_id=batch_id)
 
     def upsert_observations(self, series: pl.DataFrame, *, batch_id: str) -> int:
         return self._upsert("observations", series.select("unique_id", "ds", "y"), batch_id=batch_id)
