@@ -101,8 +101,10 @@ def run_source(wh: Warehouse, settings: Settings, name: str, *, client: HttpClie
             if not item.files:  # nothing new, but the source answered: move the watermark
                 _nothing_new(wh, name, kind, now, item.watermark)
                 continue
+            # `bounds` (any kind) is the parse option that sets the series' physical bounds.
+            options = item.options if "bounds" not in table else {**item.options, "bounds": table["bounds"]}
             result = ingest_files(wh, settings, item.files, item.fmt, source=name, kind=kind, location=item.location,
-                                  options=item.options, watermark=item.watermark, window=item.window, now=now)
+                                  options=options, watermark=item.watermark, window=item.window, now=now)
             run.batches.append(result)
             if result.status == "quarantined":
                 # Later batches would move the watermark past this one: stop here, the next run retries.
