@@ -6,6 +6,8 @@
   selected model's quantile forecasts, the selection with its reason, and the exceedance
   probabilities of the series' thresholds, and returns the in-sample fits the anomaly step
   scores (the selected model's; for a foundation model, which has none, the default model's).
+  Series with physical bounds in their metadata are forecast on the scale that keeps them
+  inside (:mod:`forecasting.bounds`), by every model, here and in the backtest.
 - :func:`run_backtest` (``ews backtest``): rolling-origin backtest of every candidate (the
   statistical models, ensembles, Chronos when configured and reachable, the newest vertical
   model of each series' domain), stored per run in ``backtest_results``.
@@ -94,8 +96,9 @@ def load_foundation_models(wh: Warehouse, settings: Settings, names: Sequence[st
     return out
 
 
-def _chronos_forecaster(model: ChronosModel, settings: Settings,
-                        only: set[str] | None = None) -> forecasting.ExtraForecaster:
+def _chronos_forecaster(model: ChronosModel, settings: Settings, only: set[str] | None = None,
+                        bounds: Mapping[str, forecasting.Bounds] | None = None,
+                        ) -> forecasting.ExtraForecaster:
     def run(train: pl.DataFrame, frequencies: Mapping[str, str],
             horizons: Mapping[str, int]) -> pl.DataFrame:
         if only is not None:
@@ -107,6 +110,7 @@ def _chronos_forecaster(model: ChronosModel, settings: Settings,
         return forecasting.forecast_chronos(
             model, train, frequencies=frequencies, horizons=horizons,
             max_context=settings.chronos.max_context, batch_size=settings.chronos.batch_size,
+            bounds=bounds,
         ).forecasts
     return run
 
@@ -126,6 +130,7 @@ def run_forecast_step(
     """Forecast each series with its selected model; write forecasts, selections, exceedance."""
     uids = sorted(series.get_column("unique_id").unique().to_list())
     notes: list[str] = []
+    bounds = forecasting.bounds_from_meta(meta)
     backtests = store.read_latest_backtest(wh, uids)
     fc = settings.forecast
     select = dict(unique_ids=uids, default_model=fc.default_model,
@@ -145,13 +150,15 @@ def run_forecast_step(
             stat_needed[uid] = [fc.default_model]  # in-sample fits for the anomaly step
             notes.append(f"{uid}: {model} has no in-sample fit; anomaly scoring uses "
                          f"{fc.default_model}'s")
-    parts, fitted_parts, stat_notes = _run_statistical(series, stat_needed, frequencies, settings)
+    parts, fitted_parts, stat_notes = _run_statistical(series, stat_needed, frequencies, settings,
+                                                       bounds)
     notes.extend(stat_notes)
     for name, model in loaded.items():
         wanted = {u for u, m in members.items() if name in m} | set(
             selections.filter(pl.col("model") == name)["unique_id"].to_list())
         if wanted:
-            part = _chronos_forecaster(model, settings, wanted)(series, frequencies, fc.horizon)
+            part = _chronos_forecaster(model, settings, wanted, bounds)(series, frequencies,
+                                                                        fc.horizon)
             parts.append(part.select(forecast_columns()))
     raw = pl.concat(parts, how="vertical_relaxed") if parts else pl.DataFrame()
     fitted_all = pl.concat(fitted_parts, how="vertical_relaxed") if fitted_parts else pl.DataFrame()
@@ -219,6 +226,7 @@ def _run_of(backtests: pl.DataFrame, uid: str) -> str | None:
 
 def _run_statistical(series: pl.DataFrame, needed: dict[str, list[str]],
                      frequencies: Mapping[str, str], settings: Settings,
+                     bounds: Mapping[str, forecasting.Bounds],
                      ) -> tuple[list[pl.DataFrame], list[pl.DataFrame], list[str]]:
     """One forecast_statistical call per distinct set of needed models."""
     groups: dict[tuple[str, ...], list[str]] = {}
@@ -230,7 +238,7 @@ def _run_statistical(series: pl.DataFrame, needed: dict[str, list[str]],
         result = forecasting.forecast_statistical(
             series.filter(pl.col("unique_id").is_in(ids)), frequencies=frequencies,
             horizons=fc.horizon, models=models, max_context=fc.max_context, n_jobs=fc.n_jobs,
-            intervals=fc.intervals, conformal_windows=fc.conformal_windows)
+            intervals=fc.intervals, conformal_windows=fc.conformal_windows, bounds=bounds)
         parts.append(result.forecasts.select(forecast_columns()))
         fitted.append(result.fitted)
         notes.extend(f"{u}: {n}" for u, _, n in result.notes.iter_rows())
@@ -322,11 +330,12 @@ def run_backtest(
     horizons = {f: horizon for f in set(frequencies.values())} if horizon \
         else dict(settings.forecast.horizon)
     notes: list[str] = []
+    bounds = forecasting.bounds_from_meta(meta)
     extra: dict[str, forecasting.ExtraForecaster] = {}
     if settings.chronos.source:
         loaded = load_foundation_models(wh, settings, [settings.chronos.name], notes)
         for name, model in loaded.items():
-            extra[name] = _chronos_forecaster(model, settings)
+            extra[name] = _chronos_forecaster(model, settings, bounds=bounds)
     registry = store.read_models(wh)
     domains = dict(zip(meta["unique_id"], meta["domain"], strict=True))
     newest = registry.unique("domain", keep="first", maintain_order=True) if registry.height else registry
@@ -336,7 +345,7 @@ def run_backtest(
             continue
         loaded = load_foundation_models(wh, settings, [row["model_id"]], notes)
         for name, model in loaded.items():
-            extra[name] = _chronos_forecaster(model, settings, domain_ids)
+            extra[name] = _chronos_forecaster(model, settings, domain_ids, bounds)
     candidates = tuple(models or settings.forecast.models)
     progress(f"backtest: {len(ids)} series, {windows or settings.backtest.windows} windows, "
              f"models {', '.join([*candidates, *extra])}")
@@ -345,7 +354,7 @@ def run_backtest(
         windows=windows or settings.backtest.windows, step=settings.backtest.step or None,
         max_context=settings.forecast.max_context, n_jobs=settings.forecast.n_jobs,
         intervals=settings.forecast.intervals, conformal_windows=settings.forecast.conformal_windows,
-        ensembles=settings.backtest.ensembles, extra=extra,
+        ensembles=settings.backtest.ensembles, extra=extra, bounds=bounds,
     )
     notes.extend(f"{u}: {n}" for u, _, n in result.notes.iter_rows())
     last = result.forecasts.group_by("unique_id").agg(pl.col("cutoff").max().alias("last_cutoff"))
@@ -403,6 +412,7 @@ def train_domain_model(
         name=model_id, base=base, steps=steps or c.train_steps,
         learning_rate=c.train_learning_rate or None, batch_size=c.train_batch_size,
         max_context=c.train_context, threads=settings.runtime.threads,
+        bounds=forecasting.bounds_from_meta(meta),
     )
     provenance = store.read_training_provenance(wh, trained.series, before=as_of)
     entry = {
