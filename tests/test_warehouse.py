@@ -119,3 +119,31 @@ def test_second_writer_gets_a_clear_message(tmp_path: Path) -> None:
 def test_read_only_open_of_missing_file_says_what_to_run(tmp_path: Path) -> None:
     with pytest.raises(WarehouseError, match="run `ews init`"):
         Warehouse.open(tmp_path / "absent.duckdb", read_only=True)
+
+
+def test_previous_version_file_gains_series_bounds_keeping_its_rows(tmp_path: Path) -> None:
+    """Migration 8 adds lower_bound / upper_bound to a version-7 file in place: rows stay,
+    their bounds are null (unbounded) until the source is ingested again."""
+    path = tmp_path / "v7.duckdb"
+    with Warehouse.open(path, target_version=7) as wh:
+        assert wh.schema_version() == 7
+        columns = [r[0] for r in wh.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = 'series'")]
+        assert "lower_bound" not in columns
+        wh.upsert_series(META, batch_id="b_v7")
+        wh.upsert_observations(_fred_frame(), batch_id="b_v7")
+        before = wh.frame("SELECT * FROM series")
+        observations = wh.read_observations()
+    with Warehouse.open(path) as wh:
+        assert wh.schema_version() == CURRENT_VERSION == 8
+        assert wh.read_observations().equals(observations)
+        after = wh.frame("SELECT * FROM series")
+        assert after.select(before.columns).equals(before)
+        assert after.select("lower_bound", "upper_bound").row(0) == (None, None)
+        meta = wh.read_series_meta()
+        assert meta.columns[-2:] == ["lower_bound", "upper_bound"]
+        # the next ingest of the series sets its bounds; a frame without them leaves them alone
+        bounded = META.with_columns(pl.lit(0.0).alias("lower_bound"), pl.lit(100.0).alias("upper_bound"))
+        assert wh.upsert_series(bounded, batch_id="b_v8") == 1
+        assert wh.upsert_series(META, batch_id="b_v8b") == 0
+        assert wh.read_series_meta().select("lower_bound", "upper_bound").row(0) == (0.0, 100.0)
