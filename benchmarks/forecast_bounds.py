@@ -24,8 +24,8 @@ import polars as pl
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from forecasting import backtest, bounds_from_meta  # noqa: E402
-from ingest.sources import bundled_catalogue, parse  # noqa: E402
+from forecasting import backtest, bounds_from_meta
+from ingest.sources import bundled_catalogue, parse
 
 REPLAY = dt.datetime(2011, 3, 13)
 

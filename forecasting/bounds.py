@@ -7,22 +7,23 @@ on an unbounded scale ``z``, and every quantile they return is mapped back to ``
 ============  ====================================  =============================================
 bounds        model scale ``z``                     back to ``y``
 ============  ====================================  =============================================
-L             ``log(y - L + c)``                    ``max(L, L - c + exp(z))``
-U             ``-log(U - y + c)``                   ``min(U, U + c - exp(-z))``
-L and U       ``log(y - L + c) - log(U - y + c)``   ``L - c + (U - L + 2c) expit(z)``, in [L, U]
+L             ``log(y - L + c)``                    ``L - c + exp(z)``
+U             ``-log(U - y + c)``                   ``U + c - exp(-z)``
+L and U       ``log(y - L + c) - log(U - y + c)``   ``L - c + (U - L + 2c) expit(z)``
 ============  ====================================  =============================================
 
 **The offset** ``c`` is chosen per series on the training data the model is given (each
 backtest window chooses its own). ``c = 0`` when every value lies strictly inside the bounds:
 the map is then a bijection of the open range onto the real line (a log, or a logit for two
 bounds; the Box-Cox member whose inverse maps *every* real ``z`` inside the range, which a
-Box-Cox power with lambda > 0 does not), so any finite model output maps strictly inside. When
+Box-Cox power with lambda > 0 does not), so any model output maps inside (up to rounding, which
+the final check below catches). When
 values sit exactly on a bound (days without an earthquake, a river run dry), ``log(0)`` does
 not exist: ``c`` is the smallest positive distance of a value from a bound in the training
 data (1 for counts: ``log1p``), or 1 when no value leaves the bound. The bound then sits at
-``z = log(c)`` and model values below it map onto the bound itself: the model puts that much
-probability on ``y = L`` exactly, as data with zeros have. That floor is part of the map,
-stated in the series' note, not a clip.
+``z = log(c)`` and model values below it map onto the bound itself (``max(L, ...)``,
+``min(U, ...)``): the model puts that much probability on ``y = L`` exactly, as data with
+zeros have. That floor is part of the map, stated in the series' note, not a clip.
 
 **Quantiles** transform exactly: under a monotone non-decreasing map ``g`` the a-quantile of
 ``g(Z)`` is ``g`` of the a-quantile of ``Z``, so every quantile is mapped and their order kept.
@@ -99,22 +100,17 @@ class BoundMap:
 
     def to_model(self, y: np.ndarray) -> np.ndarray:
         """``z`` of values ``y`` that lie within the bounds."""
-        low, high, c = self.lower, self.upper, self.offset
-        if low is not None and high is not None:
-            return np.log(y - low + c) - np.log(high - y + c)
-        if low is not None:
-            return np.log(y - low + c)
-        return -np.log(high - y + c)  # type: ignore[operator]  # __post_init__: high is set
+        return _to_model(np.asarray(y, dtype=np.float64), *self._rows(len(y)))
 
     def to_values(self, z: np.ndarray) -> np.ndarray:
-        """``y`` of model values ``z`` (the inverse of :meth:`to_model`, floored at the bounds)."""
-        low, high, c = self.lower, self.upper, self.offset
-        with np.errstate(over="ignore"):
-            if low is not None and high is not None:
-                return np.clip(low - c + (high - low + 2.0 * c) * expit(z), low, high)
-            if low is not None:
-                return np.maximum(low, low - c + np.exp(z))
-            return np.minimum(high, high + c - np.exp(-z))  # type: ignore[arg-type, operator]
+        """``y`` of model values ``z``: the inverse of :meth:`to_model` (with an offset,
+        values beyond the bound's place are the bound)."""
+        return _to_values(np.asarray(z, dtype=np.float64), *self._rows(len(z)))
+
+    def _rows(self, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        low = np.nan if self.lower is None else self.lower
+        high = np.nan if self.upper is None else self.upper
+        return np.full(n, low), np.full(n, high), np.full(n, self.offset)
 
     def describe(self) -> str:
         """The map in words, for the forecast notes."""
@@ -196,7 +192,7 @@ class BoundedScale:
         """The series frame with each bounded series' ``y`` on its model scale."""
         if not self.maps_:
             return series
-        return _mapped(series, ["y"], {u: m.to_model for u, m in self.maps_.items()})
+        return _mapped(series, ["y"], self.maps_, _to_model)
 
     def inverse(self, frame: pl.DataFrame, *, observed: pl.DataFrame | None = None) -> pl.DataFrame:
         """A forecast (or in-sample) frame mapped back: quantiles, ``mean = q50``, and ``y``.
@@ -225,7 +221,7 @@ class BoundedScale:
             return frame, []
         quantiles = [c for c in frame.columns if _QUANTILE_COLUMN.fullmatch(c)]
         columns = quantiles + (["y"] if "y" in frame.columns else [])
-        out = _mapped(frame, columns, {u: m.to_values for u, m in self.maps_.items()})
+        out = _mapped(frame, columns, self.maps_, _to_values)
         bounded = pl.col("unique_id").is_in(list(self.maps_))
         if "mean" in frame.columns and "q50" in frame.columns:
             out = out.with_columns(pl.when(bounded).then(pl.col("q50")).otherwise(pl.col("mean"))
@@ -241,21 +237,62 @@ class BoundedScale:
     def _inside(self, frame: pl.DataFrame,
                 columns: list[str]) -> tuple[pl.DataFrame, list[tuple[str, str, str]]]:
         """Values outside the bounds after the map back (rounding only): set to the bound, noted."""
+        params = _parameters(self.maps_)
+        out = frame.join(params, on="unique_id", how="left", maintain_order="left")
+        below, above = pl.col("_low").fill_nan(None), pl.col("_high").fill_nan(None)
         notes = []
-        for uid, bound in self.maps_.items():
-            mine = pl.col("unique_id") == uid
-            low = -np.inf if bound.lower is None else bound.lower
-            high = np.inf if bound.upper is None else bound.upper
-            for col in columns:
-                count = frame.select((mine & ((pl.col(col) < low) | (pl.col(col) > high))).sum()).item()
-                if not count:
-                    continue
+        for col in columns:
+            outside = (pl.col(col) < below).fill_null(False) | (pl.col(col) > above).fill_null(False)
+            counts = out.filter(outside).group_by("unique_id", maintain_order=True).len()
+            if counts.height == 0:
+                continue
+            for uid, count in counts.iter_rows():
                 message = f"{count} {col} value(s) outside the bounds after the map back (rounding): set to the bound"
                 notes.append((uid, "*", message))
                 warnings.warn(f"{uid}: {message}", RuntimeWarning, stacklevel=4)
-                frame = frame.with_columns(pl.when(mine).then(pl.col(col).clip(low, high))
-                                           .otherwise(pl.col(col)).alias(col))
-        return frame, notes
+            out = out.with_columns(pl.when((pl.col(col) < below).fill_null(False)).then(below)
+                                   .when((pl.col(col) > above).fill_null(False)).then(above)
+                                   .otherwise(pl.col(col)).alias(col))
+        return out.drop(params.columns[1:]), notes
+
+
+def _to_model(y: np.ndarray, low: np.ndarray, high: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """Row-wise :meth:`BoundMap.to_model` (``low`` / ``high`` NaN where unbounded)."""
+    has_low, has_high = ~np.isnan(low), ~np.isnan(high)
+    z = np.full_like(y, np.nan)
+    both, lower, upper = has_low & has_high, has_low & ~has_high, ~has_low & has_high
+    z[both] = np.log(y[both] - low[both] + c[both]) - np.log(high[both] - y[both] + c[both])
+    z[lower] = np.log(y[lower] - low[lower] + c[lower])
+    z[upper] = -np.log(high[upper] - y[upper] + c[upper])
+    return z
+
+
+def _to_values(z: np.ndarray, low: np.ndarray, high: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """Row-wise :meth:`BoundMap.to_values` (``low`` / ``high`` NaN where unbounded)."""
+    has_low, has_high = ~np.isnan(low), ~np.isnan(high)
+    y = np.full_like(z, np.nan)
+    both, lower, upper = has_low & has_high, has_low & ~has_high, ~has_low & has_high
+    with np.errstate(over="ignore"):
+        y[both] = low[both] - c[both] + (high[both] - low[both] + 2.0 * c[both]) * expit(z[both])
+        y[lower] = low[lower] - c[lower] + np.exp(z[lower])
+        y[upper] = high[upper] + c[upper] - np.exp(-z[upper])
+    # With an offset the bound sits inside the model scale: what lies beyond it is the bound
+    # (the map's point mass, stated in the note). Without one nothing is floored here, so a
+    # rounding excursion reaches the final check of BoundedScale (noted, warned).
+    floored = c > 0
+    y[floored & has_low] = np.maximum(y[floored & has_low], low[floored & has_low])
+    y[floored & has_high] = np.minimum(y[floored & has_high], high[floored & has_high])
+    return y
+
+
+def _parameters(maps: Mapping[str, BoundMap]) -> pl.DataFrame:
+    """One row per bounded series: ``unique_id, _low, _high, _offset`` (NaN = unbounded)."""
+    return pl.DataFrame({
+        "unique_id": list(maps),
+        "_low": [np.nan if m.lower is None else m.lower for m in maps.values()],
+        "_high": [np.nan if m.upper is None else m.upper for m in maps.values()],
+        "_offset": [m.offset for m in maps.values()],
+    }, schema={"unique_id": pl.Utf8, "_low": pl.Float64, "_high": pl.Float64, "_offset": pl.Float64})
 
 
 def _checked(uid: str, bounds: Any) -> Bounds:
@@ -273,19 +310,19 @@ def _checked(uid: str, bounds: Any) -> Bounds:
     return low, high
 
 
-def _mapped(frame: pl.DataFrame, columns: list[str], maps: Mapping[str, Any]) -> pl.DataFrame:
-    """``columns`` of the rows of each id in ``maps`` passed through its function; other rows
-    keep their values untouched."""
-    ids = frame.get_column("unique_id").to_numpy()
-    mask = np.isin(ids, list(maps))
+def _mapped(frame: pl.DataFrame, columns: list[str], maps: Mapping[str, BoundMap],
+            function: Any) -> pl.DataFrame:
+    """``columns`` of the rows of the series in ``maps`` passed through ``function`` (row-wise
+    :func:`_to_model` or :func:`_to_values`); the other rows keep their values untouched."""
+    rows = frame.select("unique_id").join(_parameters(maps), on="unique_id", how="left",
+                                          maintain_order="left")
+    mask = rows.get_column("_offset").is_not_null().to_numpy()
     if not mask.any():
         return frame
+    low, high, c = (rows.get_column(col).to_numpy()[mask] for col in ("_low", "_high", "_offset"))
     out = []
     for col in columns:
         values = frame.get_column(col).cast(pl.Float64).to_numpy().copy()
-        for uid, fn in maps.items():
-            rows = ids == uid
-            if rows.any():
-                values[rows] = fn(values[rows])
+        values[mask] = function(values[mask], low, high, c)
         out.append(pl.when(pl.Series(mask)).then(pl.Series(values)).otherwise(pl.col(col)).alias(col))
     return frame.with_columns(out)

@@ -19,6 +19,7 @@ from core.errors import FrameError
 from core.frames import QUANTILES, quantile_column, validate_series_meta
 from forecasting import (
     BoundedScale,
+    ForecastResult,
     backtest,
     bounds_from_meta,
     build_random_chronos,
@@ -178,6 +179,24 @@ def test_bounds_the_data_breaks_are_dropped_with_a_warning_and_a_note(choptank) 
         out = _run(short, bounds={FLOW: (5.0, None)})
     assert out.forecasts.equals(_run(short).forecasts)
     assert any("below 5 in the training data" in n for n in out.notes.get_column("note").to_list())
+
+
+def test_a_rounding_excursion_is_set_to_the_bound_with_a_note_and_a_warning() -> None:
+    # -2.326 + (2.308 - -2.326) * 1.0 rounds to 2.3080000000000003: above the upper bound.
+    train = pl.DataFrame({"unique_id": ["x", "x"], "ds": [REPLAY, REPLAY + dt.timedelta(days=1)],
+                          "y": [0.0, 1.0]})
+    scale = BoundedScale({"x": (-2.326, 2.308)}).fit(train)
+    assert scale.maps_["x"].offset == 0.0
+    forecast = pl.DataFrame({"unique_id": ["x", "other"], "ds": [REPLAY, REPLAY], "model": ["m", "m"],
+                             "mean": [800.0, 800.0], **{c: [800.0, 800.0] for c in QCOLS}})
+    empty_notes = pl.DataFrame(schema={"unique_id": pl.Utf8, "model": pl.Utf8, "note": pl.Utf8})
+    result = ForecastResult(forecasts=forecast, fitted=forecast.clear(), notes=empty_notes)
+    with pytest.warns(RuntimeWarning, match="outside the bounds after the map back"):
+        back = scale.apply(result, observed=train)
+    mine = back.forecasts.filter(pl.col("unique_id") == "x")
+    assert mine.select("mean", *QCOLS).row(0) == (2.308,) * (len(QCOLS) + 1)
+    assert back.forecasts.filter(pl.col("unique_id") == "other").equals(forecast.filter(pl.col("unique_id") == "other"))
+    assert "1 q95 value(s) outside the bounds after the map back (rounding): set to the bound" in back.notes["note"]
 
 
 def test_bad_bounds_are_refused_with_a_fix() -> None:
