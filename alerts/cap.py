@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
@@ -158,7 +159,7 @@ def build_cap(
     judgment: CapJudgment | None,
     area: Area,
     series_name: str,
-    references: list[CapReference] = (),  # type: ignore[assignment]
+    references: Sequence[CapReference] = (),
     note: str | None = None,
     sender_name: str = "EWS early warning",
 ) -> bytes:

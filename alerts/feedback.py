@@ -8,6 +8,8 @@ lose. A suggestion, never applied automatically: thresholds change in ews.toml (
 
 from __future__ import annotations
 
+from typing import cast
+
 import polars as pl
 
 from core.vocabulary import WARNING_LEVEL_NAMES, Verdict
@@ -28,7 +30,7 @@ def threshold_moves(feedback: pl.DataFrame, thresholds: dict[str, float]) -> pl.
         suggested = current
         lost = 0
         if false.height:
-            top = false.get_column("score").max()
+            top = cast(float, false.get_column("score").max())  # scores are floats; polars types any literal
             suggested = max(current, min(round(top + 1e-4, 4), 0.9999))
             lost = confirmed.filter(pl.col("score") < suggested).height
         rows.append({

@@ -129,7 +129,8 @@ def rule_hits(text: str) -> tuple[str, ...]:
 
     These are the rule features of the learned screen; the training script calls this too."""
     norm = _normalise(text)
-    tags, seen = [], {}
+    tags: list[str] = []
+    seen: dict[str, int] = {}
     for name, pattern in _RULES:
         k = seen[name] = seen.get(name, -1) + 1
         if pattern.search(norm):
@@ -138,7 +139,7 @@ def rule_hits(text: str) -> tuple[str, ...]:
 
 
 @lru_cache(maxsize=1)
-def _model():  # noqa: ANN202 - InjectionModel or None
+def _model() -> InjectionModel | None:
     try:
         return load_model()
     except (FileNotFoundError, ValueError) as exc:
@@ -176,7 +177,7 @@ def screen_texts(texts: list[str | None], *, max_chars: int = 400, screen: str =
         semantic = screen == "rules+model+semantic" and model.has_semantic and semantic_available() is None
     heads = [str(t)[: max_chars * 4] for t in texts if t is not None]
     tags_all = [rule_hits(h) for h in heads]
-    scores = iter(model.semantic_scores(heads, tags_all).tolist() if semantic and heads else ())
+    scores = iter(model.semantic_scores(heads, tags_all).tolist() if model is not None and semantic and heads else ())
     out: list[Screen] = []
     k = 0
     for text in texts:

@@ -32,8 +32,12 @@ import zlib
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 __all__ = ["EMBED_DIM", "HASH_BITS", "MAX_CHARS", "MODEL_PATH", "SEMANTIC_PACKAGE", "InjectionModel", "embed",
            "features", "load_model", "normalise", "semantic_available"]
@@ -177,7 +181,7 @@ def _encoder_dir() -> Path:
 
 
 @lru_cache(maxsize=1)
-def _encoder():  # noqa: ANN202 - (tokenizer, model)
+def _encoder() -> tuple[PreTrainedTokenizerBase, PreTrainedModel]:
     import torch  # noqa: F401 - the encoder runs on torch (CPU)
     from transformers import AutoModel, AutoTokenizer
     from transformers.utils import logging as hf_logging

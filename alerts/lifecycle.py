@@ -35,7 +35,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import polars as pl
 
@@ -74,17 +74,17 @@ STEP: dict[str, timedelta] = {
     "W-FRI": timedelta(days=7), "W-SUN": timedelta(days=7), "MS": timedelta(days=31),
 }
 
-_SCHEMA = {
+_SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
     "alert_id": pl.Utf8, "unique_id": pl.Utf8, "domain": pl.Utf8, "region": pl.Utf8,
     "hazard": pl.Utf8, "level": pl.Utf8, "status": pl.Utf8, "ds": pl.Datetime("us"),
     "score": pl.Float64, "evidence": pl.Utf8, "opened_at": pl.Datetime("us"),
     "updated_at": pl.Datetime("us"), "release_state": pl.Utf8, "expires_at": pl.Datetime("us"),
 }
-_LATEST_SCHEMA = {
+_LATEST_SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
     "unique_id": pl.Utf8, "ds": pl.Datetime("us"), "level": pl.Utf8, "score": pl.Float64,
     "evidence": pl.Utf8, "domain": pl.Utf8, "region": pl.Utf8,
 }
-_NOTICE_SCHEMA = {
+_NOTICE_SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
     "notice_id": pl.Utf8, "unique_id": pl.Utf8, "hazard": pl.Utf8, "region": pl.Utf8,
     "kind": pl.Utf8, "detail": pl.Utf8,
 }
@@ -145,9 +145,11 @@ def assess_data_health(
         uid = uid[0]
         ds = part.get_column("ds")
         step = STEP[frequencies[uid]]
-        last = ds.max()
+        # polars types aggregates as any Python literal; ds is a Datetime column (the series
+        # contract) and each group has rows, so these are a datetime and a timedelta
+        last = cast(datetime, ds.max())
         spacing = ds.diff().drop_nulls()
-        median_gap = spacing.median() if spacing.len() else step
+        median_gap = cast(timedelta, spacing.median()) if spacing.len() else step
         age = clock - last
         limit = max(step * stale_steps, median_gap * 3)
         detail: dict[str, Any] = {"last_ds": last.isoformat(), "age_hours": round(age.total_seconds() / 3600, 1),
@@ -160,7 +162,7 @@ def assess_data_health(
             history = ds.filter((ds <= recent_start) & (ds > recent_start - timedelta(days=365)))
             recent = ds.filter(ds > recent_start).len()
             if history.len() >= 10:
-                span = (recent_start - history.min()) / step
+                span = (recent_start - cast(datetime, history.min())) / step
                 expected = history.len() / max(span, 1.0) * recent_steps
                 detail.update(recent_points=recent, expected_points=round(expected, 1))
                 if expected >= 4 and recent < gap_ratio * expected:
@@ -222,6 +224,7 @@ def plan_alerts(
         groups.setdefault(key, []).append(grade)
 
     current: dict[tuple[str, str], dict[str, Any]] = {}
+    alert: dict[str, Any] | None  # a stored alert row; None below for a group without one
     ordered = open_alerts.sort("opened_at", descending=True) if open_alerts.height else open_alerts
     for alert in ordered.iter_rows(named=True):
         key = group_key(alert["hazard"], alert["region"])

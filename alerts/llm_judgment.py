@@ -46,7 +46,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
+from typing import Any, TypeGuard
 
 from alerts.guardrails import FREE_TEXT_FIELDS, fence, screen_texts
 from alerts.judgment import AI_LABEL, HAZARD_ZH, LEVEL_ZH, Judgment, evidence_hash, write_template_judgment
@@ -99,7 +99,7 @@ RESPONSE_SCHEMA: dict[str, Any] = {
 }
 
 
-def _is_num(value: Any) -> bool:
+def _is_num(value: Any) -> TypeGuard[int | float]:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
@@ -564,8 +564,8 @@ def check_grounding(reply: dict[str, Any], evidence: dict[str, Any], *,
         if spelled:
             problems.append(f"{key}: number(s) {', '.join(repr(n) for n in spelled[:4])} written in words by the "
                             "model, not rendered from data")
-        if _MONTHS.search(words):
-            problems.append(f"{key}: a date ({_MONTHS.search(words).group(0)!r}) written by the model")
+        if month := _MONTHS.search(words):
+            problems.append(f"{key}: a date ({month.group(0)!r}) written by the model")
         lowered = words.casefold()
         for other in _LEVELS_EN:
             if other != level and re.search(rf"\b{other}\b", lowered):

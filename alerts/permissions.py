@@ -33,7 +33,7 @@ __all__ = [
 ]
 
 #: Role names, least to most trusted (core.vocabulary.Role).
-ROLES: tuple[str, ...] = Role.values()
+ROLES: tuple[Role, ...] = tuple(Role)
 
 #: Every action the server checks, with what it means.
 ACTIONS: dict[str, str] = {

@@ -430,8 +430,13 @@ def event_skill(flags: pl.DataFrame, events: Sequence[datetime], *, lead: timede
         raise FrameError(f"{len(events)} events but {len(ends)} event ends", fix="give one end per event")
     frame = flags.sort("ds")
     first, last = frame.get_column("ds").min(), frame.get_column("ds").max()
-    # Only events the flags could have warned of (their lead window overlaps the data).
-    pairs = [(e, z) for e, z in sorted(zip(events, ends, strict=True)) if e - lead >= first and e <= last]
+    pairs: list[tuple[datetime, datetime]] = []
+    if events:
+        if not isinstance(first, datetime) or not isinstance(last, datetime):
+            # the TypeError comparing events with an empty or non-datetime ds raised here before
+            raise TypeError(f"flags' ds must hold datetimes to be compared with events, got {first!r}..{last!r}")
+        # Only events the flags could have warned of (their lead window overlaps the data).
+        pairs = [(e, z) for e, z in sorted(zip(events, ends, strict=True)) if e - lead >= first and e <= last]
     onsets = alarm_onsets(frame)
     leads: list[float] = []
     for event, _ in pairs:

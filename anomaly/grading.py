@@ -134,7 +134,11 @@ def _validate_options(
     if not isinstance(cooldown, int) or cooldown < 0:
         raise ConfigError(f"cooldown={cooldown!r} must be an integer >= 0",
                           fix="use the [scoring] cooldown setting, e.g. 3 steps")
-    ex_ladder = _check_thresholds(exceedance_thresholds) if grades_exceedance else None
+    if grades_exceedance and exceedance_thresholds is None:
+        raise ConfigError("exceedance probabilities were given without exceedance_thresholds",
+                          fix="pass the [scoring] exceedance ladder with the exceedance frame")
+    ex_ladder = _check_thresholds(exceedance_thresholds) if exceedance_thresholds is not None and grades_exceedance \
+        else None
     if not (isinstance(persistence_k, int) and isinstance(persistence_n, int)) or not (
         1 <= persistence_k <= persistence_n
     ):

@@ -20,6 +20,8 @@ as a live run would have. Out: the score contract of :mod:`core.frames`, with ``
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import polars as pl
 
@@ -90,7 +92,7 @@ def change_novelty(series: pl.DataFrame, *, reference: int | None = None, blocks
     return _per_series(series, CHANGE_DETECTOR, step, reference, blocks, tail_quantile, tail)
 
 
-def _per_series(series: pl.DataFrame, detector: str, raw_fn, reference: int | None,  # noqa: ANN001
+def _per_series(series: pl.DataFrame, detector: str, raw_fn: Callable[[np.ndarray, int], np.ndarray], reference: int | None,
                 blocks: int, tail_quantile: float, tail: str = "exponential") -> pl.DataFrame:
     frame = validate_series(series)
     if reference is not None and reference < _MIN_REFERENCE:

@@ -19,6 +19,7 @@ does not depend on data the detector has not yet seen.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from typing import Protocol
 
 import numpy as np
 import polars as pl
@@ -36,7 +37,17 @@ _MAX_FIT = 4000
 _MIN_WINDOWS = 10
 
 
-def _pyod(method: str, seed: int) -> object:
+class _Detector(Protocol):
+    """The part of a PyOD detector used here (PyOD ships no type information)."""
+
+    decision_scores_: np.ndarray
+
+    def fit(self, X: np.ndarray) -> object: ...
+
+    def decision_function(self, X: np.ndarray) -> np.ndarray: ...
+
+
+def _pyod(method: str, seed: int) -> _Detector:
     """Build a PyOD detector lazily (imports are heavy; only the chosen one is loaded)."""
     if method == "pca":
         from pyod.models.pca import PCA
@@ -164,7 +175,7 @@ def _warmup(n: int) -> int:
     return int(min(max(0.15 * n, 20), 750, n))
 
 
-def _raw_scores(y: np.ndarray, w: int, build: Callable[[], object], blocks: int) -> np.ndarray:
+def _raw_scores(y: np.ndarray, w: int, build: Callable[[], _Detector], blocks: int) -> np.ndarray:
     n = len(y)
     warm = int(min(max(0.15 * n, w + _MIN_WINDOWS), 750, n))
     warm = max(warm, w + _MIN_WINDOWS)

@@ -1,7 +1,7 @@
 """Ingest speed: the engine's upsert path against raw DuckDB, in the same process.
 
 Loads ``--rows`` synthetic observations (default 5,000,000: 1,000 series of 5,000 days) into
-a fresh warehouse through ``Warehouse.upsert_observations`` (the path every batch takes), and
+a fresh warehouse through ``warehouse.series.upsert_observations`` (the path every batch takes), and
 the same frame into a fresh DuckDB file with the same table through ``register`` +
 ``INSERT ... SELECT``. Then loads the frame through the engine again: nothing may change.
 
@@ -28,6 +28,8 @@ import polars as pl
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from warehouse import Warehouse  # noqa: E402
 from warehouse.migrations import MIGRATIONS  # noqa: E402
+from warehouse.series import upsert_observations
+from warehouse.status import count_rows
 
 
 def synthetic(rows: int, *, days: int = 5000, seed: int = 0) -> pl.DataFrame:
@@ -64,14 +66,14 @@ def main() -> None:
         with Warehouse.open(Path(folder) / "engine.duckdb") as wh:
             start = time.perf_counter()
             with wh.transaction():
-                inserted = wh.upsert_observations(frame, batch_id="b1")
+                inserted = upsert_observations(wh, frame, batch_id="b1")
             wh.checkpoint()
             engine_seconds = time.perf_counter() - start
             start = time.perf_counter()
             with wh.transaction():
-                rerun = wh.upsert_observations(frame, batch_id="b2")
+                rerun = upsert_observations(wh, frame, batch_id="b2")
             rerun_seconds = time.perf_counter() - start
-            stored = wh.count("observations")
+            stored = count_rows(wh, "observations")
     assert inserted == stored == frame.height, (inserted, stored, frame.height)
     print(f"raw DuckDB insert: {raw_seconds:.2f} s; engine upsert: {engine_seconds:.2f} s; "
           f"engine re-run (no change): {rerun_seconds:.2f} s", file=sys.stderr)

@@ -8,7 +8,7 @@ clean table and e-mail contexts, deepset / xTRam1 / jackhhao label-0 rows, Tenso
 access codes, plus the descriptions of the real CAP alerts in ../shared/data/cap (the kind of
 free text this engine actually feeds to a prompt).
 
-Only rows NOT used to train the screen's model are scored (fixed split, :func:`split_of`):
+Only rows NOT used to train the screen's model are scored (fixed split, ``alerts.injection_training.split_of``):
 Tensor Trust, xTRam1 (licence unclear, never bundled or trained on) and the CAP texts are held
 out whole; of the MIT / Apache-2.0 corpora only the evaluation half (odd first byte of
 SHA-256 of the normalised text) is scored, the other half being the bundled training set
@@ -41,33 +41,10 @@ sys.path.insert(0, str(ROOT))
 from alerts.cap import parse_cap  # noqa: E402
 from alerts.guardrails import SCREEN_VERSION, SCREENS, rule_hits, screen_texts  # noqa: E402
 from alerts.injection_model import normalise  # noqa: E402
+from alerts.injection_training import TRAIN_SET, TRAINABLE, split_of  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data" / "security" / "prompt_injection"
 BUNDLED = ROOT / "tests" / "data" / "injection"
-
-
-#: Corpora whose licence (MIT / Apache-2.0) allows bundling; only their training half is used for
-#: training. Every other corpus (Tensor Trust, xTRam1: licence unclear; the real CAP texts) is
-#: held out entirely and used for evaluation only.
-TRAINABLE = ("ews_place_names", "bipia_table_questions", "bipia_email_questions",
-             "purplellama_cyberseceval_prompt_injection", "purplellama_cyberseceval_prompt_injection_multilingual_mt",
-             "bipia_text_attack_test", "bipia_text_attack_train", "bipia_code_attack_test",
-             "bipia_table_test", "bipia_email_test", "deepset_prompt_injections_test",
-             "jackhhao_jailbreak_classification_test")
-
-
-def split_of(corpus: str, text: str) -> str:
-    """Fixed split: 'train' or 'eval'. Held-out corpora are always 'eval'; in the trainable ones
-    the first byte of SHA-256(normalised text) decides (even = train, odd = eval), so duplicates
-    that differ only in case or spacing land on the same side."""
-    if corpus not in TRAINABLE:
-        return "eval"
-    return hash_half(text)
-
-
-def hash_half(text: str) -> str:
-    """'train' (even first byte of SHA-256 of the normalised text) or 'eval' (odd), whatever the corpus."""
-    return "eval" if hashlib.sha256(normalise(text).encode("utf-8")).digest()[0] & 1 else "train"
 
 
 _JINJA = re.compile(r"\{%.*?%\}|\{\{.*?\}\}|\{#.*?#\}", re.S)
@@ -193,9 +170,6 @@ def load_rows(folder: Path) -> list[tuple[str, str, int]]:
 
 _NAIVE = re.compile(r"ignore (all )?(previous|prior|above) instructions|disregard (the )?(previous|above)"
                     r"|you are now|system prompt|jailbreak", re.I)
-
-
-TRAIN_SET = ROOT / "data" / "security" / "injection_screen_train.jsonl"
 
 
 def _engine_default_screen() -> str:

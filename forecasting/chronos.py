@@ -290,7 +290,9 @@ def build_random_chronos(
         from chronos.chronos_bolt import ChronosBoltModelForForecasting
         from transformers import T5Config
 
-        config = T5Config(**sizes, num_decoder_layers=sizes["num_layers"], vocab_size=2,
+        # transformers' T5Config is a strict dataclass whose typed __init__ lists only its own
+        # fields, yet it takes the extra config keys at runtime (they become attributes): hence the ignore
+        config = T5Config(**sizes, num_decoder_layers=sizes["num_layers"], vocab_size=2,  # type: ignore[call-arg]
                           pad_token_id=0, eos_token_id=1, decoder_start_token_id=0,
                           chronos_config={"context_length": context_length, "prediction_length": 64,
                                           "input_patch_size": 16, "input_patch_stride": 16,

@@ -101,6 +101,6 @@ def inverse_loss_weights(
         if any(v is None or not np.isfinite(v) or v <= 0 for v in values):
             out[uid] = dict.fromkeys(members, 1.0 / len(members))
             continue
-        inv = np.array([1.0 / v for v in values])  # type: ignore[operator]
+        inv = np.array([1.0 / v for v in values if v is not None])  # all present: checked above
         out[uid] = dict(zip(members, (inv / inv.sum()).tolist(), strict=True))
     return out

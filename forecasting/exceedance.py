@@ -102,6 +102,7 @@ def resolve_thresholds(
     """
     rows = []
     notes: list[tuple[str, str, str]] = []
+    value: float | None  # None: no return level could be fitted
     for (uid,), part in series.group_by("unique_id", maintain_order=True):
         y = part.get_column("y").to_numpy()
         for spec in specs.get(uid, ()):

@@ -464,7 +464,7 @@ def _assemble(parts: list[pl.DataFrame], *, with_y: bool, levels: tuple[int, ...
     extra = [c for c in _value_columns(levels) if c not in base]
     columns = [*base[:2], *(["y"] if with_y else []), *base[2:], *extra]
     if not parts:
-        schema = {c: pl.Float64 for c in columns}
+        schema: dict[str, pl.DataType | type[pl.DataType]] = {c: pl.Float64 for c in columns}
         schema.update({"unique_id": pl.Utf8, "ds": pl.Datetime("us"), "model": pl.Utf8})
         return pl.DataFrame(schema=schema)
     out = pl.concat([p.select(columns) for p in parts]).sort("unique_id", "model", "ds")

@@ -24,7 +24,8 @@ calibrated probability, so it is not re-ranked).
 from __future__ import annotations
 
 import math
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import cast
 
 import numpy as np
 import polars as pl
@@ -76,7 +77,8 @@ def seismic_indicators(events: pl.DataFrame, *, window_days: int = 7, background
         .group_by("ds").agg(pl.len().alias("events"), pl.col("magnitude").max().alias("max_magnitude"),
                             pl.col("energy").sum().log10().alias("log10_energy"))
     )
-    first, last = daily.get_column("ds").min(), daily.get_column("ds").max()
+    first = cast(datetime, daily.get_column("ds").min())  # the frame has rows: checked on entry
+    last = cast(datetime, daily.get_column("ds").max())
     grid = pl.DataFrame({"ds": pl.datetime_range(first, last, timedelta(days=1), eager=True)})
     frame = grid.join(daily, on="ds", how="left").with_columns(pl.col("events").fill_null(0))
     counts = frame.get_column("events").to_numpy().astype(np.float64)

@@ -30,7 +30,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import polars as pl
 
@@ -43,6 +43,8 @@ from ingest.sources._common import EVENT_SCHEMA, apply_bounds, parse_regions, wi
 from ingest.sources.seismic import daily_event_series, default_regions
 from warehouse import Warehouse
 from warehouse import ingestion as store
+from warehouse.runs import audit
+from warehouse.series import upsert_events, upsert_observations, upsert_series
 
 __all__ = [
     "IngestResult",
@@ -171,7 +173,8 @@ def _catalog_series(wh: Warehouse, parsed: Parsed, batch: _Batch, path: Path,
         first, last = window[0].replace(hour=0, minute=0, second=0, microsecond=0), window[1]
     else:
         times = parsed.events.get_column("time")
-        first, last = times.min(), times.max()
+        # a Datetime column (EVENT_SCHEMA) with rows (the early return above)
+        first, last = cast(datetime, times.min()), cast(datetime, times.max())
     first = first.replace(hour=0, minute=0, second=0, microsecond=0)
     last = last.replace(hour=0, minute=0, second=0, microsecond=0)
     prefixes = sorted({eid.split(":", 1)[0] for eid in parsed.events.get_column("event_id").to_list()}) \
@@ -200,9 +203,9 @@ def _ledger(batch: _Batch, now: datetime) -> dict[str, Any]:
 
 def _quarantine(wh: Warehouse, batch: _Batch, now: datetime, error: str) -> IngestResult:
     with wh.transaction():
-        wh.record_batch(**_ledger(batch, now), status="quarantined", error=error)
-        wh.audit(at=now, actor="ingest", action="batch.quarantined", target=batch.batch_id,
-                 detail={"location": batch.location, "format": batch.fmt, "error": error})
+        store.record_batch(wh, **_ledger(batch, now), status="quarantined", error=error)
+        audit(wh, at=now, actor="ingest", action="batch.quarantined", target=batch.batch_id,
+              detail={"location": batch.location, "format": batch.fmt, "error": error})
         store.record_source_attempt(wh, batch.source, kind=batch.kind, at=now)
         store.record_source_error(wh, batch.source, kind=batch.kind, at=now, error=f"quarantined {batch.batch_id}: {error}")
     wh.checkpoint()
@@ -227,16 +230,16 @@ def _commit(wh: Warehouse, settings: Settings, batch: _Batch, now: datetime, *,
     with wh.transaction():
         events = 0
         if parsed.events is not None:
-            events = wh.upsert_events(parsed.events, batch_id=batch.batch_id)
+            events = upsert_events(wh, parsed.events, batch_id=batch.batch_id)
             if batch.fmt in _CATALOG_FORMATS:
                 parsed = _catalog_series(wh, parsed, batch, batch.landed[0], window)
-        wh.upsert_series(parsed.meta, batch_id=batch.batch_id)
-        changed = wh.upsert_observations(parsed.series, batch_id=batch.batch_id)
-        last_time = parsed.series.get_column("ds").max() if parsed.series.height else None
-        wh.record_batch(**_ledger(batch, now), status="committed", row_count=parsed.series.height, rows_changed=changed)
-        wh.audit(at=now, actor="ingest", action="batch.committed", target=batch.batch_id,
-                 detail={"location": batch.location, "format": batch.fmt, "rows": parsed.series.height,
-                         "rows_changed": changed, "events": events})
+        upsert_series(wh, parsed.meta, batch_id=batch.batch_id)
+        changed = upsert_observations(wh, parsed.series, batch_id=batch.batch_id)
+        last_time = cast(datetime, parsed.series.get_column("ds").max()) if parsed.series.height else None
+        store.record_batch(wh, **_ledger(batch, now), status="committed", row_count=parsed.series.height, rows_changed=changed)
+        audit(wh, at=now, actor="ingest", action="batch.committed", target=batch.batch_id,
+              detail={"location": batch.location, "format": batch.fmt, "rows": parsed.series.height,
+                      "rows_changed": changed, "events": events})
         if watermark is not None:
             store.write_watermark(wh, watermark[0], watermark[1], batch_id=batch.batch_id, at=now)
         store.record_source_attempt(wh, batch.source, kind=batch.kind, at=now)
@@ -278,7 +281,7 @@ def ingest_file(
     batch = _Batch(batch_id=batch_id_for(checksum, fmt, options),
                    source=source or str(options.get("source") or path.name), kind=f"file:{fmt}", fmt=fmt,
                    options=options, location=str(path), checksum=checksum)
-    if wh.batch_status(batch.batch_id) == "committed":
+    if store.batch_status(wh, batch.batch_id) == "committed":
         return IngestResult(batch.batch_id, str(path), fmt, "skipped", source=batch.source)
     landing = settings.path("raw") / batch.batch_id / path.name
     if not landing.is_file() or _sha256_file(landing) != checksum:
@@ -314,7 +317,7 @@ def ingest_files(
     checksum = _sha256_bytes(b"".join(_sha256_bytes(f.data).encode() for f in files))
     batch = _Batch(batch_id=batch_id_for(checksum, fmt, {**options, "_files": [f.name for f in files]}),
                    source=source, kind=kind, fmt=fmt, options=options, location=location, checksum=checksum)
-    if wh.batch_status(batch.batch_id) == "committed":
+    if store.batch_status(wh, batch.batch_id) == "committed":
         return _skipped(wh, batch, now, watermark)
     folder = settings.path("raw") / batch.batch_id
     for raw in files:

@@ -55,6 +55,10 @@ from core.vocabulary import AlertStatus, Classification, Level, ReleaseState
 from pipelines.llm import Judge, open_judge
 from warehouse import Warehouse
 from warehouse import alerting, review
+from warehouse.forecast_store import read_latest_forecasts
+from warehouse.grades import read_latest_grades
+from warehouse.runs import audit
+from warehouse.series import read_observations, read_series_meta
 
 __all__ = ["AlertStepResult", "JudgeResult", "run_alert_step", "run_expiry_step", "judge_alerts",
            "provisional_bundles", "PROVISIONAL_VERDICT", "latest_grades",
@@ -64,7 +68,7 @@ __all__ = ["AlertStepResult", "JudgeResult", "run_alert_step", "run_expiry_step"
 #: :func:`judge_alerts` replaces it after the commit (it stays if the run fails in between).
 PROVISIONAL_VERDICT = "provisional template (final judgment written after the alert transaction)"
 
-_JUDGMENT_SCHEMA = {
+_JUDGMENT_SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
     "judgment_id": pl.Utf8, "alert_id": pl.Utf8, "run_id": pl.Utf8, "writer": pl.Utf8,
     "model": pl.Utf8, "prompt_version": pl.Utf8, "evidence_hash": pl.Utf8, "label": pl.Utf8,
     "text_en": pl.Utf8, "text_zh": pl.Utf8, "checks": pl.Utf8, "created_at": pl.Datetime("us"),
@@ -116,13 +120,13 @@ def run_alert_step(
     at ``clock.judged_at`` (the end of the replay day, or now)."""
     result = AlertStepResult()
     now, judged_at = clock.now, clock.judged_at
-    all_meta = wh.read_series_meta()
+    all_meta = read_series_meta(wh)
     frequencies = dict(zip(all_meta["unique_id"], all_meta["frequency"], strict=True))
     latest = latest_grades(series, grades, meta)
     # group mates that did not change this cycle still count toward their group's level
     latest = _with_group_mates(wh, latest, all_meta)
-    observed = pl.concat([series, wh.read_observations(
-        [u for u in latest["unique_id"].to_list() if u not in set(series["unique_id"].to_list())],
+    observed = pl.concat([series, read_observations(
+        wh, [u for u in latest["unique_id"].to_list() if u not in set(series["unique_id"].to_list())],
         before=clock.cutoff)]) if latest.height else series
     health = assess_data_health(observed, frequencies, clock=judged_at,
                                 stale_steps=settings.alerts.stale_steps, gap_ratio=settings.alerts.gap_ratio)
@@ -137,8 +141,8 @@ def run_alert_step(
     _write_plan(wh, plan, now=now, run_id=run_id, actor=actor, result=result)
     counts["data_gap_notices"] = alerting.upsert_notices(wh, plan.notices, at=now, run_id=run_id)
     for n in plan.notices.iter_rows(named=True):
-        wh.audit(at=now, actor="cycle", action="data_gap.notice", target=n["unique_id"],
-                 detail={"kind": n["kind"], "detail": json.loads(n["detail"])})
+        audit(wh, at=now, actor="cycle", action="data_gap.notice", target=n["unique_id"],
+              detail={"kind": n["kind"], "detail": json.loads(n["detail"])})
         result.notes.append(f"{n['unique_id']}: {n['kind']} data, alert withheld (data-gap notice)")
 
     fresh_ids = [t["alert_id"] for t in plan.transitions if t["after"]["status"] == AlertStatus.OPEN]
@@ -148,7 +152,7 @@ def run_alert_step(
     result.to_judge = _evidence_bundles(wh, settings, fresh, all_meta, observed, judged_at=judged_at,
                                         as_of=clock.as_of)
     provisional = [(e, _provisional(e)) for e in result.to_judge]
-    counts["judgments"] = wh.insert_judgments(_judgment_frame(provisional, run_id=run_id, now=now)) \
+    counts["judgments"] = alerting.insert_judgments(wh, _judgment_frame(provisional, run_id=run_id, now=now)) \
         if provisional else 0
 
     final = {r["alert_id"]: r for r in alerting.read_alerts_full(
@@ -156,8 +160,8 @@ def run_alert_step(
     for release in plan.releases:
         event = review.queue_release(wh, final[release["alert_id"]], at=now, actor="cycle",
                                      msg_type=release["msg_type"], reason=release["reason"])
-        wh.audit(at=now, actor="cycle", action="alert.released", target=release["alert_id"],
-                 detail={"outbox": event, "msg_type": release["msg_type"], "reason": release["reason"]})
+        audit(wh, at=now, actor="cycle", action="alert.released", target=release["alert_id"],
+              detail={"outbox": event, "msg_type": release["msg_type"], "reason": release["reason"]})
 
     _summarise(wh, plan, {e["alert_id"]: j for e, j in provisional}, result)
     return result
@@ -202,12 +206,12 @@ def judge_alerts(wh: Warehouse, settings: Settings, to_judge: list[dict[str, Any
             judgment = judge.write(evidence)  # may call the endpoint; audit rows commit as made
             frame = _judgment_frame([(evidence, judgment)], run_id=run_id, now=now)
             with wh.transaction():
-                wh.insert_judgments(frame)
+                alerting.insert_judgments(wh, frame)
                 # a provisional row of other evidence (if the bundle was rebuilt differently)
                 # is replaced too: the final judgment is the alert's judgment from now on
-                wh.execute("DELETE FROM judgments WHERE alert_id = ? AND judgment_id <> ? "
-                           "AND json_extract_string(checks, '$.verdict') = ?",
-                           [evidence["alert_id"], frame.item(0, "judgment_id"), PROVISIONAL_VERDICT])
+                alerting.delete_other_judgments_with_verdict(
+                    wh, alert_id=evidence["alert_id"], keep_judgment_id=frame.item(0, "judgment_id"),
+                    verdict=PROVISIONAL_VERDICT)
                 alerting.set_review_flag(wh, evidence["alert_id"], judgment.checks.get("review_flag"))
             out.judgments[evidence["alert_id"]] = judgment
     finally:
@@ -227,18 +231,12 @@ def provisional_bundles(wh: Warehouse, settings: Settings, *, clock: Clock,
     forecasts, series metadata), judged at the replay day or, live, at the time the
     provisional judgment was written, so the bundle and its evidence hash are the same.
     """
-    rows = wh.frame(
-        "SELECT a.*, j.created_at AS judged_at FROM alerts a JOIN ("
-        "  SELECT alert_id, checks, created_at, row_number() OVER ("
-        "    PARTITION BY alert_id ORDER BY created_at DESC, judgment_id DESC) AS n FROM judgments"
-        ") j ON j.alert_id = a.alert_id AND j.n = 1 "
-        "WHERE a.status = 'open' AND json_extract_string(j.checks, '$.verdict') = ? "
-        "ORDER BY a.opened_at, a.alert_id", [PROVISIONAL_VERDICT])
+    rows = alerting.open_alerts_with_judgment_verdict(wh, PROVISIONAL_VERDICT)
     rows = rows.filter(~pl.col("alert_id").is_in(list(exclude)))
     if rows.height == 0:
         return []
-    all_meta = wh.read_series_meta()
-    observed = wh.read_observations(rows["unique_id"].unique().to_list(), before=clock.cutoff)
+    all_meta = read_series_meta(wh)
+    observed = read_observations(wh, rows["unique_id"].unique().to_list(), before=clock.cutoff)
     bundles = []
     for judged_at, part in rows.group_by("judged_at", maintain_order=True):
         bundles += _evidence_bundles(wh, settings, part.drop("judged_at"), all_meta, observed,
@@ -248,9 +246,7 @@ def provisional_bundles(wh: Warehouse, settings: Settings, *, clock: Clock,
 
 def _closed_groups(wh: Warehouse) -> dict[tuple[str, str], datetime]:
     """Per hazard + region: the newest lead ``ds`` of its expired, resolved or cancelled alerts."""
-    rows = wh.execute("SELECT hazard, region, max(ds) FROM alerts "
-                      "WHERE status IN ('expired', 'resolved', 'cancelled') GROUP BY hazard, region")
-    return {group_key(hazard, region): ds for hazard, region, ds in rows}
+    return {group_key(hazard, region): ds for hazard, region, ds in alerting.closed_group_leads(wh)}
 
 
 def _policy(settings: Settings) -> AlertPolicy:
@@ -270,7 +266,7 @@ def _write_plan(wh: Warehouse, plan: AlertPlan, *, now: datetime, run_id: str, a
                   "release_state": after["release_state"], "reason": t["reason"], "run_id": run_id}
         if cause:
             detail["cause"] = cause
-        wh.audit(at=now, actor=actor, action=f"alert.{t['action']}", target=t["alert_id"], detail=detail)
+        audit(wh, at=now, actor=actor, action=f"alert.{t['action']}", target=t["alert_id"], detail=detail)
 
 
 def _summarise(wh: Warehouse, plan: AlertPlan, judgments: dict[str, Judgment],
@@ -292,7 +288,7 @@ def _with_group_mates(wh: Warehouse, latest: pl.DataFrame, all_meta: pl.DataFram
              if (HAZARD_BY_DOMAIN[r["domain"]], r["region"]) in keys and r["unique_id"] not in present]
     if not mates:
         return latest
-    stored = wh.read_latest_grades().filter(pl.col("unique_id").is_in(mates))
+    stored = read_latest_grades(wh).filter(pl.col("unique_id").is_in(mates))
     if stored.height == 0:
         return latest
     return pl.concat([latest, stored.select(latest.columns)], how="vertical_relaxed").sort("unique_id")
@@ -341,7 +337,7 @@ def _evidence_bundles(wh: Warehouse, settings: Settings, alerts: pl.DataFrame, m
     judged at ``judged_at``; ``as_of`` (the replay day) marks the bundle as an exercise."""
     if alerts.height == 0:
         return []
-    forecasts = wh.read_latest_forecasts(alerts.get_column("unique_id").to_list())
+    forecasts = read_latest_forecasts(wh, alerts.get_column("unique_id").to_list())
     info = {r["unique_id"]: r for r in meta.iter_rows(named=True)}
     thresholds = settings.risk.thresholds()
     return [evidence_bundle(alert, info[alert["unique_id"]], observed, forecasts,

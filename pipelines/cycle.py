@@ -47,6 +47,14 @@ from pipelines.delivery import publish_pending
 from pipelines.forecast_step import run_forecast_step
 from pipelines.score_step import run_score_step
 from warehouse import Warehouse
+from warehouse.runs import audit, finish_run, start_run
+from warehouse.series import (
+    read_observations,
+    read_series_meta,
+    read_series_state,
+    series_fingerprints,
+    upsert_series_state,
+)
 
 __all__ = ["CycleSummary", "run_cycle", "new_run_id"]
 
@@ -84,9 +92,9 @@ def run_cycle(
     run_id = new_run_id(now)
     summary = CycleSummary(run_id=run_id)
     kind = "replay" if clock.replaying else "cycle"
-    wh.start_run(run_id=run_id, kind=kind, started_at=now, as_of=clock.cutoff)
-    wh.audit(at=now, actor=actor, action="run.started", target=run_id,
-             detail={"kind": kind, "as_of": clock.as_of})
+    start_run(wh, run_id=run_id, kind=kind, started_at=now, as_of=clock.cutoff)
+    audit(wh, at=now, actor=actor, action="run.started", target=run_id,
+          detail={"kind": kind, "as_of": clock.as_of})
     if clock.replaying:
         progress(f"replay: the cycle sees only data up to {clock.as_of} ([cycle] as_of)")
     try:
@@ -98,22 +106,22 @@ def run_cycle(
         # rolled-back cycle never leaves a message on disk that the warehouse does not know.
         summary.row_counts["cap_messages"] = len(publish_pending(wh, settings, clock=clock))
     except Exception as exc:
-        wh.finish_run(run_id=run_id, status="failed", finished_at=utc_now(),
-                      row_counts=summary.row_counts, error=f"{type(exc).__name__}: {exc}")
-        wh.audit(at=utc_now(), actor=actor, action="run.failed", target=run_id,
-                 detail={"error": str(exc)})
+        finish_run(wh, run_id=run_id, status="failed", finished_at=utc_now(),
+                   row_counts=summary.row_counts, error=f"{type(exc).__name__}: {exc}")
+        audit(wh, at=utc_now(), actor=actor, action="run.failed", target=run_id,
+              detail={"error": str(exc)})
         raise
-    wh.finish_run(run_id=run_id, status="success", finished_at=utc_now(),
-                  row_counts=summary.row_counts)
-    wh.audit(at=utc_now(), actor=actor, action="run.finished", target=run_id,
-             detail=summary.row_counts)
+    finish_run(wh, run_id=run_id, status="success", finished_at=utc_now(),
+               row_counts=summary.row_counts)
+    audit(wh, at=utc_now(), actor=actor, action="run.finished", target=run_id,
+          detail=summary.row_counts)
     wh.checkpoint()
     return summary
 
 
 def _changed_series(wh: Warehouse, before: datetime | None) -> tuple[pl.DataFrame, int]:
-    fingerprints = wh.series_fingerprints(before=before)
-    state = wh.read_series_state().rename({"fingerprint": "seen"})
+    fingerprints = series_fingerprints(wh, before=before)
+    state = read_series_state(wh).rename({"fingerprint": "seen"})
     joined = fingerprints.join(state, on="unique_id", how="left")
     changed = joined.filter(pl.col("seen").is_null() | (pl.col("seen") != pl.col("fingerprint")))
     return changed.select("unique_id", "fingerprint"), joined.height - changed.height
@@ -136,8 +144,8 @@ def _cycle(wh: Warehouse, settings: Settings, summary: CycleSummary, *, clock: C
         summary.alerts = step.alerts
         return []
     uids = changed.get_column("unique_id").to_list()
-    meta = wh.read_series_meta(uids)
-    series = wh.read_observations(uids, before=clock.cutoff)
+    meta = read_series_meta(wh, uids)
+    series = read_observations(wh, uids, before=clock.cutoff)
     frequencies = dict(zip(meta["unique_id"], meta["frequency"], strict=True))
     summary.series_processed = len(uids)
 
@@ -160,7 +168,7 @@ def _cycle(wh: Warehouse, settings: Settings, summary: CycleSummary, *, clock: C
     counts.update(step.counts)
     summary.notes.extend(step.notes)
     summary.alerts = step.alerts
-    wh.upsert_series_state(changed, run_id=summary.run_id, at=clock.now)
+    upsert_series_state(wh, changed, run_id=summary.run_id, at=clock.now)
     return step.to_judge
 
 

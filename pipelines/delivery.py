@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import polars as pl
 
@@ -37,6 +37,8 @@ from core.settings import Settings
 from core.vocabulary import LEVEL_RANK
 from warehouse import Warehouse
 from warehouse import alerting
+from warehouse.runs import audit
+from warehouse.series import read_series_meta
 
 __all__ = ["publish_pending", "relay", "RelayReport", "route", "area_for", "sender_offset", "export_cap"]
 
@@ -101,7 +103,7 @@ def publish_pending(wh: Warehouse, settings: Settings, *, now: datetime | None =
         return []
     tz = sender_offset(settings)
     status = "Exercise" if clock.replaying else "Actual"
-    meta = {r["unique_id"]: r for r in wh.read_series_meta().iter_rows(named=True)}
+    meta = {r["unique_id"]: r for r in read_series_meta(wh).iter_rows(named=True)}
     recipients = alerting.read_recipients(wh)
     folder = settings.path("alerts")
     folder.mkdir(parents=True, exist_ok=True)
@@ -117,7 +119,7 @@ def publish_pending(wh: Warehouse, settings: Settings, *, now: datetime | None =
         sent = sent + timedelta(seconds=candidates.index(identifier))
         refs = [CapReference(settings.alerts.sender, ident, sent_text)
                 for ident, sent_text in alerting.cap_history(wh, event["alert_id"])]
-        judgments = wh.read_judgments([event["alert_id"]])
+        judgments = alerting.read_judgments(wh, [event["alert_id"]])
         judgment = judgment_for_cap(judgments.row(-1, named=True)) if judgments.height else None
         info = meta.get(alert["unique_id"])
         xml = build_cap(alert, identifier=identifier, sender=settings.alerts.sender, sent=sent, status=status,
@@ -129,7 +131,8 @@ def publish_pending(wh: Warehouse, settings: Settings, *, now: datetime | None =
         errors = validate_cap(xml)
         if errors:
             # never publish an invalid message: the event stays pending and the audit says why
-            wh.audit(at=now, actor="relay", action="cap.invalid", target=event["event_id"], detail={"errors": errors[:5]})
+            audit(wh, at=now, actor="relay", action="cap.invalid", target=event["event_id"],
+                  detail={"errors": errors[:5]})
             continue
         message = {"identifier": identifier, "alert_id": event["alert_id"], "msg_type": event["msg_type"],
                    "status": status, "sent": cap_datetime(sent), "refs": " ".join(r.text() for r in refs) or None,
@@ -139,9 +142,9 @@ def publish_pending(wh: Warehouse, settings: Settings, *, now: datetime | None =
             alerting.insert_cap_message(wh, event_id=event["event_id"], message=message, at=now)
             targets = route(message, recipients)
             alerting.create_deliveries(wh, identifier=identifier, recipient_ids=targets, at=now)
-            wh.audit(at=now, actor="relay", action="cap.released", target=identifier,
-                     detail={"alert_id": event["alert_id"], "msg_type": event["msg_type"], "status": status,
-                             "level": alert["level"], "recipients": targets, "references": message["refs"]})
+            audit(wh, at=now, actor="relay", action="cap.released", target=identifier,
+                  detail={"alert_id": event["alert_id"], "msg_type": event["msg_type"], "status": status,
+                          "level": alert["level"], "recipients": targets, "references": message["refs"]})
         _atomic_write(folder / f"{identifier}.xml", xml)
         made.append(identifier)
     return made
@@ -192,9 +195,9 @@ def relay(
                 state = alerting.record_delivery_attempt(wh, delivery_id=row["delivery_id"], at=now, ok=ok,
                                                          error=error, max_attempts=d.max_attempts, backoff=backoff)
                 if state != "pending":
-                    wh.audit(at=now, actor="relay", action=f"delivery.{state}", target=row["delivery_id"],
-                             detail={"identifier": row["identifier"], "recipient": row["recipient_id"],
-                                     "channel": row["channel"], "attempts": attempt, "error": error})
+                    audit(wh, at=now, actor="relay", action=f"delivery.{state}", target=row["delivery_id"],
+                          detail={"identifier": row["identifier"], "recipient": row["recipient_id"],
+                                  "channel": row["channel"], "attempts": attempt, "error": error})
             if state == "delivered":
                 report.delivered += 1
             elif state == "dead":
@@ -205,7 +208,7 @@ def relay(
         pending = alerting.read_deliveries(wh, state="pending")
         if pending.height == 0 or time.monotonic() >= deadline:
             break
-        next_due = pending.get_column("next_attempt_at").min()
+        next_due = cast(datetime, pending.get_column("next_attempt_at").min())  # TIMESTAMP NOT NULL, rows here
         pause = max(0.0, (next_due - clock()).total_seconds())
         if time.monotonic() + pause > deadline:
             break

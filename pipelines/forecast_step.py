@@ -34,6 +34,7 @@ from core.settings import Settings
 from forecasting.chronos import ChronosModel
 from warehouse import Warehouse
 from warehouse import forecast_store as store
+from warehouse.series import read_observations, read_series_meta
 
 __all__ = [
     "ForecastStepResult",
@@ -133,7 +134,7 @@ def run_forecast_step(
     bounds = forecasting.bounds_from_meta(meta)
     backtests = store.read_latest_backtest(wh, uids)
     fc = settings.forecast
-    select = dict(unique_ids=uids, default_model=fc.default_model,
+    select: dict[str, Any] = dict(unique_ids=uids, default_model=fc.default_model,
                   criterion=settings.backtest.criterion, margin=settings.backtest.margin)
     first = forecasting.select_models(backtests, **select)
     foreign = sorted(set(_needed(first, backtests)) - set(forecasting.STAT_MODELS))
@@ -168,7 +169,7 @@ def run_forecast_step(
     forecasts = chosen.join(cutoffs, on="unique_id", how="left")
     # A series whose selected model changed keeps one model per cutoff: the new selection's.
     store.drop_unselected_forecasts(wh, forecasts.select("unique_id", "cutoff", "model").unique())
-    counts = {"forecasts": wh.write_forecasts(forecasts, run_id=run_id)}
+    counts = {"forecasts": store.write_forecasts(wh, forecasts, run_id=run_id)}
     selections = selections.with_columns(
         pl.Series("members", [json.dumps(members.get(u)) if u in members else None
                               for u in selections["unique_id"]], dtype=pl.Utf8),
@@ -230,9 +231,11 @@ def _run_statistical(series: pl.DataFrame, needed: dict[str, list[str]],
                      ) -> tuple[list[pl.DataFrame], list[pl.DataFrame], list[str]]:
     """One forecast_statistical call per distinct set of needed models."""
     groups: dict[tuple[str, ...], list[str]] = {}
-    for uid, models in needed.items():
-        groups.setdefault(tuple(models), []).append(uid)
-    parts, fitted, notes = [], [], []
+    for uid, wanted in needed.items():
+        groups.setdefault(tuple(wanted), []).append(uid)
+    parts: list[pl.DataFrame] = []
+    fitted: list[pl.DataFrame] = []
+    notes: list[str] = []
     fc = settings.forecast
     for models, ids in sorted(groups.items()):
         result = forecasting.forecast_statistical(
@@ -319,13 +322,13 @@ def run_backtest(
     """
     clock = Clock.resolve(settings, clock=clock, now=now)
     as_of = clock.cutoff
-    meta = wh.read_series_meta(unique_ids)
+    meta = read_series_meta(wh, unique_ids)
     if unique_ids is not None:
         unknown = sorted(set(unique_ids) - set(meta["unique_id"].to_list()))
         if unknown:
             raise EWSError(f"unknown series {unknown}", fix="list series with `ews status --json`")
     ids = meta["unique_id"].to_list()
-    series = wh.read_observations(ids, before=as_of)
+    series = read_observations(wh, ids, before=as_of)
     frequencies = dict(zip(meta["unique_id"], meta["frequency"], strict=True))
     horizons = {f: horizon for f in set(frequencies.values())} if horizon \
         else dict(settings.forecast.horizon)
@@ -387,12 +390,12 @@ def train_domain_model(
     """
     clock = Clock.resolve(settings, clock=clock, now=now)
     as_of, now = clock.cutoff, clock.now
-    meta = wh.read_series_meta().filter(pl.col("domain") == domain)
+    meta = read_series_meta(wh).filter(pl.col("domain") == domain)
     if meta.height == 0:
         raise EWSError(f"no series of domain {domain!r} in the warehouse",
                        fix="load data first (`ews demo`, `ews ingest`), or pick another domain")
     ids = meta["unique_id"].to_list()
-    series = wh.read_observations(ids, before=as_of)
+    series = read_observations(wh, ids, before=as_of)
     frequencies = dict(zip(meta["unique_id"], meta["frequency"], strict=True))
     notes: list[str] = []
     base = None

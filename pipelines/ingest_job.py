@@ -19,6 +19,7 @@ from ingest.connectors import SourceRun, run_source
 from ingest.connectors.http import HttpClient
 from pipelines.dashboard_sync import sync_dashboard
 from warehouse import Warehouse
+from warehouse.runs import audit, finish_run, start_run
 
 __all__ = ["IngestRun", "run_sources"]
 
@@ -59,8 +60,8 @@ def run_sources(
     clock = Clock.resolve(settings, clock=clock, now=now)
     started = clock.now
     run_id = new_run_id(started).replace("r_", "i_", 1)
-    wh.start_run(run_id=run_id, kind="ingest", started_at=started)
-    wh.audit(at=started, actor=actor, action="ingest.started", target=run_id, detail={"sources": list(names)})
+    start_run(wh, run_id=run_id, kind="ingest", started_at=started)
+    audit(wh, at=started, actor=actor, action="ingest.started", target=run_id, detail={"sources": list(names)})
     client = client or HttpClient(settings.ingest)
     results = []
     for name in names:
@@ -72,9 +73,9 @@ def run_sources(
     out = IngestRun(run_id=run_id, sources=results)
     counts = {r.source: r.rows_changed for r in results}
     errors = "; ".join(f"{r.source}: {r.error.splitlines()[0]}" for r in results if r.error)
-    wh.finish_run(run_id=run_id, status="success" if out.ok else "failed", finished_at=utc_now(),
-                  row_counts=counts, error=errors or None)
-    wh.audit(at=utc_now(), actor=actor, action="ingest.finished", target=run_id, detail=counts)
+    finish_run(wh, run_id=run_id, status="success" if out.ok else "failed", finished_at=utc_now(),
+               row_counts=counts, error=errors or None)
+    audit(wh, at=utc_now(), actor=actor, action="ingest.finished", target=run_id, detail=counts)
     wh.checkpoint()
     if cycle and sum(counts.values()) > 0:
         progress("new data: running the scoring cycle")

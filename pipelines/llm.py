@@ -49,6 +49,8 @@ from core.errors import LLMError
 from core.settings import LLMSettings, Settings
 from warehouse import Warehouse
 from warehouse import alerting
+from warehouse.runs import audit
+from warehouse.series import read_series_meta
 
 __all__ = ["gguf_path", "EmbeddedServer", "ChatClient", "Judge", "open_judge", "key_file",
            "EMBEDDED", "ChatReply"]
@@ -88,6 +90,7 @@ class EmbeddedServer:
              "--n-ctx", str(settings.n_ctx), "--threads", str(settings.threads)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env,
             cwd=str(Path(__file__).resolve().parent.parent), text=True)
+        assert self._proc.stdout is not None  # stdout=PIPE above
         ready, _, _ = select.select([self._proc.stdout], [], [], start_timeout)
         line = self._proc.stdout.readline() if ready else ""
         if not line:
@@ -202,7 +205,7 @@ class Judge:
             revoked = alerting.get_control(self.wh, f"revoked:{base}")
             if revoked and not self._off_reason:
                 self._off_reason = f"endpoint {base} revoked by {revoked.get('by')}: {revoked.get('reason')}"
-        meta = self.wh.read_series_meta()
+        meta = read_series_meta(self.wh)
         self._places = tuple(sorted({r for r in meta["region"].to_list() if r}))
         self.style = llm.reply_style if llm.reply_style != "auto" else ("free" if llm.base_url else "choices")
         if self._off_reason:
@@ -222,8 +225,8 @@ class Judge:
             key = secrets.token_urlsafe(24)
             self._server = EmbeddedServer(llm, api_key=key)
             self._client = ChatClient(self._server.base_url, api_key=key, timeout=llm.timeout_seconds)
-            self.wh.audit(at=self.now, actor="llm", action="llm.server_started", target=self._server.base_url,
-                          detail={"model": gguf_path().name, "load_seconds": round(self._server.load_seconds, 2)})
+            audit(self.wh, at=self.now, actor="llm", action="llm.server_started", target=self._server.base_url,
+                  detail={"model": gguf_path().name, "load_seconds": round(self._server.load_seconds, 2)})
         return self._client
 
     def _api_key(self) -> str:
@@ -272,9 +275,9 @@ class Judge:
         shown, redacted = redact(evidence, cleared=llm.cleared_level)
         base = llm.base_url or EMBEDDED
         if redacted:
-            self.wh.audit(at=self.now, actor="llm", action="llm.redacted", target=evidence.get("alert_id"),
-                          detail={"endpoint": base, "fields": redacted, "classification": evidence.get("classification"),
-                                  "cleared_level": llm.cleared_level})
+            audit(self.wh, at=self.now, actor="llm", action="llm.redacted", target=evidence.get("alert_id"),
+                  detail={"endpoint": base, "fields": redacted, "classification": evidence.get("classification"),
+                          "cleared_level": llm.cleared_level})
         problems: list[str] = []
         attempts = 0
         screen_events: list[dict[str, Any]] = []
@@ -344,14 +347,15 @@ class Judge:
             if remaining <= 0:
                 problem = (f"time budget: the LLM path has run {self._elapsed():.0f} s this run "
                            f"([llm] run_seconds={llm.run_seconds:g})")
-                self.wh.audit(at=self.now, actor="llm", action="llm.skipped", target=evidence.get("alert_id"),
-                              detail={**detail, "endpoint_url": client.base_url, "reason": problem})
+                audit(self.wh, at=self.now, actor="llm", action="llm.skipped", target=evidence.get("alert_id"),
+                      detail={**detail, "endpoint_url": client.base_url, "reason": problem})
                 return problem, reply
         self.calls += 1
         self._call_times.append(time.monotonic())
         try:
             if client is None:  # the endpoint could not be reached or started
-                raise connect_error  # type: ignore[misc]
+                assert connect_error is not None  # set wherever client is None
+                raise connect_error
             detail["endpoint_url"] = client.base_url
             client.timeout = min(llm.timeout_seconds, llm.run_seconds - self._elapsed())
             answer = client.chat(body)
@@ -361,7 +365,7 @@ class Judge:
                 self._off_reason = f"LLM endpoint unavailable: {exc.problem}"
                 self.notes.append(f"judgments by template: {self._off_reason}")
             detail.update(verdict=f"error: {exc.problem}", tokens=0)
-            self.wh.audit(at=self.now, actor="llm", action="llm.call", target=evidence.get("alert_id"), detail=detail)
+            audit(self.wh, at=self.now, actor="llm", action="llm.call", target=evidence.get("alert_id"), detail=detail)
             return f"call failed: {exc.problem}", reply
         self.tokens += answer.prompt_tokens + answer.completion_tokens if answer.completion_tokens else llm.max_tokens
         detail.update(tokens={"prompt": answer.prompt_tokens, "completion": answer.completion_tokens},
@@ -372,7 +376,7 @@ class Judge:
         except ValueError as exc:
             problems = [str(exc)]
         detail["verdict"] = "passed" if not problems else "rejected: " + "; ".join(problems[:5])
-        self.wh.audit(at=self.now, actor="llm", action="llm.call", target=evidence.get("alert_id"), detail=detail)
+        audit(self.wh, at=self.now, actor="llm", action="llm.call", target=evidence.get("alert_id"), detail=detail)
         return problems, reply
 
 

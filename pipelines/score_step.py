@@ -22,6 +22,7 @@ import polars as pl
 import anomaly
 from core.settings import Settings
 from warehouse import Warehouse
+from warehouse.grades import upsert_grades, upsert_scores
 
 __all__ = ["ScoreStepResult", "score_and_grade", "run_score_step"]
 
@@ -90,11 +91,11 @@ def run_score_step(wh: Warehouse, settings: Settings, *, series: pl.DataFrame, f
     progress(f"[2/4] scoring anomalies ({detectors}, forecast surprise) on {series.height} points")
     result = score_and_grade(series, fitted=fitted, exceedance=exceedance, meta=meta, settings=settings,
                              as_of=as_of)
-    result.counts["anomaly_scores"] = wh.upsert_scores(result.scores.select(
+    result.counts["anomaly_scores"] = upsert_scores(wh, result.scores.select(
         "unique_id", "ds", "detector", "raw_score", "score"), run_id=run_id)
     progress(f"[3/4] grading risk levels (blue/yellow/orange/red; persistence "
              f"{settings.risk.persistence_k} of {settings.risk.persistence_n}, cool-down {settings.scoring.cooldown})")
-    result.counts["risk_grades"] = wh.upsert_grades(result.grades, run_id=run_id)
+    result.counts["risk_grades"] = upsert_grades(wh, result.grades, run_id=run_id)
     for row in result.regions.iter_rows(named=True) if result.regions.height else []:
         if row["level"] != "none":
             result.notes.append(f"region {row['region']}: {row['level']} ({', '.join(row['series'])})")

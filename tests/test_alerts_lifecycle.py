@@ -23,6 +23,8 @@ from core.settings import load_settings
 from pipelines.cycle import run_cycle
 from ingest.batches import ingest_file
 from warehouse import Warehouse, alerting, review
+from warehouse.runs import last_run
+from sql import sql_frame, sql_rows
 
 ROOT = Path(__file__).resolve().parent.parent
 NOW = datetime(2026, 1, 1, 12, 0)
@@ -174,19 +176,19 @@ def test_data_gap_notices_are_written_set_based_and_a_repeat_only_moves_last_see
 
     with Warehouse.open(tmp_path / "w.duckdb") as wh:
         statements: list[str] = []
-        execute = wh.execute
+        execute = wh._execute
 
         def counting(sql: str, params=None):  # noqa: ANN001, ANN202
             statements.append(sql)
             return execute(sql, params)
 
-        wh.execute = counting  # type: ignore[method-assign]
+        wh._execute = counting  # type: ignore[method-assign]
         assert alerting.upsert_notices(wh, notices.head(1), at=NOW, run_id="r_1") == 1
         one = len(statements)
         statements.clear()
         assert alerting.upsert_notices(wh, notices, at=NOW, run_id="r_1") == 2  # two new, one repeat
         assert len(statements) == one  # set-based: the same statements for one notice or three
-        del wh.execute
+        del wh._execute
 
         later = NOW + timedelta(hours=6)
         assert alerting.upsert_notices(wh, notices, at=later, run_id="r_2") == 0  # nothing new
@@ -214,7 +216,7 @@ def test_a_cycle_without_new_data_expires_an_alert_past_its_expiry(tmp_path) -> 
             "unique_id": "stlfsi4", "frequency": "W-FRI", "domain": "market", "region": "US"},
             ).status == "committed"
         run_cycle(wh, settings, now=datetime(2008, 10, 25, 6, 0), actor="scheduler")
-        alert = wh.frame("SELECT alert_id, level, status, expires_at FROM alerts").row(0, named=True)
+        alert = sql_frame(wh, "SELECT alert_id, level, status, expires_at FROM alerts").row(0, named=True)
         assert (alert["level"], alert["status"]) == ("red", "open")
         assert alert["expires_at"] == datetime(2008, 11, 14)  # 3 weekly steps after 2008-10-24
 
@@ -236,13 +238,13 @@ def test_a_cycle_without_new_data_expires_an_alert_past_its_expiry(tmp_path) -> 
         assert (last["action"], last["actor"], last["run_id"]) == ("expired", "cycle", expiring.run_id)
         assert (last["from_status"], last["to_status"]) == ("open", "expired")
         assert last["reason"].startswith("not renewed before 2008-11-14")
-        audit = wh.execute("SELECT actor, detail FROM audit_log WHERE action = 'alert.expired' AND target = ?",
-                           [alert["alert_id"]])
+        audit = sql_rows(wh, "SELECT actor, detail FROM audit_log WHERE action = 'alert.expired' AND target = ?",
+                         alert["alert_id"])
         assert len(audit) == 1 and audit[0][0] == "cron.ops"
         detail = json.loads(audit[0][1])
         assert detail["run_id"] == expiring.run_id and detail["reason"] == last["reason"]
-        assert wh.last_run()["status"] == "success"
-        assert wh.execute("SELECT count(*) FROM outbox")[0][0] == 0  # expiry releases nothing
+        assert last_run(wh)["status"] == "success"
+        assert sql_rows(wh, "SELECT count(*) FROM outbox")[0][0] == 0  # expiry releases nothing
 
         # and expiring is done once
         again = run_cycle(wh, settings, now=late + timedelta(days=1), actor="cron.ops")
@@ -319,11 +321,11 @@ def test_a_group_mates_new_data_does_not_resurrect_an_expired_alert(tmp_path) ->
         ingest("fred_STLFSI4.csv", "stlfsi4", "W-FRI", "2008-10-24")
         ingest("fred_UNRATE.csv", "unrate", "MS", "2008-10-01")
         run_cycle(wh, settings, now=datetime(2008, 10, 25, 6, 0))
-        alert = wh.frame("SELECT alert_id, unique_id, level, status, expires_at FROM alerts").row(0, named=True)
+        alert = sql_frame(wh, "SELECT alert_id, unique_id, level, status, expires_at FROM alerts").row(0, named=True)
         assert (alert["unique_id"], alert["level"], alert["status"]) == ("stlfsi4", "red", "open")
         assert alert["expires_at"] == datetime(2008, 11, 14)
         outbox = "SELECT msg_type FROM outbox WHERE alert_id = ? ORDER BY created_at"
-        assert [m for (m,) in wh.execute(outbox, [alert["alert_id"]])] == ["Alert"]
+        assert [m for (m,) in sql_rows(wh, outbox, alert["alert_id"])] == ["Alert"]
 
         expired_at = datetime(2008, 11, 20, 6, 0)
         run_cycle(wh, settings, now=expired_at)  # no new data: expired
@@ -337,7 +339,7 @@ def test_a_group_mates_new_data_does_not_resurrect_an_expired_alert(tmp_path) ->
         row = review.read_alert(wh, alert["alert_id"])
         assert (row["status"], row["updated_at"]) == ("expired", expired_at)
         assert [t for t in review.read_transitions(wh, alert["alert_id"])["action"]] == ["opened", "expired"]
-        assert [m for (m,) in wh.execute(outbox, [alert["alert_id"]])] == ["Alert"]
+        assert [m for (m,) in sql_rows(wh, outbox, alert["alert_id"])] == ["Alert"]
         assert alert["alert_id"] not in {a["alert_id"] for a in changed.alerts}
         # what did open is a new episode from the mate's own live grade, with its own id
         for item in changed.alerts:

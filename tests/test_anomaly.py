@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -14,26 +13,13 @@ from anomaly import calibrate, combine, grade, interval_exceedance, subsequence_
 from core.errors import ConfigError, FrameError
 from core.frames import QUANTILES, quantile_column, validate_scores
 from forecasting import forecast_statistical
+from fred_series import load_fred
 
-DATA = Path(__file__).parent / "data"
 UID = "STLFSI4"
 WINDOW = 4  # the [anomaly] window for W-FRI
 ALARM = 0.99  # the [risk] blue threshold
 THRESHOLDS = {"blue": 0.99, "yellow": 0.995, "orange": 0.998, "red": 0.9995}
 QUANTILE_COLUMNS = [quantile_column(q) for q in QUANTILES]
-
-
-def load_fred(name: str, unique_id: str) -> pl.DataFrame:
-    """A FRED ``date,value`` file from tests/data as a series frame (blank values dropped)."""
-    path = DATA / name
-    if not path.exists():
-        pytest.skip(f"test data {path} is missing (see tests/data/README.md)")
-    raw = pl.read_csv(path, schema_overrides={"value": pl.Float64}, null_values=["", "."])
-    return raw.drop_nulls().select(
-        pl.lit(unique_id).alias("unique_id"),
-        pl.col("date").str.to_datetime("%Y-%m-%d").alias("ds"),
-        pl.col("value").alias("y"),
-    )
 
 
 def ensemble(series: pl.DataFrame) -> pl.DataFrame:

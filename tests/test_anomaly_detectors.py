@@ -6,7 +6,6 @@ Data: tests/data (FRED DGS10 last 800 days, STLFSI4; see tests/data/README.md).
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -16,21 +15,9 @@ import anomaly
 import hazards
 from core.errors import FrameError
 from core.frames import QUANTILES, quantile_column, validate_scores
+from fred_series import load_fred
 
-DATA = Path(__file__).parent / "data"
 ALARM = 0.99
-
-
-def load_fred(name: str, uid: str) -> pl.DataFrame:
-    raw = pl.read_csv(DATA / name, schema_overrides={"value": pl.Float64}, null_values=["", "."])
-    return raw.drop_nulls().select(pl.lit(uid).alias("unique_id"),
-                                   pl.col("date").str.to_datetime("%Y-%m-%d").alias("ds"),
-                                   pl.col("value").alias("y"))
-
-
-@pytest.fixture(scope="module")
-def dgs10() -> pl.DataFrame:
-    return load_fred("fred_DGS10_last800.csv", "DGS10")
 
 
 def ensemble(series: pl.DataFrame) -> pl.DataFrame:

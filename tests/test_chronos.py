@@ -18,22 +18,17 @@ from core.errors import ModelError
 from core.frames import QUANTILES, quantile_column
 from core.settings import load_settings
 from forecasting import build_random_chronos, forecast_chronos, load_chronos
+from fred_series import load_fred
 from pipelines.cli.main import main
 from pipelines.forecast_step import run_backtest, run_forecast_step
 from ingest.batches import ingest_file
 from warehouse import Warehouse
 from warehouse import forecast_store as store
+from warehouse.series import read_observations, read_series_meta
 
 DATA = Path(__file__).parent / "data"
 
-
-def load(name: str, uid: str) -> pl.DataFrame:
-    if not (DATA / name).exists():
-        pytest.skip(f"test data {DATA / name} is missing (see tests/data/README.md)")
-    raw = pl.read_csv(DATA / name, schema_overrides={"value": pl.Float64}, null_values=["", "."])
-    return raw.drop_nulls().select(pl.lit(uid).alias("unique_id"),
-                                   pl.col("date").str.to_datetime("%Y-%m-%d").alias("ds"),
-                                   pl.col("value").alias("y"))
+pytestmark = pytest.mark.chronos
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +40,7 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 @pytest.fixture(scope="module")
 def series() -> pl.DataFrame:
-    return pl.concat([load("fred_STLFSI4.csv", "STLFSI4"), load("fred_DGS10_last800.csv", "DGS10")])
+    return pl.concat([load_fred("fred_STLFSI4.csv", "STLFSI4"), load_fred("fred_DGS10_last800.csv", "DGS10")])
 
 
 @pytest.mark.parametrize("kind", ["chronos2", "bolt"])
@@ -157,8 +152,8 @@ def test_vertical_model_is_trained_registered_backtested_and_selectable(
     only = bt.metrics.filter(pl.col("model") == entry["model_id"])
     with Warehouse.open(settings.warehouse_path) as wh, wh.transaction():
         store.write_backtest(wh, only, run_id="bt_d", at=datetime(2026, 1, 4))
-        meta = wh.read_series_meta(["stlfsi4"])
-        result = run_forecast_step(wh, settings, wh.read_observations(["stlfsi4"]),
+        meta = read_series_meta(wh, ["stlfsi4"])
+        result = run_forecast_step(wh, settings, read_observations(wh, ["stlfsi4"]),
                                    frequencies={"stlfsi4": "W-FRI"}, meta=meta, run_id="r_v",
                                    now=datetime(2026, 1, 4))
     assert set(result.forecasts["model"]) == {entry["model_id"]}

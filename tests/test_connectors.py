@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import sys
 from pathlib import Path
 
 import polars as pl
@@ -19,11 +18,13 @@ from pipelines.cli.main import main
 from ingest.connectors import run_source
 from pipelines.ingest_job import run_sources
 from ingest.connectors.http import HttpClient, RateLimiter, SourceError
+from replay_server import API_KEY, CATALOG, ReplayServer
+from sql import sql_rows
 from warehouse import Warehouse
-from warehouse.ingestion import read_watermarks, source_freshness
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from replay_server import API_KEY, CATALOG, ReplayServer  # noqa: E402
+from warehouse.ingestion import read_batches, read_watermarks, source_freshness
+from warehouse.runs import last_run
+from warehouse.series import read_observations, read_series_meta
+from warehouse.status import count_rows
 
 NOW = dt.datetime(2026, 1, 15, 12, 0, 0)
 FAST = "[ingest]\ntimeout_seconds = 1.0\nretries = 2\nbackoff_seconds = 0.01\nmax_backoff_seconds = 0.05\n"
@@ -55,7 +56,7 @@ regions = [{{ id = "sichuan_yunnan", name = "Sichuan-Yunnan", min_lat = 21, max_
 
 
 def _obs(wh: Warehouse, uid: str) -> pl.DataFrame:
-    return wh.read_observations([uid])
+    return read_observations(wh, [uid])
 
 
 # --- USGS FDSN ------------------------------------------------------------------------------
@@ -68,7 +69,7 @@ def test_fdsn_backfill_windows_store_events_and_daily_series_and_a_watermark(tmp
         assert run.status == "success", run.error
         assert len(run.batches) == 6  # 2018..2023-03 in 365-day windows
         expected = sum(1 for line in CATALOG.read_bytes().decode("cp1252").splitlines()[1:] if float(line.split(",")[4]) >= 4.5)
-        assert wh.count("events") == expected
+        assert count_rows(wh, "events") == expected
         # 2019-06-17 Changning (Sichuan) M5.8 and its aftershocks: the region's busiest M4.5+ day.
         counts = _obs(wh, "sichuan_yunnan_count")
         assert counts.sort("y").tail(1).get_column("ds").item() == dt.datetime(2019, 6, 17)
@@ -76,12 +77,12 @@ def test_fdsn_backfill_windows_store_events_and_daily_series_and_a_watermark(tmp
         assert read_watermarks(wh, "east_asia") == {"east_asia": "2026-01-15T12:00:00"}
         fresh = source_freshness(wh)["east_asia"]
         assert fresh["kind"] == "usgs_fdsn" and fresh["last_error"] is None and fresh["last_data_time"].startswith("2023-")
-        digest = wh.execute("SELECT count(*), bit_xor(hash(unique_id, ds, y)) FROM observations")[0]
+        digest = sql_rows(wh, "SELECT count(*), bit_xor(hash(unique_id, ds, y)) FROM observations")[0]
         # the next run asks only for events updated after the watermark; none were
         again = run_source(wh, settings, "east_asia", now=NOW + dt.timedelta(hours=1))
         assert again.status == "success" and again.batches == []
         assert "updatedafter=2026-01-15T12%3A00%3A00" in server.requests[-1]
-        assert wh.execute("SELECT count(*), bit_xor(hash(unique_id, ds, y)) FROM observations")[0] == digest
+        assert sql_rows(wh, "SELECT count(*), bit_xor(hash(unique_id, ds, y)) FROM observations")[0] == digest
         assert read_watermarks(wh, "east_asia")["east_asia"] == "2026-01-15T13:00:00"
 
 
@@ -98,9 +99,9 @@ def test_fdsn_window_over_the_event_cap_is_split_until_it_fits(tmp_path) -> None
                 with Warehouse.open(other.warehouse_path) as wh2:
                     run_source(wh2, other, "east_asia", now=NOW)
                     same = "SELECT count(*), bit_xor(hash(event_id, time, magnitude)) FROM events"
-                    assert wh.execute(same) == wh2.execute(same)
+                    assert sql_rows(wh, same) == sql_rows(wh2, same)
                     daily = "SELECT count(*), bit_xor(hash(unique_id, ds, y)) FROM observations"
-                    assert wh.execute(daily) == wh2.execute(daily)
+                    assert sql_rows(wh, daily) == sql_rows(wh2, daily)
 
 
 def test_fdsn_retries_500_429_and_slow_answers_then_succeeds(tmp_path, server) -> None:
@@ -124,13 +125,13 @@ def test_persistent_5xx_fails_the_source_keeps_the_watermark_and_records_the_err
     settings = _home(tmp_path, _fdsn(server.url, window_days=3000))
     with Warehouse.open(settings.warehouse_path) as wh:
         assert run_source(wh, settings, "east_asia", now=NOW).status == "success"
-        before = wh.execute("SELECT count(*) FROM events")[0][0]
+        before = sql_rows(wh, "SELECT count(*) FROM events")[0][0]
         server.faults["/fdsnws/event/1/query"] = ["503", "503", "503"]
         run = run_source(wh, settings, "east_asia", now=NOW + dt.timedelta(hours=1))
         assert run.status == "failed"
         assert "failed 3 time(s), last HTTP 503" in run.error and "fix:" in run.error
         assert read_watermarks(wh, "east_asia")["east_asia"] == "2026-01-15T12:00:00"  # not advanced
-        assert wh.execute("SELECT count(*) FROM events")[0][0] == before
+        assert sql_rows(wh, "SELECT count(*) FROM events")[0][0] == before
         fresh = source_freshness(wh)["east_asia"]
         assert fresh["failing"] and "HTTP 503" in fresh["last_error"]["error"]
 
@@ -147,15 +148,15 @@ def test_truncated_answer_is_retried_and_malformed_answer_is_quarantined(tmp_pat
     with Warehouse.open(settings.warehouse_path) as wh:
         run = run_source(wh, settings, "east_asia", now=NOW)
         assert run.status == "quarantined"
-        assert wh.count("events") == 0 and wh.count("observations") == 0
+        assert count_rows(wh, "events") == 0 and count_rows(wh, "observations") == 0
         assert read_watermarks(wh, "east_asia") == {}
-        batch = wh.read_batches().row(0, named=True)
+        batch = read_batches(wh).row(0, named=True)
         assert batch["status"] == "quarantined" and "line" in batch["error"]
         landed = list((tmp_path / "bad" / "raw" / batch["batch_id"]).iterdir())
         assert len(landed) == 1 and b"proxy error" in landed[0].read_bytes()
         # the service recovers: the next run loads everything
         assert run_source(wh, settings, "east_asia", now=NOW).status == "success"
-        assert wh.count("events") > 1000
+        assert count_rows(wh, "events") > 1000
 
 
 def test_a_4xx_is_not_retried_and_names_the_fix(tmp_path, server) -> None:
@@ -186,13 +187,13 @@ def test_fred_loads_each_series_with_its_watermark_and_hides_the_key(tmp_path, s
     with Warehouse.open(settings.warehouse_path) as wh:
         run = run_source(wh, settings, "fred_macro", now=NOW, environ={"FRED_API_KEY": API_KEY})
         assert run.status == "success", run.error
-        meta = dict(wh.read_series_meta().select("unique_id", "frequency").iter_rows())
+        meta = dict(read_series_meta(wh).select("unique_id", "frequency").iter_rows())
         assert meta == {"unrate": "MS", "dgs10": "B"}
         unrate = _obs(wh, "unrate")
         assert unrate.get_column("ds").min() == dt.datetime(2020, 1, 1)
         assert unrate.filter(pl.col("ds") == dt.datetime(2020, 4, 1)).get_column("y").item() == 14.8  # COVID peak
         assert read_watermarks(wh, "fred_macro") == {"fred_macro/UNRATE": "2025-11-01", "fred_macro/DGS10": "2025-12-30"}
-        ledger = wh.read_batches()
+        ledger = read_batches(wh)
         assert not ledger.filter(pl.col("location").str.contains(API_KEY)).height
         # incremental: the next run asks from the watermark minus the 45-day lookback
         again = run_source(wh, settings, "fred_macro", now=NOW, environ={"FRED_API_KEY": API_KEY})
@@ -301,11 +302,12 @@ regions = [{{ id = "nino34", name = "Nino 3.4", polygon = [[190, -5], [240, -5],
         east = _obs(wh, "p156_east")
         assert east.height == 3196 and east.get_column("y").tail(1).item() == pytest.approx((-0.21577 - 0.06265) * 1000, abs=1e-3)
         assert read_watermarks(wh, "ngl") == {"ngl/P156": "2015-03-14"}
-        assert set(wh.read_series_meta().get_column("unique_id").to_list()) == {"p156_east", "p156_north", "p156_up", "nino34_mean"}
+        assert set(read_series_meta(wh).get_column("unique_id").to_list()) == {
+            "p156_east", "p156_north", "p156_up", "nino34_mean"}
         assert _obs(wh, "nino34_mean").height == 128
         again = run_sources(wh, settings, ["ngl", "sst"], cycle=False, now=NOW + dt.timedelta(hours=1))
         assert [b.status for s in again.sources for b in s.batches] == ["skipped", "skipped"]
-        last = wh.last_run("ingest")
+        last = last_run(wh, "ingest")
         assert last["status"] == "success" and last["row_counts"] == {"ngl": 0, "sst": 0}
 
 

@@ -29,10 +29,13 @@ import pytest
 from alerts.llm_judgment import PROMPT_VERSION
 from core.settings import load_settings
 from llm_endpoint import ChatEndpoint
+import pipelines.cycle
 from pipelines.alert_step import PROVISIONAL_VERDICT
 from pipelines.cycle import run_cycle
 from ingest.batches import ingest_file
-from warehouse import Warehouse
+from warehouse import Warehouse, alerting
+from warehouse.runs import last_run
+from sql import sql_frame, sql_rows
 
 ROOT = Path(__file__).resolve().parent.parent
 NOW = datetime(2026, 11, 22, 3, 0)
@@ -84,14 +87,14 @@ def stress(tmp_path: Path):
 
 
 def _llm_calls(wh: Warehouse) -> list[dict]:
-    return [json.loads(d) for (d,) in wh.execute(
-        "SELECT detail FROM audit_log WHERE action = 'llm.call' ORDER BY audit_id")]
+    return [json.loads(d) for (d,) in sql_rows(
+        wh, "SELECT detail FROM audit_log WHERE action = 'llm.call' ORDER BY audit_id")]
 
 
 def test_llm_calls_happen_after_the_commit_and_the_final_judgment_reaches_cap(stress) -> None:
     settings, wh, endpoint = stress
     summary = run_cycle(wh, settings, now=NOW, actor="scheduler")
-    alerts = wh.frame("SELECT alert_id, level, status, release_state FROM alerts")
+    alerts = sql_frame(wh, "SELECT alert_id, level, status, release_state FROM alerts")
     assert alerts.rows() and all(s == "open" for s in alerts["status"])
     assert endpoint.seen, "the judge asked the endpoint"
     for seen in endpoint.seen:
@@ -101,8 +104,8 @@ def test_llm_calls_happen_after_the_commit_and_the_final_judgment_reaches_cap(st
     assert len(calls) == len(endpoint.seen)  # one durable audit row per call the endpoint got
     assert all(c["prompt_hash"] and c["model"] == settings.llm.model and c["latency_ms"] >= 0 for c in calls)
 
-    judgments = wh.frame("SELECT alert_id, run_id, writer, model, prompt_version, evidence_hash, checks "
-                         "FROM judgments ORDER BY alert_id")
+    judgments = sql_frame(wh, "SELECT alert_id, run_id, writer, model, prompt_version, evidence_hash, checks "
+                          "FROM judgments ORDER BY alert_id")
     assert judgments["alert_id"].to_list() == sorted(alerts["alert_id"].to_list())  # one per alert
     for row in judgments.iter_rows(named=True):
         verdict = json.loads(row["checks"])["verdict"]
@@ -116,21 +119,21 @@ def test_llm_calls_happen_after_the_commit_and_the_final_judgment_reaches_cap(st
     # CAP was rendered after the judgments: each message carries its alert's final judgment,
     # the endpoint's canned reply that passed the checks (a template fallback would have the
     # same prompt version and evidence hash as the provisional row, so those prove nothing)
-    messages = wh.frame("SELECT alert_id, identifier, xml FROM cap_messages")
+    messages = sql_frame(wh, "SELECT alert_id, identifier, xml FROM cap_messages")
     assert messages.height == summary.row_counts["cap_messages"] >= 1
     _assert_cap_carries_the_judges_text(wh, settings, messages)
 
     # a second run on the same data: no call, no change
-    digest = wh.execute("SELECT count(*), bit_xor(hash(COLUMNS(*))) FROM judgments")
+    digest = sql_rows(wh, "SELECT count(*), bit_xor(hash(COLUMNS(*))) FROM judgments")
     again = run_cycle(wh, settings, now=NOW, actor="scheduler")
     assert again.series_processed == 0 and all(v == 0 for v in again.row_counts.values())
     assert len(_llm_calls(wh)) == len(endpoint.seen) == len(calls)
-    assert wh.execute("SELECT count(*), bit_xor(hash(COLUMNS(*))) FROM judgments") == digest
+    assert sql_rows(wh, "SELECT count(*), bit_xor(hash(COLUMNS(*))) FROM judgments") == digest
 
 
 def _assert_cap_carries_the_judges_text(wh: Warehouse, settings, messages) -> None:  # noqa: ANN001
-    final = {r["alert_id"]: r for r in wh.frame(
-        "SELECT alert_id, writer, model, prompt_version, evidence_hash, text_en, checks FROM judgments"
+    final = {r["alert_id"]: r for r in sql_frame(
+        wh, "SELECT alert_id, writer, model, prompt_version, evidence_hash, text_en, checks FROM judgments"
     ).iter_rows(named=True)}
     for message in messages.iter_rows(named=True):
         judgment, xml = final[message["alert_id"]], message["xml"]
@@ -147,17 +150,17 @@ def _assert_cap_carries_the_judges_text(wh: Warehouse, settings, messages) -> No
 def _fail_in_write_transaction(wh: Warehouse, monkeypatch: pytest.MonkeyPatch) -> None:
     def boom(*_a: object, **_k: object) -> int:
         raise RuntimeError("disk full while writing series_state")
-    monkeypatch.setattr(wh, "upsert_series_state", boom)  # the last write of the transaction
+    monkeypatch.setattr(pipelines.cycle, "upsert_series_state", boom)  # the last write of the transaction
 
 
 def _fail_writing_final_judgments(wh: Warehouse, monkeypatch: pytest.MonkeyPatch) -> None:
-    original = wh.insert_judgments
+    original = alerting.insert_judgments
 
-    def insert(frame):  # noqa: ANN001, ANN202
+    def insert(into, frame):  # noqa: ANN001, ANN202
         if any("provisional" not in c for c in frame["checks"].to_list()):
             raise RuntimeError("disk full while writing judgments")
-        return original(frame)
-    monkeypatch.setattr(wh, "insert_judgments", insert)
+        return original(into, frame)
+    monkeypatch.setattr(alerting, "insert_judgments", insert)
 
 
 @pytest.mark.parametrize("fail", [_fail_in_write_transaction, _fail_writing_final_judgments])
@@ -166,22 +169,22 @@ def test_every_llm_call_stays_audited_when_the_cycle_fails(stress, monkeypatch, 
     fail(wh, monkeypatch)
     with pytest.raises(RuntimeError, match="disk full"):
         run_cycle(wh, settings, now=NOW, actor="scheduler")
-    run = wh.last_run()
+    run = last_run(wh)
     assert run["status"] == "failed" and "disk full" in run["error"]
     # every request the endpoint received is in the audit log, whatever rolled back
     assert len(_llm_calls(wh)) == len(endpoint.seen)
     assert not list(settings.path("alerts").glob("*.xml"))  # no CAP file for a failed run
-    committed = wh.execute("SELECT count(*) FROM alerts")[0][0]
+    committed = sql_rows(wh, "SELECT count(*) FROM alerts")[0][0]
     if fail is _fail_in_write_transaction:
         assert committed == 0 and endpoint.seen == []  # rolled back before any LLM call
     else:
         # the alert transaction had committed: the calls were made, their audit rows stay,
         # and the alert keeps its provisional (template) judgment until the next judge
         assert committed >= 1 and len(endpoint.seen) >= 1
-        checks = [json.loads(c) for (c,) in wh.execute("SELECT checks FROM judgments")]
+        checks = [json.loads(c) for (c,) in sql_rows(wh, "SELECT checks FROM judgments")]
         assert len(checks) == committed and all("provisional" in c["verdict"] for c in checks)
-        pending = wh.execute("SELECT count(*) FROM outbox WHERE identifier IS NULL")[0][0]
-        provisional_ids = {i for (i,) in wh.execute("SELECT judgment_id FROM judgments")}
+        pending = sql_rows(wh, "SELECT count(*) FROM outbox WHERE identifier IS NULL")[0][0]
+        provisional_ids = {i for (i,) in sql_rows(wh, "SELECT judgment_id FROM judgments")}
         assert pending >= 1
 
         # the disk is fixed; the next cycle has no new data (the fingerprints committed), yet
@@ -189,19 +192,19 @@ def test_every_llm_call_stays_audited_when_the_cycle_fails(stress, monkeypatch, 
         monkeypatch.undo()
         calls_before = len(endpoint.seen)
         again = run_cycle(wh, settings, now=NOW + timedelta(hours=1), actor="scheduler")
-        assert again.series_processed == 0 and wh.last_run()["status"] == "success"
+        assert again.series_processed == 0 and last_run(wh)["status"] == "success"
         assert len(endpoint.seen) > calls_before  # the endpoint was asked again
         assert len(_llm_calls(wh)) == len(endpoint.seen)  # each call audited
-        rows = wh.frame("SELECT alert_id, run_id, writer, checks FROM judgments")
+        rows = sql_frame(wh, "SELECT alert_id, run_id, writer, checks FROM judgments")
         assert rows.height == committed  # replaced, not added: the rebuilt evidence is the same
-        assert {i for (i,) in wh.execute("SELECT judgment_id FROM judgments")} == provisional_ids
+        assert {i for (i,) in sql_rows(wh, "SELECT judgment_id FROM judgments")} == provisional_ids
         for row in rows.iter_rows(named=True):
             assert json.loads(row["checks"])["verdict"] == "passed" and row["writer"] == "llm"
             assert row["run_id"] == again.run_id
-        messages = wh.frame("SELECT alert_id, identifier, xml FROM cap_messages")
+        messages = sql_frame(wh, "SELECT alert_id, identifier, xml FROM cap_messages")
         assert messages.height == again.row_counts["cap_messages"] == pending
         _assert_cap_carries_the_judges_text(wh, settings, messages)
-        assert wh.execute("SELECT count(*) FROM outbox WHERE identifier IS NULL")[0][0] == 0
+        assert sql_rows(wh, "SELECT count(*) FROM outbox WHERE identifier IS NULL")[0][0] == 0
 
         # judged once: a third run asks nothing
         calls = len(endpoint.seen)

@@ -25,6 +25,7 @@ from streamlit.testing.v1 import AppTest
 from core.errors import WarehouseLockedError
 from core.settings import load_settings
 from dashboard_home import PASSWORD, copy_home, supervisor
+from sql import sql_rows
 from warehouse import Warehouse
 from warehouse.review_inbox import drain, enqueue, last_sync_check, pending_count
 from warehouse.users import connect_control, control_path
@@ -137,7 +138,7 @@ def test_a_second_drain_never_applies_an_action_twice(home: Path) -> None:
     settings = load_settings(home)
     con = connect_control(control_path(settings))
     with Warehouse.open(settings.warehouse_path) as wh:
-        alert_id = wh.execute("SELECT alert_id FROM alerts WHERE status = 'open' ORDER BY alert_id LIMIT 1")[0][0]
+        alert_id = sql_rows(wh, "SELECT alert_id FROM alerts WHERE status = 'open' ORDER BY alert_id LIMIT 1")[0][0]
         action_id = enqueue(con, action="feedback", alert_id=alert_id, user="analyst_user",
                             role="analyst", at=datetime(2011, 3, 12, 12), verdict="confirmed",
                             note="drain twice")
@@ -148,7 +149,7 @@ def test_a_second_drain_never_applies_an_action_twice(home: Path) -> None:
             con.execute("UPDATE review_inbox SET state = 'queued' WHERE action_id = ?", [action_id])
         second = drain(wh, con, now=datetime(2011, 3, 12, 12, 2))
         assert second.applied == [] and second.already == [action_id]
-        feedback = wh.execute("SELECT count(*) FROM feedback WHERE note = 'drain twice'")[0][0]
+        feedback = sql_rows(wh, "SELECT count(*) FROM feedback WHERE note = 'drain twice'")[0][0]
     assert feedback == 1
     assert con.execute("SELECT state FROM review_inbox WHERE action_id = ?", [action_id]).fetchone() == ("applied",)
     con.close()
@@ -177,8 +178,8 @@ def test_a_queued_approval_is_refused_if_the_role_was_lowered_before_it_applies(
     settings = load_settings(home)
     con = connect_control(control_path(settings))
     with Warehouse.open(settings.warehouse_path) as wh:
-        pending = wh.execute("SELECT alert_id FROM alerts WHERE status = 'open' "
-                             "AND release_state = 'pending' ORDER BY alert_id LIMIT 1")
+        pending = sql_rows(wh, "SELECT alert_id FROM alerts WHERE status = 'open' "
+                           "AND release_state = 'pending' ORDER BY alert_id LIMIT 1")
         assert pending, "the test home has no alert waiting for approval"
         alert_id = pending[0][0]
         # queued while the engine held the warehouse, by a duty officer ...
@@ -187,9 +188,9 @@ def test_a_queued_approval_is_refused_if_the_role_was_lowered_before_it_applies(
         # ... who is made a viewer before the engine gets to apply it
         set_role(con, "duty_officer_user", "viewer", at=datetime(2011, 3, 12, 12, 1))
         result = sync_dashboard(wh, settings)
-        state = wh.execute("SELECT release_state FROM alerts WHERE alert_id = ?", [alert_id])[0][0]
-        audit = wh.execute("SELECT detail FROM audit_log WHERE action = 'review.refused' AND target = ?",
-                           [alert_id])
+        state = sql_rows(wh, "SELECT release_state FROM alerts WHERE alert_id = ?", alert_id)[0][0]
+        audit = sql_rows(wh, "SELECT detail FROM audit_log WHERE action = 'review.refused' AND target = ?",
+                         alert_id)
     row = con.execute("SELECT state, message FROM review_inbox WHERE action_id = ?", [action_id]).fetchone()
     con.close()
     assert result.refused == 1 and result.applied == 0

@@ -32,9 +32,10 @@ from core.settings import Settings, load_settings
 from ingest.batches import ingest_file
 from pipelines.cli.main import init_home, setup_logging
 from pipelines.dashboard_sync import SyncLoop
-from warehouse import Warehouse, users
+from warehouse import Warehouse, alerting, users
 from warehouse.review_inbox import action_outcome, enqueue, last_sync_check
 from warehouse.snapshots import current_snapshot, snapshot_folder
+from sql import sql_rows
 
 ROOT = Path(__file__).resolve().parent.parent
 FRED = ROOT / "tests" / "data" / "fred_UNRATE.csv"
@@ -71,12 +72,14 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
         loaded = ingest_file(wh, settings, FRED, "fred_csv", options={"unique_id": "fred_unrate", "frequency": "MS"})
         assert loaded.status == "committed"
         evidence = json.dumps({"driver": "interval_exceedance", "value": value})
-        wh.upsert_alerts(pl.DataFrame([
+        rows = [
             {"alert_id": alert_id, "run_id": "r_test", "unique_id": "fred_unrate", "domain": "market",
              "region": region, "hazard": "market_risk", "level": level, "status": "open", "ds": ds,
-             "score": 0.999, "evidence": evidence, "opened_at": T0, "updated_at": T0}
-            for alert_id, level, region in (("a_red", "red", "US-labour"), ("a_orange", "orange", "US"))]))
-        states = wh.execute("SELECT alert_id, release_state FROM alerts ORDER BY alert_id")
+             "score": 0.999, "evidence": evidence, "opened_at": T0, "updated_at": T0,
+             "release_state": "pending", "expires_at": None}
+            for alert_id, level, region in (("a_red", "red", "US-labour"), ("a_orange", "orange", "US"))]
+        alerting.upsert_alert_rows(wh, pl.DataFrame(rows), run_id="r_test")
+        states = sql_rows(wh, "SELECT alert_id, release_state FROM alerts ORDER BY alert_id")
     assert states == [("a_orange", "pending"), ("a_red", "pending")]
     con = users.connect_control(users.control_path(settings))
     users.add_user(con, name=OFFICER, role="duty_officer", password="duty-officer-pass-1", at=T0)
@@ -118,7 +121,7 @@ def _poll(condition, seconds: float = BOUND_SECONDS) -> bool:  # noqa: ANN001
 
 def _warehouse(settings: Settings, sql: str) -> list[tuple]:
     with Warehouse.open(settings.warehouse_path, read_only=True) as wh:
-        return wh.execute(sql)
+        return sql_rows(wh, sql)
 
 
 def test_a_dashboard_approval_is_published_as_cap_within_seconds_and_once(home: Settings) -> None:
@@ -154,7 +157,7 @@ def test_a_dashboard_approval_is_published_as_cap_within_seconds_and_once(home: 
     # the sync also published a snapshot that carries the CAP message for the Alert inbox
     snap = current_snapshot(snapshot_folder(home))
     with Warehouse.open(snap.path, read_only=True) as wh:
-        assert wh.execute("SELECT alert_id FROM cap_messages") == [("a_red",)]
+        assert sql_rows(wh, "SELECT alert_id FROM cap_messages") == [("a_red",)]
 
 
 def test_each_approval_is_published_once_whenever_it_arrives(home: Settings) -> None:

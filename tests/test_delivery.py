@@ -22,6 +22,7 @@ from alerts.cap import parse_cap, validate_cap
 from core.settings import load_settings
 from pipelines.cli.main import main
 from pipelines.delivery import publish_pending, relay
+from sql import sql_rows
 from warehouse import Warehouse, alerting, review
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -83,8 +84,9 @@ def home(tmp_path: Path):
             rows.append({"alert_id": f"a_unrate_{i}", "run_id": "r_t", "unique_id": "unrate", "domain": "market",
                          "region": ["US", "US-Midwest", "US-South"][i], "hazard": "market_risk",
                          "level": ["red", "orange", "yellow"][i], "status": "open", "ds": ds, "score": 0.999,
-                         "evidence": json.dumps({"value": value}), "opened_at": T0, "updated_at": T0})
-        wh.upsert_alerts(pl.DataFrame(rows))
+                         "evidence": json.dumps({"value": value}), "opened_at": T0, "updated_at": T0,
+                         "release_state": "pending", "expires_at": None})
+        alerting.upsert_alert_rows(wh, pl.DataFrame(rows), run_id="r_t")
         yield settings, wh
 
 
@@ -107,7 +109,7 @@ def test_faulty_receivers_get_everything_once_deduplicated_and_the_dead_are_coun
 
         report = relay(wh, settings, wait_seconds=30)
         counts = alerting.delivery_counts(wh)
-        total = wh.execute("SELECT count(*) FROM deliveries")[0][0]
+        total = sql_rows(wh, "SELECT count(*) FROM deliveries")[0][0]
         # routing: 4 webhooks x 3 messages + the desk only for orange and red
         assert total == 3 * 4 + 2
         assert counts["pending"] == 0
@@ -123,7 +125,8 @@ def test_faulty_receivers_get_everything_once_deduplicated_and_the_dead_are_coun
         assert {p.name for p in (tmp_path / "desk").glob("*.xml")} == {f"{r}.xml" for r in released[:2]} | \
             {f"{r}.xml" for r in released if parse_cap((settings.path("alerts") / f"{r}.xml").read_bytes())
              ["info"][1]["severity"] in ("Extreme", "Severe")}
-        audit = dict(wh.execute("SELECT action, count(*) FROM audit_log WHERE action LIKE 'delivery.%' GROUP BY action"))
+        audit = dict(sql_rows(wh, "SELECT action, count(*) FROM audit_log WHERE action LIKE 'delivery.%' "
+                              "GROUP BY action"))
         assert audit == {"delivery.delivered": counts["delivered"], "delivery.dead": 3}
         assert report.delivered == counts["delivered"] and report.dead == 3
         print(json.dumps({"released_deliveries": total, "delivered": counts["delivered"], "dead": counts["dead"],

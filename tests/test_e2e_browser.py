@@ -37,11 +37,11 @@ XSS_VALUE = '<img src=x onerror="window.__ews_xss=3;alert(3)">'
 PAGES = ("Overview", "Markets", "Hazards", "Alert inbox", "Models", "Data", "Operations", "Audit")
 HEADINGS = {"Audit": "Audit log"}
 
-pytestmark = pytest.mark.skipif(
+pytestmark = [pytest.mark.browser, pytest.mark.skipif(
     not Path(CHROMIUM).is_file(),
     reason="Debian's Chromium is not installed: run `apt-get install -y chromium` (as root); "
            "`make test` installs it",
-)
+)]
 
 
 def _free_port() -> int:

@@ -16,26 +16,21 @@ import pytest
 from core.settings import load_settings
 from forecasting import backtest, select_models
 from forecasting.metrics import score_forecasts, seasonal_scale, smape
+from fred_series import load_fred
 from pipelines.cli.main import main
 from pipelines.forecast_step import run_forecast_step
 from ingest.batches import ingest_file
 from warehouse import Warehouse
 from warehouse import forecast_store as store
+from warehouse.runs import last_run
+from warehouse.series import read_observations, read_series_meta
+from sql import sql_frame
 
 DATA = Path(__file__).parent / "data"
 FRED = {
     "unrate": ("fred_UNRATE.csv", "MS"),
     "stlfsi4": ("fred_STLFSI4.csv", "W-FRI"),
 }
-
-
-def load(name: str, uid: str) -> pl.DataFrame:
-    if not (DATA / name).exists():
-        pytest.skip(f"test data {DATA / name} is missing (see tests/data/README.md)")
-    raw = pl.read_csv(DATA / name, schema_overrides={"value": pl.Float64}, null_values=["", "."])
-    return raw.drop_nulls().select(pl.lit(uid).alias("unique_id"),
-                                   pl.col("date").str.to_datetime("%Y-%m-%d").alias("ds"),
-                                   pl.col("value").alias("y"))
 
 
 def test_metrics_match_hand_computed_values() -> None:
@@ -64,7 +59,7 @@ def test_metrics_match_hand_computed_values() -> None:
 
 @pytest.fixture(scope="module")
 def monthly_backtest():
-    series = pl.concat([load("fred_UNRATE.csv", "UNRATE"), load("fred_STLFSI4.csv", "STLFSI4")])
+    series = pl.concat([load_fred("fred_UNRATE.csv", "UNRATE"), load_fred("fred_STLFSI4.csv", "STLFSI4")])
     return series, backtest(series, frequencies={"UNRATE": "MS", "STLFSI4": "W-FRI"},
                             horizons={"MS": 6, "W-FRI": 8}, windows=3, max_context=400, n_jobs=1,
                             models=("AutoETS", "AutoTheta", "SeasonalNaive", "Naive"))
@@ -164,7 +159,7 @@ def test_ews_backtest_prints_each_models_metrics_and_stores_the_run(home: Path, 
     with Warehouse.open(load_settings(home).warehouse_path) as wh:
         stored = store.read_backtest_history(wh, "unrate")
         assert set(stored["run_id"]) == {out["run_id"]}
-        assert wh.last_run("backtest")["status"] == "success"
+        assert last_run(wh, "backtest")["status"] == "success"
 
 
 def test_run_forecasts_with_the_selected_model_and_writes_exceedance(home: Path, capsys) -> None:
@@ -173,15 +168,15 @@ def test_run_forecasts_with_the_selected_model_and_writes_exceedance(home: Path,
     capsys.readouterr()
     settings = load_settings(home)
     with Warehouse.open(settings.warehouse_path) as wh:
-        meta = wh.read_series_meta()
-        series = wh.read_observations()
+        meta = read_series_meta(wh)
+        series = read_observations(wh)
         frequencies = dict(zip(meta["unique_id"], meta["frequency"], strict=True))
         with wh.transaction():
             result = run_forecast_step(wh, settings, series, frequencies=frequencies, meta=meta,
                                        run_id="r_test", now=datetime(2026, 1, 1))
         scored = store.read_latest_backtest(wh)
         best = scored.sort("mase").unique("unique_id", keep="first")
-        stored = wh.frame("SELECT unique_id, model, count(*) AS n FROM forecasts GROUP BY ALL")
+        stored = sql_frame(wh, "SELECT unique_id, model, count(*) AS n FROM forecasts GROUP BY ALL")
         exceedance = store.read_latest_exceedance(wh)
         selections = store.read_latest_selections(wh)
     # the lowest MASE wins unless it beats the default AutoETS by less than [backtest] margin
@@ -203,8 +198,8 @@ def test_run_forecasts_with_the_selected_model_and_writes_exceedance(home: Path,
 def test_a_rerun_of_the_forecast_step_changes_no_rows(home: Path) -> None:
     settings = load_settings(home)
     with Warehouse.open(settings.warehouse_path) as wh:
-        meta = wh.read_series_meta()
-        series = wh.read_observations()
+        meta = read_series_meta(wh)
+        series = read_observations(wh)
         frequencies = dict(zip(meta["unique_id"], meta["frequency"], strict=True))
         with wh.transaction():
             again = run_forecast_step(wh, settings, series, frequencies=frequencies, meta=meta,

@@ -17,6 +17,8 @@ distributed = pytest.importorskip("distributed")
 
 DATA = Path(__file__).parent / "data"
 
+pytestmark = pytest.mark.dask
+
 
 @pytest.fixture(scope="module")
 def weekly() -> pl.DataFrame:

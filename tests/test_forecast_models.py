@@ -4,7 +4,6 @@ model on a fixed split, fallbacks that never sink the batch, conformal intervals
 from __future__ import annotations
 
 from datetime import datetime
-from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -15,8 +14,8 @@ from core.errors import FrameError
 from core.frames import QUANTILES, quantile_column
 from forecasting import STAT_MODELS, ForecastResult, backtest, forecast_statistical, regularise
 from forecasting.models import plan_model
+from fred_series import load_fred
 
-DATA = Path(__file__).parent / "data"
 FREQUENCIES = {"DGS10": "B", "UNRATE": "MS", "STLFSI4": "W-FRI"}
 HORIZONS = {"B": 10, "MS": 6, "W-FRI": 8}
 CONTEXT = 500
@@ -32,18 +31,6 @@ MAE_CEILING = {
     ("STLFSI4", "AutoETS"): 0.157, ("STLFSI4", "AutoARIMA"): 0.183, ("STLFSI4", "AutoTheta"): 0.159,
     ("STLFSI4", "MSTL"): 0.176, ("STLFSI4", "SeasonalNaive"): 0.287, ("STLFSI4", "Naive"): 0.157,
 }
-
-
-def load_fred(name: str, unique_id: str) -> pl.DataFrame:
-    path = DATA / name
-    if not path.exists():
-        pytest.skip(f"test data {path} is missing (see tests/data/README.md)")
-    raw = pl.read_csv(path, schema_overrides={"value": pl.Float64}, null_values=["", "."])
-    return raw.drop_nulls().select(
-        pl.lit(unique_id).alias("unique_id"),
-        pl.col("date").str.to_datetime("%Y-%m-%d").alias("ds"),
-        pl.col("value").alias("y"),
-    )
 
 
 @pytest.fixture(scope="module")

@@ -14,6 +14,7 @@ import forecasting.statistical as statistical
 from core.errors import FrameError
 from core.frames import QUANTILES, quantile_column
 from forecasting import ForecastResult, forecast_statistical, snap_to_grid
+from fred_series import load_fred
 
 DATA = Path(__file__).parent / "data"
 
@@ -24,24 +25,6 @@ H_BUSINESS, H_MONTHLY = 10, 6
 # UNRATE MAE 0.1600 (naive 0.1600, 5 months: 2025-10 is missing). Ceilings carry ~30% headroom.
 MAE_CEILING = {"DGS10": 0.039, "UNRATE": 0.21}
 NAIVE_RATIO_CEILING = 1.5
-
-
-def load_fred(name: str, unique_id: str) -> pl.DataFrame:
-    """A FRED ``date,value`` file from tests/data as a series frame (blank values dropped)."""
-    path = DATA / name
-    if not path.exists():
-        pytest.skip(f"test data {path} is missing (see tests/data/README.md)")
-    raw = pl.read_csv(path, schema_overrides={"value": pl.Float64}, null_values=["", "."])
-    return raw.drop_nulls().select(
-        pl.lit(unique_id).alias("unique_id"),
-        pl.col("date").str.to_datetime("%Y-%m-%d").alias("ds"),
-        pl.col("value").alias("y"),
-    )
-
-
-@pytest.fixture(scope="module")
-def dgs10() -> pl.DataFrame:
-    return load_fred("fred_DGS10_last800.csv", "DGS10")
 
 
 @pytest.fixture(scope="module")

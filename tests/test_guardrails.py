@@ -57,13 +57,10 @@ def test_obfuscated_and_chinese_overrides_are_caught(screen: str) -> None:
 
 
 def test_extra_training_sources_render_prompts_and_generate_codes_deterministically() -> None:
-    import sys
-
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    from injection_extra_sources import _render_template, code_rows
+    from alerts.injection_training import code_rows, render_template
 
     template = 'Premise: {{premise}}\nHypothesis: {{hypothesis}}\n{{"Answer: "}} ||| {{ answer_choices[label] }}'
-    assert _render_template(template) == "Premise: \nHypothesis: \nAnswer:"  # placeholders and target dropped
+    assert render_template(template) == "Premise: \nHypothesis: \nAnswer:"  # placeholders and target dropped
     words = ["Tohoku earthquake tide gauge station report"]
     first = code_rows(words, 60, lambda text: text == "tohoku")
     assert first == code_rows(words, 60, lambda text: text == "tohoku")
@@ -97,10 +94,7 @@ def test_redaction_withholds_values_above_the_clearance() -> None:
 
 def _eval_half(corpus: str, rows: list[tuple[str, int]]) -> list[tuple[str, int]]:
     """Rows of ``corpus`` on the evaluation side of the fixed split (never trained on)."""
-    import sys
-
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    from injection import split_of
+    from alerts.injection_training import split_of
 
     return [(t, y) for t, y in rows if split_of(corpus, t) == "eval"]
 
@@ -257,14 +251,13 @@ def test_a_model_passed_in_decides_like_the_shipped_one_and_its_threshold_counts
 
 
 def test_training_pipeline_fits_a_working_screen_from_bundled_rows() -> None:
-    """benchmarks/train_injection_screen.fit_screen on a fixed sample of the bundled training set
-    (every corpus represented): the fitted layers, used in memory, block held-back attacks and
-    pass held-back data more often than not, and the meta records the fit."""
+    """alerts.injection_training.fit_screen (what benchmarks/train_injection_screen.py runs) on a
+    fixed sample of the bundled training set (every corpus represented): the fitted layers, used
+    in memory, block held-back attacks and pass held-back data more often than not, and the meta
+    records the fit."""
     import random
-    import sys
 
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    from train_injection_screen import TRAIN_SET, fit_screen, to_model
+    from alerts.injection_training import TRAIN_SET, fit_screen, to_model
 
     rows = [json.loads(line) for line in TRAIN_SET.read_text(encoding="utf-8").splitlines() if line.strip()]
     random.Random(0).shuffle(rows)

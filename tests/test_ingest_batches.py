@@ -19,6 +19,10 @@ from core.settings import Settings, load_settings
 from pipelines.cli.main import main
 from ingest.batches import ingest_file
 from warehouse import Warehouse
+from warehouse.ingestion import read_batches
+from warehouse.series import read_observations, read_series_meta
+from warehouse.status import count_rows
+from sql import sql_rows
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "data"
@@ -36,7 +40,7 @@ def _settings(home: Path) -> Settings:
 def _digest(wh: Warehouse, table: str = "observations") -> tuple:
     columns = {"observations": "unique_id, ds, y", "events": "source, event_id, time, lat, lon, magnitude",
                "series": "unique_id, domain, unit, frequency"}[table]
-    return tuple(wh.execute(f"SELECT count(*), coalesce(bit_xor(hash({columns})), 0) FROM {table}")[0])
+    return tuple(sql_rows(wh, f"SELECT count(*), coalesce(bit_xor(hash({columns})), 0) FROM {table}")[0])
 
 
 def _fred_opts(**extra: object) -> dict[str, object]:
@@ -52,9 +56,9 @@ def test_future_timestamps_are_quarantined_with_nothing_committed(tmp_path) -> N
         result = ingest_file(wh, settings, UNRATE, "fred_csv", options=_fred_opts(), now=dt.datetime(2020, 1, 1))
         assert result.status == "quarantined"
         assert "future timestamps: 69 observation(s) after 2020-01-02 12:00 UTC (first unrate at 2020-02-01" in result.error
-        assert wh.count("observations") == 0 and wh.count("series") == 0
+        assert count_rows(wh, "observations") == 0 and count_rows(wh, "series") == 0
         assert (tmp_path / "raw" / result.batch_id / UNRATE.name).read_bytes() == UNRATE.read_bytes()
-        ledger = wh.read_batches().row(0, named=True)
+        ledger = read_batches(wh).row(0, named=True)
         assert ledger["status"] == "quarantined" and ledger["checksum"] and ledger["row_count"] is None
 
 
@@ -88,8 +92,8 @@ def test_wrong_units_are_quarantined_by_declared_unit_and_by_scale(tmp_path) -> 
         relabelled = ingest_file(wh, settings, UNRATE, "fred_csv", options=_fred_opts(unit="ratio"), now=NOW)
         assert relabelled.status == "quarantined"
         assert "wrong units: unrate is stored in 'percent' but the batch says 'ratio'" in relabelled.error
-        assert _digest(wh) != before and wh.read_series_meta(["unrate"]).get_column("unit").item() == "percent"
-        statuses = wh.read_batches().get_column("status").to_list()
+        assert _digest(wh) != before and read_series_meta(wh, ["unrate"]).get_column("unit").item() == "percent"
+        statuses = read_batches(wh).get_column("status").to_list()
         assert statuses.count("quarantined") == 2 and statuses.count("committed") == 2
 
 
@@ -103,7 +107,7 @@ def test_unparsable_file_is_quarantined_and_the_same_file_loads_twice_as_once(tm
         first = ingest_file(wh, settings, UNRATE, "fred_csv", options=_fred_opts(), now=NOW)
         assert (first.status, first.rows, first.rows_changed) == ("committed", 550, 550)
         assert ingest_file(wh, settings, UNRATE, "fred_csv", options=_fred_opts(), now=NOW).status == "skipped"
-        assert wh.count("observations") == 550 and wh.count("ingest_batches") == 2
+        assert count_rows(wh, "observations") == 550 and count_rows(wh, "ingest_batches") == 2
 
 
 # --- nothing doubled, in any order (property test) -----------------------------------------
@@ -146,7 +150,7 @@ def test_windows_in_any_order_with_repeats_and_late_rows_give_the_same_warehouse
     with Warehouse.open(settings.warehouse_path) as wh:
         for index in order:
             assert ingest_file(wh, settings, files[index], "fred_csv", options=_fred_opts(), now=NOW).status in ("committed", "skipped")
-        got = wh.read_observations(["unrate"])
+        got = read_observations(wh, ["unrate"])
     expected = pl.DataFrame({"unique_id": "unrate",
                              "ds": [dt.datetime.fromisoformat(r.split(",")[0]) for r in rows],
                              "y": [float(r.split(",")[1]) for r in rows]}).with_columns(pl.col("ds").cast(pl.Datetime("us")))
@@ -241,14 +245,14 @@ def test_second_writer_waits_or_exits_with_a_clear_message(tmp_path, capsys) -> 
     finally:
         holder.communicate(timeout=60)
     with Warehouse.open(settings.warehouse_path) as wh:
-        assert wh.count("observations") == 550
+        assert count_rows(wh, "observations") == 550
 
 
 # --- physical bounds ----------------------------------------------------------------------
 
 
 def _bounds(wh: Warehouse, uid: str) -> tuple:
-    return wh.read_series_meta([uid]).select("lower_bound", "upper_bound").row(0)
+    return read_series_meta(wh, [uid]).select("lower_bound", "upper_bound").row(0)
 
 
 def test_bounds_round_trip_through_ingestion_defaults_options_and_quarantine(tmp_path) -> None:

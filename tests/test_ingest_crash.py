@@ -20,6 +20,7 @@ import pytest
 
 from core.settings import load_settings
 from ingest.batches import ingest_file
+from sql import sql_rows
 from warehouse import Warehouse
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -60,10 +61,12 @@ def _load_all(home: Path) -> None:
 def _state(home: Path) -> tuple[dict[str, int], tuple, tuple, list[str]]:
     settings = load_settings(home, environ={})
     with Warehouse.open(settings.warehouse_path) as wh:
-        per_series = dict(wh.execute("SELECT unique_id, count(*) FROM observations GROUP BY unique_id"))
-        digest = tuple(wh.execute("SELECT count(*), coalesce(bit_xor(hash(unique_id, ds, y)), 0) FROM observations")[0])
-        events = tuple(wh.execute("SELECT count(*), coalesce(bit_xor(hash(event_id, time, magnitude)), 0) FROM events")[0])
-        statuses = [r[0] for r in wh.execute("SELECT status FROM ingest_batches")]
+        per_series = dict(sql_rows(wh, "SELECT unique_id, count(*) FROM observations GROUP BY unique_id"))
+        digest = tuple(sql_rows(wh, "SELECT count(*), coalesce(bit_xor(hash(unique_id, ds, y)), 0) "
+                                "FROM observations")[0])
+        events = tuple(sql_rows(wh, "SELECT count(*), coalesce(bit_xor(hash(event_id, time, magnitude)), 0) "
+                                "FROM events")[0])
+        statuses = [r[0] for r in sql_rows(wh, "SELECT status FROM ingest_batches")]
     return per_series, digest, events, statuses
 
 

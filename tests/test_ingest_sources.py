@@ -63,9 +63,6 @@ def test_market_table_reads_parquet_and_asks_for_a_column_map(tmp_path) -> None:
 
 
 def test_tenv3_layout_gives_the_same_displacements_as_the_pbo_file(tmp_path) -> None:
-    import sys
-
-    sys.path.insert(0, str(ROOT / "tests"))
     from replay_server import pos_to_tenv3
 
     path = tmp_path / "P156.tenv3"

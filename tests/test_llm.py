@@ -34,6 +34,7 @@ from core.settings import load_settings
 from pipelines.llm import Judge
 from llm_endpoint import ChatEndpoint, LoopbackServer, canned
 from warehouse import Warehouse, alerting
+from sql import sql_rows
 
 NOW = datetime(2026, 11, 22, 0, 40)
 # The demo's Tohoku alert (bundled USGS catalog: 433 events in the Tohoku box on 2011-03-12).
@@ -258,8 +259,8 @@ def test_choices_reply_passes_and_a_planted_number_falls_back_with_the_raw_reply
             passed = judge.write(EVIDENCE)
             rejected = judge.write({**EVIDENCE, "alert_id": "a_other"})
             judge.close()
-            calls = [json.loads(d) for (d,) in wh.execute(
-                "SELECT detail FROM audit_log WHERE action = 'llm.call' ORDER BY audit_id")]
+            calls = [json.loads(d) for (d,) in sql_rows(
+                wh, "SELECT detail FROM audit_log WHERE action = 'llm.call' ORDER BY audit_id")]
     finally:
         endpoint.close()
     assert passed.writer == "llm" and passed.checks["reply_style"] == "choices"
@@ -313,9 +314,9 @@ def _judge_once(tmp_path: Path, evidence: dict, **env: str):  # noqa: ANN202
         judge = Judge(wh=wh, settings=settings, now=NOW, run_id="r_test")
         judgment = judge.write(evidence)
         judge.close()
-        calls = [json.loads(d) for (d,) in wh.execute(
-            "SELECT detail FROM audit_log WHERE action = 'llm.call' ORDER BY audit_id")]
-        redactions = wh.execute("SELECT detail FROM audit_log WHERE action = 'llm.redacted'")
+        calls = [json.loads(d) for (d,) in sql_rows(
+            wh, "SELECT detail FROM audit_log WHERE action = 'llm.call' ORDER BY audit_id")]
+        redactions = sql_rows(wh, "SELECT detail FROM audit_log WHERE action = 'llm.redacted'")
     return judgment, calls, redactions
 
 
@@ -398,7 +399,7 @@ def test_budgets_degrade_to_the_template_and_say_so(tmp_path: Path, env: dict, r
         judgment = judge.write(EVIDENCE)
         assert judgment.writer == "template" and reason in judgment.checks["fallback_reason"]
         assert any(reason in n for n in judge.notes)
-        assert wh.execute("SELECT count(*) FROM audit_log WHERE action = 'llm.call'")[0][0] == 0
+        assert sql_rows(wh, "SELECT count(*) FROM audit_log WHERE action = 'llm.call'")[0][0] == 0
 
 
 def test_run_time_budget_caps_the_call_timeout_and_degrades_to_the_template(tmp_path: Path) -> None:
@@ -412,8 +413,8 @@ def test_run_time_budget_caps_the_call_timeout_and_degrades_to_the_template(tmp_
             assert time.monotonic() - started < 2.5  # the call waited the run's 1 s, not 10 s
             assert judgment.writer == "template" and "time budget" in judgment.checks["fallback_reason"]
             assert any("time budget" in n for n in judge.notes)
-            verdicts = [json.loads(d)["verdict"] for (d,) in wh.execute(
-                "SELECT detail FROM audit_log WHERE action = 'llm.call'")]
+            verdicts = [json.loads(d)["verdict"] for (d,) in sql_rows(
+                wh, "SELECT detail FROM audit_log WHERE action = 'llm.call'")]
             assert len(verdicts) == 1 and "too slow" in verdicts[0]
     finally:
         slow.close()
@@ -430,8 +431,8 @@ def test_a_malformed_answer_is_an_audited_failure_not_a_crash(tmp_path: Path, bo
         settings = _settings(tmp_path, base_url=server.url, timeout_seconds="10")
         with Warehouse.open(settings.warehouse_path) as wh:
             judgment = Judge(wh=wh, settings=settings, now=NOW, run_id="r_test").write(EVIDENCE)
-            verdicts = [json.loads(d)["verdict"] for (d,) in wh.execute(
-                "SELECT detail FROM audit_log WHERE action = 'llm.call'")]
+            verdicts = [json.loads(d)["verdict"] for (d,) in sql_rows(
+                wh, "SELECT detail FROM audit_log WHERE action = 'llm.call'")]
     finally:
         server.close()
     assert judgment.writer == "template" and judgment.checks.get("review_flag")
@@ -459,7 +460,7 @@ def test_building_the_first_request_is_not_charged_to_the_run_time_budget(
         with Warehouse.open(settings.warehouse_path) as wh:
             judge = Judge(wh=wh, settings=settings, now=NOW, run_id="r_test")
             judge.write(EVIDENCE)
-            calls = wh.execute("SELECT count(*) FROM audit_log WHERE action = 'llm.call'")[0][0]
+            calls = sql_rows(wh, "SELECT count(*) FROM audit_log WHERE action = 'llm.call'")[0][0]
     finally:
         quick.close()
     assert calls >= 1  # when the clock started before building, the 1.5 s used up the budget: 0 calls
@@ -476,8 +477,9 @@ def test_a_server_start_that_uses_up_the_time_budget_sends_nothing_and_counts_no
             assert (judge.calls, judge.tokens) == (0, 0)
         finally:
             judge.close()
-        actions = [a for (a,) in wh.execute("SELECT action FROM audit_log WHERE action LIKE 'llm.%' ORDER BY audit_id")]
-        skipped = [json.loads(d) for (d,) in wh.execute("SELECT detail FROM audit_log WHERE action = 'llm.skipped'")]
+        actions = [a for (a,) in sql_rows(wh, "SELECT action FROM audit_log WHERE action LIKE 'llm.%' "
+                                          "ORDER BY audit_id")]
+        skipped = [json.loads(d) for (d,) in sql_rows(wh, "SELECT detail FROM audit_log WHERE action = 'llm.skipped'")]
     assert actions == ["llm.server_started", "llm.skipped"]
     assert "time budget" in skipped[0]["reason"] and skipped[0]["prompt_hash"]
     assert judgment.writer == "template" and judgment.checks["verdict"] == "template (budget)"
@@ -493,8 +495,8 @@ def test_timeout_is_audited_and_switches_and_revocations_stop_the_path(tmp_path:
             judgment = judge.write(EVIDENCE)
             assert judgment.writer == "template" and "too slow" in judgment.checks["fallback_reason"]
             assert judgment.checks.get("review_flag")
-            verdicts = [json.loads(d)["verdict"] for (d,) in wh.execute(
-                "SELECT detail FROM audit_log WHERE action = 'llm.call'")]
+            verdicts = [json.loads(d)["verdict"] for (d,) in sql_rows(
+                wh, "SELECT detail FROM audit_log WHERE action = 'llm.call'")]
             assert len(verdicts) == 2 and all("too slow" in v for v in verdicts)  # one retry, then template
 
             alerting.set_control(wh, f"revoked:{slow.url}", {"by": "sec.wang", "reason": "key leaked"}, by="sec.wang", at=NOW)
@@ -503,6 +505,6 @@ def test_timeout_is_audited_and_switches_and_revocations_stop_the_path(tmp_path:
             alerting.set_control(wh, "path", {"state": "off", "by": "duty.li", "reason": "incident 7"}, by="duty.li", at=NOW)
             off = Judge(wh=wh, settings=settings, now=NOW, run_id="r3").write(EVIDENCE)
             assert "switched off by duty.li" in off.checks["fallback_reason"]
-            assert wh.execute("SELECT count(*) FROM audit_log WHERE action = 'llm.call'")[0][0] == 2
+            assert sql_rows(wh, "SELECT count(*) FROM audit_log WHERE action = 'llm.call'")[0][0] == 2
     finally:
         slow.close()

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.notebooks
+
 nbformat = pytest.importorskip("nbformat", reason="install nbformat, nbclient and ipykernel to run the notebooks")
 nbclient = pytest.importorskip("nbclient")
 

@@ -12,7 +12,8 @@ import pytest
 
 from core.errors import TransitionError
 from warehouse import Warehouse
-from warehouse import review
+from warehouse import alerting, review
+from sql import sql_rows
 
 ROOT = Path(__file__).resolve().parent.parent
 T0 = datetime(2020, 5, 8, 13, 0)
@@ -36,8 +37,9 @@ def wh(tmp_path: Path):
             rows.append({"alert_id": alert_id, "run_id": "r_test", "unique_id": "fred_unrate",
                          "domain": "market", "region": "US" if level == "orange" else "US-labour",
                          "hazard": "market_risk", "level": level, "status": "open", "ds": ds,
-                         "score": 0.999, "evidence": evidence, "opened_at": T0, "updated_at": T0})
-        wh.upsert_alerts(pl.DataFrame(rows))
+                         "score": 0.999, "evidence": evidence, "opened_at": T0, "updated_at": T0,
+                         "release_state": "pending", "expires_at": None})
+        alerting.upsert_alert_rows(wh, pl.DataFrame(rows), run_id="r_test")
         yield wh
 
 
@@ -51,10 +53,10 @@ def test_approve_moves_pending_to_released_and_queues_the_outbox_in_one_go(wh) -
     assert hist.row(0, named=True)["actor"] == "duty.li"
     assert (hist.row(0, named=True)["from_release"], hist.row(0, named=True)["to_release"]) == \
         ("pending", "released")
-    outbox = wh.execute("SELECT event_id, msg_type, snapshot FROM outbox")
+    outbox = sql_rows(wh, "SELECT event_id, msg_type, snapshot FROM outbox")
     assert [(e, m) for e, m, _ in outbox] == [("a_orange:1", "Alert")]
     assert json.loads(outbox[0][2])["level"] == "orange"
-    audit = wh.execute("SELECT actor, action, target FROM audit_log")
+    audit = sql_rows(wh, "SELECT actor, action, target FROM audit_log")
     assert audit == [("duty.li", "alert.approved", "a_orange")]
     with pytest.raises(TransitionError, match="already released"):
         review.approve_release(wh, alert_id="a_orange", user="duty.li", at=T0)
@@ -68,17 +70,17 @@ def test_reject_needs_a_reason_and_cannot_recall_a_released_alert(wh) -> None:
     review.approve_release(wh, alert_id="a_orange", user="duty.li", at=T0)
     with pytest.raises(TransitionError, match="ews alerts cancel"):
         review.reject_release(wh, alert_id="a_orange", user="duty.li", at=T0, reason="late doubt")
-    assert wh.execute("SELECT count(*) FROM outbox WHERE alert_id = 'a_red'")[0][0] == 0
+    assert sql_rows(wh, "SELECT count(*) FROM outbox WHERE alert_id = 'a_red'")[0][0] == 0
 
 
 def test_a_failed_action_writes_nothing(wh) -> None:
-    before = wh.execute("SELECT count(*) FROM audit_log")[0][0]
+    before = sql_rows(wh, "SELECT count(*) FROM audit_log")[0][0]
     with pytest.raises(TransitionError, match="no alert 'a_missing'"):
         review.acknowledge(wh, alert_id="a_missing", user="analyst.wu", at=T0)
     with pytest.raises(TransitionError, match="no acting user"):
         review.approve_release(wh, alert_id="a_red", user="", at=T0)
-    assert wh.execute("SELECT count(*) FROM audit_log")[0][0] == before
-    assert wh.execute("SELECT count(*) FROM alert_transitions")[0][0] == 0
+    assert sql_rows(wh, "SELECT count(*) FROM audit_log")[0][0] == before
+    assert sql_rows(wh, "SELECT count(*) FROM alert_transitions")[0][0] == 0
 
 
 def test_acknowledge_once_per_user_and_only_while_open(wh) -> None:
@@ -92,7 +94,7 @@ def test_acknowledge_once_per_user_and_only_while_open(wh) -> None:
     actions = review.read_transitions(wh, "a_red")["action"].to_list()
     assert actions == ["acknowledged", "acknowledged", "cancelled"]
     # nothing had gone out, so there is no CAP Cancel to send
-    assert wh.execute("SELECT count(*) FROM outbox")[0][0] == 0
+    assert sql_rows(wh, "SELECT count(*) FROM outbox")[0][0] == 0
 
 
 def test_silence_has_owner_reason_and_end_and_holds_a_pending_alert(wh) -> None:
@@ -126,7 +128,7 @@ def test_cancel_after_release_queues_a_cap_cancel(wh) -> None:
     review.approve_release(wh, alert_id="a_orange", user="duty.li", at=T0)
     review.cancel_alert(wh, alert_id="a_orange", user="duty.li", at=T0 + timedelta(minutes=5),
                         reason="wrong series mapping")
-    events = wh.execute("SELECT event_id, msg_type, reason FROM outbox ORDER BY event_id")
+    events = sql_rows(wh, "SELECT event_id, msg_type, reason FROM outbox ORDER BY event_id")
     assert events == [("a_orange:1", "Alert", "approved by duty officer"),
                       ("a_orange:2", "Cancel", "wrong series mapping")]
     with pytest.raises(TransitionError, match="already cancelled"):

@@ -4,7 +4,6 @@ one instance per job; each run ingests against the loopback replay server and is
 from __future__ import annotations
 
 import sqlite3
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,10 +12,10 @@ from core.errors import ConfigError
 from core.settings import load_settings
 from pipelines.cli.main import main
 from pipelines.scheduler import build_scheduler, configured_jobs, cron_trigger, run_scheduler
+from replay_server import ReplayServer
+from sql import sql_rows
 from warehouse import Warehouse
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from replay_server import ReplayServer  # noqa: E402
+from warehouse.status import count_rows
 
 
 def _write(home: Path, url: str, cron: str = "*/1 * * * * *") -> None:
@@ -52,11 +51,12 @@ def test_scheduler_runs_the_job_records_runs_and_keeps_one_job_per_id(tmp_path) 
     with sqlite3.connect(tmp_path / "scheduler.sqlite") as con:
         assert con.execute("SELECT id FROM apscheduler_jobs").fetchall() == [("ingest:chattooga",)]
     with Warehouse.open(settings.warehouse_path) as wh:
-        runs = wh.execute("SELECT status, row_counts FROM runs WHERE kind = 'ingest' ORDER BY started_at")
+        runs = sql_rows(wh, "SELECT status, row_counts FROM runs WHERE kind = 'ingest' ORDER BY started_at")
         assert len(runs) >= 3 and {r[0] for r in runs} == {"success"}
         assert runs[0][1] == '{"chattooga": 31}' and all(r[1] == '{"chattooga": 0}' for r in runs[1:])
-        assert wh.count("observations") == 31
-        audit = wh.execute("SELECT count(*) FROM audit_log WHERE actor = 'scheduler' AND action = 'ingest.finished'")[0][0]
+        assert count_rows(wh, "observations") == 31
+        audit = sql_rows(wh, "SELECT count(*) FROM audit_log WHERE actor = 'scheduler' "
+                         "AND action = 'ingest.finished'")[0][0]
         assert audit == len(runs)
     assert any(n.startswith("job ingest:chattooga: next run") for n in notes)
 

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import tomllib
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from core.errors import ConfigError
-from core.settings import DEFAULT_TOML, load_settings
+from core.settings import DEFAULT_TOML, Settings, load_settings
 
 
 def test_defaults_match_the_documented_file(tmp_path: Path) -> None:
@@ -52,3 +55,111 @@ def test_broken_toml_points_at_the_file(tmp_path: Path) -> None:
     (tmp_path / "ews.toml").write_text("[risk\n")
     with pytest.raises(ConfigError, match="is not valid TOML"):
         load_settings(tmp_path, environ={})
+
+
+# --- every documented key reaches a field ---------------------------------------------------
+# load_settings builds each section from the keys its dataclass declares, so a key of the default
+# file (or of a user's ews.toml, which may only use documented keys) with no field would be
+# accepted and then dropped without a word. These tests walk every key instead of a sample.
+
+DOCUMENTED = tomllib.loads(DEFAULT_TOML)
+KEYS = [(section, key) for section, values in DOCUMENTED.items() for key in values]
+
+
+def _unmapped_keys(documented: dict[str, dict[str, Any]], settings: Settings) -> list[str]:
+    """Sections and keys of a parsed ews.toml that no settings field takes."""
+    unmapped = []
+    for section, values in documented.items():
+        target = getattr(settings, section, None)
+        if target is None or not dataclasses.is_dataclass(target):
+            unmapped.append(f"[{section}]")
+            continue
+        names = {f.name for f in dataclasses.fields(target)}
+        unmapped += [f"{section}.{key}" for key in values if key not in names]
+    return unmapped
+
+
+def _changed(value: Any) -> Any:
+    """A different value of the same type (what a user might write instead of the default)."""
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, int | float):
+        return value + 1
+    if isinstance(value, str):
+        return value + "x"
+    if isinstance(value, list):
+        return [*value, value[0]] if value else ["x"]
+    if isinstance(value, dict):
+        if not value:
+            return {"x": 1}
+        first = next(iter(value))
+        return {first: _changed(value[first])}
+    raise TypeError(f"no changed value for {value!r}")
+
+
+def _toml(value: Any) -> str:
+    """``value`` as a TOML value (inline tables for dicts)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{json.dumps(k)} = {_toml(v)}" for k, v in value.items()) + " }"
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    return json.dumps(value)
+
+
+def test_every_key_of_the_default_file_is_a_field_and_every_field_a_key(tmp_path: Path) -> None:
+    settings = load_settings(tmp_path, environ={})
+    assert _unmapped_keys(DOCUMENTED, settings) == []
+    sections = [f.name for f in dataclasses.fields(Settings) if f.name != "home"]
+    assert sorted(sections) == sorted(DOCUMENTED)
+    for section in sections:
+        fields = {f.name for f in dataclasses.fields(getattr(settings, section))}
+        assert fields == set(DOCUMENTED[section]), section  # a field with no key cannot be set by a user
+        for key, value in DOCUMENTED[section].items():
+            assert getattr(getattr(settings, section), key) == value, f"{section}.{key}"
+
+
+def test_the_checker_finds_a_key_or_section_without_a_field(tmp_path: Path) -> None:
+    settings = load_settings(tmp_path, environ={})
+    written = {"risk": {"blue": 0.9, "bleu": 0.9}, "forecast": {"max_context": 300}, "nowhere": {"a": 1}}
+    assert _unmapped_keys(written, settings) == ["risk.bleu", "[nowhere]"]
+
+
+def test_the_default_file_written_as_a_users_ews_toml_loads_to_the_defaults(tmp_path: Path) -> None:
+    default = load_settings(tmp_path / "bare", environ={})
+    (tmp_path / "init").mkdir()
+    (tmp_path / "init" / "ews.toml").write_text(DEFAULT_TOML, encoding="utf-8")  # what `ews init` writes
+    written = load_settings(tmp_path / "init", environ={})
+    for section in DOCUMENTED:
+        assert getattr(written, section) == getattr(default, section), section
+
+
+@pytest.mark.parametrize(("section", "key"), KEYS, ids=[f"{s}.{k}" for s, k in KEYS])
+def test_each_key_set_in_a_users_file_reaches_its_field_or_is_refused(tmp_path: Path, section: str, key: str) -> None:
+    """A changed value either shows in the field or is refused with a ConfigError (a check that
+    read it); a key that is dropped would do neither."""
+    default = DOCUMENTED[section][key]
+    value = _changed(default)
+    (tmp_path / "ews.toml").write_text(f"[{section}]\n{key} = {_toml(value)}\n", encoding="utf-8")
+    try:
+        settings = load_settings(tmp_path, environ={})
+    except ConfigError:
+        return
+    expected = {**default, **value} if isinstance(default, dict) else value
+    assert getattr(getattr(settings, section), key) == expected
+
+
+@pytest.mark.parametrize("section", sorted(DOCUMENTED))
+def test_an_unknown_key_in_any_section_of_a_users_file_is_an_error_naming_it(tmp_path: Path, section: str) -> None:
+    (tmp_path / "ews.toml").write_text(f"[{section}]\nno_such_key = 1\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=rf"unknown key 'no_such_key' in \[{section}\]"):
+        load_settings(tmp_path, environ={})
+
+
+def test_an_unknown_section_or_environment_key_is_an_error_naming_it(tmp_path: Path) -> None:
+    (tmp_path / "ews.toml").write_text("[riks]\nblue = 0.9\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"unknown section \[riks\]"):
+        load_settings(tmp_path, environ={})
+    with pytest.raises(ConfigError, match=r"environment: unknown key 'blu' in \[risk\]"):
+        load_settings(tmp_path / "other", environ={"EWS_RISK__BLU": "0.9"})

@@ -12,7 +12,11 @@ import polars as pl
 import pytest
 
 from core.errors import WarehouseError, WarehouseLockedError
+from sql import sql_frame, sql_rows
 from warehouse import CURRENT_VERSION, MIGRATIONS, Warehouse
+from warehouse.dashboard_reads import full_table_row_counts
+from warehouse.series import read_observations, read_series_meta, upsert_observations, upsert_series
+from warehouse.status import count_rows
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -47,19 +51,19 @@ def test_older_file_is_migrated_forward_keeping_its_data(tmp_path: Path) -> None
     with Warehouse.open(path, target_version=1) as wh:
         assert wh.schema_version() == 1
         assert "risk_grades" not in wh.tables()
-        wh.upsert_series(META, batch_id="b_old")
-        wh.upsert_observations(_fred_frame(), batch_id="b_old")
+        upsert_series(wh, META, batch_id="b_old")
+        upsert_observations(wh, _fred_frame(), batch_id="b_old")
     with Warehouse.open(path) as wh:
         assert wh.schema_version() == CURRENT_VERSION == max(m.version for m in MIGRATIONS)
         assert "risk_grades" in wh.tables()
-        assert wh.count("observations") == 12
-        assert wh.read_series_meta()["name"].to_list() == ["US unemployment rate"]
+        assert count_rows(wh, "observations") == 12
+        assert read_series_meta(wh)["name"].to_list() == ["US unemployment rate"]
 
 
 def test_newer_file_is_refused_with_a_fix(tmp_path: Path) -> None:
     path = tmp_path / "new.duckdb"
     with Warehouse.open(path) as wh:
-        wh.execute("INSERT INTO schema_migrations VALUES (?, 'future', now())", [CURRENT_VERSION + 1])
+        sql_rows(wh, "INSERT INTO schema_migrations VALUES (?, 'future', now())", CURRENT_VERSION + 1)
     with pytest.raises(WarehouseError, match="newer than this engine"):
         Warehouse.open(path)
 
@@ -67,31 +71,42 @@ def test_newer_file_is_refused_with_a_fix(tmp_path: Path) -> None:
 def test_upsert_is_idempotent_and_counts_only_changes(tmp_path: Path) -> None:
     frame = _fred_frame()
     with Warehouse.open(tmp_path / "w.duckdb") as wh:
-        assert wh.upsert_series(META, batch_id="b1") == 1
-        assert wh.upsert_observations(frame, batch_id="b1") == 12
-        before = wh.read_observations()
+        assert upsert_series(wh, META, batch_id="b1") == 1
+        assert upsert_observations(wh, frame, batch_id="b1") == 12
+        before = read_observations(wh)
         # the same rows again, even under another batch id, change nothing
-        assert wh.upsert_series(META, batch_id="b2") == 0
-        assert wh.upsert_observations(frame, batch_id="b2") == 0
-        assert wh.read_observations().equals(before)
+        assert upsert_series(wh, META, batch_id="b2") == 0
+        assert upsert_observations(wh, frame, batch_id="b2") == 0
+        assert read_observations(wh).equals(before)
         # a revised value and a late row: exactly two rows change
         revised = pl.concat([
             frame.with_columns(pl.when(pl.col("ds") == frame["ds"][3]).then(9.9).otherwise(pl.col("y")).alias("y")),
             pl.DataFrame({"unique_id": ["unrate"], "ds": [datetime(1979, 12, 1)], "y": [6.0]})
             .with_columns(pl.col("ds").cast(pl.Datetime("us"))),
         ])
-        assert wh.upsert_observations(revised, batch_id="b3") == 2
-        assert wh.count("observations") == 13
+        assert upsert_observations(wh, revised, batch_id="b3") == 2
+        assert count_rows(wh, "observations") == 13
 
 
 def test_failed_transaction_leaves_nothing(tmp_path: Path) -> None:
     with Warehouse.open(tmp_path / "w.duckdb") as wh:
-        wh.upsert_series(META, batch_id="b1")
+        upsert_series(wh, META, batch_id="b1")
         with pytest.raises(RuntimeError):
             with wh.transaction():
-                wh.upsert_observations(_fred_frame(), batch_id="b1")
+                upsert_observations(wh, _fred_frame(), batch_id="b1")
                 raise RuntimeError("crash in the middle of a batch")
-        assert wh.count("observations") == 0
+        assert count_rows(wh, "observations") == 0
+
+
+def test_full_table_reads_count_every_row_and_refuse_unknown_tables(tmp_path: Path) -> None:
+    # the dashboard benchmark's naive peer (benchmarks/dashboard_pages.py) reads through this
+    with Warehouse.open(tmp_path / "w.duckdb") as wh:
+        upsert_series(wh, META, batch_id="b1")
+        upsert_observations(wh, _fred_frame(), batch_id="b1")
+        assert full_table_row_counts(wh, ("observations", "series", "alerts")) == {
+            "observations": 12, "series": 1, "alerts": 0}
+        with pytest.raises(WarehouseError, match="no table 'nonsense'"):
+            full_table_row_counts(wh, ("observations", "nonsense"))
 
 
 def test_second_writer_gets_a_clear_message(tmp_path: Path) -> None:
@@ -127,23 +142,23 @@ def test_previous_version_file_gains_series_bounds_keeping_its_rows(tmp_path: Pa
     path = tmp_path / "v7.duckdb"
     with Warehouse.open(path, target_version=7) as wh:
         assert wh.schema_version() == 7
-        columns = [r[0] for r in wh.execute(
-            "SELECT column_name FROM information_schema.columns WHERE table_name = 'series'")]
+        columns = [r[0] for r in sql_rows(
+            wh, "SELECT column_name FROM information_schema.columns WHERE table_name = 'series'")]
         assert "lower_bound" not in columns
-        wh.upsert_series(META, batch_id="b_v7")
-        wh.upsert_observations(_fred_frame(), batch_id="b_v7")
-        before = wh.frame("SELECT * FROM series")
-        observations = wh.read_observations()
+        upsert_series(wh, META, batch_id="b_v7")
+        upsert_observations(wh, _fred_frame(), batch_id="b_v7")
+        before = sql_frame(wh, "SELECT * FROM series")
+        observations = read_observations(wh)
     with Warehouse.open(path) as wh:
         assert wh.schema_version() == CURRENT_VERSION == 8
-        assert wh.read_observations().equals(observations)
-        after = wh.frame("SELECT * FROM series")
+        assert read_observations(wh).equals(observations)
+        after = sql_frame(wh, "SELECT * FROM series")
         assert after.select(before.columns).equals(before)
         assert after.select("lower_bound", "upper_bound").row(0) == (None, None)
-        meta = wh.read_series_meta()
+        meta = read_series_meta(wh)
         assert meta.columns[-2:] == ["lower_bound", "upper_bound"]
         # the next ingest of the series sets its bounds; a frame without them leaves them alone
         bounded = META.with_columns(pl.lit(0.0).alias("lower_bound"), pl.lit(100.0).alias("upper_bound"))
-        assert wh.upsert_series(bounded, batch_id="b_v8") == 1
-        assert wh.upsert_series(META, batch_id="b_v8b") == 0
-        assert wh.read_series_meta().select("lower_bound", "upper_bound").row(0) == (0.0, 100.0)
+        assert upsert_series(wh, bounded, batch_id="b_v8") == 1
+        assert upsert_series(wh, META, batch_id="b_v8b") == 0
+        assert read_series_meta(wh).select("lower_bound", "upper_bound").row(0) == (0.0, 100.0)

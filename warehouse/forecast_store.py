@@ -1,8 +1,11 @@
-"""Forecasting tables (migration 4): model registry, backtests, selections, exceedance.
+"""Forecasting tables: the forecasts, and (migration 4) model registry, backtests, selections,
+exceedance.
 
 Functions take an open :class:`~warehouse.store.Warehouse` and frames; every value is a bound
 parameter and every write an idempotent upsert (an identical row is never rewritten).
 
+- ``forecasts``: per series, cutoff (last observed time), model and step, the mean and the
+  quantiles;
 - ``models``: one row per trained vertical model: what it was trained on (series and the
   ledger batch ids their observations came from, a hash of the exact data), how long, how it
   did on held-out data, and where its weights are;
@@ -36,6 +39,8 @@ __all__ = [
     "register_model",
     "read_models",
     "read_training_provenance",
+    "write_forecasts",
+    "read_latest_forecasts",
 ]
 
 _BACKTEST_KEYS = ("run_id", "unique_id", "model")
@@ -56,8 +61,8 @@ _MODEL_VALUES = ("kind", "base", "domain", "training_series", "batch_ids", "data
 def write_backtest(wh: Warehouse, metrics: pl.DataFrame, *, run_id: str, at: datetime) -> int:
     """Store one backtest run's metrics (``unique_id, model, horizon, windows, points, mase,
     smape, wql, coverage_80, coverage_90, members, last_cutoff``)."""
-    return wh.upsert("backtest_results", metrics, keys=_BACKTEST_KEYS, values=_BACKTEST_VALUES,
-                     run_id=run_id, created_at=at)
+    return wh._upsert_rows("backtest_results", metrics, keys=_BACKTEST_KEYS, values=_BACKTEST_VALUES,
+                           run_id=run_id, created_at=at)
 
 
 def read_latest_backtest(wh: Warehouse, unique_ids: Sequence[str] | None = None) -> pl.DataFrame:
@@ -69,12 +74,12 @@ def read_latest_backtest(wh: Warehouse, unique_ids: Sequence[str] | None = None)
         "ORDER BY unique_id, model"
     )
     ids = None if unique_ids is None else list(unique_ids)
-    return wh.frame(sql, [ids, ids])
+    return wh._frame(sql, [ids, ids])
 
 
 def read_backtest_history(wh: Warehouse, unique_id: str) -> pl.DataFrame:
     """Every stored backtest result of one series, newest first (accuracy over time)."""
-    return wh.frame(
+    return wh._frame(
         "SELECT * FROM backtest_results WHERE unique_id = ? ORDER BY created_at DESC, model",
         [unique_id],
     )
@@ -85,22 +90,22 @@ def drop_unselected_forecasts(wh: Warehouse, chosen: pl.DataFrame) -> int:
     chosen one (``chosen``: unique_id, cutoff, model), so each cutoff keeps one model."""
     if chosen.height == 0:
         return 0
-    with wh.registered("chosen_models", chosen):
-        return wh.execute(
+    with wh._registered("chosen_models", chosen):
+        return wh._execute(
             "DELETE FROM forecasts f USING chosen_models c WHERE f.unique_id = c.unique_id "
             "AND f.cutoff = c.cutoff AND f.model <> c.model")[0][0]
 
 
 def write_selections(wh: Warehouse, selections: pl.DataFrame, *, run_id: str, at: datetime) -> int:
     """Store the production model of each series for this run, with its reason."""
-    return wh.upsert("model_selections", selections, keys=_SELECTION_KEYS,
-                     values=_SELECTION_VALUES, run_id=run_id, decided_at=at)
+    return wh._upsert_rows("model_selections", selections, keys=_SELECTION_KEYS,
+                           values=_SELECTION_VALUES, run_id=run_id, decided_at=at)
 
 
 def read_latest_selections(wh: Warehouse, unique_ids: Sequence[str] | None = None) -> pl.DataFrame:
     """Each series' most recent selection."""
     ids = None if unique_ids is None else list(unique_ids)
-    return wh.frame(
+    return wh._frame(
         "SELECT * FROM model_selections "
         "WHERE (? IS NULL OR unique_id IN (SELECT unnest(?))) "
         "QUALIFY row_number() OVER (PARTITION BY unique_id ORDER BY decided_at DESC, run_id DESC) = 1 "
@@ -111,14 +116,14 @@ def read_latest_selections(wh: Warehouse, unique_ids: Sequence[str] | None = Non
 
 def write_exceedance(wh: Warehouse, exceedance: pl.DataFrame, *, run_id: str) -> int:
     """Store exceedance probabilities (frame with ``cutoff`` and the exceedance columns)."""
-    return wh.upsert("exceedance", exceedance, keys=_EXCEEDANCE_KEYS, values=_EXCEEDANCE_VALUES,
-                     run_id=run_id)
+    return wh._upsert_rows("exceedance", exceedance, keys=_EXCEEDANCE_KEYS, values=_EXCEEDANCE_VALUES,
+                           run_id=run_id)
 
 
 def read_latest_exceedance(wh: Warehouse, unique_ids: Sequence[str] | None = None) -> pl.DataFrame:
     """Exceedance rows from each series' newest forecast cutoff: what risk grading reads."""
     ids = None if unique_ids is None else list(unique_ids)
-    return wh.frame(
+    return wh._frame(
         "SELECT unique_id, ds, model, threshold, threshold_value, direction, p_step_exceed, "
         "p_path_cross, cutoff, run_id FROM exceedance "
         "WHERE (? IS NULL OR unique_id IN (SELECT unnest(?))) "
@@ -135,12 +140,12 @@ def register_model(wh: Warehouse, entry: dict[str, Any]) -> int:
         if not isinstance(row[key], str):
             row[key] = json.dumps(row[key], sort_keys=True, default=str)
     frame = pl.DataFrame([row])
-    return wh.upsert("models", frame, keys=_MODEL_KEYS, values=_MODEL_VALUES)
+    return wh._upsert_rows("models", frame, keys=_MODEL_KEYS, values=_MODEL_VALUES)
 
 
 def read_models(wh: Warehouse, *, domain: str | None = None) -> pl.DataFrame:
     """Registered models, newest first (of one domain if given)."""
-    return wh.frame(
+    return wh._frame(
         "SELECT * FROM models WHERE (? IS NULL OR domain = ?) ORDER BY created_at DESC, model_id",
         [domain, domain],
     )
@@ -149,11 +154,26 @@ def read_models(wh: Warehouse, *, domain: str | None = None) -> pl.DataFrame:
 def read_training_provenance(wh: Warehouse, unique_ids: Sequence[str],
                              before: datetime | None = None) -> pl.DataFrame:
     """Per series: observation count, last time, and the ledger batches its rows came from."""
-    return wh.frame(
+    return wh._frame(
         "SELECT unique_id, count(*) AS rows, max(ds) AS last_ds, "
         "list_sort(list_distinct(list(batch_id))) AS batch_ids "
         "FROM observations WHERE unique_id IN (SELECT unnest(?)) "
         "AND ds < coalesce(?, 'infinity'::TIMESTAMP) "
         "GROUP BY unique_id ORDER BY unique_id",
         [list(unique_ids), before],
+    )
+
+
+# -- forecasts ---------------------------------------------------------------------------
+def write_forecasts(wh: Warehouse, forecasts: pl.DataFrame, *, run_id: str) -> int:
+    """Store forecasts; each row carries the ``cutoff`` (last observed time) it came from."""
+    return wh._upsert("forecasts", forecasts, run_id=run_id)
+
+
+def read_latest_forecasts(wh: Warehouse, unique_ids: Sequence[str]) -> pl.DataFrame:
+    """The forecasts from each series' newest cutoff."""
+    return wh._frame(
+        "SELECT * FROM forecasts WHERE unique_id IN (SELECT unnest(?)) "
+        "QUALIFY cutoff = max(cutoff) OVER (PARTITION BY unique_id) ORDER BY unique_id, ds",
+        [list(unique_ids)],
     )

@@ -1,8 +1,10 @@
-"""Ingestion state in the warehouse: watermarks, per-source freshness, and the reads the
-ingest checks need.
+"""Ingestion state in the warehouse: the batch ledger, watermarks, per-source freshness, and
+the reads the ingest checks need.
 
 Contracts:
 
+- The **ledger** (``ingest_batches``) has one row per landed file or fetch, with its checksum
+  and status; :func:`batch_status` tells a committed batch, which is never loaded again.
 - A **watermark** is an opaque text per source (an ISO time, a date, an ``updated`` stamp)
   that a connector reads before fetching and writes *inside the transaction that commits the
   batch*, so it can never run ahead of the data (a crash before COMMIT leaves the old one).
@@ -33,19 +35,22 @@ __all__ = [
     "read_catalog_events",
     "batch_exists",
     "read_watermarks",
+    "batch_status",
+    "record_batch",
+    "read_batches",
 ]
 
 
 def read_watermark(wh: Warehouse, source: str) -> str | None:
     """The source's committed watermark, or None before its first committed batch."""
-    rows = wh.execute("SELECT watermark FROM source_watermarks WHERE source = ?", [source])
+    rows = wh._execute("SELECT watermark FROM source_watermarks WHERE source = ?", [source])
     return rows[0][0] if rows else None
 
 
 def write_watermark(wh: Warehouse, source: str, watermark: str, *, batch_id: str | None,
                     at: datetime) -> None:
     """Set the watermark; call it inside the transaction that commits the batch."""
-    wh.execute(
+    wh._execute(
         "INSERT INTO source_watermarks (source, watermark, batch_id, updated_at) VALUES (?, ?, ?, ?) "
         "ON CONFLICT (source) DO UPDATE SET watermark = excluded.watermark, "
         "batch_id = excluded.batch_id, updated_at = excluded.updated_at",
@@ -54,7 +59,7 @@ def write_watermark(wh: Warehouse, source: str, watermark: str, *, batch_id: str
 
 
 def _ensure_status(wh: Warehouse, source: str, kind: str) -> None:
-    wh.execute(
+    wh._execute(
         "INSERT INTO source_status (source, kind) VALUES (?, ?) "
         "ON CONFLICT (source) DO UPDATE SET kind = excluded.kind",
         [source, kind],
@@ -63,7 +68,7 @@ def _ensure_status(wh: Warehouse, source: str, kind: str) -> None:
 
 def record_source_attempt(wh: Warehouse, source: str, *, kind: str, at: datetime) -> None:
     _ensure_status(wh, source, kind)
-    wh.execute("UPDATE source_status SET last_attempt_at = ? WHERE source = ?", [at, source])
+    wh._execute("UPDATE source_status SET last_attempt_at = ? WHERE source = ?", [at, source])
 
 
 def record_source_success(wh: Warehouse, source: str, *, kind: str, at: datetime,
@@ -71,7 +76,7 @@ def record_source_success(wh: Warehouse, source: str, *, kind: str, at: datetime
                           rows: int) -> None:
     """A batch committed (or the source had nothing new): move the freshness forward."""
     _ensure_status(wh, source, kind)
-    wh.execute(
+    wh._execute(
         "UPDATE source_status SET last_success_at = ?, "
         "last_data_time = CASE WHEN last_data_time IS NULL THEN ? "
         "  WHEN ? IS NULL THEN last_data_time ELSE greatest(last_data_time, ?) END, "
@@ -82,7 +87,7 @@ def record_source_success(wh: Warehouse, source: str, *, kind: str, at: datetime
 
 def record_source_error(wh: Warehouse, source: str, *, kind: str, at: datetime, error: str) -> None:
     _ensure_status(wh, source, kind)
-    wh.execute(
+    wh._execute(
         "UPDATE source_status SET last_error_at = ?, last_error = ? WHERE source = ?",
         [at, error[:2000], source],
     )
@@ -90,7 +95,7 @@ def record_source_error(wh: Warehouse, source: str, *, kind: str, at: datetime, 
 
 def source_freshness(wh: Warehouse) -> dict[str, dict[str, Any]]:
     """Per source: kind, last data time, last success, last error (what `ews status` shows)."""
-    rows = wh.execute(
+    rows = wh._execute(
         "SELECT source, kind, last_data_time, last_success_at, last_attempt_at, last_error_at, "
         "last_error, last_batch_id, rows_last FROM source_status ORDER BY source"
     )
@@ -112,7 +117,7 @@ def source_freshness(wh: Warehouse) -> dict[str, dict[str, Any]]:
 
 def stored_series_profile(wh: Warehouse, unique_ids: Sequence[str]) -> pl.DataFrame:
     """Unit, domain and the median of the stored values of each known series (for unit checks)."""
-    return wh.frame(
+    return wh._frame(
         "SELECT s.unique_id, s.unit, s.domain, median(o.y) AS median_y, count(o.y) AS n "
         "FROM series s LEFT JOIN observations o USING (unique_id) "
         "WHERE s.unique_id IN (SELECT unnest(?)) GROUP BY s.unique_id, s.unit, s.domain "
@@ -124,7 +129,7 @@ def stored_series_profile(wh: Warehouse, unique_ids: Sequence[str]) -> pl.DataFr
 def read_catalog_events(wh: Warehouse, *, id_prefix: str, start: datetime,
                         end: datetime) -> pl.DataFrame:
     """Stored events of one catalog (ids ``<prefix>:...``) with ``start <= time < end``."""
-    return wh.frame(
+    return wh._frame(
         "SELECT event_id, time, lat, lon, depth_km, magnitude, source FROM events "
         "WHERE starts_with(event_id, ?) AND time >= ? AND time < ? ORDER BY time, event_id",
         [f"{id_prefix}:", start, end],
@@ -132,13 +137,50 @@ def read_catalog_events(wh: Warehouse, *, id_prefix: str, start: datetime,
 
 
 def batch_exists(wh: Warehouse, batch_id: str) -> bool:
-    return bool(wh.execute("SELECT count(*) FROM ingest_batches WHERE batch_id = ?", [batch_id])[0][0])
+    return bool(wh._execute("SELECT count(*) FROM ingest_batches WHERE batch_id = ?", [batch_id])[0][0])
 
 
 def read_watermarks(wh: Warehouse, source: str) -> dict[str, str]:
     """Every watermark of a source: its own key and sub-keys ``<source>/<item>`` (per series, station)."""
-    rows = wh.execute(
+    rows = wh._execute(
         "SELECT source, watermark FROM source_watermarks WHERE source = ? OR starts_with(source, ?)",
         [source, f"{source}/"],
     )
     return dict(rows)
+
+
+# -- the ingest ledger (one row per landed file or fetch) --------------------------------
+def batch_status(wh: Warehouse, batch_id: str) -> str | None:
+    rows = wh._execute(
+        "SELECT status FROM ingest_batches WHERE batch_id = ?", [batch_id]
+    )
+    return rows[0][0] if rows else None
+
+
+def record_batch(
+    wh: Warehouse,
+    *,
+    batch_id: str,
+    source: str,
+    fmt: str,
+    location: str,
+    fetched_at: datetime,
+    checksum: str,
+    status: str,
+    row_count: int | None = None,
+    rows_changed: int | None = None,
+    error: str | None = None,
+) -> None:
+    wh._execute(
+        "INSERT OR REPLACE INTO ingest_batches (batch_id, source, format, location, fetched_at, "
+        "row_count, rows_changed, checksum, status, error) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [batch_id, source, fmt, location, fetched_at, row_count, rows_changed,
+         checksum, status, error],
+    )
+
+
+def read_batches(wh: Warehouse, limit: int = 100) -> pl.DataFrame:
+    return wh._frame(
+        "SELECT * FROM ingest_batches ORDER BY fetched_at DESC, batch_id LIMIT ?", [limit]
+    )

@@ -30,6 +30,7 @@ import polars as pl
 
 from core.errors import TransitionError
 from core.vocabulary import AlertStatus, ReleaseState, Verdict
+from warehouse.runs import audit
 from warehouse.store import Warehouse
 
 __all__ = [
@@ -64,7 +65,7 @@ _ALERT_FIELDS = ("alert_id", "run_id", "unique_id", "domain", "region", "hazard"
 # -- readers -----------------------------------------------------------------------------
 def read_alert(wh: Warehouse, alert_id: str) -> dict[str, Any]:
     """The alert row as a dict, or TransitionError naming how to find valid ids."""
-    rows = wh.execute(f"SELECT {', '.join(_ALERT_FIELDS)} FROM alerts WHERE alert_id = ?", [alert_id])
+    rows = wh._execute(f"SELECT {', '.join(_ALERT_FIELDS)} FROM alerts WHERE alert_id = ?", [alert_id])
     if not rows:
         raise TransitionError(
             f"no alert {alert_id!r}",
@@ -75,7 +76,7 @@ def read_alert(wh: Warehouse, alert_id: str) -> dict[str, Any]:
 
 def read_transitions(wh: Warehouse, alert_id: str) -> pl.DataFrame:
     """Every recorded transition of one alert, oldest first."""
-    return wh.frame(
+    return wh._frame(
         "SELECT transition_id, alert_id, at_time, action, actor, from_status, to_status, "
         "from_level, to_level, from_release, to_release, reason, run_id "
         "FROM alert_transitions WHERE alert_id = ? ORDER BY transition_id",
@@ -91,12 +92,12 @@ def read_silences(wh: Warehouse, *, active_at: datetime | None = None) -> pl.Dat
     if active_at is not None:
         sql += " WHERE lifted_at IS NULL AND created_at <= ? AND until > ?"
         params += [active_at, active_at]
-    return wh.frame(sql + " ORDER BY created_at, silence_id", params)
+    return wh._frame(sql + " ORDER BY created_at, silence_id", params)
 
 
 def read_feedback(wh: Warehouse) -> pl.DataFrame:
     """Analyst verdicts with the alert snapshot (series, level, score) they were given on."""
-    return wh.frame(
+    return wh._frame(
         "SELECT feedback_id, alert_id, unique_id, level, score, user_name, at_time, verdict, note "
         "FROM feedback ORDER BY feedback_id"
     )
@@ -119,7 +120,7 @@ def record_transition(
     def get(row: dict[str, Any] | None, key: str) -> Any:
         return None if row is None else row.get(key)
 
-    wh.execute(
+    wh._execute(
         "INSERT INTO alert_transitions (alert_id, at_time, action, actor, from_status, to_status, "
         "from_level, to_level, from_release, to_release, reason, run_id) "
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -136,12 +137,12 @@ def queue_release(wh: Warehouse, alert: dict[str, Any], *, at: datetime, actor: 
     ``msg_type`` defaults to Alert for the first message of an alert and Update after that.
     Call inside the transaction that changes the alert (the outbox pattern).
     """
-    previous = wh.execute("SELECT count(*) FROM outbox WHERE alert_id = ?", [alert["alert_id"]])[0][0]
+    previous = wh._execute("SELECT count(*) FROM outbox WHERE alert_id = ?", [alert["alert_id"]])[0][0]
     if msg_type is None:
         msg_type = "Alert" if previous == 0 else "Update"
     event_id = f"{alert['alert_id']}:{previous + 1}"
     snapshot = {k: alert.get(k) for k in _ALERT_FIELDS}
-    wh.execute(
+    wh._execute(
         "INSERT INTO outbox (event_id, alert_id, msg_type, snapshot, created_at, created_by, reason) "
         "VALUES (?, ?, ?, ?, ?, ?, ?)",
         [event_id, alert["alert_id"], msg_type, json.dumps(snapshot, default=_iso), at, actor, reason],
@@ -157,7 +158,7 @@ def acknowledge(wh: Warehouse, *, alert_id: str, user: str, at: datetime,
     with wh.transaction():
         alert = read_alert(wh, alert_id)
         _need_status(alert, (AlertStatus.OPEN,), "acknowledge")
-        done = wh.execute(
+        done = wh._execute(
             "SELECT count(*) FROM alert_transitions WHERE alert_id = ? AND action = 'acknowledged' "
             "AND actor = ?", [alert_id, user])[0][0]
         if done:
@@ -167,8 +168,8 @@ def acknowledge(wh: Warehouse, *, alert_id: str, user: str, at: datetime,
             )
         record_transition(wh, alert_id=alert_id, at=at, action="acknowledged", actor=user,
                           before=alert, after=alert, reason=note)
-        wh.audit(at=at, actor=user, action="alert.acknowledged", target=alert_id,
-                 detail={"note": note, "level": alert["level"]})
+        audit(wh, at=at, actor=user, action="alert.acknowledged", target=alert_id,
+              detail={"note": note, "level": alert["level"]})
     return read_alert(wh, alert_id)
 
 
@@ -187,8 +188,8 @@ def approve_release(wh: Warehouse, *, alert_id: str, user: str, at: datetime) ->
         event_id = queue_release(wh, after, at=at, actor=user, reason="approved by duty officer")
         record_transition(wh, alert_id=alert_id, at=at, action="approved", actor=user,
                           before=alert, after=after, reason=f"outbox {event_id}")
-        wh.audit(at=at, actor=user, action="alert.approved", target=alert_id,
-                 detail={"level": alert["level"], "from": alert["release_state"], "outbox": event_id})
+        audit(wh, at=at, actor=user, action="alert.approved", target=alert_id,
+              detail={"level": alert["level"], "from": alert["release_state"], "outbox": event_id})
     return read_alert(wh, alert_id)
 
 
@@ -211,8 +212,8 @@ def reject_release(wh: Warehouse, *, alert_id: str, user: str, at: datetime,
         after = _set_release(wh, alert, ReleaseState.REJECTED, at)
         record_transition(wh, alert_id=alert_id, at=at, action="rejected", actor=user,
                           before=alert, after=after, reason=reason)
-        wh.audit(at=at, actor=user, action="alert.rejected", target=alert_id,
-                 detail={"level": alert["level"], "reason": reason})
+        audit(wh, at=at, actor=user, action="alert.rejected", target=alert_id,
+              detail={"level": alert["level"], "reason": reason})
     return read_alert(wh, alert_id)
 
 
@@ -233,7 +234,7 @@ def silence(wh: Warehouse, *, alert_id: str, user: str, at: datetime, reason: st
     with wh.transaction():
         alert = read_alert(wh, alert_id)
         silence_id = f"s_{at:%Y%m%d%H%M%S}_{secrets.token_hex(3)}"
-        wh.execute(
+        wh._execute(
             "INSERT INTO silences (silence_id, alert_id, hazard, region, owner, reason, created_at, until) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             [silence_id, alert_id, alert["hazard"], alert["region"], user, reason, at, until],
@@ -244,9 +245,9 @@ def silence(wh: Warehouse, *, alert_id: str, user: str, at: datetime, reason: st
         record_transition(wh, alert_id=alert_id, at=at, action="silenced", actor=user,
                           before=alert, after=after,
                           reason=f"{reason} (until {until.isoformat()}, {silence_id})")
-        wh.audit(at=at, actor=user, action="alert.silenced", target=alert_id,
-                 detail={"silence_id": silence_id, "hazard": alert["hazard"],
-                         "region": alert["region"], "until": until, "reason": reason})
+        audit(wh, at=at, actor=user, action="alert.silenced", target=alert_id,
+              detail={"silence_id": silence_id, "hazard": alert["hazard"],
+                      "region": alert["region"], "until": until, "reason": reason})
     return read_silences(wh).filter(pl.col("silence_id") == silence_id).to_dicts()[0]
 
 
@@ -254,17 +255,17 @@ def lift_silence(wh: Warehouse, *, silence_id: str, user: str, at: datetime) -> 
     """End a silence early."""
     _need_user(user)
     with wh.transaction():
-        rows = wh.execute("SELECT alert_id, lifted_at FROM silences WHERE silence_id = ?", [silence_id])
+        rows = wh._execute("SELECT alert_id, lifted_at FROM silences WHERE silence_id = ?", [silence_id])
         if not rows:
             raise TransitionError(f"no silence {silence_id!r}",
                                   fix="list silences with `ews alerts silences`")
         if rows[0][1] is not None:
             raise TransitionError(f"silence {silence_id} was already lifted at {rows[0][1]}",
                                   fix="nothing to do")
-        wh.execute("UPDATE silences SET lifted_at = ?, lifted_by = ? WHERE silence_id = ?",
-                   [at, user, silence_id])
-        wh.audit(at=at, actor=user, action="silence.lifted", target=silence_id,
-                 detail={"alert_id": rows[0][0]})
+        wh._execute("UPDATE silences SET lifted_at = ?, lifted_by = ? WHERE silence_id = ?",
+                    [at, user, silence_id])
+        audit(wh, at=at, actor=user, action="silence.lifted", target=silence_id,
+              detail={"alert_id": rows[0][0]})
 
 
 def mark_feedback(wh: Warehouse, *, alert_id: str, user: str, at: datetime, verdict: str,
@@ -276,15 +277,15 @@ def mark_feedback(wh: Warehouse, *, alert_id: str, user: str, at: datetime, verd
                               fix="use --verdict confirmed or --verdict false_alarm")
     with wh.transaction():
         alert = read_alert(wh, alert_id)
-        wh.execute(
+        wh._execute(
             "INSERT INTO feedback (alert_id, unique_id, level, score, user_name, at_time, verdict, note) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             [alert_id, alert["unique_id"], alert["level"], alert["score"], user, at, verdict, note],
         )
         record_transition(wh, alert_id=alert_id, at=at, action=f"feedback.{verdict}", actor=user,
                           before=alert, after=alert, reason=note)
-        wh.audit(at=at, actor=user, action="alert.feedback", target=alert_id,
-                 detail={"verdict": verdict, "note": note, "level": alert["level"]})
+        audit(wh, at=at, actor=user, action="alert.feedback", target=alert_id,
+              detail={"verdict": verdict, "note": note, "level": alert["level"]})
     return read_feedback(wh).filter(pl.col("alert_id") == alert_id).to_dicts()[-1]
 
 
@@ -297,24 +298,24 @@ def cancel_alert(wh: Warehouse, *, alert_id: str, user: str, at: datetime,
         alert = read_alert(wh, alert_id)
         if alert["status"] == AlertStatus.CANCELLED:
             raise TransitionError(f"alert {alert_id} is already cancelled", fix="nothing to do")
-        wh.execute("UPDATE alerts SET status = 'cancelled', updated_at = ? WHERE alert_id = ?",
-                   [at, alert_id])
+        wh._execute("UPDATE alerts SET status = 'cancelled', updated_at = ? WHERE alert_id = ?",
+                    [at, alert_id])
         after = read_alert(wh, alert_id)
-        sent = wh.execute("SELECT count(*) FROM outbox WHERE alert_id = ?", [alert_id])[0][0]
+        sent = wh._execute("SELECT count(*) FROM outbox WHERE alert_id = ?", [alert_id])[0][0]
         event_id = None
         if sent:
             event_id = queue_release(wh, after, at=at, actor=user, msg_type="Cancel", reason=reason)
         record_transition(wh, alert_id=alert_id, at=at, action="cancelled", actor=user,
                           before=alert, after=after, reason=reason)
-        wh.audit(at=at, actor=user, action="alert.cancelled", target=alert_id,
-                 detail={"reason": reason, "cap_cancel_outbox": event_id})
+        audit(wh, at=at, actor=user, action="alert.cancelled", target=alert_id,
+              detail={"reason": reason, "cap_cancel_outbox": event_id})
     return read_alert(wh, alert_id)
 
 
 # -- helpers -----------------------------------------------------------------------------
 def _set_release(wh: Warehouse, alert: dict[str, Any], state: str, at: datetime) -> dict[str, Any]:
-    wh.execute("UPDATE alerts SET release_state = ?, updated_at = ? WHERE alert_id = ?",
-               [state, at, alert["alert_id"]])
+    wh._execute("UPDATE alerts SET release_state = ?, updated_at = ? WHERE alert_id = ?",
+                [state, at, alert["alert_id"]])
     return {**alert, "release_state": state, "updated_at": at}
 
 

@@ -40,6 +40,7 @@ import polars as pl
 
 from core.errors import TransitionError
 from warehouse import review
+from warehouse.runs import audit
 from warehouse.store import Warehouse
 
 __all__ = [
@@ -217,10 +218,10 @@ def _mark(con: sqlite3.Connection, action_id: str, state: str, message: str | No
 def _apply(wh: Warehouse, item: InboxItem) -> str:
     """Run one item against the warehouse (inside the caller's transaction); return a summary."""
     p = item.payload
-    common = {"alert_id": item.alert_id, "user": item.user, "at": item.acted_at}
+    common: dict[str, Any] = {"alert_id": item.alert_id, "user": item.user, "at": item.acted_at}
     if item.kind == "audit":
-        wh.audit(at=item.acted_at, actor=item.user, action=item.action, target=item.alert_id,
-                 detail=p)
+        audit(wh, at=item.acted_at, actor=item.user, action=item.action, target=item.alert_id,
+              detail=p)
         return "recorded"
     if item.action == "acknowledge":
         review.acknowledge(wh, **common, note=p.get("note") or None)
@@ -238,7 +239,7 @@ def _apply(wh: Warehouse, item: InboxItem) -> str:
 
 
 def _record(wh: Warehouse, item: InboxItem, *, outcome: str, message: str, now: datetime) -> None:
-    wh.execute(
+    wh._execute(
         "INSERT INTO review_inbox_applied (action_id, kind, action, alert_id, actor, acted_at, "
         "applied_at, outcome, message) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [item.action_id, item.kind, item.action, item.alert_id, item.user, item.acted_at, now,
@@ -258,8 +259,8 @@ def drain(wh: Warehouse, con: sqlite3.Connection, *, now: datetime, limit: int =
     result = DrainResult()
     with _DRAIN_LOCK:
         for item in _queued(con, limit):
-            done = wh.execute("SELECT outcome, message FROM review_inbox_applied WHERE action_id = ?",
-                              [item.action_id])
+            done = wh._execute("SELECT outcome, message FROM review_inbox_applied WHERE action_id = ?",
+                               [item.action_id])
             if done:
                 _mark(con, item.action_id, done[0][0], done[0][1], now)
                 result.already.append(item.action_id)
@@ -276,10 +277,10 @@ def drain(wh: Warehouse, con: sqlite3.Connection, *, now: datetime, limit: int =
                 message = str(exc) if isinstance(exc, TransitionError) else reason
                 with wh.transaction():
                     _record(wh, item, outcome="refused", message=message, now=now)
-                    wh.audit(at=now, actor=item.user, action="review.refused",
-                             target=item.alert_id,
-                             detail={"action": item.action, "acted_at": item.acted_at,
-                                     "reason": reason, "inbox_id": item.action_id})
+                    audit(wh, at=now, actor=item.user, action="review.refused",
+                          target=item.alert_id,
+                          detail={"action": item.action, "acted_at": item.acted_at,
+                                  "reason": reason, "inbox_id": item.action_id})
                 _mark(con, item.action_id, "refused", message, now)
                 result.refused[item.action_id] = message
                 continue

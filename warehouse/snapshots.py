@@ -55,7 +55,7 @@ def publish_snapshot(wh: Warehouse, folder: str | Path, *, now: datetime, keep: 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     wh.checkpoint()
-    last = wh.execute("SELECT run_id FROM runs ORDER BY started_at DESC, run_id DESC LIMIT 1")
+    last = wh._execute("SELECT run_id FROM runs ORDER BY started_at DESC, run_id DESC LIMIT 1")
     name = f"warehouse_{now:%Y%m%dT%H%M%S%f}.duckdb"
     partial = folder / f".{name}.partial"
     shutil.copyfile(wh.path, partial)

@@ -244,7 +244,7 @@ def get_user(con: sqlite3.Connection, name: str) -> User | None:
     rows = con.execute(
         "SELECT name, role, email, password_hash IS NOT NULL, created_at, updated_at "
         "FROM users WHERE name = ?", [name]).fetchall()
-    return None if not rows else User(*rows[0][:3], bool(rows[0][3]), *rows[0][4:])
+    return None if not rows else User(rows[0][0], rows[0][1], rows[0][2], bool(rows[0][3]), rows[0][4], rows[0][5])
 
 
 def current_role(con: sqlite3.Connection, name: str) -> str | None:

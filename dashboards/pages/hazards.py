@@ -4,6 +4,7 @@ flow and sea level, gridded-data indices, each with fan charts, marks and level 
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import altair as alt
 import polars as pl
@@ -48,7 +49,7 @@ def _pick(domain: str) -> dict[str, object] | None:
     return rows.filter(pl.col("unique_id") == uid).row(0, named=True)
 
 
-def _events(meta: dict[str, object]) -> None:
+def _events(meta: dict[str, Any]) -> None:
     """Magnitude-time panel of catalog events near the series' region centre."""
     if meta.get("lat") is None or meta.get("lon") is None:
         return

@@ -74,8 +74,8 @@ def fetch(table: Mapping[str, Any], *, name: str, client: HttpClient, watermarks
                                                          "observation_start": f"{since:%Y-%m-%d}"})
         body = client.get(url, what=f"FRED observations {series_id}", fix_4xx=_FIX, limiter=_limiter, redact=key)
         observed = json.loads(body or b"{}").get("observations", []) if body else []
-        dates = [o.get("date") for o in observed if isinstance(o, dict) and o.get("value") not in (None, ".")]
-        if not dates:
+        dates: list[Any] = [o.get("date") for o in observed if isinstance(o, dict) and o.get("value") not in (None, ".")]
+        if not dates or body is None:
             continue
         options = {
             "unique_id": f"{spec.get('prefix', '')}{snake(series_id)}", "name": described.get("title") or series_id,

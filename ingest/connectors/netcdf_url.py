@@ -54,7 +54,7 @@ def fetch(table: Mapping[str, Any], *, name: str, client: HttpClient, watermarks
     variable = str(spec.get("variable", "sst"))
     regions = spec.require("regions", '[{ id = "nino34", name = "Nino 3.4", min_lat = -5, max_lat = 5, min_lon = 190, max_lon = 240 }]')
     if spec.get("opendap", False):
-        body = _opendap_subset(url, variable)
+        body: bytes | None = _opendap_subset(url, variable)
     else:
         body = client.get(url, what=f"source {name} (NetCDF)", fix_4xx="check the URL of the NetCDF file")
     if not body:

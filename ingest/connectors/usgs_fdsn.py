@@ -90,7 +90,7 @@ def fetch(table: Mapping[str, Any], *, name: str, client: HttpClient, watermarks
             last = w == len(windows) - 1 and i == len(pieces) - 1
             yield Fetch(
                 files=[RawFile(f"events_{piece[0]:%Y%m%dT%H%M%S}_{piece[1]:%Y%m%dT%H%M%S}"
-                               + (f"_updated_after_{mark.replace(':', '')}" if incremental else "") + ".csv", body)],
+                               + (f"_updated_after_{mark.replace(':', '')}" if mark is not None else "") + ".csv", body)],
                 fmt="usgs_catalog", options=options, location=location,
                 watermark=(name, stamp) if last else None,
                 window=None if incremental else piece,

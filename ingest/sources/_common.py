@@ -13,6 +13,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -41,6 +42,7 @@ __all__ = [
     "snake",
     "points_in_polygon",
     "with_exact_duplicates_dropped",
+    "calendar_span_days",
 ]
 
 #: Columns and types of the ``events`` frame that earthquake catalogs return.
@@ -406,11 +408,20 @@ def with_exact_duplicates_dropped(frame: pl.DataFrame) -> tuple[pl.DataFrame, in
     return unique, frame.height - unique.height
 
 
-def _polygon(spec: Mapping[str, object], what: str) -> dict[str, object]:
+def calendar_span_days(ds: pl.Series) -> int:
+    """Calendar days from the first to the last timestamp, both ends counted."""
+    first, last = ds.min(), ds.max()
+    if not isinstance(first, datetime.date) or not isinstance(last, datetime.date):
+        # The same TypeError the bare subtraction raised on an empty column (min and max None).
+        raise TypeError(f"unsupported operand type(s) for -: {type(last).__name__!r} and {type(first).__name__!r}")
+    return (last - first).days + 1
+
+
+def _polygon(spec: Mapping[str, Any], what: str) -> dict[str, Any]:
     """Fill a polygon region's bounding box from its (lon, lat) vertices."""
     raw = spec["polygon"]
     try:
-        vertices = tuple((float(v[0]), float(v[1])) for v in raw)  # type: ignore[union-attr, index]
+        vertices = tuple((float(v[0]), float(v[1])) for v in raw)
     except (TypeError, ValueError, IndexError):
         raise ConfigError(
             f"{what}: region {spec.get('id')!r} polygon must be a list of [lon, lat] pairs",
@@ -448,7 +459,7 @@ def points_in_polygon(lon: np.ndarray, lat: np.ndarray, polygon: Sequence[tuple[
     return inside
 
 
-def parse_regions(regions: Sequence[Mapping[str, object]] | None, *, what: str) -> list[Region]:
+def parse_regions(regions: Sequence[Mapping[str, Any]] | None, *, what: str) -> list[Region]:
     """Turn region dicts into checked regions: boxes {id, name, min_lat, max_lat, min_lon,
     max_lon} or polygons {id, name, polygon: [[lon, lat], ...]}."""
     if not regions:
@@ -471,8 +482,8 @@ def parse_regions(regions: Sequence[Mapping[str, object]] | None, *, what: str) 
             box = Region(
                 id=str(spec["id"]),
                 name=str(spec["name"]),
-                **{k: float(spec[k]) for k in keys[2:]},  # type: ignore[arg-type]
-                polygon=spec.get("polygon"),  # type: ignore[arg-type]
+                **{k: float(spec[k]) for k in keys[2:]},
+                polygon=spec.get("polygon"),
             )
         except (TypeError, ValueError):
             raise ConfigError(f"{what}: region {dict(spec)} has a non-numeric bound", fix="give bounds in decimal degrees") from None

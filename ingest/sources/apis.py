@@ -95,7 +95,7 @@ def parse_nasa_power_json(
 
 
 def _features(path: Path, doc: Any) -> list[dict[str, Any]]:
-    pages = doc.get("pages") if isinstance(doc, dict) and "pages" in doc else [doc]
+    pages = doc["pages"] if isinstance(doc, dict) and "pages" in doc else [doc]
     features: list[dict[str, Any]] = []
     for page in pages:
         if not isinstance(page, dict) or not isinstance(page.get("features"), list):

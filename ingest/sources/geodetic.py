@@ -20,7 +20,7 @@ from pathlib import Path
 
 import polars as pl
 
-from ingest.sources._common import Parsed, fail, finish, meta_row, read_text, snake
+from ingest.sources._common import Parsed, calendar_span_days, fail, finish, meta_row, read_text, snake
 
 __all__ = ["parse_pbo_pos"]
 
@@ -118,7 +118,7 @@ def parse_pbo_pos(
     ).sort("ds")
     # Relative to the first epoch, in mm: the reference position is arbitrary, the motion is not.
     frame = frame.with_columns(((pl.col(c) - pl.col(c).first()) * 1000.0) for c in ("n", "e", "u"))
-    span = (frame.get_column("ds").max() - frame.get_column("ds").min()).days + 1
+    span = calendar_span_days(frame.get_column("ds"))
     notes = [
         "daily solutions stamped 12:00 UTC are stored at the day's midnight",
         f"{frame.height} daily solutions over {span} calendar days ({span - frame.height} days without a solution)",

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import polars as pl
 
-from ingest.sources._common import Parsed, fail, finish, meta_row, read_text, snake
+from ingest.sources._common import Parsed, calendar_span_days, fail, finish, meta_row, read_text, snake
 
 __all__ = ["parse_ngl_tenv3", "parse_sio_neu"]
 
@@ -37,7 +37,7 @@ def _series(path: Path, frame: pl.DataFrame, *, prefix: str, station: str, lat: 
             region: str, source: str, licence: str, classification: str, notes: list[str]) -> Parsed:
     """Displacements in mm from the first epoch, one series per component."""
     frame = frame.sort("ds").with_columns(((pl.col(c) - pl.col(c).first()) * 1000.0) for c in ("n", "e", "u"))
-    span = (frame.get_column("ds").max() - frame.get_column("ds").min()).days + 1
+    span = calendar_span_days(frame.get_column("ds"))
     notes.append(f"{frame.height} daily solutions over {span} calendar days; mm relative to the first epoch")
     frames, meta = [], []
     for column, component in (("n", "north"), ("e", "east"), ("u", "up")):

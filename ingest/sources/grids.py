@@ -24,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -68,7 +69,7 @@ def _load(path: Path, variable: str) -> _Grid:
         raise fail(path, f"cannot be opened as NetCDF ({type(exc).__name__}: {exc})", fix="pass a NetCDF-3/4 file; install netCDF4 if it is missing") from None
     with dataset:
         if variable not in dataset.data_vars:
-            raise fail(path, f"has no variable {variable!r}; it has {sorted(dataset.data_vars)}", fix="pass variable= one of those")
+            raise fail(path, f"has no variable {variable!r}; it has {sorted(str(v) for v in dataset.data_vars)}", fix="pass variable= one of those")
         field = dataset[variable]
         lat_name = next((n for n in ("lat", "latitude") if n in field.dims), None)
         lon_name = next((n for n in ("lon", "longitude") if n in field.dims), None)
@@ -88,7 +89,7 @@ def _load(path: Path, variable: str) -> _Grid:
         )
 
 
-def _masked(values: np.ndarray, attrs: Mapping[str, object]) -> tuple[np.ndarray, int]:
+def _masked(values: np.ndarray, attrs: Mapping[str, Any]) -> tuple[np.ndarray, int]:
     """Float64 copy with fill values and out-of-range values set to NaN; returns (array, cells masked here)."""
     out = np.asarray(values, dtype=np.float64).copy()
     bad = np.abs(out) > _FILL_MAGNITUDE

@@ -14,6 +14,7 @@ not given, the frequency is inferred from the median gap between dates and said 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import cast
 
 import polars as pl
 
@@ -43,7 +44,8 @@ def _infer_frequency(path: Path, ds: pl.Series) -> str:
     """Guess B / D / W-FRI / W-SUN / MS from the median spacing of the dates."""
     if ds.len() < 3:
         raise ConfigError(f"{path.name}: too few dates to infer a frequency", fix="pass frequency=... explicitly")
-    gap_days = ds.diff().drop_nulls().dt.total_days().median()
+    # polars types a median as any Python literal; of whole days it is a float, or None if empty
+    gap_days = cast("float | None", ds.diff().drop_nulls().dt.total_days().median())
     if gap_days is not None and gap_days <= 1:
         return "B" if (ds.dt.weekday() <= 5).all() else "D"
     if gap_days == 7:

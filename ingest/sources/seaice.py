@@ -16,7 +16,7 @@ from pathlib import Path
 
 import polars as pl
 
-from ingest.sources._common import Parsed, fail, finish, meta_row, read_delimited, read_text, require_columns, to_datetime, to_float
+from ingest.sources._common import Parsed, calendar_span_days, fail, finish, meta_row, read_delimited, read_text, require_columns, to_datetime, to_float
 
 __all__ = ["parse_nsidc_extent"]
 
@@ -70,7 +70,7 @@ def parse_nsidc_extent(
     smmr = int((frame.get_column("ds") < _SMMR_END).sum())
     if smmr:
         notes.append(f"{smmr} value(s) before 1987-08 come from SMMR, one every other day")
-    span = (frame.get_column("ds").max() - frame.get_column("ds").min()).days + 1
+    span = calendar_span_days(frame.get_column("ds"))
     notes.append(f"{frame.height} daily value(s) over {span} calendar days")
     meta = meta_row(
         unique_id=unique_id, domain="satellite", name=name, variable="sea_ice_extent", unit="10^6 km2", frequency="D",

@@ -32,6 +32,7 @@ from __future__ import annotations
 import datetime
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import cast
 
 import polars as pl
 
@@ -127,7 +128,7 @@ def _depths(path: Path, raw: pl.DataFrame, lines: pl.Series, unknown: float | No
         parsed = to_float(path, depth_raw.filter(present), lines.filter(present), column=depth_col)
         depth = depth.scatter(present.arg_true(), parsed)
     if unknown is not None:
-        depth = depth.set(depth == unknown, None)  # type: ignore[arg-type]
+        depth = depth.set(depth == unknown, None)
     return depth
 
 
@@ -282,7 +283,9 @@ def parse_usgs_catalog(
     if regions is None:
         notes.append(f"no regions given: one global region {boxes[0].id!r}")
     days = events.get_column("time").dt.truncate("1d")
-    frames, meta, more = daily_event_series(events, boxes, first_day=days.min(), last_day=days.max(),
+    # a Datetime column (EVENT_SCHEMA) with a row per data line (read_delimited refuses a file without)
+    first_day, last_day = cast(datetime.datetime, days.min()), cast(datetime.datetime, days.max())
+    frames, meta, more = daily_event_series(events, boxes, first_day=first_day, last_day=last_day,
                                             source=source, licence=licence, classification=classification)
     return finish(path, frames, meta, notes=notes + more, events=events)
 

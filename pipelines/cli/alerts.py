@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import sys
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -49,7 +50,7 @@ def _alerts_show(args: argparse.Namespace, settings: Settings) -> int:
     with open_warehouse(settings, args.wait) as wh:
         alert = review.read_alert(wh, args.alert_id)
         history = review.read_transitions(wh, args.alert_id).to_dicts()
-        judgments = wh.read_judgments([args.alert_id]).to_dicts()
+        judgments = alerting.read_judgments(wh, [args.alert_id]).to_dicts()
         messages = alerting.read_cap_messages(wh, alert_id=args.alert_id).select(
             "identifier", "msg_type", "status", "sent", "refs").to_dicts()
     data = {"alert": alert, "transitions": history, "judgments": judgments, "cap_messages": messages}
@@ -61,7 +62,7 @@ def _alerts_show(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _review_action(name: str):  # noqa: ANN202 - returns a command function
+def _review_action(name: str) -> Callable[[argparse.Namespace, Settings], int]:
     def command(args: argparse.Namespace, settings: Settings) -> int:
         from pipelines.delivery import publish_pending
         from warehouse import review
@@ -154,25 +155,27 @@ def _deliver(args: argparse.Namespace, settings: Settings) -> int:
 
 def _subscribe(args: argparse.Namespace, settings: Settings) -> int:
     from warehouse import alerting
+    from warehouse.runs import audit
 
     with open_warehouse(settings, args.wait) as wh:
         alerting.add_recipient(wh, recipient_id=args.id, name=args.name, channel=args.channel, target=args.target,
                                regions=args.region or [], hazards=args.hazard or [],
                                indicators=args.indicator or [], min_level=args.min_level, at=utc_now())
-        wh.audit(at=utc_now(), actor=args.user, action="recipient.subscribed", target=args.id,
-                 detail={"channel": args.channel, "target": args.target, "regions": args.region,
-                         "hazards": args.hazard, "indicators": args.indicator, "min_level": args.min_level})
+        audit(wh, at=utc_now(), actor=args.user, action="recipient.subscribed", target=args.id,
+              detail={"channel": args.channel, "target": args.target, "regions": args.region,
+                      "hazards": args.hazard, "indicators": args.indicator, "min_level": args.min_level})
     print_result({"recipient_id": args.id}, args.json, f"recipient {args.id} subscribed ({args.channel} {args.target})")
     return 0
 
 
 def _unsubscribe(args: argparse.Namespace, settings: Settings) -> int:
     from warehouse import alerting
+    from warehouse.runs import audit
 
     with open_warehouse(settings, args.wait) as wh:
         if not alerting.deactivate_recipient(wh, args.id):
             raise EWSError(f"no active recipient {args.id!r}", fix="list them with `ews deliver recipients`")
-        wh.audit(at=utc_now(), actor=args.user, action="recipient.unsubscribed", target=args.id)
+        audit(wh, at=utc_now(), actor=args.user, action="recipient.unsubscribed", target=args.id)
     print_result({"recipient_id": args.id}, args.json, f"recipient {args.id} unsubscribed")
     return 0
 
@@ -189,29 +192,31 @@ def _recipients(args: argparse.Namespace, settings: Settings) -> int:
 
 
 # -- LLM incident playbook -----------------------------------------------------------------
-def _llm(action: str):  # noqa: ANN202
+def _llm(action: str) -> Callable[[argparse.Namespace, Settings], int]:
     def command(args: argparse.Namespace, settings: Settings) -> int:
         from pipelines.llm import EMBEDDED, key_file
         from warehouse import alerting
+        from warehouse.runs import audit
 
         now = utc_now()
         base = getattr(args, "base_url", None) or settings.llm.base_url or EMBEDDED
         with open_warehouse(settings, args.wait) as wh:
             if action == "off":
                 alerting.set_control(wh, "path", {"state": "off", "by": args.user, "reason": args.reason}, by=args.user, at=now)
-                wh.audit(at=now, actor=args.user, action="llm.path_off", target=None, detail={"reason": args.reason})
+                audit(wh, at=now, actor=args.user, action="llm.path_off", target=None, detail={"reason": args.reason})
                 text = "LLM path is OFF: judgments are written by the template until `ews llm on`"
             elif action == "on":
                 alerting.set_control(wh, "path", {"state": "on", "by": args.user}, by=args.user, at=now)
-                wh.audit(at=now, actor=args.user, action="llm.path_on", target=None)
+                audit(wh, at=now, actor=args.user, action="llm.path_on", target=None)
                 text = "LLM path is ON (subject to [llm] enabled and revocations)"
             elif action == "revoke":
                 alerting.set_control(wh, f"revoked:{base}", {"by": args.user, "reason": args.reason}, by=args.user, at=now)
-                wh.audit(at=now, actor=args.user, action="llm.endpoint_revoked", target=base, detail={"reason": args.reason})
+                audit(wh, at=now, actor=args.user, action="llm.endpoint_revoked", target=base,
+                      detail={"reason": args.reason})
                 text = f"endpoint {base} revoked: no prompt goes to it until `ews llm restore --base-url {base}`"
             elif action == "restore":
                 alerting.set_control(wh, f"revoked:{base}", None, by=args.user, at=now)
-                wh.audit(at=now, actor=args.user, action="llm.endpoint_restored", target=base)
+                audit(wh, at=now, actor=args.user, action="llm.endpoint_restored", target=base)
                 text = f"endpoint {base} restored"
             elif action == "rotate-key":
                 new_key = (Path(args.key_file).read_text(encoding="utf-8") if args.key_file else sys.stdin.readline()).strip()
@@ -226,8 +231,8 @@ def _llm(action: str):  # noqa: ANN202
                 os.replace(tmp, path)
                 fingerprint = hashlib.sha256(new_key.encode()).hexdigest()[:12]
                 alerting.set_control(wh, "key_fingerprint", {"sha256_12": fingerprint}, by=args.user, at=now)
-                wh.audit(at=now, actor=args.user, action="llm.key_rotated", target=base,
-                         detail={"sha256_12": fingerprint, "file": str(path)})
+                audit(wh, at=now, actor=args.user, action="llm.key_rotated", target=base,
+                      detail={"sha256_12": fingerprint, "file": str(path)})
                 text = (f"new key stored in {path} (fingerprint {fingerprint}); revoke the old key at the "
                         "endpoint's issuer now")
             controls = alerting.read_controls(wh).to_dicts()

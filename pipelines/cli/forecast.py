@@ -46,6 +46,7 @@ def cmd_backtest(args: argparse.Namespace, settings: Settings) -> int:
     from core.clock import Clock, utc_now
     from pipelines.cycle import new_run_id
     from pipelines.forecast_step import run_backtest
+    from warehouse.runs import finish_run, start_run
 
     setup_logging(settings, args.quiet or args.json)
     import logging
@@ -54,18 +55,18 @@ def cmd_backtest(args: argparse.Namespace, settings: Settings) -> int:
     clock = Clock.from_settings(settings)
     run_id = new_run_id(clock.now).replace("r_", "bt_", 1)
     with open_warehouse(settings, args.wait) as wh:
-        wh.start_run(run_id=run_id, kind="backtest", started_at=clock.now, as_of=clock.cutoff)
+        start_run(wh, run_id=run_id, kind="backtest", started_at=clock.now, as_of=clock.cutoff)
         try:
             with wh.transaction():
                 summary = run_backtest(wh, settings, run_id=run_id, clock=clock,
                                        unique_ids=args.series, horizon=args.horizon,
                                        windows=args.windows, models=args.models, progress=log.info)
         except Exception as exc:
-            wh.finish_run(run_id=run_id, status="failed", finished_at=utc_now(), row_counts={},
-                          error=f"{type(exc).__name__}: {exc}")
+            finish_run(wh, run_id=run_id, status="failed", finished_at=utc_now(), row_counts={},
+                       error=f"{type(exc).__name__}: {exc}")
             raise
-        wh.finish_run(run_id=run_id, status="success", finished_at=utc_now(),
-                      row_counts={"backtest_results": summary.rows})
+        finish_run(wh, run_id=run_id, status="success", finished_at=utc_now(),
+                   row_counts={"backtest_results": summary.rows})
     by_series: dict[str, dict[str, Any]] = {}
     for row in summary.metrics.sort("unique_id", "mase", nulls_last=True).iter_rows(named=True):
         by_series.setdefault(row["unique_id"], {})[row["model"]] = {
@@ -89,6 +90,7 @@ def cmd_model_train(args: argparse.Namespace, settings: Settings) -> int:
 
     from core.clock import Clock
     from pipelines.forecast_step import train_domain_model
+    from warehouse.runs import audit
 
     setup_logging(settings, args.quiet or args.json)
     clock = Clock.from_settings(settings)
@@ -96,9 +98,9 @@ def cmd_model_train(args: argparse.Namespace, settings: Settings) -> int:
         with wh.transaction():
             entry = train_domain_model(wh, settings, domain=args.domain, clock=clock, steps=args.steps,
                                        progress=logging.getLogger("ews").info)
-            wh.audit(at=clock.now, actor="cli", action="model.trained", target=entry["model_id"],
-                     detail={"domain": args.domain, "steps": entry["steps"],
-                             "data_hash": entry["data_hash"]})
+            audit(wh, at=clock.now, actor="cli", action="model.trained", target=entry["model_id"],
+                  detail={"domain": args.domain, "steps": entry["steps"],
+                          "data_hash": entry["data_hash"]})
     val = entry["validation"]
     text = (f"trained {entry['model_id']} ({entry['base']}, {entry['steps']} steps) on "
             f"{len(entry['training_series'])} series; held-out MASE "

@@ -15,12 +15,15 @@ import logging
 import sys
 from collections import Counter
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.clock import Clock
 from core.errors import EWSError
 from core.settings import DEFAULT_TOML, DEMO_AS_OF, Settings, load_settings
 from core.vocabulary import AlertStatus, ReleaseState
+
+if TYPE_CHECKING:
+    from warehouse import Warehouse
 
 __all__ = ["main", "init_home", "open_warehouse", "setup_logging", "print_result", "DEMO_OFFICER"]
 
@@ -67,7 +70,7 @@ def setup_logging(settings: Settings, quiet: bool) -> None:
         log.addHandler(console)
 
 
-def open_warehouse(settings: Settings, wait: float = 0.0, read_only: bool = False):  # noqa: ANN202
+def open_warehouse(settings: Settings, wait: float = 0.0, read_only: bool = False) -> Warehouse:
     from warehouse import Warehouse
 
     return Warehouse.open(settings.warehouse_path, wait_seconds=wait, read_only=read_only)
@@ -95,6 +98,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from ingest.batches import load_bundled
     from pipelines.cycle import run_cycle
     from pipelines.dashboard_sync import sync_dashboard
+    from warehouse.status import warehouse_status
 
     if init_home(settings, as_of=DEMO_AS_OF):
         settings = load_settings(settings.home)  # pick up the ews.toml just written
@@ -110,7 +114,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
         clock = Clock.from_settings(settings)
         cycle = run_cycle(wh, settings, clock=clock, progress=log.info, actor="demo")
         _approve_as_demo_officer(wh, settings, cycle, clock=clock.restarted())
-        status = wh.status()
+        status = warehouse_status(wh)
         sync_dashboard(wh, settings)  # read snapshot + review inbox
     summary = {"ingest": [r.__dict__ for r in results], "cycle": _cycle_dict(cycle), "status": status}
     print_result(summary, args.json, _summary_text(status, cycle, quarantined))
@@ -152,11 +156,12 @@ def _approve_as_demo_officer(wh: Any, settings: Settings, cycle: Any, *, clock: 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     from pipelines.cycle import run_cycle
     from pipelines.dashboard_sync import sync_dashboard
+    from warehouse.status import warehouse_status
 
     setup_logging(settings, args.quiet)
     with open_warehouse(settings, args.wait) as wh:
         cycle = run_cycle(wh, settings, clock=Clock.from_settings(settings), progress=log.info, actor=args.actor)
-        status = wh.status()
+        status = warehouse_status(wh)
         sync_dashboard(wh, settings)  # read snapshot + review inbox
     print_result({"cycle": _cycle_dict(cycle), "status": status}, args.json,
            _summary_text(status, cycle, []))
@@ -165,12 +170,13 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     from warehouse.ingestion import source_freshness
+    from warehouse.status import warehouse_status
 
     if not settings.warehouse_path.exists():
         raise EWSError(f"no warehouse at {settings.warehouse_path}",
                        fix="run `ews init` or `ews demo`, or point EWS_HOME at an existing home")
     with open_warehouse(settings, args.wait) as wh:
-        status = wh.status()
+        status = warehouse_status(wh)
         status["sources"] = source_freshness(wh)
     text = "\n".join(f"{k}: {v}" for k, v in status.items())
     print_result(status, args.json, text)
@@ -194,9 +200,10 @@ def _summary_text(status: dict[str, Any], cycle: Any, quarantined: list[Any]) ->
                  f"judgments: {status['judgments']}")
     lines.append("open alerts by level: " + ", ".join(f"{k} {v}" for k, v in status["alerts_by_level"].items()))
     for alert in cycle.alerts:
-        release = {ReleaseState.RELEASED: ", released", ReleaseState.PENDING: ", awaiting duty-officer approval",
-                   ReleaseState.REJECTED: ", release rejected", ReleaseState.SUPPRESSED: ", suppressed"}.get(
-                       alert.get("release_state") or "", "")
+        release_text: dict[str, str] = {
+            ReleaseState.RELEASED: ", released", ReleaseState.PENDING: ", awaiting duty-officer approval",
+            ReleaseState.REJECTED: ", release rejected", ReleaseState.SUPPRESSED: ", suppressed"}
+        release = release_text.get(alert.get("release_state") or "", "")
         lines.append(f"  [{alert['level'].upper()}] {alert['unique_id']} ({alert['region']}) "
                      f"{alert['status']}{release} at {str(alert['ds'])[:10]}")
         if alert.get("judgment_en"):
