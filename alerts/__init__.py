@@ -13,6 +13,14 @@ from alerts.lifecycle import (
 )
 
 __all__ = [
-    "AI_LABEL", "Judgment", "evidence_hash", "write_template_judgment",
-    "ALERT_COLUMNS", "HAZARD_BY_DOMAIN", "AlertPlan", "AlertPolicy", "assess_data_health", "plan_alerts",
+    "AI_LABEL",
+    "Judgment",
+    "evidence_hash",
+    "write_template_judgment",
+    "ALERT_COLUMNS",
+    "HAZARD_BY_DOMAIN",
+    "AlertPlan",
+    "AlertPolicy",
+    "assess_data_health",
+    "plan_alerts",
 ]

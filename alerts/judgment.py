@@ -16,8 +16,15 @@ from typing import Any
 
 from core.vocabulary import WARNING_LEVELS, Level
 
-__all__ = ["Judgment", "AI_LABEL", "evidence_hash", "write_template_judgment", "TEMPLATE_VERSION", "LEVEL_ZH",
-           "HAZARD_ZH"]
+__all__ = [
+    "Judgment",
+    "AI_LABEL",
+    "evidence_hash",
+    "write_template_judgment",
+    "TEMPLATE_VERSION",
+    "LEVEL_ZH",
+    "HAZARD_ZH",
+]
 
 TEMPLATE_VERSION = "template-v1"
 
@@ -122,26 +129,32 @@ def _basis(evidence: dict[str, Any]) -> tuple[str, str]:
     exceed = basis.get("exceedance") or {}
     driver = evidence["driver"]
     if score >= threshold or not basis:
-        return (f"calibrated anomaly score {score:.4f} reached the {level} threshold "
-                f"{threshold:.4f} (driver: {driver})",
-                f"校准异常分数{score:.4f}，达到{LEVEL_ZH[level]}阈值{threshold:.4f}（主要检测器：{driver}）")
+        return (
+            f"calibrated anomaly score {score:.4f} reached the {level} threshold {threshold:.4f} (driver: {driver})",
+            f"校准异常分数{score:.4f}，达到{LEVEL_ZH[level]}阈值{threshold:.4f}（主要检测器：{driver}）",
+        )
     if exceed.get("level") == level:
         p, name = exceed["p_path_cross"], exceed["threshold"]
         value = _fmt(exceed.get("threshold_value"))
-        return (f"the forecast gives probability {p:.2f} of crossing threshold {name} ({value}) "
-                f"within the horizon, at or above the {level} probability threshold; calibrated "
-                f"anomaly score {score:.4f} (driver: {driver})",
-                f"预测在预报期内越过阈值{name}（{value}）的概率为{p:.2f}，达到{LEVEL_ZH[level]}"
-                f"概率阈值；校准异常分数{score:.4f}（主要检测器：{driver}）")
+        return (
+            f"the forecast gives probability {p:.2f} of crossing threshold {name} ({value}) "
+            f"within the horizon, at or above the {level} probability threshold; calibrated "
+            f"anomaly score {score:.4f} (driver: {driver})",
+            f"预测在预报期内越过阈值{name}（{value}）的概率为{p:.2f}，达到{LEVEL_ZH[level]}"
+            f"概率阈值；校准异常分数{score:.4f}（主要检测器：{driver}）",
+        )
     if basis.get("in_cooldown"):
-        return (f"level held by the cool-down after an earlier alert; current calibrated anomaly "
-                f"score {score:.4f} is below the {level} threshold {threshold:.4f}",
-                f"处于前次预警后的冷却期，等级保持；当前校准异常分数{score:.4f}低于"
-                f"{LEVEL_ZH[level]}阈值{threshold:.4f}")
-    return (f"level reached by persistence over recent steps; current calibrated anomaly score "
-            f"{score:.4f}, {level} threshold {threshold:.4f} (driver: {driver})",
-            f"近期多步持续达到该等级；当前校准异常分数{score:.4f}，{LEVEL_ZH[level]}阈值"
-            f"{threshold:.4f}（主要检测器：{driver}）")
+        return (
+            f"level held by the cool-down after an earlier alert; current calibrated anomaly "
+            f"score {score:.4f} is below the {level} threshold {threshold:.4f}",
+            f"处于前次预警后的冷却期，等级保持；当前校准异常分数{score:.4f}低于{LEVEL_ZH[level]}阈值{threshold:.4f}",
+        )
+    return (
+        f"level reached by persistence over recent steps; current calibrated anomaly score "
+        f"{score:.4f}, {level} threshold {threshold:.4f} (driver: {driver})",
+        f"近期多步持续达到该等级；当前校准异常分数{score:.4f}，{LEVEL_ZH[level]}阈值"
+        f"{threshold:.4f}（主要检测器：{driver}）",
+    )
 
 
 def _date(value: Any) -> str:

@@ -63,30 +63,65 @@ HAZARD_BY_DOMAIN: dict[str, str] = {
 }
 
 ALERT_COLUMNS = (
-    "alert_id", "unique_id", "domain", "region", "hazard", "level", "status", "ds",
-    "score", "evidence", "opened_at", "updated_at", "release_state", "expires_at",
+    "alert_id",
+    "unique_id",
+    "domain",
+    "region",
+    "hazard",
+    "level",
+    "status",
+    "ds",
+    "score",
+    "evidence",
+    "opened_at",
+    "updated_at",
+    "release_state",
+    "expires_at",
 )
 
 #: One expected step per frequency. Business days step 1 day, but a weekend is 3 days, so
 #: staleness limits below use whole steps of at least that.
 STEP: dict[str, timedelta] = {
-    "h": timedelta(hours=1), "D": timedelta(days=1), "B": timedelta(days=1),
-    "W-FRI": timedelta(days=7), "W-SUN": timedelta(days=7), "MS": timedelta(days=31),
+    "h": timedelta(hours=1),
+    "D": timedelta(days=1),
+    "B": timedelta(days=1),
+    "W-FRI": timedelta(days=7),
+    "W-SUN": timedelta(days=7),
+    "MS": timedelta(days=31),
 }
 
 _SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
-    "alert_id": pl.Utf8, "unique_id": pl.Utf8, "domain": pl.Utf8, "region": pl.Utf8,
-    "hazard": pl.Utf8, "level": pl.Utf8, "status": pl.Utf8, "ds": pl.Datetime("us"),
-    "score": pl.Float64, "evidence": pl.Utf8, "opened_at": pl.Datetime("us"),
-    "updated_at": pl.Datetime("us"), "release_state": pl.Utf8, "expires_at": pl.Datetime("us"),
+    "alert_id": pl.Utf8,
+    "unique_id": pl.Utf8,
+    "domain": pl.Utf8,
+    "region": pl.Utf8,
+    "hazard": pl.Utf8,
+    "level": pl.Utf8,
+    "status": pl.Utf8,
+    "ds": pl.Datetime("us"),
+    "score": pl.Float64,
+    "evidence": pl.Utf8,
+    "opened_at": pl.Datetime("us"),
+    "updated_at": pl.Datetime("us"),
+    "release_state": pl.Utf8,
+    "expires_at": pl.Datetime("us"),
 }
 _LATEST_SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
-    "unique_id": pl.Utf8, "ds": pl.Datetime("us"), "level": pl.Utf8, "score": pl.Float64,
-    "evidence": pl.Utf8, "domain": pl.Utf8, "region": pl.Utf8,
+    "unique_id": pl.Utf8,
+    "ds": pl.Datetime("us"),
+    "level": pl.Utf8,
+    "score": pl.Float64,
+    "evidence": pl.Utf8,
+    "domain": pl.Utf8,
+    "region": pl.Utf8,
 }
 _NOTICE_SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
-    "notice_id": pl.Utf8, "unique_id": pl.Utf8, "hazard": pl.Utf8, "region": pl.Utf8,
-    "kind": pl.Utf8, "detail": pl.Utf8,
+    "notice_id": pl.Utf8,
+    "unique_id": pl.Utf8,
+    "hazard": pl.Utf8,
+    "region": pl.Utf8,
+    "kind": pl.Utf8,
+    "detail": pl.Utf8,
 }
 
 
@@ -103,7 +138,7 @@ class AlertPolicy:
 class AlertPlan:
     """What the caller writes, in one transaction."""
 
-    alerts: pl.DataFrame                                   # rows to upsert (ALERT_COLUMNS)
+    alerts: pl.DataFrame  # rows to upsert (ALERT_COLUMNS)
     transitions: list[dict[str, Any]] = field(default_factory=list)
     releases: list[dict[str, Any]] = field(default_factory=list)  # alert_id, msg_type, reason
     notices: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=_NOTICE_SCHEMA))
@@ -152,8 +187,11 @@ def assess_data_health(
         median_gap = cast(timedelta, spacing.median()) if spacing.len() else step
         age = clock - last
         limit = max(step * stale_steps, median_gap * 3)
-        detail: dict[str, Any] = {"last_ds": last.isoformat(), "age_hours": round(age.total_seconds() / 3600, 1),
-                                  "limit_hours": round(limit.total_seconds() / 3600, 1)}
+        detail: dict[str, Any] = {
+            "last_ds": last.isoformat(),
+            "age_hours": round(age.total_seconds() / 3600, 1),
+            "limit_hours": round(limit.total_seconds() / 3600, 1),
+        }
         state = "ok"
         if age > limit:
             state = "stale"
@@ -213,13 +251,22 @@ def plan_alerts(
         if health_state != "ok":
             inhibited.setdefault(key, []).append(grade)
             if grade["level"] != Level.NONE.label:
-                notices.append({
-                    "notice_id": _notice_id(grade["unique_id"], health_state, grade["ds"]),
-                    "unique_id": grade["unique_id"], "hazard": hazard, "region": grade["region"],
-                    "kind": health_state,
-                    "detail": json.dumps({**json.loads(detail.get(grade["unique_id"], "{}")),
-                                          "withheld_level": grade["level"], "ds": grade["ds"].isoformat()}),
-                })
+                notices.append(
+                    {
+                        "notice_id": _notice_id(grade["unique_id"], health_state, grade["ds"]),
+                        "unique_id": grade["unique_id"],
+                        "hazard": hazard,
+                        "region": grade["region"],
+                        "kind": health_state,
+                        "detail": json.dumps(
+                            {
+                                **json.loads(detail.get(grade["unique_id"], "{}")),
+                                "withheld_level": grade["level"],
+                                "ds": grade["ds"].isoformat(),
+                            }
+                        ),
+                    }
+                )
             continue
         groups.setdefault(key, []).append(grade)
 
@@ -232,8 +279,14 @@ def plan_alerts(
             # an older duplicate in the same group (e.g. from before grouping): fold it in
             row = _row(alert) | {"status": AlertStatus.RESOLVED, "updated_at": now}
             rows.append(row)
-            _transition(plan, alert, row, "resolved", policy.actor,
-                        f"merged into {current[key]['alert_id']} (one alert per hazard and region)")
+            _transition(
+                plan,
+                alert,
+                row,
+                "resolved",
+                policy.actor,
+                f"merged into {current[key]['alert_id']} (one alert per hazard and region)",
+            )
             continue
         current[key] = alert
 
@@ -259,9 +312,14 @@ def plan_alerts(
         before = _row(alert)
         if lead is not None:
             row = dict(before)
-            row.update(unique_id=lead["unique_id"], ds=lead["ds"], score=lead["score"],
-                       evidence=_evidence(lead, active), level=lead["level"],
-                       expires_at=_expiry(lead, policy, frequencies))
+            row.update(
+                unique_id=lead["unique_id"],
+                ds=lead["ds"],
+                score=lead["score"],
+                evidence=_evidence(lead, active),
+                level=lead["level"],
+                expires_at=_expiry(lead, policy, frequencies),
+            )
             old_rank, new_rank = LEVEL_RANK[before["level"]], LEVEL_RANK[row["level"]]
             if new_rank == old_rank and row["ds"] == before["ds"] and row["unique_id"] == before["unique_id"]:
                 # the lead grade is unchanged (only a group mate got new data): not a renewal
@@ -283,11 +341,18 @@ def plan_alerts(
         if everyone and all(m["level"] == Level.NONE.label for m in everyone):
             row = before | {"status": AlertStatus.RESOLVED, "updated_at": now}
             rows.append(row)
-            _transition(plan, before, row, "resolved", policy.actor,
-                        "every member series graded none: " + ", ".join(m["unique_id"] for m in everyone))
+            _transition(
+                plan,
+                before,
+                row,
+                "resolved",
+                policy.actor,
+                "every member series graded none: " + ", ".join(m["unique_id"] for m in everyone),
+            )
             if alert["alert_id"] in published:
-                plan.releases.append({"alert_id": row["alert_id"], "msg_type": "Update",
-                                      "reason": "all clear: risk passed"})
+                plan.releases.append(
+                    {"alert_id": row["alert_id"], "msg_type": "Update", "reason": "all clear: risk passed"}
+                )
             continue
         if before["expires_at"] is not None and clock >= before["expires_at"]:
             held = ", ".join(m["unique_id"] for m in inhibited.get(key, [])) or "no member renewed"
@@ -315,21 +380,30 @@ def plan_expiry(
     and nothing is released (``releases`` is always empty; asserted here), because no grade
     changed.
     """
-    plan = plan_alerts(pl.DataFrame(schema=_LATEST_SCHEMA), open_alerts, now=now, clock=clock,
-                       policy=policy)
+    plan = plan_alerts(pl.DataFrame(schema=_LATEST_SCHEMA), open_alerts, now=now, clock=clock, policy=policy)
     if plan.releases:  # pragma: no cover - plan_alerts releases only on a grade change
         raise AssertionError(f"an expiry plan released {plan.releases}")
     return plan
 
 
-def _new_row(lead: dict[str, Any], key: tuple[str, str], now: datetime, policy: AlertPolicy,
-             frequencies: dict[str, str]) -> dict[str, Any]:
+def _new_row(
+    lead: dict[str, Any], key: tuple[str, str], now: datetime, policy: AlertPolicy, frequencies: dict[str, str]
+) -> dict[str, Any]:
     return {
         "alert_id": _alert_id(key[0], lead["region"], lead["ds"]),
-        "unique_id": lead["unique_id"], "domain": lead["domain"], "region": lead["region"],
-        "hazard": key[0], "level": lead["level"], "status": AlertStatus.OPEN, "ds": lead["ds"],
-        "score": lead["score"], "evidence": lead["evidence"], "opened_at": now, "updated_at": now,
-        "release_state": ReleaseState.PENDING, "expires_at": _expiry(lead, policy, frequencies),
+        "unique_id": lead["unique_id"],
+        "domain": lead["domain"],
+        "region": lead["region"],
+        "hazard": key[0],
+        "level": lead["level"],
+        "status": AlertStatus.OPEN,
+        "ds": lead["ds"],
+        "score": lead["score"],
+        "evidence": lead["evidence"],
+        "opened_at": now,
+        "updated_at": now,
+        "release_state": ReleaseState.PENDING,
+        "expires_at": _expiry(lead, policy, frequencies),
     }
 
 
@@ -343,7 +417,8 @@ def _evidence(lead: dict[str, Any], active: list[dict[str, Any]]) -> str:
     if len(active) > 1:
         evidence["group_members"] = sorted(
             ({"unique_id": m["unique_id"], "level": m["level"], "score": m["score"]} for m in active),
-            key=lambda m: m["unique_id"])
+            key=lambda m: m["unique_id"],
+        )
     return json.dumps(evidence, sort_keys=True)
 
 
@@ -357,28 +432,46 @@ def _release_state(level: str, silence: bool, policy: AlertPolicy) -> str:
     return ReleaseState.RELEASED if level in policy.auto_release else ReleaseState.PENDING
 
 
-def _release(plan: AlertPlan, row: dict[str, Any], before: dict[str, Any] | None,
-             published: set[str] | frozenset[str], silence: bool) -> None:
+def _release(
+    plan: AlertPlan,
+    row: dict[str, Any],
+    before: dict[str, Any] | None,
+    published: set[str] | frozenset[str],
+    silence: bool,
+) -> None:
     if row["release_state"] != ReleaseState.RELEASED:
         return
-    first = row["alert_id"] not in published and not any(
-        r["alert_id"] == row["alert_id"] for r in plan.releases)
-    plan.releases.append({"alert_id": row["alert_id"], "msg_type": "Alert" if first else "Update",
-                          "reason": f"auto-release of {row['level']} ([alerts] auto_release)"})
+    first = row["alert_id"] not in published and not any(r["alert_id"] == row["alert_id"] for r in plan.releases)
+    plan.releases.append(
+        {
+            "alert_id": row["alert_id"],
+            "msg_type": "Alert" if first else "Update",
+            "reason": f"auto-release of {row['level']} ([alerts] auto_release)",
+        }
+    )
 
 
-def _expire(plan: AlertPlan, rows: list[dict[str, Any]], before: dict[str, Any], now: datetime,
-            actor: str, why: str) -> None:
+def _expire(
+    plan: AlertPlan, rows: list[dict[str, Any]], before: dict[str, Any], now: datetime, actor: str, why: str
+) -> None:
     row = before | {"status": AlertStatus.EXPIRED, "updated_at": now}
     rows.append(row)
-    _transition(plan, before, row, "expired", actor,
-                f"not renewed before {before['expires_at'].isoformat()} ({why})")
+    _transition(plan, before, row, "expired", actor, f"not renewed before {before['expires_at'].isoformat()} ({why})")
 
 
-def _transition(plan: AlertPlan, before: dict[str, Any] | None, after: dict[str, Any],
-                action: str, actor: str, reason: str) -> None:
-    plan.transitions.append({"alert_id": after["alert_id"], "action": action, "actor": actor,
-                             "before": before, "after": after, "reason": reason})
+def _transition(
+    plan: AlertPlan, before: dict[str, Any] | None, after: dict[str, Any], action: str, actor: str, reason: str
+) -> None:
+    plan.transitions.append(
+        {
+            "alert_id": after["alert_id"],
+            "action": action,
+            "actor": actor,
+            "before": before,
+            "after": after,
+            "reason": reason,
+        }
+    )
 
 
 def _why(lead: dict[str, Any], n_active: int) -> str:

@@ -56,9 +56,7 @@ def calibrate(scores: pl.DataFrame) -> pl.DataFrame:
     frame = _raw_frame(scores)
     group = ["unique_id", "detector"]
     calibrated = frame.with_columns(
-        (
-            pl.col("raw_score").rank("average").over(group) / (pl.len().over(group) + 1)
-        ).alias("score")
+        (pl.col("raw_score").rank("average").over(group) / (pl.len().over(group) + 1)).alias("score")
     )
     extra = [c for c in calibrated.columns if c not in SCORE_COLUMNS]
     return calibrated.select(*SCORE_COLUMNS, *extra).sort("unique_id", "detector", "ds")
@@ -70,8 +68,14 @@ _GPD_MIN_EXCESSES = 10
 _GPD_SHAPE_BOUNDS = (-0.5, 0.5)
 
 
-def tail_probability(raw: np.ndarray, *, warmup: int | None = None, blocks: int = 40,
-                     tail_quantile: float = 0.9, tail: str = "exponential") -> np.ndarray:
+def tail_probability(
+    raw: np.ndarray,
+    *,
+    warmup: int | None = None,
+    blocks: int = 40,
+    tail_quantile: float = 0.9,
+    tail: str = "exponential",
+) -> np.ndarray:
     """Causal upper-tail probability of each raw score against the scores before it.
 
     ``p[t]`` = share of earlier scores at least as high, below the ``tail_quantile`` of the
@@ -93,8 +97,7 @@ def tail_probability(raw: np.ndarray, *, warmup: int | None = None, blocks: int 
             fix="drop unscored rows before calibrating",
         )
     if not 0.5 <= tail_quantile < 1.0:
-        raise FrameError(f"tail_quantile={tail_quantile} must lie in [0.5, 1)",
-                         fix="use 0.9 (the [scoring] default)")
+        raise FrameError(f"tail_quantile={tail_quantile} must lie in [0.5, 1)", fix="use 0.9 (the [scoring] default)")
     if tail not in TAIL_MODELS:
         raise FrameError(f"unknown tail model {tail!r}", fix=f"use one of {list(TAIL_MODELS)}")
     warm = warmup if warmup is not None else int(min(max(0.15 * n, 20), 750))
@@ -145,8 +148,9 @@ def _gpd_survival(z: np.ndarray, mean: float, var: float) -> np.ndarray:
     return np.where(base > 0, np.clip(base, 1e-300, None) ** (-1.0 / xi), 0.0)
 
 
-def calibrate_causal(scores: pl.DataFrame, *, blocks: int = 40, tail_quantile: float = 0.9,
-                     tail: str = "exponential") -> pl.DataFrame:
+def calibrate_causal(
+    scores: pl.DataFrame, *, blocks: int = 40, tail_quantile: float = 0.9, tail: str = "exponential"
+) -> pl.DataFrame:
     """Set ``score = 1 - tail_probability(raw_score)`` per ``(unique_id, detector)`` in time order.
 
     Same frame in and out as :func:`calibrate` (sorted by ``unique_id, detector, ds``).
@@ -154,12 +158,14 @@ def calibrate_causal(scores: pl.DataFrame, *, blocks: int = 40, tail_quantile: f
     frame = _raw_frame(scores).sort("unique_id", "detector", "ds")
     parts = []
     for _, part in frame.group_by("unique_id", "detector", maintain_order=True):
-        p = tail_probability(part.get_column("raw_score").to_numpy(), blocks=blocks,
-                             tail_quantile=tail_quantile, tail=tail)
+        p = tail_probability(
+            part.get_column("raw_score").to_numpy(), blocks=blocks, tail_quantile=tail_quantile, tail=tail
+        )
         parts.append(part.with_columns(pl.Series("score", 1.0 - p)))
     if not parts:
         return frame.with_columns(pl.lit(None, dtype=pl.Float64).alias("score")).select(
-            *SCORE_COLUMNS, *[c for c in frame.columns if c not in SCORE_COLUMNS])
+            *SCORE_COLUMNS, *[c for c in frame.columns if c not in SCORE_COLUMNS]
+        )
     out = pl.concat(parts)
     extra = [c for c in out.columns if c not in SCORE_COLUMNS]
     return out.select(*SCORE_COLUMNS, *extra)

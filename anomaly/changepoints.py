@@ -57,9 +57,19 @@ def shift_scores(series: pl.DataFrame, *, span: int, tail_quantile: float = 0.9)
         valid = np.arange(len(y)) >= 2 * span - 1
         ds = part.get_column("ds").filter(pl.Series(valid))
         for name, values in ((LEVEL_SHIFT_DETECTOR, level), (TREND_SHIFT_DETECTOR, trend)):
-            parts.append(pl.DataFrame({"unique_id": uid, "ds": ds, "detector": name,
-                                       "raw_score": np.nan_to_num(values[valid], nan=0.0)}))
+            parts.append(
+                pl.DataFrame(
+                    {"unique_id": uid, "ds": ds, "detector": name, "raw_score": np.nan_to_num(values[valid], nan=0.0)}
+                )
+            )
     if not parts:
-        return pl.DataFrame(schema={"unique_id": pl.Utf8, "ds": pl.Datetime("us"), "detector": pl.Utf8,
-                                    "raw_score": pl.Float64, "score": pl.Float64})
+        return pl.DataFrame(
+            schema={
+                "unique_id": pl.Utf8,
+                "ds": pl.Datetime("us"),
+                "detector": pl.Utf8,
+                "raw_score": pl.Float64,
+                "score": pl.Float64,
+            }
+        )
     return calibrate_causal(pl.concat(parts), tail_quantile=tail_quantile).select(SCORE_COLUMNS)

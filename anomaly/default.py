@@ -38,8 +38,16 @@ from anomaly.subsequence import PYOD_METHODS, subsequence_scores
 from core.errors import FrameError
 from core.frames import validate_series
 
-__all__ = ["DEFAULT_DETECTORS", "SERIES_DETECTORS", "ALARM_DETECTORS", "ALARM_LEVEL", "detect", "alarm_scores",
-           "alarm_span", "hold_span"]
+__all__ = [
+    "DEFAULT_DETECTORS",
+    "SERIES_DETECTORS",
+    "ALARM_DETECTORS",
+    "ALARM_LEVEL",
+    "detect",
+    "alarm_scores",
+    "alarm_span",
+    "hold_span",
+]
 
 #: Detectors that need only the series; ``subseq_<m>`` for every PyOD method m.
 SERIES_DETECTORS: tuple[str, ...] = (LEVEL_DETECTOR, CHANGE_DETECTOR, *(f"subseq_{m}" for m in PYOD_METHODS))
@@ -93,15 +101,28 @@ def detect(
         elif name == CHANGE_DETECTOR:
             parts.append(change_novelty(frame, tail_quantile=tail_quantile, tail=tail))
         else:
-            parts.append(subsequence_scores(frame, method=name.removeprefix("subseq_"), windows=windows,
-                                            seed=seed, min_history=min_history, tail_quantile=tail_quantile,
-                                            tail=tail))
+            parts.append(
+                subsequence_scores(
+                    frame,
+                    method=name.removeprefix("subseq_"),
+                    windows=windows,
+                    seed=seed,
+                    min_history=min_history,
+                    tail_quantile=tail_quantile,
+                    tail=tail,
+                )
+            )
     return pl.concat(parts, how="vertical_relaxed")
 
 
-def alarm_scores(series: pl.DataFrame, *, detectors: Sequence[str] = ALARM_DETECTORS,
-                 windows: Mapping[str, int] | None = None, seed: int = 0,
-                 level: float = ALARM_LEVEL) -> pl.DataFrame:
+def alarm_scores(
+    series: pl.DataFrame,
+    *,
+    detectors: Sequence[str] = ALARM_DETECTORS,
+    windows: Mapping[str, int] | None = None,
+    seed: int = 0,
+    level: float = ALARM_LEVEL,
+) -> pl.DataFrame:
     """Ensemble score per point in alarm-onset form (module docstring); columns ``unique_id, ds, score``."""
     scores = detect(series, detectors=detectors, windows=windows, seed=seed, min_history=1, tail=ALARM_TAIL)
     ensemble = combine(scores).sort("unique_id", "ds")

@@ -23,9 +23,9 @@ import polars as pl
 from numpy.lib.stride_tricks import sliding_window_view
 from pyod.models.iforest import IForest
 
+from anomaly.calibration import calibrate
 from core.errors import FrameError
 from core.frames import SCORE_COLUMNS, validate_forecasts, validate_series
-from anomaly.calibration import calibrate
 
 __all__ = ["IFOREST_DETECTOR", "INTERVAL_DETECTOR", "subsequence_iforest", "interval_exceedance"]
 
@@ -110,9 +110,7 @@ def interval_exceedance(fitted: pl.DataFrame) -> pl.DataFrame:
         pl.col("q05").cast(pl.Float64),
         pl.col("q95").cast(pl.Float64),
     )
-    broken = frame.filter(
-        ~pl.all_horizontal(pl.col("y", "q05", "q95").is_finite()).fill_null(False)
-    ).height
+    broken = frame.filter(~pl.all_horizontal(pl.col("y", "q05", "q95").is_finite()).fill_null(False)).height
     if broken:
         raise FrameError(
             f"in-sample frame has {broken} row(s) with a missing or non-finite y, q05 or q95",
@@ -124,9 +122,7 @@ def interval_exceedance(fitted: pl.DataFrame) -> pl.DataFrame:
             f"in-sample frame has {dupes} rows sharing a (unique_id, ds) key",
             fix="keep one model per series (filter on the model column) before scoring",
         )
-    half_width = ((pl.col("q95") - pl.col("q05")) / 2).clip(
-        lower_bound=1e-9 * (pl.col("mean").abs() + 1.0)
-    )
+    half_width = ((pl.col("q95") - pl.col("q05")) / 2).clip(lower_bound=1e-9 * (pl.col("mean").abs() + 1.0))
     above, below = pl.col("y") - pl.col("q95"), pl.col("q05") - pl.col("y")
     beyond = pl.max_horizontal(above, below, pl.lit(0.0))
     scored = frame.select(
@@ -172,8 +168,7 @@ def _local_level(z: np.ndarray, w: int) -> np.ndarray:
     past a steady trend is ordinary while a jump or a departure still stands out.
     """
     reference = (
-        pl.Series(z).rolling_median(window_size=4 * w, min_samples=1).shift(w)
-        .fill_null(strategy="backward").to_numpy()
+        pl.Series(z).rolling_median(window_size=4 * w, min_samples=1).shift(w).fill_null(strategy="backward").to_numpy()
     )
     return z - reference
 

@@ -174,8 +174,9 @@ def nab_point_weights(file: NabFile, cost: CostMatrix) -> tuple[np.ndarray, np.n
     return weights, ids
 
 
-def _fill_outside(weights: np.ndarray, idx: np.ndarray, lo: int, hi: int,
-                  prev_right: int | None, prev_width: float, cost: CostMatrix) -> None:
+def _fill_outside(
+    weights: np.ndarray, idx: np.ndarray, lo: int, hi: int, prev_right: int | None, prev_width: float, cost: CostMatrix
+) -> None:
     if hi <= lo:
         return
     if prev_right is None:
@@ -194,8 +195,7 @@ class _Prepared:
     ids: np.ndarray  # window ids, globally unique across the corpus when offset
 
 
-def nab_score(files: Sequence[NabFile], *, profile: str = "standard",
-              threshold: float | None = None) -> NabResult:
+def nab_score(files: Sequence[NabFile], *, profile: str = "standard", threshold: float | None = None) -> NabResult:
     """NAB score of a corpus under one profile (rules in the module docstring).
 
     ``threshold=None`` optimises one threshold over all files, as NAB does; pass a value to
@@ -357,8 +357,9 @@ def range_pr_auc(labels: np.ndarray, scores: np.ndarray, *, buffer: int = 0, ste
     return float(np.sum(np.diff(r) * (p[1:] + p[:-1]) / 2.0))
 
 
-def vus_pr(labels: np.ndarray, scores: np.ndarray, *, max_buffer: int = 100, buffer_steps: int = 11,
-           steps: int = 250) -> float:
+def vus_pr(
+    labels: np.ndarray, scores: np.ndarray, *, max_buffer: int = 100, buffer_steps: int = 11, steps: int = 250
+) -> float:
     """Volume under the range-PR surface: :func:`range_pr_auc` averaged over buffers 0..max."""
     buffers = np.linspace(0, max_buffer, buffer_steps).astype(int)
     return float(np.mean([range_pr_auc(labels, scores, buffer=int(b), steps=steps) for b in buffers]))
@@ -409,8 +410,14 @@ def alarm_onsets(flags: pl.DataFrame) -> list[datetime]:
     return [frame.get_column("ds")[int(i)] for i in np.flatnonzero(starts)]
 
 
-def event_skill(flags: pl.DataFrame, events: Sequence[datetime], *, lead: timedelta,
-                grace: timedelta = timedelta(0), event_ends: Sequence[datetime] | None = None) -> EventSkill:
+def event_skill(
+    flags: pl.DataFrame,
+    events: Sequence[datetime],
+    *,
+    lead: timedelta,
+    grace: timedelta = timedelta(0),
+    event_ends: Sequence[datetime] | None = None,
+) -> EventSkill:
     """Score alarms against events with a matching window fixed before scoring.
 
     ``flags``: ``ds`` and boolean ``flag`` per step (the grade at or above the alarm level).
@@ -422,8 +429,10 @@ def event_skill(flags: pl.DataFrame, events: Sequence[datetime], *, lead: timede
     for some event; steps inside events are left out; NSR = (B / (B + D)) / (A / (A + C)).
     """
     if "ds" not in flags.columns or "flag" not in flags.columns:
-        raise FrameError(f"flags need columns ['ds', 'flag'], got {flags.columns}",
-                         fix="pass the graded series with flag = level >= the alarm level")
+        raise FrameError(
+            f"flags need columns ['ds', 'flag'], got {flags.columns}",
+            fix="pass the graded series with flag = level >= the alarm level",
+        )
     events = sorted(events)
     ends = list(event_ends) if event_ends is not None else list(events)
     if len(ends) != len(events):
@@ -456,15 +465,23 @@ def event_skill(flags: pl.DataFrame, events: Sequence[datetime], *, lead: timede
     csi = hits / (hits + misses + false) if (hits + misses + false) else float("nan")
     nsr = _noise_to_signal(frame, pairs, lead)
     return EventSkill(
-        events=len(pairs), hits=hits, misses=misses, alarms=len(onsets), false_alarms=false,
-        pod=pod, far=far, csi=csi, lead_times_days=tuple(leads),
-        median_lead_days=float(np.median(leads)) if leads else None, noise_to_signal=nsr,
-        lead_window_days=lead.total_seconds() / 86400.0, grace_days=grace.total_seconds() / 86400.0,
+        events=len(pairs),
+        hits=hits,
+        misses=misses,
+        alarms=len(onsets),
+        false_alarms=false,
+        pod=pod,
+        far=far,
+        csi=csi,
+        lead_times_days=tuple(leads),
+        median_lead_days=float(np.median(leads)) if leads else None,
+        noise_to_signal=nsr,
+        lead_window_days=lead.total_seconds() / 86400.0,
+        grace_days=grace.total_seconds() / 86400.0,
     )
 
 
-def _noise_to_signal(frame: pl.DataFrame, pairs: Sequence[tuple[datetime, datetime]],
-                     lead: timedelta) -> float | None:
+def _noise_to_signal(frame: pl.DataFrame, pairs: Sequence[tuple[datetime, datetime]], lead: timedelta) -> float | None:
     ds = frame.get_column("ds").to_numpy()
     flag = frame.get_column("flag").cast(pl.Boolean).to_numpy()
     signal_period = np.zeros(len(ds), dtype=bool)

@@ -101,14 +101,18 @@ def grade(
     frame = _cool_down(frame, options.cooldown)
     frame = _add_exceedance(frame, exceedance, options.exceedance_ladder)
     flagged = _flagged(frame, include_latest=include_latest)
-    evidence = _evidence(flagged, options, components=components, as_of=as_of, last_observed=last_observed,
-                         stale_after_days=stale_after_days)
+    evidence = _evidence(
+        flagged,
+        options,
+        components=components,
+        as_of=as_of,
+        last_observed=last_observed,
+        stale_after_days=stale_after_days,
+    )
     return flagged.select(
         "unique_id",
         "ds",
-        pl.col("level_index")
-        .replace_strict({int(lv): lv.label for lv in Level}, return_dtype=pl.Utf8)
-        .alias("level"),
+        pl.col("level_index").replace_strict({int(lv): lv.label for lv in Level}, return_dtype=pl.Utf8).alias("level"),
         "score",
         pl.Series("evidence", evidence, dtype=pl.Utf8),
     )
@@ -132,23 +136,31 @@ def _validate_options(
     """
     ladder = _check_thresholds(thresholds)
     if not isinstance(cooldown, int) or cooldown < 0:
-        raise ConfigError(f"cooldown={cooldown!r} must be an integer >= 0",
-                          fix="use the [scoring] cooldown setting, e.g. 3 steps")
+        raise ConfigError(
+            f"cooldown={cooldown!r} must be an integer >= 0", fix="use the [scoring] cooldown setting, e.g. 3 steps"
+        )
     if grades_exceedance and exceedance_thresholds is None:
-        raise ConfigError("exceedance probabilities were given without exceedance_thresholds",
-                          fix="pass the [scoring] exceedance ladder with the exceedance frame")
-    ex_ladder = _check_thresholds(exceedance_thresholds) if exceedance_thresholds is not None and grades_exceedance \
-        else None
+        raise ConfigError(
+            "exceedance probabilities were given without exceedance_thresholds",
+            fix="pass the [scoring] exceedance ladder with the exceedance frame",
+        )
+    ex_ladder = (
+        _check_thresholds(exceedance_thresholds) if exceedance_thresholds is not None and grades_exceedance else None
+    )
     if not (isinstance(persistence_k, int) and isinstance(persistence_n, int)) or not (
         1 <= persistence_k <= persistence_n
     ):
         raise ConfigError(
-            f"persistence_k={persistence_k!r}, persistence_n={persistence_n!r}: "
-            "need integers with 1 <= k <= n",
+            f"persistence_k={persistence_k!r}, persistence_n={persistence_n!r}: need integers with 1 <= k <= n",
             fix="use the [risk] settings, e.g. persistence_k=2, persistence_n=3",
         )
-    return _Options(ladder=ladder, persistence_k=persistence_k, persistence_n=persistence_n,
-                    cooldown=cooldown, exceedance_ladder=ex_ladder)
+    return _Options(
+        ladder=ladder,
+        persistence_k=persistence_k,
+        persistence_n=persistence_n,
+        cooldown=cooldown,
+        exceedance_ladder=ex_ladder,
+    )
 
 
 def _score_frame(scores: pl.DataFrame) -> pl.DataFrame:
@@ -179,9 +191,7 @@ def _levels(frame: pl.DataFrame, options: _Options) -> pl.DataFrame:
     """Rules 1-2: ``raw_level`` from the ladder, ``hits_<level>`` in the window, held ``level_index``."""
     frame = frame.sort("unique_id", "ds").with_columns(
         # Thresholds rise, so the number reached is the raw level's index.
-        pl.sum_horizontal(
-            [(pl.col("score") >= options.ladder[lv]).cast(pl.Int32) for lv in _LEVELS]
-        ).alias("raw_level")
+        pl.sum_horizontal([(pl.col("score") >= options.ladder[lv]).cast(pl.Int32) for lv in _LEVELS]).alias("raw_level")
     )
     hits = [
         (pl.col("raw_level") >= int(lv))
@@ -212,8 +222,7 @@ def _cool_down(frame: pl.DataFrame, cooldown: int) -> pl.DataFrame:
 def _flagged(frame: pl.DataFrame, *, include_latest: bool) -> pl.DataFrame:
     """Rows whose raw or held level is at least blue, and each series' newest row when asked."""
     latest = pl.col("ds") == pl.col("ds").max().over("unique_id")
-    return frame.filter((pl.col("raw_level") >= 1) | (pl.col("level_index") >= 1)
-                        | (latest & pl.lit(include_latest)))
+    return frame.filter((pl.col("raw_level") >= 1) | (pl.col("level_index") >= 1) | (latest & pl.lit(include_latest)))
 
 
 def _evidence(
@@ -247,13 +256,17 @@ def _evidence(
         if key in details:
             item["detectors"] = details[key]
         if row.get("ex_p") is not None and ex_ladder is not None:
-            item["exceedance"] = {"p_path_cross": row["ex_p"], "threshold": row["ex_threshold"],
-                                  **({"threshold_value": row["ex_value"]} if row["ex_value"] is not None else {}),
-                                  "level": Level(row["ex_level"]).label,
-                                  "thresholds": {lv.label: ex_ladder[lv] for lv in _LEVELS}}
+            item["exceedance"] = {
+                "p_path_cross": row["ex_p"],
+                "threshold": row["ex_threshold"],
+                **({"threshold_value": row["ex_value"]} if row["ex_value"] is not None else {}),
+                "level": Level(row["ex_level"]).label,
+                "thresholds": {lv.label: ex_ladder[lv] for lv in _LEVELS},
+            }
         if as_of is not None and last_observed is not None and row["unique_id"] in last_observed:
-            item["data"] = _freshness(last_observed[row["unique_id"]], as_of,
-                                      (stale_after_days or {}).get(row["unique_id"]))
+            item["data"] = _freshness(
+                last_observed[row["unique_id"]], as_of, (stale_after_days or {}).get(row["unique_id"])
+            )
         evidence.append(json.dumps(item, sort_keys=True, default=str))
     return evidence
 
@@ -261,27 +274,40 @@ def _evidence(
 def _freshness(last: datetime, as_of: datetime, limit: float | None) -> dict:
     """The ``data`` evidence: newest observation, its age in days at ``as_of``, and whether it is stale."""
     age = (as_of - last).total_seconds() / 86400.0
-    return {"last_observation": last.isoformat(), "as_of": as_of.isoformat(),
-            "age_days": round(age, 3), "stale_after_days": limit,
-            "stale": bool(limit is not None and age > limit)}
+    return {
+        "last_observation": last.isoformat(),
+        "as_of": as_of.isoformat(),
+        "age_days": round(age, 3),
+        "stale_after_days": limit,
+        "stale": bool(limit is not None and age > limit),
+    }
 
 
-def _add_exceedance(frame: pl.DataFrame, exceedance: pl.DataFrame | None,
-                    ladder: dict[Level, float] | None) -> pl.DataFrame:
+def _add_exceedance(
+    frame: pl.DataFrame, exceedance: pl.DataFrame | None, ladder: dict[Level, float] | None
+) -> pl.DataFrame:
     """Join the exceedance probability and raise the level where it grades higher."""
     if exceedance is None or ladder is None or exceedance.height == 0:
-        return frame.with_columns(pl.lit(None, dtype=pl.Float64).alias("ex_p"),
-                                  pl.lit(None, dtype=pl.Float64).alias("ex_threshold"),
-                                  pl.lit(None, dtype=pl.Float64).alias("ex_value"),
-                                  pl.lit(0, dtype=pl.Int32).alias("ex_level"))
-    ex = exceedance.select(pl.col("unique_id").cast(pl.Utf8), pl.col("ds").cast(pl.Datetime("us")),
-                           pl.col("score").cast(pl.Float64).alias("ex_p"),
-                           (pl.col("threshold") if "threshold" in exceedance.columns
-                            else pl.lit(None)).alias("ex_threshold"),
-                           (pl.col("threshold_value").cast(pl.Float64) if "threshold_value" in exceedance.columns
-                            else pl.lit(None, dtype=pl.Float64)).alias("ex_value"))
-    ex = ex.with_columns(pl.sum_horizontal(
-        [(pl.col("ex_p") >= ladder[lv]).cast(pl.Int32) for lv in _LEVELS]).alias("ex_level"))
+        return frame.with_columns(
+            pl.lit(None, dtype=pl.Float64).alias("ex_p"),
+            pl.lit(None, dtype=pl.Float64).alias("ex_threshold"),
+            pl.lit(None, dtype=pl.Float64).alias("ex_value"),
+            pl.lit(0, dtype=pl.Int32).alias("ex_level"),
+        )
+    ex = exceedance.select(
+        pl.col("unique_id").cast(pl.Utf8),
+        pl.col("ds").cast(pl.Datetime("us")),
+        pl.col("score").cast(pl.Float64).alias("ex_p"),
+        (pl.col("threshold") if "threshold" in exceedance.columns else pl.lit(None)).alias("ex_threshold"),
+        (
+            pl.col("threshold_value").cast(pl.Float64)
+            if "threshold_value" in exceedance.columns
+            else pl.lit(None, dtype=pl.Float64)
+        ).alias("ex_value"),
+    )
+    ex = ex.with_columns(
+        pl.sum_horizontal([(pl.col("ex_p") >= ladder[lv]).cast(pl.Int32) for lv in _LEVELS]).alias("ex_level")
+    )
     joined = frame.join(ex, on=["unique_id", "ds"], how="left").with_columns(pl.col("ex_level").fill_null(0))
     return joined.with_columns(pl.max_horizontal("level_index", "ex_level").alias("level_index"))
 
@@ -291,12 +317,15 @@ def _component_lookup(components: pl.DataFrame | None, flagged: pl.DataFrame) ->
     if components is None or components.height == 0 or flagged.height == 0:
         return {}
     keys = flagged.select("unique_id", "ds")
-    rows = components.select(pl.col("unique_id").cast(pl.Utf8), pl.col("ds").cast(pl.Datetime("us")),
-                             "detector", "raw_score", "score").join(keys, on=["unique_id", "ds"])
+    rows = components.select(
+        pl.col("unique_id").cast(pl.Utf8), pl.col("ds").cast(pl.Datetime("us")), "detector", "raw_score", "score"
+    ).join(keys, on=["unique_id", "ds"])
     out: dict = {}
     for r in rows.iter_rows(named=True):
         out.setdefault((r["unique_id"], r["ds"]), {})[r["detector"]] = {
-            "raw": round(r["raw_score"], 6), "score": round(r["score"], 6)}
+            "raw": round(r["raw_score"], 6),
+            "score": round(r["score"], 6),
+        }
     return out
 
 
@@ -312,11 +341,19 @@ def grade_regions(latest: pl.DataFrame, meta: pl.DataFrame) -> pl.DataFrame:
         pl.col("level").replace_strict(order, return_dtype=pl.Int32).alias("rank"),
     )
     top = frame.group_by("region").agg(pl.col("rank").max().alias("rank"))
-    carriers = frame.join(top, on=["region", "rank"]).group_by("region").agg(
-        pl.col("unique_id").sort().alias("series"), pl.col("score").max().alias("score"))
-    return top.join(carriers, on="region").with_columns(
-        pl.col("rank").replace_strict({v: k for k, v in order.items()}, return_dtype=pl.Utf8).alias("level")
-    ).select("region", "level", "score", "series").sort("region")
+    carriers = (
+        frame.join(top, on=["region", "rank"])
+        .group_by("region")
+        .agg(pl.col("unique_id").sort().alias("series"), pl.col("score").max().alias("score"))
+    )
+    return (
+        top.join(carriers, on="region")
+        .with_columns(
+            pl.col("rank").replace_strict({v: k for k, v in order.items()}, return_dtype=pl.Utf8).alias("level")
+        )
+        .select("region", "level", "score", "series")
+        .sort("region")
+    )
 
 
 def _check_thresholds(thresholds: Mapping[str, float]) -> dict[Level, float]:

@@ -76,42 +76,70 @@ def _lagged(rolled: pl.Series) -> np.ndarray:
     return np.asarray(out, dtype=np.float64)
 
 
-def level_novelty(series: pl.DataFrame, *, reference: int | None = None, blocks: int = 40,
-                  tail_quantile: float = 0.9, tail: str = "exponential") -> pl.DataFrame:
+def level_novelty(
+    series: pl.DataFrame,
+    *,
+    reference: int | None = None,
+    blocks: int = 40,
+    tail_quantile: float = 0.9,
+    tail: str = "exponential",
+) -> pl.DataFrame:
     """Robust distance of each value from its recent past (see the module docstring)."""
-    return _per_series(series, LEVEL_DETECTOR, lambda y, r: robust_deviation(y, r),
-                       reference, blocks, tail_quantile, tail)
+    return _per_series(
+        series, LEVEL_DETECTOR, lambda y, r: robust_deviation(y, r), reference, blocks, tail_quantile, tail
+    )
 
 
-def change_novelty(series: pl.DataFrame, *, reference: int | None = None, blocks: int = 40,
-                   tail_quantile: float = 0.9, tail: str = "exponential") -> pl.DataFrame:
+def change_novelty(
+    series: pl.DataFrame,
+    *,
+    reference: int | None = None,
+    blocks: int = 40,
+    tail_quantile: float = 0.9,
+    tail: str = "exponential",
+) -> pl.DataFrame:
     """Robust size of each step ``y_t - y_{t-1}`` against recent steps."""
+
     def step(y: np.ndarray, r: int) -> np.ndarray:
         return robust_deviation(np.diff(y, prepend=y[0]), r)
 
     return _per_series(series, CHANGE_DETECTOR, step, reference, blocks, tail_quantile, tail)
 
 
-def _per_series(series: pl.DataFrame, detector: str, raw_fn: Callable[[np.ndarray, int], np.ndarray], reference: int | None,
-                blocks: int, tail_quantile: float, tail: str = "exponential") -> pl.DataFrame:
+def _per_series(
+    series: pl.DataFrame,
+    detector: str,
+    raw_fn: Callable[[np.ndarray, int], np.ndarray],
+    reference: int | None,
+    blocks: int,
+    tail_quantile: float,
+    tail: str = "exponential",
+) -> pl.DataFrame:
     frame = validate_series(series)
     if reference is not None and reference < _MIN_REFERENCE:
-        raise FrameError(f"reference={reference} is too short to estimate a spread",
-                         fix=f"use at least {_MIN_REFERENCE} observations (default: 5% of the series)")
+        raise FrameError(
+            f"reference={reference} is too short to estimate a spread",
+            fix=f"use at least {_MIN_REFERENCE} observations (default: 5% of the series)",
+        )
     parts = []
     for (uid,), part in frame.group_by("unique_id", maintain_order=True):
         y = part.get_column("y").to_numpy()
         span = reference or reference_length(len(y))
-        parts.append(pl.DataFrame({
-            "unique_id": uid,
-            "ds": part.get_column("ds"),
-            "detector": detector,
-            "raw_score": raw_fn(y, span),
-        }))
+        parts.append(
+            pl.DataFrame(
+                {
+                    "unique_id": uid,
+                    "ds": part.get_column("ds"),
+                    "detector": detector,
+                    "raw_score": raw_fn(y, span),
+                }
+            )
+        )
     if not parts:
         return _empty()
-    return calibrate_causal(pl.concat(parts), blocks=blocks, tail_quantile=tail_quantile,
-                            tail=tail).select(SCORE_COLUMNS)
+    return calibrate_causal(pl.concat(parts), blocks=blocks, tail_quantile=tail_quantile, tail=tail).select(
+        SCORE_COLUMNS
+    )
 
 
 def suppress_repeats(scores: pl.DataFrame, *, span: int, damping: float = 0.5) -> pl.DataFrame:
@@ -122,14 +150,14 @@ def suppress_repeats(scores: pl.DataFrame, *, span: int, damping: float = 0.5) -
     for any threshold, the alarms that remain are onsets (or escalations).
     """
     if span < 1 or not 0.0 <= damping <= 1.0:
-        raise FrameError(f"span={span}, damping={damping}: need span >= 1 and 0 <= damping <= 1",
-                         fix="e.g. span = 0.5% of the series, damping = 0.5")
+        raise FrameError(
+            f"span={span}, damping={damping}: need span >= 1 and 0 <= damping <= 1",
+            fix="e.g. span = 0.5% of the series, damping = 0.5",
+        )
     frame = scores.sort("unique_id", "detector", "ds")
-    previous = (pl.col("score").rolling_max(span, min_samples=1).shift(1)
-                .over("unique_id", "detector").fill_null(0.0))
+    previous = pl.col("score").rolling_max(span, min_samples=1).shift(1).over("unique_id", "detector").fill_null(0.0)
     return frame.with_columns(
-        pl.when(pl.col("score") > previous).then(pl.col("score"))
-        .otherwise(pl.col("score") * damping).alias("score")
+        pl.when(pl.col("score") > previous).then(pl.col("score")).otherwise(pl.col("score") * damping).alias("score")
     )
 
 
@@ -143,8 +171,10 @@ def alarm_form(scores: pl.DataFrame, *, span: int, level: float) -> pl.DataFrame
     Causal: whether ``t`` is an onset depends on scores up to ``t`` only.
     """
     if span < 1 or not 0.0 < level < 1.0:
-        raise FrameError(f"span={span}, level={level}: need span >= 1 and 0 < level < 1",
-                         fix="e.g. span = 0.5% of the series, level = the [risk] red threshold 0.998")
+        raise FrameError(
+            f"span={span}, level={level}: need span >= 1 and 0 < level < 1",
+            fix="e.g. span = 0.5% of the series, level = the [risk] red threshold 0.998",
+        )
     frame = scores.sort("unique_id", "detector", "ds")
     parts = []
     for _, part in frame.group_by("unique_id", "detector", maintain_order=True):
@@ -163,5 +193,12 @@ def alarm_form(scores: pl.DataFrame, *, span: int, level: float) -> pl.DataFrame
 
 
 def _empty() -> pl.DataFrame:
-    return pl.DataFrame(schema={"unique_id": pl.Utf8, "ds": pl.Datetime("us"), "detector": pl.Utf8,
-                                "raw_score": pl.Float64, "score": pl.Float64})
+    return pl.DataFrame(
+        schema={
+            "unique_id": pl.Utf8,
+            "ds": pl.Datetime("us"),
+            "detector": pl.Utf8,
+            "raw_score": pl.Float64,
+            "score": pl.Float64,
+        }
+    )

@@ -26,8 +26,14 @@ from anomaly.calibration import calibrate_causal
 from core.errors import FrameError
 from core.frames import QUANTILES, SCORE_COLUMNS, quantile_column, validate_forecasts
 
-__all__ = ["SURPRISE_DETECTOR", "EXCEEDANCE_DETECTOR", "EXCEEDANCE_COLUMNS", "forecast_surprise",
-           "pit_levels", "exceedance_scores"]
+__all__ = [
+    "SURPRISE_DETECTOR",
+    "EXCEEDANCE_DETECTOR",
+    "EXCEEDANCE_COLUMNS",
+    "forecast_surprise",
+    "pit_levels",
+    "exceedance_scores",
+]
 
 SURPRISE_DETECTOR = "forecast_surprise"
 EXCEEDANCE_DETECTOR = "exceedance"
@@ -64,24 +70,40 @@ def forecast_surprise(fitted: pl.DataFrame, *, tail_quantile: float = 0.9) -> pl
     """
     validate_forecasts(fitted)
     if "y" not in fitted.columns:
-        raise FrameError(f"in-sample frame lacks column 'y'; it has {fitted.columns}",
-                         fix="pass ForecastResult.fitted (forecasts have no observations to compare)")
+        raise FrameError(
+            f"in-sample frame lacks column 'y'; it has {fitted.columns}",
+            fix="pass ForecastResult.fitted (forecasts have no observations to compare)",
+        )
     qcols = [quantile_column(q) for q in QUANTILES]
-    frame = fitted.select(pl.col("unique_id").cast(pl.Utf8), pl.col("ds").cast(pl.Datetime("us")),
-                          pl.col("y").cast(pl.Float64), *[pl.col(c).cast(pl.Float64) for c in qcols])
+    frame = fitted.select(
+        pl.col("unique_id").cast(pl.Utf8),
+        pl.col("ds").cast(pl.Datetime("us")),
+        pl.col("y").cast(pl.Float64),
+        *[pl.col(c).cast(pl.Float64) for c in qcols],
+    )
     frame = frame.filter(pl.all_horizontal(pl.col("y", *qcols).is_finite()).fill_null(False))
     dupes = frame.select(pl.struct("unique_id", "ds").is_duplicated().sum()).item()
     if dupes:
-        raise FrameError(f"in-sample frame has {dupes} rows sharing a (unique_id, ds) key",
-                         fix="keep one model per series (filter on the model column) before scoring")
+        raise FrameError(
+            f"in-sample frame has {dupes} rows sharing a (unique_id, ds) key",
+            fix="keep one model per series (filter on the model column) before scoring",
+        )
     if frame.height == 0:
-        return pl.DataFrame(schema={"unique_id": pl.Utf8, "ds": pl.Datetime("us"), "detector": pl.Utf8,
-                                    "raw_score": pl.Float64, "score": pl.Float64})
+        return pl.DataFrame(
+            schema={
+                "unique_id": pl.Utf8,
+                "ds": pl.Datetime("us"),
+                "detector": pl.Utf8,
+                "raw_score": pl.Float64,
+                "score": pl.Float64,
+            }
+        )
     frame = frame.sort("unique_id", "ds")
     u = pit_levels(frame.get_column("y").to_numpy(), frame.select(qcols).to_numpy())
     z = np.abs(norm.ppf(u))
-    raw = frame.select("unique_id", "ds", pl.lit(SURPRISE_DETECTOR).alias("detector"),
-                       pl.Series("raw_score", np.minimum(z, 40.0)))
+    raw = frame.select(
+        "unique_id", "ds", pl.lit(SURPRISE_DETECTOR).alias("detector"), pl.Series("raw_score", np.minimum(z, 40.0))
+    )
     return calibrate_causal(raw, tail_quantile=tail_quantile).select(SCORE_COLUMNS)
 
 
@@ -93,25 +115,45 @@ def exceedance_scores(probabilities: pl.DataFrame, *, at: Mapping[str, datetime]
     """
     missing = [c for c in EXCEEDANCE_COLUMNS if c not in probabilities.columns]
     if missing:
-        raise FrameError(f"exceedance frame lacks {missing}; it has {probabilities.columns}",
-                         fix=f"pass the forecasting exceedance frame with {list(EXCEEDANCE_COLUMNS)}")
+        raise FrameError(
+            f"exceedance frame lacks {missing}; it has {probabilities.columns}",
+            fix=f"pass the forecasting exceedance frame with {list(EXCEEDANCE_COLUMNS)}",
+        )
     # The threshold is a spec (``p99``, ``rl10``, ``abs:5.0:below``) or a number: kept as given,
     # with its resolved value when the frame carries one.
-    value = (pl.col("threshold_value").cast(pl.Float64) if "threshold_value" in probabilities.columns
-             else pl.lit(None, dtype=pl.Float64)).alias("threshold_value")
-    frame = probabilities.select(pl.col("unique_id").cast(pl.Utf8), pl.col("ds").cast(pl.Datetime("us")),
-                                 pl.col("threshold"), value, pl.col("p_path_cross").cast(pl.Float64))
+    value = (
+        pl.col("threshold_value").cast(pl.Float64)
+        if "threshold_value" in probabilities.columns
+        else pl.lit(None, dtype=pl.Float64)
+    ).alias("threshold_value")
+    frame = probabilities.select(
+        pl.col("unique_id").cast(pl.Utf8),
+        pl.col("ds").cast(pl.Datetime("us")),
+        pl.col("threshold"),
+        value,
+        pl.col("p_path_cross").cast(pl.Float64),
+    )
     outside = frame.filter(~pl.col("p_path_cross").is_between(0.0, 1.0)).height
     if outside:
-        raise FrameError(f"{outside} exceedance probabilities lie outside [0, 1]",
-                         fix="p_path_cross must be a probability")
-    best = (frame.sort(["unique_id", "p_path_cross", "ds"], descending=[False, True, False])
-            .group_by("unique_id", maintain_order=True).first())
-    cut = pl.DataFrame({"unique_id": list(at), "at": list(at.values())},
-                       schema={"unique_id": pl.Utf8, "at": pl.Datetime("us")})
+        raise FrameError(
+            f"{outside} exceedance probabilities lie outside [0, 1]", fix="p_path_cross must be a probability"
+        )
+    best = (
+        frame.sort(["unique_id", "p_path_cross", "ds"], descending=[False, True, False])
+        .group_by("unique_id", maintain_order=True)
+        .first()
+    )
+    cut = pl.DataFrame(
+        {"unique_id": list(at), "at": list(at.values())}, schema={"unique_id": pl.Utf8, "at": pl.Datetime("us")}
+    )
     joined = best.join(cut, on="unique_id", how="inner")
     return joined.select(
-        "unique_id", pl.col("at").alias("ds"), pl.lit(EXCEEDANCE_DETECTOR).alias("detector"),
-        pl.col("p_path_cross").alias("raw_score"), pl.col("p_path_cross").alias("score"),
-        "threshold", "threshold_value", pl.col("ds").alias("horizon_ds"),
+        "unique_id",
+        pl.col("at").alias("ds"),
+        pl.lit(EXCEEDANCE_DETECTOR).alias("detector"),
+        pl.col("p_path_cross").alias("raw_score"),
+        pl.col("p_path_cross").alias("score"),
+        "threshold",
+        "threshold_value",
+        pl.col("ds").alias("horizon_ds"),
     ).sort("unique_id")

@@ -147,11 +147,21 @@ def subsequence_scores(
         if len(y) < max(min_history, w + _MIN_WINDOWS):
             continue
         raw = _raw_scores(y, w, lambda: _pyod(method, seed), blocks)
-        parts.append(pl.DataFrame({"unique_id": uid, "ds": part.get_column("ds"),
-                                   "detector": f"subseq_{method}", "raw_score": raw}))
+        parts.append(
+            pl.DataFrame(
+                {"unique_id": uid, "ds": part.get_column("ds"), "detector": f"subseq_{method}", "raw_score": raw}
+            )
+        )
     if not parts:
-        return pl.DataFrame(schema={"unique_id": pl.Utf8, "ds": pl.Datetime("us"), "detector": pl.Utf8,
-                                    "raw_score": pl.Float64, "score": pl.Float64})
+        return pl.DataFrame(
+            schema={
+                "unique_id": pl.Utf8,
+                "ds": pl.Datetime("us"),
+                "detector": pl.Utf8,
+                "raw_score": pl.Float64,
+                "score": pl.Float64,
+            }
+        )
     return calibrate_causal(pl.concat(parts), tail_quantile=tail_quantile, tail=tail).select(SCORE_COLUMNS)
 
 
@@ -160,13 +170,17 @@ def _window(uid: str, y: np.ndarray, windows: Mapping[str, int] | None) -> int:
         # Causal: the period is read from the warm-up, not from the whole series.
         return default_window(y[: _warmup(len(y))])
     if uid not in windows:
-        raise FrameError(f"series {uid!r} has no window length",
-                         fix="pass windows={unique_id: w} (the [anomaly] window of its frequency), "
-                             "or windows=None to use the dominant period")
+        raise FrameError(
+            f"series {uid!r} has no window length",
+            fix="pass windows={unique_id: w} (the [anomaly] window of its frequency), "
+            "or windows=None to use the dominant period",
+        )
     w = windows[uid]
     if not isinstance(w, int) or w < 2:
-        raise FrameError(f"window for {uid!r} is {w!r}; need an integer >= 2",
-                         fix="use the [anomaly] window of the series' frequency, e.g. 5 for B")
+        raise FrameError(
+            f"window for {uid!r} is {w!r}; need an integer >= 2",
+            fix="use the [anomaly] window of the series' frequency, e.g. 5 for B",
+        )
     return w
 
 

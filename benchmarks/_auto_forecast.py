@@ -29,11 +29,19 @@ def auto_forecast(
     margin: float = 0.2,
 ) -> tuple[pl.DataFrame, pl.DataFrame, forecasting.BacktestResult]:
     """(selected forecasts, selections, backtest) for every series."""
-    bt = forecasting.backtest(series, frequencies=frequencies, horizons=horizons, models=models,
-                              windows=windows, max_context=max_context, n_jobs=n_jobs)
+    bt = forecasting.backtest(
+        series,
+        frequencies=frequencies,
+        horizons=horizons,
+        models=models,
+        windows=windows,
+        max_context=max_context,
+        n_jobs=n_jobs,
+    )
     ids = sorted(series["unique_id"].unique().to_list())
-    selections = forecasting.select_models(bt.metrics, unique_ids=ids, default_model=models[0],
-                                           criterion=criterion, margin=margin)
+    selections = forecasting.select_models(
+        bt.metrics, unique_ids=ids, default_model=models[0], criterion=criterion, margin=margin
+    )
     chosen = dict(selections.select("unique_id", "model").iter_rows())
     needed: dict[str, tuple[str, ...]] = {}
     for uid, model in chosen.items():
@@ -43,9 +51,16 @@ def auto_forecast(
         groups.setdefault(need, []).append(uid)
     raw = []
     for need, group in groups.items():
-        raw.append(forecasting.forecast_statistical(
-            series.filter(pl.col("unique_id").is_in(group)), frequencies=frequencies,
-            horizons=horizons, models=need, max_context=max_context, n_jobs=n_jobs).forecasts)
+        raw.append(
+            forecasting.forecast_statistical(
+                series.filter(pl.col("unique_id").is_in(group)),
+                frequencies=frequencies,
+                horizons=horizons,
+                models=need,
+                max_context=max_context,
+                n_jobs=n_jobs,
+            ).forecasts
+        )
     forecasts = pl.concat(raw)
     out = []
     for method in ("median", "weighted"):
@@ -57,12 +72,17 @@ def auto_forecast(
         if method == "weighted":
             weights = {}
             for uid, ms in members.items():
-                weights.update(forecasting.inverse_loss_weights(
-                    bt.metrics.filter(pl.col("unique_id") == uid), members=ms))
-        out.append(forecasting.combine_forecasts(
-            forecasts.filter(pl.col("unique_id").is_in(list(members))), members=members,
-            method=method, weights=weights))
+                weights.update(
+                    forecasting.inverse_loss_weights(bt.metrics.filter(pl.col("unique_id") == uid), members=ms)
+                )
+        out.append(
+            forecasting.combine_forecasts(
+                forecasts.filter(pl.col("unique_id").is_in(list(members))),
+                members=members,
+                method=method,
+                weights=weights,
+            )
+        )
     single = [u for u, m in chosen.items() if not m.startswith("Ensemble-")]
     out.append(forecasts.filter(pl.col("unique_id").is_in(single)))
-    return pl.concat([o.select(forecast_columns()) for o in out]).sort("unique_id", "ds"), \
-        selections, bt
+    return pl.concat([o.select(forecast_columns()) for o in out]).sort("unique_id", "ds"), selections, bt

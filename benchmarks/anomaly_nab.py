@@ -29,8 +29,18 @@ DEFAULT_NAB = ROOT.parent / "shared" / "data" / "labeled_anomalies" / "nab"
 
 
 def run(nab: Path, limit: int | None) -> dict:
-    argv = ["evaluate", "nab", "--data", str(nab / "data"), "--labels", str(nab / "labels" / "combined_windows.json"),
-            "--detectors", ",".join(anomaly.ALARM_DETECTORS), "--json", "--quiet"]
+    argv = [
+        "evaluate",
+        "nab",
+        "--data",
+        str(nab / "data"),
+        "--labels",
+        str(nab / "labels" / "combined_windows.json"),
+        "--detectors",
+        ",".join(anomaly.ALARM_DETECTORS),
+        "--json",
+        "--quiet",
+    ]
     if limit:
         argv += ["--limit", str(limit)]
     out = io.StringIO()
@@ -53,10 +63,15 @@ def main_cli() -> None:
         raise SystemExit(f"no NAB corpus at {args.nab}; pass --nab DIR (NAB's data/ and labels/ inside)")
     report = run(args.nab, args.limit)
     base = report["iforest_baseline"]
-    published = json.loads((args.nab / "results" / "final_results.json").read_text()) \
-        if (args.nab / "results" / "final_results.json").is_file() else {}
-    print(f"files scored {report['files_scored']}, windows {report['windows']}, "
-          f"missing data for {report['missing_files']}, {report['seconds']} s")
+    published = (
+        json.loads((args.nab / "results" / "final_results.json").read_text())
+        if (args.nab / "results" / "final_results.json").is_file()
+        else {}
+    )
+    print(
+        f"files scored {report['files_scored']}, windows {report['windows']}, "
+        f"missing data for {report['missing_files']}, {report['seconds']} s"
+    )
     for key in ("nab_score", "nab_score_low_fp", "nab_score_low_fn", "vus_pr", "range_auc_pr", "point_auc_pr"):
         print(f"{key:18s} engine {report[key]!s:>8}   iforest {base[key]!s:>8}")
     line = {

@@ -22,16 +22,22 @@ import numpy as np
 import pandas as pd
 import polars as pl
 
-from forecasting import build_random_chronos, forecast_chronos, load_chronos
 from core.frames import QUANTILES
+from forecasting import build_random_chronos, forecast_chronos, load_chronos
 
 
 def synthetic(n: int, length: int) -> pd.DataFrame:
     rng = np.random.default_rng(0)
     ds = pd.date_range("2023-01-01", periods=length, freq="D")
-    return pd.concat([pd.DataFrame({"unique_id": f"s{i:04d}", "ds": ds,
-                                    "y": (rng.normal(size=length).cumsum() + 50).astype(np.float32)})
-                      for i in range(n)], ignore_index=True)
+    return pd.concat(
+        [
+            pd.DataFrame(
+                {"unique_id": f"s{i:04d}", "ds": ds, "y": (rng.normal(size=length).cumsum() + 50).astype(np.float32)}
+            )
+            for i in range(n)
+        ],
+        ignore_index=True,
+    )
 
 
 def main() -> None:
@@ -53,14 +59,25 @@ def main() -> None:
             model = load_chronos(path, threads=args.threads)
 
             def run_direct() -> None:
-                model.pipeline.predict_df(df, id_column="unique_id", timestamp_column="ds",
-                                          target="y", prediction_length=14,
-                                          quantile_levels=list(QUANTILES),
-                                          batch_size=args.batch_size)
+                model.pipeline.predict_df(
+                    df,
+                    id_column="unique_id",
+                    timestamp_column="ds",
+                    target="y",
+                    prediction_length=14,
+                    quantile_levels=list(QUANTILES),
+                    batch_size=args.batch_size,
+                )
 
             def run_engine() -> None:
-                forecast_chronos(model, frame, frequencies=freqs, horizons={"D": 14},
-                                 max_context=args.length, batch_size=args.batch_size)
+                forecast_chronos(
+                    model,
+                    frame,
+                    frequencies=freqs,
+                    horizons={"D": 14},
+                    max_context=args.length,
+                    batch_size=args.batch_size,
+                )
 
             run_direct()  # warm-up (allocations, thread pools)
             times = {"direct": [], "engine": []}

@@ -24,8 +24,18 @@ from warehouse.dashboard_reads import full_table_row_counts
 from warehouse.snapshots import current_snapshot
 
 PAGES = ("overview", "markets", "hazards", "alert_inbox", "models", "data", "operations", "audit")
-FULL_TABLES = ("observations", "anomaly_scores", "risk_grades", "forecasts", "alerts", "judgments",
-               "audit_log", "ingest_batches", "runs", "events")
+FULL_TABLES = (
+    "observations",
+    "anomaly_scores",
+    "risk_grades",
+    "forecasts",
+    "alerts",
+    "judgments",
+    "audit_log",
+    "ingest_batches",
+    "runs",
+    "events",
+)
 
 
 def main(home: str) -> dict[str, float]:

@@ -23,12 +23,11 @@ from pathlib import Path
 import polars as pl
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _auto_forecast import auto_forecast  # noqa: E402
-
 import forecasting  # noqa: E402
+from _auto_forecast import auto_forecast  # noqa: E402
+from core.frames import FREQUENCIES  # noqa: E402
 from core.settings import DEFAULT_TOML  # noqa: E402
 from forecasting.metrics import score_forecasts, seasonal_scale  # noqa: E402
-from core.frames import FREQUENCIES  # noqa: E402
 from ingest.sources import bundled_catalogue, parse  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,8 +48,7 @@ def main() -> None:
     parser.add_argument("--origins", type=int, default=2)
     parser.add_argument("--windows", type=int, default=2)
     parser.add_argument("--max-context", type=int, default=500)
-    parser.add_argument("--margin", type=float, default=0.2,
-                        help="selection margin over AutoETS ([backtest] margin)")
+    parser.add_argument("--margin", type=float, default=0.2, help="selection margin over AutoETS ([backtest] margin)")
     args = parser.parse_args()
     started = time.perf_counter()
     horizons = dict(tomllib.loads(DEFAULT_TOML)["forecast"]["horizon"])  # the shipped defaults
@@ -62,60 +60,92 @@ def main() -> None:
         train_parts, tests, scales = [], [], []
         for (uid,), part in series.sort("unique_id", "ds").group_by("unique_id", maintain_order=True):
             f = freqs[uid]
-            grid = forecasting.regularise(part["ds"].to_numpy(), part["y"].to_numpy(), frequency=f,
-                                          max_context=10**6)
+            grid = forecasting.regularise(part["ds"].to_numpy(), part["y"].to_numpy(), frequency=f, max_context=10**6)
             h = horizons[f]
             cut = len(grid.y) - h * (origin + 1)
             if cut < max(3 * h, 40):
                 continue
             cutoff = grid.ds[cut - 1]
             train_parts.append(part.filter(pl.col("ds") <= cutoff))
-            keep = grid.observed[cut:cut + h]
-            tests.append(pl.DataFrame({"unique_id": uid, "cutoff": cutoff.to_pydatetime(),
-                                       "ds": grid.ds[cut:cut + h][keep].to_numpy(),
-                                       "y": grid.y[cut:cut + h][keep]}))
-            scales.append((uid, cutoff.to_pydatetime(),
-                           seasonal_scale(grid.y[max(0, cut - args.max_context):cut], FREQUENCIES[f])))
+            keep = grid.observed[cut : cut + h]
+            tests.append(
+                pl.DataFrame(
+                    {
+                        "unique_id": uid,
+                        "cutoff": cutoff.to_pydatetime(),
+                        "ds": grid.ds[cut : cut + h][keep].to_numpy(),
+                        "y": grid.y[cut : cut + h][keep],
+                    }
+                )
+            )
+            scales.append(
+                (
+                    uid,
+                    cutoff.to_pydatetime(),
+                    seasonal_scale(grid.y[max(0, cut - args.max_context) : cut], FREQUENCIES[f]),
+                )
+            )
         train = pl.concat(train_parts)
-        test = pl.concat(tests).with_columns(pl.col("ds").cast(pl.Datetime("us")),
-                                             pl.col("cutoff").cast(pl.Datetime("us")))
-        chosen, selections, _ = auto_forecast(train, frequencies=freqs, horizons=horizons,
-                                              models=MODELS, windows=args.windows,
-                                              max_context=args.max_context, margin=args.margin)
-        base = forecasting.forecast_statistical(train, frequencies=freqs, horizons=horizons,
-                                                models=("SeasonalNaive", "AutoETS"),
-                                                max_context=args.max_context).forecasts
+        test = pl.concat(tests).with_columns(
+            pl.col("ds").cast(pl.Datetime("us")), pl.col("cutoff").cast(pl.Datetime("us"))
+        )
+        chosen, selections, _ = auto_forecast(
+            train,
+            frequencies=freqs,
+            horizons=horizons,
+            models=MODELS,
+            windows=args.windows,
+            max_context=args.max_context,
+            margin=args.margin,
+        )
+        base = forecasting.forecast_statistical(
+            train,
+            frequencies=freqs,
+            horizons=horizons,
+            models=("SeasonalNaive", "AutoETS"),
+            max_context=args.max_context,
+        ).forecasts
         forecasts = pl.concat([chosen.with_columns(pl.lit("chosen").alias("model")), base])
         joined = test.join(forecasts, on=["unique_id", "ds"])
-        scale = pl.DataFrame(scales, schema={"unique_id": pl.Utf8, "cutoff": pl.Datetime("us"),
-                                             "scale": pl.Float64}, orient="row")
+        scale = pl.DataFrame(
+            scales, schema={"unique_id": pl.Utf8, "cutoff": pl.Datetime("us"), "scale": pl.Float64}, orient="row"
+        )
         metrics = score_forecasts(joined, scale).with_columns(pl.lit(origin).alias("origin"))
         rows.append(metrics)
-        print(f"origin {origin + 1}: {train['unique_id'].n_unique()} series; selected "
-              f"{dict(selections.group_by('model').len().iter_rows())}", file=sys.stderr)
+        print(
+            f"origin {origin + 1}: {train['unique_id'].n_unique()} series; selected "
+            f"{dict(selections.group_by('model').len().iter_rows())}",
+            file=sys.stderr,
+        )
     metrics = pl.concat(rows).with_columns(
         (pl.col("unique_id") + "@" + pl.col("origin").cast(pl.Utf8)).alias("unique_id"),
-        pl.col("unique_id").replace_strict(domains).alias("domain"))
+        pl.col("unique_id").replace_strict(domains).alias("domain"),
+    )
 
     def rel(part: pl.DataFrame, baseline: str, metric: str) -> float:
-        return round(forecasting.relative_score(part, model="chosen", baseline=baseline,
-                                                metric=metric), 4)
+        return round(forecasting.relative_score(part, model="chosen", baseline=baseline, metric=metric), 4)
 
     for (domain,), part in metrics.sort("domain").group_by("domain", maintain_order=True):
-        print(f"{domain:10s} series@origins {part['unique_id'].n_unique():3d}  "
-              f"rel MASE vs SN {rel(part, 'SeasonalNaive', 'mase')}  vs AutoETS "
-              f"{rel(part, 'AutoETS', 'mase')}  rel WQL vs SN {rel(part, 'SeasonalNaive', 'wql')}",
-              file=sys.stderr)
+        print(
+            f"{domain:10s} series@origins {part['unique_id'].n_unique():3d}  "
+            f"rel MASE vs SN {rel(part, 'SeasonalNaive', 'mase')}  vs AutoETS "
+            f"{rel(part, 'AutoETS', 'mase')}  rel WQL vs SN {rel(part, 'SeasonalNaive', 'wql')}",
+            file=sys.stderr,
+        )
     chosen = metrics.filter(pl.col("model") == "chosen")
     coverage = float((chosen["coverage_90"] * chosen["points"]).sum() / chosen["points"].sum())
-    print(json.dumps({
-        "series_origins": int(chosen.height),
-        "relative_mase_vs_seasonal_naive": rel(metrics, "SeasonalNaive", "mase"),
-        "relative_mase_vs_autoets": rel(metrics, "AutoETS", "mase"),
-        "relative_wql_vs_seasonal_naive": rel(metrics, "SeasonalNaive", "wql"),
-        "coverage_90": round(coverage, 4),
-        "seconds": round(time.perf_counter() - started, 1),
-    }))
+    print(
+        json.dumps(
+            {
+                "series_origins": int(chosen.height),
+                "relative_mase_vs_seasonal_naive": rel(metrics, "SeasonalNaive", "mase"),
+                "relative_mase_vs_autoets": rel(metrics, "AutoETS", "mase"),
+                "relative_wql_vs_seasonal_naive": rel(metrics, "SeasonalNaive", "wql"),
+                "coverage_90": round(coverage, 4),
+                "seconds": round(time.perf_counter() - started, 1),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

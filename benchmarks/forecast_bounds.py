@@ -50,14 +50,22 @@ def main() -> None:
     args = parser.parse_args()
     warnings.simplefilter("ignore")
     series, meta = load_bounded()
-    kw = {"frequencies": dict(zip(meta["unique_id"], meta["frequency"], strict=True)),
-          "horizons": {"D": 14, "MS": 6}, "models": ("AutoETS",), "windows": args.windows,
-          "ensembles": (), "max_context": args.max_context}
+    kw = {
+        "frequencies": dict(zip(meta["unique_id"], meta["frequency"], strict=True)),
+        "horizons": {"D": 14, "MS": 6},
+        "models": ("AutoETS",),
+        "windows": args.windows,
+        "ensembles": (),
+        "max_context": args.max_context,
+    }
     raw = backtest(series, **kw).metrics
     bounded = backtest(series, bounds=bounds_from_meta(meta), **kw).metrics
     columns = ["mase", "smape", "wql", "coverage_80", "coverage_90"]
-    table = raw.select("unique_id", "points", *columns).join(
-        bounded.select("unique_id", *columns), on="unique_id", suffix="_bounded").sort("unique_id")
+    table = (
+        raw.select("unique_id", "points", *columns)
+        .join(bounded.select("unique_id", *columns), on="unique_id", suffix="_bounded")
+        .sort("unique_id")
+    )
     with pl.Config(tbl_rows=50, tbl_cols=20, tbl_width_chars=220, float_precision=3):
         print(table, file=sys.stderr)
 
@@ -65,9 +73,16 @@ def main() -> None:
         ratios = (table[f"{metric}_bounded"] / table[metric]).to_list()
         return round(math.exp(sum(math.log(r) for r in ratios) / len(ratios)), 4)
 
-    print(json.dumps({"series": table.height, "windows": args.windows,
-                      "relative_mase_bounded_vs_raw": geo("mase"),
-                      "relative_wql_bounded_vs_raw": geo("wql")}))
+    print(
+        json.dumps(
+            {
+                "series": table.height,
+                "windows": args.windows,
+                "relative_mase_bounded_vs_raw": geo("mase"),
+                "relative_wql_bounded_vs_raw": geo("wql"),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -32,16 +32,23 @@ def synthetic(n: int, length: int, seed: int = 0) -> pd.DataFrame:
     frames = []
     for i in range(n):
         level = 50 + 10 * rng.random()
-        y = level + 0.01 * i * t / length + 3 * np.sin(2 * np.pi * t / 7 + rng.random()) \
+        y = (
+            level
+            + 0.01 * i * t / length
+            + 3 * np.sin(2 * np.pi * t / 7 + rng.random())
             + rng.normal(0, 1, length).cumsum() * 0.2
+        )
         frames.append(pd.DataFrame({"unique_id": f"s{i:05d}", "ds": ds, "y": y}))
     return pd.concat(frames, ignore_index=True)
 
 
 def direct(df: pd.DataFrame, n_jobs: int) -> float:
     start = time.perf_counter()
-    sf = StatsForecast(models=[AutoETS(season_length=7), AutoTheta(season_length=7),
-                               SeasonalNaive(season_length=7), Naive()], freq="D", n_jobs=n_jobs)
+    sf = StatsForecast(
+        models=[AutoETS(season_length=7), AutoTheta(season_length=7), SeasonalNaive(season_length=7), Naive()],
+        freq="D",
+        n_jobs=n_jobs,
+    )
     sf.forecast(df=df, h=14, level=[50, 80, 90], fitted=True)
     sf.forecast_fitted_values()
     return time.perf_counter() - start
@@ -50,8 +57,7 @@ def direct(df: pd.DataFrame, n_jobs: int) -> float:
 def engine(frame: pl.DataFrame, n_jobs: int) -> float:
     start = time.perf_counter()
     ids = frame["unique_id"].unique().to_list()
-    forecast_statistical(frame, frequencies=dict.fromkeys(ids, "D"), horizons={"D": 14},
-                         models=MODELS, n_jobs=n_jobs)
+    forecast_statistical(frame, frequencies=dict.fromkeys(ids, "D"), horizons={"D": 14}, models=MODELS, n_jobs=n_jobs)
     return time.perf_counter() - start
 
 
@@ -78,9 +84,16 @@ def main() -> None:
                 direct_times.append(direct(df, args.n_jobs))
     engine_s, direct_s = min(engine_times), min(direct_times)
     print(f"engine {engine_times} s, direct {direct_times} s")
-    print(json.dumps({"series": args.series, "engine_s": round(engine_s, 2),
-                      "direct_s": round(direct_s, 2),
-                      "ratio_engine_vs_direct": round(engine_s / direct_s, 3)}))
+    print(
+        json.dumps(
+            {
+                "series": args.series,
+                "engine_s": round(engine_s, 2),
+                "direct_s": round(direct_s, 2),
+                "ratio_engine_vs_direct": round(engine_s / direct_s, 3),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

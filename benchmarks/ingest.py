@@ -36,13 +36,16 @@ def synthetic(rows: int, *, days: int = 5000, seed: int = 0) -> pl.DataFrame:
     """``rows`` observations: rows // days series of ``days`` consecutive days each (random walks)."""
     series = max(1, rows // days)
     rng = np.random.default_rng(seed)
-    ds = pl.datetime_range(datetime(2000, 1, 1), datetime(2000, 1, 1) + timedelta(days=days - 1), interval="1d",
-                           time_unit="us", eager=True)
-    return pl.DataFrame({
-        "unique_id": np.repeat([f"s{i:05d}" for i in range(series)], days),
-        "ds": np.tile(ds.to_numpy(), series),
-        "y": rng.standard_normal(series * days).cumsum(),
-    }).with_columns(pl.col("ds").cast(pl.Datetime("us")))
+    ds = pl.datetime_range(
+        datetime(2000, 1, 1), datetime(2000, 1, 1) + timedelta(days=days - 1), interval="1d", time_unit="us", eager=True
+    )
+    return pl.DataFrame(
+        {
+            "unique_id": np.repeat([f"s{i:05d}" for i in range(series)], days),
+            "ds": np.tile(ds.to_numpy(), series),
+            "y": rng.standard_normal(series * days).cumsum(),
+        }
+    ).with_columns(pl.col("ds").cast(pl.Datetime("us")))
 
 
 def _observations_ddl() -> str:
@@ -75,16 +78,23 @@ def main() -> None:
             rerun_seconds = time.perf_counter() - start
             stored = count_rows(wh, "observations")
     assert inserted == stored == frame.height, (inserted, stored, frame.height)
-    print(f"raw DuckDB insert: {raw_seconds:.2f} s; engine upsert: {engine_seconds:.2f} s; "
-          f"engine re-run (no change): {rerun_seconds:.2f} s", file=sys.stderr)
-    print(json.dumps({
-        "rows": frame.height,
-        "engine_rows_per_s": round(frame.height / engine_seconds),
-        "raw_rows_per_s": round(frame.height / raw_seconds),
-        "ratio_engine_vs_raw": round(raw_seconds / engine_seconds, 3),
-        "rerun_changed_rows": rerun,
-        "rerun_seconds": round(rerun_seconds, 2),
-    }))
+    print(
+        f"raw DuckDB insert: {raw_seconds:.2f} s; engine upsert: {engine_seconds:.2f} s; "
+        f"engine re-run (no change): {rerun_seconds:.2f} s",
+        file=sys.stderr,
+    )
+    print(
+        json.dumps(
+            {
+                "rows": frame.height,
+                "engine_rows_per_s": round(frame.height / engine_seconds),
+                "raw_rows_per_s": round(frame.height / raw_seconds),
+                "ratio_engine_vs_raw": round(raw_seconds / engine_seconds, 3),
+                "rerun_changed_rows": rerun,
+                "rerun_seconds": round(rerun_seconds, 2),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

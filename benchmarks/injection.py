@@ -55,7 +55,7 @@ NEAR = 0.5
 
 def _shingles(text: str) -> set[tuple[str, ...]]:
     words = _WORDS.findall(_JINJA.sub(" ", normalise(text)))
-    return {tuple(words[i:i + SHINGLE]) for i in range(len(words) - SHINGLE + 1)}
+    return {tuple(words[i : i + SHINGLE]) for i in range(len(words) - SHINGLE + 1)}
 
 
 class NearDuplicates:
@@ -128,8 +128,10 @@ def load_rows(folder: Path) -> list[tuple[str, str, int]]:
         if isinstance(text, str) and text.strip():
             rows.append((corpus, text, label))
 
-    for name in ("purplellama_cyberseceval_prompt_injection.json",
-                 "purplellama_cyberseceval_prompt_injection_multilingual_mt.json"):
+    for name in (
+        "purplellama_cyberseceval_prompt_injection.json",
+        "purplellama_cyberseceval_prompt_injection_multilingual_mt.json",
+    ):
         if (folder / name).exists():
             for r in _json(folder / name):
                 add(name.split(".")[0], r["user_input"], 1)
@@ -143,8 +145,11 @@ def load_rows(folder: Path) -> list[tuple[str, str, int]]:
             for r in _jsonl(folder / name):
                 add(name.split(".")[0], r["context"], 0)
                 add(name.split("_")[0] + "_" + name.split("_")[1] + "_questions", r["question"], 0)
-    for name in ("deepset_prompt_injections_test.json", "xtram1_safeguard_prompt_injection_test.json",
-                 "jackhhao_jailbreak_classification_test.json"):
+    for name in (
+        "deepset_prompt_injections_test.json",
+        "xtram1_safeguard_prompt_injection_test.json",
+        "jackhhao_jailbreak_classification_test.json",
+    ):
         if (folder / name).exists():
             for r in _json(folder / name):
                 label = r["label"] if isinstance(r["label"], int) else int(r["label"] in ("jailbreak", "1"))
@@ -168,8 +173,11 @@ def load_rows(folder: Path) -> list[tuple[str, str, int]]:
     return rows
 
 
-_NAIVE = re.compile(r"ignore (all )?(previous|prior|above) instructions|disregard (the )?(previous|above)"
-                    r"|you are now|system prompt|jailbreak", re.I)
+_NAIVE = re.compile(
+    r"ignore (all )?(previous|prior|above) instructions|disregard (the )?(previous|above)"
+    r"|you are now|system prompt|jailbreak",
+    re.I,
+)
 
 
 def _engine_default_screen() -> str:
@@ -184,20 +192,29 @@ def _engine_default_screen() -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--corpus", type=Path, default=SHARED if SHARED.exists() else BUNDLED)
-    parser.add_argument("--screen", choices=SCREENS, default=_engine_default_screen(),
-                        help="the screen to measure ([guardrails] screen; default: the engine's default)")
+    parser.add_argument(
+        "--screen",
+        choices=SCREENS,
+        default=_engine_default_screen(),
+        help="the screen to measure ([guardrails] screen; default: the engine's default)",
+    )
     args = parser.parse_args()
     all_rows = load_rows(args.corpus)
     if not all_rows:
         raise SystemExit(f"no corpus rows under {args.corpus}")
     rows = [r for r in all_rows if split_of(r[0], r[1]) == "eval"]
     # leak check: no evaluation row may repeat, or nearly repeat, a row of the bundled training set
-    trained = NearDuplicates([json.loads(line)["text"] for line in TRAIN_SET.read_text(encoding="utf-8").split("\n")
-                              if line.strip()] if TRAIN_SET.exists() else [])
+    trained = NearDuplicates(
+        [json.loads(line)["text"] for line in TRAIN_SET.read_text(encoding="utf-8").split("\n") if line.strip()]
+        if TRAIN_SET.exists()
+        else []
+    )
     leaked = sum(trained.match(text) for _, text, _ in rows)
     if leaked:
-        raise SystemExit(f"{leaked} evaluation rows (nearly) repeat rows of {TRAIN_SET}; "
-                         "retrain with benchmarks/train_injection_screen.py")
+        raise SystemExit(
+            f"{leaked} evaluation rows (nearly) repeat rows of {TRAIN_SET}; "
+            "retrain with benchmarks/train_injection_screen.py"
+        )
     started = time.perf_counter()
     verdicts = [not v.allowed for v in screen_texts([text for _, text, _ in rows], screen=args.screen)]
     elapsed = time.perf_counter() - started
@@ -209,7 +226,9 @@ def main() -> None:
         stats = per.setdefault((corpus, label), [0, 0])
         stats[0] += 1
         stats[1] += int(blocked)
-    print(f"evaluation rows only ({len(rows)} of {len(all_rows)}; {len(all_rows) - len(rows)} training-half rows skipped)")
+    print(
+        f"evaluation rows only ({len(rows)} of {len(all_rows)}; {len(all_rows) - len(rows)} training-half rows skipped)"
+    )
     for (corpus, label), (n, blocked) in sorted(per.items()):
         kind = "attack" if label else "benign"
         side = "held-out corpus" if corpus not in TRAINABLE else "eval half"
@@ -225,27 +244,45 @@ def main() -> None:
     ea, ear, eb, ebr = rates(verdicts, lambda c: c in TRAINABLE)
     # benign rows that look like what this engine feeds a prompt: data (tables, e-mails, real
     # CAP text, short codes), not chat requests addressed to an assistant
-    data_like = [not blocked for (c, _, y), blocked in zip(rows, verdicts, strict=True)
-                 if y == 0 and c.startswith(("bipia_table", "bipia_email", "cap_", "tensortrust"))]
+    data_like = [
+        not blocked
+        for (c, _, y), blocked in zip(rows, verdicts, strict=True)
+        if y == 0 and c.startswith(("bipia_table", "bipia_email", "cap_", "tensortrust"))
+    ]
     data_fp = 1 - sum(data_like) / max(len(data_like), 1)
     _, nar, _, nbr = rates(naive)
     _, rar, _, rbr = rates(rules_only)
-    print(json.dumps({
-        "screen": f"{SCREEN_VERSION} {args.screen}", "corpus": str(args.corpus),
-        "split": "eval rows only: held-out corpora whole + odd SHA-256(normalised text)[0] half of the trainable ones",
-        "rows_skipped_as_training_half": len(all_rows) - len(rows), "eval_rows_in_training_set": leaked,
-        "attack_rows": a, "attack_blocked_rate": round(ar, 4),
-        "benign_rows": b, "benign_false_positive_rate": round(br, 4),
-        "targets_met": ar >= 0.95 and br <= 0.05,
-        "held_out_corpora_attack_rows": ha, "held_out_corpora_attack_blocked_rate": round(har, 4),
-        "held_out_corpora_benign_rows": hb, "held_out_corpora_benign_false_positive_rate": round(hbr, 4),
-        "eval_half_attack_rows": ea, "eval_half_attack_blocked_rate": round(ear, 4),
-        "eval_half_benign_rows": eb, "eval_half_benign_false_positive_rate": round(ebr, 4),
-        "data_field_benign_rows": len(data_like), "data_field_false_positive_rate": round(data_fp, 4),
-        "peer_naive_keyword_blocked_rate": round(nar, 4), "peer_naive_keyword_fp_rate": round(nbr, 4),
-        "peer_rules_only_screen_v1_blocked_rate": round(rar, 4), "peer_rules_only_screen_v1_fp_rate": round(rbr, 4),
-        "rows_per_second": round(len(rows) / elapsed, 1),
-    }))
+    print(
+        json.dumps(
+            {
+                "screen": f"{SCREEN_VERSION} {args.screen}",
+                "corpus": str(args.corpus),
+                "split": "eval rows only: held-out corpora whole + odd SHA-256(normalised text)[0] half of the trainable ones",
+                "rows_skipped_as_training_half": len(all_rows) - len(rows),
+                "eval_rows_in_training_set": leaked,
+                "attack_rows": a,
+                "attack_blocked_rate": round(ar, 4),
+                "benign_rows": b,
+                "benign_false_positive_rate": round(br, 4),
+                "targets_met": ar >= 0.95 and br <= 0.05,
+                "held_out_corpora_attack_rows": ha,
+                "held_out_corpora_attack_blocked_rate": round(har, 4),
+                "held_out_corpora_benign_rows": hb,
+                "held_out_corpora_benign_false_positive_rate": round(hbr, 4),
+                "eval_half_attack_rows": ea,
+                "eval_half_attack_blocked_rate": round(ear, 4),
+                "eval_half_benign_rows": eb,
+                "eval_half_benign_false_positive_rate": round(ebr, 4),
+                "data_field_benign_rows": len(data_like),
+                "data_field_false_positive_rate": round(data_fp, 4),
+                "peer_naive_keyword_blocked_rate": round(nar, 4),
+                "peer_naive_keyword_fp_rate": round(nbr, 4),
+                "peer_rules_only_screen_v1_blocked_rate": round(rar, 4),
+                "peer_rules_only_screen_v1_fp_rate": round(rbr, 4),
+                "rows_per_second": round(len(rows) / elapsed, 1),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

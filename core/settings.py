@@ -424,8 +424,9 @@ class LLMSettings:
 
     def __post_init__(self) -> None:
         if self.reply_style not in ("auto", "choices", "free"):
-            raise ConfigError(f"[llm] reply_style = {self.reply_style!r} is not a reply style",
-                              fix='use "auto", "choices" or "free"')
+            raise ConfigError(
+                f"[llm] reply_style = {self.reply_style!r} is not a reply style", fix='use "auto", "choices" or "free"'
+            )
 
 
 @dataclass(frozen=True)
@@ -447,8 +448,10 @@ class GuardrailSettings:
 
     def __post_init__(self) -> None:
         if self.screen not in INJECTION_SCREENS:
-            raise ConfigError(f"[guardrails] screen = {self.screen!r} is not an injection screen",
-                              fix="use " + ", ".join(f'"{s}"' for s in INJECTION_SCREENS))
+            raise ConfigError(
+                f"[guardrails] screen = {self.screen!r} is not an injection screen",
+                fix="use " + ", ".join(f'"{s}"' for s in INJECTION_SCREENS),
+            )
 
 
 @dataclass(frozen=True)
@@ -489,8 +492,10 @@ class DashboardSettings:
 
     def __post_init__(self) -> None:
         if not self.sync_seconds > 0:
-            raise ConfigError(f"[dashboard] sync_seconds = {self.sync_seconds} is not a positive "
-                              "number of seconds", fix="set sync_seconds = 2.0 (or any value above 0)")
+            raise ConfigError(
+                f"[dashboard] sync_seconds = {self.sync_seconds} is not a positive number of seconds",
+                fix="set sync_seconds = 2.0 (or any value above 0)",
+            )
 
 
 _SECTIONS = {
@@ -588,8 +593,7 @@ def _coerce(section: str, key: str, value: Any, default: Any, origin: str) -> An
         value = float(value)
     if not isinstance(value, want) or (want is int and isinstance(value, bool)):
         raise ConfigError(
-            f"{origin}: {section}.{key} = {value!r} is a {type(value).__name__}, "
-            f"expected {want.__name__}",
+            f"{origin}: {section}.{key} = {value!r} is a {type(value).__name__}, expected {want.__name__}",
             fix=f"give a {want.__name__} like the default {json.dumps(default)}",
         )
     if want is dict:
@@ -609,9 +613,7 @@ def _env_overrides(environ: dict[str, str]) -> dict[str, dict[str, str]]:
     return out
 
 
-def load_settings(
-    home: str | os.PathLike[str] | None = None, *, environ: dict[str, str] | None = None
-) -> Settings:
+def load_settings(home: str | os.PathLike[str] | None = None, *, environ: dict[str, str] | None = None) -> Settings:
     """Resolve the settings for ``home`` (see the module docstring for the order)."""
     environ = dict(os.environ) if environ is None else environ
     if home is None and "EWS_HOME" in environ:
@@ -648,8 +650,7 @@ def _check(settings: Settings) -> None:
         )
     if not 1 <= risk.persistence_k <= risk.persistence_n:
         raise ConfigError(
-            f"persistence_k={risk.persistence_k} must be between 1 and "
-            f"persistence_n={risk.persistence_n}",
+            f"persistence_k={risk.persistence_k} must be between 1 and persistence_n={risk.persistence_n}",
             fix="set [risk] persistence_k <= persistence_n",
         )
     if settings.cycle.as_of:

@@ -182,4 +182,3 @@ class Classification(enum.IntEnum):
                 f"unknown classification {text!r}",
                 fix=f"use one of {', '.join(c.label for c in cls)}",
             ) from None
-

@@ -36,8 +36,7 @@ _GRACE_SECONDS = 10.0
 #: that says it cannot be applied now; shown after "queued." on the page.
 _NOT_NOW = {
     "locked": "The engine holds the warehouse; it is applied when the run ends (nothing is lost).",
-    "failed": "The engine could not apply it just now (see EWS_HOME/logs/ews.log); it tries again "
-              "(nothing is lost).",
+    "failed": "The engine could not apply it just now (see EWS_HOME/logs/ews.log); it tries again (nothing is lost).",
     "no warehouse": "There is no warehouse yet; the first `ews run` applies it (nothing is lost).",
 }
 _NOBODY = "No `ews serve` is applying actions; the engine's next run applies it (nothing is lost)."
@@ -56,14 +55,14 @@ def submit(action: str, *, alert_id: str, **payload: Any) -> Outcome:
     session = auth.require(PERMISSION[action])
     at = context.now()
     con = context.control()
-    action_id = enqueue(con, action=action, alert_id=alert_id, user=session.user,
-                        role=session.role, at=at, **payload)
+    action_id = enqueue(con, action=action, alert_id=alert_id, user=session.user, role=session.role, at=at, **payload)
     state, message = _await_outcome(con, action_id, queued_at=at, cfg=context.settings())
     return Outcome(action_id, state, message)
 
 
-def _await_outcome(con: sqlite3.Connection, action_id: str, *, queued_at: datetime,
-                   cfg: Settings) -> tuple[str, str | None]:
+def _await_outcome(
+    con: sqlite3.Connection, action_id: str, *, queued_at: datetime, cfg: Settings
+) -> tuple[str, str | None]:
     """Read the action's state until the supervisor has applied it or cannot now."""
     interval = cfg.dashboard.sync_seconds
     deadline = time.monotonic() + interval + _GRACE_SECONDS

@@ -23,8 +23,9 @@ _PAGES = Path(__file__).resolve().parent / "pages"
 
 session = auth.current_session()
 if session is None:
-    navigation = st.navigation([st.Page(auth.render_sign_in, title="Sign in", icon=":material/login:",
-                                        url_path="signin", default=True)])
+    navigation = st.navigation(
+        [st.Page(auth.render_sign_in, title="Sign in", icon=":material/login:", url_path="signin", default=True)]
+    )
 else:
     pages = [
         st.Page(_PAGES / "overview.py", title="Overview", icon=":material/public:", default=True),

@@ -26,8 +26,17 @@ from dashboards import context, ui
 from warehouse import users
 from warehouse.review_inbox import enqueue_audit
 
-__all__ = ["Session", "SESSION_KEY", "current_session", "require", "guard", "sign_in",
-           "sign_out", "session_from_identity", "render_sign_in"]
+__all__ = [
+    "Session",
+    "SESSION_KEY",
+    "current_session",
+    "require",
+    "guard",
+    "sign_in",
+    "sign_out",
+    "session_from_identity",
+    "render_sign_in",
+]
 
 SESSION_KEY = "ews_session"
 
@@ -42,9 +51,13 @@ class Session:
 
 
 def _store(session: Session) -> None:
-    st.session_state[SESSION_KEY] = {"user": session.user, "role": session.role,
-                                     "signed_in_at": session.signed_in_at,
-                                     "expires_at": session.expires_at, "via": session.via}
+    st.session_state[SESSION_KEY] = {
+        "user": session.user,
+        "role": session.role,
+        "signed_in_at": session.signed_in_at,
+        "expires_at": session.expires_at,
+        "via": session.via,
+    }
 
 
 def current_session(*, at: datetime | None = None) -> Session | None:
@@ -68,8 +81,7 @@ def current_session(*, at: datetime | None = None) -> Session | None:
         st.session_state["ews_notice"] = "Your account was removed."
         return None
     if account.role != session.role:  # a role change applies at once, never a stale grant
-        session = Session(session.user, account.role, session.signed_in_at, session.expires_at,
-                          session.via)
+        session = Session(session.user, account.role, session.signed_in_at, session.expires_at, session.via)
         _store(session)
     return session
 
@@ -101,8 +113,9 @@ def _start(user: users.User, via: str) -> Session:
     session = Session(user.name, user.role, at, at + timedelta(minutes=minutes), via)
     _store(session)
     st.session_state.pop("ews_notice", None)
-    enqueue_audit(context.control(), action="session.signed_in", user=user.name, at=at,
-                  detail={"role": user.role, "via": via})
+    enqueue_audit(
+        context.control(), action="session.signed_in", user=user.name, at=at, detail={"role": user.role, "via": via}
+    )
     return session
 
 
@@ -111,8 +124,13 @@ def sign_in(name: str, password: str) -> Session:
     try:
         user = users.authenticate(context.control(), name, password)
     except users.AuthenticationError:
-        enqueue_audit(context.control(), action="session.sign_in_failed", user=name or "?",
-                      at=context.now(), detail={"via": "local"})
+        enqueue_audit(
+            context.control(),
+            action="session.sign_in_failed",
+            user=name or "?",
+            at=context.now(),
+            detail={"via": "local"},
+        )
         raise
     return _start(user, "local")
 
@@ -124,8 +142,13 @@ def session_from_identity(identity: dict[str, Any]) -> Session | None:
         return None
     account = users.find_user_by_email(context.control(), email)
     if account is None:
-        enqueue_audit(context.control(), action="session.sign_in_failed", user=email,
-                      at=context.now(), detail={"via": "oidc", "reason": "no account"})
+        enqueue_audit(
+            context.control(),
+            action="session.sign_in_failed",
+            user=email,
+            at=context.now(),
+            detail={"via": "oidc", "reason": "no account"},
+        )
         return None
     return _start(account, "oidc")
 
@@ -133,8 +156,7 @@ def session_from_identity(identity: dict[str, Any]) -> Session | None:
 def sign_out() -> None:
     session = st.session_state.pop(SESSION_KEY, None)
     if session:
-        enqueue_audit(context.control(), action="session.signed_out", user=session["user"],
-                      at=context.now(), detail={})
+        enqueue_audit(context.control(), action="session.signed_out", user=session["user"], at=context.now(), detail={})
 
 
 def render_sign_in() -> None:

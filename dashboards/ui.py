@@ -31,10 +31,14 @@ __all__ = [
     "series_panel",
 ]
 
-LEVEL_COLOURS = per_level(none="#9e9e9e", blue="#1f5fd6", yellow="#e0b700", orange="#ff8c00",
-                          red="#d7191c")
-LEVEL_RGB = per_level(none=[158, 158, 158, 140], blue=[31, 95, 214, 220], yellow=[224, 183, 0, 230],
-                      orange=[255, 140, 0, 235], red=[215, 25, 28, 240])
+LEVEL_COLOURS = per_level(none="#9e9e9e", blue="#1f5fd6", yellow="#e0b700", orange="#ff8c00", red="#d7191c")
+LEVEL_RGB = per_level(
+    none=[158, 158, 158, 140],
+    blue=[31, 95, 214, 220],
+    yellow=[224, 183, 0, 230],
+    orange=[255, 140, 0, 235],
+    red=[215, 25, 28, 240],
+)
 _LEVELS = list(LEVEL_COLOURS)
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$&:\"'=])")
 
@@ -61,8 +65,10 @@ def risk_notice() -> None:
         parts.append("no read snapshot published yet")
     else:
         age = (context.now() - snap.published_at).total_seconds() / 60
-        parts.append(f"data as of snapshot {snap.published_at:%Y-%m-%d %H:%M} UTC "
-                     f"({age:.0f} min ago, run {snap.last_run or 'none'})")
+        parts.append(
+            f"data as of snapshot {snap.published_at:%Y-%m-%d %H:%M} UTC "
+            f"({age:.0f} min ago, run {snap.last_run or 'none'})"
+        )
     st.caption(" · ".join(parts))
 
 
@@ -72,54 +78,80 @@ def pager(total: int, *, key: str, page_size: int | None = None) -> tuple[int, i
     pages = max(1, math.ceil(total / size))
     page = 1
     if pages > 1:
-        page = int(st.number_input(f"Page (of {pages})", min_value=1, max_value=pages, value=1,
-                                   step=1, key=key))
+        page = int(st.number_input(f"Page (of {pages})", min_value=1, max_value=pages, value=1, step=1, key=key))
     first = (page - 1) * size
     st.caption(f"rows {min(first + 1, total)}–{min(first + size, total)} of {total}")
     return size, first
 
 
-def fan_chart(history: pl.DataFrame, forecast: pl.DataFrame, grades: pl.DataFrame, *,
-              title: str, unit: str | None) -> alt.LayerChart | alt.FacetChart:
+def fan_chart(
+    history: pl.DataFrame, forecast: pl.DataFrame, grades: pl.DataFrame, *, title: str, unit: str | None
+) -> alt.LayerChart | alt.FacetChart:
     """History, forecast quantile bands (5–95 %, 25–75 %) and median, anomaly marks by level."""
     y_title = unit or "value"
-    layers = [alt.Chart(history.to_pandas()).mark_line(color="#333333", strokeWidth=1.2).encode(
-        x=alt.X("ds:T", title=None), y=alt.Y("y:Q", title=y_title, scale=alt.Scale(zero=False)),
-        tooltip=[alt.Tooltip("ds:T", title="time"), alt.Tooltip("y:Q", title=y_title, format=".4g")])]
+    layers = [
+        alt.Chart(history.to_pandas())
+        .mark_line(color="#333333", strokeWidth=1.2)
+        .encode(
+            x=alt.X("ds:T", title=None),
+            y=alt.Y("y:Q", title=y_title, scale=alt.Scale(zero=False)),
+            tooltip=[alt.Tooltip("ds:T", title="time"), alt.Tooltip("y:Q", title=y_title, format=".4g")],
+        )
+    ]
     if forecast.height:
         fc = forecast.to_pandas()
-        layers.append(alt.Chart(fc).mark_area(opacity=0.18, color="#1f77b4").encode(
-            x="ds:T", y="q05:Q", y2="q95:Q"))
-        layers.append(alt.Chart(fc).mark_area(opacity=0.32, color="#1f77b4").encode(
-            x="ds:T", y="q25:Q", y2="q75:Q"))
-        layers.append(alt.Chart(fc).mark_line(color="#1f77b4", strokeDash=[4, 3]).encode(
-            x="ds:T", y="q50:Q",
-            tooltip=[alt.Tooltip("ds:T", title="forecast for"), alt.Tooltip("q05:Q", format=".4g"),
-                     alt.Tooltip("q50:Q", title="median", format=".4g"),
-                     alt.Tooltip("q95:Q", format=".4g"), "model:N"]))
+        layers.append(alt.Chart(fc).mark_area(opacity=0.18, color="#1f77b4").encode(x="ds:T", y="q05:Q", y2="q95:Q"))
+        layers.append(alt.Chart(fc).mark_area(opacity=0.32, color="#1f77b4").encode(x="ds:T", y="q25:Q", y2="q75:Q"))
+        layers.append(
+            alt.Chart(fc)
+            .mark_line(color="#1f77b4", strokeDash=[4, 3])
+            .encode(
+                x="ds:T",
+                y="q50:Q",
+                tooltip=[
+                    alt.Tooltip("ds:T", title="forecast for"),
+                    alt.Tooltip("q05:Q", format=".4g"),
+                    alt.Tooltip("q50:Q", title="median", format=".4g"),
+                    alt.Tooltip("q95:Q", format=".4g"),
+                    "model:N",
+                ],
+            )
+        )
     marks = grades.filter(pl.col("level") != "none") if grades.height else grades
     if marks.height:
         joined = marks.join(history, on="ds", how="inner")
         if joined.height:
-            layers.append(alt.Chart(joined.to_pandas()).mark_point(filled=True, size=46).encode(
-                x="ds:T", y="y:Q",
-                color=alt.Color("level:N", scale=alt.Scale(domain=_LEVELS,
-                                                           range=[LEVEL_COLOURS[k] for k in _LEVELS]),
-                                legend=alt.Legend(title="anomaly level", orient="bottom")),
-                tooltip=[alt.Tooltip("ds:T", title="time"), "level:N",
-                         alt.Tooltip("score:Q", format=".4f")]))
+            layers.append(
+                alt.Chart(joined.to_pandas())
+                .mark_point(filled=True, size=46)
+                .encode(
+                    x="ds:T",
+                    y="y:Q",
+                    color=alt.Color(
+                        "level:N",
+                        scale=alt.Scale(domain=_LEVELS, range=[LEVEL_COLOURS[k] for k in _LEVELS]),
+                        legend=alt.Legend(title="anomaly level", orient="bottom"),
+                    ),
+                    tooltip=[alt.Tooltip("ds:T", title="time"), "level:N", alt.Tooltip("score:Q", format=".4f")],
+                )
+            )
     return alt.layer(*layers).properties(title=title, height=300)
 
 
 def level_timeline(grades: pl.DataFrame) -> alt.Chart:
     """One tick per graded point, coloured by level: when the series stood at which level."""
-    return alt.Chart(grades.to_pandas()).mark_tick(thickness=3, size=22).encode(
-        x=alt.X("ds:T", title=None),
-        color=alt.Color("level:N", scale=alt.Scale(domain=_LEVELS,
-                                                   range=[LEVEL_COLOURS[k] for k in _LEVELS]),
-                        legend=None),
-        tooltip=[alt.Tooltip("ds:T", title="time"), "level:N", alt.Tooltip("score:Q", format=".4f")],
-    ).properties(height=50, title="level timeline")
+    return (
+        alt.Chart(grades.to_pandas())
+        .mark_tick(thickness=3, size=22)
+        .encode(
+            x=alt.X("ds:T", title=None),
+            color=alt.Color(
+                "level:N", scale=alt.Scale(domain=_LEVELS, range=[LEVEL_COLOURS[k] for k in _LEVELS]), legend=None
+            ),
+            tooltip=[alt.Tooltip("ds:T", title="time"), "level:N", alt.Tooltip("score:Q", format=".4f")],
+        )
+        .properties(height=50, title="level timeline")
+    )
 
 
 def series_panel(meta: dict[str, Any], *, points: int = 1500) -> None:
@@ -132,20 +164,27 @@ def series_panel(meta: dict[str, Any], *, points: int = 1500) -> None:
     since: datetime = history["ds"].min()
     forecast = context.read("series_forecast", unique_id=uid)
     grades = context.read("series_grades", unique_id=uid, since=since)
-    st.altair_chart(fan_chart(history, forecast, grades, title=str(meta.get("name") or uid),
-                              unit=meta.get("unit")), width="stretch")
+    st.altair_chart(
+        fan_chart(history, forecast, grades, title=str(meta.get("name") or uid), unit=meta.get("unit")), width="stretch"
+    )
     if grades.height:
         st.altair_chart(level_timeline(grades), width="stretch")
     else:
         st.caption("No graded points in this window (never reached blue).")
     if forecast.height:
         first = forecast.sort("ds").head(1)
-        st.caption("Exceedance levels of the next step (forecast quantiles): the value the "
-                   "series exceeds with each probability.")
-        table = pl.DataFrame({
-            "probability of exceeding": ["95%", "90%", "75%", "50%", "25%", "10%", "5%"],
-            "value": [first.item(0, c) for c in ("q05", "q10", "q25", "q50", "q75", "q90", "q95")],
-        })
+        st.caption(
+            "Exceedance levels of the next step (forecast quantiles): the value the "
+            "series exceeds with each probability."
+        )
+        table = pl.DataFrame(
+            {
+                "probability of exceeding": ["95%", "90%", "75%", "50%", "25%", "10%", "5%"],
+                "value": [first.item(0, c) for c in ("q05", "q10", "q25", "q50", "q75", "q90", "q95")],
+            }
+        )
         st.dataframe(table, hide_index=True)
-        st.caption(f"Forecast from cutoff {first.item(0, 'cutoff')} by {first.item(0, 'model')} "
-                   f"(run {first.item(0, 'run_id')}); statistical model output, for reference.")
+        st.caption(
+            f"Forecast from cutoff {first.item(0, 'cutoff')} by {first.item(0, 'model')} "
+            f"(run {first.item(0, 'run_id')}); statistical model output, for reference."
+        )

@@ -90,8 +90,10 @@ def backtest(
     ids = frame.get_column("unique_id").unique().sort().to_list()
     missing = [uid for uid in ids if uid not in frequencies]
     if missing:
-        raise FrameError(f"{len(missing)} series have no frequency, e.g. {missing[:5]}",
-                         fix="pass frequencies={unique_id: alias} for every series")
+        raise FrameError(
+            f"{len(missing)} series have no frequency, e.g. {missing[:5]}",
+            fix="pass frequencies={unique_id: alias} for every series",
+        )
     steps = {f: (step or {}).get(f, horizons.get(f, 0)) for f in set(frequencies.values())}
     notes: list[tuple[str, str, str]] = []
     cuts = _origins(frame, frequencies, horizons, steps, windows, max_context, min_train, notes)
@@ -105,8 +107,20 @@ def backtest(
         window = cuts.filter(pl.col("window") == w)
         if window.height == 0:
             continue
-        part = _one_window(frame, window, frequencies, horizons, names, max_context, n_jobs,
-                           intervals, conformal_windows, extra or {}, notes, bounds)
+        part = _one_window(
+            frame,
+            window,
+            frequencies,
+            horizons,
+            names,
+            max_context,
+            n_jobs,
+            intervals,
+            conformal_windows,
+            extra or {},
+            notes,
+            bounds,
+        )
         if part.height:
             scored.append(part)
     forecasts = pl.concat(scored, how="vertical_relaxed") if scored else pl.DataFrame()
@@ -122,16 +136,24 @@ def backtest(
         forecasts=forecasts.sort("unique_id", "model", "cutoff", "ds") if forecasts.height else forecasts,
         metrics=metrics,
         members=members,
-        notes=pl.DataFrame(notes, schema={"unique_id": pl.Utf8, "model": pl.Utf8, "note": pl.Utf8},
-                           orient="row").unique(maintain_order=True),
+        notes=pl.DataFrame(
+            notes, schema={"unique_id": pl.Utf8, "model": pl.Utf8, "note": pl.Utf8}, orient="row"
+        ).unique(maintain_order=True),
         windows=windows,
         horizons={f: horizons[f] for f in set(frequencies[u] for u in ids)},
     )
 
 
-def _origins(frame: pl.DataFrame, frequencies: Mapping[str, str], horizons: Mapping[str, int],
-             steps: Mapping[str, int], windows: int, max_context: int, min_train: int,
-             notes: list[tuple[str, str, str]]) -> pl.DataFrame:
+def _origins(
+    frame: pl.DataFrame,
+    frequencies: Mapping[str, str],
+    horizons: Mapping[str, int],
+    steps: Mapping[str, int],
+    windows: int,
+    max_context: int,
+    min_train: int,
+    notes: list[tuple[str, str, str]],
+) -> pl.DataFrame:
     """Per series and window: the cutoff time, the actuals to score, the MASE scale."""
     rows = []
     actual_parts = []
@@ -139,50 +161,81 @@ def _origins(frame: pl.DataFrame, frequencies: Mapping[str, str], horizons: Mapp
         frequency = frequencies[uid]
         h, st = horizons[frequency], steps[frequency]
         context = max_context + (windows - 1) * st + h
-        grid = regularise(part.get_column("ds").to_numpy(), part.get_column("y").to_numpy(),
-                          frequency=frequency, max_context=context)
+        grid = regularise(
+            part.get_column("ds").to_numpy(), part.get_column("y").to_numpy(), frequency=frequency, max_context=context
+        )
         n = len(grid.y)
         for w in range(windows):
             cut = n - h - (windows - 1 - w) * st
             if cut < min_train:
-                notes.append((uid, "none", f"window {w + 1}/{windows} skipped: {max(cut, 0)} training "
-                              f"points < min_train {min_train}"))
+                notes.append(
+                    (
+                        uid,
+                        "none",
+                        f"window {w + 1}/{windows} skipped: {max(cut, 0)} training points < min_train {min_train}",
+                    )
+                )
                 continue
             test = slice(cut, cut + h)
             observed = grid.observed[test]
             if not observed.any():
                 continue
-            train_y = grid.y[max(0, cut - max_context):cut]
-            rows.append((uid, w, grid.ds[cut - 1].to_pydatetime(),
-                         seasonal_scale(train_y, FREQUENCIES[frequency])))
-            actual_parts.append(pl.DataFrame({
-                "unique_id": uid,
-                "cutoff": grid.ds[cut - 1].to_pydatetime(),
-                "ds": grid.ds[test][observed].to_numpy(),
-                "y": grid.y[test][observed],
-            }))
-    cuts = pl.DataFrame(rows, schema={"unique_id": pl.Utf8, "window": pl.Int64,
-                                      "cutoff": pl.Datetime("us"), "scale": pl.Float64}, orient="row")
+            train_y = grid.y[max(0, cut - max_context) : cut]
+            rows.append((uid, w, grid.ds[cut - 1].to_pydatetime(), seasonal_scale(train_y, FREQUENCIES[frequency])))
+            actual_parts.append(
+                pl.DataFrame(
+                    {
+                        "unique_id": uid,
+                        "cutoff": grid.ds[cut - 1].to_pydatetime(),
+                        "ds": grid.ds[test][observed].to_numpy(),
+                        "y": grid.y[test][observed],
+                    }
+                )
+            )
+    cuts = pl.DataFrame(
+        rows,
+        schema={"unique_id": pl.Utf8, "window": pl.Int64, "cutoff": pl.Datetime("us"), "scale": pl.Float64},
+        orient="row",
+    )
     if actual_parts:
-        actuals = pl.concat(actual_parts).with_columns(pl.col("ds").cast(pl.Datetime("us")),
-                                                       pl.col("cutoff").cast(pl.Datetime("us")))
-        cuts = cuts.join(actuals.group_by("unique_id", "cutoff").agg(pl.struct("ds", "y").alias("actuals")),
-                         on=["unique_id", "cutoff"])
+        actuals = pl.concat(actual_parts).with_columns(
+            pl.col("ds").cast(pl.Datetime("us")), pl.col("cutoff").cast(pl.Datetime("us"))
+        )
+        cuts = cuts.join(
+            actuals.group_by("unique_id", "cutoff").agg(pl.struct("ds", "y").alias("actuals")),
+            on=["unique_id", "cutoff"],
+        )
     return cuts
 
 
-def _one_window(frame: pl.DataFrame, window: pl.DataFrame, frequencies: Mapping[str, str],
-                horizons: Mapping[str, int], names: tuple[str, ...], max_context: int, n_jobs: int,
-                intervals: str, conformal_windows: int, extra: Mapping[str, ExtraForecaster],
-                notes: list[tuple[str, str, str]],
-                bounds: Mapping[str, Bounds] | None) -> pl.DataFrame:
+def _one_window(
+    frame: pl.DataFrame,
+    window: pl.DataFrame,
+    frequencies: Mapping[str, str],
+    horizons: Mapping[str, int],
+    names: tuple[str, ...],
+    max_context: int,
+    n_jobs: int,
+    intervals: str,
+    conformal_windows: int,
+    extra: Mapping[str, ExtraForecaster],
+    notes: list[tuple[str, str, str]],
+    bounds: Mapping[str, Bounds] | None,
+) -> pl.DataFrame:
     """Forecast every model from this window's cutoffs; join the actuals."""
     cutoffs = window.select("unique_id", "cutoff")
-    train = frame.join(cutoffs, on="unique_id").filter(pl.col("ds") <= pl.col("cutoff")) \
-        .select("unique_id", "ds", "y")
-    result = forecast_statistical(train, frequencies=frequencies, horizons=horizons, models=names,
-                                  max_context=max_context, n_jobs=n_jobs, intervals=intervals,
-                                  conformal_windows=conformal_windows, bounds=bounds)
+    train = frame.join(cutoffs, on="unique_id").filter(pl.col("ds") <= pl.col("cutoff")).select("unique_id", "ds", "y")
+    result = forecast_statistical(
+        train,
+        frequencies=frequencies,
+        horizons=horizons,
+        models=names,
+        max_context=max_context,
+        n_jobs=n_jobs,
+        intervals=intervals,
+        conformal_windows=conformal_windows,
+        bounds=bounds,
+    )
     notes.extend(result.notes.rows())
     parts = [result.forecasts.select(forecast_columns())]
     for name, forecaster in extra.items():
@@ -195,27 +248,34 @@ def _one_window(frame: pl.DataFrame, window: pl.DataFrame, frequencies: Mapping[
     return actuals.join(forecasts, on=["unique_id", "ds"], how="inner")
 
 
-def _members(forecasts: pl.DataFrame, names: tuple[str, ...], extra: Mapping[str, ExtraForecaster],
-             cuts: pl.DataFrame) -> dict[str, list[str]]:
+def _members(
+    forecasts: pl.DataFrame, names: tuple[str, ...], extra: Mapping[str, ExtraForecaster], cuts: pl.DataFrame
+) -> dict[str, list[str]]:
     """Per series, the non-baseline models that forecast in every one of its windows."""
     if forecasts.height == 0:
         return {}
     candidates = [n for n in (*names, *extra) if n not in BASELINES]
     windows = cuts.group_by("unique_id").agg(pl.len().alias("n_windows"))
-    ran = (forecasts.filter(pl.col("model").is_in(candidates))
-           .group_by("unique_id", "model").agg(pl.col("cutoff").n_unique().alias("n"))
-           .join(windows, on="unique_id").filter(pl.col("n") == pl.col("n_windows")))
+    ran = (
+        forecasts.filter(pl.col("model").is_in(candidates))
+        .group_by("unique_id", "model")
+        .agg(pl.col("cutoff").n_unique().alias("n"))
+        .join(windows, on="unique_id")
+        .filter(pl.col("n") == pl.col("n_windows"))
+    )
     out: dict[str, list[str]] = {}
     for (uid,), rows in ran.group_by("unique_id", maintain_order=True):
-        models = sorted(rows["model"].to_list(), key=lambda m: (*names, *extra).index(m)
-                        if m in (*names, *extra) else 99)
+        models = sorted(
+            rows["model"].to_list(), key=lambda m: (*names, *extra).index(m) if m in (*names, *extra) else 99
+        )
         if len(models) >= 2:  # an ensemble of one model is that model
             out[uid] = models
     return out
 
 
-def _ensemble_forecasts(forecasts: pl.DataFrame, members: dict[str, list[str]],
-                        methods: Sequence[str], scales: pl.DataFrame) -> list[pl.DataFrame]:
+def _ensemble_forecasts(
+    forecasts: pl.DataFrame, members: dict[str, list[str]], methods: Sequence[str], scales: pl.DataFrame
+) -> list[pl.DataFrame]:
     """Ensemble forecasts per window; weighted ones use only earlier windows' losses."""
     out = []
     keys = ("unique_id", "cutoff", "ds")
@@ -230,18 +290,17 @@ def _ensemble_forecasts(forecasts: pl.DataFrame, members: dict[str, list[str]],
             for cutoff in cutoffs:
                 past = forecasts.filter(pl.col("cutoff") < cutoff)
                 this = forecasts.filter(pl.col("cutoff") == cutoff)
-                here = {u: m for u, m in members.items()
-                        if u in set(this.get_column("unique_id").to_list())}
+                here = {u: m for u, m in members.items() if u in set(this.get_column("unique_id").to_list())}
                 if not here:
                     continue
                 past_metrics = score_forecasts(past, scales) if past.height else None
                 weights = _weights(past_metrics, here)
-                parts.append(combine_forecasts(this, members=here, method="weighted",
-                                               weights=weights, keys=keys))
+                parts.append(combine_forecasts(this, members=here, method="weighted", weights=weights, keys=keys))
             combined = pl.concat(parts) if parts else pl.DataFrame()
         if combined.height:
-            out.append(combined.join(actual, on=list(keys)).select(forecasts.columns)
-                       .with_columns(pl.lit(name).alias("model")))
+            out.append(
+                combined.join(actual, on=list(keys)).select(forecasts.columns).with_columns(pl.lit(name).alias("model"))
+            )
     return out
 
 
@@ -254,4 +313,3 @@ def _weights(past: pl.DataFrame | None, members: dict[str, list[str]]) -> dict[s
         if uid in found:
             weights[uid] = found[uid]
     return weights
-

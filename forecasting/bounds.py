@@ -95,8 +95,9 @@ class BoundMap:
 
     def __post_init__(self) -> None:
         if self.lower is None and self.upper is None:
-            raise FrameError("a bound map needs a lower or an upper bound",
-                             fix="leave unbounded series out of the bounds mapping")
+            raise FrameError(
+                "a bound map needs a lower or an upper bound", fix="leave unbounded series out of the bounds mapping"
+            )
 
     def to_model(self, y: np.ndarray) -> np.ndarray:
         """``z`` of values ``y`` that lie within the bounds."""
@@ -126,8 +127,10 @@ class BoundMap:
             scale, bound = f"-log({high:g} - y{plus})", f"<= {high:g}"
         text = f"bounded {bound}: forecast on the scale {scale}, quantiles mapped back, mean = median"
         if c:
-            text += (f" (offset {c:g} because values sit on a bound; model values beyond the bound's "
-                     f"place on that scale map to the bound itself)")
+            text += (
+                f" (offset {c:g} because values sit on a bound; model values beyond the bound's "
+                f"place on that scale map to the bound itself)"
+            )
         return text
 
 
@@ -150,12 +153,15 @@ def fit_bound_map(y: np.ndarray, bounds: Bounds) -> BoundMap | str:
 def bounds_from_meta(meta: pl.DataFrame) -> dict[str, Bounds]:
     """``{unique_id: (lower, upper)}`` of the series with at least one bound in ``meta``."""
     if not isinstance(meta, pl.DataFrame) or "unique_id" not in meta.columns:
-        raise FrameError("series metadata must be a polars frame with a unique_id column",
-                         fix="pass the frame Warehouse.read_series_meta() returns")
+        raise FrameError(
+            "series metadata must be a polars frame with a unique_id column",
+            fix="pass the frame Warehouse.read_series_meta() returns",
+        )
     if not set(SERIES_BOUND_COLUMNS) <= set(meta.columns):
         return {}
     rows = meta.select("unique_id", *SERIES_BOUND_COLUMNS).filter(
-        pl.col("lower_bound").is_not_null() | pl.col("upper_bound").is_not_null())
+        pl.col("lower_bound").is_not_null() | pl.col("upper_bound").is_not_null()
+    )
     return {uid: (low, high) for uid, low, high in rows.iter_rows()}
 
 
@@ -208,15 +214,18 @@ class BoundedScale:
             return result
         forecasts, late = self._inverse(result.forecasts, None)
         fitted, late_fit = self._inverse(result.fitted, observed)
-        notes = pl.concat([
-            pl.DataFrame([*self.notes_, *late, *late_fit], schema=_NOTE_SCHEMA, orient="row"),
-            result.notes.select(list(_NOTE_SCHEMA)),
-        ]).sort("unique_id", maintain_order=True)
+        notes = pl.concat(
+            [
+                pl.DataFrame([*self.notes_, *late, *late_fit], schema=_NOTE_SCHEMA, orient="row"),
+                result.notes.select(list(_NOTE_SCHEMA)),
+            ]
+        ).sort("unique_id", maintain_order=True)
         return dataclasses.replace(result, forecasts=forecasts, fitted=fitted, notes=notes)  # type: ignore[type-var]
 
     # -- internals ---------------------------------------------------------------------------
-    def _inverse(self, frame: pl.DataFrame,
-                 observed: pl.DataFrame | None) -> tuple[pl.DataFrame, list[tuple[str, str, str]]]:
+    def _inverse(
+        self, frame: pl.DataFrame, observed: pl.DataFrame | None
+    ) -> tuple[pl.DataFrame, list[tuple[str, str, str]]]:
         if not self.maps_ or frame.height == 0:
             return frame, []
         quantiles = [c for c in frame.columns if _QUANTILE_COLUMN.fullmatch(c)]
@@ -224,18 +233,17 @@ class BoundedScale:
         out = _mapped(frame, columns, self.maps_, _to_values)
         bounded = pl.col("unique_id").is_in(list(self.maps_))
         if "mean" in frame.columns and "q50" in frame.columns:
-            out = out.with_columns(pl.when(bounded).then(pl.col("q50")).otherwise(pl.col("mean"))
-                                   .alias("mean"))
+            out = out.with_columns(pl.when(bounded).then(pl.col("q50")).otherwise(pl.col("mean")).alias("mean"))
         if "y" in frame.columns and observed is not None:
             exact = observed.select("unique_id", "ds", pl.col("y").alias("_observed"))
-            out = (out.join(exact, on=["unique_id", "ds"], how="left", maintain_order="left")
-                   .with_columns(pl.when(bounded).then(pl.coalesce("_observed", "y"))
-                                 .otherwise(pl.col("y")).alias("y"))
-                   .drop("_observed"))
+            out = (
+                out.join(exact, on=["unique_id", "ds"], how="left", maintain_order="left")
+                .with_columns(pl.when(bounded).then(pl.coalesce("_observed", "y")).otherwise(pl.col("y")).alias("y"))
+                .drop("_observed")
+            )
         return self._inside(out, [c for c in ("mean", *quantiles) if c in out.columns])
 
-    def _inside(self, frame: pl.DataFrame,
-                columns: list[str]) -> tuple[pl.DataFrame, list[tuple[str, str, str]]]:
+    def _inside(self, frame: pl.DataFrame, columns: list[str]) -> tuple[pl.DataFrame, list[tuple[str, str, str]]]:
         """Values outside the bounds after the map back (rounding only): set to the bound, noted."""
         params = _parameters(self.maps_)
         out = frame.join(params, on="unique_id", how="left", maintain_order="left")
@@ -250,9 +258,14 @@ class BoundedScale:
                 message = f"{count} {col} value(s) outside the bounds after the map back (rounding): set to the bound"
                 notes.append((uid, "*", message))
                 warnings.warn(f"{uid}: {message}", RuntimeWarning, stacklevel=4)
-            out = out.with_columns(pl.when((pl.col(col) < below).fill_null(False)).then(below)
-                                   .when((pl.col(col) > above).fill_null(False)).then(above)
-                                   .otherwise(pl.col(col)).alias(col))
+            out = out.with_columns(
+                pl.when((pl.col(col) < below).fill_null(False))
+                .then(below)
+                .when((pl.col(col) > above).fill_null(False))
+                .then(above)
+                .otherwise(pl.col(col))
+                .alias(col)
+            )
         return out.drop(params.columns[1:]), notes
 
 
@@ -287,12 +300,15 @@ def _to_values(z: np.ndarray, low: np.ndarray, high: np.ndarray, c: np.ndarray) 
 
 def _parameters(maps: Mapping[str, BoundMap]) -> pl.DataFrame:
     """One row per bounded series: ``unique_id, _low, _high, _offset`` (NaN = unbounded)."""
-    return pl.DataFrame({
-        "unique_id": list(maps),
-        "_low": [np.nan if m.lower is None else m.lower for m in maps.values()],
-        "_high": [np.nan if m.upper is None else m.upper for m in maps.values()],
-        "_offset": [m.offset for m in maps.values()],
-    }, schema={"unique_id": pl.Utf8, "_low": pl.Float64, "_high": pl.Float64, "_offset": pl.Float64})
+    return pl.DataFrame(
+        {
+            "unique_id": list(maps),
+            "_low": [np.nan if m.lower is None else m.lower for m in maps.values()],
+            "_high": [np.nan if m.upper is None else m.upper for m in maps.values()],
+            "_offset": [m.offset for m in maps.values()],
+        },
+        schema={"unique_id": pl.Utf8, "_low": pl.Float64, "_high": pl.Float64, "_offset": pl.Float64},
+    )
 
 
 def _checked(uid: str, bounds: Any) -> Bounds:
@@ -301,21 +317,25 @@ def _checked(uid: str, bounds: Any) -> Bounds:
         low = None if low is None else float(low)
         high = None if high is None else float(high)
     except (TypeError, ValueError):
-        raise FrameError(f"bounds of {uid} are {bounds!r}, not a (lower, upper) pair",
-                         fix="pass bounds={unique_id: (lower, upper)} with None for no bound") from None
-    if (low is not None and not np.isfinite(low)) or (high is not None and not np.isfinite(high)) \
-            or (low is not None and high is not None and low >= high):
-        raise FrameError(f"bounds of {uid} are ({low}, {high})",
-                         fix="finite numbers with lower < upper, or None for no bound")
+        raise FrameError(
+            f"bounds of {uid} are {bounds!r}, not a (lower, upper) pair",
+            fix="pass bounds={unique_id: (lower, upper)} with None for no bound",
+        ) from None
+    if (
+        (low is not None and not np.isfinite(low))
+        or (high is not None and not np.isfinite(high))
+        or (low is not None and high is not None and low >= high)
+    ):
+        raise FrameError(
+            f"bounds of {uid} are ({low}, {high})", fix="finite numbers with lower < upper, or None for no bound"
+        )
     return low, high
 
 
-def _mapped(frame: pl.DataFrame, columns: list[str], maps: Mapping[str, BoundMap],
-            function: Any) -> pl.DataFrame:
+def _mapped(frame: pl.DataFrame, columns: list[str], maps: Mapping[str, BoundMap], function: Any) -> pl.DataFrame:
     """``columns`` of the rows of the series in ``maps`` passed through ``function`` (row-wise
     :func:`_to_model` or :func:`_to_values`); the other rows keep their values untouched."""
-    rows = frame.select("unique_id").join(_parameters(maps), on="unique_id", how="left",
-                                          maintain_order="left")
+    rows = frame.select("unique_id").join(_parameters(maps), on="unique_id", how="left", maintain_order="left")
     mask = rows.get_column("_offset").is_not_null().to_numpy()
     if not mask.any():
         return frame

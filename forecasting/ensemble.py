@@ -55,17 +55,13 @@ def combine_forecasts(
         return forecasts.clear().select(*keys, pl.lit(name).alias("model"), *_VALUES)
     wanted = pl.DataFrame(rows, schema={"unique_id": pl.Utf8, "model": pl.Utf8}, orient="row")
     if method == "weighted":
-        wanted = wanted.with_columns(
-            pl.Series("w", [float(weights[u].get(m, 0.0)) for u, m in rows], dtype=pl.Float64)
-        )
+        wanted = wanted.with_columns(pl.Series("w", [float(weights[u].get(m, 0.0)) for u, m in rows], dtype=pl.Float64))
     else:
         wanted = wanted.with_columns(w=pl.lit(1.0))
     part = forecasts.join(wanted, on=["unique_id", "model"], how="inner")
     need = wanted.group_by("unique_id").agg(pl.len().alias("n_members"))
     if method == "median":
-        combined = part.group_by(*keys).agg(
-            pl.len().alias("n"), *(pl.col(c).median() for c in _VALUES)
-        )
+        combined = part.group_by(*keys).agg(pl.len().alias("n"), *(pl.col(c).median() for c in _VALUES))
     else:
         combined = part.group_by(*keys).agg(
             pl.len().alias("n"),
@@ -76,8 +72,7 @@ def combine_forecasts(
         .filter(pl.col("n") == pl.col("n_members"))  # only steps every member forecast
         .drop("n", "n_members")
     )
-    return _sorted_quantiles(combined).select(*keys, pl.lit(name).alias("model"), *_VALUES) \
-        .sort(*keys)
+    return _sorted_quantiles(combined).select(*keys, pl.lit(name).alias("model"), *_VALUES).sort(*keys)
 
 
 def _sorted_quantiles(frame: pl.DataFrame) -> pl.DataFrame:

@@ -50,8 +50,14 @@ __all__ = [
 ]
 
 EXCEEDANCE_COLUMNS: tuple[str, ...] = (
-    "unique_id", "ds", "model", "threshold", "threshold_value", "direction",
-    "p_step_exceed", "p_path_cross",
+    "unique_id",
+    "ds",
+    "model",
+    "threshold",
+    "threshold_value",
+    "direction",
+    "p_step_exceed",
+    "p_path_cross",
 )
 _SPEC = re.compile(r"^(?:(abs):(-?[0-9.eE+-]+)|p([0-9.]+)|rl([0-9.]+))(?::(above|below))?$")
 _QCOLS = tuple(quantile_column(q) for q in QUANTILES)
@@ -68,7 +74,7 @@ def parse_threshold(spec: str) -> tuple[str, float, str]:
         raise FrameError(
             f"threshold spec {spec!r} is not understood",
             fix='write "abs:VALUE", "pNN" (historical percentile), or "rlYEARS" (return level), '
-                'optionally with ":below"',
+            'optionally with ":below"',
         )
     kind_abs, value, pct, years, direction = match.groups()
     direction = direction or "above"
@@ -122,8 +128,11 @@ def resolve_thresholds(
                     notes.append((uid, spec, why))
                     continue
             rows.append((uid, spec, value, direction))
-    frame = pl.DataFrame(rows, schema={"unique_id": pl.Utf8, "threshold": pl.Utf8,
-                                       "value": pl.Float64, "direction": pl.Utf8}, orient="row")
+    frame = pl.DataFrame(
+        rows,
+        schema={"unique_id": pl.Utf8, "threshold": pl.Utf8, "value": pl.Float64, "direction": pl.Utf8},
+        orient="row",
+    )
     return frame, notes
 
 
@@ -143,9 +152,11 @@ def _already_beyond(y: np.ndarray, value: float, direction: str) -> str:
     first = int(np.argmax(beyond))
     if first < len(y) * (1 - _RECENT_SHARE):
         return ""
-    return (f"not informative: the series has been beyond {value:.6g} only in its newest "
-            f"{len(y) - first} of {len(y)} observations and still is (a trending series); "
-            "set an absolute threshold in [forecast] series_thresholds")
+    return (
+        f"not informative: the series has been beyond {value:.6g} only in its newest "
+        f"{len(y) - first} of {len(y)} observations and still is (a trending series); "
+        "set an absolute threshold in [forecast] series_thresholds"
+    )
 
 
 def _return_level(part: pl.DataFrame, years: float, direction: str) -> tuple[float | None, str]:
@@ -175,8 +186,10 @@ def exceedance_probabilities(
         raise FrameError(f"forecast frame lacks column(s) {missing}", fix="pass a forecast frame")
     per_series = forecasts.group_by("unique_id").agg(pl.col("model").n_unique().alias("n"))
     if per_series.filter(pl.col("n") > 1).height:
-        raise FrameError("exceedance needs one model per series; the frame has several",
-                         fix="filter the forecasts to each series' selected model first")
+        raise FrameError(
+            "exceedance needs one model per series; the frame has several",
+            fix="filter the forecasts to each series' selected model first",
+        )
     out = []
     joined = thresholds.join(forecasts.select("unique_id").unique(), on="unique_id")
     if joined.height == 0:
@@ -192,23 +205,34 @@ def exceedance_probabilities(
         above = row["direction"] == "above"
         p_step = _step_probability(quantiles, row["value"], above=above)
         p_path = _path_probability(p_step, quantiles, rng_cache[h])
-        out.append(pl.DataFrame({
-            "unique_id": row["unique_id"],
-            "ds": part.get_column("ds"),
-            "model": part.get_column("model"),
-            "threshold": row["threshold"],
-            "threshold_value": row["value"],
-            "direction": row["direction"],
-            "p_step_exceed": p_step,
-            "p_path_cross": p_path,
-        }))
+        out.append(
+            pl.DataFrame(
+                {
+                    "unique_id": row["unique_id"],
+                    "ds": part.get_column("ds"),
+                    "model": part.get_column("model"),
+                    "threshold": row["threshold"],
+                    "threshold_value": row["value"],
+                    "direction": row["direction"],
+                    "p_step_exceed": p_step,
+                    "p_path_cross": p_path,
+                }
+            )
+        )
     return pl.concat(out).select(EXCEEDANCE_COLUMNS).sort("unique_id", "threshold", "ds")
 
 
 def _schema() -> dict[str, pl.DataType]:
-    return {"unique_id": pl.Utf8(), "ds": pl.Datetime("us"), "model": pl.Utf8(),
-            "threshold": pl.Utf8(), "threshold_value": pl.Float64(), "direction": pl.Utf8(),
-            "p_step_exceed": pl.Float64(), "p_path_cross": pl.Float64()}
+    return {
+        "unique_id": pl.Utf8(),
+        "ds": pl.Datetime("us"),
+        "model": pl.Utf8(),
+        "threshold": pl.Utf8(),
+        "threshold_value": pl.Float64(),
+        "direction": pl.Utf8(),
+        "p_step_exceed": pl.Float64(),
+        "p_path_cross": pl.Float64(),
+    }
 
 
 def _step_probability(quantiles: np.ndarray, value: float, *, above: bool) -> np.ndarray:

@@ -68,14 +68,13 @@ def score_forecasts(joined: pl.DataFrame, scales: pl.DataFrame) -> pl.DataFrame:
     required = ("unique_id", "model", "cutoff", "ds", "y", "mean", *_QCOLS)
     missing = [c for c in required if c not in joined.columns]
     if missing:
-        raise FrameError(f"scored frame lacks column(s) {missing}; it has {joined.columns}",
-                         fix="join forecasts (with cutoff) to actuals on unique_id, ds first")
-    frame = joined.join(scales.select("unique_id", "cutoff", "scale"), on=["unique_id", "cutoff"],
-                        how="left")
+        raise FrameError(
+            f"scored frame lacks column(s) {missing}; it has {joined.columns}",
+            fix="join forecasts (with cutoff) to actuals on unique_id, ds first",
+        )
+    frame = joined.join(scales.select("unique_id", "cutoff", "scale"), on=["unique_id", "cutoff"], how="left")
     y = frame.get_column("y").to_numpy()
-    losses = [
-        2.0 * pinball(y, frame.get_column(quantile_column(a)).to_numpy(), a) for a in QUANTILES
-    ]
+    losses = [2.0 * pinball(y, frame.get_column(quantile_column(a)).to_numpy(), a) for a in QUANTILES]
     frame = frame.with_columns(
         abs_err=(pl.col("y") - pl.col("mean")).abs(),
         smape_pt=pl.Series(smape(y, frame.get_column("mean").to_numpy())),
@@ -107,14 +106,12 @@ def score_forecasts(joined: pl.DataFrame, scales: pl.DataFrame) -> pl.DataFrame:
             (pl.col("in80").sum() / pl.col("points").sum()).alias("coverage_80"),
             (pl.col("in90").sum() / pl.col("points").sum()).alias("coverage_90"),
         )
-        .with_columns(pl.col("mase").fill_nan(None), pl.col("windows").cast(pl.Int64),
-                      pl.col("points").cast(pl.Int64))
+        .with_columns(pl.col("mase").fill_nan(None), pl.col("windows").cast(pl.Int64), pl.col("points").cast(pl.Int64))
         .sort("unique_id", "model")
     )
 
 
-def relative_score(metrics: pl.DataFrame, *, model: str | pl.Expr, baseline: str,
-                   metric: str) -> float:
+def relative_score(metrics: pl.DataFrame, *, model: str | pl.Expr, baseline: str, metric: str) -> float:
     """Geometric mean over series of ``metric(model) / metric(baseline)``.
 
     ``model`` is a model name, or an expression selecting each series' row (e.g. the
@@ -122,9 +119,11 @@ def relative_score(metrics: pl.DataFrame, *, model: str | pl.Expr, baseline: str
     """
     mine = metrics.filter(pl.col("model") == model if isinstance(model, str) else model)
     base = metrics.filter(pl.col("model") == baseline)
-    both = mine.select("unique_id", pl.col(metric).alias("a")).join(
-        base.select("unique_id", pl.col(metric).alias("b")), on="unique_id"
-    ).filter((pl.col("a") > 0) & (pl.col("b") > 0))
+    both = (
+        mine.select("unique_id", pl.col(metric).alias("a"))
+        .join(base.select("unique_id", pl.col(metric).alias("b")), on="unique_id")
+        .filter((pl.col("a") > 0) & (pl.col("b") > 0))
+    )
     if both.height == 0:
         return float("nan")
     return float(np.exp(np.mean(np.log(both["a"].to_numpy() / both["b"].to_numpy()))))

@@ -141,8 +141,10 @@ def plan_model(name: str, y: np.ndarray, frequency: str) -> ModelPlan:
     seasons = tuple(s for s in MSTL_SEASONS[frequency] if n >= 2 * s + _SEASON_SLACK)
     if not seasons:
         plan = plan_model("AutoETS", y, frequency)
-        why = f"{n} grid points < 2 seasons of {MSTL_SEASONS[frequency][0]} + {_SEASON_SLACK}; " \
-              f"MSTL needs one; used AutoETS"
+        why = (
+            f"{n} grid points < 2 seasons of {MSTL_SEASONS[frequency][0]} + {_SEASON_SLACK}; "
+            f"MSTL needs one; used AutoETS"
+        )
         return ModelPlan(plan.name, plan.seasons, why)
     dropped = [s for s in MSTL_SEASONS[frequency] if s not in seasons]
     why = f"MSTL season(s) {dropped} dropped: series shorter than two of them" if dropped else ""

@@ -79,9 +79,7 @@ class Regularised:
 def snap_to_grid(ds: pd.DatetimeIndex, frequency: str) -> pd.DatetimeIndex:
     """Move every stamp onto the grid of ``frequency`` (rules in the module docstring)."""
     if frequency not in FREQUENCIES:
-        raise FrameError(
-            f"unknown frequency {frequency!r}", fix=f"declare one of {', '.join(FREQUENCIES)}"
-        )
+        raise FrameError(f"unknown frequency {frequency!r}", fix=f"declare one of {', '.join(FREQUENCIES)}")
     if frequency in _FLOOR_FREQUENCIES:
         return ds.floor(frequency)
     offset = to_offset(frequency)
@@ -118,12 +116,13 @@ def regularise(
         # as it is (the common case for hourly and daily feeds; no snapping, no reindexing).
         step = np.timedelta64(_FIXED_STEPS[frequency], "s")
         raw = stamps.to_numpy()
-        if (raw == raw.astype("datetime64[h]" if frequency == "h" else "datetime64[D]")).all() \
-                and (np.diff(raw) == step).all():
+        if (raw == raw.astype("datetime64[h]" if frequency == "h" else "datetime64[D]")).all() and (
+            np.diff(raw) == step
+        ).all():
             grid = pd.DatetimeIndex(raw.astype("datetime64[ns]"), freq=frequency)  # as date_range
-            return Regularised(frequency=frequency, ds=grid,
-                               y=values, observed=np.ones(len(values), dtype=bool),
-                               snapped=0, merged=0)
+            return Regularised(
+                frequency=frequency, ds=grid, y=values, observed=np.ones(len(values), dtype=bool), snapped=0, merged=0
+            )
     snapped_stamps = snap_to_grid(stamps, frequency)
     snapped = int((snapped_stamps != stamps).sum())
     on_grid = pd.Series(values, index=snapped_stamps)

@@ -31,8 +31,15 @@ from core.errors import FrameError
 __all__ = ["SELECTION_COLUMNS", "select_models"]
 
 SELECTION_COLUMNS: tuple[str, ...] = (
-    "unique_id", "model", "criterion", "score", "runner_up", "runner_up_score",
-    "baseline_score", "windows", "reason",
+    "unique_id",
+    "model",
+    "criterion",
+    "score",
+    "runner_up",
+    "runner_up_score",
+    "baseline_score",
+    "windows",
+    "reason",
 )
 _CRITERIA = ("mase", "smape", "wql")
 
@@ -60,17 +67,41 @@ def select_models(
         if part is not None and "run_id" in part.columns:
             where = f" {part.item(0, 'run_id')}"
         if part is None:
-            rows.append(_row(uid, default_model, criterion, None, None, None, None, 0,
-                             f"no backtest yet: configured default {default_model}, not a "
-                             f"backtest winner (run `ews backtest`)"))
+            rows.append(
+                _row(
+                    uid,
+                    default_model,
+                    criterion,
+                    None,
+                    None,
+                    None,
+                    None,
+                    0,
+                    f"no backtest yet: configured default {default_model}, not a backtest winner (run `ews backtest`)",
+                )
+            )
             continue
         full = part.filter(pl.col("windows") == part["windows"].max())
-        ranked = (full.with_columns(pl.col(criterion).fill_nan(None))
-                  .drop_nulls(criterion).sort(criterion, "wql", "model", nulls_last=True))
+        ranked = (
+            full.with_columns(pl.col(criterion).fill_nan(None))
+            .drop_nulls(criterion)
+            .sort(criterion, "wql", "model", nulls_last=True)
+        )
         if ranked.height == 0:
-            rows.append(_row(uid, default_model, criterion, None, None, None, None, 0,
-                             f"backtest{where} has no finite {criterion} for this series "
-                             f"(constant history?): configured default {default_model}"))
+            rows.append(
+                _row(
+                    uid,
+                    default_model,
+                    criterion,
+                    None,
+                    None,
+                    None,
+                    None,
+                    0,
+                    f"backtest{where} has no finite {criterion} for this series "
+                    f"(constant history?): configured default {default_model}",
+                )
+            )
             continue
         baseline = full.filter(pl.col("model") == "SeasonalNaive")
         base_score = baseline.item(0, criterion) if baseline.height else None
@@ -78,42 +109,97 @@ def select_models(
         winner = ranked.row(0, named=True)
         usable = ranked if available is None else ranked.filter(pl.col("model").is_in(list(available)))
         if usable.height == 0:
-            rows.append(_row(uid, default_model, criterion, None, None, None, base_score, windows,
-                             f"backtest{where} winner {winner['model']} and every other candidate "
-                             f"are unavailable now: configured default {default_model}"))
+            rows.append(
+                _row(
+                    uid,
+                    default_model,
+                    criterion,
+                    None,
+                    None,
+                    None,
+                    base_score,
+                    windows,
+                    f"backtest{where} winner {winner['model']} and every other candidate "
+                    f"are unavailable now: configured default {default_model}",
+                )
+            )
             continue
         chosen = usable.row(0, named=True)
         runner = usable.row(1, named=True) if usable.height > 1 else None
         incumbent = usable.filter(pl.col("model") == default_model)
-        if (margin and chosen["model"] != default_model and incumbent.height
-                and chosen[criterion] > (1.0 - margin) * incumbent.item(0, criterion)):
+        if (
+            margin
+            and chosen["model"] != default_model
+            and incumbent.height
+            and chosen[criterion] > (1.0 - margin) * incumbent.item(0, criterion)
+        ):
             kept = incumbent.row(0, named=True)
-            rows.append(_row(uid, default_model, criterion, kept[criterion], chosen["model"],
-                             chosen[criterion], base_score, windows,
-                             f"default {default_model} kept: best challenger {chosen['model']} "
-                             f"({chosen[criterion]:.4g}) beat its {criterion.upper()} "
-                             f"{kept[criterion]:.4g} in backtest{where} by less than the "
-                             f"{margin:.0%} margin over {windows} window(s)"))
+            rows.append(
+                _row(
+                    uid,
+                    default_model,
+                    criterion,
+                    kept[criterion],
+                    chosen["model"],
+                    chosen[criterion],
+                    base_score,
+                    windows,
+                    f"default {default_model} kept: best challenger {chosen['model']} "
+                    f"({chosen[criterion]:.4g}) beat its {criterion.upper()} "
+                    f"{kept[criterion]:.4g} in backtest{where} by less than the "
+                    f"{margin:.0%} margin over {windows} window(s)",
+                )
+            )
             continue
-        text = (f"won backtest{where} on {criterion.upper()} {chosen[criterion]:.4g} over "
-                f"{windows} window(s)")
+        text = f"won backtest{where} on {criterion.upper()} {chosen[criterion]:.4g} over {windows} window(s)"
         if runner is not None:
             text += f"; runner-up {runner['model']} {runner[criterion]:.4g}"
         if base_score is not None:
             text += f"; SeasonalNaive {base_score:.4g}"
         if chosen["model"] != winner["model"]:
-            text = (f"backtest{where} winner {winner['model']} ({winner[criterion]:.4g}) is not "
-                    f"available now; best available candidate of that backtest: " + text)
-        rows.append(_row(uid, chosen["model"], criterion, chosen[criterion],
-                         None if runner is None else runner["model"],
-                         None if runner is None else runner[criterion], base_score, windows, text))
-    return pl.DataFrame(rows, schema={
-        "unique_id": pl.Utf8, "model": pl.Utf8, "criterion": pl.Utf8, "score": pl.Float64,
-        "runner_up": pl.Utf8, "runner_up_score": pl.Float64, "baseline_score": pl.Float64,
-        "windows": pl.Int64, "reason": pl.Utf8,
-    }, orient="row")
+            text = (
+                f"backtest{where} winner {winner['model']} ({winner[criterion]:.4g}) is not "
+                f"available now; best available candidate of that backtest: " + text
+            )
+        rows.append(
+            _row(
+                uid,
+                chosen["model"],
+                criterion,
+                chosen[criterion],
+                None if runner is None else runner["model"],
+                None if runner is None else runner[criterion],
+                base_score,
+                windows,
+                text,
+            )
+        )
+    return pl.DataFrame(
+        rows,
+        schema={
+            "unique_id": pl.Utf8,
+            "model": pl.Utf8,
+            "criterion": pl.Utf8,
+            "score": pl.Float64,
+            "runner_up": pl.Utf8,
+            "runner_up_score": pl.Float64,
+            "baseline_score": pl.Float64,
+            "windows": pl.Int64,
+            "reason": pl.Utf8,
+        },
+        orient="row",
+    )
 
 
-def _row(uid: str, model: str, criterion: str, score: float | None, runner: str | None,
-         runner_score: float | None, base: float | None, windows: int, reason: str) -> tuple:
+def _row(
+    uid: str,
+    model: str,
+    criterion: str,
+    score: float | None,
+    runner: str | None,
+    runner_score: float | None,
+    base: float | None,
+    windows: int,
+    reason: str,
+) -> tuple:
     return (uid, model, criterion, score, runner, runner_score, base, windows, reason)

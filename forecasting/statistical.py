@@ -139,16 +139,27 @@ def forecast_statistical(
     """
     if not isinstance(series, pl.DataFrame) and _is_distributed(series):
         if bounds:
-            raise FrameError("bounds are not applied to a distributed frame",
-                             fix="forecast bounded series locally (a polars frame), or map them "
-                                 "upstream with forecasting.bounds.BoundedScale")
-        return forecast_distributed(series, frequencies=frequencies, horizons=horizons,
-                                    models=models, n_jobs=n_jobs, levels=levels)
+            raise FrameError(
+                "bounds are not applied to a distributed frame",
+                fix="forecast bounded series locally (a polars frame), or map them "
+                "upstream with forecasting.bounds.BoundedScale",
+            )
+        return forecast_distributed(
+            series, frequencies=frequencies, horizons=horizons, models=models, n_jobs=n_jobs, levels=levels
+        )
     frame = validate_series(series)
     scale = BoundedScale(bounds).fit(frame)
-    result = _forecast_frame(scale.transform(frame), frequencies=frequencies, horizons=horizons,
-                             models=models, max_context=max_context, n_jobs=n_jobs, levels=levels,
-                             intervals=intervals, conformal_windows=conformal_windows)
+    result = _forecast_frame(
+        scale.transform(frame),
+        frequencies=frequencies,
+        horizons=horizons,
+        models=models,
+        max_context=max_context,
+        n_jobs=n_jobs,
+        levels=levels,
+        intervals=intervals,
+        conformal_windows=conformal_windows,
+    )
     return scale.apply(result, observed=frame)
 
 
@@ -173,8 +184,7 @@ def _forecast_frame(
             fix=f"use intervals in {INTERVAL_KINDS} and conformal_windows >= 1",
         )
     notes: _Notes = []
-    planned = _plan(frame, frequencies, horizons, names, max_context, intervals,
-                    conformal_windows, notes)
+    planned = _plan(frame, frequencies, horizons, names, max_context, intervals, conformal_windows, notes)
 
     forecasts: list[pl.DataFrame] = []
     fitted: list[pl.DataFrame] = []
@@ -183,8 +193,7 @@ def _forecast_frame(
         key = (item.grid.frequency, item.conformal, tuple(p.key for p in item.plans))
         groups.setdefault(key, []).append(item)
     for (frequency, conformal, _), group in sorted(groups.items(), key=lambda kv: repr(kv[0])):
-        run = _Run(frequency, horizons[frequency], used_levels, n_jobs,
-                   conformal_windows if conformal else 0)
+        run = _Run(frequency, horizons[frequency], used_levels, n_jobs, conformal_windows if conformal else 0)
         fc, fv = _run_group(group, run=run, notes=notes)
         forecasts.extend(fc)
         fitted.extend(fv)
@@ -198,9 +207,9 @@ def _forecast_frame(
     return ForecastResult(
         forecasts=_assemble(forecasts, with_y=False, levels=used_levels),
         fitted=_assemble(fitted, with_y=True, levels=used_levels),
-        notes=pl.DataFrame(
-            notes, schema={"unique_id": pl.Utf8, "model": pl.Utf8, "note": pl.Utf8}, orient="row"
-        ).sort("unique_id", maintain_order=True),
+        notes=pl.DataFrame(notes, schema={"unique_id": pl.Utf8, "model": pl.Utf8, "note": pl.Utf8}, orient="row").sort(
+            "unique_id", maintain_order=True
+        ),
     )
 
 
@@ -272,8 +281,7 @@ def _plan(
         if len(y) < _MIN_POINTS:
             notes.append((uid, "none", f"skipped: {len(y)} point(s), needs at least {_MIN_POINTS}"))
             continue
-        grid = regularise(part.get_column("ds").to_numpy(), y, frequency=frequency,
-                          max_context=max_context)
+        grid = regularise(part.get_column("ds").to_numpy(), y, frequency=frequency, max_context=max_context)
         plans: dict[str, ModelPlan] = {}
         for name in names:
             plan = plan_model(name, grid.y, frequency)
@@ -292,8 +300,14 @@ def _plan(
             need = conformal_windows * horizons[frequency] + max(2 * season_length(frequency), 10)
             conformal = len(grid.y) >= need
             if not conformal:
-                notes.append((uid, ",".join(plans), f"{len(grid.y)} grid points < {need} needed for "
-                              f"{conformal_windows} conformal windows; kept model intervals"))
+                notes.append(
+                    (
+                        uid,
+                        ",".join(plans),
+                        f"{len(grid.y)} grid points < {need} needed for "
+                        f"{conformal_windows} conformal windows; kept model intervals",
+                    )
+                )
         planned.append(_Series(uid, grid, tuple(plans.values()), conformal))
     return planned
 
@@ -324,8 +338,7 @@ def _run_group(group: list[_Series], *, run: _Run, notes: _Notes) -> _Frames:
         fc, fv = _run_statsforecast(group, plans=plans, run=run)
     except Exception as exc:  # noqa: BLE001 - any library failure degrades to smaller runs
         if len(group) == 1 and len(plans) == 1:
-            return _fall_back(group[0], plans[0], run=run, notes=notes, reason=_reason(exc),
-                              done=set())
+            return _fall_back(group[0], plans[0], run=run, notes=notes, reason=_reason(exc), done=set())
         single = _Run(run.frequency, run.h, run.levels, 1, run.conformal_windows)
         forecasts: list[pl.DataFrame] = []
         fitted: list[pl.DataFrame] = []
@@ -349,23 +362,20 @@ def _run_group(group: list[_Series], *, run: _Run, notes: _Notes) -> _Frames:
     for uid, model in pairs:
         plan = next(p for p in by_id[uid].plans if p.name == model)
         done = {m for u, m in ran if u == uid}
-        more_fc, more_fv = _fall_back(by_id[uid], plan, run=run, notes=notes,
-                                      reason="non-finite forecast", done=done)
+        more_fc, more_fv = _fall_back(by_id[uid], plan, run=run, notes=notes, reason="non-finite forecast", done=done)
         forecasts.extend(more_fc)
         fitted.extend(more_fv)
     return forecasts, fitted
 
 
-def _fall_back(item: _Series, plan: ModelPlan, *, run: _Run, notes: _Notes, reason: str,
-               done: set[str]) -> _Frames:
+def _fall_back(item: _Series, plan: ModelPlan, *, run: _Run, notes: _Notes, reason: str, done: set[str]) -> _Frames:
     """Replace a failed model on one series by its simpler fallback, noting and warning."""
     simpler = FALLBACK.get(plan.name)
     if simpler is None:
         notes.append((item.unique_id, "none", f"{plan.name} failed: {reason}; no forecast"))
         return [], []
     fallback = plan_model(simpler, item.grid.y, item.grid.frequency)
-    notes.append((item.unique_id, fallback.name,
-                  f"{plan.name} failed: {reason}; fell back to {fallback.name}"))
+    notes.append((item.unique_id, fallback.name, f"{plan.name} failed: {reason}; fell back to {fallback.name}"))
     warnings.warn(
         f"{plan.name} failed for {item.unique_id} ({reason}); fell back to {fallback.name}",
         RuntimeWarning,
@@ -396,13 +406,12 @@ def _run_statsforecast(
             "observed": np.concatenate([s.grid.observed for s in group]),
         }
     ).with_columns(pl.col("ds").cast(pl.Datetime("us")))
-    conformal = (ConformalIntervals(h=run.h, n_windows=run.conformal_windows)
-                 if run.conformal_windows else None)
+    conformal = ConformalIntervals(h=run.h, n_windows=run.conformal_windows) if run.conformal_windows else None
     # A process pool costs about a second to start: small groups run in this process.
-    workers = 1 if len(group) < _SERIES_PER_WORKER else (
-        len(group) if run.n_jobs == -1 else min(len(group), run.n_jobs))
-    engine = StatsForecast(models=[_build(p, conformal) for p in plans], freq=run.frequency,
-                           n_jobs=workers)
+    workers = (
+        1 if len(group) < _SERIES_PER_WORKER else (len(group) if run.n_jobs == -1 else min(len(group), run.n_jobs))
+    )
+    engine = StatsForecast(models=[_build(p, conformal) for p in plans], freq=run.frequency, n_jobs=workers)
     names = [p.name for p in plans]
     forecast_pd = engine.forecast(df=data, h=run.h, fitted=True, level=list(run.levels))
     fitted_pd = engine.forecast_fitted_values()
@@ -516,8 +525,10 @@ def forecast_distributed(
     names = check_models(tuple(models))
     missing = [c for c in ("unique_id", "ds", "y") if c not in frame.columns]
     if missing:
-        raise FrameError(f"distributed frame lacks column(s) {missing}; it has {list(frame.columns)}",
-                         fix="name the columns unique_id, ds, y")
+        raise FrameError(
+            f"distributed frame lacks column(s) {missing}; it has {list(frame.columns)}",
+            fix="name the columns unique_id, ds, y",
+        )
     # Without per-series lengths on the driver, plan each model for a long seasonal series.
     long_y = np.arange(10_000, dtype=np.float64)
     plans = [plan_model(name, long_y, frequency) for name in names]
@@ -525,8 +536,9 @@ def forecast_distributed(
     wide = engine.forecast(df=frame, h=horizons[frequency], level=list(chosen))
     empty = _assemble([], with_y=True, levels=chosen)
     notes = pl.DataFrame(schema={"unique_id": pl.Utf8, "model": pl.Utf8, "note": pl.Utf8})
-    return ForecastResult(forecasts=_rename_distributed(wide, [p.name for p in plans], chosen),
-                          fitted=empty, notes=notes)
+    return ForecastResult(
+        forecasts=_rename_distributed(wide, [p.name for p in plans], chosen), fitted=empty, notes=notes
+    )
 
 
 def _rename_distributed(wide: Any, models: list[str], levels: tuple[int, ...]) -> Any:

@@ -33,8 +33,7 @@ from scipy.stats import poisson
 
 from core.errors import FrameError
 
-__all__ = ["SEISMIC_RATE_DETECTOR", "seismic_indicators", "seismic_rate_scores", "b_value",
-           "completeness_magnitude"]
+__all__ = ["SEISMIC_RATE_DETECTOR", "seismic_indicators", "seismic_rate_scores", "b_value", "completeness_magnitude"]
 
 SEISMIC_RATE_DETECTOR = "seismic_rate"
 _BIN = 0.1  # magnitude rounding of catalogs
@@ -56,26 +55,41 @@ def b_value(magnitudes: np.ndarray, mc: float) -> float:
     return float(math.log10(math.e) / (above.mean() - (mc - _BIN / 2.0)))
 
 
-def seismic_indicators(events: pl.DataFrame, *, window_days: int = 7, background_days: int = 365,
-                       b_events: int = 100, mc: float | None = None) -> pl.DataFrame:
+def seismic_indicators(
+    events: pl.DataFrame,
+    *,
+    window_days: int = 7,
+    background_days: int = 365,
+    b_events: int = 100,
+    mc: float | None = None,
+) -> pl.DataFrame:
     """Daily seismic indicators (module docstring)."""
     missing = [c for c in ("time", "magnitude") if c not in events.columns]
     if missing:
-        raise FrameError(f"event frame lacks {missing}; it has {events.columns}",
-                         fix="pass events with columns time (UTC datetime) and magnitude")
+        raise FrameError(
+            f"event frame lacks {missing}; it has {events.columns}",
+            fix="pass events with columns time (UTC datetime) and magnitude",
+        )
     if window_days < 1 or background_days <= window_days:
-        raise FrameError(f"window_days={window_days}, background_days={background_days}",
-                         fix="need 1 <= window_days < background_days, e.g. 7 and 365")
+        raise FrameError(
+            f"window_days={window_days}, background_days={background_days}",
+            fix="need 1 <= window_days < background_days, e.g. 7 and 365",
+        )
     ev = events.select(pl.col("time").cast(pl.Datetime("us")), pl.col("magnitude").cast(pl.Float64)).sort("time")
     if ev.height == 0:
         raise FrameError("event frame is empty", fix="widen the region or the time range")
     mags = ev.get_column("magnitude").to_numpy()
     mc = completeness_magnitude(mags) if mc is None else mc
     daily = (
-        ev.with_columns(pl.col("time").dt.truncate("1d").alias("ds"),
-                        (10 ** (1.5 * pl.col("magnitude") + 4.8)).alias("energy"))
-        .group_by("ds").agg(pl.len().alias("events"), pl.col("magnitude").max().alias("max_magnitude"),
-                            pl.col("energy").sum().log10().alias("log10_energy"))
+        ev.with_columns(
+            pl.col("time").dt.truncate("1d").alias("ds"), (10 ** (1.5 * pl.col("magnitude") + 4.8)).alias("energy")
+        )
+        .group_by("ds")
+        .agg(
+            pl.len().alias("events"),
+            pl.col("magnitude").max().alias("max_magnitude"),
+            pl.col("energy").sum().log10().alias("log10_energy"),
+        )
     )
     first = cast(datetime, daily.get_column("ds").min())  # the frame has rows: checked on entry
     last = cast(datetime, daily.get_column("ds").max())
@@ -92,11 +106,24 @@ def seismic_indicators(events: pl.DataFrame, *, window_days: int = 7, background
         p_value = np.where(days_seen >= window_days, poisson.sf(recent - 1, expected), np.nan)
     b_now, b_before = _b_series(ev, frame.get_column("ds"), mc, b_events)
     return frame.with_columns(
-        pl.Series("rate_ratio", ratio), pl.Series("rate_p_value", p_value),
-        pl.Series("b_value", b_now), pl.Series("b_value_background", b_before),
-        pl.Series("b_drift", b_now - b_before), pl.lit(mc).alias("mc"),
-    ).select("ds", "events", "rate_ratio", "rate_p_value", "max_magnitude", "log10_energy",
-             "b_value", "b_value_background", "b_drift", "mc")
+        pl.Series("rate_ratio", ratio),
+        pl.Series("rate_p_value", p_value),
+        pl.Series("b_value", b_now),
+        pl.Series("b_value_background", b_before),
+        pl.Series("b_drift", b_now - b_before),
+        pl.lit(mc).alias("mc"),
+    ).select(
+        "ds",
+        "events",
+        "rate_ratio",
+        "rate_p_value",
+        "max_magnitude",
+        "log10_energy",
+        "b_value",
+        "b_value_background",
+        "b_drift",
+        "mc",
+    )
 
 
 def _b_series(ev: pl.DataFrame, days: pl.Series, mc: float, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -120,7 +147,9 @@ def seismic_rate_scores(indicators: pl.DataFrame, *, unique_id: str) -> pl.DataF
     frame = indicators.filter(pl.col("rate_p_value").is_not_null() & pl.col("rate_p_value").is_not_nan())
     p = frame.get_column("rate_p_value").clip(1e-300, 1.0)
     return frame.select(
-        pl.lit(unique_id).alias("unique_id"), pl.col("ds").cast(pl.Datetime("us")),
+        pl.lit(unique_id).alias("unique_id"),
+        pl.col("ds").cast(pl.Datetime("us")),
         pl.lit(SEISMIC_RATE_DETECTOR).alias("detector"),
-        (-p.log10()).alias("raw_score"), (1.0 - p).alias("score"),
+        (-p.log10()).alias("raw_score"),
+        (1.0 - p).alias("score"),
     )

@@ -23,12 +23,14 @@ RETURN_LEVEL_DETECTOR = "return_level"
 _EULER = 0.5772156649
 
 
-def return_levels(series: pl.DataFrame, *, periods: Sequence[float] = (2, 10, 50, 100),
-                  min_years: int = 8) -> pl.DataFrame:
+def return_levels(
+    series: pl.DataFrame, *, periods: Sequence[float] = (2, 10, 50, 100), min_years: int = 8
+) -> pl.DataFrame:
     """Gumbel fit to each series' annual maxima: ``unique_id, location, scale, years`` + ``rl_<T>``."""
     frame = validate_series(series)
-    maxima = (frame.group_by("unique_id", pl.col("ds").dt.year().alias("year"))
-              .agg(pl.col("y").max().alias("annual_max"), pl.len().alias("n")))
+    maxima = frame.group_by("unique_id", pl.col("ds").dt.year().alias("year")).agg(
+        pl.col("y").max().alias("annual_max"), pl.len().alias("n")
+    )
     rows = []
     for (uid,), part in maxima.group_by("unique_id", maintain_order=True):
         # Years with little data (partial first/last years) understate the maximum.
@@ -42,8 +44,10 @@ def return_levels(series: pl.DataFrame, *, periods: Sequence[float] = (2, 10, 50
             row[f"rl_{int(period)}"] = location - scale * np.log(-np.log(1.0 - 1.0 / period))
         rows.append(row)
     if not rows:
-        raise FrameError(f"no series has {min_years} full years of data for a return-level fit",
-                         fix="pass longer records, or lower min_years knowing the fit gets shaky")
+        raise FrameError(
+            f"no series has {min_years} full years of data for a return-level fit",
+            fix="pass longer records, or lower min_years knowing the fit gets shaky",
+        )
     return pl.DataFrame(rows).sort("unique_id")
 
 
@@ -52,7 +56,9 @@ def return_level_scores(series: pl.DataFrame, fits: pl.DataFrame) -> pl.DataFram
     frame = validate_series(series).join(fits.select("unique_id", "location", "scale"), on="unique_id")
     cdf = (-(-(pl.col("y") - pl.col("location")) / pl.col("scale")).exp()).exp()
     return frame.select(
-        "unique_id", "ds", pl.lit(RETURN_LEVEL_DETECTOR).alias("detector"),
+        "unique_id",
+        "ds",
+        pl.lit(RETURN_LEVEL_DETECTOR).alias("detector"),
         (1.0 / (1.0 - cdf).clip(lower_bound=1e-12)).alias("raw_score"),
         cdf.clip(0.0, 1.0).alias("score"),
     )

@@ -45,8 +45,13 @@ def velocity_change(series: pl.DataFrame, *, span: int) -> pl.DataFrame:
         recent = _rolling_slope(t, y, span)
         before = np.roll(recent, span)
         before[: 2 * span - 1] = np.nan
-        parts.append(part.with_columns(pl.Series("velocity_before", before), pl.Series("velocity_recent", recent),
-                                       pl.Series("velocity_change", recent - before)))
+        parts.append(
+            part.with_columns(
+                pl.Series("velocity_before", before),
+                pl.Series("velocity_recent", recent),
+                pl.Series("velocity_change", recent - before),
+            )
+        )
     out = pl.concat(parts)
     return out.filter(pl.col("velocity_change").is_not_nan())
 
@@ -60,8 +65,9 @@ def _rolling_slope(t: np.ndarray, y: np.ndarray, span: int) -> np.ndarray:
         return (mty - mt * my) / (mtt - mt * mt)
 
 
-def detect_steps(series: pl.DataFrame, *, penalty: float = 8.0, min_size: int = 10,
-                 min_step: float = 0.0) -> pl.DataFrame:
+def detect_steps(
+    series: pl.DataFrame, *, penalty: float = 8.0, min_size: int = 10, min_step: float = 0.0
+) -> pl.DataFrame:
     """Steps per series: ``unique_id, ds`` (first point after the step), ``size``, ``before_ds``.
 
     GNSS displacement and tide-gauge sea level alike (module docstring). The series is
@@ -81,12 +87,12 @@ def detect_steps(series: pl.DataFrame, *, penalty: float = 8.0, min_size: int = 
             size = float(np.median(resid[cut : cut + k]) - np.median(resid[cut - k : cut]))
             if abs(size) >= min_step:
                 rows.append({"unique_id": uid, "ds": ds[cut], "before_ds": ds[cut - 1], "size": size})
-    return pl.DataFrame(rows, schema={"unique_id": pl.Utf8, "ds": pl.Datetime("us"),
-                                      "before_ds": pl.Datetime("us"), "size": pl.Float64})
+    return pl.DataFrame(
+        rows, schema={"unique_id": pl.Utf8, "ds": pl.Datetime("us"), "before_ds": pl.Datetime("us"), "size": pl.Float64}
+    )
 
 
-def find_change_points(y: np.ndarray, *, penalty: float = 3.0, min_size: int = 5,
-                       max_changes: int = 20) -> list[int]:
+def find_change_points(y: np.ndarray, *, penalty: float = 3.0, min_size: int = 5, max_changes: int = 20) -> list[int]:
     """Start indices of new mean segments by binary segmentation (module docstring)."""
     y = np.asarray(y, dtype=np.float64)
     n = len(y)

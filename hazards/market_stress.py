@@ -44,35 +44,50 @@ def causal_ecdf(x: np.ndarray) -> np.ndarray:
     return out
 
 
-def stress_composite(indicators: pl.DataFrame, *, segments: Mapping[str, Sequence[str]],
-                     weights: Mapping[str, float] | None = None, lam: float = 0.93,
-                     warmup: int = 52) -> pl.DataFrame:
+def stress_composite(
+    indicators: pl.DataFrame,
+    *,
+    segments: Mapping[str, Sequence[str]],
+    weights: Mapping[str, float] | None = None,
+    lam: float = 0.93,
+    warmup: int = 52,
+) -> pl.DataFrame:
     """CISS-like composite (module docstring). Out: ``ds``, one column per segment, ``avg_correlation``, ``composite``.
 
     Rows before ``warmup`` steps have a null composite (the ranks and correlations have
     too little history to mean anything).
     """
     if "ds" not in indicators.columns:
-        raise FrameError(f"indicator frame lacks 'ds'; it has {indicators.columns}",
-                         fix="pass a wide frame: ds plus one column per indicator")
+        raise FrameError(
+            f"indicator frame lacks 'ds'; it has {indicators.columns}",
+            fix="pass a wide frame: ds plus one column per indicator",
+        )
     unknown = sorted({c for cols in segments.values() for c in cols} - set(indicators.columns))
     if unknown or not segments:
-        raise FrameError(f"segments name columns {unknown} that the frame lacks (or no segments)",
-                         fix=f"map segment names to columns among {indicators.columns}")
+        raise FrameError(
+            f"segments name columns {unknown} that the frame lacks (or no segments)",
+            fix=f"map segment names to columns among {indicators.columns}",
+        )
     if not 0.0 < lam < 1.0:
         raise FrameError(f"lam={lam} must lie in (0, 1)", fix="use the CISS value 0.93")
     frame = indicators.sort("ds")
     names = list(segments)
     w = np.array([float((weights or {}).get(s, 1.0)) for s in names])
-    sub = np.column_stack([
-        np.nanmean(np.column_stack([causal_ecdf(frame.get_column(c).to_numpy()) for c in segments[s]]), axis=1)
-        for s in names
-    ])
+    sub = np.column_stack(
+        [
+            np.nanmean(np.column_stack([causal_ecdf(frame.get_column(c).to_numpy()) for c in segments[s]]), axis=1)
+            for s in names
+        ]
+    )
     composite, avg_corr = _ciss(sub, w, lam, warmup)
-    return pl.DataFrame({"ds": frame.get_column("ds"),
-                         **{s: sub[:, i] for i, s in enumerate(names)},
-                         "avg_correlation": avg_corr, "composite": composite}).with_columns(
-        pl.col("composite").fill_nan(None), pl.col("avg_correlation").fill_nan(None))
+    return pl.DataFrame(
+        {
+            "ds": frame.get_column("ds"),
+            **{s: sub[:, i] for i, s in enumerate(names)},
+            "avg_correlation": avg_corr,
+            "composite": composite,
+        }
+    ).with_columns(pl.col("composite").fill_nan(None), pl.col("avg_correlation").fill_nan(None))
 
 
 def _ciss(sub: np.ndarray, w: np.ndarray, lam: float, warmup: int) -> tuple[np.ndarray, np.ndarray]:
@@ -102,8 +117,9 @@ def drawdown(series: pl.DataFrame) -> pl.DataFrame:
 
     frame = validate_series(series)
     if frame.filter(pl.col("y") <= 0).height:
-        raise FrameError("drawdown needs a positive price-like series",
-                         fix="use index levels or prices, not returns or spreads")
+        raise FrameError(
+            "drawdown needs a positive price-like series", fix="use index levels or prices, not returns or spreads"
+        )
     peak = pl.col("y").cum_max().over("unique_id")
     out = frame.with_columns((pl.col("y") / peak - 1.0).alias("drawdown"))
     is_peak = pl.col("y") >= pl.col("y").cum_max().over("unique_id")

@@ -34,10 +34,10 @@ from typing import Any, cast
 
 import polars as pl
 
+from core.clock import utc_now
 from core.errors import ConfigError, DataFormatError
 from core.settings import Settings
 from ingest.rules import Profile, quarantine_reasons
-from core.clock import utc_now
 from ingest.sources import Parsed, bundled_catalogue, parse
 from ingest.sources._common import EVENT_SCHEMA, apply_bounds, parse_regions, with_exact_duplicates_dropped
 from ingest.sources.seismic import daily_event_series, default_regions
@@ -147,22 +147,32 @@ def _merge(path_names: Sequence[str], parts: Sequence[Parsed]) -> Parsed:
     clash = series.group_by("unique_id", "ds").len().filter(pl.col("len") > 1)
     if clash.height:
         uid, ds, _ = clash.row(0)
-        raise DataFormatError(f"{', '.join(path_names)}: series {uid!r} has different values at {ds} in two files of one batch",
-                              fix="the source changed while it was being read; fetch the batch again")
+        raise DataFormatError(
+            f"{', '.join(path_names)}: series {uid!r} has different values at {ds} in two files of one batch",
+            fix="the source changed while it was being read; fetch the batch again",
+        )
     meta = pl.concat([p.meta for p in parts]).unique(subset="unique_id", keep="first", maintain_order=True)
     events = [p.events for p in parts if p.events is not None]
-    merged_events = pl.concat(events).unique(subset=["source", "event_id"], keep="last", maintain_order=True) if events else None
-    notes = tuple(n for p in parts for n in p.notes) + ((f"dropped {dropped} row(s) repeated across files",) if dropped else ())
+    merged_events = (
+        pl.concat(events).unique(subset=["source", "event_id"], keep="last", maintain_order=True) if events else None
+    )
+    notes = tuple(n for p in parts for n in p.notes) + (
+        (f"dropped {dropped} row(s) repeated across files",) if dropped else ()
+    )
     return Parsed(series=series.sort("unique_id", "ds"), meta=meta.sort("unique_id"), events=merged_events, notes=notes)
 
 
 def _stored_profiles(wh: Warehouse, unique_ids: Sequence[str]) -> dict[str, Profile]:
     frame = store.stored_series_profile(wh, unique_ids)
-    return {r["unique_id"]: Profile(unit=r["unit"], median=r["median_y"], count=int(r["n"])) for r in frame.iter_rows(named=True)}
+    return {
+        r["unique_id"]: Profile(unit=r["unit"], median=r["median_y"], count=int(r["n"]))
+        for r in frame.iter_rows(named=True)
+    }
 
 
-def _catalog_series(wh: Warehouse, parsed: Parsed, batch: _Batch, path: Path,
-                    window: tuple[datetime, datetime] | None) -> Parsed:
+def _catalog_series(
+    wh: Warehouse, parsed: Parsed, batch: _Batch, path: Path, window: tuple[datetime, datetime] | None
+) -> Parsed:
     """Recompute the regional daily series from every stored event of this catalog."""
     assert parsed.events is not None  # only called for catalogs
     if parsed.events.height == 0 and window is None:
@@ -177,43 +187,83 @@ def _catalog_series(wh: Warehouse, parsed: Parsed, batch: _Batch, path: Path,
         first, last = cast(datetime, times.min()), cast(datetime, times.max())
     first = first.replace(hour=0, minute=0, second=0, microsecond=0)
     last = last.replace(hour=0, minute=0, second=0, microsecond=0)
-    prefixes = sorted({eid.split(":", 1)[0] for eid in parsed.events.get_column("event_id").to_list()}) \
-        or [str(batch.options.get("event_id_prefix", ""))]
-    stored = pl.concat([store.read_catalog_events(wh, id_prefix=p, start=first, end=last + timedelta(days=1)) for p in prefixes])
+    prefixes = sorted({eid.split(":", 1)[0] for eid in parsed.events.get_column("event_id").to_list()}) or [
+        str(batch.options.get("event_id_prefix", ""))
+    ]
+    stored = pl.concat(
+        [store.read_catalog_events(wh, id_prefix=p, start=first, end=last + timedelta(days=1)) for p in prefixes]
+    )
     stored = stored.select([pl.col(c).cast(t) for c, t in EVENT_SCHEMA.items()])
-    source = str(parsed.meta.get_column("source")[0]) if parsed.meta.height else str(batch.options.get("source", batch.source))
+    source = (
+        str(parsed.meta.get_column("source")[0])
+        if parsed.meta.height
+        else str(batch.options.get("source", batch.source))
+    )
     licence = str(parsed.meta.get_column("licence")[0]) if parsed.meta.height else ""
     classification = str(batch.options.get("classification", "public"))
-    frames, meta, notes = daily_event_series(stored, boxes, first_day=first, last_day=last, source=source,
-                                             licence=licence, classification=classification)
-    series = pl.concat([f.select(pl.col("unique_id").cast(pl.Utf8), pl.col("ds").cast(pl.Datetime("us")),
-                                 pl.col("y").cast(pl.Float64)) for f in frames]).sort("unique_id", "ds")
+    frames, meta, notes = daily_event_series(
+        stored, boxes, first_day=first, last_day=last, source=source, licence=licence, classification=classification
+    )
+    series = pl.concat(
+        [
+            f.select(
+                pl.col("unique_id").cast(pl.Utf8), pl.col("ds").cast(pl.Datetime("us")), pl.col("y").cast(pl.Float64)
+            )
+            for f in frames
+        ]
+    ).sort("unique_id", "ds")
     meta_frame = pl.DataFrame(meta, schema=parsed.meta.schema).sort("unique_id") if meta else parsed.meta
     meta_frame = apply_bounds(meta_frame, batch.options.get("bounds"), what=f"{batch.fmt} {path.name}")
-    return Parsed(series=series, meta=meta_frame, events=parsed.events,
-                  notes=parsed.notes + (f"daily series recomputed from {stored.height} stored event(s) "
-                                        f"{first:%Y-%m-%d}..{last:%Y-%m-%d}",) + tuple(notes))
+    return Parsed(
+        series=series,
+        meta=meta_frame,
+        events=parsed.events,
+        notes=parsed.notes
+        + (f"daily series recomputed from {stored.height} stored event(s) {first:%Y-%m-%d}..{last:%Y-%m-%d}",)
+        + tuple(notes),
+    )
 
 
 # -- the ledger -----------------------------------------------------------------------
 def _ledger(batch: _Batch, now: datetime) -> dict[str, Any]:
-    return dict(batch_id=batch.batch_id, source=batch.source, fmt=batch.fmt, location=batch.location,
-                fetched_at=now, checksum=batch.checksum)
+    return dict(
+        batch_id=batch.batch_id,
+        source=batch.source,
+        fmt=batch.fmt,
+        location=batch.location,
+        fetched_at=now,
+        checksum=batch.checksum,
+    )
 
 
 def _quarantine(wh: Warehouse, batch: _Batch, now: datetime, error: str) -> IngestResult:
     with wh.transaction():
         store.record_batch(wh, **_ledger(batch, now), status="quarantined", error=error)
-        audit(wh, at=now, actor="ingest", action="batch.quarantined", target=batch.batch_id,
-              detail={"location": batch.location, "format": batch.fmt, "error": error})
+        audit(
+            wh,
+            at=now,
+            actor="ingest",
+            action="batch.quarantined",
+            target=batch.batch_id,
+            detail={"location": batch.location, "format": batch.fmt, "error": error},
+        )
         store.record_source_attempt(wh, batch.source, kind=batch.kind, at=now)
-        store.record_source_error(wh, batch.source, kind=batch.kind, at=now, error=f"quarantined {batch.batch_id}: {error}")
+        store.record_source_error(
+            wh, batch.source, kind=batch.kind, at=now, error=f"quarantined {batch.batch_id}: {error}"
+        )
     wh.checkpoint()
     return IngestResult(batch.batch_id, batch.location, batch.fmt, "quarantined", error=error, source=batch.source)
 
 
-def _commit(wh: Warehouse, settings: Settings, batch: _Batch, now: datetime, *,
-            watermark: tuple[str, str] | None, window: tuple[datetime, datetime] | None) -> IngestResult:
+def _commit(
+    wh: Warehouse,
+    settings: Settings,
+    batch: _Batch,
+    now: datetime,
+    *,
+    watermark: tuple[str, str] | None,
+    window: tuple[datetime, datetime] | None,
+) -> IngestResult:
     """Parse the landed files, check them, and commit everything in one transaction."""
     try:
         parts = [parse(path, batch.fmt, **batch.options) for path in batch.landed]
@@ -221,9 +271,12 @@ def _commit(wh: Warehouse, settings: Settings, batch: _Batch, now: datetime, *,
     except DataFormatError as exc:
         return _quarantine(wh, batch, now, str(exc))
     reasons = quarantine_reasons(
-        parsed.series, parsed.meta, parsed.events,
+        parsed.series,
+        parsed.meta,
+        parsed.events,
         stored=_stored_profiles(wh, parsed.meta.get_column("unique_id").to_list()),
-        now=now, tolerance=timedelta(hours=settings.ingest.future_tolerance_hours),
+        now=now,
+        tolerance=timedelta(hours=settings.ingest.future_tolerance_hours),
     )
     if reasons:
         return _quarantine(wh, batch, now, "; ".join(reasons))
@@ -236,19 +289,49 @@ def _commit(wh: Warehouse, settings: Settings, batch: _Batch, now: datetime, *,
         upsert_series(wh, parsed.meta, batch_id=batch.batch_id)
         changed = upsert_observations(wh, parsed.series, batch_id=batch.batch_id)
         last_time = cast(datetime, parsed.series.get_column("ds").max()) if parsed.series.height else None
-        store.record_batch(wh, **_ledger(batch, now), status="committed", row_count=parsed.series.height, rows_changed=changed)
-        audit(wh, at=now, actor="ingest", action="batch.committed", target=batch.batch_id,
-              detail={"location": batch.location, "format": batch.fmt, "rows": parsed.series.height,
-                      "rows_changed": changed, "events": events})
+        store.record_batch(
+            wh, **_ledger(batch, now), status="committed", row_count=parsed.series.height, rows_changed=changed
+        )
+        audit(
+            wh,
+            at=now,
+            actor="ingest",
+            action="batch.committed",
+            target=batch.batch_id,
+            detail={
+                "location": batch.location,
+                "format": batch.fmt,
+                "rows": parsed.series.height,
+                "rows_changed": changed,
+                "events": events,
+            },
+        )
         if watermark is not None:
             store.write_watermark(wh, watermark[0], watermark[1], batch_id=batch.batch_id, at=now)
         store.record_source_attempt(wh, batch.source, kind=batch.kind, at=now)
-        store.record_source_success(wh, batch.source, kind=batch.kind, at=now, last_data_time=last_time,
-                                    batch_id=batch.batch_id, rows=parsed.series.height)
+        store.record_source_success(
+            wh,
+            batch.source,
+            kind=batch.kind,
+            at=now,
+            last_data_time=last_time,
+            batch_id=batch.batch_id,
+            rows=parsed.series.height,
+        )
     wh.checkpoint()  # keep the WAL short: a hard kill later replays little
-    return IngestResult(batch.batch_id, batch.location, batch.fmt, "committed", series=parsed.meta.height,
-                        rows=parsed.series.height, rows_changed=changed, events=events, notes=parsed.notes,
-                        source=batch.source, last_data_time=None if last_time is None else str(last_time))
+    return IngestResult(
+        batch.batch_id,
+        batch.location,
+        batch.fmt,
+        "committed",
+        series=parsed.meta.height,
+        rows=parsed.series.height,
+        rows_changed=changed,
+        events=events,
+        notes=parsed.notes,
+        source=batch.source,
+        last_data_time=None if last_time is None else str(last_time),
+    )
 
 
 def _skipped(wh: Warehouse, batch: _Batch, now: datetime, watermark: tuple[str, str] | None) -> IngestResult:
@@ -257,8 +340,9 @@ def _skipped(wh: Warehouse, batch: _Batch, now: datetime, watermark: tuple[str, 
         if watermark is not None and store.read_watermark(wh, watermark[0]) != watermark[1]:
             store.write_watermark(wh, watermark[0], watermark[1], batch_id=batch.batch_id, at=now)
         store.record_source_attempt(wh, batch.source, kind=batch.kind, at=now)
-        store.record_source_success(wh, batch.source, kind=batch.kind, at=now, last_data_time=None,
-                                    batch_id=None, rows=0)
+        store.record_source_success(
+            wh, batch.source, kind=batch.kind, at=now, last_data_time=None, batch_id=None, rows=0
+        )
     return IngestResult(batch.batch_id, batch.location, batch.fmt, "skipped", source=batch.source)
 
 
@@ -278,9 +362,15 @@ def ingest_file(
     now = now or utc_now()
     path = Path(path)
     checksum = _sha256_file(path)
-    batch = _Batch(batch_id=batch_id_for(checksum, fmt, options),
-                   source=source or str(options.get("source") or path.name), kind=f"file:{fmt}", fmt=fmt,
-                   options=options, location=str(path), checksum=checksum)
+    batch = _Batch(
+        batch_id=batch_id_for(checksum, fmt, options),
+        source=source or str(options.get("source") or path.name),
+        kind=f"file:{fmt}",
+        fmt=fmt,
+        options=options,
+        location=str(path),
+        checksum=checksum,
+    )
     if store.batch_status(wh, batch.batch_id) == "committed":
         return IngestResult(batch.batch_id, str(path), fmt, "skipped", source=batch.source)
     landing = settings.path("raw") / batch.batch_id / path.name
@@ -315,8 +405,15 @@ def ingest_files(
     options = dict(options or {})
     now = now or utc_now()
     checksum = _sha256_bytes(b"".join(_sha256_bytes(f.data).encode() for f in files))
-    batch = _Batch(batch_id=batch_id_for(checksum, fmt, {**options, "_files": [f.name for f in files]}),
-                   source=source, kind=kind, fmt=fmt, options=options, location=location, checksum=checksum)
+    batch = _Batch(
+        batch_id=batch_id_for(checksum, fmt, {**options, "_files": [f.name for f in files]}),
+        source=source,
+        kind=kind,
+        fmt=fmt,
+        options=options,
+        location=location,
+        checksum=checksum,
+    )
     if store.batch_status(wh, batch.batch_id) == "committed":
         return _skipped(wh, batch, now, watermark)
     folder = settings.path("raw") / batch.batch_id
@@ -341,7 +438,9 @@ def load_bundled(
     for i, item in enumerate(catalogue, 1):
         path = data_dir / item.relative_path
         result = ingest_file(wh, settings, path, item.format, options=item.options)
-        progress(f"[{i}/{len(catalogue)}] {item.relative_path}: {result.status}"
-                 + (f", {result.rows} rows in {result.series} series" if result.rows else ""))
+        progress(
+            f"[{i}/{len(catalogue)}] {item.relative_path}: {result.status}"
+            + (f", {result.rows} rows in {result.series} series" if result.rows else "")
+        )
         results.append(result)
     return results

@@ -50,8 +50,9 @@ PHYSICAL_RANGES: dict[str, tuple[float, float]] = {
 
 #: Variables that are strictly positive levels, where a jump of the median by a large factor
 #: against the stored history means a unit mix-up, not a change in the world.
-SCALE_CHECKED = frozenset({"discharge", "mean_sea_level", "sea_ice_extent", "exchange_rate", "close",
-                           "consumer_price_index"})
+SCALE_CHECKED = frozenset(
+    {"discharge", "mean_sea_level", "sea_ice_extent", "exchange_rate", "close", "consumer_price_index"}
+)
 SCALE_FACTOR = 20.0
 _MIN_POINTS_FOR_SCALE = 10
 
@@ -70,13 +71,17 @@ def _future(series: pl.DataFrame, events: pl.DataFrame | None, limit: datetime) 
     late = series.filter(pl.col("ds") > limit)
     if late.height:
         first = late.sort("ds").row(0, named=True)
-        reasons.append(f"future timestamps: {late.height} observation(s) after {limit:%Y-%m-%d %H:%M} UTC "
-                       f"(first {first['unique_id']} at {first['ds']})")
+        reasons.append(
+            f"future timestamps: {late.height} observation(s) after {limit:%Y-%m-%d %H:%M} UTC "
+            f"(first {first['unique_id']} at {first['ds']})"
+        )
     if events is not None and events.height:
         ahead = events.filter(pl.col("time") > limit)
         if ahead.height:
-            reasons.append(f"future timestamps: {ahead.height} event(s) after {limit:%Y-%m-%d %H:%M} UTC "
-                           f"(first {ahead.sort('time').get_column('time')[0]})")
+            reasons.append(
+                f"future timestamps: {ahead.height} event(s) after {limit:%Y-%m-%d %H:%M} UTC "
+                f"(first {ahead.sort('time').get_column('time')[0]})"
+            )
     return reasons
 
 
@@ -84,14 +89,17 @@ def _impossible(series: pl.DataFrame, variables: dict[str, str], events: pl.Data
     reasons = []
     checks = pl.DataFrame(
         [(uid, *PHYSICAL_RANGES[var]) for uid, var in variables.items() if var in PHYSICAL_RANGES],
-        schema={"unique_id": pl.Utf8, "low": pl.Float64, "high": pl.Float64}, orient="row",
+        schema={"unique_id": pl.Utf8, "low": pl.Float64, "high": pl.Float64},
+        orient="row",
     )
     if checks.height:
         bad = series.join(checks, on="unique_id").filter((pl.col("y") < pl.col("low")) | (pl.col("y") > pl.col("high")))
         for uid, rows in bad.group_by("unique_id", maintain_order=True):
             first = rows.row(0, named=True)
-            reasons.append(f"impossible values: {rows.height} value(s) of {uid[0]} ({variables[uid[0]]}) outside "
-                           f"{first['low']:g}..{first['high']:g}, first {first['y']:g} at {first['ds']}")
+            reasons.append(
+                f"impossible values: {rows.height} value(s) of {uid[0]} ({variables[uid[0]]}) outside "
+                f"{first['low']:g}..{first['high']:g}, first {first['y']:g} at {first['ds']}"
+            )
     if events is not None and events.height:
         low, high = PHYSICAL_RANGES["magnitude"]
         wrong = events.filter((pl.col("magnitude") < low) | (pl.col("magnitude") > high))
@@ -105,18 +113,22 @@ def _outside_bounds(series: pl.DataFrame, meta: pl.DataFrame) -> list[str]:
     if "lower_bound" not in meta.columns:
         return []
     bounds = meta.select("unique_id", "lower_bound", "upper_bound").filter(
-        pl.col("lower_bound").is_not_null() | pl.col("upper_bound").is_not_null())
+        pl.col("lower_bound").is_not_null() | pl.col("upper_bound").is_not_null()
+    )
     if bounds.height == 0:
         return []
     bad = series.join(bounds, on="unique_id").filter(
-        (pl.col("y") < pl.col("lower_bound")).fill_null(False) | (pl.col("y") > pl.col("upper_bound")).fill_null(False))
+        (pl.col("y") < pl.col("lower_bound")).fill_null(False) | (pl.col("y") > pl.col("upper_bound")).fill_null(False)
+    )
     reasons = []
     for (uid,), rows in bad.group_by("unique_id", maintain_order=True):
         first = rows.row(0, named=True)
         low = "-inf" if first["lower_bound"] is None else f"{first['lower_bound']:g}"
         high = "inf" if first["upper_bound"] is None else f"{first['upper_bound']:g}"
-        reasons.append(f"impossible values: {rows.height} value(s) of {uid} outside its declared bounds "
-                       f"{low}..{high}, first {first['y']:g} at {first['ds']} (correct the data or the bounds option)")
+        reasons.append(
+            f"impossible values: {rows.height} value(s) of {uid} outside its declared bounds "
+            f"{low}..{high}, first {first['y']:g} at {first['ds']} (correct the data or the bounds option)"
+        )
     return reasons
 
 
@@ -133,12 +145,21 @@ def _units(series: pl.DataFrame, meta: pl.DataFrame, stored: dict[str, Profile])
             reasons.append(f"wrong units: {uid} is stored in {before.unit!r} but the batch says {unit!r}")
             continue
         new_median = medians.get(uid)
-        if (variable in SCALE_CHECKED and before.median and new_median and before.median > 0 and new_median > 0
-                and before.count >= _MIN_POINTS_FOR_SCALE and counts.get(uid, 0) >= _MIN_POINTS_FOR_SCALE):
+        if (
+            variable in SCALE_CHECKED
+            and before.median
+            and new_median
+            and before.median > 0
+            and new_median > 0
+            and before.count >= _MIN_POINTS_FOR_SCALE
+            and counts.get(uid, 0) >= _MIN_POINTS_FOR_SCALE
+        ):
             ratio = max(new_median / before.median, before.median / new_median)
             if ratio > SCALE_FACTOR:
-                reasons.append(f"wrong units: {uid} values have median {new_median:g} against {before.median:g} stored "
-                               f"({ratio:.0f}x): a unit mix-up such as ft3/s for m3/s or m for mm")
+                reasons.append(
+                    f"wrong units: {uid} values have median {new_median:g} against {before.median:g} stored "
+                    f"({ratio:.0f}x): a unit mix-up such as ft3/s for m3/s or m for mm"
+                )
     return reasons
 
 
@@ -152,7 +173,9 @@ def quarantine_reasons(
     tolerance: timedelta,
 ) -> list[str]:
     """Every reason to quarantine the batch (see the module docstring); empty = commit it."""
-    variables = dict(zip(meta.get_column("unique_id").to_list(), meta.get_column("variable").fill_null("").to_list(), strict=True))
+    variables = dict(
+        zip(meta.get_column("unique_id").to_list(), meta.get_column("variable").fill_null("").to_list(), strict=True)
+    )
     return [
         *_future(series, events, now + tolerance),
         *_impossible(series, variables, events),

@@ -51,27 +51,43 @@ from alerts.lifecycle import (
 )
 from core.clock import Clock
 from core.settings import Settings
-from core.vocabulary import AlertStatus, Classification, Level, ReleaseState
+from core.vocabulary import AlertStatus, Classification, Level
 from pipelines.llm import Judge, open_judge
-from warehouse import Warehouse
-from warehouse import alerting, review
+from warehouse import Warehouse, alerting, review
 from warehouse.forecast_store import read_latest_forecasts
 from warehouse.grades import read_latest_grades
 from warehouse.runs import audit
 from warehouse.series import read_observations, read_series_meta
 
-__all__ = ["AlertStepResult", "JudgeResult", "run_alert_step", "run_expiry_step", "judge_alerts",
-           "provisional_bundles", "PROVISIONAL_VERDICT", "latest_grades",
-           "evidence_bundle"]
+__all__ = [
+    "AlertStepResult",
+    "JudgeResult",
+    "run_alert_step",
+    "run_expiry_step",
+    "judge_alerts",
+    "provisional_bundles",
+    "PROVISIONAL_VERDICT",
+    "latest_grades",
+    "evidence_bundle",
+]
 
 #: ``checks.verdict`` of the template judgment stored with the alert transaction, until
 #: :func:`judge_alerts` replaces it after the commit (it stays if the run fails in between).
 PROVISIONAL_VERDICT = "provisional template (final judgment written after the alert transaction)"
 
 _JUDGMENT_SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
-    "judgment_id": pl.Utf8, "alert_id": pl.Utf8, "run_id": pl.Utf8, "writer": pl.Utf8,
-    "model": pl.Utf8, "prompt_version": pl.Utf8, "evidence_hash": pl.Utf8, "label": pl.Utf8,
-    "text_en": pl.Utf8, "text_zh": pl.Utf8, "checks": pl.Utf8, "created_at": pl.Datetime("us"),
+    "judgment_id": pl.Utf8,
+    "alert_id": pl.Utf8,
+    "run_id": pl.Utf8,
+    "writer": pl.Utf8,
+    "model": pl.Utf8,
+    "prompt_version": pl.Utf8,
+    "evidence_hash": pl.Utf8,
+    "label": pl.Utf8,
+    "text_en": pl.Utf8,
+    "text_zh": pl.Utf8,
+    "checks": pl.Utf8,
+    "created_at": pl.Datetime("us"),
 }
 
 
@@ -93,8 +109,9 @@ class JudgeResult:
 def latest_grades(series: pl.DataFrame, grades: pl.DataFrame, meta: pl.DataFrame) -> pl.DataFrame:
     """Each series' grade at its newest observation ('none' when that point is not graded)."""
     last = series.group_by("unique_id").agg(pl.col("ds").max())
-    latest = last.join(grades.select("unique_id", "ds", "level", "score", "evidence"),
-                       on=["unique_id", "ds"], how="left")
+    latest = last.join(
+        grades.select("unique_id", "ds", "level", "score", "evidence"), on=["unique_id", "ds"], how="left"
+    )
     latest = latest.with_columns(
         pl.col("level").fill_null(Level.NONE.label),
         pl.col("score").fill_null(0.0),
@@ -125,50 +142,95 @@ def run_alert_step(
     latest = latest_grades(series, grades, meta)
     # group mates that did not change this cycle still count toward their group's level
     latest = _with_group_mates(wh, latest, all_meta)
-    observed = pl.concat([series, read_observations(
-        wh, [u for u in latest["unique_id"].to_list() if u not in set(series["unique_id"].to_list())],
-        before=clock.cutoff)]) if latest.height else series
-    health = assess_data_health(observed, frequencies, clock=judged_at,
-                                stale_steps=settings.alerts.stale_steps, gap_ratio=settings.alerts.gap_ratio)
-    silenced = {group_key(r["hazard"], r["region"])
-                for r in review.read_silences(wh, active_at=now).iter_rows(named=True)}
+    observed = (
+        pl.concat(
+            [
+                series,
+                read_observations(
+                    wh,
+                    [u for u in latest["unique_id"].to_list() if u not in set(series["unique_id"].to_list())],
+                    before=clock.cutoff,
+                ),
+            ]
+        )
+        if latest.height
+        else series
+    )
+    health = assess_data_health(
+        observed,
+        frequencies,
+        clock=judged_at,
+        stale_steps=settings.alerts.stale_steps,
+        gap_ratio=settings.alerts.gap_ratio,
+    )
+    silenced = {
+        group_key(r["hazard"], r["region"]) for r in review.read_silences(wh, active_at=now).iter_rows(named=True)
+    }
     policy = _policy(settings)
-    plan = plan_alerts(latest, alerting.read_open_alerts(wh), now=now, clock=judged_at, policy=policy,
-                       frequencies=frequencies, health=health, silenced=silenced,
-                       published=alerting.published_alert_ids(wh), closed=_closed_groups(wh))
+    plan = plan_alerts(
+        latest,
+        alerting.read_open_alerts(wh),
+        now=now,
+        clock=judged_at,
+        policy=policy,
+        frequencies=frequencies,
+        health=health,
+        silenced=silenced,
+        published=alerting.published_alert_ids(wh),
+        closed=_closed_groups(wh),
+    )
 
     counts = result.counts
     _write_plan(wh, plan, now=now, run_id=run_id, actor=actor, result=result)
     counts["data_gap_notices"] = alerting.upsert_notices(wh, plan.notices, at=now, run_id=run_id)
     for n in plan.notices.iter_rows(named=True):
-        audit(wh, at=now, actor="cycle", action="data_gap.notice", target=n["unique_id"],
-              detail={"kind": n["kind"], "detail": json.loads(n["detail"])})
+        audit(
+            wh,
+            at=now,
+            actor="cycle",
+            action="data_gap.notice",
+            target=n["unique_id"],
+            detail={"kind": n["kind"], "detail": json.loads(n["detail"])},
+        )
         result.notes.append(f"{n['unique_id']}: {n['kind']} data, alert withheld (data-gap notice)")
 
     fresh_ids = [t["alert_id"] for t in plan.transitions if t["after"]["status"] == AlertStatus.OPEN]
     fresh = alerting.read_alerts_full(wh, alert_ids=fresh_ids)
     # The judge (and its network calls) runs after this transaction commits (judge_alerts);
     # until then every fresh alert carries the template judgment of the same evidence.
-    result.to_judge = _evidence_bundles(wh, settings, fresh, all_meta, observed, judged_at=judged_at,
-                                        as_of=clock.as_of)
+    result.to_judge = _evidence_bundles(wh, settings, fresh, all_meta, observed, judged_at=judged_at, as_of=clock.as_of)
     provisional = [(e, _provisional(e)) for e in result.to_judge]
-    counts["judgments"] = alerting.insert_judgments(wh, _judgment_frame(provisional, run_id=run_id, now=now)) \
-        if provisional else 0
+    counts["judgments"] = (
+        alerting.insert_judgments(wh, _judgment_frame(provisional, run_id=run_id, now=now)) if provisional else 0
+    )
 
-    final = {r["alert_id"]: r for r in alerting.read_alerts_full(
-        wh, alert_ids=[r["alert_id"] for r in plan.releases]).iter_rows(named=True)}
+    final = {
+        r["alert_id"]: r
+        for r in alerting.read_alerts_full(wh, alert_ids=[r["alert_id"] for r in plan.releases]).iter_rows(named=True)
+    }
     for release in plan.releases:
-        event = review.queue_release(wh, final[release["alert_id"]], at=now, actor="cycle",
-                                     msg_type=release["msg_type"], reason=release["reason"])
-        audit(wh, at=now, actor="cycle", action="alert.released", target=release["alert_id"],
-              detail={"outbox": event, "msg_type": release["msg_type"], "reason": release["reason"]})
+        event = review.queue_release(
+            wh,
+            final[release["alert_id"]],
+            at=now,
+            actor="cycle",
+            msg_type=release["msg_type"],
+            reason=release["reason"],
+        )
+        audit(
+            wh,
+            at=now,
+            actor="cycle",
+            action="alert.released",
+            target=release["alert_id"],
+            detail={"outbox": event, "msg_type": release["msg_type"], "reason": release["reason"]},
+        )
 
     _summarise(wh, plan, {e["alert_id"]: j for e, j in provisional}, result)
     return result
 
 
-def run_expiry_step(wh: Warehouse, settings: Settings, *, clock: Clock, run_id: str,
-                    actor: str) -> AlertStepResult:
+def run_expiry_step(wh: Warehouse, settings: Settings, *, clock: Clock, run_id: str, actor: str) -> AlertStepResult:
     """The alert step of a cycle in which no series changed (inside its transaction): every
     open alert not renewed before its ``expires_at`` (judged at ``clock.judged_at``: the replay
     day or now) expires, with an ``expired`` transition (actor ``cycle``, the reason, this
@@ -177,16 +239,30 @@ def run_expiry_step(wh: Warehouse, settings: Settings, *, clock: Clock, run_id: 
     result = AlertStepResult()
     policy = _policy(settings)
     plan = plan_expiry(alerting.read_open_alerts(wh), now=clock.now, clock=clock.judged_at, policy=policy)
-    _write_plan(wh, plan, now=clock.now, run_id=run_id, actor=actor, result=result,
-                cause="expiry check of a cycle with no changed series")
+    _write_plan(
+        wh,
+        plan,
+        now=clock.now,
+        run_id=run_id,
+        actor=actor,
+        result=result,
+        cause="expiry check of a cycle with no changed series",
+    )
     for t in plan.transitions:
         result.notes.append(f"{t['alert_id']} {t['action']}: {t['reason']}")
     _summarise(wh, plan, {}, result)
     return result
 
 
-def judge_alerts(wh: Warehouse, settings: Settings, to_judge: list[dict[str, Any]], *,
-                 now: datetime, run_id: str, judge: Judge | None = None) -> JudgeResult:
+def judge_alerts(
+    wh: Warehouse,
+    settings: Settings,
+    to_judge: list[dict[str, Any]],
+    *,
+    now: datetime,
+    run_id: str,
+    judge: Judge | None = None,
+) -> JudgeResult:
     """Write the final judgment of each evidence bundle, after the alert transaction committed.
 
     Must not run inside a transaction: the judge's network calls would hold the write
@@ -210,8 +286,11 @@ def judge_alerts(wh: Warehouse, settings: Settings, to_judge: list[dict[str, Any
                 # a provisional row of other evidence (if the bundle was rebuilt differently)
                 # is replaced too: the final judgment is the alert's judgment from now on
                 alerting.delete_other_judgments_with_verdict(
-                    wh, alert_id=evidence["alert_id"], keep_judgment_id=frame.item(0, "judgment_id"),
-                    verdict=PROVISIONAL_VERDICT)
+                    wh,
+                    alert_id=evidence["alert_id"],
+                    keep_judgment_id=frame.item(0, "judgment_id"),
+                    verdict=PROVISIONAL_VERDICT,
+                )
                 alerting.set_review_flag(wh, evidence["alert_id"], judgment.checks.get("review_flag"))
             out.judgments[evidence["alert_id"]] = judgment
     finally:
@@ -221,8 +300,9 @@ def judge_alerts(wh: Warehouse, settings: Settings, to_judge: list[dict[str, Any
     return out
 
 
-def provisional_bundles(wh: Warehouse, settings: Settings, *, clock: Clock,
-                        exclude: set[str] | frozenset[str] = frozenset()) -> list[dict[str, Any]]:
+def provisional_bundles(
+    wh: Warehouse, settings: Settings, *, clock: Clock, exclude: set[str] | frozenset[str] = frozenset()
+) -> list[dict[str, Any]]:
     """Evidence bundles of open alerts (not in ``exclude``) whose newest stored judgment is
     still the provisional template (:data:`PROVISIONAL_VERDICT`), e.g. after a run failed
     between its commit and its judgments. Read-only; runs after the write transaction.
@@ -239,8 +319,15 @@ def provisional_bundles(wh: Warehouse, settings: Settings, *, clock: Clock,
     observed = read_observations(wh, rows["unique_id"].unique().to_list(), before=clock.cutoff)
     bundles = []
     for judged_at, part in rows.group_by("judged_at", maintain_order=True):
-        bundles += _evidence_bundles(wh, settings, part.drop("judged_at"), all_meta, observed,
-                                     judged_at=clock.cutoff or judged_at[0], as_of=clock.as_of)
+        bundles += _evidence_bundles(
+            wh,
+            settings,
+            part.drop("judged_at"),
+            all_meta,
+            observed,
+            judged_at=clock.cutoff or judged_at[0],
+            as_of=clock.as_of,
+        )
     return bundles
 
 
@@ -251,41 +338,75 @@ def _closed_groups(wh: Warehouse) -> dict[tuple[str, str], datetime]:
 
 def _policy(settings: Settings) -> AlertPolicy:
     """The lifecycle policy of ``[alerts]``; transitions planned by the cycle have actor ``cycle``."""
-    return AlertPolicy(auto_release=frozenset(settings.alerts.auto_release),
-                       expire_steps=settings.alerts.expire_steps, actor="cycle")
+    return AlertPolicy(
+        auto_release=frozenset(settings.alerts.auto_release), expire_steps=settings.alerts.expire_steps, actor="cycle"
+    )
 
 
-def _write_plan(wh: Warehouse, plan: AlertPlan, *, now: datetime, run_id: str, actor: str,
-                result: AlertStepResult, cause: str | None = None) -> None:
+def _write_plan(
+    wh: Warehouse,
+    plan: AlertPlan,
+    *,
+    now: datetime,
+    run_id: str,
+    actor: str,
+    result: AlertStepResult,
+    cause: str | None = None,
+) -> None:
     """Alert rows, their transitions and one ``alert.<action>`` audit row per transition."""
     result.counts["alerts"] = alerting.upsert_alert_rows(wh, plan.alerts, run_id=run_id)
     result.counts["alert_transitions"] = alerting.write_transitions(wh, plan.transitions, at=now, run_id=run_id)
     for t in plan.transitions:
         after = t["after"]
-        detail = {"unique_id": after["unique_id"], "level": after["level"], "ds": after["ds"],
-                  "release_state": after["release_state"], "reason": t["reason"], "run_id": run_id}
+        detail = {
+            "unique_id": after["unique_id"],
+            "level": after["level"],
+            "ds": after["ds"],
+            "release_state": after["release_state"],
+            "reason": t["reason"],
+            "run_id": run_id,
+        }
         if cause:
             detail["cause"] = cause
         audit(wh, at=now, actor=actor, action=f"alert.{t['action']}", target=t["alert_id"], detail=detail)
 
 
-def _summarise(wh: Warehouse, plan: AlertPlan, judgments: dict[str, Judgment],
-               result: AlertStepResult) -> None:
+def _summarise(wh: Warehouse, plan: AlertPlan, judgments: dict[str, Judgment], result: AlertStepResult) -> None:
     for t in plan.transitions:
         row = alerting.read_alerts_full(wh, alert_ids=[t["alert_id"]]).row(0, named=True)
         judgment = judgments.get(t["alert_id"])
-        result.alerts.append({**{k: row[k] for k in ("alert_id", "unique_id", "domain", "region", "hazard",
-                                                     "level", "status", "ds", "score", "release_state")},
-                              "transition": t["action"],
-                              "judgment_en": judgment.text_en if judgment else None,
-                              "judgment_check": judgment.checks.get("verdict") if judgment else None})
+        result.alerts.append(
+            {
+                **{
+                    k: row[k]
+                    for k in (
+                        "alert_id",
+                        "unique_id",
+                        "domain",
+                        "region",
+                        "hazard",
+                        "level",
+                        "status",
+                        "ds",
+                        "score",
+                        "release_state",
+                    )
+                },
+                "transition": t["action"],
+                "judgment_en": judgment.text_en if judgment else None,
+                "judgment_check": judgment.checks.get("verdict") if judgment else None,
+            }
+        )
 
 
 def _with_group_mates(wh: Warehouse, latest: pl.DataFrame, all_meta: pl.DataFrame) -> pl.DataFrame:
     keys = {(HAZARD_BY_DOMAIN[r["domain"]], r["region"]) for r in latest.iter_rows(named=True)}
     present = set(latest["unique_id"])
-    mates = [r["unique_id"] for r in all_meta.iter_rows(named=True)
-             if (HAZARD_BY_DOMAIN[r["domain"]], r["region"]) in keys and r["unique_id"] not in present]
+    mates = [
+        r["unique_id"]
+        for r in all_meta.iter_rows(named=True)
+        if (HAZARD_BY_DOMAIN[r["domain"]], r["region"]) in keys and r["unique_id"] not in present
+    ]
     if not mates:
         return latest
     stored = read_latest_grades(wh).filter(pl.col("unique_id").is_in(mates))
@@ -294,9 +415,16 @@ def _with_group_mates(wh: Warehouse, latest: pl.DataFrame, all_meta: pl.DataFram
     return pl.concat([latest, stored.select(latest.columns)], how="vertical_relaxed").sort("unique_id")
 
 
-def evidence_bundle(alert: dict[str, Any], info: dict[str, Any], observed: pl.DataFrame,
-                    forecast: pl.DataFrame, *, threshold: float, clock: datetime,
-                    as_of: str | None) -> dict[str, Any]:
+def evidence_bundle(
+    alert: dict[str, Any],
+    info: dict[str, Any],
+    observed: pl.DataFrame,
+    forecast: pl.DataFrame,
+    *,
+    threshold: float,
+    clock: datetime,
+    as_of: str | None,
+) -> dict[str, Any]:
     """Everything a judgment may say about one alert, and nothing else."""
     uid = alert["unique_id"]
     grade_evidence = json.loads(alert["evidence"] or "{}")
@@ -320,19 +448,32 @@ def evidence_bundle(alert: dict[str, Any], info: dict[str, Any], observed: pl.Da
         "data_age_days": (clock - alert["ds"]).days,
         "as_of": as_of,
         "group_members": grade_evidence.get("group_members", []),
-        "basis": {"raw_level": grade_evidence.get("raw_level"),
-                  "in_cooldown": bool(grade_evidence.get("in_cooldown")),
-                  "exceedance": grade_evidence.get("exceedance")},
-        "forecast": None if nxt.height == 0 else {
+        "basis": {
+            "raw_level": grade_evidence.get("raw_level"),
+            "in_cooldown": bool(grade_evidence.get("in_cooldown")),
+            "exceedance": grade_evidence.get("exceedance"),
+        },
+        "forecast": None
+        if nxt.height == 0
+        else {
             "ds": nxt.item(0, "ds").isoformat(),
-            "q05": nxt.item(0, "q05"), "q50": nxt.item(0, "q50"), "q95": nxt.item(0, "q95"),
+            "q05": nxt.item(0, "q05"),
+            "q50": nxt.item(0, "q50"),
+            "q95": nxt.item(0, "q95"),
         },
     }
 
 
-def _evidence_bundles(wh: Warehouse, settings: Settings, alerts: pl.DataFrame, meta: pl.DataFrame,
-                      observed: pl.DataFrame, *, judged_at: datetime,
-                      as_of: str | None) -> list[dict[str, Any]]:
+def _evidence_bundles(
+    wh: Warehouse,
+    settings: Settings,
+    alerts: pl.DataFrame,
+    meta: pl.DataFrame,
+    observed: pl.DataFrame,
+    *,
+    judged_at: datetime,
+    as_of: str | None,
+) -> list[dict[str, Any]]:
     """The evidence bundle of each new or changed open alert (what its judgment is written from),
     judged at ``judged_at``; ``as_of`` (the replay day) marks the bundle as an exercise."""
     if alerts.height == 0:
@@ -340,34 +481,55 @@ def _evidence_bundles(wh: Warehouse, settings: Settings, alerts: pl.DataFrame, m
     forecasts = read_latest_forecasts(wh, alerts.get_column("unique_id").to_list())
     info = {r["unique_id"]: r for r in meta.iter_rows(named=True)}
     thresholds = settings.risk.thresholds()
-    return [evidence_bundle(alert, info[alert["unique_id"]], observed, forecasts,
-                            threshold=thresholds[alert["level"]], clock=judged_at, as_of=as_of)
-            for alert in alerts.filter(pl.col("status") == AlertStatus.OPEN).iter_rows(named=True)]
+    return [
+        evidence_bundle(
+            alert,
+            info[alert["unique_id"]],
+            observed,
+            forecasts,
+            threshold=thresholds[alert["level"]],
+            clock=judged_at,
+            as_of=as_of,
+        )
+        for alert in alerts.filter(pl.col("status") == AlertStatus.OPEN).iter_rows(named=True)
+    ]
 
 
 def _provisional(evidence: dict[str, Any]) -> Judgment:
     """The template judgment stored with the alert until the judge has written its own."""
     base = write_template_judgment(evidence)
-    return Judgment(writer=base.writer, model=base.model, prompt_version=base.prompt_version,
-                    evidence_hash=base.evidence_hash, label=base.label, text_en=base.text_en,
-                    text_zh=base.text_zh, checks={**base.checks, "verdict": PROVISIONAL_VERDICT})
+    return Judgment(
+        writer=base.writer,
+        model=base.model,
+        prompt_version=base.prompt_version,
+        evidence_hash=base.evidence_hash,
+        label=base.label,
+        text_en=base.text_en,
+        text_zh=base.text_zh,
+        checks={**base.checks, "verdict": PROVISIONAL_VERDICT},
+    )
 
 
-def _judgment_frame(items: list[tuple[dict[str, Any], Judgment]], *, run_id: str,
-                    now: datetime) -> pl.DataFrame:
+def _judgment_frame(items: list[tuple[dict[str, Any], Judgment]], *, run_id: str, now: datetime) -> pl.DataFrame:
     """Judgment rows; the id comes from the evidence, so the final judgment of an alert
     replaces its provisional one whatever writer produced it."""
-    return pl.DataFrame([{
-        "judgment_id": f"j_{evidence_hash(evidence)[:16]}",
-        "alert_id": evidence["alert_id"],
-        "run_id": run_id,
-        "writer": judgment.writer,
-        "model": judgment.model,
-        "prompt_version": judgment.prompt_version,
-        "evidence_hash": judgment.evidence_hash,
-        "label": judgment.label,
-        "text_en": judgment.text_en,
-        "text_zh": judgment.text_zh,
-        "checks": json.dumps(judgment.checks, default=str),
-        "created_at": now,
-    } for evidence, judgment in items], schema=_JUDGMENT_SCHEMA)
+    return pl.DataFrame(
+        [
+            {
+                "judgment_id": f"j_{evidence_hash(evidence)[:16]}",
+                "alert_id": evidence["alert_id"],
+                "run_id": run_id,
+                "writer": judgment.writer,
+                "model": judgment.model,
+                "prompt_version": judgment.prompt_version,
+                "evidence_hash": judgment.evidence_hash,
+                "label": judgment.label,
+                "text_en": judgment.text_en,
+                "text_zh": judgment.text_zh,
+                "checks": json.dumps(judgment.checks, default=str),
+                "created_at": now,
+            }
+            for evidence, judgment in items
+        ],
+        schema=_JUDGMENT_SCHEMA,
+    )

@@ -93,8 +93,7 @@ def run_cycle(
     summary = CycleSummary(run_id=run_id)
     kind = "replay" if clock.replaying else "cycle"
     start_run(wh, run_id=run_id, kind=kind, started_at=now, as_of=clock.cutoff)
-    audit(wh, at=now, actor=actor, action="run.started", target=run_id,
-          detail={"kind": kind, "as_of": clock.as_of})
+    audit(wh, at=now, actor=actor, action="run.started", target=run_id, detail={"kind": kind, "as_of": clock.as_of})
     if clock.replaying:
         progress(f"replay: the cycle sees only data up to {clock.as_of} ([cycle] as_of)")
     try:
@@ -106,15 +105,18 @@ def run_cycle(
         # rolled-back cycle never leaves a message on disk that the warehouse does not know.
         summary.row_counts["cap_messages"] = len(publish_pending(wh, settings, clock=clock))
     except Exception as exc:
-        finish_run(wh, run_id=run_id, status="failed", finished_at=utc_now(),
-                   row_counts=summary.row_counts, error=f"{type(exc).__name__}: {exc}")
-        audit(wh, at=utc_now(), actor=actor, action="run.failed", target=run_id,
-              detail={"error": str(exc)})
+        finish_run(
+            wh,
+            run_id=run_id,
+            status="failed",
+            finished_at=utc_now(),
+            row_counts=summary.row_counts,
+            error=f"{type(exc).__name__}: {exc}",
+        )
+        audit(wh, at=utc_now(), actor=actor, action="run.failed", target=run_id, detail={"error": str(exc)})
         raise
-    finish_run(wh, run_id=run_id, status="success", finished_at=utc_now(),
-               row_counts=summary.row_counts)
-    audit(wh, at=utc_now(), actor=actor, action="run.finished", target=run_id,
-          detail=summary.row_counts)
+    finish_run(wh, run_id=run_id, status="success", finished_at=utc_now(), row_counts=summary.row_counts)
+    audit(wh, at=utc_now(), actor=actor, action="run.finished", target=run_id, detail=summary.row_counts)
     wh.checkpoint()
     return summary
 
@@ -127,8 +129,15 @@ def _changed_series(wh: Warehouse, before: datetime | None) -> tuple[pl.DataFram
     return changed.select("unique_id", "fingerprint"), joined.height - changed.height
 
 
-def _cycle(wh: Warehouse, settings: Settings, summary: CycleSummary, *, clock: Clock,
-           progress: Callable[[str], None], actor: str = "scheduler") -> list[dict[str, Any]]:
+def _cycle(
+    wh: Warehouse,
+    settings: Settings,
+    summary: CycleSummary,
+    *,
+    clock: Clock,
+    progress: Callable[[str], None],
+    actor: str = "scheduler",
+) -> list[dict[str, Any]]:
     """Step 1 of the module docstring (inside the write transaction); returns the evidence
     bundles of the alerts to judge after the commit."""
     changed, skipped = _changed_series(wh, clock.cutoff)
@@ -136,8 +145,7 @@ def _cycle(wh: Warehouse, settings: Settings, summary: CycleSummary, *, clock: C
     counts = summary.row_counts
     counts.update(forecasts=0, anomaly_scores=0, risk_grades=0, alerts=0, judgments=0)
     if changed.height == 0:
-        progress(f"nothing new: all {skipped} series unchanged since their last cycle; "
-                 "checking open alerts for expiry")
+        progress(f"nothing new: all {skipped} series unchanged since their last cycle; checking open alerts for expiry")
         step = run_expiry_step(wh, settings, clock=clock, run_id=summary.run_id, actor=actor)
         counts.update(step.counts)
         summary.notes.extend(step.notes)
@@ -150,21 +158,46 @@ def _cycle(wh: Warehouse, settings: Settings, summary: CycleSummary, *, clock: C
     summary.series_processed = len(uids)
 
     progress(f"[1/4] forecasting {len(uids)} series (each with its backtest-selected model)")
-    result = run_forecast_step(wh, settings, series, frequencies=frequencies, meta=meta,
-                               run_id=summary.run_id, now=clock.now, progress=progress)
+    result = run_forecast_step(
+        wh,
+        settings,
+        series,
+        frequencies=frequencies,
+        meta=meta,
+        run_id=summary.run_id,
+        now=clock.now,
+        progress=progress,
+    )
     counts.update(result.counts)
     summary.notes.extend(result.notes)
 
-    scored = run_score_step(wh, settings, series=series, fitted=result.fitted,
-                            exceedance=result.exceedance, meta=meta,
-                            run_id=summary.run_id, as_of=clock.judged_at, progress=progress)
+    scored = run_score_step(
+        wh,
+        settings,
+        series=series,
+        fitted=result.fitted,
+        exceedance=result.exceedance,
+        meta=meta,
+        run_id=summary.run_id,
+        as_of=clock.judged_at,
+        progress=progress,
+    )
     counts.update(scored.counts)
     summary.notes.extend(scored.notes)
     grades = scored.grades
 
     progress("[4/4] alerts: lifecycle, review gate, outbox (judgments and CAP after the commit)")
-    step = run_alert_step(wh, settings, series=series, grades=grades, meta=meta, clock=clock,
-                          run_id=summary.run_id, actor=actor, progress=progress)
+    step = run_alert_step(
+        wh,
+        settings,
+        series=series,
+        grades=grades,
+        meta=meta,
+        clock=clock,
+        run_id=summary.run_id,
+        actor=actor,
+        progress=progress,
+    )
     counts.update(step.counts)
     summary.notes.extend(step.notes)
     summary.alerts = step.alerts
@@ -172,14 +205,23 @@ def _cycle(wh: Warehouse, settings: Settings, summary: CycleSummary, *, clock: C
     return step.to_judge
 
 
-def _judge(wh: Warehouse, settings: Settings, summary: CycleSummary, to_judge: list[dict[str, Any]],
-           *, clock: Clock, progress: Callable[[str], None]) -> None:
+def _judge(
+    wh: Warehouse,
+    settings: Settings,
+    summary: CycleSummary,
+    to_judge: list[dict[str, Any]],
+    *,
+    clock: Clock,
+    progress: Callable[[str], None],
+) -> None:
     """Step 2 of the module docstring (outside the write transaction): the alerts of step 1
     and every open alert still carrying a provisional judgment from an earlier run."""
     leftover = provisional_bundles(wh, settings, clock=clock, exclude={e["alert_id"] for e in to_judge})
     if leftover:
-        progress(f"judgments: {len(leftover)} alert(s) still carry a provisional judgment "
-                 "(an earlier run failed before judging them)")
+        progress(
+            f"judgments: {len(leftover)} alert(s) still carry a provisional judgment "
+            "(an earlier run failed before judging them)"
+        )
         summary.notes.append(f"{len(leftover)} provisional judgment(s) of earlier runs replaced")
     to_judge = to_judge + leftover
     if not to_judge:

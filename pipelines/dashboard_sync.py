@@ -65,30 +65,31 @@ def sync_dashboard(wh: Warehouse, settings: Settings, *, deliver: bool = False) 
     try:
         con = connect_control(control_path(settings))
         try:
-            drained = drain(wh, con, now=utc_now(), refusal=lambda item: queued_action_refusal(
-                partial(current_role, con), item.user, item.action))
+            drained = drain(
+                wh,
+                con,
+                now=utc_now(),
+                refusal=lambda item: queued_action_refusal(partial(current_role, con), item.user, item.action),
+            )
         finally:
             con.close()
         result.applied, result.refused = len(drained.applied), len(drained.refused)
         if drained.applied:
             result.published = publish_pending(wh, settings, now=utc_now())  # releases approved from the inbox
         if drained.applied or drained.refused:
-            log.info("dashboard inbox: %d review action(s) applied, %d refused",
-                     result.applied, result.refused)
+            log.info("dashboard inbox: %d review action(s) applied, %d refused", result.applied, result.refused)
     except Exception as exc:  # noqa: BLE001 - see module docstring
         result.errors.append(f"inbox: {type(exc).__name__}: {exc}")
         log.warning("dashboard inbox not applied (%s); the next run retries", exc)
     if deliver and result.published:
-        log.info("dashboard inbox: CAP %s written to %s", ", ".join(result.published),
-                 settings.path("alerts"))
+        log.info("dashboard inbox: CAP %s written to %s", ", ".join(result.published), settings.path("alerts"))
         try:
             result.delivered = relay(wh, settings).delivered
         except Exception as exc:  # noqa: BLE001 - the deliveries stay due for `ews deliver`
             result.errors.append(f"relay: {type(exc).__name__}: {exc}")
             log.warning("CAP deliveries not relayed (%s); the next `ews deliver` sends them", exc)
     try:
-        snap = publish_snapshot(wh, snapshot_folder(settings), now=utc_now(),
-                                keep=settings.dashboard.snapshots_keep)
+        snap = publish_snapshot(wh, snapshot_folder(settings), now=utc_now(), keep=settings.dashboard.snapshots_keep)
         result.snapshot = str(snap.path)
     except Exception as exc:  # noqa: BLE001
         result.errors.append(f"snapshot: {type(exc).__name__}: {exc}")
@@ -113,8 +114,10 @@ def _look(settings: Settings, pending: int) -> tuple[str, str | None]:
     try:
         wh = Warehouse.open(settings.warehouse_path, wait_seconds=0.0)
     except WarehouseLockedError:
-        return "locked", (f"{pending} action(s) queued; another process holds the warehouse "
-                          "(its run applies them when it ends, else the next look does)")
+        return "locked", (
+            f"{pending} action(s) queued; another process holds the warehouse "
+            "(its run applies them when it ends, else the next look does)"
+        )
     with wh:
         result = sync_dashboard(wh, settings, deliver=True)
     if result.errors:
@@ -171,8 +174,7 @@ class SyncLoop:
         try:
             self.last = sync_when_free(self.settings)
         except Exception as exc:  # noqa: BLE001 - e.g. the control store is unwritable; keep looking
-            log.warning("dashboard sync: %s: %s; trying again in %g s", type(exc).__name__, exc,
-                        self.interval)
+            log.warning("dashboard sync: %s: %s; trying again in %g s", type(exc).__name__, exc, self.interval)
             self.last = None
         finally:
             self._idle.set()

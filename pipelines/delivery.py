@@ -24,7 +24,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, cast
 
@@ -35,8 +35,7 @@ from core.clock import Clock, utc_now
 from core.errors import ConfigError
 from core.settings import Settings
 from core.vocabulary import LEVEL_RANK
-from warehouse import Warehouse
-from warehouse import alerting
+from warehouse import Warehouse, alerting
 from warehouse.runs import audit
 from warehouse.series import read_series_meta
 
@@ -50,8 +49,10 @@ def sender_offset(settings: Settings) -> timezone:
         hours, minutes = text.lstrip("+-").split(":")
         return timezone(sign * timedelta(hours=int(hours), minutes=int(minutes)))
     except ValueError:
-        raise ConfigError(f"[alerts] utc_offset {text!r} is not like +08:00",
-                          fix='write e.g. utc_offset = "+08:00" (China) or "+00:00"') from None
+        raise ConfigError(
+            f"[alerts] utc_offset {text!r} is not like +08:00",
+            fix='write e.g. utc_offset = "+08:00" (China) or "+00:00"',
+        ) from None
 
 
 def area_for(meta: dict[str, Any] | None, region: str | None, settings: Settings) -> Area:
@@ -64,8 +65,9 @@ def area_for(meta: dict[str, Any] | None, region: str | None, settings: Settings
     for box in boxes:
         if box["name"] == region:
             lon0, lon1 = (((box["min_lon"] + 180) % 360) - 180, ((box["max_lon"] + 180) % 360) - 180)
-            polygons.append(((box["min_lat"], lon0), (box["max_lat"], lon0), (box["max_lat"], lon1),
-                             (box["min_lat"], lon1)))
+            polygons.append(
+                ((box["min_lat"], lon0), (box["max_lat"], lon0), (box["max_lat"], lon1), (box["min_lat"], lon1))
+            )
     circles = []
     if meta and meta.get("lat") is not None and meta.get("lon") is not None:
         circles.append((float(meta["lat"]), float(meta["lon"]), settings.alerts.circle_km))
@@ -89,8 +91,9 @@ def route(message: dict[str, Any], recipients: pl.DataFrame) -> list[str]:
     return chosen
 
 
-def publish_pending(wh: Warehouse, settings: Settings, *, now: datetime | None = None,
-                    clock: Clock | None = None) -> list[str]:
+def publish_pending(
+    wh: Warehouse, settings: Settings, *, now: datetime | None = None, clock: Clock | None = None
+) -> list[str]:
     """Render pending outbox events as CAP; returns the new identifiers (see module docstring).
 
     ``clock``: the command's clock (``now`` stamps the messages; a replay day makes them
@@ -113,38 +116,75 @@ def publish_pending(wh: Warehouse, settings: Settings, *, now: datetime | None =
         for key in ("ds", "expires_at"):
             if alert.get(key):
                 alert[key] = datetime.fromisoformat(alert[key])
-        sent = now.replace(tzinfo=timezone.utc).astimezone(tz).replace(microsecond=0)
+        sent = now.replace(tzinfo=UTC).astimezone(tz).replace(microsecond=0)
         candidates = [cap_identifier(settings.alerts.issuer, sent + timedelta(seconds=i)) for i in range(600)]
         identifier = alerting.next_free_identifier(wh, candidates)
         sent = sent + timedelta(seconds=candidates.index(identifier))
-        refs = [CapReference(settings.alerts.sender, ident, sent_text)
-                for ident, sent_text in alerting.cap_history(wh, event["alert_id"])]
+        refs = [
+            CapReference(settings.alerts.sender, ident, sent_text)
+            for ident, sent_text in alerting.cap_history(wh, event["alert_id"])
+        ]
         judgments = alerting.read_judgments(wh, [event["alert_id"]])
         judgment = judgment_for_cap(judgments.row(-1, named=True)) if judgments.height else None
         info = meta.get(alert["unique_id"])
-        xml = build_cap(alert, identifier=identifier, sender=settings.alerts.sender, sent=sent, status=status,
-                        msg_type=event["msg_type"], judgment=judgment, area=area_for(info, alert.get("region"), settings),
-                        series_name=info["name"] if info else alert["unique_id"], references=refs,
-                        note=(f"Exercise: replay as of {clock.as_of}, not a real warning"
-                              if clock.replaying else (event["reason"] if event["msg_type"] == "Cancel" else None)),
-                        sender_name=settings.alerts.sender_name)
+        xml = build_cap(
+            alert,
+            identifier=identifier,
+            sender=settings.alerts.sender,
+            sent=sent,
+            status=status,
+            msg_type=event["msg_type"],
+            judgment=judgment,
+            area=area_for(info, alert.get("region"), settings),
+            series_name=info["name"] if info else alert["unique_id"],
+            references=refs,
+            note=(
+                f"Exercise: replay as of {clock.as_of}, not a real warning"
+                if clock.replaying
+                else (event["reason"] if event["msg_type"] == "Cancel" else None)
+            ),
+            sender_name=settings.alerts.sender_name,
+        )
         errors = validate_cap(xml)
         if errors:
             # never publish an invalid message: the event stays pending and the audit says why
-            audit(wh, at=now, actor="relay", action="cap.invalid", target=event["event_id"],
-                  detail={"errors": errors[:5]})
+            audit(
+                wh, at=now, actor="relay", action="cap.invalid", target=event["event_id"], detail={"errors": errors[:5]}
+            )
             continue
-        message = {"identifier": identifier, "alert_id": event["alert_id"], "msg_type": event["msg_type"],
-                   "status": status, "sent": cap_datetime(sent), "refs": " ".join(r.text() for r in refs) or None,
-                   "level": alert["level"], "hazard": alert["hazard"], "region": alert.get("region"),
-                   "xml": xml.decode("utf-8"), "valid": True, "unique_id": alert["unique_id"]}
+        message = {
+            "identifier": identifier,
+            "alert_id": event["alert_id"],
+            "msg_type": event["msg_type"],
+            "status": status,
+            "sent": cap_datetime(sent),
+            "refs": " ".join(r.text() for r in refs) or None,
+            "level": alert["level"],
+            "hazard": alert["hazard"],
+            "region": alert.get("region"),
+            "xml": xml.decode("utf-8"),
+            "valid": True,
+            "unique_id": alert["unique_id"],
+        }
         with wh.transaction():
             alerting.insert_cap_message(wh, event_id=event["event_id"], message=message, at=now)
             targets = route(message, recipients)
             alerting.create_deliveries(wh, identifier=identifier, recipient_ids=targets, at=now)
-            audit(wh, at=now, actor="relay", action="cap.released", target=identifier,
-                  detail={"alert_id": event["alert_id"], "msg_type": event["msg_type"], "status": status,
-                          "level": alert["level"], "recipients": targets, "references": message["refs"]})
+            audit(
+                wh,
+                at=now,
+                actor="relay",
+                action="cap.released",
+                target=identifier,
+                detail={
+                    "alert_id": event["alert_id"],
+                    "msg_type": event["msg_type"],
+                    "status": status,
+                    "level": alert["level"],
+                    "recipients": targets,
+                    "references": message["refs"],
+                },
+            )
         _atomic_write(folder / f"{identifier}.xml", xml)
         made.append(identifier)
     return made
@@ -192,12 +232,30 @@ def relay(
             backoff = timedelta(seconds=min(d.backoff_seconds * 2 ** (attempt - 1), d.max_backoff_seconds))
             now = clock()
             with wh.transaction():
-                state = alerting.record_delivery_attempt(wh, delivery_id=row["delivery_id"], at=now, ok=ok,
-                                                         error=error, max_attempts=d.max_attempts, backoff=backoff)
+                state = alerting.record_delivery_attempt(
+                    wh,
+                    delivery_id=row["delivery_id"],
+                    at=now,
+                    ok=ok,
+                    error=error,
+                    max_attempts=d.max_attempts,
+                    backoff=backoff,
+                )
                 if state != "pending":
-                    audit(wh, at=now, actor="relay", action=f"delivery.{state}", target=row["delivery_id"],
-                          detail={"identifier": row["identifier"], "recipient": row["recipient_id"],
-                                  "channel": row["channel"], "attempts": attempt, "error": error})
+                    audit(
+                        wh,
+                        at=now,
+                        actor="relay",
+                        action=f"delivery.{state}",
+                        target=row["delivery_id"],
+                        detail={
+                            "identifier": row["identifier"],
+                            "recipient": row["recipient_id"],
+                            "channel": row["channel"],
+                            "attempts": attempt,
+                            "error": error,
+                        },
+                    )
             if state == "delivered":
                 report.delivered += 1
             elif state == "dead":
@@ -227,8 +285,12 @@ def _deliver(row: dict[str, Any], *, timeout: float) -> tuple[bool, str | None]:
             return True, None
         except OSError as exc:
             return False, f"folder {row['target']}: {exc}"
-    request = urllib.request.Request(row["target"], data=body, method="POST", headers={
-        "Content-Type": "application/cap+xml; charset=utf-8", "X-CAP-Identifier": row["identifier"]})
+    request = urllib.request.Request(
+        row["target"],
+        data=body,
+        method="POST",
+        headers={"Content-Type": "application/cap+xml; charset=utf-8", "X-CAP-Identifier": row["identifier"]},
+    )
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - operator-set URL
             return (200 <= response.status < 300), None if 200 <= response.status < 300 else f"HTTP {response.status}"
@@ -242,4 +304,3 @@ def _atomic_write(path: Path, data: bytes) -> None:
     tmp = path.with_suffix(path.suffix + f".tmp{os.getpid()}")
     tmp.write_bytes(data)
     os.replace(tmp, path)
-

@@ -43,31 +43,53 @@ from anomaly.evaluation import (
 from core.errors import DataFormatError
 from core.vocabulary import LEVEL_RANK, Domain, Level
 
-__all__ = ["load_nab_corpus", "evaluate_nab", "evaluate_labelled", "evaluate_events", "iforest_baseline_scores",
-           "MATCHING_RULES"]
+__all__ = [
+    "load_nab_corpus",
+    "evaluate_nab",
+    "evaluate_labelled",
+    "evaluate_events",
+    "iforest_baseline_scores",
+    "MATCHING_RULES",
+]
 
-_PROFILE_KEYS = {"standard": "nab_score", "reward_low_FP_rate": "nab_score_low_fp",
-                 "reward_low_FN_rate": "nab_score_low_fn"}
+_PROFILE_KEYS = {
+    "standard": "nab_score",
+    "reward_low_FP_rate": "nab_score_low_fp",
+    "reward_low_FN_rate": "nab_score_low_fn",
+}
 
 #: The matching windows of `ews evaluate events`, fixed here before any scoring.
 MATCHING_RULES: dict[str, dict[str, Any]] = {
-    Domain.MARKET.value: {"events": "NBER recession onsets (USREC 0 -> 1)", "lead_days": 365, "grace_days": 91,
-                          "alarm_level": Level.BLUE.label, "step": "week (W-FRI)"},
-    Domain.SEISMIC.value: {"events": "NOAA/NCEI significant earthquakes, M >= 6.0, inside the region box",
-                           "lead_days": 30, "grace_days": 0, "alarm_level": Level.BLUE.label, "step": "day"},
+    Domain.MARKET.value: {
+        "events": "NBER recession onsets (USREC 0 -> 1)",
+        "lead_days": 365,
+        "grace_days": 91,
+        "alarm_level": Level.BLUE.label,
+        "step": "week (W-FRI)",
+    },
+    Domain.SEISMIC.value: {
+        "events": "NOAA/NCEI significant earthquakes, M >= 6.0, inside the region box",
+        "lead_days": 30,
+        "grace_days": 0,
+        "alarm_level": Level.BLUE.label,
+        "step": "day",
+    },
 }
 
 
-def _read_value_csv(path: Path, *, time_column: str = "timestamp", value_column: str = "value",
-                    separator: str = ",") -> pl.DataFrame:
+def _read_value_csv(
+    path: Path, *, time_column: str = "timestamp", value_column: str = "value", separator: str = ","
+) -> pl.DataFrame:
     try:
         raw = pl.read_csv(path, separator=separator, try_parse_dates=False, infer_schema_length=0)
     except (pl.exceptions.PolarsError, OSError) as exc:
         raise DataFormatError(f"cannot read {path}: {exc}", fix="give a CSV with a header row") from None
     for col in (time_column, value_column):
         if col not in raw.columns:
-            raise DataFormatError(f"{path} lacks column {col!r}; it has {raw.columns}",
-                                  fix="name the time and value columns (--time-column/--value-column)")
+            raise DataFormatError(
+                f"{path} lacks column {col!r}; it has {raw.columns}",
+                fix="name the time and value columns (--time-column/--value-column)",
+            )
     frame = raw.select(
         pl.col(time_column).str.to_datetime(strict=False, time_unit="us").alias("ds"),
         pl.col(value_column).cast(pl.Float64, strict=False).alias("y"),
@@ -75,8 +97,10 @@ def _read_value_csv(path: Path, *, time_column: str = "timestamp", value_column:
     )
     bad = frame.filter(pl.col("ds").is_null() | pl.col("y").is_null()).height
     if bad:
-        raise DataFormatError(f"{path}: {bad} row(s) with an unreadable time or value",
-                              fix="times like 2014-02-19 10:50:00 and numeric values")
+        raise DataFormatError(
+            f"{path}: {bad} row(s) with an unreadable time or value",
+            fix="times like 2014-02-19 10:50:00 and numeric values",
+        )
     return frame
 
 
@@ -85,8 +109,10 @@ def load_nab_corpus(data_dir: Path, labels_path: Path) -> tuple[list[tuple[str, 
     try:
         labels = json.loads(Path(labels_path).read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
-        raise DataFormatError(f"cannot read the windows file {labels_path}: {exc}",
-                              fix="pass NAB's labels/combined_windows.json (or a file like it)") from None
+        raise DataFormatError(
+            f"cannot read the windows file {labels_path}: {exc}",
+            fix="pass NAB's labels/combined_windows.json (or a file like it)",
+        ) from None
     files, missing = [], []
     for key in sorted(labels):
         path = Path(data_dir) / key
@@ -96,8 +122,10 @@ def load_nab_corpus(data_dir: Path, labels_path: Path) -> tuple[list[tuple[str, 
         windows = [(datetime.fromisoformat(a), datetime.fromisoformat(b)) for a, b in labels[key]]
         files.append((key, _read_value_csv(path).sort("ds"), windows))
     if not files:
-        raise DataFormatError(f"none of the {len(labels)} files named in {labels_path} is under {data_dir}",
-                              fix="point --data at the folder holding NAB's <group>/<file>.csv layout")
+        raise DataFormatError(
+            f"none of the {len(labels)} files named in {labels_path} is under {data_dir}",
+            fix="point --data at the folder holding NAB's <group>/<file>.csv layout",
+        )
     return files, missing
 
 
@@ -124,7 +152,8 @@ def _engine_scores(frame: pl.DataFrame, name: str, detectors: Sequence[str]) -> 
     per repeat. Rows keep their order and the scorer still sees one score per row.
     """
     series = frame.select(pl.lit(name).alias("unique_id"), "ds", "y").with_columns(
-        (pl.col("ds") + pl.duration(microseconds=pl.int_range(pl.len()).over("ds"))).alias("ds"))
+        (pl.col("ds") + pl.duration(microseconds=pl.int_range(pl.len()).over("ds"))).alias("ds")
+    )
     scores = anomaly.alarm_scores(series, detectors=detectors)
     joined = series.select("ds").join(scores.select("ds", "score"), on="ds", how="left", maintain_order="left")
     return joined.get_column("score").fill_null(0.0).to_numpy()
@@ -150,14 +179,24 @@ def _summarise(named: list[tuple[str, np.ndarray, np.ndarray, list]], *, with_fi
     out["point_auc_pr"] = round(float(np.mean(pauc)), 4) if pauc else None
     if with_files:
         std = {f.name: f for f in results["standard"].files}
-        out["files"] = [{"file": f.name, "windows": f.windows, "windows_detected": f.windows_detected,
-                         "raw_score_standard": round(f.score, 4), "tp": f.tp, "fp": f.fp, "fn": f.fn}
-                        for f in std.values()]
+        out["files"] = [
+            {
+                "file": f.name,
+                "windows": f.windows,
+                "windows_detected": f.windows_detected,
+                "raw_score_standard": round(f.score, 4),
+                "tp": f.tp,
+                "fp": f.fp,
+                "fn": f.fn,
+            }
+            for f in std.values()
+        ]
     return out
 
 
-def _run_corpus(corpus: list[tuple[str, pl.DataFrame, list]], detectors: Sequence[str],
-                baseline: bool) -> dict[str, Any]:
+def _run_corpus(
+    corpus: list[tuple[str, pl.DataFrame, list]], detectors: Sequence[str], baseline: bool
+) -> dict[str, Any]:
     engine, plain = [], []
     for name, frame, windows in corpus:
         ts = frame.get_column("ds").to_numpy()
@@ -171,8 +210,14 @@ def _run_corpus(corpus: list[tuple[str, pl.DataFrame, list]], detectors: Sequenc
     return report
 
 
-def evaluate_nab(data_dir: Path, labels_path: Path, *, detectors: Sequence[str] = anomaly.ALARM_DETECTORS,
-                 baseline: bool = True, limit: int | None = None) -> dict[str, Any]:
+def evaluate_nab(
+    data_dir: Path,
+    labels_path: Path,
+    *,
+    detectors: Sequence[str] = anomaly.ALARM_DETECTORS,
+    baseline: bool = True,
+    limit: int | None = None,
+) -> dict[str, Any]:
     """Engine and IForest-baseline NAB / VUS-PR report over a NAB-format corpus."""
     corpus, missing = load_nab_corpus(data_dir, labels_path)
     corpus = corpus[:limit] if limit else corpus
@@ -183,14 +228,20 @@ def evaluate_nab(data_dir: Path, labels_path: Path, *, detectors: Sequence[str] 
     return report
 
 
-def evaluate_labelled(paths: Sequence[Path], *, time_column: str, value_column: str, label_column: str,
-                      separator: str = ",", detectors: Sequence[str] = anomaly.ALARM_DETECTORS,
-                      baseline: bool = True) -> dict[str, Any]:
+def evaluate_labelled(
+    paths: Sequence[Path],
+    *,
+    time_column: str,
+    value_column: str,
+    label_column: str,
+    separator: str = ",",
+    detectors: Sequence[str] = anomaly.ALARM_DETECTORS,
+    baseline: bool = True,
+) -> dict[str, Any]:
     """Same report for CSVs with per-row 0/1 labels (windows = runs of 1s)."""
     corpus = []
     for path in paths:
-        frame = _read_value_csv(Path(path), time_column=time_column, value_column=value_column,
-                                separator=separator)
+        frame = _read_value_csv(Path(path), time_column=time_column, value_column=value_column, separator=separator)
         if label_column not in frame.columns:
             raise DataFormatError(f"{path} lacks label column {label_column!r}", fix="pass --label-column")
         frame = frame.sort("ds")
@@ -205,18 +256,21 @@ def evaluate_labelled(paths: Sequence[Path], *, time_column: str, value_column: 
 
 
 # -- event skill on the bundled data ---------------------------------------------------------------
-def _grade_flags(scores: pl.DataFrame, *, thresholds: dict[str, float], k: int, n: int, cooldown: int,
-                 alarm_level: str) -> pl.DataFrame:
+def _grade_flags(
+    scores: pl.DataFrame, *, thresholds: dict[str, float], k: int, n: int, cooldown: int, alarm_level: str
+) -> pl.DataFrame:
     graded = anomaly.grade(scores, thresholds=thresholds, persistence_k=k, persistence_n=n, cooldown=cooldown)
     floor = int(Level.parse(alarm_level))
     hit = graded.filter(pl.col("level").replace_strict(LEVEL_RANK, return_dtype=pl.Int32) >= floor).select("ds")
     return scores.select("ds").with_columns(pl.col("ds").is_in(hit.get_column("ds").implode()).alias("flag"))
 
 
-def _skill_dict(flags: pl.DataFrame, events: list[datetime], rule: dict[str, Any],
-                ends: list[datetime] | None = None) -> dict[str, Any]:
-    skill = event_skill(flags, events, lead=timedelta(days=rule["lead_days"]),
-                        grace=timedelta(days=rule["grace_days"]), event_ends=ends)
+def _skill_dict(
+    flags: pl.DataFrame, events: list[datetime], rule: dict[str, Any], ends: list[datetime] | None = None
+) -> dict[str, Any]:
+    skill = event_skill(
+        flags, events, lead=timedelta(days=rule["lead_days"]), grace=timedelta(days=rule["grace_days"]), event_ends=ends
+    )
     return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in skill.as_dict().items()}
 
 
@@ -230,37 +284,55 @@ def _recessions(path: Path) -> tuple[list[datetime], list[datetime]]:
 
 def market_stress_frame(data_dir: Path) -> pl.DataFrame:
     """Weekly CISS-like composite from the bundled FRED files (see docs/anomaly.md)."""
+
     def weekly(name: str, uid: str) -> pl.DataFrame:
         # FRED marks holidays with a blank value: those days are absent, not zero.
         f = pl.read_csv(data_dir / "market" / name, schema_overrides={"value": pl.Float64}, null_values=["", "."])
-        return f.drop_nulls().select(pl.col("date").str.to_datetime("%Y-%m-%d", time_unit="us").alias("ds"),
-                                     pl.col("value").alias(uid)).sort("ds")
+        return (
+            f.drop_nulls()
+            .select(pl.col("date").str.to_datetime("%Y-%m-%d", time_unit="us").alias("ds"), pl.col("value").alias(uid))
+            .sort("ds")
+        )
 
     stress = weekly("fred_STLFSI4.csv", "stlfsi4")
-    daily = weekly("fred_DGS10.csv", "dgs10").join(weekly("fred_T10Y2Y.csv", "t10y2y"), on="ds", how="full",
-                                                   coalesce=True).sort("ds")
-    daily = daily.with_columns(pl.col("dgs10").diff().rolling_std(20, min_samples=10).alias("rates_volatility"),
-                               (-pl.col("t10y2y")).alias("curve_inversion"))
+    daily = (
+        weekly("fred_DGS10.csv", "dgs10")
+        .join(weekly("fred_T10Y2Y.csv", "t10y2y"), on="ds", how="full", coalesce=True)
+        .sort("ds")
+    )
+    daily = daily.with_columns(
+        pl.col("dgs10").diff().rolling_std(20, min_samples=10).alias("rates_volatility"),
+        (-pl.col("t10y2y")).alias("curve_inversion"),
+    )
     grid = stress.select("ds")
-    joined = grid.join_asof(daily.select("ds", "rates_volatility", "curve_inversion").drop_nulls(),
-                            on="ds", strategy="backward").join(stress, on="ds")
+    joined = grid.join_asof(
+        daily.select("ds", "rates_volatility", "curve_inversion").drop_nulls(), on="ds", strategy="backward"
+    ).join(stress, on="ds")
     return hazards.stress_composite(
         joined.drop_nulls(),
-        segments={"financial_stress": ["stlfsi4"], "rates_volatility": ["rates_volatility"],
-                  "yield_curve": ["curve_inversion"]},
+        segments={
+            "financial_stress": ["stlfsi4"],
+            "rates_volatility": ["rates_volatility"],
+            "yield_curve": ["curve_inversion"],
+        },
     ).drop_nulls("composite")
 
 
 def _significant_quakes(path: Path, box: dict[str, float], min_magnitude: float) -> list[datetime]:
     raw = pl.read_csv(path, infer_schema_length=0)
     frame = raw.select(
-        pl.col("Year").cast(pl.Int32, strict=False), pl.col("Mo").cast(pl.Int32, strict=False),
-        pl.col("Dy").cast(pl.Int32, strict=False), pl.col("Latitude").cast(pl.Float64, strict=False),
-        pl.col("Longitude").cast(pl.Float64, strict=False), pl.col("Mag").cast(pl.Float64, strict=False),
+        pl.col("Year").cast(pl.Int32, strict=False),
+        pl.col("Mo").cast(pl.Int32, strict=False),
+        pl.col("Dy").cast(pl.Int32, strict=False),
+        pl.col("Latitude").cast(pl.Float64, strict=False),
+        pl.col("Longitude").cast(pl.Float64, strict=False),
+        pl.col("Mag").cast(pl.Float64, strict=False),
     ).drop_nulls()
-    inside = frame.filter(pl.col("Latitude").is_between(box["min_lat"], box["max_lat"])
-                          & pl.col("Longitude").is_between(box["min_lon"], box["max_lon"])
-                          & (pl.col("Mag") >= min_magnitude))
+    inside = frame.filter(
+        pl.col("Latitude").is_between(box["min_lat"], box["max_lat"])
+        & pl.col("Longitude").is_between(box["min_lon"], box["max_lon"])
+        & (pl.col("Mag") >= min_magnitude)
+    )
     days = sorted({datetime(r["Year"], r["Mo"], r["Dy"]) for r in inside.iter_rows(named=True)})
     # One event per sequence: a significant quake within 30 days of the previous one is its aftershock.
     kept: list[datetime] = []
@@ -275,46 +347,76 @@ def evaluate_events(data_dir: Path, *, thresholds: dict[str, float], k: int, n: 
     from ingest.sources import parse
     from ingest.sources.catalogue import SEISMIC_REGIONS
 
-    report: dict[str, Any] = {"matching_rules": MATCHING_RULES, "grading": {
-        "thresholds": thresholds, "persistence_k": k, "persistence_n": n, "cooldown": cooldown}}
+    report: dict[str, Any] = {
+        "matching_rules": MATCHING_RULES,
+        "grading": {"thresholds": thresholds, "persistence_k": k, "persistence_n": n, "cooldown": cooldown},
+    }
     rule = MATCHING_RULES[Domain.MARKET]
     onsets, ends = _recessions(data_dir / "events" / "fred_USREC_nber_recession_monthly.csv")
     composite = market_stress_frame(data_dir)
-    engine = anomaly.calibrate_causal(composite.select(
-        pl.lit("us_stress").alias("unique_id"), "ds", pl.lit("stress_composite").alias("detector"),
-        pl.col("composite").alias("raw_score")))
-    plain = _baseline_scores(composite.select(pl.lit("us_stress").alias("unique_id"), "ds",
-                                              pl.col("financial_stress").alias("y")))
+    engine = anomaly.calibrate_causal(
+        composite.select(
+            pl.lit("us_stress").alias("unique_id"),
+            "ds",
+            pl.lit("stress_composite").alias("detector"),
+            pl.col("composite").alias("raw_score"),
+        )
+    )
+    plain = _baseline_scores(
+        composite.select(pl.lit("us_stress").alias("unique_id"), "ds", pl.col("financial_stress").alias("y"))
+    )
     report["market"] = {
-        "engine": _skill_dict(_grade_flags(engine, thresholds=thresholds, k=k, n=n, cooldown=cooldown,
-                                           alarm_level=rule["alarm_level"]), onsets, rule, ends),
-        "iforest_baseline": _skill_dict(_grade_flags(plain, thresholds=thresholds, k=k, n=n, cooldown=cooldown,
-                                                     alarm_level=rule["alarm_level"]), onsets, rule, ends),
+        "engine": _skill_dict(
+            _grade_flags(engine, thresholds=thresholds, k=k, n=n, cooldown=cooldown, alarm_level=rule["alarm_level"]),
+            onsets,
+            rule,
+            ends,
+        ),
+        "iforest_baseline": _skill_dict(
+            _grade_flags(plain, thresholds=thresholds, k=k, n=n, cooldown=cooldown, alarm_level=rule["alarm_level"]),
+            onsets,
+            rule,
+            ends,
+        ),
     }
     rule = MATCHING_RULES[Domain.SEISMIC]
     quakes_path = data_dir / "events" / "noaa_ncei_significant_earthquakes_asia_2005_2023.csv"
-    catalogs = {"japan": "seismic/usgs_comcat_japan_2005_2014_processed.csv",
-                "eastasia": "seismic/usgs_comcat_eastasia_m4_2018_2023.csv"}
+    catalogs = {
+        "japan": "seismic/usgs_comcat_japan_2005_2014_processed.csv",
+        "eastasia": "seismic/usgs_comcat_eastasia_m4_2018_2023.csv",
+    }
     report["seismic"] = {}
     for catalog, relative in catalogs.items():
         parsed = parse(data_dir / relative, "usgs_catalog", regions=SEISMIC_REGIONS[catalog])
         assert parsed.events is not None  # a catalog parser always returns its events
         for box in SEISMIC_REGIONS[catalog]:
-            ev = parsed.events.filter(pl.col("lat").is_between(box["min_lat"], box["max_lat"])
-                                      & pl.col("lon").is_between(box["min_lon"], box["max_lon"]))
+            ev = parsed.events.filter(
+                pl.col("lat").is_between(box["min_lat"], box["max_lat"])
+                & pl.col("lon").is_between(box["min_lon"], box["max_lon"])
+            )
             indicators = hazards.seismic_indicators(ev)
             engine = hazards.seismic_rate_scores(indicators, unique_id=box["id"])
-            counts = indicators.select(pl.lit(box["id"]).alias("unique_id"), "ds",
-                                       pl.col("events").cast(pl.Float64).alias("y"))
+            counts = indicators.select(
+                pl.lit(box["id"]).alias("unique_id"), "ds", pl.col("events").cast(pl.Float64).alias("y")
+            )
             # Score the same days as the engine (its rate test needs one window of history).
             plain = _baseline_scores(counts).filter(pl.col("ds") >= engine.get_column("ds").min())
             quakes = _significant_quakes(quakes_path, box, 6.0)
             report["seismic"][box["id"]] = {
-                "engine": _skill_dict(_grade_flags(engine, thresholds=thresholds, k=k, n=n, cooldown=cooldown,
-                                                   alarm_level=rule["alarm_level"]), quakes, rule),
-                "iforest_baseline": _skill_dict(_grade_flags(plain, thresholds=thresholds, k=k, n=n,
-                                                             cooldown=cooldown, alarm_level=rule["alarm_level"]),
-                                                quakes, rule),
+                "engine": _skill_dict(
+                    _grade_flags(
+                        engine, thresholds=thresholds, k=k, n=n, cooldown=cooldown, alarm_level=rule["alarm_level"]
+                    ),
+                    quakes,
+                    rule,
+                ),
+                "iforest_baseline": _skill_dict(
+                    _grade_flags(
+                        plain, thresholds=thresholds, k=k, n=n, cooldown=cooldown, alarm_level=rule["alarm_level"]
+                    ),
+                    quakes,
+                    rule,
+                ),
             }
     return report
 
@@ -323,6 +425,5 @@ def _baseline_scores(series: pl.DataFrame) -> pl.DataFrame:
     """IForest baseline as an ECDF-calibrated score frame (so it grades on the same ladder)."""
     y = series.get_column("y").to_numpy()
     raw = iforest_baseline_scores(y)
-    frame = series.select("unique_id", "ds", pl.lit("iforest_plain").alias("detector"),
-                          pl.Series("raw_score", raw))
+    frame = series.select("unique_id", "ds", pl.lit("iforest_plain").alias("detector"), pl.Series("raw_score", raw))
     return anomaly.calibrate(frame)

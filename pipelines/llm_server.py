@@ -36,8 +36,15 @@ def main() -> int:
         params.api_keys = [key]
     started = time.perf_counter()
     server = xllamacpp.Server(params)
-    print(json.dumps({"base_url": str(server.listening_address).rstrip("/"),
-                      "load_seconds": round(time.perf_counter() - started, 3)}), flush=True)
+    print(
+        json.dumps(
+            {
+                "base_url": str(server.listening_address).rstrip("/"),
+                "load_seconds": round(time.perf_counter() - started, 3),
+            }
+        ),
+        flush=True,
+    )
     sys.stdin.read()  # serve until the parent closes our stdin (or dies)
     del server
     return 0

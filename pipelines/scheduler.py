@@ -47,13 +47,18 @@ def cron_trigger(expression: str, *, timezone: str, what: str) -> Any:
             return CronTrigger.from_crontab(expression, timezone=timezone)
         if len(fields) == 6:
             second, minute, hour, day, month, weekday = fields
-            return CronTrigger(second=second, minute=minute, hour=hour, day=day, month=month, day_of_week=weekday,
-                               timezone=timezone)
+            return CronTrigger(
+                second=second, minute=minute, hour=hour, day=day, month=month, day_of_week=weekday, timezone=timezone
+            )
     except ValueError as exc:
-        raise ConfigError(f"{what}: cron {expression!r} is not valid ({exc})",
-                          fix='write 5 fields like "*/30 * * * *" (or 6 with seconds first)') from None
-    raise ConfigError(f"{what}: cron {expression!r} has {len(fields)} field(s)",
-                      fix='write 5 fields like "*/30 * * * *" (minute hour day month weekday), or 6 with seconds first')
+        raise ConfigError(
+            f"{what}: cron {expression!r} is not valid ({exc})",
+            fix='write 5 fields like "*/30 * * * *" (or 6 with seconds first)',
+        ) from None
+    raise ConfigError(
+        f"{what}: cron {expression!r} has {len(fields)} field(s)",
+        fix='write 5 fields like "*/30 * * * *" (minute hour day month weekday), or 6 with seconds first',
+    )
 
 
 def configured_jobs(settings: Settings) -> dict[str, tuple[str, tuple[Any, ...], Any]]:
@@ -63,11 +68,17 @@ def configured_jobs(settings: Settings) -> dict[str, tuple[str, tuple[Any, ...],
     for name, table in sorted(settings.ingest.sources.items()):
         cron = table.get("cron") if isinstance(table, dict) else None
         if cron:
-            jobs[f"ingest:{name}"] = ("pipelines.scheduler:ingest_job", (str(settings.home), name),
-                                      cron_trigger(str(cron), timezone=tz, what=f"[ingest.sources.{name}]"))
+            jobs[f"ingest:{name}"] = (
+                "pipelines.scheduler:ingest_job",
+                (str(settings.home), name),
+                cron_trigger(str(cron), timezone=tz, what=f"[ingest.sources.{name}]"),
+            )
     if settings.scheduler.cycle_cron:
-        jobs["cycle"] = ("pipelines.scheduler:cycle_job", (str(settings.home),),
-                         cron_trigger(settings.scheduler.cycle_cron, timezone=tz, what="[scheduler] cycle_cron"))
+        jobs["cycle"] = (
+            "pipelines.scheduler:cycle_job",
+            (str(settings.home),),
+            cron_trigger(settings.scheduler.cycle_cron, timezone=tz, what="[scheduler] cycle_cron"),
+        )
     return jobs
 
 
@@ -82,8 +93,11 @@ def build_scheduler(settings: Settings) -> Any:
     return BackgroundScheduler(
         jobstores={"default": SQLAlchemyJobStore(url=f"sqlite:///{store}")},
         executors={"default": ThreadPoolExecutor(1)},
-        job_defaults={"coalesce": True, "max_instances": 1,
-                      "misfire_grace_time": settings.scheduler.misfire_grace_seconds},
+        job_defaults={
+            "coalesce": True,
+            "max_instances": 1,
+            "misfire_grace_time": settings.scheduler.misfire_grace_seconds,
+        },
         timezone=settings.scheduler.timezone,
     )
 
@@ -107,9 +121,18 @@ def ingest_job(home: str, name: str) -> None:
 
     settings = load_settings(home)
     try:
-        with Warehouse.open(settings.warehouse_path, wait_seconds=float(settings.scheduler.misfire_grace_seconds)) as wh:
-            run = run_sources(wh, settings, [name], clock=Clock.from_settings(settings), actor="scheduler",
-                              cycle=settings.scheduler.cycle_after_ingest, progress=log.info)
+        with Warehouse.open(
+            settings.warehouse_path, wait_seconds=float(settings.scheduler.misfire_grace_seconds)
+        ) as wh:
+            run = run_sources(
+                wh,
+                settings,
+                [name],
+                clock=Clock.from_settings(settings),
+                actor="scheduler",
+                cycle=settings.scheduler.cycle_after_ingest,
+                progress=log.info,
+            )
     except EWSError as exc:
         log.error("job ingest:%s could not run: %s", name, exc)
         raise
@@ -129,8 +152,14 @@ def cycle_job(home: str) -> None:
         sync_dashboard(wh, settings)  # read snapshot + queued review actions
 
 
-def run_scheduler(settings: Settings, *, max_runs: int | None = None, list_only: bool = False,
-                  progress: Callable[[str], None] = lambda _msg: None, stop: threading.Event | None = None) -> int:
+def run_scheduler(
+    settings: Settings,
+    *,
+    max_runs: int | None = None,
+    list_only: bool = False,
+    progress: Callable[[str], None] = lambda _msg: None,
+    stop: threading.Event | None = None,
+) -> int:
     """Run until stopped (SIGINT/SIGTERM), after ``max_runs`` job runs, or when ``stop`` is set."""
     from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, EVENT_JOB_MISSED
 
@@ -154,8 +183,10 @@ def run_scheduler(settings: Settings, *, max_runs: int | None = None, list_only:
     try:
         ids = _sync_jobs(scheduler, settings)
         if not ids:
-            raise ConfigError("no scheduled jobs: no [ingest.sources.*] has a cron, and [scheduler] cycle_cron is empty",
-                              fix='add cron = "*/30 * * * *" to a source in ews.toml')
+            raise ConfigError(
+                "no scheduled jobs: no [ingest.sources.*] has a cron, and [scheduler] cycle_cron is empty",
+                fix='add cron = "*/30 * * * *" to a source in ews.toml',
+            )
         for job in scheduler.get_jobs():
             progress(f"job {job.id}: next run {job.next_run_time}")
         if list_only:

@@ -38,27 +38,48 @@ class ScoreStepResult:
     notes: list[str] = field(default_factory=list)
 
 
-def score_and_grade(series: pl.DataFrame, *, fitted: pl.DataFrame | None, exceedance: pl.DataFrame | None,
-                    meta: pl.DataFrame, settings: Settings, as_of: datetime) -> ScoreStepResult:
+def score_and_grade(
+    series: pl.DataFrame,
+    *,
+    fitted: pl.DataFrame | None,
+    exceedance: pl.DataFrame | None,
+    meta: pl.DataFrame,
+    settings: Settings,
+    as_of: datetime,
+) -> ScoreStepResult:
     """Scores and grades for ``series`` (see the module docstring); no I/O."""
     scoring = settings.scoring
     frequencies = dict(zip(meta["unique_id"], meta["frequency"], strict=True))
     windows = {uid: max(2, settings.anomaly.window.get(freq, 8)) for uid, freq in frequencies.items()}
     notes: list[str] = []
-    parts = [anomaly.detect(series, detectors=scoring.detectors, windows=windows, seed=settings.anomaly.seed,
-                            min_history=settings.anomaly.min_history, tail_quantile=scoring.tail_quantile)]
+    parts = [
+        anomaly.detect(
+            series,
+            detectors=scoring.detectors,
+            windows=windows,
+            seed=settings.anomaly.seed,
+            min_history=settings.anomaly.min_history,
+            tail_quantile=scoring.tail_quantile,
+        )
+    ]
     if fitted is not None and fitted.height:
         fit = fitted.filter(pl.col("unique_id").is_in(parts[0].get_column("unique_id").unique().implode()))
         parts.append(anomaly.forecast_surprise(fit, tail_quantile=scoring.tail_quantile))
-    calibrated = pl.concat([p for p in parts if p.height], how="vertical_relaxed") if any(
-        p.height for p in parts) else parts[0]
+    calibrated = (
+        pl.concat([p for p in parts if p.height], how="vertical_relaxed") if any(p.height for p in parts) else parts[0]
+    )
     scored_ids = set(calibrated.get_column("unique_id").unique().to_list())
     short = sorted(set(frequencies) - scored_ids)
     if short:
-        notes.append(f"{len(short)} series have fewer than {settings.anomaly.min_history} observations and "
-                     f"were not scored: {', '.join(short[:5])}{' ...' if len(short) > 5 else ''}")
-    ensemble = anomaly.combine(calibrated) if calibrated.height else calibrated.with_columns(
-        pl.lit(None, dtype=pl.Utf8).alias("driver"))
+        notes.append(
+            f"{len(short)} series have fewer than {settings.anomaly.min_history} observations and "
+            f"were not scored: {', '.join(short[:5])}{' ...' if len(short) > 5 else ''}"
+        )
+    ensemble = (
+        anomaly.combine(calibrated)
+        if calibrated.height
+        else calibrated.with_columns(pl.lit(None, dtype=pl.Utf8).alias("driver"))
+    )
     last = series.group_by("unique_id").agg(pl.col("ds").max().alias("last"))
     last_observed = dict(zip(last["unique_id"], last["last"], strict=True))
     ex_scores = None
@@ -66,35 +87,67 @@ def score_and_grade(series: pl.DataFrame, *, fitted: pl.DataFrame | None, exceed
         ex_scores = anomaly.exceedance_scores(exceedance, at=last_observed)
         ex_scores = ex_scores.filter(pl.col("unique_id").is_in(list(scored_ids)))
     stale = {uid: float(scoring.stale_after_days.get(freq, 30.0)) for uid, freq in frequencies.items()}
-    grades = anomaly.grade(
-        ensemble, thresholds=settings.risk.thresholds(), persistence_k=settings.risk.persistence_k,
-        persistence_n=settings.risk.persistence_n, cooldown=scoring.cooldown, components=calibrated,
-        exceedance=ex_scores, exceedance_thresholds=scoring.exceedance if ex_scores is not None else None,
-        as_of=as_of, last_observed=last_observed, stale_after_days=stale, include_latest=True,
-    ) if ensemble.height else pl.DataFrame(schema={"unique_id": pl.Utf8, "ds": pl.Datetime("us"),
-                                                  "level": pl.Utf8, "score": pl.Float64, "evidence": pl.Utf8})
+    grades = (
+        anomaly.grade(
+            ensemble,
+            thresholds=settings.risk.thresholds(),
+            persistence_k=settings.risk.persistence_k,
+            persistence_n=settings.risk.persistence_n,
+            cooldown=scoring.cooldown,
+            components=calibrated,
+            exceedance=ex_scores,
+            exceedance_thresholds=scoring.exceedance if ex_scores is not None else None,
+            as_of=as_of,
+            last_observed=last_observed,
+            stale_after_days=stale,
+            include_latest=True,
+        )
+        if ensemble.height
+        else pl.DataFrame(
+            schema={
+                "unique_id": pl.Utf8,
+                "ds": pl.Datetime("us"),
+                "level": pl.Utf8,
+                "score": pl.Float64,
+                "evidence": pl.Utf8,
+            }
+        )
+    )
     scores = pl.concat([calibrated, ensemble.select(calibrated.columns)], how="vertical_relaxed")
     if ex_scores is not None and ex_scores.height:
         scores = pl.concat([scores, ex_scores.select(calibrated.columns)], how="vertical_relaxed")
-    latest = last.rename({"last": "ds"}).join(grades.select("unique_id", "ds", "level", "score"),
-                                              on=["unique_id", "ds"], how="left").with_columns(
-        pl.col("level").fill_null("none"), pl.col("score").fill_null(0.0))
+    latest = (
+        last.rename({"last": "ds"})
+        .join(grades.select("unique_id", "ds", "level", "score"), on=["unique_id", "ds"], how="left")
+        .with_columns(pl.col("level").fill_null("none"), pl.col("score").fill_null(0.0))
+    )
     regions = anomaly.grade_regions(latest, meta) if latest.height else pl.DataFrame()
     return ScoreStepResult(scores=scores, grades=grades.select(_GRADE_COLUMNS), regions=regions, notes=notes)
 
 
-def run_score_step(wh: Warehouse, settings: Settings, *, series: pl.DataFrame, fitted: pl.DataFrame | None,
-                   exceedance: pl.DataFrame | None, meta: pl.DataFrame, run_id: str, as_of: datetime,
-                   progress: Callable[[str], None] = lambda _m: None) -> ScoreStepResult:
+def run_score_step(
+    wh: Warehouse,
+    settings: Settings,
+    *,
+    series: pl.DataFrame,
+    fitted: pl.DataFrame | None,
+    exceedance: pl.DataFrame | None,
+    meta: pl.DataFrame,
+    run_id: str,
+    as_of: datetime,
+    progress: Callable[[str], None] = lambda _m: None,
+) -> ScoreStepResult:
     """Score, grade and write; returns the result with ``counts`` (rows changed per table)."""
     detectors = ", ".join(settings.scoring.detectors)
     progress(f"[2/4] scoring anomalies ({detectors}, forecast surprise) on {series.height} points")
-    result = score_and_grade(series, fitted=fitted, exceedance=exceedance, meta=meta, settings=settings,
-                             as_of=as_of)
-    result.counts["anomaly_scores"] = upsert_scores(wh, result.scores.select(
-        "unique_id", "ds", "detector", "raw_score", "score"), run_id=run_id)
-    progress(f"[3/4] grading risk levels (blue/yellow/orange/red; persistence "
-             f"{settings.risk.persistence_k} of {settings.risk.persistence_n}, cool-down {settings.scoring.cooldown})")
+    result = score_and_grade(series, fitted=fitted, exceedance=exceedance, meta=meta, settings=settings, as_of=as_of)
+    result.counts["anomaly_scores"] = upsert_scores(
+        wh, result.scores.select("unique_id", "ds", "detector", "raw_score", "score"), run_id=run_id
+    )
+    progress(
+        f"[3/4] grading risk levels (blue/yellow/orange/red; persistence "
+        f"{settings.risk.persistence_k} of {settings.risk.persistence_n}, cool-down {settings.scoring.cooldown})"
+    )
     result.counts["risk_grades"] = upsert_grades(wh, result.grades, run_id=run_id)
     for row in result.regions.iter_rows(named=True) if result.regions.height else []:
         if row["level"] != "none":

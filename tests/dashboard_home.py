@@ -55,8 +55,7 @@ def _run_demo(home: Path) -> None:
     if source:
         shutil.copytree(source, home)
         return
-    done = subprocess.run([sys.executable, "-c", _BUILD, str(home)], capture_output=True, text=True,
-                          timeout=900)
+    done = subprocess.run([sys.executable, "-c", _BUILD, str(home)], capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-4000:]
 
 
@@ -72,8 +71,9 @@ def demo_home(factory: pytest.TempPathFactory) -> Path:
             _run_demo(home)
             con = users.connect_control(users.control_path(load_settings(home)))
             for role in ROLES:
-                users.add_user(con, name=f"{role}_user", role=role, password=PASSWORD[role],
-                               at=datetime(2011, 3, 12, 9))
+                users.add_user(
+                    con, name=f"{role}_user", role=role, password=PASSWORD[role], at=datetime(2011, 3, 12, 9)
+                )
             con.close()
             (home / "READY").write_text("ok")
     return home

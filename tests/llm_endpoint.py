@@ -52,8 +52,9 @@ class LoopbackServer:
 
 
 class ChatEndpoint(LoopbackServer):
-    def __init__(self, answer: Callable[[dict[str, Any], int], str], *,
-                 prompt_tokens: int = 300, completion_tokens: int = 100) -> None:
+    def __init__(
+        self, answer: Callable[[dict[str, Any], int], str], *, prompt_tokens: int = 300, completion_tokens: int = 100
+    ) -> None:
         self.requests: list[dict[str, Any]] = []
         lock = threading.Lock()
 
@@ -63,9 +64,12 @@ class ChatEndpoint(LoopbackServer):
                 self.requests.append(request)
                 number = len(self.requests)
             content = answer(request, number)
-            return 200, json.dumps({"choices": [{"message": {"content": content}}],
-                                    "usage": {"prompt_tokens": prompt_tokens,
-                                              "completion_tokens": completion_tokens}}).encode()
+            return 200, json.dumps(
+                {
+                    "choices": [{"message": {"content": content}}],
+                    "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens},
+                }
+            ).encode()
 
         super().__init__(respond)
 

@@ -32,11 +32,18 @@ from urllib.parse import parse_qs, urlparse
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "data"
-FRED_FILES = {"UNRATE": DATA / "market" / "fred_UNRATE.csv", "DGS10": ROOT / "tests" / "data" / "fred_DGS10_last800.csv"}
+FRED_FILES = {
+    "UNRATE": DATA / "market" / "fred_UNRATE.csv",
+    "DGS10": ROOT / "tests" / "data" / "fred_DGS10_last800.csv",
+}
 FRED_INFO = {
     "UNRATE": {"id": "UNRATE", "title": "Unemployment Rate", "units": "Percent", "frequency_short": "M"},
-    "DGS10": {"id": "DGS10", "title": "Market Yield on U.S. Treasury Securities at 10-Year Constant Maturity",
-              "units": "Percent", "frequency_short": "D"},
+    "DGS10": {
+        "id": "DGS10",
+        "title": "Market Yield on U.S. Treasury Securities at 10-Year Constant Maturity",
+        "units": "Percent",
+        "frequency_short": "D",
+    },
 }
 API_KEY = "abcdefghijklmnopqrstuvwxyz123456"
 CATALOG = DATA / "seismic" / "usgs_comcat_eastasia_m4_2018_2023.csv"
@@ -52,8 +59,10 @@ def pos_to_tenv3(pos: Path, station: str) -> bytes:
     """The daily positions of a PBO .pos file in NGL's tenv3 layout (integer + fractional metres)."""
     lines = pos.read_text().splitlines()
     first = next(i for i, line in enumerate(lines) if line.startswith("*YYYYMMDD")) + 1
-    out = ["site YYMMMDD yyyy.yyyy __MJD week d reflon _e0(m) __east(m) ____n0(m) _north(m) u0(m) ____up(m) _ant(m) "
-           "sig_e(m) sig_n(m) sig_u(m) __corr_en __corr_eu __corr_nu _latitude(deg) _longitude(deg) __height(m)"]
+    out = [
+        "site YYMMMDD yyyy.yyyy __MJD week d reflon _e0(m) __east(m) ____n0(m) _north(m) u0(m) ____up(m) _ant(m) "
+        "sig_e(m) sig_n(m) sig_u(m) __corr_en __corr_eu __corr_nu _latitude(deg) _longitude(deg) __height(m)"
+    ]
     for line in lines[first:]:
         f = line.split()
         if len(f) != 25:
@@ -63,9 +72,12 @@ def pos_to_tenv3(pos: Path, station: str) -> bytes:
         mjd = (day - datetime(1858, 11, 17)).days
         week, dow = divmod((day - datetime(1980, 1, 6)).days, 7)
         dn, de, du = float(f[15]), float(f[16]), float(f[17])
-        out.append(f"{station} {day:%y%b%d}".upper() + f" {decyear:.4f} {mjd} {week:4d} {dow} -123.9 0 {de: .6f} 4431000 {dn: .6f}"
-                   f" 0 {du: .6f} 0.0000 {float(f[19]):.6f} {float(f[18]):.6f} {float(f[20]):.6f} 0.0 0.0 0.0"
-                   f" {float(f[12]):.10f} {float(f[13]) - 360.0:.10f} {float(f[14]):.5f}")
+        out.append(
+            f"{station} {day:%y%b%d}".upper()
+            + f" {decyear:.4f} {mjd} {week:4d} {dow} -123.9 0 {de: .6f} 4431000 {dn: .6f}"
+            f" 0 {du: .6f} 0.0000 {float(f[19]):.6f} {float(f[18]):.6f} {float(f[20]):.6f} 0.0 0.0 0.0"
+            f" {float(f[12]):.10f} {float(f[13]) - 360.0:.10f} {float(f[14]):.5f}"
+        )
     return ("\n".join(out) + "\n").encode()
 
 
@@ -118,9 +130,12 @@ class ReplayServer:
         if fault is not None and self._fault(handler, fault):
             return
         routes = {
-            "/fred/series": self._fred_series, "/fred/series/observations": self._fred_observations,
-            "/fdsnws/event/1/query": self._fdsn, "/ogcapi/daily/items": self._water,
-            "/power/daily/point": self._power, "/grids/sst.nc": self._grid,
+            "/fred/series": self._fred_series,
+            "/fred/series/observations": self._fred_observations,
+            "/fdsnws/event/1/query": self._fdsn,
+            "/ogcapi/daily/items": self._water,
+            "/power/daily/point": self._power,
+            "/grids/sst.nc": self._grid,
         }
         if parsed.path.startswith("/ngl/"):
             status, ctype, body = self._ngl(parsed.path)
@@ -156,7 +171,9 @@ class ReplayServer:
         return False
 
     @staticmethod
-    def _send(handler: BaseHTTPRequestHandler, status: int, ctype: str, body: bytes, headers: dict[str, str] | None = None) -> None:
+    def _send(
+        handler: BaseHTTPRequestHandler, status: int, ctype: str, body: bytes, headers: dict[str, str] | None = None
+    ) -> None:
         try:
             handler.send_response(status)
             handler.send_header("Content-Type", ctype)
@@ -172,7 +189,10 @@ class ReplayServer:
     # -- FRED ------------------------------------------------------------------------------
     def _fred_key(self, query: dict[str, str]) -> tuple[int, str, bytes] | None:
         if query.get("api_key") != API_KEY:
-            body = {"error_code": 400, "error_message": "Bad Request.  The value for variable api_key is not registered."}
+            body = {
+                "error_code": 400,
+                "error_message": "Bad Request.  The value for variable api_key is not registered.",
+            }
             return 400, "application/json", json.dumps(body).encode()
         if query.get("series_id") not in FRED_FILES:
             body = {"error_code": 400, "error_message": "Bad Request.  The series does not exist."}
@@ -191,8 +211,16 @@ class ReplayServer:
             return refused
         start = query.get("observation_start", "1776-07-04")
         rows = list(csv.DictReader(FRED_FILES[query["series_id"]].open()))
-        observations = [{"realtime_start": "2026-01-02", "realtime_end": "2026-01-02", "date": r["date"],
-                         "value": r["value"] if r["value"] != "" else "."} for r in rows if r["date"] >= start]
+        observations = [
+            {
+                "realtime_start": "2026-01-02",
+                "realtime_end": "2026-01-02",
+                "date": r["date"],
+                "value": r["value"] if r["value"] != "" else ".",
+            }
+            for r in rows
+            if r["date"] >= start
+        ]
         return 200, "application/json", json.dumps({"count": len(observations), "observations": observations}).encode()
 
     # -- FDSN ------------------------------------------------------------------------------
@@ -206,7 +234,10 @@ class ReplayServer:
             return 400, "text/plain", b"Error 400: Bad Request\n\nBad starttime or endtime.\n"
         minmag = float(query.get("minmagnitude", "-10"))
         updated = stamp(query["updatedafter"]) if "updatedafter" in query else None
-        box = [float(query.get(k, d)) for k, d in (("minlatitude", -90), ("maxlatitude", 90), ("minlongitude", -180), ("maxlongitude", 180))]
+        box = [
+            float(query.get(k, d))
+            for k, d in (("minlatitude", -90), ("maxlatitude", 90), ("minlongitude", -180), ("maxlongitude", 180))
+        ]
         chosen = []
         for row in self._events:
             t = stamp(row["time"])
@@ -218,8 +249,10 @@ class ReplayServer:
                 continue
             chosen.append(row)
         if len(chosen) > self.event_cap:
-            message = (f"Error 400: Bad Request\n\n{len(chosen)} matching events exceeds search limit of "
-                       f"{self.event_cap}. Modify the search to match fewer events.\n")
+            message = (
+                f"Error 400: Bad Request\n\n{len(chosen)} matching events exceeds search limit of "
+                f"{self.event_cap}. Modify the search to match fewer events.\n"
+            )
             return 400, "text/plain", message.encode()
         if not chosen:
             return 204, "text/plain", b""
@@ -234,21 +267,40 @@ class ReplayServer:
     def _water(self, query: dict[str, str]) -> tuple[int, str, bytes]:
         site = query.get("monitoring_location_id", "")
         if site != "USGS-02177000":
-            return 404, "application/json", json.dumps({"code": "NotFound", "description": f"no location {site}"}).encode()
-        lines = [line.split("\t") for line in (DATA / "hydro" / "usgs_nwis_rdb_02177000_chattooga_2012.rdb").read_text().splitlines()
-                 if line and not line.startswith("#")]
+            return (
+                404,
+                "application/json",
+                json.dumps({"code": "NotFound", "description": f"no location {site}"}).encode(),
+            )
+        lines = [
+            line.split("\t")
+            for line in (DATA / "hydro" / "usgs_nwis_rdb_02177000_chattooga_2012.rdb").read_text().splitlines()
+            if line and not line.startswith("#")
+        ]
         header, rows = lines[0], lines[2:]
         value_col = next(i for i, h in enumerate(header) if h.endswith("_00060_00003"))
         first, last = query.get("time", "1900-01-01/2100-01-01").split("/")
-        features = [{"type": "Feature", "id": f"{r[2]}-{site}",
-                     "properties": {"parameter_code": "00060", "statistic_id": "00003", "time": r[2], "value": r[value_col],
-                                    "unit_of_measure": "ft^3/s", "approval_status": "Approved" if "A" in r[value_col + 1] else "Provisional",
-                                    "monitoring_location_id": site},
-                     "geometry": {"type": "Point", "coordinates": [-83.3513, 34.8401]}}
-                    for r in rows if first <= r[2] <= last]
+        features = [
+            {
+                "type": "Feature",
+                "id": f"{r[2]}-{site}",
+                "properties": {
+                    "parameter_code": "00060",
+                    "statistic_id": "00003",
+                    "time": r[2],
+                    "value": r[value_col],
+                    "unit_of_measure": "ft^3/s",
+                    "approval_status": "Approved" if "A" in r[value_col + 1] else "Provisional",
+                    "monitoring_location_id": site,
+                },
+                "geometry": {"type": "Point", "coordinates": [-83.3513, 34.8401]},
+            }
+            for r in rows
+            if first <= r[2] <= last
+        ]
         limit = int(query.get("limit", "10000")) if self.page_size is None else self.page_size
         offset = int(query.get("cursor", "0"))
-        page = features[offset: offset + limit]
+        page = features[offset : offset + limit]
         links = [{"rel": "self", "href": f"{self.url}/ogcapi/daily/items"}]
         if offset + limit < len(features):
             nxt = f"{self.url}/ogcapi/daily/items?monitoring_location_id={site}&time={first}/{last}&f=json&limit={limit}&cursor={offset + limit}"
@@ -262,18 +314,30 @@ class ReplayServer:
             start, end = datetime.strptime(query["start"], "%Y%m%d"), datetime.strptime(query["end"], "%Y%m%d")
             lat, lon = float(query["latitude"]), float(query["longitude"])
         except (KeyError, ValueError):
-            return 422, "application/json", json.dumps({"messages": ["start, end, latitude, longitude are required"]}).encode()
+            return (
+                422,
+                "application/json",
+                json.dumps({"messages": ["start, end, latitude, longitude are required"]}).encode(),
+            )
         flow = {}
         for line in (DATA / "hydro" / "usgs_01491000_choptank_daily_flow_cms.txt").read_text().splitlines()[1:]:
             day, value = line.split("\t")
             flow[datetime.strptime(day, "%m/%d/%Y")] = float(value)
         days = [start + timedelta(days=i) for i in range((end - start).days + 1)]
         values = {f"{d:%Y%m%d}": flow.get(d, -999.0) for d in days}
-        doc = {"type": "Feature", "geometry": {"type": "Point", "coordinates": [lon, lat, 10.0]},
-               "properties": {"parameter": {"PRECTOTCORR": values}},
-               "header": {"title": "NASA/POWER Source Native Resolution Daily Data", "fill_value": -999.0,
-                          "start": query["start"], "end": query["end"]},
-               "messages": [], "parameters": {"PRECTOTCORR": {"units": "mm/day", "longname": "Precipitation Corrected"}}}
+        doc = {
+            "type": "Feature",
+            "geometry": {"type": "Point", "coordinates": [lon, lat, 10.0]},
+            "properties": {"parameter": {"PRECTOTCORR": values}},
+            "header": {
+                "title": "NASA/POWER Source Native Resolution Daily Data",
+                "fill_value": -999.0,
+                "start": query["start"],
+                "end": query["end"],
+            },
+            "messages": [],
+            "parameters": {"PRECTOTCORR": {"units": "mm/day", "longname": "Precipitation Corrected"}},
+        }
         return 200, "application/json", json.dumps(doc).encode()
 
     # -- files -----------------------------------------------------------------------------

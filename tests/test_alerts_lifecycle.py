@@ -20,11 +20,11 @@ import pytest
 
 from alerts.lifecycle import AlertPolicy, assess_data_health, plan_alerts
 from core.settings import load_settings
-from pipelines.cycle import run_cycle
 from ingest.batches import ingest_file
+from pipelines.cycle import run_cycle
+from sql import sql_frame, sql_rows
 from warehouse import Warehouse, alerting, review
 from warehouse.runs import last_run
-from sql import sql_frame, sql_rows
 
 ROOT = Path(__file__).resolve().parent.parent
 NOW = datetime(2026, 1, 1, 12, 0)
@@ -33,21 +33,34 @@ NOW = datetime(2026, 1, 1, 12, 0)
 @pytest.fixture(scope="module")
 def tohoku_counts() -> dict[str, int]:
     """Real events per day in the Tohoku box, 2011-03-08 .. 2011-03-13."""
-    raw = pl.read_csv(ROOT / "data" / "seismic" / "usgs_comcat_japan_2005_2014_processed.csv",
-                      columns=["time", "latitude", "longitude"])
-    days = (raw.filter(pl.col("latitude").is_between(36, 42) & pl.col("longitude").is_between(140, 146))
-            .with_columns(pl.col("time").str.slice(0, 10).alias("day"))
-            .filter(pl.col("day").is_between(pl.lit("2011-03-08"), pl.lit("2011-03-13")))
-            .group_by("day").len())
+    raw = pl.read_csv(
+        ROOT / "data" / "seismic" / "usgs_comcat_japan_2005_2014_processed.csv",
+        columns=["time", "latitude", "longitude"],
+    )
+    days = (
+        raw.filter(pl.col("latitude").is_between(36, 42) & pl.col("longitude").is_between(140, 146))
+        .with_columns(pl.col("time").str.slice(0, 10).alias("day"))
+        .filter(pl.col("day").is_between(pl.lit("2011-03-08"), pl.lit("2011-03-13")))
+        .group_by("day")
+        .len()
+    )
     return dict(zip(days["day"], days["len"], strict=True))
 
 
-def _grade(uid: str, day: str, level: str, score: float, value: float, domain: str = "seismic",
-           region: str = "Tohoku, Japan") -> dict:
-    return {"unique_id": uid, "ds": datetime.fromisoformat(day), "level": level, "score": score,
-            "evidence": json.dumps({"value": value, "thresholds": {"blue": 0.97, "yellow": 0.99,
-                                                                   "orange": 0.995, "red": 0.998}}),
-            "domain": domain, "region": region}
+def _grade(
+    uid: str, day: str, level: str, score: float, value: float, domain: str = "seismic", region: str = "Tohoku, Japan"
+) -> dict:
+    return {
+        "unique_id": uid,
+        "ds": datetime.fromisoformat(day),
+        "level": level,
+        "score": score,
+        "evidence": json.dumps(
+            {"value": value, "thresholds": {"blue": 0.97, "yellow": 0.99, "orange": 0.995, "red": 0.998}}
+        ),
+        "domain": domain,
+        "region": region,
+    }
 
 
 def _latest(*rows: dict) -> pl.DataFrame:
@@ -60,9 +73,11 @@ def _open(plan_alerts_frame: pl.DataFrame) -> pl.DataFrame:
 
 def test_a_group_opens_one_alert_led_by_its_highest_member_and_gates_release(tohoku_counts) -> None:
     day = "2011-03-11"
-    latest = _latest(_grade("tohoku_count", day, "red", 0.9991, tohoku_counts[day]),
-                     _grade("tohoku_energy", day, "orange", 0.9962, 15.1),
-                     _grade("unrate", "2011-03-01", "yellow", 0.9973, 9.0, domain="market", region="US"))
+    latest = _latest(
+        _grade("tohoku_count", day, "red", 0.9991, tohoku_counts[day]),
+        _grade("tohoku_energy", day, "orange", 0.9962, 15.1),
+        _grade("unrate", "2011-03-01", "yellow", 0.9973, 9.0, domain="market", region="US"),
+    )
     monthly = {"unrate": "MS"}  # its 2011-03-01 grade is live until 3 monthly steps later
     plan = plan_alerts(latest, pl.DataFrame(), now=NOW, clock=datetime(2011, 3, 12), frequencies=monthly)
     assert plan.alerts.height == 2  # one per hazard + region, not one per series
@@ -82,52 +97,93 @@ def test_a_group_opens_one_alert_led_by_its_highest_member_and_gates_release(toh
 
 def test_escalate_deescalate_and_resolve_follow_the_grades(tohoku_counts) -> None:
     policy = AlertPolicy(auto_release=frozenset({"blue", "yellow"}))
-    first = plan_alerts(_latest(_grade("tohoku_count", "2011-03-09", "yellow", 0.991, tohoku_counts["2011-03-09"])),
-                        pl.DataFrame(), now=NOW, clock=datetime(2011, 3, 10), policy=policy)
+    first = plan_alerts(
+        _latest(_grade("tohoku_count", "2011-03-09", "yellow", 0.991, tohoku_counts["2011-03-09"])),
+        pl.DataFrame(),
+        now=NOW,
+        clock=datetime(2011, 3, 10),
+        policy=policy,
+    )
     opened = first.alerts
     assert opened.row(0, named=True)["release_state"] == "released"
     published = {opened.row(0, named=True)["alert_id"]}
 
-    up = plan_alerts(_latest(_grade("tohoku_count", "2011-03-11", "red", 0.9991, tohoku_counts["2011-03-11"])),
-                     opened, now=NOW, clock=datetime(2011, 3, 12), policy=policy, published=published)
+    up = plan_alerts(
+        _latest(_grade("tohoku_count", "2011-03-11", "red", 0.9991, tohoku_counts["2011-03-11"])),
+        opened,
+        now=NOW,
+        clock=datetime(2011, 3, 12),
+        policy=policy,
+        published=published,
+    )
     row = up.alerts.row(0, named=True)
     assert (row["level"], row["release_state"]) == ("red", "pending")  # escalation into the gate
     assert [t["action"] for t in up.transitions] == ["escalated"]
     assert up.releases == []  # the yellow message stays out; red waits for a duty officer
 
-    down = plan_alerts(_latest(_grade("tohoku_count", "2011-03-13", "yellow", 0.992, tohoku_counts["2011-03-13"])),
-                       up.alerts, now=NOW, clock=datetime(2011, 3, 14), policy=policy, published=published)
+    down = plan_alerts(
+        _latest(_grade("tohoku_count", "2011-03-13", "yellow", 0.992, tohoku_counts["2011-03-13"])),
+        up.alerts,
+        now=NOW,
+        clock=datetime(2011, 3, 14),
+        policy=policy,
+        published=published,
+    )
     assert [t["action"] for t in down.transitions] == ["deescalated"]
     assert [(r["msg_type"]) for r in down.releases] == ["Update"]  # released again at yellow
 
-    calm = plan_alerts(_latest(_grade("tohoku_count", "2011-03-13", "none", 0.41, tohoku_counts["2011-03-13"])),
-                       down.alerts, now=NOW, clock=datetime(2011, 3, 14), policy=policy, published=published)
+    calm = plan_alerts(
+        _latest(_grade("tohoku_count", "2011-03-13", "none", 0.41, tohoku_counts["2011-03-13"])),
+        down.alerts,
+        now=NOW,
+        clock=datetime(2011, 3, 14),
+        policy=policy,
+        published=published,
+    )
     assert calm.alerts.row(0, named=True)["status"] == "resolved"
     assert [t["action"] for t in calm.transitions] == ["resolved"]
     assert calm.releases == [{"alert_id": row["alert_id"], "msg_type": "Update", "reason": "all clear: risk passed"}]
 
 
 def test_unrenewed_alert_expires_and_silence_suppresses_release(tohoku_counts) -> None:
-    opened = plan_alerts(_latest(_grade("tohoku_count", "2011-03-11", "blue", 0.98, tohoku_counts["2011-03-11"])),
-                         pl.DataFrame(), now=NOW, clock=datetime(2011, 3, 12),
-                         silenced={("earthquake", "Tohoku, Japan")})
+    opened = plan_alerts(
+        _latest(_grade("tohoku_count", "2011-03-11", "blue", 0.98, tohoku_counts["2011-03-11"])),
+        pl.DataFrame(),
+        now=NOW,
+        clock=datetime(2011, 3, 12),
+        silenced={("earthquake", "Tohoku, Japan")},
+    )
     row = opened.alerts.row(0, named=True)
     assert row["release_state"] == "suppressed" and opened.releases == []
     assert row["expires_at"] == datetime(2011, 3, 14)  # 3 daily steps after the triggering day
     # no grade for the group in this cycle, and the clock passed expires_at
-    later = plan_alerts(pl.DataFrame(schema={"unique_id": pl.Utf8, "ds": pl.Datetime("us"), "level": pl.Utf8,
-                                             "score": pl.Float64, "evidence": pl.Utf8, "domain": pl.Utf8,
-                                             "region": pl.Utf8}),
-                        opened.alerts, now=NOW, clock=datetime(2011, 3, 15))
+    later = plan_alerts(
+        pl.DataFrame(
+            schema={
+                "unique_id": pl.Utf8,
+                "ds": pl.Datetime("us"),
+                "level": pl.Utf8,
+                "score": pl.Float64,
+                "evidence": pl.Utf8,
+                "domain": pl.Utf8,
+                "region": pl.Utf8,
+            }
+        ),
+        opened.alerts,
+        now=NOW,
+        clock=datetime(2011, 3, 15),
+    )
     assert later.alerts.row(0, named=True)["status"] == "expired"
     assert later.transitions[0]["action"] == "expired"
 
 
 def _dgs10() -> pl.DataFrame:
     raw = pl.read_csv(ROOT / "tests" / "data" / "fred_DGS10_last800.csv", try_parse_dates=True)
-    return raw.drop_nulls("value").select(pl.lit("dgs10").alias("unique_id"),
-                                          pl.col(raw.columns[0]).cast(pl.Datetime("us")).alias("ds"),
-                                          pl.col("value").cast(pl.Float64).alias("y"))
+    return raw.drop_nulls("value").select(
+        pl.lit("dgs10").alias("unique_id"),
+        pl.col(raw.columns[0]).cast(pl.Datetime("us")).alias("ds"),
+        pl.col("value").cast(pl.Float64).alias("y"),
+    )
 
 
 def test_stale_and_gapped_series_are_inhibited_with_a_notice() -> None:
@@ -145,8 +201,14 @@ def test_stale_and_gapped_series_are_inhibited_with_a_notice() -> None:
     assert state["state"] == "gap", state
 
     grade = _grade("dgs10", str(last.date()), "orange", 0.996, 4.1, domain="market", region="US")
-    plan = plan_alerts(_latest(grade), pl.DataFrame(), now=NOW, clock=last + timedelta(days=20),
-                       frequencies={"dgs10": "B"}, health=stale)
+    plan = plan_alerts(
+        _latest(grade),
+        pl.DataFrame(),
+        now=NOW,
+        clock=last + timedelta(days=20),
+        frequencies={"dgs10": "B"},
+        health=stale,
+    )
     assert plan.alerts.height == 0
     notice = plan.notices.row(0, named=True)
     assert (notice["unique_id"], notice["kind"]) == ("dgs10", "stale")
@@ -155,23 +217,33 @@ def test_stale_and_gapped_series_are_inhibited_with_a_notice() -> None:
 
 def _fred(name: str, uid: str) -> pl.DataFrame:
     raw = pl.read_csv(ROOT / "tests" / "data" / name, try_parse_dates=True)
-    return raw.drop_nulls("value").select(pl.lit(uid).alias("unique_id"),
-                                          pl.col(raw.columns[0]).cast(pl.Datetime("us")).alias("ds"),
-                                          pl.col("value").cast(pl.Float64).alias("y"))
+    return raw.drop_nulls("value").select(
+        pl.lit(uid).alias("unique_id"),
+        pl.col(raw.columns[0]).cast(pl.Datetime("us")).alias("ds"),
+        pl.col("value").cast(pl.Float64).alias("y"),
+    )
 
 
 def test_data_gap_notices_are_written_set_based_and_a_repeat_only_moves_last_seen(tmp_path) -> None:
-    series = {"dgs10": (_dgs10(), "B"), "unrate": (_fred("fred_UNRATE.csv", "unrate"), "MS"),
-              "stlfsi4": (_fred("fred_STLFSI4.csv", "stlfsi4"), "W-FRI")}
+    series = {
+        "dgs10": (_dgs10(), "B"),
+        "unrate": (_fred("fred_UNRATE.csv", "unrate"), "MS"),
+        "stlfsi4": (_fred("fred_STLFSI4.csv", "stlfsi4"), "W-FRI"),
+    }
     frequencies = {uid: freq for uid, (_, freq) in series.items()}
     observed = pl.concat([frame for frame, _ in series.values()])
     clock = observed["ds"].max() + timedelta(days=400)  # every feed has gone quiet: all stale
     health = assess_data_health(observed, frequencies, clock=clock)
     assert set(health["state"]) == {"stale"}
-    latest = _latest(*(_grade(uid, str(frame["ds"].max().date()), "orange", 0.996, frame["y"][-1],
-                              domain="market", region=f"US-{uid}") for uid, (frame, _) in series.items()))
-    notices = plan_alerts(latest, pl.DataFrame(), now=NOW, clock=clock, frequencies=frequencies,
-                          health=health).notices
+    latest = _latest(
+        *(
+            _grade(
+                uid, str(frame["ds"].max().date()), "orange", 0.996, frame["y"][-1], domain="market", region=f"US-{uid}"
+            )
+            for uid, (frame, _) in series.items()
+        )
+    )
+    notices = plan_alerts(latest, pl.DataFrame(), now=NOW, clock=clock, frequencies=frequencies, health=health).notices
     assert notices.height == 3
 
     with Warehouse.open(tmp_path / "w.duckdb") as wh:
@@ -212,9 +284,16 @@ def _stlfsi4_until(folder: Path, last_day: str) -> Path:
 def test_a_cycle_without_new_data_expires_an_alert_past_its_expiry(tmp_path) -> None:
     settings = load_settings(tmp_path, environ={"EWS_ALERTS__JUDGE": "template"})
     with Warehouse.open(settings.warehouse_path) as wh:
-        assert ingest_file(wh, settings, _stlfsi4_until(tmp_path, "2008-10-24"), "fred_csv", options={
-            "unique_id": "stlfsi4", "frequency": "W-FRI", "domain": "market", "region": "US"},
-            ).status == "committed"
+        assert (
+            ingest_file(
+                wh,
+                settings,
+                _stlfsi4_until(tmp_path, "2008-10-24"),
+                "fred_csv",
+                options={"unique_id": "stlfsi4", "frequency": "W-FRI", "domain": "market", "region": "US"},
+            ).status
+            == "committed"
+        )
         run_cycle(wh, settings, now=datetime(2008, 10, 25, 6, 0), actor="scheduler")
         alert = sql_frame(wh, "SELECT alert_id, level, status, expires_at FROM alerts").row(0, named=True)
         assert (alert["level"], alert["status"]) == ("red", "open")
@@ -232,14 +311,16 @@ def test_a_cycle_without_new_data_expires_an_alert_past_its_expiry(tmp_path) -> 
         row = review.read_alert(wh, alert["alert_id"])
         assert (row["status"], row["updated_at"]) == ("expired", late)
         assert (expiring.row_counts.get("alerts"), expiring.row_counts.get("alert_transitions")) == (1, 1)
-        assert [(a["alert_id"], a["transition"], a["status"]) for a in expiring.alerts] == \
-            [(alert["alert_id"], "expired", "expired")]
+        assert [(a["alert_id"], a["transition"], a["status"]) for a in expiring.alerts] == [
+            (alert["alert_id"], "expired", "expired")
+        ]
         last = review.read_transitions(wh, alert["alert_id"]).row(-1, named=True)
         assert (last["action"], last["actor"], last["run_id"]) == ("expired", "cycle", expiring.run_id)
         assert (last["from_status"], last["to_status"]) == ("open", "expired")
         assert last["reason"].startswith("not renewed before 2008-11-14")
-        audit = sql_rows(wh, "SELECT actor, detail FROM audit_log WHERE action = 'alert.expired' AND target = ?",
-                         alert["alert_id"])
+        audit = sql_rows(
+            wh, "SELECT actor, detail FROM audit_log WHERE action = 'alert.expired' AND target = ?", alert["alert_id"]
+        )
         assert len(audit) == 1 and audit[0][0] == "cron.ops"
         detail = json.loads(audit[0][1])
         assert detail["run_id"] == expiring.run_id and detail["reason"] == last["reason"]
@@ -256,16 +337,25 @@ def test_an_unchanged_lead_expires_and_an_expired_alert_is_never_reopened(tohoku
     2011-03-09; later only its group mate (daily energy) gets new data."""
     key = ("earthquake", "Tohoku, Japan")
     lead = _grade("tohoku_count", "2011-03-09", "yellow", 0.991, tohoku_counts["2011-03-09"])
-    first = plan_alerts(_latest(lead, _grade("tohoku_energy", "2011-03-09", "none", 0.42, 11.2)),
-                        pl.DataFrame(), now=NOW, clock=datetime(2011, 3, 10))
+    first = plan_alerts(
+        _latest(lead, _grade("tohoku_energy", "2011-03-09", "none", 0.42, 11.2)),
+        pl.DataFrame(),
+        now=NOW,
+        clock=datetime(2011, 3, 10),
+    )
     opened = first.alerts.row(0, named=True)
     assert (opened["status"], opened["expires_at"]) == ("open", datetime(2011, 3, 12))
     published = {opened["alert_id"]}
 
     # only the mate changed, the lead's grade is the same, and the clock passed expires_at:
     # the alert expires (it used to stay open, its expiry never checked)
-    mate = plan_alerts(_latest(lead, _grade("tohoku_energy", "2011-03-13", "none", 0.40, 11.0)),
-                       first.alerts, now=NOW, clock=datetime(2011, 3, 13), published=published)
+    mate = plan_alerts(
+        _latest(lead, _grade("tohoku_energy", "2011-03-13", "none", 0.40, 11.0)),
+        first.alerts,
+        now=NOW,
+        clock=datetime(2011, 3, 13),
+        published=published,
+    )
     row = mate.alerts.row(0, named=True)
     assert (row["alert_id"], row["status"]) == (opened["alert_id"], "expired")
     assert [t["action"] for t in mate.transitions] == ["expired"] and mate.releases == []
@@ -274,9 +364,14 @@ def test_an_unchanged_lead_expires_and_an_expired_alert_is_never_reopened(tohoku
     # the next cycle in which the mate changes sees the same old lead: nothing is (re)opened,
     # no CAP Update goes out (it used to reopen the same id, expires_at already past)
     closed = {key: opened["ds"]}
-    again = plan_alerts(_latest(lead, _grade("tohoku_energy", "2011-03-14", "none", 0.41, 11.1)),
-                        pl.DataFrame(), now=NOW, clock=datetime(2011, 3, 14), published=published,
-                        closed=closed)
+    again = plan_alerts(
+        _latest(lead, _grade("tohoku_energy", "2011-03-14", "none", 0.41, 11.1)),
+        pl.DataFrame(),
+        now=NOW,
+        clock=datetime(2011, 3, 14),
+        published=published,
+        closed=closed,
+    )
     assert again.alerts.height == 0 and again.transitions == [] and again.releases == []
 
     # a lead not newer than the group's last closed alert opens nothing, even before its
@@ -285,14 +380,18 @@ def test_an_unchanged_lead_expires_and_an_expired_alert_is_never_reopened(tohoku
     mid = _latest(lead, _grade("tohoku_energy", "2011-03-11", "none", 0.43, 11.3))
     unguarded = plan_alerts(mid, pl.DataFrame(), now=NOW, clock=datetime(2011, 3, 11), published=published)
     assert unguarded.alerts["alert_id"].to_list() == [opened["alert_id"]]
-    guarded = plan_alerts(mid, pl.DataFrame(), now=NOW, clock=datetime(2011, 3, 11), published=published,
-                          closed=closed)
+    guarded = plan_alerts(mid, pl.DataFrame(), now=NOW, clock=datetime(2011, 3, 11), published=published, closed=closed)
     assert guarded.alerts.height == 0 and guarded.releases == []
 
     # a fresh, live grade of the mate is newer: it opens a new episode with its own id
-    fresh = plan_alerts(_latest(lead, _grade("tohoku_energy", "2011-03-13", "blue", 0.981, 15.1)),
-                        pl.DataFrame(), now=NOW, clock=datetime(2011, 3, 13), published=published,
-                        closed=closed)
+    fresh = plan_alerts(
+        _latest(lead, _grade("tohoku_energy", "2011-03-13", "blue", 0.981, 15.1)),
+        pl.DataFrame(),
+        now=NOW,
+        clock=datetime(2011, 3, 13),
+        published=published,
+        closed=closed,
+    )
     new = fresh.alerts.row(0, named=True)
     assert (new["unique_id"], new["level"], new["status"]) == ("tohoku_energy", "blue", "open")
     assert new["alert_id"] != opened["alert_id"] and new["expires_at"] > datetime(2011, 3, 13)
@@ -309,13 +408,22 @@ def _fred_until(folder: Path, name: str, last_day: str) -> Path:
 
 def test_a_group_mates_new_data_does_not_resurrect_an_expired_alert(tmp_path) -> None:
     """STLFSI4 (weekly) and UNRATE (monthly), both market risk in the US: one group."""
-    settings = load_settings(tmp_path, environ={
-        "EWS_ALERTS__JUDGE": "template", "EWS_ALERTS__AUTO_RELEASE": '["blue", "yellow", "orange", "red"]'})
+    settings = load_settings(
+        tmp_path,
+        environ={"EWS_ALERTS__JUDGE": "template", "EWS_ALERTS__AUTO_RELEASE": '["blue", "yellow", "orange", "red"]'},
+    )
 
     def ingest(name: str, uid: str, frequency: str, last_day: str) -> None:
-        assert ingest_file(wh, settings, _fred_until(tmp_path, name, last_day), "fred_csv", options={
-            "unique_id": uid, "frequency": frequency, "domain": "market", "region": "US"},
-            ).status == "committed"
+        assert (
+            ingest_file(
+                wh,
+                settings,
+                _fred_until(tmp_path, name, last_day),
+                "fred_csv",
+                options={"unique_id": uid, "frequency": frequency, "domain": "market", "region": "US"},
+            ).status
+            == "committed"
+        )
 
     with Warehouse.open(settings.warehouse_path) as wh:
         ingest("fred_STLFSI4.csv", "stlfsi4", "W-FRI", "2008-10-24")

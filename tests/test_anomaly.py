@@ -25,9 +25,7 @@ QUANTILE_COLUMNS = [quantile_column(q) for q in QUANTILES]
 def ensemble(series: pl.DataFrame) -> pl.DataFrame:
     """The production chain: AutoETS in-sample interval misses + subsequence forest, combined."""
     fit = forecast_statistical(series, frequencies={UID: "W-FRI"}, horizons={"W-FRI": 8}, n_jobs=1)
-    scores = pl.concat(
-        [subsequence_iforest(series, windows={UID: WINDOW}), interval_exceedance(fit.fitted)]
-    )
+    scores = pl.concat([subsequence_iforest(series, windows={UID: WINDOW}), interval_exceedance(fit.fitted)])
     return combine(scores)
 
 

@@ -30,7 +30,8 @@ def test_injected_shock_is_flagged_in_its_window_and_nowhere_else(dgs10: pl.Data
     clean = ensemble(dgs10)
     days = dgs10.get_column("ds").to_list()
     shocked_series = dgs10.with_columns(
-        pl.when(pl.col("ds") == days[at]).then(pl.col("y") + 0.5).otherwise(pl.col("y")).alias("y"))
+        pl.when(pl.col("ds") == days[at]).then(pl.col("y") + 0.5).otherwise(pl.col("y")).alias("y")
+    )
     shocked = ensemble(shocked_series)
     window = set(days[at : at + 6])  # the shock day and the subsequence windows that contain it
     flagged_clean = set(clean.filter(pl.col("score") >= ALARM).get_column("ds").to_list())
@@ -89,17 +90,31 @@ def test_forecast_surprise_is_in_normal_units_of_the_quantile_fan() -> None:
     day = dt.datetime(2024, 1, 1)
     qcols = [quantile_column(q) for q in QUANTILES]
     fan = dict(zip(qcols, [-1.645, -1.2816, -0.6745, 0.0, 0.6745, 1.2816, 1.645], strict=True))  # N(0, 1)
-    fitted = pl.DataFrame({"unique_id": "X", "ds": [day + dt.timedelta(days=i) for i in range(4)],
-                           "y": [0.0, 1.645, -0.6745, 3.0], "model": "m", "mean": 0.0, **fan})
+    fitted = pl.DataFrame(
+        {
+            "unique_id": "X",
+            "ds": [day + dt.timedelta(days=i) for i in range(4)],
+            "y": [0.0, 1.645, -0.6745, 3.0],
+            "model": "m",
+            "mean": 0.0,
+            **fan,
+        }
+    )
     raw = anomaly.forecast_surprise(fitted).sort("ds").get_column("raw_score").to_list()
     assert raw == pytest.approx([0.0, 1.645, 0.6745, 3.0], abs=2e-3)
 
 
 def test_exceedance_probabilities_become_scores_at_the_last_observation() -> None:
     now = dt.datetime(2024, 3, 1)
-    probs = pl.DataFrame({"unique_id": ["A", "A", "B"], "ds": [now + dt.timedelta(days=d) for d in (1, 2, 1)],
-                          "threshold": [5.0, 5.0, 1.0], "p_step_exceed": [0.1, 0.3, 0.05],
-                          "p_path_cross": [0.2, 0.45, 0.05]})
+    probs = pl.DataFrame(
+        {
+            "unique_id": ["A", "A", "B"],
+            "ds": [now + dt.timedelta(days=d) for d in (1, 2, 1)],
+            "threshold": [5.0, 5.0, 1.0],
+            "p_step_exceed": [0.1, 0.3, 0.05],
+            "p_path_cross": [0.2, 0.45, 0.05],
+        }
+    )
     rows = anomaly.exceedance_scores(probs, at={"A": now, "B": now})
     assert rows.get_column("score").to_list() == [0.45, 0.05]
     assert rows.get_column("ds").to_list() == [now, now]
@@ -121,8 +136,15 @@ def test_level_and_trend_shifts_and_offline_steps() -> None:
 
 def test_suppress_repeats_keeps_onsets_only() -> None:
     day = dt.datetime(2024, 1, 1)
-    frame = pl.DataFrame({"unique_id": "S", "ds": [day + dt.timedelta(days=i) for i in range(6)],
-                          "detector": "ensemble", "raw_score": 0.0, "score": [0.1, 0.99, 0.98, 0.995, 0.2, 0.2]})
+    frame = pl.DataFrame(
+        {
+            "unique_id": "S",
+            "ds": [day + dt.timedelta(days=i) for i in range(6)],
+            "detector": "ensemble",
+            "raw_score": 0.0,
+            "score": [0.1, 0.99, 0.98, 0.995, 0.2, 0.2],
+        }
+    )
     out = anomaly.suppress_repeats(frame, span=3).get_column("score").to_list()
     assert out == pytest.approx([0.1, 0.99, 0.49, 0.995, 0.1, 0.1])
 
@@ -130,8 +152,15 @@ def test_suppress_repeats_keeps_onsets_only() -> None:
 def test_alarm_form_keeps_onsets_and_ranks_the_rest_below_them() -> None:
     day = dt.datetime(2024, 1, 1)
     scores = [0.1, 0.999, 0.9995, 0.5, 0.9999, 0.2, 0.2, 0.2, 0.9991]
-    frame = pl.DataFrame({"unique_id": "S", "ds": [day + dt.timedelta(days=i) for i in range(9)],
-                          "detector": "ensemble", "raw_score": 0.0, "score": scores})
+    frame = pl.DataFrame(
+        {
+            "unique_id": "S",
+            "ds": [day + dt.timedelta(days=i) for i in range(9)],
+            "detector": "ensemble",
+            "raw_score": 0.0,
+            "score": scores,
+        }
+    )
     out = anomaly.alarm_form(frame, span=3, level=0.998).get_column("score").to_list()
     # Onsets at 1 and 8 (beats the 3 before it, more than 3 steps after the last onset);
     # 2 and 4 beat their past but fall in the cool-down after 1.

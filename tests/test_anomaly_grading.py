@@ -16,8 +16,15 @@ START = dt.datetime(2024, 1, 1)
 
 
 def frame(values: list[float], uid: str = "S") -> pl.DataFrame:
-    return pl.DataFrame({"unique_id": uid, "ds": [START + dt.timedelta(days=i) for i in range(len(values))],
-                         "detector": "ensemble", "raw_score": values, "score": values})
+    return pl.DataFrame(
+        {
+            "unique_id": uid,
+            "ds": [START + dt.timedelta(days=i) for i in range(len(values))],
+            "detector": "ensemble",
+            "raw_score": values,
+            "score": values,
+        }
+    )
 
 
 def transitions(graded: pl.DataFrame, n: int) -> int:
@@ -57,23 +64,38 @@ def test_cooldown_keeps_a_level_for_quiet_steps_and_evidence_says_so() -> None:
 
 def test_evidence_names_detectors_exceedance_and_data_freshness() -> None:
     values = [0.2] * 9 + [0.9]
-    components = pl.concat([
-        frame(values).with_columns(pl.lit("level").alias("detector"), (pl.col("score") * 10).alias("raw_score")),
-        frame([0.1] * 10).with_columns(pl.lit("change").alias("detector")),
-    ])
+    components = pl.concat(
+        [
+            frame(values).with_columns(pl.lit("level").alias("detector"), (pl.col("score") * 10).alias("raw_score")),
+            frame([0.1] * 10).with_columns(pl.lit("change").alias("detector")),
+        ]
+    )
     last = START + dt.timedelta(days=9)
-    exceed = pl.DataFrame({"unique_id": "S", "ds": [last], "detector": "exceedance", "raw_score": 0.75,
-                           "score": 0.75, "threshold": 4.5})
+    exceed = pl.DataFrame(
+        {"unique_id": "S", "ds": [last], "detector": "exceedance", "raw_score": 0.75, "score": 0.75, "threshold": 4.5}
+    )
     graded = anomaly.grade(
-        frame(values), thresholds=THRESHOLDS, persistence_k=2, persistence_n=3, components=components,
-        exceedance=exceed, exceedance_thresholds={"blue": 0.3, "yellow": 0.5, "orange": 0.7, "red": 0.9},
-        as_of=last + dt.timedelta(days=12), last_observed={"S": last}, stale_after_days={"S": 10.0},
-        include_latest=True)
+        frame(values),
+        thresholds=THRESHOLDS,
+        persistence_k=2,
+        persistence_n=3,
+        components=components,
+        exceedance=exceed,
+        exceedance_thresholds={"blue": 0.3, "yellow": 0.5, "orange": 0.7, "red": 0.9},
+        as_of=last + dt.timedelta(days=12),
+        last_observed={"S": last},
+        stale_after_days={"S": 10.0},
+        include_latest=True,
+    )
     row = graded.filter(pl.col("ds") == last)
     assert row.get_column("level").item() == "orange"  # the forecast probability 0.75 grades orange
     evidence = json.loads(row.get_column("evidence").item())
-    assert evidence["exceedance"] == {"p_path_cross": 0.75, "threshold": 4.5, "level": "orange",
-                                      "thresholds": {"blue": 0.3, "yellow": 0.5, "orange": 0.7, "red": 0.9}}
+    assert evidence["exceedance"] == {
+        "p_path_cross": 0.75,
+        "threshold": 4.5,
+        "level": "orange",
+        "thresholds": {"blue": 0.3, "yellow": 0.5, "orange": 0.7, "red": 0.9},
+    }
     assert evidence["detectors"]["level"] == {"raw": 9.0, "score": 0.9}
     assert evidence["detectors"]["change"]["score"] == 0.1
     assert evidence["data"]["age_days"] == 12.0 and evidence["data"]["stale"] is True
@@ -81,8 +103,9 @@ def test_evidence_names_detectors_exceedance_and_data_freshness() -> None:
 
 
 def test_regions_take_the_highest_level_of_their_series() -> None:
-    latest = pl.DataFrame({"unique_id": ["a", "b", "c"], "level": ["yellow", "red", "none"],
-                           "score": [0.99, 0.999, 0.1]})
+    latest = pl.DataFrame(
+        {"unique_id": ["a", "b", "c"], "level": ["yellow", "red", "none"], "score": [0.99, 0.999, 0.1]}
+    )
     meta = pl.DataFrame({"unique_id": ["a", "b", "c"], "region": ["Japan", "Japan", "US"]})
     regions = anomaly.grade_regions(latest, meta)
     assert regions.rows() == [("Japan", "red", 0.999, ["b"]), ("US", "none", 0.1, ["c"])]

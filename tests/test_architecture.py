@@ -12,8 +12,18 @@ from warehouse.migrations import MIGRATIONS
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "architecture.md"
 #: The folders whose lines the 30% rule counts (a folder not yet created counts zero).
-CODE_FOLDERS = ("core", "forecasting", "anomaly", "hazards", "alerts", "warehouse", "ingest", "pipelines",
-                "dashboards", "benchmarks")
+CODE_FOLDERS = (
+    "core",
+    "forecasting",
+    "anomaly",
+    "hazards",
+    "alerts",
+    "warehouse",
+    "ingest",
+    "pipelines",
+    "dashboards",
+    "benchmarks",
+)
 SHARE_CEILING = 0.30
 
 
@@ -39,8 +49,10 @@ def documented_tables(text: str) -> dict[str, set[str]]:
 
 def line_counts(root: Path, folders: tuple[str, ...] = CODE_FOLDERS) -> dict[str, int]:
     """Lines of the ``*.py`` files under each folder of ``root``."""
-    return {name: sum(len(path.read_text(encoding="utf-8").splitlines()) for path in (root / name).rglob("*.py"))
-            for name in folders}
+    return {
+        name: sum(len(path.read_text(encoding="utf-8").splitlines()) for path in (root / name).rglob("*.py"))
+        for name in folders
+    }
 
 
 def oversized(counts: dict[str, int], ceiling: float = SHARE_CEILING) -> dict[str, float]:
@@ -61,8 +73,10 @@ def test_the_documented_tables_are_those_of_a_fresh_warehouse(tmp_path: Path) ->
 
 def test_each_documented_version_creates_what_its_migration_creates() -> None:
     documented = documented_tables(DOC.read_text(encoding="utf-8"))
-    created = {str(m.version): set(re.findall(r"CREATE TABLE (?:IF NOT EXISTS )?(\w+)", "\n".join(m.statements)))
-               for m in MIGRATIONS}
+    created = {
+        str(m.version): set(re.findall(r"CREATE TABLE (?:IF NOT EXISTS )?(\w+)", "\n".join(m.statements)))
+        for m in MIGRATIONS
+    }
     assert {version: names for version, names in documented.items() if version.isdigit()} == created
 
 

@@ -28,28 +28,68 @@ CST = timezone(timedelta(hours=8))
 NS = {"cap": CAP_NS}
 
 # The demo's Tohoku alert: 433 events on 2011-03-12 in the Tohoku box (bundled USGS catalog).
-ALERT = {"alert_id": "a_597de103cf9621c8", "run_id": "r_demo", "unique_id": "tohoku_count",
-         "hazard": "earthquake", "region": "Tohoku, Japan", "level": "red", "status": "open",
-         "ds": datetime(2011, 3, 12), "score": 0.9987, "expires_at": datetime(2011, 3, 15)}
-EVIDENCE = {"name": "Tohoku, Japan: earthquakes per day", "unique_id": "tohoku_count", "region": "Tohoku, Japan",
-            "hazard": "earthquake", "level": "red", "ds": "2011-03-12T00:00:00", "score": 0.9987,
-            "threshold": 0.998, "driver": "iforest_subseq", "value": 433.0, "unit": "events/day",
-            "data_age_days": 1, "as_of": "2011-03-12"}
-AREA = Area("Tohoku, Japan", polygons=(((36.0, 140.0), (42.0, 140.0), (42.0, 146.0), (36.0, 146.0)),),
-            circles=((38.297, 141.505, 50.0),), geocodes=(("CPEAS Geographic Code", "220000000000"),))
+ALERT = {
+    "alert_id": "a_597de103cf9621c8",
+    "run_id": "r_demo",
+    "unique_id": "tohoku_count",
+    "hazard": "earthquake",
+    "region": "Tohoku, Japan",
+    "level": "red",
+    "status": "open",
+    "ds": datetime(2011, 3, 12),
+    "score": 0.9987,
+    "expires_at": datetime(2011, 3, 15),
+}
+EVIDENCE = {
+    "name": "Tohoku, Japan: earthquakes per day",
+    "unique_id": "tohoku_count",
+    "region": "Tohoku, Japan",
+    "hazard": "earthquake",
+    "level": "red",
+    "ds": "2011-03-12T00:00:00",
+    "score": 0.9987,
+    "threshold": 0.998,
+    "driver": "iforest_subseq",
+    "value": 433.0,
+    "unit": "events/day",
+    "data_age_days": 1,
+    "as_of": "2011-03-12",
+}
+AREA = Area(
+    "Tohoku, Japan",
+    polygons=(((36.0, 140.0), (42.0, 140.0), (42.0, 146.0), (36.0, 146.0)),),
+    circles=((38.297, 141.505, 50.0),),
+    geocodes=(("CPEAS Geographic Code", "220000000000"),),
+)
 
 
 def _judgment() -> CapJudgment:
     j = write_template_judgment(EVIDENCE)
-    return CapJudgment(text_en=j.text_en, text_zh=j.text_zh, writer=j.writer, model=j.model,
-                       prompt_version=j.prompt_version, evidence_hash=j.evidence_hash, label=j.label)
+    return CapJudgment(
+        text_en=j.text_en,
+        text_zh=j.text_zh,
+        writer=j.writer,
+        model=j.model,
+        prompt_version=j.prompt_version,
+        evidence_hash=j.evidence_hash,
+        label=j.label,
+    )
 
 
 def _build(msg_type: str = "Alert", status: str = "Exercise", refs=(), alert=ALERT) -> bytes:
     sent = datetime(2026, 11, 22, 8, 38, 5, tzinfo=CST)
-    return build_cap(alert, identifier=cap_identifier("44030041600000", sent), sender="ews@example.org",
-                     sent=sent, status=status, msg_type=msg_type, judgment=_judgment(), area=AREA,
-                     series_name=EVIDENCE["name"], references=list(refs))
+    return build_cap(
+        alert,
+        identifier=cap_identifier("44030041600000", sent),
+        sender="ews@example.org",
+        sent=sent,
+        status=status,
+        msg_type=msg_type,
+        judgment=_judgment(),
+        area=AREA,
+        series_name=EVIDENCE["name"],
+        references=list(refs),
+    )
 
 
 def test_alert_message_validates_and_carries_the_gbt_fields() -> None:
@@ -62,8 +102,11 @@ def test_alert_message_validates_and_carries_the_gbt_fields() -> None:
     infos = doc.findall("cap:info", NS)
     assert [i.findtext("cap:language", namespaces=NS) for i in infos] == ["zh-CN", "en-US"]
     en = infos[1]
-    assert (en.findtext("cap:severity", namespaces=NS), en.findtext("cap:urgency", namespaces=NS),
-            en.findtext("cap:certainty", namespaces=NS)) == ("Extreme", "Immediate", "Likely")
+    assert (
+        en.findtext("cap:severity", namespaces=NS),
+        en.findtext("cap:urgency", namespaces=NS),
+        en.findtext("cap:certainty", namespaces=NS),
+    ) == ("Extreme", "Immediate", "Likely")
     assert en.findtext("cap:onset", namespaces=NS) == "2011-03-12T00:00:00+00:00"
     assert "红色预警" in infos[0].findtext("cap:headline", namespaces=NS)
     description = en.findtext("cap:description", namespaces=NS)
@@ -91,8 +134,12 @@ def test_update_and_cancel_reference_earlier_messages_and_need_them() -> None:
 
 
 def test_level_mapping_is_the_documented_table() -> None:
-    expected = {"blue": ("Minor", "Future"), "yellow": ("Moderate", "Expected"),
-                "orange": ("Severe", "Immediate"), "red": ("Extreme", "Immediate")}
+    expected = {
+        "blue": ("Minor", "Future"),
+        "yellow": ("Moderate", "Expected"),
+        "orange": ("Severe", "Immediate"),
+        "red": ("Extreme", "Immediate"),
+    }
     for level, (severity, urgency) in expected.items():
         info = parse_cap(_build(alert={**ALERT, "level": level, "score": 0.975}))["info"][1]
         assert (info["severity"], info["urgency"], info["certainty"]) == (severity, urgency, "Possible")

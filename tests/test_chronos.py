@@ -19,9 +19,9 @@ from core.frames import QUANTILES, quantile_column
 from core.settings import load_settings
 from forecasting import build_random_chronos, forecast_chronos, load_chronos
 from fred_series import load_fred
+from ingest.batches import ingest_file
 from pipelines.cli.main import main
 from pipelines.forecast_step import run_backtest, run_forecast_step
-from ingest.batches import ingest_file
 from warehouse import Warehouse
 from warehouse import forecast_store as store
 from warehouse.series import read_observations, read_series_meta
@@ -34,8 +34,10 @@ pytestmark = pytest.mark.chronos
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("chronos")
-    return {"chronos2": build_random_chronos(root / "tiny-chronos2", shape="tiny", context_length=256),
-            "bolt": build_random_chronos(root / "tiny-bolt", shape="tiny-bolt", context_length=256)}
+    return {
+        "chronos2": build_random_chronos(root / "tiny-chronos2", shape="tiny", context_length=256),
+        "bolt": build_random_chronos(root / "tiny-bolt", shape="tiny-bolt", context_length=256),
+    }
 
 
 @pytest.fixture(scope="module")
@@ -50,8 +52,14 @@ def test_tiny_model_loads_from_a_local_dir_and_forecasts_the_contract(
     model = load_chronos(tiny[kind], threads=2)
     assert model.kind == kind and model.name in ("Chronos2", "ChronosBolt")
     assert (tiny[kind] / "config.json").is_file()
-    out = forecast_chronos(model, series, frequencies={"STLFSI4": "W-FRI", "DGS10": "B"},
-                           horizons={"W-FRI": 4, "B": 5}, max_context=256, batch_size=8)
+    out = forecast_chronos(
+        model,
+        series,
+        frequencies={"STLFSI4": "W-FRI", "DGS10": "B"},
+        horizons={"W-FRI": 4, "B": 5},
+        max_context=256,
+        batch_size=8,
+    )
     fc = out.forecasts
     assert dict(fc.group_by("unique_id").len().iter_rows()) == {"STLFSI4": 4, "DGS10": 5}
     assert set(fc["model"]) == {model.name}
@@ -89,12 +97,25 @@ def home(tmp_path_factory: pytest.TempPathFactory, tiny: dict[str, Path]) -> Pat
     home = tmp_path_factory.mktemp("ews-chronos")
     settings = load_settings(home)
     with Warehouse.open(settings.warehouse_path) as wh:
-        for uid, name, freq in (("stlfsi4", "fred_STLFSI4.csv", "W-FRI"),
-                                ("unrate", "fred_UNRATE.csv", "MS")):
-            ingest_file(wh, settings, DATA / name, "fred_csv", options={
-                "unique_id": uid, "name": uid, "unit": "index", "frequency": freq, "variable": uid,
-                "domain": "market", "region": "US", "source": "FRED", "licence": "public domain",
-                "classification": "public"})
+        for uid, name, freq in (("stlfsi4", "fred_STLFSI4.csv", "W-FRI"), ("unrate", "fred_UNRATE.csv", "MS")):
+            ingest_file(
+                wh,
+                settings,
+                DATA / name,
+                "fred_csv",
+                options={
+                    "unique_id": uid,
+                    "name": uid,
+                    "unit": "index",
+                    "frequency": freq,
+                    "variable": uid,
+                    "domain": "market",
+                    "region": "US",
+                    "source": "FRED",
+                    "licence": "public domain",
+                    "classification": "public",
+                },
+            )
     return home
 
 
@@ -104,19 +125,31 @@ def _settings(home: Path, **chronos: str):
     return load_settings(home, environ=env)
 
 
-def test_backtest_carries_on_without_weights_and_includes_chronos_with_them(
-    home: Path, tiny: dict[str, Path]
-) -> None:
+def test_backtest_carries_on_without_weights_and_includes_chronos_with_them(home: Path, tiny: dict[str, Path]) -> None:
     missing = _settings(home, source=str(home / "models" / "chronos-2"))
     with Warehouse.open(missing.warehouse_path) as wh, wh.transaction():
-        result = run_backtest(wh, missing, run_id="bt_a", now=datetime(2026, 1, 1), windows=1,
-                              models=("AutoETS", "Naive"), unique_ids=["stlfsi4"])
+        result = run_backtest(
+            wh,
+            missing,
+            run_id="bt_a",
+            now=datetime(2026, 1, 1),
+            windows=1,
+            models=("AutoETS", "Naive"),
+            unique_ids=["stlfsi4"],
+        )
     assert set(result.metrics["model"]) >= {"AutoETS", "Naive"}
     assert any("Chronos2 unavailable" in n and "stage the weights" in n for n in result.notes)
     present = _settings(home, source=str(tiny["chronos2"]))
     with Warehouse.open(present.warehouse_path) as wh, wh.transaction():
-        result = run_backtest(wh, present, run_id="bt_b", now=datetime(2026, 1, 2), windows=1,
-                              models=("AutoETS", "Naive"), unique_ids=["stlfsi4"])
+        result = run_backtest(
+            wh,
+            present,
+            run_id="bt_b",
+            now=datetime(2026, 1, 2),
+            windows=1,
+            models=("AutoETS", "Naive"),
+            unique_ids=["stlfsi4"],
+        )
     assert "Chronos2" in set(result.metrics["model"])
 
 
@@ -128,8 +161,7 @@ def test_vertical_model_is_trained_registered_backtested_and_selectable(
 
     os.environ["EWS_CHRONOS__TRAIN_CONTEXT"] = "128"
     try:
-        assert main([*env_home, "model", "train", "--domain", "market", "--steps", "2", "--json",
-                     "--quiet"]) == 0
+        assert main([*env_home, "model", "train", "--domain", "market", "--steps", "2", "--json", "--quiet"]) == 0
     finally:
         del os.environ["EWS_CHRONOS__TRAIN_CONTEXT"]
     entry = json.loads(capsys.readouterr().out)
@@ -145,17 +177,24 @@ def test_vertical_model_is_trained_registered_backtested_and_selectable(
 
     settings = _settings(home)
     with Warehouse.open(settings.warehouse_path) as wh, wh.transaction():
-        bt = run_backtest(wh, settings, run_id="bt_c", now=datetime(2026, 1, 3), windows=1,
-                          models=("Naive",), unique_ids=["stlfsi4"])
+        bt = run_backtest(
+            wh, settings, run_id="bt_c", now=datetime(2026, 1, 3), windows=1, models=("Naive",), unique_ids=["stlfsi4"]
+        )
     assert entry["model_id"] in set(bt.metrics["model"])  # it competes for its domain's series
     # A backtest in which it is the only candidate it wins; the cycle then forecasts with it.
     only = bt.metrics.filter(pl.col("model") == entry["model_id"])
     with Warehouse.open(settings.warehouse_path) as wh, wh.transaction():
         store.write_backtest(wh, only, run_id="bt_d", at=datetime(2026, 1, 4))
         meta = read_series_meta(wh, ["stlfsi4"])
-        result = run_forecast_step(wh, settings, read_observations(wh, ["stlfsi4"]),
-                                   frequencies={"stlfsi4": "W-FRI"}, meta=meta, run_id="r_v",
-                                   now=datetime(2026, 1, 4))
+        result = run_forecast_step(
+            wh,
+            settings,
+            read_observations(wh, ["stlfsi4"]),
+            frequencies={"stlfsi4": "W-FRI"},
+            meta=meta,
+            run_id="r_v",
+            now=datetime(2026, 1, 4),
+        )
     assert set(result.forecasts["model"]) == {entry["model_id"]}
     assert result.selections["reason"][0].startswith("won backtest bt_d")
     assert result.fitted.height > 0 and set(result.fitted["model"]) == {"AutoETS"}

@@ -14,10 +14,10 @@ import pytest
 
 from core.errors import ConfigError
 from core.settings import Settings, load_settings
-from pipelines.cli.main import main
 from ingest.connectors import run_source
-from pipelines.ingest_job import run_sources
 from ingest.connectors.http import HttpClient, RateLimiter, SourceError
+from pipelines.cli.main import main
+from pipelines.ingest_job import run_sources
 from replay_server import API_KEY, CATALOG, ReplayServer
 from sql import sql_rows
 from warehouse import Warehouse
@@ -68,7 +68,9 @@ def test_fdsn_backfill_windows_store_events_and_daily_series_and_a_watermark(tmp
         run = run_source(wh, settings, "east_asia", now=NOW)
         assert run.status == "success", run.error
         assert len(run.batches) == 6  # 2018..2023-03 in 365-day windows
-        expected = sum(1 for line in CATALOG.read_bytes().decode("cp1252").splitlines()[1:] if float(line.split(",")[4]) >= 4.5)
+        expected = sum(
+            1 for line in CATALOG.read_bytes().decode("cp1252").splitlines()[1:] if float(line.split(",")[4]) >= 4.5
+        )
         assert count_rows(wh, "events") == expected
         # 2019-06-17 Changning (Sichuan) M5.8 and its aftershocks: the region's busiest M4.5+ day.
         counts = _obs(wh, "sichuan_yunnan_count")
@@ -76,7 +78,9 @@ def test_fdsn_backfill_windows_store_events_and_daily_series_and_a_watermark(tmp
         assert counts.get_column("ds").min() == dt.datetime(2018, 1, 1)  # zero-filled over the windows
         assert read_watermarks(wh, "east_asia") == {"east_asia": "2026-01-15T12:00:00"}
         fresh = source_freshness(wh)["east_asia"]
-        assert fresh["kind"] == "usgs_fdsn" and fresh["last_error"] is None and fresh["last_data_time"].startswith("2023-")
+        assert (
+            fresh["kind"] == "usgs_fdsn" and fresh["last_error"] is None and fresh["last_data_time"].startswith("2023-")
+        )
         digest = sql_rows(wh, "SELECT count(*), bit_xor(hash(unique_id, ds, y)) FROM observations")[0]
         # the next run asks only for events updated after the watermark; none were
         again = run_source(wh, settings, "east_asia", now=NOW + dt.timedelta(hours=1))
@@ -192,7 +196,10 @@ def test_fred_loads_each_series_with_its_watermark_and_hides_the_key(tmp_path, s
         unrate = _obs(wh, "unrate")
         assert unrate.get_column("ds").min() == dt.datetime(2020, 1, 1)
         assert unrate.filter(pl.col("ds") == dt.datetime(2020, 4, 1)).get_column("y").item() == 14.8  # COVID peak
-        assert read_watermarks(wh, "fred_macro") == {"fred_macro/UNRATE": "2025-11-01", "fred_macro/DGS10": "2025-12-30"}
+        assert read_watermarks(wh, "fred_macro") == {
+            "fred_macro/UNRATE": "2025-11-01",
+            "fred_macro/DGS10": "2025-12-30",
+        }
         ledger = read_batches(wh)
         assert not ledger.filter(pl.col("location").str.contains(API_KEY)).height
         # incremental: the next run asks from the watermark minus the 45-day lookback
@@ -238,13 +245,16 @@ def test_rate_limiter_holds_fred_to_120_requests_per_minute() -> None:
 
 def test_usgs_water_follows_pages_and_converts_to_cubic_metres(tmp_path) -> None:
     with ReplayServer(page_size=10) as server:
-        settings = _home(tmp_path, f"""
+        settings = _home(
+            tmp_path,
+            f"""
 [ingest.sources.chattooga]
 kind = "usgs_water"
 url = "{server.url}/ogcapi/daily/items"
 site = "USGS-02177000"
 start = "2012-09-01"
-""")
+""",
+        )
         with Warehouse.open(settings.warehouse_path) as wh:
             run = run_source(wh, settings, "chattooga", now=NOW)
             assert run.status == "success", run.error
@@ -256,12 +266,15 @@ start = "2012-09-01"
             assert len(list((tmp_path / "raw" / run.batches[0].batch_id).iterdir())) == 4
             # the same numbers as the NWIS RDB file of the same gauge: no doubled series
             from ingest.batches import ingest_file
+
             rdb = Path(__file__).resolve().parent.parent / "data/hydro/usgs_nwis_rdb_02177000_chattooga_2012.rdb"
             assert ingest_file(wh, settings, rdb, "nwis_rdb").rows_changed == 0
 
 
 def test_nasa_power_drops_fill_values_and_resumes_after_the_watermark(tmp_path, server) -> None:
-    settings = _home(tmp_path, f"""
+    settings = _home(
+        tmp_path,
+        f"""
 [ingest.sources.power_site]
 kind = "nasa_power"
 url = "{server.url}/power/daily/point"
@@ -269,7 +282,8 @@ latitude = 38.997
 longitude = -75.786
 parameters = ["PRECTOTCORR"]
 start = "2011-09-01"
-""")
+""",
+    )
     with Warehouse.open(settings.warehouse_path) as wh:
         run = run_source(wh, settings, "power_site", now=dt.datetime(2011, 10, 20))
         assert run.status == "success", run.error
@@ -283,7 +297,9 @@ start = "2011-09-01"
 
 
 def test_ngl_station_file_and_netcdf_grid_url(tmp_path, server) -> None:
-    settings = _home(tmp_path, f"""
+    settings = _home(
+        tmp_path,
+        f"""
 [ingest.sources.ngl]
 kind = "ngl_gnss"
 url = "{server.url}/ngl/{{station}}.tenv3"
@@ -295,15 +311,22 @@ url = "{server.url}/grids/sst.nc"
 variable = "sst"
 statistics = ["mean"]
 regions = [{{ id = "nino34", name = "Nino 3.4", polygon = [[190, -5], [240, -5], [240, 5], [190, 5]] }}]
-""")
+""",
+    )
     with Warehouse.open(settings.warehouse_path) as wh:
         run = run_sources(wh, settings, ["ngl", "sst"], cycle=False, now=NOW)
         assert run.ok, [s.error for s in run.sources]
         east = _obs(wh, "p156_east")
-        assert east.height == 3196 and east.get_column("y").tail(1).item() == pytest.approx((-0.21577 - 0.06265) * 1000, abs=1e-3)
+        assert east.height == 3196 and east.get_column("y").tail(1).item() == pytest.approx(
+            (-0.21577 - 0.06265) * 1000, abs=1e-3
+        )
         assert read_watermarks(wh, "ngl") == {"ngl/P156": "2015-03-14"}
         assert set(read_series_meta(wh).get_column("unique_id").to_list()) == {
-            "p156_east", "p156_north", "p156_up", "nino34_mean"}
+            "p156_east",
+            "p156_north",
+            "p156_up",
+            "nino34_mean",
+        }
         assert _obs(wh, "nino34_mean").height == 128
         again = run_sources(wh, settings, ["ngl", "sst"], cycle=False, now=NOW + dt.timedelta(hours=1))
         assert [b.status for s in again.sources for b in s.batches] == ["skipped", "skipped"]
@@ -325,12 +348,16 @@ def test_unknown_source_and_bad_settings_are_config_errors(tmp_path, server) -> 
 
 
 def test_cli_ingest_all_runs_sources_records_the_run_and_status_shows_freshness(tmp_path, server, capsys) -> None:
-    _home(tmp_path, _fdsn(server.url, window_days=3000) + f"""
+    _home(
+        tmp_path,
+        _fdsn(server.url, window_days=3000)
+        + f"""
 [ingest.sources.ngl]
 kind = "ngl_gnss"
 url = "{server.url}/ngl/{{station}}.tenv3"
 stations = ["P156", "ZZZZ"]
-""")
+""",
+    )
     code = main(["--home", str(tmp_path), "ingest", "--all", "--no-cycle", "--json", "--quiet"])
     out = json.loads(capsys.readouterr().out)
     assert code == 8  # ZZZZ does not exist: that source failed, the other committed

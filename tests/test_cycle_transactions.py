@@ -26,26 +26,30 @@ from pathlib import Path
 import duckdb
 import pytest
 
+import pipelines.cycle
 from alerts.llm_judgment import PROMPT_VERSION
 from core.settings import load_settings
+from ingest.batches import ingest_file
 from llm_endpoint import ChatEndpoint
-import pipelines.cycle
 from pipelines.alert_step import PROVISIONAL_VERDICT
 from pipelines.cycle import run_cycle
-from ingest.batches import ingest_file
+from sql import sql_frame, sql_rows
 from warehouse import Warehouse, alerting
 from warehouse.runs import last_run
-from sql import sql_frame, sql_rows
 
 ROOT = Path(__file__).resolve().parent.parent
 NOW = datetime(2026, 11, 22, 3, 0)
 FILES = {"stlfsi4": ("fred_STLFSI4.csv", "W-FRI"), "unrate": ("fred_UNRATE.csv", "MS")}
-REPLY = {"situation_en": "{name} in {region} stands at {value}, above threshold {threshold}.",
-         "development_en": "Stress may persist; forecast median {forecast_median}.",
-         "actions_en": "Verify the data and brief the duty team.",
-         "uncertainty_en": "Score {score} compares with this series only.",
-         "situation_zh": "{region}指标异常。", "development_zh": "可能持续。",
-         "actions_zh": "核实数据并通报。", "uncertainty_zh": "仅供参考。"}
+REPLY = {
+    "situation_en": "{name} in {region} stands at {value}, above threshold {threshold}.",
+    "development_en": "Stress may persist; forecast median {forecast_median}.",
+    "actions_en": "Verify the data and brief the duty team.",
+    "uncertainty_en": "Score {score} compares with this series only.",
+    "situation_zh": "{region}指标异常。",
+    "development_zh": "可能持续。",
+    "actions_zh": "核实数据并通报。",
+    "uncertainty_zh": "仅供参考。",
+}
 
 
 class Endpoint(ChatEndpoint):
@@ -58,8 +62,12 @@ class Endpoint(ChatEndpoint):
 
         def answer(request: dict, number: int) -> str:
             with duckdb.connect(str(db_path)) as con:  # same process: shares the database
-                self.seen.append({table: con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
-                                  for table in ("alerts", "outbox", "judgments")})
+                self.seen.append(
+                    {
+                        table: con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+                        for table in ("alerts", "outbox", "judgments")
+                    }
+                )
             user = request["messages"][-1]["content"]
             level = re.search(r"The level is (blue|yellow|orange|red)\.", user).group(1)
             return json.dumps({**REPLY, "risk_level": level}, ensure_ascii=False)
@@ -72,14 +80,24 @@ def stress(tmp_path: Path):
     """A home with the two real series, the replay clock on 2008-10-24 and the endpoint."""
     settings = load_settings(tmp_path)
     endpoint = Endpoint(settings.warehouse_path)
-    settings = load_settings(tmp_path, environ={
-        "EWS_CYCLE__AS_OF": "2008-10-24", "EWS_LLM__BASE_URL": endpoint.url,
-        "EWS_ALERTS__AUTO_RELEASE": '["blue", "yellow", "orange", "red"]'})
+    settings = load_settings(
+        tmp_path,
+        environ={
+            "EWS_CYCLE__AS_OF": "2008-10-24",
+            "EWS_LLM__BASE_URL": endpoint.url,
+            "EWS_ALERTS__AUTO_RELEASE": '["blue", "yellow", "orange", "red"]',
+        },
+    )
     try:
         with Warehouse.open(settings.warehouse_path) as wh:
             for uid, (name, freq) in FILES.items():
-                result = ingest_file(wh, settings, ROOT / "data" / "market" / name, "fred_csv", options={
-                    "unique_id": uid, "frequency": freq, "domain": "market", "region": "US"})
+                result = ingest_file(
+                    wh,
+                    settings,
+                    ROOT / "data" / "market" / name,
+                    "fred_csv",
+                    options={"unique_id": uid, "frequency": freq, "domain": "market", "region": "US"},
+                )
                 assert result.status == "committed"
             yield settings, wh, endpoint
     finally:
@@ -87,8 +105,10 @@ def stress(tmp_path: Path):
 
 
 def _llm_calls(wh: Warehouse) -> list[dict]:
-    return [json.loads(d) for (d,) in sql_rows(
-        wh, "SELECT detail FROM audit_log WHERE action = 'llm.call' ORDER BY audit_id")]
+    return [
+        json.loads(d)
+        for (d,) in sql_rows(wh, "SELECT detail FROM audit_log WHERE action = 'llm.call' ORDER BY audit_id")
+    ]
 
 
 def test_llm_calls_happen_after_the_commit_and_the_final_judgment_reaches_cap(stress) -> None:
@@ -104,8 +124,11 @@ def test_llm_calls_happen_after_the_commit_and_the_final_judgment_reaches_cap(st
     assert len(calls) == len(endpoint.seen)  # one durable audit row per call the endpoint got
     assert all(c["prompt_hash"] and c["model"] == settings.llm.model and c["latency_ms"] >= 0 for c in calls)
 
-    judgments = sql_frame(wh, "SELECT alert_id, run_id, writer, model, prompt_version, evidence_hash, checks "
-                          "FROM judgments ORDER BY alert_id")
+    judgments = sql_frame(
+        wh,
+        "SELECT alert_id, run_id, writer, model, prompt_version, evidence_hash, checks "
+        "FROM judgments ORDER BY alert_id",
+    )
     assert judgments["alert_id"].to_list() == sorted(alerts["alert_id"].to_list())  # one per alert
     for row in judgments.iter_rows(named=True):
         verdict = json.loads(row["checks"])["verdict"]
@@ -132,9 +155,12 @@ def test_llm_calls_happen_after_the_commit_and_the_final_judgment_reaches_cap(st
 
 
 def _assert_cap_carries_the_judges_text(wh: Warehouse, settings, messages) -> None:  # noqa: ANN001
-    final = {r["alert_id"]: r for r in sql_frame(
-        wh, "SELECT alert_id, writer, model, prompt_version, evidence_hash, text_en, checks FROM judgments"
-    ).iter_rows(named=True)}
+    final = {
+        r["alert_id"]: r
+        for r in sql_frame(
+            wh, "SELECT alert_id, writer, model, prompt_version, evidence_hash, text_en, checks FROM judgments"
+        ).iter_rows(named=True)
+    }
     for message in messages.iter_rows(named=True):
         judgment, xml = final[message["alert_id"]], message["xml"]
         assert (judgment["writer"], json.loads(judgment["checks"])["verdict"]) == ("llm", "passed")
@@ -150,6 +176,7 @@ def _assert_cap_carries_the_judges_text(wh: Warehouse, settings, messages) -> No
 def _fail_in_write_transaction(wh: Warehouse, monkeypatch: pytest.MonkeyPatch) -> None:
     def boom(*_a: object, **_k: object) -> int:
         raise RuntimeError("disk full while writing series_state")
+
     monkeypatch.setattr(pipelines.cycle, "upsert_series_state", boom)  # the last write of the transaction
 
 
@@ -160,6 +187,7 @@ def _fail_writing_final_judgments(wh: Warehouse, monkeypatch: pytest.MonkeyPatch
         if any("provisional" not in c for c in frame["checks"].to_list()):
             raise RuntimeError("disk full while writing judgments")
         return original(into, frame)
+
     monkeypatch.setattr(alerting, "insert_judgments", insert)
 
 

@@ -14,8 +14,8 @@ import duckdb
 import pytest
 
 from alerts.permissions import ROLES, AuthorizationError, authorize, parse_role
-from dashboard_home import copy_home
 from core.settings import load_settings
+from dashboard_home import copy_home
 from pipelines.cli.main import main
 from warehouse import users
 from warehouse.review_inbox import last_sync_check
@@ -23,8 +23,10 @@ from warehouse.review_inbox import last_sync_check
 ROOT = Path(__file__).resolve().parent.parent
 
 # Prometheus text format 0.0.4: `name{label="value",...} number`
-SAMPLE = re.compile(r'^[a-zA-Z_:][a-zA-Z0-9_:]*(\{([a-zA-Z_][a-zA-Z0-9_]*="([^"\\]|\\.)*",?)*\})? '
-                    r'-?[0-9.e+-]+$')
+SAMPLE = re.compile(
+    r'^[a-zA-Z_:][a-zA-Z0-9_:]*(\{([a-zA-Z_][a-zA-Z0-9_]*="([^"\\]|\\.)*",?)*\})? '
+    r"-?[0-9.e+-]+$"
+)
 
 
 @pytest.fixture(scope="module")
@@ -32,8 +34,9 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return copy_home(tmp_path_factory, "cli")
 
 
-def _ews(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, *argv: str,
-         stdin: str = "") -> tuple[int, str, str]:
+def _ews(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, *argv: str, stdin: str = ""
+) -> tuple[int, str, str]:
     monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
     code = main(list(argv))
     captured = capsys.readouterr()
@@ -42,20 +45,54 @@ def _ews(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, *a
 
 def test_users_commands_manage_accounts_and_write_the_audit_log(home, capsys, monkeypatch) -> None:
     h = ("--home", str(home))
-    code, out, _ = _ews(capsys, monkeypatch, *h, "users", "add", "zhang.wei", "--role", "duty-officer",
-                        "--password-stdin", "--json", stdin="long enough pw\n")
+    code, out, _ = _ews(
+        capsys,
+        monkeypatch,
+        *h,
+        "users",
+        "add",
+        "zhang.wei",
+        "--role",
+        "duty-officer",
+        "--password-stdin",
+        "--json",
+        stdin="long enough pw\n",
+    )
     assert code == 0 and json.loads(out)["user"]["role"] == "duty_officer"
-    code, _, err = _ews(capsys, monkeypatch, *h, "users", "add", "zhang.wei", "--role", "viewer",
-                        "--password-stdin", stdin="another pw 123\n")
+    code, _, err = _ews(
+        capsys,
+        monkeypatch,
+        *h,
+        "users",
+        "add",
+        "zhang.wei",
+        "--role",
+        "viewer",
+        "--password-stdin",
+        stdin="another pw 123\n",
+    )
     assert code == 15 and "already exists" in err
-    code, _, err = _ews(capsys, monkeypatch, *h, "users", "add", "shorty", "--role", "viewer",
-                        "--password-stdin", stdin="short\n")
+    code, _, err = _ews(
+        capsys, monkeypatch, *h, "users", "add", "shorty", "--role", "viewer", "--password-stdin", stdin="short\n"
+    )
     assert code == 15 and "at least 8 characters" in err
-    code, _, err = _ews(capsys, monkeypatch, *h, "users", "add", "x", "--role", "chief", "--password-stdin",
-                        stdin="long enough pw\n")
+    code, _, err = _ews(
+        capsys, monkeypatch, *h, "users", "add", "x", "--role", "chief", "--password-stdin", stdin="long enough pw\n"
+    )
     assert code == 13 and "use one of viewer, analyst, duty_officer, admin" in err
-    code, out, _ = _ews(capsys, monkeypatch, *h, "users", "add", "oidc.person", "--role", "analyst",
-                        "--email", "Person@Example.org", "--json")
+    code, out, _ = _ews(
+        capsys,
+        monkeypatch,
+        *h,
+        "users",
+        "add",
+        "oidc.person",
+        "--role",
+        "analyst",
+        "--email",
+        "Person@Example.org",
+        "--json",
+    )
     assert code == 0 and json.loads(out)["user"]["password"] is False
     code, out, _ = _ews(capsys, monkeypatch, *h, "users", "set-role", "zhang.wei", "viewer")
     assert code == 0 and "zhang.wei is now viewer" in out
@@ -70,8 +107,12 @@ def test_users_commands_manage_accounts_and_write_the_audit_log(home, capsys, mo
         mine = "action LIKE 'user.%' AND target IN ('zhang.wei', 'oidc.person')"
         rows = con.execute(f"SELECT action, target FROM audit_log WHERE {mine} ORDER BY audit_id").fetchall()
         actors = {r[0] for r in con.execute(f"SELECT actor FROM audit_log WHERE {mine}").fetchall()}
-    assert rows == [("user.added", "zhang.wei"), ("user.added", "oidc.person"),
-                    ("user.role_changed", "zhang.wei"), ("user.removed", "zhang.wei")]
+    assert rows == [
+        ("user.added", "zhang.wei"),
+        ("user.added", "oidc.person"),
+        ("user.role_changed", "zhang.wei"),
+        ("user.removed", "zhang.wei"),
+    ]
     assert len(actors) == 1 and next(iter(actors)).startswith("cli:")
 
 
@@ -80,14 +121,14 @@ def test_metrics_print_valid_prometheus_text_with_the_warehouse_figures(home, ca
     assert code == 0
     lines = out.splitlines()
     samples = [line for line in lines if not line.startswith("#")]
-    assert samples and all(SAMPLE.match(line) for line in samples), \
-        [line for line in samples if not SAMPLE.match(line)]
+    assert samples and all(SAMPLE.match(line) for line in samples), [line for line in samples if not SAMPLE.match(line)]
     declared = {line.split()[2] for line in lines if line.startswith("# TYPE")}
     assert {s.split("{")[0].split()[0] for s in samples} == declared
     values = {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1]) for line in samples}
     with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as con:
-        red = con.execute("SELECT count(*) FROM alerts WHERE status = 'open' AND level = 'red' "
-                          "AND domain = 'seismic'").fetchall()[0][0]
+        red = con.execute(
+            "SELECT count(*) FROM alerts WHERE status = 'open' AND level = 'red' AND domain = 'seismic'"
+        ).fetchall()[0][0]
         committed = con.execute("SELECT count(*) FROM ingest_batches WHERE status = 'committed'").fetchall()[0][0]
     assert values['ews_alerts_open{domain="seismic",level="red"}'] == red
     assert values['ews_ingest_batches_total{status="committed"}'] == committed
@@ -103,9 +144,13 @@ def test_serve_stops_its_supervisor_when_streamlit_exits(home) -> None:
             taken.bind(("127.0.0.1", 0))
             taken.listen()
             port = taken.getsockname()[1]
-            done = subprocess.run([sys.executable, "-m", "pipelines.cli", "--home", str(home), "serve",
-                                   "--port", str(port)], cwd=ROOT, capture_output=True, text=True,
-                                  timeout=180)
+            done = subprocess.run(
+                [sys.executable, "-m", "pipelines.cli", "--home", str(home), "serve", "--port", str(port)],
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                timeout=180,
+            )
         assert done.returncode != 0, done.stderr
         assert f"Port {port} is not available" in done.stdout + done.stderr, done.stdout + done.stderr
         check = last_sync_check(con)  # the supervisor looked (at once), then stopped with it
@@ -148,7 +193,7 @@ def test_roles_agree_between_permissions_and_accounts() -> None:
 def test_free_text_is_escaped_for_markdown() -> None:
     from dashboards.ui import safe_md
 
-    probe = '<script>alert(1)</script> [x](javascript:alert(2)) ![i](http://e/x.png) **b**'
+    probe = "<script>alert(1)</script> [x](javascript:alert(2)) ![i](http://e/x.png) **b**"
     escaped = safe_md(probe)
     assert "<script>" not in escaped and "](" not in escaped and "**" not in escaped
     assert escaped.replace("\\", "") == probe

@@ -67,9 +67,14 @@ def home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPat
 
 
 def test_pages_load_and_actions_queue_while_a_writer_holds_the_warehouse(home: Path) -> None:
-    writer = subprocess.Popen([sys.executable, "-c", WRITER, str(home), str(FRED)], cwd=ROOT,
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True)
+    writer = subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(home), str(FRED)],
+        cwd=ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert writer.stdout.readline().split() == ["holding", "committed"], writer.stderr.read()
         # the live file is locked: even a read-only open fails (why the dashboard reads snapshots)
@@ -97,8 +102,9 @@ def test_pages_load_and_actions_queue_while_a_writer_holds_the_warehouse(home: P
             at.button(key="do_acknowledge").click().run()
 
         con = connect_control(control_path(load_settings(home)))
-        review_rows = con.execute("SELECT action, state FROM review_inbox WHERE kind = 'review' "
-                                  "ORDER BY seq").fetchall()
+        review_rows = con.execute(
+            "SELECT action, state FROM review_inbox WHERE kind = 'review' ORDER BY seq"
+        ).fetchall()
         assert review_rows == [("approve", "queued"), ("approve", "queued"), ("acknowledge", "queued")]
         assert pending_count(con) >= 4  # + the sign-in audit entry
         check = last_sync_check(con)  # what the page read to say "queued" at once
@@ -107,28 +113,42 @@ def test_pages_load_and_actions_queue_while_a_writer_holds_the_warehouse(home: P
         out, err = writer.communicate("go\n", timeout=120)
         assert writer.returncode == 0, err
         released = out.split()
-        assert released[0] == "released" and int(released[2]) == 1, (out, con.execute(
-            "SELECT kind, action, state, message FROM review_inbox ORDER BY seq").fetchall())
-        assert int(released[1]) >= 3, (out, con.execute(
-            "SELECT kind, action, state, message FROM review_inbox ORDER BY seq").fetchall())
+        assert released[0] == "released" and int(released[2]) == 1, (
+            out,
+            con.execute("SELECT kind, action, state, message FROM review_inbox ORDER BY seq").fetchall(),
+        )
+        assert int(released[1]) >= 3, (
+            out,
+            con.execute("SELECT kind, action, state, message FROM review_inbox ORDER BY seq").fetchall(),
+        )
     finally:
         if writer.poll() is None:
             writer.kill()
             writer.wait()
 
-    states = con.execute("SELECT action, state, message FROM review_inbox WHERE kind = 'review' "
-                         "ORDER BY seq").fetchall()
+    states = con.execute(
+        "SELECT action, state, message FROM review_inbox WHERE kind = 'review' ORDER BY seq"
+    ).fetchall()
     con.close()
-    assert [s[:2] for s in states] == [("approve", "applied"), ("approve", "refused"),
-                                       ("acknowledge", "applied")]
+    assert [s[:2] for s in states] == [("approve", "applied"), ("approve", "refused"), ("acknowledge", "applied")]
     assert "already released" in states[1][2]
     assert _db(home, "SELECT release_state FROM alerts WHERE alert_id = ?", [alert_id]) == [("released",)]
-    audit = _db(home, "SELECT actor, action FROM audit_log WHERE target = ? AND actor = 'duty_officer_user' "
-                      "ORDER BY audit_id", [alert_id])
-    assert audit == [("duty_officer_user", "alert.approved"), ("duty_officer_user", "review.refused"),
-                     ("duty_officer_user", "alert.acknowledged")]
-    assert _db(home, "SELECT count(*) FROM audit_log WHERE action = 'session.signed_in' "
-                     "AND actor = 'duty_officer_user'")[0][0] >= 1
+    audit = _db(
+        home,
+        "SELECT actor, action FROM audit_log WHERE target = ? AND actor = 'duty_officer_user' ORDER BY audit_id",
+        [alert_id],
+    )
+    assert audit == [
+        ("duty_officer_user", "alert.approved"),
+        ("duty_officer_user", "review.refused"),
+        ("duty_officer_user", "alert.acknowledged"),
+    ]
+    assert (
+        _db(home, "SELECT count(*) FROM audit_log WHERE action = 'session.signed_in' AND actor = 'duty_officer_user'")[
+            0
+        ][0]
+        >= 1
+    )
     # the snapshot published at the end of the writer's run carries its ingest and the actions
     at.switch_page("pages/markets.py").run()
     assert any("unrate_during_lock" in o for o in at.selectbox(key="market_uid").options)
@@ -139,9 +159,16 @@ def test_a_second_drain_never_applies_an_action_twice(home: Path) -> None:
     con = connect_control(control_path(settings))
     with Warehouse.open(settings.warehouse_path) as wh:
         alert_id = sql_rows(wh, "SELECT alert_id FROM alerts WHERE status = 'open' ORDER BY alert_id LIMIT 1")[0][0]
-        action_id = enqueue(con, action="feedback", alert_id=alert_id, user="analyst_user",
-                            role="analyst", at=datetime(2011, 3, 12, 12), verdict="confirmed",
-                            note="drain twice")
+        action_id = enqueue(
+            con,
+            action="feedback",
+            alert_id=alert_id,
+            user="analyst_user",
+            role="analyst",
+            at=datetime(2011, 3, 12, 12),
+            verdict="confirmed",
+            note="drain twice",
+        )
         first = drain(wh, con, now=datetime(2011, 3, 12, 12, 1))
         assert first.applied == [action_id]
         # a crash after the warehouse commit but before the inbox update looks like this:
@@ -157,15 +184,18 @@ def test_a_second_drain_never_applies_an_action_twice(home: Path) -> None:
 
 def test_the_control_store_takes_writes_from_two_processes(home: Path) -> None:
     path = control_path(load_settings(home))
-    code = ("import sys; from datetime import datetime; from warehouse.users import connect_control; "
-            "from warehouse.review_inbox import enqueue_audit; con = connect_control(sys.argv[1]); "
-            "[enqueue_audit(con, action='probe', user='p' + sys.argv[2], at=datetime(2011, 3, 12)) "
-            "for _ in range(50)]")
+    code = (
+        "import sys; from datetime import datetime; from warehouse.users import connect_control; "
+        "from warehouse.review_inbox import enqueue_audit; con = connect_control(sys.argv[1]); "
+        "[enqueue_audit(con, action='probe', user='p' + sys.argv[2], at=datetime(2011, 3, 12)) "
+        "for _ in range(50)]"
+    )
     procs = [subprocess.Popen([sys.executable, "-c", code, str(path), str(i)], cwd=ROOT) for i in range(2)]
     assert [p.wait(timeout=120) for p in procs] == [0, 0]
     with sqlite3.connect(path) as con:
-        counts = dict(con.execute("SELECT user_name, count(*) FROM review_inbox WHERE action = 'probe' "
-                                  "GROUP BY 1").fetchall())
+        counts = dict(
+            con.execute("SELECT user_name, count(*) FROM review_inbox WHERE action = 'probe' GROUP BY 1").fetchall()
+        )
         seqs = [r[0] for r in con.execute("SELECT seq FROM review_inbox ORDER BY seq").fetchall()]
     assert counts == {"p0": 50, "p1": 50}
     assert len(seqs) == len(set(seqs))  # the order of the queue is total
@@ -178,19 +208,26 @@ def test_a_queued_approval_is_refused_if_the_role_was_lowered_before_it_applies(
     settings = load_settings(home)
     con = connect_control(control_path(settings))
     with Warehouse.open(settings.warehouse_path) as wh:
-        pending = sql_rows(wh, "SELECT alert_id FROM alerts WHERE status = 'open' "
-                           "AND release_state = 'pending' ORDER BY alert_id LIMIT 1")
+        pending = sql_rows(
+            wh,
+            "SELECT alert_id FROM alerts WHERE status = 'open' AND release_state = 'pending' ORDER BY alert_id LIMIT 1",
+        )
         assert pending, "the test home has no alert waiting for approval"
         alert_id = pending[0][0]
         # queued while the engine held the warehouse, by a duty officer ...
-        action_id = enqueue(con, action="approve", alert_id=alert_id, user="duty_officer_user",
-                            role="duty_officer", at=datetime(2011, 3, 12, 12))
+        action_id = enqueue(
+            con,
+            action="approve",
+            alert_id=alert_id,
+            user="duty_officer_user",
+            role="duty_officer",
+            at=datetime(2011, 3, 12, 12),
+        )
         # ... who is made a viewer before the engine gets to apply it
         set_role(con, "duty_officer_user", "viewer", at=datetime(2011, 3, 12, 12, 1))
         result = sync_dashboard(wh, settings)
         state = sql_rows(wh, "SELECT release_state FROM alerts WHERE alert_id = ?", alert_id)[0][0]
-        audit = sql_rows(wh, "SELECT detail FROM audit_log WHERE action = 'review.refused' AND target = ?",
-                         alert_id)
+        audit = sql_rows(wh, "SELECT detail FROM audit_log WHERE action = 'review.refused' AND target = ?", alert_id)
     row = con.execute("SELECT state, message FROM review_inbox WHERE action_id = ?", [action_id]).fetchone()
     con.close()
     assert result.refused == 1 and result.applied == 0

@@ -27,13 +27,34 @@ TIMEOUT = 120
 EXPECTED = {
     "viewer": {"pages.read", "cap.download"},
     "analyst": {"pages.read", "cap.download", "alert.acknowledge", "alert.feedback"},
-    "duty_officer": {"pages.read", "cap.download", "alert.acknowledge", "alert.feedback",
-                     "alert.approve", "alert.reject", "alert.silence"},
-    "admin": {"pages.read", "cap.download", "alert.acknowledge", "alert.feedback", "alert.approve",
-              "alert.reject", "alert.silence", "audit.read", "users.manage"},
+    "duty_officer": {
+        "pages.read",
+        "cap.download",
+        "alert.acknowledge",
+        "alert.feedback",
+        "alert.approve",
+        "alert.reject",
+        "alert.silence",
+    },
+    "admin": {
+        "pages.read",
+        "cap.download",
+        "alert.acknowledge",
+        "alert.feedback",
+        "alert.approve",
+        "alert.reject",
+        "alert.silence",
+        "audit.read",
+        "users.manage",
+    },
 }
-BUTTONS = {"do_acknowledge": "alert.acknowledge", "do_feedback": "alert.feedback",
-           "do_approve": "alert.approve", "do_reject": "alert.reject", "do_silence": "alert.silence"}
+BUTTONS = {
+    "do_acknowledge": "alert.acknowledge",
+    "do_feedback": "alert.feedback",
+    "do_approve": "alert.approve",
+    "do_reject": "alert.reject",
+    "do_silence": "alert.silence",
+}
 
 
 @pytest.fixture(scope="module")
@@ -58,8 +79,13 @@ def _signed_in(role: str) -> AppTest:
 
 
 def _texts(at: AppTest) -> str:
-    parts = [m.value for m in at.markdown] + [c.value for c in at.caption] + \
-        [w.value for w in at.warning] + [e.value for e in at.error] + [i.value for i in at.info]
+    parts = (
+        [m.value for m in at.markdown]
+        + [c.value for c in at.caption]
+        + [w.value for w in at.warning]
+        + [e.value for e in at.error]
+        + [i.value for i in at.info]
+    )
     return "\n".join(str(p) for p in parts)
 
 
@@ -128,17 +154,18 @@ def test_the_full_role_by_action_matrix_is_enforced_on_the_server(env: Path) -> 
                     assert not any("may not" in m for m in shown), (role, key, shown)
                 else:
                     # a tampered client can call the action anyway: the server refuses it
-                    forged = AppTest.from_function(_forged_submit, args=(verb, alert_id),
-                                                   default_timeout=TIMEOUT)
+                    forged = AppTest.from_function(_forged_submit, args=(verb, alert_id), default_timeout=TIMEOUT)
                     forged.session_state["ews_session"] = at.session_state["ews_session"]
                     forged.run()
                     assert not forged.exception, forged.exception
                     assert [e.value for e in forged.error] == [f"refused: role '{role}' may not"], (role, key)
             settle(loop, env)
-            applied = _db(env, "SELECT action FROM review_inbox_applied WHERE actor = "
-                               f"'{role}_user' AND kind = 'review'")
-            assert {a for (a,) in applied} == {k.removeprefix("do_") for k, a in BUTTONS.items()
-                                               if a in EXPECTED[role]}, role
+            applied = _db(
+                env, f"SELECT action FROM review_inbox_applied WHERE actor = '{role}_user' AND kind = 'review'"
+            )
+            assert {a for (a,) in applied} == {
+                k.removeprefix("do_") for k, a in BUTTONS.items() if a in EXPECTED[role]
+            }, role
             at.switch_page("pages/audit.py").run()
             if "audit.read" in EXPECTED[role]:
                 assert at.title[0].value == "Audit log"
@@ -155,8 +182,11 @@ def _forged_submit(verb: str, alert_id: str) -> None:
     from alerts.permissions import AuthorizationError
     from dashboards import actions, context
 
-    payload = {"reject": {"reason": "forged"}, "feedback": {"verdict": "confirmed"},
-               "silence": {"reason": "forged", "until": context.now() + timedelta(hours=1)}}
+    payload = {
+        "reject": {"reason": "forged"},
+        "feedback": {"verdict": "confirmed"},
+        "silence": {"reason": "forged", "until": context.now() + timedelta(hours=1)},
+    }
     try:
         actions.submit(verb, alert_id=alert_id, **payload.get(verb, {}))
     except AuthorizationError as exc:
@@ -177,18 +207,21 @@ def test_actions_are_in_the_warehouse_audit_log_with_the_user(env: Path) -> None
         # the supervisor went on to publish the CAP message and a snapshot; read the file once
         # it has let go
         settle(loop, env)
-        rows = _db(env, f"SELECT actor, action FROM audit_log WHERE target = '{alert_id}' "
-                        "AND action = 'alert.approved'")
+        rows = _db(
+            env, f"SELECT actor, action FROM audit_log WHERE target = '{alert_id}' AND action = 'alert.approved'"
+        )
         assert rows == [("duty_officer_user", "alert.approved")]
         assert _db(env, f"SELECT release_state FROM alerts WHERE alert_id = '{alert_id}'")[0][0] == "released"
-        signins = _db(env, "SELECT count(*) FROM audit_log WHERE action = 'session.signed_in' "
-                           "AND actor = 'duty_officer_user'")[0][0]
+        signins = _db(
+            env, "SELECT count(*) FROM audit_log WHERE action = 'session.signed_in' AND actor = 'duty_officer_user'"
+        )[0][0]
         assert signins >= 1
         at.button(key="do_approve").click().run()  # a second approval does not fit the state
         assert any("already released" in e.value for e in at.error)
         settle(loop, env)
-        refused = _db(env, f"SELECT count(*) FROM audit_log WHERE target = '{alert_id}' "
-                           "AND action = 'review.refused'")[0][0]
+        refused = _db(env, f"SELECT count(*) FROM audit_log WHERE target = '{alert_id}' AND action = 'review.refused'")[
+            0
+        ][0]
         assert refused == 1
 
 
@@ -202,8 +235,7 @@ def test_absent_session_sees_only_sign_in_and_pages_refuse(env: Path) -> None:
     assert [e.value for e in at.error] == ["unknown user or wrong password"]
     assert [t.value for t in at.title] == ["Sign in"]
     for page in (*PAGES, "audit"):  # a page script reached without a session (direct URL)
-        direct = AppTest.from_file(str(ROOT / "dashboards" / "pages" / f"{page}.py"),
-                                   default_timeout=TIMEOUT).run()
+        direct = AppTest.from_file(str(ROOT / "dashboards" / "pages" / f"{page}.py"), default_timeout=TIMEOUT).run()
         assert not direct.title, page
         assert any("not signed in" in e.value for e in direct.error), page
 
@@ -218,8 +250,7 @@ def test_expired_session_is_refused_on_every_page_and_action(env: Path) -> None:
     assert "ews_session" not in at.session_state
     assert at.session_state["ews_notice"] == "Your session expired; sign in again."
     before = _db(env, "SELECT count(*) FROM review_inbox_applied")[0][0]
-    inbox = AppTest.from_file(str(ROOT / "dashboards" / "pages" / "alert_inbox.py"),
-                              default_timeout=TIMEOUT)
+    inbox = AppTest.from_file(str(ROOT / "dashboards" / "pages" / "alert_inbox.py"), default_timeout=TIMEOUT)
     inbox.session_state["ews_session"] = session
     inbox.run()
     assert not inbox.title and any("not signed in" in e.value for e in inbox.error)
@@ -236,8 +267,7 @@ def test_role_change_and_removal_apply_to_a_live_session(env: Path) -> None:
         users.set_role(con, "analyst_user", "viewer", at=datetime(2011, 3, 12, 10))
         at.switch_page("pages/alert_inbox.py").run()
         assert at.button(key="do_acknowledge").disabled  # the page re-read the role
-        forged = AppTest.from_function(_forged_submit, args=("acknowledge", "a_any"),
-                                       default_timeout=TIMEOUT)
+        forged = AppTest.from_function(_forged_submit, args=("acknowledge", "a_any"), default_timeout=TIMEOUT)
         forged.session_state["ews_session"] = at.session_state["ews_session"]
         forged.run()
         assert [e.value for e in forged.error] == ["refused: role 'viewer' may not"]
@@ -247,6 +277,7 @@ def test_role_change_and_removal_apply_to_a_live_session(env: Path) -> None:
         assert at.session_state["ews_notice"] == "Your account was removed."
     finally:
         if users.get_user(con, "analyst_user") is None:
-            users.add_user(con, name="analyst_user", role="analyst", password=PASSWORD["analyst"],
-                           at=datetime(2011, 3, 12, 11))
+            users.add_user(
+                con, name="analyst_user", role="analyst", password=PASSWORD["analyst"], at=datetime(2011, 3, 12, 11)
+            )
         con.close()

@@ -32,10 +32,10 @@ from core.settings import Settings, load_settings
 from ingest.batches import ingest_file
 from pipelines.cli.main import init_home, setup_logging
 from pipelines.dashboard_sync import SyncLoop
+from sql import sql_rows
 from warehouse import Warehouse, alerting, users
 from warehouse.review_inbox import action_outcome, enqueue, last_sync_check
 from warehouse.snapshots import current_snapshot, snapshot_folder
-from sql import sql_rows
 
 ROOT = Path(__file__).resolve().parent.parent
 FRED = ROOT / "tests" / "data" / "fred_UNRATE.csv"
@@ -73,11 +73,25 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
         assert loaded.status == "committed"
         evidence = json.dumps({"driver": "interval_exceedance", "value": value})
         rows = [
-            {"alert_id": alert_id, "run_id": "r_test", "unique_id": "fred_unrate", "domain": "market",
-             "region": region, "hazard": "market_risk", "level": level, "status": "open", "ds": ds,
-             "score": 0.999, "evidence": evidence, "opened_at": T0, "updated_at": T0,
-             "release_state": "pending", "expires_at": None}
-            for alert_id, level, region in (("a_red", "red", "US-labour"), ("a_orange", "orange", "US"))]
+            {
+                "alert_id": alert_id,
+                "run_id": "r_test",
+                "unique_id": "fred_unrate",
+                "domain": "market",
+                "region": region,
+                "hazard": "market_risk",
+                "level": level,
+                "status": "open",
+                "ds": ds,
+                "score": 0.999,
+                "evidence": evidence,
+                "opened_at": T0,
+                "updated_at": T0,
+                "release_state": "pending",
+                "expires_at": None,
+            }
+            for alert_id, level, region in (("a_red", "red", "US-labour"), ("a_orange", "orange", "US"))
+        ]
         alerting.upsert_alert_rows(wh, pl.DataFrame(rows), run_id="r_test")
         states = sql_rows(wh, "SELECT alert_id, release_state FROM alerts ORDER BY alert_id")
     assert states == [("a_orange", "pending"), ("a_red", "pending")]
@@ -92,8 +106,14 @@ def _approve(settings: Settings, alert_id: str) -> str:
     """What the Approve button does: one call into the control store's inbox."""
     con = users.connect_control(users.control_path(settings))
     try:
-        return enqueue(con, action="approve", alert_id=alert_id, user=OFFICER, role="duty_officer",
-                       at=datetime.now(UTC).replace(tzinfo=None))
+        return enqueue(
+            con,
+            action="approve",
+            alert_id=alert_id,
+            user=OFFICER,
+            role="duty_officer",
+            at=datetime.now(UTC).replace(tzinfo=None),
+        )
     finally:
         con.close()
 
@@ -144,11 +164,13 @@ def test_a_dashboard_approval_is_published_as_cap_within_seconds_and_once(home: 
     xml = path.read_bytes()
     assert validate_cap(xml) == []
     assert b"<status>Exercise</status>" in xml and b"<msgType>Alert</msgType>" in xml
-    assert _warehouse(home, "SELECT identifier, alert_id, msg_type FROM cap_messages") == \
-        [(path.stem, "a_red", "Alert")]
+    assert _warehouse(home, "SELECT identifier, alert_id, msg_type FROM cap_messages") == [
+        (path.stem, "a_red", "Alert")
+    ]
     assert _warehouse(home, "SELECT count(*) FROM outbox WHERE published_at IS NULL") == [(0,)]
-    assert _warehouse(home, "SELECT actor, action FROM audit_log WHERE target = 'a_red'") == \
-        [(OFFICER, "alert.approved")]
+    assert _warehouse(home, "SELECT actor, action FROM audit_log WHERE target = 'a_red'") == [
+        (OFFICER, "alert.approved")
+    ]
     engine_log = (home.path("logs") / "ews.log").read_text()
     assert "1 review action(s) applied" in engine_log and path.stem in engine_log
     # no second file, no second message
@@ -172,18 +194,26 @@ def test_each_approval_is_published_once_whenever_it_arrives(home: Settings) -> 
     assert len(files) == 2
     # what operators see (Operations page): each look, what it applied and published
     assert first.outcome == second.outcome == "synced"
-    assert first.detail.startswith("1 applied, 0 refused; CAP ") and second.detail.startswith("1 applied, 1 refused; CAP ")
+    assert first.detail.startswith("1 applied, 0 refused; CAP ") and second.detail.startswith(
+        "1 applied, 1 refused; CAP "
+    )
     assert sorted(p.stem for p in files) == sorted(c.detail.split("CAP ")[1].split()[0] for c in (first, second))
     for path in files:
         assert validate_cap(path.read_bytes()) == []
     assert sorted(_warehouse(home, "SELECT alert_id FROM cap_messages")) == [("a_orange",), ("a_red",)]
-    assert _warehouse(home, "SELECT count(*) FROM audit_log WHERE action = 'review.refused' "
-                            "AND target = 'a_orange'") == [(1,)]
+    assert _warehouse(
+        home, "SELECT count(*) FROM audit_log WHERE action = 'review.refused' AND target = 'a_orange'"
+    ) == [(1,)]
 
 
 def test_a_held_warehouse_means_next_time_and_nothing_is_lost(home: Settings) -> None:
-    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(home.warehouse_path)], cwd=ROOT,
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(home.warehouse_path)],
+        cwd=ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     loop = SyncLoop(home, interval=0.2)
     try:
         assert holder.stdout.readline().strip() == "holding"
@@ -224,12 +254,17 @@ def test_ews_serve_publishes_an_approval_and_stops_with_streamlit_on_sigterm(hom
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     log = (home.home / "serve.log").open("w")
-    serve = subprocess.Popen([sys.executable, "-m", "pipelines.cli", "--home", str(home.home), "serve",
-                              "--port", str(port)], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-                             start_new_session=True)
+    serve = subprocess.Popen(
+        [sys.executable, "-m", "pipelines.cli", "--home", str(home.home), "serve", "--port", str(port)],
+        cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
-        assert _poll(lambda: _healthy(url) or serve.poll() is not None, 120) and _healthy(url), \
-            (home.home / "serve.log").read_text()
+        assert _poll(lambda: _healthy(url) or serve.poll() is not None, 120) and _healthy(url), (
+            home.home / "serve.log"
+        ).read_text()
         started = time.monotonic()
         _approve(home, "a_orange")
         assert _poll(lambda: len(_cap_files(home)) == 1, BOUND_SECONDS), (home.home / "serve.log").read_text()

@@ -25,13 +25,28 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 DASHBOARDS = ROOT / "dashboards"
 
-FORBIDDEN_MODULES = ("subprocess", "threading", "multiprocessing", "concurrent", "asyncio", "signal",
-                     "duckdb", "pipelines", "warehouse.store", "warehouse.review", "warehouse.alerting",
-                     "warehouse.migrations", "warehouse.ingestion", "warehouse.forecast_store")
-FORBIDDEN_NAMES = frozenset({"Warehouse", "publish_snapshot", "drain", "record_sync_check",
-                             "sync_dashboard", "SyncLoop"})
-OS_PROCESS_CALLS = frozenset({"system", "popen", "fork", "forkpty", "kill", "killpg", "posix_spawn",
-                              "posix_spawnp", "startfile"})
+FORBIDDEN_MODULES = (
+    "subprocess",
+    "threading",
+    "multiprocessing",
+    "concurrent",
+    "asyncio",
+    "signal",
+    "duckdb",
+    "pipelines",
+    "warehouse.store",
+    "warehouse.review",
+    "warehouse.alerting",
+    "warehouse.migrations",
+    "warehouse.ingestion",
+    "warehouse.forecast_store",
+)
+FORBIDDEN_NAMES = frozenset(
+    {"Warehouse", "publish_snapshot", "drain", "record_sync_check", "sync_dashboard", "SyncLoop"}
+)
+OS_PROCESS_CALLS = frozenset(
+    {"system", "popen", "fork", "forkpty", "kill", "killpg", "posix_spawn", "posix_spawnp", "startfile"}
+)
 
 
 def _forbidden_module(module: str) -> bool:
@@ -59,15 +74,18 @@ def violations(source: str, where: str) -> list[str]:
         elif isinstance(node, ast.Attribute):
             if node.attr in FORBIDDEN_NAMES:
                 found.append(f"{line}: uses .{node.attr}")
-            elif isinstance(node.value, ast.Name) and node.value.id == "os" and (
-                    node.attr in OS_PROCESS_CALLS or node.attr.startswith(("exec", "spawn"))):
+            elif (
+                isinstance(node.value, ast.Name)
+                and node.value.id == "os"
+                and (node.attr in OS_PROCESS_CALLS or node.attr.startswith(("exec", "spawn")))
+            ):
                 found.append(f"{line}: calls os.{node.attr}")
         elif isinstance(node, ast.Global):
             found.append(f"{line}: global {', '.join(node.names)}")
     return found
 
 
-BREAKS_EVERY_RULE = '''
+BREAKS_EVERY_RULE = """
 import subprocess
 import threading as t
 from concurrent.futures import ThreadPoolExecutor
@@ -88,9 +106,9 @@ def start():
         wh.execute("UPDATE alerts SET status = 'x'")
     duckdb.connect("warehouse.duckdb").execute("DELETE FROM alerts")
     os.kill(1, 9)
-'''
+"""
 
-KEEPS_THE_RULES = '''
+KEEPS_THE_RULES = """
 import os
 from warehouse import dashboard_reads as reads
 from warehouse.review_inbox import enqueue, last_sync_check
@@ -104,16 +122,27 @@ def act(con, at):
     return enqueue(con, action="approve", alert_id="a_1", user="u", role="duty_officer", at=at)
 
 HOME = os.environ.get("EWS_HOME", "ews-home")
-'''
+"""
 
 
 def test_the_checker_catches_each_breach_and_passes_a_reading_module() -> None:
     found = "\n".join(violations(BREAKS_EVERY_RULE, "bad.py"))
-    for expected in ("imports subprocess", "imports threading", "imports from concurrent.futures",
-                     "imports duckdb", "imports from pipelines.dashboard_sync",
-                     "imports sync_dashboard", "imports Warehouse", "imports warehouse.review",
-                     "imports drain", "imports publish_snapshot", "global _child", "uses Warehouse",
-                     "calls os.execve", "calls os.kill"):
+    for expected in (
+        "imports subprocess",
+        "imports threading",
+        "imports from concurrent.futures",
+        "imports duckdb",
+        "imports from pipelines.dashboard_sync",
+        "imports sync_dashboard",
+        "imports Warehouse",
+        "imports warehouse.review",
+        "imports drain",
+        "imports publish_snapshot",
+        "global _child",
+        "uses Warehouse",
+        "calls os.execve",
+        "calls os.kill",
+    ):
         assert expected in found, (expected, found)
     assert violations(KEEPS_THE_RULES, "good.py") == []
 
@@ -121,6 +150,5 @@ def test_the_checker_catches_each_breach_and_passes_a_reading_module() -> None:
 def test_dashboards_only_read_and_enqueue() -> None:
     modules = sorted(DASHBOARDS.rglob("*.py"))
     assert len(modules) >= 10, modules  # the app, its helpers and the pages
-    found = [v for path in modules
-             for v in violations(path.read_text(encoding="utf-8"), str(path.relative_to(ROOT)))]
+    found = [v for path in modules for v in violations(path.read_text(encoding="utf-8"), str(path.relative_to(ROOT)))]
     assert found == [], "\n".join(found)

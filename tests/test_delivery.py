@@ -72,8 +72,12 @@ class Receiver:
 
 @pytest.fixture()
 def home(tmp_path: Path):
-    env = {"EWS_DELIVERY__BACKOFF_SECONDS": "0.05", "EWS_DELIVERY__MAX_BACKOFF_SECONDS": "0.2",
-           "EWS_DELIVERY__MAX_ATTEMPTS": "4", "EWS_DELIVERY__TIMEOUT_SECONDS": "0.5"}
+    env = {
+        "EWS_DELIVERY__BACKOFF_SECONDS": "0.05",
+        "EWS_DELIVERY__MAX_BACKOFF_SECONDS": "0.2",
+        "EWS_DELIVERY__MAX_ATTEMPTS": "4",
+        "EWS_DELIVERY__TIMEOUT_SECONDS": "0.5",
+    }
     settings = load_settings(tmp_path, environ=env)
     raw = pl.read_csv(ROOT / "tests" / "data" / "fred_UNRATE.csv", try_parse_dates=True).drop_nulls("value")
     peaks = raw.sort("value", descending=True).head(3)  # the three highest real readings
@@ -81,11 +85,25 @@ def home(tmp_path: Path):
         rows = []
         for i, (day, value) in enumerate(peaks.iter_rows()):
             ds = datetime.combine(day, datetime.min.time())
-            rows.append({"alert_id": f"a_unrate_{i}", "run_id": "r_t", "unique_id": "unrate", "domain": "market",
-                         "region": ["US", "US-Midwest", "US-South"][i], "hazard": "market_risk",
-                         "level": ["red", "orange", "yellow"][i], "status": "open", "ds": ds, "score": 0.999,
-                         "evidence": json.dumps({"value": value}), "opened_at": T0, "updated_at": T0,
-                         "release_state": "pending", "expires_at": None})
+            rows.append(
+                {
+                    "alert_id": f"a_unrate_{i}",
+                    "run_id": "r_t",
+                    "unique_id": "unrate",
+                    "domain": "market",
+                    "region": ["US", "US-Midwest", "US-South"][i],
+                    "hazard": "market_risk",
+                    "level": ["red", "orange", "yellow"][i],
+                    "status": "open",
+                    "ds": ds,
+                    "score": 0.999,
+                    "evidence": json.dumps({"value": value}),
+                    "opened_at": T0,
+                    "updated_at": T0,
+                    "release_state": "pending",
+                    "expires_at": None,
+                }
+            )
         alerting.upsert_alert_rows(wh, pl.DataFrame(rows), run_id="r_t")
         yield settings, wh
 
@@ -95,12 +113,21 @@ def test_faulty_receivers_get_everything_once_deduplicated_and_the_dead_are_coun
     receivers = {mode: Receiver(mode) for mode in ("flaky", "slow", "duplicate")}
     try:
         for mode, receiver in receivers.items():
-            alerting.add_recipient(wh, recipient_id=mode, name=f"{mode} bureau", channel="webhook",
-                                   target=receiver.url, at=T0)
-        alerting.add_recipient(wh, recipient_id="down", name="bureau offline", channel="webhook",
-                               target="http://127.0.0.1:9/cap", at=T0)  # discard port: nobody listens
-        alerting.add_recipient(wh, recipient_id="desk", name="market desk", channel="folder",
-                               target=str(tmp_path / "desk"), min_level="orange", at=T0)
+            alerting.add_recipient(
+                wh, recipient_id=mode, name=f"{mode} bureau", channel="webhook", target=receiver.url, at=T0
+            )
+        alerting.add_recipient(
+            wh, recipient_id="down", name="bureau offline", channel="webhook", target="http://127.0.0.1:9/cap", at=T0
+        )  # discard port: nobody listens
+        alerting.add_recipient(
+            wh,
+            recipient_id="desk",
+            name="market desk",
+            channel="folder",
+            target=str(tmp_path / "desk"),
+            min_level="orange",
+            at=T0,
+        )
         for i in range(3):
             review.approve_release(wh, alert_id=f"a_unrate_{i}", user="duty.li", at=T0)
         released = publish_pending(wh, settings, now=T0)
@@ -122,16 +149,28 @@ def test_faulty_receivers_get_everything_once_deduplicated_and_the_dead_are_coun
             assert set(receiver.seen) == set(released)  # every message reached it (de-dup on identifier)
         assert receivers["flaky"].seen == Counter({r: 3 for r in released})  # 2 failures, then accepted
         assert len(receivers["duplicate"].posts) > len(set(receivers["duplicate"].posts))
-        assert {p.name for p in (tmp_path / "desk").glob("*.xml")} == {f"{r}.xml" for r in released[:2]} | \
-            {f"{r}.xml" for r in released if parse_cap((settings.path("alerts") / f"{r}.xml").read_bytes())
-             ["info"][1]["severity"] in ("Extreme", "Severe")}
-        audit = dict(sql_rows(wh, "SELECT action, count(*) FROM audit_log WHERE action LIKE 'delivery.%' "
-                              "GROUP BY action"))
+        assert {p.name for p in (tmp_path / "desk").glob("*.xml")} == {f"{r}.xml" for r in released[:2]} | {
+            f"{r}.xml"
+            for r in released
+            if parse_cap((settings.path("alerts") / f"{r}.xml").read_bytes())["info"][1]["severity"]
+            in ("Extreme", "Severe")
+        }
+        audit = dict(
+            sql_rows(wh, "SELECT action, count(*) FROM audit_log WHERE action LIKE 'delivery.%' GROUP BY action")
+        )
         assert audit == {"delivery.delivered": counts["delivered"], "delivery.dead": 3}
         assert report.delivered == counts["delivered"] and report.dead == 3
-        print(json.dumps({"released_deliveries": total, "delivered": counts["delivered"], "dead": counts["dead"],
-                          "attempts": report.attempts,
-                          "posts": {m: len(r.posts) for m, r in receivers.items()}}))
+        print(
+            json.dumps(
+                {
+                    "released_deliveries": total,
+                    "delivered": counts["delivered"],
+                    "dead": counts["dead"],
+                    "attempts": report.attempts,
+                    "posts": {m: len(r.posts) for m, r in receivers.items()},
+                }
+            )
+        )
     finally:
         for receiver in receivers.values():
             receiver.close()
@@ -142,8 +181,21 @@ def test_cli_cancel_sends_a_cap_cancel_that_references_the_alert(home, capsys) -
     review.approve_release(wh, alert_id="a_unrate_0", user="duty.li", at=T0)
     publish_pending(wh, settings, now=T0)
     wh.close()
-    code = main(["--home", str(settings.home), "alerts", "cancel", "a_unrate_0", "--user", "duty.li",
-                 "--reason", "wrong series mapping", "--json", "--quiet"])
+    code = main(
+        [
+            "--home",
+            str(settings.home),
+            "alerts",
+            "cancel",
+            "a_unrate_0",
+            "--user",
+            "duty.li",
+            "--reason",
+            "wrong series mapping",
+            "--json",
+            "--quiet",
+        ]
+    )
     assert code == 0
     out = json.loads(capsys.readouterr().out)
     assert len(out["cap_published"]) == 1

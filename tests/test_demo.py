@@ -15,8 +15,18 @@ import pytest
 from pipelines.cli.main import main
 
 ROOT = Path(__file__).resolve().parent.parent
-CONTENT_TABLES = ("series", "observations", "events", "forecasts", "anomaly_scores",
-                  "risk_grades", "alerts", "judgments", "ingest_batches", "series_state")
+CONTENT_TABLES = (
+    "series",
+    "observations",
+    "events",
+    "forecasts",
+    "anomaly_scores",
+    "risk_grades",
+    "alerts",
+    "judgments",
+    "ingest_batches",
+    "series_state",
+)
 
 
 def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
@@ -28,8 +38,10 @@ def _table_digest(home: Path) -> dict[str, tuple[int, int]]:
     """Row count and an order-independent content hash of every content table."""
     con = duckdb.connect(str(home / "warehouse.duckdb"), read_only=True)
     try:
-        return {t: con.execute(f"SELECT count(*), coalesce(bit_xor(hash(COLUMNS(*))), 0) FROM {t}").fetchall()[0][:2]
-                for t in CONTENT_TABLES}
+        return {
+            t: con.execute(f"SELECT count(*), coalesce(bit_xor(hash(COLUMNS(*))), 0) FROM {t}").fetchall()[0][:2]
+            for t in CONTENT_TABLES
+        }
     finally:
         con.close()
 
@@ -79,14 +91,25 @@ def test_the_demo_command_approves_after_its_cycle_as_the_named_duty_officer(dem
 
     home, _ = demo_home
     with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as con:
-        gated = {r[0] for r in con.execute("SELECT alert_id FROM alerts WHERE status = 'open' "
-                                           "AND level IN ('orange', 'red')").fetchall()}
-        approvals = con.execute("SELECT audit_id, target FROM audit_log WHERE action = 'alert.approved' "
-                                "AND actor = 'demo-duty-officer'").fetchall()
-        transitions = {r[0] for r in con.execute("SELECT alert_id FROM alert_transitions WHERE "
-                                                 "action = 'approved' AND actor = 'demo-duty-officer'").fetchall()}
+        gated = {
+            r[0]
+            for r in con.execute(
+                "SELECT alert_id FROM alerts WHERE status = 'open' AND level IN ('orange', 'red')"
+            ).fetchall()
+        }
+        approvals = con.execute(
+            "SELECT audit_id, target FROM audit_log WHERE action = 'alert.approved' AND actor = 'demo-duty-officer'"
+        ).fetchall()
+        transitions = {
+            r[0]
+            for r in con.execute(
+                "SELECT alert_id FROM alert_transitions WHERE action = 'approved' AND actor = 'demo-duty-officer'"
+            ).fetchall()
+        }
         cycle_end = con.execute("SELECT min(audit_id) FROM audit_log WHERE action = 'run.finished'").fetchall()[0][0]
-        held = con.execute("SELECT count(*) FROM alerts WHERE status = 'open' AND release_state <> 'released'").fetchall()[0][0]
+        held = con.execute(
+            "SELECT count(*) FROM alerts WHERE status = 'open' AND release_state <> 'released'"
+        ).fetchall()[0][0]
         opened = {r[0] for r in con.execute("SELECT alert_id FROM alerts WHERE status = 'open'").fetchall()}
         cap = con.execute("SELECT identifier, alert_id FROM cap_messages").fetchall()
     assert gated and {target for _, target in approvals} == gated == transitions
@@ -138,8 +161,22 @@ def test_malformed_file_is_quarantined_and_stored_data_is_intact(demo_home, caps
     before = _table_digest(home)
     broken = tmp_path / "broken_fred.csv"
     broken.write_text("date,value\n2024-01-01,3.1\n2024-02-01,not-a-number\n")
-    code, out = _run(capsys, "--home", str(home), "ingest", "file", str(broken), "--format", "fred_csv",
-                     "--option", "unique_id=broken", "--option", "frequency=MS", "--json", "--quiet")
+    code, out = _run(
+        capsys,
+        "--home",
+        str(home),
+        "ingest",
+        "file",
+        str(broken),
+        "--format",
+        "fred_csv",
+        "--option",
+        "unique_id=broken",
+        "--option",
+        "frequency=MS",
+        "--json",
+        "--quiet",
+    )
     assert code == 4
     result = json.loads(out)
     assert result["status"] == "quarantined"
@@ -161,11 +198,12 @@ def test_demo_is_a_labelled_replay_of_the_tohoku_day(demo_home) -> None:
     home, _ = demo_home
     assert 'as_of = "2011-03-12"' in (home / "ews.toml").read_text()
     with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as con:
-        levels = dict(con.execute(
-            "SELECT unique_id, level FROM alerts WHERE status = 'open' AND unique_id LIKE 'tohoku%'"
-        ).fetchall())
-        newest_seen = con.execute(
-            "SELECT max(ds) FROM forecasts f WHERE ds <= cutoff").fetchall()[0][0]
+        levels = dict(
+            con.execute(
+                "SELECT unique_id, level FROM alerts WHERE status = 'open' AND unique_id LIKE 'tohoku%'"
+            ).fetchall()
+        )
+        newest_seen = con.execute("SELECT max(ds) FROM forecasts f WHERE ds <= cutoff").fetchall()[0][0]
         cutoffs = con.execute("SELECT max(cutoff) FROM forecasts").fetchall()[0][0]
         text = con.execute("SELECT text_en FROM judgments LIMIT 1").fetchall()[0][0]
     # the day after the M9.1 the Tohoku event-count series stands at the top levels

@@ -30,18 +30,26 @@ from dashboard_home import PASSWORD, copy_home
 ROOT = Path(__file__).resolve().parent.parent
 SHOTS = ROOT / "docs" / "screenshots"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync"]
+FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 XSS_NAME = '<script>window.__ews_xss=1</script><img src=x onerror="window.__ews_xss=2;alert(2)">'
 XSS_VALUE = '<img src=x onerror="window.__ews_xss=3;alert(3)">'
 PAGES = ("Overview", "Markets", "Hazards", "Alert inbox", "Models", "Data", "Operations", "Audit")
 HEADINGS = {"Audit": "Audit log"}
 
-pytestmark = [pytest.mark.browser, pytest.mark.skipif(
-    not Path(CHROMIUM).is_file(),
-    reason="Debian's Chromium is not installed: run `apt-get install -y chromium` (as root); "
-           "`make test` installs it",
-)]
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(
+        not Path(CHROMIUM).is_file(),
+        reason="Debian's Chromium is not installed: run `apt-get install -y chromium` (as root); "
+        "`make test` installs it",
+    ),
+]
 
 
 def _free_port() -> int:
@@ -51,27 +59,59 @@ def _free_port() -> int:
 
 
 def _ews(home: Path, *argv: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "pipelines.cli", "--home", str(home), *argv],
-                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "pipelines.cli", "--home", str(home), *argv],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201 - yields (url, home)
     home = copy_home(tmp_path_factory, "browser")
-    probe = _ews(home, "ingest", "file", str(ROOT / "tests" / "data" / "fred_UNRATE.csv"),
-                 "--format", "fred_csv", "--option", "unique_id=xss_probe", "--option", "frequency=MS",
-                 "--name", XSS_NAME, "--quiet")
+    probe = _ews(
+        home,
+        "ingest",
+        "file",
+        str(ROOT / "tests" / "data" / "fred_UNRATE.csv"),
+        "--format",
+        "fred_csv",
+        "--option",
+        "unique_id=xss_probe",
+        "--option",
+        "frequency=MS",
+        "--name",
+        XSS_NAME,
+        "--quiet",
+    )
     assert probe.returncode == 0, probe.stderr
     broken = home / "broken_probe.csv"
     broken.write_text(f"date,value\n2024-01-01,3.1\n2024-02-01,{XSS_VALUE}\n", encoding="utf-8")
-    quarantined = _ews(home, "ingest", "file", str(broken), "--format", "fred_csv",
-                       "--option", "unique_id=broken_probe", "--option", "frequency=MS", "--quiet")
+    quarantined = _ews(
+        home,
+        "ingest",
+        "file",
+        str(broken),
+        "--format",
+        "fred_csv",
+        "--option",
+        "unique_id=broken_probe",
+        "--option",
+        "frequency=MS",
+        "--quiet",
+    )
     assert quarantined.returncode == 4, quarantined.stderr
     port = _free_port()
     log = (home / "serve.log").open("w")
-    proc = subprocess.Popen([sys.executable, "-m", "pipelines.cli", "--home", str(home), "serve",
-                             "--port", str(port)], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pipelines.cli", "--home", str(home), "serve", "--port", str(port)],
+        cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 90
@@ -115,8 +155,9 @@ def _settle(page, title: str) -> None:  # noqa: ANN001 - playwright Page
 
 def _screenshot(page, path: Path) -> None:  # noqa: ANN001
     """The whole page: Streamlit scrolls an inner container, so grow the window to fit it."""
-    height = page.evaluate("Math.max(...[...document.querySelectorAll('[data-testid=\"stMain\"] *')]"
-                           ".map(e => e.scrollHeight))")
+    height = page.evaluate(
+        "Math.max(...[...document.querySelectorAll('[data-testid=\"stMain\"] *')].map(e => e.scrollHeight))"
+    )
     page.set_viewport_size({"width": 1440, "height": min(max(int(height) + 80, 1000), 4000)})
     page.wait_for_timeout(800)
     page.screenshot(path=str(path), full_page=True)
@@ -201,7 +242,8 @@ def test_sign_in_visit_every_page_approve_and_xss_probe(server) -> None:
         approved = con.execute("SELECT actor FROM audit_log WHERE action = 'alert.approved'").fetchall()
         published = con.execute(
             "SELECT c.identifier FROM cap_messages c JOIN audit_log a ON a.target = c.alert_id "
-            "WHERE a.action = 'alert.approved' AND a.actor = 'admin_user'").fetchall()
+            "WHERE a.action = 'alert.approved' AND a.actor = 'admin_user'"
+        ).fetchall()
     assert ("admin_user",) in approved
     # the supervisor published the approved alert as CAP: the file is on disk and validates
     from alerts.cap import validate_cap

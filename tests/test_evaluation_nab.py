@@ -128,14 +128,27 @@ def test_range_metrics_reward_early_and_complete_detection() -> None:
     assert range_pr_auc(labels, half) < 0.75
 
 
-def test_ews_evaluate_nab_reports_profiles_files_and_the_baseline(capsys: pytest.CaptureFixture[str],
-                                                                 tmp_path: Path) -> None:
+def test_ews_evaluate_nab_reports_profiles_files_and_the_baseline(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
     labels = json.loads((NAB / "labels" / "windows_subset.json").read_text())
     labels["realKnownCause/not_here.csv"] = [["2014-01-01 00:00:00.000000", "2014-01-02 00:00:00.000000"]]
     label_file = tmp_path / "windows.json"
     label_file.write_text(json.dumps(labels))
-    code = main(["--home", str(tmp_path / "home"), "evaluate", "nab", "--data", str(NAB / "data"),
-                 "--labels", str(label_file), "--json", "--quiet"])
+    code = main(
+        [
+            "--home",
+            str(tmp_path / "home"),
+            "evaluate",
+            "nab",
+            "--data",
+            str(NAB / "data"),
+            "--labels",
+            str(label_file),
+            "--json",
+            "--quiet",
+        ]
+    )
     assert code == 0
     report = json.loads(capsys.readouterr().out)
     for key in ("nab_score", "nab_score_low_fp", "nab_score_low_fn", "vus_pr", "range_auc_pr"):

@@ -17,14 +17,14 @@ from core.settings import load_settings
 from forecasting import backtest, select_models
 from forecasting.metrics import score_forecasts, seasonal_scale, smape
 from fred_series import load_fred
+from ingest.batches import ingest_file
 from pipelines.cli.main import main
 from pipelines.forecast_step import run_forecast_step
-from ingest.batches import ingest_file
+from sql import sql_frame
 from warehouse import Warehouse
 from warehouse import forecast_store as store
 from warehouse.runs import last_run
 from warehouse.series import read_observations, read_series_meta
-from sql import sql_frame
 
 DATA = Path(__file__).parent / "data"
 FRED = {
@@ -35,12 +35,23 @@ FRED = {
 
 def test_metrics_match_hand_computed_values() -> None:
     cutoff = datetime(2024, 1, 1)
-    joined = pl.DataFrame({
-        "unique_id": ["A", "A"], "model": ["M", "M"], "cutoff": [cutoff, cutoff],
-        "ds": [datetime(2024, 1, 2), datetime(2024, 1, 3)], "y": [10.0, 20.0], "mean": [12.0, 20.0],
-        "q05": [5.0, 15.0], "q10": [6.0, 16.0], "q25": [9.0, 18.0], "q50": [12.0, 20.0],
-        "q75": [13.0, 22.0], "q90": [14.0, 24.0], "q95": [15.0, 25.0],
-    })
+    joined = pl.DataFrame(
+        {
+            "unique_id": ["A", "A"],
+            "model": ["M", "M"],
+            "cutoff": [cutoff, cutoff],
+            "ds": [datetime(2024, 1, 2), datetime(2024, 1, 3)],
+            "y": [10.0, 20.0],
+            "mean": [12.0, 20.0],
+            "q05": [5.0, 15.0],
+            "q10": [6.0, 16.0],
+            "q25": [9.0, 18.0],
+            "q50": [12.0, 20.0],
+            "q75": [13.0, 22.0],
+            "q90": [14.0, 24.0],
+            "q95": [15.0, 25.0],
+        }
+    )
     scales = pl.DataFrame({"unique_id": ["A"], "cutoff": [cutoff], "scale": [4.0]})
     row = score_forecasts(joined, scales).row(0, named=True)
     assert row["mase"] == pytest.approx((2 + 0) / 2 / 4.0)
@@ -49,8 +60,10 @@ def test_metrics_match_hand_computed_values() -> None:
     levels = (0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95)
     q1 = (5, 6, 9, 12, 13, 14, 15)
     q2 = (15, 16, 18, 20, 22, 24, 25)
-    loss = sum(max(a * (10 - q), (a - 1) * (10 - q)) + max(a * (20 - r), (a - 1) * (20 - r))
-               for a, q, r in zip(levels, q1, q2, strict=True))
+    loss = sum(
+        max(a * (10 - q), (a - 1) * (10 - q)) + max(a * (20 - r), (a - 1) * (20 - r))
+        for a, q, r in zip(levels, q1, q2, strict=True)
+    )
     assert row["wql"] == pytest.approx(2 * loss / 7 / 30)
     assert row["coverage_80"] == 1.0 and row["coverage_90"] == 1.0
     assert seasonal_scale(np.array([1.0, 2, 3, 4, 5, 6, 7]), 2) == pytest.approx(2.0)
@@ -60,9 +73,15 @@ def test_metrics_match_hand_computed_values() -> None:
 @pytest.fixture(scope="module")
 def monthly_backtest():
     series = pl.concat([load_fred("fred_UNRATE.csv", "UNRATE"), load_fred("fred_STLFSI4.csv", "STLFSI4")])
-    return series, backtest(series, frequencies={"UNRATE": "MS", "STLFSI4": "W-FRI"},
-                            horizons={"MS": 6, "W-FRI": 8}, windows=3, max_context=400, n_jobs=1,
-                            models=("AutoETS", "AutoTheta", "SeasonalNaive", "Naive"))
+    return series, backtest(
+        series,
+        frequencies={"UNRATE": "MS", "STLFSI4": "W-FRI"},
+        horizons={"MS": 6, "W-FRI": 8},
+        windows=3,
+        max_context=400,
+        n_jobs=1,
+        models=("AutoETS", "AutoTheta", "SeasonalNaive", "Naive"),
+    )
 
 
 def test_backtest_never_lets_a_model_see_what_it_is_scored_on(monthly_backtest) -> None:
@@ -72,8 +91,7 @@ def test_backtest_never_lets_a_model_see_what_it_is_scored_on(monthly_backtest) 
     cutoffs = fc.group_by("unique_id").agg(pl.col("cutoff").n_unique())
     assert dict(cutoffs.iter_rows()) == {"UNRATE": 3, "STLFSI4": 3}
     # Scored values are the real observations at those times.
-    check = fc.select("unique_id", "ds", "y").unique().join(series, on=["unique_id", "ds"],
-                                                            suffix="_obs")
+    check = fc.select("unique_id", "ds", "y").unique().join(series, on=["unique_id", "ds"], suffix="_obs")
     assert check.height > 0 and (check["y"] == check["y_obs"]).all()
     # Non-overlapping windows: step = horizon, so the last window ends at the last observation.
     last = fc.filter(pl.col("unique_id") == "STLFSI4")["ds"].max()
@@ -83,8 +101,7 @@ def test_backtest_never_lets_a_model_see_what_it_is_scored_on(monthly_backtest) 
 def test_ensembles_compete_with_fixed_members_and_every_model_is_scored(monthly_backtest) -> None:
     _, result = monthly_backtest
     models = set(result.metrics["model"])
-    assert models == {"AutoETS", "AutoTheta", "SeasonalNaive", "Naive", "Ensemble-median",
-                      "Ensemble-weighted"}
+    assert models == {"AutoETS", "AutoTheta", "SeasonalNaive", "Naive", "Ensemble-median", "Ensemble-weighted"}
     assert result.members == {"STLFSI4": ["AutoETS", "AutoTheta"], "UNRATE": ["AutoETS", "AutoTheta"]}
     assert (result.metrics["windows"] == 3).all()
     print(result.metrics.select("unique_id", "model", "mase", "wql", "coverage_90"))
@@ -92,8 +109,9 @@ def test_ensembles_compete_with_fixed_members_and_every_model_is_scored(monthly_
 
 def test_selection_picks_the_winner_and_says_why(monthly_backtest) -> None:
     _, result = monthly_backtest
-    chosen = select_models(result.metrics, unique_ids=["UNRATE", "STLFSI4", "NEW"],
-                           default_model="AutoETS", backtest_id="bt_x")
+    chosen = select_models(
+        result.metrics, unique_ids=["UNRATE", "STLFSI4", "NEW"], default_model="AutoETS", backtest_id="bt_x"
+    )
     for row in chosen.filter(pl.col("unique_id") != "NEW").iter_rows(named=True):
         mine = result.metrics.filter(pl.col("unique_id") == row["unique_id"])
         assert row["model"] == mine.sort("mase")["model"][0]
@@ -104,8 +122,12 @@ def test_selection_picks_the_winner_and_says_why(monthly_backtest) -> None:
     # When the winner cannot run now, the best available candidate is used, and said so.
     stl = result.metrics.filter(pl.col("unique_id") == "STLFSI4").sort("mase")
     winner, second = stl["model"][0], stl["model"][1]
-    fallback = select_models(result.metrics, unique_ids=["STLFSI4"], default_model="AutoETS",
-                             available={m for m in stl["model"] if m != winner})
+    fallback = select_models(
+        result.metrics,
+        unique_ids=["STLFSI4"],
+        default_model="AutoETS",
+        available={m for m in stl["model"] if m != winner},
+    )
     assert fallback["model"][0] == second
     assert f"winner {winner}" in fallback["reason"][0] and "not available now" in fallback["reason"][0]
 
@@ -120,10 +142,12 @@ def test_a_challenger_needs_the_margin_to_replace_the_default(monthly_backtest) 
         if best == "AutoETS":
             continue
         gain = 1 - best_mase / ets  # the challenger's relative improvement over the default
-        above = select_models(result.metrics, unique_ids=[uid], default_model="AutoETS",
-                              margin=max(gain - 0.01, 0.0)).row(0, named=True)
-        below = select_models(result.metrics, unique_ids=[uid], default_model="AutoETS",
-                              margin=min(gain + 0.01, 0.99)).row(0, named=True)
+        above = select_models(
+            result.metrics, unique_ids=[uid], default_model="AutoETS", margin=max(gain - 0.01, 0.0)
+        ).row(0, named=True)
+        below = select_models(
+            result.metrics, unique_ids=[uid], default_model="AutoETS", margin=min(gain + 0.01, 0.99)
+        ).row(0, named=True)
         assert above["model"] == best
         assert below["model"] == "AutoETS" and below["runner_up"] == best
         assert "kept" in below["reason"] and "margin" in below["reason"]
@@ -137,17 +161,48 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     settings = load_settings(home)
     with Warehouse.open(settings.warehouse_path) as wh:
         for uid, (name, freq) in FRED.items():
-            result = ingest_file(wh, settings, DATA / name, "fred_csv", options={
-                "unique_id": uid, "name": uid.upper(), "unit": "index", "frequency": freq,
-                "variable": uid, "domain": "market", "region": "US", "source": "FRED",
-                "licence": "public domain; cite FRED", "classification": "public"})
+            result = ingest_file(
+                wh,
+                settings,
+                DATA / name,
+                "fred_csv",
+                options={
+                    "unique_id": uid,
+                    "name": uid.upper(),
+                    "unit": "index",
+                    "frequency": freq,
+                    "variable": uid,
+                    "domain": "market",
+                    "region": "US",
+                    "source": "FRED",
+                    "licence": "public domain; cite FRED",
+                    "classification": "public",
+                },
+            )
             assert result.status == "committed"
     return home
 
 
 def test_ews_backtest_prints_each_models_metrics_and_stores_the_run(home: Path, capsys) -> None:
-    code = main(["--home", str(home), "backtest", "--series", "unrate", "--horizon", "3",
-                 "--windows", "2", "--models", "AutoETS", "AutoTheta", "Naive", "--json", "--quiet"])
+    code = main(
+        [
+            "--home",
+            str(home),
+            "backtest",
+            "--series",
+            "unrate",
+            "--horizon",
+            "3",
+            "--windows",
+            "2",
+            "--models",
+            "AutoETS",
+            "AutoTheta",
+            "Naive",
+            "--json",
+            "--quiet",
+        ]
+    )
     out = json.loads(capsys.readouterr().out)
     assert code == 0 and set(out["series"]) == {"unrate"}
     metrics = out["series"]["unrate"]
@@ -163,8 +218,25 @@ def test_ews_backtest_prints_each_models_metrics_and_stores_the_run(home: Path, 
 
 
 def test_run_forecasts_with_the_selected_model_and_writes_exceedance(home: Path, capsys) -> None:
-    assert main(["--home", str(home), "backtest", "--windows", "2", "--models", "AutoETS",
-                 "AutoTheta", "SeasonalNaive", "Naive", "--json", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "--home",
+                str(home),
+                "backtest",
+                "--windows",
+                "2",
+                "--models",
+                "AutoETS",
+                "AutoTheta",
+                "SeasonalNaive",
+                "Naive",
+                "--json",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
     settings = load_settings(home)
     with Warehouse.open(settings.warehouse_path) as wh:
@@ -172,8 +244,9 @@ def test_run_forecasts_with_the_selected_model_and_writes_exceedance(home: Path,
         series = read_observations(wh)
         frequencies = dict(zip(meta["unique_id"], meta["frequency"], strict=True))
         with wh.transaction():
-            result = run_forecast_step(wh, settings, series, frequencies=frequencies, meta=meta,
-                                       run_id="r_test", now=datetime(2026, 1, 1))
+            result = run_forecast_step(
+                wh, settings, series, frequencies=frequencies, meta=meta, run_id="r_test", now=datetime(2026, 1, 1)
+            )
         scored = store.read_latest_backtest(wh)
         best = scored.sort("mase").unique("unique_id", keep="first")
         stored = sql_frame(wh, "SELECT unique_id, model, count(*) AS n FROM forecasts GROUP BY ALL")
@@ -181,8 +254,10 @@ def test_run_forecasts_with_the_selected_model_and_writes_exceedance(home: Path,
         selections = store.read_latest_selections(wh)
     # the lowest MASE wins unless it beats the default AutoETS by less than [backtest] margin
     ets = dict(scored.filter(pl.col("model") == "AutoETS").select("unique_id", "mase").iter_rows())
-    winners = {uid: model if model == "AutoETS" or mase <= (1 - settings.backtest.margin) * ets[uid]
-               else "AutoETS" for uid, model, mase in best.select("unique_id", "model", "mase").iter_rows()}
+    winners = {
+        uid: model if model == "AutoETS" or mase <= (1 - settings.backtest.margin) * ets[uid] else "AutoETS"
+        for uid, model, mase in best.select("unique_id", "model", "mase").iter_rows()
+    }
     assert dict(selections.select("unique_id", "model").iter_rows()) == winners
     assert dict(stored.select("unique_id", "model").iter_rows()) == winners
     assert dict(stored.select("unique_id", "n").iter_rows()) == {"unrate": 6, "stlfsi4": 8}
@@ -202,8 +277,9 @@ def test_a_rerun_of_the_forecast_step_changes_no_rows(home: Path) -> None:
         series = read_observations(wh)
         frequencies = dict(zip(meta["unique_id"], meta["frequency"], strict=True))
         with wh.transaction():
-            again = run_forecast_step(wh, settings, series, frequencies=frequencies, meta=meta,
-                                      run_id="r_test2", now=datetime(2026, 1, 2))
+            again = run_forecast_step(
+                wh, settings, series, frequencies=frequencies, meta=meta, run_id="r_test2", now=datetime(2026, 1, 2)
+            )
     assert again.counts["forecasts"] == 0 and again.counts["exceedance"] == 0
     con = duckdb.connect(str(settings.warehouse_path), read_only=True)
     try:

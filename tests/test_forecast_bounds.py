@@ -58,8 +58,7 @@ def counts() -> pl.DataFrame:
 
 def _run(series: pl.DataFrame, **kw: object):
     ids = series.get_column("unique_id").unique().to_list()
-    return forecast_statistical(series, frequencies=dict.fromkeys(ids, "D"), horizons={"D": 14},
-                                max_context=1000, **kw)
+    return forecast_statistical(series, frequencies=dict.fromkeys(ids, "D"), horizons={"D": 14}, max_context=1000, **kw)
 
 
 def _ordered(frame: pl.DataFrame) -> bool:
@@ -103,7 +102,8 @@ def test_an_unbounded_series_gets_exactly_the_models_own_forecast(choptank) -> N
     assert mine.equals(alone.forecasts)
     assert mixed.fitted.filter(pl.col("unique_id") == "choptank_unbounded").equals(alone.fitted)
     direct = StatsForecast(models=[AutoETS(season_length=7)], freq="D", n_jobs=1).forecast(
-        df=twin.to_pandas(), h=14, level=[50, 80, 90])
+        df=twin.to_pandas(), h=14, level=[50, 80, 90]
+    )
     assert mine.equals(from_statsforecast(direct, models=["AutoETS"]).select(mine.columns))
     # the bounded twin did change (the map is applied per series)
     assert not mixed.forecasts.filter(pl.col("unique_id") == FLOW).select(QCOLS).equals(mine.select(QCOLS))
@@ -128,8 +128,14 @@ def test_counts_with_many_zeros_use_a_log1p_scale_with_mass_at_zero(counts) -> N
 
 def test_backtest_windows_forecast_on_the_same_scale(choptank) -> None:
     series, meta = choptank
-    kw = {"frequencies": {FLOW: "D"}, "horizons": {"D": 14}, "models": ("AutoETS", "Naive"),
-          "windows": 2, "max_context": 500, "ensembles": ()}
+    kw = {
+        "frequencies": {FLOW: "D"},
+        "horizons": {"D": 14},
+        "models": ("AutoETS", "Naive"),
+        "windows": 2,
+        "max_context": 500,
+        "ensembles": (),
+    }
     bounded = backtest(series, bounds=bounds_from_meta(meta), **kw)
     plain = backtest(series, **kw)
     assert plain.forecasts.get_column("q05").min() < 0.0
@@ -141,8 +147,10 @@ def test_backtest_windows_forecast_on_the_same_scale(choptank) -> None:
 def test_maps_keep_every_value_inside_and_invert_exactly() -> None:
     z = np.array([-800.0, -30.0, -1.0, 0.0, 2.5, 40.0, 800.0])
     cases = {
-        "lower": BoundMap(0.0, None), "lower, offset": BoundMap(2.0, None, 1.0),
-        "upper": BoundMap(None, 100.0), "both": BoundMap(0.0, 100.0),
+        "lower": BoundMap(0.0, None),
+        "lower, offset": BoundMap(2.0, None, 1.0),
+        "upper": BoundMap(None, 100.0),
+        "both": BoundMap(0.0, 100.0),
         "both, offset": BoundMap(-1.0, 1.0, 0.5),
     }
     for name, m in cases.items():
@@ -165,8 +173,9 @@ def test_a_two_sided_rate_stays_within_0_and_100() -> None:
     ds = pl.datetime_range(dt.datetime(2000, 1, 1), dt.datetime(2019, 12, 1), interval="1mo", eager=True)
     y = np.clip(3.0 + np.cumsum(rng.normal(0, 1.5, len(ds))), 0.5, 99.5)  # a wandering percentage
     series = pl.DataFrame({"unique_id": "rate", "ds": ds, "y": y}).with_columns(pl.col("ds").cast(pl.Datetime("us")))
-    out = forecast_statistical(series, frequencies={"rate": "MS"}, horizons={"MS": 24},
-                               bounds={"rate": (0.0, 100.0)}).forecasts
+    out = forecast_statistical(
+        series, frequencies={"rate": "MS"}, horizons={"MS": 24}, bounds={"rate": (0.0, 100.0)}
+    ).forecasts
     assert out.select(pl.min_horizontal(*QCOLS).min()).item() >= 0.0
     assert out.select(pl.max_horizontal(*QCOLS).max()).item() <= 100.0
     assert _ordered(out)
@@ -183,12 +192,18 @@ def test_bounds_the_data_breaks_are_dropped_with_a_warning_and_a_note(choptank) 
 
 def test_a_rounding_excursion_is_set_to_the_bound_with_a_note_and_a_warning() -> None:
     # -2.326 + (2.308 - -2.326) * 1.0 rounds to 2.3080000000000003: above the upper bound.
-    train = pl.DataFrame({"unique_id": ["x", "x"], "ds": [REPLAY, REPLAY + dt.timedelta(days=1)],
-                          "y": [0.0, 1.0]})
+    train = pl.DataFrame({"unique_id": ["x", "x"], "ds": [REPLAY, REPLAY + dt.timedelta(days=1)], "y": [0.0, 1.0]})
     scale = BoundedScale({"x": (-2.326, 2.308)}).fit(train)
     assert scale.maps_["x"].offset == 0.0
-    forecast = pl.DataFrame({"unique_id": ["x", "other"], "ds": [REPLAY, REPLAY], "model": ["m", "m"],
-                             "mean": [800.0, 800.0], **{c: [800.0, 800.0] for c in QCOLS}})
+    forecast = pl.DataFrame(
+        {
+            "unique_id": ["x", "other"],
+            "ds": [REPLAY, REPLAY],
+            "model": ["m", "m"],
+            "mean": [800.0, 800.0],
+            **{c: [800.0, 800.0] for c in QCOLS},
+        }
+    )
     empty_notes = pl.DataFrame(schema={"unique_id": pl.Utf8, "model": pl.Utf8, "note": pl.Utf8})
     result = ForecastResult(forecasts=forecast, fitted=forecast.clear(), notes=empty_notes)
     with pytest.warns(RuntimeWarning, match="outside the bounds after the map back"):
@@ -204,10 +219,23 @@ def test_bad_bounds_are_refused_with_a_fix() -> None:
         BoundedScale({"x": (5.0, 1.0)})
     with pytest.raises(FrameError, match="not a \\(lower, upper\\) pair"):
         BoundedScale({"x": 0.0})  # type: ignore[dict-item]
-    meta = pl.DataFrame({"unique_id": ["x"], "domain": ["hydro"], "name": ["x"], "variable": ["v"], "unit": ["u"],
-                         "frequency": ["D"], "region": ["r"], "lat": [None], "lon": [None], "source": ["s"],
-                         "licence": ["l"], "classification": ["public"]},
-                        schema_overrides={"lat": pl.Float64, "lon": pl.Float64})
+    meta = pl.DataFrame(
+        {
+            "unique_id": ["x"],
+            "domain": ["hydro"],
+            "name": ["x"],
+            "variable": ["v"],
+            "unit": ["u"],
+            "frequency": ["D"],
+            "region": ["r"],
+            "lat": [None],
+            "lon": [None],
+            "source": ["s"],
+            "licence": ["l"],
+            "classification": ["public"],
+        },
+        schema_overrides={"lat": pl.Float64, "lon": pl.Float64},
+    )
     assert validate_series_meta(meta).select("lower_bound", "upper_bound").row(0) == (None, None)
     with pytest.raises(FrameError, match="lower_bound 3 >= upper_bound 1"):
         validate_series_meta(meta.with_columns(lower_bound=pl.lit(3.0), upper_bound=pl.lit(1.0)))

@@ -29,15 +29,20 @@ def gaussian_forecast(sigmas: list[float], mean: float = 0.0, uid: str = "X") ->
 
 
 def threshold(value: float, direction: str = "above", uid: str = "X") -> pl.DataFrame:
-    return pl.DataFrame({"unique_id": [uid], "threshold": [f"abs:{value}"], "value": [value],
-                         "direction": [direction]})
+    return pl.DataFrame({"unique_id": [uid], "threshold": [f"abs:{value}"], "value": [value], "direction": [direction]})
 
 
 def test_step_probability_is_exact_for_a_normal_forecast() -> None:
     fc = gaussian_forecast([1.0])
-    for value, expected in [(norm.ppf(0.9), 0.1), (0.0, 0.5), (2.0, 1 - norm.cdf(2.0)),
-                            (0.3, 1 - norm.cdf(0.3)), (1.5, 1 - norm.cdf(1.5)),
-                            (3.0, 1 - norm.cdf(3.0)), (-2.5, 1 - norm.cdf(-2.5))]:
+    for value, expected in [
+        (norm.ppf(0.9), 0.1),
+        (0.0, 0.5),
+        (2.0, 1 - norm.cdf(2.0)),
+        (0.3, 1 - norm.cdf(0.3)),
+        (1.5, 1 - norm.cdf(1.5)),
+        (3.0, 1 - norm.cdf(3.0)),
+        (-2.5, 1 - norm.cdf(-2.5)),
+    ]:
         got = exceedance_probabilities(fc, threshold(value))["p_step_exceed"][0]
         assert got == pytest.approx(expected, abs=1e-9), value
     below = exceedance_probabilities(fc, threshold(-2.0, "below"))["p_step_exceed"][0]
@@ -83,8 +88,7 @@ def test_reruns_are_identical_and_certain_cases_are_certain() -> None:
 
 
 def test_one_model_per_series_is_required() -> None:
-    two = pl.concat([gaussian_forecast([1.0]), gaussian_forecast([1.0]).with_columns(
-        pl.lit("Other").alias("model"))])
+    two = pl.concat([gaussian_forecast([1.0]), gaussian_forecast([1.0]).with_columns(pl.lit("Other").alias("model"))])
     with pytest.raises(FrameError, match="one model per series"):
         exceedance_probabilities(two, threshold(1.0))
 
@@ -101,9 +105,11 @@ def test_threshold_specs_parse_and_bad_ones_say_how_to_write_them() -> None:
 
 def test_thresholds_resolve_from_real_history() -> None:
     raw = pl.read_csv(DATA / "fred_STLFSI4.csv", schema_overrides={"value": pl.Float64})
-    series = raw.drop_nulls().select(pl.lit("STLFSI4").alias("unique_id"),
-                                     pl.col("date").str.to_datetime("%Y-%m-%d").alias("ds"),
-                                     pl.col("value").alias("y"))
+    series = raw.drop_nulls().select(
+        pl.lit("STLFSI4").alias("unique_id"),
+        pl.col("date").str.to_datetime("%Y-%m-%d").alias("ds"),
+        pl.col("value").alias("y"),
+    )
     found, notes = resolve_thresholds(series, {"STLFSI4": ["p99", "p1:below", "rl10", "abs:1.0"]})
     values = dict(zip(found["threshold"], found["value"], strict=True))
     y = series["y"].to_numpy()
@@ -126,9 +132,11 @@ def test_history_thresholds_a_trending_series_has_passed_are_skipped_with_a_note
     # passed, so "probability of crossing them" would flag risk every month.
     def load(path: Path, uid: str) -> pl.DataFrame:
         raw = pl.read_csv(path, schema_overrides={"value": pl.Float64})
-        return raw.drop_nulls().select(pl.lit(uid).alias("unique_id"),
-                                       pl.col("date").str.to_datetime("%Y-%m-%d").alias("ds"),
-                                       pl.col("value").alias("y"))
+        return raw.drop_nulls().select(
+            pl.lit(uid).alias("unique_id"),
+            pl.col("date").str.to_datetime("%Y-%m-%d").alias("ds"),
+            pl.col("value").alias("y"),
+        )
 
     unrate = load(DATA / "fred_UNRATE.csv", "unrate")
     trending = load(Path(__file__).parent.parent / "data" / "market" / "fred_CPIAUCSL.csv", "trend")

@@ -24,12 +24,24 @@ CONTEXT = 500
 # measured here with statsforecast 2.1.1 (e.g. DGS10 AutoETS 0.0300, UNRATE MSTL 0.520,
 # STLFSI4 AutoARIMA 0.140); each ceiling is the measured MAE plus 30%.
 MAE_CEILING = {
-    ("DGS10", "AutoETS"): 0.039, ("DGS10", "AutoARIMA"): 0.048, ("DGS10", "AutoTheta"): 0.035,
-    ("DGS10", "MSTL"): 0.028, ("DGS10", "SeasonalNaive"): 0.036, ("DGS10", "Naive"): 0.039,
-    ("UNRATE", "AutoETS"): 0.104, ("UNRATE", "AutoARIMA"): 0.127, ("UNRATE", "AutoTheta"): 0.167,
-    ("UNRATE", "MSTL"): 0.676, ("UNRATE", "SeasonalNaive"): 0.156, ("UNRATE", "Naive"): 0.104,
-    ("STLFSI4", "AutoETS"): 0.157, ("STLFSI4", "AutoARIMA"): 0.183, ("STLFSI4", "AutoTheta"): 0.159,
-    ("STLFSI4", "MSTL"): 0.176, ("STLFSI4", "SeasonalNaive"): 0.287, ("STLFSI4", "Naive"): 0.157,
+    ("DGS10", "AutoETS"): 0.039,
+    ("DGS10", "AutoARIMA"): 0.048,
+    ("DGS10", "AutoTheta"): 0.035,
+    ("DGS10", "MSTL"): 0.028,
+    ("DGS10", "SeasonalNaive"): 0.036,
+    ("DGS10", "Naive"): 0.039,
+    ("UNRATE", "AutoETS"): 0.104,
+    ("UNRATE", "AutoARIMA"): 0.127,
+    ("UNRATE", "AutoTheta"): 0.167,
+    ("UNRATE", "MSTL"): 0.676,
+    ("UNRATE", "SeasonalNaive"): 0.156,
+    ("UNRATE", "Naive"): 0.104,
+    ("STLFSI4", "AutoETS"): 0.157,
+    ("STLFSI4", "AutoARIMA"): 0.183,
+    ("STLFSI4", "AutoTheta"): 0.159,
+    ("STLFSI4", "MSTL"): 0.176,
+    ("STLFSI4", "SeasonalNaive"): 0.287,
+    ("STLFSI4", "Naive"): 0.157,
 }
 
 
@@ -52,8 +64,9 @@ def split(real: dict[str, pl.DataFrame]) -> tuple[pl.DataFrame, pl.DataFrame]:
 
 @pytest.fixture(scope="module")
 def every_model(split: tuple[pl.DataFrame, pl.DataFrame]) -> ForecastResult:
-    return forecast_statistical(split[0], frequencies=FREQUENCIES, horizons=HORIZONS,
-                                models=STAT_MODELS, max_context=CONTEXT, n_jobs=1)
+    return forecast_statistical(
+        split[0], frequencies=FREQUENCIES, horizons=HORIZONS, models=STAT_MODELS, max_context=CONTEXT, n_jobs=1
+    )
 
 
 def test_every_model_stays_under_its_error_ceiling(
@@ -101,29 +114,37 @@ def test_a_failing_model_falls_back_to_a_simpler_one_with_a_note(
         pl.when(pl.int_range(pl.len()) == 0).then(-999.0).otherwise(pl.col("y")).alias("y"),
     )
     with pytest.warns(RuntimeWarning, match="AutoTheta failed for BROKEN"):
-        out = forecast_statistical(pl.concat([healthy, broken]), models=("AutoTheta", "Naive"),
-                                   frequencies={"DGS10": "B", "BROKEN": "B"}, horizons={"B": 3},
-                                   n_jobs=1)
+        out = forecast_statistical(
+            pl.concat([healthy, broken]),
+            models=("AutoTheta", "Naive"),
+            frequencies={"DGS10": "B", "BROKEN": "B"},
+            horizons={"B": 3},
+            n_jobs=1,
+        )
     models = {(u, m) for u, m in out.forecasts.select("unique_id", "model").unique().iter_rows()}
-    assert models == {("DGS10", "AutoTheta"), ("DGS10", "Naive"), ("BROKEN", "AutoETS"),
-                      ("BROKEN", "Naive")}
+    assert models == {("DGS10", "AutoTheta"), ("DGS10", "Naive"), ("BROKEN", "AutoETS"), ("BROKEN", "Naive")}
     note = out.notes.filter(pl.col("note").str.starts_with("AutoTheta failed")).rows()
-    assert note == [("BROKEN", "AutoETS",
-                     "AutoTheta failed: RuntimeError: decomposition failed; fell back to AutoETS")]
+    assert note == [("BROKEN", "AutoETS", "AutoTheta failed: RuntimeError: decomposition failed; fell back to AutoETS")]
 
 
 def test_short_and_constant_series_get_simpler_models_with_reasons(
     real: dict[str, pl.DataFrame],
 ) -> None:
     days = real["DGS10"]["ds"].head(40)
-    batch = pl.concat([
-        real["DGS10"].tail(300),
-        pl.DataFrame({"unique_id": "CONST", "ds": days, "y": [2.5] * 40}),
-        pl.DataFrame({"unique_id": "SHORT", "ds": days.head(8), "y": [1.0, 3, 2, 4, 3, 5, 4, 6]}),
-    ])
-    out = forecast_statistical(batch, frequencies=dict.fromkeys(("DGS10", "CONST", "SHORT"), "B"),
-                               horizons={"B": 3}, models=("MSTL", "AutoARIMA", "SeasonalNaive"),
-                               n_jobs=1)
+    batch = pl.concat(
+        [
+            real["DGS10"].tail(300),
+            pl.DataFrame({"unique_id": "CONST", "ds": days, "y": [2.5] * 40}),
+            pl.DataFrame({"unique_id": "SHORT", "ds": days.head(8), "y": [1.0, 3, 2, 4, 3, 5, 4, 6]}),
+        ]
+    )
+    out = forecast_statistical(
+        batch,
+        frequencies=dict.fromkeys(("DGS10", "CONST", "SHORT"), "B"),
+        horizons={"B": 3},
+        models=("MSTL", "AutoARIMA", "SeasonalNaive"),
+        n_jobs=1,
+    )
     ran = out.forecasts.select("unique_id", "model").unique()
     assert set(ran.filter(pl.col("unique_id") == "CONST")["model"]) == {"Naive"}
     assert set(ran.filter(pl.col("unique_id") == "SHORT")["model"]) == {"AutoETS", "SeasonalNaive"}
@@ -146,14 +167,21 @@ def test_conformal_intervals_cover_and_short_series_keep_model_intervals(
 ) -> None:
     stlfsi = real["STLFSI4"]
     short = stlfsi.head(30).with_columns(pl.lit("SHORT").alias("unique_id"))
-    out = forecast_statistical(pl.concat([stlfsi, short]), models=("AutoETS",),
-                               frequencies={"STLFSI4": "W-FRI", "SHORT": "W-FRI"},
-                               horizons={"W-FRI": 4}, intervals="conformal", conformal_windows=3,
-                               n_jobs=1)
-    model = forecast_statistical(stlfsi, models=("AutoETS",), frequencies={"STLFSI4": "W-FRI"},
-                                 horizons={"W-FRI": 4}, n_jobs=1)
-    conformal_width = out.forecasts.filter(pl.col("unique_id") == "STLFSI4").select(
-        pl.col("q95") - pl.col("q05")).to_series()
+    out = forecast_statistical(
+        pl.concat([stlfsi, short]),
+        models=("AutoETS",),
+        frequencies={"STLFSI4": "W-FRI", "SHORT": "W-FRI"},
+        horizons={"W-FRI": 4},
+        intervals="conformal",
+        conformal_windows=3,
+        n_jobs=1,
+    )
+    model = forecast_statistical(
+        stlfsi, models=("AutoETS",), frequencies={"STLFSI4": "W-FRI"}, horizons={"W-FRI": 4}, n_jobs=1
+    )
+    conformal_width = (
+        out.forecasts.filter(pl.col("unique_id") == "STLFSI4").select(pl.col("q95") - pl.col("q05")).to_series()
+    )
     model_width = model.forecasts.select(pl.col("q95") - pl.col("q05")).to_series()
     assert not conformal_width.equals(model_width)  # intervals really come from another method
     assert (conformal_width > 0).all()
@@ -163,11 +191,9 @@ def test_conformal_intervals_cover_and_short_series_keep_model_intervals(
 
 def test_unknown_model_and_interval_kind_are_refused(real: dict[str, pl.DataFrame]) -> None:
     with pytest.raises(FrameError, match="unknown or no statistical model"):
-        forecast_statistical(real["UNRATE"], frequencies={"UNRATE": "MS"}, horizons={"MS": 3},
-                             models=("Prophet",))
+        forecast_statistical(real["UNRATE"], frequencies={"UNRATE": "MS"}, horizons={"MS": 3}, models=("Prophet",))
     with pytest.raises(FrameError, match="intervals='bootstrap'"):
-        forecast_statistical(real["UNRATE"], frequencies={"UNRATE": "MS"}, horizons={"MS": 3},
-                             intervals="bootstrap")
+        forecast_statistical(real["UNRATE"], frequencies={"UNRATE": "MS"}, horizons={"MS": 3}, intervals="bootstrap")
 
 
 def test_complete_and_gappy_daily_series_share_one_grid_convention(
@@ -178,11 +204,17 @@ def test_complete_and_gappy_daily_series_share_one_grid_convention(
     days = pl.datetime_range(datetime(2024, 1, 1), datetime(2024, 4, 29), "1d", eager=True)
     full = pl.DataFrame({"unique_id": "FULL", "ds": days, "y": values})
     gappy = full.with_columns(pl.lit("GAPPY").alias("unique_id")).filter(
-        ~pl.col("ds").is_between(datetime(2024, 2, 1), datetime(2024, 2, 3)))
-    grids = [regularise(f["ds"].to_numpy(), f["y"].to_numpy(), frequency="D", max_context=100)
-             for f in (full, gappy)]
+        ~pl.col("ds").is_between(datetime(2024, 2, 1), datetime(2024, 2, 3))
+    )
+    grids = [regularise(f["ds"].to_numpy(), f["y"].to_numpy(), frequency="D", max_context=100) for f in (full, gappy)]
     assert grids[0].ds.dtype == grids[1].ds.dtype and grids[0].ds.equals(grids[1].ds)
     assert grids[0].filled == 0 and grids[1].filled == 3
-    out = backtest(pl.concat([full, gappy]), frequencies={"FULL": "D", "GAPPY": "D"},
-                   horizons={"D": 7}, models=("AutoETS", "Naive"), windows=2, n_jobs=1)
+    out = backtest(
+        pl.concat([full, gappy]),
+        frequencies={"FULL": "D", "GAPPY": "D"},
+        horizons={"D": 7},
+        models=("AutoETS", "Naive"),
+        windows=2,
+        n_jobs=1,
+    )
     assert set(out.metrics["unique_id"]) == {"FULL", "GAPPY"}

@@ -36,9 +36,7 @@ def unrate() -> pl.DataFrame:
 def split(dgs10: pl.DataFrame, unrate: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(train, test): DGS10 minus its last 10 observations, UNRATE minus its last 6 months."""
     month_cut = unrate.get_column("ds").max() - pd.DateOffset(months=H_MONTHLY)
-    train = pl.concat(
-        [dgs10.head(dgs10.height - H_BUSINESS), unrate.filter(pl.col("ds") <= month_cut)]
-    )
+    train = pl.concat([dgs10.head(dgs10.height - H_BUSINESS), unrate.filter(pl.col("ds") <= month_cut)])
     test = pl.concat([dgs10.tail(H_BUSINESS), unrate.filter(pl.col("ds") > month_cut)])
     return train, test
 
@@ -113,13 +111,9 @@ def test_off_grid_weekly_stamps_are_snapped_forward_to_friday() -> None:
     # A Thursday stamp (as FRED uses before a Friday holiday) must land on that week's Friday.
     friday = stlfsi["ds"][100]
     moved = stlfsi.with_columns(
-        pl.when(pl.col("ds") == friday)
-        .then(pl.col("ds") - dt.timedelta(days=1))
-        .otherwise(pl.col("ds"))
+        pl.when(pl.col("ds") == friday).then(pl.col("ds") - dt.timedelta(days=1)).otherwise(pl.col("ds"))
     )
-    out = forecast_statistical(
-        moved, frequencies={"STLFSI4": "W-FRI"}, horizons={"W-FRI": 4}, n_jobs=1
-    )
+    out = forecast_statistical(moved, frequencies={"STLFSI4": "W-FRI"}, horizons={"W-FRI": 4}, n_jobs=1)
     assert "1 off-grid stamp(s) snapped" in " ".join(out.notes["note"].to_list())
     assert friday in set(out.fitted.get_column("ds").to_list())
     assert out.forecasts.height == 4
@@ -127,9 +121,7 @@ def test_off_grid_weekly_stamps_are_snapped_forward_to_friday() -> None:
 
 def test_snap_rules_per_frequency() -> None:
     stamps = pd.DatetimeIndex(["2024-01-06 13:00", "2024-01-18"])  # Saturday, Thursday
-    snapped = {
-        f: [str(d.date()) for d in snap_to_grid(stamps, f)] for f in ("D", "B", "MS", "W-FRI")
-    }
+    snapped = {f: [str(d.date()) for d in snap_to_grid(stamps, f)] for f in ("D", "B", "MS", "W-FRI")}
     assert snapped == {
         "D": ["2024-01-06", "2024-01-18"],
         "B": ["2024-01-05", "2024-01-18"],
@@ -143,9 +135,7 @@ def test_unfittable_series_fall_back_without_sinking_the_batch(dgs10: pl.DataFra
     days = healthy["ds"].head(40)
     constant = pl.DataFrame({"unique_id": "CONST", "ds": days, "y": [2.5] * 40})
     two_points = pl.DataFrame({"unique_id": "TWO", "ds": days.head(2), "y": [1.0, 2.0]})
-    five_points = pl.DataFrame(
-        {"unique_id": "FIVE", "ds": days.head(5), "y": [1.0, 3.0, 2.0, 4.0, 3.0]}
-    )
+    five_points = pl.DataFrame({"unique_id": "FIVE", "ds": days.head(5), "y": [1.0, 3.0, 2.0, 4.0, 3.0]})
     batch = pl.concat([healthy, constant, two_points, five_points])
     ids = ("DGS10", "CONST", "TWO", "FIVE")
 
@@ -172,9 +162,7 @@ class _FailingOnMarker(statistical.AutoETS):
         return _FailingOnMarker(season_length=self.season_length)
 
 
-def test_a_failing_fit_falls_back_to_naive_per_series(
-    dgs10: pl.DataFrame, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_failing_fit_falls_back_to_naive_per_series(dgs10: pl.DataFrame, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(statistical, "AutoETS", _FailingOnMarker)
     healthy = dgs10.tail(200)
     broken = healthy.with_columns(
@@ -197,9 +185,7 @@ def test_a_failing_fit_falls_back_to_naive_per_series(
     assert set(out.fitted.get_column("model")) == {"AutoETS", "Naive"}
 
 
-def test_same_input_gives_identical_output(
-    split: tuple[pl.DataFrame, pl.DataFrame], result: ForecastResult
-) -> None:
+def test_same_input_gives_identical_output(split: tuple[pl.DataFrame, pl.DataFrame], result: ForecastResult) -> None:
     again = forecast_statistical(split[0], frequencies=FREQUENCIES, horizons=HORIZONS)
     assert again.forecasts.equals(result.forecasts)
     assert again.fitted.equals(result.fitted)

@@ -25,8 +25,10 @@ def _parsed(relative: str):  # noqa: ANN202
 def tohoku_events() -> pl.DataFrame:
     events = _parsed("seismic/usgs_comcat_japan_2005_2014_processed.csv").events
     box = SEISMIC_REGIONS["japan"][0]
-    return events.filter(pl.col("lat").is_between(box["min_lat"], box["max_lat"])
-                         & pl.col("lon").is_between(box["min_lon"], box["max_lon"]))
+    return events.filter(
+        pl.col("lat").is_between(box["min_lat"], box["max_lat"])
+        & pl.col("lon").is_between(box["min_lon"], box["max_lon"])
+    )
 
 
 def test_seismic_rate_ratio_is_significant_on_the_tohoku_sequence(tohoku_events: pl.DataFrame) -> None:

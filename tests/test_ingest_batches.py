@@ -13,16 +13,18 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from hypothesis import HealthCheck, given, settings as hyp_settings, strategies as st
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hyp_settings
+from hypothesis import strategies as st
 
 from core.settings import Settings, load_settings
-from pipelines.cli.main import main
 from ingest.batches import ingest_file
+from pipelines.cli.main import main
+from sql import sql_rows
 from warehouse import Warehouse
 from warehouse.ingestion import read_batches
 from warehouse.series import read_observations, read_series_meta
 from warehouse.status import count_rows
-from sql import sql_rows
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "data"
@@ -38,8 +40,11 @@ def _settings(home: Path) -> Settings:
 
 
 def _digest(wh: Warehouse, table: str = "observations") -> tuple:
-    columns = {"observations": "unique_id, ds, y", "events": "source, event_id, time, lat, lon, magnitude",
-               "series": "unique_id, domain, unit, frequency"}[table]
+    columns = {
+        "observations": "unique_id, ds, y",
+        "events": "source, event_id, time, lat, lon, magnitude",
+        "series": "unique_id, domain, unit, frequency",
+    }[table]
     return tuple(sql_rows(wh, f"SELECT count(*), coalesce(bit_xor(hash({columns})), 0) FROM {table}")[0])
 
 
@@ -55,7 +60,10 @@ def test_future_timestamps_are_quarantined_with_nothing_committed(tmp_path) -> N
     with Warehouse.open(settings.warehouse_path) as wh:
         result = ingest_file(wh, settings, UNRATE, "fred_csv", options=_fred_opts(), now=dt.datetime(2020, 1, 1))
         assert result.status == "quarantined"
-        assert "future timestamps: 69 observation(s) after 2020-01-02 12:00 UTC (first unrate at 2020-02-01" in result.error
+        assert (
+            "future timestamps: 69 observation(s) after 2020-01-02 12:00 UTC (first unrate at 2020-02-01"
+            in result.error
+        )
         assert count_rows(wh, "observations") == 0 and count_rows(wh, "series") == 0
         assert (tmp_path / "raw" / result.batch_id / UNRATE.name).read_bytes() == UNRATE.read_bytes()
         ledger = read_batches(wh).row(0, named=True)
@@ -73,7 +81,10 @@ def test_impossible_values_are_quarantined_and_earlier_data_is_intact(tmp_path) 
         before = _digest(wh)
         result = ingest_file(wh, settings, broken, "usgs_daily_flow", options={"site_no": "01491000"}, now=NOW)
         assert result.status == "quarantined"
-        assert "impossible values: 1 value(s) of usgs_01491000_discharge (discharge) outside 0..400000, first 987654" in result.error
+        assert (
+            "impossible values: 1 value(s) of usgs_01491000_discharge (discharge) outside 0..400000, first 987654"
+            in result.error
+        )
         assert _digest(wh) == before
 
 
@@ -81,9 +92,14 @@ def test_wrong_units_are_quarantined_by_declared_unit_and_by_scale(tmp_path) -> 
     settings = _settings(tmp_path)
     in_cfs = tmp_path / "choptank_cfs.txt"
     rows = [line.split("\t") for line in CHOPTANK.read_text().splitlines()]
-    in_cfs.write_text("\n".join(["\t".join(rows[0])] + [f"{d}\t{float(v) / 0.0283168466:.2f}" for d, v in rows[1:400]]) + "\n")
+    in_cfs.write_text(
+        "\n".join(["\t".join(rows[0])] + [f"{d}\t{float(v) / 0.0283168466:.2f}" for d, v in rows[1:400]]) + "\n"
+    )
     with Warehouse.open(settings.warehouse_path) as wh:
-        assert ingest_file(wh, settings, CHOPTANK, "usgs_daily_flow", options={"site_no": "01491000"}, now=NOW).status == "committed"
+        assert (
+            ingest_file(wh, settings, CHOPTANK, "usgs_daily_flow", options={"site_no": "01491000"}, now=NOW).status
+            == "committed"
+        )
         before = _digest(wh)
         scaled = ingest_file(wh, settings, in_cfs, "usgs_daily_flow", options={"site_no": "01491000"}, now=NOW)
         assert scaled.status == "quarantined"
@@ -149,11 +165,18 @@ def test_windows_in_any_order_with_repeats_and_late_rows_give_the_same_warehouse
         files.append(path)
     with Warehouse.open(settings.warehouse_path) as wh:
         for index in order:
-            assert ingest_file(wh, settings, files[index], "fred_csv", options=_fred_opts(), now=NOW).status in ("committed", "skipped")
+            assert ingest_file(wh, settings, files[index], "fred_csv", options=_fred_opts(), now=NOW).status in (
+                "committed",
+                "skipped",
+            )
         got = read_observations(wh, ["unrate"])
-    expected = pl.DataFrame({"unique_id": "unrate",
-                             "ds": [dt.datetime.fromisoformat(r.split(",")[0]) for r in rows],
-                             "y": [float(r.split(",")[1]) for r in rows]}).with_columns(pl.col("ds").cast(pl.Datetime("us")))
+    expected = pl.DataFrame(
+        {
+            "unique_id": "unrate",
+            "ds": [dt.datetime.fromisoformat(r.split(",")[0]) for r in rows],
+            "y": [float(r.split(",")[1]) for r in rows],
+        }
+    ).with_columns(pl.col("ds").cast(pl.Datetime("us")))
     assert got.equals(expected)
 
 
@@ -164,7 +187,7 @@ def _catalog_windows(home: Path, cuts: list[int]) -> list[Path]:
     paths = []
     for i, (a, b) in enumerate(zip(bounds, bounds[1:], strict=False)):
         path = home / f"catalog_{i}.csv"
-        path.write_bytes(("\r\n".join([header, *body[max(0, a - 7):b]]) + "\r\n").encode("cp1252"))
+        path.write_bytes(("\r\n".join([header, *body[max(0, a - 7) : b]]) + "\r\n").encode("cp1252"))
         paths.append(path)
     return paths
 
@@ -174,8 +197,12 @@ def _catalog_windows(home: Path, cuts: list[int]) -> list[Path]:
 def test_catalog_windows_give_the_same_events_and_daily_series_in_any_order(tmp_path_factory, cuts, data) -> None:
     home = tmp_path_factory.mktemp("cat")
     paths = _catalog_windows(home, cuts)
-    options = {"regions": [{"id": "eastasia", "name": "East Asia", "min_lat": 17, "max_lat": 54, "min_lon": 73, "max_lon": 135}],
-               "event_id_prefix": "ea"}
+    options = {
+        "regions": [
+            {"id": "eastasia", "name": "East Asia", "min_lat": 17, "max_lat": 54, "min_lon": 73, "max_lon": 135}
+        ],
+        "event_id_prefix": "ea",
+    }
     digests = []
     for attempt in range(2):
         order = list(range(len(paths))) if attempt == 0 else data.draw(st.permutations(range(len(paths))))
@@ -183,7 +210,10 @@ def test_catalog_windows_give_the_same_events_and_daily_series_in_any_order(tmp_
         settings = _settings(home / f"home{attempt}")
         with Warehouse.open(settings.warehouse_path) as wh:
             for index in order:
-                assert ingest_file(wh, settings, paths[index], "usgs_catalog", options=options, now=NOW).status != "quarantined"
+                assert (
+                    ingest_file(wh, settings, paths[index], "usgs_catalog", options=options, now=NOW).status
+                    != "quarantined"
+                )
             digests.append((_digest(wh, "events"), _digest(wh), _digest(wh, "series")))
     assert digests[0] == digests[1]
     assert digests[0][0][0] == 399  # every event once, however the windows overlapped
@@ -194,8 +224,21 @@ def test_catalog_windows_give_the_same_events_and_daily_series_in_any_order(tmp_
 
 def test_cli_detects_unambiguous_formats_and_asks_otherwise(tmp_path, capsys) -> None:
     gbk = TESTDATA / "ingest" / "cny_per_usd_monthly_gbk_newest_first.csv"
-    code = main(["--home", str(tmp_path), "ingest", "file", str(gbk), "--option", "unique_id=cny_usd_gbk",
-                 "--option", "frequency=MS", "--json", "--quiet"])
+    code = main(
+        [
+            "--home",
+            str(tmp_path),
+            "ingest",
+            "file",
+            str(gbk),
+            "--option",
+            "unique_id=cny_usd_gbk",
+            "--option",
+            "frequency=MS",
+            "--json",
+            "--quiet",
+        ]
+    )
     out = json.loads(capsys.readouterr().out)
     assert code == 0 and out["status"] == "committed" and out["rows"] == 546
     assert out["detected"].startswith("detected format 'market_table'")
@@ -205,8 +248,22 @@ def test_cli_detects_unambiguous_formats_and_asks_otherwise(tmp_path, capsys) ->
     assert main(["--home", str(tmp_path), "ingest", "file", str(ambiguous), "--quiet"]) == 2
     err = capsys.readouterr().err
     assert "cannot tell the format of prices.csv" in err and "pass --format" in err
-    code = main(["--home", str(tmp_path), "ingest", "file", str(ambiguous), "--format", "market_table",
-                 "--option", 'value_columns={"SP500": "sp500_shiller"}', "--option", "frequency=MS", "--quiet"])
+    code = main(
+        [
+            "--home",
+            str(tmp_path),
+            "ingest",
+            "file",
+            str(ambiguous),
+            "--format",
+            "market_table",
+            "--option",
+            'value_columns={"SP500": "sp500_shiller"}',
+            "--option",
+            "frequency=MS",
+            "--quiet",
+        ]
+    )
     assert code == 0 and "committed" in capsys.readouterr().out
     assert main(["--home", str(tmp_path), "status", "--json"]) == 0
     status = json.loads(capsys.readouterr().out)
@@ -221,7 +278,10 @@ def test_second_writer_waits_or_exits_with_a_clear_message(tmp_path, capsys) -> 
     settings = _settings(tmp_path)
     Warehouse.open(settings.warehouse_path).close()
     holder = subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent(f"""
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(f"""
             import sys, time
             from warehouse import Warehouse
             wh = Warehouse.open({str(settings.warehouse_path)!r})
@@ -229,8 +289,12 @@ def test_second_writer_waits_or_exits_with_a_clear_message(tmp_path, capsys) -> 
             sys.stdin.readline()
             time.sleep(1.0)
             wh.close()
-        """)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT,
+        """),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
     )
     try:
         assert holder.stdout.readline().strip() == "held"
@@ -262,8 +326,10 @@ def test_bounds_round_trip_through_ingestion_defaults_options_and_quarantine(tmp
 
     settings = _settings(tmp_path)
     with Warehouse.open(settings.warehouse_path) as wh:
-        assert ingest_file(wh, settings, CHOPTANK, "usgs_daily_flow", options={"site_no": "01491000"},
-                           now=NOW).status == "committed"
+        assert (
+            ingest_file(wh, settings, CHOPTANK, "usgs_daily_flow", options={"site_no": "01491000"}, now=NOW).status
+            == "committed"
+        )
         assert _bounds(wh, "usgs_01491000_discharge") == (0.0, None)  # discharge >= 0
         assert ingest_file(wh, settings, UNRATE, "fred_csv", options=_fred_opts(), now=NOW).status == "committed"
         assert _bounds(wh, "unrate") == (0.0, 100.0)  # a rate in percent
@@ -271,17 +337,16 @@ def test_bounds_round_trip_through_ingestion_defaults_options_and_quarantine(tmp
         assert _bounds(wh, "usgs_comcat_eastasia_m4_2018_2023_count") == (0.0, None)
         assert _bounds(wh, "usgs_comcat_eastasia_m4_2018_2023_energy") == (None, None)
         # a file's option overrides the default (JSON null = no bound) and is stored
-        widened = ingest_file(wh, settings, UNRATE, "fred_csv", now=NOW,
-                              options=_fred_opts(bounds={"unrate": [None, 50]}))
+        widened = ingest_file(
+            wh, settings, UNRATE, "fred_csv", now=NOW, options=_fred_opts(bounds={"unrate": [None, 50]})
+        )
         assert widened.status == "committed" and _bounds(wh, "unrate") == (None, 50.0)
-        for_all = ingest_file(wh, settings, EASTASIA, "usgs_catalog", now=NOW,
-                              options={"bounds": {"*": {"lower": 0}}})
+        for_all = ingest_file(wh, settings, EASTASIA, "usgs_catalog", now=NOW, options={"bounds": {"*": {"lower": 0}}})
         assert for_all.status == "committed"
         assert _bounds(wh, "usgs_comcat_eastasia_m4_2018_2023_energy") == (0.0, None)
         # values outside the declared bounds: the batch is quarantined, nothing changes
         before = _digest(wh, "series"), _bounds(wh, "unrate")
-        narrow = ingest_file(wh, settings, UNRATE, "fred_csv", now=NOW,
-                             options=_fred_opts(bounds={"unrate": [0, 5]}))
+        narrow = ingest_file(wh, settings, UNRATE, "fred_csv", now=NOW, options=_fred_opts(bounds={"unrate": [0, 5]}))
         assert narrow.status == "quarantined"
         assert "impossible values:" in narrow.error and "of unrate outside its declared bounds 0..5" in narrow.error
         assert (_digest(wh, "series"), _bounds(wh, "unrate")) == before

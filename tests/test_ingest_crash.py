@@ -62,10 +62,12 @@ def _state(home: Path) -> tuple[dict[str, int], tuple, tuple, list[str]]:
     settings = load_settings(home, environ={})
     with Warehouse.open(settings.warehouse_path) as wh:
         per_series = dict(sql_rows(wh, "SELECT unique_id, count(*) FROM observations GROUP BY unique_id"))
-        digest = tuple(sql_rows(wh, "SELECT count(*), coalesce(bit_xor(hash(unique_id, ds, y)), 0) "
-                                "FROM observations")[0])
-        events = tuple(sql_rows(wh, "SELECT count(*), coalesce(bit_xor(hash(event_id, time, magnitude)), 0) "
-                                "FROM events")[0])
+        digest = tuple(
+            sql_rows(wh, "SELECT count(*), coalesce(bit_xor(hash(unique_id, ds, y)), 0) FROM observations")[0]
+        )
+        events = tuple(
+            sql_rows(wh, "SELECT count(*), coalesce(bit_xor(hash(event_id, time, magnitude)), 0) FROM events")[0]
+        )
         statuses = [r[0] for r in sql_rows(wh, "SELECT status FROM ingest_batches")]
     return per_series, digest, events, statuses
 
@@ -84,8 +86,13 @@ def test_sigkill_at_random_points_never_half_commits_and_a_rerun_converges(tmp_p
     for _ in range(KILLS * 3):
         if kills >= KILLS:
             break
-        child = subprocess.Popen([sys.executable, "-c", CHILD, str(home), json.dumps(files)],
-                                 stdout=subprocess.PIPE, text=True, cwd=ROOT, env={**os.environ, "EWS_HOME": str(home)})
+        child = subprocess.Popen(
+            [sys.executable, "-c", CHILD, str(home), json.dumps(files)],
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+            env={**os.environ, "EWS_HOME": str(home)},
+        )
         assert child.stdout.readline().strip() == "started"
         time.sleep(rng.uniform(0.0, 1.2))  # somewhere in parsing, upserting, committing or checkpointing
         if child.poll() is None:

@@ -83,9 +83,13 @@ def test_polygon_regions_for_grids_and_catalogs() -> None:
     box = parse(DATA / "satellite/noaa_ersstv5_sst_monthly_2010_2020.nc", "netcdf_region", regions=SST_REGIONS[:1])
     # grid centres sit on 190 and 240 E; a polygon counts centres strictly inside, so it reaches past them
     square = [{"id": "nino34", "name": "Nino 3.4", "polygon": [[189, -5], [241, -5], [241, 5], [189, 5]]}]
-    poly = parse(DATA / "satellite/noaa_ersstv5_sst_monthly_2010_2020.nc", "netcdf_region", regions=square, statistics=["mean"])
+    poly = parse(
+        DATA / "satellite/noaa_ersstv5_sst_monthly_2010_2020.nc", "netcdf_region", regions=square, statistics=["mean"]
+    )
     assert poly.meta.get_column("unique_id").to_list() == ["nino34_mean"]
-    assert _one(poly, "nino34_mean").get_column("y").to_list() == pytest.approx(_one(box, "nino34_mean").get_column("y").to_list())
+    assert _one(poly, "nino34_mean").get_column("y").to_list() == pytest.approx(
+        _one(box, "nino34_mean").get_column("y").to_list()
+    )
     # a triangle (lower-left half of the box) keeps fewer cells: a different, still tropical mean
     triangle = [{"id": "tri", "name": "Triangle", "polygon": [[-170, -5], [-120, -5], [-170, 5]]}]
     tri = parse(DATA / "satellite/noaa_ersstv5_sst_monthly_2010_2020.nc", "netcdf_region", regions=triangle)
@@ -93,11 +97,16 @@ def test_polygon_regions_for_grids_and_catalogs() -> None:
     assert _one(tri, "tri_mean").get_column("y").to_list() != _one(box, "nino34_mean").get_column("y").to_list()
     quake = [{"id": "tohoku_poly", "name": "Tohoku", "polygon": [[140, 36], [146, 36], [146, 42], [140, 42]]}]
     japan = parse(DATA / "seismic/usgs_comcat_japan_2005_2014_processed.csv", "usgs_catalog", regions=quake)
-    boxes = parse(DATA / "seismic/usgs_comcat_japan_2005_2014_processed.csv", "usgs_catalog", regions=SEISMIC_REGIONS["japan"][:1])
+    boxes = parse(
+        DATA / "seismic/usgs_comcat_japan_2005_2014_processed.csv", "usgs_catalog", regions=SEISMIC_REGIONS["japan"][:1]
+    )
     assert _one(japan, "tohoku_poly_count").get_column("y").sum() == _one(boxes, "tohoku_count").get_column("y").sum()
     with pytest.raises(ConfigError, match="polygon has 2 vertices"):
-        parse(DATA / "satellite/noaa_ersstv5_sst_monthly_2010_2020.nc", "netcdf_region",
-              regions=[{"id": "x", "name": "X", "polygon": [[0, 0], [1, 1]]}])
+        parse(
+            DATA / "satellite/noaa_ersstv5_sst_monthly_2010_2020.nc",
+            "netcdf_region",
+            regions=[{"id": "x", "name": "X", "polygon": [[0, 0], [1, 1]]}],
+        )
 
 
 def test_api_json_parsers_refuse_malformed_answers(tmp_path) -> None:
@@ -106,23 +115,51 @@ def test_api_json_parsers_refuse_malformed_answers(tmp_path) -> None:
     with pytest.raises(DataFormatError, match="is not valid JSON"):
         parse(cut, "fred_json", unique_id="x")
     power = tmp_path / "power.json"
-    power.write_text(json.dumps({"header": {"fill_value": -999}, "properties": {"parameter": {"T2M": {"20200101": -999.0}}}}))
+    power.write_text(
+        json.dumps({"header": {"fill_value": -999}, "properties": {"parameter": {"T2M": {"20200101": -999.0}}}})
+    )
     with pytest.raises(DataFormatError, match="holds only fill values"):
         parse(power, "nasa_power_json", site_id="site")
     water = tmp_path / "water.json"
-    water.write_text(json.dumps({"type": "FeatureCollection", "features": [{"properties": {
-        "time": "2020-01-01", "value": "5", "unit_of_measure": "ft", "monitoring_location_id": "USGS-1", "parameter_code": "00060"}}]}))
+    water.write_text(
+        json.dumps(
+            {
+                "type": "FeatureCollection",
+                "features": [
+                    {
+                        "properties": {
+                            "time": "2020-01-01",
+                            "value": "5",
+                            "unit_of_measure": "ft",
+                            "monitoring_location_id": "USGS-1",
+                            "parameter_code": "00060",
+                        }
+                    }
+                ],
+            }
+        )
+    )
     with pytest.raises(DataFormatError, match=r"unit\(s\) \['ft'\]"):
         parse(water, "usgs_water_json")
 
 
 def test_every_format_is_registered_and_exact_duplicate_rows_are_dropped(tmp_path) -> None:
-    assert {"fred_multi", "fred_json", "market_table", "cenc_catalog", "ngl_tenv3", "sio_neu",
-            "nasa_power_json", "usgs_water_json"} <= set(PARSERS)
+    assert {
+        "fred_multi",
+        "fred_json",
+        "market_table",
+        "cenc_catalog",
+        "ngl_tenv3",
+        "sio_neu",
+        "nasa_power_json",
+        "usgs_water_json",
+    } <= set(PARSERS)
     path = tmp_path / "dup.csv"
     path.write_text("date,value\n2020-01-01,1.5\n2020-01-01,1.5\n2020-02-01,1.6\n2020-03-01,1.7\n")
     parsed = parse(path, "fred_csv", unique_id="dup", frequency="MS")
-    assert parsed.series.height == 3 and "dropped 1 exact duplicate row(s) (same series, time and value)" in parsed.notes
+    assert (
+        parsed.series.height == 3 and "dropped 1 exact duplicate row(s) (same series, time and value)" in parsed.notes
+    )
 
 
 # --- the ⚠ files of the shared collection, read in place -----------------------------------

@@ -31,37 +31,72 @@ from alerts.llm_judgment import (
 )
 from core.errors import ConfigError
 from core.settings import load_settings
-from pipelines.llm import Judge
 from llm_endpoint import ChatEndpoint, LoopbackServer, canned
-from warehouse import Warehouse, alerting
+from pipelines.llm import Judge
 from sql import sql_rows
+from warehouse import Warehouse, alerting
 
 NOW = datetime(2026, 11, 22, 0, 40)
 # The demo's Tohoku alert (bundled USGS catalog: 433 events in the Tohoku box on 2011-03-12).
-EVIDENCE = {"alert_id": "a_597de103cf9621c8", "name": "Tohoku, Japan: earthquakes per day",
-            "unique_id": "tohoku_count", "region": "Tohoku, Japan", "hazard": "earthquake", "level": "red",
-            "ds": "2011-03-12T00:00:00", "score": 0.9987, "threshold": 0.998, "driver": "iforest_subseq",
-            "value": 433.0, "unit": "events/day", "source": "USGS ComCat", "classification": "public",
-            "data_age_days": 1, "as_of": "2011-03-12", "group_members": [],
-            "basis": {"raw_level": "red", "in_cooldown": False, "exceedance": None},
-            "forecast": {"ds": "2011-03-13T00:00:00", "q05": 502.1, "q50": 526.2, "q95": 550.4}}
+EVIDENCE = {
+    "alert_id": "a_597de103cf9621c8",
+    "name": "Tohoku, Japan: earthquakes per day",
+    "unique_id": "tohoku_count",
+    "region": "Tohoku, Japan",
+    "hazard": "earthquake",
+    "level": "red",
+    "ds": "2011-03-12T00:00:00",
+    "score": 0.9987,
+    "threshold": 0.998,
+    "driver": "iforest_subseq",
+    "value": 433.0,
+    "unit": "events/day",
+    "source": "USGS ComCat",
+    "classification": "public",
+    "data_age_days": 1,
+    "as_of": "2011-03-12",
+    "group_members": [],
+    "basis": {"raw_level": "red", "in_cooldown": False, "exceedance": None},
+    "forecast": {"ds": "2011-03-13T00:00:00", "q05": 502.1, "q50": 526.2, "q95": 550.4},
+}
 # The demo's Maryland alert: orange held by the forecast's exceedance, score below its threshold.
-EXCEEDANCE = {"alert_id": "a_2ee4d14b789d3646", "name": "USGS 01491000 Choptank River near Greensboro, MD",
-              "unique_id": "usgs_01491000_discharge", "region": "Maryland, US", "hazard": "hydrological_extreme",
-              "level": "orange", "ds": "2011-03-12T00:00:00", "score": 0.9684, "threshold": 0.995,
-              "driver": "level", "value": 16.31, "unit": "m3/s", "source": "USGS NWIS", "classification": "public",
-              "data_age_days": 1, "as_of": "2011-03-12", "group_members": [],
-              "basis": {"raw_level": "none", "in_cooldown": True,
-                        "exceedance": {"level": "orange", "p_path_cross": 0.898, "threshold": "p99",
-                                       "threshold_value": 35.736}},
-              "forecast": {"ds": "2011-03-13T00:00:00", "q05": -25.45, "q50": 13.35, "q95": 52.15}}
+EXCEEDANCE = {
+    "alert_id": "a_2ee4d14b789d3646",
+    "name": "USGS 01491000 Choptank River near Greensboro, MD",
+    "unique_id": "usgs_01491000_discharge",
+    "region": "Maryland, US",
+    "hazard": "hydrological_extreme",
+    "level": "orange",
+    "ds": "2011-03-12T00:00:00",
+    "score": 0.9684,
+    "threshold": 0.995,
+    "driver": "level",
+    "value": 16.31,
+    "unit": "m3/s",
+    "source": "USGS NWIS",
+    "classification": "public",
+    "data_age_days": 1,
+    "as_of": "2011-03-12",
+    "group_members": [],
+    "basis": {
+        "raw_level": "none",
+        "in_cooldown": True,
+        "exceedance": {"level": "orange", "p_path_cross": 0.898, "threshold": "p99", "threshold_value": 35.736},
+    },
+    "forecast": {"ds": "2011-03-13T00:00:00", "q05": -25.45, "q50": 13.35, "q95": 52.15},
+}
 PLACES = ("Tohoku, Japan", "Japan", "US", "Maryland, US", "Northern California, US", "Sichuan-Yunnan, China")
-GOOD = {"situation_en": "Daily event count at {region} is {value}, above threshold {threshold}.",
-        "development_en": "Activity may stay high; forecast median {forecast_median}.",
-        "actions_en": "Verify the catalog and brief the duty team.",
-        "uncertainty_en": "Score {score} is relative to this series' own history.",
-        "situation_zh": "{region}地震活动显著增强。", "development_zh": "可能持续。",
-        "actions_zh": "核实数据并通报。", "uncertainty_zh": "仅供参考。", "risk_level": "red"}
+GOOD = {
+    "situation_en": "Daily event count at {region} is {value}, above threshold {threshold}.",
+    "development_en": "Activity may stay high; forecast median {forecast_median}.",
+    "actions_en": "Verify the catalog and brief the duty team.",
+    "uncertainty_en": "Score {score} is relative to this series' own history.",
+    "situation_zh": "{region}地震活动显著增强。",
+    "development_zh": "可能持续。",
+    "actions_zh": "核实数据并通报。",
+    "uncertainty_zh": "仅供参考。",
+    "risk_level": "red",
+}
 
 
 def test_checker_catches_planted_wrong_numbers_levels_places_and_dates() -> None:
@@ -77,37 +112,45 @@ def test_checker_catches_planted_wrong_numbers_levels_places_and_dates() -> None
     for key, (text, expected) in planted.items():
         problems = check_grounding({**GOOD, key: text}, EVIDENCE, known_places=("Tohoku, Japan", "US"))
         assert any(expected in p for p in problems), (key, problems)
-    assert any("mentions 'US'" in p for p in check_grounding(
-        {**GOOD, "actions_en": "Notify the US desk."}, EVIDENCE, known_places=("US",)))
-    assert any("date" in p for p in check_grounding(
-        {**GOOD, "development_en": "Expect calm by March."}, EVIDENCE))
+    assert any(
+        "mentions 'US'" in p
+        for p in check_grounding({**GOOD, "actions_en": "Notify the US desk."}, EVIDENCE, known_places=("US",))
+    )
+    assert any("date" in p for p in check_grounding({**GOOD, "development_en": "Expect calm by March."}, EVIDENCE))
     assert check_grounding({**GOOD, "risk_level": "yellow"}, EVIDENCE)[0].startswith("risk_level")
     # numbers come from data: placeholders render the evidence values
-    assert render(GOOD["situation_en"], EVIDENCE) == \
-        "Daily event count at Tohoku, Japan is 433 events/day, above threshold 0.9980."
+    assert (
+        render(GOOD["situation_en"], EVIDENCE)
+        == "Daily event count at Tohoku, Japan is 433 events/day, above threshold 0.9980."
+    )
     judgment = judgment_from_reply(GOOD, EVIDENCE, model="m", checks={"verdict": "passed"})
     assert "tohoku_count" in judgment.text_en and "RED" in judgment.text_en and "auxiliary" in judgment.label
     assert judgment.text_en.startswith("[Exercise: replay as of 2011-03-12]")
 
 
-@pytest.mark.parametrize(("key", "text", "caught"), [
-    ("situation_zh", "{region}三月十二日出现强余震。", "三"),            # a date in Chinese numerals
-    ("development_zh", "未来三天可能发生七级余震。", "三"),             # a horizon and a magnitude
-    ("situation_zh", "约两千人受影响。", "两千"),
-    ("uncertainty_zh", "概率约为百分之八十。", "百分之八十"),
-    ("actions_zh", "第三次核实数据。", "第三"),
-    ("situation_en", "Activity rose twelve-fold at {region}.", "twelve"),
-    ("development_en", "Expect several hundred aftershocks.", "hundred"),
-])
+@pytest.mark.parametrize(
+    ("key", "text", "caught"),
+    [
+        ("situation_zh", "{region}三月十二日出现强余震。", "三"),  # a date in Chinese numerals
+        ("development_zh", "未来三天可能发生七级余震。", "三"),  # a horizon and a magnitude
+        ("situation_zh", "约两千人受影响。", "两千"),
+        ("uncertainty_zh", "概率约为百分之八十。", "百分之八十"),
+        ("actions_zh", "第三次核实数据。", "第三"),
+        ("situation_en", "Activity rose twelve-fold at {region}.", "twelve"),
+        ("development_en", "Expect several hundred aftershocks.", "hundred"),
+    ],
+)
 def test_checker_catches_numbers_written_in_words(key: str, text: str, caught: str) -> None:
     problems = check_grounding({**GOOD, key: text}, EVIDENCE)
     assert any("written in words" in p and caught in p for p in problems), problems
 
 
 def test_checker_passes_ordinary_words_that_only_look_numeric() -> None:
-    for key, text in (("actions_zh", "十分重要：千万注意山洪，万一水位上涨请通报百姓。"),
-                      ("situation_zh", "{region}出现一次异常，一些站点数据偏高。"),
-                      ("development_en", "No one can rule out a further rise at {region}.")):
+    for key, text in (
+        ("actions_zh", "十分重要：千万注意山洪，万一水位上涨请通报百姓。"),
+        ("situation_zh", "{region}出现一次异常，一些站点数据偏高。"),
+        ("development_en", "No one can rule out a further rise at {region}."),
+    ):
         assert check_grounding({**GOOD, key: text}, EVIDENCE) == [], text
 
 
@@ -128,25 +171,44 @@ def test_checker_rejects_invented_places_the_gazetteer_does_not_know() -> None:
     for text, name in planted_en.items():
         for key in ("situation_en", "actions_en"):
             problems = check_grounding({**GOOD, key: text}, EVIDENCE, known_places=PLACES)
-            assert problems == [f"{key}: name {name!r} is not in the evidence; write {{region}} or {{name}}"], \
-                (text, problems)
-    planted_zh = {"北京市地震活动增强。": "北京市", "{region}附近的北京地震活动增强。": "北京",
-                  "上海可能发生海啸。": "上海", "黄河水位上涨。": "黄河", "东京湾附近异常。": "东京湾"}
+            assert problems == [f"{key}: name {name!r} is not in the evidence; write {{region}} or {{name}}"], (
+                text,
+                problems,
+            )
+    planted_zh = {
+        "北京市地震活动增强。": "北京市",
+        "{region}附近的北京地震活动增强。": "北京",
+        "上海可能发生海啸。": "上海",
+        "黄河水位上涨。": "黄河",
+        "东京湾附近异常。": "东京湾",
+    }
     for text, word in planted_zh.items():
         problems = check_grounding({**GOOD, "situation_zh": text}, EVIDENCE, known_places=PLACES)
-        assert problems == [f"situation_zh: place-like word {word!r} is not in the evidence; write {{region}}"], \
-            (text, problems)
+        assert problems == [f"situation_zh: place-like word {word!r} is not in the evidence; write {{region}}"], (
+            text,
+            problems,
+        )
     assert check_grounding({**GOOD, "actions_en": "Warn 北京市 now."}, EVIDENCE) == [
-        "actions_en: place-like word '北京市' is not in the evidence; write {region}"]
+        "actions_en: place-like word '北京市' is not in the evidence; write {region}"
+    ]
     problems = check_grounding({**GOOD, "development_zh": "Pirate's Cove附近异常。"}, EVIDENCE)
-    assert problems == ["development_zh: name \"Pirate's Cove\" is not in the evidence; write {region} or {name}"]
+    assert problems == ['development_zh: name "Pirate\'s Cove" is not in the evidence; write {region} or {name}']
 
     # what traces passes: the evidence's own names, the engine's words, generic Chinese words
-    legitimate_en = ("The USGS ComCat catalog shows {value} for {region}.", "Activity in Tohoku, Japan stays high.",
-                     "Near Tohoku the count is {value}.", "The RED level holds; the AI label and CAP feed apply.",
-                     "Earthquakes stay frequent. Watch {name} closely.", "{region}: the count may ease.")
-    legitimate_zh = ("沿海地区可能出现海啸，山区注意山洪。", "{region}预测区间较宽，全国关注。",
-                     "{region}的{hazard_zh}风险维持{level_zh}。", "Tohoku地区地震活动增强。")
+    legitimate_en = (
+        "The USGS ComCat catalog shows {value} for {region}.",
+        "Activity in Tohoku, Japan stays high.",
+        "Near Tohoku the count is {value}.",
+        "The RED level holds; the AI label and CAP feed apply.",
+        "Earthquakes stay frequent. Watch {name} closely.",
+        "{region}: the count may ease.",
+    )
+    legitimate_zh = (
+        "沿海地区可能出现海啸，山区注意山洪。",
+        "{region}预测区间较宽，全国关注。",
+        "{region}的{hazard_zh}风险维持{level_zh}。",
+        "Tohoku地区地震活动增强。",
+    )
     for text in legitimate_en:
         assert check_grounding({**GOOD, "situation_en": text}, EVIDENCE, known_places=PLACES) == [], text
     for text in legitimate_zh:
@@ -155,30 +217,49 @@ def test_checker_rejects_invented_places_the_gazetteer_does_not_know() -> None:
     market = {**GOOD, "risk_level": "red", "situation_zh": "市场风险上升，中国大陆关注。"}
     assert check_grounding(market, MARKET) == []
     assert check_grounding(market, EVIDENCE) == [
-        "situation_zh: place-like word '中国' is not in the evidence; write {region}"]
+        "situation_zh: place-like word '中国' is not in the evidence; write {region}"
+    ]
     assert check_grounding({**GOOD, "situation_zh": "长江水位上涨。"}, {**EVIDENCE, "name": "长江汉口站水位"}) == []
     assert check_grounding({**GOOD, "situation_zh": "长江水位上涨。"}, EVIDENCE) != []
     assert check_grounding({**GOOD, "situation_zh": "北京地区异常。"}, EVIDENCE) != []
     orange = {**GOOD, "risk_level": "orange"}  # the Maryland alert: a name traces as a phrase
     assert check_grounding({**orange, "situation_en": "Verify USGS NWIS data on the Choptank River."}, EXCEEDANCE) == []
     assert check_grounding({**orange, "situation_en": "The Greensboro River is high."}, EXCEEDANCE) == [
-        "situation_en: name 'Greensboro River' is not in the evidence; write {region} or {name}"]
+        "situation_en: name 'Greensboro River' is not in the evidence; write {region} or {name}"
+    ]
     # known limits (documented): a lowercase name, a one-word name opening a sentence, a Chinese
     # name without a place character, one inside a generic word; and a false alarm
-    for key, text in (("situation_en", "Activity near new york is high."), ("situation_en", "Atlantis is flooded."),
-                      ("situation_zh", "日本异常。"), ("situation_zh", "大阪异常。"), ("situation_zh", "关东地区异常。")):
+    for key, text in (
+        ("situation_en", "Activity near new york is high."),
+        ("situation_en", "Atlantis is flooded."),
+        ("situation_zh", "日本异常。"),
+        ("situation_zh", "大阪异常。"),
+        ("situation_zh", "关东地区异常。"),
+    ):
         assert check_grounding({**GOOD, key: text}, EVIDENCE) == [], text
     assert check_grounding({**GOOD, "situation_zh": "强海啸可能来袭。"}, EVIDENCE) == [
-        "situation_zh: place-like word '强海' is not in the evidence; write {region}"]
+        "situation_zh: place-like word '强海' is not in the evidence; write {region}"
+    ]
 
 
 # Further evidence so that every statement of the choices style is offered somewhere: the level
 # held by the cool-down (yellow), reached by persistence (blue), a market series with a Chinese name.
 COOLDOWN = {**EXCEEDANCE, "level": "yellow", "basis": {"raw_level": "none", "in_cooldown": True, "exceedance": None}}
-PERSISTENCE = {**EXCEEDANCE, "level": "blue", "data_age_days": None,
-               "basis": {"raw_level": "none", "in_cooldown": False, "exceedance": None}}
-MARKET = {**EVIDENCE, "name": "沪深300指数日收益", "unique_id": "csi300_return", "region": "中国大陆",
-          "hazard": "market_risk", "unit": "", "source": "中证指数有限公司"}
+PERSISTENCE = {
+    **EXCEEDANCE,
+    "level": "blue",
+    "data_age_days": None,
+    "basis": {"raw_level": "none", "in_cooldown": False, "exceedance": None},
+}
+MARKET = {
+    **EVIDENCE,
+    "name": "沪深300指数日收益",
+    "unique_id": "csi300_return",
+    "region": "中国大陆",
+    "hazard": "market_risk",
+    "unit": "",
+    "source": "中证指数有限公司",
+}
 
 
 def test_offered_statements_hold_for_the_evidence_and_pass_the_checker() -> None:
@@ -227,12 +308,21 @@ def test_request_schema_admits_no_written_number_and_fits_the_prompt_cache() -> 
     assert "<<DATA-n1>>" in body["messages"][3]["content"]
     free, _ = build_request(EVIDENCE, model="m", max_tokens=10, nonce="n1", style="free")
     assert free["response_format"]["json_schema"]["schema"] is RESPONSE_SCHEMA
-    en, zh = RESPONSE_SCHEMA["properties"]["situation_en"]["pattern"], RESPONSE_SCHEMA["properties"]["situation_zh"]["pattern"]
+    en, zh = (
+        RESPONSE_SCHEMA["properties"]["situation_en"]["pattern"],
+        RESPONSE_SCHEMA["properties"]["situation_zh"]["pattern"],
+    )
     assert re.fullmatch(en, "{name} in {region} reached {value}; watch it.")
     assert re.fullmatch(zh, "{region}地震活动显著增强。")
     assert re.fullmatch(en, "The score {score} is high; watch {name}.")
-    for text in ("Count reached 433.", "As of 2011-03-12.", 'He said "stop".',
-                 "Calm near Pirate's Cove.", "Activity near New York is high.", "It eases. Watch it."):
+    for text in (
+        "Count reached 433.",
+        "As of 2011-03-12.",
+        'He said "stop".',
+        "Calm near Pirate's Cove.",
+        "Activity near New York is high.",
+        "It eases. Watch it.",
+    ):
         assert not re.fullmatch(en, text), text  # no digit, and a capital only as the first character
     assert re.fullmatch(zh, "{hazard_zh}预警维持{level_zh}。")
     for text in ("概率约为95%。", "Pirate's Cove附近异常。", "tohoku地区异常。", "{region附近"):
@@ -259,8 +349,10 @@ def test_choices_reply_passes_and_a_planted_number_falls_back_with_the_raw_reply
             passed = judge.write(EVIDENCE)
             rejected = judge.write({**EVIDENCE, "alert_id": "a_other"})
             judge.close()
-            calls = [json.loads(d) for (d,) in sql_rows(
-                wh, "SELECT detail FROM audit_log WHERE action = 'llm.call' ORDER BY audit_id")]
+            calls = [
+                json.loads(d)
+                for (d,) in sql_rows(wh, "SELECT detail FROM audit_log WHERE action = 'llm.call' ORDER BY audit_id")
+            ]
     finally:
         endpoint.close()
     assert passed.writer == "llm" and passed.checks["reply_style"] == "choices"
@@ -277,8 +369,11 @@ def _recording_proxy() -> LoopbackServer:
     ``proxy.target``."""
 
     def forward(path: str, headers: dict[str, str], body: bytes) -> tuple[int, bytes]:
-        request = urllib.request.Request(proxy.target + path, data=body, headers={
-            "Content-Type": "application/json", "Authorization": headers.get("Authorization", "")})
+        request = urllib.request.Request(
+            proxy.target + path,
+            data=body,
+            headers={"Content-Type": "application/json", "Authorization": headers.get("Authorization", "")},
+        )
         with urllib.request.urlopen(request, timeout=300) as response:
             return 200, response.read()
 
@@ -314,8 +409,10 @@ def _judge_once(tmp_path: Path, evidence: dict, **env: str):  # noqa: ANN202
         judge = Judge(wh=wh, settings=settings, now=NOW, run_id="r_test")
         judgment = judge.write(evidence)
         judge.close()
-        calls = [json.loads(d) for (d,) in sql_rows(
-            wh, "SELECT detail FROM audit_log WHERE action = 'llm.call' ORDER BY audit_id")]
+        calls = [
+            json.loads(d)
+            for (d,) in sql_rows(wh, "SELECT detail FROM audit_log WHERE action = 'llm.call' ORDER BY audit_id")
+        ]
         redactions = sql_rows(wh, "SELECT detail FROM audit_log WHERE action = 'llm.redacted'")
     return judgment, calls, redactions
 
@@ -343,8 +440,15 @@ def test_embedded_model_judges_over_loopback_and_a_marked_value_never_leaves(tmp
     else:  # the checker rejected the model twice: template + flag for human review
         assert judgment.checks["verdict"] == "rejected, template used" and judgment.checks["problems"]
         assert "review_flag" in judgment.checks
-    print(json.dumps({"writer": judgment.writer, "verdict": judgment.checks["verdict"],
-                      "calls": [c["verdict"][:120] for c in calls]}))
+    print(
+        json.dumps(
+            {
+                "writer": judgment.writer,
+                "verdict": judgment.checks["verdict"],
+                "calls": [c["verdict"][:120] for c in calls],
+            }
+        )
+    )
     # the stored text is rendered locally from the full evidence: the value is there, not sent
     assert "433.2" in judgment.text_en and "auxiliary" in judgment.label
 
@@ -372,8 +476,16 @@ def test_embedded_model_free_style_obeys_the_patterns_and_the_checker(tmp_path: 
         assert judgment.checks["verdict"] == "passed" and judgment.checks["reply_style"] == "free"
     else:
         assert judgment.checks["verdict"] == "rejected, template used" and "review_flag" in judgment.checks
-    print(json.dumps({"writer": judgment.writer, "replies": [c["reply"] for c in calls],
-                      "verdicts": [c["verdict"][:300] for c in calls]}, ensure_ascii=False))
+    print(
+        json.dumps(
+            {
+                "writer": judgment.writer,
+                "replies": [c["reply"] for c in calls],
+                "verdicts": [c["verdict"][:300] for c in calls],
+            },
+            ensure_ascii=False,
+        )
+    )
 
 
 def _slow_endpoint(delay: float) -> LoopbackServer:
@@ -386,12 +498,15 @@ def _slow_endpoint(delay: float) -> LoopbackServer:
     return LoopbackServer(respond)
 
 
-@pytest.mark.parametrize(("env", "reason"), [
-    ({"max_calls_per_run": "0"}, "call budget"),
-    ({"run_token_budget": "50"}, "token budget"),
-    ({"max_prompt_chars": "200"}, "input size"),
-    ({"rate_per_minute": "0"}, "rate limit"),
-])
+@pytest.mark.parametrize(
+    ("env", "reason"),
+    [
+        ({"max_calls_per_run": "0"}, "call budget"),
+        ({"run_token_budget": "50"}, "token budget"),
+        ({"max_prompt_chars": "200"}, "input size"),
+        ({"rate_per_minute": "0"}, "rate limit"),
+    ],
+)
 def test_budgets_degrade_to_the_template_and_say_so(tmp_path: Path, env: dict, reason: str) -> None:
     settings = _settings(tmp_path, base_url="http://127.0.0.1:9", **env)
     with Warehouse.open(settings.warehouse_path) as wh:
@@ -413,16 +528,26 @@ def test_run_time_budget_caps_the_call_timeout_and_degrades_to_the_template(tmp_
             assert time.monotonic() - started < 2.5  # the call waited the run's 1 s, not 10 s
             assert judgment.writer == "template" and "time budget" in judgment.checks["fallback_reason"]
             assert any("time budget" in n for n in judge.notes)
-            verdicts = [json.loads(d)["verdict"] for (d,) in sql_rows(
-                wh, "SELECT detail FROM audit_log WHERE action = 'llm.call'")]
+            verdicts = [
+                json.loads(d)["verdict"]
+                for (d,) in sql_rows(wh, "SELECT detail FROM audit_log WHERE action = 'llm.call'")
+            ]
             assert len(verdicts) == 1 and "too slow" in verdicts[0]
     finally:
         slow.close()
 
 
-@pytest.mark.parametrize("body", [b"", b"<html>proxy error</html>", b'{"choices": []}', b"[1, 2]",
-                                  b'{"choices": [{"message": {"content": {"x": 1}}}]}',
-                                  b'{"choices": [{"message": {"content": "ok"}}], "usage": {"prompt_tokens": "many"}}'])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"",
+        b"<html>proxy error</html>",
+        b'{"choices": []}',
+        b"[1, 2]",
+        b'{"choices": [{"message": {"content": {"x": 1}}}]}',
+        b'{"choices": [{"message": {"content": "ok"}}], "usage": {"prompt_tokens": "many"}}',
+    ],
+)
 def test_a_malformed_answer_is_an_audited_failure_not_a_crash(tmp_path: Path, body: bytes) -> None:
     """A 200 whose body is empty, HTML, or JSON of the wrong shape (a proxy in front of the
     endpoint, a half-configured server) degrades to the template and is audited, twice (retry)."""
@@ -431,8 +556,10 @@ def test_a_malformed_answer_is_an_audited_failure_not_a_crash(tmp_path: Path, bo
         settings = _settings(tmp_path, base_url=server.url, timeout_seconds="10")
         with Warehouse.open(settings.warehouse_path) as wh:
             judgment = Judge(wh=wh, settings=settings, now=NOW, run_id="r_test").write(EVIDENCE)
-            verdicts = [json.loads(d)["verdict"] for (d,) in sql_rows(
-                wh, "SELECT detail FROM audit_log WHERE action = 'llm.call'")]
+            verdicts = [
+                json.loads(d)["verdict"]
+                for (d,) in sql_rows(wh, "SELECT detail FROM audit_log WHERE action = 'llm.call'")
+            ]
     finally:
         server.close()
     assert judgment.writer == "template" and judgment.checks.get("review_flag")
@@ -441,7 +568,8 @@ def test_a_malformed_answer_is_an_audited_failure_not_a_crash(tmp_path: Path, bo
 
 
 def test_building_the_first_request_is_not_charged_to_the_run_time_budget(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The first request's screening loads the sentence encoder once per process (5-11 s cold);
     the run's clock starts after it. Here the screening is made 1.5 s slower than the whole 1 s
     budget: the call is still made (and audited), the budget then caps its timeout as usual."""
@@ -477,8 +605,9 @@ def test_a_server_start_that_uses_up_the_time_budget_sends_nothing_and_counts_no
             assert (judge.calls, judge.tokens) == (0, 0)
         finally:
             judge.close()
-        actions = [a for (a,) in sql_rows(wh, "SELECT action FROM audit_log WHERE action LIKE 'llm.%' "
-                                          "ORDER BY audit_id")]
+        actions = [
+            a for (a,) in sql_rows(wh, "SELECT action FROM audit_log WHERE action LIKE 'llm.%' ORDER BY audit_id")
+        ]
         skipped = [json.loads(d) for (d,) in sql_rows(wh, "SELECT detail FROM audit_log WHERE action = 'llm.skipped'")]
     assert actions == ["llm.server_started", "llm.skipped"]
     assert "time budget" in skipped[0]["reason"] and skipped[0]["prompt_hash"]
@@ -495,14 +624,20 @@ def test_timeout_is_audited_and_switches_and_revocations_stop_the_path(tmp_path:
             judgment = judge.write(EVIDENCE)
             assert judgment.writer == "template" and "too slow" in judgment.checks["fallback_reason"]
             assert judgment.checks.get("review_flag")
-            verdicts = [json.loads(d)["verdict"] for (d,) in sql_rows(
-                wh, "SELECT detail FROM audit_log WHERE action = 'llm.call'")]
+            verdicts = [
+                json.loads(d)["verdict"]
+                for (d,) in sql_rows(wh, "SELECT detail FROM audit_log WHERE action = 'llm.call'")
+            ]
             assert len(verdicts) == 2 and all("too slow" in v for v in verdicts)  # one retry, then template
 
-            alerting.set_control(wh, f"revoked:{slow.url}", {"by": "sec.wang", "reason": "key leaked"}, by="sec.wang", at=NOW)
+            alerting.set_control(
+                wh, f"revoked:{slow.url}", {"by": "sec.wang", "reason": "key leaked"}, by="sec.wang", at=NOW
+            )
             revoked = Judge(wh=wh, settings=settings, now=NOW, run_id="r2").write(EVIDENCE)
             assert "revoked by sec.wang: key leaked" in revoked.checks["fallback_reason"]
-            alerting.set_control(wh, "path", {"state": "off", "by": "duty.li", "reason": "incident 7"}, by="duty.li", at=NOW)
+            alerting.set_control(
+                wh, "path", {"state": "off", "by": "duty.li", "reason": "incident 7"}, by="duty.li", at=NOW
+            )
             off = Judge(wh=wh, settings=settings, now=NOW, run_id="r3").write(EVIDENCE)
             assert "switched off by duty.li" in off.checks["fallback_reason"]
             assert sql_rows(wh, "SELECT count(*) FROM audit_log WHERE action = 'llm.call'")[0][0] == 2

@@ -11,9 +11,8 @@ import polars as pl
 import pytest
 
 from core.errors import TransitionError
-from warehouse import Warehouse
-from warehouse import alerting, review
 from sql import sql_rows
+from warehouse import Warehouse, alerting, review
 
 ROOT = Path(__file__).resolve().parent.parent
 T0 = datetime(2020, 5, 8, 13, 0)
@@ -34,11 +33,25 @@ def wh(tmp_path: Path):
         evidence = json.dumps({"driver": "interval_exceedance", "value": spike["value"]})
         rows = []
         for alert_id, level in (("a_orange", "orange"), ("a_red", "red")):
-            rows.append({"alert_id": alert_id, "run_id": "r_test", "unique_id": "fred_unrate",
-                         "domain": "market", "region": "US" if level == "orange" else "US-labour",
-                         "hazard": "market_risk", "level": level, "status": "open", "ds": ds,
-                         "score": 0.999, "evidence": evidence, "opened_at": T0, "updated_at": T0,
-                         "release_state": "pending", "expires_at": None})
+            rows.append(
+                {
+                    "alert_id": alert_id,
+                    "run_id": "r_test",
+                    "unique_id": "fred_unrate",
+                    "domain": "market",
+                    "region": "US" if level == "orange" else "US-labour",
+                    "hazard": "market_risk",
+                    "level": level,
+                    "status": "open",
+                    "ds": ds,
+                    "score": 0.999,
+                    "evidence": evidence,
+                    "opened_at": T0,
+                    "updated_at": T0,
+                    "release_state": "pending",
+                    "expires_at": None,
+                }
+            )
         alerting.upsert_alert_rows(wh, pl.DataFrame(rows), run_id="r_test")
         yield wh
 
@@ -51,8 +64,7 @@ def test_approve_moves_pending_to_released_and_queues_the_outbox_in_one_go(wh) -
     hist = review.read_transitions(wh, "a_orange")
     assert hist["action"].to_list() == ["approved"]
     assert hist.row(0, named=True)["actor"] == "duty.li"
-    assert (hist.row(0, named=True)["from_release"], hist.row(0, named=True)["to_release"]) == \
-        ("pending", "released")
+    assert (hist.row(0, named=True)["from_release"], hist.row(0, named=True)["to_release"]) == ("pending", "released")
     outbox = sql_rows(wh, "SELECT event_id, msg_type, snapshot FROM outbox")
     assert [(e, m) for e, m, _ in outbox] == [("a_orange:1", "Alert")]
     assert json.loads(outbox[0][2])["level"] == "orange"
@@ -100,10 +112,15 @@ def test_acknowledge_once_per_user_and_only_while_open(wh) -> None:
 def test_silence_has_owner_reason_and_end_and_holds_a_pending_alert(wh) -> None:
     with pytest.raises(TransitionError, match="not after its start"):
         review.silence(wh, alert_id="a_red", user="duty.li", at=T0, reason="x", until=T0)
-    row = review.silence(wh, alert_id="a_red", user="duty.li", at=T0, reason="gauge maintenance",
-                         until=T0 + timedelta(hours=6))
-    assert (row["owner"], row["reason"], row["hazard"], row["region"]) == \
-        ("duty.li", "gauge maintenance", "market_risk", "US-labour")
+    row = review.silence(
+        wh, alert_id="a_red", user="duty.li", at=T0, reason="gauge maintenance", until=T0 + timedelta(hours=6)
+    )
+    assert (row["owner"], row["reason"], row["hazard"], row["region"]) == (
+        "duty.li",
+        "gauge maintenance",
+        "market_risk",
+        "US-labour",
+    )
     assert review.read_alert(wh, "a_red")["release_state"] == "suppressed"
     assert review.read_silences(wh, active_at=T0 + timedelta(hours=1)).height == 1
     assert review.read_silences(wh, active_at=T0 + timedelta(hours=7)).height == 0
@@ -116,20 +133,23 @@ def test_silence_has_owner_reason_and_end_and_holds_a_pending_alert(wh) -> None:
 def test_feedback_is_stored_with_the_alert_snapshot(wh) -> None:
     with pytest.raises(TransitionError, match="confirmed or --verdict false_alarm"):
         review.mark_feedback(wh, alert_id="a_red", user="analyst.wu", at=T0, verdict="maybe")
-    review.mark_feedback(wh, alert_id="a_red", user="analyst.wu", at=T0, verdict="false_alarm",
-                         note="seasonal artefact")
+    review.mark_feedback(
+        wh, alert_id="a_red", user="analyst.wu", at=T0, verdict="false_alarm", note="seasonal artefact"
+    )
     fb = review.read_feedback(wh).row(0, named=True)
-    assert (fb["unique_id"], fb["level"], fb["verdict"], fb["score"]) == \
-        ("fred_unrate", "red", "false_alarm", 0.999)
+    assert (fb["unique_id"], fb["level"], fb["verdict"], fb["score"]) == ("fred_unrate", "red", "false_alarm", 0.999)
     assert review.read_transitions(wh, "a_red")["action"].to_list() == ["feedback.false_alarm"]
 
 
 def test_cancel_after_release_queues_a_cap_cancel(wh) -> None:
     review.approve_release(wh, alert_id="a_orange", user="duty.li", at=T0)
-    review.cancel_alert(wh, alert_id="a_orange", user="duty.li", at=T0 + timedelta(minutes=5),
-                        reason="wrong series mapping")
+    review.cancel_alert(
+        wh, alert_id="a_orange", user="duty.li", at=T0 + timedelta(minutes=5), reason="wrong series mapping"
+    )
     events = sql_rows(wh, "SELECT event_id, msg_type, reason FROM outbox ORDER BY event_id")
-    assert events == [("a_orange:1", "Alert", "approved by duty officer"),
-                      ("a_orange:2", "Cancel", "wrong series mapping")]
+    assert events == [
+        ("a_orange:1", "Alert", "approved by duty officer"),
+        ("a_orange:2", "Cancel", "wrong series mapping"),
+    ]
     with pytest.raises(TransitionError, match="already cancelled"):
         review.cancel_alert(wh, alert_id="a_orange", user="duty.li", at=T0, reason="again")

@@ -20,7 +20,8 @@ from warehouse.status import count_rows
 
 def _write(home: Path, url: str, cron: str = "*/1 * * * * *") -> None:
     home.mkdir(parents=True, exist_ok=True)
-    (home / "ews.toml").write_text(f"""
+    (home / "ews.toml").write_text(
+        f"""
 [ingest]
 timeout_seconds = 5.0
 backoff_seconds = 0.01
@@ -37,7 +38,9 @@ cron = "{cron}"
 kind = "ngl_gnss"
 url = "{url}/ngl/{{station}}.tenv3"
 stations = ["P156"]
-""", encoding="utf-8")
+""",
+        encoding="utf-8",
+    )
 
 
 def test_scheduler_runs_the_job_records_runs_and_keeps_one_job_per_id(tmp_path) -> None:
@@ -55,8 +58,9 @@ def test_scheduler_runs_the_job_records_runs_and_keeps_one_job_per_id(tmp_path) 
         assert len(runs) >= 3 and {r[0] for r in runs} == {"success"}
         assert runs[0][1] == '{"chattooga": 31}' and all(r[1] == '{"chattooga": 0}' for r in runs[1:])
         assert count_rows(wh, "observations") == 31
-        audit = sql_rows(wh, "SELECT count(*) FROM audit_log WHERE actor = 'scheduler' "
-                         "AND action = 'ingest.finished'")[0][0]
+        audit = sql_rows(wh, "SELECT count(*) FROM audit_log WHERE actor = 'scheduler' AND action = 'ingest.finished'")[
+            0
+        ][0]
         assert audit == len(runs)
     assert any(n.startswith("job ingest:chattooga: next run") for n in notes)
 

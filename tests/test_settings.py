@@ -23,7 +23,7 @@ def test_defaults_match_the_documented_file(tmp_path: Path) -> None:
 
 
 def test_file_then_environment_override(tmp_path: Path) -> None:
-    (tmp_path / "ews.toml").write_text('[forecast]\nmax_context = 300\nhorizon = { D = 30 }\n')
+    (tmp_path / "ews.toml").write_text("[forecast]\nmax_context = 300\nhorizon = { D = 30 }\n")
     settings = load_settings(tmp_path, environ={"EWS_FORECAST__MAX_CONTEXT": "200"})
     assert settings.forecast.max_context == 200
     assert settings.forecast.horizon["D"] == 30

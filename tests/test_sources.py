@@ -158,7 +158,10 @@ def test_catalog_drops_exact_duplicates_and_shifts_local_time(tmp_path: Path) ->
     assert any("dropped 1 duplicated" in note for note in parsed.notes)
     assert any("to UTC" in note for note in parsed.notes)
     # Beijing 14:28 is 06:28 UTC; the 01:00 local event falls on the previous UTC day.
-    assert parsed.events.get_column("time").to_list() == [dt.datetime(2008, 5, 12, 6, 28, 4), dt.datetime(2008, 5, 12, 17)]
+    assert parsed.events.get_column("time").to_list() == [
+        dt.datetime(2008, 5, 12, 6, 28, 4),
+        dt.datetime(2008, 5, 12, 17),
+    ]
     counts = _one(parsed, "wenchuan_count")
     assert counts.get_column("y").to_list() == [2.0]
     energy = _one(parsed, "wenchuan_energy").get_column("y").item()
@@ -273,8 +276,11 @@ def test_bundled_catalogue_covers_every_domain_and_file(catalogue_parsed: list[t
     assert all(e.format in PARSERS for e in entries)
     # every series file is loaded; events/ holds label sets for evaluation and security/ the
     # injection screen's training set, not indicators
-    bundled = {p.relative_to(DATA).as_posix() for p in DATA.rglob("*")
-               if p.is_file() and p.name != "PROVENANCE.md" and p.relative_to(DATA).parts[0] not in ("events", "security")}
+    bundled = {
+        p.relative_to(DATA).as_posix()
+        for p in DATA.rglob("*")
+        if p.is_file() and p.name != "PROVENANCE.md" and p.relative_to(DATA).parts[0] not in ("events", "security")
+    }
     assert bundled == {e.relative_path for e in entries}
     meta = pl.concat([parsed.meta for _, parsed in catalogue_parsed])
     assert set(meta.get_column("domain").to_list()) == {d.value for d in Domain}
@@ -284,21 +290,43 @@ def test_bundled_catalogue_covers_every_domain_and_file(catalogue_parsed: list[t
     assert meta.columns == list(SERIES_META_COLUMNS)
     market = dict(meta.filter(pl.col("domain") == "market").select("unique_id", "frequency").iter_rows())
     assert market == {
-        "stlfsi4": "W-FRI", "t10y2y": "B", "dgs10": "B", "unrate": "MS", "cpiaucsl": "MS", "cny_per_usd": "MS",
+        "stlfsi4": "W-FRI",
+        "t10y2y": "B",
+        "dgs10": "B",
+        "unrate": "MS",
+        "cpiaucsl": "MS",
+        "cny_per_usd": "MS",
     }
 
 
 def test_bundled_series_carry_the_physical_bounds_of_their_variable(catalogue_parsed: list[tuple[str, Parsed]]) -> None:
     meta = pl.concat([parsed.meta for _, parsed in catalogue_parsed])
     bounds = {uid: (low, high) for uid, low, high in meta.select("unique_id", "lower_bound", "upper_bound").iter_rows()}
-    non_negative = {"usgs_01491000_discharge", "usgs_02177000_discharge", "cpiaucsl", "cny_per_usd",
-                    "arctic_sea_ice_extent", "tohoku_count", "japan_count", "sichuan_yunnan_count", "eastasia_count"}
+    non_negative = {
+        "usgs_01491000_discharge",
+        "usgs_02177000_discharge",
+        "cpiaucsl",
+        "cny_per_usd",
+        "arctic_sea_ice_extent",
+        "tohoku_count",
+        "japan_count",
+        "sichuan_yunnan_count",
+        "eastasia_count",
+    }
     assert {uid for uid, b in bounds.items() if b == (0.0, None)} == non_negative
     assert bounds["unrate"] == (0.0, 100.0)  # percent
     # rates and spreads go negative; sea level, GNSS, magnitudes, energy and SST stay as they are
     unbounded = set(bounds) - non_negative - {"unrate"}
-    assert {"dgs10", "t10y2y", "stlfsi4", "psmsl_131_ayukawa", "p156_up", "tohoku_max_mag",
-            "japan_energy", "nino34_mean"} <= unbounded
+    assert {
+        "dgs10",
+        "t10y2y",
+        "stlfsi4",
+        "psmsl_131_ayukawa",
+        "p156_up",
+        "tohoku_max_mag",
+        "japan_energy",
+        "nino34_mean",
+    } <= unbounded
     assert all(bounds[uid] == (None, None) for uid in unbounded)
 
 
@@ -370,10 +398,18 @@ def test_every_parser_refuses_an_empty_file(tmp_path: Path, fmt: str) -> None:
     [
         ("fred_csv", "day,price\n2020-01-02,1.5\n", r"lacks column\(s\) 'date' and 'value'"),
         ("fred_long_fx", "Date,Nation,Exchange rate\n2020-01-01,China,7.0\n", r"lacks column\(s\) \['Country'\]"),
-        ("usgs_catalog", "time,latitude,longitude,depth\n2020-01-01T00:00:00Z,30,110,10\n", r"lacks column\(s\) \['mag or magnitude'\]"),
+        (
+            "usgs_catalog",
+            "time,latitude,longitude,depth\n2020-01-01T00:00:00Z,30,110,10\n",
+            r"lacks column\(s\) \['mag or magnitude'\]",
+        ),
         ("usgs_daily_flow", "date\tflow\n1/1/2000\t3.2\n", r"lacks column\(s\) \['Qdaily'\]"),
         ("nwis_rdb", "# c\nagency_cd\tsite_no\tdatetime\n5s\t15s\t20d\nUSGS\t1\t2012-09-01\n", r"one '\*_00060_00003'"),
-        ("nsidc_extent", "Year, Month, Day, Size\nYYYY, MM, DD, 10^6 sq km\n2000, 01, 01, 13.4\n", r"lacks column\(s\) \['Extent'\]"),
+        (
+            "nsidc_extent",
+            "Year, Month, Day, Size\nYYYY, MM, DD, 10^6 sq km\n2000, 01, 01, 13.4\n",
+            r"lacks column\(s\) \['Extent'\]",
+        ),
     ],
 )
 def test_missing_columns_are_named(tmp_path: Path, fmt: str, content: str, message: str) -> None:
@@ -386,20 +422,56 @@ def test_missing_columns_are_named(tmp_path: Path, fmt: str, content: str, messa
 @pytest.mark.parametrize(
     ("fmt", "content", "message"),
     [
-        ("fred_csv", "date,value\n2020-01-02,1.5\n2020-01-03,abc\n", r"line 3, column 'value': expected a finite number, got 'abc'"),
+        (
+            "fred_csv",
+            "date,value\n2020-01-02,1.5\n2020-01-03,abc\n",
+            r"line 3, column 'value': expected a finite number, got 'abc'",
+        ),
         ("fred_csv", "date,value\n2020-01-02,1.5\n2020-13-03,1.7\n", r"line 3, column 'date': expected a date"),
         ("fred_csv", "date,value\n2020-01-02,1.5\n2020-01-02,1.7\n", r"series 'x' has 2 values at 2020-01-02 00:00:00"),
-        ("fred_long_fx", "Date,Country,Exchange rate\n2020-01-01,China,7.0\n2020-02-01,China,n/a\n", r"line 3, column 'Exchange rate'"),
-        ("usgs_catalog", "time,latitude,longitude,mag\n2020-01-01T00:00:00Z,30,110,4.1\n2020-01-02 noon,30,110,4.0\n", r"line 3, column 'time'"),
+        (
+            "fred_long_fx",
+            "Date,Country,Exchange rate\n2020-01-01,China,7.0\n2020-02-01,China,n/a\n",
+            r"line 3, column 'Exchange rate'",
+        ),
+        (
+            "usgs_catalog",
+            "time,latitude,longitude,mag\n2020-01-01T00:00:00Z,30,110,4.1\n2020-01-02 noon,30,110,4.0\n",
+            r"line 3, column 'time'",
+        ),
         ("usgs_catalog", "time,latitude,longitude,mag\n2020-01-01T00:00:00Z,30,110,big\n", r"line 2, column 'mag'"),
-        ("usgs_catalog", "time,latitude,longitude,mag\n2020-01-01T00:00:00Z,130,110,4.0\n", r"line 2, column 'latitude': 130.0 is outside"),
+        (
+            "usgs_catalog",
+            "time,latitude,longitude,mag\n2020-01-01T00:00:00Z,130,110,4.0\n",
+            r"line 2, column 'latitude': 130.0 is outside",
+        ),
         ("usgs_daily_flow", "date\tQdaily\n1/1/2000\t3.2\n1/2/2000\tlots\n", r"line 3, column 'Qdaily'"),
-        ("nwis_rdb", "# c\nsite_no\tdatetime\t01_00060_00003\n15s\t20d\t14n\n1\t2012-09-01\t12.5\n1\t2012-09-02\tabc\n", r"line 5, column '01_00060_00003'"),
-        ("nwis_rdb", "# c\nsite_no\tdatetime\t01_00060_00003\n1\t2012-09-01\t12\n", r"line 3: expected the RDB format row"),
+        (
+            "nwis_rdb",
+            "# c\nsite_no\tdatetime\t01_00060_00003\n15s\t20d\t14n\n1\t2012-09-01\t12.5\n1\t2012-09-02\tabc\n",
+            r"line 5, column '01_00060_00003'",
+        ),
+        (
+            "nwis_rdb",
+            "# c\nsite_no\tdatetime\t01_00060_00003\n1\t2012-09-01\t12\n",
+            r"line 3: expected the RDB format row",
+        ),
         ("psmsl_monthly", "  1958.1250;  6807;99;000\n  1958.2083;  x;0;000\n", r"line 2, column 'mean sea level mm"),
-        ("psmsl_monthly", "  1958.1000;  6807;0;000\n", r"line 1, field 1: decimal year 1958.1 is not a month mid-point"),
-        ("psmsl_monthly", "  1958.1250;  6807;0;000\n  1958.2083;  6807;0\n", r"line 2: expected 4 ';'-separated fields"),
-        ("nsidc_extent", "Year, Month, Day, Extent\nYYYY, MM, DD, 10^6 sq km\n2000, 01, 01, 13.4\n2000, 02, 30, 13.5\n", r"line 4, column 'Year, Month, Day'"),
+        (
+            "psmsl_monthly",
+            "  1958.1000;  6807;0;000\n",
+            r"line 1, field 1: decimal year 1958.1 is not a month mid-point",
+        ),
+        (
+            "psmsl_monthly",
+            "  1958.1250;  6807;0;000\n  1958.2083;  6807;0\n",
+            r"line 2: expected 4 ';'-separated fields",
+        ),
+        (
+            "nsidc_extent",
+            "Year, Month, Day, Extent\nYYYY, MM, DD, 10^6 sq km\n2000, 01, 01, 13.4\n2000, 02, 30, 13.5\n",
+            r"line 4, column 'Year, Month, Day'",
+        ),
         ("nsidc_extent", "Year, Month, Day, Extent\n2000, 01, 01, 13.4\n", r"line 2: expected the units line"),
         ("netcdf_region", "this is not netcdf\n", r"cannot be opened as NetCDF"),
     ],

@@ -49,8 +49,11 @@ def _docstrings(tree: ast.AST) -> set[int]:
     for node in ast.walk(tree):
         if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
             first = node.body[0] if node.body else None
-            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) \
-                    and isinstance(first.value.value, str):
+            if (
+                isinstance(first, ast.Expr)
+                and isinstance(first.value, ast.Constant)
+                and isinstance(first.value.value, str)
+            ):
                 found.add(id(first.value))
     return found
 
@@ -59,21 +62,27 @@ def sql_violations(source: str) -> list[tuple[int, str]]:
     """(line, what) for each SQL string literal and each private raw-SQL use in ``source``."""
     tree = ast.parse(source)
     docstrings = _docstrings(tree)
-    inside_fstring = {id(part) for node in ast.walk(tree) if isinstance(node, ast.JoinedStr)
-                      for part in node.values}
+    inside_fstring = {id(part) for node in ast.walk(tree) if isinstance(node, ast.JoinedStr) for part in node.values}
     found = set()
     for node in ast.walk(tree):
         text = None
         if isinstance(node, ast.JoinedStr):
             text = "".join(p.value if isinstance(p, ast.Constant) else "{}" for p in node.values)
-        elif isinstance(node, ast.Constant) and isinstance(node.value, str) \
-                and id(node) not in docstrings and id(node) not in inside_fstring:
+        elif (
+            isinstance(node, ast.Constant)
+            and isinstance(node.value, str)
+            and id(node) not in docstrings
+            and id(node) not in inside_fstring
+        ):
             text = node.value
         if text is not None and (match := _SQL.search(text)):
             statement = match.group(0)
             found.add((node.lineno, f"SQL {statement.split()[0].upper()}: {statement[:40]!r}"))
-        if isinstance(node, ast.Attribute) and node.attr in PRIVATE \
-                and not (isinstance(node.value, ast.Name) and node.value.id in ("self", "cls")):
+        if (
+            isinstance(node, ast.Attribute)
+            and node.attr in PRIVATE
+            and not (isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"))
+        ):
             found.add((node.lineno, f"uses the warehouse's private .{node.attr}"))
     return sorted(found)
 
@@ -98,14 +107,19 @@ def test_allowed_files_still_need_it() -> None:
     for name in ALLOWED:
         path = ROOT / name
         assert path.is_file() and sql_violations(path.read_text(encoding="utf-8")), (
-            f"{name} no longer holds SQL: delete it from ALLOWED")
+            f"{name} no longer holds SQL: delete it from ALLOWED"
+        )
 
 
 def test_the_checker_sees_the_warehouse_statements() -> None:
     # run on warehouse/ (where SQL belongs), the checker finds every kind of statement there,
     # so its patterns match the SQL this engine really writes
-    kinds = {what.split()[1].rstrip(":") for path in sorted((ROOT / "warehouse").glob("*.py"))
-             for _, what in sql_violations(path.read_text(encoding="utf-8")) if what.startswith("SQL ")}
+    kinds = {
+        what.split()[1].rstrip(":")
+        for path in sorted((ROOT / "warehouse").glob("*.py"))
+        for _, what in sql_violations(path.read_text(encoding="utf-8"))
+        if what.startswith("SQL ")
+    }
     assert {"SELECT", "INSERT", "UPDATE", "DELETE", "CREATE"} <= kinds
 
 

@@ -42,8 +42,12 @@ VOCABULARIES: dict[str, frozenset[str]] = {
     "domains": frozenset(Domain.values()),
 }
 #: A collection that holds all of these (even among other words) copies the vocabulary.
-_COMPLETE = {"warning levels": frozenset(WARNING_LEVEL_NAMES), "alert statuses": VOCABULARIES["alert statuses"],
-             "roles": VOCABULARIES["roles"], "domains": VOCABULARIES["domains"]}
+_COMPLETE = {
+    "warning levels": frozenset(WARNING_LEVEL_NAMES),
+    "alert statuses": VOCABULARIES["alert statuses"],
+    "roles": VOCABULARIES["roles"],
+    "domains": VOCABULARIES["domains"],
+}
 
 
 def _texts(nodes: list[ast.expr | None]) -> list[str] | None:
@@ -94,8 +98,9 @@ def find_copies(root: Path) -> list[str]:
     for package in packages:
         for path in sorted(package.rglob("*.py")):
             for line, name in vocabulary_copies(path.read_text(encoding="utf-8")):
-                copies.append(f"{path.relative_to(root)}:{line} spells out the {name}; "
-                              "import them from core.vocabulary")
+                copies.append(
+                    f"{path.relative_to(root)}:{line} spells out the {name}; import them from core.vocabulary"
+                )
     return copies
 
 
@@ -125,7 +130,8 @@ def test_checker_catches_a_planted_copy(tmp_path: Path, line: str, vocabulary: s
     (tmp_path / "core" / "vocabulary.py").write_text(f"def f():\n    {line}\n")  # core may
     (tmp_path / "alerts" / "ok.py").write_text(
         'A = ("open", "closed")\nB = ("blue",)\nC = {"level": "red", "status": "open"}\n'
-        'D = ("pending", "delivered", "dead")\nE = "CASE level WHEN \'red\' THEN 4 WHEN \'blue\' THEN 1 END"\n')
+        'D = ("pending", "delivered", "dead")\nE = "CASE level WHEN \'red\' THEN 4 WHEN \'blue\' THEN 1 END"\n'
+    )
     (tmp_path / "pipelines" / "bad.py").write_text(f"def f():\n    {line}\n")
     copies = find_copies(tmp_path)
     assert copies == [f"pipelines/bad.py:2 spells out the {vocabulary}; import them from core.vocabulary"]
@@ -136,7 +142,11 @@ def test_levels_keep_their_names_order_and_numerals() -> None:
     assert WARNING_LEVELS == (Level.BLUE, Level.YELLOW, Level.ORANGE, Level.RED)
     assert LEVEL_RANK == {"none": 0, "blue": 1, "yellow": 2, "orange": 3, "red": 4}
     assert [(lv.roman, lv.zh) for lv in WARNING_LEVELS] == [
-        ("IV", "蓝色"), ("III", "黄色"), ("II", "橙色"), ("I", "红色")]
+        ("IV", "蓝色"),
+        ("III", "黄色"),
+        ("II", "橙色"),
+        ("I", "红色"),
+    ]
     assert Level.parse("Orange") is Level.ORANGE
 
 

@@ -24,25 +24,53 @@ ROOT = Path(__file__).resolve().parent.parent
 def _fred_frame() -> pl.DataFrame:
     """Real rows: the first year of FRED UNRATE as bundled."""
     raw = pl.read_csv(ROOT / "data" / "market" / "fred_UNRATE.csv", try_parse_dates=True)
-    return (raw.drop_nulls("value").head(12)
-            .select(pl.lit("unrate").alias("unique_id"),
-                    pl.col("date").cast(pl.Datetime("us")).alias("ds"),
-                    pl.col("value").cast(pl.Float64).alias("y")))
+    return (
+        raw.drop_nulls("value")
+        .head(12)
+        .select(
+            pl.lit("unrate").alias("unique_id"),
+            pl.col("date").cast(pl.Datetime("us")).alias("ds"),
+            pl.col("value").cast(pl.Float64).alias("y"),
+        )
+    )
 
 
-META = pl.DataFrame({
-    "unique_id": ["unrate"], "domain": ["market"], "name": ["US unemployment rate"],
-    "variable": ["unemployment"], "unit": ["percent"], "frequency": ["MS"], "region": ["US"],
-    "lat": [None], "lon": [None], "source": ["FRED"], "licence": ["public domain"],
-    "classification": ["public"],
-}, schema_overrides={"lat": pl.Float64, "lon": pl.Float64})
+META = pl.DataFrame(
+    {
+        "unique_id": ["unrate"],
+        "domain": ["market"],
+        "name": ["US unemployment rate"],
+        "variable": ["unemployment"],
+        "unit": ["percent"],
+        "frequency": ["MS"],
+        "region": ["US"],
+        "lat": [None],
+        "lon": [None],
+        "source": ["FRED"],
+        "licence": ["public domain"],
+        "classification": ["public"],
+    },
+    schema_overrides={"lat": pl.Float64, "lon": pl.Float64},
+)
 
 
 def test_fresh_file_ends_at_current_version(tmp_path: Path) -> None:
     with Warehouse.open(tmp_path / "w.duckdb") as wh:
         assert wh.schema_version() == CURRENT_VERSION
-        expected = {"series", "observations", "ingest_batches", "forecasts", "anomaly_scores",
-                    "alerts", "judgments", "audit_log", "runs", "risk_grades", "series_state", "events"}
+        expected = {
+            "series",
+            "observations",
+            "ingest_batches",
+            "forecasts",
+            "anomaly_scores",
+            "alerts",
+            "judgments",
+            "audit_log",
+            "runs",
+            "risk_grades",
+            "series_state",
+            "events",
+        }
         assert expected <= set(wh.tables())
 
 
@@ -79,11 +107,14 @@ def test_upsert_is_idempotent_and_counts_only_changes(tmp_path: Path) -> None:
         assert upsert_observations(wh, frame, batch_id="b2") == 0
         assert read_observations(wh).equals(before)
         # a revised value and a late row: exactly two rows change
-        revised = pl.concat([
-            frame.with_columns(pl.when(pl.col("ds") == frame["ds"][3]).then(9.9).otherwise(pl.col("y")).alias("y")),
-            pl.DataFrame({"unique_id": ["unrate"], "ds": [datetime(1979, 12, 1)], "y": [6.0]})
-            .with_columns(pl.col("ds").cast(pl.Datetime("us"))),
-        ])
+        revised = pl.concat(
+            [
+                frame.with_columns(pl.when(pl.col("ds") == frame["ds"][3]).then(9.9).otherwise(pl.col("y")).alias("y")),
+                pl.DataFrame({"unique_id": ["unrate"], "ds": [datetime(1979, 12, 1)], "y": [6.0]}).with_columns(
+                    pl.col("ds").cast(pl.Datetime("us"))
+                ),
+            ]
+        )
         assert upsert_observations(wh, revised, batch_id="b3") == 2
         assert count_rows(wh, "observations") == 13
 
@@ -104,7 +135,10 @@ def test_full_table_reads_count_every_row_and_refuse_unknown_tables(tmp_path: Pa
         upsert_series(wh, META, batch_id="b1")
         upsert_observations(wh, _fred_frame(), batch_id="b1")
         assert full_table_row_counts(wh, ("observations", "series", "alerts")) == {
-            "observations": 12, "series": 1, "alerts": 0}
+            "observations": 12,
+            "series": 1,
+            "alerts": 0,
+        }
         with pytest.raises(WarehouseError, match="no table 'nonsense'"):
             full_table_row_counts(wh, ("observations", "nonsense"))
 
@@ -113,13 +147,19 @@ def test_second_writer_gets_a_clear_message(tmp_path: Path) -> None:
     path = tmp_path / "w.duckdb"
     Warehouse.open(path).close()
     holder = subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent(f"""
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(f"""
             import sys, time, duckdb
             con = duckdb.connect({str(path)!r})
             print("held", flush=True)
             sys.stdin.readline()
-        """)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        """),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert holder.stdout.readline().strip() == "held"
@@ -142,8 +182,9 @@ def test_previous_version_file_gains_series_bounds_keeping_its_rows(tmp_path: Pa
     path = tmp_path / "v7.duckdb"
     with Warehouse.open(path, target_version=7) as wh:
         assert wh.schema_version() == 7
-        columns = [r[0] for r in sql_rows(
-            wh, "SELECT column_name FROM information_schema.columns WHERE table_name = 'series'")]
+        columns = [
+            r[0] for r in sql_rows(wh, "SELECT column_name FROM information_schema.columns WHERE table_name = 'series'")
+        ]
         assert "lower_bound" not in columns
         upsert_series(wh, META, batch_id="b_v7")
         upsert_observations(wh, _fred_frame(), batch_id="b_v7")

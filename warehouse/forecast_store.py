@@ -44,25 +44,56 @@ __all__ = [
 ]
 
 _BACKTEST_KEYS = ("run_id", "unique_id", "model")
-_BACKTEST_VALUES = ("horizon", "windows", "points", "mase", "smape", "wql", "coverage_80",
-                    "coverage_90", "members", "last_cutoff", "created_at")
+_BACKTEST_VALUES = (
+    "horizon",
+    "windows",
+    "points",
+    "mase",
+    "smape",
+    "wql",
+    "coverage_80",
+    "coverage_90",
+    "members",
+    "last_cutoff",
+    "created_at",
+)
 _SELECTION_KEYS = ("run_id", "unique_id")
-_SELECTION_VALUES = ("model", "backtest_run_id", "criterion", "score", "runner_up",
-                     "runner_up_score", "baseline_score", "windows", "members", "reason",
-                     "decided_at")
+_SELECTION_VALUES = (
+    "model",
+    "backtest_run_id",
+    "criterion",
+    "score",
+    "runner_up",
+    "runner_up_score",
+    "baseline_score",
+    "windows",
+    "members",
+    "reason",
+    "decided_at",
+)
 _EXCEEDANCE_KEYS = ("unique_id", "cutoff", "threshold", "ds")
-_EXCEEDANCE_VALUES = ("run_id", "model", "threshold_value", "direction", "p_step_exceed",
-                      "p_path_cross")
+_EXCEEDANCE_VALUES = ("run_id", "model", "threshold_value", "direction", "p_step_exceed", "p_path_cross")
 _MODEL_KEYS = ("model_id",)
-_MODEL_VALUES = ("kind", "base", "domain", "training_series", "batch_ids", "data_hash", "steps",
-                 "validation", "path", "created_at")
+_MODEL_VALUES = (
+    "kind",
+    "base",
+    "domain",
+    "training_series",
+    "batch_ids",
+    "data_hash",
+    "steps",
+    "validation",
+    "path",
+    "created_at",
+)
 
 
 def write_backtest(wh: Warehouse, metrics: pl.DataFrame, *, run_id: str, at: datetime) -> int:
     """Store one backtest run's metrics (``unique_id, model, horizon, windows, points, mase,
     smape, wql, coverage_80, coverage_90, members, last_cutoff``)."""
-    return wh._upsert_rows("backtest_results", metrics, keys=_BACKTEST_KEYS, values=_BACKTEST_VALUES,
-                           run_id=run_id, created_at=at)
+    return wh._upsert_rows(
+        "backtest_results", metrics, keys=_BACKTEST_KEYS, values=_BACKTEST_VALUES, run_id=run_id, created_at=at
+    )
 
 
 def read_latest_backtest(wh: Warehouse, unique_ids: Sequence[str] | None = None) -> pl.DataFrame:
@@ -93,13 +124,15 @@ def drop_unselected_forecasts(wh: Warehouse, chosen: pl.DataFrame) -> int:
     with wh._registered("chosen_models", chosen):
         return wh._execute(
             "DELETE FROM forecasts f USING chosen_models c WHERE f.unique_id = c.unique_id "
-            "AND f.cutoff = c.cutoff AND f.model <> c.model")[0][0]
+            "AND f.cutoff = c.cutoff AND f.model <> c.model"
+        )[0][0]
 
 
 def write_selections(wh: Warehouse, selections: pl.DataFrame, *, run_id: str, at: datetime) -> int:
     """Store the production model of each series for this run, with its reason."""
-    return wh._upsert_rows("model_selections", selections, keys=_SELECTION_KEYS,
-                           values=_SELECTION_VALUES, run_id=run_id, decided_at=at)
+    return wh._upsert_rows(
+        "model_selections", selections, keys=_SELECTION_KEYS, values=_SELECTION_VALUES, run_id=run_id, decided_at=at
+    )
 
 
 def read_latest_selections(wh: Warehouse, unique_ids: Sequence[str] | None = None) -> pl.DataFrame:
@@ -116,8 +149,7 @@ def read_latest_selections(wh: Warehouse, unique_ids: Sequence[str] | None = Non
 
 def write_exceedance(wh: Warehouse, exceedance: pl.DataFrame, *, run_id: str) -> int:
     """Store exceedance probabilities (frame with ``cutoff`` and the exceedance columns)."""
-    return wh._upsert_rows("exceedance", exceedance, keys=_EXCEEDANCE_KEYS, values=_EXCEEDANCE_VALUES,
-                           run_id=run_id)
+    return wh._upsert_rows("exceedance", exceedance, keys=_EXCEEDANCE_KEYS, values=_EXCEEDANCE_VALUES, run_id=run_id)
 
 
 def read_latest_exceedance(wh: Warehouse, unique_ids: Sequence[str] | None = None) -> pl.DataFrame:
@@ -151,8 +183,7 @@ def read_models(wh: Warehouse, *, domain: str | None = None) -> pl.DataFrame:
     )
 
 
-def read_training_provenance(wh: Warehouse, unique_ids: Sequence[str],
-                             before: datetime | None = None) -> pl.DataFrame:
+def read_training_provenance(wh: Warehouse, unique_ids: Sequence[str], before: datetime | None = None) -> pl.DataFrame:
     """Per series: observation count, last time, and the ledger batches its rows came from."""
     return wh._frame(
         "SELECT unique_id, count(*) AS rows, max(ds) AS last_ds, "

@@ -47,8 +47,7 @@ def read_watermark(wh: Warehouse, source: str) -> str | None:
     return rows[0][0] if rows else None
 
 
-def write_watermark(wh: Warehouse, source: str, watermark: str, *, batch_id: str | None,
-                    at: datetime) -> None:
+def write_watermark(wh: Warehouse, source: str, watermark: str, *, batch_id: str | None, at: datetime) -> None:
     """Set the watermark; call it inside the transaction that commits the batch."""
     wh._execute(
         "INSERT INTO source_watermarks (source, watermark, batch_id, updated_at) VALUES (?, ?, ?, ?) "
@@ -71,9 +70,16 @@ def record_source_attempt(wh: Warehouse, source: str, *, kind: str, at: datetime
     wh._execute("UPDATE source_status SET last_attempt_at = ? WHERE source = ?", [at, source])
 
 
-def record_source_success(wh: Warehouse, source: str, *, kind: str, at: datetime,
-                          last_data_time: datetime | None, batch_id: str | None,
-                          rows: int) -> None:
+def record_source_success(
+    wh: Warehouse,
+    source: str,
+    *,
+    kind: str,
+    at: datetime,
+    last_data_time: datetime | None,
+    batch_id: str | None,
+    rows: int,
+) -> None:
     """A batch committed (or the source had nothing new): move the freshness forward."""
     _ensure_status(wh, source, kind)
     wh._execute(
@@ -126,8 +132,7 @@ def stored_series_profile(wh: Warehouse, unique_ids: Sequence[str]) -> pl.DataFr
     )
 
 
-def read_catalog_events(wh: Warehouse, *, id_prefix: str, start: datetime,
-                        end: datetime) -> pl.DataFrame:
+def read_catalog_events(wh: Warehouse, *, id_prefix: str, start: datetime, end: datetime) -> pl.DataFrame:
     """Stored events of one catalog (ids ``<prefix>:...``) with ``start <= time < end``."""
     return wh._frame(
         "SELECT event_id, time, lat, lon, depth_km, magnitude, source FROM events "
@@ -151,9 +156,7 @@ def read_watermarks(wh: Warehouse, source: str) -> dict[str, str]:
 
 # -- the ingest ledger (one row per landed file or fetch) --------------------------------
 def batch_status(wh: Warehouse, batch_id: str) -> str | None:
-    rows = wh._execute(
-        "SELECT status FROM ingest_batches WHERE batch_id = ?", [batch_id]
-    )
+    rows = wh._execute("SELECT status FROM ingest_batches WHERE batch_id = ?", [batch_id])
     return rows[0][0] if rows else None
 
 
@@ -175,12 +178,9 @@ def record_batch(
         "INSERT OR REPLACE INTO ingest_batches (batch_id, source, format, location, fetched_at, "
         "row_count, rows_changed, checksum, status, error) "
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [batch_id, source, fmt, location, fetched_at, row_count, rows_changed,
-         checksum, status, error],
+        [batch_id, source, fmt, location, fetched_at, row_count, rows_changed, checksum, status, error],
     )
 
 
 def read_batches(wh: Warehouse, limit: int = 100) -> pl.DataFrame:
-    return wh._frame(
-        "SELECT * FROM ingest_batches ORDER BY fetched_at DESC, batch_id LIMIT ?", [limit]
-    )
+    return wh._frame("SELECT * FROM ingest_batches ORDER BY fetched_at DESC, batch_id LIMIT ?", [limit])

@@ -57,9 +57,24 @@ STATUSES = AlertStatus.values()
 RELEASE_STATES = ReleaseState.values()
 VERDICTS = Verdict.values()
 
-_ALERT_FIELDS = ("alert_id", "run_id", "unique_id", "domain", "region", "hazard", "level",
-                 "status", "ds", "score", "evidence", "opened_at", "updated_at",
-                 "release_state", "expires_at", "review_flag")
+_ALERT_FIELDS = (
+    "alert_id",
+    "run_id",
+    "unique_id",
+    "domain",
+    "region",
+    "hazard",
+    "level",
+    "status",
+    "ds",
+    "score",
+    "evidence",
+    "opened_at",
+    "updated_at",
+    "release_state",
+    "expires_at",
+    "review_flag",
+)
 
 
 # -- readers -----------------------------------------------------------------------------
@@ -86,8 +101,10 @@ def read_transitions(wh: Warehouse, alert_id: str) -> pl.DataFrame:
 
 def read_silences(wh: Warehouse, *, active_at: datetime | None = None) -> pl.DataFrame:
     """All silences, or only those in force at ``active_at`` (not lifted, not yet ended)."""
-    sql = ("SELECT silence_id, alert_id, hazard, region, owner, reason, created_at, until, "
-           "lifted_at, lifted_by FROM silences")
+    sql = (
+        "SELECT silence_id, alert_id, hazard, region, owner, reason, created_at, until, "
+        "lifted_at, lifted_by FROM silences"
+    )
     params: list[Any] = []
     if active_at is not None:
         sql += " WHERE lifted_at IS NULL AND created_at <= ? AND until > ?"
@@ -117,6 +134,7 @@ def record_transition(
     run_id: str | None = None,
 ) -> None:
     """Append one ``alert_transitions`` row (status, level and release state before/after)."""
+
     def get(row: dict[str, Any] | None, key: str) -> Any:
         return None if row is None else row.get(key)
 
@@ -124,14 +142,32 @@ def record_transition(
         "INSERT INTO alert_transitions (alert_id, at_time, action, actor, from_status, to_status, "
         "from_level, to_level, from_release, to_release, reason, run_id) "
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [alert_id, at, action, actor, get(before, "status"), get(after, "status"),
-         get(before, "level"), get(after, "level"), get(before, "release_state"),
-         get(after, "release_state"), reason, run_id],
+        [
+            alert_id,
+            at,
+            action,
+            actor,
+            get(before, "status"),
+            get(after, "status"),
+            get(before, "level"),
+            get(after, "level"),
+            get(before, "release_state"),
+            get(after, "release_state"),
+            reason,
+            run_id,
+        ],
     )
 
 
-def queue_release(wh: Warehouse, alert: dict[str, Any], *, at: datetime, actor: str,
-                  msg_type: str | None = None, reason: str | None = None) -> str:
+def queue_release(
+    wh: Warehouse,
+    alert: dict[str, Any],
+    *,
+    at: datetime,
+    actor: str,
+    msg_type: str | None = None,
+    reason: str | None = None,
+) -> str:
     """Write the outbox event that makes the relay publish ``alert`` as CAP; return its id.
 
     ``msg_type`` defaults to Alert for the first message of an alert and Update after that.
@@ -151,25 +187,32 @@ def queue_release(wh: Warehouse, alert: dict[str, Any], *, at: datetime, actor: 
 
 
 # -- actions -----------------------------------------------------------------------------
-def acknowledge(wh: Warehouse, *, alert_id: str, user: str, at: datetime,
-                note: str | None = None) -> dict[str, Any]:
+def acknowledge(wh: Warehouse, *, alert_id: str, user: str, at: datetime, note: str | None = None) -> dict[str, Any]:
     """Record that ``user`` has seen the alert (no state change; once per user)."""
     _need_user(user)
     with wh.transaction():
         alert = read_alert(wh, alert_id)
         _need_status(alert, (AlertStatus.OPEN,), "acknowledge")
         done = wh._execute(
-            "SELECT count(*) FROM alert_transitions WHERE alert_id = ? AND action = 'acknowledged' "
-            "AND actor = ?", [alert_id, user])[0][0]
+            "SELECT count(*) FROM alert_transitions WHERE alert_id = ? AND action = 'acknowledged' AND actor = ?",
+            [alert_id, user],
+        )[0][0]
         if done:
             raise TransitionError(
                 f"alert {alert_id} is already acknowledged by {user!r}",
                 fix="nothing to do; add a note with `ews alerts feedback` if the verdict is known",
             )
-        record_transition(wh, alert_id=alert_id, at=at, action="acknowledged", actor=user,
-                          before=alert, after=alert, reason=note)
-        audit(wh, at=at, actor=user, action="alert.acknowledged", target=alert_id,
-              detail={"note": note, "level": alert["level"]})
+        record_transition(
+            wh, alert_id=alert_id, at=at, action="acknowledged", actor=user, before=alert, after=alert, reason=note
+        )
+        audit(
+            wh,
+            at=at,
+            actor=user,
+            action="alert.acknowledged",
+            target=alert_id,
+            detail={"note": note, "level": alert["level"]},
+        )
     return read_alert(wh, alert_id)
 
 
@@ -186,15 +229,28 @@ def approve_release(wh: Warehouse, *, alert_id: str, user: str, at: datetime) ->
             )
         after = _set_release(wh, alert, ReleaseState.RELEASED, at)
         event_id = queue_release(wh, after, at=at, actor=user, reason="approved by duty officer")
-        record_transition(wh, alert_id=alert_id, at=at, action="approved", actor=user,
-                          before=alert, after=after, reason=f"outbox {event_id}")
-        audit(wh, at=at, actor=user, action="alert.approved", target=alert_id,
-              detail={"level": alert["level"], "from": alert["release_state"], "outbox": event_id})
+        record_transition(
+            wh,
+            alert_id=alert_id,
+            at=at,
+            action="approved",
+            actor=user,
+            before=alert,
+            after=after,
+            reason=f"outbox {event_id}",
+        )
+        audit(
+            wh,
+            at=at,
+            actor=user,
+            action="alert.approved",
+            target=alert_id,
+            detail={"level": alert["level"], "from": alert["release_state"], "outbox": event_id},
+        )
     return read_alert(wh, alert_id)
 
 
-def reject_release(wh: Warehouse, *, alert_id: str, user: str, at: datetime,
-                   reason: str) -> dict[str, Any]:
+def reject_release(wh: Warehouse, *, alert_id: str, user: str, at: datetime, reason: str) -> dict[str, Any]:
     """A duty officer holds an alert back: pending/suppressed → rejected, with a reason."""
     _need_user(user)
     _need_text(reason, "reason", "say why it must not go out, e.g. --reason 'sensor fault'")
@@ -207,18 +263,25 @@ def reject_release(wh: Warehouse, *, alert_id: str, user: str, at: datetime,
                 fix=f"withdraw it with `ews alerts cancel {alert_id} --reason ...` (CAP Cancel)",
             )
         if alert["release_state"] == ReleaseState.REJECTED:
-            raise TransitionError(f"alert {alert_id} is already rejected",
-                                  fix="nothing to do; approve it if you changed your mind")
+            raise TransitionError(
+                f"alert {alert_id} is already rejected", fix="nothing to do; approve it if you changed your mind"
+            )
         after = _set_release(wh, alert, ReleaseState.REJECTED, at)
-        record_transition(wh, alert_id=alert_id, at=at, action="rejected", actor=user,
-                          before=alert, after=after, reason=reason)
-        audit(wh, at=at, actor=user, action="alert.rejected", target=alert_id,
-              detail={"level": alert["level"], "reason": reason})
+        record_transition(
+            wh, alert_id=alert_id, at=at, action="rejected", actor=user, before=alert, after=after, reason=reason
+        )
+        audit(
+            wh,
+            at=at,
+            actor=user,
+            action="alert.rejected",
+            target=alert_id,
+            detail={"level": alert["level"], "reason": reason},
+        )
     return read_alert(wh, alert_id)
 
 
-def silence(wh: Warehouse, *, alert_id: str, user: str, at: datetime, reason: str,
-            until: datetime) -> dict[str, Any]:
+def silence(wh: Warehouse, *, alert_id: str, user: str, at: datetime, reason: str, until: datetime) -> dict[str, Any]:
     """Silence the alert's hazard + region until ``until``: no automatic release meanwhile.
 
     Returns the silence row. The alert keeps being tracked (levels, transitions); what a
@@ -242,12 +305,30 @@ def silence(wh: Warehouse, *, alert_id: str, user: str, at: datetime, reason: st
         after = alert
         if alert["status"] == AlertStatus.OPEN and alert["release_state"] == ReleaseState.PENDING:
             after = _set_release(wh, alert, ReleaseState.SUPPRESSED, at)
-        record_transition(wh, alert_id=alert_id, at=at, action="silenced", actor=user,
-                          before=alert, after=after,
-                          reason=f"{reason} (until {until.isoformat()}, {silence_id})")
-        audit(wh, at=at, actor=user, action="alert.silenced", target=alert_id,
-              detail={"silence_id": silence_id, "hazard": alert["hazard"],
-                      "region": alert["region"], "until": until, "reason": reason})
+        record_transition(
+            wh,
+            alert_id=alert_id,
+            at=at,
+            action="silenced",
+            actor=user,
+            before=alert,
+            after=after,
+            reason=f"{reason} (until {until.isoformat()}, {silence_id})",
+        )
+        audit(
+            wh,
+            at=at,
+            actor=user,
+            action="alert.silenced",
+            target=alert_id,
+            detail={
+                "silence_id": silence_id,
+                "hazard": alert["hazard"],
+                "region": alert["region"],
+                "until": until,
+                "reason": reason,
+            },
+        )
     return read_silences(wh).filter(pl.col("silence_id") == silence_id).to_dicts()[0]
 
 
@@ -257,24 +338,23 @@ def lift_silence(wh: Warehouse, *, silence_id: str, user: str, at: datetime) -> 
     with wh.transaction():
         rows = wh._execute("SELECT alert_id, lifted_at FROM silences WHERE silence_id = ?", [silence_id])
         if not rows:
-            raise TransitionError(f"no silence {silence_id!r}",
-                                  fix="list silences with `ews alerts silences`")
+            raise TransitionError(f"no silence {silence_id!r}", fix="list silences with `ews alerts silences`")
         if rows[0][1] is not None:
-            raise TransitionError(f"silence {silence_id} was already lifted at {rows[0][1]}",
-                                  fix="nothing to do")
-        wh._execute("UPDATE silences SET lifted_at = ?, lifted_by = ? WHERE silence_id = ?",
-                    [at, user, silence_id])
-        audit(wh, at=at, actor=user, action="silence.lifted", target=silence_id,
-              detail={"alert_id": rows[0][0]})
+            raise TransitionError(f"silence {silence_id} was already lifted at {rows[0][1]}", fix="nothing to do")
+        wh._execute("UPDATE silences SET lifted_at = ?, lifted_by = ? WHERE silence_id = ?", [at, user, silence_id])
+        audit(wh, at=at, actor=user, action="silence.lifted", target=silence_id, detail={"alert_id": rows[0][0]})
 
 
-def mark_feedback(wh: Warehouse, *, alert_id: str, user: str, at: datetime, verdict: str,
-                  note: str | None = None) -> dict[str, Any]:
+def mark_feedback(
+    wh: Warehouse, *, alert_id: str, user: str, at: datetime, verdict: str, note: str | None = None
+) -> dict[str, Any]:
     """Store an analyst's verdict (confirmed / false_alarm) on an alert, in any status."""
     _need_user(user)
     if verdict not in VERDICTS:
-        raise TransitionError(f"verdict {verdict!r} is not one of {', '.join(VERDICTS)}",
-                              fix="use --verdict confirmed or --verdict false_alarm")
+        raise TransitionError(
+            f"verdict {verdict!r} is not one of {', '.join(VERDICTS)}",
+            fix="use --verdict confirmed or --verdict false_alarm",
+        )
     with wh.transaction():
         alert = read_alert(wh, alert_id)
         wh._execute(
@@ -282,15 +362,28 @@ def mark_feedback(wh: Warehouse, *, alert_id: str, user: str, at: datetime, verd
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             [alert_id, alert["unique_id"], alert["level"], alert["score"], user, at, verdict, note],
         )
-        record_transition(wh, alert_id=alert_id, at=at, action=f"feedback.{verdict}", actor=user,
-                          before=alert, after=alert, reason=note)
-        audit(wh, at=at, actor=user, action="alert.feedback", target=alert_id,
-              detail={"verdict": verdict, "note": note, "level": alert["level"]})
+        record_transition(
+            wh,
+            alert_id=alert_id,
+            at=at,
+            action=f"feedback.{verdict}",
+            actor=user,
+            before=alert,
+            after=alert,
+            reason=note,
+        )
+        audit(
+            wh,
+            at=at,
+            actor=user,
+            action="alert.feedback",
+            target=alert_id,
+            detail={"verdict": verdict, "note": note, "level": alert["level"]},
+        )
     return read_feedback(wh).filter(pl.col("alert_id") == alert_id).to_dicts()[-1]
 
 
-def cancel_alert(wh: Warehouse, *, alert_id: str, user: str, at: datetime,
-                 reason: str) -> dict[str, Any]:
+def cancel_alert(wh: Warehouse, *, alert_id: str, user: str, at: datetime, reason: str) -> dict[str, Any]:
     """Withdraw a wrong alert: status → cancelled; if any message went out, queue a CAP Cancel."""
     _need_user(user)
     _need_text(reason, "reason", "say why the alert was wrong, e.g. --reason 'gauge fault'")
@@ -298,34 +391,39 @@ def cancel_alert(wh: Warehouse, *, alert_id: str, user: str, at: datetime,
         alert = read_alert(wh, alert_id)
         if alert["status"] == AlertStatus.CANCELLED:
             raise TransitionError(f"alert {alert_id} is already cancelled", fix="nothing to do")
-        wh._execute("UPDATE alerts SET status = 'cancelled', updated_at = ? WHERE alert_id = ?",
-                    [at, alert_id])
+        wh._execute("UPDATE alerts SET status = 'cancelled', updated_at = ? WHERE alert_id = ?", [at, alert_id])
         after = read_alert(wh, alert_id)
         sent = wh._execute("SELECT count(*) FROM outbox WHERE alert_id = ?", [alert_id])[0][0]
         event_id = None
         if sent:
             event_id = queue_release(wh, after, at=at, actor=user, msg_type="Cancel", reason=reason)
-        record_transition(wh, alert_id=alert_id, at=at, action="cancelled", actor=user,
-                          before=alert, after=after, reason=reason)
-        audit(wh, at=at, actor=user, action="alert.cancelled", target=alert_id,
-              detail={"reason": reason, "cap_cancel_outbox": event_id})
+        record_transition(
+            wh, alert_id=alert_id, at=at, action="cancelled", actor=user, before=alert, after=after, reason=reason
+        )
+        audit(
+            wh,
+            at=at,
+            actor=user,
+            action="alert.cancelled",
+            target=alert_id,
+            detail={"reason": reason, "cap_cancel_outbox": event_id},
+        )
     return read_alert(wh, alert_id)
 
 
 # -- helpers -----------------------------------------------------------------------------
 def _set_release(wh: Warehouse, alert: dict[str, Any], state: str, at: datetime) -> dict[str, Any]:
-    wh._execute("UPDATE alerts SET release_state = ?, updated_at = ? WHERE alert_id = ?",
-                [state, at, alert["alert_id"]])
+    wh._execute(
+        "UPDATE alerts SET release_state = ?, updated_at = ? WHERE alert_id = ?", [state, at, alert["alert_id"]]
+    )
     return {**alert, "release_state": state, "updated_at": at}
 
 
 def _need_status(alert: dict[str, Any], allowed: tuple[str, ...], verb: str) -> None:
     if alert["status"] not in allowed:
         raise TransitionError(
-            f"cannot {verb} alert {alert['alert_id']}: it is {alert['status']}, "
-            f"expected {' or '.join(allowed)}",
-            fix="only open alerts take this action; see its history with "
-                f"`ews alerts show {alert['alert_id']}`",
+            f"cannot {verb} alert {alert['alert_id']}: it is {alert['status']}, expected {' or '.join(allowed)}",
+            fix=f"only open alerts take this action; see its history with `ews alerts show {alert['alert_id']}`",
         )
 
 

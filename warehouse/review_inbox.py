@@ -118,33 +118,51 @@ def _insert(con: sqlite3.Connection, item: InboxItem) -> str:
         con.execute(
             "INSERT INTO review_inbox (action_id, seq, kind, action, alert_id, user_name, role, "
             "acted_at, payload, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued')",
-            [item.action_id, seq, item.kind, item.action, item.alert_id, item.user, item.role,
-             item.acted_at.isoformat(), json.dumps(item.payload, default=str)],
+            [
+                item.action_id,
+                seq,
+                item.kind,
+                item.action,
+                item.alert_id,
+                item.user,
+                item.role,
+                item.acted_at.isoformat(),
+                json.dumps(item.payload, default=str),
+            ],
         )
     return item.action_id
 
 
-def enqueue(con: sqlite3.Connection, *, action: str, alert_id: str, user: str, role: str,
-            at: datetime, **payload: Any) -> str:
+def enqueue(
+    con: sqlite3.Connection, *, action: str, alert_id: str, user: str, role: str, at: datetime, **payload: Any
+) -> str:
     """Queue one review action (already authorised by the caller); return its id."""
     if action not in REVIEW_ACTIONS:
-        raise TransitionError(f"unknown review action {action!r}",
-                              fix=f"use one of {', '.join(REVIEW_ACTIONS)}")
+        raise TransitionError(f"unknown review action {action!r}", fix=f"use one of {', '.join(REVIEW_ACTIONS)}")
     missing = [k for k in REVIEW_ACTIONS[action] if not str(payload.get(k) or "").strip()]
     if missing:
-        raise TransitionError(f"{action} needs {', '.join(missing)}",
-                              fix=f"fill in {', '.join(missing)} before submitting")
+        raise TransitionError(
+            f"{action} needs {', '.join(missing)}", fix=f"fill in {', '.join(missing)} before submitting"
+        )
     if action == "silence":
         until = payload["until"]
         if not isinstance(until, datetime) or until <= at:
-            raise TransitionError(f"silence end {until} is not after now ({at:%Y-%m-%d %H:%M})",
-                                  fix="choose an end time in the future")
+            raise TransitionError(
+                f"silence end {until} is not after now ({at:%Y-%m-%d %H:%M})", fix="choose an end time in the future"
+            )
     item = InboxItem(_new_id(at), "review", action, alert_id, user, role, at, payload)
     return _insert(con, item)
 
 
-def enqueue_audit(con: sqlite3.Connection, *, action: str, user: str, at: datetime,
-                  target: str | None = None, detail: dict[str, Any] | None = None) -> str:
+def enqueue_audit(
+    con: sqlite3.Connection,
+    *,
+    action: str,
+    user: str,
+    at: datetime,
+    target: str | None = None,
+    detail: dict[str, Any] | None = None,
+) -> str:
     """Queue an audit-log entry (sign-in, account change) for the warehouse."""
     item = InboxItem(_new_id(at), "audit", action, target, user, None, at, detail or {})
     return _insert(con, item)
@@ -154,65 +172,93 @@ def pending_count(con: sqlite3.Connection) -> int:
     return con.execute("SELECT count(*) FROM review_inbox WHERE state = 'queued'").fetchone()[0]
 
 
-def read_inbox(con: sqlite3.Connection, *, user: str | None = None, alert_id: str | None = None,
-               kind: str | None = None, limit: int = 50, offset: int = 0) -> pl.DataFrame:
+def read_inbox(
+    con: sqlite3.Connection,
+    *,
+    user: str | None = None,
+    alert_id: str | None = None,
+    kind: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> pl.DataFrame:
     """Inbox rows, newest first (what a user queued and what became of it)."""
-    sql = ("SELECT action_id, kind, action, alert_id, user_name, role, acted_at, payload, state, "
-           "message, applied_at FROM review_inbox WHERE 1 = 1")
+    sql = (
+        "SELECT action_id, kind, action, alert_id, user_name, role, acted_at, payload, state, "
+        "message, applied_at FROM review_inbox WHERE 1 = 1"
+    )
     params: list[Any] = []
     for column, value in (("user_name", user), ("alert_id", alert_id), ("kind", kind)):
         if value is not None:
             sql += f" AND {column} = ?"
             params.append(value)
     rows = con.execute(sql + " ORDER BY seq DESC LIMIT ? OFFSET ?", [*params, limit, offset]).fetchall()
-    schema = ["action_id", "kind", "action", "alert_id", "user", "role", "acted_at", "payload",
-              "state", "message", "applied_at"]
-    return pl.DataFrame(rows, schema=schema, orient="row", infer_schema_length=None) if rows \
+    schema = [
+        "action_id",
+        "kind",
+        "action",
+        "alert_id",
+        "user",
+        "role",
+        "acted_at",
+        "payload",
+        "state",
+        "message",
+        "applied_at",
+    ]
+    return (
+        pl.DataFrame(rows, schema=schema, orient="row", infer_schema_length=None)
+        if rows
         else pl.DataFrame(schema={c: pl.Utf8 for c in schema})
+    )
 
 
 def action_outcome(con: sqlite3.Connection, action_id: str) -> tuple[str, str | None] | None:
     """``(state, message)`` of one queued action (state: queued, applied or refused), or None."""
-    row = con.execute("SELECT state, message FROM review_inbox WHERE action_id = ?",
-                      [action_id]).fetchone()
+    row = con.execute("SELECT state, message FROM review_inbox WHERE action_id = ?", [action_id]).fetchone()
     return None if row is None else (row[0], row[1])
 
 
-def record_sync_check(con: sqlite3.Connection, *, at: datetime, outcome: str,
-                      detail: str | None = None) -> None:
+def record_sync_check(con: sqlite3.Connection, *, at: datetime, outcome: str, detail: str | None = None) -> None:
     """Record one look at the inbox by ``ews serve``'s supervisor (replaces the previous one)."""
     if outcome not in SYNC_OUTCOMES:
         raise ValueError(f"unknown sync outcome {outcome!r}; use one of {', '.join(SYNC_OUTCOMES)}")
     with con:
-        con.execute("INSERT INTO sync_checks (checker, checked_at, outcome, detail) VALUES (?, ?, ?, ?) "
-                    "ON CONFLICT (checker) DO UPDATE SET checked_at = excluded.checked_at, "
-                    "outcome = excluded.outcome, detail = excluded.detail",
-                    [_CHECKER, at.isoformat(), outcome, detail])
+        con.execute(
+            "INSERT INTO sync_checks (checker, checked_at, outcome, detail) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (checker) DO UPDATE SET checked_at = excluded.checked_at, "
+            "outcome = excluded.outcome, detail = excluded.detail",
+            [_CHECKER, at.isoformat(), outcome, detail],
+        )
 
 
 def last_sync_check(con: sqlite3.Connection) -> SyncCheck | None:
     """The supervisor's most recent look at the inbox, or None if no ``ews serve`` ever looked."""
-    row = con.execute("SELECT checked_at, outcome, detail FROM sync_checks WHERE checker = ?",
-                      [_CHECKER]).fetchone()
+    row = con.execute("SELECT checked_at, outcome, detail FROM sync_checks WHERE checker = ?", [_CHECKER]).fetchone()
     return None if row is None else SyncCheck(datetime.fromisoformat(row[0]), row[1], row[2])
 
 
 def _queued(con: sqlite3.Connection, limit: int) -> list[InboxItem]:
     rows = con.execute(
         "SELECT action_id, kind, action, alert_id, user_name, role, acted_at, payload "
-        "FROM review_inbox WHERE state = 'queued' ORDER BY seq LIMIT ?", [limit]).fetchall()
+        "FROM review_inbox WHERE state = 'queued' ORDER BY seq LIMIT ?",
+        [limit],
+    ).fetchall()
     items = []
     for action_id, kind, action, alert_id, user, role, acted_at, payload in rows:
-        items.append(InboxItem(action_id, kind, action, alert_id, user, role,
-                               datetime.fromisoformat(acted_at), json.loads(payload)))
+        items.append(
+            InboxItem(
+                action_id, kind, action, alert_id, user, role, datetime.fromisoformat(acted_at), json.loads(payload)
+            )
+        )
     return items
 
 
-def _mark(con: sqlite3.Connection, action_id: str, state: str, message: str | None,
-          at: datetime) -> None:
+def _mark(con: sqlite3.Connection, action_id: str, state: str, message: str | None, at: datetime) -> None:
     with con:
-        con.execute("UPDATE review_inbox SET state = ?, message = ?, applied_at = ? "
-                    "WHERE action_id = ?", [state, message, at.isoformat(), action_id])
+        con.execute(
+            "UPDATE review_inbox SET state = ?, message = ?, applied_at = ? WHERE action_id = ?",
+            [state, message, at.isoformat(), action_id],
+        )
 
 
 def _apply(wh: Warehouse, item: InboxItem) -> str:
@@ -220,8 +266,7 @@ def _apply(wh: Warehouse, item: InboxItem) -> str:
     p = item.payload
     common: dict[str, Any] = {"alert_id": item.alert_id, "user": item.user, "at": item.acted_at}
     if item.kind == "audit":
-        audit(wh, at=item.acted_at, actor=item.user, action=item.action, target=item.alert_id,
-              detail=p)
+        audit(wh, at=item.acted_at, actor=item.user, action=item.action, target=item.alert_id, detail=p)
         return "recorded"
     if item.action == "acknowledge":
         review.acknowledge(wh, **common, note=p.get("note") or None)
@@ -242,13 +287,18 @@ def _record(wh: Warehouse, item: InboxItem, *, outcome: str, message: str, now: 
     wh._execute(
         "INSERT INTO review_inbox_applied (action_id, kind, action, alert_id, actor, acted_at, "
         "applied_at, outcome, message) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [item.action_id, item.kind, item.action, item.alert_id, item.user, item.acted_at, now,
-         outcome, message],
+        [item.action_id, item.kind, item.action, item.alert_id, item.user, item.acted_at, now, outcome, message],
     )
 
 
-def drain(wh: Warehouse, con: sqlite3.Connection, *, now: datetime, limit: int = 1000,
-          refusal: Callable[[InboxItem], str | None] | None = None) -> DrainResult:
+def drain(
+    wh: Warehouse,
+    con: sqlite3.Connection,
+    *,
+    now: datetime,
+    limit: int = 1000,
+    refusal: Callable[[InboxItem], str | None] | None = None,
+) -> DrainResult:
     """Apply queued inbox items to ``wh`` (open for writing) in the order they were queued.
 
     ``refusal(item)`` (the caller's authoriser, e.g. alerts.permissions.queued_action_refusal
@@ -259,8 +309,9 @@ def drain(wh: Warehouse, con: sqlite3.Connection, *, now: datetime, limit: int =
     result = DrainResult()
     with _DRAIN_LOCK:
         for item in _queued(con, limit):
-            done = wh._execute("SELECT outcome, message FROM review_inbox_applied WHERE action_id = ?",
-                               [item.action_id])
+            done = wh._execute(
+                "SELECT outcome, message FROM review_inbox_applied WHERE action_id = ?", [item.action_id]
+            )
             if done:
                 _mark(con, item.action_id, done[0][0], done[0][1], now)
                 result.already.append(item.action_id)
@@ -277,10 +328,19 @@ def drain(wh: Warehouse, con: sqlite3.Connection, *, now: datetime, limit: int =
                 message = str(exc) if isinstance(exc, TransitionError) else reason
                 with wh.transaction():
                     _record(wh, item, outcome="refused", message=message, now=now)
-                    audit(wh, at=now, actor=item.user, action="review.refused",
-                          target=item.alert_id,
-                          detail={"action": item.action, "acted_at": item.acted_at,
-                                  "reason": reason, "inbox_id": item.action_id})
+                    audit(
+                        wh,
+                        at=now,
+                        actor=item.user,
+                        action="review.refused",
+                        target=item.alert_id,
+                        detail={
+                            "action": item.action,
+                            "acted_at": item.acted_at,
+                            "reason": reason,
+                            "inbox_id": item.action_id,
+                        },
+                    )
                 _mark(con, item.action_id, "refused", message, now)
                 result.refused[item.action_id] = message
                 continue

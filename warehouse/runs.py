@@ -18,8 +18,7 @@ from warehouse.store import Warehouse
 __all__ = ["start_run", "finish_run", "last_run", "audit"]
 
 
-def start_run(wh: Warehouse, *, run_id: str, kind: str, started_at: datetime,
-              as_of: datetime | None = None) -> None:
+def start_run(wh: Warehouse, *, run_id: str, kind: str, started_at: datetime, as_of: datetime | None = None) -> None:
     wh._execute(
         "INSERT INTO runs (run_id, kind, started_at, status, as_of) VALUES (?, ?, ?, 'running', ?)",
         [run_id, kind, started_at, as_of],
@@ -57,8 +56,9 @@ def last_run(wh: Warehouse, kind: str | None = None) -> dict[str, Any] | None:
     return out
 
 
-def audit(wh: Warehouse, *, at: datetime, actor: str, action: str, target: str | None,
-          detail: dict[str, Any] | None = None) -> None:
+def audit(
+    wh: Warehouse, *, at: datetime, actor: str, action: str, target: str | None, detail: dict[str, Any] | None = None
+) -> None:
     wh._execute(
         "INSERT INTO audit_log (at_time, actor, action, target, detail) VALUES (?, ?, ?, ?, ?)",
         [at, actor, action, target, json.dumps(detail or {}, default=str)],

@@ -51,13 +51,13 @@ def upsert_events(wh: Warehouse, events: pl.DataFrame, *, batch_id: str) -> int:
 def read_series_meta(wh: Warehouse, unique_ids: Sequence[str] | None = None) -> pl.DataFrame:
     sql = f"SELECT {', '.join(SERIES_META_COLUMNS)} FROM series"
     if unique_ids is not None:
-        return wh._frame(sql + " WHERE unique_id IN (SELECT unnest(?)) ORDER BY unique_id",
-                         [list(unique_ids)])
+        return wh._frame(sql + " WHERE unique_id IN (SELECT unnest(?)) ORDER BY unique_id", [list(unique_ids)])
     return wh._frame(sql + " ORDER BY unique_id")
 
 
-def read_observations(wh: Warehouse, unique_ids: Sequence[str] | None = None, *,
-                      before: datetime | None = None) -> pl.DataFrame:
+def read_observations(
+    wh: Warehouse, unique_ids: Sequence[str] | None = None, *, before: datetime | None = None
+) -> pl.DataFrame:
     """Observations (all, or of ``unique_ids``), only those earlier than ``before`` if given."""
     sql = "SELECT unique_id, ds, y FROM observations WHERE ds < coalesce(?, 'infinity'::TIMESTAMP)"
     params: list[Any] = [before]

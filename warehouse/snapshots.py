@@ -50,8 +50,10 @@ class Snapshot:
 def publish_snapshot(wh: Warehouse, folder: str | Path, *, now: datetime, keep: int = 3) -> Snapshot:
     """Publish a read snapshot of ``wh`` (open for writing, no transaction in progress)."""
     if wh.read_only:
-        raise WarehouseError("a read snapshot can only be published by the process that writes "
-                             "the warehouse", fix="open it for writing (the engine's run does)")
+        raise WarehouseError(
+            "a read snapshot can only be published by the process that writes the warehouse",
+            fix="open it for writing (the engine's run does)",
+        )
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     wh.checkpoint()
@@ -62,9 +64,17 @@ def publish_snapshot(wh: Warehouse, folder: str | Path, *, now: datetime, keep: 
     os.replace(partial, folder / name)
     snapshot = Snapshot(folder / name, now, wh.schema_version(), last[0][0] if last else None)
     pointer = folder / f".{_POINTER}.partial"
-    pointer.write_text(json.dumps({"file": name, "published_at": now.isoformat(),
-                                   "schema_version": snapshot.schema_version,
-                                   "last_run": snapshot.last_run}), encoding="utf-8")
+    pointer.write_text(
+        json.dumps(
+            {
+                "file": name,
+                "published_at": now.isoformat(),
+                "schema_version": snapshot.schema_version,
+                "last_run": snapshot.last_run,
+            }
+        ),
+        encoding="utf-8",
+    )
     os.replace(pointer, folder / _POINTER)
     _prune(folder, keep=max(keep, 1), current=name)
     return snapshot
@@ -78,13 +88,16 @@ def current_snapshot(folder: str | Path) -> Snapshot | None:
     except FileNotFoundError:
         return None
     except (OSError, ValueError) as exc:
-        raise WarehouseError(f"snapshot pointer {pointer} is unreadable: {exc}",
-                             fix="delete it; the next `ews run` (or `ews serve`) publishes a new one") from None
+        raise WarehouseError(
+            f"snapshot pointer {pointer} is unreadable: {exc}",
+            fix="delete it; the next `ews run` (or `ews serve`) publishes a new one",
+        ) from None
     path = Path(folder) / info["file"]
     if not path.is_file():
         return None
-    return Snapshot(path, datetime.fromisoformat(info["published_at"]), int(info["schema_version"]),
-                    info.get("last_run"))
+    return Snapshot(
+        path, datetime.fromisoformat(info["published_at"]), int(info["schema_version"]), info.get("last_run")
+    )
 
 
 def open_snapshot(snapshot: Snapshot | str | Path) -> Warehouse:

@@ -14,9 +14,22 @@ from warehouse.store import LEVELS, Warehouse
 __all__ = ["count_rows", "warehouse_status"]
 
 #: Tables :func:`count_rows` counts (names are code constants, never user input).
-_COUNTED = frozenset({"series", "observations", "events", "forecasts", "anomaly_scores",
-                      "risk_grades", "series_state", "alerts", "judgments", "ingest_batches",
-                      "runs", "audit_log"})
+_COUNTED = frozenset(
+    {
+        "series",
+        "observations",
+        "events",
+        "forecasts",
+        "anomaly_scores",
+        "risk_grades",
+        "series_state",
+        "alerts",
+        "judgments",
+        "ingest_batches",
+        "runs",
+        "audit_log",
+    }
+)
 
 
 def count_rows(wh: Warehouse, table: str) -> int:
@@ -28,15 +41,9 @@ def count_rows(wh: Warehouse, table: str) -> int:
 
 def warehouse_status(wh: Warehouse) -> dict[str, Any]:
     """The figures `ews status --json` prints."""
-    domains = dict(wh._execute(
-        "SELECT domain, count(*) FROM series GROUP BY domain ORDER BY domain"
-    ))
-    levels = dict(wh._execute(
-        "SELECT level, count(*) FROM alerts WHERE status = 'open' GROUP BY level"
-    ))
-    batches = dict(wh._execute(
-        "SELECT status, count(*) FROM ingest_batches GROUP BY status"
-    ))
+    domains = dict(wh._execute("SELECT domain, count(*) FROM series GROUP BY domain ORDER BY domain"))
+    levels = dict(wh._execute("SELECT level, count(*) FROM alerts WHERE status = 'open' GROUP BY level"))
+    batches = dict(wh._execute("SELECT status, count(*) FROM ingest_batches GROUP BY status"))
     last = last_run(wh)
     return {
         "warehouse": str(wh.path),
@@ -50,9 +57,14 @@ def warehouse_status(wh: Warehouse) -> dict[str, Any]:
         "alerts_by_level": {level: levels.get(level, 0) for level in LEVELS},
         "judgments": count_rows(wh, "judgments"),
         "ingest_batches": batches,
-        "last_run": None if last is None else {
-            "id": last["id"], "kind": last["kind"], "status": last["status"],
-            "started_at": str(last["started_at"]), "finished_at": str(last["finished_at"]),
+        "last_run": None
+        if last is None
+        else {
+            "id": last["id"],
+            "kind": last["kind"],
+            "status": last["status"],
+            "started_at": str(last["started_at"]),
+            "finished_at": str(last["finished_at"]),
             "row_counts": last["row_counts"],
             "as_of": None if last["as_of"] is None else str(last["as_of"]),
         },

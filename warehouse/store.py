@@ -27,7 +27,7 @@ import duckdb
 import polars as pl
 
 from core.errors import WarehouseError, WarehouseLockedError
-from core.frames import QUANTILES, SERIES_BOUND_COLUMNS, SERIES_META_COLUMNS, quantile_column
+from core.frames import QUANTILES, SERIES_META_COLUMNS, quantile_column
 from core.vocabulary import WARNING_LEVEL_NAMES
 from warehouse.migrations import CURRENT_VERSION, MIGRATIONS
 
@@ -48,8 +48,19 @@ _TABLES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "series_state": (("unique_id",), ("fingerprint", "run_id", "processed_at")),
     "judgments": (
         ("judgment_id",),
-        ("alert_id", "run_id", "writer", "model", "prompt_version", "evidence_hash", "label",
-         "text_en", "text_zh", "checks", "created_at"),
+        (
+            "alert_id",
+            "run_id",
+            "writer",
+            "model",
+            "prompt_version",
+            "evidence_hash",
+            "label",
+            "text_en",
+            "text_zh",
+            "checks",
+            "created_at",
+        ),
     ),
 }
 # Columns whose change alone does not count as a change (bookkeeping, not content).
@@ -150,9 +161,9 @@ class Warehouse:
 
     # -- schema ------------------------------------------------------------------------
     def schema_version(self) -> int:
-        exists = self._execute(
-            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_migrations'"
-        )[0][0]
+        exists = self._execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_migrations'")[
+            0
+        ][0]
         if not exists:
             return 0
         return self._execute("SELECT coalesce(max(version), 0) FROM schema_migrations")[0][0]
@@ -166,8 +177,7 @@ class Warehouse:
         current = self.schema_version()
         if current > CURRENT_VERSION:
             raise WarehouseError(
-                f"warehouse {self.path} is at schema version {current}, newer than this "
-                f"engine's {CURRENT_VERSION}",
+                f"warehouse {self.path} is at schema version {current}, newer than this engine's {CURRENT_VERSION}",
                 fix="upgrade EWS to the version that wrote this file",
             )
         applied = []
@@ -186,9 +196,7 @@ class Warehouse:
         return applied
 
     def tables(self) -> list[str]:
-        rows = self._execute(
-            "SELECT table_name FROM information_schema.tables ORDER BY table_name"
-        )
+        rows = self._execute("SELECT table_name FROM information_schema.tables ORDER BY table_name")
         return [r[0] for r in rows]
 
     # -- transactions ------------------------------------------------------------------
@@ -223,8 +231,9 @@ class Warehouse:
         keys, values = _TABLES[table]
         return self._upsert_rows(table, frame, keys=keys, values=values, **constants)
 
-    def _upsert_rows(self, table: str, frame: pl.DataFrame, *, keys: Sequence[str],
-                     values: Sequence[str], **constants: Any) -> int:
+    def _upsert_rows(
+        self, table: str, frame: pl.DataFrame, *, keys: Sequence[str], values: Sequence[str], **constants: Any
+    ) -> int:
         """Insert new keys and update changed rows of ``table`` from ``frame``.
 
         ``keys`` is the table's primary key, ``values`` the other columns written.
@@ -252,8 +261,7 @@ class Warehouse:
         sql = (
             f"INSERT INTO {table} ({', '.join(columns)}) "
             f"SELECT {', '.join(select)} FROM incoming "
-            f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {updates}"
-            + (f" WHERE {where}" if where else "")
+            f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {updates}" + (f" WHERE {where}" if where else "")
         )
         if not self._execute(f"SELECT count(*) FROM (SELECT 1 FROM {table} LIMIT 1)")[0][0]:
             # An empty table has nothing to conflict with: a plain bulk insert (same result, and
@@ -270,4 +278,4 @@ def _holder(exc: duckdb.IOException) -> str:
     """DuckDB names the holding process in its lock error; keep just that part."""
     text = str(exc)
     marker = "Conflicting lock is held in"
-    return text[text.index(marker):].strip() if marker in text else text.strip()
+    return text[text.index(marker) :].strip() if marker in text else text.strip()

@@ -25,8 +25,8 @@ from datetime import datetime
 from pathlib import Path
 
 from core.errors import EWSError
-from core.vocabulary import Role
 from core.settings import Settings
+from core.vocabulary import Role
 
 __all__ = [
     "AuthenticationError",
@@ -150,8 +150,14 @@ def verify_password(password: str, stored: str) -> bool:
         scheme, n, r, p, salt_hex, hash_hex = stored.split("$")
         if scheme != "scrypt":
             return False
-        digest = hashlib.scrypt(password.encode("utf-8"), salt=bytes.fromhex(salt_hex),
-                                n=int(n), r=int(r), p=int(p), dklen=len(hash_hex) // 2)
+        digest = hashlib.scrypt(
+            password.encode("utf-8"),
+            salt=bytes.fromhex(salt_hex),
+            n=int(n),
+            r=int(r),
+            p=int(p),
+            dklen=len(hash_hex) // 2,
+        )
     except (ValueError, TypeError):
         return False
     return hmac.compare_digest(digest.hex(), hash_hex)
@@ -186,8 +192,9 @@ def _check_password(password: str) -> None:
         )
 
 
-def add_user(con: sqlite3.Connection, *, name: str, role: str, password: str | None,
-             email: str | None = None, at: datetime) -> User:
+def add_user(
+    con: sqlite3.Connection, *, name: str, role: str, password: str | None, email: str | None = None, at: datetime
+) -> User:
     """Create an account. ``password`` None makes an identity-provider-only account (needs email)."""
     _check_name(name)
     _check_role(role)
@@ -204,8 +211,14 @@ def add_user(con: sqlite3.Connection, *, name: str, role: str, password: str | N
             con.execute(
                 "INSERT INTO users (name, role, password_hash, email, created_at, updated_at) "
                 "VALUES (?, ?, ?, ?, ?, ?)",
-                [name, role, None if password is None else hash_password(password),
-                 email.lower() if email else None, stamp, stamp],
+                [
+                    name,
+                    role,
+                    None if password is None else hash_password(password),
+                    email.lower() if email else None,
+                    stamp,
+                    stamp,
+                ],
             )
     except sqlite3.IntegrityError:
         raise AccountError(
@@ -226,8 +239,7 @@ def set_role(con: sqlite3.Connection, name: str, role: str, *, at: datetime) -> 
     _check_role(role)
     _require(con, name)
     with con:
-        con.execute("UPDATE users SET role = ?, updated_at = ? WHERE name = ?",
-                    [role, at.isoformat(), name])
+        con.execute("UPDATE users SET role = ?, updated_at = ? WHERE name = ?", [role, at.isoformat(), name])
     return _require(con, name)
 
 
@@ -235,15 +247,17 @@ def set_password(con: sqlite3.Connection, name: str, password: str, *, at: datet
     _check_password(password)
     _require(con, name)
     with con:
-        con.execute("UPDATE users SET password_hash = ?, updated_at = ? WHERE name = ?",
-                    [hash_password(password), at.isoformat(), name])
+        con.execute(
+            "UPDATE users SET password_hash = ?, updated_at = ? WHERE name = ?",
+            [hash_password(password), at.isoformat(), name],
+        )
     return _require(con, name)
 
 
 def get_user(con: sqlite3.Connection, name: str) -> User | None:
     rows = con.execute(
-        "SELECT name, role, email, password_hash IS NOT NULL, created_at, updated_at "
-        "FROM users WHERE name = ?", [name]).fetchall()
+        "SELECT name, role, email, password_hash IS NOT NULL, created_at, updated_at FROM users WHERE name = ?", [name]
+    ).fetchall()
     return None if not rows else User(rows[0][0], rows[0][1], rows[0][2], bool(rows[0][3]), rows[0][4], rows[0][5])
 
 
@@ -284,6 +298,8 @@ def _require(con: sqlite3.Connection, name: str) -> User:
     user = get_user(con, name)
     if user is None:
         known = ", ".join(u.name for u in list_users(con)) or "none yet"
-        raise AccountError(f"no account named {name!r} (accounts: {known})",
-                           fix="list them with `ews users list`; add one with `ews users add`")
+        raise AccountError(
+            f"no account named {name!r} (accounts: {known})",
+            fix="list them with `ews users list`; add one with `ews users add`",
+        )
     return user

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
-import polars as pl
 import streamlit as st
 
 from alerts.permissions import AuthorizationError, allowed, minimum_role
@@ -21,12 +20,16 @@ st.title("Alert inbox")
 
 with st.container(border=True):
     c1, c2, c3 = st.columns(3)
-    statuses = c1.multiselect("Status", list(AlertStatus.values()), default=[AlertStatus.OPEN.value],
-                              key="inbox_status")
+    statuses = c1.multiselect(
+        "Status", list(AlertStatus.values()), default=[AlertStatus.OPEN.value], key="inbox_status"
+    )
     level_filter = c2.multiselect("Level", list(WARNING_LEVEL_NAMES[::-1]), key="inbox_level")
     domain = c3.selectbox("Domain", ["all", *Domain.values()], key="inbox_domain")
-filters = {"statuses": tuple(statuses) or None, "levels": tuple(level_filter) or None,
-           "domain": None if domain == "all" else domain}
+filters = {
+    "statuses": tuple(statuses) or None,
+    "levels": tuple(level_filter) or None,
+    "domain": None if domain == "all" else domain,
+}
 total = context.read("count_alerts", **filters)
 limit, offset = ui.pager(total, key="inbox_page")
 page = context.read("alerts_page", **filters, limit=limit, offset=offset)
@@ -35,9 +38,11 @@ if page.height == 0:
     st.info("No alerts match these filters.")
     st.stop()
 
-labels = {r["alert_id"]: f"[{r['level'].upper()}] {r['name'] or r['unique_id']} · {r['status']}"
-          f"{' · ' + r['release_state'] if r['release_state'] else ''} · {r['alert_id']}"
-          for r in page.iter_rows(named=True)}
+labels = {
+    r["alert_id"]: f"[{r['level'].upper()}] {r['name'] or r['unique_id']} · {r['status']}"
+    f"{' · ' + r['release_state'] if r['release_state'] else ''} · {r['alert_id']}"
+    for r in page.iter_rows(named=True)
+}
 alert_id = st.selectbox("Alert", list(labels), format_func=labels.__getitem__, key="inbox_alert")
 alert = context.read("alert_row", alert_id=alert_id)
 if alert is None:
@@ -45,10 +50,12 @@ if alert is None:
     st.stop()
 
 st.subheader(f"{alert['level'].upper()} · {alert['hazard'].replace('_', ' ')}")
-st.markdown(f"**{ui.safe_md(alert['name'] or alert['unique_id'])}** · region "
-            f"{ui.safe_md(alert['region'] or 'n/a')} · status **{ui.safe_md(alert['status'])}** · "
-            f"release **{ui.safe_md(alert.get('release_state') or 'n/a')}** · observed "
-            f"{alert['ds']:%Y-%m-%d} · score {alert['score']:.4f}")
+st.markdown(
+    f"**{ui.safe_md(alert['name'] or alert['unique_id'])}** · region "
+    f"{ui.safe_md(alert['region'] or 'n/a')} · status **{ui.safe_md(alert['status'])}** · "
+    f"release **{ui.safe_md(alert.get('release_state') or 'n/a')}** · observed "
+    f"{alert['ds']:%Y-%m-%d} · score {alert['score']:.4f}"
+)
 evidence_col, judgment_col = st.columns(2)
 with evidence_col:
     st.markdown("**Evidence**")
@@ -64,8 +71,10 @@ with judgment_col:
         st.warning(ui.safe_md(j["label"]), icon=":material/smart_toy:")
         st.markdown(ui.safe_md(j["text_en"]))
         st.markdown(ui.safe_md(j["text_zh"]))
-        st.caption(f"writer {j['writer']} · model {j['model'] or 'n/a'} · prompt {j['prompt_version']} · "
-                   f"evidence hash {j['evidence_hash'][:16]}…")
+        st.caption(
+            f"writer {j['writer']} · model {j['model'] or 'n/a'} · prompt {j['prompt_version']} · "
+            f"evidence hash {j['evidence_hash'][:16]}…"
+        )
         st.markdown("Check verdicts")
         st.json(json.loads(j["checks"]) if j["checks"] else {})
 
@@ -86,13 +95,19 @@ if cap.height:
     # The bytes reach Streamlit's file server only for a role that may download them: a
     # disabled button would still hand the file to the browser.
     if allowed(session.role, "cap.download"):
-        st.download_button("Download CAP XML", data=newest["xml"].encode("utf-8"),
-                           file_name=f"{newest['identifier']}.xml", mime="application/xml",
-                           key="cap_download")
+        st.download_button(
+            "Download CAP XML",
+            data=newest["xml"].encode("utf-8"),
+            file_name=f"{newest['identifier']}.xml",
+            mime="application/xml",
+            key="cap_download",
+        )
     else:
         st.caption("CAP download needs a role with cap.download.")
-    st.caption(f"CAP {newest['msg_type']} {newest['identifier']} ({newest['status']}, "
-               f"{'valid' if newest['valid'] else 'INVALID'} against the CAP 1.2 schema)")
+    st.caption(
+        f"CAP {newest['msg_type']} {newest['identifier']} ({newest['status']}, "
+        f"{'valid' if newest['valid'] else 'INVALID'} against the CAP 1.2 schema)"
+    )
 else:
     st.caption("No CAP message rendered for this alert yet (released alerts get one from the relay).")
 
@@ -110,9 +125,11 @@ def _run(action: str, **payload: object) -> None:
     except (AuthorizationError, TransitionError) as exc:
         st.session_state["ews_last_outcome"] = {"state": "refused", "text": str(exc)}
         return
-    text = {"applied": f"{action}: applied.",
-            "refused": f"{action}: refused: {outcome.message}",
-            "queued": f"{action}: queued. {outcome.message}"}[outcome.state]
+    text = {
+        "applied": f"{action}: applied.",
+        "refused": f"{action}: refused: {outcome.message}",
+        "queued": f"{action}: queued. {outcome.message}",
+    }[outcome.state]
     st.session_state["ews_last_outcome"] = {"state": outcome.state, "text": text}
 
 
@@ -125,36 +142,45 @@ def _hint(permission: str) -> str | None:
 a1, a2, a3 = st.columns(3)
 with a1:
     note = st.text_input("Note (acknowledge / feedback)", key="review_note")
-    if st.button("Acknowledge", key="do_acknowledge", help=_hint("alert.acknowledge"),
-                 disabled=_hint("alert.acknowledge") is not None):
+    if st.button(
+        "Acknowledge",
+        key="do_acknowledge",
+        help=_hint("alert.acknowledge"),
+        disabled=_hint("alert.acknowledge") is not None,
+    ):
         _run("acknowledge", note=note)
         st.rerun()
     verdict = st.radio("Verdict", list(Verdict.values()), horizontal=True, key="review_verdict")
-    if st.button("Mark verdict", key="do_feedback", help=_hint("alert.feedback"),
-                 disabled=_hint("alert.feedback") is not None):
+    if st.button(
+        "Mark verdict", key="do_feedback", help=_hint("alert.feedback"), disabled=_hint("alert.feedback") is not None
+    ):
         _run("feedback", verdict=verdict, note=note)
         st.rerun()
 with a2:
-    if st.button("Approve release", key="do_approve", type="primary", help=_hint("alert.approve"),
-                 disabled=_hint("alert.approve") is not None):
+    if st.button(
+        "Approve release",
+        key="do_approve",
+        type="primary",
+        help=_hint("alert.approve"),
+        disabled=_hint("alert.approve") is not None,
+    ):
         _run("approve")
         st.rerun()
     reason = st.text_input("Reason (reject / silence)", key="review_reason")
-    if st.button("Reject release", key="do_reject", help=_hint("alert.reject"),
-                 disabled=_hint("alert.reject") is not None):
+    if st.button(
+        "Reject release", key="do_reject", help=_hint("alert.reject"), disabled=_hint("alert.reject") is not None
+    ):
         _run("reject", reason=reason)
         st.rerun()
 with a3:
     hours = st.number_input("Silence for hours", min_value=1, max_value=24 * 14, value=6, key="silence_hours")
-    if st.button("Silence", key="do_silence", help=_hint("alert.silence"),
-                 disabled=_hint("alert.silence") is not None):
+    if st.button("Silence", key="do_silence", help=_hint("alert.silence"), disabled=_hint("alert.silence") is not None):
         _run("silence", reason=reason, until=context.now() + timedelta(hours=int(hours)))
         st.rerun()
 
 mine = read_inbox(context.control(), alert_id=alert_id, kind="review", limit=20)
 if mine.height:
     st.markdown("**Review actions on this alert (inbox)**")
-    st.dataframe(mine.select("acted_at", "user", "action", "state", "message", "applied_at"),
-                 hide_index=True)
+    st.dataframe(mine.select("acted_at", "user", "action", "state", "message", "applied_at"), hide_index=True)
     if (mine["state"] == "queued").any():
         st.info("Queued actions are applied as soon as the engine releases the warehouse.")

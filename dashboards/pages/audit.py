@@ -37,8 +37,13 @@ st.dataframe(context.read("audit_page", **filters, limit=limit, offset=offset), 
 
 st.subheader("Accounts")
 accounts = list_users(context.control())
-st.dataframe([{"name": u.name, "role": u.role, "email": u.email, "password": u.has_password,
-               "updated_at": u.updated_at} for u in accounts], hide_index=True)
+st.dataframe(
+    [
+        {"name": u.name, "role": u.role, "email": u.email, "password": u.has_password, "updated_at": u.updated_at}
+        for u in accounts
+    ],
+    hide_index=True,
+)
 st.caption("Manage accounts with `ews users add/remove/set-role/set-password` on the server.")
 
 st.subheader("Review inbox")

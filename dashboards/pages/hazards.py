@@ -33,7 +33,7 @@ _TABS = {
 _NOTES = {
     Domain.GEODETIC.value: "Detected steps are the graded anomaly marks on the displacement series.",
     Domain.HYDRO.value: "Coloured marks are graded exceedances of the series' own history; return-level "
-             "curves appear here once a return-level table is stored.",
+    "curves appear here once a return-level table is stored.",
     Domain.SATELLITE.value: "Regional indices computed at ingestion from gridded data (e.g. Nino 3.4 mean SST).",
 }
 
@@ -43,8 +43,10 @@ def _pick(domain: str) -> dict[str, object] | None:
     if rows.height == 0:
         st.info(f"No {domain} series loaded.")
         return None
-    labels = {r["unique_id"]: f"{r['region'] or '-'} · {r['name']} (level {r['level'] or 'none'})"
-              for r in rows.iter_rows(named=True)}
+    labels = {
+        r["unique_id"]: f"{r['region'] or '-'} · {r['name']} (level {r['level'] or 'none'})"
+        for r in rows.iter_rows(named=True)
+    }
     uid = st.selectbox("Series", list(labels), format_func=labels.__getitem__, key=f"hz_{domain}")
     return rows.filter(pl.col("unique_id") == uid).row(0, named=True)
 
@@ -58,17 +60,35 @@ def _events(meta: dict[str, Any]) -> None:
         return
     end = history["ds"].max() + timedelta(days=1)
     start = end - timedelta(days=365)
-    events = context.read("seismic_events", lat=float(meta["lat"]), lon=float(meta["lon"]),
-                          radius_deg=6.0, start=start, end=end, min_magnitude=4.0, limit=3000)
+    events = context.read(
+        "seismic_events",
+        lat=float(meta["lat"]),
+        lon=float(meta["lon"]),
+        radius_deg=6.0,
+        start=start,
+        end=end,
+        min_magnitude=4.0,
+        limit=3000,
+    )
     if events.height == 0:
         return
-    st.altair_chart(alt.Chart(events.to_pandas()).mark_circle(opacity=0.6).encode(
-        x=alt.X("time:T", title=None), y=alt.Y("magnitude:Q", scale=alt.Scale(zero=False)),
-        size=alt.Size("magnitude:Q", legend=None), color=alt.value("#7b3294"),
-        tooltip=[alt.Tooltip("time:T"), alt.Tooltip("magnitude:Q"), alt.Tooltip("depth_km:Q")],
-    ).properties(title=f"M4+ events within 6° of the region centre, last 365 days "
-                       f"({events.height} shown, newest {min(events.height, 3000)})", height=220),
-        width="stretch")
+    st.altair_chart(
+        alt.Chart(events.to_pandas())
+        .mark_circle(opacity=0.6)
+        .encode(
+            x=alt.X("time:T", title=None),
+            y=alt.Y("magnitude:Q", scale=alt.Scale(zero=False)),
+            size=alt.Size("magnitude:Q", legend=None),
+            color=alt.value("#7b3294"),
+            tooltip=[alt.Tooltip("time:T"), alt.Tooltip("magnitude:Q"), alt.Tooltip("depth_km:Q")],
+        )
+        .properties(
+            title=f"M4+ events within 6° of the region centre, last 365 days "
+            f"({events.height} shown, newest {min(events.height, 3000)})",
+            height=220,
+        ),
+        width="stretch",
+    )
 
 
 for tab, domain in zip(st.tabs(list(_TABS.values())), _TABS, strict=True):

@@ -30,14 +30,17 @@ if composite.height:
     ui.series_panel(composite.row(0, named=True))
 else:
     st.info("No stress composite series is loaded; the segments below are the market indicators.")
-st.dataframe(segments.select("unique_id", "name", "unit", "frequency", "level", "score"),
-             hide_index=True)
+st.dataframe(segments.select("unique_id", "name", "unit", "frequency", "level", "score"), hide_index=True)
 
 st.subheader("Indicator")
-labels = {r["unique_id"]: f"{r['name']} [{r['unique_id']}] level {r['level'] or 'none'}"
-          for r in catalog.iter_rows(named=True)}
+labels = {
+    r["unique_id"]: f"{r['name']} [{r['unique_id']}] level {r['level'] or 'none'}"
+    for r in catalog.iter_rows(named=True)
+}
 choice = st.selectbox("Indicator", list(labels), format_func=labels.__getitem__, key="market_uid")
 meta = catalog.filter(pl.col("unique_id") == choice).row(0, named=True)
-st.markdown(f"**{ui.safe_md(meta['name'])}** · {ui.safe_md(meta['unit'] or '')} · "
-            f"{ui.safe_md(meta['frequency'])} · source: {ui.safe_md(meta['source'] or 'n/a')}")
+st.markdown(
+    f"**{ui.safe_md(meta['name'])}** · {ui.safe_md(meta['unit'] or '')} · "
+    f"{ui.safe_md(meta['frequency'])} · source: {ui.safe_md(meta['source'] or 'n/a')}"
+)
 ui.series_panel(meta)

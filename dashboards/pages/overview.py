@@ -25,26 +25,37 @@ with left:
     st.subheader("Stations and regions by current level")
     located = levels.filter(pl.col("lat").is_not_null() & pl.col("lon").is_not_null())
     if located.height:
-        channels = {c: pl.col("level").replace_strict({k: v[i] for k, v in ui.LEVEL_RGB.items()},
-                                                      return_dtype=pl.Int64)
-                    for i, c in enumerate(("r", "g", "b", "a"))}
+        channels = {
+            c: pl.col("level").replace_strict({k: v[i] for k, v in ui.LEVEL_RGB.items()}, return_dtype=pl.Int64)
+            for i, c in enumerate(("r", "g", "b", "a"))
+        }
         points = located.with_columns(
             **channels,
             radius=60_000 + pl.col("rank") * 60_000,
             level_text=pl.col("level").str.to_uppercase(),
-        ).select("unique_id", "name", "region", "domain", "level_text", "lat", "lon", "r", "g", "b", "a",
-                 "radius")
-        layer = pdk.Layer("ScatterplotLayer", data=points.to_pandas(), get_position=["lon", "lat"],
-                          get_fill_color="[r, g, b, a]", get_radius="radius", radius_min_pixels=5,
-                          radius_max_pixels=30, pickable=True, stroked=True,
-                          get_line_color=[40, 40, 40, 200], line_width_min_pixels=1)
-        deck = pdk.Deck(layers=[layer], initial_view_state=pdk.ViewState(latitude=30, longitude=150, zoom=0.6),
-                        map_style=None,
-                        # plain-text tooltip: names come from ingested data and must not render HTML
-                        tooltip={"text": "{name}\n{region} ({domain})\nlevel: {level_text}"})
+        ).select("unique_id", "name", "region", "domain", "level_text", "lat", "lon", "r", "g", "b", "a", "radius")
+        layer = pdk.Layer(
+            "ScatterplotLayer",
+            data=points.to_pandas(),
+            get_position=["lon", "lat"],
+            get_fill_color="[r, g, b, a]",
+            get_radius="radius",
+            radius_min_pixels=5,
+            radius_max_pixels=30,
+            pickable=True,
+            stroked=True,
+            get_line_color=[40, 40, 40, 200],
+            line_width_min_pixels=1,
+        )
+        deck = pdk.Deck(
+            layers=[layer],
+            initial_view_state=pdk.ViewState(latitude=30, longitude=150, zoom=0.6),
+            map_style=None,
+            # plain-text tooltip: names come from ingested data and must not render HTML
+            tooltip={"text": "{name}\n{region} ({domain})\nlevel: {level_text}"},
+        )
         st.pydeck_chart(deck, height=380)
-        st.caption("Series without a location (e.g. national market indicators) are counted "
-                   "below but not mapped.")
+        st.caption("Series without a location (e.g. national market indicators) are counted below but not mapped.")
     else:
         st.info("No located series in the warehouse yet.")
 with right:

@@ -26,12 +26,12 @@ from datetime import datetime
 from types import ModuleType
 from typing import Any
 
+from core.clock import utc_now
 from core.errors import ConfigError, EWSError
 from core.settings import Settings
+from ingest.batches import IngestResult, ingest_files
 from ingest.connectors import fred, nasa_power, netcdf_url, ngl_gnss, usgs_fdsn, usgs_water
 from ingest.connectors.http import HttpClient, SourceError
-from core.clock import utc_now
-from ingest.batches import IngestResult, ingest_files
 from warehouse import Warehouse
 from warehouse import ingestion as store
 
@@ -67,13 +67,17 @@ def source_names(settings: Settings) -> list[str]:
 def _table(settings: Settings, name: str) -> Mapping[str, Any]:
     sources = settings.ingest.sources
     if name not in sources:
-        raise ConfigError(f"no source named {name!r} in [ingest.sources]",
-                          fix=f"configured: {sorted(sources) or 'none'}; add [ingest.sources.{name}] to {settings.config_file}")
+        raise ConfigError(
+            f"no source named {name!r} in [ingest.sources]",
+            fix=f"configured: {sorted(sources) or 'none'}; add [ingest.sources.{name}] to {settings.config_file}",
+        )
     table = sources[name]
     if not isinstance(table, Mapping) or table.get("kind") not in CONNECTORS:
         kind = table.get("kind") if isinstance(table, Mapping) else table
-        raise ConfigError(f"[ingest.sources.{name}] kind = {kind!r} is not a connector",
-                          fix=f"set kind to one of {sorted(CONNECTORS)}")
+        raise ConfigError(
+            f"[ingest.sources.{name}] kind = {kind!r} is not a connector",
+            fix=f"set kind to one of {sorted(CONNECTORS)}",
+        )
     return table
 
 
@@ -85,8 +89,15 @@ def _nothing_new(wh: Warehouse, name: str, kind: str, now: datetime, watermark: 
         store.record_source_success(wh, name, kind=kind, at=now, last_data_time=None, batch_id=None, rows=0)
 
 
-def run_source(wh: Warehouse, settings: Settings, name: str, *, client: HttpClient | None = None,
-               now: datetime | None = None, environ: Mapping[str, str] | None = None) -> SourceRun:
+def run_source(
+    wh: Warehouse,
+    settings: Settings,
+    name: str,
+    *,
+    client: HttpClient | None = None,
+    now: datetime | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> SourceRun:
     """Fetch one source and commit its batches; errors are recorded, not raised (see SourceRun)."""
     table = _table(settings, name)
     kind = str(table["kind"])
@@ -95,16 +106,33 @@ def run_source(wh: Warehouse, settings: Settings, name: str, *, client: HttpClie
     run = SourceRun(source=name, kind=kind, status="success")
     fetched = 0
     try:
-        for item in CONNECTORS[kind].fetch(table, name=name, client=client, watermarks=store.read_watermarks(wh, name),
-                                           now=now, environ=dict(os.environ) if environ is None else environ):
+        for item in CONNECTORS[kind].fetch(
+            table,
+            name=name,
+            client=client,
+            watermarks=store.read_watermarks(wh, name),
+            now=now,
+            environ=dict(os.environ) if environ is None else environ,
+        ):
             fetched += 1
             if not item.files:  # nothing new, but the source answered: move the watermark
                 _nothing_new(wh, name, kind, now, item.watermark)
                 continue
             # `bounds` (any kind) is the parse option that sets the series' physical bounds.
             options = item.options if "bounds" not in table else {**item.options, "bounds": table["bounds"]}
-            result = ingest_files(wh, settings, item.files, item.fmt, source=name, kind=kind, location=item.location,
-                                  options=options, watermark=item.watermark, window=item.window, now=now)
+            result = ingest_files(
+                wh,
+                settings,
+                item.files,
+                item.fmt,
+                source=name,
+                kind=kind,
+                location=item.location,
+                options=options,
+                watermark=item.watermark,
+                window=item.window,
+                now=now,
+            )
             run.batches.append(result)
             if result.status == "quarantined":
                 # Later batches would move the watermark past this one: stop here, the next run retries.

@@ -42,8 +42,10 @@ class Spec:
         allowed = set(known) | {"kind", "cron", "url", "bounds"}
         unknown = sorted(set(self.table) - allowed)
         if unknown:
-            raise ConfigError(f"[ingest.sources.{name}] has unknown key(s) {unknown}",
-                              fix=f"keys of kind {self.table.get('kind')!r}: {sorted(allowed)}")
+            raise ConfigError(
+                f"[ingest.sources.{name}] has unknown key(s) {unknown}",
+                fix=f"keys of kind {self.table.get('kind')!r}: {sorted(allowed)}",
+            )
 
     def get(self, key: str, default: Any = None) -> Any:
         return self.table.get(key, default)
@@ -60,5 +62,6 @@ class Spec:
         try:
             return datetime.fromisoformat(str(text))
         except ValueError:
-            raise ConfigError(f"[ingest.sources.{self.name}] {key} = {text!r} is not an ISO date",
-                              fix=f'write {key} = "2020-01-01"') from None
+            raise ConfigError(
+                f"[ingest.sources.{self.name}] {key} = {text!r} is not an ISO date", fix=f'write {key} = "2020-01-01"'
+            ) from None

@@ -21,9 +21,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from core.errors import ConfigError
+from ingest.batches import RawFile
 from ingest.connectors.base import Fetch, Spec
 from ingest.connectors.http import HttpClient, RateLimiter, SourceError, build_url
-from ingest.batches import RawFile
 from ingest.sources._common import snake
 
 __all__ = ["fetch", "FRED_REQUESTS_PER_MINUTE"]
@@ -44,15 +44,24 @@ def _json(client: HttpClient, url: str, key: str, what: str) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def fetch(table: Mapping[str, Any], *, name: str, client: HttpClient, watermarks: Mapping[str, str],
-          now: datetime, environ: Mapping[str, str] = os.environ) -> Iterator[Fetch]:
+def fetch(
+    table: Mapping[str, Any],
+    *,
+    name: str,
+    client: HttpClient,
+    watermarks: Mapping[str, str],
+    now: datetime,
+    environ: Mapping[str, str] = os.environ,
+) -> Iterator[Fetch]:
     spec = Spec(name, table, known=_KNOWN)
     series = spec.require("series", '["DGS10", "UNRATE"]')
     key_env = spec.get("api_key_env", "FRED_API_KEY")
     key = environ.get(key_env, "")
     if not key:
-        raise ConfigError(f"source {name}: the FRED API key is not set (environment variable {key_env})",
-                          fix=f"export {key_env}=<your 32-character key> (free at fred.stlouisfed.org)")
+        raise ConfigError(
+            f"source {name}: the FRED API key is not set (environment variable {key_env})",
+            fix=f"export {key_env}=<your 32-character key> (free at fred.stlouisfed.org)",
+        )
     base = str(spec.get("url", "https://api.stlouisfed.org/fred")).rstrip("/")
     start = spec.date("start", "1980-01-01")
     lookback = timedelta(days=int(spec.get("lookback_days", 45)))
@@ -62,25 +71,44 @@ def fetch(table: Mapping[str, Any], *, name: str, client: HttpClient, watermarks
         since = start
         if mark_key in watermarks:
             since = max(start, datetime.fromisoformat(watermarks[mark_key]) - lookback)
-        info = _json(client, build_url(f"{base}/series", {"series_id": series_id, "api_key": key, "file_type": "json"}),
-                     key, f"FRED series {series_id}")
+        info = _json(
+            client,
+            build_url(f"{base}/series", {"series_id": series_id, "api_key": key, "file_type": "json"}),
+            key,
+            f"FRED series {series_id}",
+        )
         described = (info.get("seriess") or [{}])[0]
         code = str(described.get("frequency_short", "")).upper()
         frequency = overrides.get(series_id) or _FREQ.get(code)
         if frequency is None:
-            raise SourceError(f"FRED series {series_id} has frequency {code!r}, which the engine does not model",
-                              fix="pick a daily, weekly or monthly series, or set frequency = { SERIES = \"MS\" }")
-        url = build_url(f"{base}/series/observations", {"series_id": series_id, "api_key": key, "file_type": "json",
-                                                         "observation_start": f"{since:%Y-%m-%d}"})
+            raise SourceError(
+                f"FRED series {series_id} has frequency {code!r}, which the engine does not model",
+                fix='pick a daily, weekly or monthly series, or set frequency = { SERIES = "MS" }',
+            )
+        url = build_url(
+            f"{base}/series/observations",
+            {"series_id": series_id, "api_key": key, "file_type": "json", "observation_start": f"{since:%Y-%m-%d}"},
+        )
         body = client.get(url, what=f"FRED observations {series_id}", fix_4xx=_FIX, limiter=_limiter, redact=key)
         observed = json.loads(body or b"{}").get("observations", []) if body else []
-        dates: list[Any] = [o.get("date") for o in observed if isinstance(o, dict) and o.get("value") not in (None, ".")]
+        dates: list[Any] = [
+            o.get("date") for o in observed if isinstance(o, dict) and o.get("value") not in (None, ".")
+        ]
         if not dates or body is None:
             continue
         options = {
-            "unique_id": f"{spec.get('prefix', '')}{snake(series_id)}", "name": described.get("title") or series_id,
-            "unit": described.get("units", ""), "frequency": frequency, "variable": snake(series_id),
-            "domain": spec.get("domain", "market"), "region": spec.get("region", "US"),
+            "unique_id": f"{spec.get('prefix', '')}{snake(series_id)}",
+            "name": described.get("title") or series_id,
+            "unit": described.get("units", ""),
+            "frequency": frequency,
+            "variable": snake(series_id),
+            "domain": spec.get("domain", "market"),
+            "region": spec.get("region", "US"),
         }
-        yield Fetch(files=[RawFile(f"{series_id}_{since:%Y%m%d}.json", body)], fmt="fred_json",
-                    options=options, location=url.replace(key, "***"), watermark=(mark_key, max(dates)))
+        yield Fetch(
+            files=[RawFile(f"{series_id}_{since:%Y%m%d}.json", body)],
+            fmt="fred_json",
+            options=options,
+            location=url.replace(key, "***"),
+            watermark=(mark_key, max(dates)),
+        )

@@ -17,7 +17,6 @@ Only the standard library is used (``urllib``), so nothing here depends on a pro
 from __future__ import annotations
 
 import http.client
-import socket
 import time
 import urllib.error
 import urllib.parse
@@ -101,15 +100,18 @@ class HttpClient:
         self.retried += 1
         self.sleep(delay)
 
-    def get(self, url: str, *, what: str, fix_4xx: str, limiter: RateLimiter | None = None,
-            redact: str | None = None) -> bytes | None:
+    def get(
+        self, url: str, *, what: str, fix_4xx: str, limiter: RateLimiter | None = None, redact: str | None = None
+    ) -> bytes | None:
         """The body of ``url`` (None on 204). ``redact`` is removed from any error text (API keys)."""
         shown = url.replace(redact, "***") if redact else url
         last = "no attempt"
         for attempt in range(self.retries + 1):
             if limiter is not None:
                 limiter.acquire()
-            request = urllib.request.Request(url, headers={"User-Agent": self.user_agent, "Accept-Encoding": "identity"})
+            request = urllib.request.Request(
+                url, headers={"User-Agent": self.user_agent, "Accept-Encoding": "identity"}
+            )
             self.requests += 1
             try:
                 with urllib.request.urlopen(request, timeout=self.timeout) as response:
@@ -125,10 +127,13 @@ class HttpClient:
                     if attempt < self.retries:
                         self._wait(attempt, exc.headers.get("Retry-After"))
                     continue
-                raise HttpStatusError(f"{what}: {shown} answered HTTP {exc.code}: {body.strip()[:300]}",
-                                      status=exc.code, body=body, fix=fix_4xx) from None
-            except (TimeoutError, socket.timeout, urllib.error.URLError, ConnectionError,
-                    http.client.IncompleteRead, http.client.RemoteDisconnected) as exc:
+                raise HttpStatusError(
+                    f"{what}: {shown} answered HTTP {exc.code}: {body.strip()[:300]}",
+                    status=exc.code,
+                    body=body,
+                    fix=fix_4xx,
+                ) from None
+            except (TimeoutError, urllib.error.URLError, ConnectionError, http.client.IncompleteRead, http.client.RemoteDisconnected) as exc:
                 reason = getattr(exc, "reason", exc)
                 last = f"{type(exc).__name__}: {reason}"
                 if attempt < self.retries:

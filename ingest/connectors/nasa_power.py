@@ -18,9 +18,9 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
+from ingest.batches import RawFile
 from ingest.connectors.base import Fetch, Spec
 from ingest.connectors.http import HttpClient, build_url
-from ingest.batches import RawFile
 
 __all__ = ["fetch"]
 
@@ -38,8 +38,15 @@ def _last_day(body: bytes) -> str | None:
     return max(days) if days else None
 
 
-def fetch(table: Mapping[str, Any], *, name: str, client: HttpClient, watermarks: Mapping[str, str],
-          now: datetime, environ: Mapping[str, str] = os.environ) -> list[Fetch]:
+def fetch(
+    table: Mapping[str, Any],
+    *,
+    name: str,
+    client: HttpClient,
+    watermarks: Mapping[str, str],
+    now: datetime,
+    environ: Mapping[str, str] = os.environ,
+) -> list[Fetch]:
     spec = Spec(name, table, known=_KNOWN)
     lat, lon = float(spec.require("latitude", "38.3")), float(spec.require("longitude", "141.5"))
     start = spec.date("start", "2000-01-01")
@@ -48,14 +55,37 @@ def fetch(table: Mapping[str, Any], *, name: str, client: HttpClient, watermarks
         start = max(start, datetime.strptime(mark, "%Y%m%d") - timedelta(days=int(spec.get("lookback_days", 7))))
     parameters = list(spec.get("parameters", ["PRECTOTCORR", "T2M"]))
     base = str(spec.get("url", "https://power.larc.nasa.gov/api/temporal/daily/point"))
-    url = build_url(base, {"parameters": ",".join(parameters), "community": spec.get("community", "AG"),
-                           "latitude": lat, "longitude": lon, "start": f"{start:%Y%m%d}", "end": f"{now:%Y%m%d}",
-                           "format": "JSON"})
-    body = client.get(url, what=f"source {name} (NASA POWER)",
-                      fix_4xx="check latitude/longitude, the parameter names and the dates (YYYYMMDD, not before 1981)")
+    url = build_url(
+        base,
+        {
+            "parameters": ",".join(parameters),
+            "community": spec.get("community", "AG"),
+            "latitude": lat,
+            "longitude": lon,
+            "start": f"{start:%Y%m%d}",
+            "end": f"{now:%Y%m%d}",
+            "format": "JSON",
+        },
+    )
+    body = client.get(
+        url,
+        what=f"source {name} (NASA POWER)",
+        fix_4xx="check latitude/longitude, the parameter names and the dates (YYYYMMDD, not before 1981)",
+    )
     if not body:
         return []
     last = _last_day(body)
-    options = {"site_id": str(spec.get("site_id", name)), "domain": spec.get("domain", "hydro"), "region": spec.get("region", "")}
-    return [Fetch(files=[RawFile(f"power_{start:%Y%m%d}_{now:%Y%m%d}.json", body)], fmt="nasa_power_json",
-                  options=options, location=url, watermark=(name, last) if last else None)]
+    options = {
+        "site_id": str(spec.get("site_id", name)),
+        "domain": spec.get("domain", "hydro"),
+        "region": spec.get("region", ""),
+    }
+    return [
+        Fetch(
+            files=[RawFile(f"power_{start:%Y%m%d}_{now:%Y%m%d}.json", body)],
+            fmt="nasa_power_json",
+            options=options,
+            location=url,
+            watermark=(name, last) if last else None,
+        )
+    ]

@@ -23,9 +23,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from ingest.batches import RawFile
 from ingest.connectors.base import Fetch, Spec
 from ingest.connectors.http import HttpClient, SourceError
-from ingest.batches import RawFile
 
 __all__ = ["fetch"]
 
@@ -39,26 +39,42 @@ def _opendap_subset(url: str, variable: str) -> bytes:
         with xr.open_dataset(url) as dataset:
             subset = dataset[[variable]].load()
     except (OSError, KeyError, ValueError) as exc:
-        raise SourceError(f"OPeNDAP {url}: {type(exc).__name__}: {exc}",
-                          fix="check the URL (open it with ncdump -h) and the variable name") from None
+        raise SourceError(
+            f"OPeNDAP {url}: {type(exc).__name__}: {exc}",
+            fix="check the URL (open it with ncdump -h) and the variable name",
+        ) from None
     with tempfile.TemporaryDirectory() as folder:
         target = Path(folder) / "subset.nc"
         subset.to_netcdf(target)
         return target.read_bytes()
 
 
-def fetch(table: Mapping[str, Any], *, name: str, client: HttpClient, watermarks: Mapping[str, str],
-          now: datetime, environ: Mapping[str, str] = os.environ) -> list[Fetch]:
+def fetch(
+    table: Mapping[str, Any],
+    *,
+    name: str,
+    client: HttpClient,
+    watermarks: Mapping[str, str],
+    now: datetime,
+    environ: Mapping[str, str] = os.environ,
+) -> list[Fetch]:
     spec = Spec(name, table, known=_KNOWN)
     url = str(spec.require("url", '"https://example.org/thredds/fileServer/sst.mnmean.nc"'))
     variable = str(spec.get("variable", "sst"))
-    regions = spec.require("regions", '[{ id = "nino34", name = "Nino 3.4", min_lat = -5, max_lat = 5, min_lon = 190, max_lon = 240 }]')
+    regions = spec.require(
+        "regions", '[{ id = "nino34", name = "Nino 3.4", min_lat = -5, max_lat = 5, min_lon = 190, max_lon = 240 }]'
+    )
     if spec.get("opendap", False):
         body: bytes | None = _opendap_subset(url, variable)
     else:
         body = client.get(url, what=f"source {name} (NetCDF)", fix_4xx="check the URL of the NetCDF file")
     if not body:
         return []
-    options = {"regions": regions, "variable": variable, "frequency": spec.get("frequency", "MS"),
-               "statistics": list(spec.get("statistics", ["mean", "max"])), "domain": spec.get("domain", "satellite")}
+    options = {
+        "regions": regions,
+        "variable": variable,
+        "frequency": spec.get("frequency", "MS"),
+        "statistics": list(spec.get("statistics", ["mean", "max"])),
+        "domain": spec.get("domain", "satellite"),
+    }
     return [Fetch(files=[RawFile(f"{name}.nc", body)], fmt="netcdf_region", options=options, location=url)]

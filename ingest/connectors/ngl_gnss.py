@@ -16,9 +16,9 @@ from collections.abc import Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
+from ingest.batches import RawFile
 from ingest.connectors.base import Fetch, Spec
 from ingest.connectors.http import HttpClient
-from ingest.batches import RawFile
 
 __all__ = ["fetch"]
 
@@ -37,16 +37,29 @@ def _newest_day(body: bytes) -> str | None:
     return f"{max(days):%Y-%m-%d}" if days else None
 
 
-def fetch(table: Mapping[str, Any], *, name: str, client: HttpClient, watermarks: Mapping[str, str],
-          now: datetime, environ: Mapping[str, str] = os.environ) -> Iterator[Fetch]:
+def fetch(
+    table: Mapping[str, Any],
+    *,
+    name: str,
+    client: HttpClient,
+    watermarks: Mapping[str, str],
+    now: datetime,
+    environ: Mapping[str, str] = os.environ,
+) -> Iterator[Fetch]:
     spec = Spec(name, table, known=_KNOWN)
     template = str(spec.get("url", "https://geodesy.unr.edu/gps_timeseries/IGS20/tenv3/IGS20/{station}.tenv3"))
     for station in spec.require("stations", '["P156"]'):
         url = template.format(station=station)
-        body = client.get(url, what=f"source {name} (NGL {station})", fix_4xx="check the station id (4 characters, as NGL spells it)")
+        body = client.get(
+            url, what=f"source {name} (NGL {station})", fix_4xx="check the station id (4 characters, as NGL spells it)"
+        )
         if not body:
             continue
         newest = _newest_day(body)
-        yield Fetch(files=[RawFile(f"{station}.tenv3", body)], fmt="ngl_tenv3",
-                    options={"region": spec.get("region", "")}, location=url,
-                    watermark=(f"{name}/{station}", newest) if newest else None)
+        yield Fetch(
+            files=[RawFile(f"{station}.tenv3", body)],
+            fmt="ngl_tenv3",
+            options={"region": spec.get("region", "")},
+            location=url,
+            watermark=(f"{name}/{station}", newest) if newest else None,
+        )

@@ -23,14 +23,24 @@ from collections.abc import Iterator, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
+from ingest.batches import RawFile
 from ingest.connectors.base import Fetch, Spec
 from ingest.connectors.http import HttpClient, HttpStatusError, SourceError, build_url
-from ingest.batches import RawFile
 
 __all__ = ["fetch", "split_windows"]
 
-_KNOWN = ("start", "end", "min_magnitude", "min_lat", "max_lat", "min_lon", "max_lon", "regions", "window_days",
-          "event_id_prefix")
+_KNOWN = (
+    "start",
+    "end",
+    "min_magnitude",
+    "min_lat",
+    "max_lat",
+    "min_lon",
+    "max_lon",
+    "regions",
+    "window_days",
+    "event_id_prefix",
+)
 _ISO = "%Y-%m-%dT%H:%M:%S"
 _MIN_WINDOW = timedelta(hours=1)
 _FIX = "check start/end, min_magnitude and the box in [ingest.sources]; the FDSN service refuses malformed queries"
@@ -45,34 +55,56 @@ def split_windows(start: datetime, end: datetime, size: timedelta) -> list[tuple
     return out
 
 
-def _query(client: HttpClient, base: str, params: dict[str, Any], window: tuple[datetime, datetime],
-           name: str) -> list[tuple[tuple[datetime, datetime], bytes]]:
+def _query(
+    client: HttpClient, base: str, params: dict[str, Any], window: tuple[datetime, datetime], name: str
+) -> list[tuple[tuple[datetime, datetime], bytes]]:
     """CSV bodies covering ``window``, split while the service says it holds too many events."""
-    url = build_url(f"{base}/query", {**params, "starttime": window[0].strftime(_ISO), "endtime": window[1].strftime(_ISO)})
+    url = build_url(
+        f"{base}/query", {**params, "starttime": window[0].strftime(_ISO), "endtime": window[1].strftime(_ISO)}
+    )
     try:
         body = client.get(url, what=f"source {name} (FDSN)", fix_4xx=_FIX)
     except HttpStatusError as exc:
         if exc.status == 400 and "exceeds search limit" in exc.body.lower():
             if window[1] - window[0] <= _MIN_WINDOW:
-                raise SourceError(f"source {name}: more than the service's event cap within one hour at {window[0]}",
-                                  fix="raise min_magnitude or narrow the box") from None
+                raise SourceError(
+                    f"source {name}: more than the service's event cap within one hour at {window[0]}",
+                    fix="raise min_magnitude or narrow the box",
+                ) from None
             middle = window[0] + (window[1] - window[0]) / 2
             middle = middle.replace(microsecond=0)
-            return _query(client, base, params, (window[0], middle), name) + _query(client, base, params, (middle, window[1]), name)
+            return _query(client, base, params, (window[0], middle), name) + _query(
+                client, base, params, (middle, window[1]), name
+            )
         raise
     return [] if body is None or not body.strip() else [(window, body)]
 
 
-def fetch(table: Mapping[str, Any], *, name: str, client: HttpClient, watermarks: Mapping[str, str],
-          now: datetime, environ: Mapping[str, str] = os.environ) -> Iterator[Fetch]:
+def fetch(
+    table: Mapping[str, Any],
+    *,
+    name: str,
+    client: HttpClient,
+    watermarks: Mapping[str, str],
+    now: datetime,
+    environ: Mapping[str, str] = os.environ,
+) -> Iterator[Fetch]:
     spec = Spec(name, table, known=_KNOWN)
     base = str(spec.get("url", "https://earthquake.usgs.gov/fdsnws/event/1")).rstrip("/")
     start = spec.date("start")
     end = spec.date("end") if spec.get("end") else now
     params: dict[str, Any] = {"format": "csv", "orderby": "time-asc", "minmagnitude": spec.get("min_magnitude")}
-    for key, param in (("min_lat", "minlatitude"), ("max_lat", "maxlatitude"), ("min_lon", "minlongitude"), ("max_lon", "maxlongitude")):
+    for key, param in (
+        ("min_lat", "minlatitude"),
+        ("max_lat", "maxlatitude"),
+        ("min_lon", "minlongitude"),
+        ("max_lon", "maxlongitude"),
+    ):
         params[param] = spec.get(key)
-    options: dict[str, Any] = {"event_id_prefix": spec.get("event_id_prefix", name), "source": f"USGS ANSS ComCat via FDSN ({name})"}
+    options: dict[str, Any] = {
+        "event_id_prefix": spec.get("event_id_prefix", name),
+        "source": f"USGS ANSS ComCat via FDSN ({name})",
+    }
     if spec.get("regions") is not None:
         options["regions"] = spec.get("regions")
     mark = watermarks.get(name)
@@ -89,9 +121,17 @@ def fetch(table: Mapping[str, Any], *, name: str, client: HttpClient, watermarks
         for i, (piece, body) in enumerate(pieces):
             last = w == len(windows) - 1 and i == len(pieces) - 1
             yield Fetch(
-                files=[RawFile(f"events_{piece[0]:%Y%m%dT%H%M%S}_{piece[1]:%Y%m%dT%H%M%S}"
-                               + (f"_updated_after_{mark.replace(':', '')}" if mark is not None else "") + ".csv", body)],
-                fmt="usgs_catalog", options=options, location=location,
+                files=[
+                    RawFile(
+                        f"events_{piece[0]:%Y%m%dT%H%M%S}_{piece[1]:%Y%m%dT%H%M%S}"
+                        + (f"_updated_after_{mark.replace(':', '')}" if mark is not None else "")
+                        + ".csv",
+                        body,
+                    )
+                ],
+                fmt="usgs_catalog",
+                options=options,
+                location=location,
                 watermark=(name, stamp) if last else None,
                 window=None if incremental else piece,
             )

@@ -18,9 +18,9 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
+from ingest.batches import RawFile
 from ingest.connectors.base import Fetch, Spec
 from ingest.connectors.http import HttpClient, SourceError, build_url
-from ingest.batches import RawFile
 
 __all__ = ["fetch"]
 
@@ -28,8 +28,15 @@ _KNOWN = ("site", "start", "lookback_days", "page_size", "lat", "lon", "region")
 _MAX_PAGES = 500
 
 
-def fetch(table: Mapping[str, Any], *, name: str, client: HttpClient, watermarks: Mapping[str, str],
-          now: datetime, environ: Mapping[str, str] = os.environ) -> list[Fetch]:
+def fetch(
+    table: Mapping[str, Any],
+    *,
+    name: str,
+    client: HttpClient,
+    watermarks: Mapping[str, str],
+    now: datetime,
+    environ: Mapping[str, str] = os.environ,
+) -> list[Fetch]:
     spec = Spec(name, table, known=_KNOWN)
     site = str(spec.require("site", '"USGS-01491000"'))
     start = spec.date("start", "2000-01-01")
@@ -37,16 +44,25 @@ def fetch(table: Mapping[str, Any], *, name: str, client: HttpClient, watermarks
     if mark is not None:
         start = max(start, datetime.fromisoformat(mark) - timedelta(days=int(spec.get("lookback_days", 30))))
     base = str(spec.get("url", "https://api.waterdata.usgs.gov/ogcapi/v0/collections/daily/items"))
-    url: str | None = build_url(base, {"monitoring_location_id": site, "parameter_code": "00060", "statistic_id": "00003",
-                                       "time": f"{start:%Y-%m-%d}/{now:%Y-%m-%d}", "f": "json",
-                                       "limit": int(spec.get("page_size", 10000))})
+    url: str | None = build_url(
+        base,
+        {
+            "monitoring_location_id": site,
+            "parameter_code": "00060",
+            "statistic_id": "00003",
+            "time": f"{start:%Y-%m-%d}/{now:%Y-%m-%d}",
+            "f": "json",
+            "limit": int(spec.get("page_size", 10000)),
+        },
+    )
     first_url = url
     files, days = [], []
     for page in range(_MAX_PAGES):
         if url is None:
             break
-        body = client.get(url, what=f"source {name} (USGS water data)",
-                          fix_4xx="check site (e.g. USGS-01491000) and the dates")
+        body = client.get(
+            url, what=f"source {name} (USGS water data)", fix_4xx="check site (e.g. USGS-01491000) and the dates"
+        )
         if not body:
             break
         files.append(RawFile(f"daily_{site}_{start:%Y%m%d}_p{page + 1:03d}.json", body))
@@ -54,13 +70,28 @@ def fetch(table: Mapping[str, Any], *, name: str, client: HttpClient, watermarks
             doc = json.loads(body)
         except json.JSONDecodeError:
             break  # malformed page: landed as it is, the parser quarantines the batch and says why
-        days += [f["properties"]["time"][:10] for f in doc.get("features", [])
-                 if isinstance(f, dict) and isinstance(f.get("properties"), dict) and f["properties"].get("value") is not None]
-        url = next((link.get("href") for link in doc.get("links", []) if isinstance(link, dict) and link.get("rel") == "next"), None)
+        days += [
+            f["properties"]["time"][:10]
+            for f in doc.get("features", [])
+            if isinstance(f, dict)
+            and isinstance(f.get("properties"), dict)
+            and f["properties"].get("value") is not None
+        ]
+        url = next(
+            (link.get("href") for link in doc.get("links", []) if isinstance(link, dict) and link.get("rel") == "next"),
+            None,
+        )
     else:
         raise SourceError(f"source {name}: more than {_MAX_PAGES} pages", fix="raise page_size or move start later")
     if not files:
         return []
     options = {"lat": spec.get("lat"), "lon": spec.get("lon"), "region": spec.get("region", "")}
-    return [Fetch(files=files, fmt="usgs_water_json", options=options, location=str(first_url),
-                  watermark=(name, max(days)) if days else None)]
+    return [
+        Fetch(
+            files=files,
+            fmt="usgs_water_json",
+            options=options,
+            location=str(first_url),
+            watermark=(name, max(days)) if days else None,
+        )
+    ]

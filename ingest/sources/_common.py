@@ -19,8 +19,15 @@ import numpy as np
 import polars as pl
 
 from core.errors import ConfigError, DataFormatError, FrameError
-from core.frames import FREQUENCIES, SERIES_BOUND_COLUMNS, SERIES_META_COLUMNS, Classification, Domain
-from core.frames import validate_series, validate_series_meta
+from core.frames import (
+    FREQUENCIES,
+    SERIES_BOUND_COLUMNS,
+    SERIES_META_COLUMNS,
+    Classification,
+    Domain,
+    validate_series,
+    validate_series_meta,
+)
 
 __all__ = [
     "Parsed",
@@ -57,8 +64,7 @@ EVENT_SCHEMA: dict[str, pl.DataType] = {
 }
 
 _META_SCHEMA: dict[str, pl.DataType] = {
-    col: (pl.Float64() if col in ("lat", "lon", *SERIES_BOUND_COLUMNS) else pl.Utf8())
-    for col in SERIES_META_COLUMNS
+    col: (pl.Float64() if col in ("lat", "lon", *SERIES_BOUND_COLUMNS) else pl.Utf8()) for col in SERIES_META_COLUMNS
 }
 
 #: Physical bounds (lower, upper; None = unbounded) a series gets by default from its
@@ -303,7 +309,9 @@ def _bounds_row(unique_id: str, bounds: object) -> dict[str, float | None]:
     if isinstance(bounds, Mapping):
         extra = sorted(set(bounds) - {"lower", "upper"})
         if extra:
-            raise ConfigError(f"bounds of {unique_id} have unknown key(s) {extra}", fix=f"use lower / upper, e.g. {example}")
+            raise ConfigError(
+                f"bounds of {unique_id} have unknown key(s) {extra}", fix=f"use lower / upper, e.g. {example}"
+            )
         pair: Sequence[object] = (bounds.get("lower"), bounds.get("upper"))
     elif isinstance(bounds, Sequence) and not isinstance(bounds, str) and len(bounds) == 2:
         pair = bounds
@@ -323,8 +331,10 @@ def _bounds_row(unique_id: str, bounds: object) -> dict[str, float | None]:
         out[col] = number
     low, high = out["lower_bound"], out["upper_bound"]
     if low is not None and high is not None and low >= high:
-        raise ConfigError(f"bounds of {unique_id}: lower {low:g} is not below upper {high:g}",
-                          fix="give the lower bound first and make it smaller than the upper one")
+        raise ConfigError(
+            f"bounds of {unique_id}: lower {low:g} is not below upper {high:g}",
+            fix="give the lower bound first and make it smaller than the upper one",
+        )
     return out
 
 
@@ -336,21 +346,24 @@ def apply_bounds(meta: pl.DataFrame, bounds: Mapping[str, object] | None, *, wha
     if bounds is None:
         return meta
     if not isinstance(bounds, Mapping):
-        raise ConfigError(f"{what}: bounds={bounds!r} is not a table of series ids",
-                          fix="write bounds={\"<unique_id>\": [lower, upper]} (null for no bound), or \"*\" for every series")
+        raise ConfigError(
+            f"{what}: bounds={bounds!r} is not a table of series ids",
+            fix='write bounds={"<unique_id>": [lower, upper]} (null for no bound), or "*" for every series',
+        )
     ids = meta.get_column("unique_id").to_list()
     unknown = sorted(set(bounds) - set(ids) - {"*"})
     if unknown:
-        raise ConfigError(f"{what}: bounds name series {unknown} that the file does not yield",
-                          fix=f"name some of {ids}, or \"*\" for every series of the file")
+        raise ConfigError(
+            f"{what}: bounds name series {unknown} that the file does not yield",
+            fix=f'name some of {ids}, or "*" for every series of the file',
+        )
     rows = []
     for uid in ids:
         if uid not in bounds and "*" not in bounds:
             continue  # keeps its parser's default
         spec = bounds[uid] if uid in bounds else bounds["*"]
         rows.append({"unique_id": uid, **_bounds_row(uid, (None, None) if spec is None else spec)})
-    chosen = pl.DataFrame(rows, schema={"unique_id": pl.Utf8, "lower_bound": pl.Float64,
-                                        "upper_bound": pl.Float64})
+    chosen = pl.DataFrame(rows, schema={"unique_id": pl.Utf8, "lower_bound": pl.Float64, "upper_bound": pl.Float64})
     if chosen.height == 0:
         return meta
     kept = meta.filter(~pl.col("unique_id").is_in(chosen.get_column("unique_id").implode()))
@@ -372,13 +385,24 @@ def finish(
     it is reported as a :class:`DataFormatError` naming the file.
     """
     frames = [series] if isinstance(series, pl.DataFrame) else list(series)
-    frames = [f.select(pl.col("unique_id").cast(pl.Utf8), pl.col("ds").cast(pl.Datetime("us")), pl.col("y").cast(pl.Float64)) for f in frames]
-    combined = pl.concat(frames) if frames else pl.DataFrame(schema={"unique_id": pl.Utf8, "ds": pl.Datetime("us"), "y": pl.Float64})
+    frames = [
+        f.select(pl.col("unique_id").cast(pl.Utf8), pl.col("ds").cast(pl.Datetime("us")), pl.col("y").cast(pl.Float64))
+        for f in frames
+    ]
+    combined = (
+        pl.concat(frames)
+        if frames
+        else pl.DataFrame(schema={"unique_id": pl.Utf8, "ds": pl.Datetime("us"), "y": pl.Float64})
+    )
     combined, exact = with_exact_duplicates_dropped(combined)
     if exact:
         notes = [*notes, f"dropped {exact} exact duplicate row(s) (same series, time and value)"]
     if combined.height == 0:
-        raise fail(path, "yields no observations (every value is missing or filtered out)", fix="check the file and the options (country, regions ...)")
+        raise fail(
+            path,
+            "yields no observations (every value is missing or filtered out)",
+            fix="check the file and the options (country, regions ...)",
+        )
     dupes = combined.group_by("unique_id", "ds").len().filter(pl.col("len") > 1).sort("unique_id", "ds")
     if dupes.height:
         uid, ds, n = dupes.row(0)
@@ -428,12 +452,20 @@ def _polygon(spec: Mapping[str, Any], what: str) -> dict[str, Any]:
             fix="write polygon = [[lon, lat], [lon, lat], [lon, lat], ...] with at least 3 vertices",
         ) from None
     if len(vertices) < 3:
-        raise ConfigError(f"{what}: region {spec.get('id')!r} polygon has {len(vertices)} vertices",
-                          fix="give at least 3 [lon, lat] vertices")
+        raise ConfigError(
+            f"{what}: region {spec.get('id')!r} polygon has {len(vertices)} vertices",
+            fix="give at least 3 [lon, lat] vertices",
+        )
     lons = [v[0] for v in vertices]
     lats = [v[1] for v in vertices]
-    return {**spec, "min_lat": min(lats), "max_lat": max(lats), "min_lon": min(lons), "max_lon": max(lons),
-            "polygon": vertices}
+    return {
+        **spec,
+        "min_lat": min(lats),
+        "max_lat": max(lats),
+        "min_lon": min(lons),
+        "max_lon": max(lons),
+        "polygon": vertices,
+    }
 
 
 def points_in_polygon(lon: np.ndarray, lat: np.ndarray, polygon: Sequence[tuple[float, float]]) -> np.ndarray:
@@ -471,13 +503,17 @@ def parse_regions(regions: Sequence[Mapping[str, Any]] | None, *, what: str) -> 
     out: list[Region] = []
     for spec in regions:
         if not isinstance(spec, Mapping):
-            raise ConfigError(f"{what}: region {spec!r} is not a table", fix="write each region as {id = ..., name = ..., ...}")
+            raise ConfigError(
+                f"{what}: region {spec!r} is not a table", fix="write each region as {id = ..., name = ..., ...}"
+            )
         if "polygon" in spec:
             spec = _polygon(spec, what)
         keys = ("id", "name", "min_lat", "max_lat", "min_lon", "max_lon")
         missing = [k for k in keys if k not in spec]
         if missing:
-            raise ConfigError(f"{what}: region {dict(spec)} lacks {missing}", fix=f"give every region the keys {list(keys)}")
+            raise ConfigError(
+                f"{what}: region {dict(spec)} lacks {missing}", fix=f"give every region the keys {list(keys)}"
+            )
         try:
             box = Region(
                 id=str(spec["id"]),
@@ -486,9 +522,13 @@ def parse_regions(regions: Sequence[Mapping[str, Any]] | None, *, what: str) -> 
                 polygon=spec.get("polygon"),
             )
         except (TypeError, ValueError):
-            raise ConfigError(f"{what}: region {dict(spec)} has a non-numeric bound", fix="give bounds in decimal degrees") from None
+            raise ConfigError(
+                f"{what}: region {dict(spec)} has a non-numeric bound", fix="give bounds in decimal degrees"
+            ) from None
         if not _SNAKE.match(box.id):
-            raise ConfigError(f"{what}: region id {box.id!r} is not lowercase snake_case", fix="use e.g. 'sichuan_yunnan'")
+            raise ConfigError(
+                f"{what}: region id {box.id!r} is not lowercase snake_case", fix="use e.g. 'sichuan_yunnan'"
+            )
         if not -90.0 <= box.min_lat < box.max_lat <= 90.0:
             raise ConfigError(
                 f"{what}: region {box.id!r} has latitudes {box.min_lat}..{box.max_lat}",
@@ -524,4 +564,3 @@ def in_region(lat: pl.Expr, lon: pl.Expr, box: Region) -> pl.Expr:
     # lo > hi means the box crosses 0°E (e.g. 350..10): take the two arcs.
     lon_ok = ((east >= lo) & (east <= hi)) if lo <= hi else ((east >= lo) | (east <= hi))
     return lat_ok & lon_ok
-

@@ -21,7 +21,17 @@ from typing import Any
 import polars as pl
 
 from core.errors import ConfigError
-from ingest.sources._common import Parsed, check_frequency, fail, finish, meta_row, read_text, snake, to_datetime, to_float
+from ingest.sources._common import (
+    Parsed,
+    check_frequency,
+    fail,
+    finish,
+    meta_row,
+    read_text,
+    snake,
+    to_datetime,
+    to_float,
+)
 from ingest.sources.hydro import CFS_TO_CMS
 
 __all__ = ["parse_nasa_power_json", "parse_usgs_water_json"]
@@ -39,8 +49,11 @@ def _json(path: Path, what: str, fix: str) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise fail(path, f"is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})",
-                   fix=f"the {what} answer was cut off or is not JSON; {fix}") from None
+        raise fail(
+            path,
+            f"is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})",
+            fix=f"the {what} answer was cut off or is not JSON; {fix}",
+        ) from None
 
 
 def parse_nasa_power_json(
@@ -62,16 +75,23 @@ def parse_nasa_power_json(
         fill = float(doc.get("header", {}).get("fill_value", -999.0))
         coords = doc.get("geometry", {}).get("coordinates") or [None, None]
     except (KeyError, TypeError, AttributeError):
-        raise fail(path, "has no properties.parameter table", fix="request /api/temporal/daily/point with format=JSON") from None
+        raise fail(
+            path, "has no properties.parameter table", fix="request /api/temporal/daily/point with format=JSON"
+        ) from None
     if not isinstance(parameters, dict) or not parameters:
         raise fail(path, "lists no parameter", fix="request at least one parameter, e.g. parameters=PRECTOTCORR")
     info = doc.get("parameters", {}) if isinstance(doc.get("parameters"), dict) else {}
     frames, meta, notes = [], [], []
     for name, values in sorted(parameters.items()):
         if not isinstance(values, dict):
-            raise fail(path, f"parameter {name!r} is not a date -> value table", fix="fetch the daily (not climatology) endpoint")
-        raw = pl.DataFrame({"day": list(values), "value": [str(v) for v in values.values()]},
-                           schema={"day": pl.Utf8, "value": pl.Utf8}).with_row_index("_line", offset=1)
+            raise fail(
+                path,
+                f"parameter {name!r} is not a date -> value table",
+                fix="fetch the daily (not climatology) endpoint",
+            )
+        raw = pl.DataFrame(
+            {"day": list(values), "value": [str(v) for v in values.values()]}, schema={"day": pl.Utf8, "value": pl.Utf8}
+        ).with_row_index("_line", offset=1)
         lines = raw.get_column("_line")
         ds = to_datetime(path, raw.get_column("day"), "%Y%m%d", lines, column=f"{name} date", example="20200131")
         y = to_float(path, raw.get_column("value"), lines, column=name)
@@ -85,10 +105,22 @@ def parse_nasa_power_json(
         check_frequency(path, frame.get_column("ds"), "D", what=f"parameter {name!r}")
         details = info.get(name, {}) if isinstance(info.get(name), dict) else {}
         frames.append(frame.select(pl.lit(uid).alias("unique_id"), "ds", "y"))
-        meta.append(meta_row(unique_id=uid, domain=domain, name=f"{site_name or site_id}: {details.get('longname', name)}",
-                             variable=snake(name), unit=str(details.get("units", "")), frequency="D", region=region,
-                             lat=coords[1] if len(coords) > 1 else None, lon=coords[0], source=source,
-                             licence=licence, classification=classification))
+        meta.append(
+            meta_row(
+                unique_id=uid,
+                domain=domain,
+                name=f"{site_name or site_id}: {details.get('longname', name)}",
+                variable=snake(name),
+                unit=str(details.get("units", "")),
+                frequency="D",
+                region=region,
+                lat=coords[1] if len(coords) > 1 else None,
+                lon=coords[0],
+                source=source,
+                licence=licence,
+                classification=classification,
+            )
+        )
     if not frames:
         raise fail(path, "holds only fill values", fix="ask for a period with data")
     return finish(path, frames, meta, notes=notes)
@@ -99,8 +131,11 @@ def _features(path: Path, doc: Any) -> list[dict[str, Any]]:
     features: list[dict[str, Any]] = []
     for page in pages:
         if not isinstance(page, dict) or not isinstance(page.get("features"), list):
-            raise fail(path, "is not a GeoJSON FeatureCollection (no 'features' list)",
-                       fix="request collections/daily/items with f=json")
+            raise fail(
+                path,
+                "is not a GeoJSON FeatureCollection (no 'features' list)",
+                fix="request collections/daily/items with f=json",
+            )
         features.extend(page["features"])
     return features
 
@@ -125,24 +160,38 @@ def parse_usgs_water_json(
     for i, feature in enumerate(features, start=1):
         props = feature.get("properties") if isinstance(feature, dict) else None
         if not isinstance(props, dict) or "time" not in props or "monitoring_location_id" not in props:
-            raise fail(path, f"feature {i} lacks properties.time or monitoring_location_id", fix="fetch the items again")
-        rows.append({"site": str(props["monitoring_location_id"]), "time": str(props["time"])[:10],
-                     "value": None if props.get("value") is None else str(props["value"]),
-                     "unit": str(props.get("unit_of_measure") or ""), "parameter": str(props.get("parameter_code") or "")})
+            raise fail(
+                path, f"feature {i} lacks properties.time or monitoring_location_id", fix="fetch the items again"
+            )
+        rows.append(
+            {
+                "site": str(props["monitoring_location_id"]),
+                "time": str(props["time"])[:10],
+                "value": None if props.get("value") is None else str(props["value"]),
+                "unit": str(props.get("unit_of_measure") or ""),
+                "parameter": str(props.get("parameter_code") or ""),
+            }
+        )
         if i == 1 and isinstance(feature.get("geometry"), dict) and lat is None:
             coordinates = feature["geometry"].get("coordinates") or [None, None]
             lon, lat = coordinates[0], coordinates[1]
-    table = pl.DataFrame(rows, schema={"site": pl.Utf8, "time": pl.Utf8, "value": pl.Utf8, "unit": pl.Utf8,
-                                       "parameter": pl.Utf8}).with_row_index("_line", offset=1)
+    table = pl.DataFrame(
+        rows, schema={"site": pl.Utf8, "time": pl.Utf8, "value": pl.Utf8, "unit": pl.Utf8, "parameter": pl.Utf8}
+    ).with_row_index("_line", offset=1)
     other = sorted(set(table.get_column("parameter").to_list()) - {"00060", ""})
     if other:
-        raise ConfigError(f"{path.name}: parameter code(s) {other} are not daily discharge (00060)",
-                          fix="request parameter_code=00060")
+        raise ConfigError(
+            f"{path.name}: parameter code(s) {other} are not daily discharge (00060)",
+            fix="request parameter_code=00060",
+        )
     units = set(table.get_column("unit").to_list())
     unknown = units - _CFS_UNITS - _CMS_UNITS
     if unknown:
-        raise fail(path, f"discharge is in unit(s) {sorted(unknown)}, expected ft^3/s or m^3/s",
-                   fix="check the parameter code; only discharge is converted")
+        raise fail(
+            path,
+            f"discharge is in unit(s) {sorted(unknown)}, expected ft^3/s or m^3/s",
+            fix="check the parameter code; only discharge is converted",
+        )
     missing = table.get_column("value").is_null() | (table.get_column("value") == "")
     kept = table.filter(~missing)
     lines = kept.get_column("_line")
@@ -150,7 +199,8 @@ def parse_usgs_water_json(
     value = to_float(path, kept.get_column("value"), lines, column="value")
     factor = pl.when(kept.get_column("unit").is_in(list(_CFS_UNITS))).then(CFS_TO_CMS).otherwise(1.0)
     frame = pl.DataFrame({"site": kept.get_column("site"), "ds": ds, "y": value}).with_columns(
-        (pl.col("y") * pl.select(factor).to_series()).alias("y"))
+        (pl.col("y") * pl.select(factor).to_series()).alias("y")
+    )
     notes = [f"{len(features)} daily item(s); {int(missing.sum())} without a value dropped"]
     if units & _CFS_UNITS:
         notes.append(f"converted discharge from ft³/s to m³/s (× {CFS_TO_CMS})")
@@ -161,7 +211,20 @@ def parse_usgs_water_json(
         part = frame.filter(pl.col("site") == site)
         check_frequency(path, part.get_column("ds"), "D", what=f"site {site}")
         frames.append(part.select(pl.lit(uid).alias("unique_id"), "ds", "y"))
-        meta.append(meta_row(unique_id=uid, domain="hydro", name=name or f"USGS {number} daily discharge",
-                             variable="discharge", unit="m3/s", frequency="D", region=region, lat=lat, lon=lon,
-                             source=source, licence=licence, classification=classification))
+        meta.append(
+            meta_row(
+                unique_id=uid,
+                domain="hydro",
+                name=name or f"USGS {number} daily discharge",
+                variable="discharge",
+                unit="m3/s",
+                frequency="D",
+                region=region,
+                lat=lat,
+                lon=lon,
+                source=source,
+                licence=licence,
+                classification=classification,
+            )
+        )
     return finish(path, frames, meta, notes=notes)

@@ -41,7 +41,14 @@ SEISMIC_REGIONS: dict[str, list[dict[str, Any]]] = {
         {"id": "japan", "name": "Japan", "min_lat": 22.0, "max_lat": 46.0, "min_lon": 122.0, "max_lon": 150.0},
     ],
     "eastasia": [
-        {"id": "sichuan_yunnan", "name": "Sichuan-Yunnan, China", "min_lat": 21.0, "max_lat": 34.0, "min_lon": 97.0, "max_lon": 106.0},
+        {
+            "id": "sichuan_yunnan",
+            "name": "Sichuan-Yunnan, China",
+            "min_lat": 21.0,
+            "max_lat": 34.0,
+            "min_lon": 97.0,
+            "max_lon": 106.0,
+        },
         {"id": "eastasia", "name": "East Asia", "min_lat": 17.0, "max_lat": 54.0, "min_lon": 73.0, "max_lon": 135.0},
     ],
 }
@@ -49,11 +56,20 @@ SEISMIC_REGIONS: dict[str, list[dict[str, Any]]] = {
 #: Boxes for the regional sea-surface-temperature series (degrees east, 0..360).
 SST_REGIONS: list[dict[str, Any]] = [
     {"id": "nino34", "name": "Nino 3.4", "min_lat": -5.0, "max_lat": 5.0, "min_lon": 190.0, "max_lon": 240.0},
-    {"id": "south_china_sea", "name": "South China Sea", "min_lat": 5.0, "max_lat": 22.0, "min_lon": 105.0, "max_lon": 120.0},
+    {
+        "id": "south_china_sea",
+        "name": "South China Sea",
+        "min_lat": 5.0,
+        "max_lat": 22.0,
+        "min_lon": 105.0,
+        "max_lon": 120.0,
+    },
 ]
 
 
-def _fred(path: str, unique_id: str, name: str, unit: str, frequency: str, variable: str, *, licence: str, region: str = "US") -> BundledFile:
+def _fred(
+    path: str, unique_id: str, name: str, unit: str, frequency: str, variable: str, *, licence: str, region: str = "US"
+) -> BundledFile:
     return BundledFile(
         path,
         "fred_csv",
@@ -80,24 +96,65 @@ def _entries() -> list[BundledFile]:
     psmsl = "Permanent Service for Mean Sea Level (PSMSL)"
     psmsl_licence = "free to use with citation: Holgate et al. (2013) J. Coastal Res. 29(3) 493-504, and PSMSL"
     return [
-        _fred("market/fred_STLFSI4.csv", "stlfsi4", "St. Louis Fed Financial Stress Index (STLFSI4)", "index", "W-FRI",
-              "financial_stress", licence=f"free to use with citation; {_FRED_CITE}"),
-        _fred("market/fred_T10Y2Y.csv", "t10y2y", "10-year minus 2-year Treasury spread (T10Y2Y)", "percent", "B",
-              "yield_spread", licence=public_fred),
-        _fred("market/fred_DGS10.csv", "dgs10", "10-year Treasury constant-maturity yield (DGS10)", "percent", "B",
-              "yield", licence=public_fred),
-        _fred("market/fred_UNRATE.csv", "unrate", "US unemployment rate, seasonally adjusted (UNRATE)", "percent", "MS",
-              "unemployment_rate", licence=public_fred),
-        _fred("market/fred_CPIAUCSL.csv", "cpiaucsl", "US CPI-U all items, seasonally adjusted (CPIAUCSL)", "index 1982-84=100", "MS",
-              "consumer_price_index", licence=public_fred),
+        _fred(
+            "market/fred_STLFSI4.csv",
+            "stlfsi4",
+            "St. Louis Fed Financial Stress Index (STLFSI4)",
+            "index",
+            "W-FRI",
+            "financial_stress",
+            licence=f"free to use with citation; {_FRED_CITE}",
+        ),
+        _fred(
+            "market/fred_T10Y2Y.csv",
+            "t10y2y",
+            "10-year minus 2-year Treasury spread (T10Y2Y)",
+            "percent",
+            "B",
+            "yield_spread",
+            licence=public_fred,
+        ),
+        _fred(
+            "market/fred_DGS10.csv",
+            "dgs10",
+            "10-year Treasury constant-maturity yield (DGS10)",
+            "percent",
+            "B",
+            "yield",
+            licence=public_fred,
+        ),
+        _fred(
+            "market/fred_UNRATE.csv",
+            "unrate",
+            "US unemployment rate, seasonally adjusted (UNRATE)",
+            "percent",
+            "MS",
+            "unemployment_rate",
+            licence=public_fred,
+        ),
+        _fred(
+            "market/fred_CPIAUCSL.csv",
+            "cpiaucsl",
+            "US CPI-U all items, seasonally adjusted (CPIAUCSL)",
+            "index 1982-84=100",
+            "MS",
+            "consumer_price_index",
+            licence=public_fred,
+        ),
         BundledFile(
             "market/fred_exchange_rates_china_monthly.csv",
             "fred_long_fx",
             {
-                "country": "China", "unique_id": "cny_per_usd", "name": "Chinese yuan per US dollar (Fed H.10, monthly)",
-                "unit": "CNY per USD", "frequency": "MS", "variable": "exchange_rate", "region": "China",
+                "country": "China",
+                "unique_id": "cny_per_usd",
+                "name": "Chinese yuan per US dollar (Fed H.10, monthly)",
+                "unit": "CNY per USD",
+                "frequency": "MS",
+                "variable": "exchange_rate",
+                "region": "China",
                 "source": "Federal Reserve Board H.10 via FRED (datahub.io exchange-rates)",
-                "licence": f"public domain (Federal Reserve); datahub packaging PDDL; {_FRED_CITE}", "classification": "public",
+                "licence": f"public domain (Federal Reserve); datahub packaging PDDL; {_FRED_CITE}",
+                "classification": "public",
             },
         ),
         # events/fred_USREC_nber_recession_monthly.csv is bundled as a label set for evaluating
@@ -106,8 +163,10 @@ def _entries() -> list[BundledFile]:
             "seismic/usgs_comcat_japan_2005_2014_processed.csv",
             "usgs_catalog",
             {
-                "regions": SEISMIC_REGIONS["japan"], "event_id_prefix": "usgs_japan_npp",
-                "source": f"{usgs}, ANSS ComCat (processed by EarthquakeNPP)", "licence": f"{usgs_licence}; cite USGS ANSS ComCat",
+                "regions": SEISMIC_REGIONS["japan"],
+                "event_id_prefix": "usgs_japan_npp",
+                "source": f"{usgs}, ANSS ComCat (processed by EarthquakeNPP)",
+                "licence": f"{usgs_licence}; cite USGS ANSS ComCat",
                 "classification": "public",
             },
         ),
@@ -115,8 +174,11 @@ def _entries() -> list[BundledFile]:
             "seismic/usgs_comcat_eastasia_m4_2018_2023.csv",
             "usgs_catalog",
             {
-                "regions": SEISMIC_REGIONS["eastasia"], "event_id_prefix": "usgs_eastasia",
-                "source": f"{usgs}, ANSS ComCat", "licence": f"{usgs_licence}; cite USGS ANSS ComCat", "classification": "public",
+                "regions": SEISMIC_REGIONS["eastasia"],
+                "event_id_prefix": "usgs_eastasia",
+                "source": f"{usgs}, ANSS ComCat",
+                "licence": f"{usgs_licence}; cite USGS ANSS ComCat",
+                "classification": "public",
             },
         ),
         BundledFile(
@@ -125,16 +187,22 @@ def _entries() -> list[BundledFile]:
             {
                 "region": "Northern California, US",
                 "source": "EarthScope Consortium (UNAVCO), Plate Boundary Observatory GNSS",
-                "licence": "CC BY 4.0; cite the EarthScope Consortium GNSS data products", "classification": "public",
+                "licence": "CC BY 4.0; cite the EarthScope Consortium GNSS data products",
+                "classification": "public",
             },
         ),
         BundledFile(
             "hydro/usgs_01491000_choptank_daily_flow_cms.txt",
             "usgs_daily_flow",
             {
-                "unique_id": "usgs_01491000_discharge", "name": "USGS 01491000 Choptank River near Greensboro, MD",
-                "site_no": "01491000", "lat": 38.997, "lon": -75.786, "region": "Maryland, US",
-                "source": f"{usgs}, NWIS (via the dataRetrieval package)", "licence": f"{usgs_licence}; cite USGS NWIS",
+                "unique_id": "usgs_01491000_discharge",
+                "name": "USGS 01491000 Choptank River near Greensboro, MD",
+                "site_no": "01491000",
+                "lat": 38.997,
+                "lon": -75.786,
+                "region": "Maryland, US",
+                "source": f"{usgs}, NWIS (via the dataRetrieval package)",
+                "licence": f"{usgs_licence}; cite USGS NWIS",
                 "classification": "public",
             },
         ),
@@ -143,32 +211,47 @@ def _entries() -> list[BundledFile]:
             "nwis_rdb",
             {
                 "region": "Georgia, US",
-                "source": f"{usgs}, NWIS", "licence": f"{usgs_licence}; cite USGS NWIS", "classification": "public",
+                "source": f"{usgs}, NWIS",
+                "licence": f"{usgs_licence}; cite USGS NWIS",
+                "classification": "public",
             },
         ),
         BundledFile(
             "hydro/psmsl_rlr_monthly_131_ayukawa_japan.rlrdata",
             "psmsl_monthly",
             {
-                "unique_id": "psmsl_131_ayukawa", "name": "Ayukawa, Japan (PSMSL 131) monthly mean sea level, RLR",
-                "lat": 38.297, "lon": 141.505, "region": "Tohoku, Japan",
-                "source": f"{psmsl} (data from JMA/GSI)", "licence": psmsl_licence, "classification": "public",
+                "unique_id": "psmsl_131_ayukawa",
+                "name": "Ayukawa, Japan (PSMSL 131) monthly mean sea level, RLR",
+                "lat": 38.297,
+                "lon": 141.505,
+                "region": "Tohoku, Japan",
+                "source": f"{psmsl} (data from JMA/GSI)",
+                "licence": psmsl_licence,
+                "classification": "public",
             },
         ),
         BundledFile(
             "hydro/psmsl_rlr_monthly_012_new_york_battery.rlrdata",
             "psmsl_monthly",
             {
-                "unique_id": "psmsl_012_new_york", "name": "New York, The Battery (PSMSL 12) monthly mean sea level, RLR",
-                "lat": 40.700, "lon": -74.013, "region": "New York, US",
-                "source": psmsl, "licence": psmsl_licence, "classification": "public",
+                "unique_id": "psmsl_012_new_york",
+                "name": "New York, The Battery (PSMSL 12) monthly mean sea level, RLR",
+                "lat": 40.700,
+                "lon": -74.013,
+                "region": "New York, US",
+                "source": psmsl,
+                "licence": psmsl_licence,
+                "classification": "public",
             },
         ),
         BundledFile(
             "satellite/noaa_ersstv5_sst_monthly_2010_2020.nc",
             "netcdf_region",
             {
-                "regions": SST_REGIONS, "variable": "sst", "frequency": "MS", "domain": "satellite",
+                "regions": SST_REGIONS,
+                "variable": "sst",
+                "frequency": "MS",
+                "domain": "satellite",
                 "source": "NOAA NCEI ERSST v5 (via NOAA PSL / xarray-tutorial)",
                 "licence": "no constraints on data access or use (NOAA); cite Huang et al. (2017) ERSST v5, doi:10.7289/V5T72FNM",
                 "classification": "public",
@@ -178,7 +261,9 @@ def _entries() -> list[BundledFile]:
             "satellite/nsidc_seaice_extent_north_daily_2000_2022.csv",
             "nsidc_extent",
             {
-                "unique_id": "arctic_sea_ice_extent", "name": "Arctic sea-ice extent (NSIDC Sea Ice Index, daily)", "region": "Arctic",
+                "unique_id": "arctic_sea_ice_extent",
+                "name": "Arctic sea-ice extent (NSIDC Sea Ice Index, daily)",
+                "region": "Arctic",
                 "source": "National Snow and Ice Data Center (NSIDC), Sea Ice Index v3 (G02135)",
                 "licence": "free to use with citation: Fetterer et al. (2017, updated daily) Sea Ice Index v3, doi:10.7265/N5K072F8",
                 "classification": "public",

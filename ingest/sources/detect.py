@@ -47,41 +47,105 @@ _PSMSL_ROW = re.compile(r"^\s*\d{4}\.\d{4};\s*-?\d+;\s*-?\d+;\s*\d{3}\s*$")
 
 def _signatures() -> list[tuple[str, str, Callable[[Path, bytes, str], bool]]]:
     """(format, what gives it away, test) for every format that can be recognised."""
+
     def header(*names: str) -> Callable[[Path, bytes, str], bool]:
-        return lambda _p, _r, text: [h.lower() for h in _header_fields(text)[: len(names)]] == [n.lower() for n in names]
+        return lambda _p, _r, text: (
+            [h.lower() for h in _header_fields(text)[: len(names)]] == [n.lower() for n in names]
+        )
 
     return [
-        ("netcdf_region", "NetCDF/HDF5 magic bytes", lambda p, raw, _t: raw[:3] == b"CDF" or raw[:8] == b"\x89HDF\r\n\x1a\n"),
+        (
+            "netcdf_region",
+            "NetCDF/HDF5 magic bytes",
+            lambda p, raw, _t: raw[:3] == b"CDF" or raw[:8] == b"\x89HDF\r\n\x1a\n",
+        ),
         ("market_table", "Parquet magic bytes", lambda p, raw, _t: raw[:4] == b"PAR1"),
         ("ngl_tenv3", "NGL tenv3 header 'site YYMMMDD'", lambda p, _r, t: t.split()[:2] == ["site", "YYMMMDD"]),
-        ("pbo_pos", "PBO .pos header with a '*YYYYMMDD' column line",
-         lambda p, _r, t: "PBO Station Position Time Series" in t and "\n*YYYYMMDD" in t),
-        ("sio_neu", "'#'-commented PBO-style header with 'decyear year doy dN dE dU' rows",
-         lambda p, _r, t: "#4-character ID:" in t and len(_first_data_line(t).split()) == 9),
-        ("nwis_rdb", "NWIS RDB comments, header and format row",
-         lambda p, _r, t: t.startswith("#") and "agency_cd\tsite_no" in t),
-        ("psmsl_monthly", "PSMSL 'year.fraction; mm; days; flag' rows", lambda p, _r, t: bool(_PSMSL_ROW.match(t.split("\n", 1)[0]))),
+        (
+            "pbo_pos",
+            "PBO .pos header with a '*YYYYMMDD' column line",
+            lambda p, _r, t: "PBO Station Position Time Series" in t and "\n*YYYYMMDD" in t,
+        ),
+        (
+            "sio_neu",
+            "'#'-commented PBO-style header with 'decyear year doy dN dE dU' rows",
+            lambda p, _r, t: "#4-character ID:" in t and len(_first_data_line(t).split()) == 9,
+        ),
+        (
+            "nwis_rdb",
+            "NWIS RDB comments, header and format row",
+            lambda p, _r, t: t.startswith("#") and "agency_cd\tsite_no" in t,
+        ),
+        (
+            "psmsl_monthly",
+            "PSMSL 'year.fraction; mm; days; flag' rows",
+            lambda p, _r, t: bool(_PSMSL_ROW.match(t.split("\n", 1)[0])),
+        ),
         ("usgs_daily_flow", "header 'date<TAB>Qdaily'", header("date", "Qdaily")),
         ("nsidc_extent", "NSIDC header 'Year, Month, Day, Extent'", header("Year", "Month", "Day", "Extent")),
         ("fred_long_fx", "header 'Date,Country,Exchange rate'", header("Date", "Country", "Exchange rate")),
-        ("cenc_catalog", "CENC header 'Time,Latitude,Longitude,Magnitude,Depth'",
-         lambda p, _r, t: _header_fields(t)[:5] == ["Time", "Latitude", "Longitude", "Magnitude", "Depth"]),
-        ("usgs_catalog", "ComCat header with time, latitude, longitude and mag",
-         lambda p, _r, t: (lambda h: h[:1] in (["time"], ["id"]) and {"latitude", "longitude"} <= set(h)
-                           and bool({"mag", "magnitude"} & set(h)))(_header_fields(t))),
-        ("fred_csv", "FRED header 'date,value' (or DATE/observation_date and one series)",
-         lambda p, _r, t: (lambda h: "\t" not in t.split("\n", 1)[0] and len(h) == 2
-                           and h[0].lower() in ("date", "observation_date"))(_header_fields(t))),
-        ("fred_multi", "FRED export: DATE then several series columns",
-         lambda p, _r, t: (lambda h: len(h) > 2 and h[0] == "DATE" and not set(h) & _PRICE_COLUMNS
-                           and all(re.fullmatch(r"[A-Z0-9_]+", c) for c in h[1:]))(_header_fields(t))),
-        ("market_table", "market table header (a date column and a close column)",
-         lambda p, _r, t: (lambda h: bool({"Date", "date", "DATE", "日期"} & set(h))
-                           and bool({"Close", "close", "CLOSE", "收盘价"} & set(h)))(_header_fields(t))),
-        ("fred_json", "FRED API JSON with an 'observations' list", lambda p, _r, t: t.lstrip().startswith("{") and '"observations"' in t),
-        ("nasa_power_json", "NASA POWER JSON (properties.parameter)", lambda p, _r, t: t.lstrip().startswith("{") and '"parameter"' in t and "POWER" in t),
-        ("usgs_water_json", "OGC API FeatureCollection with monitoring_location_id",
-         lambda p, _r, t: t.lstrip().startswith("{") and '"monitoring_location_id"' in t),
+        (
+            "cenc_catalog",
+            "CENC header 'Time,Latitude,Longitude,Magnitude,Depth'",
+            lambda p, _r, t: _header_fields(t)[:5] == ["Time", "Latitude", "Longitude", "Magnitude", "Depth"],
+        ),
+        (
+            "usgs_catalog",
+            "ComCat header with time, latitude, longitude and mag",
+            lambda p, _r, t: (
+                lambda h: (
+                    h[:1] in (["time"], ["id"])
+                    and {"latitude", "longitude"} <= set(h)
+                    and bool({"mag", "magnitude"} & set(h))
+                )
+            )(_header_fields(t)),
+        ),
+        (
+            "fred_csv",
+            "FRED header 'date,value' (or DATE/observation_date and one series)",
+            lambda p, _r, t: (
+                lambda h: (
+                    "\t" not in t.split("\n", 1)[0] and len(h) == 2 and h[0].lower() in ("date", "observation_date")
+                )
+            )(_header_fields(t)),
+        ),
+        (
+            "fred_multi",
+            "FRED export: DATE then several series columns",
+            lambda p, _r, t: (
+                lambda h: (
+                    len(h) > 2
+                    and h[0] == "DATE"
+                    and not set(h) & _PRICE_COLUMNS
+                    and all(re.fullmatch(r"[A-Z0-9_]+", c) for c in h[1:])
+                )
+            )(_header_fields(t)),
+        ),
+        (
+            "market_table",
+            "market table header (a date column and a close column)",
+            lambda p, _r, t: (
+                lambda h: (
+                    bool({"Date", "date", "DATE", "日期"} & set(h))
+                    and bool({"Close", "close", "CLOSE", "收盘价"} & set(h))
+                )
+            )(_header_fields(t)),
+        ),
+        (
+            "fred_json",
+            "FRED API JSON with an 'observations' list",
+            lambda p, _r, t: t.lstrip().startswith("{") and '"observations"' in t,
+        ),
+        (
+            "nasa_power_json",
+            "NASA POWER JSON (properties.parameter)",
+            lambda p, _r, t: t.lstrip().startswith("{") and '"parameter"' in t and "POWER" in t,
+        ),
+        (
+            "usgs_water_json",
+            "OGC API FeatureCollection with monitoring_location_id",
+            lambda p, _r, t: t.lstrip().startswith("{") and '"monitoring_location_id"' in t,
+        ),
     ]
 
 

@@ -40,7 +40,15 @@ _SOURCE = "FRED, Federal Reserve Bank of St. Louis"
 _LICENCE = "see each series' FRED notes (many are US public domain); cite FRED, Federal Reserve Bank of St. Louis"
 
 #: FRED's ``frequency_short`` codes to the engine's frequencies (None = infer from dates).
-FRED_FREQUENCIES: dict[str, str | None] = {"D": None, "W": None, "BW": None, "M": "MS", "Q": None, "SA": None, "A": None}
+FRED_FREQUENCIES: dict[str, str | None] = {
+    "D": None,
+    "W": None,
+    "BW": None,
+    "M": "MS",
+    "Q": None,
+    "SA": None,
+    "A": None,
+}
 
 
 def parse_fred_multi(
@@ -66,14 +74,18 @@ def parse_fred_multi(
     lowered = {c.lower(): c for c in raw.columns}
     date_col = lowered.get("date") or lowered.get("observation_date")
     if date_col is None:
-        raise fail(path, f"lacks a DATE column; it has {[c for c in raw.columns if c != '_line']}",
-                   fix="use FRED's multi-series download (first column DATE)")
+        raise fail(
+            path,
+            f"lacks a DATE column; it has {[c for c in raw.columns if c != '_line']}",
+            fix="use FRED's multi-series download (first column DATE)",
+        )
     available = [c for c in raw.columns if c not in ("_line", date_col)]
     wanted = list(columns) if columns else available
     missing = [c for c in wanted if c not in available]
     if missing:
-        raise ConfigError(f"fred_multi {path.name}: column(s) {missing} are not in the file",
-                          fix=f"choose columns among {available}")
+        raise ConfigError(
+            f"fred_multi {path.name}: column(s) {missing} are not in the file", fix=f"choose columns among {available}"
+        )
     if not wanted:
         raise fail(path, "has a DATE column but no series columns", fix="download at least one series")
     units, names = dict(units or {}), dict(names or {})
@@ -90,9 +102,22 @@ def parse_fred_multi(
         check_frequency(path, ds, freq, what=f"column {column!r}")
         uid = f"{prefix}{snake(column)}"
         frames.append(pl.DataFrame({"unique_id": uid, "ds": ds, "y": y}))
-        meta.append(meta_row(unique_id=uid, domain=domain, name=names.get(column, f"{column} (FRED)"),
-                             variable=snake(column), unit=units.get(column, ""), frequency=freq, region=region,
-                             lat=None, lon=None, source=source, licence=licence, classification=classification))
+        meta.append(
+            meta_row(
+                unique_id=uid,
+                domain=domain,
+                name=names.get(column, f"{column} (FRED)"),
+                variable=snake(column),
+                unit=units.get(column, ""),
+                frequency=freq,
+                region=region,
+                lat=None,
+                lon=None,
+                source=source,
+                licence=licence,
+                classification=classification,
+            )
+        )
         notes.append(f"{column}: {kept.height} value(s), {n_missing} blank or '.' dropped, frequency {freq}")
     if not frames:
         raise fail(path, "has no value in any selected column", fix="download a date range that has data")
@@ -119,18 +144,26 @@ def parse_fred_json(
     try:
         document = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise fail(path, f"is not valid JSON ({exc.msg} at line {exc.lineno})",
-                   fix="the answer was cut off or is not from fred/series/observations; fetch it again") from None
+        raise fail(
+            path,
+            f"is not valid JSON ({exc.msg} at line {exc.lineno})",
+            fix="the answer was cut off or is not from fred/series/observations; fetch it again",
+        ) from None
     if not isinstance(document, dict) or not isinstance(document.get("observations"), list):
         keys = sorted(document) if isinstance(document, dict) else type(document).__name__
-        raise fail(path, f"has no 'observations' list (top level: {keys})",
-                   fix="request fred/series/observations with file_type=json")
+        raise fail(
+            path,
+            f"has no 'observations' list (top level: {keys})",
+            fix="request fred/series/observations with file_type=json",
+        )
     rows = document["observations"]
     bad = [i for i, r in enumerate(rows) if not isinstance(r, dict) or "date" not in r or "value" not in r]
     if bad:
         raise fail(path, f"observation {bad[0]} lacks 'date' or 'value'", fix="fetch the series again")
-    raw = pl.DataFrame({"date": [str(r["date"]) for r in rows], "value": [str(r["value"]) for r in rows]},
-                       schema={"date": pl.Utf8, "value": pl.Utf8}).with_row_index("_line", offset=1)
+    raw = pl.DataFrame(
+        {"date": [str(r["date"]) for r in rows], "value": [str(r["value"]) for r in rows]},
+        schema={"date": pl.Utf8, "value": pl.Utf8},
+    ).with_row_index("_line", offset=1)
     kept, n_missing = _drop_missing(raw, "value")
     if kept.height == 0:
         raise fail(path, "has no non-missing observation", fix="widen observation_start/observation_end")
@@ -141,11 +174,24 @@ def parse_fred_json(
     if frequency is None:
         frequency = _infer_frequency(path, ds.sort()) if ds.len() >= 3 else None
         if frequency is None:
-            raise ConfigError(f"{path.name}: too few observations to infer the frequency of {unique_id}",
-                              fix="set frequency in the source's settings")
+            raise ConfigError(
+                f"{path.name}: too few observations to infer the frequency of {unique_id}",
+                fix="set frequency in the source's settings",
+            )
         notes.append(f"frequency {frequency!r} inferred from the spacing of the dates")
     check_frequency(path, ds, frequency, what="column 'date'")
-    meta = meta_row(unique_id=unique_id, domain=domain, name=name or unique_id, variable=variable or unique_id,
-                    unit=unit, frequency=frequency, region=region, lat=None, lon=None, source=source,
-                    licence=licence, classification=classification)
+    meta = meta_row(
+        unique_id=unique_id,
+        domain=domain,
+        name=name or unique_id,
+        variable=variable or unique_id,
+        unit=unit,
+        frequency=frequency,
+        region=region,
+        lat=None,
+        lon=None,
+        source=source,
+        licence=licence,
+        classification=classification,
+    )
     return finish(path, pl.DataFrame({"unique_id": unique_id, "ds": ds, "y": y}), [meta], notes=notes)

@@ -65,7 +65,9 @@ def _header(path: Path, lines: list[str]) -> tuple[str, str, float, float, int]:
     )
 
 
-def _rows(path: Path, lines: list[str], first: int) -> tuple[list[datetime.datetime], list[list[float]], dict[str, int]]:
+def _rows(
+    path: Path, lines: list[str], first: int
+) -> tuple[list[datetime.datetime], list[list[float]], dict[str, int]]:
     days: list[datetime.datetime] = []
     neu: list[list[float]] = []
     solutions: dict[str, int] = {}
@@ -82,13 +84,21 @@ def _rows(path: Path, lines: list[str], first: int) -> tuple[list[datetime.datet
         try:
             day = datetime.datetime.strptime(fields[0], "%Y%m%d")
         except ValueError:
-            raise fail(path, f"line {number}, field YYYYMMDD: expected a date like 20060608, got {fields[0]!r}", fix="download the file again") from None
+            raise fail(
+                path,
+                f"line {number}, field YYYYMMDD: expected a date like 20060608, got {fields[0]!r}",
+                fix="download the file again",
+            ) from None
         values: list[float] = []
         for index, label in ((_DN, "dN"), (_DE, "dE"), (_DU, "dU")):
             try:
                 values.append(float(fields[index]))
             except ValueError:
-                raise fail(path, f"line {number}, field {label}: expected a number in metres, got {fields[index]!r}", fix="download the file again") from None
+                raise fail(
+                    path,
+                    f"line {number}, field {label}: expected a number in metres, got {fields[index]!r}",
+                    fix="download the file again",
+                ) from None
         days.append(day)
         neu.append(values)
         solutions[fields[-1]] = solutions.get(fields[-1], 0) + 1
@@ -113,9 +123,11 @@ def parse_pbo_pos(
     station, name, lat, lon, first = _header(path, lines)
     days, neu, solutions = _rows(path, lines, first)
     prefix = station_id or snake(station)
-    frame = pl.DataFrame({"ds": days, "n": [r[0] for r in neu], "e": [r[1] for r in neu], "u": [r[2] for r in neu]}).with_columns(
-        pl.col("ds").cast(pl.Datetime("us"))
-    ).sort("ds")
+    frame = (
+        pl.DataFrame({"ds": days, "n": [r[0] for r in neu], "e": [r[1] for r in neu], "u": [r[2] for r in neu]})
+        .with_columns(pl.col("ds").cast(pl.Datetime("us")))
+        .sort("ds")
+    )
     # Relative to the first epoch, in mm: the reference position is arbitrary, the motion is not.
     frame = frame.with_columns(((pl.col(c) - pl.col(c).first()) * 1000.0) for c in ("n", "e", "u"))
     span = calendar_span_days(frame.get_column("ds"))
@@ -130,9 +142,18 @@ def parse_pbo_pos(
         frames.append(frame.select(pl.lit(uid).alias("unique_id"), "ds", pl.col(column).alias("y")))
         meta.append(
             meta_row(
-                unique_id=uid, domain="geodetic", name=f"{station} {name}: {component} displacement",
-                variable=f"displacement_{component}", unit="mm", frequency="D", region=region or station,
-                lat=lat, lon=lon, source=source, licence=licence, classification=classification,
+                unique_id=uid,
+                domain="geodetic",
+                name=f"{station} {name}: {component} displacement",
+                variable=f"displacement_{component}",
+                unit="mm",
+                frequency="D",
+                region=region or station,
+                lat=lat,
+                lon=lon,
+                source=source,
+                licence=licence,
+                classification=classification,
             )
         )
     return finish(path, frames, meta, notes=notes)

@@ -33,8 +33,20 @@ _NUMBER = r"[-+]?\d+(?:\.\d*)?"
 _TENV3_MIN_FIELDS = 20
 
 
-def _series(path: Path, frame: pl.DataFrame, *, prefix: str, station: str, lat: float | None, lon: float | None,
-            region: str, source: str, licence: str, classification: str, notes: list[str]) -> Parsed:
+def _series(
+    path: Path,
+    frame: pl.DataFrame,
+    *,
+    prefix: str,
+    station: str,
+    lat: float | None,
+    lon: float | None,
+    region: str,
+    source: str,
+    licence: str,
+    classification: str,
+    notes: list[str],
+) -> Parsed:
     """Displacements in mm from the first epoch, one series per component."""
     frame = frame.sort("ds").with_columns(((pl.col(c) - pl.col(c).first()) * 1000.0) for c in ("n", "e", "u"))
     span = calendar_span_days(frame.get_column("ds"))
@@ -43,9 +55,22 @@ def _series(path: Path, frame: pl.DataFrame, *, prefix: str, station: str, lat: 
     for column, component in (("n", "north"), ("e", "east"), ("u", "up")):
         uid = f"{prefix}_{component}"
         frames.append(frame.select(pl.lit(uid).alias("unique_id"), "ds", pl.col(column).alias("y")))
-        meta.append(meta_row(unique_id=uid, domain="geodetic", name=f"{station}: {component} displacement",
-                             variable=f"displacement_{component}", unit="mm", frequency="D", region=region or station,
-                             lat=lat, lon=lon, source=source, licence=licence, classification=classification))
+        meta.append(
+            meta_row(
+                unique_id=uid,
+                domain="geodetic",
+                name=f"{station}: {component} displacement",
+                variable=f"displacement_{component}",
+                unit="mm",
+                frequency="D",
+                region=region or station,
+                lat=lat,
+                lon=lon,
+                source=source,
+                licence=licence,
+                classification=classification,
+            )
+        )
     return finish(path, frames, meta, notes=notes)
 
 
@@ -67,8 +92,11 @@ def parse_ngl_tenv3(
     text, _ = read_text(path)
     lines = text.split("\n")
     if not lines[0].split()[:2] == ["site", "YYMMMDD"]:
-        raise fail(path, f"line 1: expected the tenv3 header 'site YYMMMDD yyyy.yyyy ...', got {lines[0][:50]!r}",
-                   fix="use an unmodified NGL .tenv3 file")
+        raise fail(
+            path,
+            f"line 1: expected the tenv3 header 'site YYMMMDD yyyy.yyyy ...', got {lines[0][:50]!r}",
+            fix="use an unmodified NGL .tenv3 file",
+        )
     days, n, e, u = [], [], [], []
     station = lat = lon = None
     for number, line in enumerate(lines[1:], start=2):
@@ -76,20 +104,29 @@ def parse_ngl_tenv3(
         if not fields:
             continue
         if len(fields) < _TENV3_MIN_FIELDS:
-            raise fail(path, f"line {number}: expected at least {_TENV3_MIN_FIELDS} whitespace-separated fields, got {len(fields)}",
-                       fix="the file may be truncated; download it again")
+            raise fail(
+                path,
+                f"line {number}: expected at least {_TENV3_MIN_FIELDS} whitespace-separated fields, got {len(fields)}",
+                fix="the file may be truncated; download it again",
+            )
         try:
             day = datetime.datetime.strptime(fields[1].title(), "%y%b%d")
         except ValueError:
-            raise fail(path, f"line {number}, field YYMMMDD: expected a date like 95MAY19, got {fields[1]!r}",
-                       fix="download the file again") from None
+            raise fail(
+                path,
+                f"line {number}, field YYMMMDD: expected a date like 95MAY19, got {fields[1]!r}",
+                fix="download the file again",
+            ) from None
         try:
             east = float(fields[7]) + float(fields[8])
             north = float(fields[9]) + float(fields[10])
             up = float(fields[11]) + float(fields[12])
         except ValueError:
-            raise fail(path, f"line {number}: east/north/up fields 8-13 must be numbers, got {fields[7:13]}",
-                       fix="download the file again") from None
+            raise fail(
+                path,
+                f"line {number}: east/north/up fields 8-13 must be numbers, got {fields[7:13]}",
+                fix="download the file again",
+            ) from None
         station = station or fields[0]
         if len(fields) >= 22 and lat is None:
             lat, lon = float(fields[20]), _longitude(float(fields[21]))
@@ -101,8 +138,19 @@ def parse_ngl_tenv3(
         raise fail(path, "has a header but no position rows", fix="download a file with data in it")
     frame = pl.DataFrame({"ds": days, "n": n, "e": e, "u": u}).with_columns(pl.col("ds").cast(pl.Datetime("us")))
     notes = ["east/north/up = integer + fractional parts (NGL tenv3 columns 8-13)"]
-    return _series(path, frame, prefix=station_id or snake(str(station)), station=str(station), lat=lat, lon=lon,
-                   region=region, source=source, licence=licence, classification=classification, notes=notes)
+    return _series(
+        path,
+        frame,
+        prefix=station_id or snake(str(station)),
+        station=str(station),
+        lat=lat,
+        lon=lon,
+        region=region,
+        source=source,
+        licence=licence,
+        classification=classification,
+        notes=notes,
+    )
 
 
 def parse_sio_neu(
@@ -133,14 +181,20 @@ def parse_sio_neu(
         if not fields:
             continue
         if len(fields) < 6:
-            raise fail(path, f"line {number}: expected 'decyear year doy dN dE dU ...', got {len(fields)} field(s)",
-                       fix="the file may be truncated; download it again")
+            raise fail(
+                path,
+                f"line {number}: expected 'decyear year doy dN dE dU ...', got {len(fields)} field(s)",
+                fix="the file may be truncated; download it again",
+            )
         try:
             year, doy = int(fields[1]), int(fields[2])
             values = [float(v) for v in fields[3:6]]
         except ValueError:
-            raise fail(path, f"line {number}: year, day of year and dN dE dU must be numbers, got {fields[:6]}",
-                       fix="download the file again") from None
+            raise fail(
+                path,
+                f"line {number}: year, day of year and dN dE dU must be numbers, got {fields[:6]}",
+                fix="download the file again",
+            ) from None
         if not 1 <= doy <= 366:
             raise fail(path, f"line {number}: day of year {doy} is outside 1..366", fix="download the file again")
         days.append(datetime.datetime(year, 1, 1) + datetime.timedelta(days=doy - 1))
@@ -148,8 +202,11 @@ def parse_sio_neu(
         e.append(values[1])
         u.append(values[2])
     if station is None:
-        raise fail(path, "has no '#4-character ID:' header line; this is not an SIO .neu file",
-                   fix="use an SIO/SOPAC .neu file, or pick the parser for the file's format")
+        raise fail(
+            path,
+            "has no '#4-character ID:' header line; this is not an SIO .neu file",
+            fix="use an SIO/SOPAC .neu file, or pick the parser for the file's format",
+        )
     if not days:
         raise fail(path, "has a header but no position rows", fix="download a file with data in it")
     frame = pl.DataFrame({"ds": days, "n": n, "e": e, "u": u}).with_columns(pl.col("ds").cast(pl.Datetime("us")))
@@ -158,5 +215,16 @@ def parse_sio_neu(
     notes = ["columns dN dE dU (metres) of the SIO layout"]
     if frame.height < before:
         notes.append(f"dropped {before - frame.height} repeated row(s)")
-    return _series(path, frame, prefix=station_id or snake(station), station=station, lat=lat, lon=lon,
-                   region=region, source=source, licence=licence, classification=classification, notes=notes)
+    return _series(
+        path,
+        frame,
+        prefix=station_id or snake(station),
+        station=station,
+        lat=lat,
+        lon=lon,
+        region=region,
+        source=source,
+        licence=licence,
+        classification=classification,
+        notes=notes,
+    )

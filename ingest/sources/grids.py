@@ -66,10 +66,18 @@ def _load(path: Path, variable: str) -> _Grid:
     try:
         dataset = xr.open_dataset(path)
     except (OSError, ValueError) as exc:
-        raise fail(path, f"cannot be opened as NetCDF ({type(exc).__name__}: {exc})", fix="pass a NetCDF-3/4 file; install netCDF4 if it is missing") from None
+        raise fail(
+            path,
+            f"cannot be opened as NetCDF ({type(exc).__name__}: {exc})",
+            fix="pass a NetCDF-3/4 file; install netCDF4 if it is missing",
+        ) from None
     with dataset:
         if variable not in dataset.data_vars:
-            raise fail(path, f"has no variable {variable!r}; it has {sorted(str(v) for v in dataset.data_vars)}", fix="pass variable= one of those")
+            raise fail(
+                path,
+                f"has no variable {variable!r}; it has {sorted(str(v) for v in dataset.data_vars)}",
+                fix="pass variable= one of those",
+            )
         field = dataset[variable]
         lat_name = next((n for n in ("lat", "latitude") if n in field.dims), None)
         lon_name = next((n for n in ("lon", "longitude") if n in field.dims), None)
@@ -143,13 +151,19 @@ def parse_netcdf_region(
     boxes = parse_regions(regions, what=f"netcdf_region {path.name}")
     unknown = [s for s in statistics if s not in _STATISTICS] if not isinstance(statistics, str) else [statistics]
     if unknown or not statistics:
-        raise ConfigError(f"netcdf_region {path.name}: statistics {list(statistics)!r} are not among {list(_STATISTICS)}",
-                          fix='pass statistics=["mean"] or ["mean", "max"]')
+        raise ConfigError(
+            f"netcdf_region {path.name}: statistics {list(statistics)!r} are not among {list(_STATISTICS)}",
+            fix='pass statistics=["mean"] or ["mean", "max"]',
+        )
     grid = _load(path, variable)
     try:
         times = pl.Series("ds", grid.times).cast(pl.Datetime("us"))
     except (pl.exceptions.PolarsError, TypeError):
-        raise fail(path, f"the time axis of {variable!r} does not decode to datetimes", fix="the file needs CF time units like 'days since 1800-01-01'") from None
+        raise fail(
+            path,
+            f"the time axis of {variable!r} does not decode to datetimes",
+            fix="the file needs CF time units like 'days since 1800-01-01'",
+        ) from None
     check_frequency(path, times, frequency, what=f"the time axis of {variable!r}")
     lats, lons = grid.lats, grid.lons
     unit = str(grid.attrs.get("units", ""))
@@ -170,7 +184,9 @@ def parse_netcdf_region(
                 fix="widen the box or polygon; it must contain at least one grid centre",
             )
         cells = data[:, mask]  # (time, cells in region)
-        weights = np.broadcast_to(np.cos(np.deg2rad(np.broadcast_to(lats[:, None], mask.shape)[mask]))[None, :], cells.shape)
+        weights = np.broadcast_to(
+            np.cos(np.deg2rad(np.broadcast_to(lats[:, None], mask.shape)[mask]))[None, :], cells.shape
+        )
         valid = np.isfinite(cells)
         weight_sum = np.where(valid, weights, 0.0).sum(axis=1)
         has_data = weight_sum > 0
@@ -181,15 +197,30 @@ def parse_netcdf_region(
             notes.append(f"region {box.id}: {int((~has_data).sum())} time step(s) without a valid cell dropped")
         notes.append(f"region {box.id}: {int(valid.any(axis=0).sum())} valid grid cell(s)")
         lat, lon = box.centre
-        chosen = [item for item in (("mean", mean, "area-weighted mean"), ("max", maximum, "maximum")) if item[0] in statistics]
+        chosen = [
+            item
+            for item in (("mean", mean, "area-weighted mean"), ("max", maximum, "maximum"))
+            if item[0] in statistics
+        ]
         for suffix, values, what in chosen:
             uid = f"{box.id}_{suffix}"
-            frames.append(pl.DataFrame({"unique_id": uid, "ds": times.filter(pl.Series(has_data)), "y": values[has_data]}))
+            frames.append(
+                pl.DataFrame({"unique_id": uid, "ds": times.filter(pl.Series(has_data)), "y": values[has_data]})
+            )
             meta.append(
                 meta_row(
-                    unique_id=uid, domain=domain, name=f"{box.name}: {what} {long_name.lower()}",
-                    variable=f"{variable}_{suffix}", unit=unit, frequency=frequency, region=box.name,
-                    lat=lat, lon=lon, source=source, licence=licence, classification=classification,
+                    unique_id=uid,
+                    domain=domain,
+                    name=f"{box.name}: {what} {long_name.lower()}",
+                    variable=f"{variable}_{suffix}",
+                    unit=unit,
+                    frequency=frequency,
+                    region=box.name,
+                    lat=lat,
+                    lon=lon,
+                    source=source,
+                    licence=licence,
+                    classification=classification,
                 )
             )
     return finish(path, frames, meta, notes=notes)

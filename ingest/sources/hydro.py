@@ -47,7 +47,24 @@ _USGS_LICENCE = "public domain (USGS); cite USGS NWIS"
 _PSMSL_SOURCE = "Permanent Service for Mean Sea Level (PSMSL), RLR monthly means"
 _PSMSL_LICENCE = "free to use with citation: Holgate et al. (2013) J. Coastal Res. 29(3) 493-504, and PSMSL"
 #: Value codes NWIS writes instead of a number when a day has no value.
-_NWIS_NO_VALUE = {"Ice", "Eqp", "Bkw", "Dis", "Ssn", "Mnt", "Fld", "Pr", "Rat", "Tst", "ZFl", "Dry", "Zero", "***", "--", ""}
+_NWIS_NO_VALUE = {
+    "Ice",
+    "Eqp",
+    "Bkw",
+    "Dis",
+    "Ssn",
+    "Mnt",
+    "Fld",
+    "Pr",
+    "Rat",
+    "Tst",
+    "ZFl",
+    "Dry",
+    "Zero",
+    "***",
+    "--",
+    "",
+}
 _RDB_FORMAT = re.compile(r"^\d+[sdnSDN]$")
 
 
@@ -79,8 +96,18 @@ def parse_usgs_daily_flow(
     uid = unique_id or (f"usgs_{site_no}_discharge" if site_no else snake(path.stem))
     notes = [f"dropped {int(blank.sum())} blank value(s)"] if blank.any() else []
     meta = meta_row(
-        unique_id=uid, domain="hydro", name=name or uid, variable="discharge", unit="m3/s", frequency="D",
-        region=region, lat=lat, lon=lon, source=source, licence=licence, classification=classification,
+        unique_id=uid,
+        domain="hydro",
+        name=name or uid,
+        variable="discharge",
+        unit="m3/s",
+        frequency="D",
+        region=region,
+        lat=lat,
+        lon=lon,
+        source=source,
+        licence=licence,
+        classification=classification,
     )
     return finish(path, pl.DataFrame({"unique_id": uid, "ds": ds, "y": y}), [meta], notes=notes)
 
@@ -89,7 +116,11 @@ def _refuse_negative(path: Path, y: pl.Series, lines: pl.Series, *, column: str)
     negative = y < 0
     if negative.any():
         idx = int(negative.arg_true()[0])
-        raise fail(path, f"line {lines[idx]}, column {column!r}: discharge {y[idx]} is negative", fix="check the column; daily mean discharge cannot be below 0")
+        raise fail(
+            path,
+            f"line {lines[idx]}, column {column!r}: discharge {y[idx]} is negative",
+            fix="check the column; daily mean discharge cannot be below 0",
+        )
 
 
 def _rdb_table(path: Path, text: str) -> tuple[pl.DataFrame, dict[str, str], int]:
@@ -164,9 +195,18 @@ def parse_nwis_rdb(
         frames.append(frame.filter(pl.col("site_no") == site).select(pl.lit(uid).alias("unique_id"), "ds", "y"))
         meta.append(
             meta_row(
-                unique_id=uid, domain="hydro", name=f"USGS {site} {names[site]}" if site in names else f"USGS {site}",
-                variable="discharge", unit="m3/s", frequency="D", region=region, lat=lat, lon=lon,
-                source=source, licence=licence, classification=classification,
+                unique_id=uid,
+                domain="hydro",
+                name=f"USGS {site} {names[site]}" if site in names else f"USGS {site}",
+                variable="discharge",
+                unit="m3/s",
+                frequency="D",
+                region=region,
+                lat=lat,
+                lon=lon,
+                source=source,
+                licence=licence,
+                classification=classification,
             )
         )
     if lat is None:
@@ -193,7 +233,9 @@ def parse_psmsl_monthly(
     header = "decimal_year;msl_mm;missing_days;flag\n"
     raw = read_delimited(path, header + text.strip("\n") + "\n", separator=";", what="PSMSL ';'-separated file")
     if raw.width != 4:
-        raise fail(path, f"has {raw.width} ';'-separated fields per line, expected 4", fix="use a PSMSL .rlrdata monthly file")
+        raise fail(
+            path, f"has {raw.width} ';'-separated fields per line, expected 4", fix="use a PSMSL .rlrdata monthly file"
+        )
     raw = raw.with_row_index("_line", offset=1)
     lines = raw.get_column("_line")
     short = raw.get_column("flag").is_null()  # polars pads short rows with nulls
@@ -218,7 +260,9 @@ def parse_psmsl_monthly(
         )
     frame = pl.DataFrame(
         {
-            "ds": pl.select(pl.datetime(whole.cast(pl.Int32), (position.floor() + 1).cast(pl.Int8), 1, time_unit="us")).to_series(),
+            "ds": pl.select(
+                pl.datetime(whole.cast(pl.Int32), (position.floor() + 1).cast(pl.Int8), 1, time_unit="us")
+            ).to_series(),
             "y": msl,
             "flag": raw.get_column("flag"),
         }
@@ -229,7 +273,9 @@ def parse_psmsl_monthly(
     mtl = int(flags.str.slice(-2, 1).eq("1").sum())
     notes = [f"dropped {int(missing.sum())} missing month(s) (-99999)"] if missing.any() else []
     if attention:
-        notes.append(f"{attention} month(s) flagged for attention by PSMSL (flag 001): {'dropped' if drop_flagged else 'kept'}")
+        notes.append(
+            f"{attention} month(s) flagged for attention by PSMSL (flag 001): {'dropped' if drop_flagged else 'kept'}"
+        )
     if mtl:
         notes.append(f"{mtl} month(s) are mean tide level, not mean sea level (flag 010)")
     keep = ~missing
@@ -238,7 +284,17 @@ def parse_psmsl_monthly(
     frame = frame.filter(keep)
     uid = unique_id or snake(path.stem)
     meta = meta_row(
-        unique_id=uid, domain="hydro", name=name or uid, variable="mean_sea_level", unit="mm", frequency="MS",
-        region=region, lat=lat, lon=lon, source=source, licence=licence, classification=classification,
+        unique_id=uid,
+        domain="hydro",
+        name=name or uid,
+        variable="mean_sea_level",
+        unit="mm",
+        frequency="MS",
+        region=region,
+        lat=lat,
+        lon=lon,
+        source=source,
+        licence=licence,
+        classification=classification,
     )
     return finish(path, frame.select(pl.lit(uid).alias("unique_id"), "ds", "y"), [meta], notes=notes)

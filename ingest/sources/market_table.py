@@ -58,8 +58,13 @@ def _read(path: Path, encoding: str | None) -> tuple[pl.DataFrame, list[str]]:
     return read_delimited(path, text, what="market CSV"), notes
 
 
-def _value_map(path: Path, columns: Sequence[str], value_columns: Mapping[str, str] | Sequence[str] | None,
-               prefix: str, unique_id: str | None) -> dict[str, str]:
+def _value_map(
+    path: Path,
+    columns: Sequence[str],
+    value_columns: Mapping[str, str] | Sequence[str] | None,
+    prefix: str,
+    unique_id: str | None,
+) -> dict[str, str]:
     if value_columns is None:
         found = [c for c in CLOSE_COLUMNS if c in columns]
         if len(found) != 1:
@@ -69,11 +74,14 @@ def _value_map(path: Path, columns: Sequence[str], value_columns: Mapping[str, s
                 fix="pass value_columns={'Close': 'my_series_id'} (or a list of columns)",
             )
         return {found[0]: unique_id or f"{prefix}{snake(path.stem)}"}
-    mapping = dict(value_columns) if isinstance(value_columns, Mapping) else {c: f"{prefix}{snake(c)}" for c in value_columns}
+    mapping = (
+        dict(value_columns) if isinstance(value_columns, Mapping) else {c: f"{prefix}{snake(c)}" for c in value_columns}
+    )
     missing = [c for c in mapping if c not in columns]
     if missing:
-        raise ConfigError(f"market_table {path.name}: column(s) {missing} are not in the file",
-                          fix=f"choose among {list(columns)}")
+        raise ConfigError(
+            f"market_table {path.name}: column(s) {missing} are not in the file", fix=f"choose among {list(columns)}"
+        )
     return mapping
 
 
@@ -87,8 +95,11 @@ def _dates(path: Path, raw: pl.Series, lines: pl.Series, date_format: str | None
             return parsed
     parsed = text.str.to_datetime(date_format or _DATE_FORMATS[0], strict=False, time_unit="us")
     idx = int(parsed.is_null().arg_true()[0])
-    raise fail(path, f"line {lines[idx]}, date column: expected a date like 2020-01-31, got {text[idx]!r}",
-               fix="pass date_format= matching the file (strftime codes)")
+    raise fail(
+        path,
+        f"line {lines[idx]}, date column: expected a date like 2020-01-31, got {text[idx]!r}",
+        fix="pass date_format= matching the file (strftime codes)",
+    )
 
 
 def parse_market_table(
@@ -116,8 +127,11 @@ def parse_market_table(
     columns = [c for c in table.columns if c != "_line"]
     date_col = date_column or next((c for c in DATE_COLUMNS if c in columns), None)
     if date_col is None or date_col not in columns:
-        raise fail(path, f"has no date column {date_column or ''}; it has {columns}",
-                   fix="pass date_column= naming the date column")
+        raise fail(
+            path,
+            f"has no date column {date_column or ''}; it has {columns}",
+            fix="pass date_column= naming the date column",
+        )
     mapping = _value_map(path, columns, value_columns, prefix, unique_id)
     frames, meta = [], []
     for column, uid in mapping.items():
@@ -130,11 +144,26 @@ def parse_market_table(
         y = to_float(path, kept.get_column(column).cast(pl.Utf8), lines, column=column)
         if ds.len() > 1:
             order = "newest first" if ds[0] > ds[-1] else "oldest first"
-            notes.append(f"{column}: {kept.height} value(s) ({order} in the file), {int(missing.sum())} missing dropped")
+            notes.append(
+                f"{column}: {kept.height} value(s) ({order} in the file), {int(missing.sum())} missing dropped"
+            )
         freq = frequency or _infer_frequency(path, ds.sort())
         check_frequency(path, ds, freq, what=f"column {date_col!r}")
         frames.append(pl.DataFrame({"unique_id": uid, "ds": ds, "y": y}))
-        meta.append(meta_row(unique_id=uid, domain=domain, name=name if name and len(mapping) == 1 else f"{uid} ({column})",
-                             variable="close" if column in CLOSE_COLUMNS else snake(column), unit=unit, frequency=freq, region=region, lat=None, lon=None,
-                             source=source, licence=licence, classification=classification))
+        meta.append(
+            meta_row(
+                unique_id=uid,
+                domain=domain,
+                name=name if name and len(mapping) == 1 else f"{uid} ({column})",
+                variable="close" if column in CLOSE_COLUMNS else snake(column),
+                unit=unit,
+                frequency=freq,
+                region=region,
+                lat=None,
+                lon=None,
+                source=source,
+                licence=licence,
+                classification=classification,
+            )
+        )
     return finish(path, frames, meta, notes=notes)

@@ -182,4 +182,3 @@ def parse_fred_long_fx(
     )
     series = pl.DataFrame({"unique_id": series_id, "ds": ds, "y": y})
     return finish(path, series, [meta], notes=notes)
-

@@ -16,7 +16,18 @@ from pathlib import Path
 
 import polars as pl
 
-from ingest.sources._common import Parsed, calendar_span_days, fail, finish, meta_row, read_delimited, read_text, require_columns, to_datetime, to_float
+from ingest.sources._common import (
+    Parsed,
+    calendar_span_days,
+    fail,
+    finish,
+    meta_row,
+    read_delimited,
+    read_text,
+    require_columns,
+    to_datetime,
+    to_float,
+)
 
 __all__ = ["parse_nsidc_extent"]
 
@@ -73,7 +84,17 @@ def parse_nsidc_extent(
     span = calendar_span_days(frame.get_column("ds"))
     notes.append(f"{frame.height} daily value(s) over {span} calendar days")
     meta = meta_row(
-        unique_id=unique_id, domain="satellite", name=name, variable="sea_ice_extent", unit="10^6 km2", frequency="D",
-        region=region, lat=lat, lon=lon, source=source, licence=licence, classification=classification,
+        unique_id=unique_id,
+        domain="satellite",
+        name=name,
+        variable="sea_ice_extent",
+        unit="10^6 km2",
+        frequency="D",
+        region=region,
+        lat=lat,
+        lon=lon,
+        source=source,
+        licence=licence,
+        classification=classification,
     )
     return finish(path, frame.select(pl.lit(unique_id).alias("unique_id"), "ds", "y"), [meta], notes=notes)

@@ -51,8 +51,7 @@ from ingest.sources._common import (
     to_float,
 )
 
-__all__ = ["parse_usgs_catalog", "parse_cenc_catalog", "log10_energy_joules", "daily_event_series",
-           "default_regions"]
+__all__ = ["parse_usgs_catalog", "parse_cenc_catalog", "log10_energy_joules", "daily_event_series", "default_regions"]
 
 _ENCODINGS = ("utf-8", "cp1252", "latin-1")
 _SOURCE = "USGS ANSS Comprehensive Catalog (ComCat)"
@@ -137,7 +136,12 @@ def _event_ids(raw: pl.DataFrame, time: pl.Series, lat: pl.Series, lon: pl.Serie
     if id_col is not None:
         return pl.Series([f"{prefix}:{v}" for v in raw.get_column(id_col).fill_null("").to_list()])
     # No id in the file: time and place identify an event; keep it readable.
-    return pl.Series([f"{prefix}:{t:%Y%m%dT%H%M%S.%f}:{a:.4f}:{o:.4f}" for t, a, o in zip(time.to_list(), lat.to_list(), lon.to_list())])
+    return pl.Series(
+        [
+            f"{prefix}:{t:%Y%m%dT%H%M%S.%f}:{a:.4f}:{o:.4f}"
+            for t, a, o in zip(time.to_list(), lat.to_list(), lon.to_list())
+        ]
+    )
 
 
 def _deduplicate(events: pl.DataFrame, notes: list[str]) -> pl.DataFrame:
@@ -157,8 +161,15 @@ def _deduplicate(events: pl.DataFrame, notes: list[str]) -> pl.DataFrame:
     return events
 
 
-def _read_events(path: Path, *, encoding: str | None, utc_offset_hours: float, source: str, id_prefix: str,
-                 unknown_depth: float | None = None) -> tuple[pl.DataFrame, list[str]]:
+def _read_events(
+    path: Path,
+    *,
+    encoding: str | None,
+    utc_offset_hours: float,
+    source: str,
+    id_prefix: str,
+    unknown_depth: float | None = None,
+) -> tuple[pl.DataFrame, list[str]]:
     text, used = read_text(path, encodings=(encoding,) if encoding else _ENCODINGS)
     raw = read_delimited(path, text).with_row_index("_line", offset=2)
     notes: list[str] = [] if used == "utf-8" else [f"decoded as {used} (the file is not valid UTF-8)"]
@@ -168,9 +179,25 @@ def _read_events(path: Path, *, encoding: str | None, utc_offset_hours: float, s
     if utc_offset_hours:
         time = time - datetime.timedelta(hours=utc_offset_hours)
         notes.append(f"converted local time (UTC{utc_offset_hours:+g} h) to UTC")
-    lat = _within(path, to_float(path, raw.get_column(lat_col), lines, column=lat_col), lines, column=lat_col, low=-90.0, high=90.0)
-    lon = _within(path, to_float(path, raw.get_column(lon_col), lines, column=lon_col), lines, column=lon_col, low=-180.0, high=360.0)
-    mag = _within(path, to_float(path, raw.get_column(mag_col), lines, column=mag_col), lines, column=mag_col, low=-3.0, high=10.5)
+    lat = _within(
+        path,
+        to_float(path, raw.get_column(lat_col), lines, column=lat_col),
+        lines,
+        column=lat_col,
+        low=-90.0,
+        high=90.0,
+    )
+    lon = _within(
+        path,
+        to_float(path, raw.get_column(lon_col), lines, column=lon_col),
+        lines,
+        column=lon_col,
+        low=-180.0,
+        high=360.0,
+    )
+    mag = _within(
+        path, to_float(path, raw.get_column(mag_col), lines, column=mag_col), lines, column=mag_col, low=-3.0, high=10.5
+    )
     depth = _depths(path, raw, lines, unknown_depth)
     if unknown_depth is not None and depth is not None:
         notes.append(f"{depth.null_count()} event(s) without a depth (blank or {unknown_depth:g})")
@@ -180,7 +207,12 @@ def _read_events(path: Path, *, encoding: str | None, utc_offset_hours: float, s
     events = pl.DataFrame(
         {
             "event_id": _event_ids(raw, time, lat, lon, id_prefix),
-            "time": time, "lat": lat, "lon": lon, "depth_km": depth, "magnitude": mag, "source": source,
+            "time": time,
+            "lat": lat,
+            "lon": lon,
+            "depth_km": depth,
+            "magnitude": mag,
+            "source": source,
         }
     )
     events = _deduplicate(events, notes)
@@ -216,8 +248,16 @@ def _regional_series(events: pl.DataFrame, box: Region, calendar: pl.Series) -> 
 def default_regions(path: Path) -> list[dict[str, object]]:
     """One region spanning the globe, named after the file (used when no regions are given)."""
     stem = snake(Path(path).stem)
-    return [{"id": stem, "name": f"all events in {Path(path).name}", "min_lat": -90.0, "max_lat": 90.0,
-             "min_lon": -180.0, "max_lon": 180.0}]
+    return [
+        {
+            "id": stem,
+            "name": f"all events in {Path(path).name}",
+            "min_lat": -90.0,
+            "max_lat": 90.0,
+            "min_lon": -180.0,
+            "max_lon": 180.0,
+        }
+    ]
 
 
 def daily_event_series(
@@ -252,8 +292,18 @@ def daily_event_series(
             frames.append(part)
             meta.append(
                 meta_row(
-                    unique_id=uid, domain="seismic", name=name, variable=variable, unit=unit, frequency="D",
-                    region=box.name, lat=lat, lon=lon, source=source, licence=licence, classification=classification,
+                    unique_id=uid,
+                    domain="seismic",
+                    name=name,
+                    variable=variable,
+                    unit=unit,
+                    frequency="D",
+                    region=box.name,
+                    lat=lat,
+                    lon=lon,
+                    source=source,
+                    licence=licence,
+                    classification=classification,
                 )
             )
         if n_events == 0:
@@ -277,16 +327,27 @@ def parse_usgs_catalog(
     path = Path(path)
     boxes = parse_regions(regions if regions is not None else default_regions(path), what=f"usgs_catalog {path.name}")
     events, notes = _read_events(
-        path, encoding=encoding, utc_offset_hours=utc_offset_hours, source=source,
-        id_prefix=event_id_prefix or snake(path.stem), unknown_depth=unknown_depth,
+        path,
+        encoding=encoding,
+        utc_offset_hours=utc_offset_hours,
+        source=source,
+        id_prefix=event_id_prefix or snake(path.stem),
+        unknown_depth=unknown_depth,
     )
     if regions is None:
         notes.append(f"no regions given: one global region {boxes[0].id!r}")
     days = events.get_column("time").dt.truncate("1d")
     # a Datetime column (EVENT_SCHEMA) with a row per data line (read_delimited refuses a file without)
     first_day, last_day = cast(datetime.datetime, days.min()), cast(datetime.datetime, days.max())
-    frames, meta, more = daily_event_series(events, boxes, first_day=first_day, last_day=last_day,
-                                            source=source, licence=licence, classification=classification)
+    frames, meta, more = daily_event_series(
+        events,
+        boxes,
+        first_day=first_day,
+        last_day=last_day,
+        source=source,
+        licence=licence,
+        classification=classification,
+    )
     return finish(path, frames, meta, notes=notes + more, events=events)
 
 
@@ -302,7 +363,13 @@ def parse_cenc_catalog(
 ) -> Parsed:
     """Parse a CENC catalog (Beijing time, depth -1 = unknown) like ``usgs_catalog``."""
     return parse_usgs_catalog(
-        path, regions=regions, encoding="utf-8", utc_offset_hours=utc_offset_hours,
-        event_id_prefix=event_id_prefix or snake(Path(path).stem), unknown_depth=-1.0,
-        source=source, licence=licence, classification=classification,
+        path,
+        regions=regions,
+        encoding="utf-8",
+        utc_offset_hours=utc_offset_hours,
+        event_id_prefix=event_id_prefix or snake(Path(path).stem),
+        unknown_depth=-1.0,
+        source=source,
+        licence=licence,
+        classification=classification,
     )

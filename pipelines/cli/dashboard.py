@@ -31,11 +31,11 @@ from typing import Any
 import polars as pl
 
 from alerts.permissions import authorize, parse_role
+from core.clock import utc_now
 from core.errors import EWSError, WarehouseLockedError
 from core.settings import Settings
 from pipelines.cli.main import init_home, open_warehouse, print_result, setup_logging
 from pipelines.dashboard_sync import SyncLoop, sync_dashboard
-from core.clock import utc_now
 from warehouse import dashboard_reads as reads
 from warehouse import review_inbox, users
 from warehouse.snapshots import current_snapshot, open_snapshot, snapshot_folder
@@ -57,8 +57,10 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     init_home(settings)
     setup_logging(settings, args.quiet)
     if settings.dashboard.auth not in ("local", "oidc"):
-        raise EWSError(f"[dashboard] auth = {settings.dashboard.auth!r} is not a sign-in mode",
-                       fix='set auth = "local" or auth = "oidc" in ews.toml')
+        raise EWSError(
+            f"[dashboard] auth = {settings.dashboard.auth!r} is not a sign-in mode",
+            fix='set auth = "local" or auth = "oidc" in ews.toml',
+        )
     con = users.connect_control(users.control_path(settings))
     count = len(users.list_users(con))
     con.close()
@@ -67,18 +69,37 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
             with open_warehouse(settings, args.wait) as wh:
                 sync_dashboard(wh, settings)
         except WarehouseLockedError:
-            print("the engine holds the warehouse; serving the newest read snapshot "
-                  "(a fresh one is published when its run ends)", file=sys.stderr)
+            print(
+                "the engine holds the warehouse; serving the newest read snapshot "
+                "(a fresh one is published when its run ends)",
+                file=sys.stderr,
+            )
     port = args.port or settings.dashboard.port
     address = args.address or settings.dashboard.address
     if count == 0 and settings.dashboard.auth == "local":
         print("no accounts yet: add one with `ews users add NAME --role admin`", file=sys.stderr)
     print(f"EWS dashboard on http://{address}:{port} (EWS_HOME {settings.home})", file=sys.stderr)
-    argv = [sys.executable, "-m", "streamlit", "run", str(APP_PATH),
-            "--server.port", str(port), "--server.address", address,
-            "--server.headless", "true", "--browser.gatherUsageStats", "false",
-            "--server.fileWatcherType", "none", "--global.developmentMode", "false",
-            "--client.toolbarMode", "minimal"]
+    argv = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(APP_PATH),
+        "--server.port",
+        str(port),
+        "--server.address",
+        address,
+        "--server.headless",
+        "true",
+        "--browser.gatherUsageStats",
+        "false",
+        "--server.fileWatcherType",
+        "none",
+        "--global.developmentMode",
+        "false",
+        "--client.toolbarMode",
+        "minimal",
+    ]
     env = {**os.environ, "EWS_HOME": str(settings.home)}
     sys.stdout.flush()
     sys.stderr.flush()
@@ -113,8 +134,7 @@ def _read_password(args: argparse.Namespace) -> str:
     if args.password_stdin:
         return sys.stdin.readline().rstrip("\r\n")
     if not sys.stdin.isatty():
-        raise EWSError("no password given",
-                       fix="pipe it in with --password-stdin (e.g. from a secrets manager)")
+        raise EWSError("no password given", fix="pipe it in with --password-stdin (e.g. from a secrets manager)")
     first = getpass.getpass("password: ")
     if getpass.getpass("again: ") != first:
         raise EWSError("the two passwords differ", fix="type the same password twice")
@@ -122,9 +142,14 @@ def _read_password(args: argparse.Namespace) -> str:
 
 
 def _user_dict(user: users.User) -> dict[str, Any]:
-    return {"name": user.name, "role": user.role, "email": user.email,
-            "password": user.has_password, "created_at": user.created_at,
-            "updated_at": user.updated_at}
+    return {
+        "name": user.name,
+        "role": user.role,
+        "email": user.email,
+        "password": user.has_password,
+        "created_at": user.created_at,
+        "updated_at": user.updated_at,
+    }
 
 
 def cmd_users(args: argparse.Namespace, settings: Settings) -> int:
@@ -136,16 +161,17 @@ def cmd_users(args: argparse.Namespace, settings: Settings) -> int:
     try:
         if args.users_command == "list":
             rows = [_user_dict(u) for u in users.list_users(con)]
-            text = "\n".join(f"{r['name']:<24} {r['role']:<13} {r['email'] or '':<28} "
-                             f"{'password' if r['password'] else 'oidc only'}" for r in rows)
+            text = "\n".join(
+                f"{r['name']:<24} {r['role']:<13} {r['email'] or '':<28} {'password' if r['password'] else 'oidc only'}"
+                for r in rows
+            )
             print_result(rows, args.json, text or "no accounts yet (ews users add NAME --role ROLE)")
             return 0
         if args.users_command == "add":
             role = parse_role(args.role)
             # --email without --password-stdin = an identity-provider-only account
             password = _read_password(args) if args.password_stdin or not args.email else None
-            user = users.add_user(con, name=args.name, role=role, password=password,
-                                  email=args.email, at=now)
+            user = users.add_user(con, name=args.name, role=role, password=password, email=args.email, at=now)
             detail = {"role": role, "email": args.email, "password": password is not None}
             action, text = "user.added", f"added {user.name} as {user.role}"
         elif args.users_command == "remove":
@@ -160,8 +186,7 @@ def cmd_users(args: argparse.Namespace, settings: Settings) -> int:
         else:  # set-password
             user = users.set_password(con, args.name, _read_password(args), at=now)
             detail, action, text = {}, "user.password_changed", f"password of {user.name} changed"
-        review_inbox.enqueue_audit(con, action=action, user=actor, at=now, target=user.name,
-                                   detail=detail)
+        review_inbox.enqueue_audit(con, action=action, user=actor, at=now, target=user.name, detail=detail)
         _apply_now(settings)
         print_result({"action": action, "user": _user_dict(user)}, args.json, text)
         return 0
@@ -177,8 +202,9 @@ def _apply_now(settings: Settings) -> None:
         with open_warehouse(settings) as wh:
             sync_dashboard(wh, settings)
     except WarehouseLockedError:
-        print("the engine holds the warehouse: the audit entry is queued and written when its "
-              "run ends", file=sys.stderr)
+        print(
+            "the engine holds the warehouse: the audit entry is queued and written when its run ends", file=sys.stderr
+        )
 
 
 # -- metrics -------------------------------------------------------------------------------
@@ -209,8 +235,10 @@ def collect_metrics(settings: Settings) -> pl.DataFrame:
     now = utc_now()
     snap = current_snapshot(snapshot_folder(settings))
     if snap is None:
-        raise EWSError(f"no read snapshot in {snapshot_folder(settings)}",
-                       fix="run `ews demo`, `ews run` or `ews serve` once; each publishes one")
+        raise EWSError(
+            f"no read snapshot in {snapshot_folder(settings)}",
+            fix="run `ews demo`, `ews run` or `ews serve` once; each publishes one",
+        )
     with open_snapshot(snap) as wh:
         metrics = reads.operations_metrics(wh, now=now)
     con = users.connect_control(users.control_path(settings))
@@ -218,13 +246,25 @@ def collect_metrics(settings: Settings) -> pl.DataFrame:
         pending = review_inbox.pending_count(con)
     finally:
         con.close()
-    extra = pl.DataFrame([
-        {"name": "ews_snapshot_age_seconds", "labels": "{}",
-         "value": (now - snap.published_at).total_seconds(), "type": "gauge",
-         "help": "Seconds since the read snapshot these figures come from was published."},
-        {"name": "ews_review_inbox_pending", "labels": "{}", "value": float(pending), "type": "gauge",
-         "help": "Review actions queued while the engine held the warehouse, not yet applied."},
-    ], schema=metrics.schema)
+    extra = pl.DataFrame(
+        [
+            {
+                "name": "ews_snapshot_age_seconds",
+                "labels": "{}",
+                "value": (now - snap.published_at).total_seconds(),
+                "type": "gauge",
+                "help": "Seconds since the read snapshot these figures come from was published.",
+            },
+            {
+                "name": "ews_review_inbox_pending",
+                "labels": "{}",
+                "value": float(pending),
+                "type": "gauge",
+                "help": "Review actions queued while the engine held the warehouse, not yet applied.",
+            },
+        ],
+        schema=metrics.schema,
+    )
     return pl.concat([metrics, extra])
 
 
@@ -264,6 +304,5 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
         parser.set_defaults(func=cmd_users)
     usub.choices["list"].set_defaults(func=cmd_users)
 
-    metrics = sub.add_parser("metrics", parents=[common],
-                             help="monitoring figures in Prometheus text format")
+    metrics = sub.add_parser("metrics", parents=[common], help="monitoring figures in Prometheus text format")
     metrics.set_defaults(func=cmd_metrics)

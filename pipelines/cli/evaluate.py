@@ -62,14 +62,21 @@ def cmd_nab(args: argparse.Namespace, settings: Settings) -> int:
     from pipelines.cli.main import print_result
     from pipelines.evaluation import evaluate_nab
 
-    report = evaluate_nab(Path(args.data), Path(args.labels), detectors=_detectors(args.detectors),
-                          baseline=not args.no_baseline, limit=args.limit)
+    report = evaluate_nab(
+        Path(args.data),
+        Path(args.labels),
+        detectors=_detectors(args.detectors),
+        baseline=not args.no_baseline,
+        limit=args.limit,
+    )
     base = report.get("iforest_baseline", {})
-    text = (f"NAB over {report['files_scored']} files ({report['windows']} windows): standard "
-            f"{report['nab_score']:.1f}, low FP {report['nab_score_low_fp']:.1f}, low FN "
-            f"{report['nab_score_low_fn']:.1f}; VUS-PR {report['vus_pr']}"
-            + (f"\nIForest baseline: standard {base['nab_score']:.1f}, VUS-PR {base['vus_pr']}" if base else "")
-            + (f"\nlabel keys without data: {len(report['missing_files'])}" if report["missing_files"] else ""))
+    text = (
+        f"NAB over {report['files_scored']} files ({report['windows']} windows): standard "
+        f"{report['nab_score']:.1f}, low FP {report['nab_score_low_fp']:.1f}, low FN "
+        f"{report['nab_score_low_fn']:.1f}; VUS-PR {report['vus_pr']}"
+        + (f"\nIForest baseline: standard {base['nab_score']:.1f}, VUS-PR {base['vus_pr']}" if base else "")
+        + (f"\nlabel keys without data: {len(report['missing_files'])}" if report["missing_files"] else "")
+    )
     print_result(report, args.json, text)
     return 0
 
@@ -78,28 +85,44 @@ def cmd_labelled(args: argparse.Namespace, settings: Settings) -> int:
     from pipelines.cli.main import print_result
     from pipelines.evaluation import evaluate_labelled
 
-    report = evaluate_labelled([Path(p) for p in args.paths], time_column=args.time_column,
-                               value_column=args.value_column, label_column=args.label_column,
-                               separator=args.sep, baseline=not args.no_baseline)
-    print_result(report, args.json, f"{report['files_scored']} files: NAB standard {report['nab_score']:.1f}, "
-                                    f"VUS-PR {report['vus_pr']}, range AUC-PR {report['range_auc_pr']}")
+    report = evaluate_labelled(
+        [Path(p) for p in args.paths],
+        time_column=args.time_column,
+        value_column=args.value_column,
+        label_column=args.label_column,
+        separator=args.sep,
+        baseline=not args.no_baseline,
+    )
+    print_result(
+        report,
+        args.json,
+        f"{report['files_scored']} files: NAB standard {report['nab_score']:.1f}, "
+        f"VUS-PR {report['vus_pr']}, range AUC-PR {report['range_auc_pr']}",
+    )
     return 0
 
 
 def cmd_events(args: argparse.Namespace, settings: Settings) -> int:
+    from ingest.batches import sample_data_dir
     from pipelines.cli.main import print_result
     from pipelines.evaluation import evaluate_events
-    from ingest.batches import sample_data_dir
 
     data = Path(args.data) if args.data else sample_data_dir(settings)
-    report = evaluate_events(data, thresholds=settings.risk.thresholds(), k=settings.risk.persistence_k,
-                             n=settings.risk.persistence_n, cooldown=settings.scoring.cooldown)
+    report = evaluate_events(
+        data,
+        thresholds=settings.risk.thresholds(),
+        k=settings.risk.persistence_k,
+        n=settings.risk.persistence_n,
+        cooldown=settings.scoring.cooldown,
+    )
     lines = ["target            who       events hits FA   POD   FAR   CSI   lead(d) NSR"]
     rows = [("market/recession", report["market"])] + [(f"seismic/{r}", v) for r, v in report["seismic"].items()]
     for name, block in rows:
         for who, s in block.items():
-            lines.append(f"{name:<17} {who[:9]:<9} {s['events']:>6} {s['hits']:>4} {s['false_alarms']:>4} "
-                         f"{s['pod']:.2f}  {s['far']:.2f}  {s['csi']:.2f}  {s['median_lead_days']}  "
-                         f"{s['noise_to_signal']}")
+            lines.append(
+                f"{name:<17} {who[:9]:<9} {s['events']:>6} {s['hits']:>4} {s['false_alarms']:>4} "
+                f"{s['pod']:.2f}  {s['far']:.2f}  {s['csi']:.2f}  {s['median_lead_days']}  "
+                f"{s['noise_to_signal']}"
+            )
     print_result(report, args.json, "\n".join(lines))
     return 0

@@ -24,13 +24,13 @@ __all__ = ["register", "cmd_backtest", "cmd_model_train", "cmd_model_list"]
 
 
 def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
-    bt = subparsers.add_parser("backtest", parents=[common],
-                               help="rolling-origin backtest of every candidate model; stores metrics")
+    bt = subparsers.add_parser(
+        "backtest", parents=[common], help="rolling-origin backtest of every candidate model; stores metrics"
+    )
     bt.add_argument("--series", action="append", metavar="ID", help="only this series (repeatable)")
     bt.add_argument("--horizon", type=int, help="steps ahead for every series (default: [forecast] horizon)")
     bt.add_argument("--windows", type=int, help="number of origins (default: [backtest] windows)")
-    bt.add_argument("--models", nargs="+", metavar="MODEL",
-                    help="statistical candidates (default: [forecast] models)")
+    bt.add_argument("--models", nargs="+", metavar="MODEL", help="statistical candidates (default: [forecast] models)")
     bt.set_defaults(func=cmd_backtest)
     model = subparsers.add_parser("model", help="vertical (domain-trained) models")
     msub = model.add_subparsers(dest="model_command", required=True)
@@ -58,30 +58,45 @@ def cmd_backtest(args: argparse.Namespace, settings: Settings) -> int:
         start_run(wh, run_id=run_id, kind="backtest", started_at=clock.now, as_of=clock.cutoff)
         try:
             with wh.transaction():
-                summary = run_backtest(wh, settings, run_id=run_id, clock=clock,
-                                       unique_ids=args.series, horizon=args.horizon,
-                                       windows=args.windows, models=args.models, progress=log.info)
+                summary = run_backtest(
+                    wh,
+                    settings,
+                    run_id=run_id,
+                    clock=clock,
+                    unique_ids=args.series,
+                    horizon=args.horizon,
+                    windows=args.windows,
+                    models=args.models,
+                    progress=log.info,
+                )
         except Exception as exc:
-            finish_run(wh, run_id=run_id, status="failed", finished_at=utc_now(), row_counts={},
-                       error=f"{type(exc).__name__}: {exc}")
+            finish_run(
+                wh,
+                run_id=run_id,
+                status="failed",
+                finished_at=utc_now(),
+                row_counts={},
+                error=f"{type(exc).__name__}: {exc}",
+            )
             raise
-        finish_run(wh, run_id=run_id, status="success", finished_at=utc_now(),
-                   row_counts={"backtest_results": summary.rows})
+        finish_run(
+            wh, run_id=run_id, status="success", finished_at=utc_now(), row_counts={"backtest_results": summary.rows}
+        )
     by_series: dict[str, dict[str, Any]] = {}
     for row in summary.metrics.sort("unique_id", "mase", nulls_last=True).iter_rows(named=True):
         by_series.setdefault(row["unique_id"], {})[row["model"]] = {
-            k: row[k] for k in ("mase", "smape", "wql", "coverage_80", "coverage_90", "windows",
-                                "points", "horizon")
+            k: row[k] for k in ("mase", "smape", "wql", "coverage_80", "coverage_90", "windows", "points", "horizon")
         } | ({"members": json.loads(row["members"])} if row["members"] else {})
     lines = [f"backtest {run_id}: {len(by_series)} series, {summary.rows} rows stored"]
     for uid, models in by_series.items():
         lines.append(f"{uid}:")
         for name, m in models.items():
-            lines.append(f"  {name:18s} MASE {_fmt(m['mase'])}  sMAPE {_fmt(m['smape'])}  "
-                         f"WQL {_fmt(m['wql'])}  cov80 {_fmt(m['coverage_80'])}  "
-                         f"cov90 {_fmt(m['coverage_90'])}")
-    print_result({"run_id": run_id, "series": by_series, "notes": summary.notes}, args.json,
-                 "\n".join(lines))
+            lines.append(
+                f"  {name:18s} MASE {_fmt(m['mase'])}  sMAPE {_fmt(m['smape'])}  "
+                f"WQL {_fmt(m['wql'])}  cov80 {_fmt(m['coverage_80'])}  "
+                f"cov90 {_fmt(m['coverage_90'])}"
+            )
+    print_result({"run_id": run_id, "series": by_series, "notes": summary.notes}, args.json, "\n".join(lines))
     return 0
 
 
@@ -96,16 +111,24 @@ def cmd_model_train(args: argparse.Namespace, settings: Settings) -> int:
     clock = Clock.from_settings(settings)
     with open_warehouse(settings, args.wait) as wh:
         with wh.transaction():
-            entry = train_domain_model(wh, settings, domain=args.domain, clock=clock, steps=args.steps,
-                                       progress=logging.getLogger("ews").info)
-            audit(wh, at=clock.now, actor="cli", action="model.trained", target=entry["model_id"],
-                  detail={"domain": args.domain, "steps": entry["steps"],
-                          "data_hash": entry["data_hash"]})
+            entry = train_domain_model(
+                wh, settings, domain=args.domain, clock=clock, steps=args.steps, progress=logging.getLogger("ews").info
+            )
+            audit(
+                wh,
+                at=clock.now,
+                actor="cli",
+                action="model.trained",
+                target=entry["model_id"],
+                detail={"domain": args.domain, "steps": entry["steps"], "data_hash": entry["data_hash"]},
+            )
     val = entry["validation"]
-    text = (f"trained {entry['model_id']} ({entry['base']}, {entry['steps']} steps) on "
-            f"{len(entry['training_series'])} series; held-out MASE "
-            + ", ".join(f"{k} {_fmt(v['mase'])}" for k, v in val.items())
-            + f"\nsaved to {entry['path']}; run `ews backtest` to let it compete")
+    text = (
+        f"trained {entry['model_id']} ({entry['base']}, {entry['steps']} steps) on "
+        f"{len(entry['training_series'])} series; held-out MASE "
+        + ", ".join(f"{k} {_fmt(v['mase'])}" for k, v in val.items())
+        + f"\nsaved to {entry['path']}; run `ews backtest` to let it compete"
+    )
     print_result(entry, args.json, text)
     return 0
 
@@ -117,12 +140,22 @@ def cmd_model_list(args: argparse.Namespace, settings: Settings) -> int:
         models = read_models(wh)
     rows = []
     for row in models.iter_rows(named=True):
-        rows.append({**row, "training_series": json.loads(row["training_series"]),
-                     "batch_ids": json.loads(row["batch_ids"]),
-                     "validation": json.loads(row["validation"])})
-    text = "\n".join(f"{r['model_id']}  {r['domain']}  base={r['base']}  steps={r['steps']}  "
-                     f"series={len(r['training_series'])}  {r['path']}" for r in rows) \
+        rows.append(
+            {
+                **row,
+                "training_series": json.loads(row["training_series"]),
+                "batch_ids": json.loads(row["batch_ids"]),
+                "validation": json.loads(row["validation"]),
+            }
+        )
+    text = (
+        "\n".join(
+            f"{r['model_id']}  {r['domain']}  base={r['base']}  steps={r['steps']}  "
+            f"series={len(r['training_series'])}  {r['path']}"
+            for r in rows
+        )
         or "no trained models (run `ews model train --domain DOMAIN`)"
+    )
     print_result({"models": rows}, args.json, text)
     return 0
 

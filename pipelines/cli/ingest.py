@@ -45,9 +45,9 @@ def parse_options(items: list[str] | None) -> dict[str, Any]:
 
 
 def _ingest_file(args: argparse.Namespace, settings: Settings) -> int:
-    from pipelines.cli.main import init_home, open_warehouse, print_result, setup_logging
     from ingest.batches import ingest_file
     from ingest.sources import detect_format
+    from pipelines.cli.main import init_home, open_warehouse, print_result, setup_logging
 
     if not args.path:
         raise EWSError("ews ingest file needs a PATH", fix="write `ews ingest file data/market/fred_DGS10.csv`")
@@ -85,22 +85,48 @@ def _ingest_sources(args: argparse.Namespace, settings: Settings) -> int:
 
     names = source_names(settings) if args.all else [args.what, *args.path_or_more]
     if not names:
-        raise EWSError(f"no sources configured in {settings.config_file}",
-                       fix="add [ingest.sources.NAME] tables (see docs/ingestion.md)")
+        raise EWSError(
+            f"no sources configured in {settings.config_file}",
+            fix="add [ingest.sources.NAME] tables (see docs/ingestion.md)",
+        )
     init_home(settings)
     setup_logging(settings, args.quiet)
     with open_warehouse(settings, args.wait) as wh:
-        run = run_sources(wh, settings, names, clock=Clock.from_settings(settings), actor=args.actor,
-                          cycle=not args.no_cycle, progress=log.info)
+        run = run_sources(
+            wh,
+            settings,
+            names,
+            clock=Clock.from_settings(settings),
+            actor=args.actor,
+            cycle=not args.no_cycle,
+            progress=log.info,
+        )
     data = {
         "run_id": run.run_id,
-        "sources": [{"source": s.source, "kind": s.kind, "status": s.status, "rows_changed": s.rows_changed,
-                     "batches": [b.__dict__ for b in s.batches], "error": s.error} for s in run.sources],
-        "cycle": None if run.cycle is None else {"run_id": run.cycle.run_id, "series_processed": run.cycle.series_processed,
-                                                  "row_counts": run.cycle.row_counts},
+        "sources": [
+            {
+                "source": s.source,
+                "kind": s.kind,
+                "status": s.status,
+                "rows_changed": s.rows_changed,
+                "batches": [b.__dict__ for b in s.batches],
+                "error": s.error,
+            }
+            for s in run.sources
+        ],
+        "cycle": None
+        if run.cycle is None
+        else {
+            "run_id": run.cycle.run_id,
+            "series_processed": run.cycle.series_processed,
+            "row_counts": run.cycle.row_counts,
+        },
     }
-    lines = [f"{s.source} ({s.kind}): {s.status}, {len(s.batches)} batch(es), {s.rows_changed} row(s) changed"
-             + (f"\n  {s.error}" if s.error else "") for s in run.sources]
+    lines = [
+        f"{s.source} ({s.kind}): {s.status}, {len(s.batches)} batch(es), {s.rows_changed} row(s) changed"
+        + (f"\n  {s.error}" if s.error else "")
+        for s in run.sources
+    ]
     print_result(data, args.json, "\n".join(lines))
     if any(s.status == "failed" for s in run.sources):
         return _SOURCE_FAILED
@@ -117,11 +143,15 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
             raise EWSError("ews ingest file takes one PATH", fix="run it once per file")
         return _ingest_file(args, settings)
     if not args.all and not args.what:
-        raise EWSError("ews ingest needs `file PATH`, source names, or --all",
-                       fix="e.g. `ews ingest file data.csv`, `ews ingest usgs_japan`, `ews ingest --all`")
+        raise EWSError(
+            "ews ingest needs `file PATH`, source names, or --all",
+            fix="e.g. `ews ingest file data.csv`, `ews ingest usgs_japan`, `ews ingest --all`",
+        )
     if args.format or args.option or args.name or args.domain:
-        raise EWSError("--format/--option/--name/--domain apply to `ews ingest file` only",
-                       fix="set a network source's options in its [ingest.sources.NAME] table")
+        raise EWSError(
+            "--format/--option/--name/--domain apply to `ews ingest file` only",
+            fix="set a network source's options in its [ingest.sources.NAME] table",
+        )
     return _ingest_sources(args, settings)
 
 
@@ -136,11 +166,15 @@ def cmd_scheduler(args: argparse.Namespace, settings: Settings) -> int:
 
 def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     ingest = subparsers.add_parser(
-        "ingest", parents=[common], help="load a file or the configured network sources",
+        "ingest",
+        parents=[common],
+        help="load a file or the configured network sources",
         description="ews ingest file PATH [--format FMT] | ews ingest SOURCE [SOURCE ...] | ews ingest --all",
     )
     ingest.add_argument("what", nargs="?", help="'file', or the name of a source in [ingest.sources]")
-    ingest.add_argument("path_or_more", nargs="*", metavar="PATH|SOURCE", help="the file (after 'file'), or more sources")
+    ingest.add_argument(
+        "path_or_more", nargs="*", metavar="PATH|SOURCE", help="the file (after 'file'), or more sources"
+    )
     ingest.add_argument("--all", action="store_true", help="every configured source (for cron)")
     ingest.add_argument("--format", help="parser name; detected when the file is unambiguous (see docs/ingestion.md)")
     ingest.add_argument("--name")
@@ -149,9 +183,15 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
     ingest.add_argument("--actor", default="cron", help="who started the run (recorded in the audit log)")
     ingest.add_argument("--no-cycle", action="store_true", help="do not run the scoring cycle after new data")
     ingest.set_defaults(func=cmd_ingest)
-    scheduler = subparsers.add_parser("scheduler", parents=[common],
-                                      help="run the configured ingest jobs on their cron schedules (APScheduler)")
+    scheduler = subparsers.add_parser(
+        "scheduler", parents=[common], help="run the configured ingest jobs on their cron schedules (APScheduler)"
+    )
     scheduler.add_argument("--list", action="store_true", help="print the jobs and their next run times, then exit")
-    scheduler.add_argument("--max-runs", type=int, default=None, metavar="N",
-                           help="stop after N job runs (for drills and tests; default: run until stopped)")
+    scheduler.add_argument(
+        "--max-runs",
+        type=int,
+        default=None,
+        metavar="N",
+        help="stop after N job runs (for drills and tests; default: run until stopped)",
+    )
     scheduler.set_defaults(func=cmd_scheduler)

@@ -34,7 +34,13 @@ DEMO_OFFICER = "demo-duty-officer"
 
 #: Modules that add subcommands: each has ``register(subparsers, common_parent)`` and
 #: sets ``func(args, settings) -> exit code`` on its parsers (see pipelines/cli/main.py's own).
-COMMAND_MODULES: tuple[str, ...] = ("pipelines.cli.dashboard", "pipelines.cli.ingest", "pipelines.cli.evaluate", "pipelines.cli.alerts", "pipelines.cli.forecast")
+COMMAND_MODULES: tuple[str, ...] = (
+    "pipelines.cli.dashboard",
+    "pipelines.cli.ingest",
+    "pipelines.cli.evaluate",
+    "pipelines.cli.alerts",
+    "pipelines.cli.forecast",
+)
 
 
 def init_home(settings: Settings, *, as_of: str = "") -> list[str]:
@@ -88,9 +94,11 @@ def cmd_init(args: argparse.Namespace, settings: Settings) -> int:
     created = init_home(settings)
     with open_warehouse(settings, args.wait) as wh:
         version = wh.schema_version()
-    print_result({"home": str(settings.home), "created": created, "schema_version": version}, args.json,
-           f"EWS home ready at {settings.home} (schema version {version}); "
-           f"settings in {settings.config_file}")
+    print_result(
+        {"home": str(settings.home), "created": created, "schema_version": version},
+        args.json,
+        f"EWS home ready at {settings.home} (schema version {version}); settings in {settings.config_file}",
+    )
     return 0
 
 
@@ -105,8 +113,11 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     setup_logging(settings, args.quiet)
     log.info("EWS demo: home %s", settings.home)
     if settings.cycle.as_of:
-        log.info("replay clock [cycle] as_of = %s in %s: the cycle runs as if on that day "
-                 "(delete the line to run live)", settings.cycle.as_of, settings.config_file)
+        log.info(
+            "replay clock [cycle] as_of = %s in %s: the cycle runs as if on that day (delete the line to run live)",
+            settings.cycle.as_of,
+            settings.config_file,
+        )
     with open_warehouse(settings, args.wait) as wh:
         log.info("loading the bundled real data")
         results = load_bundled(wh, settings, progress=log.info)
@@ -142,8 +153,10 @@ def _approve_as_demo_officer(wh: Any, settings: Settings, cycle: Any, *, clock: 
         if row["status"] == AlertStatus.OPEN and row["release_state"] == ReleaseState.PENDING:
             review.approve_release(wh, alert_id=row["alert_id"], user=DEMO_OFFICER, at=now)
             approved.add(row["alert_id"])
-            cycle.notes.append(f"{row['alert_id']} ({row['level']}) approved by {DEMO_OFFICER} "
-                               "(ews demo acts as the duty officer of this exercise)")
+            cycle.notes.append(
+                f"{row['alert_id']} ({row['level']}) approved by {DEMO_OFFICER} "
+                "(ews demo acts as the duty officer of this exercise)"
+            )
     if not approved:
         return
     published = publish_pending(wh, settings, clock=clock)
@@ -163,8 +176,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         cycle = run_cycle(wh, settings, clock=Clock.from_settings(settings), progress=log.info, actor=args.actor)
         status = warehouse_status(wh)
         sync_dashboard(wh, settings)  # read snapshot + review inbox
-    print_result({"cycle": _cycle_dict(cycle), "status": status}, args.json,
-           _summary_text(status, cycle, []))
+    print_result({"cycle": _cycle_dict(cycle), "status": status}, args.json, _summary_text(status, cycle, []))
     return 0
 
 
@@ -173,8 +185,10 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     from warehouse.status import warehouse_status
 
     if not settings.warehouse_path.exists():
-        raise EWSError(f"no warehouse at {settings.warehouse_path}",
-                       fix="run `ews init` or `ews demo`, or point EWS_HOME at an existing home")
+        raise EWSError(
+            f"no warehouse at {settings.warehouse_path}",
+            fix="run `ews init` or `ews demo`, or point EWS_HOME at an existing home",
+        )
     with open_warehouse(settings, args.wait) as wh:
         status = warehouse_status(wh)
         status["sources"] = source_freshness(wh)
@@ -185,27 +199,41 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
 
 # -- output helpers ------------------------------------------------------------------------
 def _cycle_dict(cycle: Any) -> dict[str, Any]:
-    return {"run_id": cycle.run_id, "series_processed": cycle.series_processed,
-            "series_skipped": cycle.series_skipped, "row_counts": cycle.row_counts,
-            "alerts": cycle.alerts, "notes": cycle.notes}
+    return {
+        "run_id": cycle.run_id,
+        "series_processed": cycle.series_processed,
+        "series_skipped": cycle.series_skipped,
+        "row_counts": cycle.row_counts,
+        "alerts": cycle.alerts,
+        "notes": cycle.notes,
+    }
 
 
 def _summary_text(status: dict[str, Any], cycle: Any, quarantined: list[Any]) -> str:
     lines = ["", "== EWS summary =="]
     lines.append("series by domain: " + ", ".join(f"{d} {n}" for d, n in status["series_by_domain"].items()))
     lines.append(f"observations: {status['observations']:,}   events: {status['events']:,}")
-    lines.append(f"cycle {cycle.run_id}: {cycle.series_processed} series processed, "
-                 f"{cycle.series_skipped} unchanged; rows written {cycle.row_counts}")
-    lines.append(f"forecasts: {status['forecasts']:,}   anomaly scores: {status['anomaly_scores']:,}   "
-                 f"judgments: {status['judgments']}")
+    lines.append(
+        f"cycle {cycle.run_id}: {cycle.series_processed} series processed, "
+        f"{cycle.series_skipped} unchanged; rows written {cycle.row_counts}"
+    )
+    lines.append(
+        f"forecasts: {status['forecasts']:,}   anomaly scores: {status['anomaly_scores']:,}   "
+        f"judgments: {status['judgments']}"
+    )
     lines.append("open alerts by level: " + ", ".join(f"{k} {v}" for k, v in status["alerts_by_level"].items()))
     for alert in cycle.alerts:
         release_text: dict[str, str] = {
-            ReleaseState.RELEASED: ", released", ReleaseState.PENDING: ", awaiting duty-officer approval",
-            ReleaseState.REJECTED: ", release rejected", ReleaseState.SUPPRESSED: ", suppressed"}
+            ReleaseState.RELEASED: ", released",
+            ReleaseState.PENDING: ", awaiting duty-officer approval",
+            ReleaseState.REJECTED: ", release rejected",
+            ReleaseState.SUPPRESSED: ", suppressed",
+        }
         release = release_text.get(alert.get("release_state") or "", "")
-        lines.append(f"  [{alert['level'].upper()}] {alert['unique_id']} ({alert['region']}) "
-                     f"{alert['status']}{release} at {str(alert['ds'])[:10]}")
+        lines.append(
+            f"  [{alert['level'].upper()}] {alert['unique_id']} ({alert['region']}) "
+            f"{alert['status']}{release} at {str(alert['ds'])[:10]}"
+        )
         if alert.get("judgment_en"):
             lines.append(f"      {alert['judgment_en']}")
     checks = Counter(a["judgment_check"] for a in cycle.alerts if a.get("judgment_check"))
@@ -229,11 +257,20 @@ def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--json", action="store_true", help="print one JSON object")
     common.add_argument("--quiet", action="store_true", help="no progress on stderr")
-    common.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
-                        help="wait this long for another writer to release the warehouse")
+    common.add_argument(
+        "--wait",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="wait this long for another writer to release the warehouse",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("init", parents=[common], help="create EWS_HOME, ews.toml and the warehouse").set_defaults(func=cmd_init)
-    sub.add_parser("demo", parents=[common], help="init, load the bundled real data, run one cycle").set_defaults(func=cmd_demo)
+    sub.add_parser("init", parents=[common], help="create EWS_HOME, ews.toml and the warehouse").set_defaults(
+        func=cmd_init
+    )
+    sub.add_parser("demo", parents=[common], help="init, load the bundled real data, run one cycle").set_defaults(
+        func=cmd_demo
+    )
     run = sub.add_parser("run", parents=[common], help="run one scoring cycle on the warehouse (what cron calls)")
     run.add_argument("--actor", default="cron", help="who started the run (recorded in the audit log)")
     run.set_defaults(func=cmd_run)
