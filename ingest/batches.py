@@ -128,11 +128,12 @@ def _write_atomically(target: Path, data: bytes | None = None, source: Path | No
     with tmp.open("wb") as out:
         if data is not None:
             out.write(data)
-        else:
-            assert source is not None  # internal: one of the two is always given
+        elif source is not None:
             with source.open("rb") as src:
                 for chunk in iter(lambda: src.read(1 << 20), b""):
                     out.write(chunk)
+        else:
+            raise RuntimeError(f"internal error: writing {target} needs data or a source file, got neither")
         out.flush()
         os.fsync(out.fileno())
     os.replace(tmp, target)
@@ -174,7 +175,8 @@ def _catalog_series(
     wh: Warehouse, parsed: Parsed, batch: _Batch, path: Path, window: tuple[datetime, datetime] | None
 ) -> Parsed:
     """Recompute the regional daily series from every stored event of this catalog."""
-    assert parsed.events is not None  # only called for catalogs
+    if parsed.events is None:  # only called for catalogs, whose parsers always return events
+        raise RuntimeError(f"internal error: {path.name} was read as an event catalog but its parse has no events")
     if parsed.events.height == 0 and window is None:
         return parsed
     regions = batch.options.get("regions")

@@ -20,7 +20,7 @@ error. The job that runs several sources, records the run and then the scoring c
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import ModuleType

@@ -497,7 +497,8 @@ def parse_regions(regions: Sequence[Mapping[str, Any]] | None, *, what: str) -> 
     if not regions:
         raise ConfigError(
             f"{what} needs at least one region",
-            fix="pass regions=[{'id': 'japan', 'name': 'Japan', 'min_lat': 22, 'max_lat': 46, 'min_lon': 122, 'max_lon': 150}]"
+            fix="pass regions=[{'id': 'japan', 'name': 'Japan', 'min_lat': 22, 'max_lat': 46, "
+            "'min_lon': 122, 'max_lon': 150}]"
             " or a polygon {'id': ..., 'name': ..., 'polygon': [[lon, lat], ...]}",
         )
     out: list[Region] = []

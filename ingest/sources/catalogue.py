@@ -253,7 +253,10 @@ def _entries() -> list[BundledFile]:
                 "frequency": "MS",
                 "domain": "satellite",
                 "source": "NOAA NCEI ERSST v5 (via NOAA PSL / xarray-tutorial)",
-                "licence": "no constraints on data access or use (NOAA); cite Huang et al. (2017) ERSST v5, doi:10.7289/V5T72FNM",
+                "licence": (
+                    "no constraints on data access or use (NOAA); cite Huang et al. (2017) ERSST v5, "
+                    "doi:10.7289/V5T72FNM"
+                ),
                 "classification": "public",
             },
         ),
@@ -265,7 +268,10 @@ def _entries() -> list[BundledFile]:
                 "name": "Arctic sea-ice extent (NSIDC Sea Ice Index, daily)",
                 "region": "Arctic",
                 "source": "National Snow and Ice Data Center (NSIDC), Sea Ice Index v3 (G02135)",
-                "licence": "free to use with citation: Fetterer et al. (2017, updated daily) Sea Ice Index v3, doi:10.7265/N5K072F8",
+                "licence": (
+                    "free to use with citation: Fetterer et al. (2017, updated daily) Sea Ice Index v3, "
+                    "doi:10.7265/N5K072F8"
+                ),
                 "classification": "public",
             },
         ),
