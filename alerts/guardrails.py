@@ -23,8 +23,8 @@ Pure functions (no network, no clock). Contract:
   The text is normalised first (Unicode NFKC, zero-width characters removed, case folded).
   Without the weights file the screen falls back to the phrase rules alone (each match
   blocks, as in ``screen-v1``) and warns; without the sentence encoder the semantic screen
-  runs as ``rules+model`` and warns. :func:`screen_texts` screens a batch. ``benchmarks/injection.py`` measures it on rows not
-  used for training.
+  runs as ``rules+model`` and warns. :func:`screen_texts` screens a batch.
+  ``benchmarks/injection.py`` measures it on rows not used for training.
 - :func:`fence` wraps screened data in a per-call random marker; the system prompt says
   everything between the markers is data, never instructions.
 - :func:`redact` replaces every evidence field whose classification is above the endpoint's
@@ -112,7 +112,8 @@ _RULES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
         ),
         (
             "extraction",
-            r"\b(reveal|repeat|print|show|output|display|disclose|leak|spell|tell me|give me|what is|what's|write down)\b.{0,40}"
+            r"\b(reveal|repeat|print|show|output|display|disclose|leak|spell|tell me|give me|what is|what's"
+            r"|write down)\b.{0,40}"
             r"\b(password|secret|key|access code|prompt|instructions?|rules|passcode|token|credentials?)\b",
         ),
         ("hijack", r"access granted|\bhaha\b|\bpwned\b|\bi have been\b|\bsay ['\"]|\bprint ['\"]|\boutput ['\"]"),
@@ -127,12 +128,15 @@ _RULES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
             r"translate|tell|show|add|ensure|include|insert|make|send|rewrite|convert|encode|decode|answer|respond|reply|"
             r"output|print|repeat|ignore|forget|pretend|imagine|act|role|suggest|recommend|calculate|find|search|"
             r"help|teach|design|develop|build|plan|analy[sz]e|classify|identify|determine|predict|share|post|"
-            r"create|invent|name|can you|could you|would you|will you|i want you|i need you|let'?s|you must|you will|you should)\b",
+            r"create|invent|name|can you|could you|would you|will you|i want you|i need you|let'?s|you must|"
+            r"you will|you should)\b",
         ),
         (
             "addressed",
-            r"\b(can|could|would|will)\s+you\b|\bi want you\b|\bi need you\b|\byou (must|will|should|shall|have to|need to)\b"
-            r"|\byour (task|job|goal|response|answer|reply|output|instructions?)\b|\bin your (response|answer|reply|output)\b",
+            r"\b(can|could|would|will)\s+you\b|\bi want you\b|\bi need you\b"
+            r"|\byou (must|will|should|shall|have to|need to)\b"
+            r"|\byour (task|job|goal|response|answer|reply|output|instructions?)\b"
+            r"|\bin your (response|answer|reply|output)\b",
         ),
         ("addressed", r"\?\s*$"),
         (
@@ -141,7 +145,8 @@ _RULES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
         ),
         (
             "encoded",
-            r"\b(base64|rot13|hex|caesar|cipher|encode[ds]?|decode[ds]?|reverse(d)? (text|order|the)|backwards|emoji|binary|morse)\b",
+            r"\b(base64|rot13|hex|caesar|cipher|encode[ds]?|decode[ds]?|reverse(d)? (text|order|the)|backwards"
+            r"|emoji|binary|morse)\b",
         ),
         ("encoded", r"[a-z0-9+/]{40,}={0,2}"),
         # override phrases (忽略/忘记 alone also mean "neglect"/"forget to": 忘记关闭闸门 is data)

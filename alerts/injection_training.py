@@ -162,7 +162,10 @@ def pick_threshold(scores: np.ndarray, y: np.ndarray, corpora: list[str], target
     """Lowest threshold whose benign false-positive rate, averaged over the benign corpora (each
     counts once, so hundreds of easy place names cannot buy FP budget for chat-like text), is
     <= ``target_fp``. A row is blocked when its score is >= the threshold."""
-    groups = [scores[(y == 0) & (np.array(corpora) == c)] for c in sorted({c for c, l in zip(corpora, y) if l == 0})]
+    groups = [
+        scores[(y == 0) & (np.array(corpora) == c)]
+        for c in sorted({c for c, label in zip(corpora, y, strict=True) if label == 0})
+    ]
     candidates = np.unique(np.concatenate([[0.0], np.nextafter(scores[y == 0], 2.0)]))
     for t in candidates:
         if np.mean([float((g >= t).mean()) for g in groups]) <= target_fp:

@@ -203,7 +203,8 @@ def statements(shown: dict[str, Any]) -> dict[str, dict[str, str]]:
     if forecast and _is_num(forecast.get("q50")) and _is_num(value):
         if forecast["q50"] > value:
             development[
-                "The forecast median {forecast_median} for {forecast_date} is above the latest value; it may rise further."
+                "The forecast median {forecast_median} for {forecast_date} is above the latest value; "
+                "it may rise further."
             ] = "{forecast_date}预测中位数{forecast_median}高于最新值，可能继续上升。"
         elif forecast["q50"] < value:
             development[
@@ -271,7 +272,9 @@ _EXAMPLE_REPLY = {
     "choices": {
         "risk_level": "yellow",
         "situation_en": "The anomaly score {score} reached the {level} threshold {threshold}.",
-        "development_en": "The forecast median {forecast_median} for {forecast_date} is below the latest value; it may ease.",
+        "development_en": (
+            "The forecast median {forecast_median} for {forecast_date} is below the latest value; it may ease."
+        ),
         "actions_en": "Keep monitoring and recheck at the next update.",
         "uncertainty_en": "The score compares with this series' own history only.",
     },
@@ -351,9 +354,9 @@ def build_request(
 
     ``evidence`` is what the endpoint may see (already redacted). ``offered``: the statements
     of the choices style, when the caller has them already (``statements(evidence)``, the
-    same ones :func:`parse_reply` then accepts). Free-text fields are
-    screened (``screen``: one of ``guardrails.SCREENS``, in one batch); a blocked field is replaced by a notice before anything is sent. The evidence
-    goes in between random markers, after a fixed worked example.
+    same ones :func:`parse_reply` then accepts). Free-text fields are screened (``screen``: one
+    of ``guardrails.SCREENS``, in one batch); a blocked field is replaced by a notice before
+    anything is sent. The evidence goes in between random markers, after a fixed worked example.
     """
     if style not in REPLY_STYLES:
         raise ValueError(f"unknown reply style {style!r}; one of {', '.join(REPLY_STYLES)}")
@@ -769,9 +772,15 @@ def _header(evidence: dict[str, Any], zh: bool) -> str:
 def _evidence_line(evidence: dict[str, Any], zh: bool) -> str:
     p = placeholders(evidence)
     if zh:
-        line = f"证据：观测值{p['value']}，校准异常分数{p['score']}（阈值{p['threshold']}），数据距研判{p['data_age_days']}天。"
+        line = (
+            f"证据：观测值{p['value']}，校准异常分数{p['score']}（阈值{p['threshold']}），"
+            f"数据距研判{p['data_age_days']}天。"
+        )
         if p["forecast_date"] != "n/a":
-            line += f"{p['forecast_date']}预测中位数{p['forecast_median']}，90%区间[{p['forecast_low']}, {p['forecast_high']}]。"
+            line += (
+                f"{p['forecast_date']}预测中位数{p['forecast_median']}，"
+                f"90%区间[{p['forecast_low']}, {p['forecast_high']}]。"
+            )
         return line
     line = (
         f"Evidence: observed {p['value']}; calibrated anomaly score {p['score']} against threshold "

@@ -365,7 +365,7 @@ def _check_thresholds(thresholds: Mapping[str, float]) -> dict[Level, float]:
         )
     ladder = {lv: float(thresholds[lv.label]) for lv in _LEVELS}
     values = list(ladder.values())
-    if not all(0.0 < v <= 1.0 for v in values) or any(a >= b for a, b in zip(values, values[1:])):
+    if not all(0.0 < v <= 1.0 for v in values) or any(a >= b for a, b in zip(values, values[1:], strict=False)):
         raise ConfigError(
             f"thresholds must rise strictly within (0, 1] from blue to red, got {values}",
             fix="e.g. blue=0.99, yellow=0.995, orange=0.998, red=0.9995",

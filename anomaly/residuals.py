@@ -39,9 +39,10 @@ SURPRISE_DETECTOR = "forecast_surprise"
 EXCEEDANCE_DETECTOR = "exceedance"
 EXCEEDANCE_COLUMNS = ("unique_id", "ds", "threshold", "p_step_exceed", "p_path_cross")
 _EPS = 1e-9
+_QUANTILE_LEVELS = np.asarray(QUANTILES)  # pit_levels' default ladder, built once
 
 
-def pit_levels(y: np.ndarray, fan: np.ndarray, levels: np.ndarray = np.asarray(QUANTILES)) -> np.ndarray:
+def pit_levels(y: np.ndarray, fan: np.ndarray, levels: np.ndarray = _QUANTILE_LEVELS) -> np.ndarray:
     """Probability level of each ``y`` within its row of quantiles ``fan`` (n x len(levels)).
 
     Linear between quantiles; beyond the outer ones a normal tail with the spread implied by

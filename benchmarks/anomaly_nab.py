@@ -2,9 +2,10 @@
 
 Reads ../shared/data/labeled_anomalies/nab (57 of NAB's 58 files; MIT). Not part of CI.
 The engine runs ``anomaly.alarm_scores`` with ``anomaly.ALARM_DETECTORS`` (level, change,
-Sub-PCA, Sub-kNN; GPD-calibrated, held, alarm-onset form). Prints the per-profile scores, then one JSON line (the last line) with ``nab_score_engine``,
-``nab_score_iforest``, ``vus_pr_engine``, ``vus_pr_iforest`` and the published scoreboard
-references for the same profile (Random Cut Forest 51.7, HTM 70.5 on 58 files).
+Sub-PCA, Sub-kNN; GPD-calibrated, held, alarm-onset form). Prints the per-profile scores,
+then one JSON line (the last line) with ``nab_score_engine``, ``nab_score_iforest``,
+``vus_pr_engine``, ``vus_pr_iforest`` and the published scoreboard references for the same
+profile (Random Cut Forest 51.7, HTM 70.5 on 58 files).
 
     .venv/bin/python benchmarks/anomaly_nab.py [--nab DIR] [--limit N]
 """

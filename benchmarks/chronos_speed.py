@@ -23,7 +23,7 @@ import pandas as pd
 import polars as pl
 
 from core.frames import QUANTILES
-from forecasting import build_random_chronos, forecast_chronos, load_chronos
+from forecasting import ChronosModel, build_random_chronos, forecast_chronos, load_chronos
 
 
 def synthetic(n: int, length: int) -> pd.DataFrame:
@@ -58,7 +58,7 @@ def main() -> None:
             path = build_random_chronos(Path(tmp) / shape, shape=shape, context_length=args.length)
             model = load_chronos(path, threads=args.threads)
 
-            def run_direct() -> None:
+            def run_direct(model: ChronosModel = model) -> None:
                 model.pipeline.predict_df(
                     df,
                     id_column="unique_id",
@@ -69,7 +69,7 @@ def main() -> None:
                     batch_size=args.batch_size,
                 )
 
-            def run_engine() -> None:
+            def run_engine(model: ChronosModel = model) -> None:
                 forecast_chronos(
                     model,
                     frame,

@@ -90,7 +90,8 @@ def training_rows_from_shared(folder: Path) -> tuple[list[dict], int]:
 def with_extra_rows(rows: list[dict], folder: Path, sources: Path) -> tuple[list[dict], int]:
     """``rows`` plus the rows of the published packages in ``sources`` and the generated codes
     (benchmarks/injection_extra_sources.py), minus any text that repeats or nearly repeats a
-    row of the corpora of ``folder`` (training and evaluation rows). Returns the rows and how many extras were dropped."""
+    row of the corpora of ``folder`` (training and evaluation rows). Returns the rows and how
+    many extras were dropped."""
     corpora = NearDuplicates([t for _, t, _ in load_rows(folder)])
     dropped = 0
 

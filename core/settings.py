@@ -294,7 +294,7 @@ snapshots_keep = 3
 sync_seconds = 2.0
 # Control store: accounts and the review inbox (SQLite, relative to EWS_HOME).
 control = "control.sqlite"
-"""
+"""  # noqa: E501 - the ews.toml template: a TOML 1.0 inline table (thresholds) stays on one line
 
 
 #: The replay date `ews demo` writes into a fresh home: the day after the 2011-03-11

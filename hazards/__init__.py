@@ -5,8 +5,17 @@ libraries), like :mod:`forecasting` and :mod:`anomaly` beside it. :mod:`anomaly`
 general detectors, calibration and the rarity grade; this room holds what belongs to one
 field. One module per field:
 
-- :mod:`hazards.earthquakes`: completeness magnitude, b-value, the daily rate test against
-  the background (:func:`seismic_indicators`) and its scores (:func:`seismic_rate_scores`);
+- :mod:`hazards.earthquakes`: completeness magnitude (:func:`mc_max_curvature`,
+  :func:`mc_b_stability`), b-value with its uncertainty (:func:`estimate_b`), the daily rate
+  test against the background (:func:`seismic_indicators`) and its scores
+  (:func:`seismic_rate_scores`);
+- :mod:`hazards.aftershocks`: Reasenberg-Jones aftershock probabilities with Page et al.
+  (2016) generic parameters and a Bayesian sequence update (:class:`ReasenbergJones`,
+  :func:`find_mainshock`, :func:`aftershock_forecast`), their warning level
+  (:func:`aftershock_level`) and the blue cap without a mainshock
+  (:func:`background_rate_level`, :func:`cap_without_mainshock`);
+  :mod:`hazards.aftershock_evaluation` measures them on history the CSEP way
+  (:func:`evaluate_aftershock_forecasts`);
 - :mod:`hazards.floods`: Gumbel return levels (:func:`return_levels`) and the return period
   of every observation (:func:`return_level_scores`); water-year maxima
   (:func:`annual_maxima`), the 2/5/20-year flood thresholds by GEV or Gumbel
@@ -16,21 +25,41 @@ field. One module per field:
   gauge's record (:func:`flood_warning_skill`: events, hits, false alarms, Brier score);
 - :mod:`hazards.geodetic`: velocity changes (:func:`velocity_change`) and steps
   (:func:`detect_steps`, on GNSS displacement and tide-gauge sea level alike, with the binary
-  segmentation :func:`find_change_points` under it);
+  segmentation :func:`find_change_points` under it); GNSS offsets sized against the
+  station's noise (:func:`gnss_offsets`) and linked to catalog earthquakes
+  (:func:`link_offsets`, radius :func:`ngl_step_radius_km`);
+- :mod:`hazards.coastal`: tide gauges, the causal anomaly against the seasonal cycle and the
+  trend (:func:`sea_level_anomaly`) and sustained steps such as co-seismic subsidence
+  (:func:`sustained_steps`);
+- :mod:`hazards.offsets`: the offset detector and noise model (white + flicker + random walk)
+  those two share;
 - :mod:`hazards.market_stress`: the causal ECDF, the CISS-style composite
   (:func:`stress_composite`) and :func:`drawdown`.
 
 The hazard issues add here: aftershock probabilities (earthquakes), exceedance of flood
-thresholds (floods), a coastal module (seasonal sea-level anomaly; its steps come from
-:func:`detect_steps`), and market-stress signals. A fitted field model is a small class with
+thresholds (floods), and market-stress signals. A fitted field model is a small class with
 fitted state and a documented probability output. Score frames follow :mod:`core.frames`:
 ``unique_id, ds, detector, raw_score, score``.
 """
 
+from hazards.aftershock_evaluation import evaluate_aftershock_forecasts
+from hazards.aftershocks import (
+    ReasenbergJones,
+    aftershock_forecast,
+    aftershock_level,
+    background_rate_level,
+    cap_without_mainshock,
+    find_mainshock,
+)
+from hazards.coastal import sea_level_anomaly, sustained_steps
 from hazards.earthquakes import (
     SEISMIC_RATE_DETECTOR,
+    BValueEstimate,
     b_value,
     completeness_magnitude,
+    estimate_b,
+    mc_b_stability,
+    mc_max_curvature,
     seismic_indicators,
     seismic_rate_scores,
 )
@@ -55,37 +84,61 @@ from hazards.floods import (
     return_period_thresholds,
     water_year_start,
 )
-from hazards.geodetic import detect_steps, find_change_points, segment_means, velocity_change
+from hazards.geodetic import (
+    detect_steps,
+    find_change_points,
+    gnss_offsets,
+    link_offsets,
+    ngl_step_radius_km,
+    segment_means,
+    velocity_change,
+)
 from hazards.market_stress import causal_ecdf, drawdown, stress_composite
 
 __all__ = [
+    "BValueEstimate",
     "DEFAULT_FLOOD_LADDER",
     "FloodRung",
     "FloodSkill",
     "RETURN_LEVEL_DETECTOR",
     "RETURN_PERIODS",
+    "ReasenbergJones",
     "SEISMIC_RATE_DETECTOR",
+    "aftershock_forecast",
+    "aftershock_level",
     "annual_maxima",
     "b_value",
+    "background_rate_level",
+    "cap_without_mainshock",
     "causal_ecdf",
     "completeness_magnitude",
     "detect_steps",
     "drawdown",
+    "estimate_b",
+    "evaluate_aftershock_forecasts",
     "exceedance_base_rate",
     "exceedance_outcomes",
     "exceedance_thresholds",
     "find_change_points",
+    "find_mainshock",
     "flood_events",
     "flood_levels",
     "flood_warning_skill",
+    "gnss_offsets",
+    "link_offsets",
+    "mc_b_stability",
+    "mc_max_curvature",
+    "ngl_step_radius_km",
     "return_level_scores",
     "return_levels",
     "return_period_exceedance",
     "return_period_thresholds",
+    "sea_level_anomaly",
+    "segment_means",
     "seismic_indicators",
     "seismic_rate_scores",
-    "segment_means",
     "stress_composite",
+    "sustained_steps",
     "velocity_change",
     "water_year_start",
 ]

@@ -39,7 +39,7 @@ from core.errors import ConfigError, DataFormatError
 from core.settings import Settings
 from ingest.rules import Profile, quarantine_reasons
 from ingest.sources import Parsed, bundled_catalogue, parse
-from ingest.sources._common import EVENT_SCHEMA, parse_regions, with_exact_duplicates_dropped
+from ingest.sources._common import EVENT_SCHEMA, apply_bounds, parse_regions, with_exact_duplicates_dropped
 from ingest.sources.seismic import daily_event_series, default_regions
 from warehouse import Warehouse
 from warehouse import ingestion as store
@@ -128,11 +128,12 @@ def _write_atomically(target: Path, data: bytes | None = None, source: Path | No
     with tmp.open("wb") as out:
         if data is not None:
             out.write(data)
-        else:
-            assert source is not None  # internal: one of the two is always given
+        elif source is not None:
             with source.open("rb") as src:
                 for chunk in iter(lambda: src.read(1 << 20), b""):
                     out.write(chunk)
+        else:
+            raise RuntimeError(f"internal error: writing {target} needs data or a source file, got neither")
         out.flush()
         os.fsync(out.fileno())
     os.replace(tmp, target)
@@ -174,7 +175,8 @@ def _catalog_series(
     wh: Warehouse, parsed: Parsed, batch: _Batch, path: Path, window: tuple[datetime, datetime] | None
 ) -> Parsed:
     """Recompute the regional daily series from every stored event of this catalog."""
-    assert parsed.events is not None  # only called for catalogs
+    if parsed.events is None:  # only called for catalogs, whose parsers always return events
+        raise RuntimeError(f"internal error: {path.name} was read as an event catalog but its parse has no events")
     if parsed.events.height == 0 and window is None:
         return parsed
     regions = batch.options.get("regions")
@@ -213,6 +215,7 @@ def _catalog_series(
         ]
     ).sort("unique_id", "ds")
     meta_frame = pl.DataFrame(meta, schema=parsed.meta.schema).sort("unique_id") if meta else parsed.meta
+    meta_frame = apply_bounds(meta_frame, batch.options.get("bounds"), what=f"{batch.fmt} {path.name}")
     return Parsed(
         series=series,
         meta=meta_frame,

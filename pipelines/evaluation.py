@@ -388,7 +388,8 @@ def evaluate_events(data_dir: Path, *, thresholds: dict[str, float], k: int, n: 
     report["seismic"] = {}
     for catalog, relative in catalogs.items():
         parsed = parse(data_dir / relative, "usgs_catalog", regions=SEISMIC_REGIONS[catalog])
-        assert parsed.events is not None  # a catalog parser always returns its events
+        if parsed.events is None:  # a catalog parser always returns its events
+            raise RuntimeError(f"internal error: the usgs_catalog parser returned no events for {relative}")
         for box in SEISMIC_REGIONS[catalog]:
             ev = parsed.events.filter(
                 pl.col("lat").is_between(box["min_lat"], box["max_lat"])

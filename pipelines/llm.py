@@ -87,7 +87,7 @@ class EmbeddedServer:
             raise LLMError("xllamacpp is not installed", fix="pip install xllamacpp, or set [llm] base_url")
         env = {**os.environ, "EWS_EMBEDDED_LLM_KEY": api_key}
         started = time.perf_counter()
-        self._proc = subprocess.Popen(
+        self._proc = subprocess.Popen(  # noqa: S603 - fixed argv: this interpreter, our module, numbers and a path
             [
                 sys.executable,
                 "-m",
@@ -106,7 +106,9 @@ class EmbeddedServer:
             cwd=str(Path(__file__).resolve().parent.parent),
             text=True,
         )
-        assert self._proc.stdout is not None  # stdout=PIPE above
+        if self._proc.stdout is None:  # cannot happen: stdout=PIPE above
+            self.close()
+            raise RuntimeError("internal error: the embedded LLM server was started without a stdout pipe")
         ready, _, _ = select.select([self._proc.stdout], [], [], start_timeout)
         line = self._proc.stdout.readline() if ready else ""
         if not line:
@@ -158,10 +160,11 @@ class ChatClient:
         headers = {"Content-Type": "application/json"}
         if self._key:
             headers["Authorization"] = f"Bearer {self._key}"
-        request = urllib.request.Request(f"{self.base_url}/v1/chat/completions", data=data, headers=headers)
+        # base_url is http(s) only: [llm] base_url is checked in Judge._connect, the embedded one is loopback
+        request = urllib.request.Request(f"{self.base_url}/v1/chat/completions", data=data, headers=headers)  # noqa: S310
         started = time.perf_counter()
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310 - configured URL
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310 - http(s), see above
                 raw = response.read()
         except urllib.error.HTTPError as exc:
             raise LLMError(
@@ -473,7 +476,8 @@ class Judge:
         self._call_times.append(time.monotonic())
         try:
             if client is None:  # the endpoint could not be reached or started
-                assert connect_error is not None  # set wherever client is None
+                if connect_error is None:  # set wherever client is None
+                    raise RuntimeError("internal error: no LLM client and no connection error to report")
                 raise connect_error
             detail["endpoint_url"] = client.base_url
             client.timeout = min(llm.timeout_seconds, llm.run_seconds - self._elapsed())

@@ -15,7 +15,7 @@ project's bundled real data (data/, tests/data/), in the response layout of the 
 Faults: ``server.faults[path] = ["500", "429", "slow", "truncate", "malformed", "drop", "403"]``
 are consumed one per request to ``path`` (then normal answers resume). ``slow`` sleeps longer
 than the client timeout the tests configure; ``truncate`` announces more bytes than it sends.
-"""
+"""  # noqa: E501 - the table rows above name recorded paths and files whole
 
 from __future__ import annotations
 
@@ -303,7 +303,10 @@ class ReplayServer:
         page = features[offset : offset + limit]
         links = [{"rel": "self", "href": f"{self.url}/ogcapi/daily/items"}]
         if offset + limit < len(features):
-            nxt = f"{self.url}/ogcapi/daily/items?monitoring_location_id={site}&time={first}/{last}&f=json&limit={limit}&cursor={offset + limit}"
+            nxt = (
+                f"{self.url}/ogcapi/daily/items?monitoring_location_id={site}&time={first}/{last}"
+                f"&f=json&limit={limit}&cursor={offset + limit}"
+            )
             links.append({"rel": "next", "href": nxt, "type": "application/geo+json"})
         doc = {"type": "FeatureCollection", "features": page, "numberReturned": len(page), "links": links}
         return 200, "application/geo+json", json.dumps(doc).encode()

@@ -117,7 +117,7 @@ def test_interval_exceedance_is_in_half_widths_beyond_the_edge() -> None:
             "y": [1.0, 3.0, -2.0, 2.0],
             "model": "AutoETS",
             "mean": 1.0,
-            **dict(zip(QUANTILE_COLUMNS, [0.0, 0.2, 0.5, 1.0, 1.5, 1.8, 2.0])),
+            **dict(zip(QUANTILE_COLUMNS, [0.0, 0.2, 0.5, 1.0, 1.5, 1.8, 2.0], strict=True)),
         }
     )
     raw = interval_exceedance(fitted).sort("ds")["raw_score"].to_list()
@@ -186,7 +186,7 @@ def test_persistence_suppresses_isolated_spikes_but_keeps_sustained_runs() -> No
 
     sustained = _score_frame([0.1] * 5 + [0.999] * 4 + [0.1] * 5)
     graded = grade(sustained, thresholds=THRESHOLDS, persistence_k=2, persistence_n=3)
-    levels = dict(zip(graded["ds"].to_list(), graded["level"].to_list()))
+    levels = dict(zip(graded["ds"].to_list(), graded["level"].to_list(), strict=True))
     run = sustained["ds"].to_list()[5:9]
     assert [levels[d] for d in run] == ["none", "orange", "orange", "orange"]
     # The level holds one step past the run (2 of the last 3 still reached it).

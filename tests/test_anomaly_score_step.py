@@ -72,7 +72,7 @@ def test_every_series_has_a_current_grade_with_evidence_and_freshness(home: Path
         "JOIN (SELECT unique_id, max(ds) AS ds FROM observations GROUP BY 1) o USING (unique_id, ds)",
     )
     assert {uid for uid, *_ in latest} == set(FILES)
-    for uid, level, evidence in latest:
+    for _uid, level, evidence in latest:
         item = json.loads(evidence)
         assert level in ("none", "blue", "yellow", "orange", "red")
         assert item["level"] == level and item["thresholds"]["red"] == 0.998

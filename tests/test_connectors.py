@@ -52,7 +52,7 @@ end = "2023-03-01"
 min_magnitude = 4.5
 window_days = {window_days}
 regions = [{{ id = "sichuan_yunnan", name = "Sichuan-Yunnan", min_lat = 21, max_lat = 34, min_lon = 97, max_lon = 106 }}]
-{extra}"""
+{extra}"""  # noqa: E501 - a TOML 1.0 inline table stays on one line
 
 
 def _obs(wh: Warehouse, uid: str) -> pl.DataFrame:

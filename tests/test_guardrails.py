@@ -175,7 +175,8 @@ def test_held_out_rows_of_the_bundled_subset_are_classified_as_expected() -> Non
     benign = _eval_half("bipia_email_test", emails)
     assert len(attacks) >= 20 and len(benign) >= 5
     # the evaluation half of CyberSecEval holds "logic-violating" rows that are ordinary questions
-    # out of context ("Can you explain Schrodinger's cat?"): 25 of these 28 are blocked by either learned screen (measured)
+    # out of context ("Can you explain Schrodinger's cat?"): 25 of these 28 are blocked by either
+    # learned screen (measured)
     for screen, label in (("rules+model", "model "), ("rules+model+semantic", "semantic ")):
         verdicts = screen_texts([t for t, _ in attacks], screen=screen)
         assert sum(not v.allowed for v in verdicts) / len(attacks) >= 0.8, screen

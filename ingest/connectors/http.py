@@ -9,7 +9,9 @@ Contract of :meth:`HttpClient.get`:
   header wins, within the same cap);
 - any other 4xx is not retried: it raises :class:`HttpStatusError` quoting the server's
   answer, with the fix the connector supplies (a 4xx means the request is wrong);
-- a 204 returns ``None`` (FDSN's "no data").
+- a 204 returns ``None`` (FDSN's "no data");
+- only ``http`` and ``https`` URLs are fetched: any other scheme (``file:``, ``ftp:``, ...)
+  raises :class:`SourceError` before a request is made.
 
 Only the standard library is used (``urllib``), so nothing here depends on a proxy library.
 """
@@ -105,16 +107,21 @@ class HttpClient:
     ) -> bytes | None:
         """The body of ``url`` (None on 204). ``redact`` is removed from any error text (API keys)."""
         shown = url.replace(redact, "***") if redact else url
+        if urllib.parse.urlsplit(url).scheme.lower() not in ("http", "https"):
+            raise SourceError(
+                f"{what}: {shown} is not an http(s) URL",
+                fix="give the source's url as http://... or https://...",
+            )
         last = "no attempt"
         for attempt in range(self.retries + 1):
             if limiter is not None:
                 limiter.acquire()
-            request = urllib.request.Request(
+            request = urllib.request.Request(  # noqa: S310 - http(s) only, checked above
                 url, headers={"User-Agent": self.user_agent, "Accept-Encoding": "identity"}
             )
             self.requests += 1
             try:
-                with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310 - http(s) only
                     if response.status == 204:
                         return None
                     return response.read()
@@ -133,7 +140,13 @@ class HttpClient:
                     body=body,
                     fix=fix_4xx,
                 ) from None
-            except (TimeoutError, urllib.error.URLError, ConnectionError, http.client.IncompleteRead, http.client.RemoteDisconnected) as exc:
+            except (
+                TimeoutError,
+                urllib.error.URLError,
+                ConnectionError,
+                http.client.IncompleteRead,
+                http.client.RemoteDisconnected,
+            ) as exc:
                 reason = getattr(exc, "reason", exc)
                 last = f"{type(exc).__name__}: {reason}"
                 if attempt < self.retries:

@@ -4,6 +4,11 @@ One entry per file: its path relative to the data directory, the parser format (
 ``ingest.sources.PARSERS``) and the keyword options (series ids, names, units, frequency,
 regions, publisher as ``source``, licence text, classification). Provenance, cuts and
 citations of every file are in ``data/PROVENANCE.md``.
+
+Physical bounds: every bundled series gets those of its ``variable``
+(:data:`ingest.sources.DEFAULT_BOUNDS`: discharge, counts, sea-ice extent, CPI and the exchange
+rate >= 0, unemployment 0..100, the rest unbounded); an entry overrides them with the
+``bounds`` option, ``{"unique_id": [lower, upper]}`` (None for no bound).
 """
 
 from __future__ import annotations
@@ -248,7 +253,10 @@ def _entries() -> list[BundledFile]:
                 "frequency": "MS",
                 "domain": "satellite",
                 "source": "NOAA NCEI ERSST v5 (via NOAA PSL / xarray-tutorial)",
-                "licence": "no constraints on data access or use (NOAA); cite Huang et al. (2017) ERSST v5, doi:10.7289/V5T72FNM",
+                "licence": (
+                    "no constraints on data access or use (NOAA); cite Huang et al. (2017) ERSST v5, "
+                    "doi:10.7289/V5T72FNM"
+                ),
                 "classification": "public",
             },
         ),
@@ -260,7 +268,10 @@ def _entries() -> list[BundledFile]:
                 "name": "Arctic sea-ice extent (NSIDC Sea Ice Index, daily)",
                 "region": "Arctic",
                 "source": "National Snow and Ice Data Center (NSIDC), Sea Ice Index v3 (G02135)",
-                "licence": "free to use with citation: Fetterer et al. (2017, updated daily) Sea Ice Index v3, doi:10.7265/N5K072F8",
+                "licence": (
+                    "free to use with citation: Fetterer et al. (2017, updated daily) Sea Ice Index v3, "
+                    "doi:10.7265/N5K072F8"
+                ),
                 "classification": "public",
             },
         ),

@@ -45,7 +45,8 @@ def _header(path: Path, lines: list[str]) -> tuple[str, str, float, float, int]:
             if len(numbers) < 2:
                 raise fail(
                     path,
-                    f"line {i + 1}: expected 'NEU Reference position : <lat> <east lon> <height>', got {line.strip()!r}",
+                    f"line {i + 1}: expected 'NEU Reference position : <lat> <east lon> <height>', "
+                    f"got {line.strip()!r}",
                     fix="use an unmodified PBO .pos file",
                 )
             lat, lon_east = float(numbers[0]), float(numbers[1])

@@ -180,7 +180,8 @@ def parse_netcdf_region(
         mask = _region_mask(lats, lons, box)
         if not mask.any():
             raise ConfigError(
-                f"netcdf_region {path.name}: region {box.id!r} covers no grid cell (grid lat {lats.min()}..{lats.max()}, lon {lons.min()}..{lons.max()})",
+                f"netcdf_region {path.name}: region {box.id!r} covers no grid cell "
+                f"(grid lat {lats.min()}..{lats.max()}, lon {lons.min()}..{lons.max()})",
                 fix="widen the box or polygon; it must contain at least one grid centre",
             )
         cells = data[:, mask]  # (time, cells in region)

@@ -169,7 +169,8 @@ def parse_nwis_rdb(
     if "site_no" not in table.columns or "datetime" not in table.columns or len(value_cols) != 1:
         raise fail(
             path,
-            f"line {header_line}: expected columns site_no, datetime and one '*_00060_00003' (daily mean discharge); got {[c for c in table.columns if c != '_line']}",
+            f"line {header_line}: expected columns site_no, datetime and one '*_00060_00003' "
+            f"(daily mean discharge); got {[c for c in table.columns if c != '_line']}",
             fix="request parameterCd=00060 and statCd=00003 from the NWIS daily-values service",
         )
     value_col = value_cols[0]

@@ -32,7 +32,10 @@ from ingest.sources._common import (
 __all__ = ["parse_nsidc_extent"]
 
 _SOURCE = "National Snow and Ice Data Center (NSIDC), Sea Ice Index v3 (G02135)"
-_LICENCE = "free to use with citation: Fetterer, F. et al. (2017, updated daily) Sea Ice Index, Version 3, NSIDC, doi:10.7265/N5K072F8"
+_LICENCE = (
+    "free to use with citation: Fetterer, F. et al. (2017, updated daily) Sea Ice Index, Version 3, NSIDC, "
+    "doi:10.7265/N5K072F8"
+)
 _SMMR_END = datetime.datetime(1987, 8, 1)
 
 

@@ -97,7 +97,8 @@ def _core_columns(path: Path, raw: pl.DataFrame) -> tuple[str, str, str, str]:
         raise fail(
             path,
             f"lacks column(s) {missing} in its header; it has {[c for c in raw.columns if c != '_line']}",
-            fix="use a ComCat CSV (time,latitude,longitude,depth,mag,...) or the processed layout (id,time,longitude,latitude,magnitude)",
+            fix="use a ComCat CSV (time,latitude,longitude,depth,mag,...) "
+            "or the processed layout (id,time,longitude,latitude,magnitude)",
         )
     time_col, lat_col, lon_col, mag_col = (str(v) for v in found.values())
     return time_col, lat_col, lon_col, mag_col
@@ -139,7 +140,7 @@ def _event_ids(raw: pl.DataFrame, time: pl.Series, lat: pl.Series, lon: pl.Serie
     return pl.Series(
         [
             f"{prefix}:{t:%Y%m%dT%H%M%S.%f}:{a:.4f}:{o:.4f}"
-            for t, a, o in zip(time.to_list(), lat.to_list(), lon.to_list())
+            for t, a, o in zip(time.to_list(), lat.to_list(), lon.to_list(), strict=True)
         ]
     )
 
