@@ -22,15 +22,16 @@ The field model (issue 14, "Rivers"):
    level the annual maximum exceeds with probability ``1/T`` in any year, i.e. the
    ``1 - 1/T`` quantile of the annual-maximum distribution. The distribution is the GEV, or
    the Gumbel (GEV with shape 0) for short records: ``method="auto"`` takes the Gumbel when
-   fewer than ``gev_min_years`` (20) complete water years are available, because the GEV
-   shape is poorly determined by fewer (its standard error is about 0.1-0.2 at 20 years,
-   Hosking & Wallis 1997, ch. 6), and the GEV from there on. The estimator is L-moments by
-   default (Hosking 1990; the GEV from the ``t3`` approximation of Hosking, Wallis & Wood
-   1985, accurate to 9e-4 in the shape for ``|t3| <= 0.5``; the Gumbel from the first two
-   L-moments, as GloFAS v1-v4 compute their thresholds) or maximum likelihood
-   (``estimator="mle"``, :mod:`pyextremes`' ``MLE`` model, i.e. ``scipy.stats`` fit).
-   L-moments are the hydrologists' default for the 10-40 years a gauge has: less biased
-   than maximum likelihood on short samples and never fail to converge.
+   fewer than ``gev_min_years`` (20) complete water years are available, because fewer
+   maxima say little about the GEV shape, and the GEV from there on. The estimator is
+   L-moments by default (Hosking 1990; the GEV shape from the L-skewness by the
+   approximation of Hosking, Wallis & Wood 1985, accurate to 9e-4 for shapes in
+   [-0.5, 0.5]; the Gumbel from the first two L-moments, as GloFAS v1-v4 compute their
+   thresholds) or maximum likelihood (``estimator="mle"``, :mod:`pyextremes`' ``MLE``
+   model, i.e. the ``scipy.stats`` fit; a GEV shape beyond +-1 is a diverged fit and is
+   replaced by the L-moment one, with a note). L-moments are the hydrologists' default for
+   the 10-40 years a gauge has: less biased than maximum likelihood on short samples, and
+   they never fail to converge.
 3. :func:`return_period_exceedance`: from the exceedance frame that
    :func:`forecasting.exceedance_probabilities` computes for those thresholds
    (:func:`exceedance_thresholds` gives its threshold input), the probability that the
@@ -60,8 +61,8 @@ The field model (issue 14, "Rivers"):
 Thresholds from a simulated or short record are uncertain (a 20-year level fitted on 10
 years is an extrapolation); the frame carries the years used so a reader can judge.
 References: Hosking, J.R.M. (1990) L-moments, J. R. Stat. Soc. B 52(1) 105-124; Hosking,
-Wallis & Wood (1985) Technometrics 27(3) 251-261, eq. (15); Hosking & Wallis (1997)
-Regional Frequency Analysis, CUP, appendix A.8 (GEV) and A.2 (Gumbel); EFAS notification
+Wallis & Wood (1985) Technometrics 27(3) 251-261; Hosking & Wallis (1997) Regional
+Frequency Analysis, Cambridge University Press (appendix: GEV and Gumbel); EFAS notification
 criteria (CEMS wiki 4.2.1, "EFAS Formal Flood Notification"); GloFAS reporting points and
 flood thresholds (CEMS wiki, "GloFAS Reporting Points", "GloFAS flood thresholds").
 """
@@ -422,7 +423,7 @@ def _sample_lmoments(x: np.ndarray) -> tuple[float, float, float]:
 
 
 def _gev_shape_from_t3(t3: float) -> float:
-    """GEV shape k from L-skewness (Hosking, Wallis & Wood 1985, eq. 15)."""
+    """GEV shape k from L-skewness (the Hosking, Wallis & Wood 1985 polynomial in ``z``)."""
     z = 2.0 / (3.0 + t3) - math.log(2.0) / math.log(3.0)
     return 7.8590 * z + 2.9554 * z * z
 

@@ -76,10 +76,11 @@ def test_gev_thresholds_match_the_true_quantiles(shape: float, estimator: str) -
     assert thresholds.get_column("threshold").to_list() == ["rp2", "rp5", "rp20"]
 
 
+@pytest.mark.parametrize("estimator", ["lmoments", "mle"])
 @pytest.mark.parametrize("method", ["gumbel", "auto"])
-def test_gumbel_thresholds_match_the_true_quantiles(method: str) -> None:
+def test_gumbel_thresholds_match_the_true_quantiles(method: str, estimator: str) -> None:
     maxima = gumbel_r.rvs(loc=50.0, scale=12.0, size=2000, random_state=5)
-    thresholds = hazards.return_period_thresholds(_daily_record(maxima), method=method)
+    thresholds = hazards.return_period_thresholds(_daily_record(maxima), method=method, estimator=estimator)
     true = gumbel_r.ppf([0.5, 0.8, 0.95], loc=50.0, scale=12.0)
     assert np.abs(thresholds.get_column("threshold_value").to_numpy() / true - 1).max() < 0.03
     assert abs(thresholds.get_column("shape")[0]) < 0.05  # "auto" fits a GEV that comes out a Gumbel
@@ -89,8 +90,8 @@ def test_l_moment_estimators_by_hand_and_on_population_values() -> None:
     # Sample L-moments of 1, 2, 3, 4: l1 = 2.5, l2 = half the mean pairwise gap = 10 / 12, t3 = 0.
     l1, l2, t3 = _sample_lmoments(np.array([4.0, 1.0, 3.0, 2.0]))
     assert (l1, t3) == (2.5, pytest.approx(0.0, abs=1e-12)) and l2 == pytest.approx(10 / 12)
-    # The GEV's population L-skewness (Hosking 1990, table 1) gives back its shape k to the
-    # stated accuracy of the Hosking-Wallis-Wood approximation (9e-4 for |t3| <= 0.5).
+    # The GEV's population L-skewness t3 = 2 (1 - 3^-k) / (1 - 2^-k) - 3 (Hosking 1990) gives back
+    # its shape k to the stated accuracy of the Hosking-Wallis-Wood approximation (9e-4 for |k| <= 0.5).
     for k in (-0.3, -0.1, 0.05, 0.2):
         t3_pop = 2 * (1 - 3**-k) / (1 - 2**-k) - 3
         assert _gev_shape_from_t3(t3_pop) == pytest.approx(k, abs=1e-3)
