@@ -238,7 +238,7 @@ def earthquake_table(
             first: datetime = ev.get_column("time").min()  # type: ignore[assignment]
             last: datetime = ev.get_column("time").max()  # type: ignore[assignment]
             # A year of training for the Poisson background, then one issue a week (Mondays).
-            start = datetime(first.year + 1, first.month, first.day)
+            start = datetime(first.year, first.month, first.day) + timedelta(days=365)
             start += timedelta(days=(7 - start.weekday()) % 7)
             dates = [start + timedelta(days=7 * i) for i in range(int((last - start).days // 7))]
             new = earthquake_box_levels(ev, dates=dates, setting=_SETTINGS.get(box["id"], "global"))
@@ -413,12 +413,13 @@ def calm_table(
     plain = pl.concat(
         [_daily_levels(baseline_scores(part), grading) for _, part in series.group_by("unique_id", maintain_order=True)]
     )
+    # The catalog parser names a box's series <box id>_count, _energy and _max_mag.
+    box_ids = [box["id"] for boxes in SEISMIC_REGIONS.values() for box in boxes]
     box_of = {
-        uid: box["id"]
-        for boxes in SEISMIC_REGIONS.values()
-        for box in boxes
-        for uid in meta.get_column("unique_id").to_list()
-        if uid.startswith(box["id"] + "_") and uid.removeprefix(box["id"] + "_") in ("count", "energy", "max_mag")
+        f"{box}_{variable}": box
+        for box in box_ids
+        for variable in ("count", "energy", "max_mag")
+        if f"{box}_{variable}" in set(meta.get_column("unique_id").to_list())
     }
     region_box = {box["name"]: box["id"] for boxes in SEISMIC_REGIONS.values() for box in boxes}
     river_uid = river_levels.get_column("unique_id")[0]
