@@ -440,7 +440,8 @@ class HazardSettings:
             0.0 < ladder[0] <= ladder[1] <= ladder[2] <= 1.0
         ):
             raise ConfigError(
-                f"[hazards] aftershock_thresholds = {self.aftershock_thresholds} must give yellow <= orange <= red in (0, 1]",
+                f"[hazards] aftershock_thresholds = {self.aftershock_thresholds} "
+                "must give yellow <= orange <= red in (0, 1]",
                 fix="set aftershock_thresholds = { yellow = 0.05, orange = 0.20, red = 0.50 }",
             )
 

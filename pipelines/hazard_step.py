@@ -106,7 +106,8 @@ def _region_events(events: pl.DataFrame, region: str) -> pl.DataFrame:
     if box is None:
         return events
     return events.filter(
-        pl.col("lat").is_between(box["min_lat"], box["max_lat"]) & pl.col("lon").is_between(box["min_lon"], box["max_lon"])
+        pl.col("lat").is_between(box["min_lat"], box["max_lat"])
+        & pl.col("lon").is_between(box["min_lon"], box["max_lon"])
     )
 
 
@@ -329,9 +330,7 @@ def field_levels(
     frame = pl.concat([base.with_columns(pl.lit(True).alias("own")), mates.with_columns(pl.lit(False).alias("own"))])
     frame = frame.with_columns(
         pl.col("level").map_elements(lambda s: int(Level.parse(s)), return_dtype=pl.Int64).alias("rank"),
-        pl.col("unique_id")
-        .map_elements(lambda u: _seismic_region(u), return_dtype=pl.Utf8)
-        .alias("region_id"),
+        pl.col("unique_id").map_elements(lambda u: _seismic_region(u), return_dtype=pl.Utf8).alias("region_id"),
     )
     seismic_ids = set(meta.filter(pl.col("domain") == "seismic").get_column("unique_id").to_list())
     frame = frame.with_columns(
@@ -423,9 +422,9 @@ def run_hazard_step(
     result = HazardStepResult(grades=levels, notes=notes)
     result.counts["risk_grades"] = upsert_grades(wh, levels, run_id=run_id)
     last = series.group_by("unique_id").agg(pl.col("ds").max().alias("ds"))
-    latest = last.join(levels.select("unique_id", "ds", "level", "score"), on=["unique_id", "ds"], how="left").with_columns(
-        pl.col("level").fill_null(Level.NONE.label), pl.col("score").fill_null(0.0)
-    )
+    latest = last.join(
+        levels.select("unique_id", "ds", "level", "score"), on=["unique_id", "ds"], how="left"
+    ).with_columns(pl.col("level").fill_null(Level.NONE.label), pl.col("score").fill_null(0.0))
     region_levels = anomaly.grade_regions(latest, meta) if latest.height else pl.DataFrame()
     for row in region_levels.iter_rows(named=True) if region_levels.height else []:
         if row["level"] != Level.NONE.label:
