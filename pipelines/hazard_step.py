@@ -52,7 +52,7 @@ import anomaly
 import hazards
 from core.clock import Clock
 from core.settings import HazardSettings, Settings
-from core.vocabulary import Level
+from core.vocabulary import Domain, Level
 from ingest.sources.catalogue import SEISMIC_REGIONS
 from warehouse import Warehouse
 from warehouse.grades import read_latest_grades, upsert_grades
@@ -332,7 +332,7 @@ def field_levels(
         pl.col("level").map_elements(lambda s: int(Level.parse(s)), return_dtype=pl.Int64).alias("rank"),
         pl.col("unique_id").map_elements(lambda u: _seismic_region(u), return_dtype=pl.Utf8).alias("region_id"),
     )
-    seismic_ids = set(meta.filter(pl.col("domain") == "seismic").get_column("unique_id").to_list())
+    seismic_ids = set(meta.filter(pl.col("domain") == Domain.SEISMIC.value).get_column("unique_id").to_list())
     frame = frame.with_columns(
         pl.when(pl.col("unique_id").is_in(list(seismic_ids))).then(pl.col("region_id")).otherwise(None)
     )
