@@ -25,7 +25,8 @@ capped fallback"):
 3. **Everything else keeps the rarity grade**, labelled ``basis: statistical_rarity`` and
    capped at ``[hazards] rarity_cap`` (``capped_at``, ``uncapped_level``), unless a second,
    independent series of the same region agrees: a series of the same ``region`` from
-   another ``source``, or from the same source at another site (lat/lon), whose own rarity
+   another ``source``, or of another variable (but not of the same source at the same known
+   site, lat/lon: that is one instrument), whose own rarity
    level (after rule 2, before any cap) at some point of the same period (the coarser of the
    two series' periods: the hour, day, week or month) reaches at least the smaller of the
    capped grade's uncapped level and ``[hazards] corroboration_level`` (default orange).
@@ -227,13 +228,15 @@ def _mainshock_bound(
 
 
 def _independent(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    """Two series are independent witnesses when they come from different sources, or from
-    the same source at different sites."""
+    """Two series of one region are independent witnesses when they come from different
+    sources, or measure different variables, except that one source's series at one known
+    site (the same lat/lon) are one instrument."""
     if a["unique_id"] == b["unique_id"] or not a["region"] or a["region"] != b["region"]:
         return False
     if (a["source"] or "") != (b["source"] or ""):
         return True
-    return (a["lat"], a["lon"]) != (b["lat"], b["lon"]) and a["lat"] is not None and b["lat"] is not None
+    same_site = a["lat"] is not None and a["lat"] == b["lat"] and a["lon"] == b["lon"]
+    return not same_site and (a.get("variable") or "") != (b.get("variable") or "")
 
 
 def _corroboration(

@@ -139,7 +139,7 @@ def test_on_a_quiet_day_no_seismic_series_is_above_blue(tmp_path) -> None:
 
 # --- the corroboration rule on synthetic frames -------------------------------------------
 
-_META_COLUMNS = ("unique_id", "domain", "region", "source", "lat", "lon", "frequency")
+_META_COLUMNS = ("unique_id", "domain", "region", "source", "lat", "lon", "frequency", "variable")
 
 
 def _meta(*rows: tuple) -> pl.DataFrame:
@@ -181,8 +181,8 @@ def _levels(grades: pl.DataFrame, meta: pl.DataFrame) -> dict[str, dict]:
 
 def test_two_independent_series_of_one_region_that_agree_lift_the_cap() -> None:
     meta = _meta(
-        ("gauge_a", "hydro", "Delta", "Agency A", 1.0, 1.0, "MS"),
-        ("river_b", "hydro", "Delta", "Agency B", 1.5, 1.2, "D"),
+        ("gauge_a", "hydro", "Delta", "Agency A", 1.0, 1.0, "MS", "sea_level"),
+        ("river_b", "hydro", "Delta", "Agency B", 1.5, 1.2, "D", "discharge"),
     )
     # the monthly gauge is red in January; the daily river reaches orange on one January day
     grades = _grades([("gauge_a", datetime(2020, 1, 1), "red"), ("river_b", datetime(2020, 1, 20), "orange")])
@@ -195,13 +195,21 @@ def test_two_independent_series_of_one_region_that_agree_lift_the_cap() -> None:
 @pytest.mark.parametrize(
     ("other", "when", "why"),
     [
-        (("river_b", "hydro", "Elsewhere", "Agency B", 1.5, 1.2, "D"), datetime(2020, 1, 20), "another region"),
-        (("river_b", "hydro", "Delta", "Agency A", 1.0, 1.0, "D"), datetime(2020, 1, 20), "the same instrument"),
-        (("river_b", "hydro", "Delta", "Agency B", 1.5, 1.2, "D"), datetime(2020, 2, 3), "another month"),
+        (
+            ("river_b", "hydro", "Elsewhere", "Agency B", 1.5, 1.2, "D", "discharge"),
+            datetime(2020, 1, 20),
+            "another region",
+        ),
+        (
+            ("river_b", "hydro", "Delta", "Agency A", 1.0, 1.0, "D", "discharge"),
+            datetime(2020, 1, 20),
+            "the same instrument",
+        ),
+        (("river_b", "hydro", "Delta", "Agency B", 1.5, 1.2, "D", "discharge"), datetime(2020, 2, 3), "another month"),
     ],
 )
 def test_the_cap_holds_without_an_independent_agreeing_series(other, when, why) -> None:
-    meta = _meta(("gauge_a", "hydro", "Delta", "Agency A", 1.0, 1.0, "MS"), other)
+    meta = _meta(("gauge_a", "hydro", "Delta", "Agency A", 1.0, 1.0, "MS", "sea_level"), other)
     grades = _grades([("gauge_a", datetime(2020, 1, 1), "red"), ("river_b", when, "orange")])
     gauge = _levels(grades, meta)["gauge_a"]
     assert gauge["level"] == "yellow", why
@@ -211,9 +219,24 @@ def test_the_cap_holds_without_an_independent_agreeing_series(other, when, why) 
 
 def test_a_weaker_partner_must_still_reach_orange() -> None:
     meta = _meta(
-        ("gauge_a", "hydro", "Delta", "Agency A", 1.0, 1.0, "MS"),
-        ("river_b", "hydro", "Delta", "Agency B", 1.5, 1.2, "D"),
+        ("gauge_a", "hydro", "Delta", "Agency A", 1.0, 1.0, "MS", "sea_level"),
+        ("river_b", "hydro", "Delta", "Agency B", 1.5, 1.2, "D", "discharge"),
     )
     grades = _grades([("gauge_a", datetime(2020, 1, 1), "red"), ("river_b", datetime(2020, 1, 20), "yellow")])
     levels = _levels(grades, meta)
     assert levels["gauge_a"]["level"] == "yellow" and levels["gauge_a"]["uncapped_level"] == "red"
+
+
+def test_one_sources_indicators_without_a_site_are_independent_but_one_stations_components_are_not() -> None:
+    # e.g. two FRED indicators of one country (no lat/lon) vs a GNSS station's north and east
+    grades = _grades([("a", datetime(2020, 1, 3), "red"), ("b", datetime(2020, 1, 3), "red")])
+    national = _meta(
+        ("a", "market", "US", "FRED", None, None, "D", "financial_stress"),
+        ("b", "market", "US", "FRED", None, None, "D", "unemployment_rate"),
+    )
+    assert _levels(grades, national)["a"]["corroborated_by"] == ["b"]
+    station = _meta(
+        ("a", "geodetic", "CA", "PBO", 40.0, -123.9, "D", "displacement_north"),
+        ("b", "geodetic", "CA", "PBO", 40.0, -123.9, "D", "displacement_east"),
+    )
+    assert _levels(grades, station)["a"]["level"] == "yellow"
