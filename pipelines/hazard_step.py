@@ -34,6 +34,11 @@ capped fallback"):
    components of one instrument (a GNSS station's north, east and up; the count, magnitude
    and energy series of one catalog box) are one witness, not two.
 
+4. **Steps as evidence.** The newest grade of a GNSS component or a tide gauge carries the
+   steps known by then (``steps``: size and standard error in mm, z, the catalog earthquake
+   that explains it, if any; :func:`hazards.gnss_offsets`, :func:`hazards.sustained_steps`,
+   :func:`hazards.link_offsets`). They inform the analyst; they do not set the level.
+
 The ``score`` column stays the calibrated rarity score (a hazard model's probability is in
 ``evidence.hazard.probability``); the rarity grade a hazard level replaced stays in the
 evidence as ``rarity``.
@@ -52,6 +57,7 @@ import polars as pl
 import anomaly
 import hazards
 from core.clock import Clock
+from core.errors import EWSError
 from core.settings import HazardSettings, Settings
 from core.vocabulary import Domain, Level
 from ingest.sources.catalogue import SEISMIC_REGIONS
@@ -272,6 +278,58 @@ def _corroboration(
     return found
 
 
+def _steps_evidence(
+    series: pl.DataFrame, meta: pl.DataFrame, events: pl.DataFrame, latest: Mapping[str, datetime]
+) -> dict[str, list[dict[str, Any]]]:
+    """Rule 4: the steps known by each GNSS component's and tide gauge's newest observation
+    (:func:`hazards.gnss_offsets`, :func:`hazards.sustained_steps`, confirmed by then), sized in
+    mm against the station's noise and linked to a catalog earthquake when one explains them
+    (:func:`hazards.link_offsets`). Evidence only: they do not set the level."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    linkable = {"event_id", "time", "lat", "lon", "magnitude"} <= set(events.columns)
+    for r in meta.iter_rows(named=True):
+        uid, variable = r["unique_id"], r.get("variable") or ""
+        if uid not in latest:
+            continue
+        if r["domain"] == Domain.GEODETIC.value and variable.startswith("displacement"):
+            finder: Callable[[pl.DataFrame], pl.DataFrame] = hazards.gnss_offsets
+        elif r["domain"] == Domain.HYDRO.value and variable == "mean_sea_level":
+            finder = hazards.sustained_steps
+        else:
+            continue
+        own = series.filter(pl.col("unique_id") == uid)
+        try:
+            steps = finder(own)
+        except EWSError as exc:  # too short a record for the noise model: say so, keep the grade
+            out[uid] = [{"note": f"no step analysis: {exc}"}]
+            continue
+        steps = steps.filter(pl.col("confirmed_ds") <= latest[uid])
+        if steps.height == 0:
+            continue
+        if linkable and r["lat"] is not None and r["lon"] is not None:
+            steps = hazards.link_offsets(steps, events, station_lat=r["lat"], station_lon=r["lon"])
+        rows = []
+        for st in steps.sort("ds").tail(3).iter_rows(named=True):
+            item = {
+                "ds": st["ds"].isoformat(),
+                "confirmed_ds": st["confirmed_ds"].isoformat(),
+                "size_mm": round(float(st["size_mm"]), 2),
+                "sigma_mm": round(float(st["sigma_mm"]), 2),
+                "z": round(float(st["z"]), 2),
+                "linked_event": None,
+            }
+            if st.get("event_id") is not None:
+                item["linked_event"] = {
+                    "event_id": st["event_id"],
+                    "time": st["event_time"].isoformat(),
+                    "magnitude": float(st["magnitude"]),
+                    "distance_km": round(float(st["distance_km"]), 1),
+                }
+            rows.append(item)
+        out[uid] = rows
+    return out
+
+
 def _stored_mates(stored: pl.DataFrame | None, present: set[str]) -> pl.DataFrame:
     """Newest stored grades of series outside this cycle, their rarity level recovered from
     the evidence (the uncapped level, or the rarity a hazard level replaced)."""
@@ -341,6 +399,7 @@ def field_levels(
     )
     frame = _mainshock_bound(frame, events=events, cfg=cfg, at=at, active=active)
     lifted = _corroboration(frame, meta, cap=cap, floor=floor)
+    steps = _steps_evidence(series, meta, events, latest)
 
     rows = []
     counts = {"hazard_model": 0, "capped": 0, "corroborated": 0, "no_mainshock": 0}
@@ -376,6 +435,8 @@ def field_levels(
                     level = Level(cap)
                     counts["capped"] += 1
             ev["level"] = level.label
+        if r["unique_id"] in steps and r["ds"] == latest.get(r["unique_id"]):
+            ev["steps"] = steps[r["unique_id"]]
         rows.append(
             {
                 "unique_id": r["unique_id"],

@@ -240,3 +240,14 @@ def test_one_sources_indicators_without_a_site_are_independent_but_one_stations_
         ("b", "geodetic", "CA", "PBO", 40.0, -123.9, "D", "displacement_east"),
     )
     assert _levels(grades, station)["a"]["level"] == "yellow"
+
+
+def test_gnss_steps_go_into_the_evidence_not_the_level(tohoku_day) -> None:
+    # P156 north has an offset on 2010-01-08; the bundled catalogs are Japan's and East Asia's,
+    # so no catalog earthquake explains it (linked_event is None)
+    _, latest = tohoku_day
+    steps = latest["p156_north"]["evidence"]["steps"]
+    assert [s["ds"][:10] for s in steps] == ["2010-01-08"]
+    step = steps[0]
+    assert abs(step["size_mm"]) >= 5 * step["sigma_mm"] > 0 and step["linked_event"] is None
+    assert latest["p156_north"]["level"] == "yellow"  # a step informs; it does not raise the level
