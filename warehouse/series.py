@@ -14,8 +14,8 @@ from typing import Any
 
 import polars as pl
 
-from core.frames import SERIES_META_COLUMNS
-from warehouse.store import Warehouse
+from core.frames import SERIES_BOUND_COLUMNS, SERIES_META_COLUMNS
+from warehouse.store import _TABLES, Warehouse
 
 __all__ = [
     "upsert_series",
@@ -31,7 +31,14 @@ __all__ = [
 
 
 def upsert_series(wh: Warehouse, meta: pl.DataFrame, *, batch_id: str) -> int:
-    return wh._upsert("series", meta, batch_id=batch_id)
+    """Insert or update series metadata rows (:data:`core.frames.SERIES_META_COLUMNS`).
+
+    A frame without the bound columns (``lower_bound``, ``upper_bound``) leaves the stored
+    bounds as they are (null for a new series); with them, it sets them.
+    """
+    keys, values = _TABLES["series"]
+    values = tuple(c for c in values if c in meta.columns or c not in SERIES_BOUND_COLUMNS)
+    return wh._upsert_rows("series", meta, keys=keys, values=values, batch_id=batch_id)
 
 
 def upsert_observations(wh: Warehouse, series: pl.DataFrame, *, batch_id: str) -> int:
