@@ -151,6 +151,14 @@ aftershock_thresholds = { yellow = 0.05, orange = 0.20, red = 0.50 }
 # <region>_count); regions not listed use default_setting.
 region_settings = { tohoku = "subduction", japan = "subduction", sichuan_yunnan = "active_shallow_crust", eastasia = "global" }
 default_setting = "global"
+# Rivers (discharge series): 2/5/20-year return levels fitted on the water-year maxima up to
+# the cutoff (hazards.floods: Gumbel below 20 complete years, GEV from there, L-moments); the
+# level is the highest rung whose P(forecast above the return level within the horizon)
+# reaches its probability: level = [return period in years, probability] (EFAS/GloFAS
+# criteria, docs/anomaly.md "Flood return periods"). Fewer than flood_min_years complete
+# water years: no fit, the river keeps its (capped) rarity grade.
+flood_ladder = { blue = [2.0, 0.2], yellow = [2.0, 0.5], orange = [5.0, 0.5], red = [20.0, 0.3] }
+flood_min_years = 5
 
 [alerts]
 # Issuing-unit code used in message identifiers (GB/T 35965.1: code + _YYYYMMDDhhmmss).
@@ -426,6 +434,8 @@ class HazardSettings:
     aftershock_thresholds: dict[str, float]
     region_settings: dict[str, str]
     default_setting: str
+    flood_ladder: dict[str, list[float]]
+    flood_min_years: int
 
     def __post_init__(self) -> None:
         for key in ("rarity_cap", "corroboration_level"):
@@ -443,6 +453,18 @@ class HazardSettings:
                 f"[hazards] aftershock_thresholds = {self.aftershock_thresholds} "
                 "must give yellow <= orange <= red in (0, 1]",
                 fix="set aftershock_thresholds = { yellow = 0.05, orange = 0.20, red = 0.50 }",
+            )
+        for name, rung in self.flood_ladder.items():
+            if name not in WARNING_LEVEL_NAMES or len(rung) != 2 or not (rung[0] > 1 and 0 < rung[1] <= 1):
+                raise ConfigError(
+                    f"[hazards] flood_ladder {name} = {rung} is not a warning level with "
+                    "[return period > 1 year, probability in (0, 1]]",
+                    fix="e.g. flood_ladder = { yellow = [2.0, 0.5], orange = [5.0, 0.5], red = [20.0, 0.3] }",
+                )
+        if self.flood_min_years < 2:
+            raise ConfigError(
+                f"[hazards] flood_min_years = {self.flood_min_years} is too few years for a fit",
+                fix="set flood_min_years = 5 (or more)",
             )
 
 

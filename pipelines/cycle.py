@@ -193,6 +193,7 @@ def _cycle(
         grades=scored.grades,
         series=series,
         meta=meta,
+        forecasts=result.forecasts,
         clock=clock,
         run_id=summary.run_id,
         progress=progress,

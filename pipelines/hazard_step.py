@@ -18,6 +18,14 @@ capped fallback"):
    observation becomes :func:`hazards.aftershock_level` of that probability (thresholds
    ``[hazards] aftershock_thresholds``), with ``basis: hazard_model`` and the forecast in the
    evidence. A hazard-model level is never capped.
+   **Rivers: return periods.** Every discharge series (domain hydro, variable discharge)
+   gets, at its newest observation, the level of the EFAS/GloFAS-style ladder
+   (``[hazards] flood_ladder``, :func:`hazards.floods.flood_levels`) from the probability
+   that this cycle's forecast exceeds its 2/5/20-year return levels within the horizon
+   (:func:`forecasting.exceedance_probabilities` with those levels as explicit thresholds);
+   the levels are fitted on the water-year maxima of the observations up to the cutoff
+   (:func:`hazards.floods.return_period_thresholds`). With fewer than ``flood_min_years``
+   complete water years there is no fit and the river keeps its rarity grade (rule 3).
 2. **No mainshock, at most blue.** Every grade of a region's seismic series made at a time
    without an active mainshock sequence (:func:`hazards.find_mainshock` at the end of that
    day) is at most blue (:func:`hazards.cap_without_mainshock`): a rate change alone is an
@@ -47,6 +55,7 @@ evidence as ``rarity``.
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -57,9 +66,11 @@ import polars as pl
 import anomaly
 import hazards
 from core.clock import Clock
-from core.errors import EWSError
+from core.errors import EWSError, FrameError
 from core.settings import HazardSettings, Settings
 from core.vocabulary import Domain, Level
+from forecasting.exceedance import exceedance_probabilities
+from hazards import floods
 from ingest.sources.catalogue import SEISMIC_REGIONS
 from warehouse import Warehouse
 from warehouse.grades import read_latest_grades, upsert_grades
@@ -193,6 +204,80 @@ def _aftershock_grades(
             f"{cfg.forecast_days:g} d) = {row['probability']:.2f} -> {level.label}"
         )
     return out, active, notes
+
+
+def _flood_ladder(cfg: HazardSettings) -> tuple[floods.FloodRung, ...]:
+    return tuple(
+        floods.FloodRung(Level.parse(name), float(rung[0]), float(rung[1])) for name, rung in cfg.flood_ladder.items()
+    )
+
+
+def _flood_grades(
+    *,
+    series: pl.DataFrame,
+    meta: pl.DataFrame,
+    forecasts: pl.DataFrame | None,
+    latest: Mapping[str, datetime],
+    cfg: HazardSettings,
+) -> tuple[dict[tuple[str, datetime], tuple[Level, dict[str, Any]]], list[str]]:
+    """Rule 1b: the flood level of each discharge series at its newest observation, from the
+    probability that its forecast exceeds the 2/5/20-year return levels fitted on its own
+    water-year maxima up to the cutoff (EFAS-style ladder, ``[hazards] flood_ladder``).
+    A series with too few complete water years keeps its rarity grade (said in the notes)."""
+    out: dict[tuple[str, datetime], tuple[Level, dict[str, Any]]] = {}
+    notes: list[str] = []
+    if forecasts is None or forecasts.height == 0:
+        return out, notes
+    ladder = _flood_ladder(cfg)
+    rivers = meta.filter(
+        (pl.col("domain") == Domain.HYDRO.value)
+        & (pl.col("variable") == "discharge")
+        & pl.col("unique_id").is_in(list(latest))
+    )
+    for r in rivers.iter_rows(named=True):
+        uid = r["unique_id"]
+        own = series.filter(pl.col("unique_id") == uid)
+        fc = forecasts.filter(pl.col("unique_id") == uid)
+        if fc.height == 0:
+            continue
+        fc = fc.filter(pl.col("model") == fc.get_column("model")[0])
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                thresholds = floods.return_period_thresholds(
+                    own,
+                    periods=sorted({float(rung.period_years) for rung in ladder}),
+                    water_year_start_month=floods.water_year_start(r["region"]),
+                    min_years=cfg.flood_min_years,
+                )
+        except FrameError as exc:
+            notes.append(f"{uid}: no return-period fit ({exc.problem}); the rarity grade stands")
+            continue
+        exceed = exceedance_probabilities(fc, floods.exceedance_thresholds(thresholds))
+        graded = floods.flood_levels(exceed, thresholds, ladder=ladder, units={uid: r["unit"] or ""})
+        row = graded.row(0, named=True)
+        level = Level.parse(row["level"])
+        detail = json.loads(row["evidence"])
+        days = (row["window_end"] - row["window_start"]).total_seconds() / 86400.0 + 1.0
+        model = {
+            "model": "return_period",
+            "probability": float(row["probability"]),
+            "window_days": days,
+            "window_start": row["window_start"].isoformat(),
+            "window_end": row["window_end"].isoformat(),
+            "event": f"flow above the {row['period_years']:g}-year return level",
+            "threshold": float(row["threshold_value"]),
+            "unit": r["unit"] or "",
+            "return_period_years": float(row["period_years"]),
+            "ladder": {rung.level.label: [rung.period_years, rung.min_probability] for rung in ladder},
+            "probabilities": detail.get("probabilities"),
+            "fit": detail.get("fit"),
+            "rule": detail.get("rule"),
+            "level": level.label,
+        }
+        out[(uid, latest[uid])] = (level, model)
+        notes.append(f"{uid}: flood forecast, {detail.get('rule')} -> {level.label}")
+    return out, notes
 
 
 def _mainshock_bound(
@@ -352,6 +437,7 @@ def field_levels(
     settings: HazardSettings,
     at: datetime,
     stored: pl.DataFrame | None = None,
+    forecasts: pl.DataFrame | None = None,
 ) -> tuple[pl.DataFrame, list[str]]:
     """The grade frame with the field models' levels and the capped rarity (module docstring).
 
@@ -359,7 +445,8 @@ def field_levels(
     ``ds`` per series is where a hazard level is set); ``meta``: series metadata of every
     series that may corroborate (``unique_id, region, source, lat, lon, frequency``);
     ``events``: catalog events (``time, lat, lon, magnitude``), none at or after ``at``;
-    ``stored``: newest stored grades of series outside this cycle (corroboration only).
+    ``stored``: newest stored grades of series outside this cycle (corroboration only);
+    ``forecasts``: this cycle's forecasts (``unique_id, ds, model, q05 .. q95``; rivers).
     Returns the grades (same contract) and notes for the run summary.
     """
     cfg = settings
@@ -368,6 +455,9 @@ def field_levels(
     events = events.filter(pl.col("time") < at)
     latest = dict(series.group_by("unique_id").agg(pl.col("ds").max()).iter_rows())
     hazard, active, notes = _aftershock_grades(latest=latest, events=events, cfg=cfg, at=at)
+    rivers, river_notes = _flood_grades(series=series, meta=meta, forecasts=forecasts, latest=latest, cfg=cfg)
+    hazard.update(rivers)
+    notes.extend(river_notes)
 
     base = grades.select(list(_GRADE_SCHEMA)).cast(_GRADE_SCHEMA)  # type: ignore[arg-type]
     missing = [k for k in hazard if base.filter((pl.col("unique_id") == k[0]) & (pl.col("ds") == k[1])).height == 0]
@@ -462,6 +552,7 @@ def run_hazard_step(
     grades: pl.DataFrame,
     series: pl.DataFrame,
     meta: pl.DataFrame,
+    forecasts: pl.DataFrame | None,
     clock: Clock,
     run_id: str,
     progress: Callable[[str], None] = lambda _m: None,
@@ -470,7 +561,8 @@ def run_hazard_step(
     at its judged time), written to ``risk_grades``; returns the grades the alert step reads."""
     cfg = settings.hazards
     progress(
-        f"      levels: aftershock forecasts for the earthquake counts; rarity capped at "
+        f"      levels: aftershock forecasts for the earthquake counts, return periods for the "
+        f"rivers; rarity capped at "
         f"{cfg.rarity_cap} unless a second series of the region agrees"
     )
     at = clock.judged_at
@@ -481,7 +573,14 @@ def run_hazard_step(
     stored = read_latest_grades(wh).filter(pl.col("region").is_in(list(regions)))
     stored = stored.filter(~pl.col("unique_id").is_in(list(present)))
     levels, notes = field_levels(
-        grades, series=series, meta=all_meta, events=events, settings=cfg, at=at, stored=stored
+        grades,
+        series=series,
+        meta=all_meta,
+        events=events,
+        settings=cfg,
+        at=at,
+        stored=stored,
+        forecasts=forecasts,
     )
     result = HazardStepResult(grades=levels, notes=notes)
     result.counts["risk_grades"] = upsert_grades(wh, levels, run_id=run_id)

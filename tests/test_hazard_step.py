@@ -82,9 +82,7 @@ def test_the_day_after_the_m9_the_earthquake_counts_are_red_by_the_aftershock_fo
     assert "capped_at" not in ev  # a hazard-model level is never capped
 
 
-@pytest.mark.parametrize(
-    "uid", ["p156_north", "p156_east", "p156_up", "psmsl_131_ayukawa", "psmsl_012_new_york", "usgs_01491000_discharge"]
-)
+@pytest.mark.parametrize("uid", ["p156_north", "p156_east", "p156_up", "psmsl_131_ayukawa", "psmsl_012_new_york"])
 def test_series_without_a_field_model_keep_a_rarity_grade_capped_at_yellow(tohoku_day, uid) -> None:
     _, latest = tohoku_day
     grade = latest[uid]
@@ -97,10 +95,28 @@ def test_series_without_a_field_model_keep_a_rarity_grade_capped_at_yellow(tohok
 
 
 def test_the_cap_is_recorded_where_it_lowered_the_level(tohoku_day) -> None:
-    # Today (before this step) P156 north, Ayukawa, New York and the Choptank were red or orange.
+    # Before this step P156 north and Ayukawa were red, New York orange.
     _, latest = tohoku_day
     capped = {uid for uid, g in latest.items() if "capped_at" in g["evidence"]}
-    assert {"p156_north", "psmsl_131_ayukawa", "psmsl_012_new_york", "usgs_01491000_discharge"} <= capped
+    assert {"p156_north", "psmsl_131_ayukawa", "psmsl_012_new_york"} <= capped
+
+
+def test_the_choptank_is_graded_by_its_return_periods_not_its_rarity(tohoku_day) -> None:
+    # Before this step the Choptank was orange (rarity + a forecast interval down to -25 m3/s).
+    _, latest = tohoku_day
+    grade = latest["usgs_01491000_discharge"]
+    ev = grade["evidence"]
+    assert grade["level"] not in ("orange", "red"), ev
+    assert ev["basis"] == "hazard_model" and "capped_at" not in ev
+    model = ev["hazard"]
+    assert model["model"] == "return_period" and model["unit"] == "m3/s"
+    assert model["return_period_years"] in (2.0, 5.0, 20.0) and model["threshold"] > 0
+    assert 0.0 <= model["probability"] <= 1.0 and model["window_days"] >= 1
+    assert model["event"] == f"flow above the {model['return_period_years']:g}-year return level"
+    assert model["fit"]["years_used"] >= 5 and model["ladder"]["orange"] == [5.0, 0.5]
+    # the return levels rise with the return period
+    values = [p["threshold_value"] for p in model["probabilities"]]
+    assert values == sorted(values)
 
 
 def test_a_hazard_level_is_never_capped_even_below_blue(tohoku_day) -> None:
@@ -125,7 +141,7 @@ def test_a_hazard_level_is_never_capped_even_below_blue(tohoku_day) -> None:
     latest = out.sort("ds").group_by("unique_id").last()
     levels = dict(zip(latest["unique_id"], latest["level"], strict=True))
     assert levels["tohoku_count"] == "red" and levels["japan_count"] == "red"
-    assert all(levels[u] in ("none", "blue") for u in ("p156_north", "psmsl_131_ayukawa", "usgs_01491000_discharge"))
+    assert all(levels[u] in ("none", "blue") for u in ("p156_north", "psmsl_131_ayukawa", "psmsl_012_new_york"))
 
 
 def test_on_a_quiet_day_no_seismic_series_is_above_blue(tmp_path) -> None:
