@@ -269,9 +269,17 @@ def _flood_grades(
             "threshold": float(row["threshold_value"]),
             "unit": r["unit"] or "",
             "return_period_years": float(row["period_years"]),
-            "ladder": {rung.level.label: [rung.period_years, rung.min_probability] for rung in ladder},
+            # the rungs on this event's threshold ({level: probability}, as for every model);
+            # the whole ladder, rungs on other return periods included, under ladder_rungs
+            "ladder": {
+                rung.level.label: rung.min_probability
+                for rung in ladder
+                if rung.period_years == float(row["period_years"])
+            },
+            "ladder_rungs": {rung.level.label: [rung.period_years, rung.min_probability] for rung in ladder},
             "probabilities": detail.get("probabilities"),
-            "fit": detail.get("fit"),
+            "distribution": (detail.get("fit") or {}).get("method"),
+            "return_level_fit": detail.get("fit"),
             "rule": detail.get("rule"),
             "level": level.label,
         }

@@ -113,7 +113,11 @@ def test_the_choptank_is_graded_by_its_return_periods_not_its_rarity(tohoku_day)
     assert model["return_period_years"] in (2.0, 5.0, 20.0) and model["threshold"] > 0
     assert 0.0 <= model["probability"] <= 1.0 and model["window_days"] >= 1
     assert model["event"] == f"flow above the {model['return_period_years']:g}-year return level"
-    assert model["fit"]["years_used"] >= 5 and model["ladder"]["orange"] == [5.0, 0.5]
+    assert model["return_level_fit"]["years_used"] >= 5 and model["distribution"] in ("gumbel", "gev")
+    assert model["ladder_rungs"]["orange"] == [5.0, 0.5]
+    # ladder: the rungs on the deciding return period, {level: probability}, as for earthquakes
+    reached = [lv for lv, p in model["ladder"].items() if model["probability"] >= p]
+    assert (reached[-1] if reached else "none") == grade["level"]
     # the return levels rise with the return period
     values = [p["threshold_value"] for p in model["probabilities"]]
     assert values == sorted(values)
