@@ -21,6 +21,7 @@ __all__ = [
     "upsert_series",
     "upsert_observations",
     "upsert_events",
+    "read_events",
     "read_series_meta",
     "read_observations",
     "series_fingerprints",
@@ -46,6 +47,16 @@ def upsert_observations(wh: Warehouse, series: pl.DataFrame, *, batch_id: str) -
 
 def upsert_events(wh: Warehouse, events: pl.DataFrame, *, batch_id: str) -> int:
     return wh._upsert("events", events, batch_id=batch_id)
+
+
+def read_events(wh: Warehouse, *, before: datetime | None = None) -> pl.DataFrame:
+    """Catalog events (``source, event_id, time, lat, lon, depth_km, magnitude``), only those
+    earlier than ``before`` if given, oldest first."""
+    return wh._frame(
+        "SELECT source, event_id, time, lat, lon, depth_km, magnitude FROM events "
+        "WHERE time < coalesce(?, 'infinity'::TIMESTAMP) ORDER BY time, source, event_id",
+        [before],
+    )
 
 
 def read_series_meta(wh: Warehouse, unique_ids: Sequence[str] | None = None) -> pl.DataFrame:
