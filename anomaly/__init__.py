@@ -14,7 +14,8 @@ No database, no network, no clock, no file I/O. The steps are separate and small
 - :func:`calibrate`, :func:`calibrate_causal` and :func:`combine`
   (:mod:`anomaly.calibration`): one [0, 1] scale and one ensemble;
 - :func:`grade` and :func:`grade_regions` (:mod:`anomaly.grading`): warning levels with k-of-n
-  persistence, cool-down and evidence;
+  persistence, cool-down and evidence; :func:`cap_rarity_levels` (:mod:`anomaly.corroboration`):
+  rarity grades capped (default yellow) unless an independent series in the same region agrees;
 - :mod:`anomaly.evaluation`: NAB, range-based PR / VUS-PR, and event skill.
 
 Score frames follow :mod:`core.frames`: ``unique_id, ds, detector, raw_score, score``.
@@ -22,6 +23,7 @@ Score frames follow :mod:`core.frames`: ``unique_id, ds, detector, raw_score, sc
 
 from anomaly.calibration import ENSEMBLE_DETECTOR, calibrate, calibrate_causal, combine, tail_probability
 from anomaly.changepoints import shift_scores
+from anomaly.corroboration import cap_rarity_levels
 from anomaly.default import ALARM_DETECTORS, ALARM_LEVEL, DEFAULT_DETECTORS, SERIES_DETECTORS, alarm_scores, detect
 from anomaly.detectors import (
     IFOREST_DETECTOR,
@@ -46,6 +48,7 @@ __all__ = [
     "alarm_form",
     "alarm_scores",
     "calibrate",
+    "cap_rarity_levels",
     "calibrate_causal",
     "change_novelty",
     "combine",

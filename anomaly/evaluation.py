@@ -27,6 +27,16 @@ score quantiles is integrated. :func:`range_pr_auc` is that area at one buffer;
 of event times with a matching window written down before scoring: an event is *hit* when an
 alarm starts within ``lead`` before it (or ``grace`` after it); POD, FAR, CSI, lead times, and
 the Kaminsky-Lizondo-Reinhart noise-to-signal ratio on periods.
+
+**Warning-window skill** (:func:`window_skill`): each issue at ``ds`` covers
+``[ds, ds + window)``; a warned issue with an event in its window is a hit, without one a
+false alarm, an unwarned issue with one a miss (the contingency table of forecast
+verification, Wilks 2011 ch. 8); the Brier score (:func:`brier_score`) of the issue's
+probability against that outcome.
+
+**Calm-period false alarms** (:func:`calm_false_alarms`): onsets of runs of steps at or above
+a level (default orange) that start in a *calm* step (outside every busy interval given,
+i.e. no listed event near), per series-year of calm time.
 """
 
 from __future__ import annotations
@@ -40,6 +50,7 @@ import numpy as np
 import polars as pl
 
 from core.errors import FrameError
+from core.vocabulary import LEVEL_RANK, Level
 
 __all__ = [
     "NAB_PROFILES",
@@ -58,6 +69,11 @@ __all__ = [
     "labels_from_windows",
     "event_skill",
     "alarm_onsets",
+    "WindowSkill",
+    "window_skill",
+    "brier_score",
+    "CalmFalseAlarms",
+    "calm_false_alarms",
 ]
 
 
@@ -497,3 +513,154 @@ def _noise_to_signal(frame: pl.DataFrame, pairs: Sequence[tuple[datetime, dateti
     if a == 0 or (b + d) == 0:
         return None  # no correct signal: the ratio is undefined (infinitely noisy)
     return float((b / (b + d)) / (a / (a + c)))
+
+
+# -- warning windows, Brier score, calm-period false alarms -------------------------------------
+def brier_score(probabilities: np.ndarray | Sequence[float], outcomes: np.ndarray | Sequence[bool]) -> float:
+    """Mean squared difference between probabilities in [0, 1] and 0/1 outcomes (Brier 1950)."""
+    p = np.asarray(probabilities, dtype=np.float64)
+    o = np.asarray(outcomes, dtype=np.float64)
+    if p.shape != o.shape:
+        raise FrameError(f"{p.size} probabilities but {o.size} outcomes", fix="give one outcome per probability")
+    if p.size == 0:
+        return float("nan")
+    if not np.all(np.isfinite(p)) or np.any((p < 0.0) | (p > 1.0)):
+        raise FrameError("probabilities must be finite and in [0, 1]", fix="pass probabilities, not raw scores")
+    return float(np.mean((p - o) ** 2))
+
+
+@dataclass(frozen=True)
+class WindowSkill:
+    """Skill of issued warnings whose window ``[ds, ds + window)`` either holds an event or not."""
+
+    issues: int
+    events: int
+    hits: int
+    misses: int
+    false_alarms: int
+    pod: float
+    far: float
+    csi: float
+    median_lead_days: float | None
+    brier: float | None
+    window_days: float
+
+    def as_dict(self) -> dict[str, object]:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+def window_skill(issues: pl.DataFrame, events: Sequence[datetime], *, window: timedelta) -> WindowSkill:
+    """Contingency skill of warnings issued at ``ds`` for the window ``[ds, ds + window)``.
+
+    ``issues``: ``ds`` (issue time, sorted or not), ``flag`` (a warning was in force) and
+    optionally ``probability`` (for the Brier score). An issue's *outcome* is at least one
+    event in its window. Hits = flagged issues with an outcome, false alarms = flagged
+    without, misses = unflagged with; POD = hits / (hits + misses), FAR = false / (hits +
+    false), CSI = hits / (hits + misses + false). ``events`` counts the events inside the
+    issued period; an event's lead is its time minus the earliest flagged issue whose
+    window holds it (0 .. ``window``), the median over events with one.
+    """
+    for col in ("ds", "flag"):
+        if col not in issues.columns:
+            raise FrameError(f"issues need columns ['ds', 'flag'], got {issues.columns}", fix="pass ds and flag")
+    if window <= timedelta(0):
+        raise FrameError(f"window={window}", fix="pass a positive window, e.g. timedelta(days=7)")
+    frame = issues.sort("ds")
+    ds = frame.get_column("ds").to_numpy().astype("datetime64[us]")
+    flag = frame.get_column("flag").cast(pl.Boolean).fill_null(False).to_numpy()
+    ev = np.sort(np.array([np.datetime64(e, "us") for e in events], dtype="datetime64[us]"))
+    w = np.timedelta64(int(window.total_seconds() * 1e6), "us")
+    if len(ds) == 0:
+        return WindowSkill(0, 0, 0, 0, 0, float("nan"), 0.0, float("nan"), None, None, window / timedelta(days=1))
+    outcome = np.searchsorted(ev, ds + w, side="left") > np.searchsorted(ev, ds, side="left")
+    hits = int(np.sum(flag & outcome))
+    false = int(np.sum(flag & ~outcome))
+    misses = int(np.sum(~flag & outcome))
+    inside = ev[(ev >= ds[0]) & (ev < ds[-1] + w)]
+    leads = []
+    warned = ds[flag]
+    for e in inside:
+        cover = warned[(warned <= e) & (warned > e - w)]
+        if len(cover):
+            leads.append(float((e - cover.min()) / np.timedelta64(1, "D")))
+    brier = None
+    if "probability" in frame.columns:
+        p = frame.get_column("probability").cast(pl.Float64).to_numpy()
+        known = np.isfinite(p)
+        brier = brier_score(p[known], outcome[known]) if known.any() else None
+    return WindowSkill(
+        issues=len(ds),
+        events=len(inside),
+        hits=hits,
+        misses=misses,
+        false_alarms=false,
+        pod=hits / (hits + misses) if hits + misses else float("nan"),
+        far=false / (hits + false) if hits + false else 0.0,
+        csi=hits / (hits + misses + false) if hits + misses + false else float("nan"),
+        median_lead_days=float(np.median(leads)) if leads else None,
+        brier=brier,
+        window_days=window / timedelta(days=1),
+    )
+
+
+@dataclass(frozen=True)
+class CalmFalseAlarms:
+    """High-level onsets in calm time and the calm time itself."""
+
+    onsets: int
+    calm_days: float
+    series_years: float
+    per_series_year: float | None
+    min_level: str
+
+    def as_dict(self) -> dict[str, object]:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+def _level_ranks(levels: pl.Series) -> np.ndarray:
+    if levels.dtype == pl.Utf8:
+        return levels.fill_null(Level.NONE.label).replace_strict(LEVEL_RANK, return_dtype=pl.Int64).to_numpy()
+    return levels.cast(pl.Int64).fill_null(0).to_numpy()
+
+
+def calm_false_alarms(
+    levels: pl.DataFrame,
+    busy: Sequence[tuple[datetime, datetime]] = (),
+    *,
+    min_level: Level = Level.ORANGE,
+) -> CalmFalseAlarms:
+    """False high levels per series-year in calm time.
+
+    ``levels``: one series' replayed levels, ``ds`` and ``level`` (a label such as
+    ``"orange"`` or a :class:`~core.vocabulary.Level` rank) on every step, not only the flagged
+    ones. ``busy``: closed intervals ``(start, end)`` around the listed events (for example
+    30 days either side of an earthquake); every other step is *calm*. A step represents the
+    time up to the next step (the last one the median step). An *onset* is a step at
+    ``min_level`` or above whose previous step was below it; onsets in calm steps are false
+    alarms, counted per series-year of calm time (``None`` without calm time).
+    """
+    for col in ("ds", "level"):
+        if col not in levels.columns:
+            raise FrameError(f"levels need columns ['ds', 'level'], got {levels.columns}", fix="pass ds and level")
+    frame = levels.sort("ds")
+    ds = frame.get_column("ds").to_numpy().astype("datetime64[us]")
+    rank = _level_ranks(frame.get_column("level"))
+    if len(ds) == 0:
+        return CalmFalseAlarms(0, 0.0, 0.0, None, Level(min_level).label)
+    gaps = np.diff(ds) / np.timedelta64(1, "D")
+    step = np.append(gaps, np.median(gaps) if len(gaps) else 1.0)
+    calm = np.ones(len(ds), dtype=bool)
+    for start, end in busy:
+        calm &= ~((ds >= np.datetime64(start, "us")) & (ds <= np.datetime64(end, "us")))
+    high = rank >= int(min_level)
+    onset = high & ~np.concatenate([[False], high[:-1]])
+    count = int(np.sum(onset & calm))
+    calm_days = float(np.sum(step[calm]))
+    years = calm_days / 365.25
+    return CalmFalseAlarms(
+        onsets=count,
+        calm_days=calm_days,
+        series_years=years,
+        per_series_year=count / years if years > 0 else None,
+        min_level=Level(min_level).label,
+    )

@@ -4,6 +4,9 @@
   ``y`` (float64). Sorted by ``unique_id, ds``; one row per key. Missing values are rows
   that are absent, never NaN.
 - **Series metadata**: one row per ``unique_id`` with the columns of ``SERIES_META_COLUMNS``.
+  ``lower_bound`` / ``upper_bound`` are the series' physical bounds (float, null =
+  unbounded; ``lower_bound < upper_bound`` when both are set): forecasts of a bounded series
+  are made on a scale that keeps them inside (:mod:`forecasting.bounds`).
 - **Forecasts**: ``unique_id, ds, model, mean`` plus one column per quantile of
   ``QUANTILES`` named by :func:`quantile_column` (``q05`` ... ``q95``).
 - **Scores**: ``unique_id, ds, detector, raw_score, score``. ``raw_score`` is the
@@ -36,6 +39,7 @@ __all__ = [
     "QUANTILES",
     "SERIES_SCHEMA",
     "SERIES_META_COLUMNS",
+    "SERIES_BOUND_COLUMNS",
     "SCORE_COLUMNS",
     "quantile_column",
     "forecast_columns",
@@ -80,7 +84,13 @@ SERIES_META_COLUMNS: tuple[str, ...] = (
     "source",
     "licence",
     "classification",
+    "lower_bound",
+    "upper_bound",
 )
+
+#: The physical-bound columns of the series metadata (float, null = unbounded). A metadata
+#: frame may leave them out: :func:`validate_series_meta` then adds them as null.
+SERIES_BOUND_COLUMNS: tuple[str, ...] = ("lower_bound", "upper_bound")
 
 SCORE_COLUMNS: tuple[str, ...] = ("unique_id", "ds", "detector", "raw_score", "score")
 
@@ -161,8 +171,15 @@ def validate_series(df: pl.DataFrame, *, what: str = "series frame") -> pl.DataF
 
 
 def validate_series_meta(df: pl.DataFrame) -> pl.DataFrame:
-    """Check series metadata: known domains, frequencies and classifications."""
+    """Check series metadata: known domains, frequencies and classifications, and bounds.
+
+    Absent bound columns are added as null (unbounded); present ones must be numbers or
+    null, finite, with ``lower_bound < upper_bound`` where both are set.
+    """
+    if isinstance(df, pl.DataFrame):
+        df = df.with_columns(pl.lit(None, pl.Float64).alias(c) for c in SERIES_BOUND_COLUMNS if c not in df.columns)
     _require_columns(df, SERIES_META_COLUMNS, "series metadata")
+    df = _checked_bounds(df)
     domains = {d.value for d in Domain}
     bad = sorted(set(df.get_column("domain").to_list()) - domains)
     if bad:
@@ -184,6 +201,32 @@ def validate_series_meta(df: pl.DataFrame) -> pl.DataFrame:
             fix="give each series one metadata row",
         )
     return df.select(SERIES_META_COLUMNS)
+
+
+def _checked_bounds(df: pl.DataFrame) -> pl.DataFrame:
+    """The metadata with its bound columns cast to float; raises naming the first bad row."""
+    try:
+        out = df.with_columns(pl.col(c).cast(pl.Float64) for c in SERIES_BOUND_COLUMNS)
+    except pl.exceptions.PolarsError:
+        raise FrameError(
+            f"series metadata has non-numeric bounds: {dict(df.select(SERIES_BOUND_COLUMNS).schema)}",
+            fix="give lower_bound / upper_bound as numbers, or null for no bound",
+        ) from None
+    for col in SERIES_BOUND_COLUMNS:
+        bad = out.filter(pl.col(col).is_not_null() & ~pl.col(col).is_finite())
+        if bad.height:
+            raise FrameError(
+                f"series {bad.item(0, 'unique_id')!r} has {col} = {bad.item(0, col)}",
+                fix="give a finite number, or null for no bound",
+            )
+    crossed = out.filter(pl.col("lower_bound") >= pl.col("upper_bound"))
+    if crossed.height:
+        row = crossed.row(0, named=True)
+        raise FrameError(
+            f"series {row['unique_id']!r} has lower_bound {row['lower_bound']:g} >= upper_bound {row['upper_bound']:g}",
+            fix="the lower bound must be below the upper bound (or leave one of them null)",
+        )
+    return out
 
 
 def validate_forecasts(df: pl.DataFrame) -> pl.DataFrame:

@@ -38,6 +38,7 @@ __all__ = [
     "LLMSettings",
     "DeliverySettings",
     "GuardrailSettings",
+    "HazardSettings",
     "RuntimeSettings",
     "DashboardSettings",
     "IngestSettings",
@@ -126,6 +127,38 @@ stale_after_days = { h = 1.0, D = 3.0, B = 5.0, "W-FRI" = 10.0, "W-SUN" = 10.0, 
 # events. Empty = live (all data). `ews demo` writes "2011-03-12" (the day after the
 # Tohoku earthquake) into a fresh home's ews.toml; delete the line to go live.
 as_of = ""
+
+[hazards]
+# Levels come from the field's own model where there is one (aftershock forecasts for the
+# regional earthquake counts); every other series keeps the statistical-rarity grade
+# (how rare its score is against its own history), capped at rarity_cap unless a second,
+# independent series of the same region agrees over the same period (docs/anomaly.md,
+# "Levels: field models first, rarity as a capped fallback").
+rarity_cap = "yellow"
+# A rarity grade is lifted above the cap when another series of the same region (another
+# source, or the same source at another site) reaches at least min(its uncapped level, this)
+# over the same period (the coarser of the two series' periods).
+corroboration_level = "orange"
+# Aftershock forecasts (Reasenberg-Jones, hazards.aftershock_forecast): a mainshock of at
+# least min_mainshock_magnitude within lookback_days starts a sequence; the level is set by
+# P(at least one M >= forecast_magnitude within forecast_days).
+min_mainshock_magnitude = 6.0
+lookback_days = 365.0
+forecast_magnitude = 6.0
+forecast_days = 7.0
+aftershock_thresholds = { yellow = 0.05, orange = 0.20, red = 0.50 }
+# Tectonic setting (Page et al. 2016 generic parameters) per seismic region id (the prefix of
+# <region>_count); regions not listed use default_setting.
+region_settings = { tohoku = "subduction", japan = "subduction", sichuan_yunnan = "active_shallow_crust", eastasia = "global" }
+default_setting = "global"
+# Rivers (discharge series): 2/5/20-year return levels fitted on the water-year maxima up to
+# the cutoff (hazards.floods: Gumbel below 20 complete years, GEV from there, L-moments); the
+# level is the highest rung whose P(forecast above the return level within the horizon)
+# reaches its probability: level = [return period in years, probability] (EFAS/GloFAS
+# criteria, docs/anomaly.md "Flood return periods"). Fewer than flood_min_years complete
+# water years: no fit, the river keeps its (capped) rarity grade.
+flood_ladder = { blue = [2.0, 0.2], yellow = [2.0, 0.5], orange = [5.0, 0.5], red = [20.0, 0.3] }
+flood_min_years = 5
 
 [alerts]
 # Issuing-unit code used in message identifiers (GB/T 35965.1: code + _YYYYMMDDhhmmss).
@@ -391,6 +424,51 @@ class CycleSettings:
 
 
 @dataclass(frozen=True)
+class HazardSettings:
+    rarity_cap: str
+    corroboration_level: str
+    min_mainshock_magnitude: float
+    lookback_days: float
+    forecast_magnitude: float
+    forecast_days: float
+    aftershock_thresholds: dict[str, float]
+    region_settings: dict[str, str]
+    default_setting: str
+    flood_ladder: dict[str, list[float]]
+    flood_min_years: int
+
+    def __post_init__(self) -> None:
+        for key in ("rarity_cap", "corroboration_level"):
+            value = getattr(self, key)
+            if value not in WARNING_LEVEL_NAMES:
+                raise ConfigError(
+                    f"[hazards] {key} = {value!r} is not a warning level",
+                    fix=f"use one of {', '.join(WARNING_LEVEL_NAMES)}",
+                )
+        ladder = [self.aftershock_thresholds.get(k, float("nan")) for k in ("yellow", "orange", "red")]
+        if set(self.aftershock_thresholds) != {"yellow", "orange", "red"} or not (
+            0.0 < ladder[0] <= ladder[1] <= ladder[2] <= 1.0
+        ):
+            raise ConfigError(
+                f"[hazards] aftershock_thresholds = {self.aftershock_thresholds} "
+                "must give yellow <= orange <= red in (0, 1]",
+                fix="set aftershock_thresholds = { yellow = 0.05, orange = 0.20, red = 0.50 }",
+            )
+        for name, rung in self.flood_ladder.items():
+            if name not in WARNING_LEVEL_NAMES or len(rung) != 2 or not (rung[0] > 1 and 0 < rung[1] <= 1):
+                raise ConfigError(
+                    f"[hazards] flood_ladder {name} = {rung} is not a warning level with "
+                    "[return period > 1 year, probability in (0, 1]]",
+                    fix="e.g. flood_ladder = { yellow = [2.0, 0.5], orange = [5.0, 0.5], red = [20.0, 0.3] }",
+                )
+        if self.flood_min_years < 2:
+            raise ConfigError(
+                f"[hazards] flood_min_years = {self.flood_min_years} is too few years for a fit",
+                fix="set flood_min_years = 5 (or more)",
+            )
+
+
+@dataclass(frozen=True)
 class AlertSettings:
     issuer: str
     auto_release: list[str]
@@ -507,6 +585,7 @@ _SECTIONS = {
     "risk": RiskSettings,
     "scoring": ScoringSettings,
     "cycle": CycleSettings,
+    "hazards": HazardSettings,
     "alerts": AlertSettings,
     "llm": LLMSettings,
     "delivery": DeliverySettings,
@@ -531,6 +610,7 @@ class Settings:
     risk: RiskSettings
     scoring: ScoringSettings
     cycle: CycleSettings
+    hazards: HazardSettings
     alerts: AlertSettings
     llm: LLMSettings
     delivery: DeliverySettings

@@ -13,10 +13,12 @@ quantiles) are those of :mod:`core.frames`. Modules:
   :mod:`forecasting.selection`: rolling-origin backtests, metrics, ensembles, model choice;
 - :mod:`forecasting.exceedance`: threshold exceedance probabilities from forecast quantiles;
 - :mod:`forecasting.vertical`: domain-trained Chronos-2 models;
-- :mod:`forecasting.regularise`: how series are put on their frequency grid.
+- :mod:`forecasting.regularise`: how series are put on their frequency grid;
+- :mod:`forecasting.bounds`: physical bounds, the scale a bounded series is forecast on.
 """
 
 from forecasting.backtest import BacktestResult, ExtraForecaster, backtest
+from forecasting.bounds import BoundedScale, BoundMap, Bounds, bounds_from_meta
 from forecasting.chronos import (
     ChronosModel,
     build_random_chronos,
@@ -53,12 +55,16 @@ __all__ = [
     "SELECTION_COLUMNS",
     "STAT_MODELS",
     "BacktestResult",
+    "BoundMap",
+    "BoundedScale",
+    "Bounds",
     "ChronosModel",
     "ExtraForecaster",
     "ForecastResult",
     "Regularised",
     "TrainedModel",
     "backtest",
+    "bounds_from_meta",
     "build_random_chronos",
     "chronos_installed",
     "combine_forecasts",

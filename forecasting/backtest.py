@@ -19,6 +19,12 @@ the cut (at most ``max_context`` of them), and are scored on the next ``h`` grid
 hold a real observation (forward-filled gaps are not scored). A window whose training part
 would be shorter than ``min_train`` points is skipped for that series (noted).
 
+With ``bounds`` (physical bounds per series, :mod:`forecasting.bounds`) every window
+forecasts the bounded series on the scale that keeps them inside, with the map chosen on that
+window's training part, so model selection scores the forecasts production will make. Extra
+forecasters get the training frame as it is and apply the bounds themselves (the engine's
+Chronos forecaster passes them to :func:`forecasting.forecast_chronos`).
+
 Ensembles are candidates like any model and are scored on the same windows. Their members
 are fixed per series before scoring (the non-baseline models that ran in every window), and
 the ``weighted`` ensemble's weights in window ``w`` come only from windows before ``w``
@@ -34,6 +40,7 @@ import polars as pl
 
 from core.errors import FrameError
 from core.frames import FREQUENCIES, forecast_columns, validate_series
+from forecasting.bounds import Bounds
 from forecasting.ensemble import combine_forecasts, ensemble_name, inverse_loss_weights
 from forecasting.metrics import score_forecasts, seasonal_scale
 from forecasting.models import BASELINES, check_models
@@ -73,6 +80,7 @@ def backtest(
     conformal_windows: int = 2,
     ensembles: Sequence[str] = ("median", "weighted"),
     extra: Mapping[str, ExtraForecaster] | None = None,
+    bounds: Mapping[str, Bounds] | None = None,
 ) -> BacktestResult:
     """Replay and score every model over ``windows`` rolling origins (module docstring)."""
     frame = validate_series(series)
@@ -111,6 +119,7 @@ def backtest(
             conformal_windows,
             extra or {},
             notes,
+            bounds,
         )
         if part.height:
             scored.append(part)
@@ -211,6 +220,7 @@ def _one_window(
     conformal_windows: int,
     extra: Mapping[str, ExtraForecaster],
     notes: list[tuple[str, str, str]],
+    bounds: Mapping[str, Bounds] | None,
 ) -> pl.DataFrame:
     """Forecast every model from this window's cutoffs; join the actuals."""
     cutoffs = window.select("unique_id", "cutoff")
@@ -224,6 +234,7 @@ def _one_window(
         n_jobs=n_jobs,
         intervals=intervals,
         conformal_windows=conformal_windows,
+        bounds=bounds,
     )
     notes.extend(result.notes.rows())
     parts = [result.forecasts.select(forecast_columns())]

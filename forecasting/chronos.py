@@ -15,6 +15,8 @@ loaded, so the statistical path never pays for them. The caller builds the model
   grid first (``predict_df`` needs regular stamps) and trimmed to ``max_context`` points.
   ``mean`` is the pipeline's point forecast; the quantiles are its own. Chronos-Bolt was
   trained on the levels 0.1 ... 0.9, so its q05/q95 are clamped to q10/q90 (noted).
+  ``bounds={unique_id: (lower, upper)}`` forecasts those series on the scale that keeps them
+  inside their physical bounds, as the statistical models do (:mod:`forecasting.bounds`).
 - :func:`build_random_chronos`: writes a Chronos-2 or Chronos-Bolt model with random weights
   from a config (tests and speed benchmarks: the real loading and prediction code on a model
   that needs no download). Shapes: ``tiny``, ``chronos-2`` (120M), ``chronos-bolt-small`` (48M).
@@ -33,6 +35,7 @@ import polars as pl
 
 from core.errors import ModelError
 from core.frames import QUANTILES, forecast_columns, quantile_column, validate_series
+from forecasting.bounds import BoundedScale, Bounds
 from forecasting.regularise import regularise
 from forecasting.statistical import ForecastResult
 
@@ -188,9 +191,32 @@ def forecast_chronos(
     horizons: Mapping[str, int],
     max_context: int = 2048,
     batch_size: int = 64,
+    bounds: Mapping[str, Bounds] | None = None,
 ) -> ForecastResult:
     """Forecast every series with a loaded Chronos model (module docstring)."""
     frame = validate_series(series)
+    scale = BoundedScale(bounds).fit(frame)
+    result = _forecast_frame(
+        model,
+        scale.transform(frame),
+        frequencies=frequencies,
+        horizons=horizons,
+        max_context=max_context,
+        batch_size=batch_size,
+    )
+    return scale.apply(result, observed=frame)
+
+
+def _forecast_frame(
+    model: ChronosModel,
+    frame: pl.DataFrame,
+    *,
+    frequencies: Mapping[str, str],
+    horizons: Mapping[str, int],
+    max_context: int,
+    batch_size: int,
+) -> ForecastResult:
+    """:func:`forecast_chronos` of a validated frame, on the scale it is given."""
     notes: list[tuple[str, str, str]] = []
     # Per frequency: ids, stamps and values of the regularised series, gathered as arrays and
     # turned into one pandas frame per call (one frame per series costs more than the model).

@@ -27,6 +27,11 @@ is the mean (the intervals are symmetric). The same input gives bit-identical ou
 If the input is a Spark, Dask or Ray DataFrame instead of polars, the same function hands it to
 statsforecast's Fugue backend (:func:`forecast_distributed`): the cluster does the work and the
 forecasts come back as a frame of the same kind (see docs/scaling.md).
+
+``bounds={unique_id: (lower, upper)}`` (from the series metadata,
+:func:`forecasting.bounds.bounds_from_meta`) forecasts those series on a scale that keeps every
+quantile inside their physical bounds (:mod:`forecasting.bounds`: the map, the mean reported
+as the back-transformed median, the notes); the other series are untouched.
 """
 
 from __future__ import annotations
@@ -52,6 +57,7 @@ from core.frames import (
     validate_forecasts,
     validate_series,
 )
+from forecasting.bounds import BoundedScale, Bounds
 from forecasting.models import FALLBACK, ModelPlan, check_models, plan_model
 from forecasting.regularise import Regularised, regularise
 
@@ -119,6 +125,7 @@ def forecast_statistical(
     levels: Sequence[int] | None = None,
     intervals: str = "model",
     conformal_windows: int = 2,
+    bounds: Mapping[str, Bounds] | None = None,
 ) -> ForecastResult:
     """Forecast every series with each of ``models``, falling back per series and model.
 
@@ -126,14 +133,49 @@ def forecast_statistical(
     include 50, 80 and 90 so the contract quantiles exist, and extra levels add extra
     quantile columns (98 adds q01 and q99). ``intervals="conformal"`` calibrates intervals
     on ``conformal_windows`` rolling windows of the horizon for series long enough (the
-    others keep model intervals, noted). Raises :class:`ModelError` only if models were
-    tried and no series got a forecast.
+    others keep model intervals, noted). ``bounds``: physical bounds per series (module
+    docstring). Raises :class:`ModelError` only if models were tried and no series got a
+    forecast.
     """
     if not isinstance(series, pl.DataFrame) and _is_distributed(series):
+        if bounds:
+            raise FrameError(
+                "bounds are not applied to a distributed frame",
+                fix="forecast bounded series locally (a polars frame), or map them "
+                "upstream with forecasting.bounds.BoundedScale",
+            )
         return forecast_distributed(
             series, frequencies=frequencies, horizons=horizons, models=models, n_jobs=n_jobs, levels=levels
         )
     frame = validate_series(series)
+    scale = BoundedScale(bounds).fit(frame)
+    result = _forecast_frame(
+        scale.transform(frame),
+        frequencies=frequencies,
+        horizons=horizons,
+        models=models,
+        max_context=max_context,
+        n_jobs=n_jobs,
+        levels=levels,
+        intervals=intervals,
+        conformal_windows=conformal_windows,
+    )
+    return scale.apply(result, observed=frame)
+
+
+def _forecast_frame(
+    frame: pl.DataFrame,
+    *,
+    frequencies: Mapping[str, str],
+    horizons: Mapping[str, int],
+    models: Sequence[str],
+    max_context: int,
+    n_jobs: int,
+    levels: Sequence[int] | None,
+    intervals: str,
+    conformal_windows: int,
+) -> ForecastResult:
+    """:func:`forecast_statistical` of a validated local frame, on the scale it is given."""
     used_levels = _check_options(frame, frequencies, horizons, max_context, n_jobs, levels)
     names = check_models(tuple(models))
     if intervals not in INTERVAL_KINDS or conformal_windows < 1:

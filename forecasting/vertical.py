@@ -12,6 +12,8 @@ horizon) are never shown to the optimiser. After training, the model forecasts t
 from the rest, and so do the base model (when there is one) and SeasonalNaive, on the same
 windows; ``validation`` holds all their MASE / WQL / coverage, so a reader can see at once
 whether training helped. :func:`training_data_hash` fingerprints exactly the data trained on.
+With ``bounds`` (physical bounds per series, :mod:`forecasting.bounds`) the bounded series are
+trained on, and validated from, the same scale their forecasts are made on.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import polars as pl
 
 from core.errors import ModelError
 from core.frames import FREQUENCIES, validate_series
+from forecasting.bounds import BoundedScale, Bounds
 from forecasting.chronos import (
     ChronosModel,
     build_random_chronos,
@@ -125,6 +128,7 @@ def train_vertical(
     max_context: int = 512,
     seed: int = 0,
     threads: int = 2,
+    bounds: Mapping[str, Bounds] | None = None,
 ) -> TrainedModel:
     """Train a Chronos-2 on the domain's series with a held-out window (module docstring)."""
     if steps < 1:
@@ -144,9 +148,10 @@ def train_vertical(
         notes.append("no base weights: trained a small Chronos-2 (d_model 64, 2 layers) from scratch")
     lr = learning_rate if learning_rate is not None else (1e-5 if base is not None else 1e-3)
     h_max = max(horizons[frequencies[u]] for u in train.get_column("unique_id").unique().to_list())
+    scaled = BoundedScale(bounds).fit(train).transform(train)
     inputs = [
         part.get_column("y").to_numpy().astype(np.float32)[-max_context:]
-        for _, part in train.group_by("unique_id", maintain_order=True)
+        for _, part in scaled.group_by("unique_id", maintain_order=True)
     ]
     tuned = _fit(
         start.pipeline,
@@ -162,7 +167,7 @@ def train_vertical(
     saved = output_dir / "model"
     tuned.save_pretrained(saved)
     trained = model_from_pipeline(tuned, source=str(saved), name=name)
-    validation = _validate(trained, base, train, holdout, frequencies, horizons, max_context)
+    validation = _validate(trained, base, train, holdout, frequencies, horizons, max_context, bounds)
     return TrainedModel(
         model=trained,
         path=saved,
@@ -216,18 +221,23 @@ def _validate(
     frequencies: Mapping[str, str],
     horizons: Mapping[str, int],
     max_context: int,
+    bounds: Mapping[str, Bounds] | None,
 ) -> dict[str, dict[str, float]]:
     """Held-out metrics of the trained model, its base and SeasonalNaive (pooled over series)."""
     parts = [
-        forecast_chronos(trained, train, frequencies=frequencies, horizons=horizons, max_context=max_context).forecasts
+        forecast_chronos(
+            trained, train, frequencies=frequencies, horizons=horizons, max_context=max_context, bounds=bounds
+        ).forecasts
     ]
     if base is not None:
         parts.append(
-            forecast_chronos(base, train, frequencies=frequencies, horizons=horizons, max_context=max_context).forecasts
+            forecast_chronos(
+                base, train, frequencies=frequencies, horizons=horizons, max_context=max_context, bounds=bounds
+            ).forecasts
         )
     parts.append(
         forecast_statistical(
-            train, frequencies=frequencies, horizons=horizons, models=("SeasonalNaive",), n_jobs=1
+            train, frequencies=frequencies, horizons=horizons, models=("SeasonalNaive",), n_jobs=1, bounds=bounds
         ).forecasts
     )
     forecasts = pl.concat(parts, how="vertical_relaxed")

@@ -17,7 +17,12 @@ field. One module per field:
   :mod:`hazards.aftershock_evaluation` measures them on history the CSEP way
   (:func:`evaluate_aftershock_forecasts`);
 - :mod:`hazards.floods`: Gumbel return levels (:func:`return_levels`) and the return period
-  of every observation (:func:`return_level_scores`);
+  of every observation (:func:`return_level_scores`); water-year maxima
+  (:func:`annual_maxima`), the 2/5/20-year flood thresholds by GEV or Gumbel
+  (:func:`return_period_thresholds`), the probability that a forecast exceeds them within the
+  horizon (:func:`return_period_exceedance`) and its warning level on the EFAS/GloFAS-style
+  ladder (:func:`flood_levels`); :mod:`hazards.flood_skill` scores such forecasts on a
+  gauge's record (:func:`flood_warning_skill`: events, hits, false alarms, Brier score);
 - :mod:`hazards.geodetic`: velocity changes (:func:`velocity_change`) and steps
   (:func:`detect_steps`, on GNSS displacement and tide-gauge sea level alike, with the binary
   segmentation :func:`find_change_points` under it); GNSS offsets sized against the
@@ -58,7 +63,27 @@ from hazards.earthquakes import (
     seismic_indicators,
     seismic_rate_scores,
 )
-from hazards.floods import RETURN_LEVEL_DETECTOR, return_level_scores, return_levels
+from hazards.flood_skill import (
+    FloodSkill,
+    exceedance_base_rate,
+    exceedance_outcomes,
+    flood_events,
+    flood_warning_skill,
+)
+from hazards.floods import (
+    DEFAULT_FLOOD_LADDER,
+    RETURN_LEVEL_DETECTOR,
+    RETURN_PERIODS,
+    FloodRung,
+    annual_maxima,
+    exceedance_thresholds,
+    flood_levels,
+    return_level_scores,
+    return_levels,
+    return_period_exceedance,
+    return_period_thresholds,
+    water_year_start,
+)
 from hazards.geodetic import (
     detect_steps,
     find_change_points,
@@ -71,12 +96,17 @@ from hazards.geodetic import (
 from hazards.market_stress import causal_ecdf, drawdown, stress_composite
 
 __all__ = [
-    "RETURN_LEVEL_DETECTOR",
-    "SEISMIC_RATE_DETECTOR",
     "BValueEstimate",
+    "DEFAULT_FLOOD_LADDER",
+    "FloodRung",
+    "FloodSkill",
+    "RETURN_LEVEL_DETECTOR",
+    "RETURN_PERIODS",
     "ReasenbergJones",
+    "SEISMIC_RATE_DETECTOR",
     "aftershock_forecast",
     "aftershock_level",
+    "annual_maxima",
     "b_value",
     "background_rate_level",
     "cap_without_mainshock",
@@ -86,8 +116,14 @@ __all__ = [
     "drawdown",
     "estimate_b",
     "evaluate_aftershock_forecasts",
+    "exceedance_base_rate",
+    "exceedance_outcomes",
+    "exceedance_thresholds",
     "find_change_points",
     "find_mainshock",
+    "flood_events",
+    "flood_levels",
+    "flood_warning_skill",
     "gnss_offsets",
     "link_offsets",
     "mc_b_stability",
@@ -95,6 +131,8 @@ __all__ = [
     "ngl_step_radius_km",
     "return_level_scores",
     "return_levels",
+    "return_period_exceedance",
+    "return_period_thresholds",
     "sea_level_anomaly",
     "segment_means",
     "seismic_indicators",
@@ -102,4 +140,5 @@ __all__ = [
     "stress_composite",
     "sustained_steps",
     "velocity_change",
+    "water_year_start",
 ]

@@ -39,7 +39,7 @@ from core.errors import ConfigError, DataFormatError
 from core.settings import Settings
 from ingest.rules import Profile, quarantine_reasons
 from ingest.sources import Parsed, bundled_catalogue, parse
-from ingest.sources._common import EVENT_SCHEMA, parse_regions, with_exact_duplicates_dropped
+from ingest.sources._common import EVENT_SCHEMA, apply_bounds, parse_regions, with_exact_duplicates_dropped
 from ingest.sources.seismic import daily_event_series, default_regions
 from warehouse import Warehouse
 from warehouse import ingestion as store
@@ -215,6 +215,7 @@ def _catalog_series(
         ]
     ).sort("unique_id", "ds")
     meta_frame = pl.DataFrame(meta, schema=parsed.meta.schema).sort("unique_id") if meta else parsed.meta
+    meta_frame = apply_bounds(meta_frame, batch.options.get("bounds"), what=f"{batch.fmt} {path.name}")
     return Parsed(
         series=series,
         meta=meta_frame,

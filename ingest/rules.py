@@ -8,7 +8,8 @@ every reason it finds (an empty list means the batch may be committed):
   or clock error at the source; real data cannot come from the future);
 - **impossible values**: a value outside the physical range of its variable
   (:data:`PHYSICAL_RANGES`, e.g. negative discharge, magnitude above 10.5, sea-ice extent above
-  30 million km²);
+  30 million km²), or outside the series' own declared bounds (``lower_bound`` /
+  ``upper_bound`` of its metadata: the forecasts rely on them);
 - **wrong units**: the batch declares a unit different from the one stored for the same
   series, or (for variables that are strictly positive levels, :data:`SCALE_CHECKED`) its
   median differs from the stored median by more than :data:`SCALE_FACTOR` times, the mark of
@@ -107,6 +108,30 @@ def _impossible(series: pl.DataFrame, variables: dict[str, str], events: pl.Data
     return reasons
 
 
+def _outside_bounds(series: pl.DataFrame, meta: pl.DataFrame) -> list[str]:
+    """Values beyond the bounds the batch declares for their series."""
+    if "lower_bound" not in meta.columns:
+        return []
+    bounds = meta.select("unique_id", "lower_bound", "upper_bound").filter(
+        pl.col("lower_bound").is_not_null() | pl.col("upper_bound").is_not_null()
+    )
+    if bounds.height == 0:
+        return []
+    bad = series.join(bounds, on="unique_id").filter(
+        (pl.col("y") < pl.col("lower_bound")).fill_null(False) | (pl.col("y") > pl.col("upper_bound")).fill_null(False)
+    )
+    reasons = []
+    for (uid,), rows in bad.group_by("unique_id", maintain_order=True):
+        first = rows.row(0, named=True)
+        low = "-inf" if first["lower_bound"] is None else f"{first['lower_bound']:g}"
+        high = "inf" if first["upper_bound"] is None else f"{first['upper_bound']:g}"
+        reasons.append(
+            f"impossible values: {rows.height} value(s) of {uid} outside its declared bounds "
+            f"{low}..{high}, first {first['y']:g} at {first['ds']} (correct the data or the bounds option)"
+        )
+    return reasons
+
+
 def _units(series: pl.DataFrame, meta: pl.DataFrame, stored: dict[str, Profile]) -> list[str]:
     reasons = []
     medians = dict(series.group_by("unique_id").agg(pl.col("y").median()).iter_rows())
@@ -154,5 +179,6 @@ def quarantine_reasons(
     return [
         *_future(series, events, now + tolerance),
         *_impossible(series, variables, events),
+        *_outside_bounds(series, meta),
         *_units(series, meta, stored),
     ]

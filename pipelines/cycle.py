@@ -1,11 +1,12 @@
 """The scoring cycle: forecast, score, grade, alert and judge what changed since last time.
 
 This is what ``ews run`` (and cron, and the scheduler) calls. It reads the warehouse and runs
-three steps, each a module of its own that hands frames to a library and stores what it
-returns: ``forecast_step`` (``forecasting``), ``score_step`` (``anomaly``) and ``alert_step``
-(``alerts``). Series whose observations have not changed since the last successful cycle
-(same fingerprint) are skipped, so a second run on the same data changes nothing but the
-``runs`` ledger and the audit log (and alerts whose expiry time has passed, see 1.).
+four steps, each a module of its own that hands frames to a library and stores what it
+returns: ``forecast_step`` (``forecasting``), ``score_step`` (``anomaly``: the rarity grade),
+``hazard_step`` (``hazards``: the field models' levels, the rarity grade capped) and
+``alert_step`` (``alerts``). Series whose observations have not changed since the last
+successful cycle (same fingerprint) are skipped, so a second run on the same data changes
+nothing but the ``runs`` ledger and the audit log (and alerts whose expiry time has passed, see 1.).
 
 Transactions, in this order:
 
@@ -45,6 +46,7 @@ from core.settings import Settings
 from pipelines.alert_step import judge_alerts, provisional_bundles, run_alert_step, run_expiry_step
 from pipelines.delivery import publish_pending
 from pipelines.forecast_step import run_forecast_step
+from pipelines.hazard_step import run_hazard_step
 from pipelines.score_step import run_score_step
 from warehouse import Warehouse
 from warehouse.runs import audit, finish_run, start_run
@@ -184,7 +186,21 @@ def _cycle(
     )
     counts.update(scored.counts)
     summary.notes.extend(scored.notes)
-    grades = scored.grades
+
+    levels = run_hazard_step(
+        wh,
+        settings,
+        grades=scored.grades,
+        series=series,
+        meta=meta,
+        forecasts=result.forecasts,
+        clock=clock,
+        run_id=summary.run_id,
+        progress=progress,
+    )
+    counts.update(levels.counts)
+    summary.notes.extend(levels.notes)
+    grades = levels.grades
 
     progress("[4/4] alerts: lifecycle, review gate, outbox (judgments and CAP after the commit)")
     step = run_alert_step(

@@ -419,6 +419,23 @@ def evaluate_events(data_dir: Path, *, thresholds: dict[str, float], k: int, n: 
                     rule,
                 ),
             }
+    from pipelines.event_tables import event_tables
+
+    report.update(
+        event_tables(
+            data_dir,
+            grading={"thresholds": thresholds, "k": k, "n": n, "cooldown": cooldown},
+            significant_quakes=_significant_quakes,
+            baseline_scores=_baseline_scores,
+            recession_spans=[
+                (
+                    onset - timedelta(days=MATCHING_RULES[Domain.MARKET]["lead_days"]),
+                    end + timedelta(days=MATCHING_RULES[Domain.MARKET]["grace_days"]),
+                )
+                for onset, end in zip(onsets, ends, strict=True)
+            ],
+        )
+    )
     return report
 
 

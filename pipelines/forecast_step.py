@@ -6,6 +6,8 @@
   selected model's quantile forecasts, the selection with its reason, and the exceedance
   probabilities of the series' thresholds, and returns the in-sample fits the anomaly step
   scores (the selected model's; for a foundation model, which has none, the default model's).
+  Series with physical bounds in their metadata are forecast on the scale that keeps them
+  inside (:mod:`forecasting.bounds`), by every model, here and in the backtest.
 - :func:`run_backtest` (``ews backtest``): rolling-origin backtest of every candidate (the
   statistical models, ensembles, Chronos when configured and reachable, the newest vertical
   model of each series' domain), stored per run in ``backtest_results``.
@@ -99,7 +101,10 @@ def load_foundation_models(
 
 
 def _chronos_forecaster(
-    model: ChronosModel, settings: Settings, only: set[str] | None = None
+    model: ChronosModel,
+    settings: Settings,
+    only: set[str] | None = None,
+    bounds: Mapping[str, forecasting.Bounds] | None = None,
 ) -> forecasting.ExtraForecaster:
     def run(train: pl.DataFrame, frequencies: Mapping[str, str], horizons: Mapping[str, int]) -> pl.DataFrame:
         if only is not None:
@@ -114,6 +119,7 @@ def _chronos_forecaster(
             horizons=horizons,
             max_context=settings.chronos.max_context,
             batch_size=settings.chronos.batch_size,
+            bounds=bounds,
         ).forecasts
 
     return run
@@ -134,6 +140,7 @@ def run_forecast_step(
     """Forecast each series with its selected model; write forecasts, selections, exceedance."""
     uids = sorted(series.get_column("unique_id").unique().to_list())
     notes: list[str] = []
+    bounds = forecasting.bounds_from_meta(meta)
     backtests = store.read_latest_backtest(wh, uids)
     fc = settings.forecast
     select: dict[str, Any] = dict(
@@ -158,14 +165,14 @@ def run_forecast_step(
         if not stat_needed[uid]:
             stat_needed[uid] = [fc.default_model]  # in-sample fits for the anomaly step
             notes.append(f"{uid}: {model} has no in-sample fit; anomaly scoring uses {fc.default_model}'s")
-    parts, fitted_parts, stat_notes = _run_statistical(series, stat_needed, frequencies, settings)
+    parts, fitted_parts, stat_notes = _run_statistical(series, stat_needed, frequencies, settings, bounds)
     notes.extend(stat_notes)
     for name, model in loaded.items():
         wanted = {u for u, m in members.items() if name in m} | set(
             selections.filter(pl.col("model") == name)["unique_id"].to_list()
         )
         if wanted:
-            part = _chronos_forecaster(model, settings, wanted)(series, frequencies, fc.horizon)
+            part = _chronos_forecaster(model, settings, wanted, bounds)(series, frequencies, fc.horizon)
             parts.append(part.select(forecast_columns()))
     raw = pl.concat(parts, how="vertical_relaxed") if parts else pl.DataFrame()
     fitted_all = pl.concat(fitted_parts, how="vertical_relaxed") if fitted_parts else pl.DataFrame()
@@ -239,6 +246,7 @@ def _run_statistical(
     needed: dict[str, list[str]],
     frequencies: Mapping[str, str],
     settings: Settings,
+    bounds: Mapping[str, forecasting.Bounds],
 ) -> tuple[list[pl.DataFrame], list[pl.DataFrame], list[str]]:
     """One forecast_statistical call per distinct set of needed models."""
     groups: dict[tuple[str, ...], list[str]] = {}
@@ -258,6 +266,7 @@ def _run_statistical(
             n_jobs=fc.n_jobs,
             intervals=fc.intervals,
             conformal_windows=fc.conformal_windows,
+            bounds=bounds,
         )
         parts.append(result.forecasts.select(forecast_columns()))
         fitted.append(result.fitted)
@@ -359,11 +368,12 @@ def run_backtest(
     frequencies = dict(zip(meta["unique_id"], meta["frequency"], strict=True))
     horizons = {f: horizon for f in set(frequencies.values())} if horizon else dict(settings.forecast.horizon)
     notes: list[str] = []
+    bounds = forecasting.bounds_from_meta(meta)
     extra: dict[str, forecasting.ExtraForecaster] = {}
     if settings.chronos.source:
         loaded = load_foundation_models(wh, settings, [settings.chronos.name], notes)
         for name, model in loaded.items():
-            extra[name] = _chronos_forecaster(model, settings)
+            extra[name] = _chronos_forecaster(model, settings, bounds=bounds)
     registry = store.read_models(wh)
     domains = dict(zip(meta["unique_id"], meta["domain"], strict=True))
     newest = registry.unique("domain", keep="first", maintain_order=True) if registry.height else registry
@@ -373,7 +383,7 @@ def run_backtest(
             continue
         loaded = load_foundation_models(wh, settings, [row["model_id"]], notes)
         for name, model in loaded.items():
-            extra[name] = _chronos_forecaster(model, settings, domain_ids)
+            extra[name] = _chronos_forecaster(model, settings, domain_ids, bounds)
     candidates = tuple(models or settings.forecast.models)
     progress(
         f"backtest: {len(ids)} series, {windows or settings.backtest.windows} windows, "
@@ -392,6 +402,7 @@ def run_backtest(
         conformal_windows=settings.forecast.conformal_windows,
         ensembles=settings.backtest.ensembles,
         extra=extra,
+        bounds=bounds,
     )
     notes.extend(f"{u}: {n}" for u, _, n in result.notes.iter_rows())
     last = result.forecasts.group_by("unique_id").agg(pl.col("cutoff").max().alias("last_cutoff"))
@@ -461,6 +472,7 @@ def train_domain_model(
         batch_size=c.train_batch_size,
         max_context=c.train_context,
         threads=settings.runtime.threads,
+        bounds=forecasting.bounds_from_meta(meta),
     )
     provenance = store.read_training_provenance(wh, trained.series, before=as_of)
     entry = {

@@ -7,8 +7,8 @@ an in-sample fit, calibrates every detector causally onto one [0, 1] scale, comb
 (maximum, with the driver), and grades the ensemble with k-of-n persistence, cool-down,
 the forecast exceedance probabilities (when present) and the evidence of each grade
 (detector values, thresholds, data freshness). :func:`run_score_step` writes the scores and
-grades and returns the ``grades`` frame (``unique_id, ds, level, score, evidence``) that the
-alert step reads.
+returns the rarity ``grades`` frame (``unique_id, ds, level, score, evidence``); the levels step
+(:mod:`pipelines.hazard_step`) turns it into the levels the alert step reads and writes them.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import polars as pl
 import anomaly
 from core.settings import Settings
 from warehouse import Warehouse
-from warehouse.grades import upsert_grades, upsert_scores
+from warehouse.grades import upsert_scores
 
 __all__ = ["ScoreStepResult", "score_and_grade", "run_score_step"]
 
@@ -137,7 +137,8 @@ def run_score_step(
     as_of: datetime,
     progress: Callable[[str], None] = lambda _m: None,
 ) -> ScoreStepResult:
-    """Score, grade and write; returns the result with ``counts`` (rows changed per table)."""
+    """Score, grade and write the scores; returns the result with ``counts`` (rows changed per
+    table). The grades are written by :func:`pipelines.hazard_step.run_hazard_step`."""
     detectors = ", ".join(settings.scoring.detectors)
     progress(f"[2/4] scoring anomalies ({detectors}, forecast surprise) on {series.height} points")
     result = score_and_grade(series, fitted=fitted, exceedance=exceedance, meta=meta, settings=settings, as_of=as_of)
@@ -148,8 +149,6 @@ def run_score_step(
         f"[3/4] grading risk levels (blue/yellow/orange/red; persistence "
         f"{settings.risk.persistence_k} of {settings.risk.persistence_n}, cool-down {settings.scoring.cooldown})"
     )
-    result.counts["risk_grades"] = upsert_grades(wh, result.grades, run_id=run_id)
-    for row in result.regions.iter_rows(named=True) if result.regions.height else []:
-        if row["level"] != "none":
-            result.notes.append(f"region {row['region']}: {row['level']} ({', '.join(row['series'])})")
+    # The grades are written by the levels step (pipelines/hazard_step.py), which sets the
+    # field models' levels and caps the rarity grade first.
     return result

@@ -282,7 +282,9 @@ def _stlfsi4_until(folder: Path, last_day: str) -> Path:
 
 
 def test_a_cycle_without_new_data_expires_an_alert_past_its_expiry(tmp_path) -> None:
-    settings = load_settings(tmp_path, environ={"EWS_ALERTS__JUDGE": "template"})
+    # The 2008 stress index alone is a rarity grade (no field model), which the levels step
+    # caps at yellow; this test is about expiry, so the cap is lifted to keep its red alert.
+    settings = load_settings(tmp_path, environ={"EWS_ALERTS__JUDGE": "template", "EWS_HAZARDS__RARITY_CAP": "red"})
     with Warehouse.open(settings.warehouse_path) as wh:
         assert (
             ingest_file(
@@ -410,7 +412,13 @@ def test_a_group_mates_new_data_does_not_resurrect_an_expired_alert(tmp_path) ->
     """STLFSI4 (weekly) and UNRATE (monthly), both market risk in the US: one group."""
     settings = load_settings(
         tmp_path,
-        environ={"EWS_ALERTS__JUDGE": "template", "EWS_ALERTS__AUTO_RELEASE": '["blue", "yellow", "orange", "red"]'},
+        environ={
+            "EWS_ALERTS__JUDGE": "template",
+            "EWS_ALERTS__AUTO_RELEASE": '["blue", "yellow", "orange", "red"]',
+            # rarity grades (no field model here) are capped at yellow by the levels step; the
+            # test is about expiry and group mates, so the cap is lifted to keep its red alert
+            "EWS_HAZARDS__RARITY_CAP": "red",
+        },
     )
 
     def ingest(name: str, uid: str, frequency: str, last_day: str) -> None:

@@ -98,3 +98,12 @@ def test_the_share_check_flags_a_room_that_is_too_big(tmp_path: Path) -> None:
     counts = line_counts(tmp_path, ("core", "pipelines", "ingest", "hazards"))
     assert counts == {"core": 10, "pipelines": 50, "ingest": 40, "hazards": 0}
     assert oversized(counts) == {"pipelines": 0.5, "ingest": 0.4}
+
+
+def test_no_script_shadows_a_room() -> None:
+    """A benchmark runs with benchmarks/ first on sys.path: a script named like a room (once
+    benchmarks/ingest.py) hides that package from every other benchmark."""
+    rooms = {p.name for p in ROOT.iterdir() if (p / "__init__.py").is_file()}
+    for folder in ("benchmarks", "tests"):
+        clashes = sorted(p.stem for p in (ROOT / folder).glob("*.py") if p.stem in rooms)
+        assert clashes == [], f"{folder}/ scripts named like a package: {clashes}; rename them"

@@ -62,3 +62,13 @@ def test_ews_evaluate_events_reports_engine_and_baseline(tmp_path: Path, capsys:
             assert s["hits"] + s["misses"] == s["events"]
         assert block["engine"]["events"] == block["iforest_baseline"]["events"]
     assert report["seismic"]["tohoku"]["engine"]["hits"] >= 1  # the 2011-03-09 foreshocks
+    # issue 14's tables: the same events for every way of grading, and the done-when ratio
+    for box in report["earthquakes"].values():
+        assert (
+            box["new"]["listed"]["events"] == box["current"]["listed"]["events"] == box["iforest"]["listed"]["events"]
+        )
+    rivers = report["rivers"]
+    assert rivers["new"]["events"] == rivers["current"]["events"] == rivers["iforest"]["events"] > 0
+    calm = report["calm_false_alarms"]
+    assert len(calm["series"]) == 30 and calm["totals"]["current"]["onsets"] > 0
+    assert calm["ratio_new_to_current"] <= 0.25

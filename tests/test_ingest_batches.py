@@ -12,6 +12,7 @@ import textwrap
 from pathlib import Path
 
 import polars as pl
+import pytest
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hyp_settings
 from hypothesis import strategies as st
@@ -309,3 +310,47 @@ def test_second_writer_waits_or_exits_with_a_clear_message(tmp_path, capsys) -> 
         holder.communicate(timeout=60)
     with Warehouse.open(settings.warehouse_path) as wh:
         assert count_rows(wh, "observations") == 550
+
+
+# --- physical bounds ----------------------------------------------------------------------
+
+
+def _bounds(wh: Warehouse, uid: str) -> tuple:
+    return read_series_meta(wh, [uid]).select("lower_bound", "upper_bound").row(0)
+
+
+def test_bounds_round_trip_through_ingestion_defaults_options_and_quarantine(tmp_path) -> None:
+    """Parser defaults by variable, the per-file ``bounds`` option, and a batch whose values
+    break its declared bounds quarantined, all read back from the warehouse."""
+    from core.errors import ConfigError
+
+    settings = _settings(tmp_path)
+    with Warehouse.open(settings.warehouse_path) as wh:
+        assert (
+            ingest_file(wh, settings, CHOPTANK, "usgs_daily_flow", options={"site_no": "01491000"}, now=NOW).status
+            == "committed"
+        )
+        assert _bounds(wh, "usgs_01491000_discharge") == (0.0, None)  # discharge >= 0
+        assert ingest_file(wh, settings, UNRATE, "fred_csv", options=_fred_opts(), now=NOW).status == "committed"
+        assert _bounds(wh, "unrate") == (0.0, 100.0)  # a rate in percent
+        assert ingest_file(wh, settings, EASTASIA, "usgs_catalog", now=NOW).status == "committed"
+        assert _bounds(wh, "usgs_comcat_eastasia_m4_2018_2023_count") == (0.0, None)
+        assert _bounds(wh, "usgs_comcat_eastasia_m4_2018_2023_energy") == (None, None)
+        # a file's option overrides the default (JSON null = no bound) and is stored
+        widened = ingest_file(
+            wh, settings, UNRATE, "fred_csv", now=NOW, options=_fred_opts(bounds={"unrate": [None, 50]})
+        )
+        assert widened.status == "committed" and _bounds(wh, "unrate") == (None, 50.0)
+        for_all = ingest_file(wh, settings, EASTASIA, "usgs_catalog", now=NOW, options={"bounds": {"*": {"lower": 0}}})
+        assert for_all.status == "committed"
+        assert _bounds(wh, "usgs_comcat_eastasia_m4_2018_2023_energy") == (0.0, None)
+        # values outside the declared bounds: the batch is quarantined, nothing changes
+        before = _digest(wh, "series"), _bounds(wh, "unrate")
+        narrow = ingest_file(wh, settings, UNRATE, "fred_csv", now=NOW, options=_fred_opts(bounds={"unrate": [0, 5]}))
+        assert narrow.status == "quarantined"
+        assert "impossible values:" in narrow.error and "of unrate outside its declared bounds 0..5" in narrow.error
+        assert (_digest(wh, "series"), _bounds(wh, "unrate")) == before
+        with pytest.raises(ConfigError, match=r"bounds name series \['unrat'\]"):
+            ingest_file(wh, settings, UNRATE, "fred_csv", now=NOW, options=_fred_opts(bounds={"unrat": [0, 100]}))
+        with pytest.raises(ConfigError, match="lower 5 is not below upper 1"):
+            ingest_file(wh, settings, UNRATE, "fred_csv", now=NOW, options=_fred_opts(bounds={"unrate": [5, 1]}))

@@ -299,6 +299,37 @@ def test_bundled_catalogue_covers_every_domain_and_file(catalogue_parsed: list[t
     }
 
 
+def test_bundled_series_carry_the_physical_bounds_of_their_variable(catalogue_parsed: list[tuple[str, Parsed]]) -> None:
+    meta = pl.concat([parsed.meta for _, parsed in catalogue_parsed])
+    bounds = {uid: (low, high) for uid, low, high in meta.select("unique_id", "lower_bound", "upper_bound").iter_rows()}
+    non_negative = {
+        "usgs_01491000_discharge",
+        "usgs_02177000_discharge",
+        "cpiaucsl",
+        "cny_per_usd",
+        "arctic_sea_ice_extent",
+        "tohoku_count",
+        "japan_count",
+        "sichuan_yunnan_count",
+        "eastasia_count",
+    }
+    assert {uid for uid, b in bounds.items() if b == (0.0, None)} == non_negative
+    assert bounds["unrate"] == (0.0, 100.0)  # percent
+    # rates and spreads go negative; sea level, GNSS, magnitudes, energy and SST stay as they are
+    unbounded = set(bounds) - non_negative - {"unrate"}
+    assert {
+        "dgs10",
+        "t10y2y",
+        "stlfsi4",
+        "psmsl_131_ayukawa",
+        "p156_up",
+        "tohoku_max_mag",
+        "japan_energy",
+        "nino34_mean",
+    } <= unbounded
+    assert all(bounds[uid] == (None, None) for uid in unbounded)
+
+
 def test_catalogue_regions_are_the_documented_boxes() -> None:
     assert [r["id"] for r in SEISMIC_REGIONS["japan"]] == ["tohoku", "japan"]
     assert [r["id"] for r in SEISMIC_REGIONS["eastasia"]] == ["sichuan_yunnan", "eastasia"]

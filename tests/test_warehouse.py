@@ -12,7 +12,7 @@ import polars as pl
 import pytest
 
 from core.errors import WarehouseError, WarehouseLockedError
-from sql import sql_rows
+from sql import sql_frame, sql_rows
 from warehouse import CURRENT_VERSION, MIGRATIONS, Warehouse
 from warehouse.dashboard_reads import full_table_row_counts
 from warehouse.series import read_observations, read_series_meta, upsert_observations, upsert_series
@@ -174,3 +174,32 @@ def test_second_writer_gets_a_clear_message(tmp_path: Path) -> None:
 def test_read_only_open_of_missing_file_says_what_to_run(tmp_path: Path) -> None:
     with pytest.raises(WarehouseError, match="run `ews init`"):
         Warehouse.open(tmp_path / "absent.duckdb", read_only=True)
+
+
+def test_previous_version_file_gains_series_bounds_keeping_its_rows(tmp_path: Path) -> None:
+    """Migration 8 adds lower_bound / upper_bound to a version-7 file in place: rows stay,
+    their bounds are null (unbounded) until the source is ingested again."""
+    path = tmp_path / "v7.duckdb"
+    with Warehouse.open(path, target_version=7) as wh:
+        assert wh.schema_version() == 7
+        columns = [
+            r[0] for r in sql_rows(wh, "SELECT column_name FROM information_schema.columns WHERE table_name = 'series'")
+        ]
+        assert "lower_bound" not in columns
+        upsert_series(wh, META, batch_id="b_v7")
+        upsert_observations(wh, _fred_frame(), batch_id="b_v7")
+        before = sql_frame(wh, "SELECT * FROM series")
+        observations = read_observations(wh)
+    with Warehouse.open(path) as wh:
+        assert wh.schema_version() == CURRENT_VERSION == 8
+        assert read_observations(wh).equals(observations)
+        after = sql_frame(wh, "SELECT * FROM series")
+        assert after.select(before.columns).equals(before)
+        assert after.select("lower_bound", "upper_bound").row(0) == (None, None)
+        meta = read_series_meta(wh)
+        assert meta.columns[-2:] == ["lower_bound", "upper_bound"]
+        # the next ingest of the series sets its bounds; a frame without them leaves them alone
+        bounded = META.with_columns(pl.lit(0.0).alias("lower_bound"), pl.lit(100.0).alias("upper_bound"))
+        assert upsert_series(wh, bounded, batch_id="b_v8") == 1
+        assert upsert_series(wh, META, batch_id="b_v8b") == 0
+        assert read_series_meta(wh).select("lower_bound", "upper_bound").row(0) == (0.0, 100.0)

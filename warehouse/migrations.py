@@ -436,6 +436,14 @@ _V4 = (
     """,
 )
 
+# Version 8 (issue 14): each series' physical bounds (null = unbounded), from its catalogue
+# entry or parser defaults; forecasts of a bounded series stay inside them. Rows of an older
+# file keep their values and get null bounds until their source is ingested again.
+_V8 = (
+    "ALTER TABLE series ADD COLUMN lower_bound DOUBLE",
+    "ALTER TABLE series ADD COLUMN upper_bound DOUBLE",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "base tables: series, observations, ledger, runs, results, audit", _V1),
     Migration(2, "risk grades, per-series cycle state, earthquake events", _V2),
@@ -443,6 +451,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(4, "forecasting: model registry, backtests, selections, exceedance", _V4),
     Migration(6, "alert review, silences, feedback, outbox, CAP, delivery, data gaps, LLM switches", _V6),
     Migration(7, "dashboard: review-inbox actions applied to the warehouse", _V7),
+    Migration(8, "series: physical lower and upper bounds", _V8),
 )
 
 CURRENT_VERSION = max(m.version for m in MIGRATIONS)

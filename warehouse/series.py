@@ -14,13 +14,14 @@ from typing import Any
 
 import polars as pl
 
-from core.frames import SERIES_META_COLUMNS
-from warehouse.store import Warehouse
+from core.frames import SERIES_BOUND_COLUMNS, SERIES_META_COLUMNS
+from warehouse.store import _TABLES, Warehouse
 
 __all__ = [
     "upsert_series",
     "upsert_observations",
     "upsert_events",
+    "read_events",
     "read_series_meta",
     "read_observations",
     "series_fingerprints",
@@ -30,7 +31,14 @@ __all__ = [
 
 
 def upsert_series(wh: Warehouse, meta: pl.DataFrame, *, batch_id: str) -> int:
-    return wh._upsert("series", meta, batch_id=batch_id)
+    """Insert or update series metadata rows (:data:`core.frames.SERIES_META_COLUMNS`).
+
+    A frame without the bound columns (``lower_bound``, ``upper_bound``) leaves the stored
+    bounds as they are (null for a new series); with them, it sets them.
+    """
+    keys, values = _TABLES["series"]
+    values = tuple(c for c in values if c in meta.columns or c not in SERIES_BOUND_COLUMNS)
+    return wh._upsert_rows("series", meta, keys=keys, values=values, batch_id=batch_id)
 
 
 def upsert_observations(wh: Warehouse, series: pl.DataFrame, *, batch_id: str) -> int:
@@ -39,6 +47,16 @@ def upsert_observations(wh: Warehouse, series: pl.DataFrame, *, batch_id: str) -
 
 def upsert_events(wh: Warehouse, events: pl.DataFrame, *, batch_id: str) -> int:
     return wh._upsert("events", events, batch_id=batch_id)
+
+
+def read_events(wh: Warehouse, *, before: datetime | None = None) -> pl.DataFrame:
+    """Catalog events (``source, event_id, time, lat, lon, depth_km, magnitude``), only those
+    earlier than ``before`` if given, oldest first."""
+    return wh._frame(
+        "SELECT source, event_id, time, lat, lon, depth_km, magnitude FROM events "
+        "WHERE time < coalesce(?, 'infinity'::TIMESTAMP) ORDER BY time, source, event_id",
+        [before],
+    )
 
 
 def read_series_meta(wh: Warehouse, unique_ids: Sequence[str] | None = None) -> pl.DataFrame:

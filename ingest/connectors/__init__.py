@@ -118,6 +118,8 @@ def run_source(
             if not item.files:  # nothing new, but the source answered: move the watermark
                 _nothing_new(wh, name, kind, now, item.watermark)
                 continue
+            # `bounds` (any kind) is the parse option that sets the series' physical bounds.
+            options = item.options if "bounds" not in table else {**item.options, "bounds": table["bounds"]}
             result = ingest_files(
                 wh,
                 settings,
@@ -126,7 +128,7 @@ def run_source(
                 source=name,
                 kind=kind,
                 location=item.location,
-                options=item.options,
+                options=options,
                 watermark=item.watermark,
                 window=item.window,
                 now=now,

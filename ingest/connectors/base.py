@@ -39,7 +39,7 @@ class Spec:
     def __init__(self, name: str, table: Mapping[str, Any], *, known: Sequence[str]) -> None:
         self.name = name
         self.table = dict(table)
-        allowed = set(known) | {"kind", "cron", "url"}
+        allowed = set(known) | {"kind", "cron", "url", "bounds"}
         unknown = sorted(set(self.table) - allowed)
         if unknown:
             raise ConfigError(

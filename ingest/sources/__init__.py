@@ -14,6 +14,11 @@ Nothing partial is ever returned.
 This package reads files only: it imports ``core``, polars, numpy, xarray and the standard
 library, never ``warehouse``, ``forecasting``, ``anomaly`` or ``dashboards``.
 
+Every format also takes the option ``bounds`` (:func:`parse` applies it): the physical
+bounds of the series it yields, ``{unique_id: [lower, upper]}`` (null for no bound; ``"*"``
+for every series of the file), overriding the parsers' defaults by variable
+(:data:`DEFAULT_BOUNDS`). They land in the ``lower_bound`` / ``upper_bound`` metadata columns.
+
 Formats (keys of :data:`PARSERS`): fred_csv, fred_multi, fred_json, fred_long_fx, market_table,
 usgs_catalog, cenc_catalog, pbo_pos, ngl_tenv3, sio_neu, usgs_daily_flow, nwis_rdb,
 usgs_water_json, psmsl_monthly, netcdf_region, nasa_power_json, nsidc_extent.
@@ -28,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import ConfigError
-from ingest.sources._common import EVENT_SCHEMA, Parsed
+from ingest.sources._common import DEFAULT_BOUNDS, EVENT_SCHEMA, Parsed, apply_bounds
 from ingest.sources.apis import parse_nasa_power_json, parse_usgs_water_json
 from ingest.sources.catalogue import BundledFile, bundled_catalogue
 from ingest.sources.detect import detect_format
@@ -45,6 +50,8 @@ from ingest.sources.seismic import parse_cenc_catalog, parse_usgs_catalog
 __all__ = [
     "Parsed",
     "EVENT_SCHEMA",
+    "DEFAULT_BOUNDS",
+    "apply_bounds",
     "PARSERS",
     "parse",
     "detect_format",
@@ -91,14 +98,22 @@ PARSERS: dict[str, Callable[..., Parsed]] = {
 
 
 def parse(path: Path, fmt: str, **options: Any) -> Parsed:
-    """Parse ``path`` with the parser registered for ``fmt``; options are checked before reading."""
+    """Parse ``path`` with the parser registered for ``fmt``; options are checked before reading.
+
+    ``bounds`` (any format) sets the physical bounds of the series the file yields.
+    """
     try:
         parser = PARSERS[fmt]
     except KeyError:
         raise ConfigError(f"unknown source format {fmt!r}", fix=f"use one of {sorted(PARSERS)}") from None
+    bounds = options.pop("bounds", None)
     try:
         inspect.signature(parser).bind(Path(path), **options)
     except TypeError as exc:
-        accepted = [p for p in inspect.signature(parser).parameters if p != "path"]
+        accepted = [p for p in inspect.signature(parser).parameters if p != "path"] + ["bounds"]
         raise ConfigError(f"format {fmt!r}: {exc}", fix=f"options of {fmt!r} are {accepted}") from None
-    return parser(Path(path), **options)
+    parsed = parser(Path(path), **options)
+    if bounds is None:
+        return parsed
+    meta = apply_bounds(parsed.meta, bounds, what=f"{fmt} {Path(path).name}")
+    return Parsed(series=parsed.series, meta=meta, events=parsed.events, notes=parsed.notes)

@@ -19,7 +19,15 @@ import numpy as np
 import polars as pl
 
 from core.errors import ConfigError, DataFormatError, FrameError
-from core.frames import FREQUENCIES, SERIES_META_COLUMNS, Classification, Domain, validate_series, validate_series_meta
+from core.frames import (
+    FREQUENCIES,
+    SERIES_BOUND_COLUMNS,
+    SERIES_META_COLUMNS,
+    Classification,
+    Domain,
+    validate_series,
+    validate_series_meta,
+)
 
 __all__ = [
     "Parsed",
@@ -32,6 +40,8 @@ __all__ = [
     "to_float",
     "to_datetime",
     "meta_row",
+    "DEFAULT_BOUNDS",
+    "apply_bounds",
     "finish",
     "check_frequency",
     "parse_regions",
@@ -54,7 +64,24 @@ EVENT_SCHEMA: dict[str, pl.DataType] = {
 }
 
 _META_SCHEMA: dict[str, pl.DataType] = {
-    col: (pl.Float64() if col in ("lat", "lon") else pl.Utf8()) for col in SERIES_META_COLUMNS
+    col: (pl.Float64() if col in ("lat", "lon", *SERIES_BOUND_COLUMNS) else pl.Utf8()) for col in SERIES_META_COLUMNS
+}
+
+#: Physical bounds (lower, upper; None = unbounded) a series gets by default from its
+#: ``variable``, in the unit the parsers store. Variables not listed are unbounded:
+#: interest rates and spreads (they can go negative), sea level on a datum, GNSS
+#: displacement, magnitudes and log10 energy (kept as they are), temperatures, closes (a
+#: futures price can go negative). A file's ``bounds`` option overrides these
+#: (:func:`apply_bounds`, docs/ingestion.md).
+DEFAULT_BOUNDS: dict[str, tuple[float | None, float | None]] = {
+    "discharge": (0.0, None),  # m3/s: a river does not flow backwards past the gauge's floor
+    "event_count": (0.0, None),  # earthquakes per day
+    "sea_ice_extent": (0.0, None),  # 10^6 km2
+    "prectotcorr": (0.0, None),  # NASA POWER precipitation, mm/day
+    "precipitation": (0.0, None),
+    "unemployment_rate": (0.0, 100.0),  # percent of the labour force
+    "consumer_price_index": (0.0, None),  # an index of prices
+    "exchange_rate": (0.0, None),  # a price ratio
 }
 
 _SNAKE = re.compile(r"^[a-z][a-z0-9]*(_[a-z0-9]+)*$")
@@ -240,8 +267,12 @@ def meta_row(
     source: str,
     licence: str,
     classification: str = "public",
+    bounds: tuple[float | None, float | None] | None = None,
 ) -> dict[str, object]:
-    """One metadata row; options are checked here so every parser rejects them the same way."""
+    """One metadata row; options are checked here so every parser rejects them the same way.
+
+    ``bounds`` (lower, upper) defaults to :data:`DEFAULT_BOUNDS` of the ``variable``.
+    """
     if not _SNAKE.match(unique_id):
         raise ConfigError(
             f"unique_id {unique_id!r} is not lowercase snake_case",
@@ -268,7 +299,76 @@ def meta_row(
         "source": source,
         "licence": licence,
         "classification": classification.lower(),
+        **_bounds_row(unique_id, DEFAULT_BOUNDS.get(variable, (None, None)) if bounds is None else bounds),
     }
+
+
+def _bounds_row(unique_id: str, bounds: object) -> dict[str, float | None]:
+    """``{lower_bound, upper_bound}`` from (lower, upper) or {lower, upper}; None = unbounded."""
+    example = f"bounds={{'{unique_id}': [0, null]}} (JSON) or {{ {unique_id} = {{ lower = 0 }} }} (TOML)"
+    if isinstance(bounds, Mapping):
+        extra = sorted(set(bounds) - {"lower", "upper"})
+        if extra:
+            raise ConfigError(
+                f"bounds of {unique_id} have unknown key(s) {extra}", fix=f"use lower / upper, e.g. {example}"
+            )
+        pair: Sequence[object] = (bounds.get("lower"), bounds.get("upper"))
+    elif isinstance(bounds, Sequence) and not isinstance(bounds, str) and len(bounds) == 2:
+        pair = bounds
+    else:
+        raise ConfigError(f"bounds of {unique_id} are {bounds!r}, not a [lower, upper] pair", fix=f"write {example}")
+    out: dict[str, float | None] = {}
+    for col, value in zip(SERIES_BOUND_COLUMNS, pair, strict=True):
+        if value is None:
+            out[col] = None
+            continue
+        try:
+            number = float(value)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            number = float("nan")
+        if isinstance(value, bool) or not np.isfinite(number):
+            raise ConfigError(f"{col} of {unique_id} is {value!r}, not a finite number", fix=f"write {example}")
+        out[col] = number
+    low, high = out["lower_bound"], out["upper_bound"]
+    if low is not None and high is not None and low >= high:
+        raise ConfigError(
+            f"bounds of {unique_id}: lower {low:g} is not below upper {high:g}",
+            fix="give the lower bound first and make it smaller than the upper one",
+        )
+    return out
+
+
+def apply_bounds(meta: pl.DataFrame, bounds: Mapping[str, object] | None, *, what: str) -> pl.DataFrame:
+    """The metadata with the ``bounds`` option of a file applied: ``{unique_id: [lower, upper]}``
+    (or ``{lower, upper}`` tables; None / a missing key = unbounded), ``"*"`` for every series
+    of the file. Ids the file does not yield are refused (a typo would otherwise pass silently).
+    """
+    if bounds is None:
+        return meta
+    if not isinstance(bounds, Mapping):
+        raise ConfigError(
+            f"{what}: bounds={bounds!r} is not a table of series ids",
+            fix='write bounds={"<unique_id>": [lower, upper]} (null for no bound), or "*" for every series',
+        )
+    ids = meta.get_column("unique_id").to_list()
+    unknown = sorted(set(bounds) - set(ids) - {"*"})
+    if unknown:
+        raise ConfigError(
+            f"{what}: bounds name series {unknown} that the file does not yield",
+            fix=f'name some of {ids}, or "*" for every series of the file',
+        )
+    rows = []
+    for uid in ids:
+        if uid not in bounds and "*" not in bounds:
+            continue  # keeps its parser's default
+        spec = bounds[uid] if uid in bounds else bounds["*"]
+        rows.append({"unique_id": uid, **_bounds_row(uid, (None, None) if spec is None else spec)})
+    chosen = pl.DataFrame(rows, schema={"unique_id": pl.Utf8, "lower_bound": pl.Float64, "upper_bound": pl.Float64})
+    if chosen.height == 0:
+        return meta
+    kept = meta.filter(~pl.col("unique_id").is_in(chosen.get_column("unique_id").implode()))
+    updated = meta.drop(SERIES_BOUND_COLUMNS).join(chosen, on="unique_id", how="inner").select(meta.columns)
+    return pl.concat([kept, updated]).sort("unique_id")
 
 
 def finish(

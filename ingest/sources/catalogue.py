@@ -4,6 +4,11 @@ One entry per file: its path relative to the data directory, the parser format (
 ``ingest.sources.PARSERS``) and the keyword options (series ids, names, units, frequency,
 regions, publisher as ``source``, licence text, classification). Provenance, cuts and
 citations of every file are in ``data/PROVENANCE.md``.
+
+Physical bounds: every bundled series gets those of its ``variable``
+(:data:`ingest.sources.DEFAULT_BOUNDS`: discharge, counts, sea-ice extent, CPI and the exchange
+rate >= 0, unemployment 0..100, the rest unbounded); an entry overrides them with the
+``bounds`` option, ``{"unique_id": [lower, upper]}`` (None for no bound).
 """
 
 from __future__ import annotations

@@ -6,7 +6,9 @@
   per-row labelled CSVs (e.g. SKAB).
 - ``ews evaluate events [--data DIR]``: POD, FAR, CSI, lead times and the KLR noise-to-signal
   ratio on the bundled data (recessions; significant earthquakes), with the matching
-  windows of :data:`pipelines.evaluation.MATCHING_RULES`.
+  windows of :data:`pipelines.evaluation.MATCHING_RULES`; then the issue-14 tables
+  (earthquakes, rivers, calm-period false reds+oranges per series-year) for the new levels,
+  the current grading and IForest (:mod:`pipelines.event_tables`).
 
 The ``feedback`` subcommand (duty-officer review statistics) is added by
 ``pipelines.cli.alerts.add_feedback_parser(evaluate_subparsers, common)``.
@@ -124,5 +126,9 @@ def cmd_events(args: argparse.Namespace, settings: Settings) -> int:
                 f"{s['pod']:.2f}  {s['far']:.2f}  {s['csi']:.2f}  {s['median_lead_days']}  "
                 f"{s['noise_to_signal']}"
             )
+    if "earthquakes" in report:
+        from pipelines.event_tables import render_event_tables
+
+        lines.extend(["", *render_event_tables(report)])
     print_result(report, args.json, "\n".join(lines))
     return 0

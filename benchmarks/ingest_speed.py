@@ -8,7 +8,7 @@ the same frame into a fresh DuckDB file with the same table through ``register``
 Last line: one JSON object with rows, engine_rows_per_s, raw_rows_per_s, ratio_engine_vs_raw
 (target >= 0.8) and rerun_changed_rows (must be 0).
 
-    .venv/bin/python benchmarks/ingest.py [--rows 5000000]
+    .venv/bin/python benchmarks/ingest_speed.py [--rows 5000000]
 """
 
 from __future__ import annotations

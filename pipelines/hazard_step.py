@@ -1,0 +1,603 @@
+"""The levels step of the cycle: field models set the level, rarity is a capped fallback.
+
+Runs after grading (:mod:`pipelines.score_step`, the statistical-rarity grade of every
+series) and before the alert step; it rewrites the grade frame (``unique_id, ds, level,
+score, evidence``) and writes it to ``risk_grades``. :func:`field_levels` is pure (frames in,
+frames out); :func:`run_hazard_step` reads the catalog events up to the command's cutoff and
+writes. The rules, in order (docs/anomaly.md, "Levels: field models first, rarity as a
+capped fallback"):
+
+1. **Earthquakes: the aftershock forecast.** A seismic region is the ``<region>`` of its
+   ``<region>_count``, ``<region>_max_mag`` and ``<region>_energy`` series; its events are the
+   catalog events inside the region's box (``ingest.sources.catalogue.SEISMIC_REGIONS``; a
+   region not listed there, e.g. a user catalog's whole-globe default region, takes every
+   stored event). At the judged time (the end of the replay day, or now) the region's
+   Reasenberg-Jones forecast (:func:`hazards.aftershock_forecast`, the tectonic setting of
+   ``[hazards] region_settings``) gives ``P(at least one M >= forecast_magnitude within
+   forecast_days)``; when it finds a mainshock, the count series' grade at its newest
+   observation becomes :func:`hazards.aftershock_level` of that probability (thresholds
+   ``[hazards] aftershock_thresholds``), with ``basis: hazard_model`` and the forecast in the
+   evidence. A hazard-model level is never capped.
+   **Rivers: return periods.** Every discharge series (domain hydro, variable discharge)
+   gets, at its newest observation, the level of the EFAS/GloFAS-style ladder
+   (``[hazards] flood_ladder``, :func:`hazards.floods.flood_levels`) from the probability
+   that this cycle's forecast exceeds its 2/5/20-year return levels within the horizon
+   (:func:`forecasting.exceedance_probabilities` with those levels as explicit thresholds);
+   the levels are fitted on the water-year maxima of the observations up to the cutoff
+   (:func:`hazards.floods.return_period_thresholds`). With fewer than ``flood_min_years``
+   complete water years there is no fit and the river keeps its rarity grade (rule 3).
+2. **No mainshock, at most blue.** Every grade of a region's seismic series made at a time
+   without an active mainshock sequence (:func:`hazards.find_mainshock` at the end of that
+   day) is at most blue (:func:`hazards.cap_without_mainshock`): a rate change alone is an
+   "unusual activity" notice.
+3. **Everything else keeps the rarity grade**, labelled ``basis: statistical_rarity`` and
+   capped at ``[hazards] rarity_cap`` (``capped_at``, ``uncapped_level``), unless a second,
+   independent series of the same region agrees: a series of the same ``region`` from
+   another ``source``, or of another variable (but not of the same source at the same known
+   site, lat/lon: that is one instrument), whose own rarity
+   level (after rule 2, before any cap) at some point of the same period (the coarser of the
+   two series' periods: the hour, day, week or month) reaches at least the smaller of the
+   capped grade's uncapped level and ``[hazards] corroboration_level`` (default orange).
+   Then the uncapped level stands and ``corroborated_by`` names the agreeing series. The
+   components of one instrument (a GNSS station's north, east and up; the count, magnitude
+   and energy series of one catalog box) are one witness, not two.
+
+4. **Steps as evidence.** The newest grade of a GNSS component or a tide gauge carries the
+   steps known by then (``steps``: size and standard error in mm, z, the catalog earthquake
+   that explains it, if any; :func:`hazards.gnss_offsets`, :func:`hazards.sustained_steps`,
+   :func:`hazards.link_offsets`). They inform the analyst; they do not set the level.
+
+The ``score`` column stays the calibrated rarity score (a hazard model's probability is in
+``evidence.hazard.probability``); the rarity grade a hazard level replaced stays in the
+evidence as ``rarity``.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import polars as pl
+
+import anomaly
+import hazards
+from core.clock import Clock
+from core.errors import EWSError, FrameError
+from core.settings import HazardSettings, Settings
+from core.vocabulary import Domain, Level
+from forecasting.exceedance import exceedance_probabilities
+from hazards import floods
+from ingest.sources.catalogue import SEISMIC_REGIONS
+from warehouse import Warehouse
+from warehouse.grades import read_latest_grades, upsert_grades
+from warehouse.series import read_events, read_series_meta
+
+__all__ = ["HazardStepResult", "field_levels", "run_hazard_step", "SEISMIC_SUFFIXES"]
+
+#: Suffixes of the daily series a catalog region produces (ingest.sources.seismic).
+SEISMIC_SUFFIXES: tuple[str, ...] = ("_count", "_max_mag", "_energy")
+_BASIS_MODEL = "hazard_model"
+_BASIS_RARITY = "statistical_rarity"
+_MODEL_NAME = "reasenberg_jones"
+# Period of a frequency (pandas alias) for corroboration: (coarseness rank, polars truncate).
+_PERIODS: dict[str, tuple[int, str]] = {
+    "h": (0, "1h"),
+    "D": (1, "1d"),
+    "B": (1, "1d"),
+    "W-FRI": (2, "1w"),
+    "W-SUN": (2, "1w"),
+    "MS": (3, "1mo"),
+}
+_GRADE_SCHEMA: dict[str, pl.DataType] = {
+    "unique_id": pl.Utf8(),
+    "ds": pl.Datetime("us"),
+    "level": pl.Utf8(),
+    "score": pl.Float64(),
+    "evidence": pl.Utf8(),
+}
+
+
+@dataclass
+class HazardStepResult:
+    grades: pl.DataFrame  # unique_id, ds, level, score, evidence (the levels the alert step reads)
+    counts: dict[str, int] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+def _seismic_region(uid: str) -> str | None:
+    for suffix in SEISMIC_SUFFIXES:
+        if uid.endswith(suffix):
+            return uid[: -len(suffix)]
+    return None
+
+
+def _boxes() -> dict[str, dict[str, Any]]:
+    return {box["id"]: box for boxes in SEISMIC_REGIONS.values() for box in boxes}
+
+
+def _region_events(events: pl.DataFrame, region: str) -> pl.DataFrame:
+    box = _boxes().get(region)
+    if box is None:
+        return events
+    return events.filter(
+        pl.col("lat").is_between(box["min_lat"], box["max_lat"])
+        & pl.col("lon").is_between(box["min_lon"], box["max_lon"])
+    )
+
+
+def _period(frequency: str | None) -> tuple[int, str]:
+    return _PERIODS.get(frequency or "D", (1, "1d"))
+
+
+def _aftershock_evidence(row: dict[str, Any], cfg: HazardSettings, setting: str, level: Level) -> dict[str, Any]:
+    return {
+        "model": _MODEL_NAME,
+        "probability": float(row["probability"]),
+        "window_days": float(row["window_days"]),
+        "magnitude": float(row["m_min"]),
+        "event": f"M>={row['m_min']:g} earthquake",
+        "expected_count": float(row["expected_count"]),
+        "count_range": [int(row["count_low"]), int(row["count_high"])],
+        "mainshock": {"time": row["mainshock_time"].isoformat(), "magnitude": float(row["mainshock_magnitude"])},
+        "days_since_mainshock": float(row["days_since_mainshock"]),
+        "forecast_time": row["forecast_time"].isoformat(),
+        "setting": setting,
+        "regime": row["regime"],
+        "update": row["update"],
+        "n_aftershocks": int(row["n_aftershocks"]),
+        "catalog_mc": float(row["catalog_mc"]),
+        "parameters": {
+            "a": float(row["a_value"]),
+            "b": float(row["b_value"]),
+            "p": float(row["omori_p"]),
+            "c": float(row["omori_c"]),
+        },
+        "ladder": dict(cfg.aftershock_thresholds),
+        "level": level.label,
+    }
+
+
+def _aftershock_grades(
+    *,
+    latest: Mapping[str, datetime],
+    events: pl.DataFrame,
+    cfg: HazardSettings,
+    at: datetime,
+) -> tuple[dict[tuple[str, datetime], tuple[Level, dict[str, Any]]], dict[str, bool], list[str]]:
+    """Rule 1: the hazard level of each region's count series at its newest observation.
+    Returns ``{(uid, ds): (level, hazard evidence)}``, whether each region has a mainshock at
+    ``at``, and notes."""
+    out: dict[tuple[str, datetime], tuple[Level, dict[str, Any]]] = {}
+    active: dict[str, bool] = {}
+    notes: list[str] = []
+    for uid, ds in sorted(latest.items()):
+        region = _seismic_region(uid)
+        if region is None or not uid.endswith("_count"):
+            continue
+        setting = cfg.region_settings.get(region, cfg.default_setting)
+        forecast = hazards.aftershock_forecast(
+            _region_events(events, region),
+            at=at,
+            setting=setting,
+            min_magnitude=cfg.min_mainshock_magnitude,
+            lookback_days=cfg.lookback_days,
+            magnitudes=sorted({5.0, 6.0, 7.0, cfg.forecast_magnitude}),
+            windows_days=sorted({1.0, 7.0, 30.0, cfg.forecast_days}),
+        )
+        active[region] = forecast.height > 0
+        if forecast.height == 0:
+            continue
+        row = forecast.filter(
+            ((pl.col("m_min") - cfg.forecast_magnitude).abs() < 1e-9)
+            & ((pl.col("window_days") - cfg.forecast_days).abs() < 1e-9)
+        ).row(0, named=True)
+        th = cfg.aftershock_thresholds
+        level = hazards.aftershock_level(row["probability"], yellow=th["yellow"], orange=th["orange"], red=th["red"])
+        out[(uid, ds)] = (level, _aftershock_evidence(row, cfg, setting, level))
+        notes.append(
+            f"{uid}: aftershock forecast after the M{row['mainshock_magnitude']:g} of "
+            f"{row['mainshock_time']:%Y-%m-%d %H:%M} UTC, P(M>={cfg.forecast_magnitude:g} within "
+            f"{cfg.forecast_days:g} d) = {row['probability']:.2f} -> {level.label}"
+        )
+    return out, active, notes
+
+
+def _flood_ladder(cfg: HazardSettings) -> tuple[floods.FloodRung, ...]:
+    return tuple(
+        floods.FloodRung(Level.parse(name), float(rung[0]), float(rung[1])) for name, rung in cfg.flood_ladder.items()
+    )
+
+
+def _flood_grades(
+    *,
+    series: pl.DataFrame,
+    meta: pl.DataFrame,
+    forecasts: pl.DataFrame | None,
+    latest: Mapping[str, datetime],
+    cfg: HazardSettings,
+) -> tuple[dict[tuple[str, datetime], tuple[Level, dict[str, Any]]], list[str]]:
+    """Rule 1b: the flood level of each discharge series at its newest observation, from the
+    probability that its forecast exceeds the 2/5/20-year return levels fitted on its own
+    water-year maxima up to the cutoff (EFAS-style ladder, ``[hazards] flood_ladder``).
+    A series with too few complete water years keeps its rarity grade (said in the notes)."""
+    out: dict[tuple[str, datetime], tuple[Level, dict[str, Any]]] = {}
+    notes: list[str] = []
+    if forecasts is None or forecasts.height == 0:
+        return out, notes
+    ladder = _flood_ladder(cfg)
+    rivers = meta.filter(
+        (pl.col("domain") == Domain.HYDRO.value)
+        & (pl.col("variable") == "discharge")
+        & pl.col("unique_id").is_in(list(latest))
+    )
+    for r in rivers.iter_rows(named=True):
+        uid = r["unique_id"]
+        own = series.filter(pl.col("unique_id") == uid)
+        fc = forecasts.filter(pl.col("unique_id") == uid)
+        if fc.height == 0:
+            continue
+        fc = fc.filter(pl.col("model") == fc.get_column("model")[0])
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                thresholds = floods.return_period_thresholds(
+                    own,
+                    periods=sorted({float(rung.period_years) for rung in ladder}),
+                    water_year_start_month=floods.water_year_start(r["region"]),
+                    min_years=cfg.flood_min_years,
+                )
+        except FrameError as exc:
+            notes.append(f"{uid}: no return-period fit ({exc.problem}); the rarity grade stands")
+            continue
+        exceed = exceedance_probabilities(fc, floods.exceedance_thresholds(thresholds))
+        graded = floods.flood_levels(exceed, thresholds, ladder=ladder, units={uid: r["unit"] or ""})
+        row = graded.row(0, named=True)
+        level = Level.parse(row["level"])
+        detail = json.loads(row["evidence"])
+        days = (row["window_end"] - row["window_start"]).total_seconds() / 86400.0 + 1.0
+        model = {
+            "model": "return_period",
+            "probability": float(row["probability"]),
+            "window_days": days,
+            "window_start": row["window_start"].isoformat(),
+            "window_end": row["window_end"].isoformat(),
+            "event": f"flow above the {row['period_years']:g}-year return level",
+            "threshold": float(row["threshold_value"]),
+            "unit": r["unit"] or "",
+            "return_period_years": float(row["period_years"]),
+            # the rungs on this event's threshold ({level: probability}, as for every model);
+            # the whole ladder, rungs on other return periods included, under ladder_rungs
+            "ladder": {
+                rung.level.label: rung.min_probability
+                for rung in ladder
+                if rung.period_years == float(row["period_years"])
+            },
+            "ladder_rungs": {rung.level.label: [rung.period_years, rung.min_probability] for rung in ladder},
+            "probabilities": detail.get("probabilities"),
+            "distribution": (detail.get("fit") or {}).get("method"),
+            "return_level_fit": detail.get("fit"),
+            "rule": detail.get("rule"),
+            "level": level.label,
+        }
+        out[(uid, latest[uid])] = (level, model)
+        notes.append(f"{uid}: flood forecast, {detail.get('rule')} -> {level.label}")
+    return out, notes
+
+
+def _mainshock_bound(
+    frame: pl.DataFrame, *, events: pl.DataFrame, cfg: HazardSettings, at: datetime, active: dict[str, bool]
+) -> pl.DataFrame:
+    """Rule 2: column ``bound`` (rank) = the rarity rank, at most blue for seismic grades made
+    without an active mainshock sequence at the end of their day."""
+    seismic = frame.filter(pl.col("region_id").is_not_null() & (pl.col("rank") > int(Level.BLUE)))
+    has_main: dict[tuple[str, datetime], bool] = {}
+    for region, ds in seismic.select("region_id", "ds").unique().iter_rows():
+        when = min(ds + timedelta(days=1), at)
+        if when == at and region in active:
+            has_main[(region, ds)] = active[region]
+            continue
+        setting = cfg.region_settings.get(region, cfg.default_setting)
+        found = hazards.find_mainshock(
+            _region_events(events, region).filter(pl.col("time") < when),
+            at=when,
+            min_magnitude=cfg.min_mainshock_magnitude,
+            lookback_days=cfg.lookback_days,
+            setting=setting,
+        )
+        has_main[(region, ds)] = found is not None
+    keys = pl.DataFrame(
+        {
+            "region_id": [k[0] for k in has_main],
+            "ds": [k[1] for k in has_main],
+            "has_mainshock": list(has_main.values()),
+        },
+        schema={"region_id": pl.Utf8, "ds": pl.Datetime("us"), "has_mainshock": pl.Boolean},
+    )
+    frame = frame.join(keys, on=["region_id", "ds"], how="left")
+    return frame.with_columns(
+        pl.when(pl.col("region_id").is_not_null() & pl.col("has_mainshock").not_())
+        .then(pl.min_horizontal("rank", pl.lit(int(Level.BLUE))))
+        .otherwise(pl.col("rank"))
+        .alias("bound")
+    )
+
+
+def _independent(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Two series of one region are independent witnesses when they come from different
+    sources, or measure different variables, except that one source's series at one known
+    site (the same lat/lon) are one instrument."""
+    if a["unique_id"] == b["unique_id"] or not a["region"] or a["region"] != b["region"]:
+        return False
+    if (a["source"] or "") != (b["source"] or ""):
+        return True
+    same_site = a["lat"] is not None and a["lat"] == b["lat"] and a["lon"] == b["lon"]
+    return not same_site and (a.get("variable") or "") != (b.get("variable") or "")
+
+
+def _corroboration(
+    frame: pl.DataFrame, meta: pl.DataFrame, *, cap: int, floor: int
+) -> dict[tuple[str, datetime], list[str]]:
+    """Rule 3: for each grade above the cap, the independent series of its region whose
+    rarity rank (``bound``) in the same period reaches ``min(bound, floor)``."""
+    above = frame.filter(pl.col("bound") > cap)
+    if above.height == 0:
+        return {}
+    info = {r["unique_id"]: r for r in meta.iter_rows(named=True)}
+    found: dict[tuple[str, datetime], list[str]] = {}
+    for uid in above.get_column("unique_id").unique().sort().to_list():
+        if uid not in info:
+            continue
+        rows = above.filter(pl.col("unique_id") == uid)
+        for mate in sorted(m for m in info if m in set(frame["unique_id"]) and _independent(info[uid], info[m])):
+            rank_a, every_a = _period(info[uid]["frequency"])
+            rank_b, every_b = _period(info[mate]["frequency"])
+            every = every_a if rank_a >= rank_b else every_b
+            theirs = (
+                frame.filter(pl.col("unique_id") == mate)
+                .group_by(pl.col("ds").dt.truncate(every).alias("period"))
+                .agg(pl.col("bound").max().alias("mate_bound"))
+            )
+            agreed = (
+                rows.with_columns(pl.col("ds").dt.truncate(every).alias("period"))
+                .join(theirs, on="period")
+                .filter(pl.col("mate_bound") >= pl.min_horizontal("bound", pl.lit(floor)))
+            )
+            for ds in agreed.get_column("ds").to_list():
+                found.setdefault((uid, ds), []).append(mate)
+    return found
+
+
+def _steps_evidence(
+    series: pl.DataFrame, meta: pl.DataFrame, events: pl.DataFrame, latest: Mapping[str, datetime]
+) -> dict[str, list[dict[str, Any]]]:
+    """Rule 4: the steps known by each GNSS component's and tide gauge's newest observation
+    (:func:`hazards.gnss_offsets`, :func:`hazards.sustained_steps`, confirmed by then), sized in
+    mm against the station's noise and linked to a catalog earthquake when one explains them
+    (:func:`hazards.link_offsets`). Evidence only: they do not set the level."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    linkable = {"event_id", "time", "lat", "lon", "magnitude"} <= set(events.columns)
+    for r in meta.iter_rows(named=True):
+        uid, variable = r["unique_id"], r.get("variable") or ""
+        if uid not in latest:
+            continue
+        if r["domain"] == Domain.GEODETIC.value and variable.startswith("displacement"):
+            finder: Callable[[pl.DataFrame], pl.DataFrame] = hazards.gnss_offsets
+        elif r["domain"] == Domain.HYDRO.value and variable == "mean_sea_level":
+            finder = hazards.sustained_steps
+        else:
+            continue
+        own = series.filter(pl.col("unique_id") == uid)
+        try:
+            steps = finder(own)
+        except EWSError as exc:  # too short a record for the noise model: say so, keep the grade
+            out[uid] = [{"note": f"no step analysis: {exc}"}]
+            continue
+        steps = steps.filter(pl.col("confirmed_ds") <= latest[uid])
+        if steps.height == 0:
+            continue
+        if linkable and r["lat"] is not None and r["lon"] is not None:
+            steps = hazards.link_offsets(steps, events, station_lat=r["lat"], station_lon=r["lon"])
+        rows = []
+        for st in steps.sort("ds").tail(3).iter_rows(named=True):
+            item = {
+                "ds": st["ds"].isoformat(),
+                "confirmed_ds": st["confirmed_ds"].isoformat(),
+                "size_mm": round(float(st["size_mm"]), 2),
+                "sigma_mm": round(float(st["sigma_mm"]), 2),
+                "z": round(float(st["z"]), 2),
+                "linked_event": None,
+            }
+            if st.get("event_id") is not None:
+                item["linked_event"] = {
+                    "event_id": st["event_id"],
+                    "time": st["event_time"].isoformat(),
+                    "magnitude": float(st["magnitude"]),
+                    "distance_km": round(float(st["distance_km"]), 1),
+                }
+            rows.append(item)
+        out[uid] = rows
+    return out
+
+
+def _stored_mates(stored: pl.DataFrame | None, present: set[str]) -> pl.DataFrame:
+    """Newest stored grades of series outside this cycle, their rarity level recovered from
+    the evidence (the uncapped level, or the rarity a hazard level replaced)."""
+    if stored is None or stored.height == 0:
+        return pl.DataFrame(schema=_GRADE_SCHEMA)
+    rows = []
+    for r in stored.filter(~pl.col("unique_id").is_in(list(present))).iter_rows(named=True):
+        ev = json.loads(r["evidence"] or "{}")
+        level = ev.get("rarity", {}).get("level") or ev.get("uncapped_level") or r["level"]
+        rows.append({**{k: r[k] for k in _GRADE_SCHEMA}, "level": level})
+    return pl.DataFrame(rows, schema=_GRADE_SCHEMA)
+
+
+def field_levels(
+    grades: pl.DataFrame,
+    *,
+    series: pl.DataFrame,
+    meta: pl.DataFrame,
+    events: pl.DataFrame,
+    settings: HazardSettings,
+    at: datetime,
+    stored: pl.DataFrame | None = None,
+    forecasts: pl.DataFrame | None = None,
+) -> tuple[pl.DataFrame, list[str]]:
+    """The grade frame with the field models' levels and the capped rarity (module docstring).
+
+    ``grades``: the rarity grades of this cycle; ``series``: its observations (their newest
+    ``ds`` per series is where a hazard level is set); ``meta``: series metadata of every
+    series that may corroborate (``unique_id, region, source, lat, lon, frequency``);
+    ``events``: catalog events (``time, lat, lon, magnitude``), none at or after ``at``;
+    ``stored``: newest stored grades of series outside this cycle (corroboration only);
+    ``forecasts``: this cycle's forecasts (``unique_id, ds, model, q05 .. q95``; rivers).
+    Returns the grades (same contract) and notes for the run summary.
+    """
+    cfg = settings
+    cap = int(Level.parse(cfg.rarity_cap))
+    floor = int(Level.parse(cfg.corroboration_level))
+    events = events.filter(pl.col("time") < at)
+    latest = dict(series.group_by("unique_id").agg(pl.col("ds").max()).iter_rows())
+    hazard, active, notes = _aftershock_grades(latest=latest, events=events, cfg=cfg, at=at)
+    rivers, river_notes = _flood_grades(series=series, meta=meta, forecasts=forecasts, latest=latest, cfg=cfg)
+    hazard.update(rivers)
+    notes.extend(river_notes)
+
+    base = grades.select(list(_GRADE_SCHEMA)).cast(_GRADE_SCHEMA)  # type: ignore[arg-type]
+    missing = [k for k in hazard if base.filter((pl.col("unique_id") == k[0]) & (pl.col("ds") == k[1])).height == 0]
+    if missing:  # a count series whose newest point the rarity grade left out (too short, say)
+        base = pl.concat(
+            [
+                base,
+                pl.DataFrame(
+                    {
+                        "unique_id": [k[0] for k in missing],
+                        "ds": [k[1] for k in missing],
+                        "level": [Level.NONE.label] * len(missing),
+                        "score": [0.0] * len(missing),
+                        "evidence": ["{}"] * len(missing),
+                    },
+                    schema=_GRADE_SCHEMA,
+                ),
+            ]
+        )
+    mates = _stored_mates(stored, set(base["unique_id"]))
+    frame = pl.concat([base.with_columns(pl.lit(True).alias("own")), mates.with_columns(pl.lit(False).alias("own"))])
+    frame = frame.with_columns(
+        pl.col("level").map_elements(lambda s: int(Level.parse(s)), return_dtype=pl.Int64).alias("rank"),
+        pl.col("unique_id").map_elements(lambda u: _seismic_region(u), return_dtype=pl.Utf8).alias("region_id"),
+    )
+    seismic_ids = set(meta.filter(pl.col("domain") == Domain.SEISMIC.value).get_column("unique_id").to_list())
+    frame = frame.with_columns(
+        pl.when(pl.col("unique_id").is_in(list(seismic_ids))).then(pl.col("region_id")).otherwise(None)
+    )
+    frame = _mainshock_bound(frame, events=events, cfg=cfg, at=at, active=active)
+    lifted = _corroboration(frame, meta, cap=cap, floor=floor)
+    steps = _steps_evidence(series, meta, events, latest)
+
+    rows = []
+    counts = {"hazard_model": 0, "capped": 0, "corroborated": 0, "no_mainshock": 0}
+    for r in frame.filter(pl.col("own")).iter_rows(named=True):
+        ev = json.loads(r["evidence"] or "{}")
+        key = (r["unique_id"], r["ds"])
+        rarity = Level(r["rank"])
+        if key in hazard:
+            level, model = hazard[key]
+            ev.update(
+                basis=_BASIS_MODEL,
+                hazard=model,
+                rarity={"level": rarity.label, "score": r["score"], "raw_level": ev.get("raw_level")},
+                level=level.label,
+            )
+            counts["hazard_model"] += 1
+        else:
+            level = Level(r["bound"])
+            ev["basis"] = _BASIS_RARITY
+            if level < rarity:
+                ev["seismic_cap"] = {
+                    "capped_at": level.label,
+                    "uncapped_level": rarity.label,
+                    "reason": "no mainshock: a rate change alone is an unusual-activity notice",
+                }
+                counts["no_mainshock"] += 1
+            if level > cap:
+                if key in lifted:
+                    ev["corroborated_by"] = lifted[key]
+                    counts["corroborated"] += 1
+                else:
+                    ev.update(capped_at=Level(cap).label, uncapped_level=level.label)
+                    level = Level(cap)
+                    counts["capped"] += 1
+            ev["level"] = level.label
+        if r["unique_id"] in steps and r["ds"] == latest.get(r["unique_id"]):
+            ev["steps"] = steps[r["unique_id"]]
+        rows.append(
+            {
+                "unique_id": r["unique_id"],
+                "ds": r["ds"],
+                "level": level.label,
+                "score": r["score"],
+                "evidence": json.dumps(ev, sort_keys=True, default=str),
+            }
+        )
+    out = pl.DataFrame(rows, schema=_GRADE_SCHEMA).sort("unique_id", "ds") if rows else base.clear()
+    notes.append(
+        f"levels: {counts['hazard_model']} from field models; rarity grades above "
+        f"{Level(cap).label} capped {counts['capped']}, corroborated {counts['corroborated']}; "
+        f"seismic grades without a mainshock held at blue {counts['no_mainshock']}"
+    )
+    return out, notes
+
+
+def run_hazard_step(
+    wh: Warehouse,
+    settings: Settings,
+    *,
+    grades: pl.DataFrame,
+    series: pl.DataFrame,
+    meta: pl.DataFrame,
+    forecasts: pl.DataFrame | None,
+    clock: Clock,
+    run_id: str,
+    progress: Callable[[str], None] = lambda _m: None,
+) -> HazardStepResult:
+    """Field levels for this cycle's grades (on ``clock``: events before its cutoff, forecasts
+    at its judged time), written to ``risk_grades``; returns the grades the alert step reads."""
+    cfg = settings.hazards
+    progress(
+        f"      levels: aftershock forecasts for the earthquake counts, return periods for the "
+        f"rivers; rarity capped at "
+        f"{cfg.rarity_cap} unless a second series of the region agrees"
+    )
+    at = clock.judged_at
+    events = read_events(wh, before=clock.cutoff)
+    all_meta = read_series_meta(wh)
+    present = set(grades["unique_id"]) if grades.height else set()
+    regions = set(meta["region"].drop_nulls())
+    stored = read_latest_grades(wh).filter(pl.col("region").is_in(list(regions)))
+    stored = stored.filter(~pl.col("unique_id").is_in(list(present)))
+    levels, notes = field_levels(
+        grades,
+        series=series,
+        meta=all_meta,
+        events=events,
+        settings=cfg,
+        at=at,
+        stored=stored,
+        forecasts=forecasts,
+    )
+    result = HazardStepResult(grades=levels, notes=notes)
+    result.counts["risk_grades"] = upsert_grades(wh, levels, run_id=run_id)
+    last = series.group_by("unique_id").agg(pl.col("ds").max().alias("ds"))
+    latest = last.join(
+        levels.select("unique_id", "ds", "level", "score"), on=["unique_id", "ds"], how="left"
+    ).with_columns(pl.col("level").fill_null(Level.NONE.label), pl.col("score").fill_null(0.0))
+    region_levels = anomaly.grade_regions(latest, meta) if latest.height else pl.DataFrame()
+    for row in region_levels.iter_rows(named=True) if region_levels.height else []:
+        if row["level"] != Level.NONE.label:
+            result.notes.append(f"region {row['region']}: {row['level']} ({', '.join(row['series'])})")
+    return result
