@@ -471,12 +471,15 @@ _P_TOLERANCE = 0.02
 def evidence_contradictions(evidence: dict[str, Any]) -> list[Contradiction]:
     """Figures of the bundle that contradict each other (empty list = consistent).
 
-    - A crossing probability beside the next-step 90% forecast interval: "more likely than
-      not" (p >= 0.5) while the interval does not reach the threshold; or an interval wholly
-      beyond the threshold (then the step alone crosses with probability >= 0.95, and the path
-      probability is at least that) or a median beyond it (>= 0.5) beside a smaller probability.
-      Applies to the forecast exceedance (``basis.exceedance``) and to a field model with a
-      ``threshold`` (floods). Direction ``below`` (a ``:below`` threshold) is mirrored.
+    - A crossing probability beside 90% forecast intervals (those of every step of the
+      horizon when the bundle's ``forecast.horizon`` has them, else the next step's): "more
+      likely than not" (p >= 0.5), or more than the union bound 0.05 x steps allows, while no
+      interval reaches the threshold; for a probability over the whole horizon, also an
+      interval wholly beyond the threshold (that step alone crosses with probability >= 0.95,
+      so the path at least as often) or a median beyond it (>= 0.5) beside a smaller
+      probability. Applies to the forecast exceedance when the judgment states it (it made
+      the level) and to a field model with a ``threshold`` (floods). Direction ``below`` (a
+      ``:below`` threshold) is mirrored.
     - The interval outside the series' physical bounds (``lower_bound``, ``upper_bound``).
     - A field model's probability outside [0, 1]; for a Poisson model (Reasenberg-Jones:
       P = average of 1 - exp(-N)), a probability above 1 - exp(-expected count) (Jensen); a
@@ -488,51 +491,54 @@ def evidence_contradictions(evidence: dict[str, Any]) -> list[Contradiction]:
     mid = forecast.get("q50") if forecast else None
     hi = forecast.get("q95") if forecast else None
     basis = _basis_of(evidence)
-    exceed = basis.get("exceedance") if isinstance(basis.get("exceedance"), dict) else {}
+    raw_exceed = basis.get("exceedance")
+    exceed: dict[str, Any] = raw_exceed if isinstance(raw_exceed, dict) else {}
     hazard = _hazard_of(evidence)
-    crossings: list[tuple[float, float, bool, str, str]] = []  # p, threshold, below, p name, t name
-    if exceed and _number(exceed.get("p_path_cross")) and _number(exceed.get("threshold_value")):
+    # (p, threshold, below, p placeholder, threshold placeholder, p covers every forecast step)
+    crossings: list[tuple[float, float, bool, str, str, bool]] = []
+    if _shows_exceedance(evidence) and _number(exceed.get("p_path_cross")) and _number(exceed.get("threshold_value")):
         below = str(exceed.get("threshold", "")).endswith(":below") or exceed.get("direction") == "below"
         crossings.append(
-            (exceed["p_path_cross"], exceed["threshold_value"], below, "cross_probability", "cross_threshold")
+            (exceed["p_path_cross"], exceed["threshold_value"], below, "cross_probability", "cross_threshold", True)
         )
     if hazard is not None and _number(hazard.get("threshold")):
-        crossings.append(
-            (
-                hazard["probability"],
-                hazard["threshold"],
-                hazard.get("direction") == "below",
-                "probability",
-                "hazard_threshold",
-            )
-        )
+        below = hazard.get("direction") == "below"
+        crossings.append((hazard["probability"], hazard["threshold"], below, "probability", "hazard_threshold", False))
+    horizon = forecast.get("horizon") if forecast and isinstance(forecast.get("horizon"), dict) else None
     if _number(lo) and _number(hi):
         shown = ("forecast_low", "forecast_high")
-        for p, t, below, p_name, t_name in crossings:
-            far, near = (hi, lo) if not below else (lo, hi)  # the end that must reach t, the end beyond it
+        for p, t, below, p_name, t_name, every_step in crossings:
+            env = _envelope(horizon, lo, mid, hi, below=below)
+            far, near, median, steps = env
             reaches = (far >= t) if not below else (far <= t)
             wholly = (near > t) if not below else (near < t)
-            median_beyond = _number(mid) and ((mid > t) if not below else (mid < t))
+            median_beyond = _number(median) and ((median > t) if not below else (median < t))
             side = "above" if not below else "below"
-            where = f"the 90% interval [{lo:.4g}, {hi:.4g}]"
-            if p >= 0.5 and not reaches:
+            where = (
+                f"a forecast whose 90% intervals over {steps} steps do not reach it (at most {far:.4g})"
+                if horizon
+                else f"the 90% interval [{lo:.4g}, {hi:.4g}], which does not reach it"
+            )
+            # not reaching: each step is beyond t with probability < 0.05, so the path is beyond
+            # it with probability < 0.05 * steps (union bound); "more likely than not" beside
+            # such intervals reads as a contradiction in any case
+            if not reaches and (p >= 0.5 or (horizon and p > 0.05 * steps + _P_TOLERANCE)):
                 out.append(
                     Contradiction(
-                        f"probability {p:.2f} of going {side} {t:.4g} beside {where}, which does not reach it",
+                        f"probability {p:.2f} of going {side} {t:.4g} beside {where}", (p_name, t_name, *shown)
+                    )
+                )
+            elif every_step and wholly and p < 0.95 - _P_TOLERANCE:
+                out.append(
+                    Contradiction(
+                        f"probability {p:.2f} of going {side} {t:.4g} beside a 90% interval wholly {side} it",
                         (p_name, t_name, *shown),
                     )
                 )
-            elif wholly and p < 0.95 - _P_TOLERANCE:
+            elif every_step and median_beyond and p < 0.5 - _P_TOLERANCE:
                 out.append(
                     Contradiction(
-                        f"probability {p:.2f} of going {side} {t:.4g} beside {where}, which lies wholly {side} it",
-                        (p_name, t_name, *shown),
-                    )
-                )
-            elif median_beyond and p < 0.5 - _P_TOLERANCE:
-                out.append(
-                    Contradiction(
-                        f"probability {p:.2f} of going {side} {t:.4g} beside a forecast median {mid:.4g} {side} it",
+                        f"probability {p:.2f} of going {side} {t:.4g} beside a forecast median {median:.4g} {side} it",
                         (p_name, t_name, "forecast_median"),
                     )
                 )
@@ -554,6 +560,36 @@ def evidence_contradictions(evidence: dict[str, Any]) -> list[Contradiction]:
     if hazard is not None:
         out += _hazard_contradictions(hazard, str(evidence.get("level") or ""))
     return out
+
+
+def _shows_exceedance(evidence: dict[str, Any]) -> bool:
+    """Whether the judgment states the forecast's crossing probability: when that is how a
+    rarity grade reached its level (the score below the threshold), as :func:`_basis` says it."""
+    basis = _basis_of(evidence)
+    raw = basis.get("exceedance")
+    exceed: dict[str, Any] = raw if isinstance(raw, dict) else {}
+    score, threshold = evidence.get("score"), evidence.get("threshold")
+    return (
+        _hazard_of(evidence) is None
+        and bool(exceed)
+        and _number(score)
+        and _number(threshold)
+        and score < threshold
+        and exceed.get("level") == evidence.get("level")
+    )
+
+
+def _envelope(
+    horizon: dict[str, Any] | None, lo: float, mid: Any, hi: float, *, below: bool
+) -> tuple[float, float, Any, int]:
+    """(the interval end that must reach the threshold, the end beyond it, the median nearest
+    it, steps) over the forecast horizon (``forecast.horizon``), else of the next step."""
+    if not horizon:
+        return (lo, hi, mid, 1) if below else (hi, lo, mid, 1)
+    steps = int(horizon.get("steps") or 1)
+    if below:
+        return horizon["q05_min"], horizon["q95_min"], horizon.get("q50_min"), steps
+    return horizon["q95_max"], horizon["q05_max"], horizon.get("q50_max"), steps
 
 
 def _hazard_contradictions(hazard: dict[str, Any], level: str) -> list[Contradiction]:

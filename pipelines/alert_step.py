@@ -435,6 +435,11 @@ def evidence_bundle(
     value = observed.filter((pl.col("unique_id") == uid) & (pl.col("ds") == alert["ds"]))
     nxt = forecast.filter(pl.col("unique_id") == uid).sort("ds").head(1)
     bounds = {k: info[k] for k in ("lower_bound", "upper_bound") if info.get(k) is not None}
+    basis = grade_basis(grade_evidence)
+    hazard = basis.get("hazard") if isinstance(basis.get("hazard"), dict) else {}
+    # a crossing probability is checked against the intervals of the whole horizon
+    # (alerts.judgment.evidence_contradictions), carried only where there is one
+    horizon = _horizon(forecast.filter(pl.col("unique_id") == uid)) if basis.get("exceedance") or hazard else None
     return bounds | {
         "alert_id": alert["alert_id"],
         "name": info["name"],
@@ -455,7 +460,7 @@ def evidence_bundle(
         "group_members": grade_evidence.get("group_members", []),
         # how the grade reached its level: the rarity grade's own steps and, when the cycle
         # labelled it, the field model's forecast (``hazard``) or the rarity cap (issue 14)
-        "basis": grade_basis(grade_evidence),
+        "basis": basis,
         "forecast": None
         if nxt.height == 0
         else {
@@ -463,8 +468,21 @@ def evidence_bundle(
             "q05": nxt.item(0, "q05"),
             "q50": nxt.item(0, "q50"),
             "q95": nxt.item(0, "q95"),
-        },
+        }
+        | ({"horizon": horizon} if horizon else {}),
     }
+
+
+def _horizon(steps: pl.DataFrame) -> dict[str, Any] | None:
+    """The 90% envelope of a series' forecast over its horizon (extremes of q05, q50, q95)."""
+    if steps.height == 0:
+        return None
+    row = steps.select(
+        pl.len().alias("steps"),
+        pl.col("ds").max().alias("end"),
+        *(getattr(pl.col(q), f)().alias(f"{q}_{f}") for q in ("q05", "q50", "q95") for f in ("min", "max")),
+    ).row(0, named=True)
+    return {**row, "end": row["end"].isoformat()}
 
 
 def _evidence_bundles(

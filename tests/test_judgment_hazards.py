@@ -345,8 +345,66 @@ def test_contradiction_check_on_a_field_model_forecast() -> None:
     assert any("more than an expected count of 0.9 allows" in c.message for c in evidence_contradictions(poisson))
     ladder = _bundle({**AFTERSHOCK_GRADE, "hazard": {**hazard, "probability": 0.03, "expected_count": 0.04}})
     assert any("gives no level on the model's ladder, not red" in c.message for c in evidence_contradictions(ladder))
-    wholly = FLOOD | {"forecast": {"ds": "2011-03-13T00:00:00", "q05": 130.0, "q50": 160.0, "q95": 200.0}}
-    assert any("lies wholly above" in c.message for c in evidence_contradictions(wholly))
+    wholly = CONTRADICTING | {"forecast": {"ds": "2011-03-13T00:00:00", "q05": 40.0, "q50": 60.0, "q95": 80.0}}
+    assert any("wholly above" in c.message for c in evidence_contradictions(wholly))
+
+
+def test_contradiction_check_uses_the_horizon_and_only_figures_the_judgment_states() -> None:
+    horizon = {"steps": 7, "end": "2011-03-19T00:00:00", "q05_min": 2.0, "q05_max": 9.0}
+    horizon |= {"q50_min": 13.0, "q50_max": 20.0, "q95_min": 30.15, "q95_max": 34.0}
+    forecast = CONTRADICTING["forecast"] | {"q05": 2.0, "horizon": horizon}
+    basis = CONTRADICTING["basis"]
+    # 7 steps whose 90% intervals never reach 35.7: the path crosses with probability < 0.35
+    at = {**basis, "exceedance": {**basis["exceedance"], "p_path_cross": 0.40}}
+    found = evidence_contradictions(CONTRADICTING | {"forecast": forecast, "basis": at})
+    assert [c.message for c in found] == [
+        "probability 0.40 of going above 35.74 beside a forecast whose 90% intervals over 7 steps "
+        "do not reach it (at most 34)"
+    ]
+    below = {**basis, "exceedance": {**basis["exceedance"], "p_path_cross": 0.30}}
+    assert evidence_contradictions(CONTRADICTING | {"forecast": forecast, "basis": below}) == []
+    # a crossing probability the judgment does not state (the score made the level) is not checked
+    assert evidence_contradictions(CONTRADICTING | {"score": 0.999, "lower_bound": None}) == []
+    # the bundle carries the horizon where a crossing probability needs it
+    alert = {
+        "alert_id": "a_2",
+        "unique_id": "q",
+        "hazard": "hydrological_extreme",
+        "level": "orange",
+        "ds": datetime(2011, 3, 12),
+        "score": 0.97,
+        "evidence": json.dumps({"basis": "statistical_rarity", "exceedance": basis["exceedance"]}),
+    }
+    steps = pl.DataFrame(
+        {
+            "unique_id": ["q"] * 3,
+            "ds": [datetime(2011, 3, d) for d in (13, 14, 15)],
+            "q05": [1.0, 0.5, 0.2],
+            "q50": [5.0, 6.0, 7.0],
+            "q95": [9.0, 12.0, 15.0],
+        }
+    )
+    info = {"name": "Q", "region": "R", "unit": "m3/s", "source": "S"}
+    bundle = evidence_bundle(
+        alert,
+        info,
+        steps.head(0).select("unique_id", "ds").with_columns(y=pl.lit(1.0)),
+        steps,
+        threshold=0.995,
+        clock=datetime(2011, 3, 13),
+        as_of=None,
+    )
+    assert bundle["forecast"]["q95"] == 9.0
+    assert bundle["forecast"]["horizon"] == {
+        "steps": 3,
+        "end": "2011-03-15T00:00:00",
+        "q05_min": 0.2,
+        "q05_max": 1.0,
+        "q50_min": 5.0,
+        "q50_max": 7.0,
+        "q95_min": 9.0,
+        "q95_max": 15.0,
+    }
 
 
 def _cap(bundle: dict, grade: dict) -> etree._Element:
