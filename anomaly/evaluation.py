@@ -50,6 +50,7 @@ import numpy as np
 import polars as pl
 
 from core.errors import FrameError
+from core.skill import brier_score  # re-exported: one definition for every table
 from core.vocabulary import LEVEL_RANK, Level
 
 __all__ = [
@@ -516,19 +517,6 @@ def _noise_to_signal(frame: pl.DataFrame, pairs: Sequence[tuple[datetime, dateti
 
 
 # -- warning windows, Brier score, calm-period false alarms -------------------------------------
-def brier_score(probabilities: np.ndarray | Sequence[float], outcomes: np.ndarray | Sequence[bool]) -> float:
-    """Mean squared difference between probabilities in [0, 1] and 0/1 outcomes (Brier 1950)."""
-    p = np.asarray(probabilities, dtype=np.float64)
-    o = np.asarray(outcomes, dtype=np.float64)
-    if p.shape != o.shape:
-        raise FrameError(f"{p.size} probabilities but {o.size} outcomes", fix="give one outcome per probability")
-    if p.size == 0:
-        return float("nan")
-    if not np.all(np.isfinite(p)) or np.any((p < 0.0) | (p > 1.0)):
-        raise FrameError("probabilities must be finite and in [0, 1]", fix="pass probabilities, not raw scores")
-    return float(np.mean((p - o) ** 2))
-
-
 @dataclass(frozen=True)
 class WindowSkill:
     """Skill of issued warnings whose window ``[ds, ds + window)`` either holds an event or not."""

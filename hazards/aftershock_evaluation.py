@@ -52,6 +52,7 @@ import polars as pl
 from scipy import stats
 
 from core.errors import FrameError
+from core.skill import brier_score  # re-exported: one definition for every table
 from hazards.aftershocks import (
     ReasenbergJones,
     _validate_events,
@@ -148,13 +149,6 @@ def magnitude_test(
         simulated_log_likelihood=simulated,
         n_observed=n_obs,
     )
-
-
-def brier_score(probability: np.ndarray, outcome: np.ndarray) -> float:
-    """Mean squared difference between forecast probabilities and 0/1 outcomes."""
-    p = np.asarray(probability, dtype=np.float64)
-    o = np.asarray(outcome, dtype=np.float64)
-    return float(np.mean((p - o) ** 2)) if p.size else float("nan")
 
 
 def reliability_table(

@@ -41,6 +41,7 @@ import polars as pl
 
 from core.errors import FrameError
 from core.frames import validate_series
+from core.skill import brier_score
 from hazards.floods import annual_maxima
 
 __all__ = [
@@ -221,8 +222,8 @@ def flood_warning_skill(
     o = scored.get_column("observed").to_numpy().astype(np.float64)
     ps = scored.get_column("p_exceed").to_numpy()
     w = ps >= p_warn
-    brier = float(np.mean((ps - o) ** 2)) if len(o) else float("nan")
-    brier_clim = float(np.mean((base_rate - o) ** 2)) if len(o) else float("nan")
+    brier = brier_score(ps, o)
+    brier_clim = brier_score(np.full(len(o), base_rate), o)
 
     events = flood_events(
         series,
