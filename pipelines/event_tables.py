@@ -451,7 +451,7 @@ def calm_table(
     witnesses = (
         current.select("unique_id", "ds", "level_rank")
         .sort("ds")
-        .join_asof(mainshock, on="ds", by="unique_id", strategy="backward")
+        .join_asof(mainshock, on="ds", by="unique_id", strategy="backward", check_sortedness=False)
         .with_columns(
             pl.when(pl.col("unique_id").is_in(list(box_of)) & ~pl.col("_main").fill_null(False))
             .then(pl.min_horizontal("level_rank", pl.lit(int(Level.BLUE))))
