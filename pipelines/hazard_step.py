@@ -40,7 +40,8 @@ capped fallback"):
    capped grade's uncapped level and ``[hazards] corroboration_level`` (default orange).
    Then the uncapped level stands and ``corroborated_by`` names the agreeing series. The
    components of one instrument (a GNSS station's north, east and up; the count, magnitude
-   and energy series of one catalog box) are one witness, not two.
+   and energy series of one catalog box) are one witness, not two. The rule is
+   :func:`anomaly.cap_rarity_levels`, which the evaluation replay calls too.
 
 4. **Steps as evidence.** The newest grade of a GNSS component or a tide gauge carries the
    steps known by then (``steps``: size and standard error in mm, z, the catalog earthquake
