@@ -2,39 +2,50 @@
 
 Issue 14: a series without a hazard model keeps its quantile (rarity) grade, but a rare value
 alone is not a hazard, so the grade is capped at ``cap`` (``[hazards] rarity_cap``, default
-yellow) unless a second, *independent* series in the *same region* agrees.
+yellow) unless a second, *independent* series in the *same region* agrees. This is the one
+implementation of that rule: the cycle's levels step (:mod:`pipelines.hazard_step`) and the
+evaluation replay (``ews evaluate events``) both call :func:`cap_rarity_levels` (no
+database, no clock):
 
-:func:`cap_rarity_levels` applies that rule to a frame of grades (the cycle's latest grades or
-a replay over history; no database, no clock):
+- *same region*: equal, non-null ``region`` text in the series metadata (series without a
+  region are never corroborated);
+- *independent*: another ``unique_id`` from another ``source``; or from the same source, of
+  another ``variable``, except at the same known site (equal, non-null ``lat`` and ``lon``):
+  that is one instrument (a GNSS station's north, east and up; the count, magnitude and
+  energy series of one catalog box), one witness, not two. Two indicators of one provider
+  without a site (two FRED series of one country) are independent;
+- *agrees*: at some point of the same period, the coarser of the two series' periods (the
+  hour, day, week or month of the metadata's ``frequency``: ``h``, ``D``/``B``,
+  ``W-FRI``/``W-SUN``, ``MS``; unknown or missing = the day), the other series' own
+  rarity level (before any cap) reaches at least the smaller of the grade's uncapped level
+  and ``floor`` (``[hazards] corroboration_level``, default orange).
 
-- *same region*: equal ``region`` text in the series metadata (series without a region are
-  never corroborated);
-- *independent*: a different ``unique_id`` **and** a different ``source`` (the
-  metadata's provider text). Three variables of one catalog box, or three components of one
-  GNSS station, share a source and so never corroborate each other; a tide gauge and a
-  seismic catalog in the same region do. Without a ``source`` column every series is its
-  own source;
-- *agrees*: that series' own uncapped grade is above the cap too, within ``window`` of the
-  grade's time (``|ds - ds'| <= window``; 0 = the same timestamp).
-
-The output keeps every input row and adds the evidence fields of the shared contract:
-``uncapped_level`` (the grade before the cap), ``capped_at`` (the cap's label when the cap
-lowered the level, else null) and ``corroborated_by`` (the sorted ``unique_id`` list that
-lifted the cap, empty otherwise). ``level`` is the level after the rule.
+Every row of ``grades`` is a witness; only the rows marked by ``subject`` (default: all) are
+capped. The output keeps every input row and adds the evidence fields of the shared
+contract: ``uncapped_level`` (the grade before the cap), ``capped_at`` (the cap's label when
+the cap lowered the level, else null) and ``corroborated_by`` (the sorted ``unique_id`` list
+that lifted the cap, empty otherwise). ``level`` is the level after the rule.
 """
 
 from __future__ import annotations
-
-from datetime import timedelta
 
 import polars as pl
 
 from core.errors import FrameError
 from core.vocabulary import LEVEL_RANK, Level
 
-__all__ = ["cap_rarity_levels"]
+__all__ = ["PERIODS", "cap_rarity_levels"]
 
-_LABELS = {int(lv): lv.label for lv in Level}
+#: Series frequency -> (coarseness rank, the period agreement is judged in).
+PERIODS: dict[str, tuple[int, str]] = {
+    "h": (0, "1h"),
+    "D": (1, "1d"),
+    "B": (1, "1d"),
+    "W-FRI": (2, "1w"),
+    "W-SUN": (2, "1w"),
+    "MS": (3, "1mo"),
+}
+_DEFAULT_PERIOD = PERIODS["D"]
 
 
 def cap_rarity_levels(
@@ -42,14 +53,17 @@ def cap_rarity_levels(
     meta: pl.DataFrame,
     *,
     cap: Level = Level.YELLOW,
-    window: timedelta = timedelta(0),
+    floor: Level = Level.ORANGE,
+    subject: str | None = None,
 ) -> pl.DataFrame:
     """Cap rarity grades at ``cap`` unless an independent series in the same region agrees.
 
-    ``grades``: ``unique_id, ds, level`` (level labels such as ``"red"``; other columns are
-    kept). ``meta``: ``unique_id, region`` and optionally ``source`` (rules in the module
-    docstring). Returns ``grades`` with ``level`` after the rule and ``uncapped_level``,
-    ``capped_at``, ``corroborated_by`` added.
+    ``grades``: ``unique_id, ds, level`` (rarity level labels such as ``"red"``; other columns
+    are kept); ``subject``: name of a boolean column of ``grades`` marking the rows the cap
+    applies to (the others, e.g. series whose level a hazard model sets, only witness with
+    their rarity level). ``meta``: ``unique_id, region`` and optionally ``source, variable,
+    lat, lon, frequency`` (missing = null; rules in the module docstring). Returns ``grades``
+    with ``level`` after the rule and ``uncapped_level``, ``capped_at``, ``corroborated_by``.
     """
     missing = [c for c in ("unique_id", "ds", "level") if c not in grades.columns]
     if missing:
@@ -61,46 +75,78 @@ def cap_rarity_levels(
     unknown = set(grades.get_column("level").drop_nulls().unique().to_list()) - set(LEVEL_RANK)
     if unknown:
         raise FrameError(f"unknown level label(s) {sorted(unknown)}", fix=f"use one of {sorted(LEVEL_RANK)}")
-    if window < timedelta(0):
-        raise FrameError(f"window={window}", fix="pass a non-negative window")
-    cap = Level(cap)
-    info = meta.select(
-        "unique_id",
-        pl.col("region").cast(pl.Utf8),
-        (pl.col("source") if "source" in meta.columns else pl.col("unique_id")).cast(pl.Utf8).alias("_source"),
-    ).unique("unique_id", keep="first")
-    frame = (
-        grades.with_row_index("_row")
-        .with_columns(pl.col("level").fill_null(Level.NONE.label).replace_strict(LEVEL_RANK).alias("_rank"))
-        .join(info, on="unique_id", how="left")
-    )
-    high = frame.filter((pl.col("_rank") > int(cap)) & pl.col("region").is_not_null()).select(
-        "_row", "unique_id", "ds", "region", "_source"
-    )
-    # Join on (region, time bucket of one window) against the neighbouring buckets too, so the
-    # pairs stay local in time instead of a region-wide cross product.
-    if window > timedelta(0):
-        width = int(window.total_seconds() * 1e6)
-        high = high.with_columns((pl.col("ds").dt.epoch("us") // width).alias("_bucket"))
-        other = high.with_columns(pl.col("_bucket") + pl.lit([-1, 0, 1])).explode("_bucket")
-    else:
-        high = high.with_columns(pl.col("ds").dt.epoch("us").alias("_bucket"))
-        other = high
-    pairs = (
-        high.join(other, on=["region", "_bucket"], suffix="_other")
-        .filter(
-            (pl.col("unique_id") != pl.col("unique_id_other"))
-            & (pl.col("_source") != pl.col("_source_other"))
-            & ((pl.col("ds") - pl.col("ds_other")).abs() <= window)
+    if subject is not None and subject not in grades.columns:
+        raise FrameError(f"grades lack the subject column {subject!r}", fix="name a boolean column of grades")
+    cap, floor = Level(cap), Level(floor)
+
+    def col(name: str, dtype: type[pl.DataType]) -> pl.Expr:
+        return (pl.col(name) if name in meta.columns else pl.lit(None)).cast(dtype).alias(name)
+
+    info = (
+        meta.select(
+            pl.col("unique_id").cast(pl.Utf8),
+            col("region", pl.Utf8),
+            col("source", pl.Utf8).fill_null(""),
+            col("variable", pl.Utf8).fill_null(""),
+            col("lat", pl.Float64),
+            col("lon", pl.Float64),
+            col("frequency", pl.Utf8),
         )
-        .group_by("_row")
-        .agg(pl.col("unique_id_other").unique().sort().alias("corroborated_by"))
+        .unique("unique_id", keep="first")
+        .with_columns(
+            pl.col("frequency")
+            .replace_strict({k: v[0] for k, v in PERIODS.items()}, default=_DEFAULT_PERIOD[0], return_dtype=pl.Int64)
+            .alias("_coarse"),
+            pl.col("frequency")
+            .replace_strict({k: v[1] for k, v in PERIODS.items()}, default=_DEFAULT_PERIOD[1], return_dtype=pl.Utf8)
+            .alias("_every"),
+        )
+        .drop("frequency")
     )
-    out = frame.join(pairs, on="_row", how="left").sort("_row")
-    lowered = (pl.col("_rank") > int(cap)) & pl.col("corroborated_by").is_null()
+    frame = grades.with_row_index("_row").with_columns(
+        pl.col("level").fill_null(Level.NONE.label).replace_strict(LEVEL_RANK, return_dtype=pl.Int64).alias("_rank"),
+        (pl.col(subject).fill_null(False) if subject is not None else pl.lit(True)).alias("_subject"),
+    )
+    above = frame.filter(pl.col("_subject") & (pl.col("_rank") > int(cap))).select("_row", "unique_id", "ds", "_rank")
+    mate_info = info.select(pl.all().name.suffix("_m"))
+    pairs = (
+        above.join(info, on="unique_id")
+        .filter(pl.col("region").is_not_null())
+        .join(mate_info, left_on="region", right_on="region_m")
+        .filter(pl.col("unique_id_m").is_in(frame.get_column("unique_id").unique().implode()))
+    )
+    same_site = pl.col("lat").is_not_null() & (pl.col("lat") == pl.col("lat_m")) & (pl.col("lon") == pl.col("lon_m"))
+    pairs = pairs.filter(
+        (pl.col("unique_id") != pl.col("unique_id_m"))
+        & (
+            (pl.col("source") != pl.col("source_m"))
+            | (~same_site.fill_null(False) & (pl.col("variable") != pl.col("variable_m")))
+        )
+    ).with_columns(
+        pl.when(pl.col("_coarse") >= pl.col("_coarse_m")).then("_every").otherwise("_every_m").alias("_period_every")
+    )
+    found = [pl.DataFrame(schema={"_row": pl.UInt32, "unique_id_m": pl.Utf8})]
+    witnesses = frame.select(pl.col("unique_id").alias("unique_id_m"), "ds", pl.col("_rank").alias("_mate_rank"))
+    for every in pairs.get_column("_period_every").unique().sort().to_list():
+        theirs = witnesses.group_by("unique_id_m", pl.col("ds").dt.truncate(every).alias("_period")).agg(
+            pl.col("_mate_rank").max()
+        )
+        agreed = (
+            pairs.filter(pl.col("_period_every") == every)
+            .with_columns(pl.col("ds").dt.truncate(every).alias("_period"))
+            .join(theirs, on=["unique_id_m", "_period"])
+            .filter(pl.col("_mate_rank") >= pl.min_horizontal("_rank", pl.lit(int(floor))))
+        )
+        found.append(agreed.select("_row", "unique_id_m"))
+    lifted = pl.concat(found).group_by("_row").agg(pl.col("unique_id_m").unique().sort().alias("corroborated_by"))
+    out = frame.join(lifted, on="_row", how="left").sort("_row")
+    lowered = pl.col("_subject") & (pl.col("_rank") > int(cap)) & pl.col("corroborated_by").is_null()
     return out.with_columns(
         pl.col("level").alias("uncapped_level"),
         pl.when(lowered).then(pl.lit(cap.label)).otherwise(pl.col("level")).alias("level"),
         pl.when(lowered).then(pl.lit(cap.label)).otherwise(pl.lit(None, dtype=pl.Utf8)).alias("capped_at"),
-        pl.col("corroborated_by").fill_null(pl.lit([], dtype=pl.List(pl.Utf8))),
+        pl.when(pl.col("_subject"))
+        .then(pl.col("corroborated_by").fill_null(pl.lit([], dtype=pl.List(pl.Utf8))))
+        .otherwise(pl.lit([], dtype=pl.List(pl.Utf8)))
+        .alias("corroborated_by"),
     ).select(*grades.columns, "uncapped_level", "capped_at", "corroborated_by")

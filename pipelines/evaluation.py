@@ -41,6 +41,7 @@ from anomaly.evaluation import (
     vus_pr,
 )
 from core.errors import DataFormatError
+from core.settings import HazardSettings
 from core.vocabulary import LEVEL_RANK, Domain, Level
 
 __all__ = [
@@ -342,7 +343,9 @@ def _significant_quakes(path: Path, box: dict[str, float], min_magnitude: float)
     return kept
 
 
-def evaluate_events(data_dir: Path, *, thresholds: dict[str, float], k: int, n: int, cooldown: int) -> dict[str, Any]:
+def evaluate_events(
+    data_dir: Path, *, thresholds: dict[str, float], k: int, n: int, cooldown: int, hazard_settings: HazardSettings
+) -> dict[str, Any]:
     """Event skill of the engine and the IForest baseline on the bundled market and seismic data."""
     from ingest.sources import parse
     from ingest.sources.catalogue import SEISMIC_REGIONS
@@ -427,6 +430,7 @@ def evaluate_events(data_dir: Path, *, thresholds: dict[str, float], k: int, n: 
             grading={"thresholds": thresholds, "k": k, "n": n, "cooldown": cooldown},
             significant_quakes=_significant_quakes,
             baseline_scores=_baseline_scores,
+            hazard_settings=hazard_settings,
             recession_spans=[
                 (
                     onset - timedelta(days=MATCHING_RULES[Domain.MARKET]["lead_days"]),

@@ -12,8 +12,8 @@ in every table:
   ``P(M >= 6 within 7 days)`` on :func:`hazards.aftershock_level`'s ladder after a mainshock,
   otherwise the rate test's blue "unusual activity" notice at most; the Choptank river: the
   return-period ladder), and for every other series the rarity grade capped at yellow unless
-  an independent series in the same region agrees (:func:`anomaly.cap_rarity_levels`, window
-  :data:`CORROBORATION_WINDOW`);
+  an independent series in the same region agrees (:func:`anomaly.cap_rarity_levels`, the
+  cycle's rule with its ``[hazards] rarity_cap`` and ``corroboration_level``);
 - ``current``: today's quantile grading (:func:`anomaly.grade` on the calibrated score);
 - ``iforest``: PyOD's IForest on the raw values, calibrated and graded the same way (as the
   existing ``iforest_baseline``; note it is fitted on the whole series, so it looks ahead).
@@ -35,11 +35,11 @@ import polars as pl
 import anomaly
 import hazards
 from anomaly.evaluation import calm_false_alarms, event_skill, window_skill
+from core.settings import HazardSettings
 from core.vocabulary import LEVEL_RANK, Level
 
 __all__ = [
     "EVENT_TABLE_RULES",
-    "CORROBORATION_WINDOW",
     "event_tables",
     "earthquake_table",
     "river_table",
@@ -49,7 +49,6 @@ __all__ = [
 ]
 
 #: Independent series must agree within this time to lift the rarity cap in the replay.
-CORROBORATION_WINDOW = timedelta(days=7)
 
 #: Written down before scoring.
 EVENT_TABLE_RULES: dict[str, Any] = {
@@ -85,7 +84,8 @@ EVENT_TABLE_RULES: dict[str, Any] = {
             "other series": "no listed event: all time is calm",
         },
         "per_series_year": "false alarms / (calm days / 365.25), summed over series",
-        "corroboration_window_days": CORROBORATION_WINDOW.days,
+        "rarity_cap": "anomaly.cap_rarity_levels, the cycle's rule and [hazards] settings: every series' "
+        "rarity grade witnesses (an earthquake box's at most blue without a mainshock)",
     },
 }
 
@@ -397,6 +397,7 @@ def calm_table(
     quake_busy: dict[str, list[tuple[datetime, datetime]]],
     river_levels: pl.DataFrame,
     recession_spans: Sequence[tuple[datetime, datetime]],
+    hazard_settings: HazardSettings,
 ) -> dict[str, Any]:
     """False reds+oranges per series-year in calm time, per bundled series and in total."""
     from ingest.sources import parse
@@ -406,9 +407,17 @@ def calm_table(
     for entry in bundled_catalogue(data_dir):
         parsed = parse(data_dir / entry.relative_path, entry.format, **entry.options)
         series_parts.append(parsed.series.select("unique_id", "ds", "y"))
-        meta_parts.append(parsed.meta.select("unique_id", "domain", "region", "source"))
+        meta_parts.append(
+            parsed.meta.select(
+                "unique_id",
+                "domain",
+                "region",
+                "source",
+                *[c for c in ("variable", "lat", "lon", "frequency") if c in parsed.meta.columns],
+            )
+        )
     series = pl.concat(series_parts).sort("unique_id", "ds")
-    meta = pl.concat(meta_parts).unique("unique_id", keep="first")
+    meta = pl.concat(meta_parts, how="diagonal_relaxed").unique("unique_id", keep="first")
     current = _daily_levels(anomaly.alarm_scores(series), grading)
     plain = pl.concat(
         [_daily_levels(baseline_scores(part), grading) for _, part in series.group_by("unique_id", maintain_order=True)]
@@ -428,23 +437,41 @@ def calm_table(
         quake_levels[box].select(pl.lit(uid).alias("unique_id"), "ds", "level_rank") for uid, box in box_of.items()
     ] + [river_levels.select("unique_id", "ds", "level_rank")]
     hazard = pl.concat(hazard_rows)
-    rarity = current.filter(~pl.col("unique_id").is_in(list(box_of) + [river_uid]))
     label = {int(lv): lv.label for lv in Level}
-    union = pl.concat(
+    # Witnesses: every series' rarity grade (an earthquake box's at most blue on a day without
+    # a mainshock at the latest weekly issue, the cycle's rule 2); only the rarity rows are capped.
+    mainshock = pl.concat(
         [
-            rarity.select("unique_id", "ds", "level_rank", pl.lit(True).alias("_rarity")),
-            hazard.filter(pl.col("level_rank") > 0).select(
-                "unique_id", "ds", "level_rank", pl.lit(False).alias("_rarity")
-            ),
+            quake_levels[box].select(
+                pl.lit(uid).alias("unique_id"), "ds", pl.col("mainshock_magnitude").is_not_null().alias("_main")
+            )
+            for uid, box in box_of.items()
         ]
-    ).with_columns(pl.col("level_rank").replace_strict(label, return_dtype=pl.Utf8).alias("level"))
-    capped = anomaly.cap_rarity_levels(union, meta, cap=Level.YELLOW, window=CORROBORATION_WINDOW)
+    ).sort("ds")
+    witnesses = (
+        current.select("unique_id", "ds", "level_rank")
+        .sort("ds")
+        .join_asof(mainshock, on="ds", by="unique_id", strategy="backward", check_sortedness=False)
+        .with_columns(
+            pl.when(pl.col("unique_id").is_in(list(box_of)) & ~pl.col("_main").fill_null(False))
+            .then(pl.min_horizontal("level_rank", pl.lit(int(Level.BLUE))))
+            .otherwise(pl.col("level_rank"))
+            .replace_strict(label, return_dtype=pl.Utf8)
+            .alias("level"),
+            ~pl.col("unique_id").is_in(list(box_of) + [river_uid]).alias("_rarity"),
+        )
+    )
+    capped = anomaly.cap_rarity_levels(
+        witnesses,
+        meta,
+        cap=Level.parse(hazard_settings.rarity_cap),
+        floor=Level.parse(hazard_settings.corroboration_level),
+        subject="_rarity",
+    )
     rarity_new = capped.filter(pl.col("_rarity")).select(
         "unique_id", "ds", pl.col("level").replace_strict(LEVEL_RANK, return_dtype=pl.Int64).alias("level_rank")
     )
-    lifted = capped.filter(
-        pl.col("_rarity") & (pl.col("corroborated_by").list.len() > 0) & (pl.col("level_rank") > int(Level.YELLOW))
-    ).height
+    lifted = capped.filter(pl.col("_rarity") & (pl.col("corroborated_by").list.len() > 0)).height
     new = pl.concat([rarity_new, hazard])
     rows = []
     for uid, domain, region in meta.select("unique_id", "domain", "region").sort("unique_id").iter_rows():
@@ -512,6 +539,7 @@ def event_tables(
     significant_quakes: Callable[[Path, dict[str, float], float], list[datetime]],
     baseline_scores: Callable[[pl.DataFrame], pl.DataFrame],
     recession_spans: Sequence[tuple[datetime, datetime]],
+    hazard_settings: HazardSettings,
 ) -> dict[str, Any]:
     """``{"earthquakes", "rivers", "calm_false_alarms", "event_table_rules"}`` (module docstring)."""
     quakes, quake_levels, quake_busy = earthquake_table(
@@ -526,6 +554,7 @@ def event_tables(
         quake_busy=quake_busy,
         river_levels=river_levels,
         recession_spans=recession_spans,
+        hazard_settings=hazard_settings,
     )
     return {"event_table_rules": EVENT_TABLE_RULES, "earthquakes": quakes, "rivers": rivers, "calm_false_alarms": calm}
 

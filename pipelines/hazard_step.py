@@ -40,7 +40,8 @@ capped fallback"):
    capped grade's uncapped level and ``[hazards] corroboration_level`` (default orange).
    Then the uncapped level stands and ``corroborated_by`` names the agreeing series. The
    components of one instrument (a GNSS station's north, east and up; the count, magnitude
-   and energy series of one catalog box) are one witness, not two.
+   and energy series of one catalog box) are one witness, not two. The rule is
+   :func:`anomaly.cap_rarity_levels`, which the evaluation replay calls too.
 
 4. **Steps as evidence.** The newest grade of a GNSS component or a tide gauge carries the
    steps known by then (``steps``: size and standard error in mm, z, the catalog earthquake
@@ -83,15 +84,6 @@ SEISMIC_SUFFIXES: tuple[str, ...] = ("_count", "_max_mag", "_energy")
 _BASIS_MODEL = "hazard_model"
 _BASIS_RARITY = "statistical_rarity"
 _MODEL_NAME = "reasenberg_jones"
-# Period of a frequency (pandas alias) for corroboration: (coarseness rank, polars truncate).
-_PERIODS: dict[str, tuple[int, str]] = {
-    "h": (0, "1h"),
-    "D": (1, "1d"),
-    "B": (1, "1d"),
-    "W-FRI": (2, "1w"),
-    "W-SUN": (2, "1w"),
-    "MS": (3, "1mo"),
-}
 _GRADE_SCHEMA: dict[str, pl.DataType] = {
     "unique_id": pl.Utf8(),
     "ds": pl.Datetime("us"),
@@ -127,10 +119,6 @@ def _region_events(events: pl.DataFrame, region: str) -> pl.DataFrame:
         pl.col("lat").is_between(box["min_lat"], box["max_lat"])
         & pl.col("lon").is_between(box["min_lon"], box["max_lon"])
     )
-
-
-def _period(frequency: str | None) -> tuple[int, str]:
-    return _PERIODS.get(frequency or "D", (1, "1d"))
 
 
 def _aftershock_evidence(row: dict[str, Any], cfg: HazardSettings, setting: str, level: Level) -> dict[str, Any]:
@@ -326,49 +314,27 @@ def _mainshock_bound(
     )
 
 
-def _independent(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    """Two series of one region are independent witnesses when they come from different
-    sources, or measure different variables, except that one source's series at one known
-    site (the same lat/lon) are one instrument."""
-    if a["unique_id"] == b["unique_id"] or not a["region"] or a["region"] != b["region"]:
-        return False
-    if (a["source"] or "") != (b["source"] or ""):
-        return True
-    same_site = a["lat"] is not None and a["lat"] == b["lat"] and a["lon"] == b["lon"]
-    return not same_site and (a.get("variable") or "") != (b.get("variable") or "")
-
-
 def _corroboration(
     frame: pl.DataFrame, meta: pl.DataFrame, *, cap: int, floor: int
 ) -> dict[tuple[str, datetime], list[str]]:
-    """Rule 3: for each grade above the cap, the independent series of its region whose
-    rarity rank (``bound``) in the same period reaches ``min(bound, floor)``."""
-    above = frame.filter(pl.col("bound") > cap)
-    if above.height == 0:
-        return {}
-    info = {r["unique_id"]: r for r in meta.iter_rows(named=True)}
-    found: dict[tuple[str, datetime], list[str]] = {}
-    for uid in above.get_column("unique_id").unique().sort().to_list():
-        if uid not in info:
-            continue
-        rows = above.filter(pl.col("unique_id") == uid)
-        for mate in sorted(m for m in info if m in set(frame["unique_id"]) and _independent(info[uid], info[m])):
-            rank_a, every_a = _period(info[uid]["frequency"])
-            rank_b, every_b = _period(info[mate]["frequency"])
-            every = every_a if rank_a >= rank_b else every_b
-            theirs = (
-                frame.filter(pl.col("unique_id") == mate)
-                .group_by(pl.col("ds").dt.truncate(every).alias("period"))
-                .agg(pl.col("bound").max().alias("mate_bound"))
-            )
-            agreed = (
-                rows.with_columns(pl.col("ds").dt.truncate(every).alias("period"))
-                .join(theirs, on="period")
-                .filter(pl.col("mate_bound") >= pl.min_horizontal("bound", pl.lit(floor)))
-            )
-            for ds in agreed.get_column("ds").to_list():
-                found.setdefault((uid, ds), []).append(mate)
-    return found
+    """Rule 3 (:func:`anomaly.cap_rarity_levels`): for each of this cycle's grades above the
+    cap, the independent series of its region whose rarity rank (``bound``) agrees."""
+    labels = {int(lv): lv.label for lv in Level}
+    ruled = anomaly.cap_rarity_levels(
+        frame.select(
+            "unique_id", "ds", pl.col("bound").replace_strict(labels, return_dtype=pl.Utf8).alias("level"), "own"
+        ),
+        meta,
+        cap=Level(cap),
+        floor=Level(floor),
+        subject="own",
+    )
+    return {
+        (uid, ds): mates
+        for uid, ds, mates in ruled.filter(pl.col("corroborated_by").list.len() > 0)
+        .select("unique_id", "ds", "corroborated_by")
+        .iter_rows()
+    }
 
 
 def _steps_evidence(

@@ -86,6 +86,10 @@ META = pl.DataFrame(
         "unique_id": ["tohoku_count", "tohoku_energy", "ayukawa", "new_york", "p156_up"],
         "region": ["Tohoku, Japan", "Tohoku, Japan", "Tohoku, Japan", "New York, US", None],
         "source": ["USGS", "USGS", "PSMSL", "PSMSL", "UNAVCO"],
+        "variable": ["count", "energy", "mean_sea_level", "mean_sea_level", "displacement_up"],
+        "lat": [38.0, 38.0, 38.3, 40.7, 40.0],
+        "lon": [142.0, 142.0, 141.5, -74.0, -123.9],
+        "frequency": ["D", "D", "D", "D", "D"],
     }
 )
 
@@ -94,18 +98,22 @@ def test_cap_rarity_levels_caps_unless_an_independent_series_agrees() -> None:
     grades = _grades(
         [
             ("tohoku_count", 10, "red"),
-            ("tohoku_energy", 10, "orange"),  # same source as tohoku_count: not independent
-            ("ayukawa", 12, "orange"),  # independent, same region, 2 days later
+            ("tohoku_energy", 10, "orange"),  # same source and site as tohoku_count: one instrument
+            ("ayukawa", 12, "orange"),  # independent, same region, another day
             ("new_york", 10, "red"),  # alone in its region
             ("p156_up", 10, "orange"),  # no region
             ("new_york", 11, "yellow"),  # at the cap: untouched
         ]
     )
-    same_day = cap_rarity_levels(grades, META)
-    assert same_day.get_column("level").to_list() == ["yellow", "yellow", "yellow", "yellow", "yellow", "yellow"]
-    assert same_day.get_column("uncapped_level").to_list() == grades.get_column("level").to_list()
-    assert same_day.get_column("capped_at").to_list() == ["yellow"] * 5 + [None]
-    lifted = cap_rarity_levels(grades, META, window=timedelta(days=2))
+    apart = cap_rarity_levels(grades, META)
+    assert apart.get_column("level").to_list() == ["yellow", "yellow", "yellow", "yellow", "yellow", "yellow"]
+    assert apart.get_column("uncapped_level").to_list() == grades.get_column("level").to_list()
+    assert apart.get_column("capped_at").to_list() == ["yellow"] * 5 + [None]
+    # the same day (the period of two daily series): ayukawa agrees with the catalog box
+    same_day = grades.with_columns(
+        pl.when(pl.col("unique_id") == "ayukawa").then(datetime(2011, 3, 11, 12)).otherwise(pl.col("ds")).alias("ds")
+    )
+    lifted = cap_rarity_levels(same_day, META)
     assert lifted.get_column("level").to_list() == ["red", "orange", "orange", "yellow", "yellow", "yellow"]
     assert lifted.get_column("corroborated_by").to_list() == [
         ["ayukawa"],
@@ -116,6 +124,18 @@ def test_cap_rarity_levels_caps_unless_an_independent_series_agrees() -> None:
         [],
     ]
     assert lifted.get_column("capped_at").to_list() == [None, None, None, "yellow", "yellow", None]
+    # a weekly partner: the coarser period (the week) decides
+    is_gauge = pl.col("unique_id") == "ayukawa"
+    weekly = META.with_columns(
+        pl.when(is_gauge).then(pl.lit("W-SUN")).otherwise(pl.col("frequency")).alias("frequency")
+    )
+    assert cap_rarity_levels(grades, weekly).get_column("level").to_list()[:3] == ["red", "orange", "orange"]
+    # an agreeing partner must reach min(own level, floor): a red needs a red partner now
+    assert cap_rarity_levels(same_day, META, floor=Level.RED).get_column("level").to_list()[:3] == [
+        "yellow",
+        "orange",
+        "orange",
+    ]
     orange_cap = cap_rarity_levels(grades, META, cap=Level.ORANGE)
     assert orange_cap.get_column("level").to_list()[:4] == ["orange", "orange", "orange", "orange"]
 

@@ -116,6 +116,7 @@ def cmd_events(args: argparse.Namespace, settings: Settings) -> int:
         k=settings.risk.persistence_k,
         n=settings.risk.persistence_n,
         cooldown=settings.scoring.cooldown,
+        hazard_settings=settings.hazards,
     )
     lines = ["target            who       events hits FA   POD   FAR   CSI   lead(d) NSR"]
     rows = [("market/recession", report["market"])] + [(f"seismic/{r}", v) for r, v in report["seismic"].items()]
