@@ -15,11 +15,10 @@ import json
 import os
 import tomllib
 from dataclasses import dataclass, fields
-from datetime import date, datetime
+from datetime import date
 from pathlib import Path
 from typing import Any
 
-from core.clock import replay_cutoff
 from core.errors import ConfigError
 from core.vocabulary import WARNING_LEVEL_NAMES
 
@@ -412,15 +411,7 @@ class ScoringSettings:
 
 @dataclass(frozen=True)
 class CycleSettings:
-    as_of: str
-
-    def as_of_time(self) -> datetime | None:
-        """End of the replay day (exclusive bound), or None when live.
-
-        Commands read it once through :class:`core.clock.Clock` (``clock.cutoff``) and pass
-        the clock down; this stays for callers that hold only the settings.
-        """
-        return replay_cutoff(self.as_of)
+    as_of: str  # the replay day; commands read it once through core.clock.Clock (clock.cutoff)
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ def test_a_replay_clock_judges_at_the_end_of_the_replay_day(tmp_path: Path) -> N
     settings = load_settings(tmp_path, environ={"EWS_CYCLE__AS_OF": "2011-03-12"})
     clock = Clock.from_settings(settings, now=NOW)
     assert (clock.now, clock.as_of, clock.replaying) == (NOW, "2011-03-12", True)
-    assert clock.cutoff == datetime(2011, 3, 13) == settings.cycle.as_of_time()
+    assert clock.cutoff == datetime(2011, 3, 13) == replay_cutoff(settings.cycle.as_of)
     assert clock.judged_at == datetime(2011, 3, 13)
     later = clock.restarted()
     assert later.as_of == "2011-03-12" and later.now > NOW
