@@ -14,7 +14,9 @@ database, no clock):
   that is one instrument (a GNSS station's north, east and up; the count, magnitude and
   energy series of one catalog box), one witness, not two. Two indicators of one provider
   without a site (two FRED series of one country) are independent;
-- *agrees*: at some point of the same period, the coarser of the two series' periods (the
+- *agrees*: at some point of the same period, with a value known no later than the graded
+  one (a value is known when its own period ends: a monthly mean a month after its stamp; so
+  a replay over history sees no more than the cycle did), the coarser of the two series' periods (the
   hour, day, week or month of the metadata's ``frequency``: ``h``, ``D``/``B``,
   ``W-FRI``/``W-SUN``, ``MS``; unknown or missing = the day), the other series' own
   rarity level (before any cap) reaches at least the smaller of the grade's uncapped level
@@ -35,6 +37,11 @@ from core.errors import FrameError
 from core.vocabulary import LEVEL_RANK, Level
 
 __all__ = ["PERIODS", "cap_rarity_levels"]
+
+#: Series frequency -> its own period: a value is known when that period ends (a monthly mean
+#: stamped on the 1st a month later, a daily or weekly value (stamped on its last day) the
+#: next day).
+_KNOWN_AFTER = {"MS": "1mo", "h": "1h"}
 
 #: Series frequency -> (coarseness rank, the period agreement is judged in).
 PERIODS: dict[str, tuple[int, str]] = {
@@ -100,6 +107,7 @@ def cap_rarity_levels(
             pl.col("frequency")
             .replace_strict({k: v[1] for k, v in PERIODS.items()}, default=_DEFAULT_PERIOD[1], return_dtype=pl.Utf8)
             .alias("_every"),
+            pl.col("frequency").replace_strict(_KNOWN_AFTER, default="1d", return_dtype=pl.Utf8).alias("_lag"),
         )
         .drop("frequency")
     )
@@ -128,14 +136,21 @@ def cap_rarity_levels(
     found = [pl.DataFrame(schema={"_row": pl.UInt32, "unique_id_m": pl.Utf8})]
     witnesses = frame.select(pl.col("unique_id").alias("unique_id_m"), "ds", pl.col("_rank").alias("_mate_rank"))
     for every in pairs.get_column("_period_every").unique().sort().to_list():
-        theirs = witnesses.group_by("unique_id_m", pl.col("ds").dt.truncate(every).alias("_period")).agg(
-            pl.col("_mate_rank").max()
-        )
+        # a witness counts only when its value was known no later than the graded one (a
+        # period's value is known when its period ends): a replay over history must not let
+        # data published later lift a grade, e.g. a monthly mean lift a day inside its month
+        theirs = witnesses.with_columns(pl.col("ds").dt.truncate(every).alias("_period")).rename({"ds": "ds_m"})
         agreed = (
             pairs.filter(pl.col("_period_every") == every)
             .with_columns(pl.col("ds").dt.truncate(every).alias("_period"))
             .join(theirs, on=["unique_id_m", "_period"])
-            .filter(pl.col("_mate_rank") >= pl.min_horizontal("_rank", pl.lit(int(floor))))
+            .filter(
+                (
+                    pl.col("ds_m").dt.truncate(pl.col("_lag_m")).dt.offset_by(pl.col("_lag_m"))
+                    <= pl.col("ds").dt.truncate(pl.col("_lag")).dt.offset_by(pl.col("_lag"))
+                )
+                & (pl.col("_mate_rank") >= pl.min_horizontal("_rank", pl.lit(int(floor))))
+            )
         )
         found.append(agreed.select("_row", "unique_id_m"))
     lifted = pl.concat(found).group_by("_row").agg(pl.col("unique_id_m").unique().sort().alias("corroborated_by"))

@@ -37,6 +37,7 @@ import hazards
 from anomaly.evaluation import calm_false_alarms, event_skill, window_skill
 from core.settings import HazardSettings
 from core.vocabulary import LEVEL_RANK, Level
+from pipelines.hazard_step import flood_ladder
 
 __all__ = [
     "EVENT_TABLE_RULES",
@@ -306,19 +307,27 @@ def _analogue_probability(
     return prob[_flood_features(test.sort("ds").get_column("y").to_numpy(), edges)]
 
 
-def _ladder(p_by_period: dict[float, np.ndarray]) -> np.ndarray:
+def _ladder(p_by_period: dict[float, np.ndarray], ladder: Sequence[hazards.FloodRung]) -> np.ndarray:
     n = len(next(iter(p_by_period.values())))
     rank = np.zeros(n, dtype=np.int64)
-    for rung in hazards.DEFAULT_FLOOD_LADDER:
+    for rung in ladder:
         holds = p_by_period[float(rung.period_years)] >= rung.min_probability
         rank = np.where(holds, np.maximum(rank, int(rung.level)), rank)
     return rank
 
 
 def river_table(
-    data_dir: Path, *, grading: dict[str, Any], baseline_scores: Callable[[pl.DataFrame], pl.DataFrame]
+    data_dir: Path,
+    *,
+    grading: dict[str, Any],
+    baseline_scores: Callable[[pl.DataFrame], pl.DataFrame],
+    hazard_settings: HazardSettings,
 ) -> tuple[dict[str, Any], pl.DataFrame]:
-    """The Choptank table (two out-of-sample halves summed) and the new daily levels."""
+    """The Choptank table (two out-of-sample halves summed) and the new daily levels, on the
+    cycle's ``[hazards] flood_ladder``. The second fold is fitted on the later water years and
+    scored on the earlier ones: out of sample, but not a forward replay (docs/anomaly.md)."""
+    ladder = flood_ladder(hazard_settings)
+    periods = tuple(sorted({float(r.period_years) for r in ladder} | {2.0}))
     from ingest.sources import parse
     from ingest.sources.catalogue import bundled_catalogue
 
@@ -335,11 +344,11 @@ def river_table(
     new_parts = []
     halves = []
     for name, train, test in (("2006-2011", first_half, second_half), ("2000-2005", second_half, first_half)):
-        thresholds = hazards.return_period_thresholds(train)
+        thresholds = hazards.return_period_thresholds(train, periods=periods)
         values = dict(zip(thresholds.get_column("period_years"), thresholds.get_column("threshold_value"), strict=True))
         p = {period: _analogue_probability(train, test, value) for period, value in values.items()}
         ds = test.get_column("ds")
-        new_parts.append(pl.DataFrame({"unique_id": uid, "ds": ds, "level_rank": _ladder(p), "p2": p[2.0]}))
+        new_parts.append(pl.DataFrame({"unique_id": uid, "ds": ds, "level_rank": _ladder(p, ladder), "p2": p[2.0]}))
         base = hazards.exceedance_base_rate(train, threshold_value=values[2.0], window_days=_FLOOD_WINDOW)
         halves.append(
             {"scored_water_years": name, "thresholds_m3s": {f"rp{int(k)}": round(v, 2) for k, v in values.items()}}
@@ -545,7 +554,9 @@ def event_tables(
     quakes, quake_levels, quake_busy = earthquake_table(
         data_dir, grading=grading, significant_quakes=significant_quakes, baseline_scores=baseline_scores
     )
-    rivers, river_levels = river_table(data_dir, grading=grading, baseline_scores=baseline_scores)
+    rivers, river_levels = river_table(
+        data_dir, grading=grading, baseline_scores=baseline_scores, hazard_settings=hazard_settings
+    )
     calm = calm_table(
         data_dir,
         grading=grading,

@@ -194,7 +194,8 @@ def _aftershock_grades(
     return out, active, notes
 
 
-def _flood_ladder(cfg: HazardSettings) -> tuple[floods.FloodRung, ...]:
+def flood_ladder(cfg: HazardSettings) -> tuple[floods.FloodRung, ...]:
+    """The ``[hazards] flood_ladder`` setting as the rungs :func:`hazards.flood_levels` reads."""
     return tuple(
         floods.FloodRung(Level.parse(name), float(rung[0]), float(rung[1])) for name, rung in cfg.flood_ladder.items()
     )
@@ -216,7 +217,7 @@ def _flood_grades(
     notes: list[str] = []
     if forecasts is None or forecasts.height == 0:
         return out, notes
-    ladder = _flood_ladder(cfg)
+    ladder = flood_ladder(cfg)
     rivers = meta.filter(
         (pl.col("domain") == Domain.HYDRO.value)
         & (pl.col("variable") == "discharge")

@@ -124,12 +124,14 @@ def test_cap_rarity_levels_caps_unless_an_independent_series_agrees() -> None:
         [],
     ]
     assert lifted.get_column("capped_at").to_list() == [None, None, None, "yellow", "yellow", None]
-    # a weekly partner: the coarser period (the week) decides
+    # a weekly partner: the coarser period (the week) decides, and only what was known by then
+    # counts: the week ending Sunday 03-13 lifts nothing on Friday 03-11, while the catalog's
+    # 03-11 value (known 03-12) lifts the weekly gauge
     is_gauge = pl.col("unique_id") == "ayukawa"
     weekly = META.with_columns(
         pl.when(is_gauge).then(pl.lit("W-SUN")).otherwise(pl.col("frequency")).alias("frequency")
     )
-    assert cap_rarity_levels(grades, weekly).get_column("level").to_list()[:3] == ["red", "orange", "orange"]
+    assert cap_rarity_levels(grades, weekly).get_column("level").to_list()[:3] == ["yellow", "yellow", "orange"]
     # an agreeing partner must reach min(own level, floor): a red needs a red partner now
     assert cap_rarity_levels(same_day, META, floor=Level.RED).get_column("level").to_list()[:3] == [
         "yellow",
