@@ -34,7 +34,12 @@ field. One module per field:
 - :mod:`hazards.offsets`: the offset detector and noise model (white + flicker + random walk)
   those two share;
 - :mod:`hazards.market_stress`: the causal ECDF, the CISS-style composite
-  (:func:`stress_composite`) and :func:`drawdown`.
+  (:func:`stress_composite`, with each segment's contribution) and :func:`drawdown`;
+  :mod:`hazards.market_indicators` builds its weekly inputs from stored series, each as it
+  was known on the date (:class:`IndicatorSpec`, :func:`build_indicators`,
+  :func:`market_composite`); :mod:`hazards.market_signals` is the KLR signals approach on
+  them (:func:`crisis_labels`, :func:`klr_threshold`, :class:`MarketSignals`: thresholds,
+  signal share, levels and their crisis probability; :func:`signal_skill`, :func:`auroc`).
 
 The hazard issues add here: aftershock probabilities (earthquakes), exceedance of flood
 thresholds (floods), and market-stress signals. A fitted field model is a small class with
@@ -93,6 +98,16 @@ from hazards.geodetic import (
     segment_means,
     velocity_change,
 )
+from hazards.market_indicators import IndicatorSpec, build_indicators, market_composite
+from hazards.market_signals import (
+    MarketSignals,
+    SignalFit,
+    auroc,
+    crisis_episodes,
+    crisis_labels,
+    klr_threshold,
+    signal_skill,
+)
 from hazards.market_stress import causal_ecdf, drawdown, stress_composite
 
 __all__ = [
@@ -114,6 +129,16 @@ __all__ = [
     "completeness_magnitude",
     "detect_steps",
     "drawdown",
+    "IndicatorSpec",
+    "build_indicators",
+    "market_composite",
+    "MarketSignals",
+    "SignalFit",
+    "auroc",
+    "crisis_episodes",
+    "crisis_labels",
+    "klr_threshold",
+    "signal_skill",
     "estimate_b",
     "evaluate_aftershock_forecasts",
     "exceedance_base_rate",

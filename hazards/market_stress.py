@@ -19,6 +19,7 @@ below the peak), with the peak's date.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -52,7 +53,9 @@ def stress_composite(
     lam: float = 0.93,
     warmup: int = 52,
 ) -> pl.DataFrame:
-    """CISS-like composite (module docstring). Out: ``ds``, one column per segment, ``avg_correlation``, ``composite``.
+    """CISS-like composite (module docstring). Out: ``ds``, one column per segment (its
+    sub-index), ``contribution_<segment>`` (its share of the composite; they add up to it),
+    ``avg_correlation``, ``composite``.
 
     Rows before ``warmup`` steps have a null composite (the ranks and correlations have
     too little history to mean anything).
@@ -73,27 +76,45 @@ def stress_composite(
     frame = indicators.sort("ds")
     names = list(segments)
     w = np.array([float((weights or {}).get(s, 1.0)) for s in names])
-    sub = np.column_stack(
-        [
-            np.nanmean(np.column_stack([causal_ecdf(frame.get_column(c).to_numpy()) for c in segments[s]]), axis=1)
-            for s in names
-        ]
-    )
-    composite, avg_corr = _ciss(sub, w, lam, warmup)
+    with warnings.catch_warnings():  # a segment whose indicators all lack a value: NaN, skipped
+        warnings.simplefilter("ignore", RuntimeWarning)
+        sub = np.column_stack(
+            [
+                np.nanmean(
+                    np.column_stack(
+                        [causal_ecdf(frame.get_column(c).cast(pl.Float64).to_numpy()) for c in segments[s]]
+                    ),
+                    axis=1,
+                )
+                for s in names
+            ]
+        )
+    composite, avg_corr, contrib = _ciss(sub, w, lam, warmup)
     return pl.DataFrame(
         {
             "ds": frame.get_column("ds"),
             **{s: sub[:, i] for i, s in enumerate(names)},
+            **{f"contribution_{s}": contrib[:, i] for i, s in enumerate(names)},
             "avg_correlation": avg_corr,
             "composite": composite,
         }
-    ).with_columns(pl.col("composite").fill_nan(None), pl.col("avg_correlation").fill_nan(None))
+    ).with_columns(
+        pl.col("composite").fill_nan(None),
+        pl.col("avg_correlation").fill_nan(None),
+        *[pl.col(f"contribution_{s}").fill_nan(None) for s in names],
+    )
 
 
-def _ciss(sub: np.ndarray, w: np.ndarray, lam: float, warmup: int) -> tuple[np.ndarray, np.ndarray]:
+def _ciss(sub: np.ndarray, w: np.ndarray, lam: float, warmup: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Composite, average cross-correlation and each segment's contribution.
+
+    ``composite**2 = sum_i (w_i s_i) (C w s)_i / sum(w)**2``, so segment ``i`` contributes
+    ``(w_i s_i) (C w s)_i / sum(w)**2 / composite`` and the contributions add up to the
+    composite (Hollo et al. 2012, section 3.3)."""
     n, k = sub.shape
     composite = np.full(n, np.nan)
     avg_corr = np.full(n, np.nan)
+    contrib = np.full((n, k), np.nan)
     cov = np.eye(k) * 1e-3
     # CISS demeans by the theoretical median of a uniform rank, 0.5.
     for t in range(n):
@@ -106,9 +127,12 @@ def _ciss(sub: np.ndarray, w: np.ndarray, lam: float, warmup: int) -> tuple[np.n
         corr = np.clip(cov / np.outer(sd, sd), -1.0, 1.0)
         if t >= warmup:
             ws = w * s
-            composite[t] = float(np.sqrt(max(ws @ corr @ ws, 0.0)) / w.sum())
+            quad = max(float(ws @ corr @ ws), 0.0)
+            composite[t] = float(np.sqrt(quad) / w.sum())
             avg_corr[t] = float((corr.sum() - k) / (k * (k - 1))) if k > 1 else 1.0
-    return composite, avg_corr
+            if quad > 0.0:
+                contrib[t] = ws * (corr @ ws) / w.sum() ** 2 / composite[t]
+    return composite, avg_corr, contrib
 
 
 def drawdown(series: pl.DataFrame) -> pl.DataFrame:
