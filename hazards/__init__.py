@@ -34,7 +34,8 @@ field. One module per field:
 - :mod:`hazards.offsets`: the offset detector and noise model (white + flicker + random walk)
   those two share;
 - :mod:`hazards.market_stress`: the causal ECDF, the CISS-style composite
-  (:func:`stress_composite`) and :func:`drawdown`.
+  (:func:`stress_composite`), :func:`drawdown` and the bear markets of a price series
+  (:func:`drawdown_events`, the 20 % rule).
 
 The hazard issues add here: aftershock probabilities (earthquakes), exceedance of flood
 thresholds (floods), and market-stress signals. A fitted field model is a small class with
@@ -93,7 +94,7 @@ from hazards.geodetic import (
     segment_means,
     velocity_change,
 )
-from hazards.market_stress import causal_ecdf, drawdown, stress_composite
+from hazards.market_stress import causal_ecdf, drawdown, drawdown_events, stress_composite
 
 __all__ = [
     "BValueEstimate",
@@ -114,6 +115,7 @@ __all__ = [
     "completeness_magnitude",
     "detect_steps",
     "drawdown",
+    "drawdown_events",
     "estimate_b",
     "evaluate_aftershock_forecasts",
     "exceedance_base_rate",
