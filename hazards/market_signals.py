@@ -68,7 +68,8 @@ def crisis_labels(
     horizon_days: float,
     known_until: datetime | None = None,
 ) -> pl.DataFrame:
-    """Per date: ``ahead`` (a crisis onset in ``(ds, ds + horizon]``), ``in_crisis`` (inside
+    """Per date: ``ahead`` (a crisis onset in ``(ds, ds + horizon]``), ``crisis`` (the number
+    of that crisis: the first onset ahead, by order of onset; null when none), ``in_crisis`` (inside
     an event's onset .. trough, or its end when the trough is unknown, or ongoing) and
     ``usable`` (not in a crisis, and ``ds + horizon`` not after ``known_until``, the last date
     the event list covers: beyond it nobody knows yet whether a crisis followed).
@@ -93,6 +94,7 @@ def crisis_labels(
     t = dates.to_numpy().astype("datetime64[us]")
     ahead = np.zeros(len(t), dtype=bool)
     inside = np.zeros(len(t), dtype=bool)
+    crisis = np.full(len(t), -1, dtype=np.int64)
     far_future = np.datetime64("9999-12-31", "us")
     for onset, trough, end in zip(onsets, troughs, ends, strict=True):
         if onset is None:
@@ -100,12 +102,22 @@ def crisis_labels(
         o = np.datetime64(onset, "us")
         stop = trough or end
         s = np.datetime64(stop, "us") if stop is not None else far_future
-        ahead |= (o > t) & (o <= t + np.timedelta64(h))
+        window = (o > t) & (o <= t + np.timedelta64(h))
+        crisis[window & (crisis < 0)] = len([x for x in onsets if x is not None and x < onset])
+        ahead |= window
         inside |= (t >= o) & (t <= s)
     usable = ~inside
     if known_until is not None:
         usable &= t + np.timedelta64(h) <= np.datetime64(known_until, "us")
-    return pl.DataFrame({"ds": dates, "ahead": ahead, "in_crisis": inside, "usable": usable})
+    return pl.DataFrame(
+        {
+            "ds": dates,
+            "ahead": ahead,
+            "in_crisis": inside,
+            "usable": usable,
+            "crisis": pl.Series(crisis).replace(-1, None),
+        }
+    )
 
 
 @dataclass(frozen=True)
@@ -163,24 +175,35 @@ def klr_threshold(
     *,
     name: str = "indicator",
     quantiles: Sequence[float] | None = None,
+    crisis: np.ndarray | None = None,
+    min_coverage: float = 0.0,
 ) -> SignalFit:
     """The NSR-minimising threshold over the training rows given (module docstring).
 
     ``values`` and ``ahead`` are the usable training rows (NaN values are dropped). Ties in
-    NSR go to the lower threshold (more good signals)."""
+    NSR go to the lower threshold (more good signals). With ``crisis`` (per row, the number of
+    the crisis ahead, -1 for none: :func:`crisis_labels`' ``crisis``) a threshold must signal
+    ahead of at least ``min_coverage`` of the training crises: an indicator that warned of one
+    crisis in three did it by luck as often as by skill, and its NSR of 0 says nothing."""
     x = np.asarray(values, dtype=np.float64)
     y = np.asarray(ahead, dtype=bool)
     if x.shape != y.shape:
         raise FrameError(f"{name}: {x.shape[0]} values but {y.shape[0]} labels", fix="pass aligned arrays")
     keep = ~np.isnan(x)
-    x, y = x[keep], y[keep]
+    ids = np.full(x.shape[0], -1) if crisis is None else np.asarray(crisis, dtype=np.int64)
+    x, y, ids = x[keep], y[keep], ids[keep]
+    n_crises = len(set(ids[ids >= 0].tolist()))
+    needed = int(np.ceil(min_coverage * n_crises - 1e-9))
     if x.size == 0:
         raise FrameError(f"{name}: no training values", fix="train on a period where the indicator has values")
     grid = np.asarray(quantiles if quantiles is not None else QUANTILES)
     best: SignalFit | None = None
     for q in grid:
         threshold = float(np.quantile(x, q))
-        a, b, c, d = _counts(x >= threshold, y)
+        fired = x >= threshold
+        a, b, c, d = _counts(fired, y)
+        if needed and len(set(ids[fired & (ids >= 0)].tolist())) < needed:
+            continue
         nsr = _nsr(a, b, c, d)
         if best is None or nsr < best.nsr:
             best = SignalFit(name, threshold, float(q), nsr, a, b, c, d)
@@ -252,12 +275,17 @@ def signal_skill(
 class MarketSignals:
     """KLR thresholds for every indicator and the composite, and the levels they give.
 
+    ``min_coverage``: a threshold must signal ahead of at least this share of the training
+    crises (:func:`klr_threshold`); the default, half, keeps one lucky crisis from making an
+    indicator the composite's heaviest weight.
+
     Fit with :meth:`fit` on training rows; :meth:`apply` adds ``signal_<name>`` columns, the
     weighted ``signal_share``, the ``level`` and its training ``probability``."""
 
     indicators: list[str]
     composite: str = "composite"
     horizon_days: float = 365.0
+    min_coverage: float = 0.5
     ladder: Mapping[str, tuple[float, bool]] = field(default_factory=lambda: dict(DEFAULT_LADDER))
     fits: dict[str, SignalFit] = field(default_factory=dict)
     level_probability: dict[str, float] = field(default_factory=dict)
@@ -298,6 +326,7 @@ class MarketSignals:
             )
         usable = labels.get_column("usable").to_numpy()
         ahead = labels.get_column("ahead").to_numpy()[usable]
+        crisis = labels.get_column("crisis").fill_null(-1).to_numpy()[usable] if "crisis" in labels.columns else None
         if not ahead.any():
             raise FrameError(
                 "no crisis starts within the horizon of any training date",
@@ -305,7 +334,11 @@ class MarketSignals:
             )
         for name in self.columns:
             values = frame.get_column(name).cast(pl.Float64).fill_null(np.nan).to_numpy()[usable]
-            self.fits[name] = klr_threshold(values, ahead, name=name)
+            if np.isnan(values).all():  # no history in training (the euro before 1999): never signals
+                a, b, c, d = _counts(np.zeros_like(ahead), ahead)
+                self.fits[name] = SignalFit(name, float(np.inf), 1.0, float("inf"), a, b, c, d)
+                continue
+            self.fits[name] = klr_threshold(values, ahead, name=name, crisis=crisis, min_coverage=self.min_coverage)
         applied = self._levels(frame)
         self.base_rate = float(ahead.mean())
         self.level_probability, self.level_rows = {}, {}
