@@ -34,7 +34,8 @@ field. One module per field:
 - :mod:`hazards.offsets`: the offset detector and noise model (white + flicker + random walk)
   those two share;
 - :mod:`hazards.market_stress`: the causal ECDF, the CISS-style composite
-  (:func:`stress_composite`, with each segment's contribution) and :func:`drawdown`;
+  (:func:`stress_composite`, with each segment's contribution), :func:`drawdown` and the bear
+  markets of a price series (:func:`drawdown_events`, the 20 % rule);
   :mod:`hazards.market_indicators` builds its weekly inputs from stored series, each as it
   was known on the date (:class:`IndicatorSpec`, :func:`build_indicators`,
   :func:`market_composite`); :mod:`hazards.market_signals` is the KLR signals approach on
@@ -108,7 +109,7 @@ from hazards.market_signals import (
     klr_threshold,
     signal_skill,
 )
-from hazards.market_stress import causal_ecdf, drawdown, stress_composite
+from hazards.market_stress import causal_ecdf, drawdown, drawdown_events, stress_composite
 
 __all__ = [
     "BValueEstimate",
@@ -129,6 +130,7 @@ __all__ = [
     "completeness_magnitude",
     "detect_steps",
     "drawdown",
+    "drawdown_events",
     "IndicatorSpec",
     "build_indicators",
     "market_composite",

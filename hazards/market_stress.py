@@ -27,7 +27,7 @@ import polars as pl
 
 from core.errors import FrameError
 
-__all__ = ["stress_composite", "causal_ecdf", "drawdown"]
+__all__ = ["stress_composite", "causal_ecdf", "drawdown", "drawdown_events"]
 
 
 def causal_ecdf(x: np.ndarray) -> np.ndarray:
@@ -150,3 +150,67 @@ def drawdown(series: pl.DataFrame) -> pl.DataFrame:
     return out.with_columns(
         pl.when(is_peak).then(pl.col("ds")).otherwise(None).forward_fill().over("unique_id").alias("peak_ds")
     )
+
+
+def drawdown_events(series: pl.DataFrame, *, decline: float = 0.2, recovery: float = 0.2) -> pl.DataFrame:
+    """Bear markets of price-like series by the 20 % rule; series contract in.
+
+    The thresholds are the Yardeni / Ned Davis convention (Yardeni Research's S&P 500 tables:
+    bear markets are declines of 20 % or more, bull markets gains over 20 % from the trough).
+    Applied without hindsight, a 20 % rally inside a long decline ends the bear market.
+
+    A state machine over the closes of each ``unique_id``, in time order. In a bull state the
+    running peak is tracked (the first date of the highest close). When a close is at or below
+    ``(1 - decline) * peak`` a bear market starts: ``onset`` is that date, ``peak`` the peak's
+    date. In the bear state the trough is tracked (the first date of the lowest close). When a
+    close is at or above ``(1 + recovery) * trough`` the bear market ends: ``end`` is that date,
+    ``trough`` the trough's date, ``depth = trough close / peak close - 1`` (-0.3 = 30 % down);
+    a new bull state starts with that close as its peak. A bear market still running at the
+    last close has ``trough``, ``end`` and ``depth`` null: its low is not known until a recovery
+    confirms it.
+
+    Out: ``unique_id, onset, peak, trough, end, depth`` (one row per bear market, sorted by
+    ``unique_id, onset``; the dates have the type of ``ds``).
+    """
+    from core.frames import validate_series
+
+    frame = validate_series(series)
+    bad = frame.filter(pl.col("y") <= 0)
+    if bad.height:
+        first = bad.row(0, named=True)
+        raise FrameError(
+            f"drawdown_events needs positive prices; {bad.height} value(s) are <= 0 "
+            f"(first {first['unique_id']} at {first['ds']}: {first['y']})",
+            fix="pass index levels or prices, not returns, spreads or changes",
+        )
+    if not 0.0 < decline < 1.0 or not recovery > 0.0:
+        raise FrameError(
+            f"decline={decline} must lie in (0, 1) and recovery={recovery} must be > 0",
+            fix="use the conventional 0.2 and 0.2 (a 20 % fall starts a bear market, a 20 % rise ends it)",
+        )
+    rows: dict[str, list] = {k: [] for k in ("unique_id", "onset", "peak", "trough", "end", "depth")}
+    for (uid,), part in frame.group_by("unique_id", maintain_order=True):
+        ds, y = part.get_column("ds").to_list(), part.get_column("y").to_numpy()
+        peak_i, trough_i, onset_i, in_bear = 0, 0, 0, False
+        for i in range(1, len(y)):
+            if not in_bear:
+                if y[i] > y[peak_i]:
+                    peak_i = i
+                elif y[i] <= (1.0 - decline) * y[peak_i]:
+                    in_bear, onset_i, trough_i = True, i, i
+            elif y[i] < y[trough_i]:
+                trough_i = i
+            elif y[i] >= (1.0 + recovery) * y[trough_i]:
+                for key, value in zip(
+                    rows,
+                    (uid, ds[onset_i], ds[peak_i], ds[trough_i], ds[i], float(y[trough_i] / y[peak_i] - 1.0)),
+                    strict=True,
+                ):
+                    rows[key].append(value)
+                in_bear, peak_i = False, i
+        if in_bear:
+            for key, value in zip(rows, (uid, ds[onset_i], ds[peak_i], None, None, None), strict=True):
+                rows[key].append(value)
+    date = frame.schema["ds"]
+    schema = {"unique_id": pl.Utf8(), **{k: date for k in ("onset", "peak", "trough", "end")}, "depth": pl.Float64()}
+    return pl.DataFrame(rows, schema=schema).sort("unique_id", "onset")

@@ -92,6 +92,66 @@ def test_china_exchange_rate_is_selected_from_the_long_table() -> None:
         parse(DATA / "market/fred_exchange_rates_china_monthly.csv", "fred_long_fx", country="Atlantis")
 
 
+MAJOR_FX = {
+    "Japan": "jpy_per_usd",
+    "United Kingdom": "gbp_per_usd",
+    "Euro": "eur_per_usd",
+    "Canada": "cad_per_usd",
+    "Switzerland": "chf_per_usd",
+}
+
+
+def test_major_exchange_rates_are_the_cut_rows_quoted_per_us_dollar() -> None:
+    relative = "market/fred_exchange_rates_major_monthly.csv"
+    with (DATA / relative).open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert {r["Country"] for r in rows} == set(MAJOR_FX)
+    entries = [e for e in bundled_catalogue(DATA) if e.relative_path == relative]
+    assert {e.options["country"]: e.options["unique_id"] for e in entries} == MAJOR_FX
+    for entry in entries:
+        parsed = parse(DATA / relative, entry.format, **entry.options)
+        mine = [r for r in rows if r["Country"] == entry.options["country"]]
+        series = parsed.series
+        assert series.height == len(mine) and parsed.meta.get_column("frequency").item() == "MS"
+        assert series.get_column("y").to_list() == [float(r["Exchange rate"]) for r in mine]
+        currency = entry.options["unique_id"].split("_")[0].upper()
+        assert parsed.meta.get_column("unit").item() == f"{currency} per USD"
+    by_uid = {e.options["unique_id"]: parse(DATA / relative, e.format, **e.options).series for e in entries}
+
+    def extreme(uid: str) -> dt.datetime:
+        return by_uid[uid].sort("y").tail(1).get_column("ds").item()
+
+    # Units per dollar for every currency (datahub inverts FRED's USD-per-pound and USD-per-euro
+    # quotes): the most pounds per dollar at sterling's 1985 low, the most euros at the euro's
+    # October 2000 low, about 358 yen under the last Bretton Woods months.
+    assert extreme("gbp_per_usd") == dt.datetime(1985, 2, 1)
+    assert extreme("eur_per_usd") == dt.datetime(2000, 10, 1)
+    assert by_uid["jpy_per_usd"].get_column("y")[0] == pytest.approx(358.02)
+    assert by_uid["eur_per_usd"].get_column("ds").min() == dt.datetime(1999, 1, 1)
+
+
+def test_shiller_sp500_loads_the_price_column_only_as_monthly_index_points() -> None:
+    relative = "market/sp500_shiller_monthly_1871_2026.csv"
+    with (DATA / relative).open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    parsed = _bundled(relative)
+    series = parsed.series
+    assert series.get_column("unique_id").unique().to_list() == ["sp500_monthly"]
+    assert series.height == len(rows) == 1866
+    assert series.get_column("y").to_list() == [float(r["SP500"]) for r in rows]
+    assert (series.get_column("ds").min(), series.get_column("ds").max()) == (
+        dt.datetime(1871, 1, 1),
+        dt.datetime(2026, 6, 1),
+    )
+    meta = parsed.meta.row(0, named=True)
+    assert (meta["frequency"], meta["unit"], meta["region"], meta["lower_bound"]) == ("MS", "index points", "US", 0.0)
+    # the months appended from FRED carry zeros in every other column; the price is still there
+    assert rows[-1]["Dividend"] == "0.0" and float(rows[-1]["SP500"]) > 1000
+    crash = series.filter(pl.col("ds").dt.year().is_between(1925, 1935)).sort("y")
+    assert crash.get_column("ds")[-1] == dt.datetime(1929, 9, 1)  # the monthly-average top before the crash
+    assert crash.get_column("ds")[0] == dt.datetime(1932, 6, 1)  # and the Depression low
+
+
 # --- seismic -------------------------------------------------------------------------------
 
 
@@ -296,6 +356,12 @@ def test_bundled_catalogue_covers_every_domain_and_file(catalogue_parsed: list[t
         "unrate": "MS",
         "cpiaucsl": "MS",
         "cny_per_usd": "MS",
+        "jpy_per_usd": "MS",
+        "gbp_per_usd": "MS",
+        "eur_per_usd": "MS",
+        "cad_per_usd": "MS",
+        "chf_per_usd": "MS",
+        "sp500_monthly": "MS",
     }
 
 
@@ -307,6 +373,12 @@ def test_bundled_series_carry_the_physical_bounds_of_their_variable(catalogue_pa
         "usgs_02177000_discharge",
         "cpiaucsl",
         "cny_per_usd",
+        "jpy_per_usd",
+        "gbp_per_usd",
+        "eur_per_usd",
+        "cad_per_usd",
+        "chf_per_usd",
+        "sp500_monthly",  # an index level, bounded by its catalogue entry
         "arctic_sea_ice_extent",
         "tohoku_count",
         "japan_count",

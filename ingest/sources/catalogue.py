@@ -88,6 +88,26 @@ def _fred(
     )
 
 
+def _h10_major(country: str, unique_id: str, name: str, unit: str) -> BundledFile:
+    """One country of the cut ``market/fred_exchange_rates_major_monthly.csv``, every rate per USD."""
+    return BundledFile(
+        "market/fred_exchange_rates_major_monthly.csv",
+        "fred_long_fx",
+        {
+            "country": country,
+            "unique_id": unique_id,
+            "name": name,
+            "unit": unit,
+            "frequency": "MS",
+            "variable": "exchange_rate",
+            "region": "US",
+            "source": "Federal Reserve Board H.10 via FRED (datahub.io exchange-rates)",
+            "licence": f"public domain (Federal Reserve); datahub packaging PDDL; {_FRED_CITE}",
+            "classification": "public",
+        },
+    )
+
+
 def _entries() -> list[BundledFile]:
     """Built fresh on every call so a caller editing options cannot change the catalogue."""
     public_fred = f"public domain (US government data); {_FRED_CITE}"
@@ -157,8 +177,43 @@ def _entries() -> list[BundledFile]:
                 "classification": "public",
             },
         ),
-        # events/fred_USREC_nber_recession_monthly.csv is bundled as a label set for evaluating
-        # market detectors (event skill), not loaded as an indicator: it is not a risk signal.
+        *[
+            _h10_major(country, uid, name, unit)
+            for country, uid, name, unit in (
+                ("Japan", "jpy_per_usd", "Japanese yen per US dollar (Fed H.10 EXJPUS, monthly)", "JPY per USD"),
+                # datahub inverts FRED's EXUSUK and EXUSEU (USD per unit) to units per USD, rounded
+                # to 4 decimals (scripts/country_codes.py `inverse`); the values say so: 0.4157 in 1971
+                (
+                    "United Kingdom",
+                    "gbp_per_usd",
+                    "British pounds per US dollar (inverse of Fed H.10 EXUSUK, monthly)",
+                    "GBP per USD",
+                ),
+                ("Euro", "eur_per_usd", "Euros per US dollar (inverse of Fed H.10 EXUSEU, monthly)", "EUR per USD"),
+                ("Canada", "cad_per_usd", "Canadian dollars per US dollar (Fed H.10 EXCAUS, monthly)", "CAD per USD"),
+                ("Switzerland", "chf_per_usd", "Swiss francs per US dollar (Fed H.10 EXSZUS, monthly)", "CHF per USD"),
+            )
+        ],
+        BundledFile(
+            "market/sp500_shiller_monthly_1871_2026.csv",
+            "market_table",
+            {
+                # only the price: the other columns are 0 in the months appended from FRED
+                "value_columns": {"SP500": "sp500_monthly"},
+                "frequency": "MS",
+                "name": "S&P composite index, monthly average of daily closes (Shiller; FRED from 2023-10)",
+                "unit": "index points",
+                "domain": "market",
+                "region": "US",
+                "source": "Robert Shiller (Yale), stock market data since 1871, via datahub.io s-and-p-500",
+                "licence": "PDDL (datahub.io packaging); credit Robert Shiller, Yale University",
+                "classification": "public",
+                "bounds": {"sp500_monthly": [0.0, None]},  # an index level
+            },
+        ),
+        # events/ holds label sets for evaluating market detectors (event skill), not indicators:
+        # fred_USREC_nber_recession_monthly.csv (NBER recessions) and market_crises.csv (recessions
+        # and equity bear markets, written by benchmarks/build_market_events.py).
         BundledFile(
             "seismic/usgs_comcat_japan_2005_2014_processed.csv",
             "usgs_catalog",
