@@ -192,8 +192,8 @@ indicators = [
   { name = "rates_volatility", unique_id = "dgs10", transform = "volatility", segment = "bonds", window = 20 },
   { name = "curve_inversion", unique_id = "t10y2y", transform = "inverted", segment = "bonds" },
   { name = "fx_jpy_volatility", unique_id = "jpy_per_usd", transform = "volatility", segment = "fx", window = 6, log = true },
-  { name = "fx_gbp_volatility", unique_id = "usd_per_gbp", transform = "volatility", segment = "fx", window = 6, log = true },
-  { name = "fx_eur_volatility", unique_id = "usd_per_eur", transform = "volatility", segment = "fx", window = 6, log = true },
+  { name = "fx_gbp_volatility", unique_id = "gbp_per_usd", transform = "volatility", segment = "fx", window = 6, log = true },
+  { name = "fx_eur_volatility", unique_id = "eur_per_usd", transform = "volatility", segment = "fx", window = 6, log = true },
   { name = "fx_cad_volatility", unique_id = "cad_per_usd", transform = "volatility", segment = "fx", window = 6, log = true },
   { name = "fx_chf_volatility", unique_id = "chf_per_usd", transform = "volatility", segment = "fx", window = 6, log = true },
 ]

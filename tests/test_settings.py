@@ -181,8 +181,8 @@ def test_markets_defaults_name_the_composite_its_segments_and_the_library_ladder
     ids = [i["unique_id"] for i in markets.indicators]
     assert ids == ["sp500_monthly", "sp500_monthly", "dgs10", "t10y2y"] + [
         "jpy_per_usd",
-        "usd_per_gbp",
-        "usd_per_eur",
+        "gbp_per_usd",
+        "eur_per_usd",
         "cad_per_usd",
         "chf_per_usd",
     ]
