@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from core.clock import Clock
 from core.errors import EWSError
 from core.settings import DEFAULT_TOML, DEMO_AS_OF, Settings, load_settings
-from core.vocabulary import AlertStatus, ReleaseState
+from core.vocabulary import AlertStatus, Level, ReleaseState
 
 if TYPE_CHECKING:
     from warehouse import Warehouse
@@ -266,7 +266,9 @@ def _market_line(market: dict[str, Any]) -> str:
     return (
         f"market: {market['unique_id']} {str(market['level']).upper()} at {str(market['ds'])[:10]}: "
         f"P({market['event']} within {market['window_days']:g} days) = {percent(market['probability'])} "
-        f"(KLR signals, target {market['target']}); composite "
+        f"(KLR signals, target {market['target']}"
+        + ("; below every rung: the training base rate" if str(market["level"]) == Level.NONE.label else "")
+        + "); composite "
         f"{f'{composite:.2f}' if composite is not None else 'n/a'}; top segments: {segments or 'n/a'}"
     )
 
