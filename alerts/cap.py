@@ -34,7 +34,9 @@ Contract:
   also when the judgment does not), its ``event`` names the forecast ("Aftershock forecast"),
   and ``parameter`` pairs carry the figures (``EWS_BASIS``, ``EWS_MODEL``,
   ``EWS_PROBABILITY``, ``EWS_WINDOW_DAYS``, ``EWS_EVENT``, ``EWS_MAGNITUDE``,
-  ``EWS_MAINSHOCK``, ``EWS_EXPECTED_COUNT``, ``EWS_THRESHOLD``, ``EWS_RETURN_PERIOD_YEARS``);
+  ``EWS_MAINSHOCK``, ``EWS_EXPECTED_COUNT``, ``EWS_THRESHOLD``, ``EWS_RETURN_PERIOD_YEARS``;
+  a market alert, KLR signals on the composite stress index, ``EWS_TARGET``, ``EWS_COMPOSITE``
+  and ``EWS_SEGMENTS``, the segments driving it with their values and contributions);
   a rarity alert's description says it is a statistical rarity, with ``EWS_BASIS``,
   ``EWS_CAPPED_AT``, ``EWS_UNCAPPED_LEVEL``, ``EWS_CORROBORATED_BY``.
 - Area: ``areaDesc`` plus any polygons (closed ``lat,lon`` rings), circles (``lat,lon r_km``)
@@ -195,6 +197,7 @@ def hazard_certainty(probability: float) -> str:
 _MODEL_EVENT = {
     "reasenberg_jones": ("Aftershock forecast", "余震预测"),
     "return_period": ("Flood forecast (return-period exceedance)", "洪水预报（重现期超越）"),
+    "klr_signals": ("Market stress warning (KLR signals)", "市场压力预警（KLR信号）"),
 }
 
 
@@ -229,6 +232,9 @@ def _basis_parameters(basis: dict[str, Any]) -> list[tuple[str, str]]:
             "EWS_COUNT_RANGE": f["count_range"],
             "EWS_THRESHOLD": f["hazard_threshold"],
             "EWS_RETURN_PERIOD_YEARS": f["return_period"],
+            "EWS_TARGET": str(hazard.get("target") or "n/a"),
+            "EWS_COMPOSITE": f.get("composite", "n/a"),
+            "EWS_SEGMENTS": f.get("segments", "n/a"),
         }
         params += [(name, value) for name, value in optional.items() if value != "n/a"]
     elif kind == STATISTICAL_RARITY:

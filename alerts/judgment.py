@@ -38,6 +38,7 @@ __all__ = [
     "LEVEL_ZH",
     "HAZARD_ZH",
     "HAZARD_MODEL",
+    "MARKET_MODEL",
     "STATISTICAL_RARITY",
     "Contradiction",
     "grade_basis",
@@ -220,7 +221,16 @@ STATISTICAL_RARITY = "statistical_rarity"
 _MODEL_NAMES = {
     "reasenberg_jones": ("Reasenberg-Jones aftershock forecast", "Reasenberg-Jones余震预测"),
     "return_period": ("return-period exceedance forecast", "重现期超越概率预报"),
+    "klr_signals": ("KLR signals on the composite stress index", "综合压力指数KLR信号法"),
 }
+#: The market model (``hazard.model`` klr_signals): its crisis targets and segments in Chinese.
+MARKET_MODEL = "klr_signals"
+_MARKET_EVENT_ZH = {
+    "us_recession": "美国经济衰退开始",
+    "sp500_bear": "标普500指数较峰值下跌20%",
+    "csi300_bear": "沪深300指数较峰值下跌20%",
+}
+_SEGMENT_ZH = {"equity": "股票", "bonds": "债券", "fx": "外汇", "credit": "信用", "money": "货币市场"}
 
 
 def grade_basis(grade_evidence: dict[str, Any]) -> dict[str, Any]:
@@ -316,7 +326,10 @@ def hazard_figures(hazard: dict[str, Any]) -> dict[str, str]:
     rng = _count_range(hazard)
     threshold = hazard.get("threshold")
     unit = str(hazard.get("unit") or "")
-    return {
+    market = _market_figures(hazard) if model == MARKET_MODEL else {}
+    if market:
+        event_zh = market["event_zh"]
+    return market | {
         "probability": percent(float(hazard["probability"])),
         "window_days": _g(hazard.get("window_days")) if _number(hazard.get("window_days")) else "n/a",
         "magnitude": _g(magnitude) if _number(magnitude) else "n/a",
@@ -338,11 +351,91 @@ def hazard_figures(hazard: dict[str, Any]) -> dict[str, str]:
     }
 
 
+def _market_target(hazard: dict[str, Any]) -> dict[str, Any]:
+    targets = hazard.get("targets")
+    entry = targets.get(hazard.get("target")) if isinstance(targets, dict) else None
+    return entry if isinstance(entry, dict) else {}
+
+
+def _market_figures(hazard: dict[str, Any]) -> dict[str, str]:
+    """The market model's own figures (only in a klr_signals forecast): the segments driving
+    the composite with their sub-index values and contributions, the composite, the weighted
+    signal share and the training the probability comes from."""
+    raw = hazard.get("segments")
+    segments = [s for s in raw if isinstance(s, dict)] if isinstance(raw, list) else []
+    en, zh = [], []
+    for seg in segments:
+        name = str(seg.get("segment"))
+        value = f"{seg['subindex']:.2f}" if _number(seg.get("subindex")) else "n/a"
+        share = f"{seg['contribution']:.2f}" if _number(seg.get("contribution")) else "n/a"
+        en.append(f"{name} {value} (contribution {share})")
+        zh.append(f"{_SEGMENT_ZH.get(name, name)}{value}（贡献{share}）")
+    entry = _market_target(hazard)
+    span = entry.get("train_span")
+    years = f"{str(span[0])[:4]}-{str(span[1])[:4]}" if isinstance(span, (list, tuple)) and len(span) == 2 else "n/a"
+    target = str(hazard.get("target") or "")
+    return {
+        "event_zh": _MARKET_EVENT_ZH.get(target, str(hazard.get("event") or target)),
+        "segments": ", ".join(en) if en else "n/a",
+        "segments_zh": "、".join(zh) if zh else "n/a",
+        "composite": f"{hazard['composite']:.2f}" if _number(hazard.get("composite")) else "n/a",
+        "signal_share": f"{entry['signal_share']:.2f}" if _number(entry.get("signal_share")) else "n/a",
+        "train_span": years,
+        "training_crises": _g(entry.get("events_in_training")) if _number(entry.get("events_in_training")) else "n/a",
+    }
+
+
+def _market_ladder(hazard: dict[str, Any]) -> list[tuple[str, float, bool]]:
+    """The klr_signals ladder as (level, minimum signal share, composite required), mildest first."""
+    ladder = hazard.get("ladder")
+    rungs = []
+    for name, rung in ladder.items() if isinstance(ladder, dict) else []:
+        if name in LEVEL_ZH and isinstance(rung, (list, tuple)) and len(rung) == 2 and _number(rung[0]):
+            rungs.append((name, float(rung[0]), bool(rung[1])))
+    return sorted(rungs, key=lambda r: Level.parse(r[0]))
+
+
+def _market_sentences(hazard: dict[str, Any], level: str | None) -> tuple[str, str]:
+    """The market model's forecast: the probability that the crisis starts within the window
+    (how often it followed weeks at this level or above in training), the composite and the
+    segments driving it, and the signal share on the ladder that made ``level``."""
+    f = hazard_figures(hazard)
+    below = str(_market_target(hazard).get("probability_from") or "")
+    if below in LEVEL_ZH:  # no training week reached the level: the probability is a lower one's
+        at_en = f"at {below.upper()} or above (no training week reached this level)"
+        at_zh = f"{LEVEL_ZH[below]}及以上（训练期内无一周达到本等级）"
+    elif below:  # below every rung: the base rate
+        at_en, at_zh = "of all weeks (no training week reached this level)", "全部各周（训练期内无一周达到本等级）"
+    else:
+        at_en, at_zh = "at this level or above", "该等级及以上"
+    en = (
+        f"Probability that {f['event']} within {f['window_days']} days: {f['probability']} ({f['model_name']}: "
+        f"how often it followed weeks {at_en} in training, {f['train_span']}, {f['training_crises']} crises)"
+    )
+    zh = (
+        f"{f['window_days']}天内{f['event_zh']}的概率为{f['probability']}（{f['model_name_zh']}："
+        f"训练期{f['train_span']}内{at_zh}各周之后发生的频率，共{f['training_crises']}次危机）"
+    )
+    en += f". Composite stress index {f['composite']}; the segments driving it: {f['segments']}"
+    zh += f"。综合压力指数{f['composite']}，主要驱动分项：{f['segments_zh']}"
+    rungs = _market_ladder(hazard)
+    if level and rungs:
+        steps_en = ", ".join(f"{n} {share:g}" + (" with the composite" if need else "") for n, share, need in rungs)
+        steps_zh = "、".join(
+            f"{LEVEL_ZH[n]}{share:g}" + ("且综合指数发出信号" if need else "") for n, share, need in rungs
+        )
+        en += f"; weighted signal share {f['signal_share']}, level {level.upper()} on the ladder ({steps_en})"
+        zh += f"；加权信号占比{f['signal_share']}，按阶梯（{steps_zh}）为{LEVEL_ZH.get(level, level)}"
+    return en + ".", zh + "。"
+
+
 def hazard_sentences(hazard: dict[str, Any], level: str | None = None) -> tuple[str, str]:
     """The field model's forecast in English and Chinese: probability, window and magnitude
     (earthquakes) or return-period threshold (floods), with the ladder that made ``level``."""
-    f = hazard_figures(hazard)
     model = hazard.get("model")
+    if model == MARKET_MODEL:
+        return _market_sentences(hazard, level)
+    f = hazard_figures(hazard)
     if model == "reasenberg_jones" or (f["magnitude"] != "n/a" and f["return_period"] == "n/a"):
         details_en = [f"{f['model_name']}"]
         details_zh = [f"{f['model_name_zh']}"]
@@ -609,6 +702,8 @@ def _hazard_contradictions(hazard: dict[str, Any], level: str) -> list[Contradic
     rng = _count_range(hazard)
     if rng and _number(rng[0]) and _number(rng[1]) and rng[0] > rng[1]:
         out.append(Contradiction(f"count range {rng[0]}-{rng[1]} is reversed", ("count_range",)))
+    if hazard.get("model") == MARKET_MODEL:
+        return out + _market_contradictions(hazard, level)
     ladder = hazard.get("ladder")
     if level and isinstance(ladder, dict) and ladder and level in LEVEL_ZH:
         reached = [name for name, t in ladder.items() if name in LEVEL_ZH and _number(t) and p >= t]
@@ -621,6 +716,29 @@ def _hazard_contradictions(hazard: dict[str, Any], level: str) -> list[Contradic
                 )
             )
     return out
+
+
+def _market_contradictions(hazard: dict[str, Any], level: str) -> list[Contradiction]:
+    """A klr_signals level its own ladder does not give: the rungs reached by the deciding
+    target's signal share (and, where a rung needs it, the composite's own signal)."""
+    share = _market_target(hazard).get("signal_share")
+    rungs = _market_ladder(hazard)
+    raw = hazard.get("signals")
+    signals: list[Any] = raw if isinstance(raw, list) else []
+    composite = [s.get("signalling") for s in signals if isinstance(s, dict) and s.get("indicator") == "composite"]
+    if not level or level not in LEVEL_ZH or not rungs or not _number(share) or len(composite) != 1:
+        return []
+    reached = [n for n, least, needs in rungs if share >= least - 1e-9 and (composite[0] or not needs)]
+    top = reached[-1] if reached else None
+    if top == level:
+        return []
+    return [
+        Contradiction(
+            f"signal share {share:.2f} (composite {'' if composite[0] else 'not '}signalling) gives "
+            f"{top or 'no level'} on the model's ladder, not {level}",
+            ("signal_share", "probability"),
+        )
+    ]
 
 
 def contradiction_sentences(found: list[Contradiction]) -> tuple[str, str]:

@@ -4,7 +4,10 @@ Contract of :func:`plan_alerts`:
 
 - **Grouping and de-duplication.** Series are grouped by hazard (from their domain) and region;
   one group has at most one open alert. Its level is the highest level among the group's
-  members, its lead series the member with that level and the highest score. The alert id is
+  members, its lead series the member with that level and the highest score; at one level a
+  field model's grade (evidence ``basis: hazard_model``, e.g. the market composite's KLR
+  level) leads before the statistical-rarity grades of its group mates, so the alert states
+  the model's probability. The alert id is
   stable for the episode (hazard + region + the lead's first triggering time), so a rerun on
   the same grades yields the same rows and the warehouse sees no change.
 - **Lifecycle.** open → (escalated | deescalated | updated)* → resolved (every member graded
@@ -39,6 +42,7 @@ from typing import Any, cast
 
 import polars as pl
 
+from alerts.judgment import HAZARD_MODEL
 from core.vocabulary import LEVEL_RANK, AlertStatus, Domain, Level, ReleaseState
 
 __all__ = [
@@ -296,7 +300,11 @@ def plan_alerts(
         alert = current.get(key)
         # a member grade already past its own expiry time can neither lead nor renew
         live = [m for m in active if _expiry(m, policy, frequencies) > clock]
-        lead = max(live, key=lambda m: (LEVEL_RANK[m["level"]], m["score"], m["unique_id"])) if live else None
+        lead = (
+            max(live, key=lambda m: (LEVEL_RANK[m["level"]], _field_model(m), m["score"], m["unique_id"]))
+            if live
+            else None
+        )
         silence = key in silenced
         if alert is None:
             if lead is None:
@@ -409,6 +417,15 @@ def _new_row(
 
 def _expiry(lead: dict[str, Any], policy: AlertPolicy, frequencies: dict[str, str]) -> datetime:
     return lead["ds"] + STEP[frequencies.get(lead["unique_id"], "D")] * policy.expire_steps
+
+
+def _field_model(grade: dict[str, Any]) -> bool:
+    """Whether a grade's level is a field model's output (not the rarity fallback)."""
+    try:
+        evidence = json.loads(grade.get("evidence") or "{}")
+    except (TypeError, json.JSONDecodeError):
+        return False
+    return isinstance(evidence, dict) and evidence.get("basis") == HAZARD_MODEL
 
 
 def _evidence(lead: dict[str, Any], active: list[dict[str, Any]]) -> str:

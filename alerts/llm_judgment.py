@@ -54,6 +54,7 @@ from alerts.judgment import (
     HAZARD_MODEL,
     HAZARD_ZH,
     LEVEL_ZH,
+    MARKET_MODEL,
     STATISTICAL_RARITY,
     Judgment,
     basis_sentences,
@@ -163,7 +164,9 @@ def placeholders(evidence: dict[str, Any]) -> dict[str, str]:
     Only when the evidence has them: a field model's forecast adds ``{probability}`` (a percentage), ``{window_days}``,
     ``{magnitude}``, ``{event}``, ``{mainshock}``, ``{expected_count}``, ``{count_range}``,
     ``{return_period}``, ``{hazard_threshold}`` (with unit), ``{model_name}`` and their
-    ``*_zh`` forms; a rarity grade ``{capped_at}`` and ``{corroborated_by}``."""
+    ``*_zh`` forms (the market model, klr_signals, also ``{composite}``, ``{segments}``,
+    ``{signal_share}``, ``{train_span}``, ``{training_crises}``); a rarity grade
+    ``{capped_at}`` and ``{corroborated_by}``."""
     forecast = evidence.get("forecast") if isinstance(evidence.get("forecast"), dict) else None
     unit = evidence.get("unit") or ""
     score = evidence.get("score")
@@ -269,6 +272,10 @@ def statements(shown: dict[str, Any]) -> dict[str, dict[str, str]]:
         development["The {model_name} expects {expected_count} such events, range {count_range}."] = (
             "{model_name_zh}预期此类事件{expected_count}次，范围{count_range}次。"
         )
+    if hazard is not None and hazard.get("model") == MARKET_MODEL and hazard.get("segments"):
+        development["The segments driving the composite stress index: {segments}."] = (
+            "综合压力指数的主要驱动分项：{segments_zh}。"
+        )
     if forecast and _is_num(forecast.get("q50")) and _is_num(value):
         if forecast["q50"] > value:
             development[
@@ -317,6 +324,16 @@ _HAZARD_UNCERTAINTY = {
 def _hazard_situation(hazard: dict[str, Any]) -> dict[str, str]:
     """The field model's probability statement (with placeholders only) for the choices style."""
     f = hazard_figures(hazard)
+    if hazard.get("model") == MARKET_MODEL:
+        return {
+            "Probability that {event} within {window_days} days: {probability} ({model_name}).": (
+                "{window_days}天内{event_zh}的概率为{probability}（{model_name_zh}）。"
+            ),
+            "Probability that {event} within {window_days} days: {probability}; the segments driving the "
+            "composite stress index {composite}: {segments}.": (
+                "{window_days}天内{event_zh}的概率为{probability}；综合压力指数{composite}的主要驱动分项：{segments_zh}。"
+            ),
+        }
     if f["return_period"] != "n/a" and f["hazard_threshold"] != "n/a":
         return {
             "Probability that the flow exceeds the {return_period}-year return level {hazard_threshold} "

@@ -13,7 +13,11 @@ database, no clock):
   another ``variable``, except at the same known site (equal, non-null ``lat`` and ``lon``):
   that is one instrument (a GNSS station's north, east and up; the count, magnitude and
   energy series of one catalog box), one witness, not two. Two indicators of one provider
-  without a site (two FRED series of one country) are independent;
+  without a site (two FRED series of one country) are independent, except in the market
+  domain: market series (``domain`` ``market`` in the metadata) are correlated inputs of one
+  composite stress index (and its sub-indices), so one market series never lifts another
+  market series' cap; a market grade can still be lifted by a series of another domain in
+  its region (and can lift one). Series without a domain are not market series;
 - *agrees*: at some point of the same period, with a value known no later than the graded
   one (a value is known when its own period ends: a monthly mean a month after its stamp; so
   a replay over history sees no more than the cycle did), the coarser of the two series' periods (the
@@ -34,7 +38,7 @@ from __future__ import annotations
 import polars as pl
 
 from core.errors import FrameError
-from core.vocabulary import LEVEL_RANK, Level
+from core.vocabulary import LEVEL_RANK, Domain, Level
 
 __all__ = ["PERIODS", "cap_rarity_levels"]
 
@@ -68,8 +72,8 @@ def cap_rarity_levels(
     ``grades``: ``unique_id, ds, level`` (rarity level labels such as ``"red"``; other columns
     are kept); ``subject``: name of a boolean column of ``grades`` marking the rows the cap
     applies to (the others, e.g. series whose level a hazard model sets, only witness with
-    their rarity level). ``meta``: ``unique_id, region`` and optionally ``source, variable,
-    lat, lon, frequency`` (missing = null; rules in the module docstring). Returns ``grades``
+    their rarity level). ``meta``: ``unique_id, region`` and optionally ``domain, source,
+    variable, lat, lon, frequency`` (missing = null; rules in the module docstring). Returns ``grades``
     with ``level`` after the rule and ``uncapped_level``, ``capped_at``, ``corroborated_by``.
     """
     missing = [c for c in ("unique_id", "ds", "level") if c not in grades.columns]
@@ -93,6 +97,7 @@ def cap_rarity_levels(
         meta.select(
             pl.col("unique_id").cast(pl.Utf8),
             col("region", pl.Utf8),
+            (col("domain", pl.Utf8) == Domain.MARKET.value).fill_null(False).alias("_market"),
             col("source", pl.Utf8).fill_null(""),
             col("variable", pl.Utf8).fill_null(""),
             col("lat", pl.Float64),
@@ -126,6 +131,7 @@ def cap_rarity_levels(
     same_site = pl.col("lat").is_not_null() & (pl.col("lat") == pl.col("lat_m")) & (pl.col("lon") == pl.col("lon_m"))
     pairs = pairs.filter(
         (pl.col("unique_id") != pl.col("unique_id_m"))
+        & ~(pl.col("_market") & pl.col("_market_m"))  # one composite's inputs: one witness
         & (
             (pl.col("source") != pl.col("source_m"))
             | (~same_site.fill_null(False) & (pl.col("variable") != pl.col("variable_m")))

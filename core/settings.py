@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import ConfigError
-from core.vocabulary import WARNING_LEVEL_NAMES
+from core.vocabulary import MARKET_TRANSFORMS, WARNING_LEVEL_NAMES
 
 __all__ = [
     "DEFAULT_TOML",
@@ -38,6 +38,7 @@ __all__ = [
     "DeliverySettings",
     "GuardrailSettings",
     "HazardSettings",
+    "MarketSettings",
     "RuntimeSettings",
     "DashboardSettings",
     "IngestSettings",
@@ -158,6 +159,44 @@ default_setting = "global"
 # water years: no fit, the river keeps its (capped) rarity grade.
 flood_ladder = { blue = [2.0, 0.2], yellow = [2.0, 0.5], orange = [5.0, 0.5], red = [20.0, 0.3] }
 flood_min_years = 5
+
+[markets]
+# The market's field model (docs/anomaly.md, "Levels", rule 1c): a CISS-style composite
+# stress index (Hollo, Kremer & Lo Duca 2012) of the indicators below, each as known on its
+# Friday, written every
+# cycle as the weekly series <composite_id>_composite and one <composite_id>_<segment>
+# sub-index per segment (domain market, region below), forecast and scored like any series;
+# its level comes from KLR signals (Kaminsky, Lizondo & Reinhart 1998) with thresholds fitted
+# on the history up to the cycle's cutoff. enabled = false: no composite, no market level.
+enabled = true
+composite_id = "us_stress"
+region = "US"
+# A signal is good when a crisis of the target starts within horizon_days after it; events of
+# one target whose onset is within episode_gap_days of the previous one's trough are one episode.
+horizon_days = 365
+episode_gap_days = 365
+# level = [minimum weighted signal share, the composite itself must signal].
+ladder = { blue = [0.25, false], yellow = [0.5, false], orange = [0.5, true], red = [0.75, true] }
+# Crisis targets (the events file's target column) -> announcement lag in days: an event is
+# used only once known_until = cutoff - lag has passed its onset (NBER dates come about a year late).
+targets = { us_recession = 365, sp500_bear = 0 }
+# Crisis events (event_id, target, onset, peak, trough, end, depth, source); empty = the
+# bundled data/events/market_crises.csv; a relative path is relative to EWS_HOME.
+events_file = ""
+# The composite's inputs: name (its column), unique_id (a stored series), transform (level,
+# inverted, volatility or drawdown), segment (CISS market segment), window (observations, for
+# volatility and drawdown), log (volatility of log changes: prices and exchange rates).
+indicators = [
+  { name = "equity_drawdown", unique_id = "sp500_monthly", transform = "drawdown", segment = "equity", window = 24 },
+  { name = "equity_volatility", unique_id = "sp500_monthly", transform = "volatility", segment = "equity", window = 6, log = true },
+  { name = "rates_volatility", unique_id = "dgs10", transform = "volatility", segment = "bonds", window = 20 },
+  { name = "curve_inversion", unique_id = "t10y2y", transform = "inverted", segment = "bonds" },
+  { name = "fx_jpy_volatility", unique_id = "jpy_per_usd", transform = "volatility", segment = "fx", window = 6, log = true },
+  { name = "fx_gbp_volatility", unique_id = "gbp_per_usd", transform = "volatility", segment = "fx", window = 6, log = true },
+  { name = "fx_eur_volatility", unique_id = "eur_per_usd", transform = "volatility", segment = "fx", window = 6, log = true },
+  { name = "fx_cad_volatility", unique_id = "cad_per_usd", transform = "volatility", segment = "fx", window = 6, log = true },
+  { name = "fx_chf_volatility", unique_id = "chf_per_usd", transform = "volatility", segment = "fx", window = 6, log = true },
+]
 
 [alerts]
 # Issuing-unit code used in message identifiers (GB/T 35965.1: code + _YYYYMMDDhhmmss).
@@ -459,6 +498,133 @@ class HazardSettings:
             )
 
 
+#: Keys of one ``[markets] indicators`` entry: required, then optional with their defaults.
+_INDICATOR_KEYS = ("name", "unique_id", "transform", "segment")
+_INDICATOR_OPTIONAL: dict[str, Any] = {"window": 0, "log": False}
+#: Columns of the composite frame (hazards.market_composite) a name must not take.
+_COMPOSITE_COLUMNS = ("ds", "composite", "avg_correlation")
+
+
+@dataclass(frozen=True)
+class MarketSettings:
+    enabled: bool
+    composite_id: str
+    region: str
+    horizon_days: int
+    episode_gap_days: int
+    ladder: dict[str, list[Any]]
+    targets: dict[str, int]
+    events_file: str
+    indicators: list[dict[str, Any]]
+
+    def __post_init__(self) -> None:
+        if not self.composite_id.replace("_", "").isalnum() or not self.composite_id.islower():
+            raise ConfigError(
+                f"[markets] composite_id = {self.composite_id!r} is not a series id stem",
+                fix='use lower-case letters, digits and "_", e.g. composite_id = "us_stress"',
+            )
+        for key in ("horizon_days", "episode_gap_days"):
+            if getattr(self, key) < (1 if key == "horizon_days" else 0):
+                raise ConfigError(
+                    f"[markets] {key} = {getattr(self, key)} is not a number of days",
+                    fix="e.g. horizon_days = 365 (a crisis within 12 months), episode_gap_days = 365",
+                )
+        self._check_ladder()
+        for target, lag in self.targets.items():
+            if isinstance(lag, bool) or not isinstance(lag, int) or lag < 0:
+                raise ConfigError(
+                    f"[markets] targets {target} = {lag!r} is not an announcement lag in days",
+                    fix="e.g. targets = { us_recession = 365, sp500_bear = 0 }",
+                )
+        self._check_indicators()
+
+    def _check_ladder(self) -> None:
+        example = (
+            "e.g. ladder = { blue = [0.25, false], yellow = [0.5, false], orange = [0.5, true], red = [0.75, true] }"
+        )
+        for name, rung in self.ladder.items():
+            ok = (
+                name in WARNING_LEVEL_NAMES
+                and isinstance(rung, list)
+                and len(rung) == 2
+                and isinstance(rung[0], int | float)
+                and not isinstance(rung[0], bool)
+                and 0.0 < rung[0] <= 1.0
+                and isinstance(rung[1], bool)
+            )
+            if not ok:
+                raise ConfigError(
+                    f"[markets] ladder {name} = {rung!r} is not a warning level with "
+                    "[minimum signal share in (0, 1], the composite must signal (true/false)]",
+                    fix=example,
+                )
+        shares = [float(self.ladder[k][0]) for k in WARNING_LEVEL_NAMES if k in self.ladder]
+        if shares != sorted(shares):
+            raise ConfigError(f"[markets] ladder shares {shares} must rise from blue to red", fix=example)
+
+    def _check_indicators(self) -> None:
+        if not self.indicators:
+            raise ConfigError(
+                "[markets] indicators is empty", fix="list the composite's inputs, or set enabled = false"
+            )
+        names: list[str] = []
+        for i, item in enumerate(self.indicators):
+            where = f"[markets] indicators[{i}]"
+            if not isinstance(item, dict):
+                raise ConfigError(f"{where} = {item!r} is not a table", fix='write { name = "...", unique_id = "..." }')
+            missing = [k for k in _INDICATOR_KEYS if not isinstance(item.get(k), str) or not item.get(k)]
+            unknown = sorted(set(item) - set(_INDICATOR_KEYS) - set(_INDICATOR_OPTIONAL))
+            if missing or unknown:
+                raise ConfigError(
+                    f"{where} lacks text key(s) {missing} or has unknown key(s) {unknown}",
+                    fix=f"give {', '.join(_INDICATOR_KEYS)} (text) and optionally window (int), log (true/false)",
+                )
+            name, transform = item["name"], item["transform"]
+            window, log = item.get("window", 0), item.get("log", False)
+            if transform not in MARKET_TRANSFORMS:
+                raise ConfigError(
+                    f"{where} ({name}): transform {transform!r} is unknown",
+                    fix=f"use one of {', '.join(MARKET_TRANSFORMS)}",
+                )
+            if isinstance(window, bool) or not isinstance(window, int) or not isinstance(log, bool):
+                raise ConfigError(
+                    f"{where} ({name}): window = {window!r}, log = {log!r}",
+                    fix="window is an integer, log true or false",
+                )
+            if transform in ("volatility", "drawdown") and window < 2:
+                raise ConfigError(
+                    f"{where} ({name}): {transform} needs window >= 2 observations, got {window}",
+                    fix="e.g. window = 20 for a daily yield's volatility, 24 for a monthly index's drawdown",
+                )
+            names.append(name)
+        segments = set(self.segments)
+        clash = sorted((segments & set(names)) | ((segments | set(names)) & set(_COMPOSITE_COLUMNS)))
+        if len(set(names)) != len(names) or clash:
+            raise ConfigError(
+                f"[markets] indicators: names {names} repeat, or names and segments share {clash}",
+                fix="give each indicator its own name, segments other names, and none of "
+                + ", ".join(_COMPOSITE_COLUMNS),
+            )
+
+    @property
+    def segments(self) -> list[str]:
+        """The segments of the indicators, in the order they first appear."""
+        return list(dict.fromkeys(str(item["segment"]) for item in self.indicators))
+
+    @property
+    def composite_uid(self) -> str:
+        """The composite's series id: ``<composite_id>_composite``."""
+        return f"{self.composite_id}_composite"
+
+    def segment_uid(self, segment: str) -> str:
+        """A segment sub-index's series id: ``<composite_id>_<segment>``."""
+        return f"{self.composite_id}_{segment}"
+
+    def ladder_rungs(self) -> dict[str, tuple[float, bool]]:
+        """The ladder as :class:`hazards.market_signals.MarketSignals` reads it."""
+        return {name: (float(rung[0]), bool(rung[1])) for name, rung in self.ladder.items()}
+
+
 @dataclass(frozen=True)
 class AlertSettings:
     issuer: str
@@ -577,6 +743,7 @@ _SECTIONS = {
     "scoring": ScoringSettings,
     "cycle": CycleSettings,
     "hazards": HazardSettings,
+    "markets": MarketSettings,
     "alerts": AlertSettings,
     "llm": LLMSettings,
     "delivery": DeliverySettings,
@@ -602,6 +769,7 @@ class Settings:
     scoring: ScoringSettings
     cycle: CycleSettings
     hazards: HazardSettings
+    markets: MarketSettings
     alerts: AlertSettings
     llm: LLMSettings
     delivery: DeliverySettings

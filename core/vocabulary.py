@@ -36,6 +36,7 @@ __all__ = [
     "Verdict",
     "Role",
     "Classification",
+    "MARKET_TRANSFORMS",
 ]
 
 _T = TypeVar("_T")
@@ -103,6 +104,11 @@ LEVEL_NAMES: tuple[str, ...] = tuple(lv.label for lv in Level)
 WARNING_LEVEL_NAMES: tuple[str, ...] = tuple(lv.label for lv in WARNING_LEVELS)
 #: label -> rank (none 0 ... red 4), for comparing stored levels.
 LEVEL_RANK: dict[str, int] = {lv.label: int(lv) for lv in Level}
+
+#: How a market-stress indicator is made from its stored series (``[markets] indicators``,
+#: :class:`hazards.market_indicators.IndicatorSpec`): the value itself, its negative, the
+#: rolling volatility of its changes, or its drawdown from the rolling peak.
+MARKET_TRANSFORMS: tuple[str, ...] = ("level", "inverted", "volatility", "drawdown")
 
 
 def per_level(**values: _T) -> dict[str, _T]:

@@ -32,10 +32,11 @@ import numpy as np
 import polars as pl
 
 from core.errors import FrameError
+from core.vocabulary import MARKET_TRANSFORMS
 
 __all__ = ["IndicatorSpec", "TRANSFORMS", "build_indicators", "known_from", "market_composite"]
 
-TRANSFORMS = ("level", "inverted", "volatility", "drawdown")
+TRANSFORMS = MARKET_TRANSFORMS  # defined once in core.vocabulary: [markets] indicators are checked against it
 #: A value older than this at a grid date is stale: the grid holds null there (a series that
 #: stopped does not freeze its last value into the composite). Covers a monthly value, which
 #: is known a month after its stamp and replaced a month later.

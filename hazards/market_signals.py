@@ -34,7 +34,7 @@ import numpy as np
 import polars as pl
 
 from core.errors import FrameError
-from core.vocabulary import Level
+from core.vocabulary import Level, per_level
 
 __all__ = [
     "DEFAULT_LADDER",
@@ -53,12 +53,9 @@ QUANTILES: tuple[float, ...] = tuple(round(q, 2) for q in np.arange(0.70, 0.995,
 #: weight 1/NSR is capped at 1/0.1 = 10.
 MIN_NSR_FOR_WEIGHT = 0.1
 #: level -> (minimum weighted signal share, composite must signal). docs/markets.md.
-DEFAULT_LADDER: dict[str, tuple[float, bool]] = {
-    "blue": (0.25, False),
-    "yellow": (0.5, False),
-    "orange": (0.5, True),
-    "red": (0.75, True),
-}
+DEFAULT_LADDER: dict[str, tuple[float, bool]] = per_level(
+    blue=(0.25, False), yellow=(0.5, False), orange=(0.5, True), red=(0.75, True)
+)
 
 
 def crisis_labels(

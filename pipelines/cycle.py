@@ -1,16 +1,21 @@
 """The scoring cycle: forecast, score, grade, alert and judge what changed since last time.
 
 This is what ``ews run`` (and cron, and the scheduler) calls. It reads the warehouse and runs
-four steps, each a module of its own that hands frames to a library and stores what it
-returns: ``forecast_step`` (``forecasting``), ``score_step`` (``anomaly``: the rarity grade),
-``hazard_step`` (``hazards``: the field models' levels, the rarity grade capped) and
-``alert_step`` (``alerts``). Series whose observations have not changed since the last
-successful cycle (same fingerprint) are skipped, so a second run on the same data changes
-nothing but the ``runs`` ledger and the audit log (and alerts whose expiry time has passed, see 1.).
+five steps, each a module of its own that hands frames to a library and stores what it
+returns: ``market_step`` (``hazards``: the market composite stress index and its segment
+sub-indices written as series, first, so they count among the changed series and are
+forecast and scored like any other), ``forecast_step`` (``forecasting``), ``score_step``
+(``anomaly``: the rarity grade), ``hazard_step`` (``hazards``: the field models' levels,
+the market's from the KLR signals, the rarity grade capped) and ``alert_step`` (``alerts``).
+Series whose observations have not changed since the last successful cycle (same
+fingerprint) are skipped, so a second run on the same data changes nothing but the ``runs``
+ledger and the audit log (and alerts whose expiry time has passed, see 1.); the market step
+rewrites no row when its inputs are unchanged, so the composite is skipped too.
 
 Transactions, in this order:
 
-1. **The write transaction** (no network call inside): forecasts, scores, grades, alert rows,
+1. **The write transaction** (no network call inside): the market composite's series and
+   observations, forecasts, scores, grades, alert rows,
    transitions, data-gap notices, audit rows, outbox events, a provisional (template)
    judgment per new or changed open alert, and the series fingerprints. A failure rolls all
    of it back and the run is recorded as failed. A cycle with no changed series still runs
@@ -47,6 +52,7 @@ from pipelines.alert_step import judge_alerts, provisional_bundles, run_alert_st
 from pipelines.delivery import publish_pending
 from pipelines.forecast_step import run_forecast_step
 from pipelines.hazard_step import run_hazard_step
+from pipelines.market_step import run_market_step
 from pipelines.score_step import run_score_step
 from warehouse import Warehouse
 from warehouse.runs import audit, finish_run, start_run
@@ -69,6 +75,7 @@ class CycleSummary:
     row_counts: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     alerts: list[dict[str, Any]] = field(default_factory=list)
+    market: dict[str, Any] | None = None  # the composite's level, when graded this cycle
 
 
 def new_run_id(now: datetime) -> str:
@@ -142,9 +149,12 @@ def _cycle(
 ) -> list[dict[str, Any]]:
     """Step 1 of the module docstring (inside the write transaction); returns the evidence
     bundles of the alerts to judge after the commit."""
+    counts = summary.row_counts
+    market = run_market_step(wh, settings, clock=clock, run_id=summary.run_id, progress=progress)
+    counts.update(market.counts)
+    summary.notes.extend(market.notes)
     changed, skipped = _changed_series(wh, clock.cutoff)
     summary.series_skipped = skipped
-    counts = summary.row_counts
     counts.update(forecasts=0, anomaly_scores=0, risk_grades=0, alerts=0, judgments=0)
     if changed.height == 0:
         progress(f"nothing new: all {skipped} series unchanged since their last cycle; checking open alerts for expiry")
@@ -196,10 +206,12 @@ def _cycle(
         forecasts=result.forecasts,
         clock=clock,
         run_id=summary.run_id,
+        market=market.model_input,
         progress=progress,
     )
     counts.update(levels.counts)
     summary.notes.extend(levels.notes)
+    summary.market = levels.market
     grades = levels.grades
 
     progress("[4/4] alerts: lifecycle, review gate, outbox (judgments and CAP after the commit)")

@@ -26,6 +26,13 @@ capped fallback"):
    the levels are fitted on the water-year maxima of the observations up to the cutoff
    (:func:`hazards.floods.return_period_thresholds`). With fewer than ``flood_min_years``
    complete water years there is no fit and the river keeps its rarity grade (rule 3).
+   **Markets: KLR signals on the composite stress index** (rule 1c). The composite series
+   ``<composite_id>_composite`` (written by :mod:`pipelines.market_step` in this cycle) gets, at
+   its newest week, the level of the KLR signals (:func:`pipelines.market_step.market_level`:
+   thresholds fitted per crisis target on the composite's history up to the cutoff, with the
+   events announced by then; ladder ``[markets] ladder``), with the probability of a crisis
+   within ``[markets] horizon_days`` at that level in training and the segments driving it.
+   With no target fitted (no events file, no crisis in training) it keeps its rarity grade.
 2. **No mainshock, at most blue.** Every grade of a region's seismic series made at a time
    without an active mainshock sequence (:func:`hazards.find_mainshock` at the end of that
    day) is at most blue (:func:`hazards.cap_without_mainshock`): a rate change alone is an
@@ -41,7 +48,9 @@ capped fallback"):
    Then the uncapped level stands and ``corroborated_by`` names the agreeing series. The
    components of one instrument (a GNSS station's north, east and up; the count, magnitude
    and energy series of one catalog box) are one witness, not two. The rule is
-   :func:`anomaly.cap_rarity_levels`, which the evaluation replay calls too.
+   :func:`anomaly.cap_rarity_levels`, which the evaluation replay calls too. Market series
+   do not lift each other's cap (they are correlated inputs of one composite, not independent
+   witnesses); a non-market series of the region can.
 
 4. **Steps as evidence.** The newest grade of a GNSS component or a tide gauge carries the
    steps known by then (``steps``: size and standard error in mm, z, the catalog earthquake
@@ -73,6 +82,7 @@ from core.vocabulary import Domain, Level
 from forecasting.exceedance import exceedance_probabilities
 from hazards import floods
 from ingest.sources.catalogue import SEISMIC_REGIONS
+from pipelines.market_step import MarketModelInput, market_level, market_summary
 from warehouse import Warehouse
 from warehouse.grades import read_latest_grades, upsert_grades
 from warehouse.series import read_events, read_series_meta
@@ -98,6 +108,7 @@ class HazardStepResult:
     grades: pl.DataFrame  # unique_id, ds, level, score, evidence (the levels the alert step reads)
     counts: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    market: dict[str, Any] | None = None  # the composite's level (pipelines.market_step.market_summary)
 
 
 def _seismic_region(uid: str) -> str | None:
@@ -413,6 +424,7 @@ def field_levels(
     at: datetime,
     stored: pl.DataFrame | None = None,
     forecasts: pl.DataFrame | None = None,
+    market: MarketModelInput | None = None,
 ) -> tuple[pl.DataFrame, list[str]]:
     """The grade frame with the field models' levels and the capped rarity (module docstring).
 
@@ -422,6 +434,8 @@ def field_levels(
     ``events``: catalog events (``time, lat, lon, magnitude``), none at or after ``at``;
     ``stored``: newest stored grades of series outside this cycle (corroboration only);
     ``forecasts``: this cycle's forecasts (``unique_id, ds, model, q05 .. q95``; rivers).
+    ``market``: the composite frame, crisis events and ``[markets]`` settings of this cycle's
+    market step (rule 1c; None: no market level).
     Returns the grades (same contract) and notes for the run summary.
     """
     cfg = settings
@@ -433,6 +447,12 @@ def field_levels(
     rivers, river_notes = _flood_grades(series=series, meta=meta, forecasts=forecasts, latest=latest, cfg=cfg)
     hazard.update(rivers)
     notes.extend(river_notes)
+    if market is not None and market.settings.composite_uid in latest:
+        uid = market.settings.composite_uid
+        graded, market_notes = market_level(market, at=at, ds=latest[uid])
+        if graded is not None:
+            hazard[(uid, latest[uid])] = graded
+        notes.extend(market_notes)
 
     base = grades.select(list(_GRADE_SCHEMA)).cast(_GRADE_SCHEMA)  # type: ignore[arg-type]
     missing = [k for k in hazard if base.filter((pl.col("unique_id") == k[0]) & (pl.col("ds") == k[1])).height == 0]
@@ -530,6 +550,7 @@ def run_hazard_step(
     forecasts: pl.DataFrame | None,
     clock: Clock,
     run_id: str,
+    market: MarketModelInput | None = None,
     progress: Callable[[str], None] = lambda _m: None,
 ) -> HazardStepResult:
     """Field levels for this cycle's grades (on ``clock``: events before its cutoff, forecasts
@@ -537,7 +558,7 @@ def run_hazard_step(
     cfg = settings.hazards
     progress(
         f"      levels: aftershock forecasts for the earthquake counts, return periods for the "
-        f"rivers; rarity capped at "
+        f"rivers, KLR signals for the market composite; rarity capped at "
         f"{cfg.rarity_cap} unless a second series of the region agrees"
     )
     at = clock.judged_at
@@ -556,8 +577,11 @@ def run_hazard_step(
         at=at,
         stored=stored,
         forecasts=forecasts,
+        market=market,
     )
     result = HazardStepResult(grades=levels, notes=notes)
+    if market is not None:
+        result.market = market_summary(levels, market.settings)
     result.counts["risk_grades"] = upsert_grades(wh, levels, run_id=run_id)
     last = series.group_by("unique_id").agg(pl.col("ds").max().alias("ds"))
     latest = last.join(

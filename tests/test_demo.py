@@ -218,7 +218,8 @@ def test_going_live_resolves_replay_alerts_that_no_longer_hold(demo_home, capsys
     code, out = _run(capsys, "--home", str(home), "run", "--json", "--quiet")
     assert code == 0
     result = json.loads(out)
-    assert result["cycle"]["series_processed"] == 36
+    assert result["cycle"]["series_processed"] == 40  # 36 bundled, the market composite and 3 sub-indices
+    assert result["cycle"]["market"]["unique_id"] == "us_stress_composite"  # graded on its newest week
     assert result["status"]["last_run"]["as_of"] is None
     with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as con:
         resolved = con.execute("SELECT count(*) FROM alerts WHERE status = 'resolved'").fetchall()[0][0]

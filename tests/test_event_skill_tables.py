@@ -142,6 +142,35 @@ def test_cap_rarity_levels_caps_unless_an_independent_series_agrees() -> None:
     assert orange_cap.get_column("level").to_list()[:4] == ["orange", "orange", "orange", "orange"]
 
 
+def test_market_rarity_is_not_its_own_witness() -> None:
+    # the composite's inputs and sub-indices are correlated: no market series lifts another,
+    # whatever its source or variable; a series of another domain in the region still does
+    meta = pl.DataFrame(
+        {
+            "unique_id": ["dgs10", "t10y2y", "us_stress_fx", "river_us"],
+            "domain": ["market", "market", "market", "hydro"],
+            "region": ["US", "US", "US", "US"],
+            "source": ["FRED", "FRED", "EWS CISS-style composite", "USGS"],
+            "variable": ["yield", "yield_spread", "stress_subindex", "discharge"],
+            "frequency": ["B", "B", "W-FRI", "D"],
+        }
+    )
+    markets = _grades([("dgs10", 10, "red"), ("t10y2y", 10, "red"), ("us_stress_fx", 10, "orange")])
+    alone = cap_rarity_levels(markets, meta)
+    assert alone.get_column("level").to_list() == ["yellow", "yellow", "yellow"]
+    assert alone.get_column("corroborated_by").to_list() == [[], [], []]
+    with_river = cap_rarity_levels(pl.concat([markets, _grades([("river_us", 10, "orange")])]), meta)
+    assert with_river.get_column("level").to_list() == ["red", "red", "orange", "orange"]
+    assert with_river.get_column("corroborated_by").to_list() == [
+        ["river_us"],
+        ["river_us"],
+        ["river_us"],
+        ["dgs10", "t10y2y", "us_stress_fx"],  # a market series may still witness for another domain
+    ]
+    # metadata without a domain: no series is known to be a market series (the rule of old)
+    assert cap_rarity_levels(markets, meta.drop("domain")).get_column("level").to_list() == ["red", "red", "orange"]
+
+
 def test_cap_rarity_levels_checks_its_input() -> None:
     with pytest.raises(FrameError, match="unknown level"):
         cap_rarity_levels(_grades([("new_york", 0, "purple")]), META)

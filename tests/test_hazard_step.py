@@ -249,13 +249,20 @@ def test_a_weaker_partner_must_still_reach_orange() -> None:
 
 
 def test_one_sources_indicators_without_a_site_are_independent_but_one_stations_components_are_not() -> None:
-    # e.g. two FRED indicators of one country (no lat/lon) vs a GNSS station's north and east
+    # e.g. two satellite indices of one region (no lat/lon) vs a GNSS station's north and east
     grades = _grades([("a", datetime(2020, 1, 3), "red"), ("b", datetime(2020, 1, 3), "red")])
     national = _meta(
+        ("a", "satellite", "Arctic", "NSIDC", None, None, "D", "sea_ice_extent"),
+        ("b", "satellite", "Arctic", "NSIDC", None, None, "D", "sea_ice_area"),
+    )
+    assert _levels(grades, national)["a"]["corroborated_by"] == ["b"]
+    # two FRED indicators of one country are market series: inputs of one composite, one witness
+    market = _meta(
         ("a", "market", "US", "FRED", None, None, "D", "financial_stress"),
         ("b", "market", "US", "FRED", None, None, "D", "unemployment_rate"),
     )
-    assert _levels(grades, national)["a"]["corroborated_by"] == ["b"]
+    assert _levels(grades, market)["a"]["level"] == "yellow"
+    assert _levels(grades, market)["a"]["uncapped_level"] == "red"
     station = _meta(
         ("a", "geodetic", "CA", "PBO", 40.0, -123.9, "D", "displacement_north"),
         ("b", "geodetic", "CA", "PBO", 40.0, -123.9, "D", "displacement_east"),

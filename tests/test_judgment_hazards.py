@@ -63,6 +63,56 @@ FLOOD_GRADE = {
         "return_level_fit": {"method": "gumbel", "years_used": 38},
     },
 }
+# The market composite's grade as the cycle writes it (pipelines.market_step.market_level) for
+# the week of 2009-03-13, fitted on the bundled series up to then (signals shortened to four).
+MARKET_GRADE = {
+    "basis": "hazard_model",
+    "raw_level": "none",
+    "in_cooldown": False,
+    "hazard": {
+        "model": "klr_signals",
+        "probability": 0.8103,
+        "window_days": 365.0,
+        "event": "the S&P 500 falls 20 % from its peak",
+        "target": "sp500_bear",
+        "targets": {
+            "us_recession": {
+                "level": "blue",
+                "probability": 0.9167,
+                "signal_share": 0.3691,
+                "base_rate": 0.1168,
+                "train_span": ["1981-01-02", "2007-03-09"],
+                "events_in_training": 4,
+                "training_weeks": 36,
+            },
+            "sp500_bear": {
+                "level": "orange",
+                "probability": 0.8103,
+                "signal_share": 0.5100,
+                "base_rate": 0.1457,
+                "train_span": ["1981-01-02", "2008-03-14"],
+                "events_in_training": 4,
+                "training_weeks": 58,
+                "probability_from": "blue",
+            },
+        },
+        "segments": [
+            {"segment": "equity", "subindex": 0.9918, "contribution": 0.3157},
+            {"segment": "fx", "subindex": 0.9031, "contribution": 0.2894},
+            {"segment": "bonds", "subindex": 0.5057, "contribution": 0.0059},
+        ],
+        "composite": 0.6111,
+        "avg_correlation": 0.1712,
+        "signals": [
+            {"indicator": "equity_drawdown", "value": 0.41, "threshold": 0.13, "nsr": 0.69, "signalling": True},
+            {"indicator": "curve_inversion", "value": -1.8, "threshold": 1.09, "nsr": 0.0, "signalling": False},
+            {"indicator": "fx", "value": 0.9031, "threshold": 0.58, "nsr": 0.81, "signalling": True},
+            {"indicator": "composite", "value": 0.6111, "threshold": 0.36, "nsr": 0.43, "signalling": True},
+        ],
+        "ladder": {"blue": [0.25, False], "yellow": [0.5, False], "orange": [0.5, True], "red": [0.75, True]},
+        "level": "orange",
+    },
+}
 RARITY_GRADE = {
     "basis": "statistical_rarity",
     "driver": "iforest_subseq",
@@ -118,6 +168,21 @@ FLOOD = _bundle(
     lower_bound=0.0,
     forecast={"ds": "2011-03-13T00:00:00", "q05": 60.0, "q50": 110.0, "q95": 150.0},
 )
+MARKET = _bundle(
+    MARKET_GRADE,
+    name="US market stress composite (CISS-style: equity, bonds, fx)",
+    unique_id="us_stress_composite",
+    region="US",
+    hazard="market_risk",
+    level="orange",
+    ds="2009-03-13T00:00:00",
+    value=0.6111,
+    unit="index 0-1",
+    source="EWS CISS-style composite of cad_per_usd, chf_per_usd, dgs10, jpy_per_usd, sp500_monthly",
+    lower_bound=0.0,
+    upper_bound=1.0,
+    forecast={"ds": "2009-03-20T00:00:00", "q05": 0.52, "q50": 0.6, "q95": 0.68},
+)
 RARITY = _bundle(
     RARITY_GRADE,
     name="P156 GNSS east",
@@ -151,6 +216,40 @@ def test_flood_judgment_states_the_return_level_threshold_and_window() -> None:
     assert "(return-period exceedance forecast; Gumbel fit of annual maxima over 38 water years)" in j.text_en
     assert "3天内流量超过5年一遇水平（123 m3/s）的概率为40%" in j.text_zh and "38个水文年" in j.text_zh
     assert "score" not in j.text_en
+
+
+def test_market_judgment_states_probability_window_event_and_the_segments_driving_it() -> None:
+    j = write_template_judgment(MARKET)
+    assert (
+        "Probability that the S&P 500 falls 20 % from its peak within 365 days: 81% (KLR signals on the "
+        "composite stress index: how often it followed weeks at BLUE or above (no training week reached this "
+        "level) in training, 1981-2008, 4 crises)."
+    ) in j.text_en
+    assert (
+        "Composite stress index 0.61; the segments driving it: equity 0.99 (contribution 0.32), "
+        "fx 0.90 (contribution 0.29), bonds 0.51 (contribution 0.01)"
+    ) in j.text_en
+    assert "weighted signal share 0.51, level ORANGE on the ladder (blue 0.25, yellow 0.5, orange 0.5 with the " in (
+        j.text_en
+    )
+    assert "365天内标普500指数较峰值下跌20%的概率为81%" in j.text_zh
+    assert "主要驱动分项：股票0.99（贡献0.32）、外汇0.90（贡献0.29）、债券0.51（贡献0.01）" in j.text_zh
+    assert "score" not in j.text_en and "分数" not in j.text_zh
+    assert "review_flag" not in j.checks  # the level is what the ladder gives for the share and signals
+
+
+def test_market_contradiction_check_reads_the_signal_share_ladder() -> None:
+    assert evidence_contradictions(MARKET) == []
+    hazard = MARKET_GRADE["hazard"]
+    # red needs a share of 0.75: 0.51 with the composite signalling gives orange
+    red = _bundle({**MARKET_GRADE, "hazard": {**hazard, "level": "red"}}, level="red")
+    assert [c.message for c in evidence_contradictions(red)] == [
+        "signal share 0.51 (composite signalling) gives orange on the model's ladder, not red"
+    ]
+    quiet = [{**s, "signalling": False} if s["indicator"] == "composite" else s for s in hazard["signals"]]
+    without = _bundle({**MARKET_GRADE, "hazard": {**hazard, "signals": quiet}})
+    assert "gives yellow" in evidence_contradictions(without)[0].message
+    assert "review_flag" in write_template_judgment(without).checks
 
 
 def test_rarity_judgment_says_rarity_and_its_cap_never_a_probability() -> None:
@@ -232,7 +331,7 @@ def _choose_each(bundle: dict) -> list[dict]:
 
 
 def test_vetted_statements_carry_the_forecast_and_pass_the_checker() -> None:
-    for bundle in (AFTERSHOCK, FLOOD, RARITY):
+    for bundle in (AFTERSHOCK, FLOOD, RARITY, MARKET):
         for reply in _choose_each(bundle):
             assert check_grounding(reply, bundle, known_places=("Tohoku, Japan", "Maryland, US")) == [], reply
     quake = statements(AFTERSHOCK)
@@ -250,6 +349,18 @@ def test_vetted_statements_carry_the_forecast_and_pass_the_checker() -> None:
     flood = statements(FLOOD)["situation"]
     assert any(
         render(s, FLOOD).startswith("Probability that the flow exceeds the 5-year return level 123 m3/s") for s in flood
+    )
+    market = statements(MARKET)
+    assert not any("{score}" in s for part in market.values() for s in part)
+    rendered = [render(s, MARKET) for s in market["situation"]]
+    assert (
+        "Probability that the S&P 500 falls 20 % from its peak within 365 days: 81%; the segments driving the "
+        "composite stress index 0.61: equity 0.99 (contribution 0.32), fx 0.90 (contribution 0.29), bonds 0.51 "
+        "(contribution 0.01)."
+    ) in rendered
+    assert any(
+        render(zh, MARKET).startswith("365天内标普500指数较峰值下跌20%的概率为81%")
+        for zh in market["situation"].values()
     )
     rarity = statements(RARITY)
     assert any("statistical rarity" in s for s in rarity["situation"])
@@ -477,6 +588,24 @@ def test_cap_of_a_flood_forecast_and_of_a_rarity_grade() -> None:
     params = _params(en)
     assert params["EWS_BASIS"] == "statistical_rarity" and params["EWS_CAPPED_AT"] == "yellow"
     assert "EWS_PROBABILITY" not in params
+
+
+def test_cap_of_a_market_warning_names_the_event_and_the_segments() -> None:
+    zh, en = _cap(MARKET, MARKET_GRADE).findall("cap:info", NS)
+    assert en.findtext("cap:event", namespaces=NS) == "Market stress warning (KLR signals)"
+    assert zh.findtext("cap:event", namespaces=NS) == "市场压力预警（KLR信号）"
+    assert en.findtext("cap:certainty", namespaces=NS) == "Likely"  # P = 0.81 > 0.5
+    description = en.findtext("cap:description", namespaces=NS)
+    assert "the S&P 500 falls 20 % from its peak within 365 days: 81%" in description
+    assert "equity 0.99 (contribution 0.32)" in description
+    params = _params(en)
+    assert (params["EWS_MODEL"], params["EWS_TARGET"], params["EWS_WINDOW_DAYS"]) == (
+        "klr_signals",
+        "sp500_bear",
+        "365",
+    )
+    assert params["EWS_COMPOSITE"] == "0.61" and params["EWS_SEGMENTS"].startswith("equity 0.99")
+    assert "EWS_MAGNITUDE" not in params and "EWS_THRESHOLD" not in params
 
 
 def test_cap_without_a_judgment_still_states_the_forecast() -> None:

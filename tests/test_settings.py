@@ -163,3 +163,69 @@ def test_an_unknown_section_or_environment_key_is_an_error_naming_it(tmp_path: P
         load_settings(tmp_path, environ={})
     with pytest.raises(ConfigError, match=r"environment: unknown key 'blu' in \[risk\]"):
         load_settings(tmp_path / "other", environ={"EWS_RISK__BLU": "0.9"})
+
+
+# --- [markets]: the market's field model ----------------------------------------------------
+
+
+def test_markets_defaults_name_the_composite_its_segments_and_the_library_ladder(tmp_path: Path) -> None:
+    from hazards.market_signals import DEFAULT_LADDER
+
+    markets = load_settings(tmp_path, environ={}).markets
+    assert markets.enabled and markets.region == "US"
+    assert markets.composite_uid == "us_stress_composite"
+    assert [markets.segment_uid(s) for s in markets.segments] == ["us_stress_equity", "us_stress_bonds", "us_stress_fx"]
+    assert markets.ladder_rungs() == DEFAULT_LADDER
+    assert markets.targets == {"us_recession": 365, "sp500_bear": 0}
+    assert (markets.horizon_days, markets.episode_gap_days, markets.events_file) == (365, 365, "")
+    ids = [i["unique_id"] for i in markets.indicators]
+    assert ids == ["sp500_monthly", "sp500_monthly", "dgs10", "t10y2y"] + [
+        "jpy_per_usd",
+        "gbp_per_usd",
+        "eur_per_usd",
+        "cad_per_usd",
+        "chf_per_usd",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("toml", "match"),
+    [
+        ("ladder = { red = [1.5, true] }", r"ladder red = \[1.5, True\] is not a warning level with"),
+        ("ladder = { purple = [0.5, true] }", "ladder purple"),
+        ("ladder = { blue = [0.6, false] }", r"shares \[0.6, 0.5, 0.5, 0.75\] must rise"),
+        ("targets = { us_recession = -1 }", "is not an announcement lag in days"),
+        ('composite_id = "US stress"', "is not a series id stem"),
+        ("horizon_days = 0", "horizon_days = 0 is not a number of days"),
+        ("indicators = []", "indicators is empty"),
+        (
+            'indicators = [{ name = "x", unique_id = "dgs10", transform = "vol", segment = "bonds" }]',
+            r"(?s)transform 'vol' is unknown.*level, inverted, volatility, drawdown",
+        ),
+        (
+            'indicators = [{ name = "x", unique_id = "dgs10", transform = "volatility", segment = "bonds" }]',
+            "volatility needs window >= 2",
+        ),
+        (
+            'indicators = [{ name = "x", unique_id = "dgs10", segment = "bonds" }]',
+            r"lacks text key\(s\) \['transform'\]",
+        ),
+        (
+            'indicators = [{ name = "x", unique_id = "a", transform = "level", segment = "s" },'
+            ' { name = "x", unique_id = "b", transform = "level", segment = "s" }]',
+            "repeat",
+        ),
+        ('indicators = [{ name = "x", unique_id = "a", transform = "level", segment = "composite" }]', "share"),
+    ],
+)
+def test_markets_settings_refuse_what_the_model_cannot_use(tmp_path: Path, toml: str, match: str) -> None:
+    (tmp_path / "ews.toml").write_text(f"[markets]\n{toml}\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=match) as err:
+        load_settings(tmp_path, environ={})
+    assert err.value.fix  # every refusal says what to write instead
+
+
+def test_markets_indicators_from_the_environment(tmp_path: Path) -> None:
+    one = '[{"name": "stress", "unique_id": "stlfsi4", "transform": "level", "segment": "money"}]'
+    markets = load_settings(tmp_path, environ={"EWS_MARKETS__INDICATORS": one, "EWS_MARKETS__ENABLED": "false"}).markets
+    assert not markets.enabled and markets.segments == ["money"] and markets.segment_uid("money") == "us_stress_money"

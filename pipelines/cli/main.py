@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from core.clock import Clock
 from core.errors import EWSError
 from core.settings import DEFAULT_TOML, DEMO_AS_OF, Settings, load_settings
-from core.vocabulary import AlertStatus, ReleaseState
+from core.vocabulary import AlertStatus, Level, ReleaseState
 
 if TYPE_CHECKING:
     from warehouse import Warehouse
@@ -205,6 +205,7 @@ def _cycle_dict(cycle: Any) -> dict[str, Any]:
         "series_skipped": cycle.series_skipped,
         "row_counts": cycle.row_counts,
         "alerts": cycle.alerts,
+        "market": cycle.market,
         "notes": cycle.notes,
     }
 
@@ -222,6 +223,8 @@ def _summary_text(status: dict[str, Any], cycle: Any, quarantined: list[Any]) ->
         f"judgments: {status['judgments']}"
     )
     lines.append("open alerts by level: " + ", ".join(f"{k} {v}" for k, v in status["alerts_by_level"].items()))
+    if cycle.market:
+        lines.append(_market_line(cycle.market))
     for alert in cycle.alerts:
         release_text: dict[str, str] = {
             ReleaseState.RELEASED: ", released",
@@ -248,6 +251,26 @@ def _summary_text(status: dict[str, Any], cycle: Any, quarantined: list[Any]) ->
         lines.append(f"QUARANTINED {item.path}: {item.error}")
     lines.append("Judgments are machine-generated and auxiliary: for reference, a duty officer decides.")
     return "\n".join(lines)
+
+
+def _market_line(market: dict[str, Any]) -> str:
+    """The market composite's level, its probability and the segments driving it."""
+    from alerts.judgment import percent
+
+    segments = ", ".join(
+        f"{s['segment']} {s['subindex']:.2f} (contribution {s['contribution']:.2f})"
+        for s in market["segments"][:3]
+        if s.get("subindex") is not None and s.get("contribution") is not None
+    )
+    composite = market.get("composite")
+    return (
+        f"market: {market['unique_id']} {str(market['level']).upper()} at {str(market['ds'])[:10]}: "
+        f"P({market['event']} within {market['window_days']:g} days) = {percent(market['probability'])} "
+        f"(KLR signals, target {market['target']}"
+        + ("; below every rung: the training base rate" if str(market["level"]) == Level.NONE.label else "")
+        + "); composite "
+        f"{f'{composite:.2f}' if composite is not None else 'n/a'}; top segments: {segments or 'n/a'}"
+    )
 
 
 # -- parser --------------------------------------------------------------------------------
