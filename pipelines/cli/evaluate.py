@@ -4,6 +4,10 @@
   scores, VUS-PR and range AUC-PR, with per-file results and the IForest baseline.
 - ``ews evaluate labelled FILE... --label-column anomaly [--sep ';'] ...``: the same report for
   per-row labelled CSVs (e.g. SKAB).
+- ``ews evaluate market [--data DIR] [--json]``: the composite, its segments, every indicator
+  and the KLR signal share against crises in the next 365 days (US recessions, S&P 500 and
+  CSI 300 bear markets), thresholds fitted on one period and scored on another, with the
+  STLFSI4, IForest and current-grading baselines (:mod:`pipelines.market_evaluation`).
 - ``ews evaluate events [--data DIR]``: POD, FAR, CSI, lead times and the KLR noise-to-signal
   ratio on the bundled data (recessions; significant earthquakes), with the matching
   windows of :data:`pipelines.evaluation.MATCHING_RULES`; then the issue-14 tables
@@ -47,6 +51,11 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> Any:
     events = esub.add_parser("events", parents=[common], help="early-warning skill on historical events")
     events.add_argument("--data", help="data folder (default: the bundled data/)")
     events.set_defaults(func=cmd_events)
+    market = esub.add_parser(
+        "market", parents=[common], help="market stress composite and KLR signals, out of sample (issue 15)"
+    )
+    market.add_argument("--data", help="data folder (default: the bundled data/)")
+    market.set_defaults(func=cmd_market)
     # `ews evaluate feedback` is the alerts' own evaluation (analyst verdicts vs thresholds)
     from pipelines.cli.alerts import add_feedback_parser
 
@@ -132,4 +141,24 @@ def cmd_events(args: argparse.Namespace, settings: Settings) -> int:
 
         lines.extend(["", *render_event_tables(report)])
     print_result(report, args.json, "\n".join(lines))
+    return 0
+
+
+def cmd_market(args: argparse.Namespace, settings: Settings) -> int:
+    import json
+
+    from ingest.batches import sample_data_dir
+    from pipelines.market_evaluation import evaluate_market, market_table_markdown
+    from pipelines.market_step import events_path, indicator_specs
+
+    data = Path(args.data) if args.data else sample_data_dir(settings)
+    cfg = settings.markets
+    report = evaluate_market(
+        data,
+        indicator_specs(cfg),
+        events_file=events_path(settings) if cfg.events_file else None,
+        horizon_days=float(cfg.horizon_days),
+        episode_gap_days=float(cfg.episode_gap_days),
+    )
+    print(json.dumps(report, indent=2, default=str) if args.json else market_table_markdown(report))
     return 0
