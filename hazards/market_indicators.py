@@ -191,11 +191,13 @@ def market_composite(
 ) -> pl.DataFrame:
     """The weekly composite and everything under it, one row per Friday with a composite.
 
-    Columns: ``ds``; one per indicator (its transformed value as known then); one per
+    Columns: ``ds``; one per indicator (its transformed value as known then) and its
+    ``rank_<indicator>`` (the causal rank among its own values up to the row, in ``(0, 1]``:
+    what the composite aggregates and what KLR thresholds are set on); one per
     segment (its sub-index, the mean causal rank of its indicators); ``contribution_<segment>``
     (its share of the composite); ``avg_correlation``; ``composite`` (in ``[0, 1]``).
     :func:`build_indicators` then :func:`hazards.market_stress.stress_composite`."""
-    from hazards.market_stress import stress_composite
+    from hazards.market_stress import causal_ecdf, stress_composite
 
     indicators = build_indicators(series, specs, frequencies=frequencies, end=end)
     segments: dict[str, list[str]] = {}
@@ -207,4 +209,13 @@ def market_composite(
             fix="give segments and indicators different names",
         )
     composite = stress_composite(indicators, segments=segments, lam=lam, warmup=warmup)
-    return indicators.join(composite, on="ds", how="inner").drop_nulls("composite")
+    ranks = indicators.select(
+        "ds",
+        *[
+            pl.Series(
+                f"rank_{s.name}", causal_ecdf(indicators.get_column(s.name).cast(pl.Float64).to_numpy())
+            ).fill_nan(None)
+            for s in specs
+        ],
+    )
+    return indicators.join(ranks, on="ds").join(composite, on="ds", how="inner").drop_nulls("composite")

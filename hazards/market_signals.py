@@ -272,6 +272,11 @@ def signal_skill(
 class MarketSignals:
     """KLR thresholds for every indicator and the composite, and the levels they give.
 
+    ``on_ranks``: an indicator ``x`` with a ``rank_x`` column in the frame (its causal rank,
+    :func:`hazards.market_composite`) is thresholded on that rank: the signal is "x is above
+    the q-th percentile of its own past", KLR's own definition, which survives a level shift
+    (the 1981 yield-curve inversion was 2 points deep, the 2006 one half a point) where a
+    threshold in the indicator's units fitted on one period does not fire in the next.
     ``min_coverage``: a threshold must signal ahead of at least this share of the training
     crises (:func:`klr_threshold`); the default, half, keeps one lucky crisis from making an
     indicator the composite's heaviest weight.
@@ -283,6 +288,7 @@ class MarketSignals:
     composite: str = "composite"
     horizon_days: float = 365.0
     min_coverage: float = 0.5
+    on_ranks: bool = True
     ladder: Mapping[str, tuple[float, bool]] = field(default_factory=lambda: dict(DEFAULT_LADDER))
     fits: dict[str, SignalFit] = field(default_factory=dict)
     level_probability: dict[str, float] = field(default_factory=dict)
@@ -303,6 +309,11 @@ class MarketSignals:
                 f"market ladder shares {shares} must rise with the level and lie in (0, 1]",
                 fix="e.g. blue 0.25, yellow 0.5, orange 0.5 with the composite, red 0.75 with the composite",
             )
+
+    def _values(self, frame: pl.DataFrame, name: str) -> np.ndarray:
+        """The column a threshold applies to: ``rank_<name>`` when ranks are on and present."""
+        column = f"rank_{name}" if self.on_ranks and f"rank_{name}" in frame.columns else name
+        return frame.get_column(column).cast(pl.Float64).fill_null(np.nan).to_numpy()
 
     @property
     def columns(self) -> list[str]:
@@ -330,7 +341,7 @@ class MarketSignals:
                 fix="train on a period with at least one listed crisis, or lengthen the horizon",
             )
         for name in self.columns:
-            values = frame.get_column(name).cast(pl.Float64).fill_null(np.nan).to_numpy()[usable]
+            values = self._values(frame, name)[usable]
             if np.isnan(values).all():  # no history in training (the euro before 1999): never signals
                 a, b, c, d = _counts(np.zeros_like(ahead), ahead)
                 self.fits[name] = SignalFit(name, float(np.inf), 1.0, float("inf"), a, b, c, d)
@@ -351,10 +362,7 @@ class MarketSignals:
     def _levels(self, frame: pl.DataFrame) -> pl.DataFrame:
         weights = {n: f.weight for n, f in self.fits.items()}
         total = sum(weights.values())
-        signals = {
-            f"signal_{n}": (frame.get_column(n).cast(pl.Float64).fill_null(np.nan).to_numpy() >= self.fits[n].threshold)
-            for n in self.columns
-        }
+        signals = {f"signal_{n}": self._values(frame, n) >= self.fits[n].threshold for n in self.columns}
         share = (
             sum(weights[n] * signals[f"signal_{n}"].astype(float) for n in self.columns) / total
             if total > 0

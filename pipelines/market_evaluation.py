@@ -14,7 +14,8 @@ training dates only (:class:`hazards.MarketSignals`) and scored on the test date
   (:func:`hazards.build_indicators`); the label of a week is "a crisis starts within the
   next 365 days"; weeks inside a crisis (onset to trough) are left out (KLR).
 - Figures per indicator, per segment sub-index, for the composite, the signal share and the
-  engine's level (yellow or above): AUROC of the continuous value (NaN for a fixed-threshold
+  engine's level (yellow or above): AUROC of the continuous value (for an indicator its causal
+  rank, the scale its KLR threshold is set on) (NaN for a fixed-threshold
   baseline without one), the noise-to-signal ratio of its signal, POD (crises of the test
   period with a signal in the 365 days before their onset), FAR (share of signals with no
   crisis ahead) and the median lead time.
@@ -276,7 +277,10 @@ def evaluate_market(
                     _row(
                         name,
                         "segment" if name in segments else ("composite" if name == "composite" else "indicator"),
-                        test.get_column(name).cast(pl.Float64).fill_null(np.nan).to_numpy(),
+                        test.get_column(f"rank_{name}" if f"rank_{name}" in test.columns else name)
+                        .cast(pl.Float64)
+                        .fill_null(np.nan)
+                        .to_numpy(),
                         applied.get_column(f"signal_{name}").to_numpy(),
                         test,
                         test_labels,

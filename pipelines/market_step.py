@@ -311,6 +311,8 @@ def _fit_target(
         {
             "indicator": name,
             "value": _finite(newest[name]),
+            # an indicator's threshold is on its causal rank (the percentile of its own past)
+            "rank": _finite(newest.get(f"rank_{name}", newest[name])),
             "threshold": _finite(model.fits[name].threshold),
             "nsr": _finite(model.fits[name].nsr),
             "signalling": bool(applied[f"signal_{name}"]),
