@@ -9,6 +9,7 @@ by `ews serve`'s supervisor (its real loop on a thread here, tests/dashboard_hom
 
 from __future__ import annotations
 
+import shutil
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -123,6 +124,79 @@ def test_every_page_renders_real_data_for_an_admin(env: Path) -> None:
 
     with Warehouse.open(env / "warehouse.duckdb", wait_seconds=0.0):
         pass
+
+
+def test_markets_shows_the_stress_composite_the_cycle_graded(env: Path) -> None:
+    import json
+
+    import pyarrow as pa
+
+    from alerts.judgment import percent
+    from core.settings import load_settings
+
+    cfg = load_settings(env).markets
+    rows = _db(
+        env,
+        f"SELECT ds, level, CAST(evidence AS VARCHAR) FROM risk_grades WHERE unique_id = '{cfg.composite_uid}' "
+        "ORDER BY ds DESC LIMIT 1",
+    )
+    assert rows, "the demo cycle graded no stress composite"
+    ds, level, raw = rows[0]
+    hazard = json.loads(raw)["hazard"]
+    assert hazard["model"] == "klr_signals"
+    at = _signed_in("viewer")
+    at.switch_page("pages/markets.py").run()
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+    assert "AI-assisted" in _texts(at)
+    subheaders = [h.value for h in at.subheader]
+    assert subheaders[0] == "Stress composite"
+    assert "Published stress index (comparison)" in subheaders and "Indicators" in subheaders
+    text = _texts(at).replace("\\", "")  # safe_md escapes every metacharacter
+    assert f"Newest level **{level.upper()}** at {ds:%Y-%m-%d}" in text
+    entry = hazard["targets"][hazard["target"]]
+    assert (
+        f"P({hazard['event']} within {hazard['window_days']:g} days) = {percent(hazard['probability'])}, KLR signals"
+        in text
+    )
+    assert f"training base rate {percent(entry['base_rate'])}" in text
+    # composite fan chart, its level timeline, the contributions, the sub-indices, the indicator's panel
+    specs = [json.loads(c.proto.spec) for c in at.get("vega_lite_chart")]
+    titles = [str(spec.get("title", "")) for spec in specs]
+    assert "segment contributions at the newest grade" in titles
+    assert "segment sub-indices" in titles
+    contributions = next(c for c in at.get("vega_lite_chart") if "contributions" in c.proto.spec)
+    bars = pa.ipc.open_stream(contributions.proto.datasets[0].data.data).read_all().to_pylist()
+    assert [(b["segment"], b["contribution"]) for b in bars] == [
+        (s["segment"], s["contribution"]) for s in hazard["segments"]
+    ]
+    assert {b["segment"] for b in bars} == set(cfg.segments)
+    signals = next(d.value for d in at.dataframe if "NSR" in d.value.columns)
+    assert list(signals.columns) == ["indicator", "value", "threshold", "NSR", "signalling"]
+    assert list(signals["indicator"]) == [s["indicator"] for s in hazard["signals"]]
+    assert list(signals["signalling"]) == [s["signalling"] for s in hazard["signals"]]
+    published, indicators = [d.value for d in at.dataframe if "unique_id" in d.value.columns]
+    assert list(published["unique_id"]) == ["stlfsi4"]
+    assert cfg.composite_uid not in set(indicators["unique_id"]) and "stlfsi4" not in set(indicators["unique_id"])
+    assert {"sp500_monthly", "dgs10"} <= set(indicators["unique_id"])
+
+
+def test_markets_says_how_to_get_a_composite_when_none_is_stored(
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the same warehouse under settings whose composite id names no stored series
+    other = tmp_path / "home"
+    shutil.copytree(home, other)
+    toml = other / "ews.toml"
+    toml.write_text(toml.read_text().replace('composite_id = "us_stress"', 'composite_id = "eu_stress"', 1))
+    monkeypatch.setenv("EWS_HOME", str(other))
+    at = _signed_in("viewer")
+    at.switch_page("pages/markets.py").run()
+    assert not at.exception, at.exception
+    info = " ".join(i.value for i in at.info)
+    assert "No stress composite" in info and "`ews demo`" in info and "`ews run`" in info
+    assert "Published stress index (comparison)" in [h.value for h in at.subheader]
+    assert not any("NSR" in d.value.columns for d in at.dataframe)
 
 
 def test_the_full_role_by_action_matrix_is_enforced_on_the_server(env: Path) -> None:

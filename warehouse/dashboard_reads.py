@@ -40,6 +40,7 @@ __all__ = [
     "series_history",
     "series_forecast",
     "series_grades",
+    "newest_grade",
     "series_scores",
     "seismic_events",
     "count_runs",
@@ -262,6 +263,17 @@ def series_grades(wh: Warehouse, unique_id: str, *, since: datetime | None = Non
         "AND ds >= coalesce(?, '-infinity'::TIMESTAMP) ORDER BY ds",
         [unique_id, since],
     )
+
+
+def newest_grade(wh: Warehouse, unique_id: str) -> dict[str, Any] | None:
+    """The series' newest graded point with its evidence (JSON text): ``ds, level, score,
+    evidence, run_id``; None when it was never graded."""
+    frame = wh._frame(
+        "SELECT ds, level, score, CAST(evidence AS VARCHAR) AS evidence, run_id FROM risk_grades "
+        "WHERE unique_id = ? ORDER BY ds DESC LIMIT 1",
+        [unique_id],
+    )
+    return frame.row(0, named=True) if frame.height else None
 
 
 def series_scores(
