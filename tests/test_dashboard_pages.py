@@ -172,9 +172,13 @@ def test_markets_shows_the_stress_composite_the_cycle_graded(env: Path) -> None:
     ]
     assert {b["segment"] for b in bars} == set(cfg.segments)
     signals = next(d.value for d in at.dataframe if "NSR" in d.value.columns)
-    assert list(signals.columns) == ["indicator", "value", "threshold", "NSR", "signalling"]
+    assert list(signals.columns) == ["indicator", "value", "percentile", "threshold", "NSR", "signalling"]
     assert list(signals["indicator"]) == [s["indicator"] for s in hazard["signals"]]
     assert list(signals["signalling"]) == [s["signalling"] for s in hazard["signals"]]
+    # an indicator's threshold is on its percentile (its causal rank), shown beside its value
+    ranks = [s["rank"] for s in hazard["signals"]]
+    assert all(r is not None and 0.0 < r <= 1.0 for r in ranks)
+    assert signals["percentile"].tolist() == pytest.approx(ranks)
     published, indicators = [d.value for d in at.dataframe if "unique_id" in d.value.columns]
     assert list(published["unique_id"]) == ["stlfsi4"]
     assert cfg.composite_uid not in set(indicators["unique_id"]) and "stlfsi4" not in set(indicators["unique_id"])

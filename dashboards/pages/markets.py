@@ -101,6 +101,7 @@ def signals_table(signals: list[Any]) -> pl.DataFrame:
             {
                 "indicator": str(s.get("indicator")),
                 "value": s.get("value"),
+                "percentile": s.get("rank"),
                 "threshold": s.get("threshold"),
                 "NSR": s.get("nsr"),
                 "signalling": bool(s.get("signalling")),
@@ -111,6 +112,7 @@ def signals_table(signals: list[Any]) -> pl.DataFrame:
         schema={
             "indicator": pl.Utf8,
             "value": pl.Float64,
+            "percentile": pl.Float64,
             "threshold": pl.Float64,
             "NSR": pl.Float64,
             "signalling": pl.Boolean,
@@ -174,9 +176,10 @@ else:
         st.altair_chart(subindex_chart(pl.concat(parts)), width="stretch")
     if hazard is not None and hazard.get("signals"):
         st.caption(
-            "KLR signals at the newest grade: an indicator signals when its value passes the threshold fitted on "
-            "the training weeks; NSR is its noise-to-signal ratio there (lower is better; no threshold: it was "
-            "never crossed in training)."
+            "KLR signals at the newest grade: an indicator signals when its percentile (the rank of its value "
+            "among its own past, 0-1) passes the threshold fitted on the training weeks (a segment or the "
+            "composite: its own value); NSR is its noise-to-signal ratio there (lower is better; no threshold: "
+            "no threshold signalled ahead of enough training crises)."
         )
         st.dataframe(signals_table(hazard["signals"]), hide_index=True)
 
