@@ -258,8 +258,11 @@ def _finite(value: Any) -> float | None:
 
 def _known_events(events: pl.DataFrame, target: str, known_until: datetime) -> pl.DataFrame:
     """The target's events announced by ``known_until``; a trough or end after it is not known
-    yet (the event is ongoing then)."""
+    yet (the event is ongoing then). A bear market's trough is known only once the 20 % rally
+    that ends it (its ``end``) has happened."""
     own = events.filter((pl.col("target") == target) & (pl.col("onset") <= known_until))
+    if {"trough", "end"} <= set(own.columns):
+        own = own.with_columns(pl.when(pl.col("end") <= known_until).then(pl.col("trough")).alias("trough"))
     return own.with_columns(
         *[
             pl.when(pl.col(c) <= known_until).then(pl.col(c)).otherwise(None).alias(c)
