@@ -1,7 +1,9 @@
 """Write data/events/market_crises.csv: US recessions and equity bear markets, with their dates.
 
-Targets (one row per event, columns ``event_id,target,onset,peak,trough,end,depth,source``;
-ISO dates, empty when unknown or still running):
+Targets (one row per event, columns
+``event_id,target,onset,peak,trough,end,depth,source,covered_until``; ISO dates, empty when
+unknown or still running; ``covered_until`` is the last date of the data the target's events were
+read from: after it, a week without an event is not a calm week but an unobserved one):
 
 - ``us_recession``: NBER recessions from the bundled
   ``data/events/fred_USREC_nber_recession_monthly.csv`` (FRED USREC, 1 = recession month).
@@ -48,7 +50,7 @@ sys.path.insert(0, str(ROOT))
 from hazards import drawdown_events  # noqa: E402
 from ingest.sources import parse  # noqa: E402
 
-COLUMNS = ("event_id", "target", "onset", "peak", "trough", "end", "depth", "source")
+COLUMNS = ("event_id", "target", "onset", "peak", "trough", "end", "depth", "source", "covered_until")
 USREC = "events/fred_USREC_nber_recession_monthly.csv"
 OUT = ROOT / "data" / "events" / "market_crises.csv"
 #: target -> (shared file, parser options, how the source column describes it)
@@ -96,6 +98,7 @@ def recession_rows(data_dir: Path) -> list[dict[str, str]]:
                 "end": "" if running else _day(ds[last]),
                 "depth": "",
                 "source": source,
+                "covered_until": _day(ds[-1]),
             }
         )
     return rows
@@ -120,6 +123,7 @@ def bear_rows(shared: Path) -> list[dict[str, str]]:
                     "end": _day(event["end"]),
                     "depth": "" if depth is None else f"{depth:.4f}",
                     "source": source,
+                    "covered_until": _day(last),
                 }
             )
     return rows

@@ -147,6 +147,13 @@ def build_indicators(
             .last()
             .sort("known")
         )
+        if col.height == 0:
+            raise FrameError(
+                f"indicator {spec.name!r}: {spec.unique_id} has {own.height} value(s), too few for its "
+                f"{spec.transform} over a window of {spec.window}",
+                fix=f"ingest a longer history of {spec.unique_id}, or shorten window / drop {spec.name!r} "
+                "in [markets] indicators",
+            )
         columns.append(col)
     # The grid starts when every segment has one indicator (a segment's mean skips the others).
     starts: dict[str, datetime] = {}
@@ -167,8 +174,12 @@ def build_indicators(
             fix="ingest longer histories, or drop the shortest series from [markets] indicators",
         )
     grid = pl.DataFrame({"ds": pl.datetime_range(friday, last, interval="7d", time_unit="us", eager=True)})
-    # A value known during Friday counts for that Friday: join on the end of the day.
-    frame = grid.with_columns((pl.col("ds") + timedelta(days=1) - timedelta(microseconds=1)).alias("until"))
+    # A value known during Friday counts for that Friday: join on the end of the day (or on
+    # ``end``, when it falls inside that Friday: an as-of cycle sees nothing published later).
+    until = pl.col("ds") + timedelta(days=1) - timedelta(microseconds=1)
+    if end is not None:
+        until = pl.min_horizontal(until, pl.lit(end).cast(pl.Datetime("us")))
+    frame = grid.with_columns(until.alias("until"))
     for col in columns:
         frame = frame.join_asof(
             col.with_columns(pl.col("known").cast(pl.Datetime("us"))),

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -194,6 +194,7 @@ def evaluate_market(
     targets: Sequence[str] = ("us_recession", "sp500_bear", "csi300_bear"),
     splits: dict[str, list[Split]] | None = None,
     stress_index: str = "stlfsi4",
+    ladder: dict[str, tuple[float, bool]] | None = None,
 ) -> dict[str, Any]:
     """The out-of-sample table (module docstring) as a JSON-ready dict:
     ``{"targets": {target: {split: {"train_events", "test_events", "rows": [...]}}}, ...}``."""
@@ -210,23 +211,18 @@ def evaluate_market(
     segments = list(dict.fromkeys(s.segment for s in specs))
     indicators = [s.name for s in specs]
     columns = [*indicators, *segments]
-    from pipelines.market_step import read_market_events
+    from pipelines.market_step import _known_events, coverage_end, read_market_events
 
     events = read_market_events(events_file or data_dir / "events" / "market_crises.csv")
-    known_until = max(
-        d
-        for d in events.select(pl.max_horizontal(pl.col("onset"), pl.col("trough"), pl.col("end")))
-        .to_series()
-        .to_list()
-        if d
-    )
-    known_until = min(known_until, frame.get_column("ds").max())
+    grid_end: datetime = frame.get_column("ds").max()  # type: ignore[assignment]
+    notes: list[str] = []
     report: dict[str, Any] = {
         "horizon_days": horizon_days,
         "episode_gap_days": episode_gap_days,
         "grid": [frame.get_column("ds").min().isoformat(), frame.get_column("ds").max().isoformat()],  # type: ignore[union-attr]
         "indicators": [s.__dict__ for s in specs],
         "targets": {},
+        "notes": notes,
     }
     split_table = splits or DEFAULT_SPLITS
     raw = frame.select(indicators).to_numpy()
@@ -235,39 +231,70 @@ def evaluate_market(
         if episodes.height == 0:
             report["targets"][target] = {"note": f"no {target} events in the events file"}
             continue
+        # Weeks are labelled only while the target's event list was observed: after its data end
+        # (CSI 300's closes stop in 2020-10) a week with no crisis ahead is unknown, not calm.
+        covered = coverage_end(events, target)
+        if covered is None:
+            covered = max(
+                d
+                for d in events.filter(pl.col("target") == target)
+                .select(pl.max_horizontal(pl.col("onset"), pl.col("trough"), pl.col("end")))
+                .to_series()
+                .to_list()
+                if d
+            )
+            notes.append(
+                f"{target}: the events file has no covered_until; labels end at its newest event date "
+                f"{covered:%Y-%m-%d}"
+            )
+        known_until = min(covered, grid_end)
         labels = hazards.crisis_labels(
             frame.get_column("ds"), episodes, horizon_days=horizon_days, known_until=known_until
         )
         out: dict[str, Any] = {}
+        if not split_table.get(target):
+            report["targets"][target] = {
+                "note": f"no train/test split for {target}: pass splits (pipelines.market_evaluation.Split)"
+            }
+            continue
         for split in split_table.get(target, []):
             tr, te = split.mask(frame.get_column("ds"), "train"), split.mask(frame.get_column("ds"), "test")
             onsets = episodes.sort("onset").get_column("onset").to_list()
             # Training sees only outcomes known by the end of its span: a week of late 2010
             # does not learn from a 2011 crisis that the test period scores.
             train_until = min(known_until, split.train[1]) if split.train[1] else known_until
+            # ... and what it knew then: a trough or end after the training span is not known yet
+            train_episodes = hazards.crisis_episodes(
+                _known_events(events, target, train_until), gap_days=episode_gap_days
+            )
             train_labels = hazards.crisis_labels(
-                frame.get_column("ds"),
-                episodes.filter(pl.col("onset") <= train_until),
-                horizon_days=horizon_days,
-                known_until=train_until,
+                frame.get_column("ds"), train_episodes, horizon_days=horizon_days, known_until=train_until
             ).filter(pl.Series(tr))
             test_labels = labels.filter(pl.Series(te))
-
-            def seen(part: pl.DataFrame, onsets: list[datetime] = onsets) -> list[str]:
-                """The crises with at least one usable week of warning time in ``part``."""
-                ids = part.filter(pl.col("usable") & pl.col("ahead")).get_column("crisis").unique().sort()
-                return [onsets[i].date().isoformat() for i in ids.to_list()]
-
+            train_onsets = train_episodes.sort("onset").get_column("onset").to_list()
+            learned = train_labels.filter(pl.col("usable") & pl.col("ahead")).get_column("crisis").unique().sort()
+            test_ds = frame.get_column("ds").filter(pl.Series(te)).to_list()
             entry: dict[str, Any] = {
+                "labelled_until": known_until.date().isoformat(),
                 "train_span": [_iso(frame, tr, "min"), _iso(frame, tr, "max")],
                 "test_span": [_iso(frame, te, "min"), _iso(frame, te, "max")],
-                "train_crises": seen(train_labels),
+                # the crises a training week learned from (one usable week with it ahead)
+                "train_crises": [train_onsets[i].date().isoformat() for i in learned.to_list()],
+                # the crises POD counts: their whole warning window lies inside the test weeks
+                # (hazards.signal_skill's rule)
+                "test_crises": [
+                    o.date().isoformat()
+                    for o in onsets
+                    if test_ds and o - timedelta(days=horizon_days) >= test_ds[0] and o <= test_ds[-1]
+                ],
             }
             if not tr.any() or not te.any() or not train_labels.filter(pl.col("usable") & pl.col("ahead")).height:
                 entry["note"] = "no crisis within the horizon of any usable training week: nothing to fit"
                 out[split.name] = entry
                 continue
             model = hazards.MarketSignals(indicators=columns, horizon_days=horizon_days)
+            if ladder:
+                model = hazards.MarketSignals(indicators=columns, horizon_days=horizon_days, ladder=ladder)
             model.fit(frame.filter(pl.Series(tr)), train_labels)
             test = frame.filter(pl.Series(te))
             applied = model.apply(test)
@@ -351,7 +378,6 @@ def evaluate_market(
                 )
             )
             entry.update(
-                test_crises=seen(test_labels),
                 level_probability=model.level_probability,
                 base_rate=model.base_rate,
                 rows=rows,
@@ -379,7 +405,7 @@ def _fmt(value: Any, digits: int = 2) -> str:
 
 def market_table_markdown(report: dict[str, Any]) -> str:
     """The report as the markdown tables docs/anomaly.md carries."""
-    lines: list[str] = []
+    lines: list[str] = [f"Note: {n}\n" for n in report.get("notes", [])]
     for target, splits in report["targets"].items():
         if "note" in splits:
             lines.append(f"**{target}**: {splits['note']}\n")
@@ -394,7 +420,10 @@ def market_table_markdown(report: dict[str, Any]) -> str:
             if "note" in entry:
                 lines.append(head + f"): {entry['note']}\n")
                 continue
-            lines.append(head + f", crises {', '.join(entry['test_crises']) or 'none'})\n")
+            lines.append(
+                head + f", crises {', '.join(entry['test_crises']) or 'none'}; "
+                f"weeks labelled until {entry['labelled_until']})\n"
+            )
             lines.append("| indicator | kind | AUROC | NSR (test) | NSR (train) | POD | FAR | median lead (days) |")
             lines.append("|---|---|---|---|---|---|---|---|")
             for r in entry["rows"]:

@@ -57,7 +57,17 @@ __all__ = [
 ]
 
 #: Columns of the crisis events file (data/events/market_crises.csv).
-EVENT_COLUMNS: tuple[str, ...] = ("event_id", "target", "onset", "peak", "trough", "end", "depth", "source")
+EVENT_COLUMNS: tuple[str, ...] = (
+    "event_id",
+    "target",
+    "onset",
+    "peak",
+    "trough",
+    "end",
+    "depth",
+    "source",
+    "covered_until",
+)
 #: What a crisis of each bundled target is, as the evidence's ``event`` says it (the judgment
 #: reads "Probability that <event> within <window> days").
 MARKET_EVENTS: dict[str, str] = {
@@ -130,17 +140,39 @@ def read_market_events(path: Path) -> pl.DataFrame:
             f"{path} lacks column(s) {missing}; it has {frame.columns}",
             fix="give the columns " + ", ".join(EVENT_COLUMNS),
         )
-    dates = [c for c in ("onset", "peak", "trough", "end") if c in frame.columns]
+    dates = [c for c in ("onset", "peak", "trough", "end", "covered_until") if c in frame.columns]
     out = frame.with_columns(
         *[pl.col(c).str.strip_chars().str.to_datetime(strict=False, time_unit="us").alias(c) for c in dates],
         *([pl.col("depth").cast(pl.Float64, strict=False)] if "depth" in frame.columns else []),
     )
-    bad = out.filter(pl.col("onset").is_null()).height
-    if bad:
+    for column in dates:
+        # an empty cell means unknown (an ongoing event); a cell that is not a date is an error
+        unreadable = (
+            frame.with_row_index("row", offset=2)
+            .filter(pl.col(column).str.strip_chars().fill_null("").ne("") & out.get_column(column).is_null())
+            .select("row", column)
+        )
+        if unreadable.height:
+            row, value = unreadable.row(0)
+            raise FrameError(
+                f"{path} line {row}: {column} {value!r} is not a date ({unreadable.height} such cell(s))",
+                fix=f"write {column} as an ISO date, e.g. 2008-01-01, or leave it empty when unknown",
+            )
+    if out.height == 0:
         raise FrameError(
-            f"{path}: {bad} event(s) have no readable onset date", fix="write onset as an ISO date, e.g. 2008-01-01"
+            f"{path} holds no events (a header only)",
+            fix="add one row per crisis, or point [markets] events_file at the bundled events file",
         )
     return out
+
+
+def coverage_end(events: pl.DataFrame, target: str) -> datetime | None:
+    """The last date the target's events were read from (``covered_until``; None when the file
+    does not say): after it a week without an event is unobserved, not calm."""
+    if "covered_until" not in events.columns:
+        return None
+    value = events.filter(pl.col("target") == target).get_column("covered_until").max()
+    return value if isinstance(value, datetime) else None
 
 
 def composite_series(
@@ -287,6 +319,11 @@ def _fit_target(
     known_until = at - timedelta(days=lag)
     if events.filter(pl.col("target") == target).height == 0:
         return None, f"{target}: no events of this target in the events file; skipped"
+    covered = coverage_end(events, target)
+    capped = covered is not None and covered < known_until
+    if covered is not None and capped:
+        # weeks after the event list's data are not calm weeks: they are unlabelled
+        known_until = covered
     episodes = crisis_episodes(_known_events(events, target, known_until), gap_days=cfg.episode_gap_days)
     labels = crisis_labels(frame["ds"], episodes, horizon_days=cfg.horizon_days, known_until=known_until)
     usable = labels.get_column("usable").to_numpy()
@@ -340,7 +377,10 @@ def _fit_target(
     note = (
         f"{target} {level.label} (signal share {entry['signal_share']:.2f}, P {probability:.2f} within "
         f"{cfg.horizon_days} d, base rate {entry['base_rate']:.2f}, {entry['events_in_training']} crises known by "
-        f"{known_until:%Y-%m-%d}" + (f"; no training values: {', '.join(idle)}" if idle else "") + ")"
+        f"{known_until:%Y-%m-%d}"
+        + (" (where its event list ends)" if capped else "")
+        + (f"; no training values: {', '.join(idle)}" if idle else "")
+        + ")"
     )
     return {"entry": entry, "signals": signals}, note
 

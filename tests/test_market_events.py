@@ -110,7 +110,7 @@ def test_bundled_recessions_are_the_usrec_runs() -> None:
 
 def test_bundled_bear_markets_are_ordered_and_include_the_known_crashes() -> None:
     rows = _events()
-    assert list(rows[0]) == ["event_id", "target", "onset", "peak", "trough", "end", "depth", "source"]
+    assert list(rows[0]) == ["event_id", "target", "onset", "peak", "trough", "end", "depth", "source", "covered_until"]
     assert len({r["event_id"] for r in rows}) == len(rows)
     bears = [r for r in rows if r["target"] in ("sp500_bear", "csi300_bear")]
     assert {r["target"] for r in bears} == {"sp500_bear", "csi300_bear"}

@@ -148,7 +148,7 @@ def cmd_market(args: argparse.Namespace, settings: Settings) -> int:
     import json
 
     from ingest.batches import sample_data_dir
-    from pipelines.market_evaluation import evaluate_market, market_table_markdown
+    from pipelines.market_evaluation import DEFAULT_SPLITS, evaluate_market, market_table_markdown
     from pipelines.market_step import events_path, indicator_specs
 
     data = Path(args.data) if args.data else sample_data_dir(settings)
@@ -159,6 +159,9 @@ def cmd_market(args: argparse.Namespace, settings: Settings) -> int:
         events_file=events_path(settings) if cfg.events_file else None,
         horizon_days=float(cfg.horizon_days),
         episode_gap_days=float(cfg.episode_gap_days),
+        # the cycle's targets, then any other target the bundled splits cover (CSI 300)
+        targets=list(dict.fromkeys([*cfg.targets, *DEFAULT_SPLITS])),
+        ladder=cfg.ladder_rungs(),
     )
     print(json.dumps(report, indent=2, default=str) if args.json else market_table_markdown(report))
     return 0
