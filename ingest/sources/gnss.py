@@ -310,7 +310,7 @@ def parse_sio_neu(
     notes = [f"columns dN dE dU (metres) of the SIO layout ({layout})"]
     if frame.height < before:
         notes.append(f"dropped {before - frame.height} repeated row(s)")
-    attributes = {
+    attributes: dict[str, dict[str, object]] = {
         component: {"model_terms_header": title, "model_terms": entries} for component, entries in terms.items()
     }
     if attributes:
