@@ -10,7 +10,8 @@ Reading:
 - **Containers**: delimited text; Excel (``.xlsx``/``.xlsm``, needs ``openpyxl``; ``sheet``
   by name or 1-based number, default the first); Parquet (by suffix or magic bytes).
 - **Text**: ``encoding`` by default UTF-8, then GBK, then cp1252 (the one used is in
-  ``notes``). Lines starting with one of ``comment_prefixes`` (default ``#``, ``HDR``,
+  ``notes``). GBK accepts most cp1252 byte pairs, so a cp1252 file with accented headers
+  needs ``encoding="cp1252"``. Lines starting with one of ``comment_prefixes`` (default ``#``, ``HDR``,
   ``%``) and blank lines are skipped; error messages keep the file's own line numbers.
 - **Separator**: ``,`` ``\\t`` ``;`` ``|`` (the one found most often in the first line), or
   runs of whitespace when none of them appears; ``separator=`` overrides (``"whitespace"``
@@ -32,7 +33,9 @@ trade_date, observation_date, 日期, 时间, decimal_year, decyear; else a ``ye
   their own day and month; a stamp written for midnight and rounded down may land on the day
   before, so give dates for such files. A monthly series (the frequency declared ``MS``, or
   inferred from a median spacing of 28-31 days) gets ``ds`` = the first day of the month that
-  holds the instant.
+  holds the instant. Two times that land in one period (GRACE has months with two
+  solutions) are refused, naming their lines, unless ``combine_repeated`` is ``"mean"``,
+  ``"first"`` or ``"last"``.
 - **Year and day of year** (``time_column=[year_column, doy_column]``, or
   ``time_format="year_doy"`` with one ``2002123`` / ``2002-123`` column): ``ds`` = 1 January
   + (day - 1).

@@ -66,7 +66,9 @@ def read_table(
         except (pl.exceptions.PolarsError, OSError) as exc:
             raise fail(path, f"cannot be read as Parquet ({exc})", fix="pass an intact Parquet file") from None
         return _named(path, Table(frame.with_row_index("_line", offset=2), ["read as Parquet"]), column_names)
-    if suffix in (".xlsx", ".xlsm", ".xls"):
+    if suffix == ".xls":
+        raise fail(path, "is a legacy .xls workbook, which openpyxl cannot read", fix="save the sheet as .xlsx or CSV")
+    if suffix in (".xlsx", ".xlsm"):
         return _named(path, _read_excel(path, sheet), column_names)
     if sheet is not None:
         raise ConfigError(f"{what} {path.name}: sheet={sheet!r} applies to Excel files only", fix="drop sheet=")
