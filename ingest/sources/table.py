@@ -63,7 +63,7 @@ import polars as pl
 
 from core.errors import ConfigError
 from core.frames import Domain
-from ingest.sources._common import Parsed, check_frequency, fail, finish, meta_row, snake, to_float
+from ingest.sources._common import Parsed, _first_bad, check_frequency, fail, finish, meta_row, snake, to_float
 from ingest.sources.markets import _infer_frequency
 from ingest.sources.table_read import Table, read_table
 
@@ -203,14 +203,8 @@ def _year_doy(path: Path, frame: pl.DataFrame, columns: list[str], lines: pl.Ser
     else:
         numbers = [to_float(path, frame.get_column(c).cast(pl.Utf8), lines, column=c) for c in columns]
         for col, values in zip(columns, numbers, strict=True):
-            bad = values != values.floor()
-            if bad.any():
-                idx = int(bad.arg_true()[0])
-                raise fail(
-                    path,
-                    f"line {lines[idx]}, column {col!r}: expected a whole number, got {values[idx]}",
-                    fix="time_column=[year_column, day_of_year_column] needs whole years and days",
-                )
+            raw = frame.get_column(col).cast(pl.Utf8)
+            _first_bad(path, raw, values != values.floor(), lines, column=col, expected="a whole number")
         year, doy = numbers[0].cast(pl.Int32), numbers[1].cast(pl.Int32)
     days = pl.DataFrame({"y": year}).select(pl.date(pl.col("y"), 12, 31).dt.ordinal_day()).to_series()
     bad = (doy < 1) | (doy > days)
@@ -388,7 +382,8 @@ def table_series(
         if col_domain is None:
             raise ConfigError(
                 f"table {path.name}: no domain for column {column!r}",
-                fix=f"pass domain= one of {[d.value for d in Domain]} (or per column in value_columns)",
+                fix=f"pass domain= (--domain on the command line) one of {[d.value for d in Domain]}, "
+                "or a domain per column in value_columns",
             )
         text = table.frame.get_column(column).cast(pl.Utf8).str.strip_chars()
         missing = text.is_null() | text.is_in(MISSING)
