@@ -6,7 +6,9 @@
 - **Series metadata**: one row per ``unique_id`` with the columns of ``SERIES_META_COLUMNS``.
   ``lower_bound`` / ``upper_bound`` are the series' physical bounds (float, null =
   unbounded; ``lower_bound < upper_bound`` when both are set): forecasts of a bounded series
-  are made on a scale that keeps them inside (:mod:`forecasting.bounds`).
+  are made on a scale that keeps them inside (:mod:`forecasting.bounds`). ``attributes``
+  (text, null = none) is a JSON object of facts about the series that have no column of their
+  own, as its source states them (e.g. a GNSS file's fitted rates and seasonal terms).
 - **Forecasts**: ``unique_id, ds, model, mean`` plus one column per quantile of
   ``QUANTILES`` named by :func:`quantile_column` (``q05`` ... ``q95``).
 - **Scores**: ``unique_id, ds, detector, raw_score, score``. ``raw_score`` is the
@@ -24,6 +26,7 @@ Each library validates its input once, at the entry of its public function, with
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 
 import polars as pl
@@ -40,6 +43,7 @@ __all__ = [
     "SERIES_SCHEMA",
     "SERIES_META_COLUMNS",
     "SERIES_BOUND_COLUMNS",
+    "SERIES_ATTRIBUTES_COLUMN",
     "SCORE_COLUMNS",
     "quantile_column",
     "forecast_columns",
@@ -84,6 +88,7 @@ SERIES_META_COLUMNS: tuple[str, ...] = (
     "source",
     "licence",
     "classification",
+    "attributes",
     "lower_bound",
     "upper_bound",
 )
@@ -91,6 +96,10 @@ SERIES_META_COLUMNS: tuple[str, ...] = (
 #: The physical-bound columns of the series metadata (float, null = unbounded). A metadata
 #: frame may leave them out: :func:`validate_series_meta` then adds them as null.
 SERIES_BOUND_COLUMNS: tuple[str, ...] = ("lower_bound", "upper_bound")
+
+#: The free-form metadata column (a JSON object as text, null = none). A metadata frame may
+#: leave it out: :func:`validate_series_meta` then adds it as null.
+SERIES_ATTRIBUTES_COLUMN = "attributes"
 
 SCORE_COLUMNS: tuple[str, ...] = ("unique_id", "ds", "detector", "raw_score", "score")
 
@@ -174,12 +183,16 @@ def validate_series_meta(df: pl.DataFrame) -> pl.DataFrame:
     """Check series metadata: known domains, frequencies and classifications, and bounds.
 
     Absent bound columns are added as null (unbounded); present ones must be numbers or
-    null, finite, with ``lower_bound < upper_bound`` where both are set.
+    null, finite, with ``lower_bound < upper_bound`` where both are set. An absent
+    ``attributes`` column is added as null; present values must be JSON objects or null.
     """
     if isinstance(df, pl.DataFrame):
         df = df.with_columns(pl.lit(None, pl.Float64).alias(c) for c in SERIES_BOUND_COLUMNS if c not in df.columns)
+        if SERIES_ATTRIBUTES_COLUMN not in df.columns:
+            df = df.with_columns(pl.lit(None, pl.Utf8).alias(SERIES_ATTRIBUTES_COLUMN))
     _require_columns(df, SERIES_META_COLUMNS, "series metadata")
     df = _checked_bounds(df)
+    _check_attributes(df)
     domains = {d.value for d in Domain}
     bad = sorted(set(df.get_column("domain").to_list()) - domains)
     if bad:
@@ -201,6 +214,22 @@ def validate_series_meta(df: pl.DataFrame) -> pl.DataFrame:
             fix="give each series one metadata row",
         )
     return df.select(SERIES_META_COLUMNS)
+
+
+def _check_attributes(df: pl.DataFrame) -> None:
+    """Each ``attributes`` value is null or the text of a JSON object."""
+    for uid, text in df.select("unique_id", SERIES_ATTRIBUTES_COLUMN).iter_rows():
+        if text is None:
+            continue
+        try:
+            value = json.loads(text) if isinstance(text, str) else None
+        except json.JSONDecodeError:
+            value = None
+        if not isinstance(value, dict):
+            raise FrameError(
+                f"series {uid!r} has attributes {str(text)[:60]!r}, not a JSON object",
+                fix="give attributes as JSON object text, e.g. '{\"slope_mm_per_yr\": 3.1}', or null",
+            )
 
 
 def _checked_bounds(df: pl.DataFrame) -> pl.DataFrame:

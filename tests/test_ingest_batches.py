@@ -243,11 +243,17 @@ def test_cli_detects_unambiguous_formats_and_asks_otherwise(tmp_path, capsys) ->
     assert code == 0 and out["status"] == "committed" and out["rows"] == 546
     assert out["detected"].startswith("detected format 'market_table'")
     assert "decoded as gbk" in out["notes"] and any("newest first" in n for n in out["notes"])
+    # A table no specific format claims is read as `table` (issue 22), which asks for its domain.
     ambiguous = tmp_path / "prices.csv"
     ambiguous.write_text("Date,SP500,Dividend\n1871-01-01,4.44,0.26\n")
     assert main(["--home", str(tmp_path), "ingest", "file", str(ambiguous), "--quiet"]) == 2
     err = capsys.readouterr().err
-    assert "cannot tell the format of prices.csv" in err and "pass --format" in err
+    assert "no domain for column 'SP500'" in err and "--domain" in err
+    unknown = tmp_path / "notes.csv"
+    unknown.write_text("station,remark\nBJFS,antenna changed\n")
+    assert main(["--home", str(tmp_path), "ingest", "file", str(unknown), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "cannot tell the format of notes.csv" in err and "pass --format" in err
     code = main(
         [
             "--home",

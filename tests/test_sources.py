@@ -454,6 +454,7 @@ _OPTIONS: dict[str, dict[str, object]] = {
     "sio_neu": {},
     "nasa_power_json": {"site_id": "x"},
     "usgs_water_json": {},
+    "table": {"domain": "hydro"},
 }
 
 

@@ -444,6 +444,11 @@ _V8 = (
     "ALTER TABLE series ADD COLUMN upper_bound DOUBLE",
 )
 
+# Version 9 (issue 22): free-form facts a source states about a series (a JSON object as
+# text, e.g. the fitted rates and seasonal terms in a SOPAC .neu header); null for rows of an
+# older file and for sources that state none.
+_V9 = ("ALTER TABLE series ADD COLUMN attributes VARCHAR",)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "base tables: series, observations, ledger, runs, results, audit", _V1),
     Migration(2, "risk grades, per-series cycle state, earthquake events", _V2),
@@ -452,6 +457,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(6, "alert review, silences, feedback, outbox, CAP, delivery, data gaps, LLM switches", _V6),
     Migration(7, "dashboard: review-inbox actions applied to the warehouse", _V7),
     Migration(8, "series: physical lower and upper bounds", _V8),
+    Migration(9, "series: free-form attributes (JSON) stated by the source", _V9),
 )
 
 CURRENT_VERSION = max(m.version for m in MIGRATIONS)

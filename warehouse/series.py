@@ -14,7 +14,7 @@ from typing import Any
 
 import polars as pl
 
-from core.frames import SERIES_BOUND_COLUMNS, SERIES_META_COLUMNS
+from core.frames import SERIES_ATTRIBUTES_COLUMN, SERIES_BOUND_COLUMNS, SERIES_META_COLUMNS
 from warehouse.store import _TABLES, Warehouse
 
 __all__ = [
@@ -33,11 +33,13 @@ __all__ = [
 def upsert_series(wh: Warehouse, meta: pl.DataFrame, *, batch_id: str) -> int:
     """Insert or update series metadata rows (:data:`core.frames.SERIES_META_COLUMNS`).
 
-    A frame without the bound columns (``lower_bound``, ``upper_bound``) leaves the stored
-    bounds as they are (null for a new series); with them, it sets them.
+    A frame without the bound columns (``lower_bound``, ``upper_bound``) or the
+    ``attributes`` column leaves the stored values as they are (null for a new series);
+    with them, it sets them.
     """
     keys, values = _TABLES["series"]
-    values = tuple(c for c in values if c in meta.columns or c not in SERIES_BOUND_COLUMNS)
+    optional = (*SERIES_BOUND_COLUMNS, SERIES_ATTRIBUTES_COLUMN)
+    values = tuple(c for c in values if c in meta.columns or c not in optional)
     return wh._upsert_rows("series", meta, keys=keys, values=values, batch_id=batch_id)
 
 

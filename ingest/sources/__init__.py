@@ -21,7 +21,8 @@ for every series of the file), overriding the parsers' defaults by variable
 
 Formats (keys of :data:`PARSERS`): fred_csv, fred_multi, fred_json, fred_long_fx, market_table,
 usgs_catalog, cenc_catalog, pbo_pos, ngl_tenv3, sio_neu, usgs_daily_flow, nwis_rdb,
-usgs_water_json, psmsl_monthly, netcdf_region, nasa_power_json, nsidc_extent.
+usgs_water_json, psmsl_monthly, netcdf_region, nasa_power_json, nsidc_extent, table (any
+station or indicator table; ``market_table`` is a case of it).
 :func:`detect_format` names the format of a file when its first bytes leave no doubt.
 """
 
@@ -46,6 +47,7 @@ from ingest.sources.market_table import parse_market_table
 from ingest.sources.markets import parse_fred_csv, parse_fred_long_fx
 from ingest.sources.seaice import parse_nsidc_extent
 from ingest.sources.seismic import parse_cenc_catalog, parse_usgs_catalog
+from ingest.sources.table import parse_table
 
 __all__ = [
     "Parsed",
@@ -74,6 +76,7 @@ __all__ = [
     "parse_sio_neu",
     "parse_nasa_power_json",
     "parse_usgs_water_json",
+    "parse_table",
 ]
 
 PARSERS: dict[str, Callable[..., Parsed]] = {
@@ -94,6 +97,7 @@ PARSERS: dict[str, Callable[..., Parsed]] = {
     "sio_neu": parse_sio_neu,
     "nasa_power_json": parse_nasa_power_json,
     "usgs_water_json": parse_usgs_water_json,
+    "table": parse_table,
 }
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime
 import io
+import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -268,10 +269,13 @@ def meta_row(
     licence: str,
     classification: str = "public",
     bounds: tuple[float | None, float | None] | None = None,
+    attributes: Mapping[str, object] | None = None,
 ) -> dict[str, object]:
     """One metadata row; options are checked here so every parser rejects them the same way.
 
     ``bounds`` (lower, upper) defaults to :data:`DEFAULT_BOUNDS` of the ``variable``.
+    ``attributes`` (facts the source states that have no column of their own) is stored as
+    JSON object text with sorted keys, or null when None or empty.
     """
     if not _SNAKE.match(unique_id):
         raise ConfigError(
@@ -299,6 +303,7 @@ def meta_row(
         "source": source,
         "licence": licence,
         "classification": classification.lower(),
+        "attributes": json.dumps(dict(attributes), sort_keys=True, ensure_ascii=False) if attributes else None,
         **_bounds_row(unique_id, DEFAULT_BOUNDS.get(variable, (None, None)) if bounds is None else bounds),
     }
 

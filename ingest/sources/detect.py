@@ -72,6 +72,14 @@ def _signatures() -> list[tuple[str, str, Callable[[Path, bytes, str], bool]]]:
             lambda p, _r, t: "#4-character ID:" in t and len(_first_data_line(t).split()) == 9,
         ),
         (
+            "sio_neu",
+            "SOPAC cleaned .neu: a '# ... Model Terms:' block, then 'decyear year doy dN dE dU' rows",
+            lambda p, _r, t: (
+                bool(re.search(r"^#\s*[\w .-]*Model Terms\s*:", t, re.MULTILINE | re.IGNORECASE))
+                and len(_first_data_line(t).split()) == 9
+            ),
+        ),
+        (
             "nwis_rdb",
             "NWIS RDB comments, header and format row",
             lambda p, _r, t: t.startswith("#") and "agency_cd\tsite_no" in t,
@@ -105,7 +113,10 @@ def _signatures() -> list[tuple[str, str, Callable[[Path, bytes, str], bool]]]:
             "FRED header 'date,value' (or DATE/observation_date and one series)",
             lambda p, _r, t: (
                 lambda h: (
-                    "\t" not in t.split("\n", 1)[0] and len(h) == 2 and h[0].lower() in ("date", "observation_date")
+                    "\t" not in t.split("\n", 1)[0]
+                    and len(h) == 2
+                    and h[0].lower() in ("date", "observation_date")
+                    and (h[1].lower() == "value" or bool(re.fullmatch(r"[A-Z0-9_]+", h[1])))
                 )
             )(_header_fields(t)),
         ),
@@ -149,11 +160,49 @@ def _signatures() -> list[tuple[str, str, Callable[[Path, bytes, str], bool]]]:
     ]
 
 
+_COMMENT_PREFIXES = ("#", "HDR", "%")
+_TIME_HEADERS = {"date", "trade_date", "time", "datetime", "timestamp", "observation_date", "日期", "时间", "decyear"}
+_TIME_VALUE = re.compile(r"^([12]\d{3}\.\d+|\d{4}[-/]\d{1,2}[-/]\d{1,2}([ T][\d:]+Z?)?|\d{8})$")
+_NUMBER = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
+
+
+def _is_table(path: Path, _raw: bytes, text: str) -> bool:
+    """A time column and numeric value columns (the generic ``table``; tried only when no
+    specific format matched)."""
+    if path.suffix.lower() in (".xlsx", ".xlsm"):
+        return True
+    lines = [ln for ln in text.split("\n") if ln.strip() and not ln.lstrip().startswith(_COMMENT_PREFIXES)][:3]
+    if len(lines) < 2:
+        return False
+    counts = {sep: lines[0].count(sep) for sep in (",", "\t", ";", "|")}
+    sep = max(counts, key=lambda k: counts[k]) if max(counts.values()) else None
+
+    def fields(line: str) -> list[str]:
+        return [f.strip().strip('"') for f in (line.split() if sep is None else line.split(sep))]
+
+    head, row = fields(lines[0]), fields(lines[1])
+    if len(head) < 2 or len(row) != len(head):
+        return False
+    if all(_NUMBER.match(f) or _TIME_VALUE.match(f) for f in head):  # headerless
+        return bool(_TIME_VALUE.match(head[0])) and all(_NUMBER.match(f) for f in head[1:])
+    names = [h.lower() for h in head]
+    at = next((i for i, h in enumerate(names) if h in _TIME_HEADERS), None)
+    if at is None and "year" in names and ({"doy", "day_of_year"} & set(names)):
+        return True
+    return at is not None and any(_NUMBER.match(f) for i, f in enumerate(row) if i != at)
+
+
 def detect_format(path: Path) -> tuple[str, str]:
-    """The one format whose signature ``path`` matches, with the reason; else a ConfigError."""
+    """The one format whose signature ``path`` matches, with the reason; else a ConfigError.
+
+    The generic ``table`` (a time column and numeric columns) is the answer only when no
+    specific format matched.
+    """
     path = Path(path)
     raw, text = _head(path)
     matches = [(fmt, why) for fmt, why, test in _signatures() if test(path, raw, text)]
+    if not matches and _is_table(path, raw, text):
+        matches = [("table", "a time column and numeric columns (no specific format matched)")]
     formats = sorted({fmt for fmt, _ in matches})
     if len(formats) == 1:
         return formats[0], matches[0][1]
