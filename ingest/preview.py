@@ -30,11 +30,11 @@ from core.errors import ConfigError, DataFormatError
 from core.settings import Settings
 from ingest.batches import check_batch, file_batch, stored_form
 from ingest.rules import Finding
-from ingest.sources import detect_format
+from ingest.sources import PARSERS, detect_format
 from warehouse import Warehouse
 from warehouse import ingestion as store
 
-__all__ = ["Preview", "preview_file", "preview_bytes", "describe", "QUARANTINED_EXIT"]
+__all__ = ["Preview", "preview_file", "preview_bytes", "describe", "known_formats", "QUARANTINED_EXIT"]
 
 #: The exit code of ``ews ingest file`` for a quarantined batch (and of its dry run for a
 #: batch that would be quarantined); a file that does not parse is quarantined too.
@@ -110,6 +110,11 @@ class Preview:
             "regions": self.regions.to_dicts(),
             "quarantine": [{"reason": f.reason, "rows": f.rows.height} for f in self.findings],
         }
+
+
+def known_formats() -> list[str]:
+    """The format names a preview (and a load) accepts, sorted."""
+    return sorted(PARSERS)
 
 
 def _summary(wh: Warehouse | None, series: pl.DataFrame, meta: pl.DataFrame) -> pl.DataFrame:
