@@ -95,3 +95,13 @@ def test_checker_catches_a_wrong_way_import(tmp_path: Path, package: str, line: 
     (tmp_path / package / "bad.py").write_text(f"def f():\n    {line}\n")
     violations = find_violations(tmp_path)
     assert len(violations) == 1 and violations[0].startswith(f"{package}/bad.py imports")
+
+
+def test_dashboards_may_import_the_upload_preview_and_nothing_else_of_ingest(tmp_path: Path) -> None:
+    for name in FORBIDDEN:
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "__init__.py").write_text("")
+    (tmp_path / "dashboards" / "page.py").write_text("from ingest.preview import preview_bytes\n")
+    assert find_violations(tmp_path) == []
+    (tmp_path / "dashboards" / "page.py").write_text("from ingest.preview import x\nfrom ingest.rules import y\n")
+    assert find_violations(tmp_path) == ["dashboards/page.py imports ingest"]
