@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import sqlite3
 from collections.abc import Callable
+from contextlib import ExitStack
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -85,23 +86,11 @@ def preview_upload(name: str, data: bytes, fmt: str | None, options: dict[str, A
     from ingest.preview import preview_bytes  # the parsers load only when a file is previewed
 
     snap = snapshot()
-    if snap is None:
-        return preview_bytes(
-            name,
-            data,
-            fmt,
-            options=options,
-            settings=settings(),
-            wh=None,
-            compared_with="no read snapshot yet: every series shows as new",
+    with ExitStack() as stack:
+        wh = None if snap is None else stack.enter_context(open_snapshot(snap))
+        compared = (
+            "no read snapshot yet: every series shows as new"
+            if snap is None
+            else f"the read snapshot of {snap.published_at:%Y-%m-%d %H:%M} UTC"
         )
-    with open_snapshot(snap) as wh:
-        return preview_bytes(
-            name,
-            data,
-            fmt,
-            options=options,
-            settings=settings(),
-            wh=wh,
-            compared_with=f"the read snapshot of {snap.published_at:%Y-%m-%d %H:%M} UTC",
-        )
+        return preview_bytes(name, data, fmt, options=options, settings=settings(), wh=wh, compared_with=compared)

@@ -1,10 +1,9 @@
 """Quarantine rules: reasons a parsed batch must not reach the warehouse.
 
-A batch that parses can still be wrong. :func:`quarantine_reasons` looks at the parsed
+A batch that parses can still be wrong. :func:`quarantine_findings` looks at the parsed
 frames, what the warehouse already holds about the same series, and the clock, and returns
-every reason it finds (an empty list means the batch may be committed);
-:func:`quarantine_findings` returns the same reasons with the rows behind each (what
-``ews ingest file --dry-run`` shows):
+every reason it finds with the rows behind it (an empty list means the batch may be
+committed; ``ews ingest file --dry-run`` shows the rows):
 
 - **future timestamps**: an observation or event later than ``now + tolerance`` (a time-zone
   or clock error at the source; real data cannot come from the future);
@@ -34,7 +33,6 @@ __all__ = [
     "Profile",
     "Finding",
     "quarantine_findings",
-    "quarantine_reasons",
 ]
 
 #: variable -> (lowest, highest) physically possible value, in the unit the parsers store.
@@ -225,16 +223,3 @@ def quarantine_findings(
         *_outside_bounds(series, meta),
         *_units(series, meta, stored),
     ]
-
-
-def quarantine_reasons(
-    series: pl.DataFrame,
-    meta: pl.DataFrame,
-    events: pl.DataFrame | None,
-    *,
-    stored: dict[str, Profile],
-    now: datetime,
-    tolerance: timedelta,
-) -> list[str]:
-    """The reasons of :func:`quarantine_findings` alone; empty = commit the batch."""
-    return [f.reason for f in quarantine_findings(series, meta, events, stored=stored, now=now, tolerance=tolerance)]
