@@ -284,7 +284,7 @@ def stored_form(
 ) -> Parsed:
     """The series a commit stores from a checked parse: an earthquake catalog's regional daily
     series are recomputed from its stored and new events; other formats store what they parsed."""
-    if batch.fmt in _CATALOG_FORMATS:
+    if batch.fmt in _CATALOG_FORMATS and parsed.events is not None:
         return _catalog_series(wh, parsed, batch, batch.landed[0], window)
     return parsed
 
