@@ -3,7 +3,8 @@
 Roles, from least to most trusted (each holds every right of the one before):
 
 - ``viewer``: reads every page except the audit log, downloads CAP XML.
-- ``analyst``: + acknowledges alerts, marks them confirmed or false alarm, adds notes.
+- ``analyst``: + acknowledges alerts, marks them confirmed or false alarm, adds notes;
+  loads data files (on the dashboard: previews an uploaded file, ``ews ingest file --dry-run``).
 - ``duty_officer``: + approves or rejects the release of an alert, silences with a reason and end.
 - ``admin``: + manages user accounts and reads the audit log.
 
@@ -44,13 +45,14 @@ ACTIONS: dict[str, str] = {
     "alert.approve": "approve the release of an alert",
     "alert.reject": "reject the release of an alert",
     "alert.silence": "silence an alert's hazard and region until a given end",
+    "data.ingest": "load data files (the dashboard previews an uploaded file as `ews ingest file --dry-run`)",
     "audit.read": "read the audit log",
     "users.manage": "add, remove or change the role of user accounts",
 }
 
 _GRANTS: dict[Role, frozenset[str]] = {
     Role.VIEWER: frozenset({"pages.read", "cap.download"}),
-    Role.ANALYST: frozenset({"alert.acknowledge", "alert.feedback"}),
+    Role.ANALYST: frozenset({"alert.acknowledge", "alert.feedback", "data.ingest"}),
     Role.DUTY_OFFICER: frozenset({"alert.approve", "alert.reject", "alert.silence"}),
     Role.ADMIN: frozenset({"audit.read", "users.manage"}),
 }

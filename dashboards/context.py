@@ -4,7 +4,9 @@ The dashboard only reads. It never opens the live warehouse: it reads the newest
 snapshot* (:mod:`warehouse.snapshots`), so a running ``ews run`` / ``ews ingest`` never blocks
 a page and a page never blocks a run. Reads are cached per snapshot (``st.cache_data`` keyed by
 the snapshot file, which is immutable), so a page shows cached data until a new snapshot is
-published. Review actions and audit entries are queued in the control store
+published. An uploaded file is previewed against that snapshot too (:func:`preview_upload`,
+the same read-only preview as ``ews ingest file --dry-run``). Review actions and audit
+entries are queued in the control store
 (:mod:`warehouse.review_inbox`, see :mod:`dashboards.actions`); the engine applies them:
 ``ews serve``'s supervisor within ``[dashboard] sync_seconds`` when the warehouse is free,
 else the run that holds it, when it ends (pipelines/dashboard_sync.py).
@@ -15,8 +17,9 @@ from __future__ import annotations
 import os
 import sqlite3
 from collections.abc import Callable
+from contextlib import ExitStack
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 import streamlit as st
@@ -26,7 +29,10 @@ from warehouse import dashboard_reads as reads
 from warehouse.snapshots import Snapshot, current_snapshot, open_snapshot, snapshot_folder
 from warehouse.users import connect_control, control_path
 
-__all__ = ["now", "settings", "control", "snapshot", "read"]
+if TYPE_CHECKING:
+    from ingest.preview import Preview
+
+__all__ = ["now", "settings", "control", "snapshot", "read", "preview_upload"]
 
 
 def now() -> datetime:
@@ -72,3 +78,19 @@ def read(name: str, **kwargs: Any) -> Any:
     if snap is None:
         return pl.DataFrame()
     return _cached(str(snap.path), name, tuple(sorted(kwargs.items())))
+
+
+def preview_upload(name: str, data: bytes, fmt: str | None, options: dict[str, Any]) -> Preview:
+    """An uploaded file read and checked as ``ews ingest file --dry-run`` would, compared with
+    the current read snapshot (never the live warehouse); nothing is written or kept."""
+    from ingest.preview import preview_bytes  # the parsers load only when a file is previewed
+
+    snap = snapshot()
+    with ExitStack() as stack:
+        wh = None if snap is None else stack.enter_context(open_snapshot(snap))
+        compared = (
+            "no read snapshot yet: every series shows as new"
+            if snap is None
+            else f"the read snapshot of {snap.published_at:%Y-%m-%d %H:%M} UTC"
+        )
+        return preview_bytes(name, data, fmt, options=options, settings=settings(), wh=wh, compared_with=compared)

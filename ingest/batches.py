@@ -37,7 +37,7 @@ import polars as pl
 from core.clock import utc_now
 from core.errors import ConfigError, DataFormatError
 from core.settings import Settings
-from ingest.rules import Profile, quarantine_reasons
+from ingest.rules import Finding, Profile, quarantine_findings
 from ingest.sources import Parsed, bundled_catalogue, parse
 from ingest.sources._common import EVENT_SCHEMA, apply_bounds, parse_regions, with_exact_duplicates_dropped
 from ingest.sources.seismic import daily_event_series, default_regions
@@ -49,6 +49,10 @@ from warehouse.series import upsert_events, upsert_observations, upsert_series
 __all__ = [
     "IngestResult",
     "RawFile",
+    "Checked",
+    "file_batch",
+    "check_batch",
+    "stored_form",
     "ingest_file",
     "ingest_files",
     "load_bundled",
@@ -163,7 +167,9 @@ def _merge(path_names: Sequence[str], parts: Sequence[Parsed]) -> Parsed:
     return Parsed(series=series.sort("unique_id", "ds"), meta=meta.sort("unique_id"), events=merged_events, notes=notes)
 
 
-def _stored_profiles(wh: Warehouse, unique_ids: Sequence[str]) -> dict[str, Profile]:
+def _stored_profiles(wh: Warehouse | None, unique_ids: Sequence[str]) -> dict[str, Profile]:
+    if wh is None:  # no warehouse yet (a dry run before `ews init`): nothing is stored
+        return {}
     frame = store.stored_series_profile(wh, unique_ids)
     return {
         r["unique_id"]: Profile(unit=r["unit"], median=r["median_y"], count=int(r["n"]))
@@ -172,9 +178,11 @@ def _stored_profiles(wh: Warehouse, unique_ids: Sequence[str]) -> dict[str, Prof
 
 
 def _catalog_series(
-    wh: Warehouse, parsed: Parsed, batch: _Batch, path: Path, window: tuple[datetime, datetime] | None
+    wh: Warehouse | None, parsed: Parsed, batch: _Batch, path: Path, window: tuple[datetime, datetime] | None
 ) -> Parsed:
-    """Recompute the regional daily series from every stored event of this catalog."""
+    """Recompute the regional daily series from every event of this catalog: the stored ones
+    and the batch's (which win over a stored copy of the same event). Reads only, so a dry run
+    gets the series a commit would store; ``wh`` None means nothing is stored yet."""
     if parsed.events is None:  # only called for catalogs, whose parsers always return events
         raise RuntimeError(f"internal error: {path.name} was read as an event catalog but its parse has no events")
     if parsed.events.height == 0 and window is None:
@@ -192,10 +200,15 @@ def _catalog_series(
     prefixes = sorted({eid.split(":", 1)[0] for eid in parsed.events.get_column("event_id").to_list()}) or [
         str(batch.options.get("event_id_prefix", ""))
     ]
-    stored = pl.concat(
-        [store.read_catalog_events(wh, id_prefix=p, start=first, end=last + timedelta(days=1)) for p in prefixes]
+    end = last + timedelta(days=1)
+    columns = [pl.col(c).cast(t) for c, t in EVENT_SCHEMA.items()]
+    kept = [] if wh is None else [store.read_catalog_events(wh, id_prefix=p, start=first, end=end) for p in prefixes]
+    incoming = parsed.events.filter((pl.col("time") >= first) & (pl.col("time") < end))
+    stored = (
+        pl.concat([*(k.select(columns) for k in kept), incoming.select(columns)])
+        .unique(subset=["source", "event_id"], keep="last", maintain_order=True)
+        .sort("time", "event_id")
     )
-    stored = stored.select([pl.col(c).cast(t) for c, t in EVENT_SCHEMA.items()])
     source = (
         str(parsed.meta.get_column("source")[0])
         if parsed.meta.height
@@ -221,9 +234,59 @@ def _catalog_series(
         meta=meta_frame,
         events=parsed.events,
         notes=parsed.notes
-        + (f"daily series recomputed from {stored.height} stored event(s) {first:%Y-%m-%d}..{last:%Y-%m-%d}",)
+        + (
+            f"daily series recomputed from {stored.height} event(s) stored or in this batch "
+            f"{first:%Y-%m-%d}..{last:%Y-%m-%d}",
+        )
         + tuple(notes),
     )
+
+
+@dataclass(frozen=True)
+class Checked:
+    """What decides a batch's fate: its parse (None when the files do not parse, with the
+    parser's ``error``) and the quarantine findings of :mod:`ingest.rules`; the batch is
+    committed only when both are clear."""
+
+    parsed: Parsed | None
+    error: str | None = None
+    findings: tuple[Finding, ...] = ()
+
+    @property
+    def quarantine_reason(self) -> str | None:
+        """The ledger's error text of a quarantined batch, None when it may be committed."""
+        if self.error is not None:
+            return self.error
+        return "; ".join(f.reason for f in self.findings) or None
+
+
+def check_batch(wh: Warehouse | None, settings: Settings, batch: _Batch, *, now: datetime) -> Checked:
+    """Parse the batch's files and apply the quarantine rules, reading only: the one check both a
+    commit and ``ews ingest file --dry-run`` run. ``wh`` None means no warehouse exists yet."""
+    try:
+        parts = [parse(path, batch.fmt, **batch.options) for path in batch.landed]
+        parsed = _merge([p.name for p in batch.landed], parts)
+    except DataFormatError as exc:
+        return Checked(parsed=None, error=str(exc))
+    findings = quarantine_findings(
+        parsed.series,
+        parsed.meta,
+        parsed.events,
+        stored=_stored_profiles(wh, parsed.meta.get_column("unique_id").to_list()),
+        now=now,
+        tolerance=timedelta(hours=settings.ingest.future_tolerance_hours),
+    )
+    return Checked(parsed=parsed, findings=tuple(findings))
+
+
+def stored_form(
+    wh: Warehouse | None, parsed: Parsed, batch: _Batch, *, window: tuple[datetime, datetime] | None = None
+) -> Parsed:
+    """The series a commit stores from a checked parse: an earthquake catalog's regional daily
+    series are recomputed from its stored and new events; other formats store what they parsed."""
+    if batch.fmt in _CATALOG_FORMATS and parsed.events is not None:
+        return _catalog_series(wh, parsed, batch, batch.landed[0], window)
+    return parsed
 
 
 # -- the ledger -----------------------------------------------------------------------
@@ -267,27 +330,15 @@ def _commit(
     window: tuple[datetime, datetime] | None,
 ) -> IngestResult:
     """Parse the landed files, check them, and commit everything in one transaction."""
-    try:
-        parts = [parse(path, batch.fmt, **batch.options) for path in batch.landed]
-        parsed = _merge([p.name for p in batch.landed], parts)
-    except DataFormatError as exc:
-        return _quarantine(wh, batch, now, str(exc))
-    reasons = quarantine_reasons(
-        parsed.series,
-        parsed.meta,
-        parsed.events,
-        stored=_stored_profiles(wh, parsed.meta.get_column("unique_id").to_list()),
-        now=now,
-        tolerance=timedelta(hours=settings.ingest.future_tolerance_hours),
-    )
-    if reasons:
-        return _quarantine(wh, batch, now, "; ".join(reasons))
+    checked = check_batch(wh, settings, batch, now=now)
+    if checked.quarantine_reason is not None or checked.parsed is None:
+        return _quarantine(wh, batch, now, checked.quarantine_reason or "the batch did not parse")
+    parsed = checked.parsed
     with wh.transaction():
         events = 0
         if parsed.events is not None:
             events = upsert_events(wh, parsed.events, batch_id=batch.batch_id)
-            if batch.fmt in _CATALOG_FORMATS:
-                parsed = _catalog_series(wh, parsed, batch, batch.landed[0], window)
+        parsed = stored_form(wh, parsed, batch, window=window)
         upsert_series(wh, parsed.meta, batch_id=batch.batch_id)
         changed = upsert_observations(wh, parsed.series, batch_id=batch.batch_id)
         last_time = cast(datetime, parsed.series.get_column("ds").max()) if parsed.series.height else None
@@ -349,6 +400,24 @@ def _skipped(wh: Warehouse, batch: _Batch, now: datetime, watermark: tuple[str, 
 
 
 # -- entry points ---------------------------------------------------------------------
+def file_batch(path: Path, fmt: str, *, options: dict[str, Any] | None = None, source: str | None = None) -> _Batch:
+    """The batch ``ews ingest file`` makes of one file (its id, source and checksum); the file
+    itself is its only member until :func:`ingest_file` lands a copy."""
+    options = dict(options or {})
+    path = Path(path)
+    checksum = _sha256_file(path)
+    return _Batch(
+        batch_id=batch_id_for(checksum, fmt, options),
+        source=source or str(options.get("source") or path.name),
+        kind=f"file:{fmt}",
+        fmt=fmt,
+        options=options,
+        location=str(path),
+        checksum=checksum,
+        landed=[path],
+    )
+
+
 def ingest_file(
     wh: Warehouse,
     settings: Settings,
@@ -360,19 +429,10 @@ def ingest_file(
     now: datetime | None = None,
 ) -> IngestResult:
     """Land ``path`` under EWS_HOME/raw, parse it as ``fmt`` and load it as one batch."""
-    options = dict(options or {})
     now = now or utc_now()
     path = Path(path)
-    checksum = _sha256_file(path)
-    batch = _Batch(
-        batch_id=batch_id_for(checksum, fmt, options),
-        source=source or str(options.get("source") or path.name),
-        kind=f"file:{fmt}",
-        fmt=fmt,
-        options=options,
-        location=str(path),
-        checksum=checksum,
-    )
+    batch = file_batch(path, fmt, options=options, source=source)
+    checksum = batch.checksum
     if store.batch_status(wh, batch.batch_id) == "committed":
         return IngestResult(batch.batch_id, str(path), fmt, "skipped", source=batch.source)
     landing = settings.path("raw") / batch.batch_id / path.name

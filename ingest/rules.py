@@ -1,8 +1,9 @@
 """Quarantine rules: reasons a parsed batch must not reach the warehouse.
 
-A batch that parses can still be wrong. :func:`quarantine_reasons` looks at the parsed
+A batch that parses can still be wrong. :func:`quarantine_findings` looks at the parsed
 frames, what the warehouse already holds about the same series, and the clock, and returns
-every reason it finds (an empty list means the batch may be committed):
+every reason it finds with the rows behind it (an empty list means the batch may be
+committed; ``ews ingest file --dry-run`` shows the rows):
 
 - **future timestamps**: an observation or event later than ``now + tolerance`` (a time-zone
   or clock error at the source; real data cannot come from the future);
@@ -25,7 +26,14 @@ from datetime import datetime, timedelta
 
 import polars as pl
 
-__all__ = ["PHYSICAL_RANGES", "SCALE_CHECKED", "SCALE_FACTOR", "Profile", "quarantine_reasons"]
+__all__ = [
+    "PHYSICAL_RANGES",
+    "SCALE_CHECKED",
+    "SCALE_FACTOR",
+    "Profile",
+    "Finding",
+    "quarantine_findings",
+]
 
 #: variable -> (lowest, highest) physically possible value, in the unit the parsers store.
 PHYSICAL_RANGES: dict[str, tuple[float, float]] = {
@@ -66,27 +74,43 @@ class Profile:
     count: int
 
 
-def _future(series: pl.DataFrame, events: pl.DataFrame | None, limit: datetime) -> list[str]:
-    reasons = []
-    late = series.filter(pl.col("ds") > limit)
+@dataclass(frozen=True)
+class Finding:
+    """One reason to quarantine a batch and the rows behind it: observations (``unique_id,
+    ds, y``) or catalog events (``event_id, time, magnitude``); for a unit mismatch, every
+    row of the series in the batch."""
+
+    reason: str
+    rows: pl.DataFrame
+
+
+def _future(series: pl.DataFrame, events: pl.DataFrame | None, limit: datetime) -> list[Finding]:
+    findings = []
+    late = series.filter(pl.col("ds") > limit).sort("ds")
     if late.height:
-        first = late.sort("ds").row(0, named=True)
-        reasons.append(
-            f"future timestamps: {late.height} observation(s) after {limit:%Y-%m-%d %H:%M} UTC "
-            f"(first {first['unique_id']} at {first['ds']})"
+        first = late.row(0, named=True)
+        findings.append(
+            Finding(
+                f"future timestamps: {late.height} observation(s) after {limit:%Y-%m-%d %H:%M} UTC "
+                f"(first {first['unique_id']} at {first['ds']})",
+                late.select("unique_id", "ds", "y"),
+            )
         )
     if events is not None and events.height:
-        ahead = events.filter(pl.col("time") > limit)
+        ahead = events.filter(pl.col("time") > limit).sort("time")
         if ahead.height:
-            reasons.append(
-                f"future timestamps: {ahead.height} event(s) after {limit:%Y-%m-%d %H:%M} UTC "
-                f"(first {ahead.sort('time').get_column('time')[0]})"
+            findings.append(
+                Finding(
+                    f"future timestamps: {ahead.height} event(s) after {limit:%Y-%m-%d %H:%M} UTC "
+                    f"(first {ahead.get_column('time')[0]})",
+                    ahead.select("event_id", "time", "magnitude"),
+                )
             )
-    return reasons
+    return findings
 
 
-def _impossible(series: pl.DataFrame, variables: dict[str, str], events: pl.DataFrame | None) -> list[str]:
-    reasons = []
+def _impossible(series: pl.DataFrame, variables: dict[str, str], events: pl.DataFrame | None) -> list[Finding]:
+    findings = []
     checks = pl.DataFrame(
         [(uid, *PHYSICAL_RANGES[var]) for uid, var in variables.items() if var in PHYSICAL_RANGES],
         schema={"unique_id": pl.Utf8, "low": pl.Float64, "high": pl.Float64},
@@ -96,19 +120,27 @@ def _impossible(series: pl.DataFrame, variables: dict[str, str], events: pl.Data
         bad = series.join(checks, on="unique_id").filter((pl.col("y") < pl.col("low")) | (pl.col("y") > pl.col("high")))
         for uid, rows in bad.group_by("unique_id", maintain_order=True):
             first = rows.row(0, named=True)
-            reasons.append(
-                f"impossible values: {rows.height} value(s) of {uid[0]} ({variables[uid[0]]}) outside "
-                f"{first['low']:g}..{first['high']:g}, first {first['y']:g} at {first['ds']}"
+            findings.append(
+                Finding(
+                    f"impossible values: {rows.height} value(s) of {uid[0]} ({variables[uid[0]]}) outside "
+                    f"{first['low']:g}..{first['high']:g}, first {first['y']:g} at {first['ds']}",
+                    rows.select("unique_id", "ds", "y"),
+                )
             )
     if events is not None and events.height:
         low, high = PHYSICAL_RANGES["magnitude"]
         wrong = events.filter((pl.col("magnitude") < low) | (pl.col("magnitude") > high))
         if wrong.height:
-            reasons.append(f"impossible values: {wrong.height} event magnitude(s) outside {low:g}..{high:g}")
-    return reasons
+            findings.append(
+                Finding(
+                    f"impossible values: {wrong.height} event magnitude(s) outside {low:g}..{high:g}",
+                    wrong.select("event_id", "time", "magnitude"),
+                )
+            )
+    return findings
 
 
-def _outside_bounds(series: pl.DataFrame, meta: pl.DataFrame) -> list[str]:
+def _outside_bounds(series: pl.DataFrame, meta: pl.DataFrame) -> list[Finding]:
     """Values beyond the bounds the batch declares for their series."""
     if "lower_bound" not in meta.columns:
         return []
@@ -120,20 +152,23 @@ def _outside_bounds(series: pl.DataFrame, meta: pl.DataFrame) -> list[str]:
     bad = series.join(bounds, on="unique_id").filter(
         (pl.col("y") < pl.col("lower_bound")).fill_null(False) | (pl.col("y") > pl.col("upper_bound")).fill_null(False)
     )
-    reasons = []
+    findings = []
     for (uid,), rows in bad.group_by("unique_id", maintain_order=True):
         first = rows.row(0, named=True)
         low = "-inf" if first["lower_bound"] is None else f"{first['lower_bound']:g}"
         high = "inf" if first["upper_bound"] is None else f"{first['upper_bound']:g}"
-        reasons.append(
-            f"impossible values: {rows.height} value(s) of {uid} outside its declared bounds "
-            f"{low}..{high}, first {first['y']:g} at {first['ds']} (correct the data or the bounds option)"
+        findings.append(
+            Finding(
+                f"impossible values: {rows.height} value(s) of {uid} outside its declared bounds "
+                f"{low}..{high}, first {first['y']:g} at {first['ds']} (correct the data or the bounds option)",
+                rows.select("unique_id", "ds", "y"),
+            )
         )
-    return reasons
+    return findings
 
 
-def _units(series: pl.DataFrame, meta: pl.DataFrame, stored: dict[str, Profile]) -> list[str]:
-    reasons = []
+def _units(series: pl.DataFrame, meta: pl.DataFrame, stored: dict[str, Profile]) -> list[Finding]:
+    findings = []
     medians = dict(series.group_by("unique_id").agg(pl.col("y").median()).iter_rows())
     counts = dict(series.group_by("unique_id").len().iter_rows())
     for row in meta.iter_rows(named=True):
@@ -141,8 +176,11 @@ def _units(series: pl.DataFrame, meta: pl.DataFrame, stored: dict[str, Profile])
         before = stored.get(uid)
         if before is None:
             continue
+        rows = series.filter(pl.col("unique_id") == uid).select("unique_id", "ds", "y")
         if before.unit is not None and before.unit != unit:
-            reasons.append(f"wrong units: {uid} is stored in {before.unit!r} but the batch says {unit!r}")
+            findings.append(
+                Finding(f"wrong units: {uid} is stored in {before.unit!r} but the batch says {unit!r}", rows)
+            )
             continue
         new_median = medians.get(uid)
         if (
@@ -156,14 +194,17 @@ def _units(series: pl.DataFrame, meta: pl.DataFrame, stored: dict[str, Profile])
         ):
             ratio = max(new_median / before.median, before.median / new_median)
             if ratio > SCALE_FACTOR:
-                reasons.append(
-                    f"wrong units: {uid} values have median {new_median:g} against {before.median:g} stored "
-                    f"({ratio:.0f}x): a unit mix-up such as ft3/s for m3/s or m for mm"
+                findings.append(
+                    Finding(
+                        f"wrong units: {uid} values have median {new_median:g} against {before.median:g} stored "
+                        f"({ratio:.0f}x): a unit mix-up such as ft3/s for m3/s or m for mm",
+                        rows,
+                    )
                 )
-    return reasons
+    return findings
 
 
-def quarantine_reasons(
+def quarantine_findings(
     series: pl.DataFrame,
     meta: pl.DataFrame,
     events: pl.DataFrame | None,
@@ -171,8 +212,8 @@ def quarantine_reasons(
     stored: dict[str, Profile],
     now: datetime,
     tolerance: timedelta,
-) -> list[str]:
-    """Every reason to quarantine the batch (see the module docstring); empty = commit it."""
+) -> list[Finding]:
+    """Every reason to quarantine the batch with its rows (see the module docstring); empty = commit it."""
     variables = dict(
         zip(meta.get_column("unique_id").to_list(), meta.get_column("variable").fill_null("").to_list(), strict=True)
     )

@@ -25,6 +25,7 @@ SLOW: dict[str, frozenset[str] | None] = {
     "test_dashboard_cli.py": None,
     "test_dashboard_pages.py": None,
     "test_dashboard_concurrency.py": None,
+    "test_dashboard_preview.py": None,
     # fits both layers of the injection screen on 600 rows (~70 s)
     "test_guardrails.py": frozenset({"test_training_pipeline_fits_a_working_screen_from_bundled_rows"}),
     # kills ingest runs at random points and reruns them (~45 s)

@@ -27,12 +27,13 @@ TIMEOUT = 120
 # The documented matrix, written out (alerts/permissions.py must match it, not the reverse).
 EXPECTED = {
     "viewer": {"pages.read", "cap.download"},
-    "analyst": {"pages.read", "cap.download", "alert.acknowledge", "alert.feedback"},
+    "analyst": {"pages.read", "cap.download", "alert.acknowledge", "alert.feedback", "data.ingest"},
     "duty_officer": {
         "pages.read",
         "cap.download",
         "alert.acknowledge",
         "alert.feedback",
+        "data.ingest",
         "alert.approve",
         "alert.reject",
         "alert.silence",
@@ -42,6 +43,7 @@ EXPECTED = {
         "cap.download",
         "alert.acknowledge",
         "alert.feedback",
+        "data.ingest",
         "alert.approve",
         "alert.reject",
         "alert.silence",

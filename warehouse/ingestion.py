@@ -38,6 +38,7 @@ __all__ = [
     "batch_status",
     "record_batch",
     "read_batches",
+    "observation_changes",
 ]
 
 
@@ -184,3 +185,18 @@ def record_batch(
 
 def read_batches(wh: Warehouse, limit: int = 100) -> pl.DataFrame:
     return wh._frame("SELECT * FROM ingest_batches ORDER BY fetched_at DESC, batch_id LIMIT ?", [limit])
+
+
+def observation_changes(wh: Warehouse, series: pl.DataFrame) -> pl.DataFrame:
+    """Per series of ``series`` (``unique_id, ds, y``), how its rows compare with what is stored:
+    ``new_rows`` (no stored value at that time), ``changed_rows`` (a different value),
+    ``unchanged_rows``; what an upsert of ``series`` would insert, update and leave alone. Reads only."""
+    with wh._registered("_incoming_rows", series.select("unique_id", "ds", "y")):
+        return wh._frame(
+            "SELECT i.unique_id, "
+            "count(*) FILTER (WHERE o.ds IS NULL) AS new_rows, "
+            "count(*) FILTER (WHERE o.ds IS NOT NULL AND o.y IS DISTINCT FROM i.y) AS changed_rows, "
+            "count(*) FILTER (WHERE o.ds IS NOT NULL AND o.y IS NOT DISTINCT FROM i.y) AS unchanged_rows "
+            "FROM _incoming_rows i LEFT JOIN observations o ON o.unique_id = i.unique_id AND o.ds = i.ds "
+            "GROUP BY i.unique_id ORDER BY i.unique_id"
+        )

@@ -2,6 +2,8 @@
 
 - ``ews ingest file PATH [--format FMT] [--name NAME] [--domain D] [--option K=V ...]``:
   one file; without ``--format`` the format is detected when unambiguous (and said).
+  ``--dry-run`` reads and checks it as the load would and writes nothing
+  (:mod:`ingest.preview`); it exits as the load would (4 = it would be quarantined).
 - ``ews ingest SOURCE [SOURCE ...]``: the named ``[ingest.sources.*]`` of ews.toml.
 - ``ews ingest --all``: every configured source (what a crontab line runs), then the scoring
   cycle if rows changed (``--no-cycle`` skips it).
@@ -44,6 +46,34 @@ def parse_options(items: list[str] | None) -> dict[str, Any]:
     return options
 
 
+def _dry_run(args: argparse.Namespace, settings: Settings, path: Path, options: dict[str, Any]) -> int:
+    """``ews ingest file PATH --dry-run``: the preview against the warehouse opened read-only
+    (never the writer's lock); while a run holds it, the newest read snapshot; none yet: all new.
+    Creates nothing under EWS_HOME (no landing copy, no ledger row, no log file)."""
+    from contextlib import ExitStack
+
+    from core.errors import WarehouseLockedError
+    from ingest.preview import describe, preview_file
+    from pipelines.cli.main import open_warehouse, print_result
+    from warehouse.snapshots import current_snapshot, open_snapshot, snapshot_folder
+
+    with ExitStack() as stack:
+        wh, compared = None, ""
+        if settings.warehouse_path.exists():
+            try:
+                wh = stack.enter_context(open_warehouse(settings, args.wait, read_only=True))
+                compared = f"the warehouse {settings.warehouse_path} (read-only)"
+            except WarehouseLockedError:
+                snap = current_snapshot(snapshot_folder(settings))
+                if snap is None:
+                    raise
+                wh = stack.enter_context(open_snapshot(snap))
+                compared = f"the read snapshot of {snap.published_at:%Y-%m-%d %H:%M} UTC (a run holds the warehouse)"
+        preview = preview_file(path, args.format, options=options, settings=settings, wh=wh, compared_with=compared)
+    print_result(preview.to_dict(), args.json, describe(preview))
+    return preview.exit_code
+
+
 def _ingest_file(args: argparse.Namespace, settings: Settings) -> int:
     from ingest.batches import ingest_file
     from ingest.sources import detect_format
@@ -54,12 +84,14 @@ def _ingest_file(args: argparse.Namespace, settings: Settings) -> int:
     path = Path(args.path)
     if not path.is_file():
         raise EWSError(f"no file at {path}", fix="check the path")
-    init_home(settings)
-    setup_logging(settings, args.quiet)
     options = parse_options(args.option)
     for key in ("name", "domain"):
         if getattr(args, key):
             options[key] = getattr(args, key)
+    if args.dry_run:
+        return _dry_run(args, settings, path, options)
+    init_home(settings)
+    setup_logging(settings, args.quiet)
     fmt = args.format
     detected = None
     if fmt is None:
@@ -147,9 +179,9 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
             "ews ingest needs `file PATH`, source names, or --all",
             fix="e.g. `ews ingest file data.csv`, `ews ingest usgs_japan`, `ews ingest --all`",
         )
-    if args.format or args.option or args.name or args.domain:
+    if args.format or args.option or args.name or args.domain or args.dry_run:
         raise EWSError(
-            "--format/--option/--name/--domain apply to `ews ingest file` only",
+            "--format/--option/--name/--domain/--dry-run apply to `ews ingest file` only",
             fix="set a network source's options in its [ingest.sources.NAME] table",
         )
     return _ingest_sources(args, settings)
@@ -169,7 +201,9 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
         "ingest",
         parents=[common],
         help="load a file or the configured network sources",
-        description="ews ingest file PATH [--format FMT] | ews ingest SOURCE [SOURCE ...] | ews ingest --all",
+        description=(
+            "ews ingest file PATH [--format FMT] [--dry-run] | ews ingest SOURCE [SOURCE ...] | ews ingest --all"
+        ),
     )
     ingest.add_argument("what", nargs="?", help="'file', or the name of a source in [ingest.sources]")
     ingest.add_argument(
@@ -180,6 +214,11 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
     ingest.add_argument("--name")
     ingest.add_argument("--domain")
     ingest.add_argument("--option", action="append", metavar="KEY=VALUE", help="parser option (JSON values allowed)")
+    ingest.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="`ingest file` only: show the format, rows, series and quarantine reasons; write nothing",
+    )
     ingest.add_argument("--actor", default="cron", help="who started the run (recorded in the audit log)")
     ingest.add_argument("--no-cycle", action="store_true", help="do not run the scoring cycle after new data")
     ingest.set_defaults(func=cmd_ingest)
