@@ -42,7 +42,7 @@ from __future__ import annotations
 import datetime
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import polars as pl
 
@@ -326,8 +326,35 @@ def _regions(path: Path, regions: Sequence[Mapping[str, object]] | None, fmt: st
     return parse_regions(regions if regions is not None else default_regions(path), what=f"{fmt} {path.name}")
 
 
-def _region_note(regions: Sequence[Mapping[str, object]] | None, boxes: Sequence[Region]) -> list[str]:
-    return [f"no regions given: one global region {boxes[0].id!r}"] if regions is None else []
+def _parse_table(
+    path: Path,
+    table: pl.DataFrame,
+    reading: Mapping[str, str],
+    *,
+    regions: Sequence[Mapping[str, object]] | None,
+    notes: list[str],
+    event_id_prefix: str | None,
+    source: str,
+    licence: str,
+    classification: str,
+    **event_options: Any,
+) -> Parsed:
+    """Events of a mapped table (:func:`catalog_events`) and their daily series per region."""
+    boxes = _regions(path, regions, "catalog")
+    events = catalog_events(
+        path,
+        table,
+        reading,
+        source=source,
+        id_prefix=event_id_prefix or snake(path.stem),
+        notes=notes,
+        **event_options,
+    )
+    if regions is None:
+        notes.append(f"no regions given: one global region {boxes[0].id!r}")
+    return catalog_parsed(
+        path, events, boxes, notes=notes, source=source, licence=licence, classification=classification
+    )
 
 
 def _offset_zone(hours: float) -> str:
@@ -458,7 +485,7 @@ def parse_event_catalog(
     ``unknown_depth``: a depth value that means "unknown" (CENC's -1).
     """
     path = Path(path)
-    boxes = _regions(path, regions, "event_catalog")
+    _regions(path, regions, "event_catalog")  # a bad region is refused before the file is read
     if columns is not None and not isinstance(columns, Mapping):
         raise ConfigError(
             f"event_catalog {path.name}: columns={columns!r} is not a table of role -> column",
@@ -469,22 +496,21 @@ def parse_event_catalog(
     reading = choose_reading(path, header, fixed=columns, kinds=header_kinds(table.select(header).head(20)))
     given = f"{len(columns)} from columns=, the rest " if columns else ""
     notes.append(f"mapped columns ({given}from the header): {describe_reading(reading)}")
-    events = catalog_events(
+    return _parse_table(
         path,
         table,
         reading,
+        regions=regions,
+        notes=notes,
+        event_id_prefix=event_id_prefix,
+        source=source,
+        licence=licence,
+        classification=classification,
         timezone=timezone,
         time_format=time_format,
         unknown_depth=unknown_depth,
         mag_type=mag_type,
         mag_types=mag_types,
-        source=source,
-        id_prefix=event_id_prefix or snake(path.stem),
-        notes=notes,
-    )
-    notes.extend(_region_note(regions, boxes))
-    return catalog_parsed(
-        path, events, boxes, notes=notes, source=source, licence=licence, classification=classification
     )
 
 
@@ -506,24 +532,22 @@ def parse_usgs_catalog(
     ``mag_types`` keeps the events whose ``magType`` is one of them (e.g. ``["mww", "mwr"]``).
     """
     path = Path(path)
-    boxes = _regions(path, regions, "usgs_catalog")
+    _regions(path, regions, "usgs_catalog")  # a bad region is refused before the file is read
     text, used = read_text(path, encodings=(encoding,) if encoding else _ENCODINGS)
     table = read_delimited(path, text).with_row_index("_line", offset=2)
-    notes: list[str] = [] if used == "utf-8" else [f"decoded as {used} (the file is not valid UTF-8)"]
-    events = catalog_events(
+    return _parse_table(
         path,
         table,
         _comcat_columns(path, table),
+        regions=regions,
+        notes=[] if used == "utf-8" else [f"decoded as {used} (the file is not valid UTF-8)"],
+        event_id_prefix=event_id_prefix,
+        source=source,
+        licence=licence,
+        classification=classification,
         timezone=_offset_zone(utc_offset_hours),
         unknown_depth=unknown_depth,
         mag_types=mag_types,
-        source=source,
-        id_prefix=event_id_prefix or snake(path.stem),
-        notes=notes,
-    )
-    notes.extend(_region_note(regions, boxes))
-    return catalog_parsed(
-        path, events, boxes, notes=notes, source=source, licence=licence, classification=classification
     )
 
 
