@@ -60,7 +60,7 @@ __all__ = [
     "batch_id_for",
 ]
 
-_CATALOG_FORMATS = ("usgs_catalog", "cenc_catalog")
+_CATALOG_FORMATS = ("usgs_catalog", "cenc_catalog", "event_catalog")
 
 
 @dataclass(frozen=True)

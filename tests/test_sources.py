@@ -450,6 +450,7 @@ _OPTIONS: dict[str, dict[str, object]] = {
     "fred_json": {"unique_id": "x"},
     "market_table": {"unique_id": "x"},
     "cenc_catalog": {"regions": _SEISMIC_REGION},
+    "event_catalog": {"regions": _SEISMIC_REGION},
     "ngl_tenv3": {},
     "sio_neu": {},
     "nasa_power_json": {"site_id": "x"},

@@ -20,9 +20,10 @@ for every series of the file), overriding the parsers' defaults by variable
 (:data:`DEFAULT_BOUNDS`). They land in the ``lower_bound`` / ``upper_bound`` metadata columns.
 
 Formats (keys of :data:`PARSERS`): fred_csv, fred_multi, fred_json, fred_long_fx, market_table,
-usgs_catalog, cenc_catalog, pbo_pos, ngl_tenv3, sio_neu, usgs_daily_flow, nwis_rdb,
-usgs_water_json, psmsl_monthly, netcdf_region, nasa_power_json, nsidc_extent, table (any
-station or indicator table; ``market_table`` is a case of it).
+usgs_catalog, cenc_catalog, event_catalog (any earthquake catalog table), pbo_pos, ngl_tenv3,
+sio_neu, usgs_daily_flow, nwis_rdb, usgs_water_json, psmsl_monthly, netcdf_region,
+nasa_power_json, nsidc_extent, table (any station or indicator table; ``market_table`` is a case
+of it).
 :func:`detect_format` names the format of a file when its first bytes leave no doubt.
 """
 
@@ -46,7 +47,7 @@ from ingest.sources.hydro import parse_nwis_rdb, parse_psmsl_monthly, parse_usgs
 from ingest.sources.market_table import parse_market_table
 from ingest.sources.markets import parse_fred_csv, parse_fred_long_fx
 from ingest.sources.seaice import parse_nsidc_extent
-from ingest.sources.seismic import parse_cenc_catalog, parse_usgs_catalog
+from ingest.sources.seismic import parse_cenc_catalog, parse_event_catalog, parse_usgs_catalog
 from ingest.sources.table import parse_table
 
 __all__ = [
@@ -72,6 +73,7 @@ __all__ = [
     "parse_fred_json",
     "parse_market_table",
     "parse_cenc_catalog",
+    "parse_event_catalog",
     "parse_ngl_tenv3",
     "parse_sio_neu",
     "parse_nasa_power_json",
@@ -93,6 +95,7 @@ PARSERS: dict[str, Callable[..., Parsed]] = {
     "fred_json": parse_fred_json,
     "market_table": parse_market_table,
     "cenc_catalog": parse_cenc_catalog,
+    "event_catalog": parse_event_catalog,
     "ngl_tenv3": parse_ngl_tenv3,
     "sio_neu": parse_sio_neu,
     "nasa_power_json": parse_nasa_power_json,

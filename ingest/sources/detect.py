@@ -1,6 +1,10 @@
 """Tell a file's format from its first bytes, when that is unambiguous (``ews ingest file``
 without ``--format``).
 
+A table whose header reads as an earthquake catalog (header synonyms, see
+:mod:`ingest.sources.catalog_columns`) is ``event_catalog``, unless a fixed catalog layout
+(``usgs_catalog``, ``cenc_catalog``) also matches: that one wins, as the more precise name.
+
 :func:`detect_format` returns ``(format, reason)``; the reason says what gave it away, and the
 CLI prints it. A file that matches no signature, or more than one, raises
 :class:`core.errors.ConfigError` naming the candidates and asking for ``--format``: guessing
@@ -13,7 +17,10 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
+import polars as pl
+
 from core.errors import ConfigError
+from ingest.sources.catalog_columns import catalog_readings, describe_reading, first_rows_kinds, sniff_separator
 
 __all__ = ["detect_format"]
 
@@ -42,6 +49,29 @@ def _header_fields(text: str) -> list[str]:
 
 
 _PRICE_COLUMNS = {"OPEN", "HIGH", "LOW", "CLOSE", "VOLUME"}
+# event_catalog reads these layouts too; their own signature names the file more precisely
+_FIXED_CATALOGS = {"usgs_catalog", "cenc_catalog"}
+
+
+def _catalog_readings(path: Path, raw: bytes, text: str) -> list[dict[str, str]]:
+    """The ways a table's header reads as an earthquake catalog (Parquet or delimited text)."""
+    if raw[:4] == b"PAR1":
+        try:
+            schema = pl.read_parquet_schema(path)
+        except (pl.exceptions.PolarsError, OSError):
+            return []
+        kinds = {
+            name: "datetime" if isinstance(dtype, pl.Datetime) else "date" if dtype == pl.Date else "unknown"
+            for name, dtype in schema.items()
+        }
+        return catalog_readings(list(schema), kinds=kinds)
+    first = text.split("\n", 1)[0]
+    if first.startswith("{") or first.startswith("<"):
+        return []
+    header, kinds = first_rows_kinds(text, sniff_separator(first))
+    return catalog_readings(header, kinds=kinds) if len(header) >= 4 else []
+
+
 _PSMSL_ROW = re.compile(r"^\s*\d{4}\.\d{4};\s*-?\d+;\s*-?\d+;\s*\d{3}\s*$")
 
 
@@ -59,7 +89,16 @@ def _signatures() -> list[tuple[str, str, Callable[[Path, bytes, str], bool]]]:
             "NetCDF/HDF5 magic bytes",
             lambda p, raw, _t: raw[:3] == b"CDF" or raw[:8] == b"\x89HDF\r\n\x1a\n",
         ),
-        ("market_table", "Parquet magic bytes", lambda p, raw, _t: raw[:4] == b"PAR1"),
+        (
+            "market_table",
+            "Parquet magic bytes",
+            lambda p, raw, t: raw[:4] == b"PAR1" and not _catalog_readings(p, raw, t),
+        ),
+        (
+            "event_catalog",
+            "a header that reads as an earthquake catalog",
+            lambda p, raw, t: bool(_catalog_readings(p, raw, t)),
+        ),
         ("ngl_tenv3", "NGL tenv3 header 'site YYMMMDD'", lambda p, _r, t: t.split()[:2] == ["site", "YYMMMDD"]),
         (
             "pbo_pos",
@@ -201,9 +240,20 @@ def detect_format(path: Path) -> tuple[str, str]:
     path = Path(path)
     raw, text = _head(path)
     matches = [(fmt, why) for fmt, why, test in _signatures() if test(path, raw, text)]
+    found = {fmt for fmt, _ in matches}
+    if "event_catalog" in found and len(found) > 1 and found <= {"event_catalog", *_FIXED_CATALOGS}:
+        matches = [(fmt, why) for fmt, why in matches if fmt != "event_catalog"]
     if not matches and _is_table(path, raw, text):
         matches = [("table", "a time column and numeric columns (no specific format matched)")]
     formats = sorted({fmt for fmt, _ in matches})
+    if formats == ["event_catalog"]:
+        readings = _catalog_readings(path, raw, text)
+        if len(readings) == 1:
+            return "event_catalog", f"a header that reads as an earthquake catalog: {describe_reading(readings[0])}"
+        return "event_catalog", (
+            f"a header that reads as an earthquake catalog in {len(readings)} ways (the parse lists them; "
+            "choose with --option 'columns={...}')"
+        )
     if len(formats) == 1:
         return formats[0], matches[0][1]
     if not formats:
