@@ -1,8 +1,8 @@
 """Reading any tabular earthquake catalog: the table, its column map, its times.
 
-- :func:`read_catalog_table`: CSV / TSV / ``|`` / ``;`` text (separator sniffed from the
-  header unless given; UTF-8, else GBK, else cp1252 unless ``encoding`` is given), Parquet,
-  or an Excel sheet (through polars' ``fastexcel`` engine, an optional install).
+- :func:`read_catalog_table`: CSV / TSV / ``|`` / ``;`` text, Parquet or an
+  Excel sheet, read by the one table reader (:mod:`ingest.sources.table_read`, shared with
+  the ``table`` format) with a catalog's conventions.
 - :func:`catalog_readings`: every way the header can be read as a catalog. Column names are
   compared after lowercasing and dropping bracketed units, spaces, ``_ - . /`` and a leading
   ``#`` (``Depth(km)``, ``depth_km`` and ``Depth/km`` are all ``depthkm``), against
@@ -34,7 +34,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import polars as pl
 
 from core.errors import ConfigError
-from ingest.sources._common import fail, read_delimited, read_text
+from ingest.sources import table_read
+from ingest.sources._common import fail
 
 __all__ = [
     "ROLES",
@@ -259,23 +260,11 @@ def choose_reading(
 
 # -- the table ----------------------------------------------------------------------------
 
-_SEPARATORS = ("\t", "|", ";", ",")
-_ENCODINGS = ("utf-8", "gbk", "cp1252")
-
 
 def sniff_separator(header_line: str) -> str:
-    """The separator that splits the header into the most fields (comma when none does)."""
-    counts = {sep: header_line.count(sep) for sep in _SEPARATORS}
-    best = max(_SEPARATORS, key=lambda s: (counts[s], -_SEPARATORS.index(s)))
-    return best if counts[best] else ","
-
-
-def _is_parquet(path: Path, head: bytes) -> bool:
-    return path.suffix.lower() in (".parquet", ".pq") or head[:4] == b"PAR1"
-
-
-def _is_excel(path: Path, head: bytes) -> bool:
-    return path.suffix.lower() in (".xlsx", ".xlsm", ".xls", ".xlsb", ".ods") or head[:4] == b"PK\x03\x04"
+    """The separator of a catalog's header line (:func:`ingest.sources.table_read.sniff_separator`;
+    comma when none of them appears)."""
+    return table_read.sniff_separator(header_line) or ","
 
 
 def read_catalog_table(
@@ -284,65 +273,32 @@ def read_catalog_table(
     sep: str | None = None,
     sheet: str | int | None = None,
     encoding: str | None = None,
-    encodings: Sequence[str] = _ENCODINGS,
+    encodings: Sequence[str] = table_read.ENCODINGS,
 ) -> tuple[pl.DataFrame, list[str]]:
-    """The table with a ``_line`` column (file line, or data row for Parquet), plus notes.
+    """The table with a ``_line`` column (file line, sheet row, or data row for Parquet), plus notes.
 
-    Text files come back all-text (casts happen later with line numbers); Parquet and Excel
-    keep their types.
+    :func:`ingest.sources.table_read.read_table` with a catalog's conventions: every line is
+    data (no comment prefixes: FDSN text's header starts with ``#``), the first is the header,
+    a header without ``\t | ; ,`` is one column (refused for what it lacks), sheets are
+    numbered from 0. Text comes back all-text (casts happen later with line
+    numbers); Parquet keeps its types, Excel its date and time columns.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise fail(path, "no such file", fix="check the path")
-    with path.open("rb") as handle:
-        head = handle.read(8)
-    if _is_parquet(path, head):
-        try:
-            table = pl.read_parquet(path)
-        except (pl.exceptions.PolarsError, OSError) as exc:
-            raise fail(path, f"cannot be read as Parquet ({exc})", fix="pass an intact Parquet file") from None
-        return _non_empty(path, table).with_row_index("_line", offset=1), [
-            "read as Parquet (row numbers count data rows)"
-        ]
-    if _is_excel(path, head):
-        return _read_excel(path, sheet)
-    text, used = read_text(path, encodings=(encoding,) if encoding else tuple(encodings))
-    notes = [] if used == "utf-8" else [f"decoded as {used} (the file is not valid UTF-8)"]
-    separator = sep if sep is not None else sniff_separator(text.split("\n", 1)[0])
-    if separator != ",":
-        notes.append(f"fields separated by {separator!r}")
-    table = read_delimited(path, text, separator=separator, what="catalog table")
-    return table.with_row_index("_line", offset=2), notes
-
-
-def _non_empty(path: Path, table: pl.DataFrame) -> pl.DataFrame:
-    if table.height == 0:
-        raise fail(path, "has a header but no data rows", fix="export the catalog again with its events")
-    return table.rename({c: str(c).strip() for c in table.columns})
-
-
-def _read_excel(path: Path, sheet: str | int | None) -> tuple[pl.DataFrame, list[str]]:
-    try:
-        import fastexcel  # polars' Excel engine
-    except ImportError:
-        raise ConfigError(
-            f"event_catalog {path.name}: reading Excel needs the optional package fastexcel",
-            fix="pip install fastexcel, or save the sheet as CSV and ingest that",
-        ) from None
-    try:
-        if isinstance(sheet, int):
-            table = pl.read_excel(path, sheet_id=sheet + 1, engine="calamine")
-        else:
-            table = pl.read_excel(path, sheet_name=sheet, engine="calamine")
-    except (fastexcel.FastExcelError, pl.exceptions.PolarsError, OSError, ValueError) as exc:
-        raise fail(
-            path,
-            f"cannot be read as an Excel workbook ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})",
-            fix="pass an intact .xlsx/.xls file, and sheet='<name>' (or sheet=0 for the first) if the sheet is not "
-            "the first",
-        ) from None
-    name = f"sheet {sheet!r}" if sheet is not None else "the first sheet"
-    return _non_empty(path, table).with_row_index("_line", offset=2), [f"read {name} of the Excel workbook"]
+    table = table_read.read_table(
+        path,
+        sheet=sheet,
+        sheet_base=0,
+        encoding=encoding,
+        encodings=encodings,
+        separator=sep,
+        fallback_separator=",",
+        comment_prefixes=(),
+        header=True,
+        parquet_first_line=1,
+        encoding_note="decoded as {encoding} (the file is not valid UTF-8)",
+        what="event_catalog",
+        separator_option="sep",
+    )
+    return table.frame, table.notes
 
 
 # -- times --------------------------------------------------------------------------------

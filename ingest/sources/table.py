@@ -5,17 +5,19 @@ lines and decimal-year times, a sensor log with year and day-of-year columns, an
 or a market export (``market_table`` is this parser with market defaults, see
 :mod:`ingest.sources.market_table`).
 
-Reading:
+Reading is :func:`ingest.sources.table_read.read_table`, the one reader of tabular files
+(``event_catalog`` uses it too):
 
-- **Containers**: delimited text; Excel (``.xlsx``/``.xlsm``, needs ``openpyxl``; ``sheet``
-  by name or 1-based number, default the first); Parquet (by suffix or magic bytes).
+- **Containers**: delimited text; Excel (``.xlsx``/``.xlsm``/``.xls``/``.xlsb``/``.ods``, through
+  polars' ``fastexcel`` engine; ``sheet`` by name or 1-based number, default the first); Parquet
+  (by suffix or magic bytes).
 - **Text**: ``encoding`` by default UTF-8, then GBK, then cp1252 (the one used is in
   ``notes``). GBK accepts most cp1252 byte pairs, so a cp1252 file with accented headers
   needs ``encoding="cp1252"``. Lines starting with one of ``comment_prefixes`` (default ``#``, ``HDR``,
   ``%``) and blank lines are skipped; error messages keep the file's own line numbers.
-- **Separator**: ``,`` ``\\t`` ``;`` ``|`` (the one found most often in the first line), or
-  runs of whitespace when none of them appears; ``separator=`` overrides (``"whitespace"``
-  for the last).
+- **Separator**: ``\t`` ``|`` ``;`` ``,`` (the one found most often in the first line, the
+  earlier of them on a tie), or runs of whitespace when none of them appears; ``separator=``
+  overrides (``"whitespace"`` for the last).
 - **Header**: by default the first line is a header unless every field of it is a number;
   a headerless file gets columns ``column_1``, ``column_2`` ... or ``column_names=[...]``.
 
