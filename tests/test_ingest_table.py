@@ -131,16 +131,16 @@ def test_gbk_cp1252_and_separators_read_the_same_numbers(tmp_path: Path) -> None
 
 
 def test_excel_sheet_reads_like_the_csv(tmp_path: Path) -> None:
-    openpyxl = pytest.importorskip("openpyxl")
-    book = openpyxl.Workbook()
-    book.active.title = "notes"
-    book.active.append(["Choptank River near Greensboro, MD (USGS 01491000)"])
-    sheet = book.create_sheet("flow")
-    sheet.append(["Date", "Flow (m3/s)"])
-    for day, flow in (line.split(",") for line in GAUGE.read_text().splitlines()[1:]):
-        sheet.append([dt.datetime.fromisoformat(day), float(flow)])
+    xlsxwriter = pytest.importorskip("xlsxwriter")
     path = tmp_path / "gauge.xlsx"
-    book.save(path)
+    book = xlsxwriter.Workbook(path)
+    book.add_worksheet("notes").write_row(0, 0, ["Choptank River near Greensboro, MD (USGS 01491000)"])
+    sheet, day_format = book.add_worksheet("flow"), book.add_format({"num_format": "yyyy-mm-dd"})
+    sheet.write_row(0, 0, ["Date", "Flow (m3/s)"])
+    for row, (day, flow) in enumerate((line.split(",") for line in GAUGE.read_text().splitlines()[1:]), start=1):
+        sheet.write_datetime(row, 0, dt.datetime.fromisoformat(day), day_format)
+        sheet.write_number(row, 1, float(flow))
+    book.close()
     assert detect_format(path)[0] == "table"
     csv = parse(GAUGE, "table", domain="hydro")
     xlsx = parse(path, "table", domain="hydro", sheet="flow")
