@@ -32,6 +32,7 @@ from core.settings import Settings
 from ingest.batches import IngestResult, ingest_files
 from ingest.connectors import fred, nasa_power, netcdf_url, ngl_gnss, usgs_fdsn, usgs_water
 from ingest.connectors.http import HttpClient, SourceError
+from ingest.regions import resolve_region_option
 from warehouse import Warehouse
 from warehouse import ingestion as store
 
@@ -100,6 +101,8 @@ def run_source(
 ) -> SourceRun:
     """Fetch one source and commit its batches; errors are recorded, not raised (see SourceRun)."""
     table = _table(settings, name)
+    # region ids of [regions] become their definitions before anything is fetched
+    table = resolve_region_option(dict(table), settings, what=f"[ingest.sources.{name}]")
     kind = str(table["kind"])
     now = now or utc_now()
     client = client or HttpClient(settings.ingest)
