@@ -101,14 +101,14 @@ def run_source(
 ) -> SourceRun:
     """Fetch one source and commit its batches; errors are recorded, not raised (see SourceRun)."""
     table = _table(settings, name)
-    # region ids of [regions] become their definitions before anything is fetched
-    table = resolve_region_option(dict(table), settings, what=f"[ingest.sources.{name}]")
     kind = str(table["kind"])
     now = now or utc_now()
     client = client or HttpClient(settings.ingest)
     run = SourceRun(source=name, kind=kind, status="success")
     fetched = 0
     try:
+        # region ids of [regions] become their definitions before anything is fetched
+        table = resolve_region_option(dict(table), settings, what=f"[ingest.sources.{name}]")
         for item in CONNECTORS[kind].fetch(
             table,
             name=name,
