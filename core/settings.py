@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tomllib
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,8 @@ __all__ = [
     "DashboardSettings",
     "IngestSettings",
     "SchedulerSettings",
+    "RegionSettings",
+    "REGION_KEYS",
     "load_settings",
     "resolve_home",
 ]
@@ -332,6 +335,19 @@ user_agent = "EWS ingest (early-warning engine)"
 # min_magnitude = 4.0
 # regions = [{ id = "japan", name = "Japan", min_lat = 22, max_lat = 46, min_lon = 122, max_lon = 150 }]
 [ingest.sources]
+
+[regions]
+# Regions drawn once and used by every source by id: a catalog's daily series
+# (regions = ["japan"] in [ingest.sources.NAME] or --option 'regions=["japan"]'), a grid's
+# regional mean, and stations (a station with lat/lon gets the region that holds it).
+# A box (min_lon > max_lon crosses the antimeridian), a polygon of [lon, lat] vertices (or a
+# list of rings: outer first, then holes), or a GeoJSON file (relative to EWS_HOME) with
+# `match` picking features by their properties (e.g. a province by its Chinese name in a
+# boundary file you bring; see docs/ingestion.md "Regions"). Examples:
+# japan = { name = "Japan", min_lat = 22, max_lat = 46, min_lon = 122, max_lon = 150 }
+# tonga_fiji = { name = "Tonga-Fiji", min_lat = -25, max_lat = -12, min_lon = 172, max_lon = -172 }
+# tohoku = { name = "Tohoku", polygon = [[140, 36], [146, 36], [146, 42], [140, 42]] }
+# sichuan = { name = "四川省", geojson = "regions/provinces.geojson", match = { name_zh = "四川省" } }
 
 [scheduler]
 # APScheduler job store (SQLite, relative to EWS_HOME): jobs keep their ids and next run times
@@ -705,6 +721,51 @@ class IngestSettings:
     sources: dict[str, Any]
 
 
+#: Keys of a ``[regions]`` entry; the geometry is one of the box, ``polygon`` or ``geojson``.
+REGION_KEYS = ("name", "min_lat", "max_lat", "min_lon", "max_lon", "polygon", "geojson", "match")
+_BOX_KEYS = ("min_lat", "max_lat", "min_lon", "max_lon")
+
+
+@dataclass(frozen=True)
+class RegionSettings:
+    """``[regions]``: named regions every source refers to by id (geometry checked where used)."""
+
+    tables: dict[str, dict[str, Any]]
+
+    def __post_init__(self) -> None:
+        example = 'japan = { name = "Japan", min_lat = 22, max_lat = 46, min_lon = 122, max_lon = 150 }'
+        for region_id, table in self.tables.items():
+            if not _SNAKE_ID.match(region_id):
+                raise ConfigError(
+                    f"[regions] id {region_id!r} is not lowercase snake_case", fix="use e.g. sichuan_yunnan = { ... }"
+                )
+            if not isinstance(table, dict):
+                raise ConfigError(f"[regions] {region_id} = {table!r} is not a table", fix=f"write e.g. {example}")
+            unknown = sorted(set(table) - set(REGION_KEYS))
+            if unknown:
+                raise ConfigError(
+                    f"[regions] {region_id} has unknown key(s) {unknown}", fix=f"known keys: {', '.join(REGION_KEYS)}"
+                )
+            box = [k for k in _BOX_KEYS if k in table]
+            shapes = [s for s in ("polygon", "geojson") if s in table] + (["box"] if box else [])
+            if len(shapes) != 1 or (box and len(box) != 4):
+                raise ConfigError(
+                    f"[regions] {region_id} gives {shapes or 'no geometry'}"
+                    + (f" (box keys {box} of {list(_BOX_KEYS)})" if box and len(box) != 4 else ""),
+                    fix="give exactly one of: min_lat/max_lat/min_lon/max_lon, polygon = [[lon, lat], ...], "
+                    'or geojson = "file.geojson"',
+                )
+            if "match" in table and ("geojson" not in table or not isinstance(table["match"], dict)):
+                raise ConfigError(
+                    f"[regions] {region_id}: match = {table['match']!r} needs a geojson file and a table",
+                    fix='write match = { name_zh = "四川省" } beside geojson = "..."',
+                )
+
+    @property
+    def ids(self) -> list[str]:
+        return sorted(self.tables)
+
+
 @dataclass(frozen=True)
 class SchedulerSettings:
     jobstore: str
@@ -778,6 +839,7 @@ class Settings:
     ingest: IngestSettings
     scheduler: SchedulerSettings
     dashboard: DashboardSettings
+    regions: RegionSettings = field(default_factory=lambda: RegionSettings(tables={}))
 
     def path(self, name: str) -> Path:
         """Absolute location of one of the ``[paths]`` entries."""
@@ -799,6 +861,11 @@ def resolve_home(home: str | os.PathLike[str] | None = None) -> Path:
     return Path(chosen).expanduser().resolve()
 
 
+#: Sections whose keys the user names (region ids); each value is a table.
+_FREE_SECTIONS = ("regions",)
+_SNAKE_ID = re.compile(r"^[a-z][a-z0-9]*(_[a-z0-9]+)*$")
+
+
 def _merge(base: dict[str, Any], update: dict[str, Any], origin: str) -> None:
     for section, values in update.items():
         if section not in base:
@@ -808,6 +875,10 @@ def _merge(base: dict[str, Any], update: dict[str, Any], origin: str) -> None:
             )
         if not isinstance(values, dict):
             raise ConfigError(f"{origin}: [{section}] must be a table of keys")
+        if section in _FREE_SECTIONS:  # keys are the user's ids; RegionSettings checks each entry
+            for key, value in values.items():
+                base[section][key] = _coerce(section, key, value, {}, origin) if isinstance(value, str) else value
+            continue
         for key, value in values.items():
             if key not in base[section]:
                 raise ConfigError(
@@ -874,7 +945,7 @@ def load_settings(home: str | os.PathLike[str] | None = None, *, environ: dict[s
     for name, cls in _SECTIONS.items():
         known = {f.name for f in fields(cls)}
         sections[name] = cls(**{k: v for k, v in values[name].items() if k in known})
-    settings = Settings(home=root, **sections)
+    settings = Settings(home=root, **sections, regions=RegionSettings(tables=values["regions"]))
     _check(settings)
     return settings
 

@@ -37,10 +37,11 @@ import polars as pl
 from core.clock import utc_now
 from core.errors import ConfigError, DataFormatError
 from core.settings import Settings
+from ingest.regions import resolve_region_option
 from ingest.rules import Finding, Profile, quarantine_findings
 from ingest.sources import Parsed, bundled_catalogue, parse
-from ingest.sources._common import EVENT_SCHEMA, apply_bounds, parse_regions, with_exact_duplicates_dropped
-from ingest.sources.seismic import daily_event_series, default_regions
+from ingest.sources._common import EVENT_SCHEMA, apply_bounds, with_exact_duplicates_dropped
+from ingest.sources.seismic import catalog_regions, daily_event_series
 from warehouse import Warehouse
 from warehouse import ingestion as store
 from warehouse.runs import audit
@@ -187,8 +188,8 @@ def _catalog_series(
         raise RuntimeError(f"internal error: {path.name} was read as an event catalog but its parse has no events")
     if parsed.events.height == 0 and window is None:
         return parsed
-    regions = batch.options.get("regions")
-    boxes = parse_regions(regions if regions is not None else default_regions(path), what=f"{batch.fmt} {path.name}")
+    # the parser's notes already told what the regions leave out
+    boxes, _ = catalog_regions(path, parsed.events, batch.options.get("regions"), what=f"{batch.fmt} {path.name}")
     if window is not None:
         first, last = window[0].replace(hour=0, minute=0, second=0, microsecond=0), window[1]
     else:
@@ -429,6 +430,7 @@ def ingest_file(
     now: datetime | None = None,
 ) -> IngestResult:
     """Land ``path`` under EWS_HOME/raw, parse it as ``fmt`` and load it as one batch."""
+    options = resolve_region_option(dict(options or {}), settings, what=f"{fmt} {Path(path).name}")
     now = now or utc_now()
     path = Path(path)
     batch = file_batch(path, fmt, options=options, source=source)
@@ -464,7 +466,7 @@ def ingest_files(
     """
     if not files:
         raise ConfigError(f"source {source}: a batch needs at least one file", fix="fetch before loading")
-    options = dict(options or {})
+    options = resolve_region_option(dict(options or {}), settings, what=f"source {source}")
     now = now or utc_now()
     checksum = _sha256_bytes(b"".join(_sha256_bytes(f.data).encode() for f in files))
     batch = _Batch(

@@ -29,6 +29,7 @@ from core.clock import utc_now
 from core.errors import ConfigError, DataFormatError
 from core.settings import Settings
 from ingest.batches import check_batch, file_batch, stored_form
+from ingest.regions import resolve_region_option
 from ingest.rules import Finding
 from ingest.sources import PARSERS, detect_format
 from warehouse import Warehouse
@@ -174,6 +175,7 @@ def preview_file(
     detected = None
     if fmt is None:
         fmt, detected = detect_format(path)
+    options = resolve_region_option(dict(options or {}), settings, what=f"{fmt} {path.name}")
     batch = file_batch(path, fmt, options=options)
     now = now or utc_now()
     checked = check_batch(wh, settings, batch, now=now)

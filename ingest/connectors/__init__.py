@@ -32,6 +32,7 @@ from core.settings import Settings
 from ingest.batches import IngestResult, ingest_files
 from ingest.connectors import fred, nasa_power, netcdf_url, ngl_gnss, usgs_fdsn, usgs_water
 from ingest.connectors.http import HttpClient, SourceError
+from ingest.regions import resolve_region_option
 from warehouse import Warehouse
 from warehouse import ingestion as store
 
@@ -106,6 +107,8 @@ def run_source(
     run = SourceRun(source=name, kind=kind, status="success")
     fetched = 0
     try:
+        # region ids of [regions] become their definitions before anything is fetched
+        table = resolve_region_option(dict(table), settings, what=f"[ingest.sources.{name}]")
         for item in CONNECTORS[kind].fetch(
             table,
             name=name,

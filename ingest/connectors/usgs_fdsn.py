@@ -2,7 +2,8 @@
 
 Settings: ``start`` (ISO date, required), ``end`` (default: now), ``min_magnitude``, a box
 ``min_lat``/``max_lat``/``min_lon``/``max_lon`` (optional), ``regions`` for the daily series
-(boxes or polygons; default one global region), ``window_days`` (backfill window, default
+(ids of ews.toml's ``[regions]``, boxes or polygons; default one region spanning each batch's
+events, see :func:`ingest.sources.seismic.catalog_regions`), ``window_days`` (backfill window, default
 365), ``event_id_prefix`` (default the source name), ``url`` (default
 ``https://earthquake.usgs.gov/fdsnws/event/1``).
 

@@ -18,6 +18,8 @@ Every format also takes the option ``bounds`` (:func:`parse` applies it): the ph
 bounds of the series it yields, ``{unique_id: [lower, upper]}`` (null for no bound; ``"*"``
 for every series of the file), overriding the parsers' defaults by variable
 (:data:`DEFAULT_BOUNDS`). They land in the ``lower_bound`` / ``upper_bound`` metadata columns.
+Formats without regional series (stations) also take ``regions``: a station whose lat/lon lies
+in one gets that region's name in its ``region`` metadata (:func:`assign_regions`).
 
 Formats (keys of :data:`PARSERS`): fred_csv, fred_multi, fred_json, fred_long_fx, market_table,
 usgs_catalog, cenc_catalog, event_catalog (any earthquake catalog table), pbo_pos, ngl_tenv3,
@@ -35,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import ConfigError
-from ingest.sources._common import DEFAULT_BOUNDS, EVENT_SCHEMA, Parsed, apply_bounds
+from ingest.sources._common import DEFAULT_BOUNDS, EVENT_SCHEMA, Parsed, apply_bounds, assign_regions, parse_regions
 from ingest.sources.apis import parse_nasa_power_json, parse_usgs_water_json
 from ingest.sources.catalogue import BundledFile, bundled_catalogue
 from ingest.sources.detect import detect_format
@@ -107,20 +109,31 @@ PARSERS: dict[str, Callable[..., Parsed]] = {
 def parse(path: Path, fmt: str, **options: Any) -> Parsed:
     """Parse ``path`` with the parser registered for ``fmt``; options are checked before reading.
 
-    ``bounds`` (any format) sets the physical bounds of the series the file yields.
+    ``bounds`` (any format) sets the physical bounds of the series the file yields;
+    ``regions`` places the stations of formats that make no regional series.
     """
     try:
         parser = PARSERS[fmt]
     except KeyError:
         raise ConfigError(f"unknown source format {fmt!r}", fix=f"use one of {sorted(PARSERS)}") from None
     bounds = options.pop("bounds", None)
+    what = f"{fmt} {Path(path).name}"
+    # Formats that do not make regional series (stations) take regions to place their stations.
+    stations = None
+    if "regions" not in inspect.signature(parser).parameters and options.get("regions") is not None:
+        stations = parse_regions(options.pop("regions"), what=what)
     try:
         inspect.signature(parser).bind(Path(path), **options)
     except TypeError as exc:
-        accepted = [p for p in inspect.signature(parser).parameters if p != "path"] + ["bounds"]
+        accepted = [p for p in inspect.signature(parser).parameters if p != "path"] + ["bounds", "regions"]
         raise ConfigError(f"format {fmt!r}: {exc}", fix=f"options of {fmt!r} are {accepted}") from None
     parsed = parser(Path(path), **options)
-    if bounds is None:
+    if bounds is None and stations is None:
         return parsed
-    meta = apply_bounds(parsed.meta, bounds, what=f"{fmt} {Path(path).name}")
-    return Parsed(series=parsed.series, meta=meta, events=parsed.events, notes=parsed.notes)
+    meta, notes = parsed.meta, parsed.notes
+    if bounds is not None:
+        meta = apply_bounds(meta, bounds, what=what)
+    if stations is not None:
+        meta, placed = assign_regions(meta, stations, what=what)
+        notes = (*notes, *placed)
+    return Parsed(series=parsed.series, meta=meta, events=parsed.events, notes=notes)

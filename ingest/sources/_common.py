@@ -1,5 +1,6 @@
 """Shared plumbing of the source parsers: the ``Parsed`` result, strict column casts that
-name the offending line, metadata rows, and region boxes.
+name the offending line, metadata rows; regions (boxes and polygons) live in
+:mod:`ingest.sources._regions` and are re-exported here.
 
 Every helper raises :class:`core.errors.DataFormatError` (the file is wrong) or
 :class:`core.errors.ConfigError` (an option is wrong); none of them returns a partial frame.
@@ -14,7 +15,6 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import polars as pl
@@ -28,6 +28,16 @@ from core.frames import (
     Domain,
     validate_series,
     validate_series_meta,
+)
+from ingest.sources._regions import (
+    Region,
+    assign_regions,
+    extent_region,
+    in_region,
+    parse_regions,
+    points_in_polygon,
+    region_contains,
+    region_toml,
 )
 
 __all__ = [
@@ -49,6 +59,10 @@ __all__ = [
     "in_region",
     "snake",
     "points_in_polygon",
+    "region_contains",
+    "extent_region",
+    "region_toml",
+    "assign_regions",
     "with_exact_duplicates_dropped",
     "calendar_span_days",
 ]
@@ -96,31 +110,6 @@ class Parsed:
     meta: pl.DataFrame
     events: pl.DataFrame | None = None
     notes: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class Region:
-    """A latitude/longitude box, or a polygon (then the box is its bounding box).
-
-    Longitudes may be given in -180..180 or 0..360. ``polygon`` holds (lon, lat) vertices;
-    a point belongs to the region when it lies inside the polygon (even-odd rule).
-    """
-
-    id: str
-    name: str
-    min_lat: float
-    max_lat: float
-    min_lon: float
-    max_lon: float
-    polygon: tuple[tuple[float, float], ...] | None = None
-
-    @property
-    def centre(self) -> tuple[float, float]:
-        """Box centre as (lat, lon) with lon in -180..180 (boxes across 0°E are handled)."""
-        lo = self.min_lon % 360.0
-        span = 360.0 if self.max_lon - self.min_lon >= 360.0 else (self.max_lon % 360.0 - lo) % 360.0
-        lon = (lo + span / 2.0) % 360.0
-        return (self.min_lat + self.max_lat) / 2.0, (lon - 360.0 if lon > 180.0 else lon)
 
 
 def fail(path: Path, problem: str, *, fix: str) -> DataFormatError:
@@ -444,129 +433,3 @@ def calendar_span_days(ds: pl.Series) -> int:
         # The same TypeError the bare subtraction raised on an empty column (min and max None).
         raise TypeError(f"unsupported operand type(s) for -: {type(last).__name__!r} and {type(first).__name__!r}")
     return (last - first).days + 1
-
-
-def _polygon(spec: Mapping[str, Any], what: str) -> dict[str, Any]:
-    """Fill a polygon region's bounding box from its (lon, lat) vertices."""
-    raw = spec["polygon"]
-    try:
-        vertices = tuple((float(v[0]), float(v[1])) for v in raw)
-    except (TypeError, ValueError, IndexError):
-        raise ConfigError(
-            f"{what}: region {spec.get('id')!r} polygon must be a list of [lon, lat] pairs",
-            fix="write polygon = [[lon, lat], [lon, lat], [lon, lat], ...] with at least 3 vertices",
-        ) from None
-    if len(vertices) < 3:
-        raise ConfigError(
-            f"{what}: region {spec.get('id')!r} polygon has {len(vertices)} vertices",
-            fix="give at least 3 [lon, lat] vertices",
-        )
-    lons = [v[0] for v in vertices]
-    lats = [v[1] for v in vertices]
-    return {
-        **spec,
-        "min_lat": min(lats),
-        "max_lat": max(lats),
-        "min_lon": min(lons),
-        "max_lon": max(lons),
-        "polygon": vertices,
-    }
-
-
-def points_in_polygon(lon: np.ndarray, lat: np.ndarray, polygon: Sequence[tuple[float, float]]) -> np.ndarray:
-    """Even-odd test of points against a (lon, lat) polygon.
-
-    Point longitudes are first brought within 180 degrees of the polygon's first vertex, so
-    a polygon written in -180..180 matches grids in 0..360 and the other way round.
-    """
-    poly = np.asarray(polygon, dtype=np.float64)
-    ref = poly[0, 0]
-    px = ((np.asarray(lon, dtype=np.float64) - ref + 180.0) % 360.0) + ref - 180.0
-    py = np.asarray(lat, dtype=np.float64)
-    vx = ((poly[:, 0] - ref + 180.0) % 360.0) + ref - 180.0
-    vy = poly[:, 1]
-    inside = np.zeros(px.shape, dtype=bool)
-    j = len(poly) - 1
-    for i in range(len(poly)):
-        crosses = (vy[i] > py) != (vy[j] > py)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            x_at = (vx[j] - vx[i]) * (py - vy[i]) / (vy[j] - vy[i]) + vx[i]
-        inside ^= crosses & (px < x_at)
-        j = i
-    return inside
-
-
-def parse_regions(regions: Sequence[Mapping[str, Any]] | None, *, what: str) -> list[Region]:
-    """Turn region dicts into checked regions: boxes {id, name, min_lat, max_lat, min_lon,
-    max_lon} or polygons {id, name, polygon: [[lon, lat], ...]}."""
-    if not regions:
-        raise ConfigError(
-            f"{what} needs at least one region",
-            fix="pass regions=[{'id': 'japan', 'name': 'Japan', 'min_lat': 22, 'max_lat': 46, "
-            "'min_lon': 122, 'max_lon': 150}]"
-            " or a polygon {'id': ..., 'name': ..., 'polygon': [[lon, lat], ...]}",
-        )
-    out: list[Region] = []
-    for spec in regions:
-        if not isinstance(spec, Mapping):
-            raise ConfigError(
-                f"{what}: region {spec!r} is not a table", fix="write each region as {id = ..., name = ..., ...}"
-            )
-        if "polygon" in spec:
-            spec = _polygon(spec, what)
-        keys = ("id", "name", "min_lat", "max_lat", "min_lon", "max_lon")
-        missing = [k for k in keys if k not in spec]
-        if missing:
-            raise ConfigError(
-                f"{what}: region {dict(spec)} lacks {missing}", fix=f"give every region the keys {list(keys)}"
-            )
-        try:
-            box = Region(
-                id=str(spec["id"]),
-                name=str(spec["name"]),
-                **{k: float(spec[k]) for k in keys[2:]},
-                polygon=spec.get("polygon"),
-            )
-        except (TypeError, ValueError):
-            raise ConfigError(
-                f"{what}: region {dict(spec)} has a non-numeric bound", fix="give bounds in decimal degrees"
-            ) from None
-        if not _SNAKE.match(box.id):
-            raise ConfigError(
-                f"{what}: region id {box.id!r} is not lowercase snake_case", fix="use e.g. 'sichuan_yunnan'"
-            )
-        if not -90.0 <= box.min_lat < box.max_lat <= 90.0:
-            raise ConfigError(
-                f"{what}: region {box.id!r} has latitudes {box.min_lat}..{box.max_lat}",
-                fix="need -90 <= min_lat < max_lat <= 90",
-            )
-        if not (-180.0 <= box.min_lon <= 360.0 and -180.0 <= box.max_lon <= 360.0):
-            raise ConfigError(
-                f"{what}: region {box.id!r} has longitudes {box.min_lon}..{box.max_lon}",
-                fix="give longitudes in -180..180 or 0..360 degrees east",
-            )
-        out.append(box)
-    ids = [r.id for r in out]
-    if len(set(ids)) != len(ids):
-        raise ConfigError(f"{what}: region ids {ids} repeat", fix="give each region its own id")
-    return out
-
-
-def in_region(lat: pl.Expr, lon: pl.Expr, box: Region) -> pl.Expr:
-    """Boolean expression: inside the box, comparing longitudes on one 0..360 circle."""
-    lat_ok = (lat >= box.min_lat) & (lat <= box.max_lat)
-    if box.polygon is not None:
-        vertices = box.polygon
-        inside = pl.map_batches(
-            [lon, lat],
-            lambda cols: pl.Series(points_in_polygon(cols[0].to_numpy(), cols[1].to_numpy(), vertices)),
-            return_dtype=pl.Boolean,
-        )
-        return lat_ok & inside
-    if box.max_lon - box.min_lon >= 360.0:
-        return lat_ok
-    lo, hi = box.min_lon % 360.0, box.max_lon % 360.0
-    east = lon % 360.0
-    # lo > hi means the box crosses 0°E (e.g. 350..10): take the two arcs.
-    lon_ok = ((east >= lo) & (east <= hi)) if lo <= hi else ((east >= lo) | (east <= hi))
-    return lat_ok & lon_ok

@@ -7,8 +7,9 @@ one 0..360 circle). xarray's CF decoding turns ``missing_value`` / ``_FillValue`
 values whose magnitude exceeds 1e30 (un-decoded fill values such as ERSST's -9.96921e36) and
 values outside the variable's ``valid_range`` are masked as well, so land cells never count.
 
-Regions are boxes or polygons (``polygon = [[lon, lat], ...]``; a cell counts when its
-centre lies inside). For each region, per ``statistics`` (default both):
+Regions are boxes or polygons (``polygon = [[lon, lat], ...]``, or rings / several polygons
+as in GeoJSON; a cell counts when its centre lies inside), or ids of ews.toml's ``[regions]``
+resolved before the parser runs (:mod:`ingest.regions`). For each region, per ``statistics`` (default both):
 
 - ``<id>_mean``: area-weighted mean over the valid cells of the region, weight cos(latitude)
   (cell area on a regular lat/lon grid is proportional to it);
@@ -38,7 +39,7 @@ from ingest.sources._common import (
     finish,
     meta_row,
     parse_regions,
-    points_in_polygon,
+    region_contains,
 )
 
 __all__ = ["parse_netcdf_region"]
@@ -114,24 +115,10 @@ def _masked(values: np.ndarray, attrs: Mapping[str, Any]) -> tuple[np.ndarray, i
 _STATISTICS = ("mean", "max")
 
 
-def _box_cells(lats: np.ndarray, lons: np.ndarray, box: Region) -> tuple[np.ndarray, np.ndarray]:
-    lat_sel = (lats >= box.min_lat) & (lats <= box.max_lat)
-    if box.max_lon - box.min_lon >= 360.0:
-        lon_sel = np.ones_like(lons, dtype=bool)
-    else:
-        lo, hi, east = box.min_lon % 360.0, box.max_lon % 360.0, lons % 360.0
-        lon_sel = ((east >= lo) & (east <= hi)) if lo <= hi else ((east >= lo) | (east <= hi))
-    return lat_sel, lon_sel
-
-
 def _region_mask(lats: np.ndarray, lons: np.ndarray, box: Region) -> np.ndarray:
     """(lat, lon) boolean mask of the grid cells whose centre lies in the region."""
-    lat_sel, lon_sel = _box_cells(lats, lons, box)
-    mask = lat_sel[:, None] & lon_sel[None, :]
-    if box.polygon is not None:
-        grid_lon, grid_lat = np.meshgrid(lons, lats)
-        mask &= points_in_polygon(grid_lon, grid_lat, box.polygon)
-    return mask
+    grid_lon, grid_lat = np.meshgrid(lons, lats)
+    return region_contains(grid_lat, grid_lon, box)
 
 
 def parse_netcdf_region(

@@ -27,7 +27,9 @@ are dropped and counted.
 time (a fixed UTC+8, ``utc_offset_hours``) converted to UTC, and a depth of -1 meaning unknown.
 
 Returns ``events`` (one row per event, see ``EVENT_SCHEMA``) and, for every region of
-``regions`` (default: one region spanning the whole globe, named after the file), three
+``regions`` (default: one region spanning the catalog's events, rounded out to whole degrees
+and named after the file; events outside every region given are counted in the notes with the
+ews.toml line of a region that holds them, see :func:`catalog_regions`), three
 calendar-daily series (:func:`daily_event_series`, which the ingest step also runs on the
 stored events so that overlapping or incremental batches give the same daily values):
 
@@ -51,6 +53,7 @@ from ingest.sources._common import (
     EVENT_SCHEMA,
     Parsed,
     Region,
+    extent_region,
     fail,
     finish,
     in_region,
@@ -58,6 +61,7 @@ from ingest.sources._common import (
     parse_regions,
     read_delimited,
     read_text,
+    region_toml,
     snake,
     to_float,
 )
@@ -80,6 +84,7 @@ __all__ = [
     "log10_energy_joules",
     "daily_event_series",
     "default_regions",
+    "catalog_regions",
 ]
 
 _ENCODINGS = ("utf-8", "cp1252", "latin-1")
@@ -322,8 +327,10 @@ def catalog_parsed(
     return finish(path, frames, meta, notes=[*notes, *more], events=events)
 
 
-def _regions(path: Path, regions: Sequence[Mapping[str, object]] | None, fmt: str) -> list[Region]:
-    return parse_regions(regions if regions is not None else default_regions(path), what=f"{fmt} {path.name}")
+def _regions(path: Path, regions: Sequence[Mapping[str, object]] | None, fmt: str) -> None:
+    """Refuse bad region options before the file is read (no regions: the extent, found later)."""
+    if regions is not None:
+        parse_regions(regions, what=f"{fmt} {path.name}")
 
 
 def _parse_table(
@@ -340,7 +347,6 @@ def _parse_table(
     **event_options: Any,
 ) -> Parsed:
     """Events of a mapped table (:func:`catalog_events`) and their daily series per region."""
-    boxes = _regions(path, regions, "catalog")
     events = catalog_events(
         path,
         table,
@@ -350,8 +356,10 @@ def _parse_table(
         notes=notes,
         **event_options,
     )
-    if regions is None:
-        notes.append(f"no regions given: one global region {boxes[0].id!r}")
+    if events.height == 0:
+        raise fail(path, "yields no events", fix="check the file and the options (mag_types ...)")
+    boxes, region_notes = catalog_regions(path, events, regions, what=f"catalog {path.name}")
+    notes.extend(region_notes)
     return catalog_parsed(
         path, events, boxes, notes=notes, source=source, licence=licence, classification=classification
     )
@@ -389,18 +397,62 @@ def _regional_series(events: pl.DataFrame, box: Region, calendar: pl.Series) -> 
     ]
 
 
-def default_regions(path: Path) -> list[dict[str, object]]:
-    """One region spanning the globe, named after the file (used when no regions are given)."""
-    stem = snake(Path(path).stem)
+def default_regions(path: Path, events: pl.DataFrame) -> list[dict[str, object]]:
+    """One region spanning the catalog's events, rounded out to whole degrees, named after the file."""
     return [
-        {
-            "id": stem,
-            "name": f"all events in {Path(path).name}",
-            "min_lat": -90.0,
-            "max_lat": 90.0,
-            "min_lon": -180.0,
-            "max_lon": 180.0,
-        }
+        extent_region(
+            events.get_column("lat").to_numpy(),
+            events.get_column("lon").to_numpy(),
+            region_id=snake(Path(path).stem),
+            name=f"events in {Path(path).name}",
+        )
+    ]
+
+
+def catalog_regions(
+    path: Path, events: pl.DataFrame, regions: Sequence[Mapping[str, object]] | None, *, what: str
+) -> tuple[list[Region], list[str]]:
+    """The regions a catalog's daily series are made for, and notes saying what they leave out.
+
+    No regions given, or none holding any event: one region spanning the events' extent
+    (:func:`default_regions`). Events outside every region stay in the events table; the notes
+    count them and give the ews.toml line of a region that would hold them.
+    """
+    add = 'then list its id in the regions option (regions = ["{id}"])'
+    if regions is None:
+        spec = default_regions(path, events)[0]
+        note = (
+            f"no regions given: one region {spec['id']!r} spanning the catalog's extent "
+            f"(lat {spec['min_lat']:g}..{spec['max_lat']:g}, lon {spec['min_lon']:g}..{spec['max_lon']:g}); "
+            f"to choose your own, put under [regions] in ews.toml: {region_toml(spec)} and edit it, "
+            + add.format(id=spec["id"])
+        )
+        return parse_regions([spec], what=what), [note]
+    boxes = parse_regions(regions, what=what)
+    if events.height == 0:
+        return boxes, []
+    covered = pl.any_horizontal([in_region(pl.col("lat"), pl.col("lon"), box) for box in boxes])
+    outside = events.filter(~covered)
+    if outside.height == 0:
+        return boxes, []
+    ids = [b.id for b in boxes]
+    if outside.height == events.height:
+        spec = default_regions(path, events)[0]
+        if spec["id"] in ids:
+            spec["id"] = f"{spec['id']}_extent"
+        note = (
+            f"none of the {events.height} event(s) lies in the regions {ids}: added one region {spec['id']!r} "
+            f"spanning the catalog's extent; to keep it, put under [regions] in ews.toml: {region_toml(spec)} "
+            f"and {add.format(id=spec['id'])}"
+        )
+        return [*boxes, *parse_regions([spec], what=what)], [note]
+    rest = default_regions(path, outside)[0]
+    rest["id"], rest["name"] = f"{rest['id']}_outside", f"events of {Path(path).name} outside {', '.join(ids)}"
+    return boxes, [
+        f"{outside.height} of {events.height} event(s) lie outside every region {ids} "
+        f"(lat {rest['min_lat']:g}..{rest['max_lat']:g}, lon {rest['min_lon']:g}..{rest['max_lon']:g}): "
+        "they are kept in the events table but counted in no daily series; to count them, put under [regions] "
+        f"in ews.toml: {region_toml(rest)} and {add.format(id=rest['id'])}"
     ]
 
 
