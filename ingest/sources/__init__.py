@@ -18,6 +18,9 @@ Every format also takes the option ``bounds`` (:func:`parse` applies it): the ph
 bounds of the series it yields, ``{unique_id: [lower, upper]}`` (null for no bound; ``"*"``
 for every series of the file), overriding the parsers' defaults by variable
 (:data:`DEFAULT_BOUNDS`). They land in the ``lower_bound`` / ``upper_bound`` metadata columns.
+Likewise ``available_after``: how long after its period a value is published (ISO 8601,
+``"P20D"``, or ``{unique_id: "P20D"}``), overriding :data:`DEFAULT_AVAILABLE_AFTER`; an as-of
+replay sees a value only from then on (:mod:`core.availability`).
 
 Formats (keys of :data:`PARSERS`): fred_csv, fred_multi, fred_json, fred_long_fx, market_table,
 usgs_catalog, cenc_catalog, event_catalog (any earthquake catalog table), pbo_pos, ngl_tenv3,
@@ -35,7 +38,14 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import ConfigError
-from ingest.sources._common import DEFAULT_BOUNDS, EVENT_SCHEMA, Parsed, apply_bounds
+from ingest.sources._common import (
+    DEFAULT_AVAILABLE_AFTER,
+    DEFAULT_BOUNDS,
+    EVENT_SCHEMA,
+    Parsed,
+    apply_available_after,
+    apply_bounds,
+)
 from ingest.sources.apis import parse_nasa_power_json, parse_usgs_water_json
 from ingest.sources.catalogue import BundledFile, bundled_catalogue
 from ingest.sources.detect import detect_format
@@ -55,6 +65,8 @@ __all__ = [
     "EVENT_SCHEMA",
     "DEFAULT_BOUNDS",
     "apply_bounds",
+    "DEFAULT_AVAILABLE_AFTER",
+    "apply_available_after",
     "PARSERS",
     "parse",
     "detect_format",
@@ -107,20 +119,23 @@ PARSERS: dict[str, Callable[..., Parsed]] = {
 def parse(path: Path, fmt: str, **options: Any) -> Parsed:
     """Parse ``path`` with the parser registered for ``fmt``; options are checked before reading.
 
-    ``bounds`` (any format) sets the physical bounds of the series the file yields.
+    ``bounds`` (any format) sets the physical bounds of the series the file yields;
+    ``available_after`` (any format) when their values became known (:mod:`core.availability`).
     """
     try:
         parser = PARSERS[fmt]
     except KeyError:
         raise ConfigError(f"unknown source format {fmt!r}", fix=f"use one of {sorted(PARSERS)}") from None
     bounds = options.pop("bounds", None)
+    available_after = options.pop("available_after", None)
     try:
         inspect.signature(parser).bind(Path(path), **options)
     except TypeError as exc:
-        accepted = [p for p in inspect.signature(parser).parameters if p != "path"] + ["bounds"]
+        accepted = [p for p in inspect.signature(parser).parameters if p != "path"] + ["bounds", "available_after"]
         raise ConfigError(f"format {fmt!r}: {exc}", fix=f"options of {fmt!r} are {accepted}") from None
     parsed = parser(Path(path), **options)
-    if bounds is None:
+    if bounds is None and available_after is None:
         return parsed
-    meta = apply_bounds(parsed.meta, bounds, what=f"{fmt} {Path(path).name}")
+    what = f"{fmt} {Path(path).name}"
+    meta = apply_available_after(apply_bounds(parsed.meta, bounds, what=what), available_after, what=what)
     return Parsed(series=parsed.series, meta=meta, events=parsed.events, notes=parsed.notes)
