@@ -7,7 +7,7 @@ later still: that delay is the series' ``available_after``, an ISO 8601 duration
 from the end of the period (``P20D``: twenty days after the month, ``P1Y``, ``PT6H``, ``P0D``:
 as soon as the period ends). So::
 
-    known_at = ds + period(frequency) + available_after
+    known_at = start of the period of ds + one period(frequency) + available_after
 
 An as-of replay on day T (cutoff = the end of T) sees a value only when ``known_at <=
 cutoff``; every read of a cycle goes through that rule (:mod:`warehouse.series`), and the
@@ -39,17 +39,19 @@ __all__ = [
     "offsets_frame",
 ]
 
-#: How long the period a stamp opens lasts, per frequency, as (months, time). Weekly series
-#: are stamped on the week's LAST day (FRED's "weekly, ending Friday"), so their period as
-#: far as the stamp is concerned ends with that day.
-PERIODS: dict[str, tuple[int, timedelta]] = {
-    "h": (0, timedelta(hours=1)),
-    "D": (0, timedelta(days=1)),
-    "B": (0, timedelta(days=1)),
-    "W-FRI": (0, timedelta(days=1)),
-    "W-SUN": (0, timedelta(days=1)),
-    "MS": (1, timedelta(0)),
+#: The period a stamp falls in, per frequency: (unit it starts at, months, time it lasts). A
+#: stamp is first cut back to its unit (a close stamped 16:00 belongs to its day). Weekly series
+#: are stamped on the week's LAST day (FRED's "weekly, ending Friday"), so their period as far
+#: as the stamp is concerned ends with that day.
+PERIODS: dict[str, tuple[str, int, timedelta]] = {
+    "h": ("hour", 0, timedelta(hours=1)),
+    "D": ("day", 0, timedelta(days=1)),
+    "B": ("day", 0, timedelta(days=1)),
+    "W-FRI": ("day", 0, timedelta(days=1)),
+    "W-SUN": ("day", 0, timedelta(days=1)),
+    "MS": ("month", 1, timedelta(0)),
 }
+_TRUNCATE = {"hour": "1h", "day": "1d", "month": "1mo"}
 
 #: Publication lag after the period ends, by the series' ``variable`` (a variable not listed
 #: falls back to its snake_case prefix, ``sst_mean`` -> ``sst``, then to ``P0D``). Why each
@@ -120,35 +122,44 @@ def default_available_after(variable: str | None) -> str:
     return "P0D"
 
 
-def known_offset(frequency: str, available_after: str | None, *, variable: str | None = None) -> tuple[int, timedelta]:
-    """``(months, time)`` from a stamp to the moment its value is known: the period of
-    ``frequency`` plus ``available_after`` (null: the default of ``variable``)."""
+def known_offset(
+    frequency: str, available_after: str | None, *, variable: str | None = None
+) -> tuple[str, int, timedelta]:
+    """``(unit, months, time)``: a stamp cut back to ``unit`` (hour, day, month) plus ``months``
+    then ``time`` is the moment its value is known: the end of its period of ``frequency`` plus
+    ``available_after`` (null: the default of ``variable``)."""
     try:
-        months, time = PERIODS[frequency]
+        unit, months, time = PERIODS[frequency]
     except KeyError:
         raise FrameError(
             f"unknown frequency {frequency!r}: cannot tell when its values are known",
             fix=f"declare one of {', '.join(PERIODS)}",
         ) from None
     lag_months, lag_time = parse_available_after(available_after or default_available_after(variable))
-    return months + lag_months, time + lag_time
+    return unit, months + lag_months, time + lag_time
 
 
 def known_at(
     ds: pl.Expr, frequency: str, available_after: str | None = None, *, variable: str | None = None
 ) -> pl.Expr:
-    """Expression: when each value stamped ``ds`` becomes known (module docstring). Months are
-    added first, then the time (the order the warehouse's SQL uses)."""
-    months, time = known_offset(frequency, available_after, variable=variable)
-    shifted = ds.dt.offset_by(f"{months}mo") if months else ds
+    """Expression: when each value stamped ``ds`` becomes known (module docstring). The stamp
+    is cut back to its period's start, then months are added, then the time (the order the
+    warehouse's SQL uses)."""
+    unit, months, time = known_offset(frequency, available_after, variable=variable)
+    start = ds.dt.truncate(_TRUNCATE[unit])
+    shifted = start.dt.offset_by(f"{months}mo") if months else start
     return shifted + time if time else shifted
 
 
 def offsets_frame(rules: Mapping[str, tuple[str, str | None, str | None]]) -> pl.DataFrame:
-    """``unique_id, months, micros`` per series from ``{unique_id: (frequency,
+    """``unique_id, unit, months, micros`` per series from ``{unique_id: (frequency,
     available_after, variable)}``: what the warehouse joins to filter a replay's reads."""
     rows = []
     for uid, (frequency, lag, variable) in rules.items():
-        months, time = known_offset(frequency, lag, variable=variable)
-        rows.append((uid, months, time // timedelta(microseconds=1)))
-    return pl.DataFrame(rows, schema={"unique_id": pl.Utf8, "months": pl.Int32, "micros": pl.Int64}, orient="row")
+        unit, months, time = known_offset(frequency, lag, variable=variable)
+        rows.append((uid, unit, months, time // timedelta(microseconds=1)))
+    return pl.DataFrame(
+        rows,
+        schema={"unique_id": pl.Utf8, "unit": pl.Utf8, "months": pl.Int32, "micros": pl.Int64},
+        orient="row",
+    )

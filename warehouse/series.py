@@ -109,7 +109,8 @@ def known_before(
     that keep only the observations known by ``before``: the single rule every read of a
     cycle uses.
 
-    A value stamped ``ds`` is known at ``ds + period(frequency) + available_after``
+    A value stamped ``ds`` is known at the end of its period (``ds`` cut back to its hour, day
+    or month, plus one period of its frequency) plus ``available_after``
     (:mod:`core.availability`; a null ``available_after`` is the default of the series'
     variable); it is kept when that is at or before ``before`` (the end of the replay day).
     ``before`` None (a live run): every stored value, which was known when it was fetched.
@@ -129,7 +130,8 @@ def known_before(
     with wh._registered("known_rules", rules):
         yield (
             "LEFT JOIN known_rules k ON k.unique_id = o.unique_id WHERE o.ds < ? "
-            "AND o.ds + to_months(coalesce(k.months, 0)) + to_microseconds(coalesce(k.micros, 0)) <= ?",
+            "AND date_trunc(coalesce(k.unit, 'microseconds'), o.ds) + to_months(coalesce(k.months, 0)) "
+            "+ to_microseconds(coalesce(k.micros, 0)) <= ?",
             [before, before],
         )
 
