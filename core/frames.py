@@ -9,6 +9,8 @@
   are made on a scale that keeps them inside (:mod:`forecasting.bounds`). ``attributes``
   (text, null = none) is a JSON object of facts about the series that have no column of their
   own, as its source states them (e.g. a GNSS file's fitted rates and seasonal terms).
+  ``available_after`` (text, ISO 8601 duration) is how long after its period ends a value is
+  published: an as-of replay sees a value only from then on (:mod:`core.availability`).
 - **Forecasts**: ``unique_id, ds, model, mean`` plus one column per quantile of
   ``QUANTILES`` named by :func:`quantile_column` (``q05`` ... ``q95``).
 - **Scores**: ``unique_id, ds, detector, raw_score, score``. ``raw_score`` is the
@@ -31,6 +33,7 @@ from collections.abc import Sequence
 
 import polars as pl
 
+from core.availability import parse_available_after
 from core.errors import FrameError
 from core.vocabulary import Classification, Domain, Level  # re-exported: defined in core.vocabulary
 
@@ -44,6 +47,7 @@ __all__ = [
     "SERIES_META_COLUMNS",
     "SERIES_BOUND_COLUMNS",
     "SERIES_ATTRIBUTES_COLUMN",
+    "SERIES_AVAILABLE_AFTER_COLUMN",
     "SCORE_COLUMNS",
     "quantile_column",
     "forecast_columns",
@@ -89,6 +93,7 @@ SERIES_META_COLUMNS: tuple[str, ...] = (
     "licence",
     "classification",
     "attributes",
+    "available_after",
     "lower_bound",
     "upper_bound",
 )
@@ -100,6 +105,11 @@ SERIES_BOUND_COLUMNS: tuple[str, ...] = ("lower_bound", "upper_bound")
 #: The free-form metadata column (a JSON object as text, null = none). A metadata frame may
 #: leave it out: :func:`validate_series_meta` then adds it as null.
 SERIES_ATTRIBUTES_COLUMN = "attributes"
+
+#: When a value becomes known: an ISO 8601 duration after its period ends (``P20D``; null =
+#: the default of its variable, :mod:`core.availability`). A metadata frame may leave it out:
+#: :func:`validate_series_meta` then adds it as null.
+SERIES_AVAILABLE_AFTER_COLUMN = "available_after"
 
 SCORE_COLUMNS: tuple[str, ...] = ("unique_id", "ds", "detector", "raw_score", "score")
 
@@ -185,14 +195,20 @@ def validate_series_meta(df: pl.DataFrame) -> pl.DataFrame:
     Absent bound columns are added as null (unbounded); present ones must be numbers or
     null, finite, with ``lower_bound < upper_bound`` where both are set. An absent
     ``attributes`` column is added as null; present values must be JSON objects or null.
+    An absent ``available_after`` is added as null (the default of the series' variable);
+    present values must be ISO 8601 durations (:func:`core.availability.parse_available_after`).
     """
     if isinstance(df, pl.DataFrame):
         df = df.with_columns(pl.lit(None, pl.Float64).alias(c) for c in SERIES_BOUND_COLUMNS if c not in df.columns)
-        if SERIES_ATTRIBUTES_COLUMN not in df.columns:
-            df = df.with_columns(pl.lit(None, pl.Utf8).alias(SERIES_ATTRIBUTES_COLUMN))
+        for column in (SERIES_ATTRIBUTES_COLUMN, SERIES_AVAILABLE_AFTER_COLUMN):
+            if column not in df.columns:
+                df = df.with_columns(pl.lit(None, pl.Utf8).alias(column))
     _require_columns(df, SERIES_META_COLUMNS, "series metadata")
     df = _checked_bounds(df)
     _check_attributes(df)
+    for uid, lag in df.select("unique_id", SERIES_AVAILABLE_AFTER_COLUMN).iter_rows():
+        if lag is not None:
+            parse_available_after(lag, what=f"series {uid!r} available_after")
     domains = {d.value for d in Domain}
     bad = sorted(set(df.get_column("domain").to_list()) - domains)
     if bad:

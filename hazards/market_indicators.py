@@ -14,27 +14,29 @@ Transforms, computed on the series' own frequency before it meets the grid:
 - ``drawdown``: ``1 - y / max(y over the last window observations)`` (CISS's CMAX, 0 at a
   new high, 0.3 = 30 % below the window's peak).
 
-**What was known when.** A value stamped ``ds`` is usable from ``ds + availability``: the
-close of a daily series at once; a monthly mean (stamped on the month's first day) after its
-month ends; a weekly average after the week. :func:`known_from` gives that time per
-frequency; :func:`build_indicators` joins every indicator *as of* the grid date on it, so a
-grid value never uses data published after its date (the no-look-ahead test in
+**What was known when.** A value stamped ``ds`` is usable from the moment it was published:
+the end of its period plus the series' ``available_after`` (the engine's one rule,
+:func:`core.availability.known_at`: a daily close at the end of its day, a monthly mean
+after its month ends and its publisher's lag, e.g. 3 days for the Fed's monthly exchange
+rates). :func:`build_indicators` joins every indicator *as of* the grid date on that time,
+so a grid value never uses data published after its date (the no-look-ahead test in
 ``tests/test_hazards_market_signals.py``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import numpy as np
 import polars as pl
 
+from core.availability import known_at
 from core.errors import FrameError
 from core.vocabulary import MARKET_TRANSFORMS
 
-__all__ = ["IndicatorSpec", "TRANSFORMS", "build_indicators", "known_from", "market_composite"]
+__all__ = ["IndicatorSpec", "TRANSFORMS", "build_indicators", "market_composite"]
 
 TRANSFORMS = MARKET_TRANSFORMS  # defined once in core.vocabulary: [markets] indicators are checked against it
 #: A value older than this at a grid date is stale: the grid holds null there (a series that
@@ -69,22 +71,6 @@ class IndicatorSpec:
             )
 
 
-def known_from(ds: pl.Expr, frequency: str) -> pl.Expr:
-    """When a value stamped ``ds`` is published, by the series' frequency (module docstring).
-
-    Monthly values (``MS``, ``M``) are monthly means or month-end figures stamped on the
-    month's first day: known from the next month's first day. Weekly (``W*``): seven days
-    after the stamp. Daily and business-daily closes, and anything finer: at the stamp."""
-    f = (frequency or "").upper()
-    if f.startswith("M"):
-        return ds.dt.offset_by("1mo")
-    if f.startswith("W"):
-        return ds + timedelta(days=7)
-    if f.startswith("Q"):
-        return ds.dt.offset_by("3mo")
-    return ds
-
-
 def _transform(values: np.ndarray, spec: IndicatorSpec) -> np.ndarray:
     y = values.astype(np.float64)
     if spec.transform == "level":
@@ -113,15 +99,18 @@ def build_indicators(
     specs: Sequence[IndicatorSpec],
     *,
     frequencies: dict[str, str],
+    available_after: Mapping[str, str | None] | None = None,
     start: datetime | None = None,
     end: datetime | None = None,
 ) -> pl.DataFrame:
     """Wide weekly (Friday) frame ``ds`` + one column per spec, each value as known at ``ds``.
 
     ``series``: long frame ``unique_id, ds, y`` holding every spec's series (nulls dropped);
-    ``frequencies``: each series' frequency (``MS``, ``B``, ``W-FRI``, ...), for
-    :func:`known_from`. The grid runs from the first Friday at which every indicator has a
-    value (or ``start``) to the last Friday on or before the newest value (or ``end``).
+    ``frequencies``: each series' frequency (``MS``, ``B``, ``W-FRI``, ...) and
+    ``available_after``: its publication lag (the series metadata's column; missing = known
+    when its period ends), for :func:`core.availability.known_at`. The grid runs from the
+    first Friday at which every indicator has a value (or ``start``) to the last Friday on or
+    before the newest value (or ``end``).
     """
     if not specs:
         raise FrameError("no indicators to build", fix="list at least one indicator in [markets] indicators")
@@ -140,7 +129,13 @@ def build_indicators(
         own = series.filter((pl.col("unique_id") == spec.unique_id) & pl.col("y").is_not_null()).sort("ds")
         values = _transform(own.get_column("y").to_numpy(), spec)
         col = (
-            own.select(known_from(pl.col("ds"), frequencies.get(spec.unique_id, "")).alias("known"))
+            own.select(
+                known_at(
+                    pl.col("ds"),
+                    frequencies.get(spec.unique_id, ""),
+                    (available_after or {}).get(spec.unique_id) or "P0D",
+                ).alias("known")
+            )
             .with_columns(pl.Series(spec.name, values))
             .filter(pl.col(spec.name).is_not_nan() & pl.col(spec.name).is_not_null())
             .group_by("known", maintain_order=True)
@@ -174,9 +169,10 @@ def build_indicators(
             fix="ingest longer histories, or drop the shortest series from [markets] indicators",
         )
     grid = pl.DataFrame({"ds": pl.datetime_range(friday, last, interval="7d", time_unit="us", eager=True)})
-    # A value known during Friday counts for that Friday: join on the end of the day (or on
-    # ``end``, when it falls inside that Friday: an as-of cycle sees nothing published later).
-    until = pl.col("ds") + timedelta(days=1) - timedelta(microseconds=1)
+    # A value known by the end of Friday counts for that Friday (a close is known at the end of
+    # its day, the instant Saturday starts: known_at's rule, which a replay's reads share), or
+    # by ``end`` when it falls inside that Friday: an as-of cycle sees nothing published later.
+    until = pl.col("ds") + timedelta(days=1)
     if end is not None:
         until = pl.min_horizontal(until, pl.lit(end).cast(pl.Datetime("us")))
     frame = grid.with_columns(until.alias("until"))
@@ -196,6 +192,7 @@ def market_composite(
     specs: Sequence[IndicatorSpec],
     *,
     frequencies: dict[str, str],
+    available_after: Mapping[str, str | None] | None = None,
     lam: float = 0.93,
     warmup: int = 52,
     end: datetime | None = None,
@@ -210,7 +207,7 @@ def market_composite(
     :func:`build_indicators` then :func:`hazards.market_stress.stress_composite`."""
     from hazards.market_stress import causal_ecdf, stress_composite
 
-    indicators = build_indicators(series, specs, frequencies=frequencies, end=end)
+    indicators = build_indicators(series, specs, frequencies=frequencies, available_after=available_after, end=end)
     segments: dict[str, list[str]] = {}
     for spec in specs:
         segments.setdefault(spec.segment, []).append(spec.name)

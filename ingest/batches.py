@@ -40,7 +40,12 @@ from core.settings import Settings
 from ingest.regions import resolve_region_option
 from ingest.rules import Finding, Profile, quarantine_findings
 from ingest.sources import Parsed, bundled_catalogue, parse
-from ingest.sources._common import EVENT_SCHEMA, apply_bounds, with_exact_duplicates_dropped
+from ingest.sources._common import (
+    EVENT_SCHEMA,
+    apply_available_after,
+    apply_bounds,
+    with_exact_duplicates_dropped,
+)
 from ingest.sources.seismic import catalog_regions, daily_event_series
 from warehouse import Warehouse
 from warehouse import ingestion as store
@@ -230,6 +235,9 @@ def _catalog_series(
     ).sort("unique_id", "ds")
     meta_frame = pl.DataFrame(meta, schema=parsed.meta.schema).sort("unique_id") if meta else parsed.meta
     meta_frame = apply_bounds(meta_frame, batch.options.get("bounds"), what=f"{batch.fmt} {path.name}")
+    meta_frame = apply_available_after(
+        meta_frame, batch.options.get("available_after"), what=f"{batch.fmt} {path.name}"
+    )
     return Parsed(
         series=series,
         meta=meta_frame,

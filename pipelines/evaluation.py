@@ -40,6 +40,7 @@ from anomaly.evaluation import (
     range_pr_auc,
     vus_pr,
 )
+from core.availability import known_at
 from core.errors import DataFormatError
 from core.settings import HazardSettings
 from core.vocabulary import LEVEL_RANK, Domain, Level
@@ -284,23 +285,21 @@ def _recessions(path: Path) -> tuple[list[datetime], list[datetime]]:
 
 
 def market_stress_frame(data_dir: Path) -> pl.DataFrame:
-    """Weekly CISS-like composite from the bundled FRED files (see docs/anomaly.md)."""
+    """Weekly CISS-like composite from the bundled FRED files (see docs/anomaly.md).
 
-    def weekly(name: str, uid: str) -> pl.DataFrame:
-        # FRED marks holidays with a blank value: those days are absent, not zero.
-        f = pl.read_csv(data_dir / "market" / name, schema_overrides={"value": pl.Float64}, null_values=["", "."])
-        return (
-            f.drop_nulls()
-            .select(pl.col("date").str.to_datetime("%Y-%m-%d", time_unit="us").alias("ds"), pl.col("value").alias(uid))
-            .sort("ds")
-        )
+    Each row is stamped when its STLFSI4 week was published (the series' ``available_after``,
+    :func:`core.availability.known_at`: the Thursday after the week), and the daily inputs
+    join as known by then, so an alarm is matched from the day it could have been raised."""
+    from pipelines.market_evaluation import load_bundled_series
 
-    stress = weekly("fred_STLFSI4.csv", "stlfsi4")
-    daily = (
-        weekly("fred_DGS10.csv", "dgs10")
-        .join(weekly("fred_T10Y2Y.csv", "t10y2y"), on="ds", how="full", coalesce=True)
-        .sort("ds")
-    )
+    series, freqs, lags = load_bundled_series(data_dir, ["stlfsi4", "dgs10", "t10y2y"])
+
+    def known(uid: str, name: str) -> pl.DataFrame:
+        own = series.filter(pl.col("unique_id") == uid).sort("ds")
+        return own.select(known_at(pl.col("ds"), freqs[uid], lags[uid]).alias("ds"), pl.col("y").alias(name))
+
+    stress = known("stlfsi4", "stlfsi4")
+    daily = known("dgs10", "dgs10").join(known("t10y2y", "t10y2y"), on="ds", how="full", coalesce=True).sort("ds")
     daily = daily.with_columns(
         pl.col("dgs10").diff().rolling_std(20, min_samples=10).alias("rates_volatility"),
         (-pl.col("t10y2y")).alias("curve_inversion"),

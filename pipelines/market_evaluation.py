@@ -101,15 +101,19 @@ DEFAULT_SPLITS: dict[str, list[Split]] = {
 }
 
 
-def load_bundled_series(data_dir: Path, unique_ids: Sequence[str]) -> tuple[pl.DataFrame, dict[str, str]]:
-    """The bundled series named (long frame ``unique_id, ds, y``) and their frequencies,
-    parsed with the same parsers and options as ``ews demo`` (``bundled_catalogue``)."""
+def load_bundled_series(
+    data_dir: Path, unique_ids: Sequence[str]
+) -> tuple[pl.DataFrame, dict[str, str], dict[str, str | None]]:
+    """The bundled series named (long frame ``unique_id, ds, y``), their frequencies and
+    their ``available_after`` (when a value is published, :mod:`core.availability`), parsed
+    with the same parsers and options as ``ews demo`` (``bundled_catalogue``)."""
     from ingest.sources import parse
     from ingest.sources.catalogue import bundled_catalogue
 
     wanted = set(unique_ids)
     frames: list[pl.DataFrame] = []
     freqs: dict[str, str] = {}
+    lags: dict[str, str | None] = {}
     for entry in bundled_catalogue(data_dir):
         uid = entry.options.get("unique_id")
         if uid is not None and uid not in wanted:
@@ -122,13 +126,14 @@ def load_bundled_series(data_dir: Path, unique_ids: Sequence[str]) -> tuple[pl.D
             frames.append(keep.select("unique_id", "ds", pl.col("y").cast(pl.Float64)))
             for row in parsed.meta.filter(pl.col("unique_id").is_in(list(wanted))).iter_rows(named=True):
                 freqs[row["unique_id"]] = row.get("frequency") or ""
+                lags[row["unique_id"]] = row.get("available_after")
     missing = sorted(wanted - set(freqs))
     if missing:
         raise ConfigError(
             f"the bundled data in {data_dir} has no series {missing}",
             fix="point --data at the project's data/ folder, or change [markets] indicators",
         )
-    return pl.concat(frames), freqs
+    return pl.concat(frames), freqs, lags
 
 
 def _rarity_signal(indicators: pl.DataFrame, names: Sequence[str], quantile: float) -> tuple[np.ndarray, np.ndarray]:
@@ -200,12 +205,15 @@ def evaluate_market(
     ``{"targets": {target: {split: {"train_events", "test_events", "rows": [...]}}}, ...}``."""
     data_dir = Path(data_dir)
     ids = sorted({s.unique_id for s in specs} | {stress_index})
-    series, freqs = load_bundled_series(data_dir, ids)
-    frame = hazards.market_composite(series.filter(pl.col("unique_id") != stress_index), specs, frequencies=freqs)
+    series, freqs, lags = load_bundled_series(data_dir, ids)
+    frame = hazards.market_composite(
+        series.filter(pl.col("unique_id") != stress_index), specs, frequencies=freqs, available_after=lags
+    )
     stress = hazards.build_indicators(
         series.filter(pl.col("unique_id") == stress_index),
         [IndicatorSpec("stlfsi4", stress_index, "level", "stress")],
         frequencies=freqs,
+        available_after=lags,
     )
     frame = frame.join(stress, on="ds", how="left")
     segments = list(dict.fromkeys(s.segment for s in specs))

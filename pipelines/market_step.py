@@ -246,7 +246,13 @@ def run_market_step(
         f"({', '.join(ids)}), sub-indices {', '.join(cfg.segment_uid(s) for s in cfg.segments)}"
     )
     try:
-        frame = market_composite(series, specs, frequencies=frequencies, end=clock.judged_at)
+        frame = market_composite(
+            series,
+            specs,
+            frequencies=frequencies,
+            available_after=dict(zip(meta["unique_id"], meta["available_after"], strict=True)),
+            end=clock.judged_at,
+        )
     except EWSError as exc:
         result.notes.append(f"market composite {cfg.composite_uid} skipped: {exc.problem} ({exc.fix})")
         return result

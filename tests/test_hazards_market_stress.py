@@ -48,14 +48,15 @@ def test_an_input_too_short_for_its_window_names_the_indicator_and_the_fix() -> 
 
 def test_an_end_inside_a_friday_sees_nothing_published_later_that_day() -> None:
     """A replay at Friday noon must not see Friday's close: the closes are stamped 16:00 here
-    (the New York close), so at noon the newest value is Thursday's."""
+    (the New York close), so at noon the newest value is Thursday's. A daily value counts as
+    known at the end of its day (core.availability), which is where a replay's cutoff sits."""
     from hazards.market_indicators import IndicatorSpec, build_indicators
 
     dgs10 = _parsed("market/fred_DGS10.csv").series.sort("ds").with_columns(pl.col("ds") + dt.timedelta(hours=16))
     uid = dgs10["unique_id"][0]
     spec = IndicatorSpec("dgs10", uid, "level", "bonds")
     friday = dt.datetime(2008, 10, 10)
-    evening = build_indicators(dgs10, [spec], frequencies={uid: "B"}, end=friday + dt.timedelta(hours=23))
+    evening = build_indicators(dgs10, [spec], frequencies={uid: "B"}, end=friday + dt.timedelta(days=1))
     noon = build_indicators(dgs10, [spec], frequencies={uid: "B"}, end=friday + dt.timedelta(hours=12))
     close = dict(zip(dgs10["ds"], dgs10["y"], strict=True))
     assert close[friday + dt.timedelta(hours=16)] != close[dt.datetime(2008, 10, 9, 16)]

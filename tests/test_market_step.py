@@ -170,7 +170,12 @@ def test_the_level_uses_nothing_published_after_the_cutoff(replayed) -> None:
             wh, "SELECT evidence FROM risk_grades WHERE unique_id = 'us_stress_composite' ORDER BY ds DESC LIMIT 1"
         )
     assert series["ds"].max() > datetime(2020, 1, 1)
-    frame = market_composite(series, specs, frequencies=dict(zip(meta["unique_id"], meta["frequency"], strict=True)))
+    frame = market_composite(
+        series,
+        specs,
+        frequencies=dict(zip(meta["unique_id"], meta["frequency"], strict=True)),
+        available_after=dict(zip(meta["unique_id"], meta["available_after"], strict=True)),  # the cycle's rule
+    )
     model = MarketModelInput(frame=frame, events=read_market_events(events_path(settings)), settings=cfg)
     graded, _ = market_level(model, at=CUTOFF, ds=datetime(2011, 3, 11))
     assert graded is not None

@@ -25,6 +25,7 @@ from typing import Any
 
 import polars as pl
 
+from warehouse.series import known_before
 from warehouse.store import Warehouse
 
 __all__ = [
@@ -184,15 +185,16 @@ def read_models(wh: Warehouse, *, domain: str | None = None) -> pl.DataFrame:
 
 
 def read_training_provenance(wh: Warehouse, unique_ids: Sequence[str], before: datetime | None = None) -> pl.DataFrame:
-    """Per series: observation count, last time, and the ledger batches its rows came from."""
-    return wh._frame(
-        "SELECT unique_id, count(*) AS rows, max(ds) AS last_ds, "
-        "list_sort(list_distinct(list(batch_id))) AS batch_ids "
-        "FROM observations WHERE unique_id IN (SELECT unnest(?)) "
-        "AND ds < coalesce(?, 'infinity'::TIMESTAMP) "
-        "GROUP BY unique_id ORDER BY unique_id",
-        [list(unique_ids), before],
-    )
+    """Per series: observation count, last time, and the ledger batches its rows came from
+    (with ``before``, of the rows known by then: :func:`warehouse.series.known_before`)."""
+    with known_before(wh, before, unique_ids) as (where, params):
+        return wh._frame(
+            "SELECT o.unique_id, count(*) AS rows, max(o.ds) AS last_ds, "
+            "list_sort(list_distinct(list(o.batch_id))) AS batch_ids "
+            f"FROM observations o {where} AND o.unique_id IN (SELECT unnest(?)) "
+            "GROUP BY o.unique_id ORDER BY o.unique_id",
+            [*params, list(unique_ids)],
+        )
 
 
 # -- forecasts ---------------------------------------------------------------------------

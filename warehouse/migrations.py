@@ -449,6 +449,11 @@ _V8 = (
 # older file and for sources that state none.
 _V9 = ("ALTER TABLE series ADD COLUMN attributes VARCHAR",)
 
+# Version 10 (issue 22): when a series' values become known, an ISO 8601 duration after each
+# value's period ends (core.availability). Rows of an older file keep their values and get
+# null, which reads as the default of their variable until their source is ingested again.
+_V10 = ("ALTER TABLE series ADD COLUMN available_after VARCHAR",)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "base tables: series, observations, ledger, runs, results, audit", _V1),
     Migration(2, "risk grades, per-series cycle state, earthquake events", _V2),
@@ -458,6 +463,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(7, "dashboard: review-inbox actions applied to the warehouse", _V7),
     Migration(8, "series: physical lower and upper bounds", _V8),
     Migration(9, "series: free-form attributes (JSON) stated by the source", _V9),
+    Migration(10, "series: available_after, when a value becomes known (as-of replays)", _V10),
 )
 
 CURRENT_VERSION = max(m.version for m in MIGRATIONS)

@@ -5,7 +5,10 @@ holding the key, default ``FRED_API_KEY``; the key itself never goes into ews.to
 (first observation date, default 1980-01-01), ``lookback_days`` (re-read this many days before
 the watermark to pick up revisions, default 45), ``prefix`` (series id prefix), ``frequency``
 (a table ``{ SERIES = "B" }`` overriding the frequency read from FRED), ``domain``, ``region``,
-``url`` (default ``https://api.stlouisfed.org/fred``).
+``url`` (default ``https://api.stlouisfed.org/fred``), ``vintage`` (``"first"``: ask ALFRED
+for every vintage, ``realtime_start=1776-07-04&realtime_end=9999-12-31``, and keep each
+date's first-published value, so a revised series replays as it was announced; default: the
+latest values only).
 
 Per series: ``fred/series`` (title, units, frequency) then ``fred/series/observations`` from
 the watermark minus ``lookback_days``; one batch per series, watermark ``<source>/<SERIES>`` =
@@ -29,7 +32,7 @@ from ingest.sources._common import snake
 __all__ = ["fetch", "FRED_REQUESTS_PER_MINUTE"]
 
 FRED_REQUESTS_PER_MINUTE = 120
-_KNOWN = ("series", "api_key_env", "start", "lookback_days", "prefix", "frequency", "domain", "region")
+_KNOWN = ("series", "api_key_env", "start", "lookback_days", "prefix", "frequency", "domain", "region", "vintage")
 _FREQ = {"D": "B", "W": "W-FRI", "M": "MS"}
 _FIX = "check the series id and the API key (https://fred.stlouisfed.org/docs/api/api_key.html)"
 _limiter = RateLimiter(FRED_REQUESTS_PER_MINUTE, 60.0)  # one per process: the limit is per key
@@ -66,6 +69,12 @@ def fetch(
     start = spec.date("start", "1980-01-01")
     lookback = timedelta(days=int(spec.get("lookback_days", 45)))
     overrides = dict(spec.get("frequency", {}) or {})
+    vintage = spec.get("vintage", "latest")
+    if vintage not in ("first", "latest"):
+        raise ConfigError(
+            f"source {name}: vintage = {vintage!r} is not one of first, latest",
+            fix='write vintage = "first" to replay first-published values (ALFRED), or leave it out',
+        )
     for series_id in series:
         mark_key = f"{name}/{series_id}"
         since = start
@@ -85,10 +94,10 @@ def fetch(
                 f"FRED series {series_id} has frequency {code!r}, which the engine does not model",
                 fix='pick a daily, weekly or monthly series, or set frequency = { SERIES = "MS" }',
             )
-        url = build_url(
-            f"{base}/series/observations",
-            {"series_id": series_id, "api_key": key, "file_type": "json", "observation_start": f"{since:%Y-%m-%d}"},
-        )
+        query = {"series_id": series_id, "api_key": key, "file_type": "json", "observation_start": f"{since:%Y-%m-%d}"}
+        if vintage == "first":
+            query.update(realtime_start="1776-07-04", realtime_end="9999-12-31")  # every vintage (ALFRED)
+        url = build_url(f"{base}/series/observations", query)
         body = client.get(url, what=f"FRED observations {series_id}", fix_4xx=_FIX, limiter=_limiter, redact=key)
         observed = json.loads(body or b"{}").get("observations", []) if body else []
         dates: list[Any] = [
@@ -104,6 +113,7 @@ def fetch(
             "variable": snake(series_id),
             "domain": spec.get("domain", "market"),
             "region": spec.get("region", "US"),
+            **({"vintage": "first"} if vintage == "first" else {}),
         }
         yield Fetch(
             files=[RawFile(f"{series_id}_{since:%Y%m%d}.json", body)],

@@ -20,6 +20,9 @@ for every series of the file), overriding the parsers' defaults by variable
 (:data:`DEFAULT_BOUNDS`). They land in the ``lower_bound`` / ``upper_bound`` metadata columns.
 Formats without regional series (stations) also take ``regions``: a station whose lat/lon lies
 in one gets that region's name in its ``region`` metadata (:func:`assign_regions`).
+Likewise ``available_after``: how long after its period a value is published (ISO 8601,
+``"P20D"``, or ``{unique_id: "P20D"}``), overriding :data:`DEFAULT_AVAILABLE_AFTER`; an as-of
+replay sees a value only from then on (:mod:`core.availability`).
 
 Formats (keys of :data:`PARSERS`): fred_csv, fred_multi, fred_json, fred_long_fx, market_table,
 usgs_catalog, cenc_catalog, event_catalog (any earthquake catalog table), pbo_pos, ngl_tenv3,
@@ -37,7 +40,16 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import ConfigError
-from ingest.sources._common import DEFAULT_BOUNDS, EVENT_SCHEMA, Parsed, apply_bounds, assign_regions, parse_regions
+from ingest.sources._common import (
+    DEFAULT_AVAILABLE_AFTER,
+    DEFAULT_BOUNDS,
+    EVENT_SCHEMA,
+    Parsed,
+    apply_available_after,
+    apply_bounds,
+    assign_regions,
+    parse_regions,
+)
 from ingest.sources.apis import parse_nasa_power_json, parse_usgs_water_json
 from ingest.sources.catalogue import BundledFile, bundled_catalogue
 from ingest.sources.detect import detect_format
@@ -57,6 +69,8 @@ __all__ = [
     "EVENT_SCHEMA",
     "DEFAULT_BOUNDS",
     "apply_bounds",
+    "DEFAULT_AVAILABLE_AFTER",
+    "apply_available_after",
     "PARSERS",
     "parse",
     "detect_format",
@@ -111,12 +125,14 @@ def parse(path: Path, fmt: str, **options: Any) -> Parsed:
 
     ``bounds`` (any format) sets the physical bounds of the series the file yields;
     ``regions`` places the stations of formats that make no regional series.
+    ``available_after`` (any format) when their values became known (:mod:`core.availability`).
     """
     try:
         parser = PARSERS[fmt]
     except KeyError:
         raise ConfigError(f"unknown source format {fmt!r}", fix=f"use one of {sorted(PARSERS)}") from None
     bounds = options.pop("bounds", None)
+    available_after = options.pop("available_after", None)
     what = f"{fmt} {Path(path).name}"
     # Formats that do not make regional series (stations) take regions to place their stations.
     stations = None
@@ -125,14 +141,17 @@ def parse(path: Path, fmt: str, **options: Any) -> Parsed:
     try:
         inspect.signature(parser).bind(Path(path), **options)
     except TypeError as exc:
-        accepted = [p for p in inspect.signature(parser).parameters if p != "path"] + ["bounds", "regions"]
+        accepted = [p for p in inspect.signature(parser).parameters if p != "path"]
+        accepted += ["bounds", "regions", "available_after"]
         raise ConfigError(f"format {fmt!r}: {exc}", fix=f"options of {fmt!r} are {accepted}") from None
     parsed = parser(Path(path), **options)
-    if bounds is None and stations is None:
+    if bounds is None and stations is None and available_after is None:
         return parsed
     meta, notes = parsed.meta, parsed.notes
     if bounds is not None:
         meta = apply_bounds(meta, bounds, what=what)
+    if available_after is not None:
+        meta = apply_available_after(meta, available_after, what=what)
     if stations is not None:
         meta, placed = assign_regions(meta, stations, what=what)
         notes = (*notes, *placed)

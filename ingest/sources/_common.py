@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from core.availability import DEFAULT_AVAILABLE_AFTER, default_available_after, parse_available_after
 from core.errors import ConfigError, DataFormatError, FrameError
 from core.frames import (
     FREQUENCIES,
@@ -53,6 +54,8 @@ __all__ = [
     "meta_row",
     "DEFAULT_BOUNDS",
     "apply_bounds",
+    "DEFAULT_AVAILABLE_AFTER",
+    "apply_available_after",
     "finish",
     "check_frequency",
     "parse_regions",
@@ -259,10 +262,13 @@ def meta_row(
     classification: str = "public",
     bounds: tuple[float | None, float | None] | None = None,
     attributes: Mapping[str, object] | None = None,
+    available_after: str | None = None,
 ) -> dict[str, object]:
     """One metadata row; options are checked here so every parser rejects them the same way.
 
-    ``bounds`` (lower, upper) defaults to :data:`DEFAULT_BOUNDS` of the ``variable``.
+    ``bounds`` (lower, upper) defaults to :data:`DEFAULT_BOUNDS` of the ``variable``;
+    ``available_after`` (how long after its period a value is published, ISO 8601) to
+    :data:`DEFAULT_AVAILABLE_AFTER` of the ``variable`` (:func:`core.availability.default_available_after`).
     ``attributes`` (facts the source states that have no column of their own) is stored as
     JSON object text with sorted keys, or null when None or empty.
     """
@@ -294,7 +300,52 @@ def meta_row(
         "classification": classification.lower(),
         "attributes": json.dumps(dict(attributes), sort_keys=True, ensure_ascii=False) if attributes else None,
         **_bounds_row(unique_id, DEFAULT_BOUNDS.get(variable, (None, None)) if bounds is None else bounds),
+        "available_after": _available_after(
+            unique_id, default_available_after(variable) if available_after is None else available_after
+        ),
     }
+
+
+def _available_after(unique_id: str, text: object) -> str:
+    """``text`` as a checked ISO 8601 duration in upper case; ConfigError naming the option."""
+    try:
+        parse_available_after(text, what=f"available_after of {unique_id}")
+    except FrameError as exc:
+        raise ConfigError(
+            exc.problem, fix=f'{exc.fix}; e.g. available_after="P20D" or {{"{unique_id}": "P20D"}}'
+        ) from None
+    return str(text).strip().upper()
+
+
+def apply_available_after(meta: pl.DataFrame, option: object, *, what: str) -> pl.DataFrame:
+    """The metadata with a file's ``available_after`` option applied: one duration for every
+    series (``"P20D"``), or ``{unique_id: "P20D"}`` (``"*"`` for the rest of the file). Ids the
+    file does not yield are refused, like :func:`apply_bounds`."""
+    if option is None:
+        return meta
+    ids = meta.get_column("unique_id").to_list()
+    spec: Mapping[str, object] = {"*": option} if isinstance(option, str) else option  # type: ignore[assignment]
+    if not isinstance(spec, Mapping):
+        raise ConfigError(
+            f"{what}: available_after={option!r} is neither a duration nor a table of series ids",
+            fix='write available_after="P20D", or {"<unique_id>": "P20D", "*": "P0D"}',
+        )
+    unknown = sorted(set(spec) - set(ids) - {"*"})
+    if unknown:
+        raise ConfigError(
+            f"{what}: available_after names series {unknown} that the file does not yield",
+            fix=f'name some of {ids}, or "*" for every series of the file',
+        )
+    chosen = {
+        uid: _available_after(uid, spec[uid] if uid in spec else spec["*"]) for uid in ids if uid in spec or "*" in spec
+    }
+    if not chosen:
+        return meta
+    return meta.with_columns(
+        pl.col("unique_id")
+        .replace_strict(chosen, default=pl.col("available_after"), return_dtype=pl.Utf8)
+        .alias("available_after")
+    )
 
 
 def _bounds_row(unique_id: str, bounds: object) -> dict[str, float | None]:

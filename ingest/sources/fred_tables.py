@@ -8,7 +8,11 @@
   given; ``units`` and ``names`` map a series id to its unit / name.
 - ``fred_json``: the JSON of ``fred/series/observations`` (``{"observations": [{"date",
   "value", "realtime_start", "realtime_end"}, ...]}``); values are strings, ``.`` = missing.
-  The connector passes the title, unit and frequency it read from ``fred/series``.
+  The connector passes the title, unit and frequency it read from ``fred/series``. An ALFRED
+  answer (``realtime_start=1776-07-04&realtime_end=9999-12-31``) lists one row per date and
+  vintage: ``vintage="first"`` keeps each date's first-published value (the earliest
+  ``realtime_start``), so a replay sees the numbers as they were announced; ``"latest"`` keeps
+  the newest. Repeated dates without ``vintage`` are refused with that fix.
 """
 
 from __future__ import annotations
@@ -137,8 +141,15 @@ def parse_fred_json(
     source: str = _SOURCE,
     licence: str = _LICENCE,
     classification: str = "public",
+    vintage: str | None = None,
 ) -> Parsed:
-    """Parse a FRED API observations answer into one series (``.`` values dropped and counted)."""
+    """Parse a FRED API observations answer into one series (``.`` values dropped and counted);
+    ``vintage`` (``first`` / ``latest``) picks one row per date of an ALFRED answer."""
+    if vintage not in (None, "first", "latest"):
+        raise ConfigError(
+            f"fred_json: vintage={vintage!r} is not one of first, latest",
+            fix='pass vintage="first" (values as first published) or "latest" (as revised)',
+        )
     path = Path(path)
     text, _ = read_text(path)
     try:
@@ -161,16 +172,21 @@ def parse_fred_json(
     if bad:
         raise fail(path, f"observation {bad[0]} lacks 'date' or 'value'", fix="fetch the series again")
     raw = pl.DataFrame(
-        {"date": [str(r["date"]) for r in rows], "value": [str(r["value"]) for r in rows]},
-        schema={"date": pl.Utf8, "value": pl.Utf8},
+        {
+            "date": [str(r["date"]) for r in rows],
+            "value": [str(r["value"]) for r in rows],
+            "realtime_start": [str(r.get("realtime_start", "")) for r in rows],
+        },
+        schema={"date": pl.Utf8, "value": pl.Utf8, "realtime_start": pl.Utf8},
     ).with_row_index("_line", offset=1)
-    kept, n_missing = _drop_missing(raw, "value")
+    raw, vintage_notes = _one_vintage(path, raw, vintage)
+    kept, n_missing = _drop_missing(raw.drop("realtime_start"), "value")
     if kept.height == 0:
         raise fail(path, "has no non-missing observation", fix="widen observation_start/observation_end")
     lines = kept.get_column("_line")
     ds = to_datetime(path, kept.get_column("date"), "%Y-%m-%d", lines, column="date", example="2020-01-31")
     y = to_float(path, kept.get_column("value"), lines, column="value")
-    notes = [f"dropped {n_missing} '.' value(s)"] if n_missing else []
+    notes = [*vintage_notes, *([f"dropped {n_missing} '.' value(s)"] if n_missing else [])]
     if frequency is None:
         frequency = _infer_frequency(path, ds.sort()) if ds.len() >= 3 else None
         if frequency is None:
@@ -195,3 +211,36 @@ def parse_fred_json(
         classification=classification,
     )
     return finish(path, pl.DataFrame({"unique_id": unique_id, "ds": ds, "y": y}), [meta], notes=notes)
+
+
+def _one_vintage(path: Path, raw: pl.DataFrame, vintage: str | None) -> tuple[pl.DataFrame, list[str]]:
+    """One row per date: the earliest (``first``) or newest (``latest``) ``realtime_start``.
+    A missing ('.') first release stays missing: the value was not published then."""
+    repeated = raw.get_column("date").is_duplicated()
+    if not repeated.any():
+        return raw, []
+    if vintage is None:
+        dates = raw.filter(repeated).get_column("date")
+        first = dates[0]
+        raise fail(
+            path,
+            f"lists date {first} {int((dates == first).sum())} times, and {dates.n_unique()} date(s) more than "
+            "once, across vintages (an ALFRED answer with realtime_start/realtime_end)",
+            fix='pass vintage="first" to keep the values as first published, or vintage="latest"',
+        )
+    if (raw.get_column("realtime_start") == "").any():
+        raise fail(
+            path,
+            "repeats dates but some observations lack realtime_start",
+            fix="request the vintages with realtime_start and realtime_end (fred/series/observations)",
+        )
+    picked = (
+        raw.sort("date", "realtime_start", descending=[False, vintage == "latest"])
+        .unique(subset="date", keep="first", maintain_order=True)
+        .sort("_line")
+    )
+    revised = raw.group_by("date").agg(pl.col("value").n_unique() > 1).get_column("value").sum()
+    return picked, [
+        f"kept the {vintage}-published value of each of {picked.height} date(s) out of {raw.height} vintage "
+        f"row(s); {revised} date(s) were revised after their first release"
+    ]
