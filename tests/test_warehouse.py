@@ -191,7 +191,7 @@ def test_previous_version_file_gains_series_bounds_keeping_its_rows(tmp_path: Pa
         before = sql_frame(wh, "SELECT * FROM series")
         observations = read_observations(wh)
     with Warehouse.open(path) as wh:
-        assert wh.schema_version() == CURRENT_VERSION == 8
+        assert wh.schema_version() == CURRENT_VERSION == 9
         assert read_observations(wh).equals(observations)
         after = sql_frame(wh, "SELECT * FROM series")
         assert after.select(before.columns).equals(before)

@@ -444,6 +444,31 @@ _V8 = (
     "ALTER TABLE series ADD COLUMN upper_bound DOUBLE",
 )
 
+# Version 9 (issue 20): a run row names the process that holds it (pid, host, the process's
+# start time where the system tells it), so the next writer can mark the row of a process
+# that died `aborted`. DuckDB cannot alter a CHECK constraint: the table is rebuilt.
+_V9 = (
+    """
+    CREATE TABLE runs_v9 (
+        run_id        VARCHAR PRIMARY KEY,
+        kind          VARCHAR NOT NULL,
+        started_at    TIMESTAMP NOT NULL,
+        finished_at   TIMESTAMP,
+        status        VARCHAR NOT NULL CHECK (status IN ('running', 'success', 'failed', 'aborted')),
+        row_counts    JSON,
+        error         VARCHAR,
+        as_of         TIMESTAMP,
+        pid           INTEGER,
+        host          VARCHAR,
+        process_start VARCHAR
+    )
+    """,
+    "INSERT INTO runs_v9 (run_id, kind, started_at, finished_at, status, row_counts, error, as_of) "
+    "SELECT run_id, kind, started_at, finished_at, status, row_counts, error, as_of FROM runs",
+    "DROP TABLE runs",
+    "ALTER TABLE runs_v9 RENAME TO runs",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "base tables: series, observations, ledger, runs, results, audit", _V1),
     Migration(2, "risk grades, per-series cycle state, earthquake events", _V2),
@@ -452,6 +477,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(6, "alert review, silences, feedback, outbox, CAP, delivery, data gaps, LLM switches", _V6),
     Migration(7, "dashboard: review-inbox actions applied to the warehouse", _V7),
     Migration(8, "series: physical lower and upper bounds", _V8),
+    Migration(9, "runs: the holding process (pid, host) and the aborted status", _V9),
 )
 
 CURRENT_VERSION = max(m.version for m in MIGRATIONS)
