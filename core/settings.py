@@ -320,6 +320,9 @@ future_tolerance_hours = 36.0
 timeout_seconds = 30.0
 # Every request, wait and retry of one source's run together stop after this many seconds.
 source_deadline_seconds = 900.0
+# Downloads do not hold the warehouse; committing a downloaded source waits this long for
+# another writer (a cycle, another ingest) to finish before giving up.
+commit_wait_seconds = 600.0
 retries = 4
 backoff_seconds = 1.0
 max_backoff_seconds = 60.0
@@ -707,6 +710,7 @@ class IngestSettings:
     user_agent: str
     sources: dict[str, Any]
     source_deadline_seconds: float = 900.0
+    commit_wait_seconds: float = 600.0
 
 
 @dataclass(frozen=True)
