@@ -108,6 +108,10 @@ class Expect:
     table whose first bytes are one of ``starts``) or ``binary`` (a file whose signature is
     one of ``starts``). ``content_types``: accepted substrings of the Content-Type (empty:
     any but HTML). ``describe``: what the answer should be, in words, for the error.
+
+    A text table cut at a line end still reads as a whole table, so a ``text`` answer must
+    be *framed* (a Content-Length or chunked transfer, which the client checks to the last
+    byte); JSON proves itself whole by decoding, a binary file by its parser.
     """
 
     kind: str
@@ -160,7 +164,14 @@ def _snippet(body: bytes, redact: str | None) -> str:
 
 
 def check_answer(
-    body: bytes, content_type: str, expect: Expect, *, what: str, location: str, redact: str | None = None
+    body: bytes,
+    content_type: str,
+    expect: Expect,
+    *,
+    what: str,
+    location: str,
+    redact: str | None = None,
+    framed: bool = True,
 ) -> Any:
     """The one decoding step of every connector: the decoded value, or :class:`AnswerError`.
 
@@ -195,6 +206,11 @@ def check_answer(
         if problem:
             raise refuse(f"answered JSON of the wrong shape for {expect.describe}: {problem}")
         return data
+    if expect.kind == "text" and not framed:
+        raise refuse(
+            f"answered {expect.describe} with neither Content-Length nor chunked framing: a cut answer "
+            "cannot be told from a whole one"
+        )
     if expect.starts and not body.lstrip(b"\xef\xbb\xbf").startswith(expect.starts):
         raise refuse(
             f"answered a body that does not start as {expect.describe} does "
@@ -320,6 +336,7 @@ class HttpClient:
         self.retried = 0
         self._deadline: float | None = None
         self._deadline_seconds = 0.0
+        self.last_framed = True  # whether the last answer had a Content-Length or chunked framing
 
     @contextmanager
     def source_deadline(self, seconds: float | None = None) -> Iterator[None]:
@@ -372,6 +389,7 @@ class HttpClient:
                     if response.status == 204:
                         return 204, response.headers, b""
                     expected = response.headers.get("Content-Length")
+                    self.last_framed = expected is not None or bool(getattr(response, "chunked", False))
                     chunks: list[bytes] = []
                     received = 0
                     while True:
@@ -471,5 +489,5 @@ class HttpClient:
         if status == 204:
             return None
         shown = url.replace(redact, "***") if redact else url
-        data = check_answer(body, ctype, expect, what=what, location=shown, redact=redact)
+        data = check_answer(body, ctype, expect, what=what, location=shown, redact=redact, framed=self.last_framed)
         return Answer(body=body, data=data, content_type=ctype, location=shown)
