@@ -264,3 +264,32 @@ def test_a_file_whose_frequency_cannot_be_inferred_is_quarantined_with_a_ledger_
         ledger = read_batches(wh)
         assert ledger.get_column("status").to_list() == ["quarantined"]
         assert count_rows(wh, "observations") == 0
+
+
+def test_a_redirect_to_another_scheme_is_refused(tmp_path) -> None:
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from threading import Thread
+
+    from ingest.connectors.http import Expect, SourceError
+
+    class Redirect(BaseHTTPRequestHandler):
+        def log_message(self, *_args: object) -> None:
+            return
+
+        def do_GET(self) -> None:  # noqa: N802 (http.server API)
+            self.send_response(302)
+            self.send_header("Location", "file:///etc/passwd")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Redirect)
+    Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        settings = load_settings(tmp_path, environ={})
+        with pytest.raises(SourceError, match="redirected to file:///etc/passwd, which is not an http"):
+            HttpClient(settings.ingest).get_answer(
+                f"http://127.0.0.1:{server.server_address[1]}/x", what="t", fix_4xx="-", expect=Expect.json("JSON")
+            )
+    finally:
+        server.shutdown()
+        server.server_close()

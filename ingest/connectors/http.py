@@ -443,6 +443,12 @@ class HttpClient:
                 if redact:
                     last = last.replace(redact, "***")
             else:
+                if 300 <= status < 400:  # urllib follows http(s) redirects; this one it refused
+                    raise SourceError(
+                        f"{what}: {shown} redirected to {headers.get('Location')}, which is not an http(s) URL "
+                        f"(HTTP {status}, not followed)",
+                        fix="point the source's url at the final http(s) address",
+                    )
                 if status < 400:
                     return status, headers.get("Content-Type", "") or "", body
                 text = body.decode("utf-8", "replace")[:500]
