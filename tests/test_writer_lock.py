@@ -198,3 +198,14 @@ def test_metrics_parse_with_prometheus_client_and_repeat_no_series(demo, capsys)
     with Warehouse.open(load_settings(demo, environ={}).warehouse_path, read_only=True) as wh:
         judgments = wh._execute("SELECT count(*) FROM judgments")[0][0]
     assert judgments > 0 and sum(s.value for s in checks) == judgments  # every judgment counted once
+
+
+def test_a_run_left_running_in_an_older_warehouse_is_aborted_by_the_upgrade(tmp_path) -> None:
+    """Before schema 9 every run held the writer lock throughout: a `running` row found by the
+    upgrading writer belongs to a dead process (the issue's run stuck `running` forever)."""
+    path = tmp_path / "old.duckdb"
+    with Warehouse.open(path, target_version=8) as wh:
+        wh._execute("INSERT INTO runs (run_id, kind, started_at, status) VALUES ('i_old', 'ingest', now(), 'running')")
+    with Warehouse.open(path) as wh:
+        ((status, error),) = wh._execute("SELECT status, error FROM runs WHERE run_id = 'i_old'")
+    assert status == "aborted" and "ended without finishing" in error

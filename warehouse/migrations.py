@@ -446,10 +446,11 @@ _V8 = (
 
 # Version 9 (issue 20): a run row names the process that holds it (pid, host, the process's
 # start time where the system tells it), so the next writer can mark the row of a process
-# that died `aborted`. DuckDB cannot alter a CHECK constraint: the table is rebuilt.
+# that died `aborted`. DuckDB cannot alter a CHECK constraint: the table is created anew.
 _V9 = (
+    "ALTER TABLE runs RENAME TO runs_v8",
     """
-    CREATE TABLE runs_v9 (
+    CREATE TABLE runs (
         run_id        VARCHAR PRIMARY KEY,
         kind          VARCHAR NOT NULL,
         started_at    TIMESTAMP NOT NULL,
@@ -463,10 +464,14 @@ _V9 = (
         process_start VARCHAR
     )
     """,
-    "INSERT INTO runs_v9 (run_id, kind, started_at, finished_at, status, row_counts, error, as_of) "
-    "SELECT run_id, kind, started_at, finished_at, status, row_counts, error, as_of FROM runs",
-    "DROP TABLE runs",
-    "ALTER TABLE runs_v9 RENAME TO runs",
+    "INSERT INTO runs (run_id, kind, started_at, finished_at, status, row_counts, error, as_of) "
+    "SELECT run_id, kind, started_at, finished_at, status, row_counts, error, as_of FROM runs_v8",
+    "DROP TABLE runs_v8",
+    # Before v9 every run held the writer lock from start to finish, and this migration holds
+    # it now: a row still `running` belongs to a process that died.
+    "UPDATE runs SET status = 'aborted', finished_at = coalesce(finished_at, now()::TIMESTAMP), "
+    "error = 'aborted: its process ended without finishing the run (found when the schema moved to version 9)' "
+    "WHERE status = 'running'",
 )
 
 MIGRATIONS: tuple[Migration, ...] = (
