@@ -317,9 +317,15 @@ threads = 2
 # A batch holding an observation later than now + this many hours is quarantined (clock or
 # time-zone error at the source).
 future_tolerance_hours = 36.0
-# Network sources: per-request timeout, retries on 429/5xx/timeouts with exponential backoff
-# (backoff_seconds, doubling, capped at max_backoff_seconds; a Retry-After header wins).
+# Network sources: timeout_seconds bounds one whole request (connect, headers and the complete
+# body, not each read); retries on 429/5xx/timeouts with exponential backoff (backoff_seconds,
+# doubling, capped at max_backoff_seconds; a Retry-After header wins).
 timeout_seconds = 30.0
+# Every request, wait and retry of one source's run together stop after this many seconds.
+source_deadline_seconds = 900.0
+# Downloads do not hold the warehouse; committing a downloaded source waits this long for
+# another writer (a cycle, another ingest) to finish before giving up.
+commit_wait_seconds = 600.0
 retries = 4
 backoff_seconds = 1.0
 max_backoff_seconds = 60.0
@@ -719,6 +725,8 @@ class IngestSettings:
     max_backoff_seconds: float
     user_agent: str
     sources: dict[str, Any]
+    source_deadline_seconds: float = 900.0
+    commit_wait_seconds: float = 600.0
 
 
 #: Keys of a ``[regions]`` entry; the geometry is one of the box, ``polygon`` or ``geojson``.

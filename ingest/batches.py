@@ -12,10 +12,15 @@ windows), parsed with one format and one set of options. Contracts:
 - **All or nothing**: series, observations, events, derived series, the ledger row, the
   source's watermark and its freshness commit in one transaction; a crash or an error before
   COMMIT leaves the warehouse as it was (DuckDB's WAL is replayed on the next open).
-- **Quarantine**: a batch that does not parse, or that fails a rule of
-  :mod:`ingest.rules` (future timestamps, impossible values, wrong units), is
-  recorded as ``quarantined`` with the reasons; its landing copy stays for inspection and
-  nothing of it reaches the series tables.
+- **Quarantine**: a batch that does not parse (whatever the parser raised: a format error, an
+  option it cannot work out such as a frequency, or an unexpected exception), or that fails a
+  rule of :mod:`ingest.rules` (future timestamps, impossible values, wrong units), or whose
+  watermark is older than the stored one (a cut or stale answer), is recorded as
+  ``quarantined`` with the reasons; its landing copy stays for inspection and nothing of it
+  reaches the series tables.
+- **Landing needs no lock**: :func:`land_files` writes a network batch's files under
+  ``EWS_HOME/raw`` without the warehouse; :func:`commit_landed` (the only step that needs the
+  writer) checks, parses and commits them.
 - Earthquake catalogs: events are upserted, then each region's daily count / max magnitude /
   energy are recomputed **from the stored events** of that catalog over the days the batch
   touched, so the daily values never depend on how the catalog was split into batches.
@@ -61,6 +66,10 @@ __all__ = [
     "stored_form",
     "ingest_file",
     "ingest_files",
+    "land_files",
+    "commit_landed",
+    "quarantine_landed",
+    "LandedBatch",
     "load_bundled",
     "sample_data_dir",
     "batch_id_for",
@@ -94,7 +103,9 @@ class RawFile:
 
 
 @dataclass
-class _Batch:
+class LandedBatch:
+    """A batch whose files are under ``EWS_HOME/raw/<batch_id>/`` (from :func:`land_files`)."""
+
     batch_id: str
     source: str
     kind: str
@@ -184,7 +195,7 @@ def _stored_profiles(wh: Warehouse | None, unique_ids: Sequence[str]) -> dict[st
 
 
 def _catalog_series(
-    wh: Warehouse | None, parsed: Parsed, batch: _Batch, path: Path, window: tuple[datetime, datetime] | None
+    wh: Warehouse | None, parsed: Parsed, batch: LandedBatch, path: Path, window: tuple[datetime, datetime] | None
 ) -> Parsed:
     """Recompute the regional daily series from every event of this catalog: the stored ones
     and the batch's (which win over a stored copy of the same event). Reads only, so a dry run
@@ -269,14 +280,21 @@ class Checked:
         return "; ".join(f.reason for f in self.findings) or None
 
 
-def check_batch(wh: Warehouse | None, settings: Settings, batch: _Batch, *, now: datetime) -> Checked:
+def check_batch(wh: Warehouse | None, settings: Settings, batch: LandedBatch, *, now: datetime) -> Checked:
     """Parse the batch's files and apply the quarantine rules, reading only: the one check both a
     commit and ``ews ingest file --dry-run`` run. ``wh`` None means no warehouse exists yet."""
     try:
         parts = [parse(path, batch.fmt, **batch.options) for path in batch.landed]
         parsed = _merge([p.name for p in batch.landed], parts)
-    except DataFormatError as exc:
+    except (DataFormatError, ConfigError) as exc:
         return Checked(parsed=None, error=str(exc))
+    except Exception as exc:  # noqa: BLE001 - any parser failure quarantines the file, never a traceback
+        return Checked(
+            parsed=None,
+            error=f"{', '.join(p.name for p in batch.landed)}: the {batch.fmt} parser failed with "
+            f"{type(exc).__name__}: {exc}\n  fix: check that the file is {batch.fmt} (pass --format to choose "
+            "another parser); the landing copy is kept under EWS_HOME/raw for inspection",
+        )
     findings = quarantine_findings(
         parsed.series,
         parsed.meta,
@@ -289,7 +307,7 @@ def check_batch(wh: Warehouse | None, settings: Settings, batch: _Batch, *, now:
 
 
 def stored_form(
-    wh: Warehouse | None, parsed: Parsed, batch: _Batch, *, window: tuple[datetime, datetime] | None = None
+    wh: Warehouse | None, parsed: Parsed, batch: LandedBatch, *, window: tuple[datetime, datetime] | None = None
 ) -> Parsed:
     """The series a commit stores from a checked parse: an earthquake catalog's regional daily
     series are recomputed from its stored and new events; other formats store what they parsed."""
@@ -299,7 +317,7 @@ def stored_form(
 
 
 # -- the ledger -----------------------------------------------------------------------
-def _ledger(batch: _Batch, now: datetime) -> dict[str, Any]:
+def _ledger(batch: LandedBatch, now: datetime) -> dict[str, Any]:
     return dict(
         batch_id=batch.batch_id,
         source=batch.source,
@@ -310,7 +328,7 @@ def _ledger(batch: _Batch, now: datetime) -> dict[str, Any]:
     )
 
 
-def _quarantine(wh: Warehouse, batch: _Batch, now: datetime, error: str) -> IngestResult:
+def _quarantine(wh: Warehouse, batch: LandedBatch, now: datetime, error: str) -> IngestResult:
     with wh.transaction():
         store.record_batch(wh, **_ledger(batch, now), status="quarantined", error=error)
         audit(
@@ -332,13 +350,17 @@ def _quarantine(wh: Warehouse, batch: _Batch, now: datetime, error: str) -> Inge
 def _commit(
     wh: Warehouse,
     settings: Settings,
-    batch: _Batch,
+    batch: LandedBatch,
     now: datetime,
     *,
     watermark: tuple[str, str] | None,
     window: tuple[datetime, datetime] | None,
 ) -> IngestResult:
     """Parse the landed files, check them, and commit everything in one transaction."""
+    if watermark is not None:
+        older = store.watermark_regression(wh, watermark[0], watermark[1])
+        if older is not None:
+            return _quarantine(wh, batch, now, older)
     checked = check_batch(wh, settings, batch, now=now)
     if checked.quarantine_reason is not None or checked.parsed is None:
         return _quarantine(wh, batch, now, checked.quarantine_reason or "the batch did not parse")
@@ -396,11 +418,11 @@ def _commit(
     )
 
 
-def _skipped(wh: Warehouse, batch: _Batch, now: datetime, watermark: tuple[str, str] | None) -> IngestResult:
+def _skipped(wh: Warehouse, batch: LandedBatch, now: datetime, watermark: tuple[str, str] | None) -> IngestResult:
     """The same batch is already committed: nothing to load, but the source did answer."""
     with wh.transaction():
-        if watermark is not None and store.read_watermark(wh, watermark[0]) != watermark[1]:
-            store.write_watermark(wh, watermark[0], watermark[1], batch_id=batch.batch_id, at=now)
+        if watermark is not None:
+            store.advance_watermark(wh, watermark[0], watermark[1], batch_id=batch.batch_id, at=now)
         store.record_source_attempt(wh, batch.source, kind=batch.kind, at=now)
         store.record_source_success(
             wh, batch.source, kind=batch.kind, at=now, last_data_time=None, batch_id=None, rows=0
@@ -409,13 +431,15 @@ def _skipped(wh: Warehouse, batch: _Batch, now: datetime, watermark: tuple[str, 
 
 
 # -- entry points ---------------------------------------------------------------------
-def file_batch(path: Path, fmt: str, *, options: dict[str, Any] | None = None, source: str | None = None) -> _Batch:
+def file_batch(
+    path: Path, fmt: str, *, options: dict[str, Any] | None = None, source: str | None = None
+) -> LandedBatch:
     """The batch ``ews ingest file`` makes of one file (its id, source and checksum); the file
     itself is its only member until :func:`ingest_file` lands a copy."""
     options = dict(options or {})
     path = Path(path)
     checksum = _sha256_file(path)
-    return _Batch(
+    return LandedBatch(
         batch_id=batch_id_for(checksum, fmt, options),
         source=source or str(options.get("source") or path.name),
         kind=f"file:{fmt}",
@@ -453,6 +477,68 @@ def ingest_file(
     return IngestResult(**{**result.__dict__, "path": str(path)})
 
 
+def land_files(
+    settings: Settings,
+    files: Sequence[RawFile],
+    fmt: str,
+    *,
+    source: str,
+    kind: str,
+    location: str,
+    options: dict[str, Any] | None = None,
+) -> LandedBatch:
+    """Write the files of one network fetch under ``EWS_HOME/raw/<batch_id>/`` (no warehouse).
+
+    Each file is written to a temporary name and renamed; a file already there with the same
+    bytes is left alone, so landing twice changes nothing.
+    """
+    if not files:
+        raise ConfigError(f"source {source}: a batch needs at least one file", fix="fetch before loading")
+    options = resolve_region_option(dict(options or {}), settings, what=f"source {source}")
+    checksum = _sha256_bytes(b"".join(_sha256_bytes(f.data).encode() for f in files))
+    batch = LandedBatch(
+        batch_id=batch_id_for(checksum, fmt, {**options, "_files": [f.name for f in files]}),
+        source=source,
+        kind=kind,
+        fmt=fmt,
+        options=options,
+        location=location,
+        checksum=checksum,
+    )
+    folder = settings.path("raw") / batch.batch_id
+    for raw in files:
+        target = folder / raw.name
+        if not target.is_file() or _sha256_file(target) != _sha256_bytes(raw.data):
+            _write_atomically(target, data=raw.data)
+        batch.landed.append(target)
+    return batch
+
+
+def commit_landed(
+    wh: Warehouse,
+    settings: Settings,
+    batch: LandedBatch,
+    *,
+    watermark: tuple[str, str] | None = None,
+    window: tuple[datetime, datetime] | None = None,
+    now: datetime | None = None,
+) -> IngestResult:
+    """Check, parse and commit a landed batch (the step that needs the writer)."""
+    now = now or utc_now()
+    if store.batch_status(wh, batch.batch_id) == "committed":
+        if watermark is not None:
+            older = store.watermark_regression(wh, watermark[0], watermark[1])
+            if older is not None:
+                return _quarantine(wh, batch, now, older)
+        return _skipped(wh, batch, now, watermark)
+    return _commit(wh, settings, batch, now, watermark=watermark, window=window)
+
+
+def quarantine_landed(wh: Warehouse, batch: LandedBatch, error: str, *, now: datetime | None = None) -> IngestResult:
+    """Record a landed batch as quarantined with ``error`` (an answer refused before parsing)."""
+    return _quarantine(wh, batch, now or utc_now(), error)
+
+
 def ingest_files(
     wh: Warehouse,
     settings: Settings,
@@ -467,34 +553,14 @@ def ingest_files(
     window: tuple[datetime, datetime] | None = None,
     now: datetime | None = None,
 ) -> IngestResult:
-    """Load the files of one network fetch as one batch; ``watermark`` (key, value) commits with it.
+    """Land the files of one network fetch and load them as one batch; ``watermark`` (key,
+    value) commits with it (:func:`land_files` then :func:`commit_landed`).
 
     ``window`` (start, end) is the time span the fetch covered; catalogs zero-fill their
     daily counts over it.
     """
-    if not files:
-        raise ConfigError(f"source {source}: a batch needs at least one file", fix="fetch before loading")
-    options = resolve_region_option(dict(options or {}), settings, what=f"source {source}")
-    now = now or utc_now()
-    checksum = _sha256_bytes(b"".join(_sha256_bytes(f.data).encode() for f in files))
-    batch = _Batch(
-        batch_id=batch_id_for(checksum, fmt, {**options, "_files": [f.name for f in files]}),
-        source=source,
-        kind=kind,
-        fmt=fmt,
-        options=options,
-        location=location,
-        checksum=checksum,
-    )
-    if store.batch_status(wh, batch.batch_id) == "committed":
-        return _skipped(wh, batch, now, watermark)
-    folder = settings.path("raw") / batch.batch_id
-    for raw in files:
-        target = folder / raw.name
-        if not target.is_file() or _sha256_file(target) != _sha256_bytes(raw.data):
-            _write_atomically(target, data=raw.data)
-        batch.landed.append(target)
-    return _commit(wh, settings, batch, now, watermark=watermark, window=window)
+    batch = land_files(settings, files, fmt, source=source, kind=kind, location=location, options=options)
+    return commit_landed(wh, settings, batch, watermark=watermark, window=window, now=now)
 
 
 def load_bundled(

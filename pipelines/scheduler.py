@@ -117,22 +117,18 @@ def ingest_job(home: str, name: str) -> None:
     """Scheduled job: ingest one source (records its run, scores after new data)."""
     from core.clock import Clock
     from pipelines.ingest_job import run_sources
-    from warehouse import Warehouse
 
     settings = load_settings(home)
     try:
-        with Warehouse.open(
-            settings.warehouse_path, wait_seconds=float(settings.scheduler.misfire_grace_seconds)
-        ) as wh:
-            run = run_sources(
-                wh,
-                settings,
-                [name],
-                clock=Clock.from_settings(settings),
-                actor="scheduler",
-                cycle=settings.scheduler.cycle_after_ingest,
-                progress=log.info,
-            )
+        run = run_sources(
+            settings,
+            [name],
+            clock=Clock.from_settings(settings),
+            actor="scheduler",
+            cycle=settings.scheduler.cycle_after_ingest,
+            progress=log.info,
+            wait=float(settings.scheduler.misfire_grace_seconds),
+        )
     except EWSError as exc:
         log.error("job ingest:%s could not run: %s", name, exc)
         raise

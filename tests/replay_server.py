@@ -15,6 +15,12 @@ project's bundled real data (data/, tests/data/), in the response layout of the 
 Faults: ``server.faults[path] = ["500", "429", "slow", "truncate", "malformed", "drop", "403"]``
 are consumed one per request to ``path`` (then normal answers resume). ``slow`` sleeps longer
 than the client timeout the tests configure; ``truncate`` announces more bytes than it sends.
+Issue 20's faults: ``429ra`` (429 with ``Retry-After: 1``), ``hang`` (reads the request and
+never answers, for ``hang_seconds``), ``drip`` (the real answer, one byte every
+``drip_seconds``), ``cut_nolength`` (the first half of the real answer, cut at a line end when
+it has lines, with no Content-Length, then the connection closes), ``stale`` (the same cut,
+framed by its own Content-Length: a whole-looking older answer), ``html200`` (a maintenance
+page with status 200) and ``wrongjson`` (a JSON list with status 200).
 """  # noqa: E501 - the table rows above name recorded paths and files whole
 
 from __future__ import annotations
@@ -90,6 +96,8 @@ class ReplayServer:
         self.faults: dict[str, list[str]] = {}
         self.requests: list[str] = []
         self.slow_seconds = 2.0
+        self.hang_seconds = 4.0
+        self.drip_seconds = 0.05
         self._lock = threading.Lock()
         self._fields, self._events = _catalog_rows()
         self._tenv3 = pos_to_tenv3(DATA / "geodetic" / "gnss_P156_pbo_california_2006_2015.pos", "P156")
@@ -145,6 +153,16 @@ class ReplayServer:
             status, ctype, body = 404, "text/plain", b"Not Found"
         if fault == "malformed":
             body = body[: len(body) // 3] + b"<html>proxy error</html>"
+        if fault in ("cut_nolength", "stale"):
+            body = body[: len(body) // 2]
+            if b"\n" in body:
+                body = body[: body.rindex(b"\n") + 1]
+        if fault == "cut_nolength":
+            self._send(handler, status, ctype, body, length=False)
+            return
+        if fault == "drip":
+            self._drip(handler, ctype, body)
+            return
         self._send(handler, status, ctype, body)
 
     def _fault(self, handler: BaseHTTPRequestHandler, fault: str) -> bool:
@@ -152,6 +170,20 @@ class ReplayServer:
         if fault in ("500", "502", "503", "429", "403", "404"):
             headers = {"Retry-After": "0"} if fault == "429" else {}
             self._send(handler, int(fault), "text/plain", f"Error {fault}".encode(), headers)
+            return True
+        if fault == "429ra":
+            self._send(handler, 429, "text/plain", b"Too Many Requests", {"Retry-After": "1"})
+            return True
+        if fault == "hang":
+            time.sleep(self.hang_seconds)
+            handler.close_connection = True
+            return True
+        if fault == "html200":
+            page = b"<!DOCTYPE html><html><body><h1>Service maintenance</h1><p>Back soon.</p></body></html>"
+            self._send(handler, 200, "text/html; charset=utf-8", page)
+            return True
+        if fault == "wrongjson":
+            self._send(handler, 200, "application/json", b'[{"message": "unexpected shape"}]')
             return True
         if fault == "slow":
             time.sleep(self.slow_seconds)
@@ -170,14 +202,42 @@ class ReplayServer:
             return True
         return False
 
+    def _drip(self, handler: BaseHTTPRequestHandler, ctype: str, body: bytes) -> None:
+        """The whole answer announced, then sent one byte at a time (for at most 15 s)."""
+        stop = time.monotonic() + 15.0
+        try:
+            handler.send_response(200)
+            handler.send_header("Content-Type", ctype)
+            handler.send_header("Content-Length", str(len(body)))
+            handler.end_headers()
+            for i in range(len(body)):
+                if time.monotonic() > stop:
+                    break
+                handler.wfile.write(body[i : i + 1])
+                handler.wfile.flush()
+                time.sleep(self.drip_seconds)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client gave up
+        handler.close_connection = True
+
     @staticmethod
     def _send(
-        handler: BaseHTTPRequestHandler, status: int, ctype: str, body: bytes, headers: dict[str, str] | None = None
+        handler: BaseHTTPRequestHandler,
+        status: int,
+        ctype: str,
+        body: bytes,
+        headers: dict[str, str] | None = None,
+        *,
+        length: bool = True,
     ) -> None:
         try:
             handler.send_response(status)
             handler.send_header("Content-Type", ctype)
-            handler.send_header("Content-Length", str(len(body)))
+            if length:
+                handler.send_header("Content-Length", str(len(body)))
+            else:
+                handler.send_header("Connection", "close")
+                handler.close_connection = True
             for key, value in (headers or {}).items():
                 handler.send_header(key, value)
             handler.end_headers()

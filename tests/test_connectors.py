@@ -313,9 +313,9 @@ statistics = ["mean"]
 regions = [{{ id = "nino34", name = "Nino 3.4", polygon = [[190, -5], [240, -5], [240, 5], [190, 5]] }}]
 """,
     )
+    run = run_sources(settings, ["ngl", "sst"], cycle=False, now=NOW)
+    assert run.ok, [s.error for s in run.sources]
     with Warehouse.open(settings.warehouse_path) as wh:
-        run = run_sources(wh, settings, ["ngl", "sst"], cycle=False, now=NOW)
-        assert run.ok, [s.error for s in run.sources]
         east = _obs(wh, "p156_east")
         assert east.height == 3196 and east.get_column("y").tail(1).item() == pytest.approx(
             (-0.21577 - 0.06265) * 1000, abs=1e-3
@@ -328,8 +328,9 @@ regions = [{{ id = "nino34", name = "Nino 3.4", polygon = [[190, -5], [240, -5],
             "nino34_mean",
         }
         assert _obs(wh, "nino34_mean").height == 128
-        again = run_sources(wh, settings, ["ngl", "sst"], cycle=False, now=NOW + dt.timedelta(hours=1))
-        assert [b.status for s in again.sources for b in s.batches] == ["skipped", "skipped"]
+    again = run_sources(settings, ["ngl", "sst"], cycle=False, now=NOW + dt.timedelta(hours=1))
+    assert [b.status for s in again.sources for b in s.batches] == ["skipped", "skipped"]
+    with Warehouse.open(settings.warehouse_path) as wh:
         last = last_run(wh, "ingest")
         assert last["status"] == "success" and last["row_counts"] == {"ngl": 0, "sst": 0}
 

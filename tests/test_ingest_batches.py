@@ -12,7 +12,6 @@ import textwrap
 from pathlib import Path
 
 import polars as pl
-import pytest
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hyp_settings
 from hypothesis import strategies as st
@@ -328,7 +327,6 @@ def _bounds(wh: Warehouse, uid: str) -> tuple:
 def test_bounds_round_trip_through_ingestion_defaults_options_and_quarantine(tmp_path) -> None:
     """Parser defaults by variable, the per-file ``bounds`` option, and a batch whose values
     break its declared bounds quarantined, all read back from the warehouse."""
-    from core.errors import ConfigError
 
     settings = _settings(tmp_path)
     with Warehouse.open(settings.warehouse_path) as wh:
@@ -356,7 +354,15 @@ def test_bounds_round_trip_through_ingestion_defaults_options_and_quarantine(tmp
         assert narrow.status == "quarantined"
         assert "impossible values:" in narrow.error and "of unrate outside its declared bounds 0..5" in narrow.error
         assert (_digest(wh, "series"), _bounds(wh, "unrate")) == before
-        with pytest.raises(ConfigError, match=r"bounds name series \['unrat'\]"):
-            ingest_file(wh, settings, UNRATE, "fred_csv", now=NOW, options=_fred_opts(bounds={"unrat": [0, 100]}))
-        with pytest.raises(ConfigError, match="lower 5 is not below upper 1"):
-            ingest_file(wh, settings, UNRATE, "fred_csv", now=NOW, options=_fred_opts(bounds={"unrate": [5, 1]}))
+        # an option the file cannot be parsed with quarantines the batch (issue 20: whatever the
+        # parser raised), with the parser's own words and fix in the ledger
+        for bounds, words in (
+            ({"unrat": [0, 100]}, "bounds name series ['unrat']"),
+            ({"unrate": [5, 1]}, "lower 5 is not below upper 1"),
+        ):
+            refused = ingest_file(wh, settings, UNRATE, "fred_csv", now=NOW, options=_fred_opts(bounds=bounds))
+            assert refused.status == "quarantined" and words in refused.error and "fix:" in refused.error
+            assert read_batches(wh).filter(pl.col("batch_id") == refused.batch_id).get_column("status").to_list() == [
+                "quarantined"
+            ]
+            assert (_digest(wh, "series"), _bounds(wh, "unrate")) == before

@@ -411,21 +411,23 @@ def optional_table(wh: Warehouse, what: str, *, limit: int = 500) -> tuple[str |
 
 # -- operations (the dashboard page and `ews metrics` share these figures) ---------------------
 def operations_metrics(wh: Warehouse, *, now: datetime) -> pl.DataFrame:
-    """Monitoring figures as rows ``name, labels (JSON), value, type, help``."""
-    rows: list[dict[str, Any]] = []
+    """Monitoring figures as rows ``name, labels (JSON), value, type, help``.
+
+    Each series (name and labels) appears once: counts that land on the same labels (several
+    stored check layouts giving one verdict) are added up, which Prometheus requires.
+    """
+    rows: dict[tuple[str, str], dict[str, Any]] = {}
 
     def add(name: str, value: float | None, help_text: str, metric_type: str = "gauge", **labels: Any) -> None:
         if value is None:
             return
-        rows.append(
-            {
-                "name": name,
-                "labels": json.dumps(labels, sort_keys=True),
-                "value": float(value),
-                "type": metric_type,
-                "help": help_text,
-            }
-        )
+        key = (name, json.dumps(labels, sort_keys=True))
+        if key in rows:
+            if metric_type != "counter":
+                raise RuntimeError(f"internal error: gauge {name} {key[1]} computed twice")
+            rows[key]["value"] += float(value)
+            return
+        rows[key] = {"name": name, "labels": key[1], "value": float(value), "type": metric_type, "help": help_text}
 
     for kind, status, n in wh._execute("SELECT kind, status, count(*) FROM runs GROUP BY 1, 2 ORDER BY 1, 2"):
         add(
@@ -538,7 +540,7 @@ def operations_metrics(wh: Warehouse, *, now: datetime) -> pl.DataFrame:
                 outcome=outcome,
             )
     schema = {"name": pl.Utf8, "labels": pl.Utf8, "value": pl.Float64, "type": pl.Utf8, "help": pl.Utf8}
-    return pl.DataFrame(rows, schema=schema)
+    return pl.DataFrame(list(rows.values()), schema=schema)
 
 
 # -- the dashboard benchmark's naive peer ------------------------------------------------

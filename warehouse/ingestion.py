@@ -5,9 +5,12 @@ Contracts:
 
 - The **ledger** (``ingest_batches``) has one row per landed file or fetch, with its checksum
   and status; :func:`batch_status` tells a committed batch, which is never loaded again.
-- A **watermark** is an opaque text per source (an ISO time, a date, an ``updated`` stamp)
-  that a connector reads before fetching and writes *inside the transaction that commits the
+- A **watermark** is a text per source (an ISO time, a date, an ``updated`` stamp) that a
+  connector reads before fetching and writes *inside the transaction that commits the
   batch*, so it can never run ahead of the data (a crash before COMMIT leaves the old one).
+  Watermarks **only move forward**: :func:`write_watermark` refuses a value older than the
+  stored one (compared as times when both read as ISO dates or times, else as text), and
+  :func:`watermark_regression` lets the loader refuse such an answer before it commits.
 - **source_status** keeps, per source, the last attempt, last success, last error (time and
   text), the newest observation time the source delivered, its last batch and row count.
   ``ews status`` shows it through :func:`source_freshness`.
@@ -22,11 +25,15 @@ from typing import Any
 
 import polars as pl
 
+from core.errors import WarehouseError
 from warehouse.store import Warehouse
 
 __all__ = [
     "read_watermark",
     "write_watermark",
+    "advance_watermark",
+    "watermark_regression",
+    "watermark_is_older",
     "record_source_attempt",
     "record_source_success",
     "record_source_error",
@@ -48,14 +55,59 @@ def read_watermark(wh: Warehouse, source: str) -> str | None:
     return rows[0][0] if rows else None
 
 
+def _order_key(value: str) -> tuple[int, Any]:
+    """Watermarks compare as times when they read as ISO dates/times (``20110930`` too), else as text."""
+    try:
+        return (0, datetime.fromisoformat(value).replace(tzinfo=None))
+    except ValueError:
+        return (1, value)
+
+
+def watermark_is_older(new: str, stored: str) -> bool:
+    """True when watermark ``new`` lies before ``stored`` (no database: the loader's early check)."""
+    a, b = _order_key(new), _order_key(stored)
+    return a[0] == b[0] and a[1] < b[1]
+
+
+def watermark_regression(wh: Warehouse, source: str, watermark: str) -> str | None:
+    """Why ``watermark`` may not be stored for ``source`` (it is older than the stored one), or None."""
+    stored = read_watermark(wh, source)
+    if stored is None or not watermark_is_older(watermark, stored):
+        return None
+    return (
+        f"watermark {source}: the answer reaches only {watermark}, older than the stored {stored} "
+        "(a cut or stale answer); nothing of it was stored and the watermark stays\n"
+        "  fix: the next run retries; if the source really withdrew data after "
+        f"{watermark}, ask an operator to review the raw copy before loading it by hand"
+    )
+
+
 def write_watermark(wh: Warehouse, source: str, watermark: str, *, batch_id: str | None, at: datetime) -> None:
-    """Set the watermark; call it inside the transaction that commits the batch."""
+    """Set the watermark; call it inside the transaction that commits the batch.
+
+    Refuses (:class:`~core.errors.WarehouseError`) a value older than the stored one.
+    """
+    stored = read_watermark(wh, source)
+    if stored is not None and watermark_is_older(watermark, stored):
+        raise WarehouseError(
+            f"watermark {source} would move back from {stored} to {watermark}",
+            fix="watermarks only move forward: the batch carrying it is refused (see watermark_regression)",
+        )
     wh._execute(
         "INSERT INTO source_watermarks (source, watermark, batch_id, updated_at) VALUES (?, ?, ?, ?) "
         "ON CONFLICT (source) DO UPDATE SET watermark = excluded.watermark, "
         "batch_id = excluded.batch_id, updated_at = excluded.updated_at",
         [source, watermark, batch_id, at],
     )
+
+
+def advance_watermark(wh: Warehouse, source: str, watermark: str, *, batch_id: str | None, at: datetime) -> bool:
+    """Move the watermark to ``watermark`` only if that is forward; True when it moved."""
+    stored = read_watermark(wh, source)
+    if stored == watermark or (stored is not None and watermark_is_older(watermark, stored)):
+        return False
+    write_watermark(wh, source, watermark, batch_id=batch_id, at=at)
+    return True
 
 
 def _ensure_status(wh: Warehouse, source: str, kind: str) -> None:

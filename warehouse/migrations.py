@@ -454,6 +454,36 @@ _V9 = ("ALTER TABLE series ADD COLUMN attributes VARCHAR",)
 # null, which reads as the default of their variable until their source is ingested again.
 _V10 = ("ALTER TABLE series ADD COLUMN available_after VARCHAR",)
 
+# Version 11 (issue 20): a run row names the process that holds it (pid, host, the process's
+# start time where the system tells it), so the next writer can mark the row of a process
+# that died `aborted`. DuckDB cannot alter a CHECK constraint: the table is created anew.
+_V11 = (
+    "ALTER TABLE runs RENAME TO runs_v8",
+    """
+    CREATE TABLE runs (
+        run_id        VARCHAR PRIMARY KEY,
+        kind          VARCHAR NOT NULL,
+        started_at    TIMESTAMP NOT NULL,
+        finished_at   TIMESTAMP,
+        status        VARCHAR NOT NULL CHECK (status IN ('running', 'success', 'failed', 'aborted')),
+        row_counts    JSON,
+        error         VARCHAR,
+        as_of         TIMESTAMP,
+        pid           INTEGER,
+        host          VARCHAR,
+        process_start VARCHAR
+    )
+    """,
+    "INSERT INTO runs (run_id, kind, started_at, finished_at, status, row_counts, error, as_of) "
+    "SELECT run_id, kind, started_at, finished_at, status, row_counts, error, as_of FROM runs_v8",
+    "DROP TABLE runs_v8",
+    # Before v11 every run held the writer lock from start to finish, and this migration holds
+    # it now: a row still `running` belongs to a process that died.
+    "UPDATE runs SET status = 'aborted', finished_at = coalesce(finished_at, now()::TIMESTAMP), "
+    "error = 'aborted: its process ended without finishing the run (found when the schema moved to version 11)' "
+    "WHERE status = 'running'",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "base tables: series, observations, ledger, runs, results, audit", _V1),
     Migration(2, "risk grades, per-series cycle state, earthquake events", _V2),
@@ -464,6 +494,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(8, "series: physical lower and upper bounds", _V8),
     Migration(9, "series: free-form attributes (JSON) stated by the source", _V9),
     Migration(10, "series: available_after, when a value becomes known (as-of replays)", _V10),
+    Migration(11, "runs: the holding process (pid, host) and the aborted status", _V11),
 )
 
 CURRENT_VERSION = max(m.version for m in MIGRATIONS)

@@ -26,6 +26,7 @@ from typing import Any
 import duckdb
 import polars as pl
 
+from core.clock import utc_now
 from core.errors import WarehouseError, WarehouseLockedError
 from core.frames import QUANTILES, SERIES_META_COLUMNS, quantile_column
 from core.vocabulary import WARNING_LEVEL_NAMES
@@ -124,11 +125,15 @@ class Warehouse:
         wh = cls(con, path, read_only)
         if migrate and not read_only:
             wh.migrate(target_version)
+            if target_version == CURRENT_VERSION:
+                from warehouse.runs import abort_dead_runs  # runs imports this module
+
+                abort_dead_runs(wh, at=utc_now())
         elif read_only and wh.schema_version() != CURRENT_VERSION:
             raise WarehouseError(
                 f"warehouse {path} is at schema version {wh.schema_version()}, "
                 f"this engine reads version {CURRENT_VERSION}",
-                fix="open it once for writing (e.g. `ews status`) so the migrations run",
+                fix="open it once for writing (e.g. `ews init`) so the migrations run",
             )
         return wh
 

@@ -17,7 +17,6 @@ the last observation date. Requests go through a 120-per-minute limiter (FRED's 
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterator, Mapping
 from datetime import datetime, timedelta
@@ -26,7 +25,7 @@ from typing import Any
 from core.errors import ConfigError
 from ingest.batches import RawFile
 from ingest.connectors.base import Fetch, Spec
-from ingest.connectors.http import HttpClient, RateLimiter, SourceError, build_url
+from ingest.connectors.http import Expect, HttpClient, RateLimiter, SourceError, build_url, object_with_list
 from ingest.sources._common import snake
 
 __all__ = ["fetch", "FRED_REQUESTS_PER_MINUTE"]
@@ -38,13 +37,13 @@ _FIX = "check the series id and the API key (https://fred.stlouisfed.org/docs/ap
 _limiter = RateLimiter(FRED_REQUESTS_PER_MINUTE, 60.0)  # one per process: the limit is per key
 
 
-def _json(client: HttpClient, url: str, key: str, what: str) -> dict[str, Any]:
-    body = client.get(url, what=what, fix_4xx=_FIX, limiter=_limiter, redact=key)
-    try:
-        data = json.loads(body or b"{}")
-    except json.JSONDecodeError:
-        raise SourceError(f"{what}: the answer is not JSON", fix="retry later; FRED may be in maintenance") from None
-    return data if isinstance(data, dict) else {}
+_SERIES = Expect.json("FRED series JSON", object_with_list("seriess"))
+_OBSERVATIONS = Expect.json("FRED observations JSON", object_with_list("observations"))
+
+
+def _json(client: HttpClient, url: str, key: str, what: str, expect: Expect = _SERIES) -> tuple[bytes, dict[str, Any]]:
+    answer = client.get_answer(url, what=what, fix_4xx=_FIX, expect=expect, limiter=_limiter, redact=key)
+    return (b"", {}) if answer is None else (answer.body, answer.data)
 
 
 def fetch(
@@ -80,7 +79,7 @@ def fetch(
         since = start
         if mark_key in watermarks:
             since = max(start, datetime.fromisoformat(watermarks[mark_key]) - lookback)
-        info = _json(
+        _, info = _json(
             client,
             build_url(f"{base}/series", {"series_id": series_id, "api_key": key, "file_type": "json"}),
             key,
@@ -98,12 +97,12 @@ def fetch(
         if vintage == "first":
             query.update(realtime_start="1776-07-04", realtime_end="9999-12-31")  # every vintage (ALFRED)
         url = build_url(f"{base}/series/observations", query)
-        body = client.get(url, what=f"FRED observations {series_id}", fix_4xx=_FIX, limiter=_limiter, redact=key)
-        observed = json.loads(body or b"{}").get("observations", []) if body else []
+        body, answer = _json(client, url, key, f"FRED observations {series_id}", _OBSERVATIONS)
+        observed = answer.get("observations", [])
         dates: list[Any] = [
-            o.get("date") for o in observed if isinstance(o, dict) and o.get("value") not in (None, ".")
+            o["date"] for o in observed if isinstance(o.get("date"), str) and o.get("value") not in (None, ".")
         ]
-        if not dates or body is None:
+        if not dates or not body:
             continue
         options = {
             "unique_id": f"{spec.get('prefix', '')}{snake(series_id)}",

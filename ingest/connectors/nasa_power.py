@@ -12,7 +12,6 @@ One request from the watermark (last day with a value) minus ``lookback_days`` t
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping
 from datetime import datetime, timedelta
@@ -20,21 +19,32 @@ from typing import Any
 
 from ingest.batches import RawFile
 from ingest.connectors.base import Fetch, Spec
-from ingest.connectors.http import HttpClient, build_url
+from ingest.connectors.http import Expect, HttpClient, build_url
 
 __all__ = ["fetch"]
 
 _KNOWN = ("latitude", "longitude", "parameters", "community", "start", "site_id", "lookback_days", "domain", "region")
 
 
-def _last_day(body: bytes) -> str | None:
+def _parameters(doc: Any) -> str | None:
+    """The shape POWER answers in: properties.parameter = {NAME: {YYYYMMDD: value}}."""
+    parameters = doc.get("properties", {}).get("parameter") if isinstance(doc, dict) else None
+    if not isinstance(doc, dict) or not isinstance(doc.get("properties"), dict) or not isinstance(parameters, dict):
+        return "no properties.parameter object"
+    odd = next((k for k, v in parameters.items() if not isinstance(v, dict)), None)
+    return None if odd is None else f"properties.parameter.{odd} is not an object of daily values"
+
+
+_ANSWER = Expect.json("NASA POWER daily point JSON", _parameters)
+
+
+def _last_day(doc: dict[str, Any]) -> str | None:
     """Newest YYYYMMDD with a non-fill value in any parameter (None if the answer has none)."""
     try:
-        doc = json.loads(body)
         fill = float(doc.get("header", {}).get("fill_value", -999.0))
         days = [d for values in doc["properties"]["parameter"].values() for d, v in values.items() if float(v) != fill]
     except (ValueError, KeyError, TypeError, AttributeError):
-        return None  # malformed: the parser will quarantine it and say why
+        return None  # odd values: the parser will quarantine the batch and say where
     return max(days) if days else None
 
 
@@ -67,14 +77,15 @@ def fetch(
             "format": "JSON",
         },
     )
-    body = client.get(
+    answer = client.get_answer(
         url,
         what=f"source {name} (NASA POWER)",
         fix_4xx="check latitude/longitude, the parameter names and the dates (YYYYMMDD, not before 1981)",
+        expect=_ANSWER,
     )
-    if not body:
+    if answer is None:
         return []
-    last = _last_day(body)
+    body, last = answer.body, _last_day(answer.data)
     options = {
         "site_id": str(spec.get("site_id", name)),
         "domain": spec.get("domain", "hydro"),

@@ -25,11 +25,13 @@ from typing import Any
 
 from ingest.batches import RawFile
 from ingest.connectors.base import Fetch, Spec
-from ingest.connectors.http import HttpClient, SourceError
+from ingest.connectors.http import Expect, HttpClient, SourceError
 
 __all__ = ["fetch"]
 
 _KNOWN = ("variable", "regions", "frequency", "statistics", "domain", "opendap")
+#: NetCDF classic (CDF1/2/5) or NetCDF-4 (HDF5) signatures; any content type but HTML.
+_NETCDF = Expect("binary", "a NetCDF file", starts=(b"CDF\x01", b"CDF\x02", b"CDF\x05", b"\x89HDF\r\n\x1a\n"))
 
 
 def _opendap_subset(url: str, variable: str) -> bytes:
@@ -67,7 +69,10 @@ def fetch(
     if spec.get("opendap", False):
         body: bytes | None = _opendap_subset(url, variable)
     else:
-        body = client.get(url, what=f"source {name} (NetCDF)", fix_4xx="check the URL of the NetCDF file")
+        answer = client.get_answer(
+            url, what=f"source {name} (NetCDF)", fix_4xx="check the URL of the NetCDF file", expect=_NETCDF
+        )
+        body = None if answer is None else answer.body
     if not body:
         return []
     options = {

@@ -18,11 +18,12 @@ from typing import Any
 
 from ingest.batches import RawFile
 from ingest.connectors.base import Fetch, Spec
-from ingest.connectors.http import HttpClient
+from ingest.connectors.http import Expect, HttpClient
 
 __all__ = ["fetch"]
 
 _KNOWN = ("stations", "region")
+_TENV3 = Expect("text", "an NGL tenv3 file", ("text/plain", "octet-stream", "tenv3"), starts=(b"site",))
 
 
 def _newest_day(body: bytes) -> str | None:
@@ -50,11 +51,15 @@ def fetch(
     template = str(spec.get("url", "https://geodesy.unr.edu/gps_timeseries/IGS20/tenv3/IGS20/{station}.tenv3"))
     for station in spec.require("stations", '["P156"]'):
         url = template.format(station=station)
-        body = client.get(
-            url, what=f"source {name} (NGL {station})", fix_4xx="check the station id (4 characters, as NGL spells it)"
+        answer = client.get_answer(
+            url,
+            what=f"source {name} (NGL {station})",
+            fix_4xx="check the station id (4 characters, as NGL spells it)",
+            expect=_TENV3,
         )
-        if not body:
+        if answer is None:
             continue
+        body = answer.body
         newest = _newest_day(body)
         yield Fetch(
             files=[RawFile(f"{station}.tenv3", body)],

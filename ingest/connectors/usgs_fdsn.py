@@ -26,7 +26,7 @@ from typing import Any
 
 from ingest.batches import RawFile
 from ingest.connectors.base import Fetch, Spec
-from ingest.connectors.http import HttpClient, HttpStatusError, SourceError, build_url
+from ingest.connectors.http import Expect, HttpClient, HttpStatusError, SourceError, build_url
 
 __all__ = ["fetch", "split_windows"]
 
@@ -44,6 +44,7 @@ _KNOWN = (
 )
 _ISO = "%Y-%m-%dT%H:%M:%S"
 _MIN_WINDOW = timedelta(hours=1)
+_CSV = Expect("text", "an FDSN event CSV", ("csv", "text/plain", "octet-stream"), starts=(b"time,",))
 _FIX = "check start/end, min_magnitude and the box in [ingest.sources]; the FDSN service refuses malformed queries"
 
 
@@ -64,7 +65,7 @@ def _query(
         f"{base}/query", {**params, "starttime": window[0].strftime(_ISO), "endtime": window[1].strftime(_ISO)}
     )
     try:
-        body = client.get(url, what=f"source {name} (FDSN)", fix_4xx=_FIX)
+        answer = client.get_answer(url, what=f"source {name} (FDSN)", fix_4xx=_FIX, expect=_CSV)
     except HttpStatusError as exc:
         if exc.status == 400 and "exceeds search limit" in exc.body.lower():
             if window[1] - window[0] <= _MIN_WINDOW:
@@ -78,7 +79,7 @@ def _query(
                 client, base, params, (middle, window[1]), name
             )
         raise
-    return [] if body is None or not body.strip() else [(window, body)]
+    return [] if answer is None else [(window, answer.body)]
 
 
 def fetch(

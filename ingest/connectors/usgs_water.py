@@ -12,7 +12,6 @@ file of one batch. Watermark ``<source>`` = the newest day with a value.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping
 from datetime import datetime, timedelta
@@ -20,12 +19,13 @@ from typing import Any
 
 from ingest.batches import RawFile
 from ingest.connectors.base import Fetch, Spec
-from ingest.connectors.http import HttpClient, SourceError, build_url
+from ingest.connectors.http import Expect, HttpClient, SourceError, build_url, object_with_list
 
 __all__ = ["fetch"]
 
 _KNOWN = ("site", "start", "lookback_days", "page_size", "lat", "lon", "region")
 _MAX_PAGES = 500
+_PAGE = Expect.json("OGC API items (GeoJSON FeatureCollection)", object_with_list("features"))
 
 
 def fetch(
@@ -60,25 +60,30 @@ def fetch(
     for page in range(_MAX_PAGES):
         if url is None:
             break
-        body = client.get(
-            url, what=f"source {name} (USGS water data)", fix_4xx="check site (e.g. USGS-01491000) and the dates"
+        answer = client.get_answer(
+            url,
+            what=f"source {name} (USGS water data)",
+            fix_4xx="check site (e.g. USGS-01491000) and the dates",
+            expect=_PAGE,
         )
-        if not body:
+        if answer is None:
             break
-        files.append(RawFile(f"daily_{site}_{start:%Y%m%d}_p{page + 1:03d}.json", body))
-        try:
-            doc = json.loads(body)
-        except json.JSONDecodeError:
-            break  # malformed page: landed as it is, the parser quarantines the batch and says why
+        files.append(RawFile(f"daily_{site}_{start:%Y%m%d}_p{page + 1:03d}.json", answer.body))
+        doc = answer.data
         days += [
             f["properties"]["time"][:10]
             for f in doc.get("features", [])
             if isinstance(f, dict)
             and isinstance(f.get("properties"), dict)
             and f["properties"].get("value") is not None
+            and isinstance(f["properties"].get("time"), str)
         ]
         url = next(
-            (link.get("href") for link in doc.get("links", []) if isinstance(link, dict) and link.get("rel") == "next"),
+            (
+                str(link["href"])
+                for link in (doc.get("links") if isinstance(doc.get("links"), list) else [])
+                if isinstance(link, dict) and link.get("rel") == "next" and link.get("href")
+            ),
             None,
         )
     else:

@@ -20,10 +20,10 @@ from typing import Any
 import polars as pl
 
 from core.clock import Clock, utc_now
-from core.errors import EWSError, LLMError
+from core.errors import EWSError, LLMError, WarehouseLockedError
 from core.settings import Settings
 from core.vocabulary import WARNING_LEVEL_NAMES, AlertStatus, Level, Verdict
-from pipelines.cli.main import open_warehouse, print_result, setup_logging
+from pipelines.cli.main import open_for_reading, open_warehouse, print_result, setup_logging
 
 __all__ = ["register", "add_feedback_parser"]
 
@@ -32,7 +32,7 @@ __all__ = ["register", "add_feedback_parser"]
 def _alerts_list(args: argparse.Namespace, settings: Settings) -> int:
     from warehouse import alerting
 
-    with open_warehouse(settings, args.wait) as wh:
+    with open_for_reading(settings) as wh:
         frame = alerting.read_alerts_full(wh, statuses=None if args.status == "all" else [args.status])
     rows = frame.select(
         "alert_id", "level", "status", "release_state", "hazard", "region", "unique_id", "ds", "review_flag"
@@ -155,9 +155,13 @@ def _export_cap(args: argparse.Namespace, settings: Settings) -> int:
     from alerts.cap import validate_cap
     from pipelines.delivery import export_cap, publish_pending
 
-    with open_warehouse(settings, args.wait) as wh:
-        publish_pending(wh, settings, clock=Clock.from_settings(settings))
-        paths = export_cap(wh, Path(args.out))
+    try:  # publish what is pending first when no writer runs; else export what is published
+        with open_warehouse(settings, args.wait) as wh:
+            publish_pending(wh, settings, clock=Clock.from_settings(settings))
+            paths = export_cap(wh, Path(args.out))
+    except WarehouseLockedError:
+        with open_for_reading(settings) as wh:
+            paths = export_cap(wh, Path(args.out))
     invalid = [str(p) for p in paths if validate_cap(p.read_bytes())]
     data = {"out": args.out, "files": [str(p) for p in paths], "invalid": invalid}
     print_result(

@@ -112,7 +112,7 @@ def _ingest_file(args: argparse.Namespace, settings: Settings) -> int:
 def _ingest_sources(args: argparse.Namespace, settings: Settings) -> int:
     from core.clock import Clock
     from ingest.connectors import source_names
-    from pipelines.cli.main import init_home, open_warehouse, print_result, setup_logging
+    from pipelines.cli.main import init_home, print_result, setup_logging
     from pipelines.ingest_job import run_sources
 
     names = source_names(settings) if args.all else [args.what, *args.path_or_more]
@@ -123,16 +123,15 @@ def _ingest_sources(args: argparse.Namespace, settings: Settings) -> int:
         )
     init_home(settings)
     setup_logging(settings, args.quiet)
-    with open_warehouse(settings, args.wait) as wh:
-        run = run_sources(
-            wh,
-            settings,
-            names,
-            clock=Clock.from_settings(settings),
-            actor=args.actor,
-            cycle=not args.no_cycle,
-            progress=log.info,
-        )
+    run = run_sources(
+        settings,
+        names,
+        clock=Clock.from_settings(settings),
+        actor=args.actor,
+        cycle=not args.no_cycle,
+        progress=log.info,
+        wait=args.wait,
+    )
     data = {
         "run_id": run.run_id,
         "sources": [

@@ -14,7 +14,8 @@ import json
 import logging
 import sys
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from core.clock import Clock
@@ -25,7 +26,15 @@ from core.vocabulary import AlertStatus, Level, ReleaseState
 if TYPE_CHECKING:
     from warehouse import Warehouse
 
-__all__ = ["main", "init_home", "open_warehouse", "setup_logging", "print_result", "DEMO_OFFICER"]
+__all__ = [
+    "main",
+    "init_home",
+    "open_warehouse",
+    "open_for_reading",
+    "setup_logging",
+    "print_result",
+    "DEMO_OFFICER",
+]
 
 log = logging.getLogger("ews")
 
@@ -80,6 +89,43 @@ def open_warehouse(settings: Settings, wait: float = 0.0, read_only: bool = Fals
     from warehouse import Warehouse
 
     return Warehouse.open(settings.warehouse_path, wait_seconds=wait, read_only=read_only)
+
+
+@contextmanager
+def open_for_reading(settings: Settings) -> Iterator[Warehouse]:
+    """The warehouse for a read command (``status``, ``alerts list``, ``export``).
+
+    Opened read-only when no writer holds it; while one does (an ingest committing, a cycle),
+    the newest read snapshot instead, said on stderr with its time, so reading never waits
+    for or blocks a writer's run.
+    """
+    from core.errors import WarehouseLockedError
+    from warehouse import Warehouse
+    from warehouse.snapshots import current_snapshot, open_snapshot, snapshot_folder
+
+    if not settings.warehouse_path.exists():
+        raise EWSError(
+            f"no warehouse at {settings.warehouse_path}",
+            fix="run `ews init` or `ews demo`, or point EWS_HOME at an existing home",
+        )
+    try:
+        wh = Warehouse.open(settings.warehouse_path, read_only=True)
+    except WarehouseLockedError as locked:
+        snapshot = current_snapshot(snapshot_folder(settings))
+        if snapshot is None:
+            raise WarehouseLockedError(
+                locked.problem,
+                fix="no read snapshot exists yet to read instead: pass --wait SECONDS, or let one `ews run` "
+                "finish (each write run publishes a snapshot)",
+            ) from None
+        print(
+            f"note: a writer holds the warehouse; reading the snapshot published at "
+            f"{snapshot.published_at:%Y-%m-%d %H:%M:%S} (last run {snapshot.last_run})",
+            file=sys.stderr,
+        )
+        wh = open_snapshot(snapshot)
+    with wh:
+        yield wh
 
 
 def print_result(data: Any, as_json: bool, text: str) -> None:
@@ -184,12 +230,7 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     from warehouse.ingestion import source_freshness
     from warehouse.status import warehouse_status
 
-    if not settings.warehouse_path.exists():
-        raise EWSError(
-            f"no warehouse at {settings.warehouse_path}",
-            fix="run `ews init` or `ews demo`, or point EWS_HOME at an existing home",
-        )
-    with open_warehouse(settings, args.wait) as wh:
+    with open_for_reading(settings) as wh:
         status = warehouse_status(wh)
         status["sources"] = source_freshness(wh)
     text = "\n".join(f"{k}: {v}" for k, v in status.items())
