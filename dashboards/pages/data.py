@@ -28,7 +28,8 @@ quarantined = context.read("batches_page", status="quarantined", limit=20, offse
 if quarantined.height == 0:
     st.success("No batch is quarantined.")
 for row in quarantined.iter_rows(named=True):
-    with st.expander(f"{row['batch_id']} · {row['fetched_at']:%Y-%m-%d %H:%M} · {row['format']}"):
+    title = f"{ui.safe_md(row['batch_id'])} · {row['fetched_at']:%Y-%m-%d %H:%M} · {ui.safe_md(row['format'])}"
+    with st.expander(title):
         st.text(f"file: {row['location']}\nsource: {row['source']}\nchecksum: {row['checksum']}")
         st.code(row["error"] or "no reason recorded", language=None)
         st.caption("The landing copy stays under EWS_HOME/raw/<batch_id>/ for inspection.")
