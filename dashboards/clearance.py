@@ -5,7 +5,7 @@ read a page makes goes through :func:`dashboards.context.read`, which passes the
 :func:`withhold` with the session's clearance: for each series above it, the measured figures
 (every floating-point column but coordinates: observations, forecasts and their quantiles,
 scores, metrics) become null and the texts that quote them (the grade evidence, the judgment,
-its checks, notes, the CAP XML) are replaced by a notice. What stays is what a public CAP
+its checks, notes, transition reasons, the CAP XML) are replaced by a notice. What stays is what a public CAP
 message of such a series carries: the series' name, region, hazard, level, status and times.
 A read keyed by one series (``unique_id=``) or one alert (``alert_id=``) is filtered as that
 series. Pure: no Streamlit, no I/O.
@@ -24,7 +24,7 @@ from core.vocabulary import Classification
 __all__ = ["above", "notice", "withhold", "WITHHELD_TEXT"]
 
 #: text columns that quote a series' values
-WITHHELD_TEXT = ("evidence", "text_en", "text_zh", "checks", "note", "basis", "xml", "detail")
+WITHHELD_TEXT = ("evidence", "text_en", "text_zh", "checks", "note", "reason", "basis", "xml", "detail")
 _JSON_TEXT = ("evidence", "checks", "basis", "detail")
 _KEEP_FLOATS = ("lat", "lon")
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import re
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 import altair as alt
@@ -64,18 +64,16 @@ def risk_notice() -> None:
     )
     cfg = context.settings()
     snap = context.snapshot()
-    parts = []
-    if cfg.cycle.as_of:
-        parts.append(f"Exercise: replay as of {cfg.cycle.as_of}")
+    # as_of is checked to be an ISO date when the settings load
+    exercise = f"Exercise: replay as of {date.fromisoformat(cfg.cycle.as_of):%Y-%m-%d} · " if cfg.cycle.as_of else ""
     if snap is None:
-        parts.append("no read snapshot published yet")
-    else:
-        age = (context.now() - snap.published_at).total_seconds() / 60
-        parts.append(
-            f"data as of snapshot {snap.published_at:%Y-%m-%d %H:%M} UTC "
-            f"({age:.0f} min ago, run {snap.last_run or 'none'})"
-        )
-    st.caption(safe_md(" · ".join(parts)))
+        st.caption(exercise + "no read snapshot published yet")
+        return
+    age = (context.now() - snap.published_at).total_seconds() / 60
+    st.caption(
+        exercise + f"data as of snapshot {snap.published_at:%Y-%m-%d %H:%M} UTC "
+        f"({age:.0f} min ago, run {safe_md(snap.last_run or 'none')})"
+    )
 
 
 def pager(total: int, *, key: str, page_size: int | None = None) -> tuple[int, int]:

@@ -36,6 +36,8 @@ EXPECTED = {
         "alert.approve",
         "alert.reject",
         "alert.silence",
+        "alert.cancel",
+        "llm.switch",
     },
     "admin": {
         "pages.read",
@@ -45,8 +47,12 @@ EXPECTED = {
         "alert.approve",
         "alert.reject",
         "alert.silence",
+        "alert.cancel",
+        "llm.switch",
         "audit.read",
         "users.manage",
+        "llm.endpoints",
+        "recipients.manage",
     },
 }
 BUTTONS = {
