@@ -61,5 +61,4 @@ else:
         if st.button("Sign out", key="signout"):
             auth.sign_out()
             st.rerun()
-auth.sync_cookie()
-navigation.run()  # each page puts the risk notice at its top (ui.risk_notice)
+navigation.run()  # each page: risk notice at its top; its guard (or the sign-in form) keeps the cookie

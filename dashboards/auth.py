@@ -163,15 +163,26 @@ def require(action: str) -> Session:
 
 
 def guard(action: str) -> Session:
-    """:func:`require` for a page: shows the refusal and stops the page instead of raising."""
+    """:func:`require` for a page: shows the refusal and stops the page instead of raising.
+
+    Without a session the sign-in form follows the refusal: a page script can be reached without
+    dashboards/app.py's navigation (Streamlit runs the first session after a server start with
+    its legacy ``pages/`` router, so a deep link runs the page file itself), and signing in there
+    reruns the same page.
+    """
     try:
-        return require(action)
+        session = require(action)
     except AuthorizationError as exc:
+        sync_cookie()
         st.error(ui.safe_md(exc.problem))
         if exc.fix:
             st.caption(ui.safe_md(f"Fix: {exc.fix}"))
+        if current_session() is None:
+            render_sign_in()
         st.stop()
         raise  # st.stop raises; this line is for type checkers
+    sync_cookie()
+    return session
 
 
 def _start(user: users.User, via: str) -> Session:
@@ -261,6 +272,7 @@ def sync_cookie() -> None:
 
 def render_sign_in() -> None:
     """The sign-in page (the only page an absent or expired session sees)."""
+    sync_cookie()
     ui.risk_notice()
     st.title("Sign in")
     notice = st.session_state.get("ews_notice")
