@@ -39,6 +39,13 @@ Contract:
   and ``EWS_SEGMENTS``, the segments driving it with their values and contributions);
   a rarity alert's description says it is a statistical rarity, with ``EWS_BASIS``,
   ``EWS_CAPPED_AT``, ``EWS_UNCAPPED_LEVEL``, ``EWS_CORROBORATED_BY``.
+- Classified series (issue 20): ``detail="level"`` (``[alerts] cap_detail`` per classification;
+  confidential and secret by default) makes a message that carries the level, headline, area,
+  onset, expiry and advice (``instruction``) but none of the classified figures: the
+  description says the figures are withheld, ``certainty`` is Unknown, and neither the
+  judgment's text nor the score, probabilities or model parameters are written; the
+  parameters are ``EWS_LEVEL``, ``EWS_SERIES``, ``EWS_ALERT_ID``, ``EWS_CLASSIFICATION`` and
+  ``EWS_DETAIL``.
 - Area: ``areaDesc`` plus any polygons (closed ``lat,lon`` rings), circles (``lat,lon r_km``)
   and geocodes given in :class:`Area`.
 - :func:`validate_cap` checks XML against the OASIS CAP 1.2 XSD shipped in the
@@ -262,8 +269,15 @@ def build_cap(
     references: Sequence[CapReference] = (),
     note: str | None = None,
     sender_name: str = "EWS early warning",
+    detail: str = "full",
+    classification: str = "public",
 ) -> bytes:
-    """One CAP 1.2 message (see the module docstring for every mapping)."""
+    """One CAP 1.2 message (see the module docstring for every mapping).
+
+    ``detail``: "full", or "level" for a series whose figures are classified (``classification``
+    is named in the message; the figures are left out)."""
+    if detail not in ("full", "level"):
+        raise ConfigError(f"CAP detail {detail!r} is not known", fix='use "full" or "level" ([alerts] cap_detail)')
     if status not in ("Actual", "Exercise", "Test"):
         raise ConfigError(f"CAP status {status!r} is not issued by this engine", fix="use Actual, Exercise or Test")
     if msg_type not in ("Alert", "Update", "Cancel"):
@@ -301,6 +315,8 @@ def build_cap(
             area=area,
             series_name=series_name,
             sender_name=sender_name,
+            level_only=detail == "level",
+            classification=classification,
         )
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
 
@@ -317,6 +333,8 @@ def _info(
     area: Area,
     series_name: str,
     sender_name: str,
+    level_only: bool = False,
+    classification: str = "public",
 ) -> None:
     zh = language == "zh-CN"
     hazard = alert["hazard"]
@@ -334,7 +352,9 @@ def _info(
     _sub(info, "responseType", "AllClear" if all_clear or cancel else _RESPONSE[level])
     _sub(info, "urgency", "Past" if all_clear or cancel else URGENCY[level])
     _sub(info, "severity", SEVERITY[level])
-    if all_clear or cancel:
+    if level_only:
+        sure = "Unknown"  # certainty would be read off the classified score or probability
+    elif all_clear or cancel:
         sure = "Unlikely"
     elif isinstance(probability, (int, float)):
         sure = hazard_certainty(float(probability))
@@ -352,7 +372,10 @@ def _info(
         state = " lifted" if all_clear else " cancelled" if cancel else ""
         headline = f"{level.upper()} ({Level.parse(level).roman}) {event_en.lower()} warning for {region}{state}"
     _sub(info, "headline", headline)
-    _sub(info, "description", _description(zh, alert, judgment, series_name, basis))
+    if level_only:
+        _sub(info, "description", _withheld_description(zh, level, event_en, event_zh, region, classification))
+    else:
+        _sub(info, "description", _description(zh, alert, judgment, series_name, basis))
     _sub(info, "instruction", _instruction(zh, level, all_clear or cancel))
     params = [
         ("EWS_LEVEL", level),
@@ -361,7 +384,15 @@ def _info(
         ("EWS_ALERT_ID", alert["alert_id"]),
         *_basis_parameters(basis),
     ]
-    if judgment is not None:
+    if level_only:
+        params = [
+            ("EWS_LEVEL", level),
+            ("EWS_SERIES", alert["unique_id"]),
+            ("EWS_ALERT_ID", alert["alert_id"]),
+            ("EWS_CLASSIFICATION", classification),
+            ("EWS_DETAIL", "level only: the classified figures are withheld"),
+        ]
+    elif judgment is not None:
         params += [
             ("EWS_AI_GENERATED", "auxiliary; a duty officer decides"),
             ("EWS_JUDGMENT_WRITER", judgment.writer),
@@ -412,6 +443,19 @@ def _description(
     if verdict:
         provenance += f"; checks={verdict}"
     return f"{text}\n\n{provenance}"
+
+
+def _withheld_description(zh: bool, level: str, event_en: str, event_zh: str, region: str, classification: str) -> str:
+    """A classified series' description: what is in force and where, no figures."""
+    if zh:
+        return (
+            f"{region}{event_zh}{Level.parse(level).zh}预警生效。"
+            f"所依据的数据密级为{classification}，本消息不公开具体数值。"
+        )
+    return (
+        f"A {level} {event_en.lower()} warning is in force for {region}. The data behind it are "
+        f"classified {classification}; their figures are not published in this message."
+    )
 
 
 def _instruction(zh: bool, level: str, lifted: bool) -> str:

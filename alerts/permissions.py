@@ -5,10 +5,13 @@ Roles, from least to most trusted (each holds every right of the one before):
 - ``viewer``: reads every page except the audit log, downloads CAP XML.
 - ``analyst``: + acknowledges alerts, marks them confirmed or false alarm, adds notes;
   loads data files (on the dashboard: previews an uploaded file, ``ews ingest file --dry-run``).
-- ``duty_officer``: + approves or rejects the release of an alert, silences with a reason and end.
-- ``admin``: + manages user accounts and reads the audit log.
+- ``duty_officer``: + approves or rejects the release of an alert, silences with a reason and
+  end, cancels a wrong alert, switches the LLM path off and on.
+- ``admin``: + manages user accounts, reads the audit log, revokes or restores LLM endpoints and
+  rotates their key, manages CAP recipients.
 
-The dashboard and the CLI call :func:`authorize` on the server before every action; hiding a
+The dashboard and the CLI call :func:`authorize` on the server before every action (the CLI
+with the role of the account its credential names: pipelines/cli/credentials.py); hiding a
 button is a courtesy, never the check. An action a role lacks raises
 :class:`AuthorizationError` naming the role that would be needed.
 """
@@ -46,15 +49,19 @@ ACTIONS: dict[str, str] = {
     "alert.reject": "reject the release of an alert",
     "alert.silence": "silence an alert's hazard and region until a given end",
     "data.ingest": "load data files (the dashboard previews an uploaded file as `ews ingest file --dry-run`)",
+    "alert.cancel": "cancel a wrong alert (a CAP Cancel if it went out)",
+    "llm.switch": "switch the LLM path off or on",
     "audit.read": "read the audit log",
     "users.manage": "add, remove or change the role of user accounts",
+    "llm.endpoints": "revoke or restore an LLM endpoint, rotate its key",
+    "recipients.manage": "subscribe or unsubscribe CAP recipients",
 }
 
 _GRANTS: dict[Role, frozenset[str]] = {
     Role.VIEWER: frozenset({"pages.read", "cap.download"}),
     Role.ANALYST: frozenset({"alert.acknowledge", "alert.feedback", "data.ingest"}),
-    Role.DUTY_OFFICER: frozenset({"alert.approve", "alert.reject", "alert.silence"}),
-    Role.ADMIN: frozenset({"audit.read", "users.manage"}),
+    Role.DUTY_OFFICER: frozenset({"alert.approve", "alert.reject", "alert.silence", "alert.cancel", "llm.switch"}),
+    Role.ADMIN: frozenset({"audit.read", "users.manage", "llm.endpoints", "recipients.manage"}),
 }
 
 
@@ -134,6 +141,7 @@ REVIEW_PERMISSION: dict[str, str] = {
     "approve": "alert.approve",
     "reject": "alert.reject",
     "silence": "alert.silence",
+    "cancel": "alert.cancel",
 }
 
 

@@ -224,6 +224,10 @@ circle_km = 50.0
 # Judgment writer: "llm" (the [llm] endpoint, checked, falling back to the template) or
 # "template" (no model at all).
 judge = "llm"
+# What a public CAP message carries, per classification of the alert's series: "full" (the
+# judgment, score and model figures) or "level" (level, area, advice and onset only; the
+# classified numbers stay in the warehouse, for users cleared to see them).
+cap_detail = { public = "full", internal = "full", confidential = "level", secret = "level" }
 
 [llm]
 # Any OpenAI-compatible endpoint (vLLM, Ollama, llama.cpp server): POST {base_url}/v1/chat/completions.
@@ -387,6 +391,16 @@ snapshots_keep = 3
 sync_seconds = 2.0
 # Control store: accounts and the review inbox (SQLite, relative to EWS_HOME).
 control = "control.sqlite"
+# Sign-in throttling, per account name and per client address (dashboard and
+# `ews ... --password-stdin`): after a failure the next try waits signin_delay_seconds,
+# doubling with each further failure up to signin_max_delay_seconds; signin_lock_after
+# failures within signin_window_minutes lock the account (or client) for
+# signin_lock_minutes, or until an admin runs `ews users unlock NAME`.
+signin_delay_seconds = 1.0
+signin_max_delay_seconds = 60.0
+signin_lock_after = 10
+signin_window_minutes = 15
+signin_lock_minutes = 30
 """  # noqa: E501 - the ews.toml template: a TOML 1.0 inline table (thresholds) stays on one line
 
 
@@ -659,6 +673,24 @@ class AlertSettings:
     gap_ratio: float
     circle_km: float
     judge: str
+    cap_detail: dict[str, str] = field(
+        default_factory=lambda: {"public": "full", "internal": "full", "confidential": "level", "secret": "level"}
+    )
+
+    def __post_init__(self) -> None:
+        for classification, detail in self.cap_detail.items():
+            if classification not in ("public", "internal", "confidential", "secret") or detail not in (
+                "full",
+                "level",
+            ):
+                raise ConfigError(
+                    f"[alerts] cap_detail has {classification} = {detail!r}",
+                    fix='map public, internal, confidential and secret each to "full" or "level"',
+                )
+
+    def cap_detail_for(self, classification: str | None) -> str:
+        """ "full" or "level" for a series of this classification (unlisted: "level")."""
+        return self.cap_detail.get(str(classification or "public").lower(), "level")
 
 
 @dataclass(frozen=True)
@@ -793,8 +825,25 @@ class DashboardSettings:
     snapshots_keep: int
     control: str
     sync_seconds: float
+    signin_delay_seconds: float = 1.0
+    signin_max_delay_seconds: float = 60.0
+    signin_lock_after: int = 10
+    signin_window_minutes: float = 15
+    signin_lock_minutes: float = 30
 
     def __post_init__(self) -> None:
+        if not (self.signin_lock_after >= 1 and self.signin_window_minutes > 0 and self.signin_lock_minutes > 0):
+            raise ConfigError(
+                f"[dashboard] signin_lock_after = {self.signin_lock_after}, signin_window_minutes = "
+                f"{self.signin_window_minutes}, signin_lock_minutes = {self.signin_lock_minutes}: each must be above 0",
+                fix="e.g. signin_lock_after = 10, signin_window_minutes = 15, signin_lock_minutes = 30",
+            )
+        if not 0 <= self.signin_delay_seconds <= self.signin_max_delay_seconds:
+            raise ConfigError(
+                f"[dashboard] signin_delay_seconds = {self.signin_delay_seconds} must lie between 0 and "
+                f"signin_max_delay_seconds = {self.signin_max_delay_seconds}",
+                fix="e.g. signin_delay_seconds = 1.0, signin_max_delay_seconds = 60.0",
+            )
         if not self.sync_seconds > 0:
             raise ConfigError(
                 f"[dashboard] sync_seconds = {self.sync_seconds} is not a positive number of seconds",

@@ -1,7 +1,10 @@
 """EWS dashboard entry script (``ews serve`` runs ``streamlit run dashboards/app.py``).
 
-One entry, pages by ``st.navigation``. Without a valid session only the sign-in page exists;
-with one, the pages the role may read (the audit log only for admins). Every page repeats the
+One entry, pages by ``st.navigation``. Without a valid session every page's URL shows the
+sign-in form (hidden pages at the same paths, so a deep link or a reload never meets "Page not
+found"), and after sign-in the rerun shows the page that URL names; with a session, the pages
+the role may read (the audit log only for admins). A reload keeps the session through its
+signed cookie (dashboards/auth.py). Every page repeats the
 server-side check itself (:func:`dashboards.auth.guard`), so a hidden page reached by URL or a
 tampered client is still refused. The dashboard reads the newest read snapshot and queues
 review actions and audit entries in the control store's inbox; ``ews serve``'s supervisor
@@ -20,24 +23,36 @@ from alerts.permissions import allowed  # noqa: E402 - set_page_config must come
 from dashboards import auth  # noqa: E402
 
 _PAGES = Path(__file__).resolve().parent / "pages"
+#: (file, title, icon); the first is the default page
+_ALL = (
+    ("overview", "Overview", ":material/public:"),
+    ("markets", "Markets", ":material/show_chart:"),
+    ("hazards", "Hazards", ":material/landslide:"),
+    ("alert_inbox", "Alert inbox", ":material/notifications_active:"),
+    ("models", "Models", ":material/model_training:"),
+    ("data", "Data", ":material/database:"),
+    ("operations", "Operations", ":material/monitor_heart:"),
+    ("audit", "Audit", ":material/policy:"),
+)
 
 session = auth.current_session()
 if session is None:
+    # the sign-in form at "/" and at every page's own path (hidden), so the URL a user came with
+    # is kept and shows its page after sign-in
     navigation = st.navigation(
         [st.Page(auth.render_sign_in, title="Sign in", icon=":material/login:", url_path="signin", default=True)]
+        + [
+            st.Page(auth.render_sign_in, title=title, icon=":material/login:", url_path=name, visibility="hidden")
+            for name, title, _icon in _ALL[1:]
+        ],
+        position="hidden",
     )
 else:
     pages = [
-        st.Page(_PAGES / "overview.py", title="Overview", icon=":material/public:", default=True),
-        st.Page(_PAGES / "markets.py", title="Markets", icon=":material/show_chart:"),
-        st.Page(_PAGES / "hazards.py", title="Hazards", icon=":material/landslide:"),
-        st.Page(_PAGES / "alert_inbox.py", title="Alert inbox", icon=":material/notifications_active:"),
-        st.Page(_PAGES / "models.py", title="Models", icon=":material/model_training:"),
-        st.Page(_PAGES / "data.py", title="Data", icon=":material/database:"),
-        st.Page(_PAGES / "operations.py", title="Operations", icon=":material/monitor_heart:"),
+        st.Page(_PAGES / f"{name}.py", title=title, icon=icon, default=name == "overview")
+        for name, title, icon in _ALL
+        if name != "audit" or allowed(session.role, "audit.read")
     ]
-    if allowed(session.role, "audit.read"):
-        pages.append(st.Page(_PAGES / "audit.py", title="Audit", icon=":material/policy:"))
     navigation = st.navigation(pages)
     with st.sidebar:
         st.caption("Signed in as")
@@ -46,4 +61,4 @@ else:
         if st.button("Sign out", key="signout"):
             auth.sign_out()
             st.rerun()
-navigation.run()  # each page puts the risk notice at its top (ui.risk_notice)
+navigation.run()  # each page: risk notice at its top; its guard (or the sign-in form) keeps the cookie

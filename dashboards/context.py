@@ -10,6 +10,9 @@ entries are queued in the control store
 (:mod:`warehouse.review_inbox`, see :mod:`dashboards.actions`); the engine applies them:
 ``ews serve``'s supervisor within ``[dashboard] sync_seconds`` when the warehouse is free,
 else the run that holds it, when it ends (pipelines/dashboard_sync.py).
+
+Every read passes through the viewer's clearance (:mod:`dashboards.clearance`): the values of
+a series classified above it are withheld before a page sees them.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import polars as pl
 import streamlit as st
 
 from core.settings import Settings, load_settings
+from dashboards.clearance import withhold
 from warehouse import dashboard_reads as reads
 from warehouse.snapshots import Snapshot, current_snapshot, open_snapshot, snapshot_folder
 from warehouse.users import connect_control, control_path
@@ -72,12 +76,27 @@ def _cached(path: str, name: str, kwargs: tuple[tuple[str, Any], ...]) -> Any:
         return function(wh, **dict(kwargs))
 
 
+def clearance() -> str:
+    """The signed-in account's clearance (as re-read by dashboards.auth.current_session at the
+    top of the page); public without a session."""
+    raw = st.session_state.get("ews_session") or {}
+    return str(raw.get("clearance") or "public")
+
+
 def read(name: str, **kwargs: Any) -> Any:
-    """Call ``warehouse.dashboard_reads.<name>`` on the current snapshot, cached per snapshot."""
+    """Call ``warehouse.dashboard_reads.<name>`` on the current snapshot, cached per snapshot,
+    with the values of series above the viewer's clearance withheld."""
     snap = snapshot()
     if snap is None:
         return pl.DataFrame()
-    return _cached(str(snap.path), name, tuple(sorted(kwargs.items())))
+    path = str(snap.path)
+    result = _cached(path, name, tuple(sorted(kwargs.items())))
+    series = kwargs.get("unique_id")
+    if series is None and kwargs.get("alert_id") is not None:
+        row = _cached(path, "alert_row", (("alert_id", kwargs["alert_id"]),))
+        series = None if row is None else row.get("unique_id")
+    classes = _cached(path, "series_classifications", ())
+    return withhold(result, classes=classes, clearance=clearance(), series=None if series is None else str(series))
 
 
 def preview_upload(name: str, data: bytes, fmt: str | None, options: dict[str, Any]) -> Preview:

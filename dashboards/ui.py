@@ -1,16 +1,22 @@
 """Shared page furniture: the risk notice, safe text, paging, level colours and charts.
 
-Safety rule for free text (series names, places, errors, notes, judgments): it is shown only
-through :func:`safe_md` (every Markdown/HTML metacharacter backslash-escaped), ``st.text``,
-``st.code``, ``st.json`` or data frames, never with ``unsafe_allow_html``; chart and map
-tooltips use plain-text templates. So no HTML or script from ingested data or users renders.
+Safety rule for free text (series names, places, sources, licences, errors, notes,
+judgments): :func:`safe_md` is the one renderer for any value put into text Streamlit renders
+as Markdown (markdown, captions, info/warning/error, titles, metric, expander and tab labels,
+widget labels and ``help=`` tooltips): it backslash-escapes every Markdown/HTML metacharacter,
+so ``![x](http://host/px.png)`` shows as those characters and loads nothing. Otherwise text is
+shown by ``st.text``, ``st.code``, ``st.json`` or data frames (plain text), never with
+``unsafe_allow_html``; chart and map tooltips use plain-text templates.
+``tests/test_dashboard_rendering.py`` fails on any page that puts a value into Markdown text
+without :func:`safe_md`; the browser test plants a Markdown image and link in a series'
+source and licence and checks that nothing is fetched from their host.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 import altair as alt
@@ -58,18 +64,16 @@ def risk_notice() -> None:
     )
     cfg = context.settings()
     snap = context.snapshot()
-    parts = []
-    if cfg.cycle.as_of:
-        parts.append(f"Exercise: replay as of {cfg.cycle.as_of}")
+    # as_of is checked to be an ISO date when the settings load
+    exercise = f"Exercise: replay as of {date.fromisoformat(cfg.cycle.as_of):%Y-%m-%d} · " if cfg.cycle.as_of else ""
     if snap is None:
-        parts.append("no read snapshot published yet")
-    else:
-        age = (context.now() - snap.published_at).total_seconds() / 60
-        parts.append(
-            f"data as of snapshot {snap.published_at:%Y-%m-%d %H:%M} UTC "
-            f"({age:.0f} min ago, run {snap.last_run or 'none'})"
-        )
-    st.caption(" · ".join(parts))
+        st.caption(exercise + "no read snapshot published yet")
+        return
+    age = (context.now() - snap.published_at).total_seconds() / 60
+    st.caption(
+        exercise + f"data as of snapshot {snap.published_at:%Y-%m-%d %H:%M} UTC "
+        f"({age:.0f} min ago, run {safe_md(snap.last_run or 'none')})"
+    )
 
 
 def pager(total: int, *, key: str, page_size: int | None = None) -> tuple[int, int]:
@@ -78,9 +82,9 @@ def pager(total: int, *, key: str, page_size: int | None = None) -> tuple[int, i
     pages = max(1, math.ceil(total / size))
     page = 1
     if pages > 1:
-        page = int(st.number_input(f"Page (of {pages})", min_value=1, max_value=pages, value=1, step=1, key=key))
+        page = int(st.number_input(f"Page (of {pages:d})", min_value=1, max_value=pages, value=1, step=1, key=key))
     first = (page - 1) * size
-    st.caption(f"rows {min(first + 1, total)}–{min(first + size, total)} of {total}")
+    st.caption(f"rows {min(first + 1, total):d}–{min(first + size, total):d} of {total:d}")
     return size, first
 
 
@@ -185,6 +189,6 @@ def series_panel(meta: dict[str, Any], *, points: int = 1500) -> None:
         )
         st.dataframe(table, hide_index=True)
         st.caption(
-            f"Forecast from cutoff {first.item(0, 'cutoff')} by {first.item(0, 'model')} "
-            f"(run {first.item(0, 'run_id')}); statistical model output, for reference."
+            f"Forecast from cutoff {safe_md(first.item(0, 'cutoff'))} by {safe_md(first.item(0, 'model'))} "
+            f"(run {safe_md(first.item(0, 'run_id'))}); statistical model output, for reference."
         )

@@ -127,6 +127,7 @@ def publish_pending(
         judgments = alerting.read_judgments(wh, [event["alert_id"]])
         judgment = judgment_for_cap(judgments.row(-1, named=True)) if judgments.height else None
         info = meta.get(alert["unique_id"])
+        classification = str((info or {}).get("classification") or "public")
         xml = build_cap(
             alert,
             identifier=identifier,
@@ -144,6 +145,8 @@ def publish_pending(
                 else (event["reason"] if event["msg_type"] == "Cancel" else None)
             ),
             sender_name=settings.alerts.sender_name,
+            detail=settings.alerts.cap_detail_for(classification),
+            classification=classification,
         )
         errors = validate_cap(xml)
         if errors:

@@ -9,6 +9,7 @@ by `ews serve`'s supervisor (its real loop on a thread here, tests/dashboard_hom
 
 from __future__ import annotations
 
+import re
 import shutil
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -37,6 +38,8 @@ EXPECTED = {
         "alert.approve",
         "alert.reject",
         "alert.silence",
+        "alert.cancel",
+        "llm.switch",
     },
     "admin": {
         "pages.read",
@@ -47,8 +50,12 @@ EXPECTED = {
         "alert.approve",
         "alert.reject",
         "alert.silence",
+        "alert.cancel",
+        "llm.switch",
         "audit.read",
         "users.manage",
+        "llm.endpoints",
+        "recipients.manage",
     },
 }
 BUTTONS = {
@@ -89,7 +96,8 @@ def _texts(at: AppTest) -> str:
         + [e.value for e in at.error]
         + [i.value for i in at.info]
     )
-    return "\n".join(str(p) for p in parts)
+    # as a reader sees it: ui.safe_md's backslash escapes removed
+    return re.sub(r"\\(.)", r"\1", "\n".join(str(p) for p in parts))
 
 
 def _db(home: Path, sql: str) -> list[tuple]:
@@ -316,7 +324,7 @@ def test_absent_session_sees_only_sign_in_and_pages_refuse(env: Path) -> None:
     assert [t.value for t in at.title] == ["Sign in"]
     for page in (*PAGES, "audit"):  # a page script reached without a session (direct URL)
         direct = AppTest.from_file(str(ROOT / "dashboards" / "pages" / f"{page}.py"), default_timeout=TIMEOUT).run()
-        assert not direct.title, page
+        assert [t.value for t in direct.title] == ["Sign in"], page  # the refusal, then the sign-in form
         assert any("not signed in" in e.value for e in direct.error), page
 
 
@@ -326,14 +334,14 @@ def test_expired_session_is_refused_on_every_page_and_action(env: Path) -> None:
     session["expires_at"] = session["signed_in_at"] - timedelta(seconds=1)  # ended already
     at.session_state["ews_session"] = session
     at.run()  # the next interaction after expiry: the page refuses, the session is dropped
-    assert not at.title and any("not signed in" in e.value for e in at.error)
+    assert [t.value for t in at.title] == ["Sign in"] and any("not signed in" in e.value for e in at.error)
     assert "ews_session" not in at.session_state
     assert at.session_state["ews_notice"] == "Your session expired; sign in again."
     before = _db(env, "SELECT count(*) FROM review_inbox_applied")[0][0]
     inbox = AppTest.from_file(str(ROOT / "dashboards" / "pages" / "alert_inbox.py"), default_timeout=TIMEOUT)
     inbox.session_state["ews_session"] = session
     inbox.run()
-    assert not inbox.title and any("not signed in" in e.value for e in inbox.error)
+    assert [t.value for t in inbox.title] == ["Sign in"] and any("not signed in" in e.value for e in inbox.error)
     assert _db(env, "SELECT count(*) FROM review_inbox_applied")[0][0] == before
 
 
@@ -353,7 +361,7 @@ def test_role_change_and_removal_apply_to_a_live_session(env: Path) -> None:
         assert [e.value for e in forged.error] == ["refused: role 'viewer' may not"]
         users.remove_user(con, "analyst_user")
         at.run()
-        assert not at.title and any("not signed in" in e.value for e in at.error)
+        assert [t.value for t in at.title] == ["Sign in"] and any("not signed in" in e.value for e in at.error)
         assert at.session_state["ews_notice"] == "Your account was removed."
     finally:
         if users.get_user(con, "analyst_user") is None:

@@ -23,7 +23,7 @@ from core.settings import load_settings
 from pipelines.cli.main import main
 from pipelines.delivery import publish_pending, relay
 from sql import sql_rows
-from warehouse import Warehouse, alerting, review
+from warehouse import Warehouse, alerting, credentials, review, users
 
 ROOT = Path(__file__).resolve().parent.parent
 T0 = datetime(2026, 11, 22, 0, 38, 5)
@@ -176,11 +176,15 @@ def test_faulty_receivers_get_everything_once_deduplicated_and_the_dead_are_coun
             receiver.close()
 
 
-def test_cli_cancel_sends_a_cap_cancel_that_references_the_alert(home, capsys) -> None:
+def test_cli_cancel_sends_a_cap_cancel_that_references_the_alert(home, capsys, monkeypatch) -> None:
     settings, wh = home
     review.approve_release(wh, alert_id="a_unrate_0", user="duty.li", at=T0)
     publish_pending(wh, settings, now=T0)
     wh.close()
+    con = users.connect_control(users.control_path(settings))
+    users.add_user(con, name="duty.li", role="duty_officer", password="duty-li-pass-123", at=T0)
+    monkeypatch.setenv("EWS_TOKEN", credentials.issue_api_token(con, "duty.li", at=T0))  # what `ews users token` prints
+    con.close()
     code = main(
         [
             "--home",
@@ -188,8 +192,6 @@ def test_cli_cancel_sends_a_cap_cancel_that_references_the_alert(home, capsys) -
             "alerts",
             "cancel",
             "a_unrate_0",
-            "--user",
-            "duty.li",
             "--reason",
             "wrong series mapping",
             "--json",
@@ -207,5 +209,5 @@ def test_cli_cancel_sends_a_cap_cancel_that_references_the_alert(home, capsys) -
     assert first in cancel["references"]
     code = main(["--home", str(settings.home), "export", "cap", "--out", str(settings.home / "exported"), "--json"])
     assert code == 0 and len(json.loads(capsys.readouterr().out)["files"]) == 2
-    code = main(["--home", str(settings.home), "alerts", "approve", "a_unrate_0", "--user", "duty.li"])
+    code = main(["--home", str(settings.home), "alerts", "approve", "a_unrate_0"])
     assert code == 10 and "cannot approve alert a_unrate_0: it is cancelled" in capsys.readouterr().err

@@ -6,6 +6,13 @@ saves the README's screenshots (docs/screenshots/overview.png, alert_inbox.png).
 a series ingested with a script tag in its name, and a quarantined file whose error quotes an
 HTML payload, are shown as text and never execute (no dialog, no global set by the payload).
 
+Markdown probe (issue 20, finding 9): a series ingested with a Markdown image as its source and a
+link as its licence (and the same payload in the source of a series with an alert), pointing
+at a real HTTP server on another loopback host name; the pages show the characters, and the
+browser never requests anything from that host. Sessions (finding 10): a reload keeps the
+session, a deep link to a page leads through the sign-in form (no "Page not found") to that
+page, and a signed-out session's cookie is worth nothing.
+
 Needs `apt-get install chromium` (Playwright's own browser download does not work here; the
 test uses /usr/bin/chromium). Skips, saying so, only when Chromium is absent.
 """
@@ -18,8 +25,10 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import duckdb
@@ -68,9 +77,73 @@ def _ews(home: Path, *argv: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+class Tracker:
+    """A real HTTP server on loopback standing for a foreign host: it records every request."""
+
+    def __init__(self) -> None:
+        self.hits: list[str] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - http.server API
+                outer.hits.append(self.path)
+                self.send_response(200)
+                self.send_header("Content-Type", "image/png")
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.host = f"localhost:{self.server.server_port}"  # another origin than the app's 127.0.0.1
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201 - yields (url, home)
+def tracker():  # noqa: ANN201
+    t = Tracker()
+    yield t
+    t.close()
+
+
+def _md_payload(host: str) -> tuple[str, str]:
+    return f"![px](http://{host}/px.png)", f"[licence terms](http://{host}/link)"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, tracker: Tracker):  # noqa: ANN201 - yields (url, home)
     home = copy_home(tmp_path_factory, "browser")
+    image, link = _md_payload(tracker.host)
+    md_probe = _ews(
+        home,
+        "ingest",
+        "file",
+        str(ROOT / "tests" / "data" / "fred_UNRATE.csv"),
+        "--format",
+        "fred_csv",
+        "--option",
+        "unique_id=md_probe",
+        "--option",
+        "frequency=MS",
+        "--option",
+        f"source={image}",
+        "--option",
+        f"licence={link}",
+        "--no-cycle",
+        "--quiet",
+    )
+    assert md_probe.returncode == 0, md_probe.stderr
+    # the same payload on a series that has an alert (its caption in the inbox was the leak)
+    with duckdb.connect(str(home / "warehouse.duckdb")) as con:
+        [(alert_id, uid)] = con.execute(
+            "SELECT alert_id, unique_id FROM alerts WHERE release_state = 'released' ORDER BY alert_id LIMIT 1"
+        ).fetchall()
+        con.execute("UPDATE series SET source = ?, licence = ? WHERE unique_id = ?", [image, link, uid])
+    (home / "md_probe_alert").write_text(alert_id)
     probe = _ews(
         home,
         "ingest",
@@ -256,3 +329,113 @@ def _current(home: Path) -> str:
     import json
 
     return json.loads((home / "snapshots" / "CURRENT").read_text())["file"]
+
+
+def _sign_in(page, url: str, *, landing: str = "Overview") -> None:  # noqa: ANN001
+    _settle(page, "Sign in")
+    page.get_by_role("textbox", name="User name").fill("admin_user")
+    page.get_by_role("textbox", name="Password").fill(PASSWORD["admin"])
+    page.get_by_role("button", name="Sign in").click()
+    _settle(page, landing)
+
+
+def test_markdown_images_and_links_from_data_load_nothing(server, tracker: Tracker) -> None:
+    from urllib.parse import urlsplit
+
+    from playwright.sync_api import sync_playwright
+
+    url, home = server
+    image, link = _md_payload(tracker.host)
+    alert_id = (home / "md_probe_alert").read_text()
+    requested: list[str] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
+        try:
+            page = browser.new_page(viewport={"width": 1440, "height": 1000})
+            page.on("request", lambda r: requested.append(r.url))
+            page.goto(url, wait_until="domcontentloaded")
+            _sign_in(page, url)
+            # the alert inbox caption of a series whose source and licence carry the payload
+            page.get_by_role("link", name="Alert inbox").first.click()
+            _settle(page, "Alert inbox")
+            page.get_by_role("combobox", name="Alert").click()
+            page.keyboard.type(alert_id)
+            page.keyboard.press("Enter")
+            page.wait_for_timeout(500)
+            _settle(page, "Alert inbox")
+            body = page.inner_text("body")
+            assert f"source: {image}" in body and f"licence: {link}" in body, "the payload is not shown as text"
+            _no_exception(page, "Alert inbox with the Markdown probe")
+            # the Markets page's source line of the series ingested with the payload
+            page.get_by_role("link", name="Markets").first.click()
+            _settle(page, "Markets")
+            page.get_by_role("combobox", name="Indicator").click()
+            page.keyboard.type("md_probe")
+            page.keyboard.press("Enter")
+            page.wait_for_timeout(500)
+            _settle(page, "Markets")
+            assert f"source: {image}" in page.inner_text("body")
+            for where in ("img", "a", "iframe", "source", "link"):
+                attr = "href" if where in ("a", "link") else "src"
+                found = page.locator(f'{where}[{attr}*="{tracker.host}"]').count()
+                assert found == 0, f"{found} <{where}> element(s) point at {tracker.host}"
+            page.wait_for_timeout(1000)
+        finally:
+            browser.close()
+    foreign = [r for r in requested if urlsplit(r).netloc == tracker.host]
+    # (the app itself loads map tiles and a font from their CDNs; nothing else leaves the app's host)
+    assert foreign == [] and tracker.hits == [], (foreign, tracker.hits)
+    hosts = {urlsplit(r).netloc for r in requested if r.startswith("http")}
+    assert hosts <= {urlsplit(url).netloc, "basemaps.cartocdn.com", "fonts.gstatic.com"}, hosts
+
+
+def test_sessions_survive_reload_and_deep_links_and_die_with_sign_out(server) -> None:
+    from playwright.sync_api import sync_playwright
+
+    url, _home = server
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
+        try:
+            # a deep link without a session: the sign-in form, no "Page not found", then that page
+            context = browser.new_context(viewport={"width": 1440, "height": 1000})
+            page = context.new_page()
+            page.goto(f"{url}/alert_inbox", wait_until="domcontentloaded")
+            _settle(page, "Sign in")
+            assert "Page not found" not in page.inner_text("body")
+            assert page.get_by_role("dialog").count() == 0
+            _sign_in(page, url, landing="Alert inbox")
+            assert page.url.rstrip("/").endswith("/alert_inbox")
+            page.wait_for_timeout(1000)  # the cookie script runs once the page has drawn
+            [cookie] = [c for c in context.cookies() if c["name"] == "ews_session"]
+            assert cookie["sameSite"] == "Strict"
+            # reload: still signed in, on the same page
+            page.reload(wait_until="domcontentloaded")
+            _settle(page, "Alert inbox")
+            assert page.get_by_role("button", name="Sign out").count() == 1
+            # another page by its URL in a new tab of the same browser
+            other = context.new_page()
+            other.goto(f"{url}/operations", wait_until="domcontentloaded")
+            _settle(other, "Operations")
+            other.close()
+            # a forged cookie (the signature of another value) is refused
+            forged = browser.new_context()
+            body, _, signature = cookie["value"].partition(".")
+            forged.add_cookies([{"name": "ews_session", "value": body + "x." + signature, "url": url}])
+            fp = forged.new_page()
+            fp.goto(f"{url}/alert_inbox", wait_until="domcontentloaded")
+            _settle(fp, "Sign in")
+            forged.close()
+            # sign out: the page and any copy of the cookie are signed out
+            page.get_by_role("button", name="Sign out").click()
+            _settle(page, "Sign in")
+            page.reload(wait_until="domcontentloaded")
+            _settle(page, "Sign in")
+            replay = browser.new_context()
+            replay.add_cookies([{"name": "ews_session", "value": cookie["value"], "url": url}])
+            rp = replay.new_page()
+            rp.goto(f"{url}/alert_inbox", wait_until="domcontentloaded")
+            _settle(rp, "Sign in")
+            replay.close()
+            context.close()
+        finally:
+            browser.close()

@@ -37,6 +37,7 @@ __all__ = [
     "alert_feedback",
     "data_freshness",
     "series_catalog",
+    "series_classifications",
     "series_history",
     "series_forecast",
     "series_grades",
@@ -229,6 +230,11 @@ def data_freshness(wh: Warehouse) -> pl.DataFrame:
 
 
 # -- series pages ------------------------------------------------------------------------
+def series_classifications(wh: Warehouse) -> dict[str, str]:
+    """unique_id -> classification (public ... secret), for the dashboard's clearance filter."""
+    return {str(u): str(c) for u, c in wh._execute("SELECT unique_id, classification FROM series")}
+
+
 def series_catalog(wh: Warehouse, domains: Sequence[str]) -> pl.DataFrame:
     return wh._frame(
         "SELECT unique_id, name, domain, variable, unit, frequency, region, source, licence "

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from core.errors import EWSError
 from core.settings import Settings
-from core.vocabulary import Role
+from core.vocabulary import Classification, Role
 
 __all__ = [
     "AuthenticationError",
@@ -40,6 +40,7 @@ __all__ = [
     "remove_user",
     "set_role",
     "set_password",
+    "set_clearance",
     "get_user",
     "find_user_by_email",
     "list_users",
@@ -50,6 +51,11 @@ __all__ = [
 MIN_PASSWORD_LENGTH = 8
 _NAME = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1}
+_CLEARANCES = tuple(c.label for c in Classification)
+_CLEARANCE_COLUMN = (
+    "ALTER TABLE users ADD COLUMN clearance TEXT NOT NULL DEFAULT 'public' "
+    "CHECK (clearance IN ('public', 'internal', 'confidential', 'secret'))"
+)
 _ROLES = Role.values()  # core.vocabulary.Role; the CHECK below lists the same roles (tests compare them)
 
 _SCHEMA = (
@@ -63,6 +69,7 @@ _SCHEMA = (
         updated_at    TEXT NOT NULL
     )
     """,
+    # (clearance: the highest data classification the account may see; added below)
     """
     CREATE TABLE IF NOT EXISTS review_inbox (
         action_id  TEXT PRIMARY KEY,
@@ -80,6 +87,33 @@ _SCHEMA = (
     )
     """,
     "CREATE INDEX IF NOT EXISTS review_inbox_state ON review_inbox (state, seq)",
+    # CLI credentials: one API token per account, stored as its SHA-256 (warehouse.credentials)
+    """
+    CREATE TABLE IF NOT EXISTS api_tokens (
+        name       TEXT PRIMARY KEY REFERENCES users (name) ON DELETE CASCADE,
+        token_hash TEXT NOT NULL UNIQUE,
+        created_at TEXT NOT NULL
+    )
+    """,
+    # sign-in throttling: every failed try by account name and by client (warehouse.credentials)
+    """
+    CREATE TABLE IF NOT EXISTS sign_in_failures (
+        scope     TEXT NOT NULL CHECK (scope IN ('account', 'client')),
+        subject   TEXT NOT NULL,
+        failed_at TEXT NOT NULL
+    )
+    """,
+    "CREATE INDEX IF NOT EXISTS sign_in_failures_subject ON sign_in_failures (scope, subject, failed_at)",
+    # dashboard sessions behind the signed cookie: signing out ends one for good
+    """
+    CREATE TABLE IF NOT EXISTS web_sessions (
+        session_id TEXT PRIMARY KEY,
+        name       TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        expires_at TEXT NOT NULL,
+        ended_at   TEXT
+    )
+    """,
     # one row: the last time `ews serve`'s supervisor looked at the inbox, and what it found
     # (warehouse.review_inbox.record_sync_check); the dashboard reads it, never writes it
     """
@@ -113,6 +147,7 @@ class User:
     has_password: bool
     created_at: str
     updated_at: str
+    clearance: str = Classification.PUBLIC.label
 
 
 def control_path(settings: Settings) -> Path:
@@ -133,6 +168,9 @@ def connect_control(path: str | Path) -> sqlite3.Connection:
     with con:
         for statement in _SCHEMA:
             con.execute(statement)
+        columns = {row[1] for row in con.execute("PRAGMA table_info(users)")}
+        if "clearance" not in columns:  # control stores made before clearances existed
+            con.execute(_CLEARANCE_COLUMN)
     return con
 
 
@@ -184,6 +222,13 @@ def _check_role(role: str) -> str:
     return role
 
 
+def _check_clearance(clearance: str) -> str:
+    text = str(clearance).strip().lower()
+    if text not in _CLEARANCES:
+        raise AccountError(f"unknown clearance {clearance!r}", fix=f"use one of {', '.join(_CLEARANCES)}")
+    return text
+
+
 def _check_password(password: str) -> None:
     if not isinstance(password, str) or len(password) < MIN_PASSWORD_LENGTH:
         raise AccountError(
@@ -193,11 +238,23 @@ def _check_password(password: str) -> None:
 
 
 def add_user(
-    con: sqlite3.Connection, *, name: str, role: str, password: str | None, email: str | None = None, at: datetime
+    con: sqlite3.Connection,
+    *,
+    name: str,
+    role: str,
+    password: str | None,
+    email: str | None = None,
+    clearance: str = Classification.PUBLIC.label,
+    at: datetime,
 ) -> User:
-    """Create an account. ``password`` None makes an identity-provider-only account (needs email)."""
+    """Create an account. ``password`` None makes an identity-provider-only account (needs email).
+
+    ``clearance``: the highest data classification the account may see (default public: values
+    of internal, confidential and secret series are withheld from it until an admin raises it).
+    """
     _check_name(name)
     _check_role(role)
+    clearance = _check_clearance(clearance)
     if password is None and not email:
         raise AccountError(
             f"account {name!r} would have neither a password nor an e-mail",
@@ -209,8 +266,8 @@ def add_user(
     try:
         with con:
             con.execute(
-                "INSERT INTO users (name, role, password_hash, email, created_at, updated_at) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT INTO users (name, role, password_hash, email, created_at, updated_at, clearance) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
                 [
                     name,
                     role,
@@ -218,6 +275,7 @@ def add_user(
                     email.lower() if email else None,
                     stamp,
                     stamp,
+                    clearance,
                 ],
             )
     except sqlite3.IntegrityError:
@@ -232,6 +290,7 @@ def remove_user(con: sqlite3.Connection, name: str) -> User:
     user = _require(con, name)
     with con:
         con.execute("DELETE FROM users WHERE name = ?", [name])
+        con.execute("DELETE FROM api_tokens WHERE name = ?", [name])  # its CLI token dies with it
     return user
 
 
@@ -240,6 +299,15 @@ def set_role(con: sqlite3.Connection, name: str, role: str, *, at: datetime) -> 
     _require(con, name)
     with con:
         con.execute("UPDATE users SET role = ?, updated_at = ? WHERE name = ?", [role, at.isoformat(), name])
+    return _require(con, name)
+
+
+def set_clearance(con: sqlite3.Connection, name: str, clearance: str, *, at: datetime) -> User:
+    """Change the highest classification the account may see (applies on its next page or command)."""
+    clearance = _check_clearance(clearance)
+    _require(con, name)
+    with con:
+        con.execute("UPDATE users SET clearance = ?, updated_at = ? WHERE name = ?", [clearance, at.isoformat(), name])
     return _require(con, name)
 
 
@@ -256,9 +324,14 @@ def set_password(con: sqlite3.Connection, name: str, password: str, *, at: datet
 
 def get_user(con: sqlite3.Connection, name: str) -> User | None:
     rows = con.execute(
-        "SELECT name, role, email, password_hash IS NOT NULL, created_at, updated_at FROM users WHERE name = ?", [name]
+        "SELECT name, role, email, password_hash IS NOT NULL, created_at, updated_at, clearance FROM users "
+        "WHERE name = ?",
+        [name],
     ).fetchall()
-    return None if not rows else User(rows[0][0], rows[0][1], rows[0][2], bool(rows[0][3]), rows[0][4], rows[0][5])
+    if not rows:
+        return None
+    r = rows[0]
+    return User(r[0], r[1], r[2], bool(r[3]), r[4], r[5], r[6])
 
 
 def current_role(con: sqlite3.Connection, name: str) -> str | None:

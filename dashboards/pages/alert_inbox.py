@@ -46,21 +46,24 @@ labels = {
 alert_id = st.selectbox("Alert", list(labels), format_func=labels.__getitem__, key="inbox_alert")
 alert = context.read("alert_row", alert_id=alert_id)
 if alert is None:
-    st.error(f"Alert {alert_id} is not in the current snapshot.")
+    st.error(f"Alert {ui.safe_md(alert_id)} is not in the current snapshot.")
     st.stop()
 
-st.subheader(f"{alert['level'].upper()} · {alert['hazard'].replace('_', ' ')}")
+st.subheader(f"{ui.safe_md(alert['level'].upper())} · {ui.safe_md(alert['hazard'].replace('_', ' '))}")
 st.markdown(
     f"**{ui.safe_md(alert['name'] or alert['unique_id'])}** · region "
     f"{ui.safe_md(alert['region'] or 'n/a')} · status **{ui.safe_md(alert['status'])}** · "
     f"release **{ui.safe_md(alert.get('release_state') or 'n/a')}** · observed "
-    f"{alert['ds']:%Y-%m-%d} · score {alert['score']:.4f}"
+    f"{alert['ds']:%Y-%m-%d} · "
+    + (f"score {alert['score']:.4f}" if alert["score"] is not None else "score withheld (above your clearance)")
 )
 evidence_col, judgment_col = st.columns(2)
 with evidence_col:
     st.markdown("**Evidence**")
     st.json(json.loads(alert["evidence"]) if isinstance(alert["evidence"], str) else alert["evidence"])
-    st.caption(f"source: {alert.get('source') or 'n/a'} · licence: {alert.get('licence') or 'n/a'}")
+    st.caption(
+        f"source: {ui.safe_md(alert.get('source') or 'n/a')} · licence: {ui.safe_md(alert.get('licence') or 'n/a')}"
+    )
 with judgment_col:
     st.markdown("**Judgment**")
     judgments = context.read("alert_judgments", alert_id=alert_id)
@@ -72,8 +75,8 @@ with judgment_col:
         st.markdown(ui.safe_md(j["text_en"]))
         st.markdown(ui.safe_md(j["text_zh"]))
         st.caption(
-            f"writer {j['writer']} · model {j['model'] or 'n/a'} · prompt {j['prompt_version']} · "
-            f"evidence hash {j['evidence_hash'][:16]}…"
+            f"writer {ui.safe_md(j['writer'])} · model {ui.safe_md(j['model'] or 'n/a')} · "
+            f"prompt {ui.safe_md(j['prompt_version'])} · evidence hash {ui.safe_md(j['evidence_hash'][:16])}…"
         )
         st.markdown("Check verdicts")
         st.json(json.loads(j["checks"]) if j["checks"] else {})
@@ -94,7 +97,9 @@ if cap.height:
     newest = cap.row(0, named=True)
     # The bytes reach Streamlit's file server only for a role that may download them: a
     # disabled button would still hand the file to the browser.
-    if allowed(session.role, "cap.download"):
+    if newest["xml"] is None:  # dashboards.clearance withheld it: the series is above the viewer's clearance
+        st.caption("CAP download withheld: this series is classified above your clearance.")
+    elif allowed(session.role, "cap.download"):
         st.download_button(
             "Download CAP XML",
             data=newest["xml"].encode("utf-8"),
@@ -105,7 +110,7 @@ if cap.height:
     else:
         st.caption("CAP download needs a role with cap.download.")
     st.caption(
-        f"CAP {newest['msg_type']} {newest['identifier']} ({newest['status']}, "
+        f"CAP {ui.safe_md(newest['msg_type'])} {ui.safe_md(newest['identifier'])} ({ui.safe_md(newest['status'])}, "
         f"{'valid' if newest['valid'] else 'INVALID'} against the CAP 1.2 schema)"
     )
 else:
@@ -136,7 +141,7 @@ def _run(action: str, **payload: object) -> None:
 def _hint(permission: str) -> str | None:
     if allowed(session.role, permission):
         return None
-    return f"needs {minimum_role(permission).replace('_', ' ')} or above"
+    return ui.safe_md(f"needs {minimum_role(permission).replace('_', ' ')} or above")
 
 
 a1, a2, a3 = st.columns(3)

@@ -40,7 +40,8 @@ quarantined = context.read("batches_page", status="quarantined", limit=20, offse
 if quarantined.height == 0:
     st.success("No batch is quarantined.")
 for row in quarantined.iter_rows(named=True):
-    with st.expander(f"{row['batch_id']} · {row['fetched_at']:%Y-%m-%d %H:%M} · {row['format']}"):
+    title = f"{ui.safe_md(row['batch_id'])} · {row['fetched_at']:%Y-%m-%d %H:%M} · {ui.safe_md(row['format'])}"
+    with st.expander(title):
         st.text(f"file: {row['location']}\nsource: {row['source']}\nchecksum: {row['checksum']}")
         st.code(row["error"] or "no reason recorded", language=None)
         st.caption("The landing copy stays under EWS_HOME/raw/<batch_id>/ for inspection.")
@@ -56,10 +57,10 @@ def _render_preview(preview: Preview) -> None:
         st.error("The file does not parse; loading it would quarantine the batch.")
         st.code(preview.error, language=None)
         return
-    st.caption(f"First rows as parsed ({preview.series_head.height} shown)")
+    st.caption(f"First rows as parsed ({preview.series_head.height:d} shown)")
     st.dataframe(preview.series_head, hide_index=True)
     if preview.events_head is not None:
-        st.caption(f"Events: {preview.event_count}, the first {preview.events_head.height}")
+        st.caption(f"Events: {preview.event_count:d}, the first {preview.events_head.height:d}")
         st.dataframe(preview.events_head, hide_index=True)
     st.caption(ui.safe_md(f"Series a load would write, compared with {preview.compared_with}"))
     st.dataframe(preview.series, hide_index=True)

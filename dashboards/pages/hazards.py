@@ -41,7 +41,7 @@ _NOTES = {
 def _pick(domain: str) -> dict[str, object] | None:
     rows = catalog.filter(pl.col("domain") == domain)
     if rows.height == 0:
-        st.info(f"No {domain} series loaded.")
+        st.info(f"No {ui.safe_md(domain)} series loaded.")
         return None
     labels = {
         r["unique_id"]: f"{r['region'] or '-'} · {r['name']} (level {r['level'] or 'none'})"
@@ -91,13 +91,13 @@ def _events(meta: dict[str, Any]) -> None:
     )
 
 
-for tab, domain in zip(st.tabs(list(_TABS.values())), _TABS, strict=True):
+for tab, domain in zip(st.tabs([ui.safe_md(t) for t in _TABS.values()]), _TABS, strict=True):
     with tab:
         meta = _pick(domain)
         if meta is None:
             continue
         if domain in _NOTES:
-            st.caption(_NOTES[domain])
+            st.caption(ui.safe_md(_NOTES[domain]))
         ui.series_panel(meta)
         if domain == Domain.SEISMIC:
             _events(meta)

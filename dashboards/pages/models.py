@@ -29,7 +29,7 @@ sections = {
     "registry": "Vertical-model registry and training lineage",
 }
 for what, title in sections.items():
-    st.subheader(title)
+    st.subheader(ui.safe_md(title))
     name, table = context.read("optional_table", what=what)
     if name is None:
         st.caption(
@@ -37,7 +37,7 @@ for what, title in sections.items():
             "fine-tuning jobs once they have run)."
         )
         continue
-    st.caption(f"table {name}, newest {table.height} rows")
+    st.caption(f"table {ui.safe_md(name)}, newest {table.height:d} rows")
     st.dataframe(table, hide_index=True)
     metric_cols = [c for c in ("mase", "smape", "wql", "crps", "coverage") if c in table.columns]
     time_col = next((c for c in ("cutoff", "evaluated_at", "created_at", "ds") if c in table.columns), None)

@@ -22,10 +22,10 @@ pending = pending_count(context.control())
 
 
 def _section(title: str, prefixes: tuple[str, ...], empty: str) -> None:
-    st.subheader(title)
+    st.subheader(ui.safe_md(title))
     rows = metrics.filter(pl.any_horizontal(*(pl.col("name").str.starts_with(p) for p in prefixes)))
     if rows.height == 0:
-        st.caption(empty)
+        st.caption(ui.safe_md(empty))
         return
     shown = rows.with_columns(
         pl.col("labels").map_elements(

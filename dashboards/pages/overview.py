@@ -18,7 +18,7 @@ counts = context.read("open_alert_counts")
 columns = st.columns(4)
 for column, level in zip(columns, WARNING_LEVEL_NAMES[::-1], strict=True):
     n = int(counts.filter(pl.col("level") == level)["alerts"].sum()) if counts.height else 0
-    column.metric(f"{level.upper()} open alerts", n)
+    column.metric(f"{ui.safe_md(level.upper())} open alerts", n)
 
 left, right = st.columns([3, 2])
 with left:

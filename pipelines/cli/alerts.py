@@ -1,9 +1,13 @@
 """``ews alerts ...``, ``ews export cap``, ``ews deliver ...``, ``ews llm ...`` and
 ``ews evaluate feedback``.
 
-Every review command takes ``--user`` (recorded in the audit log; authorisation belongs to
-the deployment in front of the CLI). Each command opens the warehouse once, acts through
-``warehouse.review`` / ``warehouse.alerting`` and prints a result (``--json`` for one object).
+Review and admin commands (``ack``, ``approve``, ``reject``, ``silence``, ``unsilence``,
+``feedback``, ``cancel``, ``ews llm`` switches, ``ews deliver subscribe/unsubscribe``) act for
+an authenticated account: ``EWS_TOKEN`` or ``--user NAME --password-stdin``
+(:mod:`pipelines.cli.credentials`); its role is checked with ``alerts.permissions.authorize``
+before the warehouse is opened, and the audit log records its name. Each command opens the
+warehouse once, acts through ``warehouse.review`` / ``warehouse.alerting`` and prints a result
+(``--json`` for one object).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from core.clock import Clock, utc_now
 from core.errors import EWSError, LLMError, WarehouseLockedError
 from core.settings import Settings
 from core.vocabulary import WARNING_LEVEL_NAMES, AlertStatus, Level, Verdict
+from pipelines.cli.credentials import add_credential_arguments, authenticated_user
 from pipelines.cli.main import open_for_reading, open_warehouse, print_result, setup_logging
 
 __all__ = ["register", "add_feedback_parser"]
@@ -71,11 +76,24 @@ def _alerts_show(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+#: CLI review command -> the permission it needs (alerts.permissions.ACTIONS)
+_REVIEW_PERMISSION = {
+    "ack": "alert.acknowledge",
+    "approve": "alert.approve",
+    "reject": "alert.reject",
+    "silence": "alert.silence",
+    "unsilence": "alert.silence",
+    "feedback": "alert.feedback",
+    "cancel": "alert.cancel",
+}
+
+
 def _review_action(name: str) -> Callable[[argparse.Namespace, Settings], int]:
     def command(args: argparse.Namespace, settings: Settings) -> int:
         from pipelines.delivery import publish_pending
         from warehouse import review
 
+        args.user = authenticated_user(args, settings, _REVIEW_PERMISSION[name]).name  # what the audit records
         clock = Clock.from_settings(settings)
         now = clock.now
         with open_warehouse(settings, args.wait) as wh:
@@ -205,6 +223,7 @@ def _subscribe(args: argparse.Namespace, settings: Settings) -> int:
     from warehouse import alerting
     from warehouse.runs import audit
 
+    args.user = authenticated_user(args, settings, "recipients.manage").name
     with open_warehouse(settings, args.wait) as wh:
         alerting.add_recipient(
             wh,
@@ -241,6 +260,7 @@ def _unsubscribe(args: argparse.Namespace, settings: Settings) -> int:
     from warehouse import alerting
     from warehouse.runs import audit
 
+    args.user = authenticated_user(args, settings, "recipients.manage").name
     with open_warehouse(settings, args.wait) as wh:
         if not alerting.deactivate_recipient(wh, args.id):
             raise EWSError(f"no active recipient {args.id!r}", fix="list them with `ews deliver recipients`")
@@ -274,6 +294,9 @@ def _llm(action: str) -> Callable[[argparse.Namespace, Settings], int]:
         from warehouse import alerting
         from warehouse.runs import audit
 
+        if action != "status":
+            permission = "llm.switch" if action in ("off", "on") else "llm.endpoints"
+            args.user = authenticated_user(args, settings, permission).name
         now = utc_now()
         base = getattr(args, "base_url", None) or settings.llm.base_url or EMBEDDED
         with open_warehouse(settings, args.wait) as wh:
@@ -369,7 +392,7 @@ def _evaluate_feedback(args: argparse.Namespace, settings: Settings) -> int:
             f"{r['false_alarms_removed']} false alarm(s) and lose {r['confirmed_lost']} confirmed"
             for r in rows
         )
-        or "no feedback yet: analysts add it with `ews alerts feedback ID --user NAME --verdict ...`"
+        or "no feedback yet: analysts add it with `EWS_TOKEN=... ews alerts feedback ID --verdict ...`"
     )
     print_result({"verdicts": latest.height, "levels": rows}, args.json, text)
     return 0
@@ -403,7 +426,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     ):
         p = asub.add_parser(name, parents=[common], help=helptext)
         p.add_argument("alert_id")
-        p.add_argument("--user", required=True, help="who acts (recorded in the audit log)")
+        add_credential_arguments(p)
         if name in ("ack", "feedback"):
             p.add_argument("--note")
         if name in ("reject", "silence", "cancel"):
@@ -415,7 +438,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         p.set_defaults(func=_review_action(name))
     p = asub.add_parser("unsilence", parents=[common], help="lift a silence early")
     p.add_argument("silence_id")
-    p.add_argument("--user", required=True)
+    add_credential_arguments(p)
     p.set_defaults(func=_review_action("unsilence"))
     p = asub.add_parser("silences", parents=[common], help="silences in force (--all: every one)")
     p.add_argument("--all", action="store_true")
@@ -449,11 +472,11 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--hazard", action="append")
     p.add_argument("--indicator", action="append", help="unique_id glob, e.g. 'tohoku_*'")
     p.add_argument("--min-level", default=Level.BLUE.label, choices=list(WARNING_LEVEL_NAMES))
-    p.add_argument("--user", default="operator")
+    add_credential_arguments(p)
     p.set_defaults(func=_subscribe)
     p = dsub.add_parser("unsubscribe", parents=[common], help="deactivate a recipient")
     p.add_argument("id")
-    p.add_argument("--user", default="operator")
+    add_credential_arguments(p)
     p.set_defaults(func=_unsubscribe)
     dsub.add_parser("recipients", parents=[common], help="active recipients").set_defaults(func=_recipients)
 
@@ -468,7 +491,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         ("rotate-key", "store a new endpoint key (stdin or --key-file)"),
     ):
         p = lsub.add_parser(name, parents=[common], help=helptext)
-        p.add_argument("--user", required=True)
+        add_credential_arguments(p)
         if name in ("off", "revoke"):
             p.add_argument("--reason", required=True)
         if name in ("revoke", "restore", "rotate-key"):

@@ -8,10 +8,14 @@
   actions wait and the warehouse is free, applies them, publishes approved alerts as CAP
   (files and deliveries) and a fresh snapshot (:class:`pipelines.dashboard_sync.SyncLoop`).
   It stops when Streamlit exits; SIGTERM or SIGINT is passed on to Streamlit and stops both.
-- ``ews users add NAME --role ROLE [--email E] [--password-stdin]``, ``remove``,
-  ``set-role``, ``set-password``, ``list``: local accounts in the control store. Whoever runs
-  these has shell access to EWS_HOME and acts as an admin (``cli:<os user>`` in the audit log);
-  the role check still goes through :func:`alerts.permissions.authorize`.
+- ``ews users add NAME --role ROLE [--email E] [--clearance C] [--password-stdin]``, ``remove``,
+  ``set-role``, ``set-clearance``, ``set-password``, ``token`` (a CLI API token, printed once;
+  ``--revoke``), ``unlock`` (clear sign-in failures of a name or ``--client``), ``list``: local
+  accounts in the control store. Whoever runs these is the bootstrap admin: the shell owner of
+  EWS_HOME can read and write the control store anyway, so ``ews users`` asks for no credential
+  and records ``cli:<os user>`` in the audit log; the role check still goes through
+  :func:`alerts.permissions.authorize`. Every other review or admin command needs an account's
+  credential (:mod:`pipelines.cli.credentials`).
 - ``ews metrics``: the Operations page's figures in Prometheus text format, read from the
   newest snapshot (never from the live warehouse, so a scrape can never block a run).
 """
@@ -34,22 +38,16 @@ from alerts.permissions import authorize, parse_role
 from core.clock import utc_now
 from core.errors import EWSError, WarehouseLockedError
 from core.settings import Settings
+from pipelines.cli.credentials import operator
 from pipelines.cli.main import init_home, open_warehouse, print_result, setup_logging
 from pipelines.dashboard_sync import SyncLoop, sync_dashboard
+from warehouse import credentials, review_inbox, users
 from warehouse import dashboard_reads as reads
-from warehouse import review_inbox, users
 from warehouse.snapshots import current_snapshot, open_snapshot, snapshot_folder
 
 __all__ = ["register", "cmd_serve", "cmd_users", "cmd_metrics", "prometheus_text", "APP_PATH"]
 
 APP_PATH = Path(__file__).resolve().parents[2] / "dashboards" / "app.py"
-
-
-def _operator() -> str:
-    try:
-        return f"cli:{getpass.getuser()}"
-    except (KeyError, OSError):
-        return "cli:unknown"
 
 
 # -- serve ---------------------------------------------------------------------------------
@@ -147,6 +145,7 @@ def _user_dict(user: users.User) -> dict[str, Any]:
         "role": user.role,
         "email": user.email,
         "password": user.has_password,
+        "clearance": user.clearance,
         "created_at": user.created_at,
         "updated_at": user.updated_at,
     }
@@ -157,12 +156,13 @@ def cmd_users(args: argparse.Namespace, settings: Settings) -> int:
     init_home(settings)
     con = users.connect_control(users.control_path(settings))
     now = utc_now()
-    actor = _operator()
+    actor = operator()
     try:
         if args.users_command == "list":
             rows = [_user_dict(u) for u in users.list_users(con)]
             text = "\n".join(
-                f"{r['name']:<24} {r['role']:<13} {r['email'] or '':<28} {'password' if r['password'] else 'oidc only'}"
+                f"{r['name']:<24} {r['role']:<13} {r['clearance']:<13} {r['email'] or '':<28} "
+                f"{'password' if r['password'] else 'oidc only'}"
                 for r in rows
             )
             print_result(rows, args.json, text or "no accounts yet (ews users add NAME --role ROLE)")
@@ -171,8 +171,10 @@ def cmd_users(args: argparse.Namespace, settings: Settings) -> int:
             role = parse_role(args.role)
             # --email without --password-stdin = an identity-provider-only account
             password = _read_password(args) if args.password_stdin or not args.email else None
-            user = users.add_user(con, name=args.name, role=role, password=password, email=args.email, at=now)
-            detail = {"role": role, "email": args.email, "password": password is not None}
+            user = users.add_user(
+                con, name=args.name, role=role, password=password, email=args.email, clearance=args.clearance, at=now
+            )
+            detail = {"role": role, "email": args.email, "password": password is not None, "clearance": user.clearance}
             action, text = "user.added", f"added {user.name} as {user.role}"
         elif args.users_command == "remove":
             user = users.remove_user(con, args.name)
@@ -183,6 +185,15 @@ def cmd_users(args: argparse.Namespace, settings: Settings) -> int:
             user = users.set_role(con, args.name, role, at=now)
             detail = {"from": before.role if before else None, "to": role}
             action, text = "user.role_changed", f"{user.name} is now {user.role}"
+        elif args.users_command == "set-clearance":
+            before = users.get_user(con, args.name)
+            user = users.set_clearance(con, args.name, args.clearance, at=now)
+            detail = {"from": before.clearance if before else None, "to": user.clearance}
+            action, text = "user.clearance_changed", f"{user.name} is now cleared for {user.clearance} data"
+        elif args.users_command == "token":
+            return _token(con, args, settings, actor=actor, now=now)
+        elif args.users_command == "unlock":
+            return _unlock(con, args, settings, actor=actor, now=now)
         else:  # set-password
             user = users.set_password(con, args.name, _read_password(args), at=now)
             detail, action, text = {}, "user.password_changed", f"password of {user.name} changed"
@@ -192,6 +203,52 @@ def cmd_users(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     finally:
         con.close()
+
+
+def _token(con: Any, args: argparse.Namespace, settings: Settings, *, actor: str, now: Any) -> int:
+    """Issue (or with --revoke delete) the account's CLI API token; the token is printed once."""
+    if args.revoke:
+        if users.get_user(con, args.name) is None:
+            raise users.AccountError(f"no account named {args.name!r}", fix="list them with `ews users list`")
+        had = credentials.revoke_api_token(con, args.name)
+        review_inbox.enqueue_audit(con, action="user.token_revoked", user=actor, at=now, target=args.name, detail={})
+        _apply_now(settings)
+        text = f"API token of {args.name} revoked" if had else f"{args.name} had no API token"
+        print_result({"action": "user.token_revoked", "name": args.name, "had_token": had}, args.json, text)
+        return 0
+    token = credentials.issue_api_token(con, args.name, at=now)
+    review_inbox.enqueue_audit(con, action="user.token_issued", user=actor, at=now, target=args.name, detail={})
+    _apply_now(settings)
+    print_result(
+        {"action": "user.token_issued", "name": args.name, "token": token},
+        args.json,
+        f"{token}\n(the API token of {args.name}, shown only now: give it to them; they set "
+        f"EWS_TOKEN to it. A new `ews users token {args.name}` replaces it; --revoke deletes it.)",
+    )
+    return 0
+
+
+def _unlock(con: Any, args: argparse.Namespace, settings: Settings, *, actor: str, now: Any) -> int:
+    """Clear the sign-in failures (delay and lock) of an account name and/or a client address."""
+    if args.name is None and args.client is None:
+        raise EWSError("nothing to unlock", fix="name the account (`ews users unlock NAME`) and/or --client ADDRESS")
+    removed = credentials.clear_failures(con, account=args.name, client=args.client)
+    review_inbox.enqueue_audit(
+        con,
+        action="session.unlocked",
+        user=actor,
+        at=now,
+        target=args.name or args.client,
+        detail={"account": args.name, "client": args.client, "failures_cleared": removed},
+    )
+    _apply_now(settings)
+    who = " and ".join(x for x in (args.name, args.client and f"client {args.client}") if x)
+    print_result(
+        {"action": "session.unlocked", "account": args.name, "client": args.client, "failures_cleared": removed},
+        args.json,
+        f"{who}: {removed} failed sign-in(s) cleared; the next try is checked at once",
+    )
+    return 0
 
 
 def _apply_now(settings: Settings) -> None:
@@ -291,6 +348,11 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     add.add_argument("--role", required=True, help="viewer, analyst, duty_officer or admin")
     add.add_argument("--email", help="identity-provider e-mail (OIDC sign-in)")
     add.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    add.add_argument(
+        "--clearance",
+        default="public",
+        help="highest data classification the account may see: public (default), internal, confidential, secret",
+    )
     rm = usub.add_parser("remove", parents=[common], help="delete an account")
     rm.add_argument("name")
     role = usub.add_parser("set-role", parents=[common], help="change an account's role")
@@ -299,8 +361,17 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     pw = usub.add_parser("set-password", parents=[common], help="reset an account's password")
     pw.add_argument("name")
     pw.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    clear = usub.add_parser("set-clearance", parents=[common], help="change the classification an account may see")
+    clear.add_argument("name")
+    clear.add_argument("clearance", help="public, internal, confidential or secret")
+    tok = usub.add_parser("token", parents=[common], help="issue an account's CLI API token (for EWS_TOKEN)")
+    tok.add_argument("name")
+    tok.add_argument("--revoke", action="store_true", help="delete the token instead")
+    unlock = usub.add_parser("unlock", parents=[common], help="clear failed sign-ins (delay or lock)")
+    unlock.add_argument("name", nargs="?", help="account name as typed at sign-in")
+    unlock.add_argument("--client", help="client address (as in the session.sign_in_failed audit entries)")
     usub.add_parser("list", parents=[common], help="list accounts")
-    for parser in (add, rm, role, pw):
+    for parser in (add, rm, role, pw, clear, tok, unlock):
         parser.set_defaults(func=cmd_users)
     usub.choices["list"].set_defaults(func=cmd_users)
 
