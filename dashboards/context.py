@@ -27,8 +27,9 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 import streamlit as st
 
+from core.errors import EWSError
 from core.settings import Settings, load_settings
-from dashboards.clearance import withhold
+from dashboards.clearance import above, withhold
 from warehouse import dashboard_reads as reads
 from warehouse.snapshots import Snapshot, current_snapshot, open_snapshot, snapshot_folder
 from warehouse.users import connect_control, control_path
@@ -112,4 +113,16 @@ def preview_upload(name: str, data: bytes, fmt: str | None, options: dict[str, A
             if snap is None
             else f"the read snapshot of {snap.published_at:%Y-%m-%d %H:%M} UTC"
         )
-        return preview_bytes(name, data, fmt, options=options, settings=settings(), wh=wh, compared_with=compared)
+        preview = preview_bytes(name, data, fmt, options=options, settings=settings(), wh=wh, compared_with=compared)
+    # The comparison with stored rows (changed / unchanged counts, quarantine findings against the
+    # stored median) would tell whether guessed values of a classified series are the stored ones.
+    classes = {} if snap is None else _cached(str(snap.path), "series_classifications", ())
+    viewer = clearance()
+    hidden = sorted(u for u in preview.series.get_column("unique_id").to_list() if above(classes.get(u), viewer))
+    if hidden:
+        raise EWSError(
+            f"the file writes {len(hidden)} stored series classified above your clearance ({viewer}): "
+            f"{', '.join(hidden[:5])}{' ...' if len(hidden) > 5 else ''}; its preview compares values with theirs",
+            fix="ask an account cleared for them to preview the file, or give it other unique_id values",
+        )
+    return preview

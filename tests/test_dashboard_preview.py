@@ -11,10 +11,12 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from core.clock import utc_now
 from core.settings import load_settings
 from dashboard_home import PASSWORD, copy_home
 from ingest.preview import preview_file
-from warehouse.snapshots import current_snapshot, open_snapshot, snapshot_folder
+from warehouse import Warehouse
+from warehouse.snapshots import current_snapshot, open_snapshot, publish_snapshot, snapshot_folder
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = ROOT / "dashboards" / "app.py"
@@ -93,3 +95,29 @@ def test_a_viewer_gets_no_uploader(home: Path, monkeypatch: pytest.MonkeyPatch) 
     assert len(at.file_uploader) == 0
     assert "Preview a file before loading it" not in [h.value for h in at.subheader]
     assert [h.value for h in at.subheader][:3] == ["Runs", "Ledger of ingested batches", "Quarantined batches"]
+
+
+def test_an_analyst_cannot_preview_against_a_series_classified_above_their_clearance(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The preview's changed/unchanged counts would confirm guessed values of a confidential
+    series; an analyst cleared for public data gets an error naming the series, no tables."""
+    home = copy_home(tmp_path_factory, "preview_classified")
+    settings = load_settings(home)
+    with Warehouse.open(settings.warehouse_path) as wh:
+        wh._execute("UPDATE series SET classification = 'confidential' WHERE unique_id = ?", [OPTIONS["unique_id"]])
+        publish_snapshot(wh, snapshot_folder(settings), now=utc_now(), keep=settings.dashboard.snapshots_keep)
+    at = _data_page("analyst", home, monkeypatch)
+    at.text_area(key="preview_options").input(json.dumps(OPTIONS))
+    at.file_uploader(key="preview_upload").set_value((CHOPTANK.name, CHOPTANK.read_bytes(), "text/plain"))
+    at.run()
+    assert not at.exception, at.exception
+    errors = [e.value.replace("\\", "") for e in at.error]
+    assert len(errors) == 1 and "classified above your clearance (public): usgs_01491000_discharge" in errors[0]
+    assert not [d for d in at.dataframe if "new_rows" in d.value.columns]  # no comparison shown
+    # the same upload under another id is previewed as new
+    at.text_area(key="preview_options").input(json.dumps({**OPTIONS, "unique_id": "my_choptank"}))
+    at.run()
+    assert not at.error, [e.value for e in at.error]
+    series = next(d.value for d in at.dataframe if "new_rows" in d.value.columns)
+    assert list(series["stored"]) == ["new"]
