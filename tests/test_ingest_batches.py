@@ -242,12 +242,13 @@ def test_cli_detects_unambiguous_formats_and_asks_otherwise(tmp_path, capsys) ->
     assert code == 0 and out["status"] == "committed" and out["rows"] == 546
     assert out["detected"].startswith("detected format 'market_table'")
     assert "decoded as gbk" in out["notes"] and any("newest first" in n for n in out["notes"])
-    # A table no specific format claims is read as `table` (issue 22), which asks for its domain.
+    # A table no specific format claims is read as `table` (issue 22), which asks for its domain;
+    # like every file that does not parse, it is quarantined with a ledger row (issue 20, exit 4).
     ambiguous = tmp_path / "prices.csv"
     ambiguous.write_text("Date,SP500,Dividend\n1871-01-01,4.44,0.26\n")
-    assert main(["--home", str(tmp_path), "ingest", "file", str(ambiguous), "--quiet"]) == 2
-    err = capsys.readouterr().err
-    assert "no domain for column 'SP500'" in err and "--domain" in err
+    assert main(["--home", str(tmp_path), "ingest", "file", str(ambiguous), "--quiet"]) == 4
+    said = "".join(capsys.readouterr())
+    assert "quarantined" in said and "no domain for column 'SP500'" in said and "--domain" in said
     unknown = tmp_path / "notes.csv"
     unknown.write_text("station,remark\nBJFS,antenna changed\n")
     assert main(["--home", str(tmp_path), "ingest", "file", str(unknown), "--quiet"]) == 2
