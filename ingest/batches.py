@@ -75,7 +75,7 @@ __all__ = [
     "batch_id_for",
 ]
 
-_CATALOG_FORMATS = ("usgs_catalog", "cenc_catalog", "event_catalog")
+_CATALOG_FORMATS = ("usgs_catalog", "cenc_catalog", "event_catalog", "quakeml", "fdsn_text")
 
 
 @dataclass(frozen=True)

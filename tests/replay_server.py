@@ -7,6 +7,7 @@ project's bundled real data (data/, tests/data/), in the response layout of the 
 |---|---|---|
 | ``/fred/series``, ``/fred/series/observations`` | FRED API (JSON, values as text, "." missing) | ``data/market/fred_UNRATE.csv``, ``tests/data/fred_DGS10_last800.csv`` |
 | ``/fdsnws/event/1/query`` | USGS FDSN event service, ``format=csv`` | ``data/seismic/usgs_comcat_eastasia_m4_2018_2023.csv`` (a real ComCat query answer), filtered by starttime/endtime/minmagnitude/box/updatedafter; 400 "exceeds search limit" above ``event_cap``; 204 when empty |
+| ``/ingv/fdsnws/event/1/query`` | any ``fdsnws-event`` service (INGV's), ``format=xml`` or ``format=text`` | the three real INGV QuakeML answers ``tests/data/ingest/ingv_fdsnws_event_*.qml``: ``xml`` answers copy their ``<event>`` elements (lxml) into one INGV-style document; ``text`` answers are ObsPy's FDSN-text (``EVENTTXT``) writing of the same events with INGV's bare event ids; filtered by starttime/endtime/minmagnitude/updatedafter (an event's update time is the latest ``creationTime`` in it); 204 when empty |
 | ``/ogcapi/daily/items`` | USGS Water Data OGC API daily items (GeoJSON, cursor pages) | ``data/hydro/usgs_nwis_rdb_02177000_chattooga_2012.rdb`` (ft³/s as recorded) |
 | ``/ngl/<STATION>.tenv3`` | Nevada Geodetic Lab tenv3 | ``data/geodetic/gnss_P156_pbo_california_2006_2015.pos`` rewritten in the tenv3 layout (same daily positions) |
 | ``/power/daily/point`` | NASA POWER daily point JSON | no POWER recording is available offline: the documented layout, with the bundled Choptank daily discharge numbers standing in as ``PRECTOTCORR`` values (the tests check transport, fill values and parsing, not meteorology) |
@@ -53,6 +54,37 @@ FRED_INFO = {
 }
 API_KEY = "abcdefghijklmnopqrstuvwxyz123456"
 CATALOG = DATA / "seismic" / "usgs_comcat_eastasia_m4_2018_2023.csv"
+INGV_QUAKEML = sorted((ROOT / "tests" / "data" / "ingest").glob("ingv_fdsnws_event_*.qml"))
+
+
+def ingv_events() -> list[dict[str, Any]]:
+    """The recorded INGV events: time, update time, magnitude, the ``<event>`` XML and the text row."""
+    from lxml import etree
+    from obspy import Catalog, read_events
+
+    out = []
+    for path in INGV_QUAKEML:
+        event = read_events(str(path), format="QUAKEML")[0]
+        stamps = [
+            item.creation_info.creation_time
+            for item in (event, *event.origins, *event.magnitudes)
+            if item.creation_info is not None and item.creation_info.creation_time is not None
+        ]
+        text = io.StringIO()
+        Catalog([event]).write(text, format="EVENTTXT")
+        header, row = text.getvalue().splitlines()[:2]
+        element = etree.parse(str(path)).getroot().find(".//{http://quakeml.org/xmlns/bed/1.2}event")
+        out.append(
+            {
+                "time": event.preferred_origin().time.datetime,
+                "updated": max(stamps).datetime,
+                "mag": event.preferred_magnitude().mag,
+                "xml": etree.tostring(element),
+                "text_header": header,
+                "text": row.replace("query?eventId=", "", 1),  # INGV's text answer gives the bare id
+            }
+        )
+    return out
 
 
 def _catalog_rows() -> tuple[list[str], list[dict[str, str]]]:
@@ -100,6 +132,7 @@ class ReplayServer:
         self.drip_seconds = 0.05
         self._lock = threading.Lock()
         self._fields, self._events = _catalog_rows()
+        self._ingv_events: Any = None  # loaded on the first request (ObsPy is slow to import)
         self._tenv3 = pos_to_tenv3(DATA / "geodetic" / "gnss_P156_pbo_california_2006_2015.pos", "P156")
         server = self
 
@@ -141,6 +174,7 @@ class ReplayServer:
             "/fred/series": self._fred_series,
             "/fred/series/observations": self._fred_observations,
             "/fdsnws/event/1/query": self._fdsn,
+            "/ingv/fdsnws/event/1/query": self._ingv,
             "/ogcapi/daily/items": self._water,
             "/power/daily/point": self._power,
             "/grids/sst.nc": self._grid,
@@ -322,6 +356,38 @@ class ReplayServer:
         writer.writeheader()
         writer.writerows(chosen)
         return 200, "text/csv", out.getvalue().encode("utf-8")
+
+    def _ingv(self, query: dict[str, str]) -> tuple[int, str, bytes]:
+        with self._lock:
+            if self._ingv_events is None:
+                self._ingv_events = ingv_events()
+        try:
+            start = datetime.fromisoformat(query["starttime"])
+            end = datetime.fromisoformat(query["endtime"])
+            updated = datetime.fromisoformat(query["updatedafter"]) if "updatedafter" in query else None
+        except (KeyError, ValueError):
+            return 400, "text/plain", b"Error 400: Bad Request\n\nBad starttime, endtime or updatedafter.\n"
+        if query.get("format") not in ("xml", "text"):
+            return 400, "text/plain", b"Error 400: Bad Request\n\nformat must be xml or text here.\n"
+        minmag = float(query.get("minmagnitude", "-10"))
+        chosen = [
+            e
+            for e in self._ingv_events
+            if start <= e["time"] < end and e["mag"] >= minmag and (updated is None or e["updated"] > updated)
+        ]
+        if not chosen:
+            return 204, "text/plain", b""
+        if query["format"] == "text":
+            body = "\n".join([chosen[0]["text_header"], *(e["text"] for e in chosen)]) + "\n"
+            return 200, "text/plain; charset=utf-8", body.encode()
+        doc = (
+            b'<?xml version="1.0" encoding="UTF-8"?>\n<q:quakeml xmlns:q="http://quakeml.org/xmlns/quakeml/1.2" '
+            b'xmlns="http://quakeml.org/xmlns/bed/1.2" xmlns:ingv="http://webservices.ingv.it/fdsnws/event/1">\n'
+            b'  <eventParameters publicID="smi:webservices.ingv.it/fdsnws/event/1/query">\n'
+            + b"".join(e["xml"] for e in chosen)
+            + b"  </eventParameters>\n</q:quakeml>\n"
+        )
+        return 200, "application/xml", doc
 
     # -- USGS water ------------------------------------------------------------------------
     def _water(self, query: dict[str, str]) -> tuple[int, str, bytes]:

@@ -56,6 +56,12 @@ SOURCES: dict[str, tuple[str, str, dt.datetime, dict[str, str]]] = {
         NOW,
         {},
     ),
+    "fdsn_event": (
+        'url = "{url}/ingv/fdsnws/event/1"\nstart = "2021-01-01"\nend = "2021-01-02"\nformat = "text"\n',
+        "/ingv/fdsnws/event/1/query",
+        NOW,
+        {},
+    ),
     "nasa_power": (
         'url = "{url}/power/daily/point"\nlatitude = 38.997\nlongitude = -75.786\nparameters = ["PRECTOTCORR"]\n'
         'start = "2011-09-01"\n',

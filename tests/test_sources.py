@@ -456,6 +456,8 @@ _OPTIONS: dict[str, dict[str, object]] = {
     "nasa_power_json": {"site_id": "x"},
     "usgs_water_json": {},
     "table": {"domain": "hydro"},
+    "quakeml": {},
+    "fdsn_text": {},
 }
 
 

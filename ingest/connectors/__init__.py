@@ -6,6 +6,7 @@ Sources are the tables ``[ingest.sources.NAME]`` of ews.toml; ``kind`` picks the
 |---|---|---|
 | ``fred`` | FRED API series observations | ``fred_json`` |
 | ``usgs_fdsn`` | USGS FDSN event service (CSV) | ``usgs_catalog`` |
+| ``fdsn_event`` | any FDSN event service (``text`` or QuakeML) | ``fdsn_text`` / ``quakeml`` |
 | ``nasa_power`` | NASA POWER daily point (JSON) | ``nasa_power_json`` |
 | ``usgs_water`` | USGS Water Data OGC API daily values | ``usgs_water_json`` |
 | ``ngl_gnss`` | Nevada Geodetic Lab tenv3 files | ``ngl_tenv3`` |
@@ -42,7 +43,7 @@ from core.clock import utc_now
 from core.errors import ConfigError, EWSError
 from core.settings import Settings
 from ingest.batches import IngestResult, LandedBatch, RawFile, commit_landed, land_files, quarantine_landed
-from ingest.connectors import fred, nasa_power, netcdf_url, ngl_gnss, usgs_fdsn, usgs_water
+from ingest.connectors import fdsn_event, fred, nasa_power, netcdf_url, ngl_gnss, usgs_fdsn, usgs_water
 from ingest.connectors.http import AnswerError, HttpClient, SourceError
 from ingest.regions import resolve_region_option
 from warehouse import Warehouse
@@ -63,6 +64,7 @@ __all__ = [
 CONNECTORS: dict[str, ModuleType] = {
     "fred": fred,
     "usgs_fdsn": usgs_fdsn,
+    "fdsn_event": fdsn_event,
     "nasa_power": nasa_power,
     "usgs_water": usgs_water,
     "ngl_gnss": ngl_gnss,

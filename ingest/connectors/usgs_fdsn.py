@@ -15,18 +15,21 @@ events, see :func:`ingest.sources.seismic.catalog_regions`), ``window_days`` (ba
 - A window that hits the service's 20,000-event cap (HTTP 400 "exceeds search limit") is split
   in two, recursively, down to one hour.
 - HTTP 204 means no event: nothing is stored, and the watermark still moves.
+
+The fetch itself is :func:`ingest.connectors.fdsn_event.fetch_events` (one code path for every
+FDSN event service); this module sets USGS's default URL and its CSV answer.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Mapping
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from ingest.batches import RawFile
 from ingest.connectors.base import Fetch, Spec
-from ingest.connectors.http import Expect, HttpClient, HttpStatusError, SourceError, build_url
+from ingest.connectors.fdsn_event import fetch_events, query_params, split_windows
+from ingest.connectors.http import Expect, HttpClient
 
 __all__ = ["fetch", "split_windows"]
 
@@ -42,44 +45,7 @@ _KNOWN = (
     "window_days",
     "event_id_prefix",
 )
-_ISO = "%Y-%m-%dT%H:%M:%S"
-_MIN_WINDOW = timedelta(hours=1)
 _CSV = Expect("text", "an FDSN event CSV", ("csv", "text/plain", "octet-stream"), starts=(b"time,",))
-_FIX = "check start/end, min_magnitude and the box in [ingest.sources]; the FDSN service refuses malformed queries"
-
-
-def split_windows(start: datetime, end: datetime, size: timedelta) -> list[tuple[datetime, datetime]]:
-    """Consecutive [a, b) windows of ``size`` covering start..end."""
-    out = []
-    while start < end:
-        out.append((start, min(start + size, end)))
-        start = out[-1][1]
-    return out
-
-
-def _query(
-    client: HttpClient, base: str, params: dict[str, Any], window: tuple[datetime, datetime], name: str
-) -> list[tuple[tuple[datetime, datetime], bytes]]:
-    """CSV bodies covering ``window``, split while the service says it holds too many events."""
-    url = build_url(
-        f"{base}/query", {**params, "starttime": window[0].strftime(_ISO), "endtime": window[1].strftime(_ISO)}
-    )
-    try:
-        answer = client.get_answer(url, what=f"source {name} (FDSN)", fix_4xx=_FIX, expect=_CSV)
-    except HttpStatusError as exc:
-        if exc.status == 400 and "exceeds search limit" in exc.body.lower():
-            if window[1] - window[0] <= _MIN_WINDOW:
-                raise SourceError(
-                    f"source {name}: more than the service's event cap within one hour at {window[0]}",
-                    fix="raise min_magnitude or narrow the box",
-                ) from None
-            middle = window[0] + (window[1] - window[0]) / 2
-            middle = middle.replace(microsecond=0)
-            return _query(client, base, params, (window[0], middle), name) + _query(
-                client, base, params, (middle, window[1]), name
-            )
-        raise
-    return [] if answer is None else [(window, answer.body)]
 
 
 def fetch(
@@ -93,50 +59,22 @@ def fetch(
 ) -> Iterator[Fetch]:
     spec = Spec(name, table, known=_KNOWN)
     base = str(spec.get("url", "https://earthquake.usgs.gov/fdsnws/event/1")).rstrip("/")
-    start = spec.date("start")
-    end = spec.date("end") if spec.get("end") else now
-    params: dict[str, Any] = {"format": "csv", "orderby": "time-asc", "minmagnitude": spec.get("min_magnitude")}
-    for key, param in (
-        ("min_lat", "minlatitude"),
-        ("max_lat", "maxlatitude"),
-        ("min_lon", "minlongitude"),
-        ("max_lon", "maxlongitude"),
-    ):
-        params[param] = spec.get(key)
+    spec.date("start")  # required: refused before anything is fetched
     options: dict[str, Any] = {
         "event_id_prefix": spec.get("event_id_prefix", name),
         "source": f"USGS ANSS ComCat via FDSN ({name})",
     }
     if spec.get("regions") is not None:
         options["regions"] = spec.get("regions")
-    mark = watermarks.get(name)
-    stamp = now.strftime(_ISO)
-    if mark is None:
-        windows = split_windows(start, end, timedelta(days=int(spec.get("window_days", 365))))
-    else:
-        params["updatedafter"] = mark
-        windows = [(start, end)]
-    location = f"{base}/query"
-    incremental = mark is not None
-    for w, window in enumerate(windows):
-        pieces = _query(client, base, params, window, name)
-        for i, (piece, body) in enumerate(pieces):
-            last = w == len(windows) - 1 and i == len(pieces) - 1
-            yield Fetch(
-                files=[
-                    RawFile(
-                        f"events_{piece[0]:%Y%m%dT%H%M%S}_{piece[1]:%Y%m%dT%H%M%S}"
-                        + (f"_updated_after_{mark.replace(':', '')}" if mark is not None else "")
-                        + ".csv",
-                        body,
-                    )
-                ],
-                fmt="usgs_catalog",
-                options=options,
-                location=location,
-                watermark=(name, stamp) if last else None,
-                window=None if incremental else piece,
-            )
-        if w == len(windows) - 1 and not pieces:
-            # the last window was empty: the watermark still moves (nothing is left to fetch)
-            yield Fetch(files=[], fmt="usgs_catalog", options=options, location=location, watermark=(name, stamp))
+    yield from fetch_events(
+        spec,
+        base=base,
+        params=query_params(spec, "csv"),
+        expect=_CSV,
+        fmt="usgs_catalog",
+        suffix="csv",
+        options=options,
+        client=client,
+        watermarks=watermarks,
+        now=now,
+    )

@@ -11,8 +11,8 @@ A malformed file raises :class:`core.errors.DataFormatError` naming the file, th
 column, what was expected and a fix; a bad option raises :class:`core.errors.ConfigError`.
 Nothing partial is ever returned.
 
-This package reads files only: it imports ``core``, polars, numpy, xarray and the standard
-library, never ``warehouse``, ``forecasting``, ``anomaly`` or ``dashboards``.
+This package reads files only: it imports ``core``, polars, numpy, xarray, ObsPy (QuakeML) and
+the standard library, never ``warehouse``, ``forecasting``, ``anomaly`` or ``dashboards``.
 
 Every format also takes the option ``bounds`` (:func:`parse` applies it): the physical
 bounds of the series it yields, ``{unique_id: [lower, upper]}`` (null for no bound; ``"*"``
@@ -28,7 +28,7 @@ Formats (keys of :data:`PARSERS`): fred_csv, fred_multi, fred_json, fred_long_fx
 usgs_catalog, cenc_catalog, event_catalog (any earthquake catalog table), pbo_pos, ngl_tenv3,
 sio_neu, usgs_daily_flow, nwis_rdb, usgs_water_json, psmsl_monthly, netcdf_region,
 nasa_power_json, nsidc_extent, table (any station or indicator table; ``market_table`` is a case
-of it).
+of it), quakeml and fdsn_text (FDSN event answers, :mod:`ingest.sources.fdsn`).
 :func:`detect_format` names the format of a file when its first bytes leave no doubt.
 """
 
@@ -53,6 +53,7 @@ from ingest.sources._common import (
 from ingest.sources.apis import parse_nasa_power_json, parse_usgs_water_json
 from ingest.sources.catalogue import BundledFile, bundled_catalogue
 from ingest.sources.detect import detect_format
+from ingest.sources.fdsn import parse_fdsn_text, parse_quakeml
 from ingest.sources.fred_tables import parse_fred_json, parse_fred_multi
 from ingest.sources.geodetic import parse_pbo_pos
 from ingest.sources.gnss import parse_ngl_tenv3, parse_sio_neu
@@ -95,6 +96,8 @@ __all__ = [
     "parse_nasa_power_json",
     "parse_usgs_water_json",
     "parse_table",
+    "parse_quakeml",
+    "parse_fdsn_text",
 ]
 
 PARSERS: dict[str, Callable[..., Parsed]] = {
@@ -117,6 +120,8 @@ PARSERS: dict[str, Callable[..., Parsed]] = {
     "nasa_power_json": parse_nasa_power_json,
     "usgs_water_json": parse_usgs_water_json,
     "table": parse_table,
+    "quakeml": parse_quakeml,
+    "fdsn_text": parse_fdsn_text,
 }
 
 

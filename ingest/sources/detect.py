@@ -3,7 +3,8 @@ without ``--format``).
 
 A table whose header reads as an earthquake catalog (header synonyms, see
 :mod:`ingest.sources.catalog_columns`) is ``event_catalog``, unless a fixed catalog layout
-(``usgs_catalog``, ``cenc_catalog``) also matches: that one wins, as the more precise name.
+(``usgs_catalog``, ``cenc_catalog``, ``fdsn_text``) also matches: that one wins, as the more
+precise name. QuakeML (``quakeml``) is told by its root element and namespace.
 
 :func:`detect_format` returns ``(format, reason)``; the reason says what gave it away, and the
 CLI prints it. A file that matches no signature, or more than one, raises
@@ -21,6 +22,7 @@ import polars as pl
 
 from core.errors import ConfigError
 from ingest.sources.catalog_columns import catalog_readings, describe_reading, first_rows_kinds, sniff_separator
+from ingest.sources.fdsn import FDSN_TEXT_FIELDS
 
 __all__ = ["detect_format"]
 
@@ -50,7 +52,22 @@ def _header_fields(text: str) -> list[str]:
 
 _PRICE_COLUMNS = {"OPEN", "HIGH", "LOW", "CLOSE", "VOLUME"}
 # event_catalog reads these layouts too; their own signature names the file more precisely
-_FIXED_CATALOGS = {"usgs_catalog", "cenc_catalog"}
+_FIXED_CATALOGS = {"usgs_catalog", "cenc_catalog", "fdsn_text"}
+_QUAKEML_ROOT = re.compile(r"^\s*(<\?xml[^>]*\?>\s*)?(<!--.*?-->\s*)*<(\w+:)?quakeml[\s>]", re.DOTALL)
+
+
+def _is_quakeml(text: str) -> bool:
+    """Root element ``quakeml`` (any prefix) and the QuakeML 1.2 BED namespace in the head."""
+    return bool(_QUAKEML_ROOT.match(text)) and "http://quakeml.org/xmlns/bed/1.2" in text
+
+
+def _is_fdsn_text(text: str) -> bool:
+    """The FDSN ``format=text`` event header (spaces around ``|`` allowed, ``|EventType`` optional)."""
+    first = text.split("\n", 1)[0]
+    if not first.startswith("#"):
+        return False
+    fields = [f.strip().lower() for f in first[1:].split("|")]
+    return fields[:13] == [f.lower() for f in FDSN_TEXT_FIELDS] and fields[13:] in ([], ["eventtype"])
 
 
 def _catalog_readings(path: Path, raw: bytes, text: str) -> list[dict[str, str]]:
@@ -98,6 +115,16 @@ def _signatures() -> list[tuple[str, str, Callable[[Path, bytes, str], bool]]]:
             "event_catalog",
             "a header that reads as an earthquake catalog",
             lambda p, raw, t: bool(_catalog_readings(p, raw, t)),
+        ),
+        (
+            "quakeml",
+            "XML root 'quakeml' in the QuakeML 1.2 namespace http://quakeml.org/xmlns/bed/1.2",
+            lambda p, _r, t: _is_quakeml(t),
+        ),
+        (
+            "fdsn_text",
+            "FDSN event text header '#EventID|Time|Latitude|Longitude|Depth/km|...'",
+            lambda p, _r, t: _is_fdsn_text(t),
         ),
         ("ngl_tenv3", "NGL tenv3 header 'site YYMMMDD'", lambda p, _r, t: t.split()[:2] == ["site", "YYMMMDD"]),
         (
