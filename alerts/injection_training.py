@@ -90,7 +90,7 @@ TRAINABLE = (
 #: codes, look-alike e-mails), the kind of text a field carries. Every other benign row is a
 #: request to an assistant, which has no place in a data field: :func:`field_screen_rows`
 #: trains the field screen to block it.
-DATA_CORPORA = ("bipia_table_test", "bipia_email_test", "ews_place_names", "ews_generated_codes", "extra_bastioncorpus")
+DATA_CORPORA = ("bipia_table_test", "bipia_email_test", "ews_place_names", "ews_generated_codes")
 
 
 def field_screen_rows(rows: list[dict], field_rows: list[dict]) -> list[dict]:

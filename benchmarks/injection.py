@@ -190,12 +190,12 @@ def field_figures(attacks: list[tuple[str, str]], screen: str) -> dict[str, obje
     sources of ``benchmarks/field_corpus.py`` (never trained on); attack rows = the evaluation
     attack rows placed into fields (alone, after a real place name, as a CSV comment). Prints
     one line per source and placement; returns the figures of the last JSON line."""
-    benign = field_corpus.evaluation_rows()
-    placed = field_corpus.field_attacks(attacks, benign)
+    # an evaluation row that (nearly) repeats a field training row is dropped (the SOPAC .neu
+    # header repeats the PBO .pos field descriptions word for word)
     trained = NearDuplicates([r["text"] for r in field_corpus.training_rows()])
-    leaked = sum(trained.match(r["text"]) for r in benign)
-    if leaked:
-        raise SystemExit(f"{leaked} evaluation field rows (nearly) repeat field training rows; fix the source split")
+    every = field_corpus.evaluation_rows()
+    benign = [r for r in every if not trained.match(r["text"])]
+    placed = field_corpus.field_attacks(attacks, benign)
     texts = [r["text"] for r in benign] + [r["text"] for r in placed]
     blocked = [not v.allowed for v in screen_texts(texts, screen=screen)]
     benign_blocked, attack_blocked = blocked[: len(benign)], blocked[len(benign) :]
@@ -211,6 +211,7 @@ def field_figures(attacks: list[tuple[str, str]], screen: str) -> dict[str, obje
         "field_attack_rows": len(placed),
         "field_attack_blocked_rate": round(sum(attack_blocked) / max(len(placed), 1), 4),
         "field_benign_rows": len(benign),
+        "field_benign_rows_dropped_as_near_copies_of_training": len(every) - len(benign),
         "field_benign_blocked_rate": round(sum(benign_blocked) / max(len(benign), 1), 4),
         "field_targets_met": sum(attack_blocked) >= 0.99 * len(placed) and sum(benign_blocked) <= 0.01 * len(benign),
         "field_benign_sources": sorted({r["source"] for r in benign}),

@@ -43,7 +43,7 @@ PBO GNSS header, the engine's catalogue) join as data. Their SHA-256 is in the m
 Steps 2-4 are ``alerts.injection_training.fit_screen`` (the tests fit a screen with it too);
 this script builds the rows and writes the files.
 
-Usage: .venv/bin/python benchmarks/train_injection_screen.py (--extra-sources DIR | --from-bundled) [--target-fp 0.01]
+Usage: .venv/bin/python benchmarks/train_injection_screen.py (--extra-sources DIR | --from-bundled) [--target-fp 0.03]
 """
 
 from __future__ import annotations
@@ -155,7 +155,7 @@ def main() -> None:
         type=Path,
         help="folder with the package archives of benchmarks/injection_extra_sources.py (needed unless --from-bundled)",
     )
-    parser.add_argument("--target-fp", type=float, default=0.01)
+    parser.add_argument("--target-fp", type=float, default=0.03)
     parser.add_argument("--out", type=Path, default=MODEL_PATH)
     args = parser.parse_args()
     started = time.perf_counter()
