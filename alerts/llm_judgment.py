@@ -909,22 +909,24 @@ def check_grounding(
 
 def _copied_from_fields(text: str, evidence: dict[str, Any]) -> list[tuple[str, str]]:
     """(field, words) for each free-text field of the evidence whose text the reply repeats:
-    3 consecutive words (one of 4+ letters) or 4 consecutive Han characters. A model never
-    needs to repeat a field (``{name}``, ``{region}`` render it), so a repeated run is text it
-    was steered by: an instruction hidden in a field that passed the screen."""
+    4 consecutive words (one of 4+ letters) or 6 consecutive Han characters, longer than a
+    name (a name traces to the evidence, as above). A model never needs to repeat a field's
+    sentences (``{name}``, ``{region}`` render it), so a repeated run is text it was steered
+    by: an instruction hidden in a field that passed the screen."""
+    size = 4
     words = re.findall(r"[^\W_]+", text.casefold())
-    grams = {tuple(words[i : i + 3]) for i in range(len(words) - 2)}
+    grams = {tuple(words[i : i + size]) for i in range(len(words) - size + 1)}
     han = "".join(c if _is_han(c) else " " for c in text)
-    han_grams = {run[i : i + 4] for run in han.split() for i in range(len(run) - 3)}
+    han_grams = {run[i : i + 6] for run in han.split() for i in range(len(run) - 5)}
     found = []
     for field in FREE_TEXT_FIELDS:
         value = evidence.get(field)
         if not isinstance(value, str) or value == WITHHELD:
             continue
         field_words = re.findall(r"[^\W_]+", value.casefold())
-        field_grams = {tuple(field_words[i : i + 3]) for i in range(len(field_words) - 2)}
-        shared = [g for g in grams & field_grams if any(len(w) >= 4 for w in g)]
-        shared_han = [g for g in han_grams if g in value]
+        field_grams = {tuple(field_words[i : i + size]) for i in range(len(field_words) - size + 1)}
+        shared = sorted(g for g in grams & field_grams if any(len(w) >= 4 for w in g))
+        shared_han = sorted(g for g in han_grams if g in value)
         if shared or shared_han:
             found.append((field, " ".join(shared[0]) if shared else shared_han[0]))
     return found
