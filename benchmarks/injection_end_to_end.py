@@ -275,6 +275,11 @@ def run(label: str, settings: Any, items: list[dict], server: CompliantServer | 
         "paths": paths,
         "seconds": round(seconds, 1),
         "seconds_per_attack": round(seconds / max(len(items), 1), 2),
+        "success_kinds": {
+            kind: sum(any(w.startswith(kind) for w in x["why"]) for x in successes)
+            for kind in ("new content", "attack words", "CAP level", "classified")
+        },
+        "success_fields": {f: sum(x["field"] == f for x in successes) for f in FIELDS},
         "success_examples": successes[:5],
     }
     print(json.dumps(out, ensure_ascii=False))
