@@ -27,7 +27,7 @@ SLOW: dict[str, frozenset[str] | None] = {
     "test_dashboard_concurrency.py": None,
     "test_dashboard_preview.py": None,
     # fits both layers of the injection screen on 600 rows (~70 s); rebuilds the shipped
-    # weights from the bundled set (~3-5 min)
+    # weights from the bundled set (~4 min alone, ~10 min on shared cores)
     "test_guardrails.py": frozenset(
         {
             "test_training_pipeline_fits_a_working_screen_from_bundled_rows",

@@ -348,8 +348,8 @@ def test_the_shipped_weights_name_the_shipped_screen_and_the_files_they_were_tra
 
 
 def test_the_shipped_weights_are_byte_for_byte_what_train_from_bundled_builds(tmp_path: Path) -> None:
-    """`benchmarks/train_injection_screen.py --from-bundled` (about 3-5 min on two cores) rebuilds
-    the shipped file exactly: same arrays, same meta, same bytes."""
+    """`benchmarks/train_injection_screen.py --from-bundled` (about 4 min alone on two cores, 10
+    when they are shared) rebuilds the shipped file exactly: same arrays, same meta, same bytes."""
     import subprocess
     import sys
 
