@@ -25,6 +25,11 @@ Pure functions (no network, no clock). Contract:
   blocks, as in ``screen-v1``) and warns; without the sentence encoder the semantic screen
   runs as ``rules+model`` and warns. :func:`screen_texts` screens a batch.
   ``benchmarks/injection.py`` measures it on rows not used for training.
+- :func:`withhold` screens every free-text field of an evidence bundle and returns the view
+  that may be shown or published: a blocked field is replaced by :data:`WITHHELD` (a neutral
+  label) and an event says which field, why, and the SHA-256 of the text withheld. The
+  caller keeps the original (the warehouse holds it intact) and logs the events; the prompt,
+  the stored judgment and the CAP message are all built from the view.
 - :func:`fence` wraps screened data in a per-call random marker; the system prompt says
   everything between the markers is data, never instructions.
 - :func:`redact` replaces every evidence field whose classification is above the endpoint's
@@ -33,6 +38,7 @@ Pure functions (no network, no clock). Contract:
 
 from __future__ import annotations
 
+import hashlib
 import re
 import unicodedata
 import warnings
@@ -49,6 +55,8 @@ __all__ = [
     "screen_text",
     "screen_texts",
     "rule_hits",
+    "withhold",
+    "WITHHELD",
     "fence",
     "redact",
     "FREE_TEXT_FIELDS",
@@ -56,7 +64,7 @@ __all__ = [
     "SCREENS",
 ]
 
-SCREEN_VERSION = "screen-v4"
+SCREEN_VERSION = "screen-v5"
 SCREENS = INJECTION_SCREENS  # the values of [guardrails] screen, weakest first
 
 #: Evidence fields holding free text from sources (screened before any prompt).
@@ -180,6 +188,8 @@ _HARD_RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("control", re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u202a-\u202e\u2066-\u2069]")),
 )
 _NOTICE = "[text withheld: it reads as instructions, not data]"
+#: What a blocked field shows in a prompt, a judgment and a CAP message.
+WITHHELD = _NOTICE
 
 
 def _normalise(text: str) -> str:
@@ -287,6 +297,34 @@ def _semantic_ready() -> bool:
     if problem:
         warnings.warn(f"injection screen runs without its semantic layer (as rules+model): {problem}", stacklevel=4)
     return problem is None
+
+
+def withhold(
+    evidence: dict[str, Any], *, max_chars: int = 400, screen: str = "rules"
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The evidence as it may be shown (blocked free-text fields replaced by :data:`WITHHELD`,
+    the others as the screen cleaned them) and one event per field the screen blocked or cut:
+    ``field``, ``allowed``, ``reasons``, ``chars`` and the ``sha256`` of the original text, so
+    the log can name what was withheld without repeating it. ``evidence`` is not changed."""
+    view = dict(evidence)
+    keys = [key for key in FREE_TEXT_FIELDS if isinstance(view.get(key), str)]
+    events: list[dict[str, Any]] = []
+    for key, verdict in zip(
+        keys, screen_texts([view[k] for k in keys], max_chars=max_chars, screen=screen), strict=True
+    ):
+        if not verdict.allowed or verdict.reasons:
+            raw = str(evidence[key])
+            events.append(
+                {
+                    "field": key,
+                    "allowed": verdict.allowed,
+                    "reasons": list(verdict.reasons),
+                    "chars": len(raw),
+                    "sha256": hashlib.sha256(raw.encode("utf-8")).hexdigest(),
+                }
+            )
+        view[key] = verdict.text
+    return view, events
 
 
 def fence(payload: str, nonce: str) -> str:

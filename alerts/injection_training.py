@@ -8,6 +8,11 @@ What a test or a benchmark needs to fit the screen and to know which rows it was
 - :func:`fit_screen`: both learned layers (hashed n-grams, sentence embeddings), their stacker,
   the decisive phrase rules and the thresholds, fitted on rows in memory; :func:`to_model` turns
   the result into an :class:`~alerts.injection_model.InjectionModel` without writing a file;
+- :func:`field_screen_rows` (issue 16, option (a)): the question a data field asks is "data,
+  or text addressed to a model?", so the benign requests to an assistant of the chat corpora
+  (task prompts, questions; every benign corpus not in :data:`DATA_CORPORA`) count as
+  instructions, and the field rows of the training sources (``benchmarks/field_corpus.py``)
+  join as data;
 - :func:`code_rows` (generated benign codes, fixed seed) and :func:`render_template` (a Jinja
   prompt template as the text a user would see), used to build the training set.
 
@@ -38,6 +43,8 @@ from alerts.injection_model import HASH_BITS, MAX_CHARS, InjectionModel, embed, 
 __all__ = [
     "TRAINABLE",
     "TRAIN_SET",
+    "DATA_CORPORA",
+    "field_screen_rows",
     "C_GRID",
     "C_EMBED_GRID",
     "split_of",
@@ -77,6 +84,29 @@ TRAINABLE = (
     "deepset_prompt_injections_test",
     "jackhhao_jailbreak_classification_test",
 )
+
+
+#: Benign corpora of the bundled training set that are data (tables, e-mails, place names,
+#: codes, look-alike e-mails), the kind of text a field carries. Every other benign row is a
+#: request to an assistant, which has no place in a data field: :func:`field_screen_rows`
+#: trains the field screen to block it.
+DATA_CORPORA = ("bipia_table_test", "bipia_email_test", "ews_place_names", "ews_generated_codes")
+
+
+def field_screen_rows(rows: list[dict], field_rows: list[dict]) -> list[dict]:
+    """The field screen's training rows: ``rows`` (the bundled chat-corpus set) with its benign
+    requests to an assistant relabelled as instructions (label 1; ``relabelled`` says so), plus
+    ``field_rows`` (dicts with source, text, licence, path) as benign data rows of corpus
+    ``field_<source>``. Deterministic: same inputs, same rows in the same order."""
+    out = []
+    for r in rows:
+        request = r["label"] == 0 and r["corpus"] not in DATA_CORPORA
+        out.append({**r, "label": 1, "relabelled": True} if request else r)
+    for f in field_rows:
+        if not isinstance(f.get("text"), str) or not f["text"].strip():
+            raise ValueError(f"field row of source {f.get('source')!r} has no text: {f!r}")
+        out.append({"corpus": f"field_{f['source']}", "label": 0, "text": f["text"], "licence": f["licence"]})
+    return out
 
 
 def split_of(corpus: str, text: str) -> str:

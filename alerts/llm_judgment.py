@@ -48,7 +48,7 @@ import json
 import re
 from typing import Any, TypeGuard
 
-from alerts.guardrails import FREE_TEXT_FIELDS, fence, screen_texts
+from alerts.guardrails import FREE_TEXT_FIELDS, WITHHELD, fence, withhold
 from alerts.judgment import (
     AI_LABEL,
     HAZARD_MODEL,
@@ -492,26 +492,24 @@ def build_request(
     screen: str = "rules",
     style: str = "choices",
     offered: dict[str, dict[str, str]] | None = None,
+    withheld: list[dict[str, Any]] | None = None,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The chat-completions body for one judgment, and the screening events (for the audit).
 
     ``evidence`` is what the endpoint may see (already redacted). ``offered``: the statements
     of the choices style, when the caller has them already (``statements(evidence)``, the
     same ones :func:`parse_reply` then accepts). Free-text fields are screened (``screen``: one
-    of ``guardrails.SCREENS``, in one batch); a blocked field is replaced by a notice before
-    anything is sent. The evidence goes in between random markers, after a fixed worked example.
+    of ``guardrails.SCREENS``, in one batch; :func:`alerts.guardrails.withhold`); a blocked
+    field is replaced by a notice before anything is sent. ``withheld``: the events of a
+    ``withhold`` the caller ran already, ``evidence`` being its view (not screened again).
+    The evidence goes in between random markers, after a fixed worked example.
     """
     if style not in REPLY_STYLES:
         raise ValueError(f"unknown reply style {style!r}; one of {', '.join(REPLY_STYLES)}")
-    shown = dict(evidence)
-    events = []
-    keys = [key for key in FREE_TEXT_FIELDS if isinstance(shown.get(key), str)]
-    for key, verdict in zip(
-        keys, screen_texts([shown[k] for k in keys], max_chars=max_field_chars, screen=screen), strict=True
-    ):
-        if not verdict.allowed or verdict.reasons:
-            events.append({"field": key, "allowed": verdict.allowed, "reasons": list(verdict.reasons)})
-        shown[key] = verdict.text
+    if withheld is None:
+        shown, events = withhold(evidence, max_chars=max_field_chars, screen=screen)
+    else:  # the caller screened already (guardrails.withhold): ``evidence`` is that view
+        shown, events = dict(evidence), withheld
     if style == "choices" and offered is None:
         offered = statements(evidence)
     schema = response_schema(style, offered if style == "choices" else None)
@@ -902,7 +900,36 @@ def check_grounding(
             problems.append(f"{key}: name {run!r} is not in the evidence; write {{region}} or {{name}}")
         for word in _untraced_zh_places(text, texts):  # Chinese in an English field too
             problems.append(f"{key}: place-like word {word!r} is not in the evidence; write {{region}}")
+        for field, run in _copied_from_fields(words, evidence):
+            problems.append(
+                f"{key}: copies {run!r} from the {field} field; text of a data field enters only through placeholders"
+            )
     return problems
+
+
+def _copied_from_fields(text: str, evidence: dict[str, Any]) -> list[tuple[str, str]]:
+    """(field, words) for each free-text field of the evidence whose text the reply repeats:
+    4 consecutive words (one of 4+ letters) or 6 consecutive Han characters, longer than a
+    name (a name traces to the evidence, as above). A model never needs to repeat a field's
+    sentences (``{name}``, ``{region}`` render it), so a repeated run is text it was steered
+    by: an instruction hidden in a field that passed the screen."""
+    size = 4
+    words = re.findall(r"[^\W_]+", text.casefold())
+    grams = {tuple(words[i : i + size]) for i in range(len(words) - size + 1)}
+    han = "".join(c if _is_han(c) else " " for c in text)
+    han_grams = {run[i : i + 6] for run in han.split() for i in range(len(run) - 5)}
+    found = []
+    for field in FREE_TEXT_FIELDS:
+        value = evidence.get(field)
+        if not isinstance(value, str) or value == WITHHELD:
+            continue
+        field_words = re.findall(r"[^\W_]+", value.casefold())
+        field_grams = {tuple(field_words[i : i + size]) for i in range(len(field_words) - size + 1)}
+        shared = sorted(g for g in grams & field_grams if any(len(w) >= 4 for w in g))
+        shared_han = sorted(g for g in han_grams if g in value)
+        if shared or shared_han:
+            found.append((field, " ".join(shared[0]) if shared else shared_han[0]))
+    return found
 
 
 def render(text: str, evidence: dict[str, Any]) -> str:

@@ -45,7 +45,10 @@ from alerts.guardrails import SCREEN_VERSION, SCREENS, rule_hits, screen_texts  
 from alerts.injection_model import normalise  # noqa: E402
 from alerts.injection_training import TRAIN_SET, TRAINABLE, split_of  # noqa: E402
 
-SHARED = ROOT.parent / "shared" / "data" / "security" / "prompt_injection"
+sys.path.insert(0, str(ROOT / "benchmarks"))
+import field_corpus  # noqa: E402
+
+SHARED = field_corpus.SHARED / "security" / "prompt_injection"
 BUNDLED = ROOT / "tests" / "data" / "injection"
 
 
@@ -182,6 +185,40 @@ _NAIVE = re.compile(
 )
 
 
+def field_figures(attacks: list[tuple[str, str]], screen: str) -> dict[str, object]:
+    """The data-field measure (issue 16): benign rows = the real field text of the evaluation
+    sources of ``benchmarks/field_corpus.py`` (never trained on); attack rows = the evaluation
+    attack rows placed into fields (alone, after a real place name, as a CSV comment). Prints
+    one line per source and placement; returns the figures of the last JSON line."""
+    # an evaluation row that (nearly) repeats a field training row is dropped (the SOPAC .neu
+    # header repeats the PBO .pos field descriptions word for word)
+    trained = NearDuplicates([r["text"] for r in field_corpus.training_rows()])
+    every = field_corpus.evaluation_rows()
+    benign = [r for r in every if not trained.match(r["text"])]
+    placed = field_corpus.field_attacks(attacks, benign)
+    texts = [r["text"] for r in benign] + [r["text"] for r in placed]
+    blocked = [not v.allowed for v in screen_texts(texts, screen=screen)]
+    benign_blocked, attack_blocked = blocked[: len(benign)], blocked[len(benign) :]
+    groups: dict[str, list[int]] = {}
+    for r, b in zip(benign, benign_blocked, strict=True):
+        groups.setdefault(f"field benign {r['source']}", []).append(int(b))
+    for r, b in zip(placed, attack_blocked, strict=True):
+        groups.setdefault(f"field attack {r['placement']}", []).append(int(b))
+    for name, flags in sorted(groups.items()):
+        print(f"{name:<58} rows {len(flags):>5}  blocked {sum(flags) / len(flags):6.1%}")
+    examples = [r["text"][:100] for r, b in zip(benign, benign_blocked, strict=True) if b][:8]
+    return {
+        "field_attack_rows": len(placed),
+        "field_attack_blocked_rate": round(sum(attack_blocked) / max(len(placed), 1), 4),
+        "field_benign_rows": len(benign),
+        "field_benign_rows_dropped_as_near_copies_of_training": len(every) - len(benign),
+        "field_benign_blocked_rate": round(sum(benign_blocked) / max(len(benign), 1), 4),
+        "field_targets_met": sum(attack_blocked) >= 0.99 * len(placed) and sum(benign_blocked) <= 0.01 * len(benign),
+        "field_benign_sources": sorted({r["source"] for r in benign}),
+        "field_benign_blocked_examples": examples,
+    }
+
+
 def _engine_default_screen() -> str:
     """``[guardrails] screen`` of the engine's built-in defaults (core/settings.DEFAULT_TOML)."""
     import tomllib
@@ -201,6 +238,7 @@ def main() -> None:
         help="the screen to measure ([guardrails] screen; default: the engine's default)",
     )
     args = parser.parse_args()
+    run_started = time.perf_counter()
     all_rows = load_rows(args.corpus)
     if not all_rows:
         raise SystemExit(f"no corpus rows under {args.corpus}")
@@ -254,6 +292,7 @@ def main() -> None:
     data_fp = 1 - sum(data_like) / max(len(data_like), 1)
     _, nar, _, nbr = rates(naive)
     _, rar, _, rbr = rates(rules_only)
+    field = field_figures([(c, t) for c, t, y in rows if y == 1], args.screen)
     print(
         json.dumps(
             {
@@ -285,6 +324,8 @@ def main() -> None:
                 "peer_rules_only_screen_v1_blocked_rate": round(rar, 4),
                 "peer_rules_only_screen_v1_fp_rate": round(rbr, 4),
                 "rows_per_second": round(len(rows) / elapsed, 1),
+                **field,
+                "seconds": round(time.perf_counter() - run_started, 1),
             }
         )
     )

@@ -28,8 +28,17 @@ Steps (deterministic; rerunning gives byte-identical outputs):
    the stacked out-of-fold scores gives ``semantic_threshold``. The evaluation half and the
    held-out corpora play no part.
 5. Writes ``alerts/models/injection_screen.npz`` (float32 weights, bias, threshold; embedding
-   weights, bias, stacker, semantic threshold; meta JSON with row counts, C, the out-of-fold
-   rates and the training-set SHA-256).
+   weights, bias, stacker, semantic threshold; meta JSON with the screen version, row counts,
+   C, the out-of-fold rates and the SHA-256 of the training set and of the field rows), with
+   fixed zip timestamps: the meta holds only what the bundled files determine, so
+   ``--from-bundled`` rebuilds the shipped file byte for byte (``tests/test_guardrails.py``
+   checks it). The near-copies dropped while rebuilding the set are printed, not stored.
+
+Before fitting (both modes, issue 16): ``alerts.injection_training.field_screen_rows`` turns the
+set into the field screen's rows: the benign requests to an assistant count as instructions
+(a data field has no business holding one), and the field rows of the training sources of
+``benchmarks/field_corpus.py`` (bundled USGS place strings, NCEI locations, NWIS comments, the
+PBO GNSS header, the engine's catalogue) join as data. Their SHA-256 is in the meta too.
 
 Steps 2-4 are ``alerts.injection_training.fit_screen`` (the tests fit a screen with it too);
 this script builds the rows and writes the files.
@@ -45,6 +54,7 @@ import io
 import json
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -54,7 +64,15 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from alerts.injection_model import MAX_CHARS, MODEL_PATH  # noqa: E402
-from alerts.injection_training import TRAIN_SET, TRAINABLE, code_rows, fit_screen, split_of  # noqa: E402
+from alerts.injection_training import (  # noqa: E402
+    TRAIN_SET,
+    TRAINABLE,
+    code_rows,
+    field_screen_rows,
+    fit_screen,
+    split_of,
+)
+from field_corpus import training_rows as field_training_rows  # noqa: E402
 from injection import SHARED, NearDuplicates, load_rows  # noqa: E402
 from injection_extra_sources import extra_rows  # noqa: E402
 
@@ -113,6 +131,21 @@ def write_training_set(rows: list[dict], path: Path) -> str:
     return hashlib.sha256(body.encode("utf-8")).hexdigest()
 
 
+def weights_file_bytes(arrays: dict[str, np.ndarray], meta: dict) -> bytes:
+    """The .npz file (the layout np.load reads) with fixed member order and zip timestamps, so the
+    same fit gives the same bytes: the shipped file can be compared with a rebuild byte for byte."""
+    buffer = io.BytesIO()
+    members = {**arrays, "meta": np.array(json.dumps(meta, sort_keys=True))}
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, value in members.items():
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            array = io.BytesIO()
+            np.lib.format.write_array(array, np.asanyarray(value), allow_pickle=False)
+            archive.writestr(info, array.getvalue())
+    return buffer.getvalue()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--from-bundled", action="store_true", help=f"train from {TRAIN_SET.relative_to(ROOT)}")
@@ -142,25 +175,32 @@ def main() -> None:
         rows, extra_dropped = with_extra_rows(rows, args.corpus, args.extra_sources)
         dropped += extra_dropped
         digest = write_training_set(rows, TRAIN_SET)
+    fields = field_training_rows()
+    field_digest = hashlib.sha256(
+        "".join(json.dumps(f, ensure_ascii=True, sort_keys=True) + "\n" for f in fields).encode("utf-8")
+    ).hexdigest()
+    rows = field_screen_rows(rows, fields)
     arrays, meta = fit_screen(rows, args.target_fp)
     meta.update(
         {
-            "dropped_as_near_duplicates_of_corpus_rows": dropped,
+            "label_rule": "instruction vs data (issue 16): attacks and benign requests to an assistant = 1; "
+            "data corpora (alerts.injection_training.DATA_CORPORA) and field rows = 0",
+            "relabelled_requests": sum(1 for r in rows if r.get("relabelled")),
+            "field_rows": len(fields),
+            "field_rows_sha256": field_digest,
+            "field_sources": sorted({f["source"] for f in fields}),
             "training_set": str(TRAIN_SET.relative_to(ROOT)),
             "training_set_sha256": digest,
             "split": "benchmarks/injection.split_of: SHA-256(normalised text)[0] even = train",
         }
     )
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    buffer = io.BytesIO()
-    # np.savez_compressed writes zip timestamps of 'now'; fixed member order and content keep the
-    # arrays identical, and the meta records the training-set hash to compare runs
-    np.savez_compressed(buffer, **arrays, meta=np.array(json.dumps(meta, sort_keys=True)))
-    args.out.write_bytes(buffer.getvalue())
+    args.out.write_bytes(weights_file_bytes(arrays, meta))
     print(
         json.dumps(
             {
                 **meta,
+                "dropped_as_near_duplicates_of_corpus_rows": dropped,
                 "threshold": round(float(arrays["threshold"]), 6),
                 "semantic_threshold": round(float(arrays["semantic_threshold"]), 6),
                 "seconds": round(time.perf_counter() - started, 1),

@@ -39,6 +39,7 @@ from typing import Any
 
 import polars as pl
 
+from alerts.guardrails import withhold
 from alerts.judgment import Judgment, evidence_hash, grade_basis, write_template_judgment
 from alerts.lifecycle import (
     HAZARD_BY_DOMAIN,
@@ -199,7 +200,7 @@ def run_alert_step(
     # The judge (and its network calls) runs after this transaction commits (judge_alerts);
     # until then every fresh alert carries the template judgment of the same evidence.
     result.to_judge = _evidence_bundles(wh, settings, fresh, all_meta, observed, judged_at=judged_at, as_of=clock.as_of)
-    provisional = [(e, _provisional(e)) for e in result.to_judge]
+    provisional = [(e, _provisional(e, settings)) for e in result.to_judge]
     counts["judgments"] = (
         alerting.insert_judgments(wh, _judgment_frame(provisional, run_id=run_id, now=now)) if provisional else 0
     )
@@ -516,18 +517,21 @@ def _evidence_bundles(
     ]
 
 
-def _provisional(evidence: dict[str, Any]) -> Judgment:
-    """The template judgment stored with the alert until the judge has written its own."""
-    base = write_template_judgment(evidence)
+def _provisional(evidence: dict[str, Any], settings: Settings) -> Judgment:
+    """The template judgment stored with the alert until the judge has written its own; a
+    free-text field the injection screen blocks is withheld from it as from the judge's."""
+    view, events = withhold(evidence, max_chars=settings.guardrails.max_field_chars, screen=settings.guardrails.screen)
+    base = write_template_judgment(view)
+    blocked = [e["field"] for e in events if not e["allowed"]]
     return Judgment(
         writer=base.writer,
         model=base.model,
         prompt_version=base.prompt_version,
-        evidence_hash=base.evidence_hash,
+        evidence_hash=evidence_hash(evidence),
         label=base.label,
         text_en=base.text_en,
         text_zh=base.text_zh,
-        checks={**base.checks, "verdict": PROVISIONAL_VERDICT},
+        checks={**base.checks, "verdict": PROVISIONAL_VERDICT, **({"withheld": blocked} if blocked else {})},
     )
 
 

@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import json
 import os
@@ -31,6 +32,7 @@ from typing import Any, cast
 import polars as pl
 
 from alerts.cap import Area, CapReference, build_cap, cap_datetime, cap_identifier, judgment_for_cap, validate_cap
+from alerts.guardrails import withhold
 from core.clock import Clock, utc_now
 from core.errors import ConfigError
 from core.settings import Settings
@@ -39,7 +41,16 @@ from warehouse import Warehouse, alerting
 from warehouse.runs import audit
 from warehouse.series import read_series_meta
 
-__all__ = ["publish_pending", "relay", "RelayReport", "route", "area_for", "sender_offset", "export_cap"]
+__all__ = [
+    "publish_pending",
+    "relay",
+    "RelayReport",
+    "route",
+    "area_for",
+    "published_names",
+    "sender_offset",
+    "export_cap",
+]
 
 
 def sender_offset(settings: Settings) -> timezone:
@@ -72,6 +83,19 @@ def area_for(meta: dict[str, Any] | None, region: str | None, settings: Settings
     if meta and meta.get("lat") is not None and meta.get("lon") is not None:
         circles.append((float(meta["lat"]), float(meta["lon"]), settings.alerts.circle_km))
     return Area(desc=region or "unspecified region", polygons=tuple(polygons), circles=tuple(circles))
+
+
+def published_names(series_name: str, alert: dict[str, Any], settings: Settings) -> tuple[str, dict[str, Any]]:
+    """The series name and a copy of ``alert`` as a CAP message may show them: a name or region
+    the injection screen blocks ([guardrails]; the same decision the judge made) is replaced by
+    :data:`alerts.guardrails.WITHHELD`. The warehouse rows keep the original text (routing by
+    region uses it)."""
+    view, _ = withhold(
+        {"name": series_name, "region": alert.get("region")},
+        max_chars=settings.guardrails.max_field_chars,
+        screen=settings.guardrails.screen,
+    )
+    return view["name"], {**alert, "region": view["region"]}
 
 
 def route(message: dict[str, Any], recipients: pl.DataFrame) -> list[str]:
@@ -128,16 +152,20 @@ def publish_pending(
         judgment = judgment_for_cap(judgments.row(-1, named=True)) if judgments.height else None
         info = meta.get(alert["unique_id"])
         classification = str((info or {}).get("classification") or "public")
+        series_name, shown_alert = published_names(info["name"] if info else alert["unique_id"], alert, settings)
         xml = build_cap(
-            alert,
+            shown_alert,
             identifier=identifier,
             sender=settings.alerts.sender,
             sent=sent,
             status=status,
             msg_type=event["msg_type"],
             judgment=judgment,
-            area=area_for(info, alert.get("region"), settings),
-            series_name=info["name"] if info else alert["unique_id"],
+            area=dataclasses.replace(
+                area_for(info, alert.get("region"), settings),
+                desc=shown_alert.get("region") or "unspecified region",
+            ),
+            series_name=series_name,
             references=refs,
             note=(
                 f"Exercise: replay as of {clock.as_of}, not a real warning"

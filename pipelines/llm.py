@@ -18,6 +18,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import importlib.util
 import json
@@ -34,8 +35,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from alerts.guardrails import redact
-from alerts.judgment import Judgment
+from alerts.guardrails import redact, withhold
+from alerts.judgment import Judgment, evidence_hash
 from alerts.llm_judgment import (
     PROMPT_VERSION,
     build_request,
@@ -314,7 +315,32 @@ class Judge:
     # -- writing -----------------------------------------------------------------------------
     def write(self, evidence: dict[str, Any]) -> Judgment:
         """One checked judgment (LLM) or the template with the reason; never raises for the
-        LLM path's own failures (they are recorded and degrade to the template)."""
+        LLM path's own failures (they are recorded and degrade to the template).
+
+        Free-text fields the injection screen blocks are withheld from everything this writes
+        (prompt, grounding, stored text: :func:`alerts.guardrails.withhold`), logged as an
+        ``llm.withheld`` audit row and listed in ``checks.withheld``; ``evidence`` itself (and
+        the warehouse row it came from) is left intact, and the judgment's evidence hash is
+        the original bundle's."""
+        view, withheld = withhold(
+            evidence, max_chars=self.settings.guardrails.max_field_chars, screen=self.settings.guardrails.screen
+        )
+        blocked = [e for e in withheld if not e["allowed"]]
+        if blocked:
+            audit(
+                self.wh,
+                at=self.now,
+                actor="llm",
+                action="llm.withheld",
+                target=evidence.get("alert_id"),
+                detail={"fields": blocked, "screen": self.settings.guardrails.screen},
+            )
+        judgment = self._write(view, withheld)
+        checks = {**judgment.checks, "withheld": [e["field"] for e in blocked]} if blocked else judgment.checks
+        return dataclasses.replace(judgment, evidence_hash=evidence_hash(evidence), checks=checks)
+
+    def _write(self, evidence: dict[str, Any], withheld: list[dict[str, Any]]) -> Judgment:
+        """:meth:`write` on the screened view ``evidence`` (``withheld``: its screening events)."""
         if self._off_reason:
             return fallback_judgment(
                 evidence, reason=self._off_reason, checks={"verdict": "template (LLM path off)"}, flag=False
@@ -352,6 +378,7 @@ class Judge:
                 screen=self.settings.guardrails.screen,
                 style=self.style,
                 offered=offered,
+                withheld=withheld,
             )
             if problems:  # the retry names what was wrong
                 hint = (
