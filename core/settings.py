@@ -16,7 +16,7 @@ import os
 import re
 import tomllib
 from dataclasses import dataclass, field, fields
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -296,6 +296,12 @@ ensembles = ["median", "weighted"]
 # A challenger replaces [forecast] default_model only when it beats it by more than this share
 # of the criterion on the same windows (0 = the plain lowest score wins).
 margin = 0.2
+# How long `ews run` keeps a series' model selection: within this period a cycle refits the
+# stored selected model (and its ensemble members) and writes no new selection row. A series is
+# selected again when its selection is older, when it is new, when its frequency or the
+# candidate models ([forecast] models, default_model, [backtest] criterion, margin) changed, or
+# when a newer `ews backtest` run covers it. "<n>h", "<n>d" or "<n>w"; "0d" = every cycle.
+reselect_every = "7d"
 
 [chronos]
 # Chronos-2 / Chronos-Bolt: a folder holding config.json + model.safetensors (relative to
@@ -439,6 +445,21 @@ class BacktestSettings:
     criterion: str
     ensembles: list[str]
     margin: float
+    reselect_every: str
+
+    def __post_init__(self) -> None:
+        self.reselect_period()  # refuse a malformed period when the file is read, not mid-cycle
+
+    def reselect_period(self) -> timedelta:
+        """``reselect_every`` as a duration (``"7d"`` -> 7 days; ``"0d"`` -> zero: every cycle)."""
+        match = re.fullmatch(r"\s*(\d+)\s*([hdw])\s*", self.reselect_every)
+        if match is None:
+            raise ConfigError(
+                f"[backtest] reselect_every = {self.reselect_every!r} is not a period",
+                fix='write a whole number of hours, days or weeks: "12h", "7d", "2w" ("0d" = select every cycle)',
+            )
+        hours = {"h": 1, "d": 24, "w": 24 * 7}[match.group(2)]
+        return timedelta(hours=int(match.group(1)) * hours)
 
 
 @dataclass(frozen=True)
