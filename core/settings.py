@@ -121,6 +121,12 @@ tail_quantile = 0.9
 cooldown = 3
 # Forecast exceedance probability (from forecasting) at or above which each level starts.
 exceedance = { blue = 0.3, yellow = 0.5, orange = 0.7, red = 0.9 }
+# A cycle writes the scores and grades of a series' new points and of this many steps before
+# them (the newest already-scored steps: a revised recent observation is scored again); older
+# history keeps the rows it was given when it was new. A series never scored gets all of them.
+# Grades of the written steps equal those of a full recompute; a number beyond every series'
+# length (e.g. 1000000) rewrites the whole history each cycle.
+recent_window = 7
 # Evidence marks data as stale when the newest observation is older than this (days).
 stale_after_days = { h = 1.0, D = 3.0, B = 5.0, "W-FRI" = 10.0, "W-SUN" = 10.0, MS = 45.0 }
 
@@ -501,8 +507,16 @@ class ScoringSettings:
     detectors: list[str]
     tail_quantile: float
     cooldown: int
+    recent_window: int
     exceedance: dict[str, float]
     stale_after_days: dict[str, float]
+
+    def __post_init__(self) -> None:
+        if self.recent_window < 0:
+            raise ConfigError(
+                f"[scoring] recent_window = {self.recent_window} is negative",
+                fix="give the steps before the new points to write again: 0 or more (default 7)",
+            )
 
 
 @dataclass(frozen=True)
