@@ -16,7 +16,7 @@ import os
 import re
 import tomllib
 from dataclasses import dataclass, field, fields
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -121,6 +121,12 @@ tail_quantile = 0.9
 cooldown = 3
 # Forecast exceedance probability (from forecasting) at or above which each level starts.
 exceedance = { blue = 0.3, yellow = 0.5, orange = 0.7, red = 0.9 }
+# A cycle writes the scores and grades of a series' new points and of this many steps before
+# them (the newest already-scored steps: a revised recent observation is scored again); older
+# history keeps the rows it was given when it was new. A series never scored gets all of them.
+# Grades of the written steps equal those of a full recompute; a number beyond every series'
+# length (e.g. 1000000) rewrites the whole history each cycle.
+recent_window = 7
 # Evidence marks data as stale when the newest observation is older than this (days).
 stale_after_days = { h = 1.0, D = 3.0, B = 5.0, "W-FRI" = 10.0, "W-SUN" = 10.0, MS = 45.0 }
 
@@ -296,6 +302,12 @@ ensembles = ["median", "weighted"]
 # A challenger replaces [forecast] default_model only when it beats it by more than this share
 # of the criterion on the same windows (0 = the plain lowest score wins).
 margin = 0.2
+# How long `ews run` keeps a series' model selection: within this period a cycle refits the
+# stored selected model (and its ensemble members) and writes no new selection row. A series is
+# selected again when its selection is older, when it is new, when its frequency or the
+# candidate models ([forecast] models, default_model, [backtest] criterion, margin) changed, or
+# when a newer `ews backtest` run covers it. "<n>h", "<n>d" or "<n>w"; "0d" = every cycle.
+reselect_every = "7d"
 
 [chronos]
 # Chronos-2 / Chronos-Bolt: a folder holding config.json + model.safetensors (relative to
@@ -439,6 +451,21 @@ class BacktestSettings:
     criterion: str
     ensembles: list[str]
     margin: float
+    reselect_every: str
+
+    def __post_init__(self) -> None:
+        self.reselect_period()  # refuse a malformed period when the file is read, not mid-cycle
+
+    def reselect_period(self) -> timedelta:
+        """``reselect_every`` as a duration (``"7d"`` -> 7 days; ``"0d"`` -> zero: every cycle)."""
+        match = re.fullmatch(r"\s*(\d+)\s*([hdw])\s*", self.reselect_every)
+        if match is None:
+            raise ConfigError(
+                f"[backtest] reselect_every = {self.reselect_every!r} is not a period",
+                fix='write a whole number of hours, days or weeks: "12h", "7d", "2w" ("0d" = select every cycle)',
+            )
+        hours = {"h": 1, "d": 24, "w": 24 * 7}[match.group(2)]
+        return timedelta(hours=int(match.group(1)) * hours)
 
 
 @dataclass(frozen=True)
@@ -480,8 +507,16 @@ class ScoringSettings:
     detectors: list[str]
     tail_quantile: float
     cooldown: int
+    recent_window: int
     exceedance: dict[str, float]
     stale_after_days: dict[str, float]
+
+    def __post_init__(self) -> None:
+        if self.recent_window < 0:
+            raise ConfigError(
+                f"[scoring] recent_window = {self.recent_window} is negative",
+                fix="give the steps before the new points to write again: 0 or more (default 7)",
+            )
 
 
 @dataclass(frozen=True)

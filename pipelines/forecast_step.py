@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -143,18 +143,46 @@ def run_forecast_step(
     bounds = forecasting.bounds_from_meta(meta)
     backtests = store.read_latest_backtest(wh, uids)
     fc = settings.forecast
+    bases = {uid: _basis(frequencies[uid], settings) for uid in uids}
+    kept = _kept_selections(
+        store.read_latest_selections(wh, uids),
+        backtests,
+        bases=bases,
+        now=now,
+        period=settings.backtest.reselect_period(),
+    )
     select: dict[str, Any] = dict(
-        unique_ids=uids,
         default_model=fc.default_model,
         criterion=settings.backtest.criterion,
         margin=settings.backtest.margin,
     )
-    first = forecasting.select_models(backtests, **select)
-    foreign = sorted(set(_needed(first, backtests)) - set(forecasting.STAT_MODELS))
+    due = [u for u in uids if u not in set(kept["unique_id"].to_list())]
+    first = forecasting.select_models(backtests, unique_ids=due, **select)
+    named = set(_needed(first, backtests)) | set(kept["model"].to_list()) | _stored_members(kept)
+    foreign = sorted(named - set(forecasting.STAT_MODELS))
     loaded = load_foundation_models(wh, settings, foreign, notes) if foreign else {}
     available = {*forecasting.STAT_MODELS, *loaded, "Ensemble-median", "Ensemble-weighted"}
-    selections = forecasting.select_models(backtests, available=available, **select)
-    members = _members(selections, backtests, available)
+    # A kept selection whose model (or an ensemble member) cannot be loaded now is made again.
+    usable = kept.filter(
+        pl.col("model").is_in(sorted(available))
+        & ~pl.col("unique_id").is_in([u for u, m in _kept_members(kept).items() if not set(m) <= available])
+    )
+    due = sorted(set(uids) - set(usable["unique_id"].to_list()))
+    fresh = forecasting.select_models(backtests, unique_ids=due, available=available, **select)
+    members = {**_members(fresh, backtests, available), **_kept_members(usable)}
+    fresh = fresh.with_columns(
+        pl.Series(
+            "members", [json.dumps(members.get(u)) if u in members else None for u in fresh["unique_id"]], dtype=pl.Utf8
+        ),
+        pl.Series("backtest_run_id", [_run_of(backtests, u) for u in fresh["unique_id"]], dtype=pl.Utf8),
+        pl.Series("basis", [bases[u] for u in fresh["unique_id"]], dtype=pl.Utf8),
+    )
+    selections = pl.concat([fresh, usable.select(fresh.columns)], how="vertical_relaxed").sort("unique_id")
+    if usable.height:
+        progress(
+            f"      model selection: {fresh.height} series selected, {usable.height} keep their selection "
+            f"(younger than [backtest] reselect_every = {settings.backtest.reselect_every!r})"
+        )
     weights = _weights(selections, backtests, members)
 
     stat_needed = {
@@ -183,15 +211,8 @@ def run_forecast_step(
     # A series whose selected model changed keeps one model per cutoff: the new selection's.
     store.drop_unselected_forecasts(wh, forecasts.select("unique_id", "cutoff", "model").unique())
     counts = {"forecasts": store.write_forecasts(wh, forecasts, run_id=run_id)}
-    selections = selections.with_columns(
-        pl.Series(
-            "members",
-            [json.dumps(members.get(u)) if u in members else None for u in selections["unique_id"]],
-            dtype=pl.Utf8,
-        ),
-        pl.Series("backtest_run_id", [_run_of(backtests, u) for u in selections["unique_id"]], dtype=pl.Utf8),
-    )
-    counts["model_selections"] = store.write_selections(wh, selections, run_id=run_id, at=now)
+    counts["model_selections"] = store.write_selections(wh, fresh, run_id=run_id, at=now)
+    counts["model_selections_kept"] = usable.height
     exceedance = _exceedance(series, chosen, meta, settings, notes)
     if exceedance.height:
         counts["exceedance"] = store.write_exceedance(wh, exceedance.join(cutoffs, on="unique_id"), run_id=run_id)
@@ -202,6 +223,62 @@ def run_forecast_step(
     return ForecastStepResult(
         forecasts=forecasts, fitted=fitted, exceedance=exceedance, selections=selections, counts=counts, notes=notes
     )
+
+
+def _basis(frequency: str, settings: Settings) -> str:
+    """What a selection is made for (JSON): the series' frequency and the candidate settings.
+    A stored selection is kept only while its basis equals the current one."""
+    return json.dumps(
+        {
+            "frequency": frequency,
+            "models": sorted(settings.forecast.models),
+            "default_model": settings.forecast.default_model,
+            "criterion": settings.backtest.criterion,
+            "margin": settings.backtest.margin,
+            "ensembles": sorted(settings.backtest.ensembles),
+            "chronos": settings.chronos.name if settings.chronos.source else None,
+        },
+        sort_keys=True,
+    )
+
+
+def _kept_selections(
+    stored: pl.DataFrame,
+    backtests: pl.DataFrame,
+    *,
+    bases: Mapping[str, str],
+    now: datetime,
+    period: timedelta,
+) -> pl.DataFrame:
+    """The stored selections a cycle keeps (``[backtest] reselect_every``): younger than
+    ``period`` at ``now``, made on the current basis, and on the newest backtest run that
+    covers the series (a newer ``ews backtest`` is taken up at once). Every other series
+    (none stored, too old, basis changed, newer backtest) is selected again."""
+    if stored.height == 0 or period <= timedelta(0):
+        return stored.clear()
+    newest = dict(backtests.group_by("unique_id").agg(pl.col("run_id").first()).iter_rows()) if backtests.height else {}
+    keep = [
+        row["unique_id"]
+        for row in stored.iter_rows(named=True)
+        if row["decided_at"] is not None
+        and now - row["decided_at"] < period
+        and row.get("basis") == bases.get(row["unique_id"])
+        and row["backtest_run_id"] == newest.get(row["unique_id"])
+    ]
+    return stored.filter(pl.col("unique_id").is_in(keep))
+
+
+def _kept_members(kept: pl.DataFrame) -> dict[str, list[str]]:
+    """Ensemble members of the kept selections that are ensembles."""
+    return {
+        uid: (json.loads(text) or []) if text else []
+        for uid, model, text in kept.select("unique_id", "model", "members").iter_rows()
+        if model.startswith("Ensemble-")
+    }
+
+
+def _stored_members(kept: pl.DataFrame) -> set[str]:
+    return {m for members in _kept_members(kept).values() for m in members}
 
 
 def _needed(selections: pl.DataFrame, backtests: pl.DataFrame) -> list[str]:

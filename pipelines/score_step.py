@@ -9,11 +9,20 @@ the forecast exceedance probabilities (when present) and the evidence of each gr
 (detector values, thresholds, data freshness). :func:`run_score_step` writes the scores and
 returns the rarity ``grades`` frame (``unique_id, ds, level, score, evidence``); the levels step
 (:mod:`pipelines.hazard_step`) turns it into the levels the alert step reads and writes them.
+
+What is written (issue 21): a series scored before gets the scores and grades of its new
+points and of the ``[scoring] recent_window`` steps before them (:func:`written_from`, from the
+newest stored ensemble score), always its newest point; older history keeps the rows it was
+given when it was new. The detectors still run on the whole history in memory (their fits and
+the causal calibration need it, see docs/scaling.md), so every written score is the one a full
+recompute gives; grading runs on the written steps plus the ``persistence_n - 1 + cooldown``
+steps before them that k-of-n persistence and the cool-down look back on, so every written
+grade equals the full recompute's too.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -22,9 +31,9 @@ import polars as pl
 import anomaly
 from core.settings import Settings
 from warehouse import Warehouse
-from warehouse.grades import upsert_scores
+from warehouse.grades import newest_scored, upsert_scores
 
-__all__ = ["ScoreStepResult", "score_and_grade", "run_score_step"]
+__all__ = ["ScoreStepResult", "score_and_grade", "run_score_step", "written_from"]
 
 _GRADE_COLUMNS = ("unique_id", "ds", "level", "score", "evidence")
 
@@ -46,8 +55,13 @@ def score_and_grade(
     meta: pl.DataFrame,
     settings: Settings,
     as_of: datetime,
+    since: Mapping[str, datetime] | None = None,
 ) -> ScoreStepResult:
-    """Scores and grades for ``series`` (see the module docstring); no I/O."""
+    """Scores and grades for ``series`` (see the module docstring); no I/O.
+
+    ``since``: per series, the first ``ds`` whose scores and grades are returned (from
+    :func:`written_from`); series not in it get their whole history.
+    """
     scoring = settings.scoring
     frequencies = dict(zip(meta["unique_id"], meta["frequency"], strict=True))
     windows = {uid: max(2, settings.anomaly.window.get(freq, 8)) for uid, freq in frequencies.items()}
@@ -87,14 +101,21 @@ def score_and_grade(
         ex_scores = anomaly.exceedance_scores(exceedance, at=last_observed)
         ex_scores = ex_scores.filter(pl.col("unique_id").is_in(list(scored_ids)))
     stale = {uid: float(scoring.stale_after_days.get(freq, 30.0)) for uid, freq in frequencies.items()}
+    first = _since_frame(since)
+    if first is not None:
+        context = settings.risk.persistence_n - 1 + scoring.cooldown
+        graded = _with_context(ensemble, first, context)
+        components = calibrated.join(graded.select("unique_id", "ds"), on=["unique_id", "ds"])
+    else:
+        graded, components = ensemble, calibrated
     grades = (
         anomaly.grade(
-            ensemble,
+            graded,
             thresholds=settings.risk.thresholds(),
             persistence_k=settings.risk.persistence_k,
             persistence_n=settings.risk.persistence_n,
             cooldown=scoring.cooldown,
-            components=calibrated,
+            components=components,
             exceedance=ex_scores,
             exceedance_thresholds=scoring.exceedance if ex_scores is not None else None,
             as_of=as_of,
@@ -113,9 +134,11 @@ def score_and_grade(
             }
         )
     )
+    grades = _written(grades, first)
     scores = pl.concat([calibrated, ensemble.select(calibrated.columns)], how="vertical_relaxed")
     if ex_scores is not None and ex_scores.height:
         scores = pl.concat([scores, ex_scores.select(calibrated.columns)], how="vertical_relaxed")
+    scores = _written(scores, first)
     latest = (
         last.rename({"last": "ds"})
         .join(grades.select("unique_id", "ds", "level", "score"), on=["unique_id", "ds"], how="left")
@@ -123,6 +146,62 @@ def score_and_grade(
     )
     regions = anomaly.grade_regions(latest, meta) if latest.height else pl.DataFrame()
     return ScoreStepResult(scores=scores, grades=grades.select(_GRADE_COLUMNS), regions=regions, notes=notes)
+
+
+def written_from(series: pl.DataFrame, newest: Mapping[str, datetime], *, recent: int) -> dict[str, datetime]:
+    """Per series scored before (``newest``: its newest stored score), the first ``ds`` a cycle
+    writes: the earliest of its new points (after ``newest``), of its last ``recent`` points up
+    to ``newest``, and of its newest point. Series absent from ``newest`` are absent here."""
+    if not newest:
+        return {}
+    stored = pl.DataFrame(
+        {"unique_id": list(newest), "newest": list(newest.values())},
+        schema={"unique_id": pl.Utf8, "newest": pl.Datetime("us")},
+    )
+    frame = series.select("unique_id", "ds").join(stored, on="unique_id").sort("unique_id", "ds")
+    firsts = frame.group_by("unique_id").agg(
+        pl.col("ds").filter(pl.col("ds") > pl.col("newest")).min().alias("new"),
+        pl.col("ds").filter(pl.col("ds") <= pl.col("newest")).tail(recent).min().alias("recent"),
+        pl.col("ds").max().alias("last"),
+    )
+    out = firsts.select("unique_id", pl.min_horizontal("new", "recent", "last").alias("since"))
+    return dict(out.iter_rows())
+
+
+def _since_frame(since: Mapping[str, datetime] | None) -> pl.DataFrame | None:
+    if since is None:
+        return None
+    return pl.DataFrame(
+        {"unique_id": list(since), "since": list(since.values())},
+        schema={"unique_id": pl.Utf8, "since": pl.Datetime("us")},
+    )
+
+
+def _written(frame: pl.DataFrame, first: pl.DataFrame | None) -> pl.DataFrame:
+    """Rows at or after their series' ``since`` (series without one: every row)."""
+    if first is None or frame.height == 0:
+        return frame
+    joined = frame.join(first, on="unique_id", how="left")
+    return joined.filter(pl.col("since").is_null() | (pl.col("ds") >= pl.col("since"))).drop("since")
+
+
+def _with_context(ensemble: pl.DataFrame, first: pl.DataFrame, context: int) -> pl.DataFrame:
+    """The ensemble rows from ``context`` steps before each series' ``since`` on: what grading
+    the written steps looks back on (k-of-n persistence, cool-down)."""
+    if ensemble.height == 0:
+        return ensemble
+    ranked = (
+        ensemble.sort("unique_id", "ds")
+        .join(first, on="unique_id", how="left")
+        .with_columns(pl.int_range(pl.len()).over("unique_id").alias("_step"))
+    )
+    start = ranked.group_by("unique_id").agg(
+        pl.col("_step").filter(pl.col("since").is_null() | (pl.col("ds") >= pl.col("since"))).min().alias("_start")
+    )
+    kept = ranked.join(start, on="unique_id", how="left").filter(
+        pl.col("_start").is_null() | (pl.col("_step") >= pl.col("_start") - context)
+    )
+    return kept.drop("since", "_step", "_start").sort("unique_id", "ds")
 
 
 def run_score_step(
@@ -141,7 +220,17 @@ def run_score_step(
     table). The grades are written by :func:`pipelines.hazard_step.run_hazard_step`."""
     detectors = ", ".join(settings.scoring.detectors)
     progress(f"[2/4] scoring anomalies ({detectors}, forecast surprise) on {series.height} points")
-    result = score_and_grade(series, fitted=fitted, exceedance=exceedance, meta=meta, settings=settings, as_of=as_of)
+    uids = series.get_column("unique_id").unique().to_list()
+    newest = newest_scored(wh, uids, detector=anomaly.ENSEMBLE_DETECTOR)
+    since = written_from(series, newest, recent=settings.scoring.recent_window)
+    result = score_and_grade(
+        series, fitted=fitted, exceedance=exceedance, meta=meta, settings=settings, as_of=as_of, since=since
+    )
+    if since:
+        result.notes.append(
+            f"{len(since)} series scored before: scores and grades written for their new points and "
+            f"the {settings.scoring.recent_window} step(s) before them ([scoring] recent_window)"
+        )
     result.counts["anomaly_scores"] = upsert_scores(
         wh, result.scores.select("unique_id", "ds", "detector", "raw_score", "score"), run_id=run_id
     )

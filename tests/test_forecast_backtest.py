@@ -13,7 +13,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from core.settings import load_settings
+from core.settings import Settings, load_settings
 from forecasting import backtest, select_models
 from forecasting.metrics import score_forecasts, seasonal_scale, smape
 from fred_series import load_fred
@@ -281,9 +281,24 @@ def test_a_rerun_of_the_forecast_step_changes_no_rows(home: Path) -> None:
                 wh, settings, series, frequencies=frequencies, meta=meta, run_id="r_test2", now=datetime(2026, 1, 2)
             )
     assert again.counts["forecasts"] == 0 and again.counts["exceedance"] == 0
+    # A day later is within [backtest] reselect_every (7d): the selection of r_test is kept.
+    assert again.counts["model_selections"] == 0 and again.counts["model_selections_kept"] == 2
+    assert _selection_runs(settings) == ["r_test"]
+    with Warehouse.open(settings.warehouse_path) as wh, wh.transaction():
+        later = run_forecast_step(
+            wh, settings, series, frequencies=frequencies, meta=meta, run_id="r_test3", now=datetime(2026, 1, 8)
+        )
+    # Seven days after r_test's decision the series are selected again, on the same backtest.
+    assert later.counts["model_selections"] == 2 and later.counts["model_selections_kept"] == 0
+    assert later.counts["forecasts"] == 0
+    assert _selection_runs(settings) == ["r_test", "r_test3"]
+
+
+def _selection_runs(settings: Settings) -> list[str]:
+    """The runs that wrote a model selection: each one is a decision a reader can trace."""
     con = duckdb.connect(str(settings.warehouse_path), read_only=True)
     try:
-        runs = con.execute("SELECT count(DISTINCT run_id) FROM model_selections").fetchall()[0][0]
+        rows = con.execute("SELECT DISTINCT run_id FROM model_selections ORDER BY run_id").fetchall()
     finally:
         con.close()
-    assert runs == 2  # each run records its own decision, so a reader can trace any forecast
+    return [r[0] for r in rows]

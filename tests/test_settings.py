@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import tomllib
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -234,3 +235,24 @@ def test_markets_indicators_from_the_environment(tmp_path: Path) -> None:
     one = '[{"name": "stress", "unique_id": "stlfsi4", "transform": "level", "segment": "money"}]'
     markets = load_settings(tmp_path, environ={"EWS_MARKETS__INDICATORS": one, "EWS_MARKETS__ENABLED": "false"}).markets
     assert not markets.enabled and markets.segments == ["money"] and markets.segment_uid("money") == "us_stress_money"
+
+
+@pytest.mark.parametrize(
+    ("toml", "match"),
+    [
+        ('[backtest]\nreselect_every = "weekly"\n', r"reselect_every = 'weekly' is not a period(?s:.*)\"7d\""),
+        ('[backtest]\nreselect_every = "7"\n', r"reselect_every = '7' is not a period"),
+        ("[scoring]\nrecent_window = -1\n", r"recent_window = -1 is negative"),
+    ],
+)
+def test_cycle_scale_settings_refuse_what_the_cycle_cannot_use(tmp_path: Path, toml: str, match: str) -> None:
+    (tmp_path / "ews.toml").write_text(toml, encoding="utf-8")
+    with pytest.raises(ConfigError, match=match):
+        load_settings(tmp_path, environ={})
+
+
+def test_reselect_every_reads_hours_days_and_weeks(tmp_path: Path) -> None:
+    periods = {"12h": timedelta(hours=12), "7d": timedelta(days=7), "2w": timedelta(days=14), "0d": timedelta(0)}
+    for text, period in periods.items():
+        settings = load_settings(tmp_path, environ={"EWS_BACKTEST__RESELECT_EVERY": text})
+        assert settings.backtest.reselect_period() == period

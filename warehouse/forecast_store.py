@@ -11,7 +11,8 @@ parameter and every write an idempotent upsert (an identical row is never rewrit
   did on held-out data, and where its weights are;
 - ``backtest_results``: metrics per backtest run, series and model, kept for every run so
   accuracy can be watched over time; ``members`` lists an ensemble's models;
-- ``model_selections``: per run and series, the production model and why;
+- ``model_selections``: per run and series, the production model, why, and the basis it was
+  made on (frequency and candidate settings; a cycle keeps a selection while that holds);
 - ``exceedance``: per series, forecast cutoff, threshold and horizon step, the probability
   that the step is beyond the threshold and that the path has crossed it by then.
 """
@@ -70,6 +71,7 @@ _SELECTION_VALUES = (
     "windows",
     "members",
     "reason",
+    "basis",
     "decided_at",
 )
 _EXCEEDANCE_KEYS = ("unique_id", "cutoff", "threshold", "ds")

@@ -484,6 +484,11 @@ _V11 = (
     "WHERE status = 'running'",
 )
 
+# Version 12 (issue 21): a selection states what it was made for (``basis``: the series'
+# frequency and the candidates, default model, criterion and margin of the settings), so a
+# cycle keeps it for ``[backtest] reselect_every`` only while that still holds.
+_V12 = ("ALTER TABLE model_selections ADD COLUMN basis VARCHAR",)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "base tables: series, observations, ledger, runs, results, audit", _V1),
     Migration(2, "risk grades, per-series cycle state, earthquake events", _V2),
@@ -495,6 +500,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(9, "series: free-form attributes (JSON) stated by the source", _V9),
     Migration(10, "series: available_after, when a value becomes known (as-of replays)", _V10),
     Migration(11, "runs: the holding process (pid, host) and the aborted status", _V11),
+    Migration(12, "model selections: the basis they were made on (kept between reselections)", _V12),
 )
 
 CURRENT_VERSION = max(m.version for m in MIGRATIONS)

@@ -1,0 +1,160 @@
+"""Cycle scale: the first `ews run` and a next-day `ews run` on N synthetic daily series.
+
+For each N of ``--series`` (default 300 1000 3000; 10,000 is the size issue 21 aims at) it:
+
+1. generates N daily series of ``--years`` years (default 10): a random walk plus a weekly and
+   a yearly season, written as ONE FRED multi-series export (``DATE,S00000,S00001,...``);
+2. creates a fresh EWS_HOME in a temporary folder (``ews init``) and loads the file through
+   the real ``ews ingest file --format fred_multi --option frequency=D --no-cycle`` path into
+   its DuckDB file;
+3. times the first ``ews run`` (a child process; its peak RSS read from ``os.wait4``);
+4. appends one new day to every series (a second FRED export of one row, ingested the same
+   way) and times the next-day ``ews run`` the same way.
+
+Prints one JSON line per N: ``series``, ``first_seconds``, ``incremental_seconds``,
+``peak_rss_mb`` (the larger of the two cycles; both are given too), the rows each cycle wrote
+(``first_rows`` / ``incremental_rows``: anomaly scores, forecasts, model selections, as the
+cycle reports them) and ``series_per_second`` of both cycles; then a last line with
+``growth_exponent``, the log-log slope of the first-cycle time against N (1 = linear; needs
+two sizes or more). Speed targets belong here, never in timed tests (issue 21: next day
+>= 16 series/s, first cycle >= 3 series/s, growth exponent <= 1.15, peak <= 4 GB at 3,000).
+
+    PYTHONPATH=. .venv/bin/python benchmarks/cycle_scale.py --series 100 400
+
+Timings include each child's interpreter start and imports (about 3 s here), as cron sees them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import date, timedelta
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+# A one-day file has too few dates to infer the frequency, so both files state it.
+_FORMAT = ("--format", "fred_multi", "--option", "frequency=D", "--no-cycle")
+_ROW_KEYS = ("anomaly_scores", "forecasts", "model_selections", "risk_grades")
+
+
+def synthetic_export(path: Path, *, series: int, days: int, start: date, seed: int = 0, first_day: int = 0) -> None:
+    """Write ``days`` rows of ``series`` columns as a FRED multi-series CSV export.
+
+    Each series: a random walk (sd 1 per day) around a level of 100, a weekly season
+    (amplitude 2-5) and a yearly season (amplitude 5-15) with random phases. The random
+    state depends on ``seed`` and the series, and ``first_day`` offsets the seasons, so the
+    walk of a later export continues from its own seed (new noise), not from the stored level:
+    the next-day file only needs to look like one more ordinary day.
+    """
+    rng = np.random.default_rng(seed)
+    t = np.arange(first_day, first_day + days)
+    weekly = rng.uniform(2, 5, series)[:, None] * np.sin(2 * np.pi * t / 7 + rng.uniform(0, 6.3, series)[:, None])
+    yearly = rng.uniform(5, 15, series)[:, None] * np.sin(2 * np.pi * t / 365.25 + rng.uniform(0, 6.3, series)[:, None])
+    walk = 100 + rng.standard_normal((series, days)).cumsum(axis=1)
+    values = walk + weekly + yearly
+    names = [f"S{i:05d}" for i in range(series)]
+    with path.open("w") as out:
+        out.write("DATE," + ",".join(names) + "\n")
+        for j in range(days):
+            day = start + timedelta(days=first_day + j)
+            out.write(day.isoformat() + "," + ",".join(f"{v:.4f}" for v in values[:, j]) + "\n")
+
+
+def _ews(home: Path, *args: str) -> tuple[float, float, dict]:
+    """Run ``ews ARGS --json --quiet`` in a child; return (seconds, peak RSS MB, JSON answer)."""
+    command = [sys.executable, "-m", "pipelines.cli", "--home", str(home), *args, "--json", "--quiet"]
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    start = time.perf_counter()
+    with tempfile.TemporaryFile() as stdout, tempfile.TemporaryFile() as stderr:
+        child = subprocess.Popen(command, stdout=stdout, stderr=stderr, env=env, cwd=ROOT)
+        _, status, usage = os.wait4(child.pid, 0)
+        child.returncode = os.waitstatus_to_exitcode(status)
+        seconds = time.perf_counter() - start
+        stdout.seek(0)
+        stderr.seek(0)
+        text, errors = stdout.read().decode(), stderr.read().decode()
+    if child.returncode != 0:
+        raise SystemExit(f"`ews {' '.join(args)}` failed (exit {child.returncode}):\n{errors[-3000:]}")
+    # ru_maxrss is in kilobytes on Linux.
+    return seconds, usage.ru_maxrss / 1024.0, json.loads(text) if text.strip() else {}
+
+
+def _rows(answer: dict) -> dict[str, int]:
+    counts = answer.get("cycle", {}).get("row_counts", {})
+    return {key: int(counts.get(key, 0)) for key in _ROW_KEYS}
+
+
+def measure(series: int, *, years: int, seed: int) -> dict:
+    """One size: ingest, first cycle, one more day, next-day cycle (see the module docstring)."""
+    days = int(round(365.25 * years))
+    start = date(2015, 1, 1)
+    with tempfile.TemporaryDirectory(prefix="ews-scale-") as folder:
+        home = Path(folder) / "home"
+        _ews(home, "init")
+        history = Path(folder) / "history.csv"
+        synthetic_export(history, series=series, days=days, start=start, seed=seed)
+        ingest_seconds, _, _ = _ews(home, "ingest", "file", str(history), *_FORMAT)
+        first_seconds, first_rss, first = _ews(home, "run")
+        nextday = Path(folder) / "nextday.csv"
+        synthetic_export(nextday, series=series, days=1, start=start, seed=seed + 1, first_day=days)
+        _ews(home, "ingest", "file", str(nextday), *_FORMAT)
+        incremental_seconds, incremental_rss, incremental = _ews(home, "run")
+    return {
+        "series": series,
+        "days": days,
+        "ingest_seconds": round(ingest_seconds, 2),
+        "first_seconds": round(first_seconds, 2),
+        "incremental_seconds": round(incremental_seconds, 2),
+        "peak_rss_mb": round(max(first_rss, incremental_rss), 1),
+        "first_peak_rss_mb": round(first_rss, 1),
+        "incremental_peak_rss_mb": round(incremental_rss, 1),
+        "first_rows": _rows(first),
+        "incremental_rows": _rows(incremental),
+        "first_series_per_second": round(series / first_seconds, 2),
+        "incremental_series_per_second": round(series / incremental_seconds, 2),
+        "incremental_vs_first": round(incremental_seconds / first_seconds, 3),
+    }
+
+
+def growth_exponent(results: list[dict]) -> float | None:
+    """Least-squares slope of log(first_seconds) on log(series); None below two sizes."""
+    if len({r["series"] for r in results}) < 2:
+        return None
+    x = np.log([r["series"] for r in results])
+    y = np.log([r["first_seconds"] for r in results])
+    return float(np.polyfit(x, y, 1)[0])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--series", type=int, nargs="+", default=[300, 1000, 3000], help="sizes N to measure")
+    parser.add_argument("--years", type=int, default=10, help="years of daily history per series")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    results = []
+    for n in args.series:
+        result = measure(n, years=args.years, seed=args.seed)
+        results.append(result)
+        print(json.dumps(result), flush=True)
+    slope = growth_exponent(results)
+    print(
+        json.dumps(
+            {
+                "sizes": [r["series"] for r in results],
+                "growth_exponent": None if slope is None or math.isnan(slope) else round(slope, 3),
+                "cores": os.cpu_count(),
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,164 @@
+"""A next-day cycle costs what is new (issue 21): bounded score writes, selections on a schedule.
+
+Real data: the bundled FRED STLFSI4 (weekly) and UNRATE (monthly) files, replayed through the
+autumn of 2008 (the financial stress index climbs to its high of 2008-10-24).
+
+Checked: a cycle after new points writes the scores of the new points and of the
+``[scoring] recent_window`` steps before them, not the history, and its grades and open alerts
+equal those of a full recompute (a fresh warehouse cycled once on the same data); a cycle
+within ``[backtest] reselect_every`` keeps the stored selection (no selection row) and its
+forecasts are those of refitting the selected model; after the period the series are selected
+again.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+import forecasting
+from core.settings import Settings, load_settings
+from ingest.batches import ingest_file
+from pipelines.cycle import run_cycle
+from pipelines.forecast_step import run_backtest
+from sql import sql_frame
+from warehouse import Warehouse
+from warehouse.series import read_observations
+
+ROOT = Path(__file__).resolve().parent.parent
+FILES = {"stlfsi4": ("fred_STLFSI4.csv", "W-FRI"), "unrate": ("fred_UNRATE.csv", "MS")}
+NOW = datetime(2026, 11, 22, 3, 0)
+
+
+# Plain models only, so the selected model can be refitted on its own below.
+PLAIN = {"EWS_BACKTEST__ENSEMBLES": "[]"}
+
+
+def _home(path: Path, as_of: str) -> Settings:
+    """A home holding both series (whole files; the replay day limits what a cycle sees)."""
+    settings = load_settings(path, environ={"EWS_CYCLE__AS_OF": as_of, **PLAIN})
+    with Warehouse.open(settings.warehouse_path) as wh:
+        for uid, (name, freq) in FILES.items():
+            result = ingest_file(
+                wh,
+                settings,
+                ROOT / "data" / "market" / name,
+                "fred_csv",
+                options={"unique_id": uid, "frequency": freq, "domain": "market", "region": "US"},
+            )
+            assert result.status == "committed"
+    return settings
+
+
+def _on(settings: Settings, as_of: str) -> Settings:
+    return load_settings(settings.home, environ={"EWS_CYCLE__AS_OF": as_of, **PLAIN})
+
+
+def _grades(wh: Warehouse, since: str) -> pl.DataFrame:
+    return sql_frame(
+        wh,
+        "SELECT unique_id, ds, level, score, evidence FROM risk_grades WHERE ds >= ? ORDER BY unique_id, ds",
+        datetime.fromisoformat(since),
+    )
+
+
+def _open_alerts(wh: Warehouse) -> list[tuple]:
+    rows = sql_frame(wh, "SELECT unique_id, level, status FROM alerts WHERE status = 'open' ORDER BY unique_id")
+    return rows.rows()
+
+
+def test_a_next_day_cycle_writes_recent_scores_and_grades_as_a_full_recompute(tmp_path: Path) -> None:
+    incremental = _home(tmp_path / "incremental", "2008-10-10")
+    with Warehouse.open(incremental.warehouse_path) as wh:
+        first = run_cycle(wh, incremental, now=NOW)
+        scored = sql_frame(wh, "SELECT max(ds) AS ds FROM anomaly_scores WHERE unique_id = 'stlfsi4'")["ds"].item()
+        later = _on(incremental, "2008-10-24")
+        second = run_cycle(wh, later, now=NOW + timedelta(days=1))
+        written = sql_frame(
+            wh,
+            "SELECT unique_id, count(DISTINCT ds) AS steps, min(ds) AS earliest FROM anomaly_scores "
+            "WHERE run_id = ? GROUP BY unique_id ORDER BY unique_id",
+            second.run_id,
+        )
+        observations = read_observations(wh, before=datetime(2008, 10, 25))
+        incremental_grades = _grades(wh, "2008-09-01")
+        incremental_alerts = _open_alerts(wh)
+    full = _home(tmp_path / "full", "2008-10-24")
+    with Warehouse.open(full.warehouse_path) as wh:
+        recompute = run_cycle(wh, full, now=NOW + timedelta(days=1))
+        full_grades = _grades(wh, "2008-09-01")
+        full_alerts = _open_alerts(wh)
+
+    window = later.scoring.recent_window
+    # The first cycle scored every point; the next one only the new points and the window.
+    assert first.row_counts["anomaly_scores"] > 10 * second.row_counts["anomaly_scores"] > 0
+    # STLFSI4 gained the weeks after its first scored newest point, up to 2008-10-17 (a week is
+    # published the Thursday after); UNRATE gained nothing, so the cycle skipped it (unchanged
+    # fingerprint) and it keeps the grades of the first cycle.
+    assert second.series_processed == 1 and written["unique_id"].to_list() == ["stlfsi4"]
+    stlfsi4 = observations.filter(pl.col("unique_id") == "stlfsi4").sort("ds")
+    new = stlfsi4.filter(pl.col("ds") > scored).height
+    assert stlfsi4["ds"][-1] == datetime(2008, 10, 17) and new >= 1
+    assert written["steps"].item() == new + window
+    assert written["earliest"].item() == stlfsi4["ds"][-(new + window)]
+    # Every grade the incremental cycle left in the recent window equals the full recompute's,
+    # evidence included (detector values, persistence hits, cool-down, freshness).
+    mine = incremental_grades.filter(pl.col("unique_id") == "stlfsi4")
+    assert mine.height >= 7 and mine["level"].to_list()[-1] == "yellow"
+    assert mine.equals(full_grades.filter(pl.col("unique_id") == "stlfsi4"))
+    assert incremental_alerts == full_alerts and len(full_alerts) >= 1
+    assert recompute.row_counts["anomaly_scores"] > 10 * second.row_counts["anomaly_scores"]
+
+
+def test_a_cycle_within_reselect_every_refits_the_kept_model_and_reselects_after_it(tmp_path: Path) -> None:
+    settings = _home(tmp_path / "home", "2008-10-10")
+    with Warehouse.open(settings.warehouse_path) as wh:
+        with wh.transaction():
+            run_backtest(
+                wh,
+                settings,
+                run_id="bt1",
+                now=NOW,
+                windows=2,
+                models=("AutoETS", "AutoTheta", "SeasonalNaive", "Naive"),
+            )
+        first = run_cycle(wh, settings, now=NOW)
+        chosen = dict(sql_frame(wh, "SELECT unique_id, model FROM model_selections").rows())
+        assert first.row_counts["model_selections"] == 2
+
+        later = _on(settings, "2008-10-24")
+        second = run_cycle(wh, later, now=NOW + timedelta(days=3))
+        assert second.row_counts["model_selections"] == 0
+        assert second.row_counts["model_selections_kept"] == 1  # only STLFSI4 has new points
+        stored = sql_frame(
+            wh,
+            "SELECT unique_id, ds, model, mean, q10, q90 FROM forecasts WHERE unique_id = 'stlfsi4' "
+            "AND cutoff = (SELECT max(cutoff) FROM forecasts WHERE unique_id = 'stlfsi4') ORDER BY ds",
+        )
+        series = read_observations(wh, ["stlfsi4"], before=datetime(2008, 10, 25))
+
+        latest = _on(settings, "2008-10-31")
+        third = run_cycle(wh, latest, now=NOW + timedelta(days=8))
+        assert third.row_counts["model_selections"] == 1 and third.row_counts["model_selections_kept"] == 0
+        runs = sql_frame(wh, "SELECT DISTINCT run_id FROM model_selections ORDER BY run_id")["run_id"].to_list()
+    assert runs == sorted([first.run_id, third.run_id])
+
+    # The kept selection's forecast is that model refitted on the new data, nothing else.
+    fc = later.forecast
+    refit = forecasting.forecast_statistical(
+        series,
+        frequencies={"stlfsi4": "W-FRI"},
+        horizons=fc.horizon,
+        models=(chosen["stlfsi4"],),
+        max_context=fc.max_context,
+        n_jobs=1,
+        intervals=fc.intervals,
+        conformal_windows=fc.conformal_windows,
+    ).forecasts
+    assert stored["model"].unique().to_list() == [chosen["stlfsi4"]]
+    assert stored.height == refit.height == fc.horizon["W-FRI"]
+    for column in ("mean", "q10", "q90"):
+        assert stored[column].to_numpy() == pytest.approx(refit[column].to_numpy(), rel=1e-9)
