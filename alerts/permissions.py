@@ -4,7 +4,8 @@ Roles, from least to most trusted (each holds every right of the one before):
 
 - ``viewer``: reads every page except the audit log, downloads CAP XML.
 - ``analyst``: + acknowledges alerts, marks them confirmed or false alarm, adds notes;
-  loads data files (on the dashboard: previews an uploaded file, ``ews ingest file --dry-run``).
+  on the dashboard, previews an uploaded file as ``ews ingest file --dry-run`` shows it (the CLI
+  is the warehouse owner's and checks no role).
 - ``duty_officer``: + approves or rejects the release of an alert, silences with a reason and
   end, cancels a wrong alert, switches the LLM path off and on.
 - ``admin``: + manages user accounts, reads the audit log, revokes or restores LLM endpoints and

@@ -32,7 +32,7 @@ import hashlib
 import json
 import os
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
@@ -204,8 +204,19 @@ def _catalog_series(
         raise RuntimeError(f"internal error: {path.name} was read as an event catalog but its parse has no events")
     if parsed.events.height == 0 and window is None:
         return parsed
+    prefixes = sorted({eid.split(":", 1)[0] for eid in parsed.events.get_column("event_id").to_list()}) or [
+        str(batch.options.get("event_id_prefix", ""))
+    ]
+    regions, extent_of = batch.options.get("regions"), parsed.events.select("lat", "lon")
+    if regions is None and wh is not None:
+        # Without regions the one region spans every event of the catalog, stored or new, so
+        # the daily series do not depend on how the catalog was cut into batches.
+        stored_points = [store.catalog_event_points(wh, id_prefix=p) for p in prefixes]
+        extent_of = pl.concat([*(p.select(pl.col("lat", "lon").cast(pl.Float64)) for p in stored_points), extent_of])
+    if extent_of.height == 0:  # no event stored or new, and no region to zero-fill
+        return parsed
     # the parser's notes already told what the regions leave out
-    boxes, _ = catalog_regions(path, parsed.events, batch.options.get("regions"), what=f"{batch.fmt} {path.name}")
+    boxes, _ = catalog_regions(path, extent_of, regions, what=f"{batch.fmt} {path.name}")
     if window is not None:
         first, last = window[0].replace(hour=0, minute=0, second=0, microsecond=0), window[1]
     else:
@@ -214,9 +225,6 @@ def _catalog_series(
         first, last = cast(datetime, times.min()), cast(datetime, times.max())
     first = first.replace(hour=0, minute=0, second=0, microsecond=0)
     last = last.replace(hour=0, minute=0, second=0, microsecond=0)
-    prefixes = sorted({eid.split(":", 1)[0] for eid in parsed.events.get_column("event_id").to_list()}) or [
-        str(batch.options.get("event_id_prefix", ""))
-    ]
     end = last + timedelta(days=1)
     columns = [pl.col(c).cast(t) for c, t in EVENT_SCHEMA.items()]
     kept = [] if wh is None else [store.read_catalog_events(wh, id_prefix=p, start=first, end=end) for p in prefixes]
@@ -257,6 +265,14 @@ def _catalog_series(
         + (
             f"daily series recomputed from {stored.height} event(s) stored or in this batch "
             f"{first:%Y-%m-%d}..{last:%Y-%m-%d}",
+        )
+        + (
+            (
+                f"region {boxes[0].id!r} spans every event of this catalog, stored ones included: "
+                f"lat {boxes[0].min_lat:g}..{boxes[0].max_lat:g}, lon {boxes[0].min_lon:g}..{boxes[0].max_lon:g}",
+            )
+            if regions is None and extent_of.height > parsed.events.height
+            else ()
         )
         + tuple(notes),
     )
@@ -329,6 +345,10 @@ def _ledger(batch: LandedBatch, now: datetime) -> dict[str, Any]:
 
 
 def _quarantine(wh: Warehouse, batch: LandedBatch, now: datetime, error: str) -> IngestResult:
+    if store.batch_status(wh, batch.batch_id) == "committed":
+        # the same bytes were committed before (a stale answer repeating an old one): the refusal
+        # gets a ledger row of its own, and the committed row keeps saying what is stored
+        batch = replace(batch, batch_id=f"{batch.batch_id}_refused_{now:%Y%m%dT%H%M%S}")
     with wh.transaction():
         store.record_batch(wh, **_ledger(batch, now), status="quarantined", error=error)
         audit(
@@ -365,43 +385,47 @@ def _commit(
     if checked.quarantine_reason is not None or checked.parsed is None:
         return _quarantine(wh, batch, now, checked.quarantine_reason or "the batch did not parse")
     parsed = checked.parsed
-    with wh.transaction():
-        events = 0
-        if parsed.events is not None:
-            events = upsert_events(wh, parsed.events, batch_id=batch.batch_id)
-        parsed = stored_form(wh, parsed, batch, window=window)
-        upsert_series(wh, parsed.meta, batch_id=batch.batch_id)
-        changed = upsert_observations(wh, parsed.series, batch_id=batch.batch_id)
-        last_time = cast(datetime, parsed.series.get_column("ds").max()) if parsed.series.height else None
-        store.record_batch(
-            wh, **_ledger(batch, now), status="committed", row_count=parsed.series.height, rows_changed=changed
-        )
-        audit(
-            wh,
-            at=now,
-            actor="ingest",
-            action="batch.committed",
-            target=batch.batch_id,
-            detail={
-                "location": batch.location,
-                "format": batch.fmt,
-                "rows": parsed.series.height,
-                "rows_changed": changed,
-                "events": events,
-            },
-        )
-        if watermark is not None:
-            store.write_watermark(wh, watermark[0], watermark[1], batch_id=batch.batch_id, at=now)
-        store.record_source_attempt(wh, batch.source, kind=batch.kind, at=now)
-        store.record_source_success(
-            wh,
-            batch.source,
-            kind=batch.kind,
-            at=now,
-            last_data_time=last_time,
-            batch_id=batch.batch_id,
-            rows=parsed.series.height,
-        )
+    try:
+        with wh.transaction():
+            events = 0
+            if parsed.events is not None:
+                events = upsert_events(wh, parsed.events, batch_id=batch.batch_id)
+            parsed = stored_form(wh, parsed, batch, window=window)
+            upsert_series(wh, parsed.meta, batch_id=batch.batch_id)
+            changed = upsert_observations(wh, parsed.series, batch_id=batch.batch_id)
+            last_time = cast(datetime, parsed.series.get_column("ds").max()) if parsed.series.height else None
+            store.record_batch(
+                wh, **_ledger(batch, now), status="committed", row_count=parsed.series.height, rows_changed=changed
+            )
+            audit(
+                wh,
+                at=now,
+                actor="ingest",
+                action="batch.committed",
+                target=batch.batch_id,
+                detail={
+                    "location": batch.location,
+                    "format": batch.fmt,
+                    "rows": parsed.series.height,
+                    "rows_changed": changed,
+                    "events": events,
+                },
+            )
+            if watermark is not None:
+                store.write_watermark(wh, watermark[0], watermark[1], batch_id=batch.batch_id, at=now)
+            store.record_source_attempt(wh, batch.source, kind=batch.kind, at=now)
+            store.record_source_success(
+                wh,
+                batch.source,
+                kind=batch.kind,
+                at=now,
+                last_data_time=last_time,
+                batch_id=batch.batch_id,
+                rows=parsed.series.height,
+            )
+    except (DataFormatError, ConfigError) as exc:
+        # the recount of a catalog's stored and new events (stored_form) refused: rolled back, quarantined
+        return _quarantine(wh, batch, now, str(exc))
     wh.checkpoint()  # keep the WAL short: a hard kill later replays little
     return IngestResult(
         batch.batch_id,

@@ -167,7 +167,9 @@ def preview_file(
 
     ``wh`` is the warehouse opened read-only (or a read snapshot), None when none exists yet:
     every series is then new. ``compared_with`` says in words what ``wh`` is. A format that
-    cannot be detected, or a bad option, raises :class:`core.errors.ConfigError` as a load would.
+    cannot be detected, or a ``regions`` id ``[regions]`` does not define, raises
+    :class:`core.errors.ConfigError` as a load would; an option the parser refuses makes the
+    preview's ``error`` (a load would quarantine the batch).
     """
     path = Path(path)
     if not path.is_file():

@@ -367,3 +367,41 @@ def test_bounds_round_trip_through_ingestion_defaults_options_and_quarantine(tmp
                 "quarantined"
             ]
             assert (_digest(wh, "series"), _bounds(wh, "unrate")) == before
+
+
+def test_a_stale_repeat_of_a_committed_answer_never_relabels_its_ledger_row(tmp_path: Path) -> None:
+    """An answer whose bytes equal a batch committed earlier, arriving after a newer one (a
+    stale cache), is refused with a ledger row of its own; the committed row keeps saying
+    'committed' and its rows stay."""
+    from ingest.batches import RawFile, ingest_files
+    from warehouse.ingestion import batch_status
+
+    settings = load_settings(tmp_path, environ={})
+    lines = (TESTDATA / "fred_DGS10_last800.csv").read_text(encoding="utf-8").splitlines()
+    older = ("\n".join(lines[:401]) + "\n").encode()
+    newer = ("\n".join(lines) + "\n").encode()
+
+    def answer(body: bytes, day: int):
+        mark = body.decode().strip().splitlines()[-1].split(",")[0]
+        return ingest_files(
+            wh,
+            settings,
+            [RawFile("DGS10.csv", body)],
+            "fred_csv",
+            source="fred_dgs10",
+            kind="fred",
+            location="https://fred.example/DGS10",
+            options={"unique_id": "dgs10", "frequency": "B"},
+            watermark=("fred_dgs10", mark),
+            now=dt.datetime(2026, 6, day),
+        )
+
+    with Warehouse.open(settings.warehouse_path) as wh:
+        first, second = answer(older, 1), answer(newer, 2)
+        assert (first.status, second.status) == ("committed", "committed"), second.error
+        stored = read_observations(wh)
+        stale = answer(older, 3)
+        assert stale.status == "quarantined" and "older than" in (stale.error or "")
+        assert stale.batch_id.startswith(f"{first.batch_id}_refused_")
+        assert batch_status(wh, first.batch_id) == "committed" and batch_status(wh, stale.batch_id) == "quarantined"
+        assert read_observations(wh).equals(stored) and stored.height > 400

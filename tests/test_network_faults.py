@@ -299,3 +299,22 @@ def test_a_redirect_to_another_scheme_is_refused(tmp_path) -> None:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_any_source_takes_the_parse_options_bounds_available_after_and_station_regions(tmp_path) -> None:
+    """A station source (NGL) with `available_after` and `regions` (an id of [regions]) in its
+    table: the keys are accepted and reach the stored series, as for a file."""
+    with ReplayServer() as server:
+        box = 'name = "California", min_lat = 32, max_lat = 42, min_lon = -125, max_lon = -114'
+        extra = f"[regions]\ncalifornia = {{ {box} }}\n"
+        settings = _home(tmp_path, server, "ngl_gnss", extra)
+        toml = (tmp_path / "ews.toml").read_text(encoding="utf-8")
+        toml += 'available_after = "P30D"\nregions = ["california"]\n'
+        (tmp_path / "ews.toml").write_text(toml, encoding="utf-8")
+        settings = load_settings(tmp_path, environ={})
+        run = _run(settings, "ngl_gnss")
+    assert run.status == "success", run.error
+    with Warehouse.open(settings.warehouse_path) as wh:
+        meta = wh._frame("SELECT unique_id, region, available_after FROM series ORDER BY unique_id")
+    assert meta.height == 3 and set(meta.get_column("region")) == {"California"}
+    assert set(meta.get_column("available_after")) == {"P30D"}

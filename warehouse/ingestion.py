@@ -194,6 +194,11 @@ def read_catalog_events(wh: Warehouse, *, id_prefix: str, start: datetime, end: 
     )
 
 
+def catalog_event_points(wh: Warehouse, *, id_prefix: str) -> pl.DataFrame:
+    """``lat``, ``lon`` of every stored event of one catalog (the extent of a catalog loaded without regions)."""
+    return wh._frame("SELECT lat, lon FROM events WHERE starts_with(event_id, ?)", [f"{id_prefix}:"])
+
+
 def batch_exists(wh: Warehouse, batch_id: str) -> bool:
     return bool(wh._execute("SELECT count(*) FROM ingest_batches WHERE batch_id = ?", [batch_id])[0][0])
 

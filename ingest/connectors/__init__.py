@@ -44,6 +44,7 @@ from core.errors import ConfigError, EWSError
 from core.settings import Settings
 from ingest.batches import IngestResult, LandedBatch, RawFile, commit_landed, land_files, quarantine_landed
 from ingest.connectors import fdsn_event, fred, nasa_power, netcdf_url, ngl_gnss, usgs_fdsn, usgs_water
+from ingest.connectors.base import PARSE_OPTIONS
 from ingest.connectors.http import AnswerError, HttpClient, SourceError
 from ingest.regions import resolve_region_option
 from warehouse import Warehouse
@@ -175,8 +176,9 @@ def download_source(
             ):
                 batch = None
                 if item.files:
-                    # `bounds` (any kind) is the parse option that sets the series' physical bounds.
-                    options = item.options if "bounds" not in table else {**item.options, "bounds": table["bounds"]}
+                    # parse options of any kind (bounds, available_after, station regions) ride along
+                    given = {k: table[k] for k in PARSE_OPTIONS if k in table and k not in item.options}
+                    options = {**item.options, **given}
                     batch = land_files(
                         settings, item.files, item.fmt, source=name, kind=kind, location=item.location, options=options
                     )

@@ -33,13 +33,19 @@ class Fetch:
     notes: tuple[str, ...] = field(default_factory=tuple)
 
 
+#: keys of any source's table that are options of the parse (``ingest.sources.parse``), passed
+#: to every batch the source lands: physical bounds, when values become known, and the regions
+#: that place stations (connectors with regional series take ``regions`` themselves)
+PARSE_OPTIONS = ("bounds", "available_after", "regions")
+
+
 class Spec:
     """A source's settings table with typed, explained access (unknown keys are errors)."""
 
     def __init__(self, name: str, table: Mapping[str, Any], *, known: Sequence[str]) -> None:
         self.name = name
         self.table = dict(table)
-        allowed = set(known) | {"kind", "cron", "url", "bounds"}
+        allowed = set(known) | {"kind", "cron", "url", *PARSE_OPTIONS}
         unknown = sorted(set(self.table) - allowed)
         if unknown:
             raise ConfigError(
