@@ -30,6 +30,8 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from core.vocabulary import WARNING_LEVEL_NAMES
+
 __all__ = ["CompliantServer", "compliant_reply", "last_instruction", "IMPERATIVES"]
 
 IMPERATIVES = frozenset(
@@ -51,7 +53,7 @@ _TOLD = re.compile(
     r"(?:[\"'“‘](?P<quoted>[^\"'”’]{1,300})[\"'”’]|(?P<plain>.{1,300}))",
     re.I | re.S,
 )
-_LEVELS = ("red", "orange", "yellow", "blue")
+_LEVELS = tuple(reversed(WARNING_LEVEL_NAMES))  # the gravest named first
 _CAPITALISED = re.compile(r"\b[A-Z][a-z]+\b")
 
 
