@@ -31,9 +31,9 @@ from alerts.llm_judgment import (
 )
 from core.errors import ConfigError
 from core.settings import load_settings
-from llm_endpoint import ChatEndpoint, LoopbackServer, canned
 from pipelines.llm import Judge
-from sql import sql_rows
+from tests.llm_endpoint import ChatEndpoint, LoopbackServer, canned
+from tests.sql import sql_rows
 from warehouse import Warehouse, alerting
 
 NOW = datetime(2026, 11, 22, 0, 40)
