@@ -205,3 +205,15 @@ def test_the_cycle_takes_the_river_level_from_the_state_model(flow: pl.DataFrame
     assert grade["level"] == (reached[-1] if reached else "none") != "none"
     # a quiet day of the same record: none
     assert _river_level(flow, datetime(2009, 6, 1), tmp_path)["level"] == "none"
+
+
+def test_the_cycles_ladder_and_window_settings(tmp_path: Path) -> None:
+    from core.errors import ConfigError
+    from pipelines.hazard_step import flood_ladder
+
+    settings = load_settings(tmp_path, environ={})
+    assert flood_ladder(settings.hazards) == hazards.DEFAULT_STATE_FLOOD_LADDER
+    assert settings.hazards.flood_window_days == 3
+    assert load_settings(tmp_path, environ={"EWS_HAZARDS__FLOOD_WINDOW_DAYS": "2"}).hazards.flood_window_days == 2
+    with pytest.raises(ConfigError, match="flood_window_days = 0"):
+        load_settings(tmp_path, environ={"EWS_HAZARDS__FLOOD_WINDOW_DAYS": "0"})
