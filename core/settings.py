@@ -172,6 +172,9 @@ default_setting = "global"
 flood_ladder = { blue = [2.0, 0.1], yellow = [2.0, 0.3], orange = [5.0, 0.3], red = [20.0, 0.3] }
 flood_min_years = 5
 flood_window_days = 3
+# A rung whose return level the record up to the cutoff never went above, in at least this many
+# separate episodes, is not issued by the river model (it would extrapolate: docs/anomaly.md).
+flood_min_episodes = 1
 
 [markets]
 # The market's field model (docs/anomaly.md, "Levels", rule 1c): a CISS-style composite
@@ -542,6 +545,7 @@ class HazardSettings:
     flood_ladder: dict[str, list[float]]
     flood_min_years: int
     flood_window_days: int
+    flood_min_episodes: int
 
     def __post_init__(self) -> None:
         for key in ("rarity_cap", "corroboration_level"):
@@ -576,6 +580,11 @@ class HazardSettings:
             raise ConfigError(
                 f"[hazards] flood_window_days = {self.flood_window_days} is not a window of 1 to 30 days",
                 fix="set flood_window_days = 3 (the next three days, the lead the evaluation measures)",
+            )
+        if self.flood_min_episodes < 0:
+            raise ConfigError(
+                f"[hazards] flood_min_episodes = {self.flood_min_episodes} is negative",
+                fix="set flood_min_episodes = 1 (a rung needs one flood above its level in the record), or 0",
             )
 
 

@@ -194,9 +194,48 @@ class FloodStateModel:
         self.reference_level_ = reference
         self.training_days_ = int(usable.sum())
         self.training_positives_ = positives
+        self.training_flow_ = y.copy()  # the training record: which levels it ever reached
         self.first_day_ = grid[usable][0].astype("datetime64[D]").item()
         self.last_day_ = grid[usable][-1].astype("datetime64[D]").item()
         return self
+
+    def episodes_above(self, level: float) -> int:
+        """Separate episodes of the training record above ``level`` (a run of days above it is one)."""
+        self._check_fitted()
+        above = np.nan_to_num(self.training_flow_, nan=-np.inf) > level
+        return int(np.sum(above[1:] & ~above[:-1]) + int(above[0])) if len(above) else 0
+
+    def supported_ladder(
+        self, ladder: Sequence[FloodRung], thresholds: pl.DataFrame, *, min_episodes: int
+    ) -> tuple[tuple[FloodRung, ...], list[dict[str, Any]]]:
+        """The rungs whose return level the training record went above in at least
+        ``min_episodes`` separate episodes, and the others with their count.
+
+        A logistic model extrapolates in the level: asked about a 20-year level that its record
+        never reached, it still answers from the slope it learned on smaller floods (on the
+        Choptank a sharp rise from low flow gave P(> 20-year) 0.45 for a flood that peaked below
+        the 2-year level). A rung the record gives no case of is not issued by this model; the
+        level stops at the highest supported rung, and the evidence names the rungs left out.
+        """
+        if not isinstance(min_episodes, int) or isinstance(min_episodes, bool) or min_episodes < 0:
+            raise FrameError(f"min_episodes={min_episodes!r}, needs an integer >= 0", fix="pass e.g. min_episodes=1")
+        values = dict(zip(thresholds.get_column("period_years"), thresholds.get_column("threshold_value"), strict=True))
+        kept, dropped = [], []
+        for rung in ladder:
+            value = values.get(float(rung.period_years))
+            count = self.episodes_above(float(value)) if value is not None else 0
+            if value is not None and count >= min_episodes:
+                kept.append(rung)
+            else:
+                dropped.append(
+                    {
+                        "level": rung.level.label,
+                        "period_years": float(rung.period_years),
+                        "threshold_value": None if value is None else round(float(value), 4),
+                        "training_episodes": count,
+                    }
+                )
+        return tuple(kept), dropped
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "coef_"):

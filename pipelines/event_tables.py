@@ -386,7 +386,11 @@ def river_table(
             .to_numpy()
             for period in values
         }
-        new_rank = _ladder(p, ladder)
+        # rungs whose return level the training half never went above are not issued (as in the cycle)
+        supported, unsupported = model.supported_ladder(
+            ladder, thresholds, min_episodes=hazard_settings.flood_min_episodes
+        )
+        new_rank = _ladder(p, supported)
         new_parts.append(pl.DataFrame({"unique_id": uid, "ds": ds, "level_rank": new_rank, "p2": p[2.0]}))
         old_p = {period: _analogue_probability(train, test, values[period]) for period in old_periods}
         old_rank = _ladder(old_p, old_ladder)
@@ -396,6 +400,7 @@ def river_table(
                 "scored_water_years": name,
                 "thresholds_m3s": {f"rp{int(k)}": round(v, 2) for k, v in values.items()},
                 "state_model": model.summary(),
+                "unsupported_rungs": unsupported,
             }
         )
         yellow = int(Level.YELLOW)

@@ -249,9 +249,13 @@ def _flood_grades(
         except FrameError as exc:
             notes.append(f"{uid}: no flood model ({exc.problem}); the rarity grade stands")
             continue
+        supported, unsupported = model.supported_ladder(ladder, thresholds, min_episodes=cfg.flood_min_episodes)
+        if not supported:
+            notes.append(f"{uid}: its record never went above any rung's return level; the rarity grade stands")
+            continue
         probs = model.exceedance(own, thresholds, issue_dates=[latest[uid]])
         graded = floods.ladder_levels(
-            probs, thresholds, ladder=ladder, units={uid: r["unit"] or ""}, model=hazards.STATE_MODEL_NAME
+            probs, thresholds, ladder=supported, units={uid: r["unit"] or ""}, model=hazards.STATE_MODEL_NAME
         )
         row = graded.row(0, named=True)
         level = Level.parse(row["level"])
@@ -291,6 +295,8 @@ def _flood_grades(
             "rule": detail.get("rule"),
             "level": level.label,
         }
+        if unsupported:  # rungs this record gives no case of ([hazards] flood_min_episodes)
+            evidence["unsupported_rungs"] = unsupported
         out[(uid, latest[uid])] = (level, evidence)
         notes.append(f"{uid}: flood state model, {detail.get('rule')} -> {level.label}")
     return out, notes

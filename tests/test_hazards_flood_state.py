@@ -201,7 +201,8 @@ def test_the_cycle_takes_the_river_level_from_the_state_model(flow: pl.DataFrame
     assert hazard["probability"] == pytest.approx(p[hazard["return_period_years"]], abs=1e-9)
     assert [q["probability"] for q in hazard["probabilities"]] == [round(p[k], 4) for k in PERIODS]
     # the level is the highest rung of the configured ladder that the probabilities reach
-    reached = [lv for lv, (years, prob) in hazard["ladder_rungs"].items() if p[years] >= prob]
+    left_out = {r["level"] for r in hazard.get("unsupported_rungs", [])}
+    reached = [lv for lv, (years, prob) in hazard["ladder_rungs"].items() if p[years] >= prob and lv not in left_out]
     assert grade["level"] == (reached[-1] if reached else "none") != "none"
     # a quiet day of the same record: none
     assert _river_level(flow, datetime(2009, 6, 1), tmp_path)["level"] == "none"
@@ -217,3 +218,41 @@ def test_the_cycles_ladder_and_window_settings(tmp_path: Path) -> None:
     assert load_settings(tmp_path, environ={"EWS_HAZARDS__FLOOD_WINDOW_DAYS": "2"}).hazards.flood_window_days == 2
     with pytest.raises(ConfigError, match="flood_window_days = 0"):
         load_settings(tmp_path, environ={"EWS_HAZARDS__FLOOD_WINDOW_DAYS": "0"})
+
+
+def test_a_rung_whose_level_the_record_never_reached_is_not_issued(flow: pl.DataFrame, tmp_path: Path) -> None:
+    # 2009-08-22: 0.5 -> 30 m3/s in a day; the flood that followed peaked at 74 m3/s, below the
+    # 2-year level. The logistic model, linear in the rise, extrapolates to the 20-year level,
+    # which the record up to that day never reached: that rung is left out, with its count.
+    day = datetime(2009, 8, 22)
+    record = flow.filter(pl.col("ds") <= day)
+    thresholds = hazards.return_period_thresholds(record, periods=PERIODS)
+    model = hazards.FloodStateModel(window_days=3).fit(record, thresholds)
+    values = dict(zip(thresholds.get_column("period_years"), thresholds.get_column("threshold_value"), strict=True))
+    peak = record.get_column("y").max()
+    assert model.episodes_above(values[20.0]) == 0 and peak < values[20.0]
+    assert model.episodes_above(values[2.0]) >= 3  # the 2-year level: several floods in the record
+    ladder = hazards.DEFAULT_STATE_FLOOD_LADDER
+    kept, dropped = model.supported_ladder(ladder, thresholds, min_episodes=1)
+    assert [r.level.label for r in kept] == [r.level.label for r in ladder if r.period_years != 20]
+    assert dropped == [
+        {"level": "red", "period_years": 20.0, "threshold_value": round(values[20.0], 4), "training_episodes": 0}
+    ]
+    assert model.supported_ladder(ladder, thresholds, min_episodes=0)[0] == ladder
+    p20 = model.exceedance(record, thresholds, issue_dates=[day]).filter(pl.col("period_years") == 20.0)
+    grade = _river_level(flow, day, tmp_path)
+    hazard = grade["evidence"]["hazard"]
+    assert grade["level"] != "red" and hazard["unsupported_rungs"] == dropped
+    # the probability is still stated as the model gives it; only the rung is not issued
+    stated = {q["period_years"]: q["probability"] for q in hazard["probabilities"]}
+    assert stated[20.0] == round(p20.get_column("p_exceed")[0], 4)
+    with pytest.raises(FrameError, match="min_episodes=-1"):
+        model.supported_ladder(ladder, thresholds, min_episodes=-1)
+
+
+def test_the_min_episodes_setting(tmp_path: Path) -> None:
+    from core.errors import ConfigError
+
+    assert load_settings(tmp_path, environ={}).hazards.flood_min_episodes == 1
+    with pytest.raises(ConfigError, match="flood_min_episodes = -1"):
+        load_settings(tmp_path, environ={"EWS_HAZARDS__FLOOD_MIN_EPISODES": "-1"})
