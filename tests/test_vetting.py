@@ -21,12 +21,14 @@ import pytest
 from alerts.guardrails import screen_text
 from alerts.lifecycle import HAZARD_BY_DOMAIN
 from alerts.vetting import is_standard_unit, published_fields
+from core.clock import Clock
 from core.settings import load_settings
 from ingest.batches import ingest_file, load_bundled
 from ingest.sources.catalogue import bundled_catalogue
 from pipelines.alert_step import evidence_bundle, judge_alerts
 from pipelines.cli.main import main
 from pipelines.delivery import publish_pending
+from pipelines.market_step import run_market_step
 from pipelines.vetting import approve, load_catalogue
 from warehouse import Warehouse, alerting, review, users
 from warehouse.series import read_observations, read_series_meta
@@ -104,7 +106,7 @@ def test_units_by_grammar_and_fields_by_catalogue() -> None:
     assert evidence["name"] == "Gauge: flood, evacuate"  # the bundle itself is left as it came
 
 
-def test_the_bundled_load_vets_its_series_and_an_operators_row_survives_a_reload(tmp_path: Path) -> None:
+def test_the_bundled_load_and_the_market_step_vet_their_series_and_an_operators_row_survives(tmp_path: Path) -> None:
     settings = _settings(tmp_path / "home")
     with Warehouse.open(settings.warehouse_path) as wh:
         results = load_bundled(wh, settings)
@@ -115,6 +117,12 @@ def test_the_bundled_load_vets_its_series_and_an_operators_row_survives_a_reload
             got = vetted[row["unique_id"]]
             assert (got["name"], got["region"], got["unit"]) == (row["name"], row["region"], row["unit"])
             assert got["vetted_by"] == BUNDLED_VETTER and not got["by_operator"]
+        # the market step builds the composite series from [markets]: their text is the engine's
+        replay = Clock.resolve(load_settings(tmp_path / "home", environ={"EWS_CYCLE__AS_OF": "2011-03-12"}))
+        written = run_market_step(wh, settings, clock=replay, run_id="r_market").counts["market_series"]
+        composite = read_vetted(wh, [settings.markets.composite_uid])[settings.markets.composite_uid]
+        assert written == 4 and composite["name"].startswith("US market stress composite")
+        assert composite["vetted_by"] == "engine: market step ([markets])" and not composite["by_operator"]
         approve(wh, settings, [UNRATE_ID], user="duty.li", at=NOW, name="Unemployment rate (US)")
         # loading again rewrites nothing and keeps the operator's display name
         load_bundled(wh, settings)
