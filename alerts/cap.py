@@ -70,6 +70,7 @@ from alerts.judgment import (
     HAZARD_MODEL,
     STATISTICAL_RARITY,
     basis_sentences,
+    field_advice,
     grade_basis,
     hazard_figures,
 )
@@ -381,7 +382,8 @@ def _info(
         _sub(info, "description", _withheld_description(zh, level, event_en, event_zh, region, classification))
     else:
         _sub(info, "description", _description(zh, alert, judgment, series_name, basis))
-    _sub(info, "instruction", _instruction(zh, level, all_clear or cancel))
+    advice = field_advice({"hazard": hazard, "level": level, "basis": basis})
+    _sub(info, "instruction", _instruction(zh, level, all_clear or cancel, advice))
     params = [
         ("EWS_LEVEL", level),
         ("EWS_SERIES", alert["unique_id"]),
@@ -465,9 +467,13 @@ def _withheld_description(zh: bool, level: str, event_en: str, event_zh: str, re
     )
 
 
-def _instruction(zh: bool, level: str, lifted: bool) -> str:
+def _instruction(zh: bool, level: str, lifted: bool, advice: tuple[str, str] | None) -> str:
+    """The advice: the field's own for a field model's level (:func:`alerts.judgment.field_advice`),
+    else the generic per-level text, which asks to verify the data behind a rarity."""
     if lifted:
         return "预警解除，恢复常规监测。" if zh else "The warning is lifted; return to routine monitoring."
+    if advice is not None:
+        return advice[1] if zh else advice[0]
     return (_INSTRUCTION_ZH if zh else _INSTRUCTION_EN)[level]
 
 

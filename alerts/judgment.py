@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeGuard
 
-from core.vocabulary import WARNING_LEVELS, Level
+from core.vocabulary import WARNING_LEVELS, Level, per_level
 
 __all__ = [
     "Judgment",
@@ -47,10 +47,11 @@ __all__ = [
     "evidence_contradictions",
     "contradiction_sentences",
     "hazard_figures",
+    "field_advice",
     "percent",
 ]
 
-TEMPLATE_VERSION = "template-v1"
+TEMPLATE_VERSION = "template-v2"  # v2: a field-model level carries its field's advice
 
 AI_LABEL = (
     "Machine-generated assessment, auxiliary and for reference only; a duty officer decides. "
@@ -128,6 +129,10 @@ def write_template_judgment(evidence: dict[str, Any]) -> Judgment:
         # a field model's level is its probability, window and magnitude, not a score
         en += [meaning[0], f"Observed value {value}."]
         zh += [meaning[1], f"观测值{value}。"]
+        advice = field_advice(evidence)
+        if advice:
+            en.append(f"Advice: {advice[0]}")
+            zh.append(f"建议：{advice[1]}")
     else:
         en.append(f"Observed value {value}; {en_basis}.")
         zh.append(f"观测值{value}；{zh_basis}。")
@@ -231,6 +236,88 @@ _MARKET_EVENT_ZH = {
     "csi300_bear": "沪深300指数较峰值下跌20%",
 }
 _SEGMENT_ZH = {"equity": "股票", "bonds": "债券", "fx": "外汇", "credit": "信用", "money": "货币市场"}
+
+
+#: What to do at a level issued by a field model, per hazard, in English and Chinese: the CAP
+#: ``instruction`` and the judgment's advice. Aftershock advice follows what USGS and CENC
+#: attach to their aftershock forecasts (stay out of damaged buildings, inspect before
+#: re-entry); flood advice what EFAS/national services attach to return-period warnings (away
+#: from banks and low ground, flooded roads closed); market advice is addressed to a financial
+#: stability desk, not the public. A statistical-rarity level has no hazard behind it and keeps
+#: the generic advice (verify the data first).
+_FIELD_ADVICE: dict[str, dict[str, tuple[str, str]]] = {
+    "earthquake": per_level(
+        red=(
+            "Damaging aftershocks are likely: keep people out of damaged buildings, keep rescue and "
+            "building-inspection teams ready, and follow the instructions of the local authorities.",
+            "很可能发生破坏性余震：人员不要进入受损建筑，救援和房屋安全鉴定队伍待命，听从当地政府指挥。",
+        ),
+        orange=(
+            "Strong aftershocks are possible: inspect damaged buildings before anyone re-enters them "
+            "and keep the response teams ready.",
+            "可能发生强余震：受损建筑经安全鉴定后方可进入，应急队伍做好准备。",
+        ),
+        yellow=(
+            "Felt aftershocks are possible: check the safety of buildings near the epicentre and be ready to respond.",
+            "可能发生有感余震：排查震中附近建筑安全，做好应对准备。",
+        ),
+        blue=(
+            "Seismic activity is above its usual rate: watch for further messages.",
+            "地震活动高于常态：关注后续信息。",
+        ),
+    ),
+    "hydrological_extreme": per_level(
+        red=(
+            "Major flooding is likely along this river: move people and property away from the banks "
+            "and low ground, close flooded roads, and follow the instructions of the local authorities.",
+            "本河段很可能发生严重洪水：转移沿岸及低洼地带人员和财产，封闭积水道路，听从当地政府指挥。",
+        ),
+        orange=(
+            "Flooding is likely along this river: prepare flood defences and the evacuation of low "
+            "ground, and keep away from the banks.",
+            "本河段可能发生洪水：做好防洪和低洼地带人员转移准备，不要靠近岸边。",
+        ),
+        yellow=(
+            "High water is possible along this river: check flood defences and keep away from the banks.",
+            "本河段可能出现高水位：检查防洪设施，不要靠近岸边。",
+        ),
+        blue=(
+            "The river may rise above its usual level: watch for further messages.",
+            "河流水位可能高于常态：关注后续信息。",
+        ),
+    ),
+    "market_risk": per_level(
+        red=(
+            "A financial crisis signal is strong: convene the financial stability desk now and review "
+            "exposures, liquidity and counterparties.",
+            "金融危机信号强烈：立即召集金融稳定工作组，审查风险敞口、流动性和交易对手。",
+        ),
+        orange=(
+            "Financial stress is elevated: review exposures and liquidity and brief the financial stability desk.",
+            "金融压力上升：审查风险敞口和流动性，并向金融稳定工作组通报。",
+        ),
+        yellow=(
+            "Early signals of financial stress: monitor the stress indicators more often.",
+            "出现金融压力早期信号：加密监测压力指标。",
+        ),
+        blue=(
+            "Stress indicators are above usual: watch the next readings.",
+            "压力指标高于常态：关注后续读数。",
+        ),
+    ),
+}
+
+
+def field_advice(evidence: dict[str, Any]) -> tuple[str, str] | None:
+    """(English, Chinese) advice for a level issued by a field model, or ``None``.
+
+    ``evidence`` is an evidence bundle or an alert row: its ``hazard`` and ``level`` and the
+    grade's ``basis`` (``kind`` must be :data:`HAZARD_MODEL` with a probability). A rarity
+    level, a level without a warning and a hazard without advice give ``None``.
+    """
+    if _hazard_of(evidence) is None:
+        return None
+    return _FIELD_ADVICE.get(str(evidence.get("hazard")), {}).get(str(evidence.get("level")))
 
 
 def grade_basis(grade_evidence: dict[str, Any]) -> dict[str, Any]:

@@ -61,6 +61,7 @@ from alerts.judgment import (
     contradiction_sentences,
     evidence_contradictions,
     evidence_hash,
+    field_advice,
     hazard_figures,
     write_template_judgment,
 )
@@ -211,8 +212,9 @@ _ACTIONS_LOW = {
     "Keep monitoring and recheck at the next update.": "持续监测，下次更新时复核。",
     "Watch this series more often until it returns to normal.": "加密监测本序列，直至恢复正常。",
 }
+_ACTIONS_VERIFY = {"Verify the data and brief the duty team.": "核实数据并通报值班人员。"}
 _ACTIONS_ANY = {
-    "Verify the data and brief the duty team.": "核实数据并通报值班人员。",
+    **_ACTIONS_VERIFY,
     "Check the source for data errors before acting.": "行动前先核查数据源是否有误。",
 }
 _UNCERTAINTY = {
@@ -304,7 +306,12 @@ def statements(shown: dict[str, Any]) -> dict[str, dict[str, str]]:
             ),
             **uncertainty,
         }
-    actions = {**(_ACTIONS_HIGH if level in _HIGH_LEVELS else _ACTIONS_LOW), **_ACTIONS_ANY}
+    advice = field_advice(shown)
+    if advice is not None:  # the field's own advice first; no "data errors" doubt on a model's level
+        actions = {advice[0]: advice[1], **(_ACTIONS_HIGH if level in _HIGH_LEVELS else _ACTIONS_LOW)}
+        actions.update(_ACTIONS_VERIFY)
+    else:
+        actions = {**(_ACTIONS_HIGH if level in _HIGH_LEVELS else _ACTIONS_LOW), **_ACTIONS_ANY}
     offered = {"situation": situation, "development": development, "actions": actions, "uncertainty": uncertainty}
     hidden = {name for c in evidence_contradictions(shown) for name in c.figures}
     if hidden:  # figures that disagree are not shown side by side as if they agreed

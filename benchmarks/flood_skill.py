@@ -20,6 +20,9 @@ half only):
   among days whose flow stood in the same band of flow / threshold (< 0.1, 0.1-0.2, 0.2-0.3,
   0.3-0.5, 0.5-0.7, 0.7-1, >= 1) and moved the same way since the day before (rising or not),
   shrunk towards the base rate with the weight of 10 days;
+- ``state_model``: the cycle's river model, :class:`hazards.FloodStateModel` fitted on the
+  training half (logistic regression on the day's flow to level, 1- and 2-day rise and
+  season, stacked over levels; docs/anomaly.md), its probability read at the issue date;
 - ``engine``: the engine's own forecaster through the public forecasting API: AutoETS (the
   default model, weekly season) refitted at every issue date on the last ``--context`` days
   (the engine's [forecast] max_context is 1000; with 365 the run takes about 30 minutes on one
@@ -97,6 +100,16 @@ def persistence_forecast(
     return keys.filter(pl.col("ds").is_in(issue.implode())).select(
         "ds", pl.col("key").replace_strict(rate, default=base_rate, return_dtype=pl.Float64).alias("p_exceed")
     )
+
+
+def state_model_forecast(
+    flow: pl.DataFrame, train: pl.DataFrame, thresholds: pl.DataFrame, issue: pl.Series
+) -> pl.DataFrame:
+    """The cycle's river model (hazards.FloodStateModel) fitted on the training half: P(> 2-year
+    level within the window | the day's flow, 1- and 2-day rise, season), at every issue date."""
+    model = hazards.FloodStateModel(window_days=WINDOW_DAYS).fit(train, thresholds)
+    ex = model.exceedance(flow, thresholds, issue_dates=issue.to_list())
+    return ex.filter(pl.col("threshold") == "rp2").select(pl.col("cutoff").alias("ds"), "p_exceed")
 
 
 def engine_forecasts(
@@ -225,6 +238,7 @@ def main() -> None:
         forecasts = {
             "climatology": pl.DataFrame({"ds": issue, "p_exceed": base}),
             "persistence": persistence_forecast(flow, train, t2, base, issue),
+            "state_model": state_model_forecast(flow, train, thresholds, issue),
         }
         ladder_counts, in_flood, severe_dates = {}, {}, {}
         for name, fc in engines.items() if split in engine_splits else ():

@@ -161,13 +161,17 @@ aftershock_thresholds = { yellow = 0.05, orange = 0.20, red = 0.50 }
 region_settings = { tohoku = "subduction", japan = "subduction", sichuan_yunnan = "active_shallow_crust", eastasia = "global" }
 default_setting = "global"
 # Rivers (discharge series): 2/5/20-year return levels fitted on the water-year maxima up to
-# the cutoff (hazards.floods: Gumbel below 20 complete years, GEV from there, L-moments); the
-# level is the highest rung whose P(forecast above the return level within the horizon)
-# reaches its probability: level = [return period in years, probability] (EFAS/GloFAS
-# criteria, docs/anomaly.md "Flood return periods"). Fewer than flood_min_years complete
-# water years: no fit, the river keeps its (capped) rarity grade.
-flood_ladder = { blue = [2.0, 0.2], yellow = [2.0, 0.5], orange = [5.0, 0.5], red = [20.0, 0.3] }
+# the cutoff (hazards.floods: Gumbel below 20 complete years, GEV from there, L-moments), and
+# the state-conditional model fitted on the same record (hazards.FloodStateModel: P(the
+# maximum flow of the next flood_window_days days passes the level | today's flow, 1- and
+# 2-day rise, season)). The level is the highest rung whose probability is reached:
+# level = [return period in years, probability]. Why 0.1 and 0.3 and not EFAS's 0.5 (which
+# no model of a gauge's own record reaches 1-3 days ahead on a small basin): docs/anomaly.md
+# "Event skill per hazard", Rivers. Fewer than flood_min_years complete water years: no
+# fit, the river keeps its (capped) rarity grade.
+flood_ladder = { blue = [2.0, 0.1], yellow = [2.0, 0.3], orange = [5.0, 0.3], red = [20.0, 0.3] }
 flood_min_years = 5
+flood_window_days = 3
 
 [markets]
 # The market's field model (docs/anomaly.md, "Levels", rule 1c): a CISS-style composite
@@ -537,6 +541,7 @@ class HazardSettings:
     default_setting: str
     flood_ladder: dict[str, list[float]]
     flood_min_years: int
+    flood_window_days: int
 
     def __post_init__(self) -> None:
         for key in ("rarity_cap", "corroboration_level"):
@@ -566,6 +571,11 @@ class HazardSettings:
             raise ConfigError(
                 f"[hazards] flood_min_years = {self.flood_min_years} is too few years for a fit",
                 fix="set flood_min_years = 5 (or more)",
+            )
+        if not 1 <= self.flood_window_days <= 30:
+            raise ConfigError(
+                f"[hazards] flood_window_days = {self.flood_window_days} is not a window of 1 to 30 days",
+                fix="set flood_window_days = 3 (the next three days, the lead the evaluation measures)",
             )
 
 

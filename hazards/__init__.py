@@ -21,7 +21,11 @@ field. One module per field:
   (:func:`annual_maxima`), the 2/5/20-year flood thresholds by GEV or Gumbel
   (:func:`return_period_thresholds`), the probability that a forecast exceeds them within the
   horizon (:func:`return_period_exceedance`) and its warning level on the EFAS/GloFAS-style
-  ladder (:func:`flood_levels`); :mod:`hazards.flood_skill` scores such forecasts on a
+  ladder (:func:`flood_levels`, or :func:`ladder_levels` on any model's probabilities);
+  :mod:`hazards.flood_state` is the model the cycle uses for rivers: the probability of
+  passing each level within the next days given today's flow, rise and season, a logistic
+  regression fitted on the gauge's own record (:class:`FloodStateModel`);
+  :mod:`hazards.flood_skill` scores such forecasts on a
   gauge's record (:func:`flood_warning_skill`: events, hits, false alarms, Brier score);
 - :mod:`hazards.geodetic`: velocity changes (:func:`velocity_change`) and steps
   (:func:`detect_steps`, on GNSS displacement and tide-gauge sea level alike, with the binary
@@ -76,6 +80,12 @@ from hazards.flood_skill import (
     flood_events,
     flood_warning_skill,
 )
+from hazards.flood_state import (
+    DEFAULT_LEVEL_MULTIPLES,
+    DEFAULT_STATE_FLOOD_LADDER,
+    STATE_MODEL_NAME,
+    FloodStateModel,
+)
 from hazards.floods import (
     DEFAULT_FLOOD_LADDER,
     RETURN_LEVEL_DETECTOR,
@@ -84,6 +94,7 @@ from hazards.floods import (
     annual_maxima,
     exceedance_thresholds,
     flood_levels,
+    ladder_levels,
     return_level_scores,
     return_levels,
     return_period_exceedance,
@@ -150,6 +161,11 @@ __all__ = [
     "find_mainshock",
     "flood_events",
     "flood_levels",
+    "ladder_levels",
+    "FloodStateModel",
+    "DEFAULT_LEVEL_MULTIPLES",
+    "DEFAULT_STATE_FLOOD_LADDER",
+    "STATE_MODEL_NAME",
     "flood_warning_skill",
     "gnss_offsets",
     "link_offsets",

@@ -102,6 +102,7 @@ __all__ = [
     "exceedance_thresholds",
     "return_period_exceedance",
     "flood_levels",
+    "ladder_levels",
 ]
 
 RETURN_LEVEL_DETECTOR = "return_level"
@@ -626,6 +627,43 @@ def flood_levels(
             fix="pass the stored exceedance rows with their cutoff, or persistence=1",
         )
     probs = return_period_exceedance(exceedance, thresholds, horizon_steps=horizon_steps)
+    return ladder_levels(probs, thresholds, ladder=rungs, persistence=persistence, units=units)
+
+
+def ladder_levels(
+    probabilities: pl.DataFrame,
+    thresholds: pl.DataFrame,
+    *,
+    ladder: Sequence[FloodRung] = DEFAULT_FLOOD_LADDER,
+    persistence: int = 1,
+    units: str | Mapping[str, str] = "m3/s",
+    model: str = "return_period_exceedance",
+) -> pl.DataFrame:
+    """The ladder step of :func:`flood_levels` on probabilities from any model.
+
+    ``probabilities``: ``unique_id, [cutoff,] threshold, period_years, threshold_value,
+    p_exceed, window_start, window_end`` (as :func:`return_period_exceedance` returns, or
+    :meth:`hazards.FloodStateModel.exceedance`); ``model`` names the source in the evidence.
+    Output and rules as :func:`flood_levels`.
+    """
+    rungs = _check_ladder(ladder)
+    if not isinstance(persistence, int) or persistence < 1:
+        raise FrameError(
+            f"persistence={persistence!r}, needs an integer >= 1",
+            fix="pass 1 (this forecast alone) or e.g. 2 (this and the previous forecast)",
+        )
+    _require(
+        probabilities,
+        ("unique_id", "threshold", "period_years", "threshold_value", "p_exceed", "window_start", "window_end"),
+        what="probabilities",
+        fix="pass return_period_exceedance(...) or FloodStateModel.exceedance(...)",
+    )
+    if persistence > 1 and "cutoff" not in probabilities.columns:
+        raise FrameError(
+            f"persistence={persistence} needs several forecasts, told apart by a 'cutoff' column",
+            fix="pass the probabilities with their cutoff, or persistence=1",
+        )
+    probs = probabilities
     keys = ["unique_id", "cutoff"] if "cutoff" in probs.columns else ["unique_id"]
     fit_columns: list[str] = [
         c for c in ("method", "estimator", "years_used", "first_year", "last_year") if c in thresholds.columns
@@ -660,6 +698,7 @@ def flood_levels(
                     unit=unit,
                     persistence=persistence,
                     fit=fits.get(uid, {}),
+                    model=model,
                 )
             )
     schema = {
@@ -686,13 +725,14 @@ def _level_row(
     unit: str,
     persistence: int,
     fit: dict[str, Any],
+    model: str,
 ) -> tuple[Any, ...]:
     deciding = by_period[rung.period_years] if rung else by_period[min(by_period)]
     level = rung.level if rung else Level.NONE
     start, end = deciding["window_start"], deciding["window_end"]
     missing = sorted({r.period_years for r in rungs} - set(by_period))
     evidence: dict[str, Any] = {
-        "model": "return_period_exceedance",
+        "model": model,
         "level": level.label,
         "threshold": deciding["threshold"],
         "period_years": deciding["period_years"],

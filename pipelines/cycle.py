@@ -203,7 +203,6 @@ def _cycle(
         grades=scored.grades,
         series=series,
         meta=meta,
-        forecasts=result.forecasts,
         clock=clock,
         run_id=summary.run_id,
         market=market.model_input,

@@ -11,9 +11,10 @@ in every table:
 - ``new``: the level of the field model where one exists (earthquake boxes: Reasenberg-Jones
   ``P(M >= 6 within 7 days)`` on :func:`hazards.aftershock_level`'s ladder after a mainshock,
   otherwise the rate test's blue "unusual activity" notice at most; the Choptank river: the
-  return-period ladder), and for every other series the rarity grade capped at yellow unless
-  an independent series in the same region agrees (:func:`anomaly.cap_rarity_levels`, the
-  cycle's rule with its ``[hazards] rarity_cap`` and ``corroboration_level``);
+  state-conditional exceedance model on the return-period ladder), and for every other
+  series the rarity grade capped at yellow unless an independent series in the same region
+  agrees (:func:`anomaly.cap_rarity_levels`, the cycle's rule with its ``[hazards]
+  rarity_cap`` and ``corroboration_level``);
 - ``current``: today's quantile grading (:func:`anomaly.grade` on the calibrated score);
 - ``iforest``: PyOD's IForest on the raw values, calibrated and graded the same way (as the
   existing ``iforest_baseline``; note it is fitted on the whole series, so it looks ahead).
@@ -37,6 +38,7 @@ import hazards
 from anomaly.evaluation import calm_false_alarms, event_skill, window_skill
 from core.settings import HazardSettings
 from core.vocabulary import LEVEL_RANK, Level
+from hazards.aftershock_evaluation import reliability_table
 from pipelines.hazard_step import flood_ladder
 
 __all__ = [
@@ -44,6 +46,7 @@ __all__ = [
     "event_tables",
     "earthquake_table",
     "river_table",
+    "river_fold",
     "calm_table",
     "earthquake_box_levels",
     "render_event_tables",
@@ -70,9 +73,12 @@ EVENT_TABLE_RULES: dict[str, Any] = {
         "warning": "level >= yellow, issued 1-3 days before the onset (flood_warning_skill, window 3)",
         "out_of_sample": "thresholds and the new model fitted on one half (water years 2000-2005 or "
         "2006-2011) and scored on the other",
-        "new": "P(flow above the 2/5/20-year level within 3 days) from the training half's frequency "
-        "given today's flow decile-of-20 and whether it rose, on the EFAS-style ladder",
-        "brier": "new: P(above the 2-year level within 3 days); current and iforest: the calibrated "
+        "new": "P(max flow of the next 3 days above the 2/5/20-year level | today's flow to level, 1- and "
+        "2-day log rise, season): hazards.FloodStateModel, a logistic regression fitted on the training "
+        "half, on the cycle's [hazards] flood_ladder",
+        "flow_band": "the ladder this table measured before: the training half's frequency given today's "
+        "flow band (one of 20) and whether it rose, on the EFAS ladder hazards.DEFAULT_FLOOD_LADDER",
+        "brier": "new and flow_band: P(above the 2-year level within 3 days); current and iforest: the calibrated "
         "score as a probability; climatology: the training half's base rate",
     },
     "calm": {
@@ -316,6 +322,22 @@ def _ladder(p_by_period: dict[float, np.ndarray], ladder: Sequence[hazards.Flood
     return rank
 
 
+#: Warning thresholds on the new model's P(> 2-year level within 3 days) reported beside the
+#: ladder's (the trade-off a duty office chooses on; none of them sets the ladder).
+_TRADE_OFF = (0.05, 0.1, 0.2, 0.3, 0.5)
+
+
+def river_fold(
+    train: pl.DataFrame, test: pl.DataFrame, *, periods: Sequence[float], window_days: int = _FLOOD_WINDOW
+) -> tuple[pl.DataFrame, hazards.FloodStateModel, pl.DataFrame]:
+    """One out-of-sample fold: return levels and the state model fitted on ``train`` alone,
+    probabilities for every day of ``test``. Returns ``(thresholds, model, probabilities)``,
+    the last as :meth:`hazards.FloodStateModel.exceedance` gives it (``cutoff`` = issue day)."""
+    thresholds = hazards.return_period_thresholds(train, periods=periods)
+    model = hazards.FloodStateModel(window_days=window_days).fit(train, thresholds)
+    return thresholds, model, model.exceedance(test, thresholds)
+
+
 def river_table(
     data_dir: Path,
     *,
@@ -325,9 +347,17 @@ def river_table(
 ) -> tuple[dict[str, Any], pl.DataFrame]:
     """The Choptank table (two out-of-sample halves summed) and the new daily levels, on the
     cycle's ``[hazards] flood_ladder``. The second fold is fitted on the later water years and
-    scored on the earlier ones: out of sample, but not a forward replay (docs/anomaly.md)."""
+    scored on the earlier ones: out of sample, but not a forward replay (docs/anomaly.md).
+
+    Rows: ``new`` (the state-conditional model, :func:`river_fold`), ``current``, ``iforest``
+    and ``flow_band`` (the ladder this table measured before: the training half's frequency
+    per flow band and direction, :func:`_analogue_probability`, on the EFAS ladder
+    :data:`hazards.DEFAULT_FLOOD_LADDER`). Also the new model's reliability table and its
+    POD/FAR at other warning probabilities (``trade_off``)."""
     ladder = flood_ladder(hazard_settings)
     periods = tuple(sorted({float(r.period_years) for r in ladder} | {2.0}))
+    old_ladder = hazards.DEFAULT_FLOOD_LADDER
+    old_periods = {float(r.period_years) for r in old_ladder}
     from ingest.sources import parse
     from ingest.sources.catalogue import bundled_catalogue
 
@@ -340,60 +370,114 @@ def river_table(
     water_year = pl.col("ds").dt.year() + (pl.col("ds").dt.month() >= 10).cast(pl.Int32)
     first_half = series.filter(water_year <= 2005)
     second_half = series.filter(water_year >= 2006)
-    per_half: dict[str, dict[str, Any]] = {who: {} for who in _MODELS}
-    new_parts = []
-    halves = []
+    who_rows = (*_MODELS, "flow_band")
+    per_half: dict[str, dict[str, Any]] = {who: {} for who in who_rows}
+    trade: dict[float, list[Any]] = {p: [] for p in _TRADE_OFF}
+    new_parts, halves, p_all, o_all = [], [], [], []
     for name, train, test in (("2006-2011", first_half, second_half), ("2000-2005", second_half, first_half)):
-        thresholds = hazards.return_period_thresholds(train, periods=periods)
+        thresholds, model, exceed = river_fold(train, test, periods=periods)
         values = dict(zip(thresholds.get_column("period_years"), thresholds.get_column("threshold_value"), strict=True))
-        p = {period: _analogue_probability(train, test, value) for period, value in values.items()}
         ds = test.get_column("ds")
-        new_parts.append(pl.DataFrame({"unique_id": uid, "ds": ds, "level_rank": _ladder(p, ladder), "p2": p[2.0]}))
+        days = pl.DataFrame({"cutoff": ds})
+        p = {  # one probability per test day (a day without an observation has none: 0)
+            float(period): days.join(exceed.filter(pl.col("period_years") == period), on="cutoff", how="left")
+            .get_column("p_exceed")
+            .fill_null(0.0)
+            .to_numpy()
+            for period in values
+        }
+        new_rank = _ladder(p, ladder)
+        new_parts.append(pl.DataFrame({"unique_id": uid, "ds": ds, "level_rank": new_rank, "p2": p[2.0]}))
+        old_p = {period: _analogue_probability(train, test, values[period]) for period in old_periods}
+        old_rank = _ladder(old_p, old_ladder)
         base = hazards.exceedance_base_rate(train, threshold_value=values[2.0], window_days=_FLOOD_WINDOW)
         halves.append(
-            {"scored_water_years": name, "thresholds_m3s": {f"rp{int(k)}": round(v, 2) for k, v in values.items()}}
+            {
+                "scored_water_years": name,
+                "thresholds_m3s": {f"rp{int(k)}": round(v, 2) for k, v in values.items()},
+                "state_model": model.summary(),
+            }
         )
-        warned_new = pl.DataFrame({"ds": ds, "p_exceed": p[2.0]})
-        runs = {"new": (warned_new, 0.5)}
+        yellow = int(Level.YELLOW)
+        runs: dict[str, tuple[pl.DataFrame, np.ndarray | None]] = {
+            "new": (pl.DataFrame({"ds": ds, "p_exceed": (new_rank >= yellow).astype(np.float64)}), p[2.0]),
+            "flow_band": (pl.DataFrame({"ds": ds, "p_exceed": (old_rank >= yellow).astype(np.float64)}), old_p[2.0]),
+        }
         for who, daily in (("current", current), ("iforest", plain)):
             part = daily.filter(pl.col("ds").is_in(ds.implode()))
-            flag = part.select("ds", (pl.col("level_rank") >= int(Level.YELLOW)).cast(pl.Float64).alias("p_exceed"))
-            runs[who] = (flag, 0.5)
+            flag = part.select("ds", (pl.col("level_rank") >= yellow).cast(pl.Float64).alias("p_exceed"))
+            runs[who] = (flag, None)
         outcomes = hazards.exceedance_outcomes(test, threshold_value=values[2.0], window_days=_FLOOD_WINDOW)
-        for who, (probs, p_warn) in runs.items():
+        for who, (flags, probability) in runs.items():
             skill = hazards.flood_warning_skill(
-                probs, test, threshold_value=values[2.0], base_rate=base, window_days=_FLOOD_WINDOW, p_warn=p_warn
+                flags, test, threshold_value=values[2.0], base_rate=base, window_days=_FLOOD_WINDOW, p_warn=0.5
             )
-            if who != "new":  # the Brier score of the calibrated score, not of the 0/1 warning
+            if probability is None:  # the Brier score of the calibrated score, read as a probability
                 daily = current if who == "current" else plain
                 scored = daily.join(outcomes.select("ds", "observed"), on="ds", how="inner")
                 o = scored.get_column("observed").cast(pl.Float64).to_numpy()
                 brier = float(np.mean((scored.get_column("score").to_numpy() - o) ** 2))
-            else:
-                brier = skill.brier
+            else:  # the Brier score of the model's P(> 2-year level within 3 days)
+                probs = pl.DataFrame({"ds": ds, "p_exceed": probability})
+                brier = hazards.flood_warning_skill(
+                    probs, test, threshold_value=values[2.0], base_rate=base, window_days=_FLOOD_WINDOW
+                ).brier
             per_half[who][name] = {**skill.as_dict(), "brier": brier}
+        scored = pl.DataFrame({"ds": ds, "p": p[2.0]}).join(outcomes.select("ds", "observed"), on="ds", how="inner")
+        p_all.append(scored.get_column("p").to_numpy())
+        o_all.append(scored.get_column("observed").to_numpy())
+        for p_warn in _TRADE_OFF:
+            trade[p_warn].append(
+                hazards.flood_warning_skill(
+                    pl.DataFrame({"ds": ds, "p_exceed": p[2.0]}),
+                    test,
+                    threshold_value=values[2.0],
+                    base_rate=base,
+                    window_days=_FLOOD_WINDOW,
+                    p_warn=p_warn,
+                )
+            )
     table: dict[str, Any] = {"series": uid, "halves": halves}
-    for who in _MODELS:
+    for who in who_rows:
         parts = list(per_half[who].values())
         total = {k: sum(int(h[k]) for h in parts) for k in ("events", "hits", "misses", "alarms", "false_alarms")}
         n = [int(h["forecasts"]) for h in parts]
         brier = sum(h["brier"] * k for h, k in zip(parts, n, strict=True)) / sum(n)
         clim = sum(h["brier_climatology"] * k for h, k in zip(parts, n, strict=True)) / sum(n)
         leads = [x for h in parts for x in h["lead_times_days"]]
-        hits, misses, false = total["hits"], total["misses"], total["false_alarms"]
-        table[who] = _rounded(
+        table[who] = _rounded({**_summed(total, leads), "brier": brier, "brier_climatology": clim})
+        table[who]["brier_skill_score"] = round(1.0 - brier / clim, 4) if clim > 0 else None
+    table["trade_off"] = [
+        _rounded(
             {
-                **total,
-                "pod": hits / (hits + misses) if hits + misses else float("nan"),
-                "far": false / total["alarms"] if total["alarms"] else 0.0,
-                "csi": hits / (hits + misses + false) if hits + misses + false else float("nan"),
-                "median_lead_days": float(np.median(leads)) if leads else None,
-                "brier": brier,
-                "brier_climatology": clim,
-                "brier_skill_score": 1.0 - brier / clim if clim > 0 else float("nan"),
+                "p_warn": p_warn,
+                **_summed(
+                    {
+                        k: sum(int(getattr(sk, k)) for sk in skills)
+                        for k in ("events", "hits", "misses", "alarms", "false_alarms")
+                    },
+                    [x for sk in skills for x in sk.lead_times_days],
+                ),
             }
         )
+        for p_warn, skills in trade.items()
+    ]
+    reliability = reliability_table(np.concatenate(p_all), np.concatenate(o_all))
+    table["reliability"] = [_rounded(r) for r in reliability.iter_rows(named=True)]
+    table["ladder"] = {r.level.label: [r.period_years, r.min_probability] for r in ladder}
+    table["flow_band_ladder"] = {r.level.label: [r.period_years, r.min_probability] for r in old_ladder}
     return table, pl.concat(new_parts).sort("ds")
+
+
+def _summed(total: dict[str, int], leads: Sequence[float]) -> dict[str, Any]:
+    hits, misses, false = total["hits"], total["misses"], total["false_alarms"]
+    return {
+        **total,
+        "pod": hits / (hits + misses) if hits + misses else float("nan"),
+        "far": false / total["alarms"] if total["alarms"] else 0.0,
+        "csi": hits / (hits + misses + false) if hits + misses + false else float("nan"),
+        "median_lead_days": float(np.median(leads)) if leads else None,
+    }
 
 
 # -- calm-period false alarms over every bundled series -----------------------------------------------
@@ -596,13 +680,25 @@ def render_event_tables(report: dict[str, Any]) -> list[str]:
         f"Rivers ({rivers['series']}; annual peaks above the 2-year level, warning yellow+ 1-3 days before onset)",
         "who      events hits miss alarms FA  POD  FAR  CSI  lead  Brier  clim   BSS",
     ]
-    for who in _MODELS:
+    for who in (*_MODELS, "flow_band"):
         r = rivers[who]
         lines.append(
             f"{who:<8} {r['events']:>6} {r['hits']:>4} {r['misses']:>4} {r['alarms']:>6} {r['false_alarms']:>3} "
             f"{_f(r['pod'])} {_f(r['far'])} {_f(r['csi'])} {_f(r['median_lead_days'], 1):>5} {_f(r['brier'], 4)} "
             f"{_f(r['brier_climatology'], 4)} {_f(r['brier_skill_score'])}"
         )
+    lines += ["new model's P(> 2-year level within 3 days) as the warning, other thresholds (trade-off):"]
+    lines += [
+        f"  p >= {t['p_warn']:.2f}: hits {t['hits']}/{t['events']} alarms {t['alarms']} false {t['false_alarms']} "
+        f"POD {_f(t['pod'])} FAR {_f(t['far'])}"
+        for t in rivers["trade_off"]
+    ]
+    lines += ["reliability of the new P(> 2-year level within 3 days), both halves out of sample:"]
+    lines += [
+        f"  [{r['bin_low']:.2f}, {r['bin_high']:.2f}) n {r['n']:>5} mean p {r['mean_forecast']:.3f} "
+        f"observed {r['observed_frequency']:.3f}"
+        for r in rivers["reliability"]
+    ]
     calm = report["calm_false_alarms"]
     totals = calm["totals"]
     lines += [

@@ -20,12 +20,13 @@ capped fallback"):
    evidence. A hazard-model level is never capped.
    **Rivers: return periods.** Every discharge series (domain hydro, variable discharge)
    gets, at its newest observation, the level of the EFAS/GloFAS-style ladder
-   (``[hazards] flood_ladder``, :func:`hazards.floods.flood_levels`) from the probability
-   that this cycle's forecast exceeds its 2/5/20-year return levels within the horizon
-   (:func:`forecasting.exceedance_probabilities` with those levels as explicit thresholds);
-   the levels are fitted on the water-year maxima of the observations up to the cutoff
-   (:func:`hazards.floods.return_period_thresholds`). With fewer than ``flood_min_years``
-   complete water years there is no fit and the river keeps its rarity grade (rule 3).
+   (``[hazards] flood_ladder``, :func:`hazards.floods.ladder_levels`) from the probability
+   that its maximum flow over the next ``flood_window_days`` days passes its 2/5/20-year
+   return levels, given today's flow, its 1- and 2-day rise and the season
+   (:class:`hazards.FloodStateModel`, the model ``ews evaluate events`` measures); the return
+   levels (:func:`hazards.floods.return_period_thresholds`) and the model are fitted on the
+   series' own record up to the cutoff. With fewer than ``flood_min_years`` complete water
+   years there is no fit and the river keeps its rarity grade (rule 3).
    **Markets: KLR signals on the composite stress index** (rule 1c). The composite series
    ``<composite_id>_composite`` (written by :mod:`pipelines.market_step` in this cycle) gets, at
    its newest week, the level of the KLR signals (:func:`pipelines.market_step.market_level`:
@@ -79,7 +80,6 @@ from core.clock import Clock
 from core.errors import EWSError, FrameError
 from core.settings import HazardSettings, Settings
 from core.vocabulary import Domain, Level
-from forecasting.exceedance import exceedance_probabilities
 from hazards import floods
 from ingest.sources.catalogue import SEISMIC_REGIONS
 from pipelines.market_step import MarketModelInput, market_level, market_summary
@@ -216,18 +216,17 @@ def _flood_grades(
     *,
     series: pl.DataFrame,
     meta: pl.DataFrame,
-    forecasts: pl.DataFrame | None,
     latest: Mapping[str, datetime],
     cfg: HazardSettings,
 ) -> tuple[dict[tuple[str, datetime], tuple[Level, dict[str, Any]]], list[str]]:
     """Rule 1b: the flood level of each discharge series at its newest observation, from the
-    probability that its forecast exceeds the 2/5/20-year return levels fitted on its own
-    water-year maxima up to the cutoff (EFAS-style ladder, ``[hazards] flood_ladder``).
-    A series with too few complete water years keeps its rarity grade (said in the notes)."""
+    state-conditional model (:class:`hazards.FloodStateModel`) fitted on the series' own
+    record up to the cutoff: P(the maximum flow of the next ``flood_window_days`` days passes
+    each 2/5/20-year return level, fitted on the same record | today's flow, rise, season),
+    on the ladder ``[hazards] flood_ladder``. A series with too few complete water years, or
+    too short a daily record for the model, keeps its rarity grade (said in the notes)."""
     out: dict[tuple[str, datetime], tuple[Level, dict[str, Any]]] = {}
     notes: list[str] = []
-    if forecasts is None or forecasts.height == 0:
-        return out, notes
     ladder = flood_ladder(cfg)
     rivers = meta.filter(
         (pl.col("domain") == Domain.HYDRO.value)
@@ -236,31 +235,32 @@ def _flood_grades(
     )
     for r in rivers.iter_rows(named=True):
         uid = r["unique_id"]
-        own = series.filter(pl.col("unique_id") == uid)
-        fc = forecasts.filter(pl.col("unique_id") == uid)
-        if fc.height == 0:
-            continue
-        fc = fc.filter(pl.col("model") == fc.get_column("model")[0])
+        own = series.filter(pl.col("unique_id") == uid).select("unique_id", "ds", "y")
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 thresholds = floods.return_period_thresholds(
                     own,
-                    periods=sorted({float(rung.period_years) for rung in ladder}),
+                    periods=sorted({2.0} | {float(rung.period_years) for rung in ladder}),
                     water_year_start_month=floods.water_year_start(r["region"]),
                     min_years=cfg.flood_min_years,
                 )
+            model = hazards.FloodStateModel(window_days=cfg.flood_window_days).fit(own, thresholds)
         except FrameError as exc:
-            notes.append(f"{uid}: no return-period fit ({exc.problem}); the rarity grade stands")
+            notes.append(f"{uid}: no flood model ({exc.problem}); the rarity grade stands")
             continue
-        exceed = exceedance_probabilities(fc, floods.exceedance_thresholds(thresholds))
-        graded = floods.flood_levels(exceed, thresholds, ladder=ladder, units={uid: r["unit"] or ""})
+        probs = model.exceedance(own, thresholds, issue_dates=[latest[uid]])
+        graded = floods.ladder_levels(
+            probs, thresholds, ladder=ladder, units={uid: r["unit"] or ""}, model=hazards.STATE_MODEL_NAME
+        )
         row = graded.row(0, named=True)
         level = Level.parse(row["level"])
         detail = json.loads(row["evidence"])
+        state = model.state(own).filter(pl.col("ds") == latest[uid]).row(0, named=True)
         days = (row["window_end"] - row["window_start"]).total_seconds() / 86400.0 + 1.0
-        model = {
+        evidence = {
             "model": "return_period",
+            "estimator": hazards.STATE_MODEL_NAME,
             "probability": float(row["probability"]),
             "window_days": days,
             "window_start": row["window_start"].isoformat(),
@@ -280,11 +280,19 @@ def _flood_grades(
             "probabilities": detail.get("probabilities"),
             "distribution": (detail.get("fit") or {}).get("method"),
             "return_level_fit": detail.get("fit"),
+            "state": {
+                "ds": state["ds"].isoformat(),
+                "flow": float(state["flow"]),
+                "rise_1d": round(float(state["rise_1d"]), 4),
+                "rise_2d": round(float(state["rise_2d"]), 4),
+                "rise_known": bool(state["rise_known"]),
+            },
+            "state_model": model.summary(),
             "rule": detail.get("rule"),
             "level": level.label,
         }
-        out[(uid, latest[uid])] = (level, model)
-        notes.append(f"{uid}: flood forecast, {detail.get('rule')} -> {level.label}")
+        out[(uid, latest[uid])] = (level, evidence)
+        notes.append(f"{uid}: flood state model, {detail.get('rule')} -> {level.label}")
     return out, notes
 
 
@@ -423,7 +431,6 @@ def field_levels(
     settings: HazardSettings,
     at: datetime,
     stored: pl.DataFrame | None = None,
-    forecasts: pl.DataFrame | None = None,
     market: MarketModelInput | None = None,
 ) -> tuple[pl.DataFrame, list[str]]:
     """The grade frame with the field models' levels and the capped rarity (module docstring).
@@ -432,8 +439,7 @@ def field_levels(
     ``ds`` per series is where a hazard level is set); ``meta``: series metadata of every
     series that may corroborate (``unique_id, region, source, lat, lon, frequency``);
     ``events``: catalog events (``time, lat, lon, magnitude``), none at or after ``at``;
-    ``stored``: newest stored grades of series outside this cycle (corroboration only);
-    ``forecasts``: this cycle's forecasts (``unique_id, ds, model, q05 .. q95``; rivers).
+    ``stored``: newest stored grades of series outside this cycle (corroboration only).
     ``market``: the composite frame, crisis events and ``[markets]`` settings of this cycle's
     market step (rule 1c; None: no market level).
     Returns the grades (same contract) and notes for the run summary.
@@ -444,7 +450,7 @@ def field_levels(
     events = events.filter(pl.col("time") < at)
     latest = dict(series.group_by("unique_id").agg(pl.col("ds").max()).iter_rows())
     hazard, active, notes = _aftershock_grades(latest=latest, events=events, cfg=cfg, at=at)
-    rivers, river_notes = _flood_grades(series=series, meta=meta, forecasts=forecasts, latest=latest, cfg=cfg)
+    rivers, river_notes = _flood_grades(series=series, meta=meta, latest=latest, cfg=cfg)
     hazard.update(rivers)
     notes.extend(river_notes)
     if market is not None and market.settings.composite_uid in latest:
@@ -547,14 +553,13 @@ def run_hazard_step(
     grades: pl.DataFrame,
     series: pl.DataFrame,
     meta: pl.DataFrame,
-    forecasts: pl.DataFrame | None,
     clock: Clock,
     run_id: str,
     market: MarketModelInput | None = None,
     progress: Callable[[str], None] = lambda _m: None,
 ) -> HazardStepResult:
-    """Field levels for this cycle's grades (on ``clock``: events before its cutoff, forecasts
-    at its judged time), written to ``risk_grades``; returns the grades the alert step reads."""
+    """Field levels for this cycle's grades (on ``clock``: events before its cutoff, models at
+    its judged time), written to ``risk_grades``; returns the grades the alert step reads."""
     cfg = settings.hazards
     progress(
         f"      levels: aftershock forecasts for the earthquake counts, return periods for the "
@@ -576,7 +581,6 @@ def run_hazard_step(
         settings=cfg,
         at=at,
         stored=stored,
-        forecasts=forecasts,
         market=market,
     )
     result = HazardStepResult(grades=levels, notes=notes)

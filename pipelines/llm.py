@@ -514,6 +514,7 @@ class Judge:
                 raise connect_error
             detail["endpoint_url"] = client.base_url
             client.timeout = min(llm.timeout_seconds, llm.run_seconds - self._elapsed())
+            detail["timeout_seconds"] = round(client.timeout, 3)  # the call's deadline, for the audit
             answer = client.chat(body)
         except LLMError as exc:
             self.tokens += llm.max_tokens  # a failed call still spends its share of the budget

@@ -2,8 +2,10 @@
 slow tests.
 
 Plain helpers the tests import live beside this file as modules of their own (``fred_series``,
-``dashboard_home``, ``replay_server``, ``llm_endpoint``): pytest puts this folder on
-``sys.path``, so no test needs to.
+``dashboard_home``, ``replay_server``, ``llm_endpoint``, ``sql``), imported as ``tests.<name>``:
+``tests`` is a regular package (``__init__.py``), so the project's folder wins over a
+``tests`` package that a dependency installs into site-packages (mlforecast 1.1 ships one; a
+folder without ``__init__.py`` is only a namespace portion and loses to it).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
-from fred_series import load_fred
+from tests.fred_series import load_fred
 
 #: Tests that take tens of seconds each on two cores (``pytest --durations``), marked ``slow``
 #: here so the figures stay in one place; ``make test-fast`` leaves them out, ``make test`` runs

@@ -22,7 +22,7 @@ from alerts.lifecycle import AlertPolicy, assess_data_health, plan_alerts
 from core.settings import load_settings
 from ingest.batches import ingest_file
 from pipelines.cycle import run_cycle
-from sql import sql_frame, sql_rows
+from tests.sql import sql_frame, sql_rows
 from warehouse import Warehouse, alerting, review
 from warehouse.runs import last_run
 

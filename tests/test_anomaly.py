@@ -13,7 +13,7 @@ from anomaly import calibrate, combine, grade, interval_exceedance, subsequence_
 from core.errors import ConfigError, FrameError
 from core.frames import QUANTILES, quantile_column, validate_scores
 from forecasting import forecast_statistical
-from fred_series import load_fred
+from tests.fred_series import load_fred
 
 UID = "STLFSI4"
 WINDOW = 4  # the [anomaly] window for W-FRI

@@ -15,7 +15,7 @@ import anomaly
 import hazards
 from core.errors import FrameError
 from core.frames import QUANTILES, quantile_column, validate_scores
-from fred_series import load_fred
+from tests.fred_series import load_fred
 
 ALARM = 0.99
 

@@ -18,10 +18,10 @@ from core.errors import ModelError
 from core.frames import QUANTILES, quantile_column
 from core.settings import load_settings
 from forecasting import build_random_chronos, forecast_chronos, load_chronos
-from fred_series import load_fred
 from ingest.batches import ingest_file
 from pipelines.cli.main import main
 from pipelines.forecast_step import run_backtest, run_forecast_step
+from tests.fred_series import load_fred
 from warehouse import Warehouse
 from warehouse import forecast_store as store
 from warehouse.series import read_observations, read_series_meta

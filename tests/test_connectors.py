@@ -18,8 +18,8 @@ from ingest.connectors import run_source
 from ingest.connectors.http import HttpClient, RateLimiter, SourceError
 from pipelines.cli.main import main
 from pipelines.ingest_job import run_sources
-from replay_server import API_KEY, CATALOG, ReplayServer
-from sql import sql_rows
+from tests.replay_server import API_KEY, CATALOG, ReplayServer
+from tests.sql import sql_rows
 from warehouse import Warehouse
 from warehouse.ingestion import read_batches, read_watermarks, source_freshness
 from warehouse.runs import last_run

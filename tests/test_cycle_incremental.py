@@ -24,7 +24,7 @@ from core.settings import Settings, load_settings
 from ingest.batches import ingest_file
 from pipelines.cycle import run_cycle
 from pipelines.forecast_step import run_backtest
-from sql import sql_frame
+from tests.sql import sql_frame
 from warehouse import Warehouse
 from warehouse.series import read_observations
 

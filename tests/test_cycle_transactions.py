@@ -30,10 +30,10 @@ import pipelines.cycle
 from alerts.llm_judgment import PROMPT_VERSION
 from core.settings import load_settings
 from ingest.batches import ingest_file
-from llm_endpoint import ChatEndpoint
 from pipelines.alert_step import PROVISIONAL_VERDICT
 from pipelines.cycle import run_cycle
-from sql import sql_frame, sql_rows
+from tests.llm_endpoint import ChatEndpoint
+from tests.sql import sql_frame, sql_rows
 from warehouse import Warehouse, alerting
 from warehouse.runs import last_run
 

@@ -19,8 +19,8 @@ from streamlit.testing.v1 import AppTest
 
 from core.clock import utc_now
 from core.settings import load_settings
-from dashboard_home import PASSWORD, copy_home
 from pipelines.cli.main import main
+from tests.dashboard_home import PASSWORD, copy_home
 from warehouse import Warehouse
 from warehouse.snapshots import publish_snapshot, snapshot_folder
 

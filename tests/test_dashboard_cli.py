@@ -15,8 +15,8 @@ import pytest
 
 from alerts.permissions import ROLES, AuthorizationError, authorize, parse_role
 from core.settings import load_settings
-from dashboard_home import copy_home
 from pipelines.cli.main import main
+from tests.dashboard_home import copy_home
 from warehouse import users
 from warehouse.review_inbox import last_sync_check
 

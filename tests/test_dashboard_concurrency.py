@@ -24,8 +24,8 @@ from streamlit.testing.v1 import AppTest
 
 from core.errors import WarehouseLockedError
 from core.settings import load_settings
-from dashboard_home import PASSWORD, copy_home, supervisor
-from sql import sql_rows
+from tests.dashboard_home import PASSWORD, copy_home, supervisor
+from tests.sql import sql_rows
 from warehouse import Warehouse
 from warehouse.review_inbox import drain, enqueue, last_sync_check, pending_count
 from warehouse.users import connect_control, control_path

@@ -18,7 +18,7 @@ import duckdb
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from dashboard_home import PASSWORD, ROLES, copy_home, settle, supervisor
+from tests.dashboard_home import PASSWORD, ROLES, copy_home, settle, supervisor
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = ROOT / "dashboards" / "app.py"

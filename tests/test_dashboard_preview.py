@@ -13,8 +13,8 @@ from streamlit.testing.v1 import AppTest
 
 from core.clock import utc_now
 from core.settings import load_settings
-from dashboard_home import PASSWORD, copy_home
 from ingest.preview import preview_file
+from tests.dashboard_home import PASSWORD, copy_home
 from warehouse import Warehouse
 from warehouse.snapshots import current_snapshot, open_snapshot, publish_snapshot, snapshot_folder
 

@@ -32,7 +32,7 @@ from core.settings import Settings, load_settings
 from ingest.batches import ingest_file
 from pipelines.cli.main import init_home, setup_logging
 from pipelines.dashboard_sync import SyncLoop
-from sql import sql_rows
+from tests.sql import sql_rows
 from warehouse import Warehouse, alerting, users
 from warehouse.review_inbox import action_outcome, enqueue, last_sync_check
 from warehouse.snapshots import current_snapshot, snapshot_folder

@@ -22,7 +22,7 @@ from alerts.cap import parse_cap, validate_cap
 from core.settings import load_settings
 from pipelines.cli.main import main
 from pipelines.delivery import publish_pending, relay
-from sql import sql_rows
+from tests.sql import sql_rows
 from warehouse import Warehouse, alerting, credentials, review, users
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -34,7 +34,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from dashboard_home import PASSWORD, copy_home
+from tests.dashboard_home import PASSWORD, copy_home
 
 ROOT = Path(__file__).resolve().parent.parent
 SHOTS = ROOT / "docs" / "screenshots"

@@ -21,7 +21,7 @@ from core.settings import Settings, load_settings
 from ingest.connectors import run_source
 from ingest.sources import detect_format, parse
 from pipelines.cli.main import main
-from replay_server import INGV_QUAKEML, ReplayServer
+from tests.replay_server import INGV_QUAKEML, ReplayServer
 from warehouse import Warehouse
 from warehouse.ingestion import read_watermarks
 from warehouse.series import read_events as stored_events

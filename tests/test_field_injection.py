@@ -19,7 +19,7 @@ from core.settings import load_settings
 from pipelines.alert_step import judge_alerts
 from pipelines.delivery import publish_pending
 from pipelines.llm import Judge
-from sql import sql_rows
+from tests.sql import sql_rows
 from warehouse import Warehouse, alerting, review
 from warehouse.series import read_series_meta, upsert_series
 

@@ -16,11 +16,11 @@ import pytest
 from core.settings import Settings, load_settings
 from forecasting import backtest, select_models
 from forecasting.metrics import score_forecasts, seasonal_scale, smape
-from fred_series import load_fred
 from ingest.batches import ingest_file
 from pipelines.cli.main import main
 from pipelines.forecast_step import run_forecast_step
-from sql import sql_frame
+from tests.fred_series import load_fred
+from tests.sql import sql_frame
 from warehouse import Warehouse
 from warehouse import forecast_store as store
 from warehouse.runs import last_run

@@ -14,7 +14,7 @@ from core.errors import FrameError
 from core.frames import QUANTILES, quantile_column
 from forecasting import STAT_MODELS, ForecastResult, backtest, forecast_statistical, regularise
 from forecasting.models import plan_model
-from fred_series import load_fred
+from tests.fred_series import load_fred
 
 FREQUENCIES = {"DGS10": "B", "UNRATE": "MS", "STLFSI4": "W-FRI"}
 HORIZONS = {"B": 10, "MS": 6, "W-FRI": 8}

@@ -14,7 +14,7 @@ import forecasting.statistical as statistical
 from core.errors import FrameError
 from core.frames import QUANTILES, quantile_column
 from forecasting import ForecastResult, forecast_statistical, snap_to_grid
-from fred_series import load_fred
+from tests.fred_series import load_fred
 
 DATA = Path(__file__).parent / "data"
 

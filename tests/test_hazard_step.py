@@ -105,6 +105,7 @@ def test_the_cap_is_recorded_where_it_lowered_the_level(tohoku_day) -> None:
 
 def test_the_choptank_is_graded_by_its_return_periods_not_its_rarity(tohoku_day) -> None:
     # Before this step the Choptank was orange (rarity + a forecast interval down to -25 m3/s).
+    # Its level now comes from the state-conditional model (tests/test_hazards_flood_state.py).
     _, latest = tohoku_day
     grade = latest["usgs_01491000_discharge"]
     ev = grade["evidence"]
@@ -116,7 +117,9 @@ def test_the_choptank_is_graded_by_its_return_periods_not_its_rarity(tohoku_day)
     assert 0.0 <= model["probability"] <= 1.0 and model["window_days"] >= 1
     assert model["event"] == f"flow above the {model['return_period_years']:g}-year return level"
     assert model["return_level_fit"]["years_used"] >= 5 and model["distribution"] in ("gumbel", "gev")
-    assert model["ladder_rungs"]["orange"] == [5.0, 0.5]
+    assert model["estimator"] == "state_conditional_logistic" and model["window_days"] == 3.0
+    assert model["ladder_rungs"]["orange"] == [5.0, 0.3]
+    assert model["state"]["ds"].startswith("2011-03-11")  # the newest daily mean known on the 12th
     # ladder: the rungs on the deciding return period, {level: probability}, as for earthquakes
     reached = [lv for lv, p in model["ladder"].items() if model["probability"] >= p]
     assert (reached[-1] if reached else "none") == grade["level"]

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from core.settings import Settings, load_settings
 from ingest.batches import ingest_file
 from pipelines.cli.main import main
-from sql import sql_rows
+from tests.sql import sql_rows
 from warehouse import Warehouse
 from warehouse.ingestion import read_batches
 from warehouse.series import read_observations, read_series_meta

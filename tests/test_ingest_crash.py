@@ -20,7 +20,7 @@ import pytest
 
 from core.settings import load_settings
 from ingest.batches import ingest_file
-from sql import sql_rows
+from tests.sql import sql_rows
 from warehouse import Warehouse
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -23,7 +23,7 @@ from ingest.batches import ingest_file
 from ingest.preview import describe, preview_bytes, preview_file
 from ingest.sources import detect_format, parse
 from pipelines.cli.main import main
-from sql import sql_rows
+from tests.sql import sql_rows
 from warehouse import Warehouse
 from warehouse.snapshots import publish_snapshot, snapshot_folder
 

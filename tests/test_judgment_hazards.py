@@ -635,3 +635,30 @@ def test_cap_without_a_judgment_still_states_the_forecast() -> None:
     assert validate_cap(xml) == []
     en = etree.fromstring(xml).findall("cap:info", NS)[1]
     assert "within 7 days: 64%" in en.findtext("cap:description", namespaces=NS)
+
+
+def test_a_field_models_level_carries_its_fields_advice_and_a_rarity_keeps_the_generic_advice() -> None:
+    # aftershock red, flood orange, market orange: the advice of the field, in the judgment and CAP
+    expected = {
+        "AFTERSHOCK": (AFTERSHOCK, AFTERSHOCK_GRADE, "Damaging aftershocks are likely", "很可能发生破坏性余震"),
+        "FLOOD": (FLOOD, FLOOD_GRADE, "Flooding is likely along this river", "本河段可能发生洪水"),
+        "MARKET": (MARKET, MARKET_GRADE, "Financial stress is elevated", "金融压力上升"),
+    }
+    for name, (bundle, grade, en_start, zh_start) in expected.items():
+        j = write_template_judgment(bundle)
+        assert f"Advice: {en_start}" in j.text_en and f"建议：{zh_start}" in j.text_zh, name
+        zh, en = _cap(bundle, grade).findall("cap:info", NS)
+        assert en.findtext("cap:instruction", namespaces=NS).startswith(en_start), name
+        assert zh.findtext("cap:instruction", namespaces=NS).startswith(zh_start), name
+        actions = list(statements(bundle)["actions"])
+        assert actions[0].startswith(en_start), name  # offered first to the writer
+        assert "Check the source for data errors before acting." not in actions, name
+    # a rarity has no hazard behind it: the generic advice, which asks to verify the data first
+    j = write_template_judgment(RARITY)
+    assert "Advice:" not in j.text_en and "建议：" not in j.text_zh
+    zh, en = _cap(RARITY, RARITY_GRADE).findall("cap:info", NS)
+    assert en.findtext("cap:instruction", namespaces=NS) == "Monitor closely and watch for further messages."
+    assert "Check the source for data errors before acting." in statements(RARITY)["actions"]
+    # the same flood forecast graded blue would get the blue advice of its field
+    blue = {**FLOOD, "level": "blue"}
+    assert "Advice: The river may rise above its usual level" in write_template_judgment(blue).text_en

@@ -34,7 +34,7 @@ from ingest.batches import load_bundled
 from ingest.connectors import run_source
 from ingest.sources import parse
 from pipelines.cycle import run_cycle
-from sql import sql_frame
+from tests.sql import sql_frame
 from warehouse import Warehouse
 from warehouse.migrations import CURRENT_VERSION
 from warehouse.series import (

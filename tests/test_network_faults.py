@@ -28,7 +28,7 @@ from core.settings import Settings, load_settings
 from ingest.connectors import CONNECTORS, run_source
 from ingest.connectors.http import HttpClient
 from pipelines.cli.main import main
-from replay_server import API_KEY, ReplayServer
+from tests.replay_server import API_KEY, ReplayServer
 from warehouse import Warehouse
 from warehouse.ingestion import advance_watermark, read_batches, read_watermarks, source_freshness, write_watermark
 from warehouse.status import count_rows

@@ -11,7 +11,7 @@ import polars as pl
 import pytest
 
 from core.errors import TransitionError
-from sql import sql_rows
+from tests.sql import sql_rows
 from warehouse import Warehouse, alerting, review
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -12,8 +12,8 @@ from core.errors import ConfigError
 from core.settings import load_settings
 from pipelines.cli.main import main
 from pipelines.scheduler import build_scheduler, configured_jobs, cron_trigger, run_scheduler
-from replay_server import ReplayServer
-from sql import sql_rows
+from tests.replay_server import ReplayServer
+from tests.sql import sql_rows
 from warehouse import Warehouse
 from warehouse.status import count_rows
 

@@ -30,6 +30,7 @@ from pipelines.cli.main import main
 from pipelines.delivery import publish_pending
 from pipelines.market_step import run_market_step
 from pipelines.vetting import approve, load_catalogue
+from tests.sql import sql_rows
 from warehouse import Warehouse, alerting, review, users
 from warehouse.series import read_observations, read_series_meta
 from warehouse.vetting import BUNDLED_VETTER, read_vetted, vet_written_by
@@ -243,5 +244,5 @@ def test_an_unvetted_series_is_published_by_its_id_until_a_duty_officer_approves
     with Warehouse.open(settings.warehouse_path) as wh:
         assert read_vetted(wh)[uid]["vetted_by"] == "duty_officer_user"
         assert load_catalogue(wh, settings).regions >= {"US", "Tohoku, Japan"}
-        logged = [a for (a,) in wh._execute("SELECT action FROM audit_log WHERE target = ?", [uid])]
+        logged = [a for (a,) in sql_rows(wh, "SELECT action FROM audit_log WHERE target = ?", uid)]
     assert logged == ["series.vetted"]

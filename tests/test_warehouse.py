@@ -12,7 +12,7 @@ import polars as pl
 import pytest
 
 from core.errors import WarehouseError, WarehouseLockedError
-from sql import sql_frame, sql_rows
+from tests.sql import sql_frame, sql_rows
 from warehouse import CURRENT_VERSION, MIGRATIONS, Warehouse
 from warehouse.dashboard_reads import full_table_row_counts
 from warehouse.series import read_observations, read_series_meta, upsert_observations, upsert_series

@@ -24,11 +24,11 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from core.settings import load_settings
-from dashboard_home import copy_home
 from ingest.batches import ingest_file
 from pipelines.cli.main import main
 from pipelines.dashboard_sync import sync_dashboard
-from replay_server import ReplayServer
+from tests.dashboard_home import copy_home
+from tests.replay_server import ReplayServer
 from warehouse import Warehouse
 from warehouse.runs import start_run
 from warehouse.status import count_rows

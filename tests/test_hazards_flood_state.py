@@ -1,0 +1,219 @@
+"""The state-conditional flood model (hazards.flood_state) on the bundled Choptank record.
+
+Real data: USGS 01491000, Choptank River near Greensboro, MD, daily mean flow, water years
+2000-2011 (data/PROVENANCE.md). The evaluation's split: fitted on water years 2000-2005,
+scored on 2006-2011 (and the reverse in `ews evaluate events`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import date, datetime
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+import hazards
+from core.errors import FrameError
+from core.settings import load_settings
+from hazards.aftershock_evaluation import reliability_table
+from ingest.sources import bundled_catalogue, parse
+from pipelines.event_tables import river_fold
+from pipelines.hazard_step import field_levels
+
+DATA = Path(__file__).resolve().parent.parent / "data"
+CHOPTANK = "hydro/usgs_01491000_choptank_daily_flow_cms.txt"
+PERIODS = (2.0, 5.0, 20.0)
+
+
+def _parsed():  # noqa: ANN202
+    item = next(b for b in bundled_catalogue(DATA) if b.relative_path == CHOPTANK)
+    return parse(DATA / item.relative_path, item.format, **item.options)
+
+
+@pytest.fixture(scope="module")
+def flow() -> pl.DataFrame:
+    return _parsed().series.select("unique_id", "ds", "y").sort("ds")
+
+
+def _halves(flow: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    water_year = pl.col("ds").dt.year() + (pl.col("ds").dt.month() >= 10).cast(pl.Int32)
+    return flow.filter(water_year <= 2005), flow.filter(water_year >= 2006)
+
+
+@pytest.fixture(scope="module")
+def fold(flow: pl.DataFrame) -> tuple[pl.DataFrame, hazards.FloodStateModel, pl.DataFrame]:
+    train, test = _halves(flow)
+    return river_fold(train, test, periods=PERIODS)
+
+
+def test_probabilities_are_probabilities_and_fall_as_the_level_rises(fold) -> None:
+    thresholds, model, exceed = fold
+    p = exceed.get_column("p_exceed").to_numpy()
+    assert np.isfinite(p).all() and ((p > 0.0) & (p < 1.0)).all()
+    wide = exceed.pivot(on="threshold", index="cutoff", values="p_exceed")
+    assert (wide["rp5"] <= wide["rp2"]).all() and (wide["rp20"] <= wide["rp5"]).all()
+    # the window is the next three days after each issue day
+    row = exceed.row(0, named=True)
+    assert (row["window_start"] - row["cutoff"]).days == 1 and (row["window_end"] - row["cutoff"]).days == 3
+    assert model.summary()["window_days"] == 3
+
+
+def test_for_a_fixed_flow_the_probability_rises_with_todays_rise(fold) -> None:
+    thresholds, model, _ = fold
+    two = float(thresholds.filter(pl.col("period_years") == 2.0).get_column("threshold_value")[0])
+    # today's flow and the flow two days ago fixed (20 and 10 m3/s); yesterday's flow varies,
+    # so today's 1-day rise goes from a fall to a fourfold rise
+    rises = np.linspace(-1.0, math.log(4.0), 25)
+    for day in (15, 105, 196, 288):  # one day in each season
+        p = model.probability(flow=20.0, rise_1d=rises, rise_2d=math.log(2.0), day_of_year=day, level=two)
+        assert (np.diff(p) >= 0).all(), (day, p)
+        assert p[-1] > 3 * p[0]
+    # and for a fixed rise, a higher flow is closer to the level
+    flows = np.array([2.0, 5.0, 10.0, 20.0, 40.0])
+    p = model.probability(flow=flows, rise_1d=0.5, rise_2d=0.7, day_of_year=80, level=two)
+    assert (np.diff(p) > 0).all()
+
+
+def test_the_fit_never_sees_the_evaluation_half(flow: pl.DataFrame) -> None:
+    train, test = _halves(flow)
+    thresholds, model, exceed = river_fold(train, test, periods=PERIODS)
+    # triple every flow of the evaluation half: the fit is the same, only the scores change
+    changed = test.with_columns(pl.col("y") * 3.0)
+    thresholds2, model2, exceed2 = river_fold(train, changed, periods=PERIODS)
+    assert thresholds.equals(thresholds2)
+    assert model.coef_ == model2.coef_ and model.intercept_ == model2.intercept_
+    assert model.summary() == model2.summary()
+    assert not exceed.get_column("p_exceed").equals(exceed2.get_column("p_exceed"))
+    # the last training days whose 3-day window would reach into the other half do not train
+    assert model.first_day_ == date(1999, 10, 3) and model.last_day_ <= date(2005, 9, 27)
+    assert model.training_days_ == train.height - 2 - 3
+
+
+def test_the_probability_at_t_ignores_flows_after_t(fold, flow: pl.DataFrame) -> None:
+    _, test = _halves(flow)
+    thresholds, model, full = fold
+    t = datetime(2010, 3, 13)
+    cut = model.exceedance(test.filter(pl.col("ds") <= t), thresholds)
+    assert cut.get_column("cutoff").max() == t
+    mine = full.filter(pl.col("cutoff") <= t)
+    np.testing.assert_array_equal(mine.get_column("p_exceed").to_numpy(), cut.get_column("p_exceed").to_numpy())
+
+
+def test_out_of_sample_probabilities_are_calibrated_and_discriminate(fold, flow: pl.DataFrame) -> None:
+    thresholds, _, exceed = fold
+    _, test = _halves(flow)
+    two = float(thresholds.filter(pl.col("period_years") == 2.0).get_column("threshold_value")[0])
+    outcomes = hazards.exceedance_outcomes(test, threshold_value=two, window_days=3)
+    scored = (
+        exceed.filter(pl.col("period_years") == 2.0)
+        .select(pl.col("cutoff").alias("ds"), "p_exceed")
+        .join(outcomes.select("ds", "observed"), on="ds")
+    )
+    p = scored.get_column("p_exceed").to_numpy()
+    o = scored.get_column("observed").to_numpy().astype(float)
+    table = reliability_table(p, o)
+    assert int(table.get_column("n").sum()) == scored.height
+    # the days the model calls likely flood far more often than the days it calls unlikely
+    likely, unlikely = o[p >= 0.1].mean(), o[p < 0.01].mean()
+    assert likely > 10 * unlikely
+    # and it beats the training half's base rate in the Brier score
+    train, _ = _halves(flow)
+    base = hazards.exceedance_base_rate(train, threshold_value=two, window_days=3)
+    assert np.mean((p - o) ** 2) < np.mean((base - o) ** 2)
+
+
+def test_the_ladder_reads_the_models_probabilities(fold) -> None:
+    thresholds, _, exceed = fold
+    levels = hazards.ladder_levels(
+        exceed, thresholds, ladder=hazards.DEFAULT_STATE_FLOOD_LADDER, model=hazards.STATE_MODEL_NAME
+    )
+    assert levels.height == exceed.get_column("cutoff").n_unique()
+    for row in levels.filter(pl.col("level") != "none").iter_rows(named=True):
+        ev = json.loads(row["evidence"])
+        rung = next(r for r in hazards.DEFAULT_STATE_FLOOD_LADDER if r.level.label == row["level"])
+        assert ev["model"] == hazards.STATE_MODEL_NAME
+        assert row["period_years"] == rung.period_years and row["probability"] >= rung.min_probability
+    # the 2009-08-22 rise (0.5 -> 30 m3/s, the day before the flood of the 23rd) reaches yellow at least
+    day = levels.filter(pl.col("cutoff") == datetime(2009, 8, 22)).row(0, named=True)
+    assert day["level"] in ("yellow", "orange", "red")
+    with pytest.raises(FrameError, match="lacks column"):
+        hazards.ladder_levels(exceed.drop("p_exceed"), thresholds)
+
+
+def test_the_model_refuses_what_it_cannot_use(flow: pl.DataFrame) -> None:
+    train, _ = _halves(flow)
+    thresholds = hazards.return_period_thresholds(train, periods=PERIODS)
+    with pytest.raises(FrameError, match="window_days"):
+        hazards.FloodStateModel(window_days=0)
+    with pytest.raises(FrameError, match="level_multiples"):
+        hazards.FloodStateModel(level_multiples=(1.0,))
+    with pytest.raises(FrameError, match="not fitted"):
+        hazards.FloodStateModel().exceedance(train, thresholds)
+    with pytest.raises(FrameError, match="no 2-year threshold"):
+        hazards.FloodStateModel().fit(train, thresholds.filter(pl.col("period_years") != 2.0))
+    with pytest.raises(FrameError, match="needs a year or more"):
+        hazards.FloodStateModel().fit(train.head(200), thresholds)
+
+
+def _river_level(flow: pl.DataFrame, day: datetime, home: Path) -> dict:
+    """The levels step (pure part of the cycle) on the Choptank record up to ``day``."""
+    parsed = _parsed()
+    settings = load_settings(home, environ={})
+    series = flow.filter(pl.col("ds") <= day)
+    grades = pl.DataFrame(
+        schema={
+            "unique_id": pl.Utf8,
+            "ds": pl.Datetime("us"),
+            "level": pl.Utf8,
+            "score": pl.Float64,
+            "evidence": pl.Utf8,
+        }
+    )
+    events = pl.DataFrame(
+        schema={"time": pl.Datetime("us"), "lat": pl.Float64, "lon": pl.Float64, "magnitude": pl.Float64}
+    )
+    out, _ = field_levels(grades, series=series, meta=parsed.meta, events=events, settings=settings.hazards, at=day)
+    row = out.filter(pl.col("ds") == day).row(0, named=True)
+    return {"level": row["level"], "evidence": json.loads(row["evidence"])}
+
+
+def test_the_cycle_takes_the_river_level_from_the_state_model(flow: pl.DataFrame, tmp_path: Path) -> None:
+    # The replay of 2010-03-14 knows the flow to the 13th: 7.5 -> 37.7 m3/s in a day, the day
+    # before the March 2010 flood (93 m3/s on the 14th).
+    day = datetime(2010, 3, 13)
+    grade = _river_level(flow, day, tmp_path)
+    ev = grade["evidence"]
+    hazard = ev["hazard"]
+    assert ev["basis"] == "hazard_model"
+    assert hazard["model"] == "return_period" and hazard["estimator"] == hazards.STATE_MODEL_NAME
+    assert hazard["window_days"] == 3.0 and hazard["window_start"].startswith("2010-03-14")
+    assert hazard["state"]["flow"] == pytest.approx(37.66, abs=0.01) and hazard["state"]["rise_1d"] > 1.5
+    # the same probability as the model fitted by hand on the same record
+    record = flow.filter(pl.col("ds") <= day)
+    thresholds = hazards.return_period_thresholds(record, periods=PERIODS)
+    model = hazards.FloodStateModel(window_days=3).fit(record, thresholds)
+    mine = model.exceedance(record, thresholds, issue_dates=[day])
+    p = dict(zip(mine.get_column("period_years"), mine.get_column("p_exceed"), strict=True))
+    assert hazard["probability"] == pytest.approx(p[hazard["return_period_years"]], abs=1e-9)
+    assert [q["probability"] for q in hazard["probabilities"]] == [round(p[k], 4) for k in PERIODS]
+    # the level is the highest rung of the configured ladder that the probabilities reach
+    reached = [lv for lv, (years, prob) in hazard["ladder_rungs"].items() if p[years] >= prob]
+    assert grade["level"] == (reached[-1] if reached else "none") != "none"
+    # a quiet day of the same record: none
+    assert _river_level(flow, datetime(2009, 6, 1), tmp_path)["level"] == "none"
+
+
+def test_the_cycles_ladder_and_window_settings(tmp_path: Path) -> None:
+    from core.errors import ConfigError
+    from pipelines.hazard_step import flood_ladder
+
+    settings = load_settings(tmp_path, environ={})
+    assert flood_ladder(settings.hazards) == hazards.DEFAULT_STATE_FLOOD_LADDER
+    assert settings.hazards.flood_window_days == 3
+    assert load_settings(tmp_path, environ={"EWS_HAZARDS__FLOOD_WINDOW_DAYS": "2"}).hazards.flood_window_days == 2
+    with pytest.raises(ConfigError, match="flood_window_days = 0"):
+        load_settings(tmp_path, environ={"EWS_HAZARDS__FLOOD_WINDOW_DAYS": "0"})
