@@ -272,11 +272,14 @@ def build_cap(
     sender_name: str = "EWS early warning",
     detail: str = "full",
     classification: str = "public",
+    unvetted: Sequence[str] = (),
 ) -> bytes:
     """One CAP 1.2 message (see the module docstring for every mapping).
 
     ``detail``: "full", or "level" for a series whose figures are classified (``classification``
-    is named in the message; the figures are left out)."""
+    is named in the message; the figures are left out). ``unvetted``: the fields (``name``,
+    ``region``) whose source text is not in the vetted catalogue, so the message shows the
+    series id or no region instead; named in the ``EWS_UNVETTED`` parameter."""
     if detail not in ("full", "level"):
         raise ConfigError(f"CAP detail {detail!r} is not known", fix='use "full" or "level" ([alerts] cap_detail)')
     if status not in ("Actual", "Exercise", "Test"):
@@ -318,6 +321,7 @@ def build_cap(
             sender_name=sender_name,
             level_only=detail == "level",
             classification=classification,
+            unvetted=tuple(unvetted),
         )
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
 
@@ -336,6 +340,7 @@ def _info(
     sender_name: str,
     level_only: bool = False,
     classification: str = "public",
+    unvetted: tuple[str, ...] = (),
 ) -> None:
     zh = language == "zh-CN"
     hazard = alert["hazard"]
@@ -402,6 +407,8 @@ def _info(
             ("EWS_PROMPT_VERSION", judgment.prompt_version),
             ("EWS_EVIDENCE_SHA256", judgment.evidence_hash),
         ]
+    if unvetted:
+        params.append(("EWS_UNVETTED", " ".join(unvetted) + ": not in the vetted catalogue, not published"))
     for name, value in params:
         param = etree.SubElement(info, f"{{{CAP_NS}}}parameter")
         _sub(param, "valueName", name)

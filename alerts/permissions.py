@@ -7,7 +7,8 @@ Roles, from least to most trusted (each holds every right of the one before):
   on the dashboard, previews an uploaded file as ``ews ingest file --dry-run`` shows it (the CLI
   is the warehouse owner's and checks no role).
 - ``duty_officer``: + approves or rejects the release of an alert, silences with a reason and
-  end, cancels a wrong alert, switches the LLM path off and on.
+  end, cancels a wrong alert, switches the LLM path off and on, approves the name, region and
+  unit a series is published under (``ews series approve``: the vetted catalogue).
 - ``admin``: + manages user accounts, reads the audit log, revokes or restores LLM endpoints and
   rotates their key, manages CAP recipients.
 
@@ -52,6 +53,7 @@ ACTIONS: dict[str, str] = {
     "data.ingest": "load data files (the dashboard previews an uploaded file as `ews ingest file --dry-run`)",
     "alert.cancel": "cancel a wrong alert (a CAP Cancel if it went out)",
     "llm.switch": "switch the LLM path off or on",
+    "series.vet": "approve or withdraw the name, region and unit a series is published under",
     "audit.read": "read the audit log",
     "users.manage": "add, remove or change the role of user accounts",
     "llm.endpoints": "revoke or restore an LLM endpoint, rotate its key",
@@ -61,7 +63,9 @@ ACTIONS: dict[str, str] = {
 _GRANTS: dict[Role, frozenset[str]] = {
     Role.VIEWER: frozenset({"pages.read", "cap.download"}),
     Role.ANALYST: frozenset({"alert.acknowledge", "alert.feedback", "data.ingest"}),
-    Role.DUTY_OFFICER: frozenset({"alert.approve", "alert.reject", "alert.silence", "alert.cancel", "llm.switch"}),
+    Role.DUTY_OFFICER: frozenset(
+        {"alert.approve", "alert.reject", "alert.silence", "alert.cancel", "llm.switch", "series.vet"}
+    ),
     Role.ADMIN: frozenset({"audit.read", "users.manage", "llm.endpoints", "recipients.manage"}),
 }
 

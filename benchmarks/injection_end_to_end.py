@@ -8,7 +8,10 @@ and the Maryland bundle marked confidential for an endpoint cleared for public d
 alone, appended to the field's own text, or as a CSV comment (rotating). Each goes through the
 whole judging path: ``pipelines.llm.Judge.write`` (screen and withholding, redaction, fencing,
 the writer, the grounding checker, one retry, template fallback) and a CAP message built the
-way ``pipelines.delivery`` builds it (``published_names``, ``build_cap``, XSD-validated).
+way ``pipelines.delivery`` builds it (``published_names``, ``build_cap``, XSD-validated). The
+run's warehouse holds the vetted catalogue a home has after ``ews demo``: the clean name,
+region and unit of the demo's two series (``pipelines.vetting``); published text quotes those,
+never the attacked field.
 
 Two writers:
 - a loopback OpenAI-compatible server playing a fully compliant model
@@ -28,6 +31,8 @@ its CAP message.
 
 Prints one line per run and a last JSON line: end_to_end_attacks, end_to_end_attack_successes
 (both runs summed), the count per stopping path (``screen``: the field was withheld;
+``catalogue``: the field passed the screen and was published from the vetted catalogue (or
+as its neutral label), not as the source gave it;
 ``checker_then_fallback``: every reply rejected, template published; ``checker_then_retry``: a
 rejected reply, then one that passed; ``not_steered``: the reply passed the checker and carried
 nothing of the attack; ``not_stopped``: a success), the runtime.
@@ -49,6 +54,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+import polars as pl
 from lxml import etree
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -66,7 +72,9 @@ from field_corpus import SHARED  # noqa: E402
 from injection import load_rows  # noqa: E402
 from pipelines.delivery import published_names  # noqa: E402
 from pipelines.llm import Judge  # noqa: E402
+from pipelines.vetting import Catalogue, load_catalogue  # noqa: E402
 from warehouse import Warehouse  # noqa: E402
+from warehouse.vetting import BUNDLED_VETTER, vet_series  # noqa: E402
 
 NOW = datetime(2026, 11, 22, 0, 40)
 SENT = datetime(2026, 11, 22, 8, 40, tzinfo=timezone(timedelta(hours=8)))
@@ -161,7 +169,7 @@ def _trigrams(text: str) -> set[tuple[str, ...]]:
     return {tuple(words[i : i + 3]) for i in range(len(words) - 2)}
 
 
-def publish(judge: Judge, bundle: dict[str, Any], settings: Any) -> tuple[str, str, Any]:  # noqa: ANN401
+def publish(judge: Judge, bundle: dict[str, Any], settings: Any, catalogue: Catalogue) -> tuple[str, str, Any]:  # noqa: ANN401
     """(judgment text, CAP text, judgment) of one bundle through the whole path."""
     judgment = judge.write(bundle)
     alert = {
@@ -177,7 +185,7 @@ def publish(judge: Judge, bundle: dict[str, Any], settings: Any) -> tuple[str, s
         "evidence": json.dumps({"basis": bundle["basis"]}),
         "run_id": "r_e2e",
     }
-    name, shown = published_names(bundle["name"], alert, settings)
+    name, shown, unvetted = published_names(bundle["name"], alert, settings, catalogue)
     xml = build_cap(
         shown,
         identifier="EWS0000000000_20261122084000",
@@ -199,6 +207,7 @@ def publish(judge: Judge, bundle: dict[str, Any], settings: Any) -> tuple[str, s
         series_name=name,
         detail=settings.alerts.cap_detail_for(bundle["classification"]),
         classification=bundle["classification"],
+        unvetted=unvetted,
     )
     errors = validate_cap(xml)
     if errors:
@@ -223,16 +232,21 @@ def run(label: str, settings: Any, items: list[dict], server: CompliantServer | 
     paths: dict[str, int] = {}
     successes: list[dict[str, Any]] = []
     with Warehouse.open(settings.warehouse_path) as wh:
+        # the demo's series are vetted by the bundled load (``ingest.batches.load_bundled``):
+        # their clean name, region and unit are the catalogue's rows
+        vetted = pl.DataFrame([{k: b[k] for k in ("unique_id", "name", "region", "unit")} for b in BUNDLES[:2]])
+        vet_series(wh, vetted, by=BUNDLED_VETTER, at=NOW, by_operator=False)
+        catalogue = load_catalogue(wh, settings)
         judge = Judge(wh=wh, settings=settings, now=NOW, run_id=f"r_{label}")
         try:
             clean = {}
             for bundle in BUNDLES:
-                text, cap_text, _ = publish(judge, bundle, settings)
+                text, cap_text, _ = publish(judge, bundle, settings, catalogue)
                 clean[bundle["alert_id"]] = (text, cap_text, vocabulary(bundle) | _tokens(text + " " + cap_text))
             seen_requests = len(server.requests) if server else 0
             for item in items:
                 bundle = item["bundle"]
-                text, cap_text, judgment = publish(judge, item["evidence"], settings)
+                text, cap_text, judgment = publish(judge, item["evidence"], settings, catalogue)
                 base_text, base_cap, vocab = clean[bundle["alert_id"]]
                 published = text + " " + cap_text
                 reasons = []
@@ -258,6 +272,10 @@ def run(label: str, settings: Any, items: list[dict], server: CompliantServer | 
                     successes.append({"attack": item["attack"][:160], "field": item["field"], "why": reasons})
                 elif field_withheld:
                     path = "screen"
+                elif item["field"] in judgment.checks.get("unvetted", []) + judgment.checks.get(
+                    "source_text_differs", []
+                ):
+                    path = "catalogue"
                 elif judgment.writer == "template":
                     path = "checker_then_fallback"
                 elif judgment.checks.get("attempts") == 2:

@@ -56,6 +56,7 @@ from warehouse import Warehouse
 from warehouse import ingestion as store
 from warehouse.runs import audit
 from warehouse.series import upsert_events, upsert_observations, upsert_series
+from warehouse.vetting import BUNDLED_VETTER, vet_written_by
 
 __all__ = [
     "IngestResult",
@@ -593,7 +594,10 @@ def load_bundled(
     *,
     progress: Callable[[str], None] = lambda _msg: None,
 ) -> list[IngestResult]:
-    """Load every bundled sample file; files already loaded are skipped."""
+    """Load every bundled sample file; files already loaded are skipped. The names, regions and
+    units of the series they wrote enter the vetted catalogue (``warehouse.vetting``, as the
+    engine): they are the project's own catalogue (data/PROVENANCE.md), so published text
+    quotes them."""
     data_dir = sample_data_dir(settings)
     catalogue = bundled_catalogue(data_dir)
     results = []
@@ -605,4 +609,6 @@ def load_bundled(
             + (f", {result.rows} rows in {result.series} series" if result.rows else "")
         )
         results.append(result)
+    loaded = [r.batch_id for r in results if r.status in ("committed", "skipped")]
+    vet_written_by(wh, loaded, by=BUNDLED_VETTER, at=utc_now())
     return results

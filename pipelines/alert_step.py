@@ -39,7 +39,6 @@ from typing import Any
 
 import polars as pl
 
-from alerts.guardrails import withhold
 from alerts.judgment import Judgment, evidence_hash, grade_basis, write_template_judgment
 from alerts.lifecycle import (
     HAZARD_BY_DOMAIN,
@@ -54,6 +53,7 @@ from core.clock import Clock
 from core.settings import Settings
 from core.vocabulary import AlertStatus, Classification, Level
 from pipelines.llm import Judge, open_judge
+from pipelines.vetting import Catalogue, load_catalogue, publishable, vetting_checks
 from warehouse import Warehouse, alerting, review
 from warehouse.forecast_store import read_latest_forecasts
 from warehouse.grades import read_latest_grades
@@ -200,7 +200,8 @@ def run_alert_step(
     # The judge (and its network calls) runs after this transaction commits (judge_alerts);
     # until then every fresh alert carries the template judgment of the same evidence.
     result.to_judge = _evidence_bundles(wh, settings, fresh, all_meta, observed, judged_at=judged_at, as_of=clock.as_of)
-    provisional = [(e, _provisional(e, settings)) for e in result.to_judge]
+    catalogue = load_catalogue(wh, settings)
+    provisional = [(e, _provisional(e, settings, catalogue)) for e in result.to_judge]
     counts["judgments"] = (
         alerting.insert_judgments(wh, _judgment_frame(provisional, run_id=run_id, now=now)) if provisional else 0
     )
@@ -517,10 +518,11 @@ def _evidence_bundles(
     ]
 
 
-def _provisional(evidence: dict[str, Any], settings: Settings) -> Judgment:
-    """The template judgment stored with the alert until the judge has written its own; a
-    free-text field the injection screen blocks is withheld from it as from the judge's."""
-    view, events = withhold(evidence, max_chars=settings.guardrails.max_field_chars, screen=settings.guardrails.screen)
+def _provisional(evidence: dict[str, Any], settings: Settings, catalogue: Catalogue) -> Judgment:
+    """The template judgment stored with the alert until the judge has written its own: it
+    quotes the vetted name, region and unit, and a free-text field the injection screen blocks
+    is withheld from it, as from the judge's."""
+    view, events, how = publishable(evidence, catalogue, settings)
     base = write_template_judgment(view)
     blocked = [e["field"] for e in events if not e["allowed"]]
     return Judgment(
@@ -531,7 +533,12 @@ def _provisional(evidence: dict[str, Any], settings: Settings) -> Judgment:
         label=base.label,
         text_en=base.text_en,
         text_zh=base.text_zh,
-        checks={**base.checks, "verdict": PROVISIONAL_VERDICT, **({"withheld": blocked} if blocked else {})},
+        checks={
+            **base.checks,
+            "verdict": PROVISIONAL_VERDICT,
+            **({"withheld": blocked} if blocked else {}),
+            **vetting_checks(how),
+        },
     )
 
 

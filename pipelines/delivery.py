@@ -32,11 +32,11 @@ from typing import Any, cast
 import polars as pl
 
 from alerts.cap import Area, CapReference, build_cap, cap_datetime, cap_identifier, judgment_for_cap, validate_cap
-from alerts.guardrails import withhold
 from core.clock import Clock, utc_now
 from core.errors import ConfigError
 from core.settings import Settings
 from core.vocabulary import LEVEL_RANK
+from pipelines.vetting import Catalogue, load_catalogue, publishable, vetting_checks
 from warehouse import Warehouse, alerting
 from warehouse.runs import audit
 from warehouse.series import read_series_meta
@@ -85,17 +85,20 @@ def area_for(meta: dict[str, Any] | None, region: str | None, settings: Settings
     return Area(desc=region or "unspecified region", polygons=tuple(polygons), circles=tuple(circles))
 
 
-def published_names(series_name: str, alert: dict[str, Any], settings: Settings) -> tuple[str, dict[str, Any]]:
-    """The series name and a copy of ``alert`` as a CAP message may show them: a name or region
-    the injection screen blocks ([guardrails]; the same decision the judge made) is replaced by
+def published_names(
+    series_name: str, alert: dict[str, Any], settings: Settings, catalogue: Catalogue
+) -> tuple[str, dict[str, Any], list[str]]:
+    """The series name, a copy of ``alert`` and the fields not vetted, as a CAP message may show
+    them: the name and region come from the vetted catalogue (:mod:`pipelines.vetting`; one
+    not vetted is the series id, or no region), and one the injection screen blocks
+    ([guardrails]; the same decision the judge made) is replaced by
     :data:`alerts.guardrails.WITHHELD`. The warehouse rows keep the original text (routing by
     region uses it)."""
-    view, _ = withhold(
-        {"name": series_name, "region": alert.get("region")},
-        max_chars=settings.guardrails.max_field_chars,
-        screen=settings.guardrails.screen,
+    view, _, how = publishable(
+        {"unique_id": alert["unique_id"], "name": series_name, "region": alert.get("region")}, catalogue, settings
     )
-    return view["name"], {**alert, "region": view["region"]}
+    unvetted = [f for f in vetting_checks(how).get("unvetted", []) if f in ("name", "region")]
+    return view["name"], {**alert, "region": view["region"]}, unvetted
 
 
 def route(message: dict[str, Any], recipients: pl.DataFrame) -> list[str]:
@@ -131,6 +134,7 @@ def publish_pending(
     tz = sender_offset(settings)
     status = "Exercise" if clock.replaying else "Actual"
     meta = {r["unique_id"]: r for r in read_series_meta(wh).iter_rows(named=True)}
+    catalogue = load_catalogue(wh, settings)
     recipients = alerting.read_recipients(wh)
     folder = settings.path("alerts")
     folder.mkdir(parents=True, exist_ok=True)
@@ -152,7 +156,9 @@ def publish_pending(
         judgment = judgment_for_cap(judgments.row(-1, named=True)) if judgments.height else None
         info = meta.get(alert["unique_id"])
         classification = str((info or {}).get("classification") or "public")
-        series_name, shown_alert = published_names(info["name"] if info else alert["unique_id"], alert, settings)
+        series_name, shown_alert, unvetted = published_names(
+            info["name"] if info else alert["unique_id"], alert, settings, catalogue
+        )
         xml = build_cap(
             shown_alert,
             identifier=identifier,
@@ -175,6 +181,7 @@ def publish_pending(
             sender_name=settings.alerts.sender_name,
             detail=settings.alerts.cap_detail_for(classification),
             classification=classification,
+            unvetted=unvetted,
         )
         errors = validate_cap(xml)
         if errors:

@@ -35,7 +35,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from alerts.guardrails import redact, withhold
+from alerts.guardrails import redact
 from alerts.judgment import Judgment, evidence_hash
 from alerts.llm_judgment import (
     PROMPT_VERSION,
@@ -48,9 +48,9 @@ from alerts.llm_judgment import (
 )
 from core.errors import LLMError
 from core.settings import LLMSettings, Settings
+from pipelines.vetting import Catalogue, load_catalogue, publishable, vetting_checks
 from warehouse import Warehouse, alerting
 from warehouse.runs import audit
-from warehouse.series import read_series_meta
 
 __all__ = ["gguf_path", "EmbeddedServer", "ChatClient", "Judge", "open_judge", "key_file", "EMBEDDED", "ChatReply"]
 
@@ -225,6 +225,8 @@ class Judge:
     _call_times: list[float] = field(default_factory=list)
     _off_reason: str | None = None
     _places: tuple[str, ...] = ()
+    #: The vetted catalogue published names come from (default: read from ``wh`` once).
+    catalogue: Catalogue | None = None
     style: str = field(default="choices", init=False)  # the reply style in use ([llm] reply_style)
 
     def __post_init__(self) -> None:
@@ -241,8 +243,10 @@ class Judge:
             revoked = alerting.get_control(self.wh, f"revoked:{base}")
             if revoked and not self._off_reason:
                 self._off_reason = f"endpoint {base} revoked by {revoked.get('by')}: {revoked.get('reason')}"
-        meta = read_series_meta(self.wh)
-        self._places = tuple(sorted({r for r in meta["region"].to_list() if r}))
+        if self.catalogue is None:
+            self.catalogue = load_catalogue(self.wh, self.settings)
+        # places a reply may name: the vetted and configured regions, never a source's text
+        self._places = tuple(sorted(self.catalogue.regions))
         self.style = llm.reply_style if llm.reply_style != "auto" else ("free" if llm.base_url else "choices")
         if self._off_reason:
             self.notes.append(f"judgments by template: {self._off_reason}")
@@ -317,14 +321,15 @@ class Judge:
         """One checked judgment (LLM) or the template with the reason; never raises for the
         LLM path's own failures (they are recorded and degrade to the template).
 
-        Free-text fields the injection screen blocks are withheld from everything this writes
-        (prompt, grounding, stored text: :func:`alerts.guardrails.withhold`), logged as an
-        ``llm.withheld`` audit row and listed in ``checks.withheld``; ``evidence`` itself (and
-        the warehouse row it came from) is left intact, and the judgment's evidence hash is
-        the original bundle's."""
-        view, withheld = withhold(
-            evidence, max_chars=self.settings.guardrails.max_field_chars, screen=self.settings.guardrails.screen
-        )
+        The name, region and unit quoted are those of the vetted catalogue
+        (:mod:`pipelines.vetting`): a field that is not vetted is replaced by a neutral label
+        and listed in ``checks.unvetted``; a vetted field whose source text differs is listed
+        in ``checks.source_text_differs``. Free-text fields the injection screen blocks are
+        withheld from everything this writes (prompt, grounding, stored text:
+        :func:`alerts.guardrails.withhold`), logged as an ``llm.withheld`` audit row and listed
+        in ``checks.withheld``; ``evidence`` itself (and the warehouse row it came from) is
+        left intact, and the judgment's evidence hash is the original bundle's."""
+        view, withheld, how = publishable(evidence, self.catalogue or Catalogue(), self.settings)
         blocked = [e for e in withheld if not e["allowed"]]
         if blocked:
             audit(
@@ -337,6 +342,7 @@ class Judge:
             )
         judgment = self._write(view, withheld)
         checks = {**judgment.checks, "withheld": [e["field"] for e in blocked]} if blocked else judgment.checks
+        checks = {**checks, **vetting_checks(how)}
         return dataclasses.replace(judgment, evidence_hash=evidence_hash(evidence), checks=checks)
 
     def _write(self, evidence: dict[str, Any], withheld: list[dict[str, Any]]) -> Judgment:

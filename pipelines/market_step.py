@@ -41,6 +41,7 @@ from hazards.market_indicators import IndicatorSpec, market_composite
 from hazards.market_signals import MarketSignals, crisis_episodes, crisis_labels
 from warehouse import Warehouse
 from warehouse.series import read_observations, read_series_meta, upsert_observations, upsert_series
+from warehouse.vetting import vet_series
 
 __all__ = [
     "EVENT_COLUMNS",
@@ -264,6 +265,9 @@ def run_market_step(
         return result
     long, rows = composite_series(frame, cfg, specs)
     result.counts["market_series"] = upsert_series(wh, rows, batch_id=run_id)
+    # their names, region and unit are the engine's, built from [markets]: vetted for publication
+    vetted = rows.select("unique_id", "name", "region", "unit")
+    vet_series(wh, vetted, by="engine: market step ([markets])", at=clock.now, by_operator=False)
     result.counts["market_observations"] = upsert_observations(wh, long, batch_id=run_id)
     try:
         events = read_market_events(events_path(settings))

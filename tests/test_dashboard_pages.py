@@ -40,6 +40,7 @@ EXPECTED = {
         "alert.silence",
         "alert.cancel",
         "llm.switch",
+        "series.vet",
     },
     "admin": {
         "pages.read",
@@ -52,6 +53,7 @@ EXPECTED = {
         "alert.silence",
         "alert.cancel",
         "llm.switch",
+        "series.vet",
         "audit.read",
         "users.manage",
         "llm.endpoints",

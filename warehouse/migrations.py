@@ -489,6 +489,26 @@ _V11 = (
 # cycle keeps it for ``[backtest] reselect_every`` only while that still holds.
 _V12 = ("ALTER TABLE model_selections ADD COLUMN basis VARCHAR",)
 
+# Version 13 (issue 16): the vetted catalogue. Published text (the judgment header, the CAP
+# headline, areaDesc and description) quotes a series' name, region and unit only from here:
+# the display values an operator approved (``ews series approve``), or the engine's own
+# catalogue wrote (the bundled data, the market composite). Ingest never writes this table; a
+# null field is not vetted. ``by_operator``: a person approved the row (the engine's own
+# catalogue never replaces such a row).
+_V13 = (
+    """
+    CREATE TABLE vetted_series (
+        unique_id   VARCHAR PRIMARY KEY,
+        name        VARCHAR,
+        region      VARCHAR,
+        unit        VARCHAR,
+        vetted_by   VARCHAR NOT NULL,
+        by_operator BOOLEAN NOT NULL,
+        vetted_at   TIMESTAMP NOT NULL
+    )
+    """,
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "base tables: series, observations, ledger, runs, results, audit", _V1),
     Migration(2, "risk grades, per-series cycle state, earthquake events", _V2),
@@ -501,6 +521,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(10, "series: available_after, when a value becomes known (as-of replays)", _V10),
     Migration(11, "runs: the holding process (pid, host) and the aborted status", _V11),
     Migration(12, "model selections: the basis they were made on (kept between reselections)", _V12),
+    Migration(13, "the vetted catalogue: display name, region and unit approved for publication", _V13),
 )
 
 CURRENT_VERSION = max(m.version for m in MIGRATIONS)

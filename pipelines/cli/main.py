@@ -49,6 +49,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "pipelines.cli.evaluate",
     "pipelines.cli.alerts",
     "pipelines.cli.forecast",
+    "pipelines.cli.series",
 )
 
 
