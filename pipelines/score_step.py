@@ -226,11 +226,8 @@ def run_score_step(
     result = score_and_grade(
         series, fitted=fitted, exceedance=exceedance, meta=meta, settings=settings, as_of=as_of, since=since
     )
-    if since:
-        result.notes.append(
-            f"{len(since)} series scored before: scores and grades written for their new points and "
-            f"the {settings.scoring.recent_window} step(s) before them ([scoring] recent_window)"
-        )
+    # the cycle sums this over its chunks and says it once ([scoring] recent_window)
+    result.counts["series_scored_before"] = len(since)
     result.counts["anomaly_scores"] = upsert_scores(
         wh, result.scores.select("unique_id", "ds", "detector", "raw_score", "score"), run_id=run_id
     )
