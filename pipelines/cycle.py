@@ -38,8 +38,11 @@ Transactions, in this order:
 
 from __future__ import annotations
 
+import multiprocessing
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import Executor, ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -233,46 +236,59 @@ def _forecast_and_score(
     forecasts: list[pl.DataFrame] = []
     grades: list[pl.DataFrame] = []
     rescored = 0
-    for number, ids in enumerate(chunks, 1):
-        part = series.filter(pl.col("unique_id").is_in(ids))
-        part_meta = meta.filter(pl.col("unique_id").is_in(ids))
-        of = f" (chunk {number} of {len(chunks)}, [cycle] chunk_series = {size})" if len(chunks) > 1 else ""
-        progress(f"[1/4] forecasting {len(ids)} series{of} (each with its backtest-selected model)")
-        result = run_forecast_step(
-            wh,
-            settings,
-            part,
-            frequencies={u: frequencies[u] for u in ids},
-            meta=part_meta,
-            run_id=summary.run_id,
-            now=clock.now,
-            progress=progress,
-        )
-        _add_counts(counts, result.counts)
-        summary.notes.extend(result.notes)
-        scored = run_score_step(
-            wh,
-            settings,
-            series=part,
-            fitted=result.fitted,
-            exceedance=result.exceedance,
-            meta=part_meta,
-            run_id=summary.run_id,
-            as_of=clock.judged_at,
-            progress=progress,
-        )
-        rescored += scored.counts.pop("series_scored_before", 0)
-        _add_counts(counts, scored.counts)
-        summary.notes.extend(scored.notes)
-        forecasts.append(result.forecasts)
-        grades.append(scored.grades)
-        del result, scored, part  # the chunk's frames go before the next chunk is read
+    with _pool(settings.cycle.workers) as pool:
+        for number, ids in enumerate(chunks, 1):
+            part = series.filter(pl.col("unique_id").is_in(ids))
+            part_meta = meta.filter(pl.col("unique_id").is_in(ids))
+            of = f" (chunk {number} of {len(chunks)}, [cycle] chunk_series = {size})" if len(chunks) > 1 else ""
+            progress(f"[1/4] forecasting {len(ids)} series{of} (each with its backtest-selected model)")
+            result = run_forecast_step(
+                wh,
+                settings,
+                part,
+                frequencies={u: frequencies[u] for u in ids},
+                meta=part_meta,
+                run_id=summary.run_id,
+                now=clock.now,
+                progress=progress,
+            )
+            _add_counts(counts, result.counts)
+            summary.notes.extend(result.notes)
+            scored = run_score_step(
+                wh,
+                settings,
+                series=part,
+                fitted=result.fitted,
+                exceedance=result.exceedance,
+                meta=part_meta,
+                run_id=summary.run_id,
+                as_of=clock.judged_at,
+                progress=progress,
+                pool=pool,
+            )
+            rescored += scored.counts.pop("series_scored_before", 0)
+            _add_counts(counts, scored.counts)
+            summary.notes.extend(scored.notes)
+            forecasts.append(result.forecasts)
+            grades.append(scored.grades)
+            del result, scored, part  # the chunk's frames go before the next chunk is read
     if rescored:
         summary.notes.append(
             f"{rescored} series scored before: scores and grades written for their new points and "
             f"the {settings.scoring.recent_window} step(s) before them ([scoring] recent_window)"
         )
     return pl.concat(forecasts, how="vertical_relaxed"), pl.concat(grades, how="vertical_relaxed")
+
+
+@contextmanager
+def _pool(workers: int) -> Iterator[Executor | None]:
+    """A process pool of ``[cycle] workers`` processes (none for 1). Spawned, not forked: the
+    cycle's process holds DuckDB and polars threads, which a fork would copy mid-state."""
+    if workers <= 1:
+        yield None
+        return
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        yield pool
 
 
 def _add_counts(counts: dict[str, int], more: dict[str, int]) -> None:

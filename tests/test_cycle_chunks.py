@@ -1,9 +1,10 @@
-"""The cycle's rows do not depend on how its series are chunked (issue 21, bounded memory).
+"""The cycle's rows do not depend on its chunks or workers (issue 21: bounded memory, all cores).
 
 Real data: the bundled FRED STLFSI4 (weekly), UNRATE and CPIAUCSL (monthly) files, all of
 region US (so the levels step's corroboration sees series of several chunks), replayed
 through the autumn of 2008. Each test cycles two fresh warehouses holding the same data, once
 with every series in one chunk and once with one series per chunk (``[cycle] chunk_series``),
+or with one worker and with two (``[cycle] workers``, scoring in a process pool),
 and compares every row the cycle wrote, but for run ids and wall-clock stamps.
 """
 
@@ -63,3 +64,12 @@ def test_one_series_per_chunk_writes_the_rows_of_one_chunk(tmp_path: Path) -> No
     assert whole["risk_grades"].height > 100 and whole["forecasts"].height > 0
     for table, rows in whole.items():
         assert rows.equals(chunked[table]), table
+
+
+def test_two_workers_write_the_rows_of_one(tmp_path: Path) -> None:
+    one, one_counts = _cycled(tmp_path / "one", EWS_CYCLE__WORKERS="1")
+    two, two_counts = _cycled(tmp_path / "two", EWS_CYCLE__WORKERS="2")
+    assert one_counts == two_counts
+    assert one["anomaly_scores"]["unique_id"].n_unique() == len(FILES)
+    for table, rows in one.items():
+        assert rows.equals(two[table]), table
