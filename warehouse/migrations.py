@@ -489,6 +489,10 @@ _V11 = (
 # cycle keeps it for ``[backtest] reselect_every`` only while that still holds.
 _V12 = ("ALTER TABLE model_selections ADD COLUMN basis VARCHAR",)
 
+# Issue 21: the ETS form AutoETS chose when the selection was made ("ANAN/7": error, trend,
+# season, damped, then the season length), so a kept AutoETS selection refits that form only.
+_V13 = ("ALTER TABLE model_selections ADD COLUMN ets_form VARCHAR",)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "base tables: series, observations, ledger, runs, results, audit", _V1),
     Migration(2, "risk grades, per-series cycle state, earthquake events", _V2),
@@ -501,6 +505,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(10, "series: available_after, when a value becomes known (as-of replays)", _V10),
     Migration(11, "runs: the holding process (pid, host) and the aborted status", _V11),
     Migration(12, "model selections: the basis they were made on (kept between reselections)", _V12),
+    Migration(13, "model selections: the AutoETS form chosen (refitted alone while kept)", _V13),
 )
 
 CURRENT_VERSION = max(m.version for m in MIGRATIONS)
