@@ -140,9 +140,9 @@ as_of = ""
 # at a time and write each chunk's forecasts and scores before the next, so their memory does
 # not grow with the number of series (0 = all in one chunk). Results do not depend on it.
 chunk_series = 100
-# Worker processes for the per-series work of the forecast and scoring steps (chunks run in
-# a process pool of this size; 1 = in this process). Results do not depend on it. Keep
-# workers * [forecast] n_jobs near your core count.
+# Worker processes for the scoring step: each chunk's series are scored split over a process
+# pool of this size (1 = in this process). Results do not depend on it. The forecasts use
+# statsforecast's own pool ([forecast] n_jobs); the two never run at once.
 workers = 1
 
 [hazards]

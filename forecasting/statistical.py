@@ -17,6 +17,10 @@ Contract of :func:`forecast_statistical`:
     (regularisation, shortened seasons, conformal intervals skipped, fallbacks, skipped
     series). ``model`` is ``"none"`` for a skipped series.
 
+  and ``ets_forms``: per series AutoETS ran on, the form it fitted (``"ANAN/7"``: error, trend,
+  season, damped, then the season length). Passed back as ``ets_forms=``, AutoETS fits that
+  form only (issue 21: a kept selection refits its form, about a fourteenth of the search).
+
 Each series is regularised onto its grid first (:mod:`forecasting.regularise`). All models of
 a group of alike series run in **one** StatsForecast call (``n_jobs`` processes), which is
 what statsforecast itself does when called directly. Quantiles come from prediction
