@@ -372,10 +372,15 @@ def _assemble(
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Each series' selected forecast (ensembles combined) and its in-sample fits."""
     chosen, fits = [], []
+    # split once (filtering the whole frame per series costs series x rows)
+    raw_of = {k[0]: v for k, v in raw.partition_by("unique_id", as_dict=True).items()} if raw.height else {}
+    fit_of = (
+        {k[0]: v for k, v in fitted_all.partition_by("unique_id", as_dict=True).items()} if fitted_all.height else {}
+    )
     for uid, model in selections.select("unique_id", "model").iter_rows():
-        mine = raw.filter(pl.col("unique_id") == uid) if raw.height else raw
+        mine = raw_of.get(uid, raw.clear())
         ran = set(mine.get_column("model").to_list()) if mine.height else set()
-        fit = fitted_all.filter(pl.col("unique_id") == uid) if fitted_all.height else fitted_all
+        fit = fit_of.get(uid, fitted_all.clear())
         if model.startswith("Ensemble-"):
             present = [m for m in members.get(uid, []) if m in ran]
             if len(present) >= 2:
