@@ -57,6 +57,7 @@ PERIODS: dict[str, tuple[int, str]] = {
     "MS": (3, "1mo"),
 }
 _DEFAULT_PERIOD = PERIODS["D"]
+_EVERY_OF_RANK = {rank: every for rank, every in PERIODS.values()}
 
 
 def cap_rarity_levels(
@@ -120,45 +121,61 @@ def cap_rarity_levels(
         pl.col("level").fill_null(Level.NONE.label).replace_strict(LEVEL_RANK, return_dtype=pl.Int64).alias("_rank"),
         (pl.col(subject).fill_null(False) if subject is not None else pl.lit(True)).alias("_subject"),
     )
-    above = frame.filter(pl.col("_subject") & (pl.col("_rank") > int(cap))).select("_row", "unique_id", "ds", "_rank")
-    mate_info = info.select(pl.all().name.suffix("_m"))
-    pairs = (
-        above.join(info, on="unique_id")
+    above = (
+        frame.filter(pl.col("_subject") & (pl.col("_rank") > int(cap)))
+        .select("_row", "unique_id", "ds", "_rank")
+        .join(info, on="unique_id")
         .filter(pl.col("region").is_not_null())
-        .join(mate_info, left_on="region", right_on="region_m")
-        .filter(pl.col("unique_id_m").is_in(frame.get_column("unique_id").unique().implode()))
+    )
+    # Only a witness row at or above the lowest rank that can agree matters (the smaller of a
+    # capped grade's rank, above the cap, and the floor). Joining the graded rows with those
+    # witness rows by region and period, rather than pairing every graded row with every
+    # series of its region first, keeps the work and memory to the candidate agreements
+    # (issue 21: the pairing grew with rows x series of the region, 12 GB at 400 series).
+    lowest = min(int(cap) + 1, int(floor))
+    witnesses = (
+        frame.filter(pl.col("_rank") >= lowest)
+        .select(
+            pl.col("unique_id").alias("unique_id_m"), pl.col("ds").alias("ds_m"), pl.col("_rank").alias("_mate_rank")
+        )
+        .join(info.select(pl.all().name.suffix("_m")), on="unique_id_m")
+        .filter(pl.col("region_m").is_not_null())
     )
     same_site = pl.col("lat").is_not_null() & (pl.col("lat") == pl.col("lat_m")) & (pl.col("lon") == pl.col("lon_m"))
-    pairs = pairs.filter(
-        (pl.col("unique_id") != pl.col("unique_id_m"))
-        & ~(pl.col("_market") & pl.col("_market_m"))  # one composite's inputs: one witness
-        & (
-            (pl.col("source") != pl.col("source_m"))
-            | (~same_site.fill_null(False) & (pl.col("variable") != pl.col("variable_m")))
-        )
-    ).with_columns(
-        pl.when(pl.col("_coarse") >= pl.col("_coarse_m")).then("_every").otherwise("_every_m").alias("_period_every")
-    )
     found = [pl.DataFrame(schema={"_row": pl.UInt32, "unique_id_m": pl.Utf8})]
-    witnesses = frame.select(pl.col("unique_id").alias("unique_id_m"), "ds", pl.col("_rank").alias("_mate_rank"))
-    for every in pairs.get_column("_period_every").unique().sort().to_list():
-        # a witness counts only when its value was known no later than the graded one (a
-        # period's value is known when its period ends): a replay over history must not let
-        # data published later lift a grade, e.g. a monthly mean lift a day inside its month
-        theirs = witnesses.with_columns(pl.col("ds").dt.truncate(every).alias("_period")).rename({"ds": "ds_m"})
-        agreed = (
-            pairs.filter(pl.col("_period_every") == every)
-            .with_columns(pl.col("ds").dt.truncate(every).alias("_period"))
-            .join(theirs, on=["unique_id_m", "_period"])
-            .filter(
-                (
-                    pl.col("ds_m").dt.truncate(pl.col("_lag_m")).dt.offset_by(pl.col("_lag_m"))
-                    <= pl.col("ds").dt.truncate(pl.col("_lag")).dt.offset_by(pl.col("_lag"))
-                )
-                & (pl.col("_mate_rank") >= pl.min_horizontal("_rank", pl.lit(int(floor))))
+    mine_ranks = above.get_column("_coarse").unique().to_list()
+    their_ranks = witnesses.get_column("_coarse_m").unique().to_list()
+    for mine in sorted(mine_ranks):
+        for theirs in sorted(their_ranks):
+            every = _EVERY_OF_RANK[max(mine, theirs)]  # agreement: in the coarser of the two periods
+            graded = above.filter(pl.col("_coarse") == mine).with_columns(
+                pl.col("ds").dt.truncate(every).alias("_period")
             )
-        )
-        found.append(agreed.select("_row", "unique_id_m"))
+            seen = witnesses.filter(pl.col("_coarse_m") == theirs).with_columns(
+                pl.col("ds_m").dt.truncate(every).alias("_period")
+            )
+            # a witness counts only when its value was known no later than the graded one (a
+            # period's value is known when its period ends): a replay over history must not let
+            # data published later lift a grade, e.g. a monthly mean lift a day inside its month
+            agreed = (
+                graded.join(seen, left_on=["region", "_period"], right_on=["region_m", "_period"])
+                .filter(
+                    (pl.col("unique_id") != pl.col("unique_id_m"))
+                    & ~(pl.col("_market") & pl.col("_market_m"))  # one composite's inputs: one witness
+                    & (
+                        (pl.col("source") != pl.col("source_m"))
+                        | (~same_site.fill_null(False) & (pl.col("variable") != pl.col("variable_m")))
+                    )
+                )
+                .filter(
+                    (
+                        pl.col("ds_m").dt.truncate(pl.col("_lag_m")).dt.offset_by(pl.col("_lag_m"))
+                        <= pl.col("ds").dt.truncate(pl.col("_lag")).dt.offset_by(pl.col("_lag"))
+                    )
+                    & (pl.col("_mate_rank") >= pl.min_horizontal("_rank", pl.lit(int(floor))))
+                )
+            )
+            found.append(agreed.select("_row", "unique_id_m"))
     lifted = pl.concat(found).group_by("_row").agg(pl.col("unique_id_m").unique().sort().alias("corroborated_by"))
     out = frame.join(lifted, on="_row", how="left").sort("_row")
     lowered = pl.col("_subject") & (pl.col("_rank") > int(cap)) & pl.col("corroborated_by").is_null()

@@ -19,7 +19,13 @@ cycle reports them) and ``series_per_second`` of both cycles; then a last line w
 two sizes or more). Speed targets belong here, never in timed tests (issue 21: next day
 >= 16 series/s, first cycle >= 3 series/s, growth exponent <= 1.15, peak <= 4 GB at 3,000).
 
+``--workers 1 2`` measures every size once per ``[cycle] workers`` value (set through
+``EWS_CYCLE__WORKERS`` in the children; each line names its ``workers``) and ends with the
+first-cycle and next-day time ratios of each count against the first one, per size.
+``--chunk-series`` sets ``[cycle] chunk_series`` the same way (default: the shipped setting).
+
     PYTHONPATH=. .venv/bin/python benchmarks/cycle_scale.py --series 100 400
+    PYTHONPATH=. .venv/bin/python benchmarks/cycle_scale.py --series 100 --workers 1 2
 
 Timings include each child's interpreter start and imports (about 3 s here), as cron sees them.
 """
@@ -68,10 +74,12 @@ def synthetic_export(path: Path, *, series: int, days: int, start: date, seed: i
             out.write(day.isoformat() + "," + ",".join(f"{v:.4f}" for v in values[:, j]) + "\n")
 
 
-def _ews(home: Path, *args: str) -> tuple[float, float, dict]:
-    """Run ``ews ARGS --json --quiet`` in a child; return (seconds, peak RSS MB, JSON answer)."""
+def _ews(home: Path, *args: str, env: dict[str, str] | None = None) -> tuple[float, float, dict]:
+    """Run ``ews ARGS --json --quiet`` in a child; return (seconds, peak RSS MB, JSON answer).
+    The peak is the largest single process that ended under this one (the cycle's own, or a
+    worker's when larger)."""
     command = [sys.executable, "-m", "pipelines.cli", "--home", str(home), *args, "--json", "--quiet"]
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    env = dict(os.environ, PYTHONPATH=str(ROOT), **(env or {}))
     start = time.perf_counter()
     with tempfile.TemporaryFile() as stdout, tempfile.TemporaryFile() as stderr:
         child = subprocess.Popen(command, stdout=stdout, stderr=stderr, env=env, cwd=ROOT)
@@ -92,8 +100,11 @@ def _rows(answer: dict) -> dict[str, int]:
     return {key: int(counts.get(key, 0)) for key in _ROW_KEYS}
 
 
-def measure(series: int, *, years: int, seed: int) -> dict:
+def measure(series: int, *, years: int, seed: int, workers: int = 1, chunk_series: int | None = None) -> dict:
     """One size: ingest, first cycle, one more day, next-day cycle (see the module docstring)."""
+    settings = {"EWS_CYCLE__WORKERS": str(workers)}
+    if chunk_series is not None:
+        settings["EWS_CYCLE__CHUNK_SERIES"] = str(chunk_series)
     days = int(round(365.25 * years))
     start = date(2015, 1, 1)
     with tempfile.TemporaryDirectory(prefix="ews-scale-") as folder:
@@ -102,13 +113,15 @@ def measure(series: int, *, years: int, seed: int) -> dict:
         history = Path(folder) / "history.csv"
         synthetic_export(history, series=series, days=days, start=start, seed=seed)
         ingest_seconds, _, _ = _ews(home, "ingest", "file", str(history), *_FORMAT)
-        first_seconds, first_rss, first = _ews(home, "run")
+        first_seconds, first_rss, first = _ews(home, "run", env=settings)
         nextday = Path(folder) / "nextday.csv"
         synthetic_export(nextday, series=series, days=1, start=start, seed=seed + 1, first_day=days)
         _ews(home, "ingest", "file", str(nextday), *_FORMAT)
-        incremental_seconds, incremental_rss, incremental = _ews(home, "run")
+        incremental_seconds, incremental_rss, incremental = _ews(home, "run", env=settings)
     return {
         "series": series,
+        "workers": workers,
+        "chunk_series": chunk_series,
         "days": days,
         "ingest_seconds": round(ingest_seconds, 2),
         "first_seconds": round(first_seconds, 2),
@@ -138,13 +151,37 @@ def main() -> None:
     parser.add_argument("--series", type=int, nargs="+", default=[300, 1000, 3000], help="sizes N to measure")
     parser.add_argument("--years", type=int, default=10, help="years of daily history per series")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--workers", type=int, nargs="+", default=[1], help="[cycle] workers values to measure")
+    parser.add_argument("--chunk-series", type=int, default=None, help="[cycle] chunk_series (default: shipped)")
     args = parser.parse_args()
     results = []
     for n in args.series:
-        result = measure(n, years=args.years, seed=args.seed)
-        results.append(result)
-        print(json.dumps(result), flush=True)
-    slope = growth_exponent(results)
+        for workers in args.workers:
+            result = measure(n, years=args.years, seed=args.seed, workers=workers, chunk_series=args.chunk_series)
+            results.append(result)
+            print(json.dumps(result), flush=True)
+    if len(args.workers) > 1:
+        for n in args.series:
+            mine = [r for r in results if r["series"] == n]
+            base = mine[0]
+            for other in mine[1:]:
+                print(
+                    json.dumps(
+                        {
+                            "series": n,
+                            "workers": other["workers"],
+                            "vs_workers": base["workers"],
+                            "first_time_ratio": round(other["first_seconds"] / base["first_seconds"], 3),
+                            "incremental_time_ratio": round(
+                                other["incremental_seconds"] / base["incremental_seconds"], 3
+                            ),
+                            "same_rows": other["first_rows"] == base["first_rows"]
+                            and other["incremental_rows"] == base["incremental_rows"],
+                        }
+                    ),
+                    flush=True,
+                )
+    slope = growth_exponent([r for r in results if r["workers"] == args.workers[0]])
     print(
         json.dumps(
             {

@@ -136,6 +136,14 @@ stale_after_days = { h = 1.0, D = 3.0, B = 5.0, "W-FRI" = 10.0, "W-SUN" = 10.0, 
 # events. Empty = live (all data). `ews demo` writes "2011-03-12" (the day after the
 # Tohoku earthquake) into a fresh home's ews.toml; delete the line to go live.
 as_of = ""
+# Series per chunk (issue 21): the forecast and scoring steps run on this many changed series
+# at a time and write each chunk's forecasts and scores before the next, so their memory does
+# not grow with the number of series (0 = all in one chunk). Results do not depend on it.
+chunk_series = 100
+# Worker processes for the scoring step: each chunk's series are scored split over a process
+# pool of this size (1 = in this process). Results do not depend on it. The forecasts use
+# statsforecast's own pool ([forecast] n_jobs); the two never run at once.
+workers = 1
 
 [hazards]
 # Levels come from the field's own model where there is one (aftershock forecasts for the
@@ -529,6 +537,20 @@ class ScoringSettings:
 @dataclass(frozen=True)
 class CycleSettings:
     as_of: str  # the replay day; commands read it once through core.clock.Clock (clock.cutoff)
+    chunk_series: int
+    workers: int
+
+    def __post_init__(self) -> None:
+        if self.chunk_series < 0:
+            raise ConfigError(
+                f"[cycle] chunk_series = {self.chunk_series} is negative",
+                fix="give the series per chunk of the forecast and scoring steps: 1 or more, or 0 for one chunk",
+            )
+        if self.workers < 1:
+            raise ConfigError(
+                f"[cycle] workers = {self.workers} is not a number of processes",
+                fix="give 1 (in the cycle's own process) or more (a process pool of that size)",
+            )
 
 
 @dataclass(frozen=True)

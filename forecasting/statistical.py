@@ -17,6 +17,10 @@ Contract of :func:`forecast_statistical`:
     (regularisation, shortened seasons, conformal intervals skipped, fallbacks, skipped
     series). ``model`` is ``"none"`` for a skipped series.
 
+  and ``ets_forms``: per series AutoETS ran on, the form it fitted (``"ANAN/7"``: error, trend,
+  season, damped, then the season length). Passed back as ``ets_forms=``, AutoETS fits that
+  form only (issue 21: a kept selection refits its form, about a fourteenth of the search).
+
 Each series is regularised onto its grid first (:mod:`forecasting.regularise`). All models of
 a group of alike series run in **one** StatsForecast call (``n_jobs`` processes), which is
 what statsforecast itself does when called directly. Quantiles come from prediction
@@ -38,15 +42,16 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
 import polars as pl
 from statsforecast import StatsForecast
-from statsforecast.models import MSTL, AutoARIMA, AutoETS, AutoTheta, Naive, SeasonalNaive
-from statsforecast.utils import ConformalIntervals
+from statsforecast.ets import ets_f, forecast_ets
+from statsforecast.models import MSTL, AutoARIMA, AutoETS, AutoTheta, Naive, SeasonalNaive, _add_fitted_pi
+from statsforecast.utils import ConformalIntervals, _calculate_sigma, _ensure_float
 
 from core.errors import FrameError, ModelError
 from core.frames import (
@@ -87,6 +92,9 @@ class ForecastResult:
     forecasts: pl.DataFrame
     fitted: pl.DataFrame
     notes: pl.DataFrame
+    #: per series, the form AutoETS fitted (``ETS_FORM`` text, e.g. ``"ANAN/7"``), to pass back
+    #: as ``ets_forms`` while the selection is kept
+    ets_forms: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -97,6 +105,7 @@ class _Series:
     grid: Regularised
     plans: tuple[ModelPlan, ...]
     conformal: bool
+    ets_form: str | None = None  # a kept AutoETS form (components, e.g. "AAdN" as "AADN")
 
 
 @dataclass(frozen=True)
@@ -111,7 +120,83 @@ class _Run:
 
 
 _Notes = list[tuple[str, str, str]]
-_Frames = tuple[list[pl.DataFrame], list[pl.DataFrame]]  # (forecasts, fitted) parts
+_Frames = tuple[list[pl.DataFrame], list[pl.DataFrame], dict[str, str]]  # forecasts, fitted, ETS forms
+
+#: Every form statsforecast's ETS can fit: error, trend, season, damped ("N"/"D").
+_ETS_FORMS: tuple[str, ...] = tuple(
+    e + t + s + d for e in "AM" for t in "NAM" for s in "NAM" for d in "ND" if not (t == "N" and d == "D")
+)
+_FORM_COLUMN = "ETSForm"
+
+
+class _RecordingETS(AutoETS):
+    """statsforecast's AutoETS that remembers the form it chose on its newest series
+    (``form``), read by :class:`_ETSFormColumn` beside it. Its ``forecast`` is
+    statsforecast's own (2.x), with the form kept after the conformal windows' inner fits."""
+
+    form = ""
+
+    def forecast(
+        self,
+        y: np.ndarray,
+        h: int,
+        X: np.ndarray | None = None,  # noqa: N803 - statsforecast's argument names
+        X_future: np.ndarray | None = None,  # noqa: N803
+        level: list[int] | None = None,
+        fitted: bool = False,
+    ) -> dict[str, Any]:
+        y = _ensure_float(y)
+        mod = ets_f(
+            y, m=self.season_length, model=self.model, damped=self.damped, phi=self.phi, distribution=self.distribution
+        )
+        fcst = forecast_ets(mod, h=h, level=level)
+        res = {key: fcst[key] for key in (["mean", "fitted"] if fitted else ["mean"])}
+        if level is not None:
+            level = sorted(level)
+            if self.prediction_intervals is not None:
+                res = self._add_conformal_intervals(fcst=res, y=y, X=X, level=level)
+            else:
+                res = {
+                    **res,
+                    **{f"lo-{lv}": fcst[f"lo-{lv}"] for lv in reversed(level)},
+                    **{f"hi-{lv}": fcst[f"hi-{lv}"] for lv in level},
+                }
+            if fitted:
+                se = _calculate_sigma(y - mod["fitted"], len(y) - mod["n_params"])
+                res = _add_fitted_pi(res=res, se=se, level=level)
+        self.form = str(mod["components"])  # after the conformal windows' own fits
+        return res
+
+
+class _ETSFormColumn:
+    """A column, not a model: statsforecast runs the models of a call one after the other on
+    each series, so this one, after the :class:`_RecordingETS` it holds, returns the code of
+    the form that ETS just chose (an index of ``_ETS_FORMS``) as its "forecast". It travels
+    with the ETS to statsforecast's worker processes (one pickle), so it works with n_jobs."""
+
+    uses_exog = False
+
+    def __init__(self, ets: _RecordingETS) -> None:
+        self.ets = ets
+        self.alias = _FORM_COLUMN
+
+    def __repr__(self) -> str:
+        return self.alias
+
+    def forecast(
+        self,
+        y: np.ndarray,
+        h: int,
+        X: np.ndarray | None = None,  # noqa: N803
+        X_future: np.ndarray | None = None,  # noqa: N803
+        fitted: bool = False,
+    ) -> dict[str, Any]:
+        form = getattr(self.ets, "form", "")
+        code = float(_ETS_FORMS.index(form)) if form in _ETS_FORMS else np.nan
+        out = {"mean": np.full(h, code)}
+        if fitted:
+            out["fitted"] = np.full(len(y), code)
+        return out
 
 
 def forecast_statistical(
@@ -126,6 +211,7 @@ def forecast_statistical(
     intervals: str = "model",
     conformal_windows: int = 2,
     bounds: Mapping[str, Bounds] | None = None,
+    ets_forms: Mapping[str, str] | None = None,
 ) -> ForecastResult:
     """Forecast every series with each of ``models``, falling back per series and model.
 
@@ -134,8 +220,11 @@ def forecast_statistical(
     quantile columns (98 adds q01 and q99). ``intervals="conformal"`` calibrates intervals
     on ``conformal_windows`` rolling windows of the horizon for series long enough (the
     others keep model intervals, noted). ``bounds``: physical bounds per series (module
-    docstring). Raises :class:`ModelError` only if models were tried and no series got a
-    forecast.
+    docstring). ``ets_forms``: per series, an AutoETS form of an earlier fit
+    (``ForecastResult.ets_forms``): AutoETS fits that form only instead of searching every
+    form (about a fourteenth of the fits, the same forecast when the search would choose it
+    again; a form whose season no longer matches the series' plan is searched again). Raises
+    :class:`ModelError` only if models were tried and no series got a forecast.
     """
     if not isinstance(series, pl.DataFrame) and _is_distributed(series):
         if bounds:
@@ -159,8 +248,10 @@ def forecast_statistical(
         levels=levels,
         intervals=intervals,
         conformal_windows=conformal_windows,
+        ets_forms=ets_forms or {},
     )
-    return scale.apply(result, observed=frame)
+    out = scale.apply(result, observed=frame)
+    return ForecastResult(forecasts=out.forecasts, fitted=out.fitted, notes=out.notes, ets_forms=result.ets_forms)
 
 
 def _forecast_frame(
@@ -174,6 +265,7 @@ def _forecast_frame(
     levels: Sequence[int] | None,
     intervals: str,
     conformal_windows: int,
+    ets_forms: Mapping[str, str],
 ) -> ForecastResult:
     """:func:`forecast_statistical` of a validated local frame, on the scale it is given."""
     used_levels = _check_options(frame, frequencies, horizons, max_context, n_jobs, levels)
@@ -184,19 +276,21 @@ def _forecast_frame(
             fix=f"use intervals in {INTERVAL_KINDS} and conformal_windows >= 1",
         )
     notes: _Notes = []
-    planned = _plan(frame, frequencies, horizons, names, max_context, intervals, conformal_windows, notes)
+    planned = _plan(frame, frequencies, horizons, names, max_context, intervals, conformal_windows, notes, ets_forms)
 
     forecasts: list[pl.DataFrame] = []
     fitted: list[pl.DataFrame] = []
+    forms: dict[str, str] = {}
     groups: dict[tuple[Any, ...], list[_Series]] = {}
     for item in planned:
-        key = (item.grid.frequency, item.conformal, tuple(p.key for p in item.plans))
+        key = (item.grid.frequency, item.conformal, tuple(p.key for p in item.plans), item.ets_form or "")
         groups.setdefault(key, []).append(item)
-    for (frequency, conformal, _), group in sorted(groups.items(), key=lambda kv: repr(kv[0])):
+    for (frequency, conformal, _, _), group in sorted(groups.items(), key=lambda kv: repr(kv[0])):
         run = _Run(frequency, horizons[frequency], used_levels, n_jobs, conformal_windows if conformal else 0)
-        fc, fv = _run_group(group, run=run, notes=notes)
+        fc, fv, found = _run_group(group, run=run, notes=notes)
         forecasts.extend(fc)
         fitted.extend(fv)
+        forms.update(found)
 
     if planned and not forecasts:
         raise ModelError(
@@ -210,6 +304,7 @@ def _forecast_frame(
         notes=pl.DataFrame(notes, schema={"unique_id": pl.Utf8, "model": pl.Utf8, "note": pl.Utf8}, orient="row").sort(
             "unique_id", maintain_order=True
         ),
+        ets_forms=forms,
     )
 
 
@@ -272,6 +367,7 @@ def _plan(
     intervals: str,
     conformal_windows: int,
     notes: _Notes,
+    ets_forms: Mapping[str, str],
 ) -> list[_Series]:
     """Regularise every series and plan its models; note what differs from the plain path."""
     planned = []
@@ -308,17 +404,23 @@ def _plan(
                         f"{conformal_windows} conformal windows; kept model intervals",
                     )
                 )
-        planned.append(_Series(uid, grid, tuple(plans.values()), conformal))
+        ets = plans.get("AutoETS")
+        kept = ets_forms.get(uid, "")
+        form = kept.split("/")[0] if ets is not None and kept == f"{kept.split('/')[0]}/{ets.seasons[0]}" else None
+        planned.append(_Series(uid, grid, tuple(plans.values()), conformal, form if form in _ETS_FORMS else None))
     return planned
 
 
 # -- running --------------------------------------------------------------------------------
-def _build(plan: ModelPlan, conformal: ConformalIntervals | None) -> Any:
-    """The statsforecast object for one plan, aliased with the plan's name."""
+def _build(plan: ModelPlan, conformal: ConformalIntervals | None, ets_form: str | None = None) -> Any:
+    """The statsforecast object for one plan, aliased with the plan's name (AutoETS: of the
+    kept form ``ets_form`` when given, else one that records the form it chooses)."""
     season = plan.seasons[0]
     extra: dict[str, Any] = {"prediction_intervals": conformal} if conformal is not None else {}
     if plan.name == "AutoETS":
-        return AutoETS(season_length=season, **extra)
+        if ets_form:
+            return _RecordingETS(season_length=season, model=ets_form[:3], damped=ets_form[3] == "D", **extra)
+        return _RecordingETS(season_length=season, **extra)
     if plan.name == "AutoARIMA":
         return AutoARIMA(season_length=season, **extra)
     if plan.name == "AutoTheta":
@@ -335,37 +437,42 @@ def _run_group(group: list[_Series], *, run: _Run, notes: _Notes) -> _Frames:
     """All planned models of a group in one call; on failure, series by series and model by model."""
     plans = group[0].plans
     try:
-        fc, fv = _run_statsforecast(group, plans=plans, run=run)
+        fc, fv, forms = _run_statsforecast(group, plans=plans, run=run)
     except Exception as exc:  # noqa: BLE001 - any library failure degrades to smaller runs
         if len(group) == 1 and len(plans) == 1:
             return _fall_back(group[0], plans[0], run=run, notes=notes, reason=_reason(exc), done=set())
         single = _Run(run.frequency, run.h, run.levels, 1, run.conformal_windows)
         forecasts: list[pl.DataFrame] = []
         fitted: list[pl.DataFrame] = []
+        found: dict[str, str] = {}
         for item in group:
             for plan in item.plans:
-                one = _Series(item.unique_id, item.grid, (plan,), item.conformal)
-                one_fc, one_fv = _run_group([one], run=single, notes=notes)
+                one = _Series(item.unique_id, item.grid, (plan,), item.conformal, item.ets_form)
+                one_fc, one_fv, one_forms = _run_group([one], run=single, notes=notes)
                 forecasts.extend(one_fc)
                 fitted.extend(one_fv)
-        return forecasts, fitted
+                found.update(one_forms)
+        return forecasts, fitted, found
     # A fit can also fail quietly, with non-finite forecasts for some series.
     finite = pl.all_horizontal(pl.col(_value_columns(run.levels)).is_finite())
     bad = fc.filter(~finite).select("unique_id", "model").unique().sort("unique_id", "model")
     if bad.height == 0:
-        return [fc], [fv]
+        return [fc], [fv], forms
     pairs = bad.rows()
     keep = ~pl.struct("unique_id", "model").is_in([{"unique_id": u, "model": m} for u, m in pairs])
     forecasts, fitted = [fc.filter(keep)], [fv.filter(keep)]
+    forms = {u: f for u, f in forms.items() if (u, "AutoETS") not in set(pairs)}
     by_id = {item.unique_id: item for item in group}
     ran = fc.filter(keep).select("unique_id", "model").unique().rows()
     for uid, model in pairs:
         plan = next(p for p in by_id[uid].plans if p.name == model)
         done = {m for u, m in ran if u == uid}
-        more_fc, more_fv = _fall_back(by_id[uid], plan, run=run, notes=notes, reason="non-finite forecast", done=done)
+        more_fc, more_fv, _ = _fall_back(
+            by_id[uid], plan, run=run, notes=notes, reason="non-finite forecast", done=done
+        )
         forecasts.extend(more_fc)
         fitted.extend(more_fv)
-    return forecasts, fitted
+    return forecasts, fitted, forms
 
 
 def _fall_back(item: _Series, plan: ModelPlan, *, run: _Run, notes: _Notes, reason: str, done: set[str]) -> _Frames:
@@ -373,7 +480,7 @@ def _fall_back(item: _Series, plan: ModelPlan, *, run: _Run, notes: _Notes, reas
     simpler = FALLBACK.get(plan.name)
     if simpler is None:
         notes.append((item.unique_id, "none", f"{plan.name} failed: {reason}; no forecast"))
-        return [], []
+        return [], [], {}
     fallback = plan_model(simpler, item.grid.y, item.grid.frequency)
     notes.append((item.unique_id, fallback.name, f"{plan.name} failed: {reason}; fell back to {fallback.name}"))
     warnings.warn(
@@ -382,7 +489,7 @@ def _fall_back(item: _Series, plan: ModelPlan, *, run: _Run, notes: _Notes, reas
         stacklevel=5,
     )
     if fallback.name in done or any(p.name == fallback.name for p in item.plans if p != plan):
-        return [], []  # the fallback already runs on this series as a model of its own
+        return [], [], {}  # the fallback already runs on this series as a model of its own
     one = _Series(item.unique_id, item.grid, (fallback,), item.conformal)
     single = _Run(run.frequency, run.h, run.levels, 1, run.conformal_windows)
     return _run_group([one], run=single, notes=notes)
@@ -390,8 +497,9 @@ def _fall_back(item: _Series, plan: ModelPlan, *, run: _Run, notes: _Notes, reas
 
 def _run_statsforecast(
     group: list[_Series], *, plans: tuple[ModelPlan, ...], run: _Run
-) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """One StatsForecast call over a group; returns (forecasts, observed in-sample fits)."""
+) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, str]]:
+    """One StatsForecast call over a group; returns (forecasts, observed in-sample fits, the
+    AutoETS form of each series)."""
     data = pd.DataFrame(
         {
             "unique_id": np.repeat([s.unique_id for s in group], [len(s.grid.y) for s in group]),
@@ -411,10 +519,21 @@ def _run_statsforecast(
     workers = (
         1 if len(group) < _SERIES_PER_WORKER else (len(group) if run.n_jobs == -1 else min(len(group), run.n_jobs))
     )
-    engine = StatsForecast(models=[_build(p, conformal) for p in plans], freq=run.frequency, n_jobs=workers)
+    models = [_build(p, conformal, group[0].ets_form) for p in plans]
+    recorders = [m for m in models if isinstance(m, _RecordingETS)]
+    if recorders:
+        models.append(_ETSFormColumn(recorders[0]))
+    engine = StatsForecast(models=models, freq=run.frequency, n_jobs=workers)
     names = [p.name for p in plans]
-    forecast_pd = engine.forecast(df=data, h=run.h, fitted=True, level=list(run.levels))
-    fitted_pd = engine.forecast_fitted_values()
+    forecast_pd = cast(pd.DataFrame, engine.forecast(df=data, h=run.h, fitted=True, level=list(run.levels)))
+    fitted_pd = cast(pd.DataFrame, engine.forecast_fitted_values())
+    forms: dict[str, str] = {}
+    if recorders:
+        codes = forecast_pd.groupby("unique_id", observed=True)[_FORM_COLUMN].first()
+        season = next(p.seasons[0] for p in plans if p.name == "AutoETS")
+        forms = {str(u): f"{_ETS_FORMS[int(c)]}/{season}" for u, c in codes.items() if np.isfinite(c)}
+        forecast_pd = forecast_pd.drop(columns=[_FORM_COLUMN])
+        fitted_pd = fitted_pd.drop(columns=[_FORM_COLUMN])
     forecasts = from_statsforecast(forecast_pd, models=names, levels=run.levels)
     finite = pl.all_horizontal(pl.col(_value_columns(run.levels)).is_finite())
     fitted = (
@@ -423,7 +542,7 @@ def _run_statsforecast(
         .filter(pl.col("observed") & finite)
         .drop("observed")
     )
-    return forecasts, fitted
+    return forecasts, fitted, forms
 
 
 def from_statsforecast(

@@ -143,14 +143,15 @@ def run_alert_step(
     latest = latest_grades(series, grades, meta)
     # group mates that did not change this cycle still count toward their group's level
     latest = _with_group_mates(wh, latest, all_meta)
+    # the set once, not per series (it was rebuilt from every observation per series: 14 s of a
+    # 100-series next-day cycle, issue 21)
+    present = set(series.get_column("unique_id").unique().to_list())
     observed = (
         pl.concat(
             [
                 series,
                 read_observations(
-                    wh,
-                    [u for u in latest["unique_id"].to_list() if u not in set(series["unique_id"].to_list())],
-                    before=clock.cutoff,
+                    wh, [u for u in latest["unique_id"].to_list() if u not in present], before=clock.cutoff
                 ),
             ]
         )

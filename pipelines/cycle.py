@@ -38,8 +38,11 @@ Transactions, in this order:
 
 from __future__ import annotations
 
+import multiprocessing
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import Executor, ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -169,38 +172,14 @@ def _cycle(
     frequencies = dict(zip(meta["unique_id"], meta["frequency"], strict=True))
     summary.series_processed = len(uids)
 
-    progress(f"[1/4] forecasting {len(uids)} series (each with its backtest-selected model)")
-    result = run_forecast_step(
-        wh,
-        settings,
-        series,
-        frequencies=frequencies,
-        meta=meta,
-        run_id=summary.run_id,
-        now=clock.now,
-        progress=progress,
+    forecasts, grades = _forecast_and_score(
+        wh, settings, summary, series=series, meta=meta, frequencies=frequencies, clock=clock, progress=progress
     )
-    counts.update(result.counts)
-    summary.notes.extend(result.notes)
-
-    scored = run_score_step(
-        wh,
-        settings,
-        series=series,
-        fitted=result.fitted,
-        exceedance=result.exceedance,
-        meta=meta,
-        run_id=summary.run_id,
-        as_of=clock.judged_at,
-        progress=progress,
-    )
-    counts.update(scored.counts)
-    summary.notes.extend(scored.notes)
 
     levels = run_hazard_step(
         wh,
         settings,
-        grades=scored.grades,
+        grades=grades,
         series=series,
         meta=meta,
         clock=clock,
@@ -230,6 +209,90 @@ def _cycle(
     summary.alerts = step.alerts
     upsert_series_state(wh, changed, run_id=summary.run_id, at=clock.now)
     return step.to_judge
+
+
+def _forecast_and_score(
+    wh: Warehouse,
+    settings: Settings,
+    summary: CycleSummary,
+    *,
+    series: pl.DataFrame,
+    meta: pl.DataFrame,
+    frequencies: dict[str, str],
+    clock: Clock,
+    progress: Callable[[str], None],
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Steps [1/4] and [2/4] chunk by chunk (``[cycle] chunk_series`` series at a time): each
+    chunk's forecasts, selections and scores are written before the next chunk starts, so the
+    detectors' frames and the score rows of one chunk are all these steps hold at once. Every
+    step of it works per series (fits, detectors, calibration, grading), so the rows written
+    do not depend on the chunk size. Returns the forecasts and grades of every series, which
+    the levels step needs together (corroboration across series of a region)."""
+    uids = sorted(series.get_column("unique_id").unique().to_list())
+    size = settings.cycle.chunk_series or len(uids) or 1
+    chunks = [uids[i : i + size] for i in range(0, len(uids), size)] or [[]]
+    counts = summary.row_counts
+    forecasts: list[pl.DataFrame] = []
+    grades: list[pl.DataFrame] = []
+    rescored = 0
+    with _pool(settings.cycle.workers) as pool:
+        for number, ids in enumerate(chunks, 1):
+            part = series.filter(pl.col("unique_id").is_in(ids))
+            part_meta = meta.filter(pl.col("unique_id").is_in(ids))
+            of = f" (chunk {number} of {len(chunks)}, [cycle] chunk_series = {size})" if len(chunks) > 1 else ""
+            progress(f"[1/4] forecasting {len(ids)} series{of} (each with its backtest-selected model)")
+            result = run_forecast_step(
+                wh,
+                settings,
+                part,
+                frequencies={u: frequencies[u] for u in ids},
+                meta=part_meta,
+                run_id=summary.run_id,
+                now=clock.now,
+                progress=progress,
+            )
+            _add_counts(counts, result.counts)
+            summary.notes.extend(result.notes)
+            scored = run_score_step(
+                wh,
+                settings,
+                series=part,
+                fitted=result.fitted,
+                exceedance=result.exceedance,
+                meta=part_meta,
+                run_id=summary.run_id,
+                as_of=clock.judged_at,
+                progress=progress,
+                pool=pool,
+            )
+            rescored += scored.counts.pop("series_scored_before", 0)
+            _add_counts(counts, scored.counts)
+            summary.notes.extend(scored.notes)
+            forecasts.append(result.forecasts)
+            grades.append(scored.grades)
+            del result, scored, part  # the chunk's frames go before the next chunk is read
+    if rescored:
+        summary.notes.append(
+            f"{rescored} series scored before: scores and grades written for their new points and "
+            f"the {settings.scoring.recent_window} step(s) before them ([scoring] recent_window)"
+        )
+    return pl.concat(forecasts, how="vertical_relaxed"), pl.concat(grades, how="vertical_relaxed")
+
+
+@contextmanager
+def _pool(workers: int) -> Iterator[Executor | None]:
+    """A process pool of ``[cycle] workers`` processes (none for 1). Spawned, not forked: the
+    cycle's process holds DuckDB and polars threads, which a fork would copy mid-state."""
+    if workers <= 1:
+        yield None
+        return
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        yield pool
+
+
+def _add_counts(counts: dict[str, int], more: dict[str, int]) -> None:
+    for key, value in more.items():
+        counts[key] = counts.get(key, 0) + value
 
 
 def _judge(

@@ -176,6 +176,7 @@ def run_forecast_step(
         ),
         pl.Series("backtest_run_id", [_run_of(backtests, u) for u in fresh["unique_id"]], dtype=pl.Utf8),
         pl.Series("basis", [bases[u] for u in fresh["unique_id"]], dtype=pl.Utf8),
+        pl.lit(None, dtype=pl.Utf8).alias("ets_form"),  # known once AutoETS has run, below
     )
     selections = pl.concat([fresh, usable.select(fresh.columns)], how="vertical_relaxed").sort("unique_id")
     if usable.height:
@@ -193,7 +194,12 @@ def run_forecast_step(
         if not stat_needed[uid]:
             stat_needed[uid] = [fc.default_model]  # in-sample fits for the anomaly step
             notes.append(f"{uid}: {model} has no in-sample fit; anomaly scoring uses {fc.default_model}'s")
-    parts, fitted_parts, stat_notes = _run_statistical(series, stat_needed, frequencies, settings, bounds)
+    # A kept selection refits the AutoETS form it was made with (issue 21: one fit, not the search).
+    kept_forms = {u: f for u, f in usable.select("unique_id", "ets_form").iter_rows() if f}
+    parts, fitted_parts, stat_notes, forms = _run_statistical(
+        series, stat_needed, frequencies, settings, bounds, kept_forms
+    )
+    fresh = fresh.with_columns(pl.Series("ets_form", [forms.get(u) for u in fresh["unique_id"]], dtype=pl.Utf8))
     notes.extend(stat_notes)
     for name, model in loaded.items():
         wanted = {u for u, m in members.items() if name in m} | set(
@@ -324,14 +330,17 @@ def _run_statistical(
     frequencies: Mapping[str, str],
     settings: Settings,
     bounds: Mapping[str, forecasting.Bounds],
-) -> tuple[list[pl.DataFrame], list[pl.DataFrame], list[str]]:
-    """One forecast_statistical call per distinct set of needed models."""
+    ets_forms: Mapping[str, str] | None = None,
+) -> tuple[list[pl.DataFrame], list[pl.DataFrame], list[str], dict[str, str]]:
+    """One forecast_statistical call per distinct set of needed models; also returns the
+    AutoETS form of each series AutoETS ran on (``ets_forms``: kept forms to refit)."""
     groups: dict[tuple[str, ...], list[str]] = {}
     for uid, wanted in needed.items():
         groups.setdefault(tuple(wanted), []).append(uid)
     parts: list[pl.DataFrame] = []
     fitted: list[pl.DataFrame] = []
     notes: list[str] = []
+    forms: dict[str, str] = {}
     fc = settings.forecast
     for models, ids in sorted(groups.items()):
         result = forecasting.forecast_statistical(
@@ -344,11 +353,13 @@ def _run_statistical(
             intervals=fc.intervals,
             conformal_windows=fc.conformal_windows,
             bounds=bounds,
+            ets_forms={u: ets_forms[u] for u in ids if u in ets_forms} if ets_forms else None,
         )
         parts.append(result.forecasts.select(forecast_columns()))
         fitted.append(result.fitted)
         notes.extend(f"{u}: {n}" for u, _, n in result.notes.iter_rows())
-    return parts, fitted, notes
+        forms.update(result.ets_forms)
+    return parts, fitted, notes, forms
 
 
 def _assemble(
@@ -361,10 +372,15 @@ def _assemble(
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Each series' selected forecast (ensembles combined) and its in-sample fits."""
     chosen, fits = [], []
+    # split once (filtering the whole frame per series costs series x rows)
+    raw_of = {k[0]: v for k, v in raw.partition_by("unique_id", as_dict=True).items()} if raw.height else {}
+    fit_of = (
+        {k[0]: v for k, v in fitted_all.partition_by("unique_id", as_dict=True).items()} if fitted_all.height else {}
+    )
     for uid, model in selections.select("unique_id", "model").iter_rows():
-        mine = raw.filter(pl.col("unique_id") == uid) if raw.height else raw
+        mine = raw_of.get(uid, raw.clear())
         ran = set(mine.get_column("model").to_list()) if mine.height else set()
-        fit = fitted_all.filter(pl.col("unique_id") == uid) if fitted_all.height else fitted_all
+        fit = fit_of.get(uid, fitted_all.clear())
         if model.startswith("Ensemble-"):
             present = [m for m in members.get(uid, []) if m in ran]
             if len(present) >= 2:

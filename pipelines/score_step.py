@@ -23,6 +23,7 @@ grade equals the full recompute's too.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -33,7 +34,7 @@ from core.settings import Settings
 from warehouse import Warehouse
 from warehouse.grades import newest_scored, upsert_scores
 
-__all__ = ["ScoreStepResult", "score_and_grade", "run_score_step", "written_from"]
+__all__ = ["ScoreStepResult", "score_and_grade", "score_and_grade_in_pool", "run_score_step", "written_from"]
 
 _GRADE_COLUMNS = ("unique_id", "ds", "level", "score", "evidence")
 
@@ -139,13 +140,67 @@ def score_and_grade(
     if ex_scores is not None and ex_scores.height:
         scores = pl.concat([scores, ex_scores.select(calibrated.columns)], how="vertical_relaxed")
     scores = _written(scores, first)
-    latest = (
-        last.rename({"last": "ds"})
-        .join(grades.select("unique_id", "ds", "level", "score"), on=["unique_id", "ds"], how="left")
-        .with_columns(pl.col("level").fill_null("none"), pl.col("score").fill_null(0.0))
+    grades = grades.select(_GRADE_COLUMNS)
+    return ScoreStepResult(scores=scores, grades=grades, regions=_regions(series, grades, meta), notes=notes)
+
+
+def _regions(series: pl.DataFrame, grades: pl.DataFrame, meta: pl.DataFrame) -> pl.DataFrame:
+    """The newest grade of every series rolled up by region (``anomaly.grade_regions``)."""
+    last = series.group_by("unique_id").agg(pl.col("ds").max())
+    latest = last.join(
+        grades.select("unique_id", "ds", "level", "score"), on=["unique_id", "ds"], how="left"
+    ).with_columns(pl.col("level").fill_null("none"), pl.col("score").fill_null(0.0))
+    return anomaly.grade_regions(latest, meta) if latest.height else pl.DataFrame()
+
+
+def score_and_grade_in_pool(
+    pool: Executor,
+    workers: int,
+    series: pl.DataFrame,
+    *,
+    fitted: pl.DataFrame | None,
+    exceedance: pl.DataFrame | None,
+    meta: pl.DataFrame,
+    settings: Settings,
+    as_of: datetime,
+    since: Mapping[str, datetime] | None = None,
+) -> ScoreStepResult:
+    """:func:`score_and_grade` split by series into ``workers`` contiguous parts run in
+    ``pool`` (``[cycle] workers``). Every step of it is per series, so the scores and grades
+    are those of one call; the notes are each part's."""
+    uids = sorted(series.get_column("unique_id").unique().to_list())
+    size = -(-len(uids) // max(1, workers))
+    parts = [uids[i : i + size] for i in range(0, len(uids), size)]
+    if len(parts) < 2:
+        return score_and_grade(
+            series, fitted=fitted, exceedance=exceedance, meta=meta, settings=settings, as_of=as_of, since=since
+        )
+
+    def only(frame: pl.DataFrame | None, ids: list[str]) -> pl.DataFrame | None:
+        return None if frame is None or frame.height == 0 else frame.filter(pl.col("unique_id").is_in(ids))
+
+    futures = [
+        pool.submit(
+            score_and_grade,
+            series.filter(pl.col("unique_id").is_in(ids)),
+            fitted=only(fitted, ids),
+            exceedance=only(exceedance, ids),
+            meta=meta.filter(pl.col("unique_id").is_in(ids)),
+            settings=settings,
+            as_of=as_of,
+            since=None if since is None else {u: since[u] for u in ids if u in since},
+        )
+        for ids in parts
+    ]
+    results = [f.result() for f in futures]
+    scores = pl.concat([r.scores for r in results], how="vertical_relaxed")
+    grades = pl.concat([r.grades for r in results], how="vertical_relaxed")
+    return ScoreStepResult(
+        scores=scores,
+        grades=grades,
+        regions=_regions(series, grades, meta),
+        notes=[n for r in results for n in r.notes],
     )
-    regions = anomaly.grade_regions(latest, meta) if latest.height else pl.DataFrame()
-    return ScoreStepResult(scores=scores, grades=grades.select(_GRADE_COLUMNS), regions=regions, notes=notes)
 
 
 def written_from(series: pl.DataFrame, newest: Mapping[str, datetime], *, recent: int) -> dict[str, datetime]:
@@ -215,22 +270,34 @@ def run_score_step(
     run_id: str,
     as_of: datetime,
     progress: Callable[[str], None] = lambda _m: None,
+    pool: Executor | None = None,
 ) -> ScoreStepResult:
     """Score, grade and write the scores; returns the result with ``counts`` (rows changed per
-    table). The grades are written by :func:`pipelines.hazard_step.run_hazard_step`."""
+    table). The grades are written by :func:`pipelines.hazard_step.run_hazard_step`.
+    ``pool``: a process pool of ``[cycle] workers`` processes to score in (default: here)."""
     detectors = ", ".join(settings.scoring.detectors)
     progress(f"[2/4] scoring anomalies ({detectors}, forecast surprise) on {series.height} points")
     uids = series.get_column("unique_id").unique().to_list()
     newest = newest_scored(wh, uids, detector=anomaly.ENSEMBLE_DETECTOR)
     since = written_from(series, newest, recent=settings.scoring.recent_window)
-    result = score_and_grade(
-        series, fitted=fitted, exceedance=exceedance, meta=meta, settings=settings, as_of=as_of, since=since
-    )
-    if since:
-        result.notes.append(
-            f"{len(since)} series scored before: scores and grades written for their new points and "
-            f"the {settings.scoring.recent_window} step(s) before them ([scoring] recent_window)"
+    if pool is not None and settings.cycle.workers > 1:
+        result = score_and_grade_in_pool(
+            pool,
+            settings.cycle.workers,
+            series,
+            fitted=fitted,
+            exceedance=exceedance,
+            meta=meta,
+            settings=settings,
+            as_of=as_of,
+            since=since,
         )
+    else:
+        result = score_and_grade(
+            series, fitted=fitted, exceedance=exceedance, meta=meta, settings=settings, as_of=as_of, since=since
+        )
+    # the cycle sums this over its chunks and says it once ([scoring] recent_window)
+    result.counts["series_scored_before"] = len(since)
     result.counts["anomaly_scores"] = upsert_scores(
         wh, result.scores.select("unique_id", "ds", "detector", "raw_score", "score"), run_id=run_id
     )

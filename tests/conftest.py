@@ -36,6 +36,9 @@ SLOW: dict[str, frozenset[str] | None] = {
             "test_the_shipped_weights_are_byte_for_byte_what_train_from_bundled_builds",
         }
     ),
+    # cycles the bundled FRED series four times over, chunked/unchunked and 1/2 workers (~60 s;
+    # the spawned pool imports the engine in each worker)
+    "test_cycle_chunks.py": None,
     # kills ingest runs at random points and reruns them (~45 s)
     "test_ingest_crash.py": frozenset({"test_sigkill_at_random_points_never_half_commits_and_a_rerun_converges"}),
 }

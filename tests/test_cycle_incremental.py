@@ -35,11 +35,15 @@ NOW = datetime(2026, 11, 22, 3, 0)
 
 # Plain models only, so the selected model can be refitted on its own below.
 PLAIN = {"EWS_BACKTEST__ENSEMBLES": "[]"}
+# Selection (and the AutoETS form) made anew every cycle: the full recompute searches every
+# ETS form on its data, and a kept form is by design the one chosen on the older data
+# (checked by the second test); the first test compares what scoring and grading write.
+EVERY_CYCLE = {"EWS_BACKTEST__RESELECT_EVERY": "0d"}
 
 
-def _home(path: Path, as_of: str) -> Settings:
+def _home(path: Path, as_of: str, **env: str) -> Settings:
     """A home holding both series (whole files; the replay day limits what a cycle sees)."""
-    settings = load_settings(path, environ={"EWS_CYCLE__AS_OF": as_of, **PLAIN})
+    settings = load_settings(path, environ={"EWS_CYCLE__AS_OF": as_of, **PLAIN, **env})
     with Warehouse.open(settings.warehouse_path) as wh:
         for uid, (name, freq) in FILES.items():
             result = ingest_file(
@@ -53,8 +57,8 @@ def _home(path: Path, as_of: str) -> Settings:
     return settings
 
 
-def _on(settings: Settings, as_of: str) -> Settings:
-    return load_settings(settings.home, environ={"EWS_CYCLE__AS_OF": as_of, **PLAIN})
+def _on(settings: Settings, as_of: str, **env: str) -> Settings:
+    return load_settings(settings.home, environ={"EWS_CYCLE__AS_OF": as_of, **PLAIN, **env})
 
 
 def _grades(wh: Warehouse, since: str) -> pl.DataFrame:
@@ -71,11 +75,11 @@ def _open_alerts(wh: Warehouse) -> list[tuple]:
 
 
 def test_a_next_day_cycle_writes_recent_scores_and_grades_as_a_full_recompute(tmp_path: Path) -> None:
-    incremental = _home(tmp_path / "incremental", "2008-10-10")
+    incremental = _home(tmp_path / "incremental", "2008-10-10", **EVERY_CYCLE)
     with Warehouse.open(incremental.warehouse_path) as wh:
         first = run_cycle(wh, incremental, now=NOW)
         scored = sql_frame(wh, "SELECT max(ds) AS ds FROM anomaly_scores WHERE unique_id = 'stlfsi4'")["ds"].item()
-        later = _on(incremental, "2008-10-24")
+        later = _on(incremental, "2008-10-24", **EVERY_CYCLE)
         second = run_cycle(wh, later, now=NOW + timedelta(days=1))
         written = sql_frame(
             wh,
@@ -86,7 +90,7 @@ def test_a_next_day_cycle_writes_recent_scores_and_grades_as_a_full_recompute(tm
         observations = read_observations(wh, before=datetime(2008, 10, 25))
         incremental_grades = _grades(wh, "2008-09-01")
         incremental_alerts = _open_alerts(wh)
-    full = _home(tmp_path / "full", "2008-10-24")
+    full = _home(tmp_path / "full", "2008-10-24", **EVERY_CYCLE)
     with Warehouse.open(full.warehouse_path) as wh:
         recompute = run_cycle(wh, full, now=NOW + timedelta(days=1))
         full_grades = _grades(wh, "2008-09-01")
@@ -127,6 +131,7 @@ def test_a_cycle_within_reselect_every_refits_the_kept_model_and_reselects_after
             )
         first = run_cycle(wh, settings, now=NOW)
         chosen = dict(sql_frame(wh, "SELECT unique_id, model FROM model_selections").rows())
+        forms = {u: f for u, f in sql_frame(wh, "SELECT unique_id, ets_form FROM model_selections").rows() if f}
         assert first.row_counts["model_selections"] == 2
 
         later = _on(settings, "2008-10-24")
@@ -146,7 +151,8 @@ def test_a_cycle_within_reselect_every_refits_the_kept_model_and_reselects_after
         runs = sql_frame(wh, "SELECT DISTINCT run_id FROM model_selections ORDER BY run_id")["run_id"].to_list()
     assert runs == sorted([first.run_id, third.run_id])
 
-    # The kept selection's forecast is that model refitted on the new data, nothing else.
+    # The kept selection's forecast is that model refitted on the new data, nothing else (an
+    # AutoETS of the form chosen with the selection: statsforecast fits only that form).
     fc = later.forecast
     refit = forecasting.forecast_statistical(
         series,
@@ -157,6 +163,7 @@ def test_a_cycle_within_reselect_every_refits_the_kept_model_and_reselects_after
         n_jobs=1,
         intervals=fc.intervals,
         conformal_windows=fc.conformal_windows,
+        ets_forms=forms,
     ).forecasts
     assert stored["model"].unique().to_list() == [chosen["stlfsi4"]]
     assert stored.height == refit.height == fc.horizon["W-FRI"]

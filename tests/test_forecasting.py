@@ -149,7 +149,7 @@ def test_unfittable_series_fall_back_without_sinking_the_batch(dgs10: pl.DataFra
     assert notes[("TWO", "none")] == "skipped: 2 point(s), needs at least 3"
 
 
-class _FailingOnMarker(statistical.AutoETS):
+class _FailingOnMarker(statistical._RecordingETS):
     """AutoETS that breaks on one series (y starting at -999), as a numerical failure would."""
 
     # statsforecast reads `level` off the signature to decide whether to ask for intervals.
@@ -163,7 +163,7 @@ class _FailingOnMarker(statistical.AutoETS):
 
 
 def test_a_failing_fit_falls_back_to_naive_per_series(dgs10: pl.DataFrame, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(statistical, "AutoETS", _FailingOnMarker)
+    monkeypatch.setattr(statistical, "_RecordingETS", _FailingOnMarker)  # the AutoETS the engine builds
     healthy = dgs10.tail(200)
     broken = healthy.with_columns(
         pl.lit("BROKEN").alias("unique_id"),

@@ -243,6 +243,8 @@ def test_markets_indicators_from_the_environment(tmp_path: Path) -> None:
         ('[backtest]\nreselect_every = "weekly"\n', r"reselect_every = 'weekly' is not a period(?s:.*)\"7d\""),
         ('[backtest]\nreselect_every = "7"\n', r"reselect_every = '7' is not a period"),
         ("[scoring]\nrecent_window = -1\n", r"recent_window = -1 is negative"),
+        ("[cycle]\nchunk_series = -1\n", r"chunk_series = -1 is negative"),
+        ("[cycle]\nworkers = 0\n", r"workers = 0 is not a number of processes"),
     ],
 )
 def test_cycle_scale_settings_refuse_what_the_cycle_cannot_use(tmp_path: Path, toml: str, match: str) -> None:

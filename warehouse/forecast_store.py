@@ -72,6 +72,7 @@ _SELECTION_VALUES = (
     "members",
     "reason",
     "basis",
+    "ets_form",
     "decided_at",
 )
 _EXCEEDANCE_KEYS = ("unique_id", "cutoff", "threshold", "ds")

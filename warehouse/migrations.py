@@ -509,6 +509,10 @@ _V13 = (
     """,
 )
 
+# Version 14 (issue 21): the ETS form AutoETS chose when the selection was made ("ANAN/7": error, trend,
+# season, damped, then the season length), so a kept AutoETS selection refits that form only.
+_V14 = ("ALTER TABLE model_selections ADD COLUMN ets_form VARCHAR",)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "base tables: series, observations, ledger, runs, results, audit", _V1),
     Migration(2, "risk grades, per-series cycle state, earthquake events", _V2),
@@ -522,6 +526,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(11, "runs: the holding process (pid, host) and the aborted status", _V11),
     Migration(12, "model selections: the basis they were made on (kept between reselections)", _V12),
     Migration(13, "the vetted catalogue: display name, region and unit approved for publication", _V13),
+    Migration(14, "model selections: the AutoETS form chosen (refitted alone while kept)", _V14),
 )
 
 CURRENT_VERSION = max(m.version for m in MIGRATIONS)
