@@ -14,7 +14,7 @@ from polars.testing import assert_frame_equal
 
 from core.errors import FrameError
 from core.frames import QUANTILES, forecast_columns, quantile_column
-from forecasting import backtest, forecast_global, global_installed, select_models
+from forecasting import backtest, bounds_from_meta, forecast_global, global_installed, select_models
 from ingest.sources import bundled_catalogue, parse
 
 pytestmark = pytest.mark.skipif(not global_installed(), reason="mlforecast/lightgbm not installed")
@@ -182,3 +182,21 @@ def test_a_combination_chosen_on_the_backtest_states_its_members_in_the_reason(l
     reason = select_models(only, unique_ids=[uid], default_model="AutoETS").item(0, "reason")
     members = bt.ensemble_members["Ensemble-statglobal"][uid]
     assert f"combines {', '.join(members)}" in reason and "global model" in reason
+
+
+def test_bounded_series_stays_inside_its_bounds() -> None:
+    """A river's flow (lower bound 0 in its metadata) forecast by the global model on the bounded
+    scale: no quantile below 0, the map noted."""
+    entry = next(e for e in bundled_catalogue(DATA) if e.relative_path.endswith("choptank_daily_flow_cms.txt"))
+    parsed = parse(DATA / entry.relative_path, entry.format, **entry.options)
+    bounds = bounds_from_meta(parsed.meta)
+    assert bounds, "the bundled Choptank flow declares a lower bound"
+    series = parsed.series.select("unique_id", "ds", "y")
+    ids = series["unique_id"].unique().to_list()
+    result = forecast_global(
+        series, frequencies=dict.fromkeys(ids, "D"), horizons={"D": 14}, max_context=600, bounds=bounds, **SMALL
+    )
+    fc = result.forecasts
+    assert fc.height == 14 * len(ids) and _ordered(fc)
+    assert (fc["q05"] >= 0.0).all()
+    assert result.notes["note"].str.contains("bounded").any()
