@@ -1,19 +1,26 @@
 """The engine's automatic forecasting, as the benchmarks run it without a warehouse.
 
 backtest (rolling origins inside the training part) -> select_models per series -> forecast
-with the selected model (ensembles combined from their members, weighted ones with the
-backtest's inverse-WQL weights). The same steps ``ews backtest`` + ``ews run`` take
-(pipelines/forecast_step.py), minus the storage.
+with the selected model (ensembles combined from the members the backtest chose, weighted ones
+with the backtest's inverse-WQL weights). The same steps ``ews backtest`` + ``ews run`` take
+(pipelines/forecast_step.py), minus the storage. A global learned model among the candidates
+(``LGBMGlobal``) is fitted once per frequency on every series' full training part, the way the
+backtest fitted it in each window, and its forecasts are used for the series that need them.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import polars as pl
 
 import forecasting
 from core.frames import forecast_columns
+from forecasting.ensemble import ensemble_method
+from forecasting.global_model import forecast_global
+from forecasting.models import GLOBAL_MODELS
 
 
 def auto_forecast(
@@ -27,8 +34,20 @@ def auto_forecast(
     n_jobs: int = 2,
     criterion: str = "mase",
     margin: float = 0.2,
+    ensembles: Sequence[str] = ("median", "weighted"),
+    global_options: Mapping[str, Any] | None = None,
+    candidate_forecasts: dict[str, pl.DataFrame] | None = None,
+    timings: dict[str, float] | None = None,
 ) -> tuple[pl.DataFrame, pl.DataFrame, forecasting.BacktestResult]:
-    """(selected forecasts, selections, backtest) for every series."""
+    """(selected forecasts, selections, backtest) for every series.
+
+    ``candidate_forecasts``: when a dict is given, it is filled with every candidate's own
+    forecast of the horizon (the statistical and global models on all series, and each
+    ensemble with the members the backtest chose), for per-candidate scores. ``timings``:
+    filled with the seconds the backtest, the statistical and the global final fits took.
+    """
+    timings = timings if timings is not None else {}
+    start = time.perf_counter()
     bt = forecasting.backtest(
         series,
         frequencies=frequencies,
@@ -37,7 +56,10 @@ def auto_forecast(
         windows=windows,
         max_context=max_context,
         n_jobs=n_jobs,
+        ensembles=ensembles,
+        global_options=global_options,
     )
+    timings["backtest"] = time.perf_counter() - start
     ids = sorted(series["unique_id"].unique().to_list())
     selections = forecasting.select_models(
         bt.metrics, unique_ids=ids, default_model=models[0], criterion=criterion, margin=margin
@@ -45,11 +67,16 @@ def auto_forecast(
     chosen = dict(selections.select("unique_id", "model").iter_rows())
     needed: dict[str, tuple[str, ...]] = {}
     for uid, model in chosen.items():
-        needed[uid] = tuple(bt.members.get(uid, [])) if model.startswith("Ensemble-") else (model,)
+        needed[uid] = tuple(bt.members_of(uid, model) or []) if model.startswith("Ensemble-") else (model,)
+    every = candidate_forecasts is not None
+    statistical = [m for m in models if m not in GLOBAL_MODELS]
     groups: dict[tuple[str, ...], list[str]] = {}
     for uid, need in needed.items():
-        groups.setdefault(need, []).append(uid)
+        stat = tuple(statistical) if every else tuple(m for m in need if m not in GLOBAL_MODELS)
+        if stat:
+            groups.setdefault(stat, []).append(uid)
     raw = []
+    start = time.perf_counter()
     for need, group in groups.items():
         raw.append(
             forecasting.forecast_statistical(
@@ -59,30 +86,66 @@ def auto_forecast(
                 models=need,
                 max_context=max_context,
                 n_jobs=n_jobs,
-            ).forecasts
+            ).forecasts.select(forecast_columns())
         )
+    timings["final_statistical"] = time.perf_counter() - start
+    for name in (m for m in models if m in GLOBAL_MODELS):
+        if every or any(name in need for need in needed.values()):
+            start = time.perf_counter()
+            found = forecast_global(
+                series,
+                frequencies=frequencies,
+                horizons=horizons,
+                max_context=max_context,
+                name=name,
+                **dict(global_options or {}),
+            )
+            timings[f"final_{name}"] = time.perf_counter() - start
+            raw.append(found.forecasts.select(forecast_columns()))
     forecasts = pl.concat(raw)
     out = []
-    for method in ("median", "weighted"):
+    for method in ensembles:
         name = forecasting.ensemble_name(method)
         members = {u: list(needed[u]) for u, m in chosen.items() if m == name}
+        if every:
+            members = {u: m for u in ids if (m := bt.members_of(u, name)) and len(m) >= 2}
         if not members:
             continue
-        weights = None
-        if method == "weighted":
-            weights = {}
-            for uid, ms in members.items():
-                weights.update(
-                    forecasting.inverse_loss_weights(bt.metrics.filter(pl.col("unique_id") == uid), members=ms)
-                )
-        out.append(
-            forecasting.combine_forecasts(
-                forecasts.filter(pl.col("unique_id").is_in(list(members))),
-                members=members,
-                method=method,
-                weights=weights,
-            )
-        )
+        combined = _combine(forecasts, members, method, bt)
+        if every and candidate_forecasts is not None:
+            candidate_forecasts[name] = combined.select(forecast_columns())
+        picked = [u for u, m in chosen.items() if m == name]
+        out.append(combined.filter(pl.col("unique_id").is_in(picked)))
+    if every and candidate_forecasts is not None:
+        for (model,), part in forecasts.group_by("model"):
+            candidate_forecasts[str(model)] = part
     single = [u for u, m in chosen.items() if not m.startswith("Ensemble-")]
-    out.append(forecasts.filter(pl.col("unique_id").is_in(single)))
+    # a chosen model whose final fit fell back (e.g. a shorter season) keeps its fallback's rows
+    mine = forecasts.join(
+        pl.DataFrame({"unique_id": single, "model": [chosen[u] for u in single]}, schema=["unique_id", "model"]),
+        on=["unique_id", "model"],
+        how="semi",
+    )
+    missing = set(single) - set(mine["unique_id"].unique().to_list())
+    if missing:
+        first = (
+            forecasts.filter(pl.col("unique_id").is_in(list(missing)))
+            .group_by("unique_id")
+            .agg(pl.col("model").first())
+        )
+        mine = pl.concat([mine, forecasts.join(first, on=["unique_id", "model"], how="semi")])
+    out.append(mine)
     return pl.concat([o.select(forecast_columns()) for o in out]).sort("unique_id", "ds"), selections, bt
+
+
+def _combine(
+    forecasts: pl.DataFrame, members: dict[str, list[str]], method: str, bt: forecasting.BacktestResult
+) -> pl.DataFrame:
+    weights = None
+    if ensemble_method(forecasting.ensemble_name(method)) == "weighted":
+        weights = {}
+        for uid, ms in members.items():
+            weights.update(forecasting.inverse_loss_weights(bt.metrics.filter(pl.col("unique_id") == uid), members=ms))
+    return forecasting.combine_forecasts(
+        forecasts.filter(pl.col("unique_id").is_in(list(members))), members=members, method=method, weights=weights
+    )

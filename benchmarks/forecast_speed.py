@@ -5,7 +5,13 @@ weekly cycle, trend and noise. Both paths fit AutoETS, AutoTheta, SeasonalNaive 
 (season 7), 14 steps ahead with the 50/80/90 intervals and in-sample fits, on ``--n-jobs``
 processes. The engine adds validation, regularisation onto the grid, planning and the
 conversion to the long quantile frame. A small warm-up run compiles numba first.
-Last line: JSON with series, engine_s, direct_s, ratio_engine_vs_direct (target <= 1.10).
+
+Then the global learned model (``LGBMGlobal``, :mod:`forecasting.global_model`) against
+mlforecast called directly with the same LightGBM, features, target transforms and conformal
+intervals, on the first ``--global-series`` of the same series (recursive, 14 steps, levels
+50/80/90): the engine adds validation, regularisation and the conversion to quantile columns.
+Last line: JSON with series, engine_s, direct_s, ratio_engine_vs_direct (target <= 1.10),
+global_series, global_engine_s, global_direct_s, ratio_global_vs_mlforecast.
 """
 
 from __future__ import annotations
@@ -20,7 +26,8 @@ import polars as pl
 from statsforecast import StatsForecast
 from statsforecast.models import AutoETS, AutoTheta, Naive, SeasonalNaive
 
-from forecasting import forecast_statistical
+from forecasting import forecast_global, forecast_statistical
+from forecasting.global_model import LGBM_PARAMS, global_features
 
 MODELS = ("AutoETS", "AutoTheta", "SeasonalNaive", "Naive")
 
@@ -61,12 +68,43 @@ def engine(frame: pl.DataFrame, n_jobs: int) -> float:
     return time.perf_counter() - start
 
 
+def global_direct(df: pd.DataFrame) -> float:
+    """mlforecast as its docs show it, with the engine's daily features and LightGBM."""
+    from lightgbm import LGBMRegressor
+    from mlforecast import MLForecast
+    from mlforecast.lag_transforms import RollingMean
+    from mlforecast.target_transforms import Differences, LocalStandardScaler
+    from mlforecast.utils import PredictionIntervals
+
+    features = global_features("D", df.groupby("unique_id").size().tolist(), 14, 2)
+    start = time.perf_counter()
+    model = MLForecast(
+        models={"LGBMGlobal": LGBMRegressor(n_jobs=1, **LGBM_PARAMS)},
+        freq="D",
+        lags=list(features.lags),
+        lag_transforms={1: [RollingMean(window_size=w) for w in features.rolling]},
+        date_features=list(features.date_features),
+        target_transforms=[Differences([features.difference]), LocalStandardScaler()],
+    )
+    model.fit(df, prediction_intervals=PredictionIntervals(n_windows=2, h=14))
+    model.predict(14, level=[50, 80, 90])
+    return time.perf_counter() - start
+
+
+def global_engine(frame: pl.DataFrame) -> float:
+    start = time.perf_counter()
+    ids = frame["unique_id"].unique().to_list()
+    forecast_global(frame, frequencies=dict.fromkeys(ids, "D"), horizons={"D": 14}, n_jobs=1)
+    return time.perf_counter() - start
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--series", type=int, default=2000)
     parser.add_argument("--length", type=int, default=180)
     parser.add_argument("--n-jobs", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--global-series", type=int, default=500, help="series for the global model's line (0: skip)")
     args = parser.parse_args()
     warm = synthetic(30, args.length)
     direct(warm, 1)
@@ -84,16 +122,34 @@ def main() -> None:
                 direct_times.append(direct(df, args.n_jobs))
     engine_s, direct_s = min(engine_times), min(direct_times)
     print(f"engine {engine_times} s, direct {direct_times} s")
-    print(
-        json.dumps(
+    result = {
+        "series": args.series,
+        "engine_s": round(engine_s, 2),
+        "direct_s": round(direct_s, 2),
+        "ratio_engine_vs_direct": round(engine_s / direct_s, 3),
+    }
+    if args.global_series:
+        ids = sorted(df["unique_id"].unique())[: args.global_series]
+        part = df[df["unique_id"].isin(ids)].reset_index(drop=True)
+        part_frame = frame.filter(pl.col("unique_id").is_in(ids))
+        global_engine(part_frame.filter(pl.col("unique_id").is_in(ids[:20])))  # warm-up
+        g_engine, g_direct = [], []
+        for i in range(args.repeats):
+            for name in ("engine", "direct") if i % 2 == 0 else ("direct", "engine"):
+                if name == "engine":
+                    g_engine.append(global_engine(part_frame))
+                else:
+                    g_direct.append(global_direct(part))
+        print(f"global model: engine {g_engine} s, mlforecast direct {g_direct} s")
+        result.update(
             {
-                "series": args.series,
-                "engine_s": round(engine_s, 2),
-                "direct_s": round(direct_s, 2),
-                "ratio_engine_vs_direct": round(engine_s / direct_s, 3),
+                "global_series": len(ids),
+                "global_engine_s": round(min(g_engine), 2),
+                "global_direct_s": round(min(g_direct), 2),
+                "ratio_global_vs_mlforecast": round(min(g_engine) / min(g_direct), 3),
             }
         )
-    )
+    print(json.dumps(result))
 
 
 if __name__ == "__main__":

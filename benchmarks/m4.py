@@ -5,9 +5,18 @@ inside it, ``--windows`` of them); the chosen forecasts are then scored once on 
 part with M4's own sMAPE (200|y-f|/(|y|+|f|)), MASE (in-sample seasonal-naive scale, m = 24
 hourly, m = 1 weekly, as M4 did) and OWA relative to the published Naive2 totals.
 
+Candidates: AutoETS, AutoTheta, MSTL, SeasonalNaive, Naive, the global LightGBM
+(``LGBMGlobal``, :mod:`forecasting.global_model`, ``--strategy`` recursive or direct) and the
+ensembles median, weighted, top2, top3 and statglobal (members chosen on the training backtest).
+
 Data: ../shared/data/forecasting_benchmarks (M4 research-use data, never copied into the
-project). Not part of CI: ``python benchmarks/m4.py`` (several minutes on 2 cores).
-Last line: one JSON object with owa_hourly, owa_weekly, smape_*, mase_*, seconds.
+project; ``EWS_M4_DATA`` names another folder). Not part of CI: ``python benchmarks/m4.py``
+(tens of minutes on 2 cores; ``--max-series N`` runs the first N series of each set).
+Last line: one JSON object with owa_hourly, owa_weekly, smape_*, mase_*, coverage_80/90 (of the
+chosen forecasts on the test part), per-candidate OWA (``candidates``: each candidate's own
+forecast of every series; a series a candidate has no forecast for, e.g. one too short for the
+global model, counts with its chosen forecast, and ``covered`` says how many it had), wall
+seconds per candidate (backtest + final fit), the chosen model counted per set, and seconds.
 """
 
 from __future__ import annotations
@@ -15,6 +24,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -26,13 +36,20 @@ import polars as pl
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _auto_forecast import auto_forecast  # noqa: E402
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "forecasting_benchmarks"
+# ../shared beside the checkout; a worktree elsewhere names it with EWS_M4_DATA.
+DATA = Path(
+    os.environ.get("EWS_M4_DATA", Path(__file__).resolve().parents[2] / "shared" / "data" / "forecasting_benchmarks")
+)
 # Published Naive2 totals (m4_point_forecast_scores_by_frequency_DERIVED.csv, row Naive2).
 NAIVE2 = {"Hourly": (18.383, 2.395), "Weekly": (9.161, 2.777)}
-SPEC = {  # frequency alias for synthetic stamps, horizon, MASE m, candidate models
-    "Hourly": ("h", 48, 24, ("AutoETS", "AutoTheta", "MSTL", "SeasonalNaive", "Naive")),
-    "Weekly": ("W-SUN", 13, 1, ("AutoETS", "AutoTheta", "MSTL", "SeasonalNaive", "Naive")),
+STATISTICAL = ("AutoETS", "AutoTheta", "MSTL", "SeasonalNaive", "Naive")
+SPEC = {  # frequency alias for synthetic stamps, horizon, MASE m
+    "Hourly": ("h", 48, 24),
+    "Weekly": ("W-SUN", 13, 1),
 }
+#: Candidates beyond the statistical ones (--no-global leaves them out: the previous set).
+GLOBAL = ("LGBMGlobal",)
+ENSEMBLES = ("median", "weighted", "top2", "top3", "statglobal")
 
 
 def read_wide(path: Path) -> dict[str, np.ndarray]:
@@ -69,18 +86,45 @@ def score(
     return float(np.mean(smapes)), float(np.mean(mases))
 
 
+def coverage(test: dict[str, np.ndarray], forecasts: pl.DataFrame) -> tuple[float, float, int]:
+    """Shares of test actuals inside [q10, q90] and [q05, q95]; points counted."""
+    inside80 = inside90 = points = 0
+    for (uid,), part in forecasts.group_by("unique_id"):
+        y = test[str(uid)]
+        p = part.sort("ds").head(len(y))
+        q = {c: p[c].to_numpy() for c in ("q05", "q10", "q90", "q95")}
+        inside80 += int(np.sum((y >= q["q10"]) & (y <= q["q90"])))
+        inside90 += int(np.sum((y >= q["q05"]) & (y <= q["q95"])))
+        points += len(y)
+    return inside80 / points, inside90 / points, points
+
+
+def owa(smape: float, mase: float, name: str) -> float:
+    s2, m2 = NAIVE2[name]
+    return 0.5 * (smape / s2 + mase / m2)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--windows", type=int, default=2)
-    parser.add_argument("--series", type=int, default=0, help="first N series only (0 = all)")
+    parser.add_argument(
+        "--max-series", "--series", dest="series", type=int, default=0, help="first N series only (0 = all)"
+    )
     parser.add_argument("--n-jobs", type=int, default=2)
+    parser.add_argument("--strategy", choices=("recursive", "direct"), default="recursive")
+    parser.add_argument("--no-global", action="store_true", help="statistical candidates and median/weighted only")
+    parser.add_argument("--sets", default="Hourly,Weekly", help="comma-separated M4 sets")
     args = parser.parse_args()
     if not DATA.exists():
         print(json.dumps({"skipped": f"no M4 data at {DATA}"}))
         return
     started = time.perf_counter()
-    result: dict[str, float] = {}
-    for name, (freq, h, m, models) in SPEC.items():
+    result: dict[str, object] = {"series": args.series or "all", "strategy": args.strategy}
+    models = STATISTICAL if args.no_global else (*STATISTICAL, *GLOBAL)
+    ensembles = ("median", "weighted") if args.no_global else ENSEMBLES
+    cover80 = cover90 = total_points = 0.0
+    for name in args.sets.split(","):
+        freq, h, m = SPEC[name]
         train = read_wide(DATA / f"m4_{name.lower()}_train.csv")
         test = read_wide(DATA / f"m4_{name.lower()}_test.csv")
         if args.series:
@@ -88,25 +132,58 @@ def main() -> None:
             train, test = {k: train[k] for k in keep}, {k: test[k] for k in keep}
         t0 = time.perf_counter()
         series = to_long(train, freq)
-        forecasts, selections, _ = auto_forecast(
+        candidates: dict[str, pl.DataFrame] = {}
+        timings: dict[str, float] = {}
+        forecasts, selections, bt = auto_forecast(
             series,
             frequencies=dict.fromkeys(train, freq),
             horizons={freq: h},
             models=models,
             windows=args.windows,
             n_jobs=args.n_jobs,
+            ensembles=ensembles,
+            global_options={"strategy": args.strategy, "n_jobs": args.n_jobs},
+            candidate_forecasts=candidates,
+            timings=timings,
         )
         smape, mase = score(train, test, forecasts, m)
-        s2, m2 = NAIVE2[name]
-        owa = 0.5 * (smape / s2 + mase / m2)
-        picked = dict(selections.group_by("model").len().iter_rows())
+        c80, c90, points = coverage(test, forecasts)
+        cover80, cover90, total_points = cover80 + c80 * points, cover90 + c90 * points, total_points + points
+        per_candidate = {}
+        for cand, frame in sorted(candidates.items()):
+            covered = set(frame["unique_id"].unique().to_list())
+            filled = pl.concat([frame, forecasts.filter(~pl.col("unique_id").is_in(list(covered)))])
+            cs, cm = score(train, test, filled, m)
+            per_candidate[cand] = {"owa": round(owa(cs, cm, name), 4), "covered": len(covered & set(test))}
+        seconds = dict(bt.seconds)
+        for key, value in timings.items():
+            if key.startswith("final_"):
+                model = key.removeprefix("final_")
+                seconds[model] = round(seconds.get(model, 0.0) + value, 1)
+        picked = dict(sorted(selections.group_by("model").len().iter_rows(), key=lambda kv: -kv[1]))
+        value = owa(smape, mase, name)
         print(
-            f"{name}: {len(train)} series, sMAPE {smape:.3f}, MASE {mase:.3f}, OWA {owa:.3f} "
-            f"({time.perf_counter() - t0:.0f} s); selected {picked}",
+            f"{name}: {len(train)} series, sMAPE {smape:.3f}, MASE {mase:.3f}, OWA {value:.3f}, "
+            f"coverage 80/90 {c80:.3f}/{c90:.3f} ({time.perf_counter() - t0:.0f} s); selected {picked}; "
+            f"candidates {per_candidate}; seconds {seconds}",
             file=sys.stderr,
         )
         key = name.lower()
-        result.update({f"owa_{key}": round(owa, 4), f"smape_{key}": round(smape, 4), f"mase_{key}": round(mase, 4)})
+        result.update(
+            {
+                f"owa_{key}": round(value, 4),
+                f"smape_{key}": round(smape, 4),
+                f"mase_{key}": round(mase, 4),
+                f"coverage_80_{key}": round(c80, 4),
+                f"coverage_90_{key}": round(c90, 4),
+                f"candidates_{key}": per_candidate,
+                f"seconds_per_candidate_{key}": {k: round(v, 1) for k, v in seconds.items()},
+                f"chosen_{key}": picked,
+                f"seconds_{key}": round(time.perf_counter() - t0, 1),
+            }
+        )
+    result["coverage_80"] = round(cover80 / total_points, 4)
+    result["coverage_90"] = round(cover90 / total_points, 4)
     result["seconds"] = round(time.perf_counter() - started, 1)
     print(json.dumps(result))
 

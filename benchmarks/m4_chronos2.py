@@ -60,7 +60,7 @@ def main() -> None:
         return
     started = time.perf_counter()
     result: dict[str, float | int] = {"steps": args.steps}
-    for name, (freq, h, m, _models) in SPEC.items():
+    for name, (freq, h, m) in SPEC.items():
         train = read_wide(DATA / f"m4_{name.lower()}_train.csv")
         test = read_wide(DATA / f"m4_{name.lower()}_test.csv")
         if args.series:

@@ -309,7 +309,8 @@ screen = "rules+model+semantic"
 [backtest]
 # Rolling-origin backtests (`ews backtest`): number of origins, steps between them per
 # frequency (missing = the horizon, so windows do not overlap), the metric that picks each
-# series' model (mase, smape or wql), and the ensembles that compete as candidates.
+# series' model (mase, smape or wql), and the ensembles that compete as candidates (median,
+# weighted, and the combinations chosen on the backtest: top2, top3, statglobal).
 windows = 3
 step = {}
 criterion = "mase"

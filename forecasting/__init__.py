@@ -8,6 +8,8 @@ quantiles) are those of :mod:`core.frames`. Modules:
 - :mod:`forecasting.models`: the statistical model set, eligibility, fallbacks;
 - :mod:`forecasting.statistical`: :func:`forecast_statistical` (statsforecast, also on
   Spark/Dask/Ray frames through Fugue);
+- :mod:`forecasting.global_model`: :func:`forecast_global`, one LightGBM across the series of
+  a frequency (mlforecast), conformal intervals, recursive or direct;
 - :mod:`forecasting.chronos`: Chronos-2 / Chronos-Bolt (lazy import, staging hints);
 - :mod:`forecasting.backtest`, :mod:`forecasting.metrics`, :mod:`forecasting.ensemble`,
   :mod:`forecasting.selection`: rolling-origin backtests, metrics, ensembles, model choice;
@@ -26,15 +28,16 @@ from forecasting.chronos import (
     forecast_chronos,
     load_chronos,
 )
-from forecasting.ensemble import combine_forecasts, ensemble_name, inverse_loss_weights
+from forecasting.ensemble import ENSEMBLE_METHODS, combine_forecasts, ensemble_name, inverse_loss_weights
 from forecasting.exceedance import (
     EXCEEDANCE_COLUMNS,
     exceedance_probabilities,
     parse_threshold,
     resolve_thresholds,
 )
+from forecasting.global_model import GLOBAL_STRATEGIES, forecast_global, global_installed
 from forecasting.metrics import METRICS, relative_score, score_forecasts
-from forecasting.models import BASELINES, FALLBACK, STAT_MODELS
+from forecasting.models import BASELINES, FALLBACK, GLOBAL_MODELS, STAT_MODELS
 from forecasting.regularise import Regularised, regularise, snap_to_grid
 from forecasting.selection import SELECTION_COLUMNS, select_models
 from forecasting.statistical import (
@@ -49,6 +52,9 @@ from forecasting.vertical import TrainedModel, train_vertical, training_data_has
 __all__ = [
     "BASELINES",
     "DEFAULT_LEVELS",
+    "ENSEMBLE_METHODS",
+    "GLOBAL_MODELS",
+    "GLOBAL_STRATEGIES",
     "EXCEEDANCE_COLUMNS",
     "FALLBACK",
     "METRICS",
@@ -72,8 +78,10 @@ __all__ = [
     "exceedance_probabilities",
     "forecast_chronos",
     "forecast_distributed",
+    "forecast_global",
     "forecast_statistical",
     "from_statsforecast",
+    "global_installed",
     "inverse_loss_weights",
     "load_chronos",
     "parse_threshold",

@@ -2,11 +2,18 @@
 
 Quantiles are combined level by level (quantile averaging, "Vincentization"), which keeps
 the combined forecast a proper quantile forecast; rows are re-sorted afterwards so the
-quantiles stay monotone. Two methods:
+quantiles stay monotone. Methods (the name of the ensemble is ``Ensemble-<method>``):
 
 - ``median``: the per-column median of the members (robust to one bad member);
 - ``weighted``: a weighted mean with weights per series and member (e.g. inverse backtest
-  loss, :func:`inverse_loss_weights`), normalised to sum to 1 over the members present.
+  loss, :func:`inverse_loss_weights`), normalised to sum to 1 over the members present;
+- ``top2``, ``top3``: the median of the series' best 2 or 3 members, ranked on the backtest
+  (:func:`top_members`; the backtest ranks them on earlier windows only);
+- ``statglobal``: the mean of the series' best statistical member and the global learned
+  model(s) (:data:`forecasting.global_model.GLOBAL_MODELS`), a statistical + global combination.
+
+Which members each series' ensemble combines is decided by the caller (the backtest, from
+the training part only); :func:`combine_forecasts` combines what it is given.
 
 Contract of :func:`combine_forecasts`: in, a forecast frame (``unique_id, ds, model, mean,
 q05 ... q95``, optionally with extra key columns such as ``cutoff``) and the members per series;
@@ -24,9 +31,19 @@ import polars as pl
 from core.errors import FrameError
 from core.frames import QUANTILES, quantile_column
 
-__all__ = ["ENSEMBLE_METHODS", "ensemble_name", "combine_forecasts", "inverse_loss_weights"]
+__all__ = [
+    "ENSEMBLE_METHODS",
+    "ensemble_name",
+    "ensemble_method",
+    "combine_forecasts",
+    "inverse_loss_weights",
+    "top_members",
+    "statglobal_members",
+]
 
-ENSEMBLE_METHODS: tuple[str, ...] = ("median", "weighted")
+ENSEMBLE_METHODS: tuple[str, ...] = ("median", "weighted", "top2", "top3", "statglobal")
+#: How many members the top-k methods keep.
+TOP_K: dict[str, int] = {"top2": 2, "top3": 3}
 _VALUES = ("mean", *(quantile_column(q) for q in QUANTILES))
 
 
@@ -35,6 +52,36 @@ def ensemble_name(method: str) -> str:
     if method not in ENSEMBLE_METHODS:
         raise FrameError(f"unknown ensemble method {method!r}", fix=f"use one of {ENSEMBLE_METHODS}")
     return f"Ensemble-{method}"
+
+
+def ensemble_method(model: str) -> str:
+    """The method of an ensemble's model name (``Ensemble-top3`` -> ``top3``)."""
+    method = model.split("-", 1)[1] if model.startswith("Ensemble-") else ""
+    ensemble_name(method)  # raises FrameError naming the methods
+    return method
+
+
+def top_members(scores: Mapping[str, float], members: Sequence[str], k: int) -> list[str]:
+    """The ``k`` members with the lowest finite score (ties and unscored members keep the
+    given order, so without scores the first ``k`` members are kept)."""
+    order = {m: i for i, m in enumerate(members)}
+
+    def key(m: str) -> tuple[float, int]:
+        value = scores.get(m)
+        finite = value is not None and np.isfinite(value)
+        return (float(value) if finite else np.inf, order[m])  # type: ignore[arg-type]
+
+    return sorted(members, key=key)[:k]
+
+
+def statglobal_members(scores: Mapping[str, float], members: Sequence[str], global_models: Sequence[str]) -> list[str]:
+    """The best statistical member (lowest score; the first without scores) and the global
+    model members; empty when either side is missing."""
+    glob = [m for m in members if m in global_models]
+    stat = [m for m in members if m not in global_models]
+    if not glob or not stat:
+        return []
+    return [*top_members(scores, stat, 1), *glob]
 
 
 def combine_forecasts(
@@ -60,7 +107,7 @@ def combine_forecasts(
         wanted = wanted.with_columns(w=pl.lit(1.0))
     part = forecasts.join(wanted, on=["unique_id", "model"], how="inner")
     need = wanted.group_by("unique_id").agg(pl.len().alias("n_members"))
-    if method == "median":
+    if method != "weighted":  # median, top-k (median of the best k), statglobal (2 members: their mean)
         combined = part.group_by(*keys).agg(pl.len().alias("n"), *(pl.col(c).median() for c in _VALUES))
     else:
         combined = part.group_by(*keys).agg(

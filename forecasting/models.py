@@ -14,6 +14,9 @@ SeasonalNaive  last season repeated                              Naive
 Naive      last value repeated                                   (none: last resort)
 ========== ===================================================== =========================
 
+The global learned models (:data:`GLOBAL_MODELS`, :mod:`forecasting.global_model`) are
+candidates of the backtest beside these; they are fitted across series, not planned per series.
+
 The season length comes from the series' frequency (:data:`core.frames.FREQUENCIES`);
 MSTL also uses the longer cycles of :data:`MSTL_SEASONS` that the series is long enough for.
 :func:`plan_model` returns the model that will actually run on one series and, when that is
@@ -31,16 +34,20 @@ from core.frames import FREQUENCIES
 
 __all__ = [
     "STAT_MODELS",
+    "GLOBAL_MODELS",
     "BASELINES",
     "FALLBACK",
     "MSTL_SEASONS",
     "ModelPlan",
     "plan_model",
     "check_models",
+    "check_candidates",
 ]
 
 #: Statistical models the engine knows, in the order they are reported.
 STAT_MODELS: tuple[str, ...] = ("AutoETS", "AutoARIMA", "AutoTheta", "MSTL", "SeasonalNaive", "Naive")
+#: Global learned models (one model across the series of a frequency: forecasting.global_model).
+GLOBAL_MODELS: tuple[str, ...] = ("LGBMGlobal",)
 #: Baselines every backtest includes so a winner always has something to beat.
 BASELINES: tuple[str, ...] = ("SeasonalNaive", "Naive")
 #: The simpler model a series falls back to when a model cannot fit it.
@@ -99,6 +106,17 @@ def check_models(models: tuple[str, ...] | list[str]) -> tuple[str, ...]:
         raise FrameError(
             f"unknown or no statistical model(s) {unknown or list(models)}",
             fix=f"choose among {', '.join(STAT_MODELS)}",
+        )
+    return tuple(dict.fromkeys(models))
+
+
+def check_candidates(models: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """Validate backtest candidates: statistical and global model names, de-duplicated."""
+    unknown = [m for m in models if m not in (*STAT_MODELS, *GLOBAL_MODELS)]
+    if unknown or not models:
+        raise FrameError(
+            f"unknown or no candidate model(s) {unknown or list(models)}",
+            fix=f"choose among {', '.join((*STAT_MODELS, *GLOBAL_MODELS))}",
         )
     return tuple(dict.fromkeys(models))
 

@@ -17,11 +17,14 @@ series' full set of backtest windows; the winner is the one with the lowest ``cr
 Out: one row per series: ``unique_id, model, criterion, score, runner_up, runner_up_score,
 baseline_score, windows, reason`` (``score`` is the winner's criterion value, ``baseline_score``
 SeasonalNaive's on the same windows when it was scored). When ``metrics`` carries a ``run_id``
-column (stored backtests), the reason names the backtest run each series was judged on.
+column (stored backtests), the reason names the backtest run each series was judged on; when it
+carries ``members`` (the JSON list an ensemble row combines, :func:`forecasting.backtest`), the
+reason of a series that chose an ensemble names its members and how they were chosen.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Collection, Sequence
 
 import polars as pl
@@ -42,6 +45,13 @@ SELECTION_COLUMNS: tuple[str, ...] = (
     "reason",
 )
 _CRITERIA = ("mase", "smape", "wql")
+#: How an ensemble's members were chosen, for the selection's reason.
+_HOW = {
+    "Ensemble-top2": " (the best 2 candidates by backtest MASE)",
+    "Ensemble-top3": " (the best 3 candidates by backtest MASE)",
+    "Ensemble-statglobal": " (the best statistical candidate by backtest MASE and the global model)",
+    "Ensemble-weighted": " (weights: inverse backtest WQL)",
+}
 
 
 def select_models(
@@ -156,6 +166,9 @@ def select_models(
             text += f"; runner-up {runner['model']} {runner[criterion]:.4g}"
         if base_score is not None:
             text += f"; SeasonalNaive {base_score:.4g}"
+        listed = chosen.get("members")
+        if chosen["model"].startswith("Ensemble-") and listed:
+            text += f"; combines {', '.join(json.loads(listed))}{_HOW.get(chosen['model'], '')}"
         if chosen["model"] != winner["model"]:
             text = (
                 f"backtest{where} winner {winner['model']} ({winner[criterion]:.4g}) is not "

@@ -159,9 +159,15 @@ def run_forecast_step(
     due = [u for u in uids if u not in set(kept["unique_id"].to_list())]
     first = forecasting.select_models(backtests, unique_ids=due, **select)
     named = set(_needed(first, backtests)) | set(kept["model"].to_list()) | _stored_members(kept)
-    foreign = sorted(named - set(forecasting.STAT_MODELS))
+    # The global learned model is a backtest candidate only for now: `ews run` does not refit
+    # it, so a series whose backtest it won gets the best available candidate (the reason says so).
+    foreign = sorted(named - set(forecasting.STAT_MODELS) - set(forecasting.GLOBAL_MODELS))
     loaded = load_foundation_models(wh, settings, foreign, notes) if foreign else {}
-    available = {*forecasting.STAT_MODELS, *loaded, "Ensemble-median", "Ensemble-weighted"}
+    available = {
+        *forecasting.STAT_MODELS,
+        *loaded,
+        *(forecasting.ensemble_name(m) for m in forecasting.ENSEMBLE_METHODS),
+    }
     # A kept selection whose model (or an ensemble member) cannot be loaded now is made again.
     usable = kept.filter(
         pl.col("model").is_in(sorted(available))
@@ -503,7 +509,11 @@ def run_backtest(
         pl.col("unique_id").replace_strict(frequencies).replace_strict(horizons).cast(pl.Int64).alias("horizon"),
         pl.struct("unique_id", "model")
         .map_elements(
-            lambda r: json.dumps(result.members.get(r["unique_id"])) if r["model"].startswith("Ensemble-") else None,
+            lambda r: (
+                json.dumps(result.members_of(r["unique_id"], r["model"]))
+                if r["model"].startswith("Ensemble-")
+                else None
+            ),
             return_dtype=pl.Utf8,
         )
         .alias("members"),
