@@ -18,7 +18,7 @@ import polars as pl
 from core.settings import Settings, load_settings
 from ingest.batches import ingest_file
 from pipelines.cycle import run_cycle
-from sql import sql_frame
+from tests.sql import sql_frame
 from warehouse import Warehouse
 
 ROOT = Path(__file__).resolve().parent.parent

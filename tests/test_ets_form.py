@@ -13,7 +13,7 @@ import polars as pl
 import pytest
 
 import forecasting
-from fred_series import load_fred
+from tests.fred_series import load_fred
 
 FREQUENCIES = {"DGS10": "B", "STLFSI4": "W-FRI", "UNRATE": "MS"}
 HORIZONS = {"B": 10, "W-FRI": 8, "MS": 6}
