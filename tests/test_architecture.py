@@ -107,3 +107,23 @@ def test_no_script_shadows_a_room() -> None:
     for folder in ("benchmarks", "tests"):
         clashes = sorted(p.stem for p in (ROOT / folder).glob("*.py") if p.stem in rooms)
         assert clashes == [], f"{folder}/ scripts named like a package: {clashes}; rename them"
+
+
+def _bare_helper_imports(tests_dir: Path) -> list[str]:
+    """Lines of test files that import a helper module of ``tests/`` by its bare name."""
+    helpers = {p.stem for p in tests_dir.glob("*.py") if not p.stem.startswith(("test_", "__"))}
+    pattern = re.compile(rf"^\s*(from|import) ({'|'.join(sorted(helpers))})\b", re.M)
+    return [
+        f"{p.name}: {m.group(0).strip()}"
+        for p in sorted(tests_dir.glob("*.py"))
+        for m in pattern.finditer(p.read_text())
+    ]
+
+
+def test_test_helpers_are_imported_through_the_tests_package(tmp_path: Path) -> None:
+    # a bare `from sql import ...` finds nothing once tests/ is a package (it is one, so that a
+    # site-packages `tests`, which mlforecast installs, cannot shadow it): `from tests.sql import`
+    assert _bare_helper_imports(ROOT / "tests") == []
+    (tmp_path / "sql.py").write_text("X = 1\n")
+    (tmp_path / "test_x.py").write_text("from sql import X\nfrom tests.sql import X\n")
+    assert _bare_helper_imports(tmp_path) == ["test_x.py: from sql"]

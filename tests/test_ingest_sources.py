@@ -63,7 +63,7 @@ def test_market_table_reads_parquet_and_asks_for_a_column_map(tmp_path) -> None:
 
 
 def test_tenv3_layout_gives_the_same_displacements_as_the_pbo_file(tmp_path) -> None:
-    from replay_server import pos_to_tenv3
+    from tests.replay_server import pos_to_tenv3
 
     path = tmp_path / "P156.tenv3"
     path.write_bytes(pos_to_tenv3(DATA / "geodetic/gnss_P156_pbo_california_2006_2015.pos", "P156"))
