@@ -172,7 +172,7 @@ def _cycle(
     frequencies = dict(zip(meta["unique_id"], meta["frequency"], strict=True))
     summary.series_processed = len(uids)
 
-    forecasts, grades = _forecast_and_score(
+    grades = _forecast_and_score(
         wh, settings, summary, series=series, meta=meta, frequencies=frequencies, clock=clock, progress=progress
     )
 
@@ -221,18 +221,18 @@ def _forecast_and_score(
     frequencies: dict[str, str],
     clock: Clock,
     progress: Callable[[str], None],
-) -> tuple[pl.DataFrame, pl.DataFrame]:
+) -> pl.DataFrame:
     """Steps [1/4] and [2/4] chunk by chunk (``[cycle] chunk_series`` series at a time): each
     chunk's forecasts, selections and scores are written before the next chunk starts, so the
     detectors' frames and the score rows of one chunk are all these steps hold at once. Every
     step of it works per series (fits, detectors, calibration, grading), so the rows written
-    do not depend on the chunk size. Returns the forecasts and grades of every series, which
-    the levels step needs together (corroboration across series of a region)."""
+    do not depend on the chunk size. Returns the grades of every series, which the levels step
+    needs together (corroboration across series of a region); the forecasts stay in the
+    warehouse (the levels step reads none since the river model replaced the flow forecast)."""
     uids = sorted(series.get_column("unique_id").unique().to_list())
     size = settings.cycle.chunk_series or len(uids) or 1
     chunks = [uids[i : i + size] for i in range(0, len(uids), size)] or [[]]
     counts = summary.row_counts
-    forecasts: list[pl.DataFrame] = []
     grades: list[pl.DataFrame] = []
     rescored = 0
     with _pool(settings.cycle.workers) as pool:
@@ -268,7 +268,6 @@ def _forecast_and_score(
             rescored += scored.counts.pop("series_scored_before", 0)
             _add_counts(counts, scored.counts)
             summary.notes.extend(scored.notes)
-            forecasts.append(result.forecasts)
             grades.append(scored.grades)
             del result, scored, part  # the chunk's frames go before the next chunk is read
     if rescored:
@@ -276,7 +275,7 @@ def _forecast_and_score(
             f"{rescored} series scored before: scores and grades written for their new points and "
             f"the {settings.scoring.recent_window} step(s) before them ([scoring] recent_window)"
         )
-    return pl.concat(forecasts, how="vertical_relaxed"), pl.concat(grades, how="vertical_relaxed")
+    return pl.concat(grades, how="vertical_relaxed")
 
 
 @contextmanager
