@@ -158,11 +158,22 @@ def test_an_unreachable_scheduler_is_named_with_how_to_start_one(tmp_path: Path)
     assert f"`dask worker {address}`" in str(caught.value)
 
 
-def test_the_local_engine_refuses_a_scheduler_address(tmp_path: Path) -> None:
+def test_a_scheduler_without_workers_is_named(tmp_path: Path) -> None:
+    with distributed.LocalCluster(n_workers=0, dashboard_address=None, host="127.0.0.1") as cluster:
+        settings = _loaded(tmp_path, EWS_CYCLE__ENGINE="dask", EWS_CYCLE__SCHEDULER=cluster.scheduler_address)
+        with Warehouse.open(settings.warehouse_path) as wh, pytest.raises(ConfigError, match="has no worker") as caught:
+            run_cycle(wh, settings, now=NOW)
+    assert f"`dask worker {cluster.scheduler_address}`" in str(caught.value)
+
+
+def test_the_local_engine_refuses_a_scheduler_address(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(ConfigError, match="engine = 'local'"):
         load_settings(tmp_path, environ={"EWS_CYCLE__SCHEDULER": "tcp://127.0.0.1:8786"})
     with pytest.raises(ConfigError, match="not an engine"):
         load_settings(tmp_path, environ={"EWS_CYCLE__ENGINE": "spark"})
+    home = str(tmp_path / "home")
+    assert main(["--home", home, "run", "--engine", "local", "--scheduler", "tcp://127.0.0.1:8786"]) == 2
+    assert "needs the dask engine" in capsys.readouterr().err
 
 
 def test_without_dask_installed_the_error_names_the_extra(tmp_path: Path) -> None:

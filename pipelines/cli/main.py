@@ -219,8 +219,8 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     from pipelines.dashboard_sync import sync_dashboard
     from warehouse.status import warehouse_status
 
-    setup_logging(settings, args.quiet)
     settings = _with_engine(settings, args.engine, args.scheduler)
+    setup_logging(settings, args.quiet)
     with open_warehouse(settings, args.wait) as wh:
         cycle = run_cycle(wh, settings, clock=Clock.from_settings(settings), progress=log.info, actor=args.actor)
         status = warehouse_status(wh)
