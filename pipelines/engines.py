@@ -134,12 +134,13 @@ def _dask_engine(settings: Settings, progress: Callable[[str], None]) -> Iterato
                     silence_logs=logging.ERROR,
                 )
             )
-            client = stack.enter_context(distributed.Client(cluster))
+            client = stack.enter_context(distributed.Client(cluster, set_as_default=False))
             where = (
                 f"a local Dask cluster of {settings.cycle.workers} worker process(es) started for this run "
                 "(no [cycle] scheduler / --scheduler address given)"
             )
-        threads = sum(int(w.get("nthreads", 1)) for w in client.scheduler_info()["workers"].values()) or 1
+            client.wait_for_workers(settings.cycle.workers)
+        threads = sum(int(n) for n in client.nthreads().values()) or 1
         description = f"dask: {where}, {threads} worker thread(s); the warehouse stays in this process"
         progress(f"      engine {description}")
         yield Engine(
