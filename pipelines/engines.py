@@ -41,6 +41,7 @@ import io
 import json
 import logging
 import multiprocessing
+import warnings
 from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, ProcessPoolExecutor
 from contextlib import ExitStack, contextmanager
@@ -187,7 +188,11 @@ def _fugue_forecaster(client: Any, *, partitions: int) -> Forecaster:
         ids = series.get_column("unique_id").unique().to_list()
         # Fugue's Dask engine keeps the client but computes on the current one: make it ours
         # (a client that is not the process default would otherwise leave the work here).
-        with client.as_current():
+        with client.as_current(), warnings.catch_warnings():
+            # dask's groupby-apply under Fugue's coarse partitioning warns about a pandas
+            # deprecation on every call; nothing of ours depends on it (the grouping column
+            # is passed and used on purpose)
+            warnings.filterwarnings("ignore", "DataFrameGroupBy.apply operated on the grouping", FutureWarning)
             out = transform(
                 series.select("unique_id", "ds", "y").to_pandas(),
                 _forecast_partition,
