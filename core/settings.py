@@ -34,6 +34,7 @@ __all__ = [
     "RiskSettings",
     "ScoringSettings",
     "CycleSettings",
+    "CYCLE_ENGINES",
     "AlertSettings",
     "LLMSettings",
     "DeliverySettings",
@@ -150,6 +151,16 @@ chunk_series = 100
 # pool of this size (1 = in this process). Results do not depend on it. The forecasts use
 # statsforecast's own pool ([forecast] n_jobs); the two never run at once.
 workers = 1
+# Where the forecast and scoring steps run: "local" (this machine, as above) or "dask" (a Dask
+# cluster: the statistical forecasts through Fugue, the scoring through the cluster's
+# executor; docs/scaling.md "The Dask engine"). Same rows either way; the warehouse is read
+# and written by the cycle's own process only. `ews run --engine` overrides it.
+engine = "local"
+# The Dask scheduler's address for engine = "dask", e.g. "tcp://10.0.0.5:8786" (start one with
+# `dask scheduler`, and workers with `dask worker tcp://10.0.0.5:8786`). Empty: the cycle
+# starts a local Dask cluster of `workers` processes for its run. `ews run --scheduler`
+# overrides it.
+scheduler = ""
 
 [hazards]
 # Levels come from the field's own model where there is one (aftershock forecasts for the
@@ -189,6 +200,15 @@ flood_window_days = 3
 # A rung whose return level the record up to the cutoff never went above, in at least this many
 # separate episodes, is not issued by the river model (it would extrapolate: docs/anomaly.md).
 flood_min_episodes = 1
+# The gauge is in flood now: when the newest observed flow is above a return level, the level is
+# at least this rung, whatever the model's probability of the next days ("observed above the
+# T-year level now" in the evidence). level = return period in years; 0 leaves the rung out.
+flood_observed_rungs = { yellow = 2.0, orange = 5.0, red = 20.0 }
+# Antecedent wetness in the river model (hazards.WETNESS_VARIANTS: none, wet7, wet30,
+# wet7+wet30, wet7+wet30+baseflow, wet7+wet30+recession), or "auto": chosen on every fit by
+# leave-one-water-year-out Brier score on the record up to the cutoff (hazards.select_wetness;
+# about 8 s for 6 years of daily flow). docs/anomaly.md, "Antecedent wetness".
+flood_wetness = "auto"
 
 [markets]
 # The market's field model (docs/anomaly.md, "Levels", rule 1c): a CISS-style composite
@@ -547,11 +567,17 @@ class ScoringSettings:
             )
 
 
+#: Where the cycle's per-series work runs ([cycle] engine; pipelines/engines.py).
+CYCLE_ENGINES: tuple[str, ...] = ("local", "dask")
+
+
 @dataclass(frozen=True)
 class CycleSettings:
     as_of: str  # the replay day; commands read it once through core.clock.Clock (clock.cutoff)
     chunk_series: int
     workers: int
+    engine: str
+    scheduler: str  # the Dask scheduler's address (engine "dask"); empty = a local cluster
 
     def __post_init__(self) -> None:
         if self.chunk_series < 0:
@@ -564,6 +590,20 @@ class CycleSettings:
                 f"[cycle] workers = {self.workers} is not a number of processes",
                 fix="give 1 (in the cycle's own process) or more (a process pool of that size)",
             )
+        if self.engine not in CYCLE_ENGINES:
+            raise ConfigError(
+                f"[cycle] engine = {self.engine!r} is not an engine",
+                fix=f"give one of {', '.join(CYCLE_ENGINES)} (docs/scaling.md)",
+            )
+        if self.scheduler and self.engine != "dask":
+            raise ConfigError(
+                f"[cycle] scheduler = {self.scheduler!r} is set but [cycle] engine = {self.engine!r}",
+                fix='set engine = "dask" to use that Dask scheduler, or empty the scheduler',
+            )
+
+
+#: hazards.WETNESS_VARIANTS' names (core imports nothing of ours; test_hazards_flood_state checks they agree).
+_WETNESS_VARIANT_NAMES = ("none", "wet7", "wet30", "wet7+wet30", "wet7+wet30+baseflow", "wet7+wet30+recession")
 
 
 @dataclass(frozen=True)
@@ -581,6 +621,8 @@ class HazardSettings:
     flood_min_years: int
     flood_window_days: int
     flood_min_episodes: int
+    flood_observed_rungs: dict[str, float]
+    flood_wetness: str
 
     def __post_init__(self) -> None:
         for key in ("rarity_cap", "corroboration_level"):
@@ -620,6 +662,18 @@ class HazardSettings:
             raise ConfigError(
                 f"[hazards] flood_min_episodes = {self.flood_min_episodes} is negative",
                 fix="set flood_min_episodes = 1 (a rung needs one flood above its level in the record), or 0",
+            )
+        for name, years in self.flood_observed_rungs.items():
+            if name not in WARNING_LEVEL_NAMES or not isinstance(years, (int, float)) or not (years == 0 or years > 1):
+                raise ConfigError(
+                    f"[hazards] flood_observed_rungs {name} = {years!r} is not a warning level with a "
+                    "return period > 1 year (or 0 for no rung)",
+                    fix="e.g. flood_observed_rungs = { yellow = 2.0, orange = 5.0, red = 20.0 }",
+                )
+        if self.flood_wetness != "auto" and self.flood_wetness not in _WETNESS_VARIANT_NAMES:
+            raise ConfigError(
+                f"[hazards] flood_wetness = {self.flood_wetness!r} is not a wetness variant",
+                fix=f"use auto or one of {', '.join(_WETNESS_VARIANT_NAMES)}",
             )
 
 
