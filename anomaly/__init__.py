@@ -6,7 +6,8 @@ No database, no network, no clock, no file I/O. The steps are separate and small
 - detectors (raw scores, higher = more abnormal): :func:`level_novelty`,
   :func:`change_novelty` (:mod:`anomaly.novelty`); PyOD over sliding subsequences,
   :func:`subsequence_scores` (:mod:`anomaly.subsequence`, and the older
-  :func:`subsequence_iforest`); forecast residuals :func:`forecast_surprise` and
+  :func:`subsequence_iforest`; :func:`detect_resumable`, the cycle's form with a fixed refit
+  cadence and stored fits, :mod:`anomaly.incremental`); forecast residuals :func:`forecast_surprise` and
   :func:`interval_exceedance`, and the forecasting exceedance probabilities
   :func:`exceedance_scores` (:mod:`anomaly.residuals`); level and trend shifts
   :func:`shift_scores` (:mod:`anomaly.changepoints`);
@@ -32,12 +33,28 @@ from anomaly.detectors import (
     subsequence_iforest,
 )
 from anomaly.grading import grade, grade_regions
+from anomaly.incremental import Detection, Resume, detect_resumable, subsequence_detectors
 from anomaly.novelty import alarm_form, change_novelty, level_novelty, suppress_repeats
 from anomaly.residuals import exceedance_scores, forecast_surprise
-from anomaly.subsequence import PYOD_METHODS, default_window, dominant_period, subsequence_scores
+from anomaly.subsequence import (
+    PYOD_METHODS,
+    SubsequenceFit,
+    cadence_basis,
+    cadence_warmup,
+    default_window,
+    dominant_period,
+    subsequence_scores,
+)
 
 __all__ = [
     "ALARM_DETECTORS",
+    "Detection",
+    "Resume",
+    "SubsequenceFit",
+    "cadence_basis",
+    "cadence_warmup",
+    "detect_resumable",
+    "subsequence_detectors",
     "ALARM_LEVEL",
     "DEFAULT_DETECTORS",
     "ENSEMBLE_DETECTOR",

@@ -33,6 +33,9 @@ raw_score, score``); extra columns are kept by :func:`calibrate`.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from datetime import datetime
+
 import numpy as np
 import polars as pl
 
@@ -75,6 +78,7 @@ def tail_probability(
     blocks: int = 40,
     tail_quantile: float = 0.9,
     tail: str = "exponential",
+    start: int = 0,
 ) -> np.ndarray:
     """Causal upper-tail probability of each raw score against the scores before it.
 
@@ -85,7 +89,8 @@ def tail_probability(
     750, at least 20), whose own points are ranked in-sample. Returns values in (0, 1].
     ``tail="gpd"``: generalised Pareto tail with a moment-estimated shape (exponential when
     fewer than 10 exceedances or no spread), never below the empirical share of earlier
-    scores at least as high.
+    scores at least as high. ``start``: return the probabilities of ``raw[start:]`` only
+    (the same values as the whole call gives there; blocks ending before it are skipped).
     """
     raw = np.asarray(raw, dtype=np.float64)
     n = len(raw)
@@ -102,14 +107,18 @@ def tail_probability(
         raise FrameError(f"unknown tail model {tail!r}", fix=f"use one of {list(TAIL_MODELS)}")
     warm = warmup if warmup is not None else int(min(max(0.15 * n, 20), 750))
     warm = min(max(warm, 1), n)
+    start = min(max(start, 0), n)
     out = np.empty(n)
-    history = np.sort(raw[:warm])
-    out[:warm] = 1.0 - (np.searchsorted(history, raw[:warm], side="left")) / (warm + 1.0)
+    if start < warm:
+        history = np.sort(raw[:warm])
+        out[:warm] = 1.0 - (np.searchsorted(history, raw[:warm], side="left")) / (warm + 1.0)
     edges = np.unique(np.linspace(warm, n, max(blocks, 1) + 1).astype(int))
     for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+        if hi <= start:
+            continue
         history = np.sort(raw[:lo])
         out[lo:hi] = _tail(history, raw[lo:hi], tail_quantile, gpd=tail == "gpd")
-    return np.clip(out, 1e-15, 1.0)
+    return np.clip(out[start:], 1e-15, 1.0)
 
 
 def _tail(history: np.ndarray, x: np.ndarray, q: float, *, gpd: bool = False) -> np.ndarray:
@@ -149,19 +158,28 @@ def _gpd_survival(z: np.ndarray, mean: float, var: float) -> np.ndarray:
 
 
 def calibrate_causal(
-    scores: pl.DataFrame, *, blocks: int = 40, tail_quantile: float = 0.9, tail: str = "exponential"
+    scores: pl.DataFrame,
+    *,
+    blocks: int = 40,
+    tail_quantile: float = 0.9,
+    tail: str = "exponential",
+    since: Mapping[str, datetime] | None = None,
 ) -> pl.DataFrame:
     """Set ``score = 1 - tail_probability(raw_score)`` per ``(unique_id, detector)`` in time order.
 
     Same frame in and out as :func:`calibrate` (sorted by ``unique_id, detector, ds``).
+    ``since``: per series, the first ``ds`` to calibrate; its earlier rows serve as history
+    only and are left out of the result (their scores would be the same as without it).
     """
     frame = _raw_frame(scores).sort("unique_id", "detector", "ds")
     parts = []
-    for _, part in frame.group_by("unique_id", "detector", maintain_order=True):
+    for (uid, _), part in frame.group_by("unique_id", "detector", maintain_order=True):
+        first = since.get(str(uid)) if since is not None else None
+        start = 0 if first is None else int(part.get_column("ds").search_sorted(first, side="left"))
         p = tail_probability(
-            part.get_column("raw_score").to_numpy(), blocks=blocks, tail_quantile=tail_quantile, tail=tail
+            part.get_column("raw_score").to_numpy(), blocks=blocks, tail_quantile=tail_quantile, tail=tail, start=start
         )
-        parts.append(part.with_columns(pl.Series("score", 1.0 - p)))
+        parts.append(part.slice(start).with_columns(pl.Series("score", 1.0 - p)))
     if not parts:
         return frame.with_columns(pl.lit(None, dtype=pl.Float64).alias("score")).select(
             *SCORE_COLUMNS, *[c for c in frame.columns if c not in SCORE_COLUMNS]

@@ -20,7 +20,8 @@ as a live run would have. Out: the score contract of :mod:`core.frames`, with ``
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from datetime import datetime
 
 import numpy as np
 import polars as pl
@@ -83,10 +84,14 @@ def level_novelty(
     blocks: int = 40,
     tail_quantile: float = 0.9,
     tail: str = "exponential",
+    since: Mapping[str, datetime] | None = None,
 ) -> pl.DataFrame:
-    """Robust distance of each value from its recent past (see the module docstring)."""
+    """Robust distance of each value from its recent past (see the module docstring).
+
+    ``since``: per series, the first ``ds`` returned (:func:`anomaly.calibrate_causal`).
+    """
     return _per_series(
-        series, LEVEL_DETECTOR, lambda y, r: robust_deviation(y, r), reference, blocks, tail_quantile, tail
+        series, LEVEL_DETECTOR, lambda y, r: robust_deviation(y, r), reference, blocks, tail_quantile, tail, since
     )
 
 
@@ -97,13 +102,14 @@ def change_novelty(
     blocks: int = 40,
     tail_quantile: float = 0.9,
     tail: str = "exponential",
+    since: Mapping[str, datetime] | None = None,
 ) -> pl.DataFrame:
-    """Robust size of each step ``y_t - y_{t-1}`` against recent steps."""
+    """Robust size of each step ``y_t - y_{t-1}`` against recent steps (``since``: as for level)."""
 
     def step(y: np.ndarray, r: int) -> np.ndarray:
         return robust_deviation(np.diff(y, prepend=y[0]), r)
 
-    return _per_series(series, CHANGE_DETECTOR, step, reference, blocks, tail_quantile, tail)
+    return _per_series(series, CHANGE_DETECTOR, step, reference, blocks, tail_quantile, tail, since)
 
 
 def _per_series(
@@ -114,6 +120,7 @@ def _per_series(
     blocks: int,
     tail_quantile: float,
     tail: str = "exponential",
+    since: Mapping[str, datetime] | None = None,
 ) -> pl.DataFrame:
     frame = validate_series(series)
     if reference is not None and reference < _MIN_REFERENCE:
@@ -137,9 +144,9 @@ def _per_series(
         )
     if not parts:
         return _empty()
-    return calibrate_causal(pl.concat(parts), blocks=blocks, tail_quantile=tail_quantile, tail=tail).select(
-        SCORE_COLUMNS
-    )
+    return calibrate_causal(
+        pl.concat(parts), blocks=blocks, tail_quantile=tail_quantile, tail=tail, since=since
+    ).select(SCORE_COLUMNS)
 
 
 def suppress_repeats(scores: pl.DataFrame, *, span: int, damping: float = 0.5) -> pl.DataFrame:

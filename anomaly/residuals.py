@@ -63,11 +63,14 @@ def pit_levels(y: np.ndarray, fan: np.ndarray, levels: np.ndarray = _QUANTILE_LE
     return np.clip(out, 1e-300, 1.0 - 1e-16)
 
 
-def forecast_surprise(fitted: pl.DataFrame, *, tail_quantile: float = 0.9) -> pl.DataFrame:
+def forecast_surprise(
+    fitted: pl.DataFrame, *, tail_quantile: float = 0.9, since: Mapping[str, datetime] | None = None
+) -> pl.DataFrame:
     """Surprise of each in-sample observation against its forecast quantiles (module docstring).
 
     ``fitted``: ``unique_id, ds, y, model, mean, q05 .. q95``, one model per series
-    (``ForecastResult.fitted``).
+    (``ForecastResult.fitted``). ``since``: per series, the first ``ds`` returned (the earlier
+    rows are the calibration's history only, :func:`anomaly.calibrate_causal`).
     """
     validate_forecasts(fitted)
     if "y" not in fitted.columns:
@@ -105,7 +108,7 @@ def forecast_surprise(fitted: pl.DataFrame, *, tail_quantile: float = 0.9) -> pl
     raw = frame.select(
         "unique_id", "ds", pl.lit(SURPRISE_DETECTOR).alias("detector"), pl.Series("raw_score", np.minimum(z, 40.0))
     )
-    return calibrate_causal(raw, tail_quantile=tail_quantile).select(SCORE_COLUMNS)
+    return calibrate_causal(raw, tail_quantile=tail_quantile, since=since).select(SCORE_COLUMNS)
 
 
 def exceedance_scores(probabilities: pl.DataFrame, *, at: Mapping[str, datetime]) -> pl.DataFrame:

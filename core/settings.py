@@ -128,6 +128,12 @@ exceedance = { blue = 0.3, yellow = 0.5, orange = 0.7, red = 0.9 }
 # Grades of the written steps equal those of a full recompute; a number beyond every series'
 # length (e.g. 1000000) rewrites the whole history each cycle.
 recent_window = 7
+# The subseq_* detectors refit on a fixed cadence counted in steps from each series' first
+# observation: after the warm-up ([anomaly] min_history steps, scored in-sample) at doubling
+# edges below this, then at every multiple of it. A series scored before is scored from its
+# stored fit (the warehouse's detector_state) until its next edge, so a next-day cycle does
+# not refit; the scores equal a full recompute's on the same data.
+refit_every = 365
 # Evidence marks data as stale when the newest observation is older than this (days).
 stale_after_days = { h = 1.0, D = 3.0, B = 5.0, "W-FRI" = 10.0, "W-SUN" = 10.0, MS = 45.0 }
 
@@ -546,12 +552,18 @@ class ScoringSettings:
     recent_window: int
     exceedance: dict[str, float]
     stale_after_days: dict[str, float]
+    refit_every: int = 365
 
     def __post_init__(self) -> None:
         if self.recent_window < 0:
             raise ConfigError(
                 f"[scoring] recent_window = {self.recent_window} is negative",
                 fix="give the steps before the new points to write again: 0 or more (default 7)",
+            )
+        if self.refit_every < 1:
+            raise ConfigError(
+                f"[scoring] refit_every = {self.refit_every} is not a number of steps",
+                fix="give the steps between two refits of the subseq_* detectors: 1 or more (default 365)",
             )
 
 

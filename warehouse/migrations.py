@@ -513,6 +513,28 @@ _V13 = (
 # season, damped, then the season length), so a kept AutoETS selection refits that form only.
 _V14 = ("ALTER TABLE model_selections ADD COLUMN ets_form VARCHAR",)
 
+# Version 15 (issue 21): the fitted state of the cycle's subsequence detectors, so a series
+# scored before is scored from its stored fit instead of refitting over its whole history.
+# One row per series and subseq_* detector: the fit of its last refit edge (``edge``: index
+# from the series' first observation; ``edge_ds``: that observation's timestamp, checked
+# before the fit is used), the ``basis`` it was made on (method, window, warm-up,
+# ``[scoring] refit_every``, seed) and the fit as ``.npz`` bytes (numpy arrays, no pickle;
+# null for methods refitted when used).
+_V15 = (
+    """
+    CREATE TABLE detector_state (
+        unique_id VARCHAR NOT NULL,
+        detector  VARCHAR NOT NULL,
+        basis     VARCHAR NOT NULL,
+        edge      BIGINT NOT NULL,
+        edge_ds   TIMESTAMP NOT NULL,
+        fit       BLOB,
+        run_id    VARCHAR NOT NULL,
+        PRIMARY KEY (unique_id, detector)
+    )
+    """,
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "base tables: series, observations, ledger, runs, results, audit", _V1),
     Migration(2, "risk grades, per-series cycle state, earthquake events", _V2),
@@ -527,6 +549,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(12, "model selections: the basis they were made on (kept between reselections)", _V12),
     Migration(13, "the vetted catalogue: display name, region and unit approved for publication", _V13),
     Migration(14, "model selections: the AutoETS form chosen (refitted alone while kept)", _V14),
+    Migration(15, "detector state: the stored fits of the cycle's subsequence detectors", _V15),
 )
 
 CURRENT_VERSION = max(m.version for m in MIGRATIONS)
