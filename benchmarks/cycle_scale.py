@@ -23,9 +23,13 @@ two sizes or more). Speed targets belong here, never in timed tests (issue 21: n
 ``EWS_CYCLE__WORKERS`` in the children; each line names its ``workers``) and ends with the
 first-cycle and next-day time ratios of each count against the first one, per size.
 ``--chunk-series`` sets ``[cycle] chunk_series`` the same way (default: the shipped setting).
+``--engine local dask`` measures every size and worker count once per ``[cycle] engine``
+(``EWS_CYCLE__ENGINE``; the dask engine on the local Dask cluster the cycle starts, of
+``workers`` processes) and ends with the ratios of each configuration against the first one.
 
     PYTHONPATH=. .venv/bin/python benchmarks/cycle_scale.py --series 100 400
     PYTHONPATH=. .venv/bin/python benchmarks/cycle_scale.py --series 100 --workers 1 2
+    PYTHONPATH=. .venv/bin/python benchmarks/cycle_scale.py --series 100 --workers 2 --engine local dask
 
 Timings include each child's interpreter start and imports (about 3 s here), as cron sees them.
 """
@@ -100,9 +104,11 @@ def _rows(answer: dict) -> dict[str, int]:
     return {key: int(counts.get(key, 0)) for key in _ROW_KEYS}
 
 
-def measure(series: int, *, years: int, seed: int, workers: int = 1, chunk_series: int | None = None) -> dict:
+def measure(
+    series: int, *, years: int, seed: int, workers: int = 1, chunk_series: int | None = None, engine: str = "local"
+) -> dict:
     """One size: ingest, first cycle, one more day, next-day cycle (see the module docstring)."""
-    settings = {"EWS_CYCLE__WORKERS": str(workers)}
+    settings = {"EWS_CYCLE__WORKERS": str(workers), "EWS_CYCLE__ENGINE": engine}
     if chunk_series is not None:
         settings["EWS_CYCLE__CHUNK_SERIES"] = str(chunk_series)
     days = int(round(365.25 * years))
@@ -121,6 +127,7 @@ def measure(series: int, *, years: int, seed: int, workers: int = 1, chunk_serie
     return {
         "series": series,
         "workers": workers,
+        "engine": engine,
         "chunk_series": chunk_series,
         "days": days,
         "ingest_seconds": round(ingest_seconds, 2),
@@ -153,14 +160,18 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, nargs="+", default=[1], help="[cycle] workers values to measure")
     parser.add_argument("--chunk-series", type=int, default=None, help="[cycle] chunk_series (default: shipped)")
+    parser.add_argument("--engine", nargs="+", default=["local"], choices=["local", "dask"], help="[cycle] engine")
     args = parser.parse_args()
     results = []
     for n in args.series:
         for workers in args.workers:
-            result = measure(n, years=args.years, seed=args.seed, workers=workers, chunk_series=args.chunk_series)
-            results.append(result)
-            print(json.dumps(result), flush=True)
-    if len(args.workers) > 1:
+            for engine in args.engine:
+                result = measure(
+                    n, years=args.years, seed=args.seed, workers=workers, chunk_series=args.chunk_series, engine=engine
+                )
+                results.append(result)
+                print(json.dumps(result), flush=True)
+    if len(args.workers) * len(args.engine) > 1:
         for n in args.series:
             mine = [r for r in results if r["series"] == n]
             base = mine[0]
@@ -170,7 +181,9 @@ def main() -> None:
                         {
                             "series": n,
                             "workers": other["workers"],
+                            "engine": other["engine"],
                             "vs_workers": base["workers"],
+                            "vs_engine": base["engine"],
                             "first_time_ratio": round(other["first_seconds"] / base["first_seconds"], 3),
                             "incremental_time_ratio": round(
                                 other["incremental_seconds"] / base["incremental_seconds"], 3
@@ -181,7 +194,7 @@ def main() -> None:
                     ),
                     flush=True,
                 )
-    slope = growth_exponent([r for r in results if r["workers"] == args.workers[0]])
+    slope = growth_exponent([r for r in results if r["workers"] == args.workers[0] and r["engine"] == args.engine[0]])
     print(
         json.dumps(
             {

@@ -34,6 +34,7 @@ __all__ = [
     "RiskSettings",
     "ScoringSettings",
     "CycleSettings",
+    "CYCLE_ENGINES",
     "AlertSettings",
     "LLMSettings",
     "DeliverySettings",
@@ -144,6 +145,16 @@ chunk_series = 100
 # pool of this size (1 = in this process). Results do not depend on it. The forecasts use
 # statsforecast's own pool ([forecast] n_jobs); the two never run at once.
 workers = 1
+# Where the forecast and scoring steps run: "local" (this machine, as above) or "dask" (a Dask
+# cluster: the statistical forecasts through Fugue, the scoring through the cluster's
+# executor; docs/scaling.md "The Dask engine"). Same rows either way; the warehouse is read
+# and written by the cycle's own process only. `ews run --engine` overrides it.
+engine = "local"
+# The Dask scheduler's address for engine = "dask", e.g. "tcp://10.0.0.5:8786" (start one with
+# `dask scheduler`, and workers with `dask worker tcp://10.0.0.5:8786`). Empty: the cycle
+# starts a local Dask cluster of `workers` processes for its run. `ews run --scheduler`
+# overrides it.
+scheduler = ""
 
 [hazards]
 # Levels come from the field's own model where there is one (aftershock forecasts for the
@@ -535,11 +546,17 @@ class ScoringSettings:
             )
 
 
+#: Where the cycle's per-series work runs ([cycle] engine; pipelines/engines.py).
+CYCLE_ENGINES: tuple[str, ...] = ("local", "dask")
+
+
 @dataclass(frozen=True)
 class CycleSettings:
     as_of: str  # the replay day; commands read it once through core.clock.Clock (clock.cutoff)
     chunk_series: int
     workers: int
+    engine: str
+    scheduler: str  # the Dask scheduler's address (engine "dask"); empty = a local cluster
 
     def __post_init__(self) -> None:
         if self.chunk_series < 0:
@@ -551,6 +568,16 @@ class CycleSettings:
             raise ConfigError(
                 f"[cycle] workers = {self.workers} is not a number of processes",
                 fix="give 1 (in the cycle's own process) or more (a process pool of that size)",
+            )
+        if self.engine not in CYCLE_ENGINES:
+            raise ConfigError(
+                f"[cycle] engine = {self.engine!r} is not an engine",
+                fix=f"give one of {', '.join(CYCLE_ENGINES)} (docs/scaling.md)",
+            )
+        if self.scheduler and self.engine != "dask":
+            raise ConfigError(
+                f"[cycle] scheduler = {self.scheduler!r} is set but [cycle] engine = {self.engine!r}",
+                fix='set engine = "dask" to use that Dask scheduler, or empty the scheduler',
             )
 
 

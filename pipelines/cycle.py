@@ -38,10 +38,8 @@ Transactions, in this order:
 
 from __future__ import annotations
 
-import multiprocessing
 import secrets
 from collections.abc import Callable, Iterator
-from concurrent.futures import Executor, ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -53,6 +51,7 @@ from core.clock import Clock, utc_now
 from core.settings import Settings
 from pipelines.alert_step import judge_alerts, provisional_bundles, run_alert_step, run_expiry_step, series_health
 from pipelines.delivery import publish_pending
+from pipelines.engines import Engine, open_engine
 from pipelines.forecast_step import run_forecast_step
 from pipelines.hazard_step import HazardStep
 from pipelines.market_step import run_market_step
@@ -225,7 +224,9 @@ def _forecast_and_score(
     counts = summary.row_counts
     health: list[pl.DataFrame] = []
     rescored = 0
-    with _pool(settings.cycle.workers) as pool:
+    with _pool(settings, progress) as engine:
+        if engine.name != "local":
+            summary.notes.append(f"engine {engine.description}")
         for number, ids in enumerate(chunks, 1):
             part = read_observations(wh, ids, before=clock.cutoff)
             part_meta = meta.filter(pl.col("unique_id").is_in(ids))
@@ -240,6 +241,7 @@ def _forecast_and_score(
                 run_id=summary.run_id,
                 now=clock.now,
                 progress=progress,
+                forecast=engine.forecast,
             )
             _add_counts(counts, result.counts)
             summary.notes.extend(result.notes)
@@ -253,7 +255,8 @@ def _forecast_and_score(
                 run_id=summary.run_id,
                 as_of=clock.judged_at,
                 progress=progress,
-                pool=pool,
+                pool=engine.pool,
+                parts=engine.parts,
             )
             rescored += scored.counts.pop("series_scored_before", 0)
             _add_counts(counts, scored.counts)
@@ -271,14 +274,11 @@ def _forecast_and_score(
 
 
 @contextmanager
-def _pool(workers: int) -> Iterator[Executor | None]:
-    """A process pool of ``[cycle] workers`` processes (none for 1). Spawned, not forked: the
-    cycle's process holds DuckDB and polars threads, which a fork would copy mid-state."""
-    if workers <= 1:
-        yield None
-        return
-    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        yield pool
+def _pool(settings: Settings, progress: Callable[[str], None]) -> Iterator[Engine]:
+    """Where the chunks' forecasts and scoring run (``[cycle] engine``, :mod:`pipelines.engines`):
+    this process with a scoring pool of ``[cycle] workers`` processes, or a Dask cluster."""
+    with open_engine(settings, progress=progress) as engine:
+        yield engine
 
 
 def _add_counts(counts: dict[str, int], more: dict[str, int]) -> None:

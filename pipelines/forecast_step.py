@@ -136,8 +136,13 @@ def run_forecast_step(
     run_id: str,
     now: datetime,
     progress: _Progress = lambda _msg: None,
+    forecast: Callable[..., forecasting.ForecastResult] | None = None,
 ) -> ForecastStepResult:
-    """Forecast each series with its selected model; write forecasts, selections, exceedance."""
+    """Forecast each series with its selected model; write forecasts, selections, exceedance.
+
+    ``forecast``: what runs the statistical models, :func:`forecasting.forecast_statistical`
+    (default, in this process) or a drop-in with its arguments and result that runs it
+    elsewhere (:mod:`pipelines.engines`: a Dask cluster)."""
     uids = sorted(series.get_column("unique_id").unique().to_list())
     notes: list[str] = []
     bounds = forecasting.bounds_from_meta(meta)
@@ -203,7 +208,7 @@ def run_forecast_step(
     # A kept selection refits the AutoETS form it was made with (issue 21: one fit, not the search).
     kept_forms = {u: f for u, f in usable.select("unique_id", "ets_form").iter_rows() if f}
     parts, fitted_parts, stat_notes, forms = _run_statistical(
-        series, stat_needed, frequencies, settings, bounds, kept_forms
+        series, stat_needed, frequencies, settings, bounds, kept_forms, forecast or forecasting.forecast_statistical
     )
     fresh = fresh.with_columns(pl.Series("ets_form", [forms.get(u) for u in fresh["unique_id"]], dtype=pl.Utf8))
     notes.extend(stat_notes)
@@ -337,6 +342,7 @@ def _run_statistical(
     settings: Settings,
     bounds: Mapping[str, forecasting.Bounds],
     ets_forms: Mapping[str, str] | None = None,
+    forecast: Callable[..., forecasting.ForecastResult] = forecasting.forecast_statistical,
 ) -> tuple[list[pl.DataFrame], list[pl.DataFrame], list[str], dict[str, str]]:
     """One forecast_statistical call per distinct set of needed models; also returns the
     AutoETS form of each series AutoETS ran on (``ets_forms``: kept forms to refit)."""
@@ -349,7 +355,7 @@ def _run_statistical(
     forms: dict[str, str] = {}
     fc = settings.forecast
     for models, ids in sorted(groups.items()):
-        result = forecasting.forecast_statistical(
+        result = forecast(
             series.filter(pl.col("unique_id").is_in(ids)),
             frequencies=frequencies,
             horizons=fc.horizon,

@@ -271,19 +271,22 @@ def run_score_step(
     as_of: datetime,
     progress: Callable[[str], None] = lambda _m: None,
     pool: Executor | None = None,
+    parts: int | None = None,
 ) -> ScoreStepResult:
     """Score, grade and write the scores; returns the result with ``counts`` (rows changed per
     table). The grades are written by :func:`pipelines.hazard_step.run_hazard_step`.
-    ``pool``: a process pool of ``[cycle] workers`` processes to score in (default: here)."""
+    ``pool``: an executor to score in (default: here), split by series into ``parts`` parts
+    (default ``[cycle] workers``): a process pool, or a Dask cluster's (:mod:`pipelines.engines`)."""
     detectors = ", ".join(settings.scoring.detectors)
     progress(f"[2/4] scoring anomalies ({detectors}, forecast surprise) on {series.height} points")
     uids = series.get_column("unique_id").unique().to_list()
     newest = newest_scored(wh, uids, detector=anomaly.ENSEMBLE_DETECTOR)
     since = written_from(series, newest, recent=settings.scoring.recent_window)
-    if pool is not None and settings.cycle.workers > 1:
+    parts = settings.cycle.workers if parts is None else parts
+    if pool is not None and parts > 1:
         result = score_and_grade_in_pool(
             pool,
-            settings.cycle.workers,
+            parts,
             series,
             fitted=fitted,
             exceedance=exceedance,

@@ -16,11 +16,12 @@ import sys
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from core.clock import Clock
-from core.errors import EWSError
-from core.settings import DEFAULT_TOML, DEMO_AS_OF, Settings, load_settings
+from core.errors import ConfigError, EWSError
+from core.settings import CYCLE_ENGINES, DEFAULT_TOML, DEMO_AS_OF, Settings, load_settings
 from core.vocabulary import AlertStatus, Level, ReleaseState
 
 if TYPE_CHECKING:
@@ -218,6 +219,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     from pipelines.dashboard_sync import sync_dashboard
     from warehouse.status import warehouse_status
 
+    settings = _with_engine(settings, args.engine, args.scheduler)
     setup_logging(settings, args.quiet)
     with open_warehouse(settings, args.wait) as wh:
         cycle = run_cycle(wh, settings, clock=Clock.from_settings(settings), progress=log.info, actor=args.actor)
@@ -225,6 +227,21 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         sync_dashboard(wh, settings)  # read snapshot + review inbox
     print_result({"cycle": _cycle_dict(cycle), "status": status}, args.json, _summary_text(status, cycle, []))
     return 0
+
+
+def _with_engine(settings: Settings, engine: str | None, scheduler: str | None) -> Settings:
+    """``[cycle] engine`` / ``scheduler`` with the command's ``--engine`` / ``--scheduler``
+    over them; a scheduler address alone means the dask engine."""
+    if engine is None and scheduler is None:
+        return settings
+    if engine == "local" and scheduler:
+        raise ConfigError(
+            f"--scheduler {scheduler} needs the dask engine, not --engine local",
+            fix="drop --scheduler, or use --engine dask",
+        )
+    chosen = engine or "dask"
+    address = scheduler if scheduler is not None else (settings.cycle.scheduler if chosen == "dask" else "")
+    return replace(settings, cycle=replace(settings.cycle, engine=chosen, scheduler=address))
 
 
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
@@ -338,6 +355,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run = sub.add_parser("run", parents=[common], help="run one scoring cycle on the warehouse (what cron calls)")
     run.add_argument("--actor", default="cron", help="who started the run (recorded in the audit log)")
+    run.add_argument(
+        "--engine",
+        choices=CYCLE_ENGINES,
+        help="where the forecasts and scoring run: this machine or a Dask cluster (default: [cycle] engine)",
+    )
+    run.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="the Dask scheduler, e.g. tcp://10.0.0.5:8786 (implies --engine dask; default: [cycle] scheduler, "
+        "empty = a local Dask cluster of [cycle] workers processes)",
+    )
     run.set_defaults(func=cmd_run)
     sub.add_parser("status", parents=[common], help="counts, levels and the last run").set_defaults(func=cmd_status)
     for module_name in COMMAND_MODULES:
