@@ -194,6 +194,15 @@ flood_window_days = 3
 # A rung whose return level the record up to the cutoff never went above, in at least this many
 # separate episodes, is not issued by the river model (it would extrapolate: docs/anomaly.md).
 flood_min_episodes = 1
+# The gauge is in flood now: when the newest observed flow is above a return level, the level is
+# at least this rung, whatever the model's probability of the next days ("observed above the
+# T-year level now" in the evidence). level = return period in years; 0 leaves the rung out.
+flood_observed_rungs = { yellow = 2.0, orange = 5.0, red = 20.0 }
+# Antecedent wetness in the river model (hazards.WETNESS_VARIANTS: none, wet7, wet30,
+# wet7+wet30, wet7+wet30+baseflow, wet7+wet30+recession), or "auto": chosen on every fit by
+# leave-one-water-year-out Brier score on the record up to the cutoff (hazards.select_wetness;
+# about 8 s for 6 years of daily flow). docs/anomaly.md, "Antecedent wetness".
+flood_wetness = "auto"
 
 [markets]
 # The market's field model (docs/anomaly.md, "Levels", rule 1c): a CISS-style composite
@@ -581,6 +590,10 @@ class CycleSettings:
             )
 
 
+#: hazards.WETNESS_VARIANTS' names (core imports nothing of ours; test_hazards_flood_state checks they agree).
+_WETNESS_VARIANT_NAMES = ("none", "wet7", "wet30", "wet7+wet30", "wet7+wet30+baseflow", "wet7+wet30+recession")
+
+
 @dataclass(frozen=True)
 class HazardSettings:
     rarity_cap: str
@@ -596,6 +609,8 @@ class HazardSettings:
     flood_min_years: int
     flood_window_days: int
     flood_min_episodes: int
+    flood_observed_rungs: dict[str, float]
+    flood_wetness: str
 
     def __post_init__(self) -> None:
         for key in ("rarity_cap", "corroboration_level"):
@@ -635,6 +650,18 @@ class HazardSettings:
             raise ConfigError(
                 f"[hazards] flood_min_episodes = {self.flood_min_episodes} is negative",
                 fix="set flood_min_episodes = 1 (a rung needs one flood above its level in the record), or 0",
+            )
+        for name, years in self.flood_observed_rungs.items():
+            if name not in WARNING_LEVEL_NAMES or not isinstance(years, (int, float)) or not (years == 0 or years > 1):
+                raise ConfigError(
+                    f"[hazards] flood_observed_rungs {name} = {years!r} is not a warning level with a "
+                    "return period > 1 year (or 0 for no rung)",
+                    fix="e.g. flood_observed_rungs = { yellow = 2.0, orange = 5.0, red = 20.0 }",
+                )
+        if self.flood_wetness != "auto" and self.flood_wetness not in _WETNESS_VARIANT_NAMES:
+            raise ConfigError(
+                f"[hazards] flood_wetness = {self.flood_wetness!r} is not a wetness variant",
+                fix=f"use auto or one of {', '.join(_WETNESS_VARIANT_NAMES)}",
             )
 
 

@@ -16,6 +16,20 @@ feature                     meaning
 ``log_level_to_reference``  ``log(L / L_ref)``, ``L_ref`` the 2-year level: how rare ``L`` is
 ==========================  ===============================================================
 
+and, chosen per record by :func:`select_wetness` (``wetness``; docs/anomaly.md,
+"Antecedent wetness"), how wet the catchment was **before** today, from flows up to ``t - 1``:
+
+==========================  ===============================================================
+``log_wet_7d``              ``log(mean(y_{t-7} .. y_{t-1}) / L_ref)``: recent storms, soil moisture
+``log_wet_30d``             ``log(mean(y_{t-30} .. y_{t-1}) / L_ref)``: catchment storage
+``log_baseflow_30d``        ``log(min(y_{t-30} .. y_{t-1}) / L_ref)``: groundwater (baseflow proxy)
+``log_days_since_rise``     ``log(1 + days since the last daily rise of 20 % or more)``, capped
+                            at 60 days: how long the recession has lasted
+==========================  ===============================================================
+
+A mean or minimum needs half its window observed; a day without that does not train, and
+is scored as if the antecedent flow were today's (``wetness_known`` false in :meth:`state`).
+
 Fitted as one **logistic regression** (scikit-learn, L2 penalty ``C``, deterministic lbfgs)
 on the training record only, **stacked over levels**: every training day appears once per
 level ``L = m * L_ref`` for the multiples ``level_multiples`` (default 0.25 .. 2.8 in steps
@@ -44,7 +58,7 @@ before the onset is the only day the hydrograph says anything (docs/anomaly.md, 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -58,6 +72,9 @@ from hazards.floods import FloodRung
 
 __all__ = [
     "STATE_FEATURES",
+    "WETNESS_FEATURES",
+    "WETNESS_VARIANTS",
+    "select_wetness",
     "DEFAULT_LEVEL_MULTIPLES",
     "STATE_MODEL_NAME",
     "DEFAULT_STATE_FLOOD_LADDER",
@@ -74,6 +91,19 @@ STATE_FEATURES: tuple[str, ...] = (
     "season_cos",
     "log_level_to_reference",
 )
+WETNESS_FEATURES: tuple[str, ...] = ("log_wet_7d", "log_wet_30d", "log_baseflow_30d", "log_days_since_rise")
+#: The antecedent-wetness variants :func:`select_wetness` compares (written down, with the
+#: selection rule, before any of them was scored on a test half: docs/anomaly.md).
+WETNESS_VARIANTS: dict[str, tuple[str, ...]] = {
+    "none": (),
+    "wet7": ("log_wet_7d",),
+    "wet30": ("log_wet_30d",),
+    "wet7+wet30": ("log_wet_7d", "log_wet_30d"),
+    "wet7+wet30+baseflow": ("log_wet_7d", "log_wet_30d", "log_baseflow_30d"),
+    "wet7+wet30+recession": ("log_wet_7d", "log_wet_30d", "log_days_since_rise"),
+}
+_RISE_EVENT = math.log(1.2)  # a daily rise of 20 % or more starts a recession count
+_RECESSION_CAP = 60.0
 #: Training levels as multiples of the 2-year level: 1/4 to 2.8 in steps of sqrt(2).
 DEFAULT_LEVEL_MULTIPLES: tuple[float, ...] = (0.25, 0.35, 0.5, 0.7, 1.0, 1.4, 2.0, 2.8)
 _FLOOR = 1e-4
@@ -88,6 +118,16 @@ DEFAULT_STATE_FLOOD_LADDER: tuple[FloodRung, ...] = (
 )
 
 
+_RAW_WETNESS = ("wet_7d", "wet_30d", "baseflow_30d", "days_since_rise")
+#: The raw state column (:meth:`FloodStateModel.state`) behind each wetness feature.
+_WETNESS_COLUMN = {
+    "log_wet_7d": "wet_7d",
+    "log_wet_30d": "wet_30d",
+    "log_baseflow_30d": "baseflow_30d",
+    "log_days_since_rise": "days_since_rise",
+}
+
+
 def _features(
     log_flow: np.ndarray,
     rise_1d: np.ndarray,
@@ -95,7 +135,9 @@ def _features(
     day_of_year: np.ndarray,
     log_level: np.ndarray,
     log_reference: float,
+    wetness: Sequence[np.ndarray] = (),
 ) -> np.ndarray:
+    """The design matrix: :data:`STATE_FEATURES`, then the wetness features (already logged)."""
     angle = 2.0 * np.pi * day_of_year / 365.25
     return np.column_stack(
         [
@@ -106,8 +148,21 @@ def _features(
             np.sin(angle),
             np.cos(angle),
             log_level - log_reference,
+            *wetness,
         ]
     )
+
+
+def _wetness_logs(raw: dict[str, np.ndarray], features: Sequence[str], reference: float) -> list[np.ndarray]:
+    """The wetness features from their raw state columns (flows in the series' unit, days)."""
+    out = []
+    for name in features:
+        value = raw[_WETNESS_COLUMN[name]]
+        if name == "log_days_since_rise":
+            out.append(np.log1p(value))
+        else:
+            out.append(np.log(np.maximum(value, _FLOOR * reference) / reference))
+    return out
 
 
 class FloodStateModel:
@@ -125,6 +180,7 @@ class FloodStateModel:
         window_days: int = 3,
         level_multiples: Sequence[float] = DEFAULT_LEVEL_MULTIPLES,
         regularization: float = 1.0,
+        wetness: Sequence[str] = (),
     ) -> None:
         if not isinstance(window_days, int) or isinstance(window_days, bool) or window_days < 1:
             raise FrameError(f"window_days={window_days!r}, needs an integer >= 1", fix="pass e.g. window_days=3")
@@ -136,9 +192,21 @@ class FloodStateModel:
             )
         if not regularization > 0:
             raise FrameError(f"regularization={regularization!r} must be > 0", fix="pass e.g. regularization=1.0")
+        unknown = [w for w in wetness if w not in WETNESS_FEATURES]
+        if unknown or len(set(wetness)) != len(tuple(wetness)):
+            raise FrameError(
+                f"wetness={list(wetness)}: {unknown or 'a repeated name'} is not one of {list(WETNESS_FEATURES)}",
+                fix="pass names of hazards.WETNESS_FEATURES, each once, or () for none",
+            )
         self.window_days = window_days
         self.level_multiples = multiples
         self.regularization = float(regularization)
+        self.wetness = tuple(wetness)
+
+    @property
+    def features(self) -> tuple[str, ...]:
+        """The model's features in coefficient order: :data:`STATE_FEATURES`, then ``wetness``."""
+        return STATE_FEATURES + self.wetness
 
     # -- fitting ------------------------------------------------------------------------------
     def fit(self, series: pl.DataFrame, thresholds: pl.DataFrame) -> FloodStateModel:
@@ -149,6 +217,10 @@ class FloodStateModel:
         reference = _reference_level(thresholds, uid)
         log_y = np.log(np.maximum(y, _FLOOR * reference))
         rise_1d, rise_2d, known = _rises(log_y)
+        raw = _antecedent(y, rise_1d)
+        wet = _wetness_logs(raw, self.wetness, reference)
+        for column in wet:  # a day whose antecedent window is less than half observed does not train
+            known = known & np.isfinite(column)
         doy = _day_of_year(grid)
         w = self.window_days
         n = len(y)
@@ -175,6 +247,7 @@ class FloodStateModel:
                     doy[usable],
                     np.full(int(usable.sum()), math.log(level)),
                     log_ref,
+                    [c[usable] for c in wet],
                 )
             )
             outcome = ahead_max[usable] > level
@@ -189,7 +262,7 @@ class FloodStateModel:
         model = LogisticRegression(C=self.regularization, max_iter=5000)
         model.fit(np.vstack(x_parts), outcomes)
         self.unique_id_ = uid
-        self.coef_ = dict(zip(STATE_FEATURES, (float(c) for c in model.coef_[0]), strict=True))
+        self.coef_ = dict(zip(self.features, (float(c) for c in model.coef_[0]), strict=True))
         self.intercept_ = float(model.intercept_[0])
         self.reference_level_ = reference
         self.training_days_ = int(usable.sum())
@@ -250,23 +323,59 @@ class FloodStateModel:
         rise_2d: np.ndarray | float,
         day_of_year: np.ndarray | float,
         level: np.ndarray | float,
+        wet_7d: np.ndarray | float | None = None,
+        wet_30d: np.ndarray | float | None = None,
+        baseflow_30d: np.ndarray | float | None = None,
+        days_since_rise: np.ndarray | float | None = None,
     ) -> np.ndarray:
-        """P(max flow over the window > ``level``) for states given directly (arrays broadcast)."""
+        """P(max flow over the window > ``level``) for states given directly (arrays broadcast).
+
+        The wetness state (columns of :meth:`state`) is read only for the model's ``wetness``
+        features; a flow-based one not given is taken as today's ``flow`` (as :meth:`state`
+        does when the antecedent record is missing); ``days_since_rise`` has no such default.
+        """
         self._check_fitted()
-        f, r1, r2, d, lv = np.broadcast_arrays(
-            *(np.asarray(a, dtype=np.float64) for a in (flow, rise_1d, rise_2d, day_of_year, level))
-        )
+        if "log_days_since_rise" in self.wetness and days_since_rise is None:
+            raise FrameError(
+                "this model reads days_since_rise (its wetness includes log_days_since_rise)",
+                fix="pass days_since_rise=..., e.g. the column of FloodStateModel.state",
+            )
+        arrays: list[np.ndarray | float] = [flow, rise_1d, rise_2d, day_of_year, level]
+        arrays += [flow if w is None else w for w in (wet_7d, wet_30d, baseflow_30d)]
+        arrays.append(0.0 if days_since_rise is None else days_since_rise)
+        f, r1, r2, d, lv, w7, w30, b30, dsr = np.broadcast_arrays(*(np.asarray(a, dtype=np.float64) for a in arrays))
+        raw = dict(zip(_RAW_WETNESS, (w7.ravel(), w30.ravel(), b30.ravel(), dsr.ravel()), strict=True))
         log_flow = np.log(np.maximum(f.ravel(), _FLOOR * self.reference_level_))
-        x = _features(log_flow, r1.ravel(), r2.ravel(), d.ravel(), np.log(lv.ravel()), math.log(self.reference_level_))
-        logit = self.intercept_ + x @ np.array([self.coef_[k] for k in STATE_FEATURES])
+        x = _features(
+            log_flow,
+            r1.ravel(),
+            r2.ravel(),
+            d.ravel(),
+            np.log(lv.ravel()),
+            math.log(self.reference_level_),
+            _wetness_logs(raw, self.wetness, self.reference_level_),
+        )
+        logit = self.intercept_ + x @ np.array([self.coef_[k] for k in self.features])
         return (1.0 / (1.0 + np.exp(-logit))).reshape(f.shape)
 
     def state(self, series: pl.DataFrame) -> pl.DataFrame:
-        """Each observed day's state: ``unique_id, ds, flow, rise_1d, rise_2d, day_of_year, rise_known``."""
+        """Each observed day's state: ``unique_id, ds, flow, rise_1d, rise_2d, day_of_year,
+        rise_known, wet_7d, wet_30d, baseflow_30d, days_since_rise, wetness_known``.
+
+        Every column at ``t`` is computed from flows up to ``t``: the wetness columns from
+        ``t - 30 .. t - 1`` (mean and minimum flow, days since the last rise of 20 % or more).
+        Where the antecedent window is less than half observed the flow columns take today's
+        flow and ``wetness_known`` is false (for the features this model reads).
+        """
         self._check_fitted()
         uid, grid, y = _one_series(series)
         log_y = np.log(np.maximum(y, _FLOOR * self.reference_level_))
         rise_1d, rise_2d, known = _rises(log_y)
+        raw = _antecedent(y, rise_1d)
+        wetness_known = np.ones(len(y), dtype=bool)
+        for feature in self.wetness:
+            wetness_known &= np.isfinite(raw[_WETNESS_COLUMN[feature]])
+        filled = {k: np.where(np.isfinite(v), v, y) for k, v in raw.items()}
         keep = np.isfinite(y)
         return pl.DataFrame(
             {
@@ -277,6 +386,8 @@ class FloodStateModel:
                 "rise_2d": np.where(np.isfinite(rise_2d), rise_2d, 0.0)[keep],
                 "day_of_year": _day_of_year(grid)[keep],
                 "rise_known": known[keep],
+                **{k: v[keep] for k, v in filled.items()},
+                "wetness_known": wetness_known[keep],
             }
         )
 
@@ -310,6 +421,7 @@ class FloodStateModel:
                 rise_2d=states.get_column("rise_2d").to_numpy(),
                 day_of_year=states.get_column("day_of_year").to_numpy(),
                 level=float(value),
+                **{k: states.get_column(k).to_numpy() for k in _RAW_WETNESS},
             )
             out.append(
                 states.select(
@@ -334,6 +446,7 @@ class FloodStateModel:
         return {
             "model": STATE_MODEL_NAME,
             "window_days": self.window_days,
+            "wetness": list(self.wetness),
             "reference_level": round(self.reference_level_, 4),
             "coefficients": {k: round(v, 4) for k, v in self.coef_.items()},
             "intercept": round(self.intercept_, 4),
@@ -376,3 +489,91 @@ def _rises(log_y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def _day_of_year(grid: np.ndarray) -> np.ndarray:
     days = grid.astype("datetime64[D]")
     return (days - days.astype("datetime64[Y]")).astype(np.int64).astype(np.float64) + 1.0
+
+
+def _trailing(y: np.ndarray, days: int, how: str) -> np.ndarray:
+    """Mean or minimum of ``y[t - days] .. y[t - 1]`` per ``t``; NaN when under half of it is observed."""
+    padded = np.concatenate([np.full(days, np.nan), y])
+    window = np.lib.stride_tricks.sliding_window_view(padded[:-1], days)  # row t: y[t - days .. t - 1]
+    seen = np.isfinite(window)
+    count = seen.sum(axis=1)
+    if how == "mean":
+        value = np.where(seen, window, 0.0).sum(axis=1) / np.maximum(count, 1)
+    else:
+        value = np.where(seen, window, np.inf).min(axis=1)
+    return np.where(count >= math.ceil(days / 2), value, np.nan)
+
+
+def _antecedent(y: np.ndarray, rise_1d: np.ndarray) -> dict[str, np.ndarray]:
+    """The raw wetness state per day of the grid, from flows before that day (NaN: unknown)."""
+    rising = np.nan_to_num(rise_1d, nan=0.0) > _RISE_EVENT
+    index = np.arange(len(y))
+    last = np.maximum.accumulate(np.where(rising, index, -1))  # the last rising day up to t
+    before = np.concatenate([[-1], last[:-1]])  # ... up to t - 1
+    days = np.where(before >= 0, index - before, _RECESSION_CAP).astype(np.float64)
+    return {
+        "wet_7d": _trailing(y, 7, "mean"),
+        "wet_30d": _trailing(y, 30, "mean"),
+        "baseflow_30d": _trailing(y, 30, "min"),
+        "days_since_rise": np.minimum(days, _RECESSION_CAP),
+    }
+
+
+def select_wetness(
+    series: pl.DataFrame,
+    thresholds: pl.DataFrame,
+    *,
+    variants: Mapping[str, Sequence[str]] = WETNESS_VARIANTS,
+    window_days: int = 3,
+    water_year_start_month: int = 10,
+) -> tuple[str, pl.DataFrame]:
+    """The wetness variant with the lowest leave-one-water-year-out Brier score on ``series``.
+
+    The rule, fixed before any variant was scored out of sample (docs/anomaly.md, "Antecedent
+    wetness"): on the training record only, each water year in turn is left out, every
+    variant of ``variants`` is fitted on the other years (against ``thresholds``, fitted on
+    the whole training record) and scores the left-out year's days; the score is the Brier
+    score of ``P(above the 2-year level within window_days)`` pooled over all left-out days.
+    The lowest wins; a tie goes to the variant listed first (the simpler). Returns the
+    winner's name and a frame ``variant, features, brier, days`` (one row per variant).
+    """
+    from hazards.flood_skill import exceedance_outcomes
+
+    if not variants:
+        raise FrameError("no wetness variants to choose from", fix="pass e.g. hazards.WETNESS_VARIANTS")
+    uid, _, _ = _one_series(series)
+    reference = _reference_level(thresholds, uid)
+    two = thresholds.filter((pl.col("period_years") - 2.0).abs() < 1e-9).head(1)
+    frame = series.sort("ds")
+    water_year = pl.col("ds").dt.year() + (pl.col("ds").dt.month() >= water_year_start_month).cast(pl.Int32)
+    if water_year_start_month == 1:
+        water_year = pl.col("ds").dt.year()
+    frame = frame.with_columns(water_year.alias("_wy"))
+    years = sorted(frame.get_column("_wy").unique().to_list())
+    if len(years) < 2:
+        raise FrameError(
+            f"{uid}: {len(years)} water year in the record; leaving one out needs two or more",
+            fix="select on a record of several water years",
+        )
+    outcomes = exceedance_outcomes(frame.drop("_wy"), threshold_value=reference, window_days=window_days)
+    outcomes = outcomes.with_columns(
+        (pl.col("ds").dt.year() + (pl.col("ds").dt.month() >= water_year_start_month).cast(pl.Int32)).alias("_wy")
+        if water_year_start_month != 1
+        else pl.col("ds").dt.year().alias("_wy")
+    )
+    rows: list[dict[str, Any]] = []
+    briers: list[float] = []
+    for name, features in variants.items():
+        scored = []
+        for year in years:
+            inner = frame.filter(pl.col("_wy") != year).drop("_wy")
+            model = FloodStateModel(window_days=window_days, wetness=features).fit(inner, thresholds)
+            p = model.exceedance(frame.drop("_wy"), two).select(pl.col("cutoff").alias("ds"), "p_exceed")
+            held = outcomes.filter(pl.col("_wy") == year).join(p, on="ds", how="inner")
+            scored.append(held.select("p_exceed", pl.col("observed").cast(pl.Float64)))
+        pooled = pl.concat(scored)
+        errors = pooled.get_column("p_exceed").to_numpy() - pooled.get_column("observed").to_numpy()
+        briers.append(float(np.mean(errors**2)))
+        rows.append({"variant": name, "features": list(features), "brier": briers[-1], "days": pooled.height})
+    best = min(range(len(rows)), key=lambda i: (briers[i], i))  # a tie goes to the variant listed first
+    return list(variants)[best], pl.DataFrame(rows)

@@ -103,7 +103,13 @@ __all__ = [
     "return_period_exceedance",
     "flood_levels",
     "ladder_levels",
+    "DEFAULT_OBSERVED_RUNGS",
+    "observed_rungs",
 ]
+
+#: The "gauge is in flood now" rungs: when the newest observed flow is above the return level of
+#: a period, the level is at least that rung (``[hazards] flood_observed_rungs``).
+DEFAULT_OBSERVED_RUNGS: dict[str, float] = {"yellow": 2.0, "orange": 5.0, "red": 20.0}
 
 RETURN_LEVEL_DETECTOR = "return_level"
 _EULER = 0.5772156649
@@ -780,3 +786,34 @@ def _level_row(
         end,
         json.dumps(evidence, default=str),
     )
+
+
+def observed_rungs(
+    flow: np.ndarray | Sequence[float],
+    return_levels_by_period: Mapping[float, float],
+    *,
+    rungs: Mapping[str, float] = DEFAULT_OBSERVED_RUNGS,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The level the observed flow itself sets: per flow, the rank (:class:`Level`) of the
+    highest rung of ``rungs`` (level name -> return period) whose return level
+    (``return_levels_by_period``: period -> level, in the flow's unit) the flow is above, 0
+    when none; and that rung's return period (NaN when none). A period of 0, or one with no
+    return level given, is no rung. A missing flow (NaN) sets nothing.
+
+    This is an observation, not a forecast: the river is in flood of that return period now.
+    The model's probability (:func:`ladder_levels`) is of the days ahead; the cycle and the
+    evaluation issue the higher of the two.
+    """
+    values = np.asarray(flow, dtype=np.float64)
+    rank = np.zeros(values.shape, dtype=np.int64)
+    period = np.full(values.shape, np.nan)
+    levels = {float(k): float(v) for k, v in return_levels_by_period.items()}
+    for name, years in sorted(rungs.items(), key=lambda kv: int(Level.parse(kv[0]))):
+        level = Level.parse(name)
+        if not years or float(years) not in levels:
+            continue
+        above = np.nan_to_num(values, nan=-np.inf) > levels[float(years)]
+        higher = above & (int(level) >= rank)
+        rank = np.where(higher, int(level), rank)
+        period = np.where(higher, float(years), period)
+    return rank, period

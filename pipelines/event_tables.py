@@ -74,8 +74,14 @@ EVENT_TABLE_RULES: dict[str, Any] = {
         "out_of_sample": "thresholds and the new model fitted on one half (water years 2000-2005 or "
         "2006-2011) and scored on the other",
         "new": "P(max flow of the next 3 days above the 2/5/20-year level | today's flow to level, 1- and "
-        "2-day log rise, season): hazards.FloodStateModel, a logistic regression fitted on the training "
-        "half, on the cycle's [hazards] flood_ladder",
+        "2-day log rise, season, antecedent wetness chosen by hazards.select_wetness on the training half): "
+        "hazards.FloodStateModel, a logistic regression fitted on the training half, on the cycle's [hazards] "
+        "flood_ladder; at least the rung of [hazards] flood_observed_rungs whose return level the day's "
+        "observed flow is above",
+        "model_only": "the new levels without the observed rung (the model's probabilities alone)",
+        "wetness_selection": "per fold, on the training half only: leave-one-water-year-out Brier score of "
+        "P(above the 2-year level within 3 days), pooled; the lowest of hazards.WETNESS_VARIANTS wins, ties "
+        "to the simpler",
         "flow_band": "the ladder this table measured before: the training half's frequency given today's "
         "flow band (one of 20) and whether it rose, on the EFAS ladder hazards.DEFAULT_FLOOD_LADDER",
         "brier": "new and flow_band: P(above the 2-year level within 3 days); current and iforest: the calibrated "
@@ -328,13 +334,24 @@ _TRADE_OFF = (0.05, 0.1, 0.2, 0.3, 0.5)
 
 
 def river_fold(
-    train: pl.DataFrame, test: pl.DataFrame, *, periods: Sequence[float], window_days: int = _FLOOD_WINDOW
+    train: pl.DataFrame,
+    test: pl.DataFrame,
+    *,
+    periods: Sequence[float],
+    window_days: int = _FLOOD_WINDOW,
+    wetness: str = "auto",
 ) -> tuple[pl.DataFrame, hazards.FloodStateModel, pl.DataFrame]:
     """One out-of-sample fold: return levels and the state model fitted on ``train`` alone,
     probabilities for every day of ``test``. Returns ``(thresholds, model, probabilities)``,
-    the last as :meth:`hazards.FloodStateModel.exceedance` gives it (``cutoff`` = issue day)."""
+    the last as :meth:`hazards.FloodStateModel.exceedance` gives it (``cutoff`` = issue day).
+    ``wetness``: a name of :data:`hazards.WETNESS_VARIANTS`, or ``"auto"``: the variant
+    :func:`hazards.select_wetness` chooses on ``train`` alone (the model's ``wetness``)."""
     thresholds = hazards.return_period_thresholds(train, periods=periods)
-    model = hazards.FloodStateModel(window_days=window_days).fit(train, thresholds)
+    if wetness == "auto":
+        wetness, _ = hazards.select_wetness(train, thresholds, window_days=window_days)
+    model = hazards.FloodStateModel(window_days=window_days, wetness=hazards.WETNESS_VARIANTS[wetness]).fit(
+        train, thresholds
+    )
     return thresholds, model, model.exceedance(test, thresholds)
 
 
@@ -370,12 +387,17 @@ def river_table(
     water_year = pl.col("ds").dt.year() + (pl.col("ds").dt.month() >= 10).cast(pl.Int32)
     first_half = series.filter(water_year <= 2005)
     second_half = series.filter(water_year >= 2006)
-    who_rows = (*_MODELS, "flow_band")
+    who_rows = (*_MODELS, "model_only", "flow_band")
     per_half: dict[str, dict[str, Any]] = {who: {} for who in who_rows}
     trade: dict[float, list[Any]] = {p: [] for p in _TRADE_OFF}
     new_parts, halves, p_all, o_all = [], [], [], []
     for name, train, test in (("2006-2011", first_half, second_half), ("2000-2005", second_half, first_half)):
-        thresholds, model, exceed = river_fold(train, test, periods=periods)
+        wetness = hazard_settings.flood_wetness
+        selection = None
+        if wetness == "auto":  # chosen on the training half alone (hazards.select_wetness)
+            base_thresholds = hazards.return_period_thresholds(train, periods=periods)
+            wetness, selection = hazards.select_wetness(train, base_thresholds, window_days=_FLOOD_WINDOW)
+        thresholds, model, exceed = river_fold(train, test, periods=periods, wetness=wetness)
         values = dict(zip(thresholds.get_column("period_years"), thresholds.get_column("threshold_value"), strict=True))
         ds = test.get_column("ds")
         days = pl.DataFrame({"cutoff": ds})
@@ -390,7 +412,12 @@ def river_table(
         supported, unsupported = model.supported_ladder(
             ladder, thresholds, min_episodes=hazard_settings.flood_min_episodes
         )
-        new_rank = _ladder(p, supported)
+        model_rank = _ladder(p, supported)
+        # the gauge above a return level now: at least that rung (the cycle's flood_observed_rungs)
+        observed_rank, _ = hazards.observed_rungs(
+            test.get_column("y").to_numpy(), values, rungs=hazard_settings.flood_observed_rungs
+        )
+        new_rank = np.maximum(model_rank, observed_rank)
         new_parts.append(pl.DataFrame({"unique_id": uid, "ds": ds, "level_rank": new_rank, "p2": p[2.0]}))
         old_p = {period: _analogue_probability(train, test, values[period]) for period in old_periods}
         old_rank = _ladder(old_p, old_ladder)
@@ -401,11 +428,17 @@ def river_table(
                 "thresholds_m3s": {f"rp{int(k)}": round(v, 2) for k, v in values.items()},
                 "state_model": model.summary(),
                 "unsupported_rungs": unsupported,
+                "wetness": wetness,
+                "wetness_selection": None
+                if selection is None
+                else [{**r, "brier": round(r["brier"], 6)} for r in selection.iter_rows(named=True)],
+                "days_raised_by_observed_rung": int((observed_rank > model_rank).sum()),
             }
         )
         yellow = int(Level.YELLOW)
         runs: dict[str, tuple[pl.DataFrame, np.ndarray | None]] = {
             "new": (pl.DataFrame({"ds": ds, "p_exceed": (new_rank >= yellow).astype(np.float64)}), p[2.0]),
+            "model_only": (pl.DataFrame({"ds": ds, "p_exceed": (model_rank >= yellow).astype(np.float64)}), p[2.0]),
             "flow_band": (pl.DataFrame({"ds": ds, "p_exceed": (old_rank >= yellow).astype(np.float64)}), old_p[2.0]),
         }
         for who, daily in (("current", current), ("iforest", plain)):
@@ -685,13 +718,19 @@ def render_event_tables(report: dict[str, Any]) -> list[str]:
         f"Rivers ({rivers['series']}; annual peaks above the 2-year level, warning yellow+ 1-3 days before onset)",
         "who      events hits miss alarms FA  POD  FAR  CSI  lead  Brier  clim   BSS",
     ]
-    for who in (*_MODELS, "flow_band"):
+    for who in (*_MODELS, "model_only", "flow_band"):
         r = rivers[who]
         lines.append(
             f"{who:<8} {r['events']:>6} {r['hits']:>4} {r['misses']:>4} {r['alarms']:>6} {r['false_alarms']:>3} "
             f"{_f(r['pod'])} {_f(r['far'])} {_f(r['csi'])} {_f(r['median_lead_days'], 1):>5} {_f(r['brier'], 4)} "
             f"{_f(r['brier_climatology'], 4)} {_f(r['brier_skill_score'])}"
         )
+    lines += [
+        f"wetness ({h['scored_water_years']} scored): {h['wetness']}; days the observed rung raised: "
+        f"{h['days_raised_by_observed_rung']}; inner Brier "
+        + ", ".join(f"{r['variant']} {r['brier']:.6f}" for r in h["wetness_selection"] or [])
+        for h in rivers["halves"]
+    ]
     lines += ["new model's P(> 2-year level within 3 days) as the warning, other thresholds (trade-off):"]
     lines += [
         f"  p >= {t['p_warn']:.2f}: hits {t['hits']}/{t['events']} alarms {t['alarms']} false {t['false_alarms']} "

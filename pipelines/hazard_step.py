@@ -74,6 +74,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+import numpy as np
 import polars as pl
 
 import anomaly
@@ -252,11 +253,25 @@ def _flood_grades(
                 warnings.simplefilter("ignore")
                 thresholds = floods.return_period_thresholds(
                     own,
-                    periods=sorted({2.0} | {float(rung.period_years) for rung in ladder}),
+                    periods=sorted(
+                        {2.0}
+                        | {float(rung.period_years) for rung in ladder}
+                        | {float(y) for y in cfg.flood_observed_rungs.values() if y}
+                    ),
                     water_year_start_month=floods.water_year_start(r["region"]),
                     min_years=cfg.flood_min_years,
                 )
-            model = hazards.FloodStateModel(window_days=cfg.flood_window_days).fit(own, thresholds)
+            wetness = cfg.flood_wetness
+            if wetness == "auto":  # chosen on the record up to the cutoff (hazards.select_wetness)
+                wetness, _ = hazards.select_wetness(
+                    own,
+                    thresholds,
+                    window_days=cfg.flood_window_days,
+                    water_year_start_month=floods.water_year_start(r["region"]),
+                )
+            model = hazards.FloodStateModel(
+                window_days=cfg.flood_window_days, wetness=hazards.WETNESS_VARIANTS[wetness]
+            ).fit(own, thresholds)
         except FrameError as exc:
             notes.append(f"{uid}: no flood model ({exc.problem}); the rarity grade stands")
             continue
@@ -272,6 +287,22 @@ def _flood_grades(
         level = Level.parse(row["level"])
         detail = json.loads(row["evidence"])
         state = model.state(own).filter(pl.col("ds") == latest[uid]).row(0, named=True)
+        values = dict(zip(thresholds.get_column("period_years"), thresholds.get_column("threshold_value"), strict=True))
+        seen_rank, seen_period = floods.observed_rungs(
+            np.array([float(state["flow"])]), values, rungs=cfg.flood_observed_rungs
+        )
+        observed: dict[str, Any] | None = None
+        if int(seen_rank[0]) > 0:
+            years = float(seen_period[0])
+            observed = {
+                "level": Level(int(seen_rank[0])).label,
+                "return_period_years": years,
+                "threshold": round(float(values[years]), 4),
+                "flow": float(state["flow"]),
+                "ds": state["ds"].isoformat(),
+                "rule": f"observed above the {years:g}-year level now ({float(state['flow']):.4g} > "
+                f"{float(values[years]):.4g} {r['unit'] or ''})".rstrip(),
+            }
         days = (row["window_end"] - row["window_start"]).total_seconds() / 86400.0 + 1.0
         evidence = {
             "model": "return_period",
@@ -301,6 +332,12 @@ def _flood_grades(
                 "rise_1d": round(float(state["rise_1d"]), 4),
                 "rise_2d": round(float(state["rise_2d"]), 4),
                 "rise_known": bool(state["rise_known"]),
+                **{
+                    k: round(float(state[k]), 4)
+                    for k in ("wet_7d", "wet_30d", "baseflow_30d", "days_since_rise")
+                    if any(f.endswith(k) for f in model.wetness)
+                },
+                "wetness_known": bool(state["wetness_known"]),
             },
             "state_model": model.summary(),
             "rule": detail.get("rule"),
@@ -308,8 +345,15 @@ def _flood_grades(
         }
         if unsupported:  # rungs this record gives no case of ([hazards] flood_min_episodes)
             evidence["unsupported_rungs"] = unsupported
+        if observed is not None:  # the gauge is in flood now ([hazards] flood_observed_rungs)
+            evidence["observed_rung"] = observed
+            if int(seen_rank[0]) > int(level):
+                level = Level(int(seen_rank[0]))
+                evidence["model_level"] = evidence["level"]
+                evidence["level"] = level.label
+                evidence["rule"] = observed["rule"]
         out[(uid, latest[uid])] = (level, evidence)
-        notes.append(f"{uid}: flood state model, {detail.get('rule')} -> {level.label}")
+        notes.append(f"{uid}: flood state model, {evidence.get('rule')} -> {level.label}")
     return out, notes
 
 

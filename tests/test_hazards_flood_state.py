@@ -88,9 +88,16 @@ def test_the_fit_never_sees_the_evaluation_half(flow: pl.DataFrame) -> None:
     assert model.coef_ == model2.coef_ and model.intercept_ == model2.intercept_
     assert model.summary() == model2.summary()
     assert not exceed.get_column("p_exceed").equals(exceed2.get_column("p_exceed"))
-    # the last training days whose 3-day window would reach into the other half do not train
-    assert model.first_day_ == date(1999, 10, 3) and model.last_day_ <= date(2005, 9, 27)
-    assert model.training_days_ == train.height - 2 - 3
+    # the last training days whose 3-day window would reach into the other half do not train,
+    # nor the first ones without their state: two days for the rises, half of a 30-day (15) or
+    # 7-day (4) antecedent window for the wetness features the fold chose
+    history = 2
+    if any(w.startswith("log_wet_7d") for w in model.wetness):
+        history = 4
+    if any(w in ("log_wet_30d", "log_baseflow_30d") for w in model.wetness):
+        history = 15
+    assert model.first_day_ == date(1999, 10, 1 + history) and model.last_day_ <= date(2005, 9, 27)
+    assert model.training_days_ == train.height - history - 3
 
 
 def test_the_probability_at_t_ignores_flows_after_t(fold, flow: pl.DataFrame) -> None:
@@ -195,7 +202,10 @@ def test_the_cycle_takes_the_river_level_from_the_state_model(flow: pl.DataFrame
     # the same probability as the model fitted by hand on the same record
     record = flow.filter(pl.col("ds") <= day)
     thresholds = hazards.return_period_thresholds(record, periods=PERIODS)
-    model = hazards.FloodStateModel(window_days=3).fit(record, thresholds)
+    wetness = tuple(hazard["state_model"]["wetness"])  # the variant select_wetness chose on the record
+    chosen, _ = hazards.select_wetness(record, thresholds, window_days=3)
+    assert hazards.WETNESS_VARIANTS[chosen] == wetness
+    model = hazards.FloodStateModel(window_days=3, wetness=wetness).fit(record, thresholds)
     mine = model.exceedance(record, thresholds, issue_dates=[day])
     p = dict(zip(mine.get_column("period_years"), mine.get_column("p_exceed"), strict=True))
     assert hazard["probability"] == pytest.approx(p[hazard["return_period_years"]], abs=1e-9)
@@ -256,3 +266,58 @@ def test_the_min_episodes_setting(tmp_path: Path) -> None:
     assert load_settings(tmp_path, environ={}).hazards.flood_min_episodes == 1
     with pytest.raises(ConfigError, match="flood_min_episodes = -1"):
         load_settings(tmp_path, environ={"EWS_HAZARDS__FLOOD_MIN_EPISODES": "-1"})
+
+
+def test_the_wetness_state_at_t_reads_no_flow_after_t(flow: pl.DataFrame) -> None:
+    train, _ = _halves(flow)
+    thresholds = hazards.return_period_thresholds(train, periods=PERIODS)
+    model = hazards.FloodStateModel(window_days=3, wetness=hazards.WETNESS_FEATURES).fit(train, thresholds)
+    t = datetime(2004, 9, 18)  # Isabel's rise
+    full = model.state(train).filter(pl.col("ds") <= t)
+    cut = model.state(train.filter(pl.col("ds") <= t))
+    assert full.equals(cut)
+    # and tripling every later flow changes nothing up to t
+    changed = train.with_columns(pl.when(pl.col("ds") > t).then(pl.col("y") * 3).otherwise(pl.col("y")).alias("y"))
+    assert model.state(changed).filter(pl.col("ds") <= t).equals(full)
+    # the 30-day mean at t is the mean of t-30 .. t-1, by hand
+    ys = train.filter((pl.col("ds") < t) & (pl.col("ds") >= datetime(2004, 8, 19))).get_column("y")
+    assert full.row(-1, named=True)["wet_30d"] == pytest.approx(float(ys.mean()), rel=1e-12)
+
+
+def test_the_wetness_choice_reads_the_training_record_only(flow: pl.DataFrame) -> None:
+    train, test = _halves(flow)
+    thresholds = hazards.return_period_thresholds(train, periods=PERIODS)
+    chosen, table = hazards.select_wetness(train, thresholds, window_days=3)
+    assert chosen in hazards.WETNESS_VARIANTS and table.height == len(hazards.WETNESS_VARIANTS)
+    assert table.get_column("brier").min() == table.filter(pl.col("variant") == chosen).get_column("brier")[0]
+    # river_fold chooses on train alone: tripling the scored half changes neither the variant nor the fit
+    tripled = test.with_columns(pl.col("y") * 3)
+    _, m1, _ = river_fold(train, test, periods=PERIODS)
+    _, m2, _ = river_fold(train, tripled, periods=PERIODS)
+    assert m1.wetness == m2.wetness == hazards.WETNESS_VARIANTS[chosen] and m1.coef_ == m2.coef_
+
+
+def test_observed_rungs_take_the_highest_return_level_the_flow_is_above() -> None:
+    levels = {2.0: 50.0, 5.0: 100.0, 20.0: 200.0}
+    rank, period = hazards.observed_rungs([10.0, 60.0, 150.0, 250.0, float("nan")], levels)
+    assert rank.tolist() == [0, 2, 3, 4, 0]  # none, yellow, orange, red, nothing for a missing flow
+    assert period[1:4].tolist() == [2.0, 5.0, 20.0] and np.isnan(period[0]) and np.isnan(period[4])
+    # a rung set to 0 is left out
+    rank, _ = hazards.observed_rungs([250.0], levels, rungs={"yellow": 2.0, "orange": 5.0, "red": 0})
+    assert rank.tolist() == [3]
+
+
+def test_a_gauge_in_flood_is_at_least_the_rung_of_its_return_level(flow: pl.DataFrame, tmp_path: Path) -> None:
+    # 2006-06-27: the river at about 70 m3/s, above its 2-year level; the model's chance of staying
+    # above for 3 more days is low, so without the observed rung the level fell while in flood
+    day = datetime(2006, 6, 27)
+    grade = _river_level(flow, day, tmp_path)
+    hazard = grade["evidence"]["hazard"]
+    seen = hazard["observed_rung"]
+    assert seen["flow"] == pytest.approx(float(flow.filter(pl.col("ds") == day).get_column("y")[0]))
+    assert seen["flow"] > seen["threshold"] and seen["return_period_years"] in PERIODS
+    assert "observed above the" in seen["rule"] and "now" in seen["rule"]
+    rank = {"none": 0, "blue": 1, "yellow": 2, "orange": 3, "red": 4}
+    assert rank[grade["level"]] >= rank[seen["level"]] >= rank["yellow"]
+    # here the model alone gave blue: the rung raised it to yellow, and the evidence says so
+    assert hazard["model_level"] == "blue" and grade["level"] == "yellow" and hazard["rule"] == seen["rule"]
