@@ -143,9 +143,9 @@ stale_after_days = { h = 1.0, D = 3.0, B = 5.0, "W-FRI" = 10.0, "W-SUN" = 10.0, 
 # events. Empty = live (all data). `ews demo` writes "2011-03-12" (the day after the
 # Tohoku earthquake) into a fresh home's ews.toml; delete the line to go live.
 as_of = ""
-# Series per chunk (issue 21): the forecast and scoring steps run on this many changed series
-# at a time and write each chunk's forecasts and scores before the next, so their memory does
-# not grow with the number of series (0 = all in one chunk). Results do not depend on it.
+# Series per chunk (issue 21): the cycle reads this many changed series' observations at a
+# time, forecasts, scores and levels them and writes their rows before the next chunk, so its
+# memory does not grow with the number of series (0 = all in one chunk). Results do not depend on it.
 chunk_series = 100
 # Worker processes for the scoring step: each chunk's series are scored split over a process
 # pool of this size (1 = in this process). Results do not depend on it. The forecasts use
@@ -583,7 +583,7 @@ class CycleSettings:
         if self.chunk_series < 0:
             raise ConfigError(
                 f"[cycle] chunk_series = {self.chunk_series} is negative",
-                fix="give the series per chunk of the forecast and scoring steps: 1 or more, or 0 for one chunk",
+                fix="give the series per chunk of the cycle: 1 or more, or 0 for one chunk",
             )
         if self.workers < 1:
             raise ConfigError(

@@ -162,7 +162,9 @@ def _already_beyond(y: np.ndarray, value: float, direction: str) -> str:
 def _return_level(part: pl.DataFrame, years: float, direction: str) -> tuple[float | None, str]:
     """T-year return level from annual maxima (minima for ``below``), Gumbel by moments."""
     agg = pl.col("y").max() if direction == "above" else pl.col("y").min()
-    annual = part.group_by(pl.col("ds").dt.year()).agg(agg).get_column("y").to_numpy()
+    # in year order: a group_by's order varies from run to run, and with it the last digit of
+    # the mean and standard deviation (and of every threshold and grade evidence built on them)
+    annual = part.group_by(pl.col("ds").dt.year()).agg(agg).sort("ds").get_column("y").to_numpy()
     if len(annual) < _MIN_YEARS:
         return None, f"{len(annual)} year(s) of history, a return level needs {_MIN_YEARS}"
     sign = 1.0 if direction == "above" else -1.0

@@ -69,6 +69,7 @@ __all__ = [
     "provisional_bundles",
     "PROVISIONAL_VERDICT",
     "latest_grades",
+    "series_health",
     "evidence_bundle",
 ]
 
@@ -110,10 +111,16 @@ class JudgeResult:
 def latest_grades(series: pl.DataFrame, grades: pl.DataFrame, meta: pl.DataFrame) -> pl.DataFrame:
     """Each series' grade at its newest observation ('none' when that point is not graded)."""
     last = series.group_by("unique_id").agg(pl.col("ds").max())
-    latest = last.join(
+    newest = last.join(
         grades.select("unique_id", "ds", "level", "score", "evidence"), on=["unique_id", "ds"], how="left"
     )
-    latest = latest.with_columns(
+    return _with_meta(newest, meta)
+
+
+def _with_meta(newest: pl.DataFrame, meta: pl.DataFrame) -> pl.DataFrame:
+    """``newest`` (each series' newest ``ds`` and its grade, null when not graded) with 'none'
+    for the ungraded and the series' domain and region."""
+    latest = newest.select("unique_id", "ds", "level", "score", "evidence").with_columns(
         pl.col("level").fill_null(Level.NONE.label),
         pl.col("score").fill_null(0.0),
         pl.col("evidence").fill_null("{}"),
@@ -121,12 +128,26 @@ def latest_grades(series: pl.DataFrame, grades: pl.DataFrame, meta: pl.DataFrame
     return latest.join(meta.select("unique_id", "domain", "region"), on="unique_id").sort("unique_id")
 
 
+def series_health(
+    series: pl.DataFrame, settings: Settings, *, frequencies: dict[str, str], clock: Clock
+) -> pl.DataFrame:
+    """:func:`alerts.assess_data_health` of ``series`` (observations) under ``[alerts]``, judged
+    at ``clock.judged_at``. Per series, so the cycle runs it chunk by chunk."""
+    return assess_data_health(
+        series,
+        frequencies,
+        clock=clock.judged_at,
+        stale_steps=settings.alerts.stale_steps,
+        gap_ratio=settings.alerts.gap_ratio,
+    )
+
+
 def run_alert_step(
     wh: Warehouse,
     settings: Settings,
     *,
-    series: pl.DataFrame,
-    grades: pl.DataFrame,
+    latest: pl.DataFrame,
+    health: pl.DataFrame,
     meta: pl.DataFrame,
     clock: Clock,
     run_id: str,
@@ -135,36 +156,29 @@ def run_alert_step(
 ) -> AlertStepResult:
     """Plan and write alerts for the series of this cycle (inside the cycle's transaction, no
     network call); see the module docstring. ``clock.now`` stamps the rows; the data is judged
-    at ``clock.judged_at`` (the end of the replay day, or now)."""
+    at ``clock.judged_at`` (the end of the replay day, or now).
+
+    ``latest``: each changed series' newest ``ds`` and its level there (``unique_id, ds,
+    level, score, evidence``, null where that point has no grade: the levels step's
+    :attr:`~pipelines.hazard_step.HazardStepResult.latest`); ``health``: their data health
+    (:func:`series_health`, which the cycle runs per chunk while it holds the observations).
+    The observations of unchanged group mates are read here, ``[cycle] chunk_series`` series
+    at a time; those of the series an alert opens on, for its evidence."""
     result = AlertStepResult()
     now, judged_at = clock.now, clock.judged_at
     all_meta = read_series_meta(wh)
     frequencies = dict(zip(all_meta["unique_id"], all_meta["frequency"], strict=True))
-    latest = latest_grades(series, grades, meta)
+    present = set(latest.get_column("unique_id").to_list()) | set(health.get_column("unique_id").to_list())
+    latest = _with_meta(latest, meta)
     # group mates that did not change this cycle still count toward their group's level
     latest = _with_group_mates(wh, latest, all_meta)
-    # the set once, not per series (it was rebuilt from every observation per series: 14 s of a
-    # 100-series next-day cycle, issue 21)
-    present = set(series.get_column("unique_id").unique().to_list())
-    observed = (
-        pl.concat(
-            [
-                series,
-                read_observations(
-                    wh, [u for u in latest["unique_id"].to_list() if u not in present], before=clock.cutoff
-                ),
-            ]
-        )
-        if latest.height
-        else series
-    )
-    health = assess_data_health(
-        observed,
-        frequencies,
-        clock=judged_at,
-        stale_steps=settings.alerts.stale_steps,
-        gap_ratio=settings.alerts.gap_ratio,
-    )
+    mates = [u for u in latest["unique_id"].to_list() if u not in present]
+    size = settings.cycle.chunk_series or len(mates) or 1
+    parts = [health]
+    for i in range(0, len(mates), size):
+        observed = read_observations(wh, mates[i : i + size], before=clock.cutoff)
+        parts.append(series_health(observed, settings, frequencies=frequencies, clock=clock))
+    health = pl.concat(parts)
     silenced = {
         group_key(r["hazard"], r["region"]) for r in review.read_silences(wh, active_at=now).iter_rows(named=True)
     }
@@ -198,6 +212,7 @@ def run_alert_step(
 
     fresh_ids = [t["alert_id"] for t in plan.transitions if t["after"]["status"] == AlertStatus.OPEN]
     fresh = alerting.read_alerts_full(wh, alert_ids=fresh_ids)
+    observed = read_observations(wh, fresh.get_column("unique_id").unique().to_list(), before=clock.cutoff)
     # The judge (and its network calls) runs after this transaction commits (judge_alerts);
     # until then every fresh alert carries the template judgment of the same evidence.
     result.to_judge = _evidence_bundles(wh, settings, fresh, all_meta, observed, judged_at=judged_at, as_of=clock.as_of)

@@ -49,11 +49,11 @@ import polars as pl
 
 from core.clock import Clock, utc_now
 from core.settings import Settings
-from pipelines.alert_step import judge_alerts, provisional_bundles, run_alert_step, run_expiry_step
+from pipelines.alert_step import judge_alerts, provisional_bundles, run_alert_step, run_expiry_step, series_health
 from pipelines.delivery import publish_pending
 from pipelines.engines import Engine, open_engine
 from pipelines.forecast_step import run_forecast_step
-from pipelines.hazard_step import run_hazard_step
+from pipelines.hazard_step import HazardStep
 from pipelines.market_step import run_market_step
 from pipelines.score_step import run_score_step
 from warehouse import Warehouse
@@ -167,36 +167,23 @@ def _cycle(
         return []
     uids = changed.get_column("unique_id").to_list()
     meta = read_series_meta(wh, uids)
-    series = read_observations(wh, uids, before=clock.cutoff)
-    frequencies = dict(zip(meta["unique_id"], meta["frequency"], strict=True))
     summary.series_processed = len(uids)
 
-    grades = _forecast_and_score(
-        wh, settings, summary, series=series, meta=meta, frequencies=frequencies, clock=clock, progress=progress
+    levels = HazardStep(
+        wh, settings, meta=meta, clock=clock, run_id=summary.run_id, market=market.model_input, progress=progress
     )
-
-    levels = run_hazard_step(
-        wh,
-        settings,
-        grades=grades,
-        series=series,
-        meta=meta,
-        clock=clock,
-        run_id=summary.run_id,
-        market=market.model_input,
-        progress=progress,
-    )
-    counts.update(levels.counts)
-    summary.notes.extend(levels.notes)
-    summary.market = levels.market
-    grades = levels.grades
+    health = _forecast_and_score(wh, settings, summary, meta=meta, levels=levels, clock=clock, progress=progress)
+    finished = levels.finish()
+    counts.update(finished.counts)
+    summary.notes.extend(finished.notes)
+    summary.market = finished.market
 
     progress("[4/4] alerts: lifecycle, review gate, outbox (judgments and CAP after the commit)")
     step = run_alert_step(
         wh,
         settings,
-        series=series,
-        grades=grades,
+        latest=finished.latest,
+        health=health,
         meta=meta,
         clock=clock,
         run_id=summary.run_id,
@@ -215,30 +202,33 @@ def _forecast_and_score(
     settings: Settings,
     summary: CycleSummary,
     *,
-    series: pl.DataFrame,
     meta: pl.DataFrame,
-    frequencies: dict[str, str],
+    levels: HazardStep,
     clock: Clock,
     progress: Callable[[str], None],
 ) -> pl.DataFrame:
-    """Steps [1/4] and [2/4] chunk by chunk (``[cycle] chunk_series`` series at a time): each
-    chunk's forecasts, selections and scores are written before the next chunk starts, so the
-    detectors' frames and the score rows of one chunk are all these steps hold at once. Every
-    step of it works per series (fits, detectors, calibration, grading), so the rows written
-    do not depend on the chunk size. Returns the grades of every series, which the levels step
-    needs together (corroboration across series of a region); the forecasts stay in the
-    warehouse (the levels step reads none since the river model replaced the flow forecast)."""
-    uids = sorted(series.get_column("unique_id").unique().to_list())
+    """Steps [1/4] to [3/4] and the levels chunk by chunk (``[cycle] chunk_series`` series at
+    a time): each chunk's observations are read from the warehouse, and its forecasts,
+    selections, scores and levels are written before the next chunk is read, so one chunk's
+    observations, detector frames, score rows and grades are what these steps hold at once.
+    Every step of it works per series (fits, detectors, calibration, grading, the field
+    models), so the rows written do not depend on the chunk size; the one rule across series
+    (corroboration within a region) keeps only the ranks of the grades that can agree, and
+    the grades it may lift wait in the warehouse (:class:`~pipelines.hazard_step.HazardStep`).
+    Returns the data health of every changed series (the alert step's, computed while its
+    observations are read)."""
+    uids = sorted(meta.get_column("unique_id").to_list())
+    frequencies = dict(zip(meta["unique_id"], meta["frequency"], strict=True))
     size = settings.cycle.chunk_series or len(uids) or 1
     chunks = [uids[i : i + size] for i in range(0, len(uids), size)] or [[]]
     counts = summary.row_counts
-    grades: list[pl.DataFrame] = []
+    health: list[pl.DataFrame] = []
     rescored = 0
     with _pool(settings, progress) as engine:
         if engine.name != "local":
             summary.notes.append(f"engine {engine.description}")
         for number, ids in enumerate(chunks, 1):
-            part = series.filter(pl.col("unique_id").is_in(ids))
+            part = read_observations(wh, ids, before=clock.cutoff)
             part_meta = meta.filter(pl.col("unique_id").is_in(ids))
             of = f" (chunk {number} of {len(chunks)}, [cycle] chunk_series = {size})" if len(chunks) > 1 else ""
             progress(f"[1/4] forecasting {len(ids)} series{of} (each with its backtest-selected model)")
@@ -271,14 +261,16 @@ def _forecast_and_score(
             rescored += scored.counts.pop("series_scored_before", 0)
             _add_counts(counts, scored.counts)
             summary.notes.extend(scored.notes)
-            grades.append(scored.grades)
-            del result, scored, part  # the chunk's frames go before the next chunk is read
+            del result  # the forecasts and fits go before the levels step
+            levels.add(scored.grades, part, label=of)
+            health.append(series_health(part, settings, frequencies=frequencies, clock=clock))
+            del scored, part  # the chunk's frames go before the next chunk is read
     if rescored:
         summary.notes.append(
             f"{rescored} series scored before: scores and grades written for their new points and "
             f"the {settings.scoring.recent_window} step(s) before them ([scoring] recent_window)"
         )
-    return pl.concat(grades, how="vertical_relaxed")
+    return pl.concat(health)
 
 
 @contextmanager

@@ -3,8 +3,10 @@
 Runs after grading (:mod:`pipelines.score_step`, the statistical-rarity grade of every
 series) and before the alert step; it rewrites the grade frame (``unique_id, ds, level,
 score, evidence``) and writes it to ``risk_grades``. :func:`field_levels` is pure (frames in,
-frames out); :func:`run_hazard_step` reads the catalog events up to the command's cutoff and
-writes. The rules, in order (docs/anomaly.md, "Levels: field models first, rarity as a
+frames out; :class:`FieldLevels` is the same one part of the series at a time);
+:class:`HazardStep` reads the catalog events up to the command's cutoff and writes, one chunk
+of the cycle at a time (grades that rule 3 may lift wait in a temporary table until every
+chunk is graded). The rules, in order (docs/anomaly.md, "Levels: field models first, rarity as a
 capped fallback"):
 
 1. **Earthquakes: the aftershock forecast.** A seismic region is the ``<region>`` of its
@@ -85,10 +87,17 @@ from hazards import floods
 from ingest.sources.catalogue import SEISMIC_REGIONS
 from pipelines.market_step import MarketModelInput, market_level, market_summary
 from warehouse import Warehouse
-from warehouse.grades import read_latest_grades, upsert_grades
+from warehouse.grades import (
+    drop_grade_stash,
+    open_grade_stash,
+    read_latest_grades,
+    read_stashed_grades,
+    stash_grades,
+    upsert_grades,
+)
 from warehouse.series import read_events, read_series_meta
 
-__all__ = ["HazardStepResult", "field_levels", "run_hazard_step", "SEISMIC_SUFFIXES"]
+__all__ = ["HazardStep", "HazardStepResult", "FieldLevels", "field_levels", "SEISMIC_SUFFIXES", "PENDING_SCHEMA"]
 
 #: Suffixes of the daily series a catalog region produces (ingest.sources.seismic).
 SEISMIC_SUFFIXES: tuple[str, ...] = ("_count", "_max_mag", "_energy")
@@ -106,7 +115,9 @@ _GRADE_SCHEMA: dict[str, pl.DataType] = {
 
 @dataclass
 class HazardStepResult:
-    grades: pl.DataFrame  # unique_id, ds, level, score, evidence (the levels the alert step reads)
+    # each changed series' newest observation and its level there (unique_id, ds, level, score,
+    # evidence; level null where that point has no grade): what the alert step reads
+    latest: pl.DataFrame
     counts: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     market: dict[str, Any] | None = None  # the composite's level (pipelines.market_step.market_summary)
@@ -472,6 +483,217 @@ def _stored_mates(stored: pl.DataFrame | None, present: set[str]) -> pl.DataFram
     return pl.DataFrame(rows, schema=_GRADE_SCHEMA)
 
 
+#: Columns of a grade parked until corroboration is known (:class:`FieldLevels`): the grade,
+#: its rarity rank, its rank after rule 2 and the steps evidence of rule 4 (JSON, or null).
+PENDING_SCHEMA: dict[str, pl.DataType] = {
+    **_GRADE_SCHEMA,
+    "rank": pl.Int64(),
+    "bound": pl.Int64(),
+    "steps": pl.Utf8(),
+}
+
+
+class FieldLevels:
+    """:func:`field_levels` one part of the series at a time (the cycle's chunks, issue 21).
+
+    Rules 1, 2 and 4 are per series (rule 2 per region and day, from the catalog alone), so
+    :meth:`add` finishes every grade of a part but those rule 3 may lift: rarity grades above
+    the cap, which wait (returned as *pending*, :data:`PENDING_SCHEMA`) until every part is
+    in. Across parts it keeps only the witnesses of rule 3 (``unique_id, ds`` and rank of the
+    grades at or above the lowest rank that can agree: the smaller of cap + 1 and
+    ``[hazards] corroboration_level``) and the regions' mainshock states. :meth:`corroborate`
+    then applies rule 3 once, with the stored grades of series outside the cycle, and
+    :meth:`finish` finishes pending grades (in batches, if the caller parked them elsewhere).
+    The rows equal those of one call over all series.
+    """
+
+    def __init__(
+        self,
+        *,
+        meta: pl.DataFrame,
+        events: pl.DataFrame,
+        settings: HazardSettings,
+        at: datetime,
+        market: MarketModelInput | None = None,
+    ) -> None:
+        self.cfg = settings
+        self.cap = int(Level.parse(settings.rarity_cap))
+        self.floor = int(Level.parse(settings.corroboration_level))
+        self.lowest = min(self.cap + 1, self.floor)
+        self.meta = meta
+        self.events = events.filter(pl.col("time") < at)
+        self.at = at
+        self.market = market
+        self.seismic_ids = set(meta.filter(pl.col("domain") == Domain.SEISMIC.value).get_column("unique_id").to_list())
+        self.active: dict[str, bool] = {}  # region -> mainshock at ``at`` (rule 1, read by rule 2)
+        self.notes: list[str] = []
+        self.counts = {"hazard_model": 0, "capped": 0, "corroborated": 0, "no_mainshock": 0}
+        self.own: set[str] = set()
+        self._witnesses: list[pl.DataFrame] = []
+        self._lifted: dict[tuple[str, datetime], list[str]] | None = None
+
+    def _ranked(self, frame: pl.DataFrame) -> pl.DataFrame:
+        """``rank`` (rarity), the seismic ``region_id`` and ``bound`` (rule 2) of grade rows."""
+        frame = frame.with_columns(
+            pl.col("level").map_elements(lambda s: int(Level.parse(s)), return_dtype=pl.Int64).alias("rank"),
+            pl.col("unique_id").map_elements(lambda u: _seismic_region(u), return_dtype=pl.Utf8).alias("region_id"),
+        )
+        frame = frame.with_columns(
+            pl.when(pl.col("unique_id").is_in(list(self.seismic_ids))).then(pl.col("region_id")).otherwise(None)
+        )
+        return _mainshock_bound(frame, events=self.events, cfg=self.cfg, at=self.at, active=self.active)
+
+    def add(self, grades: pl.DataFrame, series: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+        """Rules 1, 2 and 4 for a part (``grades`` and ``series`` of the same series): returns
+        its finished grades (``_GRADE_SCHEMA``) and its pending ones (:data:`PENDING_SCHEMA`)."""
+        cfg, at, events = self.cfg, self.at, self.events
+        latest = dict(series.group_by("unique_id").agg(pl.col("ds").max()).iter_rows())
+        hazard, active, notes = _aftershock_grades(latest=latest, events=events, cfg=cfg, at=at)
+        self.active.update(active)
+        rivers, river_notes = _flood_grades(series=series, meta=self.meta, latest=latest, cfg=cfg)
+        hazard.update(rivers)
+        notes.extend(river_notes)
+        market = self.market
+        if market is not None and market.settings.composite_uid in latest:
+            uid = market.settings.composite_uid
+            graded, market_notes = market_level(market, at=at, ds=latest[uid])
+            if graded is not None:
+                hazard[(uid, latest[uid])] = graded
+            notes.extend(market_notes)
+        self.notes.extend(notes)
+
+        base = grades.select(list(_GRADE_SCHEMA)).cast(_GRADE_SCHEMA)  # type: ignore[arg-type]
+        missing = [k for k in hazard if base.filter((pl.col("unique_id") == k[0]) & (pl.col("ds") == k[1])).height == 0]
+        if missing:  # a count series whose newest point the rarity grade left out (too short, say)
+            base = pl.concat(
+                [
+                    base,
+                    pl.DataFrame(
+                        {
+                            "unique_id": [k[0] for k in missing],
+                            "ds": [k[1] for k in missing],
+                            "level": [Level.NONE.label] * len(missing),
+                            "score": [0.0] * len(missing),
+                            "evidence": ["{}"] * len(missing),
+                        },
+                        schema=_GRADE_SCHEMA,
+                    ),
+                ]
+            )
+        self.own.update(base.get_column("unique_id").to_list())
+        frame = self._ranked(base)
+        self._witnesses.append(frame.filter(pl.col("bound") >= self.lowest).select("unique_id", "ds", "bound"))
+        steps = _steps_evidence(series, self.meta, events, latest)
+
+        rows, pending = [], []
+        for r in frame.iter_rows(named=True):
+            key = (r["unique_id"], r["ds"])
+            found = steps.get(r["unique_id"]) if r["ds"] == latest.get(r["unique_id"]) else None
+            if key not in hazard and r["bound"] > self.cap:  # rule 3 decides, once every part is in
+                pending.append(
+                    {
+                        **{k: r[k] for k in PENDING_SCHEMA if k != "steps"},
+                        "steps": None if found is None else json.dumps(found, sort_keys=True),
+                    }
+                )
+                continue
+            rows.append(self._row(r, hazard.get(key), found))
+        return pl.DataFrame(rows, schema=_GRADE_SCHEMA), pl.DataFrame(pending, schema=PENDING_SCHEMA)
+
+    def corroborate(self, stored: pl.DataFrame | None = None) -> None:
+        """Rule 3 over every part added: which pending grades an independent series lifts.
+        ``stored``: newest stored grades of series outside the cycle (witnesses only)."""
+        mates = _stored_mates(stored, self.own)
+        witnesses = [w.with_columns(pl.lit(True).alias("own")) for w in self._witnesses]
+        if mates.height:
+            ranked = self._ranked(mates).filter(pl.col("bound") >= self.lowest)
+            witnesses.append(ranked.select("unique_id", "ds", "bound", pl.lit(False).alias("own")))
+        frame = pl.concat(witnesses) if witnesses else pl.DataFrame(schema=_WITNESS_SCHEMA)
+        self._lifted = _corroboration(frame, self.meta, cap=self.cap, floor=self.floor)
+        self._witnesses = []
+
+    def finish(self, pending: pl.DataFrame) -> pl.DataFrame:
+        """Pending grades (from :meth:`add`) finished by rule 3; :meth:`corroborate` first."""
+        if self._lifted is None:
+            raise RuntimeError("FieldLevels.finish runs after corroborate()")
+        rows = [
+            self._row(r, None, None if r["steps"] is None else json.loads(r["steps"]), lifted=self._lifted)
+            for r in pending.iter_rows(named=True)
+        ]
+        return pl.DataFrame(rows, schema=_GRADE_SCHEMA)
+
+    def summary(self) -> str:
+        counts = self.counts
+        return (
+            f"levels: {counts['hazard_model']} from field models; rarity grades above "
+            f"{Level(self.cap).label} capped {counts['capped']}, corroborated {counts['corroborated']}; "
+            f"seismic grades without a mainshock held at blue {counts['no_mainshock']}"
+        )
+
+    def _row(
+        self,
+        r: dict[str, Any],
+        model_level: tuple[Level, dict[str, Any]] | None,
+        steps: list[dict[str, Any]] | None,
+        lifted: Mapping[tuple[str, datetime], list[str]] | None = None,
+    ) -> dict[str, Any]:
+        """The finished grade of one ranked row (rules 1 to 4, module docstring)."""
+        counts = self.counts
+        ev = json.loads(r["evidence"] or "{}")
+        key = (r["unique_id"], r["ds"])
+        rarity = Level(r["rank"])
+        if model_level is not None:
+            level, model = model_level
+            ev.update(
+                basis=_BASIS_MODEL,
+                hazard=model,
+                rarity={"level": rarity.label, "score": r["score"], "raw_level": ev.get("raw_level")},
+                level=level.label,
+            )
+            counts["hazard_model"] += 1
+        else:
+            level = Level(r["bound"])
+            ev["basis"] = _BASIS_RARITY
+            if level < rarity:
+                ev["seismic_cap"] = {
+                    "capped_at": level.label,
+                    "uncapped_level": rarity.label,
+                    "reason": "no mainshock: a rate change alone is an unusual-activity notice",
+                }
+                counts["no_mainshock"] += 1
+            if level > self.cap:
+                if lifted is None:
+                    raise RuntimeError(f"{key}: a grade above the cap is finished only after corroborate()")
+                if key in lifted:
+                    ev["corroborated_by"] = lifted[key]
+                    counts["corroborated"] += 1
+                else:
+                    ev.update(capped_at=Level(self.cap).label, uncapped_level=level.label)
+                    level = Level(self.cap)
+                    counts["capped"] += 1
+            ev["level"] = level.label
+        if steps is not None:
+            ev["steps"] = steps
+        return {
+            "unique_id": r["unique_id"],
+            "ds": r["ds"],
+            "level": level.label,
+            "score": r["score"],
+            "evidence": json.dumps(ev, sort_keys=True, default=str),
+        }
+
+
+#: Parked grades finished (and written) at a time by :meth:`HazardStep.finish`.
+_FINISH_BATCH = 20_000
+
+_WITNESS_SCHEMA: dict[str, pl.DataType] = {
+    "unique_id": pl.Utf8(),
+    "ds": pl.Datetime("us"),
+    "bound": pl.Int64(),
+    "own": pl.Boolean(),
+}
+
+
 def field_levels(
     grades: pl.DataFrame,
     *,
@@ -492,157 +714,99 @@ def field_levels(
     ``stored``: newest stored grades of series outside this cycle (corroboration only).
     ``market``: the composite frame, crisis events and ``[markets]`` settings of this cycle's
     market step (rule 1c; None: no market level).
-    Returns the grades (same contract) and notes for the run summary.
+    Returns the grades (same contract) and notes for the run summary. One
+    :class:`FieldLevels` part; the cycle adds its chunks one by one.
     """
-    cfg = settings
-    cap = int(Level.parse(cfg.rarity_cap))
-    floor = int(Level.parse(cfg.corroboration_level))
-    events = events.filter(pl.col("time") < at)
-    latest = dict(series.group_by("unique_id").agg(pl.col("ds").max()).iter_rows())
-    hazard, active, notes = _aftershock_grades(latest=latest, events=events, cfg=cfg, at=at)
-    rivers, river_notes = _flood_grades(series=series, meta=meta, latest=latest, cfg=cfg)
-    hazard.update(rivers)
-    notes.extend(river_notes)
-    if market is not None and market.settings.composite_uid in latest:
-        uid = market.settings.composite_uid
-        graded, market_notes = market_level(market, at=at, ds=latest[uid])
-        if graded is not None:
-            hazard[(uid, latest[uid])] = graded
-        notes.extend(market_notes)
+    levels = FieldLevels(meta=meta, events=events, settings=settings, at=at, market=market)
+    done, pending = levels.add(grades, series)
+    levels.corroborate(stored)
+    out = pl.concat([done, levels.finish(pending)]).sort("unique_id", "ds")
+    return out, [*levels.notes, levels.summary()]
 
-    base = grades.select(list(_GRADE_SCHEMA)).cast(_GRADE_SCHEMA)  # type: ignore[arg-type]
-    missing = [k for k in hazard if base.filter((pl.col("unique_id") == k[0]) & (pl.col("ds") == k[1])).height == 0]
-    if missing:  # a count series whose newest point the rarity grade left out (too short, say)
-        base = pl.concat(
-            [
-                base,
-                pl.DataFrame(
-                    {
-                        "unique_id": [k[0] for k in missing],
-                        "ds": [k[1] for k in missing],
-                        "level": [Level.NONE.label] * len(missing),
-                        "score": [0.0] * len(missing),
-                        "evidence": ["{}"] * len(missing),
-                    },
-                    schema=_GRADE_SCHEMA,
-                ),
-            ]
+
+class HazardStep:
+    """The levels step of the cycle, chunk by chunk (issue 21: bounded memory).
+
+    :meth:`add` takes one chunk's rarity grades and observations, writes its finished levels
+    to ``risk_grades`` and parks its grades above the cap (waiting for rule 3) in a temporary
+    table of the warehouse (:func:`warehouse.grades.stash_grades`); :meth:`finish` applies
+    rule 3 once every chunk is in, writes the parked grades finished, ``batch`` at a time, and
+    returns each changed series' grade at its newest observation (what the alert step reads).
+    Held across chunks: the witnesses of rule 3 (key and rank of the grades at or above the
+    lowest agreeing rank) and one row per series (its newest observation's grade).
+    """
+
+    def __init__(
+        self,
+        wh: Warehouse,
+        settings: Settings,
+        *,
+        meta: pl.DataFrame,
+        clock: Clock,
+        run_id: str,
+        market: MarketModelInput | None = None,
+        progress: Callable[[str], None] = lambda _m: None,
+    ) -> None:
+        self.wh, self.run_id, self.progress = wh, run_id, progress
+        self.market_settings = market.settings if market is not None else None
+        self.meta = meta  # the changed series (region roll-up, the regions of stored mates)
+        cfg = settings.hazards
+        self.message = (
+            f"      levels: aftershock forecasts for the earthquake counts, return periods for the "
+            f"rivers, KLR signals for the market composite; rarity capped at "
+            f"{cfg.rarity_cap} unless a second series of the region agrees"
         )
-    mates = _stored_mates(stored, set(base["unique_id"]))
-    frame = pl.concat([base.with_columns(pl.lit(True).alias("own")), mates.with_columns(pl.lit(False).alias("own"))])
-    frame = frame.with_columns(
-        pl.col("level").map_elements(lambda s: int(Level.parse(s)), return_dtype=pl.Int64).alias("rank"),
-        pl.col("unique_id").map_elements(lambda u: _seismic_region(u), return_dtype=pl.Utf8).alias("region_id"),
-    )
-    seismic_ids = set(meta.filter(pl.col("domain") == Domain.SEISMIC.value).get_column("unique_id").to_list())
-    frame = frame.with_columns(
-        pl.when(pl.col("unique_id").is_in(list(seismic_ids))).then(pl.col("region_id")).otherwise(None)
-    )
-    frame = _mainshock_bound(frame, events=events, cfg=cfg, at=at, active=active)
-    lifted = _corroboration(frame, meta, cap=cap, floor=floor)
-    steps = _steps_evidence(series, meta, events, latest)
+        self.levels = FieldLevels(
+            meta=read_series_meta(wh),
+            events=read_events(wh, before=clock.cutoff),
+            settings=cfg,
+            at=clock.judged_at,
+            market=market,
+        )
+        self.counts = {"risk_grades": 0}
+        self._newest: list[pl.DataFrame] = []
+        open_grade_stash(wh)
 
-    rows = []
-    counts = {"hazard_model": 0, "capped": 0, "corroborated": 0, "no_mainshock": 0}
-    for r in frame.filter(pl.col("own")).iter_rows(named=True):
-        ev = json.loads(r["evidence"] or "{}")
-        key = (r["unique_id"], r["ds"])
-        rarity = Level(r["rank"])
-        if key in hazard:
-            level, model = hazard[key]
-            ev.update(
-                basis=_BASIS_MODEL,
-                hazard=model,
-                rarity={"level": rarity.label, "score": r["score"], "raw_level": ev.get("raw_level")},
-                level=level.label,
+    def add(self, grades: pl.DataFrame, series: pl.DataFrame, *, label: str = "") -> None:
+        """Levels of one chunk (``grades`` and ``series`` of the same series)."""
+        self.progress(self.message + label)
+        done, pending = self.levels.add(grades, series)
+        self.counts["risk_grades"] += upsert_grades(self.wh, done, run_id=self.run_id)
+        stash_grades(self.wh, pending)
+        last = series.group_by("unique_id").agg(pl.col("ds").max().alias("ds"))
+        self._newest.append(
+            last.join(done.select("unique_id", "ds", "level", "score", "evidence"), on=["unique_id", "ds"], how="left")
+        )
+
+    def finish(self) -> HazardStepResult:
+        wh = self.wh
+        regions = set(self.meta["region"].drop_nulls())
+        stored = read_latest_grades(wh).filter(
+            pl.col("region").is_in(list(regions)) & ~pl.col("unique_id").is_in(list(self.levels.own))
+        )
+        self.levels.corroborate(stored)
+        newest = pl.concat(self._newest) if self._newest else pl.DataFrame(schema=_GRADE_SCHEMA)
+        keys = newest.select("unique_id", "ds")
+        fills = []
+        for part in read_stashed_grades(wh, batch=_FINISH_BATCH):
+            finished = self.levels.finish(part)
+            self.counts["risk_grades"] += upsert_grades(wh, finished, run_id=self.run_id)
+            fills.append(finished.join(keys, on=["unique_id", "ds"]))
+        drop_grade_stash(wh)
+        if fills and newest.height:
+            fill = pl.concat(fills)
+            newest = newest.join(fill, on=["unique_id", "ds"], how="left", suffix="_f").select(
+                "unique_id",
+                "ds",
+                *(pl.coalesce(f"{c}_f", c).alias(c) for c in ("level", "score", "evidence")),
             )
-            counts["hazard_model"] += 1
-        else:
-            level = Level(r["bound"])
-            ev["basis"] = _BASIS_RARITY
-            if level < rarity:
-                ev["seismic_cap"] = {
-                    "capped_at": level.label,
-                    "uncapped_level": rarity.label,
-                    "reason": "no mainshock: a rate change alone is an unusual-activity notice",
-                }
-                counts["no_mainshock"] += 1
-            if level > cap:
-                if key in lifted:
-                    ev["corroborated_by"] = lifted[key]
-                    counts["corroborated"] += 1
-                else:
-                    ev.update(capped_at=Level(cap).label, uncapped_level=level.label)
-                    level = Level(cap)
-                    counts["capped"] += 1
-            ev["level"] = level.label
-        if r["unique_id"] in steps and r["ds"] == latest.get(r["unique_id"]):
-            ev["steps"] = steps[r["unique_id"]]
-        rows.append(
-            {
-                "unique_id": r["unique_id"],
-                "ds": r["ds"],
-                "level": level.label,
-                "score": r["score"],
-                "evidence": json.dumps(ev, sort_keys=True, default=str),
-            }
-        )
-    out = pl.DataFrame(rows, schema=_GRADE_SCHEMA).sort("unique_id", "ds") if rows else base.clear()
-    notes.append(
-        f"levels: {counts['hazard_model']} from field models; rarity grades above "
-        f"{Level(cap).label} capped {counts['capped']}, corroborated {counts['corroborated']}; "
-        f"seismic grades without a mainshock held at blue {counts['no_mainshock']}"
-    )
-    return out, notes
-
-
-def run_hazard_step(
-    wh: Warehouse,
-    settings: Settings,
-    *,
-    grades: pl.DataFrame,
-    series: pl.DataFrame,
-    meta: pl.DataFrame,
-    clock: Clock,
-    run_id: str,
-    market: MarketModelInput | None = None,
-    progress: Callable[[str], None] = lambda _m: None,
-) -> HazardStepResult:
-    """Field levels for this cycle's grades (on ``clock``: events before its cutoff, models at
-    its judged time), written to ``risk_grades``; returns the grades the alert step reads."""
-    cfg = settings.hazards
-    progress(
-        f"      levels: aftershock forecasts for the earthquake counts, return periods for the "
-        f"rivers, KLR signals for the market composite; rarity capped at "
-        f"{cfg.rarity_cap} unless a second series of the region agrees"
-    )
-    at = clock.judged_at
-    events = read_events(wh, before=clock.cutoff)
-    all_meta = read_series_meta(wh)
-    present = set(grades["unique_id"]) if grades.height else set()
-    regions = set(meta["region"].drop_nulls())
-    stored = read_latest_grades(wh).filter(pl.col("region").is_in(list(regions)))
-    stored = stored.filter(~pl.col("unique_id").is_in(list(present)))
-    levels, notes = field_levels(
-        grades,
-        series=series,
-        meta=all_meta,
-        events=events,
-        settings=cfg,
-        at=at,
-        stored=stored,
-        market=market,
-    )
-    result = HazardStepResult(grades=levels, notes=notes)
-    if market is not None:
-        result.market = market_summary(levels, market.settings)
-    result.counts["risk_grades"] = upsert_grades(wh, levels, run_id=run_id)
-    last = series.group_by("unique_id").agg(pl.col("ds").max().alias("ds"))
-    latest = last.join(
-        levels.select("unique_id", "ds", "level", "score"), on=["unique_id", "ds"], how="left"
-    ).with_columns(pl.col("level").fill_null(Level.NONE.label), pl.col("score").fill_null(0.0))
-    region_levels = anomaly.grade_regions(latest, meta) if latest.height else pl.DataFrame()
-    for row in region_levels.iter_rows(named=True) if region_levels.height else []:
-        if row["level"] != Level.NONE.label:
-            result.notes.append(f"region {row['region']}: {row['level']} ({', '.join(row['series'])})")
-    return result
+        result = HazardStepResult(latest=newest, notes=[*self.levels.notes, self.levels.summary()])
+        result.counts.update(self.counts)
+        if self.market_settings is not None:
+            result.market = market_summary(newest.filter(pl.col("level").is_not_null()), self.market_settings)
+        latest = newest.with_columns(pl.col("level").fill_null(Level.NONE.label), pl.col("score").fill_null(0.0))
+        region_levels = anomaly.grade_regions(latest, self.meta) if latest.height else pl.DataFrame()
+        for row in region_levels.iter_rows(named=True) if region_levels.height else []:
+            if row["level"] != Level.NONE.label:
+                result.notes.append(f"region {row['region']}: {row['level']} ({', '.join(row['series'])})")
+        return result

@@ -5,11 +5,17 @@ region US (so the levels step's corroboration sees series of several chunks), re
 through the autumn of 2008. Each test cycles two fresh warehouses holding the same data, once
 with every series in one chunk and once with one series per chunk (``[cycle] chunk_series``),
 or with one worker and with two (``[cycle] workers``, scoring in a process pool),
-and compares every row the cycle wrote, but for run ids and wall-clock stamps.
+and compares every row the cycle wrote, but for run ids.
+
+The chunk test adds the Choptank river (daily discharge: a flood level from its return
+periods) and the New York tide gauge (monthly sea level: steps in its evidence), both put in
+region US, so market grades above the cap are lifted by a river or gauge in another chunk
+(a market series never lifts another): the levels step's one rule across series.
 """
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from pathlib import Path
 
@@ -17,6 +23,7 @@ import polars as pl
 
 from core.settings import Settings, load_settings
 from ingest.batches import ingest_file
+from ingest.sources import bundled_catalogue
 from pipelines.cycle import run_cycle
 from tests.sql import sql_frame
 from warehouse import Warehouse
@@ -27,6 +34,8 @@ FILES = {
     "unrate": ("fred_UNRATE.csv", "MS"),
     "cpiaucsl": ("fred_CPIAUCSL.csv", "MS"),
 }
+#: Field-model series of the bundled catalogue, loaded into region US for the chunk test.
+FIELD = ("hydro/usgs_01491000_choptank_daily_flow_cms.txt", "hydro/psmsl_rlr_monthly_012_new_york_battery.rlrdata")
 NOW = datetime(2026, 11, 22, 3, 0)
 AS_OF = "2008-10-24"
 
@@ -36,13 +45,25 @@ WRITTEN = {
     "anomaly_scores": "SELECT * EXCLUDE (run_id) FROM anomaly_scores ORDER BY unique_id, ds, detector",
     "risk_grades": "SELECT * EXCLUDE (run_id) FROM risk_grades ORDER BY unique_id, ds",
     "model_selections": "SELECT unique_id, model, reason, members, basis FROM model_selections ORDER BY unique_id",
-    "alerts": "SELECT unique_id, level, status FROM alerts ORDER BY unique_id",
+    "alerts": "SELECT * EXCLUDE (run_id) FROM alerts ORDER BY alert_id",
+    "alert_transitions": "SELECT * EXCLUDE (transition_id, run_id) FROM alert_transitions "
+    "ORDER BY alert_id, action, to_status, to_level",
+    "data_gap_notices": "SELECT * EXCLUDE (run_id) FROM data_gap_notices ORDER BY notice_id",
+    "judgments": "SELECT * EXCLUDE (run_id) FROM judgments ORDER BY judgment_id",
+    "outbox": "SELECT alert_id, msg_type, created_at, created_by, reason FROM outbox ORDER BY alert_id, msg_type",
 }
 
 
-def _cycled(path: Path, **env: str) -> tuple[dict[str, pl.DataFrame], dict[str, int]]:
-    settings: Settings = load_settings(path, environ={"EWS_CYCLE__AS_OF": AS_OF, **env})
+def _cycled(path: Path, field: tuple[str, ...] = (), **env: str) -> tuple[dict[str, pl.DataFrame], dict[str, int]]:
+    settings: Settings = load_settings(
+        path, environ={"EWS_CYCLE__AS_OF": AS_OF, "EWS_ALERTS__JUDGE": "template", **env}
+    )
+    catalogue = {b.relative_path: b for b in bundled_catalogue(ROOT / "data")}
     with Warehouse.open(settings.warehouse_path) as wh:
+        for name in field:
+            item = catalogue[name]
+            options = {**item.options, "region": "US"}
+            assert ingest_file(wh, settings, ROOT / "data" / name, item.format, options=options).status == "committed"
         for uid, (name, freq) in FILES.items():
             result = ingest_file(
                 wh,
@@ -57,11 +78,19 @@ def _cycled(path: Path, **env: str) -> tuple[dict[str, pl.DataFrame], dict[str, 
 
 
 def test_one_series_per_chunk_writes_the_rows_of_one_chunk(tmp_path: Path) -> None:
-    whole, whole_counts = _cycled(tmp_path / "whole", EWS_CYCLE__CHUNK_SERIES="0")
-    chunked, chunked_counts = _cycled(tmp_path / "chunked", EWS_CYCLE__CHUNK_SERIES="1")
+    whole, whole_counts = _cycled(tmp_path / "whole", FIELD, EWS_CYCLE__CHUNK_SERIES="0")
+    chunked, chunked_counts = _cycled(tmp_path / "chunked", FIELD, EWS_CYCLE__CHUNK_SERIES="1")
     assert whole_counts == chunked_counts
-    assert whole["anomaly_scores"]["unique_id"].n_unique() == len(FILES)
+    assert whole["anomaly_scores"]["unique_id"].n_unique() == len(FILES) + len(FIELD)
     assert whole["risk_grades"].height > 100 and whole["forecasts"].height > 0
+    # what the comparison covers: every rule of the levels step, and alerts
+    evidence = [(r["unique_id"], json.loads(r["evidence"])) for r in whole["risk_grades"].iter_rows(named=True)]
+    assert {"corroborated_by", "capped_at", "hazard"} <= {k for _, ev in evidence for k in ev}
+    lifted = {(uid, mate) for uid, ev in evidence for mate in ev.get("corroborated_by", [])}
+    assert any(uid in FILES and mate not in FILES for uid, mate in lifted), (
+        lifted
+    )  # a river or gauge lifts a market grade
+    assert whole["alerts"].height > 0 and whole["judgments"].height > 0
     for table, rows in whole.items():
         assert rows.equals(chunked[table]), table
 
