@@ -16,7 +16,7 @@ import polars as pl
 
 from anomaly.calibration import calibrate_causal
 from core.errors import FrameError
-from core.frames import SCORE_COLUMNS, validate_series
+from core.frames import SCORE_COLUMNS, empty_scores, validate_series
 
 __all__ = ["LEVEL_SHIFT_DETECTOR", "TREND_SHIFT_DETECTOR", "shift_scores"]
 
@@ -63,13 +63,5 @@ def shift_scores(series: pl.DataFrame, *, span: int, tail_quantile: float = 0.9)
                 )
             )
     if not parts:
-        return pl.DataFrame(
-            schema={
-                "unique_id": pl.Utf8,
-                "ds": pl.Datetime("us"),
-                "detector": pl.Utf8,
-                "raw_score": pl.Float64,
-                "score": pl.Float64,
-            }
-        )
+        return empty_scores()
     return calibrate_causal(pl.concat(parts), tail_quantile=tail_quantile).select(SCORE_COLUMNS)

@@ -25,7 +25,7 @@ from pyod.models.iforest import IForest
 
 from anomaly.calibration import calibrate
 from core.errors import FrameError
-from core.frames import SCORE_COLUMNS, validate_forecasts, validate_series
+from core.frames import SCORE_COLUMNS, empty_scores, validate_forecasts, validate_series
 
 __all__ = ["IFOREST_DETECTOR", "INTERVAL_DETECTOR", "subsequence_iforest", "interval_exceedance"]
 
@@ -183,13 +183,5 @@ def _subsequence_features(z: np.ndarray, w: int) -> np.ndarray:
 def _finish(parts: list[pl.DataFrame]) -> pl.DataFrame:
     """Concatenate raw scores and attach the batch-local calibrated score."""
     if not parts:
-        return pl.DataFrame(
-            schema={
-                "unique_id": pl.Utf8,
-                "ds": pl.Datetime("us"),
-                "detector": pl.Utf8,
-                "raw_score": pl.Float64,
-                "score": pl.Float64,
-            }
-        )
+        return empty_scores()
     return calibrate(pl.concat(parts)).select(SCORE_COLUMNS)

@@ -34,7 +34,7 @@ from anomaly.default import DEFAULT_DETECTORS, SERIES_DETECTORS
 from anomaly.novelty import CHANGE_DETECTOR, LEVEL_DETECTOR, change_novelty, level_novelty
 from anomaly.subsequence import _MIN_WINDOWS, SubsequenceFit, cadence_warmup, score_from
 from core.errors import FrameError
-from core.frames import SCORE_COLUMNS, validate_series
+from core.frames import SCORE_COLUMNS, empty_scores, validate_series
 
 __all__ = ["Detection", "Resume", "detect_resumable", "subsequence_detectors"]
 
@@ -142,17 +142,5 @@ def detect_resumable(
         parts.append(
             calibrate_causal(pl.concat(raw_parts), tail_quantile=tail_quantile, since=since).select(SCORE_COLUMNS)
         )
-    scores = pl.concat(parts, how="vertical_relaxed") if parts else _empty()
+    scores = pl.concat(parts, how="vertical_relaxed") if parts else empty_scores()
     return Detection(scores=scores, fits=fits, since=since)
-
-
-def _empty() -> pl.DataFrame:
-    return pl.DataFrame(
-        schema={
-            "unique_id": pl.Utf8,
-            "ds": pl.Datetime("us"),
-            "detector": pl.Utf8,
-            "raw_score": pl.Float64,
-            "score": pl.Float64,
-        }
-    )

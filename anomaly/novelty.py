@@ -28,7 +28,7 @@ import polars as pl
 
 from anomaly.calibration import calibrate_causal
 from core.errors import FrameError
-from core.frames import SCORE_COLUMNS, validate_series
+from core.frames import SCORE_COLUMNS, empty_scores, validate_series
 
 __all__ = [
     "LEVEL_DETECTOR",
@@ -143,7 +143,7 @@ def _per_series(
             )
         )
     if not parts:
-        return _empty()
+        return empty_scores()
     return calibrate_causal(
         pl.concat(parts), blocks=blocks, tail_quantile=tail_quantile, tail=tail, since=since
     ).select(SCORE_COLUMNS)
@@ -197,15 +197,3 @@ def alarm_form(scores: pl.DataFrame, *, span: int, level: float) -> pl.DataFrame
     if not parts:
         return frame
     return pl.concat(parts)
-
-
-def _empty() -> pl.DataFrame:
-    return pl.DataFrame(
-        schema={
-            "unique_id": pl.Utf8,
-            "ds": pl.Datetime("us"),
-            "detector": pl.Utf8,
-            "raw_score": pl.Float64,
-            "score": pl.Float64,
-        }
-    )

@@ -24,7 +24,7 @@ from scipy.stats import norm
 
 from anomaly.calibration import calibrate_causal
 from core.errors import FrameError
-from core.frames import QUANTILES, SCORE_COLUMNS, quantile_column, validate_forecasts
+from core.frames import QUANTILES, SCORE_COLUMNS, empty_scores, quantile_column, validate_forecasts
 
 __all__ = [
     "SURPRISE_DETECTOR",
@@ -93,15 +93,7 @@ def forecast_surprise(
             fix="keep one model per series (filter on the model column) before scoring",
         )
     if frame.height == 0:
-        return pl.DataFrame(
-            schema={
-                "unique_id": pl.Utf8,
-                "ds": pl.Datetime("us"),
-                "detector": pl.Utf8,
-                "raw_score": pl.Float64,
-                "score": pl.Float64,
-            }
-        )
+        return empty_scores()
     frame = frame.sort("unique_id", "ds")
     u = pit_levels(frame.get_column("y").to_numpy(), frame.select(qcols).to_numpy())
     z = np.abs(norm.ppf(u))

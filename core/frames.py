@@ -49,6 +49,7 @@ __all__ = [
     "SERIES_ATTRIBUTES_COLUMN",
     "SERIES_AVAILABLE_AFTER_COLUMN",
     "SCORE_COLUMNS",
+    "empty_scores",
     "quantile_column",
     "forecast_columns",
     "season_length",
@@ -112,6 +113,19 @@ SERIES_ATTRIBUTES_COLUMN = "attributes"
 SERIES_AVAILABLE_AFTER_COLUMN = "available_after"
 
 SCORE_COLUMNS: tuple[str, ...] = ("unique_id", "ds", "detector", "raw_score", "score")
+
+
+def empty_scores() -> pl.DataFrame:
+    """A score frame with no rows (the columns of :data:`SCORE_COLUMNS` and their types)."""
+    return pl.DataFrame(
+        schema={
+            "unique_id": pl.Utf8,
+            "ds": pl.Datetime("us"),
+            "detector": pl.Utf8,
+            "raw_score": pl.Float64,
+            "score": pl.Float64,
+        }
+    )
 
 
 def quantile_column(q: float) -> str:
