@@ -321,3 +321,14 @@ def test_a_gauge_in_flood_is_at_least_the_rung_of_its_return_level(flow: pl.Data
     assert rank[grade["level"]] >= rank[seen["level"]] >= rank["yellow"]
     # here the model alone gave blue: the rung raised it to yellow, and the evidence says so
     assert hazard["model_level"] == "blue" and grade["level"] == "yellow" and hazard["rule"] == seen["rule"]
+
+
+def test_the_settings_know_the_wetness_variants_of_the_model(tmp_path: Path) -> None:
+    from core.errors import ConfigError
+    from core.settings import _WETNESS_VARIANT_NAMES
+
+    assert _WETNESS_VARIANT_NAMES == tuple(hazards.WETNESS_VARIANTS)
+    for name in (*hazards.WETNESS_VARIANTS, "auto"):
+        assert load_settings(tmp_path, environ={"EWS_HAZARDS__FLOOD_WETNESS": name}).hazards.flood_wetness == name
+    with pytest.raises(ConfigError, match="flood_wetness = 'soil'"):
+        load_settings(tmp_path, environ={"EWS_HAZARDS__FLOOD_WETNESS": "soil"})
