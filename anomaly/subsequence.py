@@ -30,7 +30,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from anomaly.calibration import calibrate_causal
 from core.errors import FrameError
-from core.frames import SCORE_COLUMNS, validate_series
+from core.frames import SCORE_COLUMNS, empty_scores, validate_series
 
 __all__ = [
     "PYOD_METHODS",
@@ -168,15 +168,7 @@ def subsequence_scores(
             )
         )
     if not parts:
-        return pl.DataFrame(
-            schema={
-                "unique_id": pl.Utf8,
-                "ds": pl.Datetime("us"),
-                "detector": pl.Utf8,
-                "raw_score": pl.Float64,
-                "score": pl.Float64,
-            }
-        )
+        return empty_scores()
     return calibrate_causal(pl.concat(parts), tail_quantile=tail_quantile, tail=tail).select(SCORE_COLUMNS)
 
 
