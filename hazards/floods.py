@@ -109,7 +109,7 @@ __all__ = [
 
 #: The "gauge is in flood now" rungs: when the newest observed flow is above the return level of
 #: a period, the level is at least that rung (``[hazards] flood_observed_rungs``).
-DEFAULT_OBSERVED_RUNGS: dict[str, float] = {"yellow": 2.0, "orange": 5.0, "red": 20.0}
+DEFAULT_OBSERVED_RUNGS: dict[str, float] = {Level.YELLOW.label: 2.0, Level.ORANGE.label: 5.0, Level.RED.label: 20.0}
 
 RETURN_LEVEL_DETECTOR = "return_level"
 _EULER = 0.5772156649
