@@ -48,7 +48,26 @@ Usage: .venv/bin/python benchmarks/train_injection_screen.py (--extra-sources DI
 
 from __future__ import annotations
 
-import argparse
+import os
+
+#: Kernels pinned before numpy and torch load, so that a rebuild is bit-exact on any x86-64 machine
+#: with AVX2, whatever its core count, CPU generation or the caller's environment (issue 16 item 5).
+#: Float sums depend on how a kernel splits and vectorises them: the suite's Dask tests leave
+#: OMP/MKL/OPENBLAS_NUM_THREADS=1 in the environment, and a one-thread encoder run gave other
+#: embeddings (and so other weights) than a two-thread one. One thread, MKL's conditional
+#: numerical reproducibility on its AVX2 path, torch's AVX2 kernels and OpenBLAS's Haswell
+#: kernels remove those differences; training takes a little longer for it.
+PINNED_KERNELS = {
+    "OMP_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+    "OPENBLAS_NUM_THREADS": "1",
+    "MKL_CBWR": "AVX2",
+    "ATEN_CPU_CAPABILITY": "avx2",
+    "OPENBLAS_CORETYPE": "Haswell",
+}
+os.environ.update(PINNED_KERNELS)
+
+import argparse  # noqa: E402 - the kernels are pinned before anything loads numpy
 import hashlib
 import io
 import json

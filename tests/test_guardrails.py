@@ -349,7 +349,11 @@ def test_the_shipped_weights_name_the_shipped_screen_and_the_files_they_were_tra
 
 def test_the_shipped_weights_are_byte_for_byte_what_train_from_bundled_builds(tmp_path: Path) -> None:
     """`benchmarks/train_injection_screen.py --from-bundled` (about 4 min alone on two cores, 10
-    when they are shared) rebuilds the shipped file exactly: same arrays, same meta, same bytes."""
+    when they are shared) rebuilds the shipped file exactly: same arrays, same meta, same bytes.
+    It runs here with the suite's environment, which the Dask tests leave at one BLAS / OpenMP
+    thread, and with three asked for here: the script pins its kernels itself
+    (``PINNED_KERNELS``), so the caller's settings cannot change the bytes."""
+    import os
     import subprocess
     import sys
 
@@ -362,6 +366,7 @@ def test_the_shipped_weights_are_byte_for_byte_what_train_from_bundled_builds(tm
         check=True,
         capture_output=True,
         timeout=3600,
+        env={**os.environ, **dict.fromkeys(("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"), "3")},
     )
     rebuilt, shipped = out.read_bytes(), MODEL_PATH.read_bytes()
     if rebuilt != shipped:  # name what differs (a bytes diff in pytest's report would take hours)
