@@ -279,6 +279,13 @@ class GlobalFits:
     (its final fit) whatever the cycle's chunks, workers or engine. The fit runs in this
     process (the driver); only its forecasts (``h`` rows of each series) are kept between
     chunks, the histories are dropped when the fit returns.
+
+    Memory: the fit holds one frequency's series at a time. Of an unbounded series it reads
+    only the newest ``[forecast] max_context`` observations: the global model itself keeps no
+    more (:func:`forecasting.regularise` keeps the last ``max_context`` observations before it
+    builds the grid), so its forecasts are those of the full history. A bounded series is read
+    whole: its bound map's offset is chosen on all the values the model is given, as in the
+    backtest and the statistical path.
     """
 
     def __init__(
@@ -302,12 +309,18 @@ class GlobalFits:
         """Fits across every series of the warehouse, observations known by ``before``."""
         meta = read_series_meta(wh)
         frequencies = dict(zip(meta["unique_id"], meta["frequency"], strict=True))
+        bounds = forecasting.bounds_from_meta(meta)
+        tail = settings.forecast.max_context
 
         def load(frequency: str) -> pl.DataFrame:
             ids = sorted(u for u, f in frequencies.items() if f == frequency)
-            return read_observations(wh, ids, before=before)
+            whole = [u for u in ids if u in bounds]
+            parts = [read_observations(wh, [u for u in ids if u not in bounds], before=before, last=tail)]
+            if whole:
+                parts.append(read_observations(wh, whole, before=before))
+            return pl.concat(parts).sort("unique_id", "ds")
 
-        return cls(load, frequencies=frequencies, settings=settings, bounds=forecasting.bounds_from_meta(meta))
+        return cls(load, frequencies=frequencies, settings=settings, bounds=bounds)
 
     @classmethod
     def of_frame(

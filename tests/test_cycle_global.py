@@ -31,7 +31,7 @@ from core.frames import forecast_columns
 from core.settings import Settings, load_settings
 from ingest.batches import ingest_file
 from pipelines.cycle import run_cycle
-from pipelines.forecast_step import run_backtest
+from pipelines.forecast_step import GlobalFits, run_backtest
 from tests.sql import sql_frame
 from warehouse import Warehouse
 from warehouse.series import read_observations, read_series_meta
@@ -70,7 +70,12 @@ def _backtest_and_run(home: Path, **env: str) -> tuple[Settings, dict[str, pl.Da
                 settings,
                 ROOT / "data" / "market" / name,
                 "fred_csv",
-                options={"unique_id": uid, "frequency": freq, "domain": "market", "region": "US"},
+                options={
+                    "unique_id": uid,
+                    "frequency": freq,
+                    "domain": "market",
+                    "region": "US",
+                },
             )
             assert result.status == "committed"
         run_backtest(wh, settings, run_id="bt_global", now=NOW)
@@ -164,3 +169,47 @@ def test_global_rows_do_not_depend_on_chunks_or_workers(
     for table, rows in whole.items():
         assert rows.equals(chunked[table]), f"{table}: chunk_series 1 differs from all in one chunk"
         assert rows.equals(two[table]), f"{table}: workers 2 differ from 1"
+
+
+def test_the_cycles_global_fit_reads_only_the_tail_it_needs(tmp_path: Path) -> None:
+    """The cycle's global fit reads the newest ``[forecast] max_context`` observations of an
+    unbounded series and a bounded series whole; its forecasts equal those of the full
+    histories (UNRATE with its 0..100 % bounds, CPIAUCSL unbounded, max_context 300 < their
+    histories)."""
+    settings = _settings(tmp_path, EWS_FORECAST__MAX_CONTEXT="300")
+    with Warehouse.open(settings.warehouse_path) as wh:
+        for uid in ("unrate", "cpiaucsl"):
+            name, freq = FILES[uid]
+            bounds = {"bounds": {"unrate": [0.0, 100.0]}} if uid == "unrate" else {}
+            result = ingest_file(
+                wh,
+                settings,
+                ROOT / "data" / "market" / name,
+                "fred_csv",
+                options={"unique_id": uid, "frequency": freq, "domain": "market", **bounds},
+            )
+            assert result.status == "committed"
+        cutoff = Clock.resolve(settings, now=NOW).cutoff
+        fits = GlobalFits.of_warehouse(wh, settings, before=cutoff)
+        found = fits.result("LGBMGlobal", "MS")
+        meta = read_series_meta(wh)
+        series = read_observations(wh, before=cutoff)
+        tail = read_observations(wh, before=cutoff, last=300)
+    assert not isinstance(found, str), found
+    assert series.group_by("unique_id").len()["len"].min() > 300  # the tail read leaves rows out
+    assert tail.group_by("unique_id").len()["len"].to_list() == [300, 300]
+    bounds = forecasting.bounds_from_meta(meta)
+    assert bounds == {"unrate": (0.0, 100.0)}
+    direct = forecasting.forecast_global(
+        series,
+        frequencies=dict.fromkeys(["unrate", "cpiaucsl"], "MS"),
+        horizons=settings.forecast.horizon,
+        max_context=300,
+        bounds=bounds,
+        strategy="recursive",
+        conformal_windows=2,
+    )
+    _close(found.forecasts, direct.forecasts)
+    unrate = found.forecasts.filter(pl.col("unique_id") == "unrate").select(QUANTILE_ORDER).to_numpy()
+    assert ((unrate >= 0.0) & (unrate <= 100.0)).all()
+    assert any("bounded in [0, 100]" in n for n in found.notes["note"].to_list())
