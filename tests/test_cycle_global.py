@@ -213,3 +213,21 @@ def test_the_cycles_global_fit_reads_only_the_tail_it_needs(tmp_path: Path) -> N
     unrate = found.forecasts.filter(pl.col("unique_id") == "unrate").select(QUANTILE_ORDER).to_numpy()
     assert ((unrate >= 0.0) & (unrate <= 100.0)).all()
     assert any("bounded in [0, 100]" in n for n in found.notes["note"].to_list())
+
+
+def test_global_rows_on_the_dask_engine_are_the_local_ones(
+    cycled: tuple[Path, Settings, dict[str, pl.DataFrame]], tmp_path: Path
+) -> None:
+    """The dask engine: the statistical fits run on the cluster, the global fit on the driver."""
+    pytest.importorskip("distributed")
+    pytest.importorskip("fugue_dask")
+    _, _, local = cycled
+    _, dask = _backtest_and_run(tmp_path / "dask", EWS_CYCLE__ENGINE="dask", EWS_CYCLE__WORKERS="2")
+    assert local["selections"].equals(dask["selections"])
+    mine, theirs = local["forecasts"], dask["forecasts"]
+    assert mine.select("unique_id", "cutoff", "model", "ds").equals(theirs.select("unique_id", "cutoff", "model", "ds"))
+    for column in ["mean", *QUANTILE_ORDER]:
+        np.testing.assert_allclose(mine[column].to_numpy(), theirs[column].to_numpy(), rtol=1e-9, atol=0.0)
+    # the global model's own rows come from the same driver-side fit: equal bit for bit
+    only = pl.col("model") == "LGBMGlobal"
+    assert mine.filter(only).height and mine.filter(only).equals(theirs.filter(only))
