@@ -192,12 +192,7 @@ def run_forecast_step(
     due = sorted(set(uids) - set(usable["unique_id"].to_list()))
     fresh = forecasting.select_models(backtests, unique_ids=due, available=available, **select)
     if not installed:
-        fresh = fresh.with_columns(
-            pl.when(pl.col("reason").str.contains("|".join(forecasting.GLOBAL_MODELS), literal=False))
-            .then(pl.col("reason") + _NOT_INSTALLED)
-            .otherwise(pl.col("reason"))
-            .alias("reason")
-        )
+        fresh = _say_not_installed(fresh, backtests)
     members = {**_members(fresh, backtests, available), **_kept_members(usable)}
     fresh = fresh.with_columns(
         pl.Series(
@@ -361,6 +356,24 @@ class GlobalFits:
             del train
             self.seconds[f"{name}@{frequency}"] = round(time.perf_counter() - started, 3)
         return self._done[key]
+
+
+def _say_not_installed(fresh: pl.DataFrame, backtests: pl.DataFrame) -> pl.DataFrame:
+    """Reasons of selections a global model would have served, when it cannot run here."""
+    listed = {}
+    if backtests.height and "members" in backtests.columns:
+        listed = {
+            (u, m): json.loads(t) or []
+            for u, m, t in backtests.select("unique_id", "model", "members").drop_nulls("members").iter_rows()
+        }
+    names = set(forecasting.GLOBAL_MODELS)
+    reasons = []
+    for uid, model, reason in fresh.select("unique_id", "model", "reason").iter_rows():
+        lost = ("not available now" in reason and any(n in reason for n in names)) or bool(
+            names & set(listed.get((uid, model), []))
+        )
+        reasons.append(reason + _NOT_INSTALLED if lost else reason)
+    return fresh.with_columns(pl.Series("reason", reasons, dtype=pl.Utf8))
 
 
 def _run_global(
