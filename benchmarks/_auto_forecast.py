@@ -5,7 +5,9 @@ with the selected model (ensembles combined from the members the backtest chose,
 with the backtest's inverse-WQL weights). The same steps ``ews backtest`` + ``ews run`` take
 (pipelines/forecast_step.py), minus the storage. A global learned model among the candidates
 (``LGBMGlobal``) is fitted once per frequency on every series' full training part, the way the
-backtest fitted it in each window, and its forecasts are used for the series that need them.
+backtest fitted it in each window, and its forecasts are used for the series that need them:
+what ``ews run`` does (``pipelines.forecast_step.GlobalFits``). ``bounds``: the series' physical
+bounds, applied by every model as in production.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ def auto_forecast(
     margin: float = 0.2,
     ensembles: Sequence[str] = ("median", "weighted"),
     global_options: Mapping[str, Any] | None = None,
+    bounds: Mapping[str, forecasting.Bounds] | None = None,
     candidate_forecasts: dict[str, pl.DataFrame] | None = None,
     timings: dict[str, float] | None = None,
 ) -> tuple[pl.DataFrame, pl.DataFrame, forecasting.BacktestResult]:
@@ -58,6 +61,7 @@ def auto_forecast(
         n_jobs=n_jobs,
         ensembles=ensembles,
         global_options=global_options,
+        bounds=bounds,
     )
     timings["backtest"] = time.perf_counter() - start
     ids = sorted(series["unique_id"].unique().to_list())
@@ -86,6 +90,7 @@ def auto_forecast(
                 models=need,
                 max_context=max_context,
                 n_jobs=n_jobs,
+                bounds=bounds,
             ).forecasts.select(forecast_columns())
         )
     timings["final_statistical"] = time.perf_counter() - start
@@ -98,6 +103,7 @@ def auto_forecast(
                 horizons=horizons,
                 max_context=max_context,
                 name=name,
+                bounds=bounds,
                 **dict(global_options or {}),
             )
             timings[f"final_{name}"] = time.perf_counter() - start

@@ -23,6 +23,11 @@ two sizes or more). Speed targets belong here, never in timed tests (issue 21: n
 ``EWS_CYCLE__WORKERS`` in the children; each line names its ``workers``) and ends with the
 first-cycle and next-day time ratios of each count against the first one, per size.
 ``--chunk-series`` sets ``[cycle] chunk_series`` the same way (default: the shipped setting).
+``--global`` makes the global learned model a candidate (``[forecast] models`` + ``LGBMGlobal``,
+``[backtest] ensembles`` median, weighted, statglobal), runs ``ews backtest`` after the ingest
+(``backtest_seconds``) so the cycles forecast with the backtest's choices, and reports the
+seconds of each cycle's global refit (``first_global_fit`` / ``incremental_global_fit``, from the
+cycle's note, per model and frequency) and how many series chose a global candidate.
 ``--engine local dask`` measures every size and worker count once per ``[cycle] engine``
 (``EWS_CYCLE__ENGINE``; the dask engine on the local Dask cluster the cycle starts, of
 ``workers`` processes) and ends with the ratios of each configuration against the first one.
@@ -52,6 +57,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 # A one-day file has too few dates to infer the frequency, so both files state it.
 _FORMAT = ("--format", "fred_multi", "--option", "frequency=D", "--no-cycle")
+#: ``--global``: the shipped candidates plus the global model and the statistical + global combination.
+GLOBAL_SETTINGS = {
+    "EWS_FORECAST__MODELS": '["AutoETS", "AutoTheta", "MSTL", "SeasonalNaive", "Naive", "LGBMGlobal"]',
+    "EWS_BACKTEST__ENSEMBLES": '["median", "weighted", "statglobal"]',
+}
 _ROW_KEYS = ("anomaly_scores", "forecasts", "model_selections", "risk_grades")
 
 
@@ -105,10 +115,20 @@ def _rows(answer: dict) -> dict[str, int]:
 
 
 def measure(
-    series: int, *, years: int, seed: int, workers: int = 1, chunk_series: int | None = None, engine: str = "local"
+    series: int,
+    *,
+    years: int,
+    seed: int,
+    workers: int = 1,
+    chunk_series: int | None = None,
+    engine: str = "local",
+    with_global: bool = False,
 ) -> dict:
     """One size: ingest, first cycle, one more day, next-day cycle (see the module docstring)."""
     settings = {"EWS_CYCLE__WORKERS": str(workers), "EWS_CYCLE__ENGINE": engine}
+    if with_global:
+        settings.update(GLOBAL_SETTINGS)
+    backtest_seconds = None
     if chunk_series is not None:
         settings["EWS_CYCLE__CHUNK_SERIES"] = str(chunk_series)
     days = int(round(365.25 * years))
@@ -119,6 +139,8 @@ def measure(
         history = Path(folder) / "history.csv"
         synthetic_export(history, series=series, days=days, start=start, seed=seed)
         ingest_seconds, _, _ = _ews(home, "ingest", "file", str(history), *_FORMAT)
+        if with_global:
+            backtest_seconds, _, _ = _ews(home, "backtest", env=settings)
         first_seconds, first_rss, first = _ews(home, "run", env=settings)
         nextday = Path(folder) / "nextday.csv"
         synthetic_export(nextday, series=series, days=1, start=start, seed=seed + 1, first_day=days)
@@ -141,7 +163,27 @@ def measure(
         "first_series_per_second": round(series / first_seconds, 2),
         "incremental_series_per_second": round(series / incremental_seconds, 2),
         "incremental_vs_first": round(incremental_seconds / first_seconds, 3),
+        **(
+            {
+                "backtest_seconds": round(backtest_seconds or 0.0, 2),
+                "first_global_fit": _global_fit(first),
+                "incremental_global_fit": _global_fit(incremental),
+                "first_chose_lgbmglobal": sum(
+                    "LGBMGlobal has no in-sample fit" in n for n in first.get("cycle", {}).get("notes", [])
+                ),
+            }
+            if with_global
+            else {}
+        ),
     }
+
+
+def _global_fit(answer: dict) -> str | None:
+    """The cycle's note on its global model fits ("LGBMGlobal@D 1.23"), if it made one."""
+    for note in answer.get("cycle", {}).get("notes", []):
+        if note.startswith("global model fits (seconds): "):
+            return str(note.split(": ", 1)[1])
+    return None
 
 
 def growth_exponent(results: list[dict]) -> float | None:
@@ -160,6 +202,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, nargs="+", default=[1], help="[cycle] workers values to measure")
     parser.add_argument("--chunk-series", type=int, default=None, help="[cycle] chunk_series (default: shipped)")
+    parser.add_argument("--global", dest="with_global", action="store_true", help="LGBMGlobal as a candidate")
     parser.add_argument("--engine", nargs="+", default=["local"], choices=["local", "dask"], help="[cycle] engine")
     args = parser.parse_args()
     results = []
@@ -167,7 +210,13 @@ def main() -> None:
         for workers in args.workers:
             for engine in args.engine:
                 result = measure(
-                    n, years=args.years, seed=args.seed, workers=workers, chunk_series=args.chunk_series, engine=engine
+                    n,
+                    years=args.years,
+                    seed=args.seed,
+                    workers=workers,
+                    chunk_series=args.chunk_series,
+                    engine=engine,
+                    with_global=args.with_global,
                 )
                 results.append(result)
                 print(json.dumps(result), flush=True)

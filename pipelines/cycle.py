@@ -52,7 +52,7 @@ from core.settings import Settings
 from pipelines.alert_step import judge_alerts, provisional_bundles, run_alert_step, run_expiry_step, series_health
 from pipelines.delivery import publish_pending
 from pipelines.engines import Engine, open_engine
-from pipelines.forecast_step import run_forecast_step
+from pipelines.forecast_step import GlobalFits, run_forecast_step
 from pipelines.hazard_step import HazardStep
 from pipelines.market_step import run_market_step
 from pipelines.score_step import run_score_step
@@ -224,6 +224,9 @@ def _forecast_and_score(
     counts = summary.row_counts
     health: list[pl.DataFrame] = []
     rescored = 0
+    # The global learned models learn across series: fitted once per frequency on the driver,
+    # across every series of it, when a chunk first needs one; the chunks share its forecasts.
+    global_fits = GlobalFits.of_warehouse(wh, settings, before=clock.cutoff)
     with _pool(settings, progress) as engine:
         if engine.name != "local":
             summary.notes.append(f"engine {engine.description}")
@@ -242,6 +245,7 @@ def _forecast_and_score(
                 now=clock.now,
                 progress=progress,
                 forecast=engine.forecast,
+                global_fits=global_fits,
             )
             _add_counts(counts, result.counts)
             summary.notes.extend(result.notes)
@@ -265,6 +269,10 @@ def _forecast_and_score(
             levels.add(scored.grades, part, label=of)
             health.append(series_health(part, settings, frequencies=frequencies, clock=clock))
             del scored, part  # the chunk's frames go before the next chunk is read
+    if global_fits.seconds:
+        summary.notes.append(
+            "global model fits (seconds): " + ", ".join(f"{k} {v:.2f}" for k, v in sorted(global_fits.seconds.items()))
+        )
     if rescored:
         summary.notes.append(
             f"{rescored} series scored before: scores and grades written for their new points and "

@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -37,6 +38,8 @@ from warehouse import forecast_store as store
 from warehouse.series import read_observations, read_series_meta
 
 __all__ = [
+    "GLOBAL_OPTIONS",
+    "GlobalFits",
     "ForecastStepResult",
     "BacktestSummary",
     "run_forecast_step",
@@ -137,12 +140,15 @@ def run_forecast_step(
     now: datetime,
     progress: _Progress = lambda _msg: None,
     forecast: Callable[..., forecasting.ForecastResult] | None = None,
+    global_fits: GlobalFits | None = None,
 ) -> ForecastStepResult:
     """Forecast each series with its selected model; write forecasts, selections, exceedance.
 
     ``forecast``: what runs the statistical models, :func:`forecasting.forecast_statistical`
     (default, in this process) or a drop-in with its arguments and result that runs it
-    elsewhere (:mod:`pipelines.engines`: a Dask cluster)."""
+    elsewhere (:mod:`pipelines.engines`: a Dask cluster). ``global_fits``: the cycle's global
+    model fits (:class:`GlobalFits`, one per frequency across all the warehouse's series of
+    it, shared by the chunks); default: fitted across the series of ``series`` only."""
     uids = sorted(series.get_column("unique_id").unique().to_list())
     notes: list[str] = []
     bounds = forecasting.bounds_from_meta(meta)
@@ -164,15 +170,20 @@ def run_forecast_step(
     due = [u for u in uids if u not in set(kept["unique_id"].to_list())]
     first = forecasting.select_models(backtests, unique_ids=due, **select)
     named = set(_needed(first, backtests)) | set(kept["model"].to_list()) | _stored_members(kept)
-    # The global learned model is a backtest candidate only for now: `ews run` does not refit
-    # it, so a series whose backtest it won gets the best available candidate (the reason says so).
     foreign = sorted(named - set(forecasting.STAT_MODELS) - set(forecasting.GLOBAL_MODELS))
     loaded = load_foundation_models(wh, settings, foreign, notes) if foreign else {}
+    # The global learned models are refitted once per frequency per cycle (GlobalFits) when
+    # mlforecast and LightGBM are installed; without them a series whose backtest one won gets
+    # the best available candidate, and its reason says why.
+    installed = forecasting.global_installed()
     available = {
         *forecasting.STAT_MODELS,
         *loaded,
+        *(forecasting.GLOBAL_MODELS if installed else ()),
         *(forecasting.ensemble_name(m) for m in forecasting.ENSEMBLE_METHODS),
     }
+    if global_fits is None:
+        global_fits = GlobalFits.of_frame(series, frequencies=frequencies, settings=settings, bounds=bounds)
     # A kept selection whose model (or an ensemble member) cannot be loaded now is made again.
     usable = kept.filter(
         pl.col("model").is_in(sorted(available))
@@ -180,6 +191,8 @@ def run_forecast_step(
     )
     due = sorted(set(uids) - set(usable["unique_id"].to_list()))
     fresh = forecasting.select_models(backtests, unique_ids=due, available=available, **select)
+    if not installed:
+        fresh = _say_not_installed(fresh, backtests)
     members = {**_members(fresh, backtests, available), **_kept_members(usable)}
     fresh = fresh.with_columns(
         pl.Series(
@@ -219,6 +232,8 @@ def run_forecast_step(
         if wanted:
             part = _chronos_forecaster(model, settings, wanted, bounds)(series, frequencies, fc.horizon)
             parts.append(part.select(forecast_columns()))
+    if installed:
+        parts.extend(_run_global(selections, members, frequencies, global_fits, notes))
     raw = pl.concat(parts, how="vertical_relaxed") if parts else pl.DataFrame()
     fitted_all = pl.concat(fitted_parts, how="vertical_relaxed") if fitted_parts else pl.DataFrame()
     chosen, fitted = _assemble(raw, fitted_all, selections, members, weights, notes)
@@ -240,6 +255,152 @@ def run_forecast_step(
     return ForecastStepResult(
         forecasts=forecasts, fitted=fitted, exceedance=exceedance, selections=selections, counts=counts, notes=notes
     )
+
+
+#: Options of the global models, the same in `ews backtest` (every window) and `ews run`.
+GLOBAL_OPTIONS: dict[str, Any] = {"strategy": "recursive", "conformal_windows": 2, "n_jobs": 1}
+_NOT_INSTALLED = (
+    " (the global model is not refitted here: mlforecast and lightgbm are not installed; "
+    "pip install mlforecast lightgbm)"
+)
+
+
+class GlobalFits:
+    """The global learned models of one cycle: each fitted once per frequency, on first need.
+
+    ``load(frequency)`` returns the series frame (``unique_id, ds, y``) the fit of that
+    frequency learns from; :meth:`of_warehouse` reads every warehouse series of the frequency
+    known at the cycle's cutoff, so the fit is the one ``ews backtest`` makes on the same data
+    (its final fit) whatever the cycle's chunks, workers or engine. The fit runs in this
+    process (the driver); only its forecasts (``h`` rows of each series) are kept between
+    chunks, the histories are dropped when the fit returns.
+
+    Memory: the fit holds one frequency's series at a time. Of an unbounded series it reads
+    only the newest ``[forecast] max_context`` observations: the global model itself keeps no
+    more (:func:`forecasting.regularise` keeps the last ``max_context`` observations before it
+    builds the grid), so its forecasts are those of the full history. A bounded series is read
+    whole: its bound map's offset is chosen on all the values the model is given, as in the
+    backtest and the statistical path.
+    """
+
+    def __init__(
+        self,
+        load: Callable[[str], pl.DataFrame],
+        *,
+        frequencies: Mapping[str, str],
+        settings: Settings,
+        bounds: Mapping[str, forecasting.Bounds],
+    ) -> None:
+        self._load = load
+        self.frequencies = dict(frequencies)
+        self._settings = settings
+        self._bounds = dict(bounds)
+        self._done: dict[tuple[str, str], forecasting.ForecastResult | str] = {}
+        #: Wall seconds of each fit, ``{"LGBMGlobal@W-FRI": 1.2}`` (benchmarks report them).
+        self.seconds: dict[str, float] = {}
+
+    @classmethod
+    def of_warehouse(cls, wh: Warehouse, settings: Settings, *, before: datetime | None) -> GlobalFits:
+        """Fits across every series of the warehouse, observations known by ``before``."""
+        meta = read_series_meta(wh)
+        frequencies = dict(zip(meta["unique_id"], meta["frequency"], strict=True))
+        bounds = forecasting.bounds_from_meta(meta)
+        tail = settings.forecast.max_context
+
+        def load(frequency: str) -> pl.DataFrame:
+            ids = sorted(u for u, f in frequencies.items() if f == frequency)
+            whole = [u for u in ids if u in bounds]
+            parts = [read_observations(wh, [u for u in ids if u not in bounds], before=before, last=tail)]
+            if whole:
+                parts.append(read_observations(wh, whole, before=before))
+            return pl.concat(parts).sort("unique_id", "ds")
+
+        return cls(load, frequencies=frequencies, settings=settings, bounds=bounds)
+
+    @classmethod
+    def of_frame(
+        cls,
+        series: pl.DataFrame,
+        *,
+        frequencies: Mapping[str, str],
+        settings: Settings,
+        bounds: Mapping[str, forecasting.Bounds],
+    ) -> GlobalFits:
+        """Fits across the series of ``series`` only."""
+
+        def load(frequency: str) -> pl.DataFrame:
+            ids = sorted(u for u, f in frequencies.items() if f == frequency)
+            return series.filter(pl.col("unique_id").is_in(ids))
+
+        return cls(load, frequencies=frequencies, settings=settings, bounds=bounds)
+
+    def result(self, name: str, frequency: str) -> forecasting.ForecastResult | str:
+        """The fit of ``name`` on the series of ``frequency`` (made once), or why there is none."""
+        key = (name, frequency)
+        if key not in self._done:
+            started = time.perf_counter()
+            train = self._load(frequency)
+            fc = self._settings.forecast
+            try:
+                self._done[key] = forecasting.forecast_global(
+                    train,
+                    frequencies={u: self.frequencies[u] for u in train["unique_id"].unique().to_list()},
+                    horizons=fc.horizon,
+                    max_context=fc.max_context,
+                    bounds=self._bounds,
+                    name=name,
+                    **GLOBAL_OPTIONS,
+                )
+            except ModelError as exc:
+                self._done[key] = f"{name} not fitted on the {frequency} series: {exc}"
+            del train
+            self.seconds[f"{name}@{frequency}"] = round(time.perf_counter() - started, 3)
+        return self._done[key]
+
+
+def _say_not_installed(fresh: pl.DataFrame, backtests: pl.DataFrame) -> pl.DataFrame:
+    """Reasons of selections a global model would have served, when it cannot run here."""
+    listed = {}
+    if backtests.height and "members" in backtests.columns:
+        listed = {
+            (u, m): json.loads(t) or []
+            for u, m, t in backtests.select("unique_id", "model", "members").drop_nulls("members").iter_rows()
+        }
+    names = set(forecasting.GLOBAL_MODELS)
+    reasons = []
+    for uid, model, reason in fresh.select("unique_id", "model", "reason").iter_rows():
+        lost = ("not available now" in reason and any(n in reason for n in names)) or bool(
+            names & set(listed.get((uid, model), []))
+        )
+        reasons.append(reason + _NOT_INSTALLED if lost else reason)
+    return fresh.with_columns(pl.Series("reason", reasons, dtype=pl.Utf8))
+
+
+def _run_global(
+    selections: pl.DataFrame,
+    members: Mapping[str, list[str]],
+    frequencies: Mapping[str, str],
+    fits: GlobalFits,
+    notes: list[str],
+) -> list[pl.DataFrame]:
+    """The global models' forecasts of the series that selected one or combine one."""
+    parts = []
+    for name in forecasting.GLOBAL_MODELS:
+        wanted = {u for u, m in members.items() if name in m} | set(
+            selections.filter(pl.col("model") == name)["unique_id"].to_list()
+        )
+        by_frequency: dict[str, list[str]] = {}
+        for uid in sorted(wanted):
+            by_frequency.setdefault(frequencies[uid], []).append(uid)
+        for frequency, ids in sorted(by_frequency.items()):
+            found = fits.result(name, frequency)
+            if isinstance(found, str):
+                notes.extend(f"{u}: {found}" for u in ids)
+                continue
+            parts.append(found.forecasts.filter(pl.col("unique_id").is_in(ids)).select(forecast_columns()))
+            mine = found.notes.filter(pl.col("unique_id").is_in([*ids, "*"]))
+            notes.extend(f"{u}: {n}" for u, _, n in mine.iter_rows())
+    return parts
 
 
 def _basis(frequency: str, settings: Settings) -> str:
@@ -508,6 +669,7 @@ def run_backtest(
         ensembles=settings.backtest.ensembles,
         extra=extra,
         bounds=bounds,
+        global_options=GLOBAL_OPTIONS,
     )
     notes.extend(f"{u}: {n}" for u, _, n in result.notes.iter_rows())
     last = result.forecasts.group_by("unique_id").agg(pl.col("cutoff").max().alias("last_cutoff"))

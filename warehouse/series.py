@@ -77,15 +77,23 @@ def read_series_meta(wh: Warehouse, unique_ids: Sequence[str] | None = None) -> 
 
 
 def read_observations(
-    wh: Warehouse, unique_ids: Sequence[str] | None = None, *, before: datetime | None = None
+    wh: Warehouse,
+    unique_ids: Sequence[str] | None = None,
+    *,
+    before: datetime | None = None,
+    last: int | None = None,
 ) -> pl.DataFrame:
     """Observations (all, or of ``unique_ids``); with ``before`` (a replay's cutoff), only
-    those known by then (:func:`known_before`)."""
+    those known by then (:func:`known_before`); with ``last``, only each series' ``last``
+    newest of those."""
     with known_before(wh, before, unique_ids) as (where, params):
         sql = f"SELECT o.unique_id, o.ds, o.y FROM observations o {where}"
         if unique_ids is not None:
             sql += " AND o.unique_id IN (SELECT unnest(?))"
             params = [*params, list(unique_ids)]
+        if last is not None:
+            sql += " QUALIFY row_number() OVER (PARTITION BY o.unique_id ORDER BY o.ds DESC) <= ?"
+            params = [*params, int(last)]
         return wh._frame(sql + " ORDER BY o.unique_id, o.ds", params)
 
 
