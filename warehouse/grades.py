@@ -70,10 +70,9 @@ def stash_grades(wh: Warehouse, frame: pl.DataFrame) -> int:
     """Append ``frame`` (the columns of :func:`open_grade_stash`) to the stash; returns its rows."""
     if frame.height == 0:
         return 0
-    with wh._registered("incoming_stash", frame):
-        wh._execute(
-            f"INSERT INTO {_STASH} SELECT unique_id, ds, level, score, evidence, rank, bound, steps FROM incoming_stash"
-        )
+    wh._with_frame(
+        f"INSERT INTO {_STASH} SELECT unique_id, ds, level, score, evidence, rank, bound, steps FROM incoming", frame
+    )
     return frame.height
 
 
