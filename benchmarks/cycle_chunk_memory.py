@@ -6,8 +6,9 @@ the start of each chunk and of the alert step prints the resident memory (as is,
 ``gc.collect()``, after glibc's ``malloc_trim(0)``), DuckDB's ``duckdb_memory()`` tags above
 1 MB, and the Python object types whose count grew since the last chunk. ``tm`` as third
 argument adds tracemalloc's largest growths by traceback (slow). ``EWS_PROBE_COMMIT=1``
-commits the cycle's transaction at each chunk start (an experiment on what per-chunk commits
-would free; NOT the engine's behaviour, and a crash then leaves a half-written cycle).
+commits the open transaction at each chunk start: the experiment that measured what per-chunk
+commits would free before the engine made them (docs/scaling.md, fifth slice); on an engine
+that commits per chunk it only adds an empty commit.
 
     PYTHONPATH=. .venv/bin/python benchmarks/cycle_chunk_memory.py 90 30
 """
