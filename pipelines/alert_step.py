@@ -2,7 +2,7 @@
 
 Three parts, called by :func:`pipelines.cycle.run_cycle`:
 
-- :func:`run_alert_step` runs inside the cycle's write transaction and makes no network call:
+- :func:`run_alert_step` runs inside the cycle's final write transaction and makes no network call:
   the alert rows, their transitions, data-gap notices, audit rows, outbox events and a
   *provisional* judgment per new or changed open alert (the template writer, grounded by
   construction, ``checks.verdict`` = :data:`PROVISIONAL_VERDICT`) commit together (the outbox

@@ -14,13 +14,22 @@ rewrites no row when its inputs are unchanged, so the composite is skipped too.
 
 Transactions, in this order:
 
-1. **The write transaction** (no network call inside): the market composite's series and
-   observations, forecasts, scores, grades, alert rows,
-   transitions, data-gap notices, audit rows, outbox events, a provisional (template)
-   judgment per new or changed open alert, and the series fingerprints. A failure rolls all
-   of it back and the run is recorded as failed. A cycle with no changed series still runs
-   the expiry check here (``run_expiry_step``): every open alert past its ``expires_at`` is
-   expired, with a transition and an audit row naming the run and its actor.
+1. **The write transactions** (no network call inside), so that the warehouse never holds a
+   whole cycle's rows uncommitted (issue 21: bounded memory): the market composite's series
+   and observations; then one per chunk of ``[cycle] chunk_series`` series (its forecasts,
+   selections, exceedance, detector state, scores, finished grades, and the grades and
+   witnesses the levels step parks for corroboration: every row of the chunk's series or
+   none); then the final one: the parked grades finished, alert rows, transitions,
+   data-gap notices, audit rows, outbox events, a provisional (template) judgment per new or
+   changed open alert, and the series fingerprints. A failure rolls back the transaction it
+   happens in and the run is recorded as failed; chunks committed before it stay. Their
+   fingerprints are written only in the final transaction, so the next cycle takes every
+   series of the failed one again (the committed ones resume from their stored scores and
+   detector state, their parked grades are finished with the rest) and writes exactly the
+   rows of a cycle that was never interrupted (``tests/test_cycle_transactions.py``). A cycle
+   with no changed series still runs the expiry check here (``run_expiry_step``): every open
+   alert past its ``expires_at`` is expired, with a transition and an audit row naming the
+   run and its actor.
 2. **Judgments, after the commit** (``judge_alerts``): the judge (LLM endpoint or template)
    writes one judgment per alert of step 1, outside any transaction, so no network call holds
    the DuckDB write transaction open and every ``llm.call`` audit row commits as it is made
@@ -108,8 +117,7 @@ def run_cycle(
     if clock.replaying:
         progress(f"replay: the cycle sees only data up to {clock.as_of} ([cycle] as_of)")
     try:
-        with wh.transaction():
-            to_judge = _cycle(wh, settings, summary, clock=clock, progress=progress, actor=actor)
+        to_judge = _cycle(wh, settings, summary, clock=clock, progress=progress, actor=actor)
         # Committed. The judge's network calls happen out here (see the module docstring).
         _judge(wh, settings, summary, to_judge, clock=clock, progress=progress)
         # CAP files are written only after the cycle's rows and judgments are committed, so a
@@ -149,10 +157,11 @@ def _cycle(
     progress: Callable[[str], None],
     actor: str = "scheduler",
 ) -> list[dict[str, Any]]:
-    """Step 1 of the module docstring (inside the write transaction); returns the evidence
-    bundles of the alerts to judge after the commit."""
+    """Step 1 of the module docstring (its transactions: the market step's, one per chunk,
+    the final one); returns the evidence bundles of the alerts to judge after the commit."""
     counts = summary.row_counts
-    market = run_market_step(wh, settings, clock=clock, run_id=summary.run_id, progress=progress)
+    with wh.transaction():
+        market = run_market_step(wh, settings, clock=clock, run_id=summary.run_id, progress=progress)
     counts.update(market.counts)
     summary.notes.extend(market.notes)
     changed, skipped = _changed_series(wh, clock.cutoff)
@@ -160,7 +169,8 @@ def _cycle(
     counts.update(forecasts=0, anomaly_scores=0, risk_grades=0, alerts=0, judgments=0)
     if changed.height == 0:
         progress(f"nothing new: all {skipped} series unchanged since their last cycle; checking open alerts for expiry")
-        step = run_expiry_step(wh, settings, clock=clock, run_id=summary.run_id, actor=actor)
+        with wh.transaction():
+            step = run_expiry_step(wh, settings, clock=clock, run_id=summary.run_id, actor=actor)
         counts.update(step.counts)
         summary.notes.extend(step.notes)
         summary.alerts = step.alerts
@@ -173,27 +183,27 @@ def _cycle(
         wh, settings, meta=meta, clock=clock, run_id=summary.run_id, market=market.model_input, progress=progress
     )
     health = _forecast_and_score(wh, settings, summary, meta=meta, levels=levels, clock=clock, progress=progress)
-    finished = levels.finish()
+    with wh.transaction():  # the final transaction: what spans the series
+        finished = levels.finish()
+        progress("[4/4] alerts: lifecycle, review gate, outbox (judgments and CAP after the commit)")
+        step = run_alert_step(
+            wh,
+            settings,
+            latest=finished.latest,
+            health=health,
+            meta=meta,
+            clock=clock,
+            run_id=summary.run_id,
+            actor=actor,
+            progress=progress,
+        )
+        upsert_series_state(wh, changed, run_id=summary.run_id, at=clock.now)
     counts.update(finished.counts)
     summary.notes.extend(finished.notes)
     summary.market = finished.market
-
-    progress("[4/4] alerts: lifecycle, review gate, outbox (judgments and CAP after the commit)")
-    step = run_alert_step(
-        wh,
-        settings,
-        latest=finished.latest,
-        health=health,
-        meta=meta,
-        clock=clock,
-        run_id=summary.run_id,
-        actor=actor,
-        progress=progress,
-    )
     counts.update(step.counts)
     summary.notes.extend(step.notes)
     summary.alerts = step.alerts
-    upsert_series_state(wh, changed, run_id=summary.run_id, at=clock.now)
     return step.to_judge
 
 
@@ -231,42 +241,43 @@ def _forecast_and_score(
         if engine.name != "local":
             summary.notes.append(f"engine {engine.description}")
         for number, ids in enumerate(chunks, 1):
-            part = read_observations(wh, ids, before=clock.cutoff)
-            part_meta = meta.filter(pl.col("unique_id").is_in(ids))
-            of = f" (chunk {number} of {len(chunks)}, [cycle] chunk_series = {size})" if len(chunks) > 1 else ""
-            progress(f"[1/4] forecasting {len(ids)} series{of} (each with its backtest-selected model)")
-            result = run_forecast_step(
-                wh,
-                settings,
-                part,
-                frequencies={u: frequencies[u] for u in ids},
-                meta=part_meta,
-                run_id=summary.run_id,
-                now=clock.now,
-                progress=progress,
-                forecast=engine.forecast,
-                global_fits=global_fits,
-            )
-            _add_counts(counts, result.counts)
-            summary.notes.extend(result.notes)
-            scored = run_score_step(
-                wh,
-                settings,
-                series=part,
-                fitted=result.fitted,
-                exceedance=result.exceedance,
-                meta=part_meta,
-                run_id=summary.run_id,
-                as_of=clock.judged_at,
-                progress=progress,
-                pool=engine.pool,
-                parts=engine.parts,
-            )
-            rescored += scored.counts.pop("series_scored_before", 0)
-            _add_counts(counts, scored.counts)
-            summary.notes.extend(scored.notes)
-            del result  # the forecasts and fits go before the levels step
-            levels.add(scored.grades, part, label=of)
+            with wh.transaction():  # one chunk: every row of its series, or none
+                part = read_observations(wh, ids, before=clock.cutoff)
+                part_meta = meta.filter(pl.col("unique_id").is_in(ids))
+                of = f" (chunk {number} of {len(chunks)}, [cycle] chunk_series = {size})" if len(chunks) > 1 else ""
+                progress(f"[1/4] forecasting {len(ids)} series{of} (each with its backtest-selected model)")
+                result = run_forecast_step(
+                    wh,
+                    settings,
+                    part,
+                    frequencies={u: frequencies[u] for u in ids},
+                    meta=part_meta,
+                    run_id=summary.run_id,
+                    now=clock.now,
+                    progress=progress,
+                    forecast=engine.forecast,
+                    global_fits=global_fits,
+                )
+                _add_counts(counts, result.counts)
+                summary.notes.extend(result.notes)
+                scored = run_score_step(
+                    wh,
+                    settings,
+                    series=part,
+                    fitted=result.fitted,
+                    exceedance=result.exceedance,
+                    meta=part_meta,
+                    run_id=summary.run_id,
+                    as_of=clock.judged_at,
+                    progress=progress,
+                    pool=engine.pool,
+                    parts=engine.parts,
+                )
+                rescored += scored.counts.pop("series_scored_before", 0)
+                _add_counts(counts, scored.counts)
+                summary.notes.extend(scored.notes)
+                del result  # the forecasts and fits go before the levels step
+                levels.add(scored.grades, part, label=of)
             health.append(series_health(part, settings, frequencies=frequencies, clock=clock))
             del scored, part  # the chunk's frames go before the next chunk is read
     if global_fits.seconds:

@@ -5,8 +5,8 @@ series) and before the alert step; it rewrites the grade frame (``unique_id, ds,
 score, evidence``) and writes it to ``risk_grades``. :func:`field_levels` is pure (frames in,
 frames out; :class:`FieldLevels` is the same one part of the series at a time);
 :class:`HazardStep` reads the catalog events up to the command's cutoff and writes, one chunk
-of the cycle at a time (grades that rule 3 may lift wait in a temporary table until every
-chunk is graded). The rules, in order (docs/anomaly.md, "Levels: field models first, rarity as a
+of the cycle at a time (grades that rule 3 may lift, and its witnesses, wait in the
+warehouse until every chunk is graded). The rules, in order (docs/anomaly.md, "Levels: field models first, rarity as a
 capped fallback"):
 
 1. **Earthquakes: the aftershock forecast.** A seismic region is the ``<region>`` of its
@@ -88,11 +88,12 @@ from ingest.sources.catalogue import SEISMIC_REGIONS
 from pipelines.market_step import MarketModelInput, market_level, market_summary
 from warehouse import Warehouse
 from warehouse.grades import (
-    drop_grade_stash,
-    open_grade_stash,
+    clear_grade_stash,
     read_latest_grades,
     read_stashed_grades,
+    read_witnesses,
     stash_grades,
+    stash_witnesses,
     upsert_grades,
 )
 from warehouse.series import read_events, read_series_meta
@@ -600,15 +601,27 @@ class FieldLevels:
             rows.append(self._row(r, hazard.get(key), found))
         return pl.DataFrame(rows, schema=_GRADE_SCHEMA), pl.DataFrame(pending, schema=PENDING_SCHEMA)
 
-    def corroborate(self, stored: pl.DataFrame | None = None) -> None:
+    def take_witnesses(self) -> pl.DataFrame:
+        """The witnesses held so far (``unique_id, ds, bound``), handed over and forgotten
+        (the cycle parks them in the warehouse and gives them back to :meth:`corroborate`)."""
+        frames, self._witnesses = self._witnesses, []
+        return (
+            pl.concat(frames)
+            if frames
+            else pl.DataFrame(schema={k: _WITNESS_SCHEMA[k] for k in ("unique_id", "ds", "bound")})
+        )
+
+    def corroborate(self, stored: pl.DataFrame | None = None, *, witnesses: pl.DataFrame | None = None) -> None:
         """Rule 3 over every part added: which pending grades an independent series lifts.
-        ``stored``: newest stored grades of series outside the cycle (witnesses only)."""
+        ``stored``: newest stored grades of series outside the cycle (witnesses only);
+        ``witnesses``: the parts' witnesses, when :meth:`take_witnesses` took them."""
         mates = _stored_mates(stored, self.own)
-        witnesses = [w.with_columns(pl.lit(True).alias("own")) for w in self._witnesses]
+        held = self._witnesses if witnesses is None else [witnesses]
+        witnesses_ = [w.with_columns(pl.lit(True).alias("own")) for w in held]
         if mates.height:
             ranked = self._ranked(mates).filter(pl.col("bound") >= self.lowest)
-            witnesses.append(ranked.select("unique_id", "ds", "bound", pl.lit(False).alias("own")))
-        frame = pl.concat(witnesses) if witnesses else pl.DataFrame(schema=_WITNESS_SCHEMA)
+            witnesses_.append(ranked.select("unique_id", "ds", "bound", pl.lit(False).alias("own")))
+        frame = pl.concat(witnesses_) if witnesses_ else pl.DataFrame(schema=_WITNESS_SCHEMA)
         self._lifted = _corroboration(frame, self.meta, cap=self.cap, floor=self.floor)
         self._witnesses = []
 
@@ -728,12 +741,15 @@ class HazardStep:
     """The levels step of the cycle, chunk by chunk (issue 21: bounded memory).
 
     :meth:`add` takes one chunk's rarity grades and observations, writes its finished levels
-    to ``risk_grades`` and parks its grades above the cap (waiting for rule 3) in a temporary
-    table of the warehouse (:func:`warehouse.grades.stash_grades`); :meth:`finish` applies
-    rule 3 once every chunk is in, writes the parked grades finished, ``batch`` at a time, and
-    returns each changed series' grade at its newest observation (what the alert step reads).
-    Held across chunks: the witnesses of rule 3 (key and rank of the grades at or above the
-    lowest agreeing rank) and one row per series (its newest observation's grade).
+    to ``risk_grades`` and parks its grades above the cap (waiting for rule 3) and the
+    witnesses of rule 3 (key and rank of the grades at or above the lowest agreeing rank) in
+    the warehouse (``grade_stash``, ``grade_witnesses``: :func:`warehouse.grades.stash_grades`),
+    in the caller's transaction, so a chunk committed on its own leaves what rule 3 needs
+    for whichever run finishes. :meth:`finish` applies rule 3 once every chunk is in (with
+    every parked witness and grade, an interrupted earlier run's included), writes the
+    parked grades finished, ``batch`` at a time, empties the parking tables and returns each
+    changed series' grade at its newest observation (what the alert step reads). Held across
+    chunks in memory: one row per series (its newest observation's grade).
     """
 
     def __init__(
@@ -765,14 +781,14 @@ class HazardStep:
         )
         self.counts = {"risk_grades": 0}
         self._newest: list[pl.DataFrame] = []
-        open_grade_stash(wh)
 
     def add(self, grades: pl.DataFrame, series: pl.DataFrame, *, label: str = "") -> None:
         """Levels of one chunk (``grades`` and ``series`` of the same series)."""
         self.progress(self.message + label)
         done, pending = self.levels.add(grades, series)
         self.counts["risk_grades"] += upsert_grades(self.wh, done, run_id=self.run_id)
-        stash_grades(self.wh, pending)
+        stash_grades(self.wh, pending, run_id=self.run_id)
+        stash_witnesses(self.wh, self.levels.take_witnesses())
         last = series.group_by("unique_id").agg(pl.col("ds").max().alias("ds"))
         self._newest.append(
             last.join(done.select("unique_id", "ds", "level", "score", "evidence"), on=["unique_id", "ds"], how="left")
@@ -784,7 +800,7 @@ class HazardStep:
         stored = read_latest_grades(wh).filter(
             pl.col("region").is_in(list(regions)) & ~pl.col("unique_id").is_in(list(self.levels.own))
         )
-        self.levels.corroborate(stored)
+        self.levels.corroborate(stored, witnesses=read_witnesses(wh))
         newest = pl.concat(self._newest) if self._newest else pl.DataFrame(schema=_GRADE_SCHEMA)
         keys = newest.select("unique_id", "ds")
         fills = []
@@ -792,7 +808,7 @@ class HazardStep:
             finished = self.levels.finish(part)
             self.counts["risk_grades"] += upsert_grades(wh, finished, run_id=self.run_id)
             fills.append(finished.join(keys, on=["unique_id", "ds"]))
-        drop_grade_stash(wh)
+        clear_grade_stash(wh)
         if fills and newest.height:
             fill = pl.concat(fills)
             newest = newest.join(fill, on=["unique_id", "ds"], how="left", suffix="_f").select(

@@ -14,6 +14,10 @@ the judgments and carries the endpoint's judgment (writer ``llm``, verdict ``pas
 provisional template; a second run changes nothing. After a failure while the final judgments
 are written, the next cycle (no new data) judges the alerts again and publishes CAP with the
 judge's text.
+
+Per-chunk commits (issue 21): the cycle commits each chunk of series on its own and its alerts
+and fingerprints in a final transaction; a cycle interrupted in chunk 3 and run again ends with
+exactly the rows of one never interrupted (the bundled series of tests/test_cycle_chunks.py).
 """
 
 from __future__ import annotations
@@ -34,6 +38,9 @@ from pipelines.alert_step import PROVISIONAL_VERDICT
 from pipelines.cycle import run_cycle
 from tests.llm_endpoint import ChatEndpoint
 from tests.sql import sql_frame, sql_rows
+from tests.test_cycle_chunks import AS_OF, FIELD, WRITTEN, _cycled
+from tests.test_cycle_chunks import FILES as CHUNK_FILES
+from tests.test_cycle_chunks import NOW as CHUNK_NOW
 from warehouse import Warehouse, alerting
 from warehouse.runs import last_run
 
@@ -238,3 +245,55 @@ def test_every_llm_call_stays_audited_when_the_cycle_fails(stress, monkeypatch, 
         calls = len(endpoint.seen)
         run_cycle(wh, settings, now=NOW + timedelta(hours=2), actor="scheduler")
         assert len(endpoint.seen) == calls
+
+
+def _rows_after_cycle(path: Path, **env: str) -> tuple[dict[str, object], dict[str, int]]:
+    """Run one more cycle on the home at ``path`` (its data already ingested) as ``_cycled`` does."""
+    settings = load_settings(path, environ={"EWS_CYCLE__AS_OF": AS_OF, "EWS_ALERTS__JUDGE": "template", **env})
+    with Warehouse.open(settings.warehouse_path) as wh:
+        summary = run_cycle(wh, settings, now=CHUNK_NOW)
+        return {table: sql_frame(wh, sql) for table, sql in WRITTEN.items()}, summary.row_counts
+
+
+def test_a_cycle_interrupted_between_chunks_and_run_again_writes_the_rows_of_an_uninterrupted_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each chunk commits on its own (issue 21: bounded memory); the series fingerprints, the
+    levels step's rule across series and the alert step commit in a final transaction. A
+    failure in chunk 3 leaves chunks 1 and 2 committed and nothing of chunk 3 (its forecasts,
+    written before the failure inside its transaction, roll back); the next run takes every
+    series again and ends with exactly the rows of a cycle that was never interrupted."""
+    whole, _ = _cycled(tmp_path / "whole", FIELD, EWS_CYCLE__CHUNK_SERIES="1")
+    ids = sorted(set(whole["anomaly_scores"]["unique_id"]))
+    assert len(ids) == len(CHUNK_FILES) + len(FIELD)
+
+    original = pipelines.cycle.run_score_step
+    calls: list[int] = []
+
+    def killed_in_chunk_3(*args: object, **kwargs: object) -> object:
+        calls.append(1)
+        if len(calls) == 3:
+            raise RuntimeError("killed while scoring chunk 3")
+        return original(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(pipelines.cycle, "run_score_step", killed_in_chunk_3)
+    with pytest.raises(RuntimeError, match="killed while scoring chunk 3"):
+        _cycled(tmp_path / "interrupted", FIELD, EWS_CYCLE__CHUNK_SERIES="1")
+    monkeypatch.undo()
+
+    settings = load_settings(tmp_path / "interrupted")
+    with Warehouse.open(settings.warehouse_path) as wh:
+        assert last_run(wh)["status"] == "failed"
+        scored = {u for (u,) in sql_rows(wh, "SELECT DISTINCT unique_id FROM anomaly_scores")}
+        forecast = {u for (u,) in sql_rows(wh, "SELECT DISTINCT unique_id FROM forecasts")}
+        assert scored == forecast == set(ids[:2])  # chunks 1 and 2 whole, chunk 3 not half-written
+        assert sql_rows(wh, "SELECT count(*) FROM alerts")[0][0] == 0  # the final transaction never ran
+        assert sql_rows(wh, "SELECT count(*) FROM series_state")[0][0] == 0  # every series is taken again
+
+    again, _ = _rows_after_cycle(tmp_path / "interrupted", EWS_CYCLE__CHUNK_SERIES="1")
+    assert whole["alerts"].height > 0 and whole["risk_grades"].height > 100
+    for table, rows in whole.items():
+        assert rows.equals(again[table]), table
+    with Warehouse.open(settings.warehouse_path) as wh:  # nothing left parked
+        assert sql_rows(wh, "SELECT count(*) FROM grade_stash")[0][0] == 0
+        assert sql_rows(wh, "SELECT count(*) FROM grade_witnesses")[0][0] == 0

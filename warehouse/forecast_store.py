@@ -132,19 +132,34 @@ def drop_unselected_forecasts(wh: Warehouse, chosen: pl.DataFrame) -> int:
         )[0][0]
 
 
+#: The runs whose rows are not a decision of record: failed, or aborted (their process died).
+_UNFINISHED_RUNS = "SELECT run_id FROM runs WHERE status IN ('failed', 'aborted')"
+
+
 def write_selections(wh: Warehouse, selections: pl.DataFrame, *, run_id: str, at: datetime) -> int:
-    """Store the production model of each series for this run, with its reason."""
+    """Store the production model of each series for this run, with its reason.
+
+    A selection that a failed or aborted run made for the same series goes (chunks commit on
+    their own, issue 21: the cycle that takes the series again decides for that run)."""
+    if selections.height:
+        wh._with_frame(
+            "DELETE FROM model_selections WHERE unique_id IN (SELECT unique_id FROM incoming) "
+            f"AND run_id IN ({_UNFINISHED_RUNS})",
+            selections.select("unique_id"),
+        )
     return wh._upsert_rows(
         "model_selections", selections, keys=_SELECTION_KEYS, values=_SELECTION_VALUES, run_id=run_id, decided_at=at
     )
 
 
 def read_latest_selections(wh: Warehouse, unique_ids: Sequence[str] | None = None) -> pl.DataFrame:
-    """Each series' most recent selection."""
+    """Each series' most recent selection (made by a run that did not fail or abort: the
+    rows of an interrupted cycle's committed chunks are not kept, issue 21)."""
     ids = None if unique_ids is None else list(unique_ids)
     return wh._frame(
         "SELECT * FROM model_selections "
         "WHERE (? IS NULL OR unique_id IN (SELECT unnest(?))) "
+        f"AND run_id NOT IN ({_UNFINISHED_RUNS}) "
         "QUALIFY row_number() OVER (PARTITION BY unique_id ORDER BY decided_at DESC, run_id DESC) = 1 "
         "ORDER BY unique_id",
         [ids, ids],

@@ -18,15 +18,19 @@ __all__ = [
     "upsert_grades",
     "read_latest_grades",
     "newest_scored",
-    "open_grade_stash",
     "stash_grades",
+    "stash_witnesses",
+    "read_witnesses",
     "read_stashed_grades",
-    "drop_grade_stash",
+    "clear_grade_stash",
 ]
 
-#: The temporary table a cycle's levels step parks the grades it can only finish once every
-#: chunk is graded (rarity grades above the cap, waiting for corroboration; issue 21).
-_STASH = "cycle_grade_stash"
+#: The tables a cycle's levels step parks what it can only finish once every chunk is graded
+#: (schema 16, issue 21): the rarity grades above the cap waiting for corroboration, and the
+#: witnesses of corroboration (key and rank of the grades that can agree). Committed with each
+#: chunk, so a cycle interrupted after some chunks leaves them for the run that completes.
+_STASH = "grade_stash"
+_WITNESSES = "grade_witnesses"
 
 
 def upsert_scores(wh: Warehouse, scores: pl.DataFrame, *, run_id: str) -> int:
@@ -57,35 +61,36 @@ def read_latest_grades(wh: Warehouse) -> pl.DataFrame:
     )
 
 
-def open_grade_stash(wh: Warehouse) -> None:
-    """An empty temporary table for :func:`stash_grades` (this connection only, never
-    committed to the file; inside a transaction it goes with a rollback)."""
-    wh._execute(
-        f"CREATE OR REPLACE TEMP TABLE {_STASH} (unique_id VARCHAR, ds TIMESTAMP, level VARCHAR, "
-        "score DOUBLE, evidence VARCHAR, rank BIGINT, bound BIGINT, steps VARCHAR)"
-    )
-
-
-def stash_grades(wh: Warehouse, frame: pl.DataFrame) -> int:
-    """Append ``frame`` (the columns of :func:`open_grade_stash`) to the stash; returns its rows."""
-    if frame.height == 0:
-        return 0
-    with wh._registered("incoming_stash", frame):
-        wh._execute(
-            f"INSERT INTO {_STASH} SELECT unique_id, ds, level, score, evidence, rank, bound, steps FROM incoming_stash"
-        )
+def stash_grades(wh: Warehouse, frame: pl.DataFrame, *, run_id: str) -> int:
+    """Park ``frame`` (``unique_id, ds, level, score, evidence, rank, bound, steps``) until
+    :func:`read_stashed_grades`; an earlier run's row of the same point is replaced."""
+    keys, values = ("unique_id", "ds"), ("level", "score", "evidence", "rank", "bound", "steps", "run_id")
+    wh._upsert_rows(_STASH, frame, keys=keys, values=values, run_id=run_id)
     return frame.height
 
 
+def stash_witnesses(wh: Warehouse, frame: pl.DataFrame) -> int:
+    """Park the witnesses ``frame`` (``unique_id, ds, bound``) until :func:`read_witnesses`."""
+    return wh._upsert_rows(_WITNESSES, frame, keys=("unique_id", "ds"), values=("bound",))
+
+
+def read_witnesses(wh: Warehouse) -> pl.DataFrame:
+    """Every parked witness (keys and ranks only: a few bytes a row)."""
+    return wh._frame(f"SELECT unique_id, ds, bound FROM {_WITNESSES} ORDER BY unique_id, ds")
+
+
 def read_stashed_grades(wh: Warehouse, *, batch: int) -> Iterator[pl.DataFrame]:
-    """The stashed rows, ``batch`` at a time, ordered by series and time."""
+    """The parked grades, ``batch`` at a time, ordered by series and time."""
     total = wh._execute(f"SELECT count(*) FROM {_STASH}")[0][0]
     for offset in range(0, total, max(1, batch)):
         yield wh._frame(
-            f"SELECT * FROM {_STASH} ORDER BY unique_id, ds LIMIT ? OFFSET ?",
+            f"SELECT unique_id, ds, level, score, evidence, rank, bound, steps FROM {_STASH} "
+            "ORDER BY unique_id, ds LIMIT ? OFFSET ?",
             [max(1, batch), offset],
         )
 
 
-def drop_grade_stash(wh: Warehouse) -> None:
-    wh._execute(f"DROP TABLE IF EXISTS {_STASH}")
+def clear_grade_stash(wh: Warehouse) -> None:
+    """Empty both parking tables (the levels step finished every parked grade)."""
+    wh._execute(f"DELETE FROM {_STASH}")
+    wh._execute(f"DELETE FROM {_WITNESSES}")

@@ -535,6 +535,36 @@ _V15 = (
     """,
 )
 
+# Version 16 (issue 21, per-chunk commits): what the cycle's levels step parks between its
+# chunks, committed with each chunk: the rarity grades above the cap waiting for
+# corroboration (``grade_stash``: the grade, its rarity rank, its rank after rule 2, the steps
+# evidence, the run that parked it) and the witnesses of corroboration (``grade_witnesses``).
+# Empty between cycles; rows left by an interrupted cycle are finished by the next one.
+_V16 = (
+    """
+    CREATE TABLE grade_stash (
+        unique_id VARCHAR NOT NULL,
+        ds        TIMESTAMP NOT NULL,
+        level     VARCHAR,
+        score     DOUBLE,
+        evidence  VARCHAR,
+        rank      BIGINT,
+        bound     BIGINT,
+        steps     VARCHAR,
+        run_id    VARCHAR NOT NULL,
+        PRIMARY KEY (unique_id, ds)
+    )
+    """,
+    """
+    CREATE TABLE grade_witnesses (
+        unique_id VARCHAR NOT NULL,
+        ds        TIMESTAMP NOT NULL,
+        bound     BIGINT NOT NULL,
+        PRIMARY KEY (unique_id, ds)
+    )
+    """,
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "base tables: series, observations, ledger, runs, results, audit", _V1),
     Migration(2, "risk grades, per-series cycle state, earthquake events", _V2),
@@ -550,6 +580,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(13, "the vetted catalogue: display name, region and unit approved for publication", _V13),
     Migration(14, "model selections: the AutoETS form chosen (refitted alone while kept)", _V14),
     Migration(15, "detector state: the stored fits of the cycle's subsequence detectors", _V15),
+    Migration(16, "the levels step's parked grades and witnesses, committed per chunk", _V16),
 )
 
 CURRENT_VERSION = max(m.version for m in MIGRATIONS)

@@ -272,11 +272,20 @@ class Warehouse:
             # An empty table has nothing to conflict with: a plain bulk insert (same result, and
             # DuckDB skips the per-row conflict check, which dominates a first load).
             sql = f"INSERT INTO {table} ({', '.join(columns)}) SELECT {', '.join(select)} FROM incoming"
-        self._con.register("incoming", frame.to_arrow())
-        try:
-            return self._execute(sql, params)[0][0]
-        finally:
-            self._con.unregister("incoming")
+        return self._with_frame(sql, frame, params)[0][0]
+
+    def _with_frame(self, sql: str, frame: pl.DataFrame, params: Sequence[Any] | None = None) -> list[tuple[Any, ...]]:
+        """Run ``sql`` reading ``frame`` as the table ``incoming`` (a code constant), found by
+        DuckDB's replacement scan of this function's local of that name.
+
+        Not ``register``: DuckDB keeps every Python object registered inside a transaction
+        alive until the transaction ends, so a cycle that wrote its chunks in one transaction
+        held every chunk's written frames (issue 21, docs/scaling.md "Per-chunk commits"); a
+        scanned local is released when this call returns. A catalog table of that name would
+        take precedence, so the name is one no migration creates.
+        """
+        incoming = frame.to_arrow()  # noqa: F841 - read by DuckDB's replacement scan, by name
+        return self._con.execute(sql, list(params or [])).fetchall()
 
 
 def _holder(exc: duckdb.IOException) -> str:
