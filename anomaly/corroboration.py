@@ -30,7 +30,8 @@ Every row of ``grades`` is a witness; only the rows marked by ``subject`` (defau
 capped. The output keeps every input row and adds the evidence fields of the shared
 contract: ``uncapped_level`` (the grade before the cap), ``capped_at`` (the cap's label when
 the cap lowered the level, else null) and ``corroborated_by`` (the sorted ``unique_id`` list
-that lifted the cap, empty otherwise). ``level`` is the level after the rule.
+that lifted the cap, at most :data:`MATES_LISTED` of them, the first by id; empty otherwise).
+``level`` is the level after the rule.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ import polars as pl
 from core.errors import FrameError
 from core.vocabulary import LEVEL_RANK, Domain, Level
 
-__all__ = ["PERIODS", "cap_rarity_levels"]
+__all__ = ["MATES_LISTED", "PERIODS", "cap_rarity_levels"]
 
 #: Series frequency -> its own period: a value is known when that period ends (a monthly mean
 #: stamped on the 1st a month later, a daily or weekly value (stamped on its last day) the
@@ -58,6 +59,27 @@ PERIODS: dict[str, tuple[int, str]] = {
 }
 _DEFAULT_PERIOD = PERIODS["D"]
 _EVERY_OF_RANK = {rank: every for rank, every in PERIODS.values()}
+#: At most this many corroborating series are listed per grade (the first by ``unique_id``):
+#: one lifts the cap; a region where hundreds of series are rare on the same day would
+#: otherwise carry hundreds of ids in every grade's evidence.
+MATES_LISTED = 20
+#: Candidate pairs (graded row x witness row of one region and period) joined at once.
+_PAIRS_PER_BATCH = 2_000_000
+
+
+def _period_batches(graded: pl.DataFrame, seen: pl.DataFrame) -> list[pl.DataFrame]:
+    """The ``(region, _period)`` keys both sides share, in batches of at most
+    :data:`_PAIRS_PER_BATCH` candidate pairs (a key above it is a batch of its own)."""
+    pairs = (
+        graded.group_by("region", "_period")
+        .len("n")
+        .join(seen.group_by(pl.col("region_m").alias("region"), "_period").len("m"), on=["region", "_period"])
+        .sort("region", "_period")
+        .with_columns(
+            ((pl.col("n").cast(pl.Int64) * pl.col("m")).cum_sum() - 1).floordiv(_PAIRS_PER_BATCH).alias("_batch")
+        )
+    )
+    return [part.select("region", "_period") for part in pairs.partition_by("_batch", maintain_order=True)]
 
 
 def cap_rarity_levels(
@@ -142,7 +164,7 @@ def cap_rarity_levels(
         .filter(pl.col("region_m").is_not_null())
     )
     same_site = pl.col("lat").is_not_null() & (pl.col("lat") == pl.col("lat_m")) & (pl.col("lon") == pl.col("lon_m"))
-    found = [pl.DataFrame(schema={"_row": pl.UInt32, "unique_id_m": pl.Utf8})]
+    found = [pl.DataFrame(schema={"_row": pl.UInt32, "corroborated_by": pl.List(pl.Utf8)})]
     mine_ranks = above.get_column("_coarse").unique().to_list()
     their_ranks = witnesses.get_column("_coarse_m").unique().to_list()
     for mine in sorted(mine_ranks):
@@ -154,29 +176,46 @@ def cap_rarity_levels(
             seen = witnesses.filter(pl.col("_coarse_m") == theirs).with_columns(
                 pl.col("ds_m").dt.truncate(every).alias("_period")
             )
-            # a witness counts only when its value was known no later than the graded one (a
-            # period's value is known when its period ends): a replay over history must not let
-            # data published later lift a grade, e.g. a monthly mean lift a day inside its month
-            agreed = (
-                graded.join(seen, left_on=["region", "_period"], right_on=["region_m", "_period"])
-                .filter(
-                    (pl.col("unique_id") != pl.col("unique_id_m"))
-                    & ~(pl.col("_market") & pl.col("_market_m"))  # one composite's inputs: one witness
-                    & (
-                        (pl.col("source") != pl.col("source_m"))
-                        | (~same_site.fill_null(False) & (pl.col("variable") != pl.col("variable_m")))
+            # The pairs of a (region, period) grow with the square of the series that are rare
+            # on the same days (1,000 synthetic series of one region: 11 GB in this join), so
+            # the join runs over batches of periods of at most _PAIRS_PER_BATCH candidate pairs
+            # (a single period above it is one batch) and keeps the first mates of each row.
+            for keys in _period_batches(graded, seen):
+                part_graded = graded.join(keys, on=["region", "_period"], how="semi")
+                part_seen = seen.join(keys.rename({"region": "region_m"}), on=["region_m", "_period"], how="semi")
+                # a witness counts only when its value was known no later than the graded one (a
+                # period's value is known when its period ends): a replay over history must not let
+                # data published later lift a grade, e.g. a monthly mean lift a day inside its month
+                agreed = (
+                    part_graded.join(part_seen, left_on=["region", "_period"], right_on=["region_m", "_period"])
+                    .filter(
+                        (pl.col("unique_id") != pl.col("unique_id_m"))
+                        & ~(pl.col("_market") & pl.col("_market_m"))  # one composite's inputs: one witness
+                        & (
+                            (pl.col("source") != pl.col("source_m"))
+                            | (~same_site.fill_null(False) & (pl.col("variable") != pl.col("variable_m")))
+                        )
+                    )
+                    .filter(
+                        (
+                            pl.col("ds_m").dt.truncate(pl.col("_lag_m")).dt.offset_by(pl.col("_lag_m"))
+                            <= pl.col("ds").dt.truncate(pl.col("_lag")).dt.offset_by(pl.col("_lag"))
+                        )
+                        & (pl.col("_mate_rank") >= pl.min_horizontal("_rank", pl.lit(int(floor))))
                     )
                 )
-                .filter(
-                    (
-                        pl.col("ds_m").dt.truncate(pl.col("_lag_m")).dt.offset_by(pl.col("_lag_m"))
-                        <= pl.col("ds").dt.truncate(pl.col("_lag")).dt.offset_by(pl.col("_lag"))
+                found.append(
+                    agreed.group_by("_row").agg(
+                        pl.col("unique_id_m").unique().sort().head(MATES_LISTED).alias("corroborated_by")
                     )
-                    & (pl.col("_mate_rank") >= pl.min_horizontal("_rank", pl.lit(int(floor))))
                 )
-            )
-            found.append(agreed.select("_row", "unique_id_m"))
-    lifted = pl.concat(found).group_by("_row").agg(pl.col("unique_id_m").unique().sort().alias("corroborated_by"))
+                del agreed, part_graded, part_seen
+    lifted = (
+        pl.concat(found)
+        .explode("corroborated_by")
+        .group_by("_row")
+        .agg(pl.col("corroborated_by").unique().sort().head(MATES_LISTED))
+    )
     out = frame.join(lifted, on="_row", how="left").sort("_row")
     lowered = pl.col("_subject") & (pl.col("_rank") > int(cap)) & pl.col("corroborated_by").is_null()
     return out.with_columns(

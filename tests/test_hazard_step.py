@@ -285,3 +285,30 @@ def test_gnss_steps_go_into_the_evidence_not_the_level(tohoku_day) -> None:
     step = steps[0]
     assert abs(step["size_mm"]) >= 5 * step["sigma_mm"] > 0 and step["linked_event"] is None
     assert latest["p156_north"]["level"] == "yellow"  # a step informs; it does not raise the level
+
+
+def test_many_series_rare_on_the_same_days_are_joined_in_batches_with_the_same_result(monkeypatch) -> None:
+    """Rule 3 joins graded rows and witnesses by batches of (region, period) keys: one key per
+    batch gives exactly the rows of one batch for all; each lifted grade lists at most
+    MATES_LISTED corroborating series, the first by id (25 series red on one day)."""
+    from anomaly import corroboration
+    from anomaly.corroboration import MATES_LISTED, cap_rarity_levels
+
+    ids = [f"s{i:02d}" for i in range(25)]
+    meta = pl.DataFrame(
+        {"unique_id": ids, "region": ["Delta"] * 25, "source": [f"agency {i}" for i in range(25)], "frequency": "D"}
+    )
+    rows = [(u, datetime(2020, 1, 5), "red") for u in ids]  # everyone rare on one day
+    rows += [(u, datetime(2020, 1, 6 + i % 7), ("orange", "red", "yellow")[i % 3]) for i, u in enumerate(ids)]
+    grades = pl.DataFrame(rows, schema={"unique_id": pl.Utf8, "ds": pl.Datetime("us"), "level": pl.Utf8}, orient="row")
+    together = cap_rarity_levels(grades, meta)
+    monkeypatch.setattr(corroboration, "_PAIRS_PER_BATCH", 1)
+    keyed = grades.join(meta, on="unique_id").with_columns(pl.col("ds").dt.truncate("1d").alias("_period"))
+    batches = corroboration._period_batches(keyed, keyed.rename({"region": "region_m"}))  # noqa: SLF001
+    assert len(batches) == keyed["_period"].n_unique() == 8  # one day per batch
+    apart = cap_rarity_levels(grades, meta)
+    assert apart.equals(together)
+    day = together.filter(pl.col("ds") == datetime(2020, 1, 5))
+    assert day["level"].to_list() == ["red"] * 25
+    for uid, mates in day.select("unique_id", "corroborated_by").iter_rows():
+        assert mates == [u for u in ids if u != uid][:MATES_LISTED]
