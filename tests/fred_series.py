@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import polars as pl
 import pytest
 
+from core.settings import Settings
+from ingest.batches import ingest_file
+from warehouse import Warehouse
+
+ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).parent / "data"
 
 
@@ -21,3 +27,17 @@ def load_fred(name: str, unique_id: str) -> pl.DataFrame:
         pl.col("date").str.to_datetime("%Y-%m-%d").alias("ds"),
         pl.col("value").alias("y"),
     )
+
+
+def ingest_market_files(wh: Warehouse, settings: Settings, files: Mapping[str, tuple[str, str]]) -> None:
+    """Ingest the FRED exports of data/market, ``{unique_id: (file name, frequency)}``, as
+    market series of region US (what the cycle tests build their warehouse from); each commits."""
+    for uid, (name, freq) in files.items():
+        result = ingest_file(
+            wh,
+            settings,
+            ROOT / "data" / "market" / name,
+            "fred_csv",
+            options={"unique_id": uid, "frequency": freq, "domain": "market", "region": "US"},
+        )
+        assert result.status == "committed", (name, result)

@@ -25,6 +25,7 @@ from core.settings import Settings, load_settings
 from ingest.batches import ingest_file
 from ingest.sources import bundled_catalogue
 from pipelines.cycle import run_cycle
+from tests.fred_series import ingest_market_files
 from tests.sql import sql_frame
 from warehouse import Warehouse
 
@@ -64,15 +65,7 @@ def _cycled(path: Path, field: tuple[str, ...] = (), **env: str) -> tuple[dict[s
             item = catalogue[name]
             options = {**item.options, "region": "US"}
             assert ingest_file(wh, settings, ROOT / "data" / name, item.format, options=options).status == "committed"
-        for uid, (name, freq) in FILES.items():
-            result = ingest_file(
-                wh,
-                settings,
-                ROOT / "data" / "market" / name,
-                "fred_csv",
-                options={"unique_id": uid, "frequency": freq, "domain": "market", "region": "US"},
-            )
-            assert result.status == "committed"
+        ingest_market_files(wh, settings, FILES)
         summary = run_cycle(wh, settings, now=NOW)
         return {table: sql_frame(wh, sql) for table, sql in WRITTEN.items()}, summary.row_counts
 

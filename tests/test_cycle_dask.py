@@ -23,9 +23,9 @@ import pytest
 
 from core.errors import ConfigError
 from core.settings import Settings, load_settings
-from ingest.batches import ingest_file
 from pipelines.cli.main import main
 from pipelines.cycle import run_cycle
+from tests.fred_series import ingest_market_files
 from tests.sql import sql_frame
 from warehouse import Warehouse
 
@@ -57,15 +57,7 @@ WRITTEN = {
 def _loaded(path: Path, **env: str) -> Settings:
     settings: Settings = load_settings(path, environ={"EWS_CYCLE__AS_OF": AS_OF, **env})
     with Warehouse.open(settings.warehouse_path) as wh:
-        for uid, (name, freq) in FILES.items():
-            result = ingest_file(
-                wh,
-                settings,
-                ROOT / "data" / "market" / name,
-                "fred_csv",
-                options={"unique_id": uid, "frequency": freq, "domain": "market", "region": "US"},
-            )
-            assert result.status == "committed"
+        ingest_market_files(wh, settings, FILES)
     return settings
 
 

@@ -32,6 +32,7 @@ from core.settings import Settings, load_settings
 from ingest.batches import ingest_file
 from pipelines.cycle import run_cycle
 from pipelines.forecast_step import GlobalFits, run_backtest
+from tests.fred_series import ingest_market_files
 from tests.sql import sql_frame
 from warehouse import Warehouse
 from warehouse.series import read_observations, read_series_meta
@@ -64,20 +65,7 @@ def _settings(home: Path, **env: str) -> Settings:
 def _backtest_and_run(home: Path, **env: str) -> tuple[Settings, dict[str, pl.DataFrame]]:
     settings = _settings(home, **env)
     with Warehouse.open(settings.warehouse_path) as wh:
-        for uid, (name, freq) in FILES.items():
-            result = ingest_file(
-                wh,
-                settings,
-                ROOT / "data" / "market" / name,
-                "fred_csv",
-                options={
-                    "unique_id": uid,
-                    "frequency": freq,
-                    "domain": "market",
-                    "region": "US",
-                },
-            )
-            assert result.status == "committed"
+        ingest_market_files(wh, settings, FILES)
         run_backtest(wh, settings, run_id="bt_global", now=NOW)
         run_cycle(wh, settings, now=NOW)
         return settings, {"forecasts": sql_frame(wh, FORECASTS), "selections": sql_frame(wh, SELECTIONS)}

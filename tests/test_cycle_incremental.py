@@ -27,9 +27,9 @@ import pytest
 
 import forecasting
 from core.settings import Settings, load_settings
-from ingest.batches import ingest_file
 from pipelines.cycle import run_cycle
 from pipelines.forecast_step import run_backtest
+from tests.fred_series import ingest_market_files
 from tests.sql import sql_frame
 from warehouse import Warehouse
 from warehouse.series import read_observations
@@ -51,15 +51,7 @@ def _home(path: Path, as_of: str, **env: str) -> Settings:
     """A home holding both series (whole files; the replay day limits what a cycle sees)."""
     settings = load_settings(path, environ={"EWS_CYCLE__AS_OF": as_of, **PLAIN, **env})
     with Warehouse.open(settings.warehouse_path) as wh:
-        for uid, (name, freq) in FILES.items():
-            result = ingest_file(
-                wh,
-                settings,
-                ROOT / "data" / "market" / name,
-                "fred_csv",
-                options={"unique_id": uid, "frequency": freq, "domain": "market", "region": "US"},
-            )
-            assert result.status == "committed"
+        ingest_market_files(wh, settings, FILES)
     return settings
 
 

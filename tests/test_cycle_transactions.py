@@ -33,9 +33,9 @@ import pytest
 import pipelines.cycle
 from alerts.llm_judgment import PROMPT_VERSION
 from core.settings import load_settings
-from ingest.batches import ingest_file
 from pipelines.alert_step import PROVISIONAL_VERDICT
 from pipelines.cycle import run_cycle
+from tests.fred_series import ingest_market_files
 from tests.llm_endpoint import ChatEndpoint
 from tests.sql import sql_frame, sql_rows
 from tests.test_cycle_chunks import AS_OF, FIELD, WRITTEN, _cycled
@@ -97,15 +97,7 @@ def stress(tmp_path: Path):
     )
     try:
         with Warehouse.open(settings.warehouse_path) as wh:
-            for uid, (name, freq) in FILES.items():
-                result = ingest_file(
-                    wh,
-                    settings,
-                    ROOT / "data" / "market" / name,
-                    "fred_csv",
-                    options={"unique_id": uid, "frequency": freq, "domain": "market", "region": "US"},
-                )
-                assert result.status == "committed"
+            ingest_market_files(wh, settings, FILES)
             yield settings, wh, endpoint
     finally:
         endpoint.close()
