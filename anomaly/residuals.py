@@ -49,17 +49,27 @@ def pit_levels(y: np.ndarray, fan: np.ndarray, levels: np.ndarray = _QUANTILE_LE
     the outer pair, so the level keeps falling (rising) the further out ``y`` lies.
     """
     fan = np.sort(fan, axis=1)  # crossing quantiles from a sloppy model must not break the map
-    out = np.empty(len(y))
+    y, levels = np.asarray(y, dtype=float), np.asarray(levels, dtype=float)
     z_lo, z_hi = norm.ppf(levels[0]), norm.ppf(levels[-1])
     sigma = np.maximum((fan[:, -1] - fan[:, 0]) / (z_hi - z_lo), _EPS * (np.abs(fan[:, 0]) + 1.0))
-    for i in range(len(y)):
-        row = fan[i]
-        if y[i] < row[0]:
-            out[i] = norm.cdf(z_lo - (row[0] - y[i]) / sigma[i])
-        elif y[i] > row[-1]:
-            out[i] = norm.sf(-(z_hi + (y[i] - row[-1]) / sigma[i]))
-        else:
-            out[i] = np.interp(y[i], row, levels) if row[-1] > row[0] else 0.5
+    low, high = fan[:, 0], fan[:, -1]
+    below, above = y < low, y > high
+    out = np.full(len(y), 0.5)  # a zero-width fan that holds y: the middle
+    out[below] = norm.cdf(z_lo - (low[below] - y[below]) / sigma[below])
+    out[above] = norm.sf(-(z_hi + (y[above] - high[above]) / sigma[above]))
+    # Inside: linear between the quantiles, as np.interp row by row (the last quantile at or
+    # below y, then the slope to the next one; y on the top quantile is its level).
+    inside = ~below & ~above & (high > low)
+    rows, x = fan[inside], y[inside]
+    j = (rows <= x[:, None]).sum(axis=1) - 1
+    top = j >= rows.shape[1] - 1
+    jj = np.minimum(j, rows.shape[1] - 2)
+    x0 = np.take_along_axis(rows, jj[:, None], axis=1)[:, 0]
+    x1 = np.take_along_axis(rows, jj[:, None] + 1, axis=1)[:, 0]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        slope = (levels[jj + 1] - levels[jj]) / (x1 - x0)
+        value = np.where(x == x0, levels[jj], slope * (x - x0) + levels[jj])
+    out[inside] = np.where(top, levels[-1], value)
     return np.clip(out, 1e-300, 1.0 - 1e-16)
 
 

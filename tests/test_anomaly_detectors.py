@@ -215,3 +215,39 @@ def test_subsequence_window_and_warmup_scores_ignore_the_future() -> None:
     b = anomaly.subsequence_scores(pl.DataFrame({"unique_id": "S", "ds": ds, "y": late}), method="pca")
     warm = 300  # 15% of 2000
     assert a.get_column("raw_score")[:warm].to_list() == pytest.approx(b.get_column("raw_score")[:warm].to_list())
+
+
+def _pit_reference(y: np.ndarray, fan: np.ndarray, levels: np.ndarray) -> np.ndarray:
+    """The row-by-row definition of ``anomaly.residuals.pit_levels`` (np.interp inside)."""
+    from scipy.stats import norm
+
+    fan = np.sort(fan, axis=1)
+    z_lo, z_hi = norm.ppf(levels[0]), norm.ppf(levels[-1])
+    sigma = np.maximum((fan[:, -1] - fan[:, 0]) / (z_hi - z_lo), 1e-9 * (np.abs(fan[:, 0]) + 1.0))
+    out = np.empty(len(y))
+    for i, row in enumerate(fan):
+        if y[i] < row[0]:
+            out[i] = norm.cdf(z_lo - (row[0] - y[i]) / sigma[i])
+        elif y[i] > row[-1]:
+            out[i] = norm.sf(-(z_hi + (y[i] - row[-1]) / sigma[i]))
+        else:
+            out[i] = np.interp(y[i], row, levels) if row[-1] > row[0] else 0.5
+    return np.clip(out, 1e-300, 1.0 - 1e-16)
+
+
+def test_pit_levels_equal_the_row_by_row_interpolation_on_a_real_series(dgs10: pl.DataFrame) -> None:
+    """The vectorised PIT equals np.interp row by row, ties included: each day's fan is the
+    real 10-year yield's empirical quantiles over the 20 days before (quoted to 0.01, so fans
+    have tied quantiles, and many days sit exactly on a quantile or beyond the outer ones)."""
+    from anomaly.residuals import pit_levels
+
+    y = dgs10.sort("ds").get_column("y").to_numpy()
+    levels = np.asarray(QUANTILES)
+    days = np.arange(20, len(y))
+    fan = np.stack([np.quantile(y[t - 20 : t], levels, method="lower") for t in days])
+    got, want = pit_levels(y[days], fan), _pit_reference(y[days], fan, levels)
+    on_quantile = (fan == y[days][:, None]).any(axis=1)
+    tied = (np.diff(fan, axis=1) == 0).any(axis=1)
+    assert on_quantile.sum() > 50 and tied.sum() > 50
+    assert (y[days] < fan[:, 0]).sum() > 20 and (y[days] > fan[:, -1]).sum() > 20
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=0)
