@@ -192,36 +192,33 @@ def exceedance_probabilities(
             "exceedance needs one model per series; the frame has several",
             fix="filter the forecasts to each series' selected model first",
         )
-    out = []
     joined = thresholds.join(forecasts.select("unique_id").unique(), on="unique_id")
     if joined.height == 0:
         return pl.DataFrame(schema=_schema())
     fc = {uid: part.sort("ds") for (uid,), part in forecasts.group_by("unique_id")}
+    fans = {uid: part.select(_QCOLS).to_numpy() for uid, part in fc.items()}
     rng_cache: dict[int, np.ndarray] = {}
-    for row in joined.iter_rows(named=True):
-        part = fc[row["unique_id"]]
-        quantiles = part.select(_QCOLS).to_numpy()
+    parts: dict[str, list] = {c: [] for c in ("row", "p_step", "p_path")}
+    for i, row in enumerate(joined.iter_rows(named=True)):
+        quantiles = fans[row["unique_id"]]
         h = quantiles.shape[0]
         if h not in rng_cache:
             rng_cache[h] = np.random.default_rng(seed).standard_normal((paths, h))
-        above = row["direction"] == "above"
-        p_step = _step_probability(quantiles, row["value"], above=above)
-        p_path = _path_probability(p_step, quantiles, rng_cache[h])
-        out.append(
-            pl.DataFrame(
-                {
-                    "unique_id": row["unique_id"],
-                    "ds": part.get_column("ds"),
-                    "model": part.get_column("model"),
-                    "threshold": row["threshold"],
-                    "threshold_value": row["value"],
-                    "direction": row["direction"],
-                    "p_step_exceed": p_step,
-                    "p_path_cross": p_path,
-                }
-            )
-        )
-    return pl.concat(out).select(EXCEEDANCE_COLUMNS).sort("unique_id", "threshold", "ds")
+        p_step = _step_probability(quantiles, row["value"], above=row["direction"] == "above")
+        parts["row"].append(np.full(h, i))
+        parts["p_step"].append(p_step)
+        parts["p_path"].append(_path_probability(p_step, quantiles, rng_cache[h]))
+    # one frame for every (series, threshold): the threshold's row repeated over its series' steps
+    index = pl.Series("index", np.concatenate(parts["row"]), dtype=pl.UInt32)
+    meta = joined.select(
+        "unique_id", "threshold", pl.col("value").cast(pl.Float64).alias("threshold_value"), "direction"
+    ).select(pl.all().gather(index))
+    steps = pl.concat([fc[uid].select("ds", "model") for uid in joined.get_column("unique_id")], how="vertical")
+    out = pl.concat([meta, steps], how="horizontal").with_columns(
+        pl.Series("p_step_exceed", np.concatenate(parts["p_step"])),
+        pl.Series("p_path_cross", np.concatenate(parts["p_path"])),
+    )
+    return out.select(EXCEEDANCE_COLUMNS).sort("unique_id", "threshold", "ds")
 
 
 def _schema() -> dict[str, pl.DataType]:
@@ -238,21 +235,28 @@ def _schema() -> dict[str, pl.DataType]:
 
 
 def _step_probability(quantiles: np.ndarray, value: float, *, above: bool) -> np.ndarray:
-    """P(Y_t > value) (or < value) per step from the step's quantiles."""
+    """P(Y_t > value) (or < value) per step from the step's quantiles (all steps at once)."""
     z_levels = ndtri(np.asarray(QUANTILES))
-    out = np.empty(quantiles.shape[0])
-    for t, q in enumerate(quantiles):
-        q = np.maximum.accumulate(q)  # guard against crossed quantiles
-        if value <= q[0]:
-            sigma = (q[len(q) // 2] - q[0]) / _Z95
-            cdf = float(ndtr(-_Z95 + (value - q[0]) / sigma)) if sigma > 0 else 0.0
-        elif value >= q[-1]:
-            sigma = (q[-1] - q[len(q) // 2]) / _Z95
-            cdf = float(ndtr(_Z95 + (value - q[-1]) / sigma)) if sigma > 0 else 1.0
-        else:
-            # Linear in normal-score space between quantiles: exact for a normal forecast.
-            cdf = float(ndtr(np.interp(value, q, z_levels)))
-        out[t] = 1.0 - cdf if above else cdf
+    q = np.maximum.accumulate(quantiles, axis=1)  # guard against crossed quantiles
+    first, middle, last = q[:, 0], q[:, q.shape[1] // 2], q[:, -1]
+    low = value <= first
+    high = ~low & (value >= last)
+    inside = ~low & ~high
+    cdf = np.empty(q.shape[0])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        sigma = (middle - first) / _Z95
+        cdf[low] = np.where(sigma[low] > 0, ndtr(-_Z95 + (value - first[low]) / sigma[low]), 0.0)
+        sigma = (last - middle) / _Z95
+        cdf[high] = np.where(sigma[high] > 0, ndtr(_Z95 + (value - last[high]) / sigma[high]), 1.0)
+        # Linear in normal-score space between quantiles (np.interp per step: the last quantile
+        # at or below the value, then the slope to the next): exact for a normal forecast.
+        rows = q[inside]
+        j = np.minimum((rows <= value).sum(axis=1) - 1, rows.shape[1] - 2)
+        x0 = np.take_along_axis(rows, j[:, None], axis=1)[:, 0]
+        x1 = np.take_along_axis(rows, j[:, None] + 1, axis=1)[:, 0]
+        z = np.where(value == x0, z_levels[j], (z_levels[j + 1] - z_levels[j]) / (x1 - x0) * (value - x0) + z_levels[j])
+        cdf[inside] = ndtr(z)
+    out = 1.0 - cdf if above else cdf
     return np.clip(out, 0.0, 1.0)
 
 

@@ -150,3 +150,34 @@ def test_history_thresholds_a_trending_series_has_passed_are_skipped_with_a_note
     skipped = {(uid, spec): why for uid, spec, why in notes}
     assert "trending series" in skipped[("trend", "p99")]
     assert "[forecast] series_thresholds" in skipped[("trend", "rl10")]
+
+
+def test_many_series_and_thresholds_at_once_equal_each_one_alone() -> None:
+    """One call over several series (different horizons) and several thresholds each gives, row
+    for row, what each (series, threshold) gives on its own: the one frame the function builds
+    keeps every threshold with its own series' steps."""
+    forecasts = pl.concat(
+        [
+            gaussian_forecast([1.0, 1.5, 2.0], mean=0.0, uid="A"),
+            gaussian_forecast([0.5, 0.5, 1.0, 2.0, 3.0], mean=10.0, uid="B"),
+            gaussian_forecast([2.0], mean=-1.0, uid="C"),
+        ]
+    )
+    thresholds = pl.concat(
+        [
+            threshold(1.0, uid="A"),
+            threshold(-2.0, "below", uid="A"),
+            threshold(11.0, uid="B"),
+            threshold(0.0, "below", uid="C"),
+            threshold(3.0, uid="C"),
+        ]
+    ).with_columns(pl.format("{}-{}", "threshold", "direction").alias("threshold"))
+    together = exceedance_probabilities(forecasts, thresholds)
+    alone = pl.concat(
+        [
+            exceedance_probabilities(forecasts.filter(pl.col("unique_id") == row["unique_id"]), pl.DataFrame([row]))
+            for row in thresholds.iter_rows(named=True)
+        ]
+    ).sort("unique_id", "threshold", "ds")
+    assert together.height == 3 * 2 + 5 + 1 * 2
+    assert together.equals(alone)
