@@ -7,11 +7,16 @@ with the backtest's inverse-WQL weights). The same steps ``ews backtest`` + ``ew
 (``LGBMGlobal``) is fitted once per frequency on every series' full training part, the way the
 backtest fitted it in each window, and its forecasts are used for the series that need them:
 what ``ews run`` does (``pipelines.forecast_step.GlobalFits``). ``bounds``: the series' physical
-bounds, applied by every model as in production.
+bounds, applied by every model as in production. ``calibrate``: the chosen forecasts' quantiles
+are scaled by the factors learned on the backtest's out-of-sample windows
+(:mod:`forecasting.calibration`, per frequency and model), as ``ews run`` does with
+``[backtest] calibrate_intervals = true``; ``uncalibrated`` receives the same forecasts before
+that step, so one run measures both.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -20,6 +25,7 @@ import polars as pl
 
 import forecasting
 from core.frames import forecast_columns
+from forecasting.calibration import calibrate_intervals, interval_scales_for, learn_interval_scales
 from forecasting.ensemble import ensemble_method
 from forecasting.global_model import forecast_global
 from forecasting.models import GLOBAL_MODELS
@@ -41,6 +47,9 @@ def auto_forecast(
     bounds: Mapping[str, forecasting.Bounds] | None = None,
     candidate_forecasts: dict[str, pl.DataFrame] | None = None,
     timings: dict[str, float] | None = None,
+    calibrate: bool = True,
+    calibration_min_points: int = 50,
+    uncalibrated: list[pl.DataFrame] | None = None,
 ) -> tuple[pl.DataFrame, pl.DataFrame, forecasting.BacktestResult]:
     """(selected forecasts, selections, backtest) for every series.
 
@@ -141,7 +150,21 @@ def auto_forecast(
         )
         mine = pl.concat([mine, forecasts.join(first, on=["unique_id", "model"], how="semi")])
     out.append(mine)
-    return pl.concat([o.select(forecast_columns()) for o in out]).sort("unique_id", "ds"), selections, bt
+    result = pl.concat([o.select(forecast_columns()) for o in out]).sort("unique_id", "ds")
+    if uncalibrated is not None:
+        uncalibrated.append(result)
+    if calibrate:
+        scales = learn_interval_scales(bt.forecasts, groups=frequencies, min_points=calibration_min_points)
+        per_series = {u: interval_scales_for(scales, group=frequencies[u], model=m) for u, m in chosen.items()}
+        result, _ = calibrate_intervals(result, per_series, bounds=bounds)
+        selections = selections.with_columns(
+            pl.Series(
+                "interval_scales",
+                [json.dumps(per_series[u]) if per_series.get(u) else None for u in selections["unique_id"]],
+                dtype=pl.Utf8,
+            )
+        )
+    return result, selections, bt
 
 
 def _combine(

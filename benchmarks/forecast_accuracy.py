@@ -12,9 +12,13 @@ statglobal (``--no-global``: the statistical models, median and weighted only). 
 forecast is made as ``ews backtest`` + ``ews run`` make it: every model on the bounded scale of a
 series with physical bounds (``--no-bounds``: raw scale, as measured before issue 17), the global
 model refitted once per frequency on every series' training part (``GlobalFits``). The baselines
-(SeasonalNaive, AutoETS alone) stay on the raw scale. Per domain and overall. Not part of CI. Last line: JSON with
-relative_mase_vs_seasonal_naive, relative_mase_vs_autoets, relative_wql_vs_seasonal_naive,
-coverage_90.
+(SeasonalNaive, AutoETS alone) stay on the raw scale. The chosen forecast's intervals are
+calibrated on the inner backtest's out-of-sample windows (:mod:`forecasting.calibration`, per
+frequency and model, ``[backtest] calibrate_intervals``); the same forecasts before calibration
+are scored in the same run (``uncalibrated``; ``--no-calibration`` skips the step). Per domain
+and overall. Not part of CI. Last line: JSON with relative_mase_vs_seasonal_naive,
+relative_mase_vs_autoets, relative_wql_vs_seasonal_naive, coverage_80, coverage_90 (of the
+chosen forecasts as production makes them) and the same under ``uncalibrated``.
 """
 
 from __future__ import annotations
@@ -62,6 +66,10 @@ def main() -> None:
     parser.add_argument(
         "--no-bounds", action="store_true", help="ignore the series' physical bounds (before issue 17's run)"
     )
+    parser.add_argument(
+        "--no-calibration", action="store_true", help="leave the chosen intervals as the models give them"
+    )
+    parser.add_argument("--min-points", type=int, default=50, help="[backtest] calibration_min_points")
     args = parser.parse_args()
     started = time.perf_counter()
     horizons = dict(tomllib.loads(DEFAULT_TOML)["forecast"]["horizon"])  # the shipped defaults
@@ -103,6 +111,7 @@ def main() -> None:
         test = pl.concat(tests).with_columns(
             pl.col("ds").cast(pl.Datetime("us")), pl.col("cutoff").cast(pl.Datetime("us"))
         )
+        before: list[pl.DataFrame] = []
         chosen, selections, _ = auto_forecast(
             train,
             frequencies=freqs,
@@ -113,6 +122,9 @@ def main() -> None:
             margin=args.margin,
             ensembles=("median", "weighted") if args.no_global else ENSEMBLES,
             bounds=bounds,
+            calibrate=not args.no_calibration,
+            calibration_min_points=args.min_points,
+            uncalibrated=before,
         )
         base = forecasting.forecast_statistical(
             train,
@@ -121,7 +133,13 @@ def main() -> None:
             models=("SeasonalNaive", "AutoETS"),
             max_context=args.max_context,
         ).forecasts
-        forecasts = pl.concat([chosen.with_columns(pl.lit("chosen").alias("model")), base])
+        forecasts = pl.concat(
+            [
+                chosen.with_columns(pl.lit("chosen").alias("model")),
+                before[0].with_columns(pl.lit("uncalibrated").alias("model")),
+                base,
+            ]
+        )
         joined = test.join(forecasts, on=["unique_id", "ds"])
         scale = pl.DataFrame(
             scales, schema={"unique_id": pl.Utf8, "cutoff": pl.Datetime("us"), "scale": pl.Float64}, orient="row"
@@ -148,8 +166,15 @@ def main() -> None:
             f"{rel(part, 'AutoETS', 'mase')}  rel WQL vs SN {rel(part, 'SeasonalNaive', 'wql')}",
             file=sys.stderr,
         )
+
+    def coverage(model: str, level: int) -> float:
+        mine = metrics.filter(pl.col("model") == model)
+        return round(float((mine[f"coverage_{level}"] * mine["points"]).sum() / mine["points"].sum()), 4)
+
+    def rel_of(model: str, baseline: str, metric: str) -> float:
+        return round(forecasting.relative_score(metrics, model=model, baseline=baseline, metric=metric), 4)
+
     chosen = metrics.filter(pl.col("model") == "chosen")
-    coverage = float((chosen["coverage_90"] * chosen["points"]).sum() / chosen["points"].sum())
     print(
         json.dumps(
             {
@@ -157,7 +182,15 @@ def main() -> None:
                 "relative_mase_vs_seasonal_naive": rel(metrics, "SeasonalNaive", "mase"),
                 "relative_mase_vs_autoets": rel(metrics, "AutoETS", "mase"),
                 "relative_wql_vs_seasonal_naive": rel(metrics, "SeasonalNaive", "wql"),
-                "coverage_90": round(coverage, 4),
+                "coverage_80": coverage("chosen", 80),
+                "coverage_90": coverage("chosen", 90),
+                "calibrated": not args.no_calibration,
+                "uncalibrated": {
+                    "relative_mase_vs_seasonal_naive": rel_of("uncalibrated", "SeasonalNaive", "mase"),
+                    "relative_wql_vs_seasonal_naive": rel_of("uncalibrated", "SeasonalNaive", "wql"),
+                    "coverage_80": coverage("uncalibrated", 80),
+                    "coverage_90": coverage("uncalibrated", 90),
+                },
                 "bounded_series": len(bounds),
                 "global": not args.no_global,
                 "seconds": round(time.perf_counter() - started, 1),

@@ -9,6 +9,12 @@ Candidates: AutoETS, AutoTheta, MSTL, SeasonalNaive, Naive, the global LightGBM
 (``LGBMGlobal``, :mod:`forecasting.global_model`, ``--strategy`` recursive or direct) and the
 ensembles median, weighted, top2, top3 and statglobal (members chosen on the training backtest).
 
+Intervals: the chosen forecasts' quantiles are calibrated on the training backtest's
+out-of-sample windows (:mod:`forecasting.calibration`, per model, ``[backtest]
+calibrate_intervals``); the same forecasts before calibration are scored in the same run
+(``uncalibrated``: OWA, which must equal the calibrated one since only the spread moves, and
+coverage); ``--no-calibration`` skips the step.
+
 Data: ../shared/data/forecasting_benchmarks (M4 research-use data, never copied into the
 project; ``EWS_M4_DATA`` names another folder). Not part of CI: ``python benchmarks/m4.py``
 (tens of minutes on 2 cores; ``--max-series N`` runs the first N series of each set).
@@ -35,6 +41,7 @@ import polars as pl
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _auto_forecast import auto_forecast  # noqa: E402
+from forecasting.calibration import calibrate_intervals, interval_scales_for, learn_interval_scales  # noqa: E402
 
 # ../shared beside the checkout; a worktree elsewhere names it with EWS_M4_DATA.
 DATA = Path(
@@ -114,6 +121,10 @@ def main() -> None:
     parser.add_argument("--strategy", choices=("recursive", "direct"), default="recursive")
     parser.add_argument("--no-global", action="store_true", help="statistical candidates and median/weighted only")
     parser.add_argument("--sets", default="Hourly,Weekly", help="comma-separated M4 sets")
+    parser.add_argument(
+        "--no-calibration", action="store_true", help="leave the chosen intervals as the models give them"
+    )
+    parser.add_argument("--min-points", type=int, default=50, help="[backtest] calibration_min_points")
     args = parser.parse_args()
     if not DATA.exists():
         print(json.dumps({"skipped": f"no M4 data at {DATA}"}))
@@ -122,7 +133,7 @@ def main() -> None:
     result: dict[str, object] = {"series": args.series or "all", "strategy": args.strategy}
     models = STATISTICAL if args.no_global else (*STATISTICAL, *GLOBAL)
     ensembles = ("median", "weighted") if args.no_global else ENSEMBLES
-    cover80 = cover90 = total_points = 0.0
+    cover80 = cover90 = total_points = raw80 = raw90 = 0.0
     for name in args.sets.split(","):
         freq, h, m = SPEC[name]
         train = read_wide(DATA / f"m4_{name.lower()}_train.csv")
@@ -134,6 +145,7 @@ def main() -> None:
         series = to_long(train, freq)
         candidates: dict[str, pl.DataFrame] = {}
         timings: dict[str, float] = {}
+        before: list[pl.DataFrame] = []
         forecasts, selections, bt = auto_forecast(
             series,
             frequencies=dict.fromkeys(train, freq),
@@ -145,16 +157,30 @@ def main() -> None:
             global_options={"strategy": args.strategy, "n_jobs": args.n_jobs},
             candidate_forecasts=candidates,
             timings=timings,
+            calibrate=not args.no_calibration,
+            calibration_min_points=args.min_points,
+            uncalibrated=before,
         )
         smape, mase = score(train, test, forecasts, m)
         c80, c90, points = coverage(test, forecasts)
         cover80, cover90, total_points = cover80 + c80 * points, cover90 + c90 * points, total_points + points
-        per_candidate = {}
+        r80, r90, _ = coverage(test, before[0])
+        raw80, raw90 = raw80 + r80 * points, raw90 + r90 * points
+        raw_smape, raw_mase = score(train, test, before[0], m)
+        per_candidate: dict[str, dict[str, object]] = {}
+        scales = learn_interval_scales(bt.forecasts, groups=dict.fromkeys(train, freq), min_points=args.min_points)
         for cand, frame in sorted(candidates.items()):
             covered = set(frame["unique_id"].unique().to_list())
             filled = pl.concat([frame, forecasts.filter(~pl.col("unique_id").is_in(list(covered)))])
             cs, cm = score(train, test, filled, m)
             per_candidate[cand] = {"owa": round(owa(cs, cm, name), 4), "covered": len(covered & set(test))}
+            # coverage of the candidate's own forecasts (the series it covers), before and after
+            # calibration with its own factors: is a shortfall the selection's or the model's?
+            own = frame.filter(pl.col("unique_id").is_in(list(test)))
+            factors = {u: interval_scales_for(scales, group=freq, model=cand) for u in covered}
+            fixed, _ = calibrate_intervals(own, factors)
+            per_candidate[cand]["coverage_80_90"] = [round(v, 3) for v in coverage(test, own)[:2]]
+            per_candidate[cand]["calibrated_80_90"] = [round(v, 3) for v in coverage(test, fixed)[:2]]
         seconds = dict(bt.seconds)
         for key, value in timings.items():
             if key.startswith("final_"):
@@ -164,7 +190,8 @@ def main() -> None:
         value = owa(smape, mase, name)
         print(
             f"{name}: {len(train)} series, sMAPE {smape:.3f}, MASE {mase:.3f}, OWA {value:.3f}, "
-            f"coverage 80/90 {c80:.3f}/{c90:.3f} ({time.perf_counter() - t0:.0f} s); selected {picked}; "
+            f"coverage 80/90 {c80:.3f}/{c90:.3f} (uncalibrated {r80:.3f}/{r90:.3f}) "
+            f"({time.perf_counter() - t0:.0f} s); selected {picked}; "
             f"candidates {per_candidate}; seconds {seconds}",
             file=sys.stderr,
         )
@@ -179,11 +206,19 @@ def main() -> None:
                 f"candidates_{key}": per_candidate,
                 f"seconds_per_candidate_{key}": {k: round(v, 1) for k, v in seconds.items()},
                 f"chosen_{key}": picked,
+                f"uncalibrated_{key}": {
+                    "owa": round(owa(raw_smape, raw_mase, name), 4),
+                    "coverage_80": round(r80, 4),
+                    "coverage_90": round(r90, 4),
+                },
                 f"seconds_{key}": round(time.perf_counter() - t0, 1),
             }
         )
     result["coverage_80"] = round(cover80 / total_points, 4)
     result["coverage_90"] = round(cover90 / total_points, 4)
+    result["calibrated"] = not args.no_calibration
+    result["uncalibrated_coverage_80"] = round(raw80 / total_points, 4)
+    result["uncalibrated_coverage_90"] = round(raw90 / total_points, 4)
     result["seconds"] = round(time.perf_counter() - started, 1)
     print(json.dumps(result))
 

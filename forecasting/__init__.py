@@ -16,11 +16,20 @@ quantiles) are those of :mod:`core.frames`. Modules:
 - :mod:`forecasting.exceedance`: threshold exceedance probabilities from forecast quantiles;
 - :mod:`forecasting.vertical`: domain-trained Chronos-2 models;
 - :mod:`forecasting.regularise`: how series are put on their frequency grid;
-- :mod:`forecasting.bounds`: physical bounds, the scale a bounded series is forecast on.
+- :mod:`forecasting.bounds`: physical bounds, the scale a bounded series is forecast on;
+- :mod:`forecasting.calibration`: interval factors learned on backtest windows, applied to
+  production forecasts.
 """
 
 from forecasting.backtest import BacktestResult, ExtraForecaster, backtest
 from forecasting.bounds import BoundedScale, BoundMap, Bounds, bounds_from_meta
+from forecasting.calibration import (
+    CALIBRATED_QUANTILES,
+    calibrate_intervals,
+    describe_scales,
+    interval_scales_for,
+    learn_interval_scales,
+)
 from forecasting.chronos import (
     ChronosModel,
     build_random_chronos,
@@ -51,6 +60,7 @@ from forecasting.vertical import TrainedModel, train_vertical, training_data_has
 
 __all__ = [
     "BASELINES",
+    "CALIBRATED_QUANTILES",
     "DEFAULT_LEVELS",
     "ENSEMBLE_METHODS",
     "GLOBAL_MODELS",
@@ -72,8 +82,10 @@ __all__ = [
     "backtest",
     "bounds_from_meta",
     "build_random_chronos",
+    "calibrate_intervals",
     "chronos_installed",
     "combine_forecasts",
+    "describe_scales",
     "ensemble_name",
     "exceedance_probabilities",
     "forecast_chronos",
@@ -82,7 +94,9 @@ __all__ = [
     "forecast_statistical",
     "from_statsforecast",
     "global_installed",
+    "interval_scales_for",
     "inverse_loss_weights",
+    "learn_interval_scales",
     "load_chronos",
     "parse_threshold",
     "regularise",

@@ -202,6 +202,7 @@ def run_forecast_step(
         pl.Series("basis", [bases[u] for u in fresh["unique_id"]], dtype=pl.Utf8),
         pl.lit(None, dtype=pl.Utf8).alias("ets_form"),  # known once AutoETS has run, below
     )
+    fresh = _with_interval_scales(fresh, backtests, calibrate=settings.backtest.calibrate_intervals)
     selections = pl.concat([fresh, usable.select(fresh.columns)], how="vertical_relaxed").sort("unique_id")
     if usable.height:
         progress(
@@ -237,6 +238,10 @@ def run_forecast_step(
     raw = pl.concat(parts, how="vertical_relaxed") if parts else pl.DataFrame()
     fitted_all = pl.concat(fitted_parts, how="vertical_relaxed") if fitted_parts else pl.DataFrame()
     chosen, fitted = _assemble(raw, fitted_all, selections, members, weights, notes)
+    if settings.backtest.calibrate_intervals:
+        scales = dict(selections.select("unique_id", "interval_scales").iter_rows())
+        chosen, calibrated = forecasting.calibrate_intervals(chosen, scales, bounds=bounds)
+        notes.extend(f"{u}: {n}" for u, _, n in calibrated)
 
     cutoffs = series.group_by("unique_id").agg(pl.col("ds").max().alias("cutoff"))
     forecasts = chosen.join(cutoffs, on="unique_id", how="left")
@@ -415,6 +420,7 @@ def _basis(frequency: str, settings: Settings) -> str:
             "margin": settings.backtest.margin,
             "ensembles": sorted(settings.backtest.ensembles),
             "chronos": settings.chronos.name if settings.chronos.source else None,
+            "calibrate_intervals": settings.backtest.calibrate_intervals,
         },
         sort_keys=True,
     )
@@ -444,6 +450,29 @@ def _kept_selections(
         and row["backtest_run_id"] == newest.get(row["unique_id"])
     ]
     return stored.filter(pl.col("unique_id").is_in(keep))
+
+
+def _with_interval_scales(fresh: pl.DataFrame, backtests: pl.DataFrame, *, calibrate: bool) -> pl.DataFrame:
+    """Fresh selections with the interval factors of their model's backtest row (``[backtest]
+    calibrate_intervals``; null when off) and a reason that names them."""
+    if not calibrate:
+        return fresh.with_columns(pl.lit(None, dtype=pl.Utf8).alias("interval_scales"))
+    stored: dict[tuple[str, str], str | None] = {}
+    if backtests.height and "interval_scales" in backtests.columns:
+        stored = {(u, m): t for u, m, t in backtests.select("unique_id", "model", "interval_scales").iter_rows()}
+    scales, reasons = [], []
+    for uid, model, reason in fresh.select("unique_id", "model", "reason").iter_rows():
+        text = stored.get((uid, model))
+        scales.append(text)
+        if text:
+            reasons.append(f"{reason}; {forecasting.describe_scales(json.loads(text))}")
+        elif (uid, model) in stored:
+            reasons.append(f"{reason}; intervals as the model gives them (too few backtest points to calibrate)")
+        else:
+            reasons.append(reason)
+    return fresh.with_columns(
+        pl.Series("interval_scales", scales, dtype=pl.Utf8), pl.Series("reason", reasons, dtype=pl.Utf8)
+    )
 
 
 def _kept_members(kept: pl.DataFrame) -> dict[str, list[str]]:
@@ -672,6 +701,15 @@ def run_backtest(
         global_options=GLOBAL_OPTIONS,
     )
     notes.extend(f"{u}: {n}" for u, _, n in result.notes.iter_rows())
+    # Interval factors per frequency and model, learned on this run's out-of-sample windows and
+    # stored with every row, whatever [backtest] calibrate_intervals says (it decides their use).
+    scales = forecasting.learn_interval_scales(
+        result.forecasts, groups=frequencies, min_points=settings.backtest.calibration_min_points
+    )
+    factors = {
+        (u, m): forecasting.interval_scales_for(scales, group=frequencies[u], model=m)
+        for u, m in result.metrics.select("unique_id", "model").iter_rows()
+    }
     last = result.forecasts.group_by("unique_id").agg(pl.col("cutoff").max().alias("last_cutoff"))
     metrics = result.metrics.join(last, on="unique_id").with_columns(
         pl.col("unique_id").replace_strict(frequencies).replace_strict(horizons).cast(pl.Int64).alias("horizon"),
@@ -685,6 +723,14 @@ def run_backtest(
             return_dtype=pl.Utf8,
         )
         .alias("members"),
+        pl.Series(
+            "interval_scales",
+            [
+                json.dumps(found) if (found := factors.get((u, m))) else None
+                for u, m in result.metrics.select("unique_id", "model").iter_rows()
+            ],
+            dtype=pl.Utf8,
+        ),
     )
     rows = store.write_backtest(wh, metrics, run_id=run_id, at=clock.now)
     return BacktestSummary(run_id=run_id, metrics=metrics, notes=notes, rows=rows)

@@ -52,6 +52,9 @@ ENV = {
     "EWS_FORECAST__MODELS": '["AutoETS", "AutoTheta", "SeasonalNaive", "Naive", "LGBMGlobal"]',
     "EWS_BACKTEST__ENSEMBLES": '["median", "statglobal"]',
     "EWS_BACKTEST__MARGIN": "0",
+    # the rows are compared with forecast_global called directly: the models' own intervals
+    # (calibration is tested in tests/test_forecast_calibration.py)
+    "EWS_BACKTEST__CALIBRATE_INTERVALS": "false",
 }
 FORECASTS = "SELECT * EXCLUDE (run_id) FROM forecasts ORDER BY unique_id, cutoff, model, ds"
 SELECTIONS = "SELECT unique_id, model, reason, members, basis, backtest_run_id FROM model_selections ORDER BY unique_id"

@@ -10,9 +10,11 @@ parameter and every write an idempotent upsert (an identical row is never rewrit
   ledger batch ids their observations came from, a hash of the exact data), how long, how it
   did on held-out data, and where its weights are;
 - ``backtest_results``: metrics per backtest run, series and model, kept for every run so
-  accuracy can be watched over time; ``members`` lists an ensemble's models;
+  accuracy can be watched over time; ``members`` lists an ensemble's models,
+  ``interval_scales`` the model's interval calibration factors learned on the run (JSON);
 - ``model_selections``: per run and series, the production model, why, and the basis it was
-  made on (frequency and candidate settings; a cycle keeps a selection while that holds);
+  made on (frequency and candidate settings; a cycle keeps a selection while that holds) and
+  the interval calibration factors its forecasts get (``interval_scales``, null = none);
 - ``exceedance``: per series, forecast cutoff, threshold and horizon step, the probability
   that the step is beyond the threshold and that the path has crossed it by then.
 """
@@ -56,6 +58,7 @@ _BACKTEST_VALUES = (
     "coverage_80",
     "coverage_90",
     "members",
+    "interval_scales",
     "last_cutoff",
     "created_at",
 )
@@ -73,6 +76,7 @@ _SELECTION_VALUES = (
     "reason",
     "basis",
     "ets_form",
+    "interval_scales",
     "decided_at",
 )
 _EXCEEDANCE_KEYS = ("unique_id", "cutoff", "threshold", "ds")
@@ -94,7 +98,10 @@ _MODEL_VALUES = (
 
 def write_backtest(wh: Warehouse, metrics: pl.DataFrame, *, run_id: str, at: datetime) -> int:
     """Store one backtest run's metrics (``unique_id, model, horizon, windows, points, mase,
-    smape, wql, coverage_80, coverage_90, members, last_cutoff``)."""
+    smape, wql, coverage_80, coverage_90, members, interval_scales, last_cutoff``; a frame
+    without ``interval_scales`` stores none)."""
+    if "interval_scales" not in metrics.columns:
+        metrics = metrics.with_columns(pl.lit(None, dtype=pl.Utf8).alias("interval_scales"))
     return wh._upsert_rows(
         "backtest_results", metrics, keys=_BACKTEST_KEYS, values=_BACKTEST_VALUES, run_id=run_id, created_at=at
     )

@@ -565,6 +565,15 @@ _V16 = (
     """,
 )
 
+# Version 17 (issue 17, calibrated intervals): each backtest row keeps the interval factors
+# learned for its model on the run's out-of-sample windows (JSON: per quantile column the factor
+# of its distance from the median, the points and the group they were learned on; null = too
+# few points), and a selection the factors its forecasts were calibrated with (null = none).
+_V17 = (
+    "ALTER TABLE backtest_results ADD COLUMN interval_scales VARCHAR",
+    "ALTER TABLE model_selections ADD COLUMN interval_scales VARCHAR",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "base tables: series, observations, ledger, runs, results, audit", _V1),
     Migration(2, "risk grades, per-series cycle state, earthquake events", _V2),
@@ -581,6 +590,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(14, "model selections: the AutoETS form chosen (refitted alone while kept)", _V14),
     Migration(15, "detector state: the stored fits of the cycle's subsequence detectors", _V15),
     Migration(16, "the levels step's parked grades and witnesses, committed per chunk", _V16),
+    Migration(17, "interval calibration factors of backtest rows and selections", _V17),
 )
 
 CURRENT_VERSION = max(m.version for m in MIGRATIONS)

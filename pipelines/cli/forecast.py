@@ -3,7 +3,8 @@
 - ``ews backtest [--series ID ...] [--horizon H] [--windows N] [--models M ...] [--json]``:
   rolling-origin backtest of every candidate model on the warehouse's series (as of the
   replay clock when set), stored as one run in ``backtest_results``; prints each model's
-  metrics per series (with ``--json``: ``{"run_id", "series": {id: {model: metrics}}}``).
+  metrics per series (with ``--json``: ``{"run_id", "series": {id: {model: metrics}}}``, the
+  metrics with the model's interval calibration factors, ``interval_scales``, when learned).
 - ``ews model train --domain D [--steps N]``: fine-tune the configured Chronos-2 (or train a
   small one from scratch when no base weights are reachable) on the domain's series, with a
   held-out window; registers it in ``models``. The next ``ews backtest`` includes it as a
@@ -87,6 +88,8 @@ def cmd_backtest(args: argparse.Namespace, settings: Settings) -> int:
         by_series.setdefault(row["unique_id"], {})[row["model"]] = {
             k: row[k] for k in ("mase", "smape", "wql", "coverage_80", "coverage_90", "windows", "points", "horizon")
         } | ({"members": json.loads(row["members"])} if row["members"] else {})
+        if row.get("interval_scales"):
+            by_series[row["unique_id"]][row["model"]]["interval_scales"] = json.loads(row["interval_scales"])
     lines = [f"backtest {run_id}: {len(by_series)} series, {summary.rows} rows stored"]
     for uid, models in by_series.items():
         lines.append(f"{uid}:")
