@@ -70,22 +70,29 @@ def _ordered(frame: pl.DataFrame) -> bool:
     return bool((np.diff(frame.select(QCOLS).to_numpy(), axis=1) >= 0).all())
 
 
-def test_held_out_coverage_moves_toward_nominal_on_the_exchange_rates() -> None:
-    # Six monthly exchange rates, 4 rolling windows of 12 months: factors learned on the first 3
-    # windows, applied to the 4th (never seen by the calibration).
-    series, meta = _bundled("market/fred_exchange_rates")
-    frequencies = dict(zip(meta["unique_id"], meta["frequency"], strict=True))
-    bounds = forecasting.bounds_from_meta(meta)
-    result = forecasting.backtest(
+def _four_windows(
+    series: pl.DataFrame, frequencies: dict[str, str], horizons: dict[str, int], bounds: dict
+) -> forecasting.BacktestResult:
+    """A backtest of AutoETS and SeasonalNaive over 4 windows (no ensembles)."""
+    return forecasting.backtest(
         series,
         frequencies=frequencies,
-        horizons={"MS": 12},
+        horizons=horizons,
         models=("AutoETS", "SeasonalNaive"),
         windows=4,
         max_context=500,
         bounds=bounds,
         ensembles=(),
     )
+
+
+def test_held_out_coverage_moves_toward_nominal_on_the_exchange_rates() -> None:
+    # Six monthly exchange rates, 4 rolling windows of 12 months: factors learned on the first 3
+    # windows, applied to the 4th (never seen by the calibration).
+    series, meta = _bundled("market/fred_exchange_rates")
+    frequencies = dict(zip(meta["unique_id"], meta["frequency"], strict=True))
+    bounds = forecasting.bounds_from_meta(meta)
+    result = _four_windows(series, frequencies, {"MS": 12}, bounds)
     last = result.forecasts.group_by("unique_id").agg(pl.col("cutoff").max().alias("last"))
     scored = result.forecasts.join(last, on="unique_id")
     earlier = scored.filter(pl.col("cutoff") < pl.col("last")).drop("last")
@@ -124,16 +131,7 @@ def test_calibrated_quantiles_are_ordered_and_never_below_the_floor() -> None:
     bounds = forecasting.bounds_from_meta(meta.filter(pl.col("unique_id") == "tohoku_count"))
     assert bounds["tohoku_count"][0] == 0.0
     frequencies = {"tohoku_count": "D"}
-    result = forecasting.backtest(
-        counts,
-        frequencies=frequencies,
-        horizons={"D": 14},
-        models=("AutoETS", "SeasonalNaive"),
-        windows=4,
-        max_context=500,
-        bounds=bounds,
-        ensembles=(),
-    )
+    result = _four_windows(counts, frequencies, {"D": 14}, bounds)
     scales = forecasting.learn_interval_scales(result.forecasts, groups=frequencies, min_points=40)
     factors = forecasting.interval_scales_for(scales, group="D", model="AutoETS")
     assert factors is not None and factors["group"] == "D" and factors["points"] == 56
