@@ -199,18 +199,23 @@ def calibrate_intervals(
     values = np.sort(out.select(ordered).to_numpy(), axis=1)
     out = out.with_columns(pl.Series(c, values[:, i]) for i, c in enumerate(ordered))
     notes: list[tuple[str, str, str]] = []
-    for uid, (low, high) in (bounds or {}).items():
-        if uid not in factors:
-            continue
-        mine = pl.col("unique_id") == uid
-        for limit, outside in ((low, lambda c, v: pl.col(c) < v), (high, lambda c, v: pl.col(c) > v)):
-            if limit is None:
-                continue
-            hit = out.filter(mine & pl.any_horizontal(outside(c, limit) for c in ordered)).height
-            if hit:
-                notes.append((uid, "*", f"{hit} calibrated step(s) reached the bound {limit:g}: set to the bound"))
-            out = out.with_columns(
-                pl.when(mine & outside(c, limit)).then(pl.lit(float(limit))).otherwise(pl.col(c)).alias(c)
-                for c in ordered
-            )
+    limits = [(u, lo, hi) for u, (lo, hi) in (bounds or {}).items() if u in factors and (lo, hi) != (None, None)]
+    if limits:
+        table = pl.DataFrame(limits, schema={"unique_id": pl.Utf8, "_lo": pl.Float64, "_hi": pl.Float64}, orient="row")
+        out = out.join(table, on="unique_id", how="left", maintain_order="left")
+        below = pl.any_horizontal(pl.col(c) < pl.col("_lo") for c in ordered).fill_null(False)
+        above = pl.any_horizontal(pl.col(c) > pl.col("_hi") for c in ordered).fill_null(False)
+        hits = {
+            u: (lo_hits, hi_hits)
+            for u, lo_hits, hi_hits in out.group_by("unique_id")
+            .agg(below.sum().alias("lo"), above.sum().alias("hi"))
+            .iter_rows()
+        }
+        for uid, low, high in limits:  # the notes in the order of the bounds given, lower first
+            for limit, hit in ((low, hits.get(uid, (0, 0))[0]), (high, hits.get(uid, (0, 0))[1])):
+                if limit is not None and hit:
+                    notes.append((uid, "*", f"{hit} calibrated step(s) reached the bound {limit:g}: set to the bound"))
+        out = out.with_columns(
+            pl.col(c).clip(lower_bound=pl.col("_lo"), upper_bound=pl.col("_hi")).alias(c) for c in ordered
+        )
     return out.select(columns), notes
