@@ -28,6 +28,10 @@ first-cycle and next-day time ratios of each count against the first one, per si
 (``backtest_seconds``) so the cycles forecast with the backtest's choices, and reports the
 seconds of each cycle's global refit (``first_global_fit`` / ``incremental_global_fit``, from the
 cycle's note, per model and frequency) and how many series chose a global candidate.
+``--refit-every 7d 0d`` runs the next-day cycle once per ``[forecast] refit_every`` value, each on
+a copy of the same home after the same first cycle (``incremental_by_refit_every``: seconds,
+rows, AutoETS fits filtered forward / made, and the time ratio against the first value):
+filtering the stored fits forward against refitting them every day, in one run.
 ``--engine local dask`` measures every size and worker count once per ``[cycle] engine``
 (``EWS_CYCLE__ENGINE``; the dask engine on the local Dask cluster the cycle starts, of
 ``workers`` processes) and ends with the ratios of each configuration against the first one.
@@ -45,10 +49,12 @@ import argparse
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -62,24 +68,24 @@ GLOBAL_SETTINGS = {
     "EWS_FORECAST__MODELS": '["AutoETS", "AutoTheta", "MSTL", "SeasonalNaive", "Naive", "LGBMGlobal"]',
     "EWS_BACKTEST__ENSEMBLES": '["median", "weighted", "statglobal"]',
 }
-_ROW_KEYS = ("anomaly_scores", "forecasts", "model_selections", "risk_grades")
+_ROW_KEYS = ("anomaly_scores", "forecasts", "model_selections", "risk_grades", "ets_fitted", "ets_forwarded")
 
 
 def synthetic_export(path: Path, *, series: int, days: int, start: date, seed: int = 0, first_day: int = 0) -> None:
     """Write ``days`` rows of ``series`` columns as a FRED multi-series CSV export.
 
-    Each series: a random walk (sd 1 per day) around a level of 100, a weekly season
-    (amplitude 2-5) and a yearly season (amplitude 5-15) with random phases. The random
-    state depends on ``seed`` and the series, and ``first_day`` offsets the seasons, so the
-    walk of a later export continues from its own seed (new noise), not from the stored level:
-    the next-day file only needs to look like one more ordinary day.
+    Each series: a random walk (sd 1 per day) starting at a level of 100, a weekly season
+    (amplitude 2-5) and a yearly season (amplitude 5-15) with random phases. The series are
+    the same for a given ``seed`` whatever the length drawn (the noise is drawn day by day),
+    so an export with ``first_day`` = the days of an earlier one continues those series where
+    they stopped: the next-day file is one more ordinary day of the same walks.
     """
     rng = np.random.default_rng(seed)
-    t = np.arange(first_day, first_day + days)
+    t = np.arange(first_day + days)
     weekly = rng.uniform(2, 5, series)[:, None] * np.sin(2 * np.pi * t / 7 + rng.uniform(0, 6.3, series)[:, None])
     yearly = rng.uniform(5, 15, series)[:, None] * np.sin(2 * np.pi * t / 365.25 + rng.uniform(0, 6.3, series)[:, None])
-    walk = 100 + rng.standard_normal((series, days)).cumsum(axis=1)
-    values = walk + weekly + yearly
+    walk = 100 + rng.standard_normal((first_day + days, series)).cumsum(axis=0).T
+    values = (walk + weekly + yearly)[:, first_day:]
     names = [f"S{i:05d}" for i in range(series)]
     with path.open("w") as out:
         out.write("DATE," + ",".join(names) + "\n")
@@ -123,8 +129,10 @@ def measure(
     chunk_series: int | None = None,
     engine: str = "local",
     with_global: bool = False,
+    refit_every: Sequence[str] = ("7d",),
 ) -> dict:
-    """One size: ingest, first cycle, one more day, next-day cycle (see the module docstring)."""
+    """One size: ingest, first cycle, one more day, next-day cycle (see the module docstring);
+    the next-day cycle once per ``refit_every`` value, each on its own copy of the home."""
     settings = {"EWS_CYCLE__WORKERS": str(workers), "EWS_CYCLE__ENGINE": engine}
     if with_global:
         settings.update(GLOBAL_SETTINGS)
@@ -143,9 +151,17 @@ def measure(
             backtest_seconds, _, _ = _ews(home, "backtest", env=settings)
         first_seconds, first_rss, first = _ews(home, "run", env=settings)
         nextday = Path(folder) / "nextday.csv"
-        synthetic_export(nextday, series=series, days=1, start=start, seed=seed + 1, first_day=days)
+        synthetic_export(nextday, series=series, days=1, start=start, seed=seed, first_day=days)
         _ews(home, "ingest", "file", str(nextday), *_FORMAT)
-        incremental_seconds, incremental_rss, incremental = _ews(home, "run", env=settings)
+        nextdays = {}
+        for k, value in enumerate(refit_every):
+            target = home if k == len(refit_every) - 1 else Path(folder) / f"home-{k}"
+            if target != home:
+                shutil.copytree(home, target)
+            nextdays[value] = _ews(target, "run", env={**settings, "EWS_FORECAST__REFIT_EVERY": value})
+            if target != home:
+                shutil.rmtree(target)
+    incremental_seconds, incremental_rss, incremental = nextdays[refit_every[0]]
     return {
         "series": series,
         "workers": workers,
@@ -163,6 +179,23 @@ def measure(
         "first_series_per_second": round(series / first_seconds, 2),
         "incremental_series_per_second": round(series / incremental_seconds, 2),
         "incremental_vs_first": round(incremental_seconds / first_seconds, 3),
+        "refit_every": refit_every[0],
+        **(
+            {
+                "incremental_by_refit_every": {
+                    value: {
+                        "seconds": round(seconds, 2),
+                        "peak_rss_mb": round(rss, 1),
+                        "series_per_second": round(series / seconds, 2),
+                        "rows": _rows(answer),
+                        "time_ratio_vs_first_value": round(seconds / incremental_seconds, 3),
+                    }
+                    for value, (seconds, rss, answer) in nextdays.items()
+                }
+            }
+            if len(refit_every) > 1
+            else {}
+        ),
         **(
             {
                 "backtest_seconds": round(backtest_seconds or 0.0, 2),
@@ -204,6 +237,13 @@ def main() -> None:
     parser.add_argument("--chunk-series", type=int, default=None, help="[cycle] chunk_series (default: shipped)")
     parser.add_argument("--global", dest="with_global", action="store_true", help="LGBMGlobal as a candidate")
     parser.add_argument("--engine", nargs="+", default=["local"], choices=["local", "dask"], help="[cycle] engine")
+    parser.add_argument(
+        "--refit-every",
+        nargs="+",
+        default=["7d"],
+        help="[forecast] refit_every values of the next-day cycle, each on a copy of the same home "
+        "(e.g. 7d 0d: filtering forward vs refitting every day); the first one is incremental_seconds",
+    )
     args = parser.parse_args()
     results = []
     for n in args.series:
@@ -217,6 +257,7 @@ def main() -> None:
                     chunk_series=args.chunk_series,
                     engine=engine,
                     with_global=args.with_global,
+                    refit_every=args.refit_every,
                 )
                 results.append(result)
                 print(json.dumps(result), flush=True)

@@ -82,6 +82,15 @@ default_model = "AutoETS"
 # conformal_windows rolling windows of the horizon; short series keep model intervals).
 intervals = "model"
 conformal_windows = 2
+# How long a series' AutoETS fit is kept: until then each cycle filters it forward over the
+# new points with its parameters fixed (statsforecast's AutoETS.forward, 14-45x cheaper than a
+# refit, MASE about 1% worse; docs/scaling.md); "0d" = refit every cycle. A new selection, a
+# changed bound map or season, or conformal intervals refit regardless.
+refit_every = "7d"
+# ... and so does a new point further than this many standard deviations (of the fit's own
+# one-step errors) from the filter's one-step forecast: a regime change refits at once
+# (0 = never for this reason).
+refit_surprise = 3.0
 # Exceedance thresholds per domain: "p99" (the series' 99th percentile), "abs:VALUE",
 # "rl10" (10-year return level); add ":below" for a fall below (e.g. "p1:below").
 thresholds = { market = ["p99", "p1:below"], seismic = ["p99"], geodetic = ["p99", "p1:below"], hydro = ["p99", "rl10"], satellite = ["p1:below", "p99"] }
@@ -490,8 +499,22 @@ class ForecastSettings:
     default_model: str
     intervals: str
     conformal_windows: int
+    refit_every: str
+    refit_surprise: float
     thresholds: dict[str, list[str]]
     series_thresholds: dict[str, list[str]]
+
+    def __post_init__(self) -> None:
+        self.refit_period()  # refuse a malformed period when the file is read, not mid-cycle
+        if not self.refit_surprise >= 0:
+            raise ConfigError(
+                f"[forecast] refit_surprise = {self.refit_surprise} is not a number of standard deviations",
+                fix="use e.g. 3.0 (0 = never refit for a surprising new point)",
+            )
+
+    def refit_period(self) -> timedelta:
+        """``refit_every`` as a duration (``"7d"`` -> 7 days; ``"0d"`` -> zero: every cycle)."""
+        return _period("[forecast] refit_every", self.refit_every, "refit every cycle")
 
 
 @dataclass(frozen=True)
@@ -510,14 +533,19 @@ class BacktestSettings:
 
     def reselect_period(self) -> timedelta:
         """``reselect_every`` as a duration (``"7d"`` -> 7 days; ``"0d"`` -> zero: every cycle)."""
-        match = re.fullmatch(r"\s*(\d+)\s*([hdw])\s*", self.reselect_every)
-        if match is None:
-            raise ConfigError(
-                f"[backtest] reselect_every = {self.reselect_every!r} is not a period",
-                fix='write a whole number of hours, days or weeks: "12h", "7d", "2w" ("0d" = select every cycle)',
-            )
-        hours = {"h": 1, "d": 24, "w": 24 * 7}[match.group(2)]
-        return timedelta(hours=int(match.group(1)) * hours)
+        return _period("[backtest] reselect_every", self.reselect_every, "select every cycle")
+
+
+def _period(name: str, text: str, zero: str) -> timedelta:
+    """A setting's period text as a duration: a whole number of hours, days or weeks."""
+    match = re.fullmatch(r"\s*(\d+)\s*([hdw])\s*", text)
+    if match is None:
+        raise ConfigError(
+            f"{name} = {text!r} is not a period",
+            fix=f'write a whole number of hours, days or weeks: "12h", "7d", "2w" ("0d" = {zero})',
+        )
+    hours = {"h": 1, "d": 24, "w": 24 * 7}[match.group(2)]
+    return timedelta(hours=int(match.group(1)) * hours)
 
 
 @dataclass(frozen=True)

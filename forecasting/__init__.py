@@ -8,6 +8,8 @@ quantiles) are those of :mod:`core.frames`. Modules:
 - :mod:`forecasting.models`: the statistical model set, eligibility, fallbacks;
 - :mod:`forecasting.statistical`: :func:`forecast_statistical` (statsforecast, also on
   Spark/Dask/Ray frames through Fugue);
+- :mod:`forecasting.forward`: a stored AutoETS fit (:class:`ETSState`) filtered forward over
+  new points between refits;
 - :mod:`forecasting.global_model`: :func:`forecast_global`, one LightGBM across the series of
   a frequency (mlforecast), conformal intervals, recursive or direct;
 - :mod:`forecasting.chronos`: Chronos-2 / Chronos-Bolt (lazy import, staging hints);
@@ -44,6 +46,7 @@ from forecasting.exceedance import (
     parse_threshold,
     resolve_thresholds,
 )
+from forecasting.forward import ETSState
 from forecasting.global_model import GLOBAL_STRATEGIES, forecast_global, global_installed
 from forecasting.metrics import METRICS, relative_score, score_forecasts
 from forecasting.models import BASELINES, FALLBACK, GLOBAL_MODELS, STAT_MODELS
@@ -75,6 +78,7 @@ __all__ = [
     "BoundedScale",
     "Bounds",
     "ChronosModel",
+    "ETSState",
     "ExtraForecaster",
     "ForecastResult",
     "Regularised",

@@ -40,6 +40,7 @@ as the back-transformed median, the notes); the other series are untouched.
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -63,6 +64,7 @@ from core.frames import (
     validate_series,
 )
 from forecasting.bounds import BoundedScale, Bounds
+from forecasting.forward import ETSState, filter_forward, new_point_surprise
 from forecasting.models import FALLBACK, ModelPlan, check_models, plan_model
 from forecasting.regularise import Regularised, regularise
 
@@ -95,6 +97,11 @@ class ForecastResult:
     #: per series, the form AutoETS fitted (``ETS_FORM`` text, e.g. ``"ANAN/7"``), to pass back
     #: as ``ets_forms`` while the selection is kept
     ets_forms: dict[str, str] = field(default_factory=dict)
+    #: per series AutoETS was fitted on, the fit (:meth:`forecasting.forward.ETSState.to_text`),
+    #: to pass back as ``ets_states`` until it is refitted
+    ets_states: dict[str, str] = field(default_factory=dict)
+    #: series whose AutoETS forecast is a stored fit filtered forward (no fit this call)
+    forwarded: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -109,6 +116,17 @@ class _Series:
 
 
 @dataclass(frozen=True)
+class _Forward:
+    """A series whose AutoETS is a stored fit filtered forward; ``fallback``: the refit of its
+    form on the usual grid, run if the filter fails."""
+
+    unique_id: str
+    grid: Regularised  # from the fit's first stamp to the newest point
+    state: ETSState
+    fallback: _Series
+
+
+@dataclass(frozen=True)
 class _Run:
     """What every StatsForecast call of one group shares."""
 
@@ -120,7 +138,7 @@ class _Run:
 
 
 _Notes = list[tuple[str, str, str]]
-_Frames = tuple[list[pl.DataFrame], list[pl.DataFrame], dict[str, str]]  # forecasts, fitted, ETS forms
+_Frames = tuple[list[pl.DataFrame], list[pl.DataFrame], dict[str, ETSState]]  # forecasts, fitted, ETS fits
 
 #: Every form statsforecast's ETS can fit: error, trend, season, damped ("N"/"D").
 _ETS_FORMS: tuple[str, ...] = tuple(
@@ -135,6 +153,7 @@ class _RecordingETS(AutoETS):
     statsforecast's own (2.x), with the form kept after the conformal windows' inner fits."""
 
     form = ""
+    fitted_par: tuple[np.ndarray, int] | None = None  # par and n_params of that fit
 
     def forecast(
         self,
@@ -165,14 +184,17 @@ class _RecordingETS(AutoETS):
                 se = _calculate_sigma(y - mod["fitted"], len(y) - mod["n_params"])
                 res = _add_fitted_pi(res=res, se=se, level=level)
         self.form = str(mod["components"])  # after the conformal windows' own fits
+        self.fitted_par = (np.asarray(mod["par"], dtype=np.float64), int(mod["n_params"]))
         return res
 
 
 class _ETSFormColumn:
     """A column, not a model: statsforecast runs the models of a call one after the other on
     each series, so this one, after the :class:`_RecordingETS` it holds, returns the code of
-    the form that ETS just chose (an index of ``_ETS_FORMS``) as its "forecast". It travels
-    with the ETS to statsforecast's worker processes (one pickle), so it works with n_jobs."""
+    the form that ETS just chose (an index of ``_ETS_FORMS``) as its "forecast", and that fit's
+    parameters as its in-sample "fit" (``n_params``, ``len(par)``, then ``par``; NaN after,
+    read by :func:`_fits_of`). It travels with the ETS to statsforecast's worker processes
+    (one pickle), so it works with n_jobs."""
 
     uses_exog = False
 
@@ -195,7 +217,10 @@ class _ETSFormColumn:
         code = float(_ETS_FORMS.index(form)) if form in _ETS_FORMS else np.nan
         out = {"mean": np.full(h, code)}
         if fitted:
-            out["fitted"] = np.full(len(y), code)
+            out["fitted"] = np.full(len(y), np.nan)
+            fit = getattr(self.ets, "fitted_par", None)
+            if fit is not None and len(y) >= 2 + len(fit[0]):
+                out["fitted"][: 2 + len(fit[0])] = [fit[1], len(fit[0]), *fit[0]]
         return out
 
 
@@ -212,6 +237,8 @@ def forecast_statistical(
     conformal_windows: int = 2,
     bounds: Mapping[str, Bounds] | None = None,
     ets_forms: Mapping[str, str] | None = None,
+    ets_states: Mapping[str, str] | None = None,
+    refit_surprise: float = 0.0,
 ) -> ForecastResult:
     """Forecast every series with each of ``models``, falling back per series and model.
 
@@ -223,8 +250,16 @@ def forecast_statistical(
     docstring). ``ets_forms``: per series, an AutoETS form of an earlier fit
     (``ForecastResult.ets_forms``): AutoETS fits that form only instead of searching every
     form (about a fourteenth of the fits, the same forecast when the search would choose it
-    again; a form whose season no longer matches the series' plan is searched again). Raises
-    :class:`ModelError` only if models were tried and no series got a forecast.
+    again; a form whose season no longer matches the series' plan is searched again).
+    ``ets_states``: per series, a stored AutoETS fit (``ForecastResult.ets_states``): AutoETS
+    is that fit filtered forward over the data since its window's start, parameters fixed
+    (:mod:`forecasting.forward`), where it still applies: the same form and season as the plan,
+    the same bound map, model intervals, its start still a grid point, at most twice
+    ``max_context`` points since, and no new point further than ``refit_surprise`` standard
+    deviations from the filter's one-step forecast (0 = no such limit;
+    :func:`forecasting.forward.new_point_surprise`); elsewhere AutoETS is refitted (its form
+    kept), with a note.
+    Raises :class:`ModelError` only if models were tried and no series got a forecast.
     """
     if not isinstance(series, pl.DataFrame) and _is_distributed(series):
         if bounds:
@@ -238,6 +273,7 @@ def forecast_statistical(
         )
     frame = validate_series(series)
     scale = BoundedScale(bounds).fit(frame)
+    states, state_notes = _usable_states(ets_states or {}, scale)
     result = _forecast_frame(
         scale.transform(frame),
         frequencies=frequencies,
@@ -249,9 +285,39 @@ def forecast_statistical(
         intervals=intervals,
         conformal_windows=conformal_windows,
         ets_forms=ets_forms or {},
+        ets_states=states,
+        refit_surprise=refit_surprise,
+        extra_notes=state_notes,
     )
     out = scale.apply(result, observed=frame)
-    return ForecastResult(forecasts=out.forecasts, fitted=out.fitted, notes=out.notes, ets_forms=result.ets_forms)
+    fits = {uid: ETSState.from_text(text) for uid, text in result.ets_states.items()}
+    return dataclasses.replace(
+        out,
+        ets_states={uid: dataclasses.replace(f, bound_map=_map_of(scale, uid)).to_text() for uid, f in fits.items()},
+    )
+
+
+def _map_of(scale: BoundedScale, uid: str) -> tuple[float | None, float | None, float] | None:
+    found = scale.maps_.get(uid)
+    return (found.lower, found.upper, found.offset) if found is not None else None
+
+
+def _usable_states(texts: Mapping[str, str], scale: BoundedScale) -> tuple[dict[str, ETSState], _Notes]:
+    """The stored fits that can be read and were fitted on the scale the series has now."""
+    states: dict[str, ETSState] = {}
+    notes: _Notes = []
+    for uid, text in texts.items():
+        try:
+            state = ETSState.from_text(text)
+        except FrameError as exc:
+            notes.append((uid, "AutoETS", f"{exc.problem}; refitted"))
+            continue
+        now = _map_of(scale, uid)
+        if state.bound_map != now:
+            notes.append((uid, "AutoETS", f"bound map {now} differs from the stored fit's {state.bound_map}; refitted"))
+            continue
+        states[uid] = state
+    return states, notes
 
 
 def _forecast_frame(
@@ -266,6 +332,9 @@ def _forecast_frame(
     intervals: str,
     conformal_windows: int,
     ets_forms: Mapping[str, str],
+    ets_states: Mapping[str, ETSState] | None = None,
+    refit_surprise: float = 0.0,
+    extra_notes: _Notes | None = None,
 ) -> ForecastResult:
     """:func:`forecast_statistical` of a validated local frame, on the scale it is given."""
     used_levels = _check_options(frame, frequencies, horizons, max_context, n_jobs, levels)
@@ -275,12 +344,34 @@ def _forecast_frame(
             f"intervals={intervals!r}, conformal_windows={conformal_windows}",
             fix=f"use intervals in {INTERVAL_KINDS} and conformal_windows >= 1",
         )
-    notes: _Notes = []
-    planned = _plan(frame, frequencies, horizons, names, max_context, intervals, conformal_windows, notes, ets_forms)
+    notes: _Notes = list(extra_notes or [])
+    planned, forward = _plan(
+        frame,
+        frequencies,
+        horizons,
+        names,
+        max_context,
+        intervals,
+        conformal_windows,
+        notes,
+        ets_forms,
+        ets_states or {},
+    )
 
     forecasts: list[pl.DataFrame] = []
     fitted: list[pl.DataFrame] = []
-    forms: dict[str, str] = {}
+    forms: dict[str, ETSState] = {}
+    forwarded: list[str] = []
+    for ahead in forward:
+        run = _Run(ahead.grid.frequency, horizons[ahead.grid.frequency], used_levels, 1, 0)
+        done = _run_forward(ahead, run=run, refit_surprise=refit_surprise)
+        if isinstance(done, str):
+            notes.append((ahead.unique_id, "AutoETS", f"stored fit not filtered forward: {done}; refitted"))
+            planned.append(ahead.fallback)
+            continue
+        forecasts.append(done[0])
+        fitted.append(done[1])
+        forwarded.append(ahead.unique_id)
     groups: dict[tuple[Any, ...], list[_Series]] = {}
     for item in planned:
         key = (item.grid.frequency, item.conformal, tuple(p.key for p in item.plans), item.ets_form or "")
@@ -292,7 +383,7 @@ def _forecast_frame(
         fitted.extend(fv)
         forms.update(found)
 
-    if planned and not forecasts:
+    if (planned or forward) and not forecasts:
         raise ModelError(
             f"no series of the batch could be forecast ({len(planned)} tried); "
             f"first reasons: {[n[2] for n in notes[:3]]}",
@@ -304,7 +395,9 @@ def _forecast_frame(
         notes=pl.DataFrame(notes, schema={"unique_id": pl.Utf8, "model": pl.Utf8, "note": pl.Utf8}, orient="row").sort(
             "unique_id", maintain_order=True
         ),
-        ets_forms=forms,
+        ets_forms={uid: fit.form for uid, fit in forms.items()},
+        ets_states={uid: fit.to_text() for uid, fit in forms.items() if fit.par},
+        forwarded=tuple(sorted(forwarded)),
     )
 
 
@@ -368,9 +461,13 @@ def _plan(
     conformal_windows: int,
     notes: _Notes,
     ets_forms: Mapping[str, str],
-) -> list[_Series]:
-    """Regularise every series and plan its models; note what differs from the plain path."""
+    ets_states: Mapping[str, ETSState],
+) -> tuple[list[_Series], list[_Forward]]:
+    """Regularise every series and plan its models; note what differs from the plain path.
+    A series whose stored AutoETS fit applies (:func:`_forward_of`) has its AutoETS planned as
+    a :class:`_Forward` and its other models as usual."""
     planned = []
+    forward = []
     for (uid,), part in frame.group_by("unique_id", maintain_order=True):
         frequency = frequencies[uid]
         y = part.get_column("y").to_numpy()
@@ -407,8 +504,78 @@ def _plan(
         ets = plans.get("AutoETS")
         kept = ets_forms.get(uid, "")
         form = kept.split("/")[0] if ets is not None and kept == f"{kept.split('/')[0]}/{ets.seasons[0]}" else None
-        planned.append(_Series(uid, grid, tuple(plans.values()), conformal, form if form in _ETS_FORMS else None))
-    return planned
+        item = _Series(uid, grid, tuple(plans.values()), conformal, form if form in _ETS_FORMS else None)
+        state = ets_states.get(uid)
+        ahead = _forward_of(item, state, part, max_context) if ets is not None and state is not None else None
+        if isinstance(ahead, str):
+            notes.append((uid, "AutoETS", f"stored fit not filtered forward: {ahead}; refitted"))
+        elif ahead is not None:
+            forward.append(ahead)
+            others = tuple(p for p in item.plans if p.name != "AutoETS")
+            if not others:
+                continue
+            item = _Series(uid, grid, others, conformal)
+        planned.append(item)
+    return planned, forward
+
+
+def _forward_of(item: _Series, state: ETSState, part: pl.DataFrame, max_context: int) -> _Forward | str:
+    """The stored fit's forward plan for ``item``, or why it does not apply."""
+    season = next(p.seasons[0] for p in item.plans if p.name == "AutoETS")
+    if state.season != season or state.components not in _ETS_FORMS:
+        return f"its form {state.form} does not match the plan's season {season}"
+    if item.conformal:
+        return "conformal intervals need refits"
+    since = part.filter(pl.col("ds") >= state.start)
+    if since.height > 2 * max_context:
+        return f"{since.height} points since its window's start, more than twice max_context"
+    if since.height == 0:
+        return f"no data since its window's start {state.start:%Y-%m-%d %H:%M}"
+    grid = regularise(
+        since.get_column("ds").to_numpy(),
+        since.get_column("y").to_numpy(),
+        frequency=item.grid.frequency,
+        max_context=2 * max_context,
+    )
+    if grid.ds[0] != state.start or grid.ds[-1] < state.end:
+        return f"its window {state.start:%Y-%m-%d %H:%M}..{state.end:%Y-%m-%d %H:%M} is no longer on the series' grid"
+    form = state.components
+    fallback = _Series(item.unique_id, item.grid, tuple(p for p in item.plans if p.name == "AutoETS"), False, form)
+    return _Forward(item.unique_id, grid, state, fallback)
+
+
+def _run_forward(item: _Forward, *, run: _Run, refit_surprise: float) -> tuple[pl.DataFrame, pl.DataFrame] | str:
+    """The forecast and observed in-sample fits of a stored fit filtered forward (the frames of
+    :func:`_run_statsforecast`), or why it is not used (an error, non-finite values, a new
+    point beyond ``refit_surprise``)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            res = filter_forward(item.state, item.grid.y, h=run.h, levels=run.levels)
+            surprise = new_point_surprise(item.state, item.grid.ds, item.grid.y, res["fitted"])
+    except Exception as exc:  # noqa: BLE001 - any library failure falls back to the refit
+        return f"the filter failed ({_reason(exc)})"
+    if refit_surprise > 0 and surprise > refit_surprise:
+        return f"a new point {surprise:.1f} sd from its one-step forecast (refit_surprise = {refit_surprise:g})"
+    future = pd.date_range(item.grid.ds[-1], periods=run.h + 1, freq=run.frequency)[1:]
+    columns = {"AutoETS": res["mean"]}
+    fitted_columns = {"AutoETS": res["fitted"]}
+    for level in run.levels:
+        for side in ("lo", "hi"):
+            columns[f"AutoETS-{side}-{level}"] = res[f"{side}-{level}"]
+            fitted_columns[f"AutoETS-{side}-{level}"] = res[f"fitted-{side}-{level}"]
+    forecasts = from_statsforecast(
+        pd.DataFrame({"unique_id": item.unique_id, "ds": future, **columns}), models=["AutoETS"], levels=run.levels
+    )
+    finite = pl.all_horizontal(pl.col(_value_columns(run.levels)).is_finite())
+    if not forecasts.select(finite.all()).item():
+        return "the filter's forecast is not finite"
+    fitted = from_statsforecast(
+        pd.DataFrame({"unique_id": item.unique_id, "ds": item.grid.ds, "y": item.grid.y, **fitted_columns}),
+        models=["AutoETS"],
+        levels=run.levels,
+    ).filter(pl.Series(item.grid.observed) & finite)
+    return forecasts, fitted
 
 
 # -- running --------------------------------------------------------------------------------
@@ -444,7 +611,7 @@ def _run_group(group: list[_Series], *, run: _Run, notes: _Notes) -> _Frames:
         single = _Run(run.frequency, run.h, run.levels, 1, run.conformal_windows)
         forecasts: list[pl.DataFrame] = []
         fitted: list[pl.DataFrame] = []
-        found: dict[str, str] = {}
+        found: dict[str, ETSState] = {}
         for item in group:
             for plan in item.plans:
                 one = _Series(item.unique_id, item.grid, (plan,), item.conformal, item.ets_form)
@@ -497,7 +664,7 @@ def _fall_back(item: _Series, plan: ModelPlan, *, run: _Run, notes: _Notes, reas
 
 def _run_statsforecast(
     group: list[_Series], *, plans: tuple[ModelPlan, ...], run: _Run
-) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, str]]:
+) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, ETSState]]:
     """One StatsForecast call over a group; returns (forecasts, observed in-sample fits, the
     AutoETS form of each series)."""
     data = pd.DataFrame(
@@ -527,11 +694,10 @@ def _run_statsforecast(
     names = [p.name for p in plans]
     forecast_pd = cast(pd.DataFrame, engine.forecast(df=data, h=run.h, fitted=True, level=list(run.levels)))
     fitted_pd = cast(pd.DataFrame, engine.forecast_fitted_values())
-    forms: dict[str, str] = {}
+    forms: dict[str, ETSState] = {}
     if recorders:
-        codes = forecast_pd.groupby("unique_id", observed=True)[_FORM_COLUMN].first()
         season = next(p.seasons[0] for p in plans if p.name == "AutoETS")
-        forms = {str(u): f"{_ETS_FORMS[int(c)]}/{season}" for u, c in codes.items() if np.isfinite(c)}
+        forms = _fits_of(forecast_pd, fitted_pd, group, season)
         forecast_pd = forecast_pd.drop(columns=[_FORM_COLUMN])
         fitted_pd = fitted_pd.drop(columns=[_FORM_COLUMN])
     forecasts = from_statsforecast(forecast_pd, models=names, levels=run.levels)
@@ -543,6 +709,34 @@ def _run_statsforecast(
         .drop("observed")
     )
     return forecasts, fitted, forms
+
+
+def _fits_of(
+    forecast_pd: pd.DataFrame, fitted_pd: pd.DataFrame, group: list[_Series], season: int
+) -> dict[str, ETSState]:
+    """Each series' AutoETS fit, from the :class:`_ETSFormColumn` rows of a call: the form code
+    in its forecast, ``n_params``, ``len(par)`` and ``par`` in its in-sample column (an empty
+    ``par`` where the series was too short to carry them)."""
+    codes = forecast_pd.groupby("unique_id", observed=True)[_FORM_COLUMN].first()
+    grids = {s.unique_id: s.grid for s in group}
+    columns = fitted_pd[["unique_id", _FORM_COLUMN]]
+    fits: dict[str, ETSState] = {}
+    for uid, values in columns.groupby("unique_id", observed=True, sort=False)[_FORM_COLUMN]:
+        code = codes.get(uid)
+        if code is None or not np.isfinite(code):
+            continue
+        encoded = values.to_numpy(dtype=np.float64)
+        has_par = len(encoded) >= 2 and np.isfinite(encoded[:2]).all()
+        count = int(encoded[1]) if has_par else 0
+        grid = grids[str(uid)]
+        fits[str(uid)] = ETSState(
+            form=f"{_ETS_FORMS[int(code)]}/{season}",
+            par=tuple(float(v) for v in encoded[2 : 2 + count]),
+            n_params=int(encoded[0]) if has_par else 0,
+            start=grid.ds[0].to_pydatetime(),
+            end=grid.ds[-1].to_pydatetime(),
+        )
+    return fits
 
 
 def from_statsforecast(

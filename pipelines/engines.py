@@ -209,14 +209,14 @@ def _fugue_forecaster(client: Any, *, partitions: int) -> Forecaster:
 
 def _forecast_partition(df: pd.DataFrame, options: Any) -> pd.DataFrame:
     """One Fugue partition (whole series): the local forecast, in one row (the three frames as
-    Arrow IPC bytes, the ETS forms as JSON). A batch in which no series could be forecast
+    Arrow IPC bytes, the ETS forms, fits and forwarded series as JSON). A batch in which no series could be forecast
     travels as its :class:`ModelError`'s text in ``error``."""
     if df.empty:
         return pd.DataFrame({c: pd.Series([], dtype=object) for c in _PAYLOAD_COLUMNS})
     frame = pl.from_pandas(df[["unique_id", "ds", "y"]])
     ids = set(frame.get_column("unique_id").cast(pl.Utf8).unique().to_list())
     kwargs = dict(options)
-    for key in ("frequencies", "bounds", "ets_forms"):
+    for key in ("frequencies", "bounds", "ets_forms", "ets_states"):
         if kwargs.get(key):
             kwargs[key] = {u: v for u, v in kwargs[key].items() if u in ids}
     row: dict[str, Any] = dict.fromkeys(_PAYLOAD_COLUMNS)
@@ -230,7 +230,9 @@ def _forecast_partition(df: pd.DataFrame, options: Any) -> pd.DataFrame:
             forecasts=_ipc(result.forecasts),
             fitted=_ipc(result.fitted),
             notes=_ipc(result.notes),
-            forms=json.dumps(result.ets_forms),
+            forms=json.dumps(
+                {"forms": result.ets_forms, "states": result.ets_states, "forwarded": list(result.forwarded)}
+            ),
         )
     return pd.DataFrame({c: [v] for c, v in row.items()})
 
@@ -257,11 +259,18 @@ def _merge(rows: pd.DataFrame) -> ForecastResult:
             [notes, pl.DataFrame({"unique_id": ["(batch)"] * len(errors), "model": "none", "note": errors})]
         )
     forms: dict[str, str] = {}
+    states: dict[str, str] = {}
+    forwarded: list[str] = []
     for text in done["forms"]:
-        forms.update(json.loads(text))
+        fits = json.loads(text)
+        forms.update(fits["forms"])
+        states.update(fits["states"])
+        forwarded.extend(fits["forwarded"])
     return ForecastResult(
         forecasts=frames("forecasts").sort("unique_id", "model", "ds"),
         fitted=frames("fitted").sort("unique_id", "model", "ds"),
         notes=notes.sort("unique_id", maintain_order=True),
         ets_forms=forms,
+        ets_states=states,
+        forwarded=tuple(sorted(forwarded)),
     )

@@ -219,11 +219,22 @@ def run_forecast_step(
         if not stat_needed[uid]:
             stat_needed[uid] = [fc.default_model]  # in-sample fits for the anomaly step
             notes.append(f"{uid}: {model} has no in-sample fit; anomaly scoring uses {fc.default_model}'s")
-    # A kept selection refits the AutoETS form it was made with (issue 21: one fit, not the search).
+    # A kept selection refits the AutoETS form it was made with (issue 21: one fit, not the
+    # search), or, while its last fit is younger than [forecast] refit_every, filters that fit
+    # forward over the new points (no fit at all).
     kept_forms = {u: f for u, f in usable.select("unique_id", "ets_form").iter_rows() if f}
-    parts, fitted_parts, stat_notes, forms = _run_statistical(
-        series, stat_needed, frequencies, settings, bounds, kept_forms, forecast or forecasting.forecast_statistical
+    kept_states = _kept_states(wh, kept_forms, now=now, period=fc.refit_period())
+    parts, fitted_parts, stat_notes, fits = _run_statistical(
+        series,
+        stat_needed,
+        frequencies,
+        settings,
+        bounds,
+        kept_forms,
+        kept_states,
+        forecast or forecasting.forecast_statistical,
     )
+    forms = fits.ets_forms
     fresh = fresh.with_columns(pl.Series("ets_form", [forms.get(u) for u in fresh["unique_id"]], dtype=pl.Utf8))
     notes.extend(stat_notes)
     for name, model in loaded.items():
@@ -250,6 +261,19 @@ def run_forecast_step(
     counts = {"forecasts": store.write_forecasts(wh, forecasts, run_id=run_id)}
     counts["model_selections"] = store.write_selections(wh, fresh, run_id=run_id, at=now)
     counts["model_selections_kept"] = usable.height
+    if fits.ets_states:
+        new_states = pl.DataFrame(
+            {"unique_id": list(fits.ets_states), "state": list(fits.ets_states.values())},
+            schema={"unique_id": pl.Utf8, "state": pl.Utf8},
+        )
+        store.upsert_model_states(wh, new_states, model="AutoETS", run_id=run_id, at=now)
+    counts["ets_fitted"] = len(fits.ets_states)
+    counts["ets_forwarded"] = len(fits.forwarded)
+    if fits.forwarded:
+        progress(
+            f"      AutoETS: {len(fits.forwarded)} series filtered forward from their stored fit, "
+            f"{len(fits.ets_states)} fitted ([forecast] refit_every = {fc.refit_every!r})"
+        )
     exceedance = _exceedance(series, chosen, meta, settings, notes)
     if exceedance.height:
         counts["exceedance"] = store.write_exceedance(wh, exceedance.join(cutoffs, on="unique_id"), run_id=run_id)
@@ -525,6 +549,35 @@ def _run_of(backtests: pl.DataFrame, uid: str) -> str | None:
     return row.item(0, "run_id") if row.height else None
 
 
+@dataclass(frozen=True)
+class _ETSFits:
+    """What the statistical calls say of AutoETS: the form of each series it ran on, the fits
+    made (state text), the series whose stored fit was filtered forward instead."""
+
+    ets_forms: dict[str, str]
+    ets_states: dict[str, str]
+    forwarded: tuple[str, ...]
+
+
+def _kept_states(wh: Warehouse, kept_forms: Mapping[str, str], *, now: datetime, period: timedelta) -> dict[str, str]:
+    """The stored AutoETS fits to filter forward: of kept selections, fitted with the kept form
+    less than ``period`` ago ([forecast] refit_every; none when it is zero)."""
+    if not kept_forms or period <= timedelta(0):
+        return {}
+    stored = store.read_model_states(wh, sorted(kept_forms), model="AutoETS")
+    kept: dict[str, str] = {}
+    for uid, text, fitted_at in stored.iter_rows():
+        if now - fitted_at >= period:
+            continue
+        try:
+            form = forecasting.ETSState.from_text(text).form
+        except EWSError:
+            form = kept_forms[uid]  # unreadable: forecast_statistical refits it and says why
+        if form == kept_forms[uid]:
+            kept[uid] = text
+    return kept
+
+
 def _run_statistical(
     series: pl.DataFrame,
     needed: dict[str, list[str]],
@@ -532,10 +585,12 @@ def _run_statistical(
     settings: Settings,
     bounds: Mapping[str, forecasting.Bounds],
     ets_forms: Mapping[str, str] | None = None,
+    ets_states: Mapping[str, str] | None = None,
     forecast: Callable[..., forecasting.ForecastResult] = forecasting.forecast_statistical,
-) -> tuple[list[pl.DataFrame], list[pl.DataFrame], list[str], dict[str, str]]:
-    """One forecast_statistical call per distinct set of needed models; also returns the
-    AutoETS form of each series AutoETS ran on (``ets_forms``: kept forms to refit)."""
+) -> tuple[list[pl.DataFrame], list[pl.DataFrame], list[str], _ETSFits]:
+    """One forecast_statistical call per distinct set of needed models; also returns what
+    AutoETS did (``ets_forms``: kept forms to refit; ``ets_states``: stored fits to filter
+    forward)."""
     groups: dict[tuple[str, ...], list[str]] = {}
     for uid, wanted in needed.items():
         groups.setdefault(tuple(wanted), []).append(uid)
@@ -543,6 +598,8 @@ def _run_statistical(
     fitted: list[pl.DataFrame] = []
     notes: list[str] = []
     forms: dict[str, str] = {}
+    states: dict[str, str] = {}
+    forwarded: list[str] = []
     fc = settings.forecast
     for models, ids in sorted(groups.items()):
         result = forecast(
@@ -556,12 +613,16 @@ def _run_statistical(
             conformal_windows=fc.conformal_windows,
             bounds=bounds,
             ets_forms={u: ets_forms[u] for u in ids if u in ets_forms} if ets_forms else None,
+            ets_states={u: ets_states[u] for u in ids if u in ets_states} if ets_states else None,
+            refit_surprise=fc.refit_surprise,
         )
         parts.append(result.forecasts.select(forecast_columns()))
         fitted.append(result.fitted)
         notes.extend(f"{u}: {n}" for u, _, n in result.notes.iter_rows())
         forms.update(result.ets_forms)
-    return parts, fitted, notes, forms
+        states.update(result.ets_states)
+        forwarded.extend(result.forwarded)
+    return parts, fitted, notes, _ETSFits(forms, states, tuple(sorted(forwarded)))
 
 
 def _assemble(

@@ -11,10 +11,13 @@ grades and open alerts equal those of a full recompute (a fresh warehouse cycled
 same data), also when the new points cross a refit edge (``[scoring] refit_every``) and for a
 detector whose fit is not stored (refitted when used). The documented exceptions, excluded
 here by setting: a kept model selection or ETS form (``[backtest] reselect_every``, so
-``reselect_every = "0d"`` below) and a revised observation older than the recent window. A cycle
-within ``[backtest] reselect_every`` keeps the stored selection (no selection row) and its
-forecasts are those of refitting the selected model; after the period the series are selected
-again.
+``reselect_every = "0d"`` below), a kept AutoETS fit filtered forward (``[forecast]
+refit_every``) and a revised observation older than the recent window. A cycle within
+``[backtest] reselect_every`` keeps the stored selection (no selection row) and its forecasts
+are those of refitting the selected model when a new point is far from the stored fit's
+one-step forecast (the autumn of 2008), or of that fit filtered forward over the new points in a
+calm spring (2006) until ``[forecast] refit_every`` has passed; after the period the series are
+selected again.
 """
 
 from __future__ import annotations
@@ -192,6 +195,10 @@ def test_a_cycle_within_reselect_every_refits_the_kept_model_and_reselects_after
         second = run_cycle(wh, later, now=NOW + timedelta(days=3))
         assert second.row_counts["model_selections"] == 0
         assert second.row_counts["model_selections_kept"] == 1  # only STLFSI4 has new points
+        # October 2008: the new weeks are far from the stored fit's one-step forecasts, so the
+        # fit is not filtered forward ([forecast] refit_every) but refitted, and the note says so.
+        assert second.row_counts["ets_forwarded"] == 0 and second.row_counts["ets_fitted"] == 1
+        assert [n for n in second.notes if n.startswith("stlfsi4: stored fit not filtered forward: a new point")]
         stored = sql_frame(
             wh,
             "SELECT unique_id, ds, model, mean, q10, q90 FROM forecasts WHERE unique_id = 'stlfsi4' "
@@ -223,3 +230,56 @@ def test_a_cycle_within_reselect_every_refits_the_kept_model_and_reselects_after
     assert stored.height == refit.height == fc.horizon["W-FRI"]
     for column in ("mean", "q10", "q90"):
         assert stored[column].to_numpy() == pytest.approx(refit[column].to_numpy(), rel=1e-9)
+
+
+def test_a_cycle_within_refit_every_filters_the_stored_fit_forward_and_refits_after_it(tmp_path: Path) -> None:
+    # A calm spring (no point far from its one-step forecast): STLFSI4's AutoETS fit of the
+    # first cycle is filtered forward by the next cycles until [forecast] refit_every has passed.
+    env = {"EWS_BACKTEST__RESELECT_EVERY": "30d", "EWS_FORECAST__REFIT_EVERY": "7d"}
+    settings = _home(tmp_path / "home", "2006-04-28", **env)
+    with Warehouse.open(settings.warehouse_path) as wh:
+        with wh.transaction():
+            run_backtest(wh, settings, run_id="bt1", now=NOW, windows=2, models=("AutoETS",))
+        first = run_cycle(wh, settings, now=NOW)
+        assert first.row_counts["ets_fitted"] == 2 and first.row_counts["ets_forwarded"] == 0
+        states = sql_frame(wh, "SELECT unique_id, state, fitted_at, run_id FROM model_states ORDER BY unique_id")
+        assert states["unique_id"].to_list() == ["stlfsi4", "unrate"] and set(states["run_id"]) == {first.run_id}
+
+        later = _on(settings, "2006-05-19", **env)
+        second = run_cycle(wh, later, now=NOW + timedelta(days=3))
+        assert second.row_counts["ets_forwarded"] >= 1 and second.row_counts["ets_fitted"] == 0
+        stored = sql_frame(
+            wh,
+            "SELECT unique_id, ds, model, mean, q05, q95 FROM forecasts WHERE unique_id = 'stlfsi4' "
+            "AND cutoff = (SELECT max(cutoff) FROM forecasts WHERE unique_id = 'stlfsi4') ORDER BY ds",
+        )
+        series = read_observations(wh, ["stlfsi4"], before=datetime(2006, 5, 20))
+        kept = sql_frame(wh, "SELECT unique_id, state, fitted_at, run_id FROM model_states ORDER BY unique_id")
+        assert kept.equals(states)  # a forward writes no fit
+
+        latest = _on(settings, "2006-06-02", **env)
+        third = run_cycle(wh, latest, now=NOW + timedelta(days=8))
+        assert third.row_counts["model_selections"] == 0  # the selection is kept (30 days) ...
+        assert third.row_counts["ets_forwarded"] == 0 and third.row_counts["ets_fitted"] >= 1  # ... the fit is not
+        refitted = sql_frame(wh, "SELECT fitted_at, run_id FROM model_states WHERE unique_id = 'stlfsi4'")
+    assert refitted.rows() == [(NOW + timedelta(days=8), third.run_id)]
+
+    # The second cycle's forecast is the first cycle's stored fit filtered forward over the data
+    # that cycle saw: what forecast_statistical computes from that state, nothing else.
+    fc = later.forecast
+    state = dict(states.select("unique_id", "state").rows())["stlfsi4"]
+    forward = forecasting.forecast_statistical(
+        series,
+        frequencies={"stlfsi4": "W-FRI"},
+        horizons=fc.horizon,
+        models=("AutoETS",),
+        max_context=fc.max_context,
+        n_jobs=1,
+        ets_states={"stlfsi4": state},
+        refit_surprise=fc.refit_surprise,
+    )
+    assert forward.forwarded == ("stlfsi4",)
+    assert stored["model"].unique().to_list() == ["AutoETS"]
+    assert stored.height == forward.forecasts.height == fc.horizon["W-FRI"]
+    for column in ("mean", "q05", "q95"):
+        assert stored[column].to_numpy() == pytest.approx(forward.forecasts[column].to_numpy(), rel=1e-9)

@@ -38,6 +38,8 @@ __all__ = [
     "read_backtest_history",
     "write_selections",
     "read_latest_selections",
+    "read_model_states",
+    "upsert_model_states",
     "write_exceedance",
     "read_latest_exceedance",
     "register_model",
@@ -170,6 +172,27 @@ def read_latest_selections(wh: Warehouse, unique_ids: Sequence[str] | None = Non
         "QUALIFY row_number() OVER (PARTITION BY unique_id ORDER BY decided_at DESC, run_id DESC) = 1 "
         "ORDER BY unique_id",
         [ids, ids],
+    )
+
+
+def read_model_states(wh: Warehouse, unique_ids: Sequence[str], *, model: str) -> pl.DataFrame:
+    """The stored ``unique_id, state, fitted_at`` of ``model``'s last fit of each of ``unique_ids``."""
+    return wh._frame(
+        "SELECT unique_id, state, fitted_at FROM model_states "
+        "WHERE model = ? AND unique_id IN (SELECT unnest(?)) ORDER BY unique_id",
+        [model, list(unique_ids)],
+    )
+
+
+def upsert_model_states(wh: Warehouse, states: pl.DataFrame, *, model: str, run_id: str, at: datetime) -> int:
+    """Insert or replace ``model``'s fit of each series in ``states`` (``unique_id, state``)."""
+    return wh._upsert_rows(
+        "model_states",
+        states.select("unique_id", "state").with_columns(pl.lit(model).alias("model")),
+        keys=("unique_id", "model"),
+        values=("state", "fitted_at", "run_id"),
+        run_id=run_id,
+        fitted_at=at,
     )
 
 

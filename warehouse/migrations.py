@@ -574,6 +574,23 @@ _V17 = (
     "ALTER TABLE model_selections ADD COLUMN interval_scales VARCHAR",
 )
 
+# Version 18 (issue 21, filtering forward): each series' last fit of a model the cycle keeps
+# between refits (today AutoETS): the fit as the model's own text (forecasting.forward.ETSState:
+# form, parameters, window start and end, bound map) and when it was fitted (the cycle's clock),
+# read to filter the fit forward over new points until ``[forecast] refit_every`` has passed.
+_V18 = (
+    """
+    CREATE TABLE model_states (
+        unique_id VARCHAR NOT NULL,
+        model     VARCHAR NOT NULL,
+        state     VARCHAR NOT NULL,
+        fitted_at TIMESTAMP NOT NULL,
+        run_id    VARCHAR NOT NULL,
+        PRIMARY KEY (unique_id, model)
+    )
+    """,
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "base tables: series, observations, ledger, runs, results, audit", _V1),
     Migration(2, "risk grades, per-series cycle state, earthquake events", _V2),
@@ -591,6 +608,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(15, "detector state: the stored fits of the cycle's subsequence detectors", _V15),
     Migration(16, "the levels step's parked grades and witnesses, committed per chunk", _V16),
     Migration(17, "interval calibration factors of backtest rows and selections", _V17),
+    Migration(18, "model states: each series' last AutoETS fit, filtered forward between refits", _V18),
 )
 
 CURRENT_VERSION = max(m.version for m in MIGRATIONS)
