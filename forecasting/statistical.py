@@ -362,16 +362,19 @@ def _forecast_frame(
     fitted: list[pl.DataFrame] = []
     forms: dict[str, ETSState] = {}
     forwarded: list[str] = []
+    ahead_fc, ahead_fv, failed = _run_forward(
+        forward, horizons=horizons, levels=used_levels, refit_surprise=refit_surprise
+    )
+    forecasts.extend(ahead_fc)
+    fitted.extend(ahead_fv)
     for ahead in forward:
-        run = _Run(ahead.grid.frequency, horizons[ahead.grid.frequency], used_levels, 1, 0)
-        done = _run_forward(ahead, run=run, refit_surprise=refit_surprise)
-        if isinstance(done, str):
-            notes.append((ahead.unique_id, "AutoETS", f"stored fit not filtered forward: {done}; refitted"))
+        if ahead.unique_id in failed:
+            notes.append(
+                (ahead.unique_id, "AutoETS", f"stored fit not filtered forward: {failed[ahead.unique_id]}; refitted")
+            )
             planned.append(ahead.fallback)
-            continue
-        forecasts.append(done[0])
-        fitted.append(done[1])
-        forwarded.append(ahead.unique_id)
+        else:
+            forwarded.append(ahead.unique_id)
     groups: dict[tuple[Any, ...], list[_Series]] = {}
     for item in planned:
         key = (item.grid.frequency, item.conformal, tuple(p.key for p in item.plans), item.ets_form or "")
@@ -544,38 +547,58 @@ def _forward_of(item: _Series, state: ETSState, part: pl.DataFrame, max_context:
     return _Forward(item.unique_id, grid, state, fallback)
 
 
-def _run_forward(item: _Forward, *, run: _Run, refit_surprise: float) -> tuple[pl.DataFrame, pl.DataFrame] | str:
-    """The forecast and observed in-sample fits of a stored fit filtered forward (the frames of
-    :func:`_run_statsforecast`), or why it is not used (an error, non-finite values, a new
-    point beyond ``refit_surprise``)."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            res = filter_forward(item.state, item.grid.y, h=run.h, levels=run.levels)
-            surprise = new_point_surprise(item.state, item.grid.ds, item.grid.y, res["fitted"])
-    except Exception as exc:  # noqa: BLE001 - any library failure falls back to the refit
-        return f"the filter failed ({_reason(exc)})"
-    if refit_surprise > 0 and surprise > refit_surprise:
-        return f"a new point {surprise:.1f} sd from its one-step forecast (refit_surprise = {refit_surprise:g})"
-    future = pd.date_range(item.grid.ds[-1], periods=run.h + 1, freq=run.frequency)[1:]
-    columns = {"AutoETS": res["mean"]}
-    fitted_columns = {"AutoETS": res["fitted"]}
-    for level in run.levels:
-        for side in ("lo", "hi"):
-            columns[f"AutoETS-{side}-{level}"] = res[f"{side}-{level}"]
-            fitted_columns[f"AutoETS-{side}-{level}"] = res[f"fitted-{side}-{level}"]
-    forecasts = from_statsforecast(
-        pd.DataFrame({"unique_id": item.unique_id, "ds": future, **columns}), models=["AutoETS"], levels=run.levels
-    )
-    finite = pl.all_horizontal(pl.col(_value_columns(run.levels)).is_finite())
-    if not forecasts.select(finite.all()).item():
-        return "the filter's forecast is not finite"
-    fitted = from_statsforecast(
-        pd.DataFrame({"unique_id": item.unique_id, "ds": item.grid.ds, "y": item.grid.y, **fitted_columns}),
-        models=["AutoETS"],
-        levels=run.levels,
-    ).filter(pl.Series(item.grid.observed) & finite)
-    return forecasts, fitted
+def _run_forward(
+    items: list[_Forward], *, horizons: Mapping[str, int], levels: tuple[int, ...], refit_surprise: float
+) -> tuple[list[pl.DataFrame], list[pl.DataFrame], dict[str, str]]:
+    """The forecasts and observed in-sample fits (the frames of :func:`_run_statsforecast`) of
+    the stored fits filtered forward, converted in one frame each; and, per series where the
+    filter is not used, why (an error, non-finite values, a new point beyond ``refit_surprise``)."""
+    wide: list[dict[str, Any]] = []
+    wide_fits: list[dict[str, Any]] = []
+    failed: dict[str, str] = {}
+    for item in items:
+        h = horizons[item.grid.frequency]
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                res = filter_forward(item.state, item.grid.y, h=h, levels=levels)
+                surprise = new_point_surprise(item.state, item.grid.ds, item.grid.y, res["fitted"])
+        except Exception as exc:  # noqa: BLE001 - any library failure falls back to the refit
+            failed[item.unique_id] = f"the filter failed ({_reason(exc)})"
+            continue
+        columns = {"AutoETS": res["mean"]}
+        fitted_columns = {"AutoETS": res["fitted"]}
+        for level in levels:
+            for side in ("lo", "hi"):
+                columns[f"AutoETS-{side}-{level}"] = res[f"{side}-{level}"]
+                fitted_columns[f"AutoETS-{side}-{level}"] = res[f"fitted-{side}-{level}"]
+        if not all(np.isfinite(v).all() for v in columns.values()):
+            failed[item.unique_id] = "the filter's forecast is not finite"
+            continue
+        if refit_surprise > 0 and surprise > refit_surprise:
+            failed[item.unique_id] = (
+                f"a new point {surprise:.1f} sd from its one-step forecast (refit_surprise = {refit_surprise:g})"
+            )
+            continue
+        future = pd.date_range(item.grid.ds[-1], periods=h + 1, freq=item.grid.frequency)[1:]
+        wide.append({"unique_id": np.repeat(item.unique_id, h), "ds": future, **columns})
+        observed = item.grid.observed & np.all([np.isfinite(v) for v in fitted_columns.values()], axis=0)
+        wide_fits.append(
+            {
+                "unique_id": np.repeat(item.unique_id, int(observed.sum())),
+                "ds": item.grid.ds[observed],
+                "y": item.grid.y[observed],
+                **{k: v[observed] for k, v in fitted_columns.items()},
+            }
+        )
+    if not wide:
+        return [], [], failed
+
+    def frame(parts: list[dict[str, Any]]) -> pl.DataFrame:
+        merged = {k: np.concatenate([np.asarray(p[k]) for p in parts]) for k in parts[0]}
+        return from_statsforecast(pd.DataFrame(merged), models=["AutoETS"], levels=levels)
+
+    return [frame(wide)], [frame(wide_fits)], failed
 
 
 # -- running --------------------------------------------------------------------------------
