@@ -19,10 +19,16 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+from streamlit import config as streamlit_config
 
 from core.settings import load_settings
+from pipelines.cli.dashboard import SCRIPT_OPTIONS
 from warehouse import users
 from warehouse.review_inbox import pending_count
+
+# The pages run under AppTest with `ews serve`'s script options (magic off: see SCRIPT_OPTIONS).
+for _option, _value in SCRIPT_OPTIONS.items():
+    streamlit_config.set_option(_option, _value)
 
 ROLES = ("viewer", "analyst", "duty_officer", "admin")
 PASSWORD = {role: f"{role}-pass-{len(role) * 7}" for role in ROLES}

@@ -45,9 +45,18 @@ from warehouse import credentials, review_inbox, users
 from warehouse import dashboard_reads as reads
 from warehouse.snapshots import current_snapshot, open_snapshot, snapshot_folder
 
-__all__ = ["register", "cmd_serve", "cmd_users", "cmd_metrics", "prometheus_text", "APP_PATH"]
+__all__ = ["register", "cmd_serve", "cmd_users", "cmd_metrics", "prometheus_text", "APP_PATH", "SCRIPT_OPTIONS"]
 
 APP_PATH = Path(__file__).resolve().parents[2] / "dashboards" / "app.py"
+
+#: Streamlit options for running the pages, passed on `ews serve`'s command line and set the
+#: same way by the AppTest tests (tests/dashboard_home.py). Magic is off: no page relies on it
+#: (every output is an explicit ``st.`` call), and with it on Streamlit ``ast.parse``s each
+#: script, which on CPython 3.11 can fail with "SystemError: AST constructor recursion depth
+#: mismatch" when another thread of the process parses at the same moment (the AST
+#: converter's depth counter is shared by the interpreter's threads, CPython gh-106905); the
+#: supervisor's thread runs beside the pages. A plain ``compile`` does not use that counter.
+SCRIPT_OPTIONS: dict[str, bool] = {"runner.magicEnabled": False}
 
 
 # -- serve ---------------------------------------------------------------------------------
@@ -97,6 +106,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         "false",
         "--client.toolbarMode",
         "minimal",
+        *(part for option, value in SCRIPT_OPTIONS.items() for part in (f"--{option}", str(value).lower())),
     ]
     env = {**os.environ, "EWS_HOME": str(settings.home)}
     sys.stdout.flush()
