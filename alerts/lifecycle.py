@@ -180,7 +180,7 @@ def assess_data_health(
       fewer than ``gap_ratio`` times the points its own previous year's density predicts.
     """
     rows = []
-    for uid, part in series.sort("ds").group_by("unique_id", maintain_order=True):
+    for uid, part in series.sort("ds").partition_by("unique_id", maintain_order=True, as_dict=True).items():
         uid = uid[0]
         ds = part.get_column("ds")
         step = STEP[frequencies[uid]]

@@ -33,7 +33,7 @@ raw_score, score``); extra columns are kept by :func:`calibrate`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 import numpy as np
@@ -42,11 +42,22 @@ import polars as pl
 from core.errors import FrameError
 from core.frames import SCORE_COLUMNS, validate_scores
 
-__all__ = ["ENSEMBLE_DETECTOR", "TAIL_MODELS", "calibrate", "calibrate_causal", "combine", "tail_probability"]
+__all__ = [
+    "ENSEMBLE_DETECTOR",
+    "TAIL_MODELS",
+    "calibrate",
+    "calibrate_causal",
+    "combine",
+    "raw_score_frame",
+    "tail_probability",
+]
 
 ENSEMBLE_DETECTOR = "ensemble"
 
 _RAW_COLUMNS = ("unique_id", "ds", "detector", "raw_score")
+_RAW_SCHEMA = pl.Schema(
+    {"unique_id": pl.String(), "ds": pl.Datetime("us"), "detector": pl.String(), "raw_score": pl.Float64()}
+)
 
 
 def calibrate(scores: pl.DataFrame) -> pl.DataFrame:
@@ -173,9 +184,12 @@ def calibrate_causal(
     """
     frame = _raw_frame(scores).sort("unique_id", "detector", "ds")
     parts = []
-    for (uid, _), part in frame.group_by("unique_id", "detector", maintain_order=True):
+    # partition_by splits in one pass (iterating a group_by gathers each group anew), and the
+    # start is found on the numpy stamps (a polars search_sorted is a query of its own): at a
+    # few thousand (series, detector) pairs a cycle, each was a second of the next-day cycle.
+    for (uid, _), part in frame.partition_by("unique_id", "detector", maintain_order=True, as_dict=True).items():
         first = since.get(str(uid)) if since is not None else None
-        start = 0 if first is None else int(part.get_column("ds").search_sorted(first, side="left"))
+        start = 0 if first is None else _position(part.get_column("ds"), first)
         p = tail_probability(
             part.get_column("raw_score").to_numpy(), blocks=blocks, tail_quantile=tail_quantile, tail=tail, start=start
         )
@@ -187,6 +201,31 @@ def calibrate_causal(
     out = pl.concat(parts)
     extra = [c for c in out.columns if c not in SCORE_COLUMNS]
     return out.select(*SCORE_COLUMNS, *extra)
+
+
+def raw_score_frame(
+    keys: Sequence[tuple[str, str]], stamps: Sequence[pl.Series], raw: Sequence[np.ndarray]
+) -> pl.DataFrame:
+    """One raw score frame (``unique_id, ds, detector, raw_score``) from per-series parts:
+    ``keys[i] = (unique_id, detector)`` scored ``raw[i]`` at ``stamps[i]`` (built in one go;
+    a frame per part with its key broadcast costs a query per part)."""
+    if not keys:
+        return pl.DataFrame(schema=_RAW_SCHEMA)
+    index = pl.Series(np.repeat(np.arange(len(keys)), [len(r) for r in raw]))
+    return pl.DataFrame(
+        {
+            "unique_id": pl.Series([k[0] for k in keys], dtype=pl.Utf8).gather(index),
+            "ds": pl.concat(stamps).cast(pl.Datetime("us")),
+            "detector": pl.Series([k[1] for k in keys], dtype=pl.Utf8).gather(index),
+            "raw_score": np.concatenate(raw).astype(np.float64, copy=False),
+        }
+    )
+
+
+def _position(stamps: pl.Series, first: datetime) -> int:
+    """Index of the first of the sorted ``stamps`` (Datetime("us")) at or after ``first``."""
+    target = pl.Series([first]).cast(pl.Datetime("us")).to_numpy()[0]
+    return int(np.searchsorted(stamps.to_numpy(), target, side="left"))
 
 
 def _raw_frame(scores: pl.DataFrame) -> pl.DataFrame:

@@ -29,7 +29,7 @@ from datetime import datetime
 import numpy as np
 import polars as pl
 
-from anomaly.calibration import calibrate_causal
+from anomaly.calibration import calibrate_causal, raw_score_frame
 from anomaly.default import DEFAULT_DETECTORS, SERIES_DETECTORS
 from anomaly.novelty import CHANGE_DETECTOR, LEVEL_DETECTOR, change_novelty, level_novelty
 from anomaly.subsequence import _MIN_WINDOWS, SubsequenceFit, cadence_warmup, score_from
@@ -85,11 +85,13 @@ def detect_resumable(
     counts = frame.group_by("unique_id").len()
     keep = counts.filter(pl.col("len") >= min_history).get_column("unique_id")
     frame = frame.filter(pl.col("unique_id").is_in(keep.implode()))
-    raw_parts: list[pl.DataFrame] = []
+    keys: list[tuple[str, str]] = []
+    stamps: list[pl.Series] = []
+    raw_parts: list[np.ndarray] = []
     fits: dict[tuple[str, str], SubsequenceFit] = {}
     since: dict[str, datetime] = {}
     subseq = subsequence_detectors(detectors)
-    for (uid,), part in frame.group_by("unique_id", maintain_order=True):
+    for (uid,), part in frame.partition_by("unique_id", maintain_order=True, as_dict=True).items():
         uid = str(uid)
         ds = part.get_column("ds")
         y = part.get_column("y").to_numpy()
@@ -131,7 +133,9 @@ def detect_resumable(
                 raw = np.concatenate([before, raw])
             if fit is not None:
                 fits[(uid, name)] = fit
-            raw_parts.append(pl.DataFrame({"unique_id": uid, "ds": ds, "detector": name, "raw_score": raw}))
+            keys.append((uid, name))
+            stamps.append(ds)
+            raw_parts.append(raw)
     parts: list[pl.DataFrame] = []
     # The level and change detectors are cheap: whole history, calibrated from the start only.
     if LEVEL_DETECTOR in detectors:
@@ -140,7 +144,9 @@ def detect_resumable(
         parts.append(change_novelty(frame, tail_quantile=tail_quantile, since=since))
     if raw_parts:
         parts.append(
-            calibrate_causal(pl.concat(raw_parts), tail_quantile=tail_quantile, since=since).select(SCORE_COLUMNS)
+            calibrate_causal(raw_score_frame(keys, stamps, raw_parts), tail_quantile=tail_quantile, since=since).select(
+                SCORE_COLUMNS
+            )
         )
     scores = pl.concat(parts, how="vertical_relaxed") if parts else empty_scores()
     return Detection(scores=scores, fits=fits, since=since)

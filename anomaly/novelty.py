@@ -26,7 +26,7 @@ from datetime import datetime
 import numpy as np
 import polars as pl
 
-from anomaly.calibration import calibrate_causal
+from anomaly.calibration import calibrate_causal, raw_score_frame
 from core.errors import FrameError
 from core.frames import SCORE_COLUMNS, empty_scores, validate_series
 
@@ -128,24 +128,18 @@ def _per_series(
             f"reference={reference} is too short to estimate a spread",
             fix=f"use at least {_MIN_REFERENCE} observations (default: 5% of the series)",
         )
-    parts = []
-    for (uid,), part in frame.group_by("unique_id", maintain_order=True):
+    keys: list[tuple[str, str]] = []
+    stamps: list[pl.Series] = []
+    raw: list[np.ndarray] = []
+    for (uid,), part in frame.partition_by("unique_id", maintain_order=True, as_dict=True).items():
         y = part.get_column("y").to_numpy()
-        span = reference or reference_length(len(y))
-        parts.append(
-            pl.DataFrame(
-                {
-                    "unique_id": uid,
-                    "ds": part.get_column("ds"),
-                    "detector": detector,
-                    "raw_score": raw_fn(y, span),
-                }
-            )
-        )
-    if not parts:
+        keys.append((str(uid), detector))
+        stamps.append(part.get_column("ds"))
+        raw.append(raw_fn(y, reference or reference_length(len(y))))
+    if not keys:
         return empty_scores()
     return calibrate_causal(
-        pl.concat(parts), blocks=blocks, tail_quantile=tail_quantile, tail=tail, since=since
+        raw_score_frame(keys, stamps, raw), blocks=blocks, tail_quantile=tail_quantile, tail=tail, since=since
     ).select(SCORE_COLUMNS)
 
 

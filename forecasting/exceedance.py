@@ -109,7 +109,7 @@ def resolve_thresholds(
     rows = []
     notes: list[tuple[str, str, str]] = []
     value: float | None  # None: no return level could be fitted
-    for (uid,), part in series.group_by("unique_id", maintain_order=True):
+    for (uid,), part in series.partition_by("unique_id", maintain_order=True, as_dict=True).items():
         y = part.get_column("y").to_numpy()
         for spec in specs.get(uid, ()):
             kind, number, direction = parse_threshold(spec)
@@ -195,7 +195,7 @@ def exceedance_probabilities(
     joined = thresholds.join(forecasts.select("unique_id").unique(), on="unique_id")
     if joined.height == 0:
         return pl.DataFrame(schema=_schema())
-    fc = {uid: part.sort("ds") for (uid,), part in forecasts.group_by("unique_id")}
+    fc = {uid: part.sort("ds") for (uid,), part in forecasts.partition_by("unique_id", as_dict=True).items()}
     fans = {uid: part.select(_QCOLS).to_numpy() for uid, part in fc.items()}
     rng_cache: dict[int, np.ndarray] = {}
     parts: dict[str, list] = {c: [] for c in ("row", "p_step", "p_path")}

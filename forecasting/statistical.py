@@ -471,7 +471,7 @@ def _plan(
     a :class:`_Forward` and its other models as usual."""
     planned = []
     forward = []
-    for (uid,), part in frame.group_by("unique_id", maintain_order=True):
+    for (uid,), part in frame.partition_by("unique_id", maintain_order=True, as_dict=True).items():
         frequency = frequencies[uid]
         y = part.get_column("y").to_numpy()
         if len(y) < _MIN_POINTS:

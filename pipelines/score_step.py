@@ -199,7 +199,8 @@ def _state(series: pl.DataFrame, fits: Mapping[tuple[str, str], anomaly.Subseque
     """The detector_state rows of ``fits``: the refit edge's timestamp and the fit's bytes."""
     if not fits:
         return _state_frame([])
-    stamps = {uid: part.get_column("ds") for (uid,), part in series.sort("ds").group_by("unique_id")}
+    parts = series.sort("ds").partition_by("unique_id", as_dict=True)
+    stamps = {uid: part.get_column("ds") for (uid,), part in parts.items()}
     rows = [
         (uid, name, fit.basis, fit.edge, stamps[uid][fit.edge], fit.to_bytes() if fit.stored else None)
         for (uid, name), fit in sorted(fits.items())
@@ -236,7 +237,7 @@ def plan_resume(
     resume: dict[str, anomaly.Resume] = {}
     dropped: list[str] = []
     parts = series.filter(pl.col("unique_id").is_in(list(since))).sort("unique_id", "ds")
-    for (uid,), part in parts.group_by("unique_id", maintain_order=True):
+    for (uid,), part in parts.partition_by("unique_id", maintain_order=True, as_dict=True).items():
         uid = str(uid)
         ds = part.get_column("ds")
         n = part.height
