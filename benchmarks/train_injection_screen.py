@@ -31,8 +31,9 @@ Steps (deterministic; rerunning gives byte-identical outputs):
    weights, bias, stacker, semantic threshold; meta JSON with the screen version, row counts,
    C, the out-of-fold rates and the SHA-256 of the training set and of the field rows), with
    fixed zip timestamps: the meta holds only what the bundled files determine, so
-   ``--from-bundled`` rebuilds the shipped file byte for byte (``tests/test_guardrails.py``
-   checks it). The near-copies dropped while rebuilding the set are printed, not stored.
+   ``--from-bundled`` rebuilds the shipped file byte for byte on the machine family that built
+   it, and within 1e-4 in the encoder layer on another CPU vendor (``tests/test_guardrails.py``
+   checks it; docs/security.md). The near-copies dropped while rebuilding the set are printed, not stored.
 
 Before fitting (both modes, issue 16): ``alerts.injection_training.field_screen_rows`` turns the
 set into the field screen's rows: the benign requests to an assistant count as instructions
@@ -50,8 +51,10 @@ from __future__ import annotations
 
 import os
 
-#: Kernels pinned before numpy and torch load, so that a rebuild is bit-exact on any x86-64 machine
-#: with AVX2, whatever its core count, CPU generation or the caller's environment (issue 16 item 5).
+#: Kernels pinned before numpy and torch load, so that a rebuild is bit-exact on x86-64 machines
+#: of one vendor with AVX2, whatever their core count or the caller's environment (issue 16 item
+#: 5; MKL also picks its path by CPU vendor, so on another vendor the encoder layer differs in
+#: the sixth digit: docs/security.md).
 #: Float sums depend on how a kernel splits and vectorises them: the suite's Dask tests leave
 #: OMP/MKL/OPENBLAS_NUM_THREADS=1 in the environment, and a one-thread encoder run gave other
 #: embeddings (and so other weights) than a two-thread one. One thread, MKL's conditional

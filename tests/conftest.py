@@ -33,7 +33,7 @@ SLOW: dict[str, frozenset[str] | None] = {
     "test_guardrails.py": frozenset(
         {
             "test_training_pipeline_fits_a_working_screen_from_bundled_rows",
-            "test_the_shipped_weights_are_byte_for_byte_what_train_from_bundled_builds",
+            "test_the_shipped_weights_are_what_train_from_bundled_builds",
         }
     ),
     # cycles the bundled FRED series four times over, chunked/unchunked and 1/2 workers (~60 s;

@@ -220,6 +220,10 @@ def test_unknown_screen_is_refused_with_the_choices() -> None:
 
 
 def test_scores_are_deterministic_across_processes() -> None:
+    """Another process, with another string-hash seed, gives the same score. It inherits this
+    process's environment: the BLAS kernels are chosen from it (OPENBLAS_CORETYPE, for one),
+    and a child without them ran other kernels and differed in the tenth digit on one machine."""
+    import os
     import subprocess
     import sys
 
@@ -237,7 +241,7 @@ def test_scores_are_deterministic_across_processes() -> None:
             capture_output=True,
             text=True,
             check=True,
-            env={"PYTHONHASHSEED": seed, "PATH": ""},
+            env={**os.environ, "PYTHONHASHSEED": seed},
         ).stdout.strip()
         for seed in ("1", "2")
     }
@@ -347,15 +351,26 @@ def test_the_shipped_weights_name_the_shipped_screen_and_the_files_they_were_tra
     assert "dropped_as_near_duplicates_of_corpus_rows" not in meta  # a rebuild-only count, printed not stored
 
 
-def test_the_shipped_weights_are_byte_for_byte_what_train_from_bundled_builds(tmp_path: Path) -> None:
+def test_the_shipped_weights_are_what_train_from_bundled_builds(tmp_path: Path) -> None:
     """`benchmarks/train_injection_screen.py --from-bundled` (about 4 min alone on two cores, 10
-    when they are shared) rebuilds the shipped file exactly: same arrays, same meta, same bytes.
-    It runs here with the suite's environment, which the Dask tests leave at one BLAS / OpenMP
-    thread, and with three asked for here: the script pins its kernels itself
-    (``PINNED_KERNELS``), so the caller's settings cannot change the bytes."""
+    when they are shared) rebuilds the shipped file. It runs here with the suite's environment,
+    which the Dask tests leave at one BLAS / OpenMP thread, and with three asked for here: the
+    script pins its kernels itself (``PINNED_KERNELS``), so the caller's settings cannot change
+    the result.
+
+    The n-gram layer (hashing, liblinear) comes back bit for bit on any machine. The encoder
+    layer's float sums go through MKL, which picks its code path by CPU vendor as well as by
+    MKL_CBWR: on the machine family that built the shipped file the rebuild is byte for byte the
+    same, on an AMD EPYC (Zen 5) its embedding weights differed by at most 4.5e-5 (of 17.1), its
+    bias, stacker and semantic threshold by under 3e-6, and every out-of-fold count in the meta
+    was the same. So: the n-gram arrays exactly, the encoder's within 1e-4, the meta's text and
+    counts exactly and its floats within 1e-4."""
+    import math
     import os
     import subprocess
     import sys
+
+    import numpy as np
 
     from alerts.injection_model import MODEL_PATH
 
@@ -368,14 +383,28 @@ def test_the_shipped_weights_are_byte_for_byte_what_train_from_bundled_builds(tm
         timeout=3600,
         env={**os.environ, **dict.fromkeys(("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"), "3")},
     )
-    rebuilt, shipped = out.read_bytes(), MODEL_PATH.read_bytes()
-    if rebuilt != shipped:  # name what differs (a bytes diff in pytest's report would take hours)
-        import numpy as np
+    if out.read_bytes() == MODEL_PATH.read_bytes():
+        return
+    exact = {"weights", "bias", "threshold"}
 
-        with np.load(out, allow_pickle=False) as a, np.load(MODEL_PATH, allow_pickle=False) as b:
-            differ = sorted(
-                k
-                for k in set(a.files) | set(b.files)
-                if k not in a.files or k not in b.files or a[k].shape != b[k].shape or not np.array_equal(a[k], b[k])
-            )
-        pytest.fail(f"the rebuilt screen differs from the shipped {MODEL_PATH.name} in: {differ}")
+    def meta_differs(a: object, b: object, where: str = "meta") -> list[str]:
+        if isinstance(a, float) and isinstance(b, float):
+            return [] if math.isclose(a, b, rel_tol=1e-4, abs_tol=1e-4) else [f"{where}: {a} vs {b}"]
+        if isinstance(a, dict) and isinstance(b, dict) and a.keys() == b.keys():
+            return [d for k in sorted(a) for d in meta_differs(a[k], b[k], f"{where}.{k}")]
+        if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+            return [d for i, (u, v) in enumerate(zip(a, b, strict=True)) for d in meta_differs(u, v, f"{where}[{i}]")]
+        return [] if a == b else [f"{where}: {a!r} vs {b!r}"]
+
+    with np.load(out, allow_pickle=False) as a, np.load(MODEL_PATH, allow_pickle=False) as b:
+        assert set(a.files) == set(b.files), (sorted(a.files), sorted(b.files))
+        differ = meta_differs(json.loads(str(a["meta"])), json.loads(str(b["meta"])))
+        for name in sorted(set(a.files) - {"meta"}):
+            x, y = a[name], b[name]
+            if x.shape != y.shape:
+                differ.append(f"{name}: shape {x.shape} vs {y.shape}")
+            elif name in exact and not np.array_equal(x, y):
+                differ.append(f"{name}: not bit for bit (max difference {np.abs(x - y).max():.3g})")
+            elif not np.allclose(x, y, rtol=1e-4, atol=1e-4):
+                differ.append(f"{name}: max difference {np.abs(x - y).max():.3g}")
+    assert not differ, f"the rebuilt screen differs from the shipped {MODEL_PATH.name}: {differ}"
