@@ -495,6 +495,7 @@ def select_by_rule(
     available: Collection[str] | None = None,
     backtest_id: str | None = None,
     margin: float = 0.0,
+    rules: pl.DataFrame | None = None,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """The production model of every id in ``unique_ids`` under ``rule`` (module docstring).
 
@@ -502,7 +503,9 @@ def select_by_rule(
     scores of every series each frequency is pooled over (may be more than ``unique_ids``: all
     the series of the frequency). Returns the selections (:data:`SELECTION_COLUMNS`; the reason
     names the rule) and the rule per frequency (:data:`RULE_COLUMNS`; for ``"series"`` and
-    ``"frequency"`` the configured rule, no held-out figures).
+    ``"frequency"`` the configured rule, no held-out figures). ``rules``: for ``"auto"``, the
+    decisions of :func:`decide_rules` already made for some frequencies (a cycle decides each
+    once for all its chunks); the others are decided here.
     """
     _check_rule(rule, criterion)
     own = select_models(
@@ -515,22 +518,30 @@ def select_by_rule(
         margin=margin,
     )
     wanted = sorted({frequencies[u] for u in unique_ids})
-    if rule == "series" or window_metrics.height == 0:
+    if rule == "series":
         return own, pl.DataFrame(
             [(f, "series", None, None, 0, 0, f"[backtest] choose = {rule!r}") for f in wanted],
             schema=_RULE_SCHEMA,
             orient="row",
         )
-    framed = _frequency_of(window_metrics, frequencies).filter(pl.col("frequency").is_in(wanted))
+    if window_metrics.height:
+        framed = _frequency_of(window_metrics, frequencies).filter(pl.col("frequency").is_in(wanted))
+    else:
+        framed = window_metrics.with_columns(pl.lit(None, dtype=pl.Utf8).alias("frequency"))
     if rule == "auto":
-        rules = decide_rules(
-            framed.drop("frequency"),
+        known = (
+            rules.filter(pl.col("frequency").is_in(wanted)) if rules is not None else pl.DataFrame(schema=_RULE_SCHEMA)
+        )
+        todo = framed.filter(~pl.col("frequency").is_in(known.get_column("frequency").to_list()))
+        decided = decide_rules(
+            todo.drop("frequency"),
             frequencies=frequencies,
             default_model=default_model,
             criterion=criterion,
             margin=margin,
             available=available,
         )
+        rules = pl.concat([known, decided], how="vertical_relaxed").sort("frequency")
     else:
         rules = pl.DataFrame(
             [(f, "frequency", None, None, 0, 0, "[backtest] choose = 'frequency'") for f in wanted],
@@ -541,7 +552,9 @@ def select_by_rule(
     by_id = {uid: part for (uid,), part in metrics.group_by("unique_id")} if metrics.height else {}
     out = []
     for frequency in wanted:
-        rule_here, text = why.get(frequency, ("series", "no window scores"))
+        rule_here, text = why.get(
+            frequency, ("series", "no backtest window scores stored for this frequency: run `ews backtest`")
+        )
         ids = [u for u in unique_ids if frequencies[u] == frequency]
         mine = own.filter(pl.col("unique_id").is_in(ids))
         if rule_here == "series":
