@@ -29,12 +29,13 @@ Rules across series (:func:`select_by_rule`, ``[backtest] choose``; names in
   backtest's window scores (:attr:`forecasting.BacktestResult.window_metrics`) of every series
   of the frequency are pooled and the candidate with the lowest pooled criterion wins (MASE:
   the mean over series x windows; ties by WQL). Candidates are compared on the same pairs: the
-  series every compared candidate has a finite score for in each of the series' windows. The
+  series every compared candidate has a finite score for in each of the frequency's backtest
+  windows (a series too short for some windows is not in the pool). The
   candidates that cover most series are taken first, as long as at least half of the
   frequency's series stay in the pool, so a candidate only some series have (a global model
   the short series are left out of, a domain model) cannot shrink the comparison to a few
-  series. A series the pooled winner has no full set of windows for keeps its own choice, and
-  its reason says so. ``margin`` is not applied: a pooled score over many series is not the
+  series. A series the pooled winner has no score for in every window (its history too short
+  for the earlier windows, or for that candidate) keeps its own choice, and its reason says so. ``margin`` is not applied: a pooled score over many series is not the
   few noisy windows the margin guards against.
 - ``"auto"``: per frequency, the rule that chose better on held-out backtest windows
   (:func:`decide_rules`): for each window ``k`` after the first, both rules choose on the
@@ -272,16 +273,16 @@ def _check_rule(rule: str, criterion: str) -> None:
 
 
 def _covered(windows: pl.DataFrame, criterion: str) -> dict[str, set[str]]:
-    """Per model, the series it has a finite ``criterion`` for in every one of the series' windows."""
+    """Per model, the series it has a finite ``criterion`` for in every window of the group
+    (a series whose history was too short for some windows, or for the model, is not covered)."""
     if windows.height == 0:
         return {}
-    per_series = windows.group_by("unique_id").agg(pl.col("window").n_unique().alias("n_all"))
+    n_all = windows.get_column("window").n_unique()
     ok = (
         windows.filter(pl.col(criterion).is_not_null() & pl.col(criterion).is_finite())
         .group_by("model", "unique_id")
         .agg(pl.col("window").n_unique().alias("n"))
-        .join(per_series, on="unique_id")
-        .filter(pl.col("n") == pl.col("n_all"))
+        .filter(pl.col("n") == n_all)
     )
     out: dict[str, set[str]] = {}
     for model, uid in ok.select("model", "unique_id").iter_rows():
