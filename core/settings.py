@@ -356,7 +356,7 @@ margin = 0.2
 # How long `ews run` keeps a series' model selection: within this period a cycle refits the
 # stored selected model (and its ensemble members) and writes no new selection row. A series is
 # selected again when its selection is older, when it is new, when its frequency or the
-# candidate models ([forecast] models, default_model, [backtest] criterion, margin) changed, or
+# candidate models ([forecast] models, default_model, [backtest] criterion, margin, choose) changed, or
 # when a newer `ews backtest` run covers it. "<n>h", "<n>d" or "<n>w"; "0d" = every cycle.
 reselect_every = "7d"
 # How each series' model is picked from its backtest: "series" (each series its own best

@@ -30,19 +30,21 @@ Rules across series (:func:`select_by_rule`, ``[backtest] choose``; names in
   of the frequency are pooled and the candidate with the lowest pooled criterion wins (MASE:
   the mean over series x windows; ties by WQL). Candidates are compared on the same pairs: the
   series every compared candidate has a finite score for in each of the frequency's backtest
-  windows (a series too short for some windows is not in the pool). The
-  candidates that cover most series are taken first, as long as at least half of the
-  frequency's series stay in the pool, so a candidate only some series have (a global model
-  the short series are left out of, a domain model) cannot shrink the comparison to a few
-  series. A series the pooled winner has no score for in every window (its history too short
-  for the earlier windows, or for that candidate) keeps its own choice, and its reason says so. ``margin`` is not applied: a pooled score over many series is not the
-  few noisy windows the margin guards against.
+  windows (a series too short for some windows is not in the pool). The candidates that cover
+  most series are taken first, as long as at least half of the frequency's series stay in the
+  pool, so a candidate only some series have (a global model the short series are left out
+  of, a domain model) cannot shrink the comparison to a few series. A series the pooled
+  winner has no score for in every window (its history too short for the earlier windows, or
+  for that candidate) keeps its own choice, and its reason says so. ``margin`` is not
+  applied: a pooled score over many series is not the few noisy windows the margin guards
+  against.
 - ``"auto"``: per frequency, the rule that chose better on held-out backtest windows
   (:func:`decide_rules`): for each window ``k`` after the first, both rules choose on the
   windows before ``k`` only and their choices are scored on window ``k``; the rule with the
-  lower criterion pooled over all these folds wins (ties and frequencies with a single window:
-  ``"series"``). It reads only the backtest's window scores: nothing after the backtest's
-  newest window is seen. The figures go into every selection's reason.
+  lower criterion pooled over all these folds wins (ties, frequencies with a single window and
+  frequencies of one series, where pooling would only drop the margin: ``"series"``). It
+  reads only the backtest's window scores: nothing after the backtest's newest window is
+  seen. The figures go into every selection's reason.
 """
 
 from __future__ import annotations
@@ -427,6 +429,20 @@ def decide_rules(
         return pl.DataFrame(schema=_RULE_SCHEMA)
     framed = _frequency_of(window_metrics, frequencies)
     for (frequency,), rows in sorted(framed.group_by("frequency"), key=lambda kv: str(kv[0][0])):
+        if rows.get_column("unique_id").n_unique() < 2:
+            rows_out.append(
+                (
+                    frequency,
+                    "series",
+                    None,
+                    None,
+                    0,
+                    1,
+                    f"auto: series rule for {frequency}: one series (pooled over it alone, the frequency "
+                    "rule would be its own choice without [backtest] margin)",
+                )
+            )
+            continue
         scored, folds = _held_out(
             rows, default_model=default_model, criterion=criterion, margin=margin, available=available
         )
@@ -559,7 +575,7 @@ def select_by_rule(
         ids = [u for u in unique_ids if frequencies[u] == frequency]
         mine = own.filter(pl.col("unique_id").is_in(ids))
         if rule_here == "series":
-            out.append(mine.with_columns((pl.lit(f"series rule ({text}): ") + pl.col("reason")).alias("reason")))
+            out.append(mine.with_columns((pl.col("reason") + pl.lit(f"; series rule ({text})")).alias("reason")))
             continue
         pooled = pooled_choice(
             framed.filter(pl.col("frequency") == frequency), criterion=criterion, available=available

@@ -144,7 +144,10 @@ def test_a_series_too_short_for_the_pooled_windows_keeps_its_own_choice(
     assert (short["model"], short["score"]) == (mine["model"], mine["score"])
     assert "keeps its own choice" in short["reason"] and mine["reason"] in short["reason"]
     # the pooled comparison did not include it: 6 series, 18 (series, window) pairs
-    assert "over 6 MS series x their windows (18 pairs)" in chosen.filter(pl.col("unique_id") == "jpy_per_usd")["reason"][0]
+    assert (
+        "over 6 MS series x their windows (18 pairs)"
+        in chosen.filter(pl.col("unique_id") == "jpy_per_usd")["reason"][0]
+    )
 
 
 def test_auto_decides_on_earlier_windows_scored_on_later_ones(
@@ -176,8 +179,9 @@ def test_auto_decides_on_earlier_windows_scored_on_later_ones(
     assert decided["series_score"] == pytest.approx(np.mean(scored["series"]), rel=1e-12)
     assert decided["frequency_score"] == pytest.approx(np.mean(scored["frequency"]), rel=1e-12)
     assert decided["rule"] == ("frequency" if decided["frequency_score"] < decided["series_score"] else "series")
-    assert f"per series {decided['series_score']:.4g}, per frequency {decided['frequency_score']:.4g}" in (
-        decided["reason"]
+    assert (
+        f"per series {decided['series_score']:.4g}, per frequency {decided['frequency_score']:.4g}"
+        in (decided["reason"])
     )
 
 
