@@ -285,3 +285,22 @@ def test_a_change_of_rule_selects_every_series_again_once(tmp_path: Path) -> Non
         )
         third = run_cycle(wh, again, now=NOW + timedelta(days=14))
         assert third.row_counts["model_selections"] == 0 and third.row_counts["model_selections_kept"] == 1
+
+
+def _frequency_cycle(home: Path, chunk: str) -> pl.DataFrame:
+    env = {**ENV, "EWS_BACKTEST__CHOOSE": "frequency", "EWS_CYCLE__CHUNK_SERIES": chunk}
+    settings = load_settings(home, environ=env)
+    with Warehouse.open(settings.warehouse_path) as wh:
+        ingest_market_files(wh, settings, FILES)
+        run_backtest(wh, settings, run_id="bt_rules", now=NOW)
+        run_cycle(wh, settings, now=NOW)
+        return sql_frame(wh, "SELECT unique_id, model, reason FROM model_selections ORDER BY unique_id")
+
+
+def test_chunks_that_split_a_frequency_pool_it_whole(tmp_path: Path) -> None:
+    whole = _frequency_cycle(tmp_path / "whole", "0")
+    split = _frequency_cycle(tmp_path / "split", "1")  # UNRATE and CPIAUCSL (both MS) in separate chunks
+    assert split.equals(whole)
+    monthly = whole.filter(pl.col("unique_id").is_in(["unrate", "cpiaucsl"]))
+    assert monthly["model"].n_unique() == 1
+    assert all("over 2 MS series" in r for r in monthly["reason"])
