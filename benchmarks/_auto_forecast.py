@@ -1,6 +1,7 @@
 """The engine's automatic forecasting, as the benchmarks run it without a warehouse.
 
-backtest (rolling origins inside the training part) -> select_models per series -> forecast
+backtest (rolling origins inside the training part) -> select_by_rule (``choose``: ``[backtest]
+choose``, "series" = select_models per series) -> forecast
 with the selected model (ensembles combined from the members the backtest chose, weighted ones
 with the backtest's inverse-WQL weights). The same steps ``ews backtest`` + ``ews run`` take
 (pipelines/forecast_step.py), minus the storage. A global learned model among the candidates
@@ -11,7 +12,9 @@ bounds, applied by every model as in production. ``calibrate``: the chosen forec
 are scaled by the factors learned on the backtest's out-of-sample windows
 (:mod:`forecasting.calibration`, per frequency and model), as ``ews run`` does with
 ``[backtest] calibrate_intervals = true``; ``uncalibrated`` receives the same forecasts before
-that step, so one run measures both.
+that step, so one run measures both. ``backtest_result``: a backtest already run on the same
+series and candidates (to compare rules on one backtest); ``rules`` receives the rule per
+frequency with its held-out figures (:func:`forecasting.decide_rules`).
 """
 
 from __future__ import annotations
@@ -50,6 +53,9 @@ def auto_forecast(
     calibrate: bool = True,
     calibration_min_points: int = 50,
     uncalibrated: list[pl.DataFrame] | None = None,
+    choose: str = "series",
+    backtest_result: forecasting.BacktestResult | None = None,
+    rules: list[pl.DataFrame] | None = None,
 ) -> tuple[pl.DataFrame, pl.DataFrame, forecasting.BacktestResult]:
     """(selected forecasts, selections, backtest) for every series.
 
@@ -60,7 +66,7 @@ def auto_forecast(
     """
     timings = timings if timings is not None else {}
     start = time.perf_counter()
-    bt = forecasting.backtest(
+    bt = backtest_result or forecasting.backtest(
         series,
         frequencies=frequencies,
         horizons=horizons,
@@ -74,9 +80,18 @@ def auto_forecast(
     )
     timings["backtest"] = time.perf_counter() - start
     ids = sorted(series["unique_id"].unique().to_list())
-    selections = forecasting.select_models(
-        bt.metrics, unique_ids=ids, default_model=models[0], criterion=criterion, margin=margin
+    selections, decided = forecasting.select_by_rule(
+        bt.metrics,
+        bt.window_metrics,
+        rule=choose,
+        frequencies=frequencies,
+        unique_ids=ids,
+        default_model=models[0],
+        criterion=criterion,
+        margin=margin,
     )
+    if rules is not None:
+        rules.append(decided)
     chosen = dict(selections.select("unique_id", "model").iter_rows())
     needed: dict[str, tuple[str, ...]] = {}
     for uid, model in chosen.items():
@@ -137,7 +152,10 @@ def auto_forecast(
     single = [u for u, m in chosen.items() if not m.startswith("Ensemble-")]
     # a chosen model whose final fit fell back (e.g. a shorter season) keeps its fallback's rows
     mine = forecasts.join(
-        pl.DataFrame({"unique_id": single, "model": [chosen[u] for u in single]}, schema=["unique_id", "model"]),
+        pl.DataFrame(
+            {"unique_id": single, "model": [chosen[u] for u in single]},
+            schema={"unique_id": pl.Utf8, "model": pl.Utf8},
+        ),
         on=["unique_id", "model"],
         how="semi",
     )

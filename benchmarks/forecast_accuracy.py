@@ -18,7 +18,10 @@ frequency and model, ``[backtest] calibrate_intervals``); the same forecasts bef
 are scored in the same run (``uncalibrated``; ``--no-calibration`` skips the step). Per domain
 and overall. Not part of CI. Last line: JSON with relative_mase_vs_seasonal_naive,
 relative_mase_vs_autoets, relative_wql_vs_seasonal_naive, coverage_80, coverage_90 (of the
-chosen forecasts as production makes them) and the same under ``uncalibrated``.
+chosen forecasts as production makes them) and the same under ``uncalibrated``. ``--choose``:
+the selection rule (``[backtest] choose``: series, frequency or auto; the benchmark's default
+stays "series", the figures measured before the rules existed); ``rules`` in the JSON gives, per
+origin, the rule used per frequency and auto's held-out figures.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ import forecasting  # noqa: E402
 from _auto_forecast import auto_forecast  # noqa: E402
 from core.frames import FREQUENCIES  # noqa: E402
 from core.settings import DEFAULT_TOML  # noqa: E402
+from core.vocabulary import SELECTION_RULES  # noqa: E402
 from forecasting.metrics import score_forecasts, seasonal_scale  # noqa: E402
 from ingest.sources import bundled_catalogue, parse  # noqa: E402
 
@@ -70,6 +74,7 @@ def main() -> None:
         "--no-calibration", action="store_true", help="leave the chosen intervals as the models give them"
     )
     parser.add_argument("--min-points", type=int, default=50, help="[backtest] calibration_min_points")
+    parser.add_argument("--choose", choices=SELECTION_RULES, default="series", help="[backtest] choose")
     args = parser.parse_args()
     started = time.perf_counter()
     horizons = dict(tomllib.loads(DEFAULT_TOML)["forecast"]["horizon"])  # the shipped defaults
@@ -78,6 +83,7 @@ def main() -> None:
     domains = dict(zip(meta["unique_id"], meta["domain"], strict=True))
     bounds = {} if args.no_bounds else forecasting.bounds_from_meta(meta)
     rows = []
+    used: dict[str, dict[str, object]] = {}
     for origin in range(args.origins):
         train_parts, tests, scales = [], [], []
         for (uid,), part in series.sort("unique_id", "ds").group_by("unique_id", maintain_order=True):
@@ -112,6 +118,7 @@ def main() -> None:
             pl.col("ds").cast(pl.Datetime("us")), pl.col("cutoff").cast(pl.Datetime("us"))
         )
         before: list[pl.DataFrame] = []
+        rules: list[pl.DataFrame] = []
         chosen, selections, _ = auto_forecast(
             train,
             frequencies=freqs,
@@ -125,7 +132,19 @@ def main() -> None:
             calibrate=not args.no_calibration,
             calibration_min_points=args.min_points,
             uncalibrated=before,
+            choose=args.choose,
+            rules=rules,
         )
+        used[f"origin {origin + 1}"] = {
+            row["frequency"]: {
+                "rule": row["rule"],
+                "held_out_series": row["series_score"],
+                "held_out_frequency": row["frequency_score"],
+                "folds": row["folds"],
+                "series": row["series"],
+            }
+            for row in rules[0].iter_rows(named=True)
+        }
         base = forecasting.forecast_statistical(
             train,
             frequencies=freqs,
@@ -191,6 +210,8 @@ def main() -> None:
                     "coverage_80": coverage("uncalibrated", 80),
                     "coverage_90": coverage("uncalibrated", 90),
                 },
+                "choose": args.choose,
+                "rules": used,
                 "bounded_series": len(bounds),
                 "global": not args.no_global,
                 "seconds": round(time.perf_counter() - started, 1),

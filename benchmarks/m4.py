@@ -23,6 +23,13 @@ chosen forecasts on the test part), per-candidate OWA (``candidates``: each cand
 forecast of every series; a series a candidate has no forecast for, e.g. one too short for the
 global model, counts with its chosen forecast, and ``covered`` says how many it had), wall
 seconds per candidate (backtest + final fit), the chosen model counted per set, and seconds.
+
+Selection rule: ``--choose`` (``[backtest] choose``: series, frequency or auto;
+:func:`forecasting.select_by_rule`); ``rules_<set>`` gives the rule used per frequency and, for
+auto, its held-out figures (chosen on earlier backtest windows, scored on later ones: never the
+test part). A comma list (``--choose series,frequency,auto``) scores every rule on the same
+backtest (deterministic, so each equals its own run); the first rule's figures are the main
+fields and ``by_rule_<set>`` has each rule's OWA, sMAPE, MASE, coverage, chosen models and rules.
 """
 
 from __future__ import annotations
@@ -41,6 +48,7 @@ import polars as pl
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _auto_forecast import auto_forecast  # noqa: E402
+from core.vocabulary import SELECTION_RULES  # noqa: E402
 from forecasting.calibration import calibrate_intervals, interval_scales_for, learn_interval_scales  # noqa: E402
 
 # ../shared beside the checkout; a worktree elsewhere names it with EWS_M4_DATA.
@@ -111,6 +119,21 @@ def owa(smape: float, mase: float, name: str) -> float:
     return 0.5 * (smape / s2 + mase / m2)
 
 
+def _rules(rules: list[pl.DataFrame]) -> dict[str, dict[str, object]]:
+    """The rule used per frequency and its held-out figures (JSON-ready)."""
+    out: dict[str, dict[str, object]] = {}
+    for frame in rules:
+        for row in frame.iter_rows(named=True):
+            out[row["frequency"]] = {
+                "rule": row["rule"],
+                "held_out_series": None if row["series_score"] is None else round(row["series_score"], 4),
+                "held_out_frequency": None if row["frequency_score"] is None else round(row["frequency_score"], 4),
+                "folds": row["folds"],
+                "series": row["series"],
+            }
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--windows", type=int, default=2)
@@ -125,12 +148,21 @@ def main() -> None:
         "--no-calibration", action="store_true", help="leave the chosen intervals as the models give them"
     )
     parser.add_argument("--min-points", type=int, default=50, help="[backtest] calibration_min_points")
+    parser.add_argument(
+        "--choose",
+        default="series",
+        help="[backtest] choose: series, frequency or auto; a comma list scores each on one backtest",
+    )
     args = parser.parse_args()
+    choices = [c.strip() for c in args.choose.split(",") if c.strip()]
+    unknown = [c for c in choices if c not in SELECTION_RULES]
+    if unknown or not choices:
+        parser.error(f"--choose {args.choose!r}: give one or more of {', '.join(SELECTION_RULES)}")
     if not DATA.exists():
         print(json.dumps({"skipped": f"no M4 data at {DATA}"}))
         return
     started = time.perf_counter()
-    result: dict[str, object] = {"series": args.series or "all", "strategy": args.strategy}
+    result: dict[str, object] = {"series": args.series or "all", "strategy": args.strategy, "choose": choices}
     models = STATISTICAL if args.no_global else (*STATISTICAL, *GLOBAL)
     ensembles = ("median", "weighted") if args.no_global else ENSEMBLES
     cover80 = cover90 = total_points = raw80 = raw90 = 0.0
@@ -146,6 +178,7 @@ def main() -> None:
         candidates: dict[str, pl.DataFrame] = {}
         timings: dict[str, float] = {}
         before: list[pl.DataFrame] = []
+        rules: list[pl.DataFrame] = []
         forecasts, selections, bt = auto_forecast(
             series,
             frequencies=dict.fromkeys(train, freq),
@@ -160,7 +193,41 @@ def main() -> None:
             calibrate=not args.no_calibration,
             calibration_min_points=args.min_points,
             uncalibrated=before,
+            choose=choices[0],
+            rules=rules,
         )
+        by_rule: dict[str, dict[str, object]] = {}
+        for rule in choices:
+            if rule != choices[0]:
+                rules.clear()
+                again, picks, _ = auto_forecast(
+                    series,
+                    frequencies=dict.fromkeys(train, freq),
+                    horizons={freq: h},
+                    models=models,
+                    windows=args.windows,
+                    n_jobs=args.n_jobs,
+                    ensembles=ensembles,
+                    global_options={"strategy": args.strategy, "n_jobs": args.n_jobs},
+                    calibrate=not args.no_calibration,
+                    calibration_min_points=args.min_points,
+                    choose=rule,
+                    backtest_result=bt,
+                    rules=rules,
+                )
+            else:
+                again, picks = forecasts, selections
+            rs, rm = score(train, test, again, m)
+            r80, r90, _ = coverage(test, again)
+            by_rule[rule] = {
+                "owa": round(owa(rs, rm, name), 4),
+                "smape": round(rs, 4),
+                "mase": round(rm, 4),
+                "coverage_80_90": [round(r80, 4), round(r90, 4)],
+                "chosen": dict(sorted(picks.group_by("model").len().iter_rows(), key=lambda kv: -kv[1])),
+                "rules": _rules(rules),
+            }
+            print(f"{name} choose={rule}: {by_rule[rule]}", file=sys.stderr)
         smape, mase = score(train, test, forecasts, m)
         c80, c90, points = coverage(test, forecasts)
         cover80, cover90, total_points = cover80 + c80 * points, cover90 + c90 * points, total_points + points
@@ -206,6 +273,8 @@ def main() -> None:
                 f"candidates_{key}": per_candidate,
                 f"seconds_per_candidate_{key}": {k: round(v, 1) for k, v in seconds.items()},
                 f"chosen_{key}": picked,
+                f"rules_{key}": by_rule[choices[0]]["rules"],
+                f"by_rule_{key}": by_rule,
                 f"uncalibrated_{key}": {
                     "owa": round(owa(raw_smape, raw_mase, name), 4),
                     "coverage_80": round(r80, 4),

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import ConfigError
-from core.vocabulary import MARKET_TRANSFORMS, WARNING_LEVEL_NAMES
+from core.vocabulary import MARKET_TRANSFORMS, SELECTION_RULES, WARNING_LEVEL_NAMES
 
 __all__ = [
     "DEFAULT_TOML",
@@ -356,9 +356,16 @@ margin = 0.2
 # How long `ews run` keeps a series' model selection: within this period a cycle refits the
 # stored selected model (and its ensemble members) and writes no new selection row. A series is
 # selected again when its selection is older, when it is new, when its frequency or the
-# candidate models ([forecast] models, default_model, [backtest] criterion, margin) changed, or
+# candidate models ([forecast] models, default_model, [backtest] criterion, margin, choose) changed, or
 # when a newer `ews backtest` run covers it. "<n>h", "<n>d" or "<n>w"; "0d" = every cycle.
 reselect_every = "7d"
+# How each series' model is picked from its backtest: "series" (each series its own best
+# candidate on its own windows), "frequency" (one candidate per frequency: the best on the
+# windows of all the series of that frequency pooled; a series without that candidate's windows
+# keeps its own), or "auto" (per frequency, whichever of the two chose better on held-out
+# backtest windows: chosen on the earlier windows, scored on the later ones; never on data
+# after the backtest). Changing it selects every series again (docs/forecasting.md).
+choose = "auto"
 # Calibrate the selected forecast's intervals (`ews run`): each quantile's distance from the
 # median is scaled by a factor learned on the backtest's out-of-sample windows (per frequency
 # and model, pooled over frequencies below calibration_min_points scored points), so that the
@@ -527,9 +534,16 @@ class BacktestSettings:
     reselect_every: str
     calibrate_intervals: bool
     calibration_min_points: int
+    choose: str = "auto"
 
     def __post_init__(self) -> None:
         self.reselect_period()  # refuse a malformed period when the file is read, not mid-cycle
+        if self.choose not in SELECTION_RULES:
+            raise ConfigError(
+                f"[backtest] choose = {self.choose!r} is not a selection rule",
+                fix=f"give one of {', '.join(repr(r) for r in SELECTION_RULES)} "
+                '(default "auto"; docs/forecasting.md, "Selection rules")',
+            )
 
     def reselect_period(self) -> timedelta:
         """``reselect_every`` as a duration (``"7d"`` -> 7 days; ``"0d"`` -> zero: every cycle)."""

@@ -37,6 +37,7 @@ __all__ = [
     "Role",
     "Classification",
     "MARKET_TRANSFORMS",
+    "SELECTION_RULES",
 ]
 
 _T = TypeVar("_T")
@@ -109,6 +110,12 @@ LEVEL_RANK: dict[str, int] = {lv.label: int(lv) for lv in Level}
 #: :class:`hazards.market_indicators.IndicatorSpec`): the value itself, its negative, the
 #: rolling volatility of its changes, or its drawdown from the rolling peak.
 MARKET_TRANSFORMS: tuple[str, ...] = ("level", "inverted", "volatility", "drawdown")
+
+#: How ``ews run`` picks production models from a backtest (``[backtest] choose``,
+#: :mod:`forecasting.selection`): each series on its own windows, one candidate per frequency
+#: on the windows of all its series pooled, or per frequency whichever of the two did better
+#: on held-out backtest windows.
+SELECTION_RULES: tuple[str, ...] = ("series", "frequency", "auto")
 
 
 def per_level(**values: _T) -> dict[str, _T]:

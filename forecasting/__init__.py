@@ -48,10 +48,18 @@ from forecasting.exceedance import (
 )
 from forecasting.forward import ETSState
 from forecasting.global_model import GLOBAL_STRATEGIES, forecast_global, global_installed
-from forecasting.metrics import METRICS, relative_score, score_forecasts
+from forecasting.metrics import METRICS, WINDOW_COLUMNS, pool_windows, relative_score, score_forecasts, score_windows
 from forecasting.models import BASELINES, FALLBACK, GLOBAL_MODELS, STAT_MODELS
 from forecasting.regularise import Regularised, regularise, snap_to_grid
-from forecasting.selection import SELECTION_COLUMNS, select_models
+from forecasting.selection import (
+    RULE_COLUMNS,
+    SELECTION_COLUMNS,
+    PooledChoice,
+    decide_rules,
+    pooled_choice,
+    select_by_rule,
+    select_models,
+)
 from forecasting.statistical import (
     DEFAULT_LEVELS,
     ForecastResult,
@@ -71,8 +79,10 @@ __all__ = [
     "EXCEEDANCE_COLUMNS",
     "FALLBACK",
     "METRICS",
+    "RULE_COLUMNS",
     "SELECTION_COLUMNS",
     "STAT_MODELS",
+    "WINDOW_COLUMNS",
     "BacktestResult",
     "BoundMap",
     "BoundedScale",
@@ -81,6 +91,7 @@ __all__ = [
     "ETSState",
     "ExtraForecaster",
     "ForecastResult",
+    "PooledChoice",
     "Regularised",
     "TrainedModel",
     "backtest",
@@ -89,6 +100,7 @@ __all__ = [
     "calibrate_intervals",
     "chronos_installed",
     "combine_forecasts",
+    "decide_rules",
     "describe_scales",
     "ensemble_name",
     "exceedance_probabilities",
@@ -103,10 +115,14 @@ __all__ = [
     "learn_interval_scales",
     "load_chronos",
     "parse_threshold",
+    "pool_windows",
+    "pooled_choice",
     "regularise",
     "relative_score",
     "resolve_thresholds",
     "score_forecasts",
+    "score_windows",
+    "select_by_rule",
     "select_models",
     "snap_to_grid",
     "train_vertical",

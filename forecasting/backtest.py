@@ -15,7 +15,10 @@ Contract of :func:`backtest`:
   one row per series and model, with ``members``: the JSON list an ensemble row combines in
   production, null for other rows), ``members`` (the models each series' median and weighted
   ensembles combine), ``ensemble_members`` (per ensemble and series, the members production
-  combines: for top-k and statglobal, those ranked best over all windows), and ``notes``.
+  combines: for top-k and statglobal, those ranked best over all windows), ``window_metrics``
+  (:func:`forecasting.metrics.score_windows`: the same scores per window, ``window`` 0 the
+  oldest origin, so they can be pooled across series or held out window by window:
+  :mod:`forecasting.selection`'s rules) and ``notes``.
 
 Each series is put on its grid (:mod:`forecasting.regularise`); window ``w`` of ``W`` cuts the
 grid ``h + (W - 1 - w) * step`` points before its end: the models see the observations up to
@@ -61,7 +64,7 @@ from forecasting.ensemble import (
     top_members,
 )
 from forecasting.global_model import forecast_global
-from forecasting.metrics import score_forecasts, seasonal_scale
+from forecasting.metrics import pool_windows, score_forecasts, score_windows, seasonal_scale
 from forecasting.models import BASELINES, GLOBAL_MODELS, check_candidates
 from forecasting.regularise import regularise
 from forecasting.statistical import forecast_statistical
@@ -85,6 +88,8 @@ class BacktestResult:
     ensemble_members: dict[str, dict[str, list[str]]]
     #: Wall seconds per candidate over all windows ("statistical": its models run in one call).
     seconds: dict[str, float] = field(default_factory=dict)
+    #: Scores per series, model and window (:data:`forecasting.metrics.WINDOW_COLUMNS`).
+    window_metrics: pl.DataFrame = field(default_factory=pl.DataFrame)
 
     def members_of(self, unique_id: str, model: str) -> list[str] | None:
         """The members production combines for ``model`` on one series (None: not an ensemble)."""
@@ -160,7 +165,7 @@ def backtest(
         if part.height:
             scored.append(part)
     forecasts = pl.concat(scored, how="vertical_relaxed") if scored else pl.DataFrame()
-    scales = cuts.select("unique_id", "cutoff", "scale")
+    scales = cuts.select("unique_id", "cutoff", "scale", "window")
     members = _members(forecasts, names, extra or {}, cuts)
     chosen: dict[str, dict[str, list[str]]] = {}
     if ensembles and members:
@@ -168,7 +173,8 @@ def backtest(
         combined, chosen = _ensemble_forecasts(forecasts, members, ensembles, scales)
         forecasts = pl.concat([forecasts, *combined], how="vertical_relaxed")
         seconds["ensembles"] = time.perf_counter() - started
-    metrics = score_forecasts(forecasts, scales) if forecasts.height else pl.DataFrame()
+    by_window = score_windows(forecasts, scales) if forecasts.height else pl.DataFrame()
+    metrics = pool_windows(by_window) if by_window.height else pl.DataFrame()
     if metrics.height:
         listed = {(u, name): json.dumps(m) for name, per in chosen.items() for u, m in per.items()}
         metrics = metrics.with_columns(
@@ -189,6 +195,7 @@ def backtest(
         horizons={f: horizons[f] for f in set(frequencies[u] for u in ids)},
         ensemble_members=chosen,
         seconds={k: round(v, 2) for k, v in seconds.items()},
+        window_metrics=by_window,
     )
 
 

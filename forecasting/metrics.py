@@ -15,7 +15,11 @@ Definitions (``y`` actuals, ``f`` point forecasts, ``q_a`` the forecast quantile
 cutoff, ds, y, mean, q05 ... q95``) and a frame of scales (``unique_id, cutoff, scale``) and
 returns one row per ``unique_id, model``: ``windows, points, mase, smape, wql, coverage_80,
 coverage_90``. MASE is averaged over windows (each window has its own scale); WQL pools the
-windows. :func:`relative_score` gives the geometric mean of per-series ratios to a baseline,
+windows. :func:`score_windows` gives the same figures per window (one row per ``unique_id,
+model, cutoff``, with ``window`` and the sums that pool them: ``points``, ``abs_y``), so scores
+can be pooled across series or over a subset of windows; :func:`pool_windows` turns any subset
+of those rows back into :func:`score_forecasts`' rows (equal to scoring those windows' forecasts
+directly). :func:`relative_score` gives the geometric mean of per-series ratios to a baseline,
 the way Chronos' Benchmark II reports relative MASE and WQL.
 """
 
@@ -33,12 +37,30 @@ __all__ = [
     "smape",
     "pinball",
     "score_forecasts",
+    "score_windows",
+    "pool_windows",
+    "WINDOW_COLUMNS",
     "relative_score",
 ]
 
 #: Metric columns of :func:`score_forecasts`; all but coverage are "lower is better".
 METRICS: tuple[str, ...] = ("mase", "smape", "wql", "coverage_80", "coverage_90")
 _QCOLS = tuple(quantile_column(q) for q in QUANTILES)
+#: Columns of :func:`score_windows`: per window, the metrics and the sums that pool them.
+WINDOW_COLUMNS: tuple[str, ...] = (
+    "unique_id",
+    "model",
+    "cutoff",
+    "window",
+    "points",
+    "abs_y",
+    "ql_sum",
+    "mase",
+    "smape",
+    "wql",
+    "coverage_80",
+    "coverage_90",
+)
 
 
 def seasonal_scale(y: np.ndarray, season: int) -> float:
@@ -65,6 +87,18 @@ def pinball(y: np.ndarray, q: np.ndarray, level: float) -> np.ndarray:
 
 def score_forecasts(joined: pl.DataFrame, scales: pl.DataFrame) -> pl.DataFrame:
     """Metrics per ``unique_id, model`` (definitions in the module docstring)."""
+    return pool_windows(score_windows(joined, scales))
+
+
+def score_windows(joined: pl.DataFrame, scales: pl.DataFrame) -> pl.DataFrame:
+    """Metrics per ``unique_id, model, cutoff`` (one backtest window), :data:`WINDOW_COLUMNS`.
+
+    ``window`` is the window's number when ``scales`` has a ``window`` column (the backtest's:
+    0 the oldest origin, the same number for every series), else the cutoff's rank within the
+    series (0 the oldest). ``points``, ``abs_y`` (sum of |y|) and ``ql_sum`` (sum of the
+    steps' mean quantile loss) are what :func:`pool_windows` pools sMAPE, coverage and WQL
+    with; ``mase`` is the window's own (its own scale; null when that is not finite).
+    """
     required = ("unique_id", "model", "cutoff", "ds", "y", "mean", *_QCOLS)
     missing = [c for c in required if c not in joined.columns]
     if missing:
@@ -72,7 +106,8 @@ def score_forecasts(joined: pl.DataFrame, scales: pl.DataFrame) -> pl.DataFrame:
             f"scored frame lacks column(s) {missing}; it has {joined.columns}",
             fix="join forecasts (with cutoff) to actuals on unique_id, ds first",
         )
-    frame = joined.join(scales.select("unique_id", "cutoff", "scale"), on=["unique_id", "cutoff"], how="left")
+    keep = ["unique_id", "cutoff", "scale", *(["window"] if "window" in scales.columns else [])]
+    frame = joined.join(scales.select(keep), on=["unique_id", "cutoff"], how="left")
     y = frame.get_column("y").to_numpy()
     losses = [2.0 * pinball(y, frame.get_column(quantile_column(a)).to_numpy(), a) for a in QUANTILES]
     frame = frame.with_columns(
@@ -83,31 +118,54 @@ def score_forecasts(joined: pl.DataFrame, scales: pl.DataFrame) -> pl.DataFrame:
         in90=((pl.col("y") >= pl.col("q05")) & (pl.col("y") <= pl.col("q95"))).cast(pl.Float64),
         abs_y=pl.col("y").abs(),
     )
+    if "window" not in frame.columns:
+        frame = frame.with_columns(
+            (pl.col("cutoff").rank("dense").over("unique_id") - 1).cast(pl.Int64).alias("window")
+        )
     per_window = frame.group_by("unique_id", "model", "cutoff").agg(
-        (pl.col("abs_err").mean() / pl.col("scale").first()).alias("mase_w"),
-        pl.col("smape_pt").sum().alias("smape_sum"),
+        pl.col("window").first().cast(pl.Int64),
+        pl.len().cast(pl.Int64).alias("points"),
+        pl.col("abs_y").sum().alias("abs_y"),
+        (pl.col("abs_err").mean() / pl.col("scale").first()).alias("mase"),
+        pl.col("smape_pt").mean().alias("smape"),
         pl.col("ql").sum().alias("ql_sum"),
-        pl.col("abs_y").sum().alias("abs_y_sum"),
-        pl.col("in80").sum().alias("in80"),
-        pl.col("in90").sum().alias("in90"),
-        pl.len().alias("points"),
+        pl.col("in80").mean().alias("coverage_80"),
+        pl.col("in90").mean().alias("coverage_90"),
     )
     return (
-        per_window.group_by("unique_id", "model")
+        per_window.with_columns(
+            pl.when(pl.col("abs_y") > 0).then(pl.col("ql_sum") / pl.col("abs_y")).otherwise(None).alias("wql"),
+            pl.col("mase").fill_nan(None),
+        )
+        .select(WINDOW_COLUMNS)
+        .sort("unique_id", "model", "cutoff")
+    )
+
+
+def pool_windows(windows: pl.DataFrame, by: tuple[str, ...] = ("unique_id", "model")) -> pl.DataFrame:
+    """:func:`score_forecasts`' rows from :func:`score_windows`' rows (any subset of them).
+
+    MASE is the mean of the windows' MASE (null if one window has no finite scale), sMAPE
+    and coverage are weighted by points, WQL pools sum of losses over sum of |y|. ``by``: the
+    grouping (default one row per series and model).
+    """
+    return (
+        windows.group_by(*by)
         .agg(
-            pl.len().alias("windows"),
-            pl.col("points").sum().alias("points"),
-            pl.col("mase_w").mean().alias("mase"),
-            (pl.col("smape_sum").sum() / pl.col("points").sum()).alias("smape"),
-            pl.when(pl.col("abs_y_sum").sum() > 0)
-            .then(pl.col("ql_sum").sum() / pl.col("abs_y_sum").sum())
+            pl.len().cast(pl.Int64).alias("windows"),
+            pl.col("points").sum().cast(pl.Int64).alias("points"),
+            # a window without a finite scale (constant training part) makes the whole MASE null
+            pl.when(pl.col("mase").null_count() > 0).then(None).otherwise(pl.col("mase").mean()).alias("mase"),
+            ((pl.col("smape") * pl.col("points")).sum() / pl.col("points").sum()).alias("smape"),
+            pl.when(pl.col("abs_y").sum() > 0)
+            .then(pl.col("ql_sum").sum() / pl.col("abs_y").sum())
             .otherwise(None)
             .alias("wql"),
-            (pl.col("in80").sum() / pl.col("points").sum()).alias("coverage_80"),
-            (pl.col("in90").sum() / pl.col("points").sum()).alias("coverage_90"),
+            ((pl.col("coverage_80") * pl.col("points")).sum() / pl.col("points").sum()).alias("coverage_80"),
+            ((pl.col("coverage_90") * pl.col("points")).sum() / pl.col("points").sum()).alias("coverage_90"),
         )
-        .with_columns(pl.col("mase").fill_nan(None), pl.col("windows").cast(pl.Int64), pl.col("points").cast(pl.Int64))
-        .sort("unique_id", "model")
+        .with_columns(pl.col("mase").fill_nan(None))
+        .sort(*by)
     )
 
 

@@ -61,7 +61,7 @@ from core.settings import Settings
 from pipelines.alert_step import judge_alerts, provisional_bundles, run_alert_step, run_expiry_step, series_health
 from pipelines.delivery import publish_pending
 from pipelines.engines import Engine, open_engine
-from pipelines.forecast_step import GlobalFits, run_forecast_step
+from pipelines.forecast_step import GlobalFits, SelectionPool, run_forecast_step
 from pipelines.hazard_step import HazardStep
 from pipelines.market_step import run_market_step
 from pipelines.score_step import run_score_step
@@ -237,6 +237,9 @@ def _forecast_and_score(
     # The global learned models learn across series: fitted once per frequency on the driver,
     # across every series of it, when a chunk first needs one; the chunks share its forecasts.
     global_fits = GlobalFits.of_warehouse(wh, settings, before=clock.cutoff)
+    # [backtest] choose = "frequency" / "auto" pool the backtest windows of every series of a
+    # frequency, whichever chunk it is in: read and decided once, shared by the chunks.
+    pool = SelectionPool.of_warehouse(wh)
     with _pool(settings, progress) as engine:
         if engine.name != "local":
             summary.notes.append(f"engine {engine.description}")
@@ -257,6 +260,7 @@ def _forecast_and_score(
                     progress=progress,
                     forecast=engine.forecast,
                     global_fits=global_fits,
+                    pool=pool,
                 )
                 _add_counts(counts, result.counts)
                 summary.notes.extend(result.notes)

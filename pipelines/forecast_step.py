@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -40,6 +40,7 @@ from warehouse.series import read_observations, read_series_meta
 __all__ = [
     "GLOBAL_OPTIONS",
     "GlobalFits",
+    "SelectionPool",
     "ForecastStepResult",
     "BacktestSummary",
     "run_forecast_step",
@@ -141,6 +142,7 @@ def run_forecast_step(
     progress: _Progress = lambda _msg: None,
     forecast: Callable[..., forecasting.ForecastResult] | None = None,
     global_fits: GlobalFits | None = None,
+    pool: SelectionPool | None = None,
 ) -> ForecastStepResult:
     """Forecast each series with its selected model; write forecasts, selections, exceedance.
 
@@ -148,7 +150,11 @@ def run_forecast_step(
     (default, in this process) or a drop-in with its arguments and result that runs it
     elsewhere (:mod:`pipelines.engines`: a Dask cluster). ``global_fits``: the cycle's global
     model fits (:class:`GlobalFits`, one per frequency across all the warehouse's series of
-    it, shared by the chunks); default: fitted across the series of ``series`` only."""
+    it, shared by the chunks); default: fitted across the series of ``series`` only.
+    ``pool``: what ``[backtest] choose`` = ``"frequency"`` / ``"auto"`` pools
+    (:class:`SelectionPool`: the window scores of every warehouse series of a frequency, and
+    auto's decision per frequency, made once and shared by the chunks); default: read from
+    the warehouse for the frequencies of ``series``."""
     uids = sorted(series.get_column("unique_id").unique().to_list())
     notes: list[str] = []
     bounds = forecasting.bounds_from_meta(meta)
@@ -170,6 +176,9 @@ def run_forecast_step(
     due = [u for u in uids if u not in set(kept["unique_id"].to_list())]
     first = forecasting.select_models(backtests, unique_ids=due, **select)
     named = set(_needed(first, backtests)) | set(kept["model"].to_list()) | _stored_members(kept)
+    rule = settings.backtest.choose
+    if rule != "series" and backtests.height:  # a frequency's pooled winner may be any candidate
+        named |= set(backtests.get_column("model").to_list())
     foreign = sorted(named - set(forecasting.STAT_MODELS) - set(forecasting.GLOBAL_MODELS))
     loaded = load_foundation_models(wh, settings, foreign, notes) if foreign else {}
     # The global learned models are refitted once per frequency per cycle (GlobalFits) when
@@ -190,7 +199,9 @@ def run_forecast_step(
         & ~pl.col("unique_id").is_in([u for u, m in _kept_members(kept).items() if not set(m) <= available])
     )
     due = sorted(set(uids) - set(usable["unique_id"].to_list()))
-    fresh = forecasting.select_models(backtests, unique_ids=due, available=available, **select)
+    if pool is None:
+        pool = SelectionPool.of_warehouse(wh, only=frequencies)
+    fresh = pool.select(backtests, unique_ids=due, rule=rule, available=available, **select)
     if not installed:
         fresh = _say_not_installed(fresh, backtests)
     members = {**_members(fresh, backtests, available), **_kept_members(usable)}
@@ -387,6 +398,83 @@ class GlobalFits:
         return self._done[key]
 
 
+class SelectionPool:
+    """What the rules across series (``[backtest] choose``, :func:`forecasting.select_by_rule`)
+    pool, per frequency: the window scores of the newest backtest of **every** series of the
+    frequency in the warehouse (not only the chunk's), read once per cycle, and ``"auto"``'s
+    decision (:func:`forecasting.decide_rules`), made once. So every chunk of a cycle pools
+    the same series and takes the same rule and pooled candidate, whatever ``[cycle]
+    chunk_series``: a frequency split over chunks is pooled whole.
+
+    The series of a frequency may have been covered by different backtest runs (``ews backtest
+    --series``): each contributes its newest run's windows; a series whose newest run was
+    stored before migration 19 has no window scores and keeps the per-series rule.
+    """
+
+    def __init__(self, load: Callable[[list[str]], pl.DataFrame], *, frequencies: Mapping[str, str]) -> None:
+        self._load = load
+        self.frequencies = dict(frequencies)
+        self._windows: dict[str, pl.DataFrame] = {}
+        self._rules: dict[tuple[str, frozenset[str]], pl.DataFrame] = {}
+
+    @classmethod
+    def of_warehouse(cls, wh: Warehouse, *, only: Mapping[str, str] | None = None) -> SelectionPool:
+        """The pool of every warehouse series (``only``: of these series' frequencies)."""
+        meta = read_series_meta(wh)
+        frequencies = dict(zip(meta["unique_id"], meta["frequency"], strict=True))
+        if only is not None:
+            frequencies = {u: f for u, f in frequencies.items() if f in set(only.values())} | dict(only)
+        return cls(lambda ids: store.read_latest_window_scores(wh, ids), frequencies=frequencies)
+
+    def windows(self, frequency: str) -> pl.DataFrame:
+        """The stored window scores of every series of ``frequency`` (read once)."""
+        if frequency not in self._windows:
+            ids = sorted(u for u, f in self.frequencies.items() if f == frequency)
+            self._windows[frequency] = self._load(ids)
+        return self._windows[frequency]
+
+    def select(
+        self,
+        backtests: pl.DataFrame,
+        *,
+        unique_ids: Sequence[str],
+        rule: str,
+        available: Collection[str],
+        default_model: str,
+        criterion: str,
+        margin: float,
+    ) -> pl.DataFrame:
+        """The fresh selections of ``unique_ids`` under ``rule`` (reasons name the rule)."""
+        if rule == "series" or not unique_ids:
+            return forecasting.select_models(
+                backtests,
+                unique_ids=unique_ids,
+                default_model=default_model,
+                criterion=criterion,
+                available=available,
+                margin=margin,
+            )
+        wanted = sorted({self.frequencies[u] for u in unique_ids})
+        windows = pl.concat([self.windows(f) for f in wanted], how="vertical_relaxed")
+        known = [self._rules[(f, frozenset(available))] for f in wanted if (f, frozenset(available)) in self._rules]
+        selections, rules = forecasting.select_by_rule(
+            backtests,
+            windows,
+            rule=rule,
+            frequencies=self.frequencies,
+            unique_ids=unique_ids,
+            default_model=default_model,
+            criterion=criterion,
+            available=available,
+            margin=margin,
+            rules=pl.concat(known) if known else None,
+        )
+        if rule == "auto":
+            for (frequency,), row in rules.group_by("frequency"):
+                self._rules[(str(frequency), frozenset(available))] = row
+        return selections
+
+
 def _say_not_installed(fresh: pl.DataFrame, backtests: pl.DataFrame) -> pl.DataFrame:
     """Reasons of selections a global model would have served, when it cannot run here."""
     listed = {}
@@ -445,6 +533,7 @@ def _basis(frequency: str, settings: Settings) -> str:
             "ensembles": sorted(settings.backtest.ensembles),
             "chronos": settings.chronos.name if settings.chronos.source else None,
             "calibrate_intervals": settings.backtest.calibrate_intervals,
+            "choose": settings.backtest.choose,
         },
         sort_keys=True,
     )
@@ -793,8 +882,27 @@ def run_backtest(
             dtype=pl.Utf8,
         ),
     )
+    metrics = metrics.join(_window_scores_json(result.window_metrics), on=["unique_id", "model"], how="left")
     rows = store.write_backtest(wh, metrics, run_id=run_id, at=clock.now)
     return BacktestSummary(run_id=run_id, metrics=metrics, notes=notes, rows=rows)
+
+
+def _window_scores_json(window_metrics: pl.DataFrame) -> pl.DataFrame:
+    """``unique_id, model, window_scores``: each row's scores per window as the JSON the
+    warehouse stores (``backtest_results.window_scores``, migration 19)."""
+    if window_metrics.height == 0:
+        return pl.DataFrame(schema={"unique_id": pl.Utf8, "model": pl.Utf8, "window_scores": pl.Utf8})
+    fields = [c for c in forecasting.WINDOW_COLUMNS if c not in ("unique_id", "model")]
+    texts: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for row in window_metrics.sort("unique_id", "model", "window").iter_rows(named=True):
+        item = {k: row[k] for k in fields}
+        item["cutoff"] = row["cutoff"].isoformat()
+        texts.setdefault((row["unique_id"], row["model"]), []).append(item)
+    return pl.DataFrame(
+        [(u, m, json.dumps(items)) for (u, m), items in texts.items()],
+        schema={"unique_id": pl.Utf8, "model": pl.Utf8, "window_scores": pl.Utf8},
+        orient="row",
+    )
 
 
 # -- ews model train ------------------------------------------------------------------------

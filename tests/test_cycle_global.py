@@ -52,6 +52,9 @@ ENV = {
     "EWS_FORECAST__MODELS": '["AutoETS", "AutoTheta", "SeasonalNaive", "Naive", "LGBMGlobal"]',
     "EWS_BACKTEST__ENSEMBLES": '["median", "statglobal"]',
     "EWS_BACKTEST__MARGIN": "0",
+    # per-series choice, as these expectations were made (the rules across series:
+    # tests/test_forecast_selection_rules.py)
+    "EWS_BACKTEST__CHOOSE": "series",
     # the rows are compared with forecast_global called directly: the models' own intervals
     # (calibration is tested in tests/test_forecast_calibration.py)
     "EWS_BACKTEST__CALIBRATE_INTERVALS": "false",

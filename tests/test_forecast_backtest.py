@@ -238,7 +238,7 @@ def test_run_forecasts_with_the_selected_model_and_writes_exceedance(home: Path,
         == 0
     )
     capsys.readouterr()
-    settings = load_settings(home)
+    settings = _per_series(home)
     with Warehouse.open(settings.warehouse_path) as wh:
         meta = read_series_meta(wh)
         series = read_observations(wh)
@@ -271,7 +271,7 @@ def test_run_forecasts_with_the_selected_model_and_writes_exceedance(home: Path,
 
 
 def test_a_rerun_of_the_forecast_step_changes_no_rows(home: Path) -> None:
-    settings = load_settings(home)
+    settings = _per_series(home)  # the settings of the test before: a changed rule would reselect
     with Warehouse.open(settings.warehouse_path) as wh:
         meta = read_series_meta(wh)
         series = read_observations(wh)
@@ -292,6 +292,12 @@ def test_a_rerun_of_the_forecast_step_changes_no_rows(home: Path) -> None:
     assert later.counts["model_selections"] == 2 and later.counts["model_selections_kept"] == 0
     assert later.counts["forecasts"] == 0
     assert _selection_runs(settings) == ["r_test", "r_test3"]
+
+
+def _per_series(home: Path) -> Settings:
+    """The home's settings with per-series choice, which these tests' expectations spell out
+    (the rules across series: tests/test_forecast_selection_rules.py)."""
+    return load_settings(home, environ={"EWS_BACKTEST__CHOOSE": "series"})
 
 
 def _selection_runs(settings: Settings) -> list[str]:

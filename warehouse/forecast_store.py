@@ -11,7 +11,9 @@ parameter and every write an idempotent upsert (an identical row is never rewrit
   did on held-out data, and where its weights are;
 - ``backtest_results``: metrics per backtest run, series and model, kept for every run so
   accuracy can be watched over time; ``members`` lists an ensemble's models,
-  ``interval_scales`` the model's interval calibration factors learned on the run (JSON);
+  ``interval_scales`` the model's interval calibration factors learned on the run (JSON),
+  ``window_scores`` its scores per backtest window (JSON, migration 19;
+  :func:`read_latest_window_scores` reads them as a frame);
 - ``model_selections``: per run and series, the production model, why, and the basis it was
   made on (frequency and candidate settings; a cycle keeps a selection while that holds) and
   the interval calibration factors its forecasts get (``interval_scales``, null = none);
@@ -35,6 +37,7 @@ __all__ = [
     "drop_unselected_forecasts",
     "write_backtest",
     "read_latest_backtest",
+    "read_latest_window_scores",
     "read_backtest_history",
     "write_selections",
     "read_latest_selections",
@@ -61,6 +64,7 @@ _BACKTEST_VALUES = (
     "coverage_90",
     "members",
     "interval_scales",
+    "window_scores",
     "last_cutoff",
     "created_at",
 )
@@ -100,10 +104,11 @@ _MODEL_VALUES = (
 
 def write_backtest(wh: Warehouse, metrics: pl.DataFrame, *, run_id: str, at: datetime) -> int:
     """Store one backtest run's metrics (``unique_id, model, horizon, windows, points, mase,
-    smape, wql, coverage_80, coverage_90, members, interval_scales, last_cutoff``; a frame
-    without ``interval_scales`` stores none)."""
-    if "interval_scales" not in metrics.columns:
-        metrics = metrics.with_columns(pl.lit(None, dtype=pl.Utf8).alias("interval_scales"))
+    smape, wql, coverage_80, coverage_90, members, interval_scales, window_scores, last_cutoff``;
+    a frame without ``interval_scales`` or ``window_scores`` stores none)."""
+    for column in ("interval_scales", "window_scores"):
+        if column not in metrics.columns:
+            metrics = metrics.with_columns(pl.lit(None, dtype=pl.Utf8).alias(column))
     return wh._upsert_rows(
         "backtest_results", metrics, keys=_BACKTEST_KEYS, values=_BACKTEST_VALUES, run_id=run_id, created_at=at
     )
@@ -119,6 +124,45 @@ def read_latest_backtest(wh: Warehouse, unique_ids: Sequence[str] | None = None)
     )
     ids = None if unique_ids is None else list(unique_ids)
     return wh._frame(sql, [ids, ids])
+
+
+#: Fields of one window in ``backtest_results.window_scores`` and their types.
+_WINDOW_FIELDS: dict[str, Any] = {
+    "window": pl.Int64,
+    "cutoff": pl.Datetime("us"),
+    "points": pl.Int64,
+    "abs_y": pl.Float64,
+    "ql_sum": pl.Float64,
+    "mase": pl.Float64,
+    "smape": pl.Float64,
+    "wql": pl.Float64,
+    "coverage_80": pl.Float64,
+    "coverage_90": pl.Float64,
+}
+
+
+def read_latest_window_scores(wh: Warehouse, unique_ids: Sequence[str] | None = None) -> pl.DataFrame:
+    """The per-window scores of each series' newest backtest run: ``run_id, unique_id, model``
+    and one row per window (:data:`_WINDOW_FIELDS`). Rows stored without them (before
+    migration 19) are left out."""
+    ids = None if unique_ids is None else list(unique_ids)
+    stored = wh._frame(
+        "SELECT run_id, unique_id, model, window_scores FROM backtest_results "
+        "WHERE (? IS NULL OR unique_id IN (SELECT unnest(?))) "
+        "QUALIFY run_id = arg_max(run_id, created_at) OVER (PARTITION BY unique_id) "
+        "ORDER BY unique_id, model",
+        [ids, ids],
+    )
+    rows = []
+    for run_id, uid, model, text in stored.iter_rows() if stored.height else []:
+        for item in json.loads(text) if text else []:
+            rows.append(
+                {"run_id": run_id, "unique_id": uid, "model": model}
+                | {k: item.get(k) for k in _WINDOW_FIELDS if k != "cutoff"}
+                | {"cutoff": datetime.fromisoformat(item["cutoff"])}
+            )
+    schema = {"run_id": pl.Utf8, "unique_id": pl.Utf8, "model": pl.Utf8} | _WINDOW_FIELDS
+    return pl.DataFrame(rows, schema=schema)
 
 
 def read_backtest_history(wh: Warehouse, unique_id: str) -> pl.DataFrame:

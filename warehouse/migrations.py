@@ -591,6 +591,13 @@ _V18 = (
     """,
 )
 
+# Version 19 (issue 17, selection rules across series): each backtest row keeps its scores per
+# window (JSON list: window number, cutoff, points, the sums that pool them and the window's
+# MASE, sMAPE, WQL and coverage), so ``[backtest] choose = "frequency"`` can pool a frequency's
+# series window by window and ``"auto"`` can hold later windows out. Null for rows stored
+# before: such a series keeps the per-series rule until its next ``ews backtest``.
+_V19 = ("ALTER TABLE backtest_results ADD COLUMN window_scores VARCHAR",)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "base tables: series, observations, ledger, runs, results, audit", _V1),
     Migration(2, "risk grades, per-series cycle state, earthquake events", _V2),
@@ -609,6 +616,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(16, "the levels step's parked grades and witnesses, committed per chunk", _V16),
     Migration(17, "interval calibration factors of backtest rows and selections", _V17),
     Migration(18, "model states: each series' last AutoETS fit, filtered forward between refits", _V18),
+    Migration(19, "backtest results: scores per window (pooled by the frequency selection rules)", _V19),
 )
 
 CURRENT_VERSION = max(m.version for m in MIGRATIONS)
