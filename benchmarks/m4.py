@@ -40,6 +40,7 @@ import json
 import os
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -179,7 +180,9 @@ def main() -> None:
         timings: dict[str, float] = {}
         before: list[pl.DataFrame] = []
         rules: list[pl.DataFrame] = []
-        forecasts, selections, bt = auto_forecast(
+        # the same set, models and windows for every rule (each later rule reuses the backtest)
+        run = partial(
+            auto_forecast,
             series,
             frequencies=dict.fromkeys(train, freq),
             horizons={freq: h},
@@ -188,33 +191,18 @@ def main() -> None:
             n_jobs=args.n_jobs,
             ensembles=ensembles,
             global_options={"strategy": args.strategy, "n_jobs": args.n_jobs},
-            candidate_forecasts=candidates,
-            timings=timings,
             calibrate=not args.no_calibration,
             calibration_min_points=args.min_points,
-            uncalibrated=before,
-            choose=choices[0],
             rules=rules,
+        )
+        forecasts, selections, bt = run(
+            candidate_forecasts=candidates, timings=timings, uncalibrated=before, choose=choices[0]
         )
         by_rule: dict[str, dict[str, object]] = {}
         for rule in choices:
             if rule != choices[0]:
                 rules.clear()
-                again, picks, _ = auto_forecast(
-                    series,
-                    frequencies=dict.fromkeys(train, freq),
-                    horizons={freq: h},
-                    models=models,
-                    windows=args.windows,
-                    n_jobs=args.n_jobs,
-                    ensembles=ensembles,
-                    global_options={"strategy": args.strategy, "n_jobs": args.n_jobs},
-                    calibrate=not args.no_calibration,
-                    calibration_min_points=args.min_points,
-                    choose=rule,
-                    backtest_result=bt,
-                    rules=rules,
-                )
+                again, picks, _ = run(choose=rule, backtest_result=bt)
             else:
                 again, picks = forecasts, selections
             rs, rm = score(train, test, again, m)

@@ -92,20 +92,25 @@ def test_window_scores_pool_back_to_the_backtest_metrics(
         )
 
 
+def _by_frequency(result: forecasting.BacktestResult, frequencies: dict[str, str]) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The frequency rule on the rates' backtest (every series, AutoETS default, margin 0.2)."""
+    return forecasting.select_by_rule(
+        result.metrics,
+        result.window_metrics,
+        rule="frequency",
+        frequencies=frequencies,
+        unique_ids=sorted(frequencies),
+        default_model="AutoETS",
+        margin=0.2,
+    )
+
+
 def test_the_frequency_rule_picks_one_candidate_on_the_pooled_window_scores(
     rates: tuple[forecasting.BacktestResult, dict[str, str]],
 ) -> None:
     result, frequencies = rates
     ids = sorted(frequencies)
-    chosen, rules = forecasting.select_by_rule(
-        result.metrics,
-        result.window_metrics,
-        rule="frequency",
-        frequencies=frequencies,
-        unique_ids=ids,
-        default_model="AutoETS",
-        margin=0.2,
-    )
+    chosen, rules = _by_frequency(result, frequencies)
     full = [u for u in ids if u != SHORT]
     picked = set(chosen.filter(pl.col("unique_id").is_in(full))["model"])
     assert len(picked) == 1 and rules.row(0, named=True)["rule"] == "frequency"
@@ -129,15 +134,7 @@ def test_a_series_too_short_for_the_pooled_windows_keeps_its_own_choice(
 ) -> None:
     result, frequencies = rates
     ids = sorted(frequencies)
-    chosen, _ = forecasting.select_by_rule(
-        result.metrics,
-        result.window_metrics,
-        rule="frequency",
-        frequencies=frequencies,
-        unique_ids=ids,
-        default_model="AutoETS",
-        margin=0.2,
-    )
+    chosen, _ = _by_frequency(result, frequencies)
     own = forecasting.select_models(result.metrics, unique_ids=ids, default_model="AutoETS", margin=0.2)
     short = chosen.filter(pl.col("unique_id") == SHORT).row(0, named=True)
     mine = own.filter(pl.col("unique_id") == SHORT).row(0, named=True)
