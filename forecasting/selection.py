@@ -44,7 +44,11 @@ Rules across series (:func:`select_by_rule`, ``[backtest] choose``; names in
   lower criterion pooled over all these folds wins (ties, frequencies with a single window and
   frequencies of one series, where pooling would only drop the margin: ``"series"``). It
   reads only the backtest's window scores: nothing after the backtest's newest window is
-  seen. The figures go into every selection's reason.
+  seen. Only series whose windows sit on the frequency's common cutoffs take part (a series
+  that ends earlier, or whose newest backtest had another number of windows, would bring
+  later data into an earlier fold); with the default ``[backtest] step`` (the horizon) the
+  windows do not overlap, and a shorter step lets a fold's earlier windows score points of
+  its test window. The figures go into every selection's reason.
 """
 
 from __future__ import annotations
@@ -443,8 +447,15 @@ def decide_rules(
                 )
             )
             continue
+        aligned, left_out = _on_common_cutoffs(rows)
+        aside = (
+            f"; {left_out} series whose backtest windows are not on the frequency's common cutoffs "
+            "left out of the comparison"
+            if left_out
+            else ""
+        )
         scored, folds = _held_out(
-            rows, default_model=default_model, criterion=criterion, margin=margin, available=available
+            aligned, default_model=default_model, criterion=criterion, margin=margin, available=available
         )
         if folds == 0 or scored.height == 0:
             rows_out.append(
@@ -456,7 +467,7 @@ def decide_rules(
                     folds,
                     0,
                     f"auto: series rule for {frequency}: a held-out comparison needs 2 or more backtest "
-                    "windows with scores",
+                    f"windows with scores{aside}",
                 )
             )
             continue
@@ -479,10 +490,30 @@ def decide_rules(
                 n_series,
                 f"auto: {rule} rule for {frequency}: held-out {criterion.upper()} per series "
                 f"{_fmt(series_score)}, per frequency {_fmt(frequency_score)} (chosen on the windows "
-                f"before each of {folds} later backtest window(s), scored on it; {n_series} series)",
+                f"before each of {folds} later backtest window(s), scored on it; {n_series} series{aside})",
             )
         )
     return pl.DataFrame(rows_out, schema=_RULE_SCHEMA, orient="row")
+
+
+def _on_common_cutoffs(rows: pl.DataFrame) -> tuple[pl.DataFrame, int]:
+    """The window scores (one frequency) of the series whose every window sits on the
+    frequency's common cutoff for its number (the cutoff most of its series have), and how
+    many series were left out. Window numbers count each series' own origins from its oldest,
+    so for a series that ends earlier than the others, or whose newest backtest ran with
+    another number of windows, "the windows before k" are not the others' past of window k:
+    pooling them in a held-out fold would let a choice see later data."""
+    counts = rows.group_by("window", "cutoff").agg(pl.col("unique_id").n_unique().alias("n"))
+    common = counts.sort(["window", "n", "cutoff"], descending=[False, True, False]).unique(
+        "window", keep="first", maintain_order=True
+    )
+    odd = (
+        rows.join(common.select("window", pl.col("cutoff").alias("common")), on="window")
+        .filter(pl.col("cutoff") != pl.col("common"))
+        .get_column("unique_id")
+        .unique()
+    )
+    return rows.filter(~pl.col("unique_id").is_in(odd.implode())), odd.len()
 
 
 _RULE_SCHEMA = {

@@ -177,7 +177,7 @@ def run_forecast_step(
     first = forecasting.select_models(backtests, unique_ids=due, **select)
     named = set(_needed(first, backtests)) | set(kept["model"].to_list()) | _stored_members(kept)
     rule = settings.backtest.choose
-    if rule != "series" and backtests.height:  # a frequency's pooled winner may be any candidate
+    if rule != "series" and due and backtests.height:  # a pooled winner may be any candidate
         named |= set(backtests.get_column("model").to_list())
     foreign = sorted(named - set(forecasting.STAT_MODELS) - set(forecasting.GLOBAL_MODELS))
     loaded = load_foundation_models(wh, settings, foreign, notes) if foreign else {}

@@ -182,6 +182,39 @@ def test_auto_decides_on_earlier_windows_scored_on_later_ones(
     )
 
 
+def test_auto_leaves_out_a_series_whose_windows_are_not_on_the_common_cutoffs(
+    rates: tuple[forecasting.BacktestResult, dict[str, str]],
+) -> None:
+    """A series that ended a year before the others has its window k a year earlier: its
+    "windows before k" would be the others' past no longer, so it takes no part in the
+    held-out folds, and the decision is the one made without it."""
+    result, frequencies = rates
+    early = "usd_per_gbp" if "usd_per_gbp" in frequencies else sorted(frequencies)[0]
+    shifted = result.window_metrics.with_columns(
+        pl.when(pl.col("unique_id") == early)
+        .then(pl.col("cutoff").dt.offset_by("-12mo"))
+        .otherwise(pl.col("cutoff"))
+        .alias("cutoff")
+    )
+    decided = forecasting.decide_rules(shifted, frequencies=frequencies, default_model="AutoETS", margin=0.2).row(
+        0, named=True
+    )
+    without = forecasting.decide_rules(
+        result.window_metrics.filter(pl.col("unique_id") != early),
+        frequencies=frequencies,
+        default_model="AutoETS",
+        margin=0.2,
+    ).row(0, named=True)
+    assert decided["series"] == 6 and without["series"] == 6
+    assert (decided["rule"], decided["series_score"], decided["frequency_score"]) == (
+        without["rule"],
+        without["series_score"],
+        without["frequency_score"],
+    )
+    assert "1 series whose backtest windows are not on the frequency's common cutoffs" in decided["reason"]
+    assert "common cutoffs" not in without["reason"]
+
+
 def test_the_setting_names_the_rules_and_the_fix(tmp_path: Path) -> None:
     assert load_settings(tmp_path, environ={}).backtest.choose == "auto"
     with pytest.raises(ConfigError, match=r"\[backtest\] choose = 'pooled' is not a selection rule") as caught:
