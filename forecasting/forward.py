@@ -32,6 +32,7 @@ window's start still on the grid); everywhere else AutoETS is refitted, with a n
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from collections.abc import Sequence
@@ -47,9 +48,18 @@ from statsforecast.utils import _calculate_sigma, _ensure_float
 
 from core.errors import FrameError
 
-__all__ = ["ETSState", "filter_forward", "new_point_surprise"]
+__all__ = ["ETSState", "filter_forward", "new_point_surprise", "window_digest"]
 
 _KEYS = ("form", "par", "n_params", "start", "end", "map")
+#: Written since the digest was added; a state stored before it lacks the key (and is refitted).
+_OPTIONAL_KEYS = ("window",)
+
+
+def window_digest(y: np.ndarray, observed: np.ndarray) -> str:
+    """A digest of a fit's window (its grid values and which of them were observed), so that
+    a value revised inside the window is noticed before the fit is filtered forward."""
+    body = np.ascontiguousarray(y, dtype=np.float64).tobytes() + np.asarray(observed, dtype=bool).tobytes()
+    return hashlib.sha256(body).hexdigest()[:32]
 
 
 @dataclass(frozen=True)
@@ -62,6 +72,7 @@ class ETSState:
     start: datetime  # first grid stamp of the window it was fitted on
     end: datetime  # last grid stamp of that window
     bound_map: tuple[float | None, float | None, float] | None = None  # (lower, upper, offset)
+    window: str | None = None  # window_digest of the window's grid; None: stored before digests
 
     @property
     def components(self) -> str:
@@ -81,6 +92,7 @@ class ETSState:
                 "start": self.start.isoformat(),
                 "end": self.end.isoformat(),
                 "map": list(self.bound_map) if self.bound_map is not None else None,
+                "window": self.window,
             }
         )
 
@@ -89,7 +101,7 @@ class ETSState:
         """Parse :meth:`to_text`'s output; a malformed text raises :class:`FrameError`."""
         try:
             raw = json.loads(text)
-            if not isinstance(raw, dict) or set(raw) != set(_KEYS):
+            if not isinstance(raw, dict) or not set(_KEYS) <= set(raw) <= {*_KEYS, *_OPTIONAL_KEYS}:
                 raise ValueError(f"keys {sorted(raw) if isinstance(raw, dict) else type(raw).__name__}")
             components, season = str(raw["form"]).split("/")
             if len(components) != 4 or int(season) < 1:
@@ -102,6 +114,7 @@ class ETSState:
                 start=datetime.fromisoformat(raw["start"]),
                 end=datetime.fromisoformat(raw["end"]),
                 bound_map=(bound_map[0], bound_map[1], float(bound_map[2])) if bound_map is not None else None,
+                window=None if raw.get("window") is None else str(raw["window"]),
             )
         except (ValueError, TypeError, KeyError, IndexError) as exc:
             raise FrameError(

@@ -64,7 +64,7 @@ from core.frames import (
     validate_series,
 )
 from forecasting.bounds import BoundedScale, Bounds
-from forecasting.forward import ETSState, filter_forward, new_point_surprise
+from forecasting.forward import ETSState, filter_forward, new_point_surprise, window_digest
 from forecasting.models import FALLBACK, ModelPlan, check_models, plan_model
 from forecasting.regularise import Regularised, regularise
 
@@ -529,7 +529,10 @@ def _forward_of(item: _Series, state: ETSState, part: pl.DataFrame, max_context:
         return f"its form {state.form} does not match the plan's season {season}"
     if item.conformal:
         return "conformal intervals need refits"
-    since = part.filter(pl.col("ds") >= state.start)
+    # From the last observation at or before the window's start: a window can start on a
+    # filled point (a holiday of a business-day series), whose value is that observation's.
+    anchor = part.filter(pl.col("ds") <= state.start).get_column("ds").max()
+    since = part.filter(pl.col("ds") >= (anchor if anchor is not None else state.start))
     if since.height > 2 * max_context:
         return f"{since.height} points since its window's start, more than twice max_context"
     if since.height == 0:
@@ -540,8 +543,16 @@ def _forward_of(item: _Series, state: ETSState, part: pl.DataFrame, max_context:
         frequency=item.grid.frequency,
         max_context=2 * max_context,
     )
+    if grid.ds[0] < state.start:
+        k = int(np.searchsorted(grid.ds.to_numpy(), np.datetime64(state.start), side="left"))
+        grid = dataclasses.replace(grid, ds=grid.ds[k:], y=grid.y[k:], observed=grid.observed[k:])
     if grid.ds[0] != state.start or grid.ds[-1] < state.end:
         return f"its window {state.start:%Y-%m-%d %H:%M}..{state.end:%Y-%m-%d %H:%M} is no longer on the series' grid"
+    if state.window is None:
+        return "it was stored without a digest of its window"
+    n = int(np.searchsorted(grid.ds.to_numpy(), np.datetime64(state.end), side="right"))
+    if window_digest(grid.y[:n], grid.observed[:n]) != state.window:
+        return "values inside its window changed since it was fitted (a revision)"
     form = state.components
     fallback = _Series(item.unique_id, item.grid, tuple(p for p in item.plans if p.name == "AutoETS"), False, form)
     return _Forward(item.unique_id, grid, state, fallback)
@@ -758,6 +769,7 @@ def _fits_of(
             n_params=int(encoded[0]) if has_par else 0,
             start=grid.ds[0].to_pydatetime(),
             end=grid.ds[-1].to_pydatetime(),
+            window=window_digest(grid.y, grid.observed),
         )
     return fits
 
