@@ -238,36 +238,45 @@ def _evidence(
     details = _component_lookup(components, flagged)
     ex_ladder = options.exceedance_ladder
     threshold_map = {lv.label: options.ladder[lv] for lv in _LEVELS}
+    ex_thresholds = {lv.label: ex_ladder[lv] for lv in _LEVELS} if ex_ladder is not None else None
+    names = [lv.label for lv in Level]  # index -> label, without an enum lookup per row
+    hit_columns = [(lv.label, f"hits_{lv.label}") for lv in _LEVELS]
+    fresh: dict[str, dict] = {}  # the ``data`` evidence is one per series
+    if as_of is not None and last_observed is not None:
+        limits = stale_after_days or {}
+        fresh = {uid: _freshness(last, as_of, limits.get(uid)) for uid, last in last_observed.items()}
+    dumps = json.dumps
     evidence = []
     for row in flagged.iter_rows(named=True):
+        level_index = row["level_index"]
         item = {
             "score": row["score"],
             "thresholds": threshold_map,
-            "raw_level": Level(row["raw_level"]).label,
-            "level": Level(row["level_index"]).label,
-            "hits": {lv.label: row[f"hits_{lv.label}"] for lv in _LEVELS},
+            "raw_level": names[row["raw_level"]],
+            "level": names[level_index],
+            "hits": {label: row[column] for label, column in hit_columns},
             "window_n": options.persistence_n,
             "min_hits_k": options.persistence_k,
             "cooldown": options.cooldown,
-            "in_cooldown": row["level_index"] > row["held_index"],
+            "in_cooldown": level_index > row["held_index"],
             "driver": row["driver"],
         }
-        key = (row["unique_id"], row["ds"])
-        if key in details:
-            item["detectors"] = details[key]
-        if row.get("ex_p") is not None and ex_ladder is not None:
+        uid = row["unique_id"]
+        found = details.get((uid, row["ds"])) if details else None
+        if found is not None:
+            item["detectors"] = found
+        if ex_thresholds is not None and row.get("ex_p") is not None:
             item["exceedance"] = {
                 "p_path_cross": row["ex_p"],
                 "threshold": row["ex_threshold"],
                 **({"threshold_value": row["ex_value"]} if row["ex_value"] is not None else {}),
-                "level": Level(row["ex_level"]).label,
-                "thresholds": {lv.label: ex_ladder[lv] for lv in _LEVELS},
+                "level": names[row["ex_level"]],
+                "thresholds": ex_thresholds,
             }
-        if as_of is not None and last_observed is not None and row["unique_id"] in last_observed:
-            item["data"] = _freshness(
-                last_observed[row["unique_id"]], as_of, (stale_after_days or {}).get(row["unique_id"])
-            )
-        evidence.append(json.dumps(item, sort_keys=True, default=str))
+        data = fresh.get(uid)
+        if data is not None:
+            item["data"] = data
+        evidence.append(dumps(item, sort_keys=True, default=str))
     return evidence
 
 

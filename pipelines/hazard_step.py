@@ -82,7 +82,7 @@ import hazards
 from core.clock import Clock
 from core.errors import EWSError, FrameError
 from core.settings import HazardSettings, Settings
-from core.vocabulary import Domain, Level
+from core.vocabulary import LEVEL_RANK, Domain, Level
 from hazards import floods
 from ingest.sources.catalogue import SEISMIC_REGIONS
 from pipelines.market_step import MarketModelInput, market_level, market_summary
@@ -104,6 +104,7 @@ __all__ = ["HazardStep", "HazardStepResult", "FieldLevels", "field_levels", "SEI
 SEISMIC_SUFFIXES: tuple[str, ...] = ("_count", "_max_mag", "_energy")
 _BASIS_MODEL = "hazard_model"
 _BASIS_RARITY = "statistical_rarity"
+_RARITY_PREFIX = '{"basis": ' + json.dumps(_BASIS_RARITY) + ", "
 _MODEL_NAME = "reasenberg_jones"
 _GRADE_SCHEMA: dict[str, pl.DataType] = {
     "unique_id": pl.Utf8(),
@@ -535,12 +536,14 @@ class FieldLevels:
 
     def _ranked(self, frame: pl.DataFrame) -> pl.DataFrame:
         """``rank`` (rarity), the seismic ``region_id`` and ``bound`` (rule 2) of grade rows."""
+        names = frame.get_column("level").str.to_lowercase()
+        for text in set(names.unique().drop_nulls().to_list()) - set(LEVEL_RANK):
+            Level.parse(text)  # raises the error that names the valid levels
+        seismic = sorted(self.seismic_ids & set(frame.get_column("unique_id").unique().to_list()))
+        regions = {uid: _seismic_region(uid) for uid in seismic}
         frame = frame.with_columns(
-            pl.col("level").map_elements(lambda s: int(Level.parse(s)), return_dtype=pl.Int64).alias("rank"),
-            pl.col("unique_id").map_elements(lambda u: _seismic_region(u), return_dtype=pl.Utf8).alias("region_id"),
-        )
-        frame = frame.with_columns(
-            pl.when(pl.col("unique_id").is_in(list(self.seismic_ids))).then(pl.col("region_id")).otherwise(None)
+            names.replace_strict(LEVEL_RANK, return_dtype=pl.Int64).alias("rank"),
+            pl.col("unique_id").replace_strict(regions, default=None, return_dtype=pl.Utf8).alias("region_id"),
         )
         return _mainshock_bound(frame, events=self.events, cfg=self.cfg, at=self.at, active=self.active)
 
@@ -652,7 +655,21 @@ class FieldLevels:
     ) -> dict[str, Any]:
         """The finished grade of one ranked row (rules 1 to 4, module docstring)."""
         counts = self.counts
-        ev = json.loads(r["evidence"] or "{}")
+        text = r["evidence"] or "{}"
+        ev = json.loads(text)
+        if model_level is None and steps is None and r["bound"] == r["rank"] <= self.cap:
+            # Most rows of a first cycle: a rarity grade that no rule changes gains only its
+            # basis, the first key in sorted order; the grading's own sorted JSON is kept
+            # (re-encoding it would give the same text).
+            level = Level(r["bound"])
+            if ev and "basis" not in ev and ev.get("level") == level.label and min(ev) > "basis":
+                return {
+                    "unique_id": r["unique_id"],
+                    "ds": r["ds"],
+                    "level": level.label,
+                    "score": r["score"],
+                    "evidence": _RARITY_PREFIX + text[1:],
+                }
         key = (r["unique_id"], r["ds"])
         rarity = Level(r["rank"])
         if model_level is not None:
