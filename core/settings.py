@@ -34,6 +34,7 @@ __all__ = [
     "RiskSettings",
     "ScoringSettings",
     "CycleSettings",
+    "memory_size",
     "CYCLE_ENGINES",
     "AlertSettings",
     "LLMSettings",
@@ -160,6 +161,18 @@ chunk_series = 100
 # pool of this size (1 = in this process). Results do not depend on it. The forecasts use
 # statsforecast's own pool ([forecast] n_jobs); the two never run at once.
 workers = 1
+# Forecast the next chunk while this one is scored (engine "local", more than one chunk): the
+# next chunk's statistical models run on a thread, in statsforecast's pool, while this
+# process scores, grades and writes the current chunk, so no core waits for the other step.
+# Results do not depend on it; the chunk being scored and the next one's forecasts are held
+# at once.
+overlap = true
+# DuckDB's memory during a cycle (its buffer pool: cached table blocks, sorts, joins). Past it
+# DuckDB evicts and spills to disk instead of growing with the warehouse; a cycle that needs
+# more than this fails with an error naming this key, and writes nothing of the chunk it was
+# in. "" = DuckDB's own limit (80% of the machine's memory), which lets a long cycle's cache
+# grow with every chunk written (docs/scaling.md).
+memory_limit = "1GB"
 # Where the forecast and scoring steps run: "local" (this machine, as above) or "dask" (a Dask
 # cluster: the statistical forecasts through Fugue, the scoring through the cluster's
 # executor; docs/scaling.md "The Dask engine"). Same rows either way; the warehouse is read
@@ -623,11 +636,24 @@ class ScoringSettings:
 CYCLE_ENGINES: tuple[str, ...] = ("local", "dask")
 
 
+def memory_size(text: str, key: str) -> str:
+    """``text`` stripped if it is a DuckDB memory size (``512MB``, ``1.5GB``, ``2GiB``), else a
+    ConfigError naming ``key``."""
+    if not re.fullmatch(r"\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)", text.strip(), flags=re.IGNORECASE):
+        raise ConfigError(
+            f"{key} = {text!r} is not a memory size",
+            fix='give a number and a unit, e.g. "1GB" or "512MB" (or "" for DuckDB\'s own limit)',
+        )
+    return text.strip()
+
+
 @dataclass(frozen=True)
 class CycleSettings:
     as_of: str  # the replay day; commands read it once through core.clock.Clock (clock.cutoff)
     chunk_series: int
     workers: int
+    overlap: bool  # the next chunk's statistical forecasts run while this one is scored
+    memory_limit: str  # DuckDB's memory during a cycle ("" = DuckDB's default)
     engine: str
     scheduler: str  # the Dask scheduler's address (engine "dask"); empty = a local cluster
 
@@ -642,6 +668,8 @@ class CycleSettings:
                 f"[cycle] workers = {self.workers} is not a number of processes",
                 fix="give 1 (in the cycle's own process) or more (a process pool of that size)",
             )
+        if self.memory_limit:
+            memory_size(self.memory_limit, "[cycle] memory_limit")
         if self.engine not in CYCLE_ENGINES:
             raise ConfigError(
                 f"[cycle] engine = {self.engine!r} is not an engine",

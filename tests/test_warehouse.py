@@ -15,6 +15,7 @@ from core.errors import WarehouseError, WarehouseLockedError
 from tests.sql import sql_frame, sql_rows
 from warehouse import CURRENT_VERSION, MIGRATIONS, Warehouse
 from warehouse.dashboard_reads import full_table_row_counts
+from warehouse.grades import upsert_scores
 from warehouse.series import read_observations, read_series_meta, upsert_observations, upsert_series
 from warehouse.status import count_rows
 
@@ -117,6 +118,66 @@ def test_upsert_is_idempotent_and_counts_only_changes(tmp_path: Path) -> None:
         )
         assert upsert_observations(wh, revised, batch_id="b3") == 2
         assert count_rows(wh, "observations") == 13
+
+
+def _scores(values: list[tuple[str, int, float]]) -> pl.DataFrame:
+    """Anomaly score rows of the real UNRATE dates: (series, month index, calibrated score)."""
+    months = _fred_frame()["ds"]
+    return pl.DataFrame(
+        {
+            "unique_id": [u for u, _, _ in values],
+            "ds": [months[i] for _, i, _ in values],
+            "detector": ["level"] * len(values),
+            "raw_score": [10 * s for _, _, s in values],
+            "score": [s for _, _, s in values],
+        }
+    )
+
+
+def test_scores_keep_one_row_per_key_without_an_index(tmp_path: Path) -> None:
+    """Schema 20: anomaly_scores has no primary-key index (DuckDB holds one wholly in memory);
+    the writer keeps the key: new keys inserted, changed rows replaced, identical rows left
+    with the run that wrote them, a repeated key refused."""
+    with Warehouse.open(tmp_path / "w.duckdb") as wh:
+        assert not sql_rows(
+            wh,
+            "SELECT 1 FROM duckdb_constraints() WHERE table_name IN ('anomaly_scores', 'risk_grades') "
+            "AND constraint_type = 'PRIMARY KEY'",
+        )
+        first = _scores([("unrate", 0, 0.1), ("unrate", 1, 0.2), ("cpi", 0, 0.3)])
+        with wh.transaction():
+            assert upsert_scores(wh, first, run_id="r1") == 3
+        again = _scores([("unrate", 0, 0.1), ("unrate", 1, 0.25), ("dgs10", 0, 0.3)])
+        with wh.transaction():
+            assert upsert_scores(wh, again, run_id="r2") == 2  # one changed, one new
+        rows = sql_rows(wh, "SELECT unique_id, ds, score, run_id FROM anomaly_scores ORDER BY unique_id, ds")
+        months = _fred_frame()["ds"]
+        assert rows == [
+            ("cpi", months[0], 0.3, "r1"),
+            ("dgs10", months[0], 0.3, "r2"),
+            ("unrate", months[0], 0.1, "r1"),
+            ("unrate", months[1], 0.25, "r2"),
+        ]
+        with pytest.raises(WarehouseError, match="repeat a key"):
+            upsert_scores(wh, pl.concat([again, again]), run_id="r3")
+        assert count_rows(wh, "anomaly_scores") == 4
+
+
+def test_version_19_scores_move_to_the_unindexed_table_keeping_their_rows(tmp_path: Path) -> None:
+    path = tmp_path / "v19.duckdb"
+    with Warehouse.open(path, target_version=19) as wh:
+        assert sql_rows(
+            wh,
+            "SELECT 1 FROM duckdb_constraints() WHERE table_name = 'anomaly_scores' "
+            "AND constraint_type = 'PRIMARY KEY'",
+        )
+        upsert_scores(wh, _scores([("unrate", i, i / 20) for i in range(12)]), run_id="r19")
+        before = sql_frame(wh, "SELECT * FROM anomaly_scores ORDER BY unique_id, ds")
+    with Warehouse.open(path) as wh:
+        assert wh.schema_version() == CURRENT_VERSION >= 20
+        assert sql_frame(wh, "SELECT * FROM anomaly_scores ORDER BY unique_id, ds").equals(before)
+        with pytest.raises(Exception, match="CHECK constraint"):  # the score's range is still checked
+            sql_rows(wh, "INSERT INTO anomaly_scores VALUES ('r', 'unrate', TIMESTAMP '2030-01-01', 'level', 1, 2)")
 
 
 def test_failed_transaction_leaves_nothing(tmp_path: Path) -> None:

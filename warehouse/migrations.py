@@ -598,6 +598,44 @@ _V18 = (
 # before: such a series keeps the per-series rule until its next ``ews backtest``.
 _V19 = ("ALTER TABLE backtest_results ADD COLUMN window_scores VARCHAR",)
 
+# Version 20 (issue 21, bounded memory): anomaly scores and risk grades without a primary key.
+# DuckDB keeps a primary key's index (an ART) in memory and cannot spill it: the scores' index
+# grew by about 0.4 MB per ten-year daily series (127 MB at 300 series, so more than a gigabyte
+# at 3,000) and made each chunk's write check 1.5 million keys. The keys ((unique_id, ds,
+# detector) and (unique_id, ds)) are kept by the one writer (``Warehouse._upsert_rows``: the
+# changed rows are deleted, then inserted, in the chunk's transaction); the rows are copied in
+# key order, so DuckDB's min/max row-group statistics find a series' rows.
+_V20 = (
+    """
+    CREATE TABLE anomaly_scores_v20 (
+        run_id    VARCHAR NOT NULL,
+        unique_id VARCHAR NOT NULL,
+        ds        TIMESTAMP NOT NULL,
+        detector  VARCHAR NOT NULL,
+        raw_score DOUBLE NOT NULL,
+        score     DOUBLE NOT NULL CHECK (score BETWEEN 0 AND 1)
+    )
+    """,
+    "INSERT INTO anomaly_scores_v20 SELECT run_id, unique_id, ds, detector, raw_score, score "
+    "FROM anomaly_scores ORDER BY unique_id, ds, detector",
+    "DROP TABLE anomaly_scores",
+    "ALTER TABLE anomaly_scores_v20 RENAME TO anomaly_scores",
+    """
+    CREATE TABLE risk_grades_v20 (
+        run_id    VARCHAR NOT NULL,
+        unique_id VARCHAR NOT NULL,
+        ds        TIMESTAMP NOT NULL,
+        level     VARCHAR NOT NULL CHECK (level IN ('none', 'blue', 'yellow', 'orange', 'red')),
+        score     DOUBLE NOT NULL,
+        evidence  JSON NOT NULL
+    )
+    """,
+    "INSERT INTO risk_grades_v20 SELECT run_id, unique_id, ds, level, score, evidence "
+    "FROM risk_grades ORDER BY unique_id, ds",
+    "DROP TABLE risk_grades",
+    "ALTER TABLE risk_grades_v20 RENAME TO risk_grades",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "base tables: series, observations, ledger, runs, results, audit", _V1),
     Migration(2, "risk grades, per-series cycle state, earthquake events", _V2),
@@ -617,6 +655,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(17, "interval calibration factors of backtest rows and selections", _V17),
     Migration(18, "model states: each series' last AutoETS fit, filtered forward between refits", _V18),
     Migration(19, "backtest results: scores per window (pooled by the frequency selection rules)", _V19),
+    Migration(20, "anomaly scores and risk grades without a key index (kept by the writer)", _V20),
 )
 
 CURRENT_VERSION = max(m.version for m in MIGRATIONS)

@@ -29,6 +29,7 @@ import polars as pl
 from core.clock import utc_now
 from core.errors import WarehouseError, WarehouseLockedError
 from core.frames import QUANTILES, SERIES_META_COLUMNS, quantile_column
+from core.settings import memory_size
 from core.vocabulary import WARNING_LEVEL_NAMES
 from warehouse.migrations import CURRENT_VERSION, MIGRATIONS
 
@@ -66,6 +67,9 @@ _TABLES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 }
 # Columns whose change alone does not count as a change (bookkeeping, not content).
 _NOT_CONTENT = {"run_id", "batch_id", "processed_at", "updated_at"}
+#: Tables whose key this writer keeps without a primary-key index (schema 20: DuckDB holds
+#: an index wholly in memory, and these grew with every series; docs/scaling.md).
+_UNINDEXED = {"anomaly_scores", "risk_grades"}
 
 
 class Warehouse:
@@ -211,6 +215,27 @@ class Warehouse:
         return self._in_transaction
 
     @contextmanager
+    def memory_limit(self, limit: str, *, setting: str) -> Iterator[None]:
+        """DuckDB's memory capped at ``limit`` (``"1GB"``; empty: left as it is) inside the
+        block, then reset to DuckDB's default (80% of the machine's memory). Past the cap DuckDB evicts cached blocks and spills large
+        operators to disk; what it cannot (an index) fails the block with an error naming
+        ``setting``, the configuration key that raises the cap."""
+        if not limit:
+            yield
+            return
+        self._execute(f"SET memory_limit = '{memory_size(limit, setting)}'")
+        try:
+            yield
+        except duckdb.OutOfMemoryException as exc:
+            raise WarehouseError(
+                f"the warehouse ran out of its memory limit {limit} ({setting}): {str(exc).splitlines()[0]}",
+                fix=f'raise {setting} (e.g. to twice {limit}), or set it to "" for DuckDB\'s own limit '
+                "(80% of this machine's memory); nothing of the failed chunk was written",
+            ) from None
+        finally:
+            self._execute("RESET memory_limit")
+
+    @contextmanager
     def transaction(self) -> Iterator[None]:
         """All writes inside commit together or not at all (nesting joins the outer one)."""
         if self._in_transaction:
@@ -268,11 +293,51 @@ class Warehouse:
             f"SELECT {', '.join(select)} FROM incoming "
             f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {updates}" + (f" WHERE {where}" if where else "")
         )
-        if not self._execute(f"SELECT count(*) FROM (SELECT 1 FROM {table} LIMIT 1)")[0][0]:
+        empty = not self._execute(f"SELECT count(*) FROM (SELECT 1 FROM {table} LIMIT 1)")[0][0]
+        if table in _UNINDEXED and not empty:
+            return self._replace_rows(table, frame, keys=keys, columns=columns, select=select, params=params)
+        if empty:
             # An empty table has nothing to conflict with: a plain bulk insert (same result, and
             # DuckDB skips the per-row conflict check, which dominates a first load).
             sql = f"INSERT INTO {table} ({', '.join(columns)}) SELECT {', '.join(select)} FROM incoming"
         return self._with_frame(sql, frame, params)[0][0]
+
+    def _replace_rows(
+        self,
+        table: str,
+        frame: pl.DataFrame,
+        *,
+        keys: tuple[str, ...],
+        columns: tuple[str, ...],
+        select: Sequence[str],
+        params: Sequence[Any],
+    ) -> int:
+        """:meth:`_upsert_rows` for a table without a key index (``_UNINDEXED``): the stored
+        rows whose content differs from ``frame``'s are deleted, then every key of ``frame``
+        not stored is inserted (new keys and the changed rows); identical rows are left alone.
+        Returns the rows inserted or changed, as the indexed upsert does. Call it inside a
+        transaction (the cycle's chunk) so readers never see a changed row missing."""
+        if frame.select(keys).is_duplicated().any():
+            raise WarehouseError(
+                f"rows for {table} repeat a key ({', '.join(keys)})",
+                fix="write one row per key (a bug in the caller: report it)",
+            )
+        changed = [c for c in columns if c not in keys and c not in _NOT_CONTENT]
+        mine = f"(SELECT * FROM {table} WHERE {keys[0]} IN (SELECT DISTINCT {keys[0]} FROM incoming))"
+        match = " AND ".join(f"t.{k} = i.{k}" for k in keys)
+        differs = " OR ".join(f"t.{c} IS DISTINCT FROM i.{c}" for c in changed) or "false"
+        incoming = frame.to_arrow()  # noqa: F841 - read by DuckDB's replacement scan, by name
+        self._con.execute(
+            f"DELETE FROM {table} WHERE rowid IN (SELECT t.rowid FROM {table} t JOIN "
+            f"(SELECT {', '.join(select)} FROM incoming) i ON {match} "
+            f"WHERE t.{keys[0]} IN (SELECT DISTINCT {keys[0]} FROM incoming) AND ({differs}))",
+            list(params),
+        )
+        return self._con.execute(
+            f"INSERT INTO {table} ({', '.join(columns)}) SELECT * FROM (SELECT {', '.join(select)} FROM incoming) i "
+            f"WHERE NOT EXISTS (SELECT 1 FROM {mine} t WHERE {match})",
+            list(params),
+        ).fetchall()[0][0]
 
     def _with_frame(self, sql: str, frame: pl.DataFrame, params: Sequence[Any] | None = None) -> list[tuple[Any, ...]]:
         """Run ``sql`` reading ``frame`` as the table ``incoming`` (a code constant), found by
