@@ -11,7 +11,11 @@ process's ``ru_maxrss`` and the cycle's row counts.
     PYTHONPATH=. .venv/bin/python benchmarks/cycle_steps_memory.py --series 100
     EWS_CYCLE__CHUNK_SERIES=0 PYTHONPATH=. .venv/bin/python benchmarks/cycle_steps_memory.py --series 100
 
-The sampling costs nothing measurable; times are not reported (see cycle_scale.py for those).
+``duckdb_mb_by_step`` and ``duckdb_peak_mb_by_tag`` are DuckDB's own accounting
+(``duckdb_memory()``) at each step's end; ``[cycle] memory_limit`` caps it (set it with
+``EWS_CYCLE__MEMORY_LIMIT``, "" for DuckDB's default). ``seconds_by_step`` is the wall time
+between a step's message and the next one (the shares of a first cycle; cycle_scale.py times
+whole runs). The sampling costs nothing measurable.
 """
 
 from __future__ import annotations
@@ -60,7 +64,9 @@ def main() -> None:
         cycle_scale._ews(home, "ingest", "file", str(history), *cycle_scale._FORMAT)
 
         peaks: dict[str, float] = {}
+        seconds: dict[str, float] = {}
         step = ["start"]
+        began = [time.perf_counter()]
         done = threading.Event()
 
         def sample() -> None:
@@ -68,22 +74,42 @@ def main() -> None:
                 peaks[step[0]] = max(peaks.get(step[0], 0.0), _rss_mb())
                 time.sleep(0.2)
 
+        duckdb_mb: dict[str, float] = {}
+        duckdb_tags: dict[str, float] = {}
+        connection: list = []
+
         def progress(message: str) -> None:
+            if connection:  # DuckDB's own buffers at the end of the step (the cycle's thread)
+                rows = connection[0]._execute("SELECT tag, memory_usage_bytes FROM duckdb_memory()")
+                used = sum(b for _, b in rows)
+                duckdb_mb[step[0]] = max(duckdb_mb.get(step[0], 0.0), used / 2**20)
+                for tag, b in rows:
+                    if b:
+                        duckdb_tags[tag] = max(duckdb_tags.get(tag, 0.0), b / 2**20)
+            now = time.perf_counter()
+            seconds[step[0]] = seconds.get(step[0], 0.0) + now - began[0]
+            began[0] = now
             step[0] = message.strip()[:40]
 
         threading.Thread(target=sample, daemon=True).start()
         settings = load_settings(home)
         with Warehouse.open(settings.warehouse_path) as wh:
+            connection.append(wh)
             summary = run_cycle(wh, settings, clock=Clock.from_settings(settings), progress=progress)
             progress("after the cycle: status and dashboard sync")
             warehouse_status(wh)
             sync_dashboard(wh, settings)
+            progress("end")
         done.set()
     print(
         json.dumps(
             {
                 "series": args.series,
+                "memory_limit": settings.cycle.memory_limit or "DuckDB's default",
                 "peak_mb_by_step": {k: round(v, 1) for k, v in peaks.items()},
+                "duckdb_mb_by_step": {k: round(v, 1) for k, v in duckdb_mb.items()},
+                "duckdb_peak_mb_by_tag": {k: round(v, 1) for k, v in duckdb_tags.items()},
+                "seconds_by_step": {k: round(v, 2) for k, v in seconds.items()},
                 "ru_maxrss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1),
                 "row_counts": summary.row_counts,
             }

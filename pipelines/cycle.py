@@ -47,8 +47,10 @@ Transactions, in this order:
 
 from __future__ import annotations
 
+import ctypes
 import secrets
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -61,7 +63,14 @@ from core.settings import Settings
 from pipelines.alert_step import judge_alerts, provisional_bundles, run_alert_step, run_expiry_step, series_health
 from pipelines.delivery import publish_pending
 from pipelines.engines import Engine, open_engine
-from pipelines.forecast_step import GlobalFits, SelectionPool, run_forecast_step
+from pipelines.forecast_step import (
+    ForecastPlan,
+    GlobalFits,
+    SelectionPool,
+    Statistical,
+    finish_forecast_step,
+    plan_forecast_step,
+)
 from pipelines.hazard_step import HazardStep
 from pipelines.market_step import run_market_step
 from pipelines.score_step import run_score_step
@@ -117,7 +126,8 @@ def run_cycle(
     if clock.replaying:
         progress(f"replay: the cycle sees only data up to {clock.as_of} ([cycle] as_of)")
     try:
-        to_judge = _cycle(wh, settings, summary, clock=clock, progress=progress, actor=actor)
+        with wh.memory_limit(settings.cycle.memory_limit, setting="[cycle] memory_limit"):
+            to_judge = _cycle(wh, settings, summary, clock=clock, progress=progress, actor=actor)
         # Committed. The judge's network calls happen out here (see the module docstring).
         _judge(wh, settings, summary, to_judge, clock=clock, progress=progress)
         # CAP files are written only after the cycle's rows and judgments are committed, so a
@@ -240,30 +250,45 @@ def _forecast_and_score(
     # [backtest] choose = "frequency" / "auto" pool the backtest windows of every series of a
     # frequency, whichever chunk it is in: read and decided once, shared by the chunks.
     pool = SelectionPool.of_warehouse(wh)
-    with _pool(settings, progress) as engine:
+    with _pool(settings, progress) as engine, ThreadPoolExecutor(max_workers=1) as ahead:
         if engine.name != "local":
             summary.notes.append(f"engine {engine.description}")
+        # [cycle] overlap: the next chunk's statistical models run on a thread while this
+        # chunk is scored (they touch no warehouse; their reads are done before, their writes
+        # after, in their own chunk's transaction). The Dask engine sends them to its cluster.
+        overlap = settings.cycle.overlap and engine.name == "local" and len(chunks) > 1
+
+        def plan(number: int, ids: list[str]) -> _Chunk:
+            part = read_observations(wh, ids, before=clock.cutoff)
+            part_meta = meta.filter(pl.col("unique_id").is_in(ids))
+            of = f" (chunk {number} of {len(chunks)}, [cycle] chunk_series = {size})" if len(chunks) > 1 else ""
+            progress(f"[1/4] forecasting {len(ids)} series{of} (each with its backtest-selected model)")
+            planned = plan_forecast_step(
+                wh,
+                settings,
+                part,
+                frequencies={u: frequencies[u] for u in ids},
+                meta=part_meta,
+                now=clock.now,
+                progress=progress,
+                global_fits=global_fits,
+                pool=pool,
+            )
+            ahead_of = ahead.submit(planned.statistical, engine.forecast) if overlap else None
+            return _Chunk(part, part_meta, of, planned, ahead_of)
+
+        upcoming: _Chunk | None = None
         for number, ids in enumerate(chunks, 1):
             with wh.transaction():  # one chunk: every row of its series, or none
-                part = read_observations(wh, ids, before=clock.cutoff)
-                part_meta = meta.filter(pl.col("unique_id").is_in(ids))
-                of = f" (chunk {number} of {len(chunks)}, [cycle] chunk_series = {size})" if len(chunks) > 1 else ""
-                progress(f"[1/4] forecasting {len(ids)} series{of} (each with its backtest-selected model)")
-                result = run_forecast_step(
-                    wh,
-                    settings,
-                    part,
-                    frequencies={u: frequencies[u] for u in ids},
-                    meta=part_meta,
-                    run_id=summary.run_id,
-                    now=clock.now,
-                    progress=progress,
-                    forecast=engine.forecast,
-                    global_fits=global_fits,
-                    pool=pool,
-                )
+                chunk = upcoming if upcoming is not None else plan(number, ids)
+                upcoming = None
+                stat = chunk.statistical.result() if chunk.statistical else chunk.plan.statistical(engine.forecast)
+                result = finish_forecast_step(wh, chunk.plan, stat, run_id=summary.run_id, progress=progress)
                 _add_counts(counts, result.counts)
                 summary.notes.extend(result.notes)
+                if overlap and number < len(chunks):  # the next chunk's models start now
+                    upcoming = plan(number + 1, chunks[number])
+                part, part_meta = chunk.part, chunk.meta
                 scored = run_score_step(
                     wh,
                     settings,
@@ -281,9 +306,10 @@ def _forecast_and_score(
                 _add_counts(counts, scored.counts)
                 summary.notes.extend(scored.notes)
                 del result  # the forecasts and fits go before the levels step
-                levels.add(scored.grades, part, label=of)
+                levels.add(scored.grades, part, label=chunk.label)
             health.append(series_health(part, settings, frequencies=frequencies, clock=clock))
-            del scored, part  # the chunk's frames go before the next chunk is read
+            del scored, part, chunk  # the chunk's frames go before the next chunk is read
+            _give_back_freed_memory()
     if global_fits.seconds:
         summary.notes.append(
             "global model fits (seconds): " + ", ".join(f"{k} {v:.2f}" for k, v in sorted(global_fits.seconds.items()))
@@ -296,12 +322,42 @@ def _forecast_and_score(
     return pl.concat(health)
 
 
+@dataclass
+class _Chunk:
+    """One chunk read and planned: its observations, metadata, progress label, forecast plan
+    and, with ``[cycle] overlap``, its statistical models running on the overlap thread."""
+
+    part: pl.DataFrame
+    meta: pl.DataFrame
+    label: str
+    plan: ForecastPlan
+    statistical: Future[Statistical] | None
+
+
 @contextmanager
 def _pool(settings: Settings, progress: Callable[[str], None]) -> Iterator[Engine]:
     """Where the chunks' forecasts and scoring run (``[cycle] engine``, :mod:`pipelines.engines`):
     this process with a scoring pool of ``[cycle] workers`` processes, or a Dask cluster."""
     with open_engine(settings, progress=progress) as engine:
         yield engine
+
+
+def _give_back_freed_memory() -> None:
+    """Return the heap pages a chunk freed to the system (glibc's ``malloc_trim``). glibc keeps
+    freed memory for reuse, and the many small objects of a chunk's scoring and levels leave it
+    fragmented, so without this a long cycle's resident memory crept up chunk after chunk
+    (docs/scaling.md). A no-op where the C library has no ``malloc_trim`` (macOS, musl)."""
+    global _TRIM
+    if _TRIM is None:
+        try:
+            _TRIM = ctypes.CDLL("libc.so.6").malloc_trim
+        except (OSError, AttributeError):
+            _TRIM = False
+    if _TRIM:
+        _TRIM(0)
+
+
+_TRIM: Any = None
 
 
 def _add_counts(counts: dict[str, int], more: dict[str, int]) -> None:

@@ -44,6 +44,10 @@ __all__ = [
     "ForecastStepResult",
     "BacktestSummary",
     "run_forecast_step",
+    "ForecastPlan",
+    "Statistical",
+    "plan_forecast_step",
+    "finish_forecast_step",
     "run_backtest",
     "train_domain_model",
     "load_foundation_models",
@@ -155,6 +159,76 @@ def run_forecast_step(
     (:class:`SelectionPool`: the window scores of every warehouse series of a frequency, and
     auto's decision per frequency, made once and shared by the chunks); default: read from
     the warehouse for the frequencies of ``series``."""
+    plan = plan_forecast_step(
+        wh,
+        settings,
+        series,
+        frequencies=frequencies,
+        meta=meta,
+        now=now,
+        progress=progress,
+        global_fits=global_fits,
+        pool=pool,
+    )
+    return finish_forecast_step(wh, plan, plan.statistical(forecast), run_id=run_id, progress=progress)
+
+
+@dataclass
+class ForecastPlan:
+    """What the forecast step decided from the warehouse before any model ran (the reads of
+    :func:`plan_forecast_step`): each series' selection, the statistical models it needs,
+    the kept ETS forms and stored fits, the loaded foundation models. :meth:`statistical`
+    runs the statistical models (no warehouse access, so the cycle may run it on a thread
+    while it scores the previous chunk); :func:`finish_forecast_step` does the rest and writes."""
+
+    settings: Settings
+    series: pl.DataFrame
+    frequencies: Mapping[str, str]
+    meta: pl.DataFrame
+    now: datetime
+    bounds: dict[str, forecasting.Bounds]
+    backtests: pl.DataFrame
+    fresh: pl.DataFrame
+    usable: pl.DataFrame
+    selections: pl.DataFrame
+    members: dict[str, list[str]]
+    weights: dict[str, dict[str, float]]
+    stat_needed: dict[str, list[str]]
+    kept_forms: dict[str, str]
+    kept_states: dict[str, str]
+    loaded: dict[str, Any]
+    installed: bool
+    global_fits: GlobalFits
+    notes: list[str]
+
+    def statistical(self, forecast: Callable[..., forecasting.ForecastResult] | None = None) -> Statistical:
+        """The statistical forecasts and in-sample fits (``forecast``: as :func:`run_forecast_step`)."""
+        return _run_statistical(
+            self.series,
+            self.stat_needed,
+            self.frequencies,
+            self.settings,
+            self.bounds,
+            self.kept_forms,
+            self.kept_states,
+            forecast or forecasting.forecast_statistical,
+        )
+
+
+def plan_forecast_step(
+    wh: Warehouse,
+    settings: Settings,
+    series: pl.DataFrame,
+    *,
+    frequencies: Mapping[str, str],
+    meta: pl.DataFrame,
+    now: datetime,
+    progress: _Progress = lambda _msg: None,
+    global_fits: GlobalFits | None = None,
+    pool: SelectionPool | None = None,
+) -> ForecastPlan:
+    """The reads and decisions of :func:`run_forecast_step` (its arguments), up to the
+    statistical models; writes nothing."""
     uids = sorted(series.get_column("unique_id").unique().to_list())
     notes: list[str] = []
     bounds = forecasting.bounds_from_meta(meta)
@@ -235,16 +309,45 @@ def run_forecast_step(
     # forward over the new points (no fit at all).
     kept_forms = {u: f for u, f in usable.select("unique_id", "ets_form").iter_rows() if f}
     kept_states = _kept_states(wh, kept_forms, now=now, period=fc.refit_period())
-    parts, fitted_parts, stat_notes, fits = _run_statistical(
-        series,
-        stat_needed,
-        frequencies,
-        settings,
-        bounds,
-        kept_forms,
-        kept_states,
-        forecast or forecasting.forecast_statistical,
+    return ForecastPlan(
+        settings=settings,
+        series=series,
+        frequencies=frequencies,
+        meta=meta,
+        now=now,
+        bounds=bounds,
+        backtests=backtests,
+        fresh=fresh,
+        usable=usable,
+        selections=selections,
+        members=members,
+        weights=weights,
+        stat_needed=stat_needed,
+        kept_forms=kept_forms,
+        kept_states=kept_states,
+        loaded=loaded,
+        installed=installed,
+        global_fits=global_fits,
+        notes=notes,
     )
+
+
+def finish_forecast_step(
+    wh: Warehouse,
+    plan: ForecastPlan,
+    statistical: Statistical,
+    *,
+    run_id: str,
+    progress: _Progress = lambda _msg: None,
+) -> ForecastStepResult:
+    """The rest of :func:`run_forecast_step` once ``plan``'s statistical models ran
+    (``statistical``: :meth:`ForecastPlan.statistical`): foundation and global models,
+    combinations, calibrated intervals, exceedance; writes forecasts, selections, fits."""
+    settings, series, frequencies, meta, now = plan.settings, plan.series, plan.frequencies, plan.meta, plan.now
+    bounds, fresh, usable, selections = plan.bounds, plan.fresh, plan.usable, plan.selections
+    members, weights, loaded, notes = plan.members, plan.weights, plan.loaded, list(plan.notes)
+    fc = settings.forecast
+    parts, fitted_parts, stat_notes, fits = statistical
     forms = fits.ets_forms
     fresh = fresh.with_columns(pl.Series("ets_form", [forms.get(u) for u in fresh["unique_id"]], dtype=pl.Utf8))
     notes.extend(stat_notes)
@@ -255,8 +358,8 @@ def run_forecast_step(
         if wanted:
             part = _chronos_forecaster(model, settings, wanted, bounds)(series, frequencies, fc.horizon)
             parts.append(part.select(forecast_columns()))
-    if installed:
-        parts.extend(_run_global(selections, members, frequencies, global_fits, notes))
+    if plan.installed:
+        parts.extend(_run_global(selections, members, frequencies, plan.global_fits, notes))
     raw = pl.concat(parts, how="vertical_relaxed") if parts else pl.DataFrame()
     fitted_all = pl.concat(fitted_parts, how="vertical_relaxed") if fitted_parts else pl.DataFrame()
     chosen, fitted = _assemble(raw, fitted_all, selections, members, weights, notes)
@@ -648,6 +751,10 @@ class _ETSFits:
     forwarded: tuple[str, ...]
 
 
+#: What :func:`_run_statistical` returns: forecasts, in-sample fits, notes, what AutoETS did.
+Statistical = tuple[list[pl.DataFrame], list[pl.DataFrame], list[str], _ETSFits]
+
+
 def _kept_states(wh: Warehouse, kept_forms: Mapping[str, str], *, now: datetime, period: timedelta) -> dict[str, str]:
     """The stored AutoETS fits to filter forward: of kept selections, fitted with the kept form
     less than ``period`` ago ([forecast] refit_every; none when it is zero)."""
@@ -676,7 +783,7 @@ def _run_statistical(
     ets_forms: Mapping[str, str] | None = None,
     ets_states: Mapping[str, str] | None = None,
     forecast: Callable[..., forecasting.ForecastResult] = forecasting.forecast_statistical,
-) -> tuple[list[pl.DataFrame], list[pl.DataFrame], list[str], _ETSFits]:
+) -> Statistical:
     """One forecast_statistical call per distinct set of needed models; also returns what
     AutoETS did (``ets_forms``: kept forms to refit; ``ets_states``: stored fits to filter
     forward)."""

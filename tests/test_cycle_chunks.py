@@ -4,8 +4,9 @@ Real data: the bundled FRED STLFSI4 (weekly), UNRATE and CPIAUCSL (monthly) file
 region US (so the levels step's corroboration sees series of several chunks), replayed
 through the autumn of 2008. Each test cycles two fresh warehouses holding the same data, once
 with every series in one chunk and once with one series per chunk (``[cycle] chunk_series``),
-or with one worker and with two (``[cycle] workers``, scoring in a process pool),
-and compares every row the cycle wrote, but for run ids.
+or with one worker and with two (``[cycle] workers``, scoring in a process pool), or with the
+next chunk's forecasts made while a chunk is scored and without (``[cycle] overlap``), and
+compares every row the cycle wrote, but for run ids.
 
 The chunk test adds the Choptank river (daily discharge: a flood level from its return
 periods) and the New York tide gauge (monthly sea level: steps in its evidence), both put in
@@ -16,17 +17,22 @@ region US, so market grades above the cap are lifted by a river or gauge in anot
 from __future__ import annotations
 
 import json
+import threading
 from datetime import datetime
 from pathlib import Path
 
 import polars as pl
+import pytest
 
+import forecasting
+import pipelines.engines
+from core.errors import ConfigError, WarehouseError
 from core.settings import Settings, load_settings
 from ingest.batches import ingest_file
 from ingest.sources import bundled_catalogue
 from pipelines.cycle import run_cycle
 from tests.fred_series import ingest_market_files
-from tests.sql import sql_frame
+from tests.sql import sql_frame, sql_rows
 from warehouse import Warehouse
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -95,3 +101,50 @@ def test_two_workers_write_the_rows_of_one(tmp_path: Path) -> None:
     assert one["anomaly_scores"]["unique_id"].n_unique() == len(FILES)
     for table, rows in one.items():
         assert rows.equals(two[table]), table
+
+
+def test_forecasting_the_next_chunk_while_one_is_scored_writes_the_same_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """[cycle] overlap: chunk k+1's statistical models run on a thread while chunk k is
+    scored; the rows are those of the chunks one after the other."""
+    threads: list[str] = []
+    real = forecasting.forecast_statistical
+
+    def recorded(*args: object, **kwargs: object) -> forecasting.ForecastResult:
+        threads.append(threading.current_thread().name)
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(pipelines.engines.forecasting, "forecast_statistical", recorded)
+    after, after_counts = _cycled(tmp_path / "after", FIELD, EWS_CYCLE__CHUNK_SERIES="1", EWS_CYCLE__OVERLAP="false")
+    assert threads and set(threads) == {threading.current_thread().name}
+    threads.clear()
+    beside, beside_counts = _cycled(tmp_path / "beside", FIELD, EWS_CYCLE__CHUNK_SERIES="1")
+    assert threading.current_thread().name not in threads  # every chunk's models ran on the thread
+    assert after_counts == beside_counts
+    assert after["risk_grades"].height > 100 and after["forecasts"]["unique_id"].n_unique() == len(FILES) + len(FIELD)
+    for table, rows in after.items():
+        assert rows.equals(beside[table]), table
+
+
+def test_a_cycle_past_its_memory_limit_fails_naming_the_setting_and_writes_nothing(tmp_path: Path) -> None:
+    """[cycle] memory_limit caps DuckDB during the cycle; a cycle that needs more fails with
+    an error that names the key to raise, is recorded as failed, and leaves no row of the
+    chunk it was in. The limit is restored after the cycle, whichever way it ends."""
+    settings = load_settings(
+        tmp_path,
+        environ={"EWS_CYCLE__AS_OF": AS_OF, "EWS_ALERTS__JUDGE": "template", "EWS_CYCLE__MEMORY_LIMIT": "1MB"},
+    )
+    with Warehouse.open(settings.warehouse_path) as wh:
+        ingest_market_files(wh, settings, FILES)
+        before = sql_rows(wh, "SELECT current_setting('memory_limit')")[0][0]
+        with pytest.raises(
+            WarehouseError, match=r"(?s)memory limit 1MB \(\[cycle\] memory_limit\).*raise \[cycle\] memory_limit"
+        ):
+            run_cycle(wh, settings, now=NOW)
+        assert sql_rows(wh, "SELECT current_setting('memory_limit')")[0][0] == before
+        assert sql_rows(wh, "SELECT status FROM runs") == [("failed",)]
+        assert sql_rows(wh, "SELECT count(*) FROM forecasts")[0][0] == 0
+        assert sql_rows(wh, "SELECT count(*) FROM anomaly_scores")[0][0] == 0
+    with pytest.raises(ConfigError, match=r"\[cycle\] memory_limit = 'plenty' is not a memory size"):
+        load_settings(tmp_path, environ={"EWS_CYCLE__MEMORY_LIMIT": "plenty"})
