@@ -606,8 +606,9 @@ _V19 = ("ALTER TABLE backtest_results ADD COLUMN window_scores VARCHAR",)
 # changed rows are deleted, then inserted, in the chunk's transaction); the rows are copied in
 # key order, so DuckDB's min/max row-group statistics find a series' rows.
 _V20 = (
+    "ALTER TABLE anomaly_scores RENAME TO anomaly_scores_v19",
     """
-    CREATE TABLE anomaly_scores_v20 (
+    CREATE TABLE anomaly_scores (
         run_id    VARCHAR NOT NULL,
         unique_id VARCHAR NOT NULL,
         ds        TIMESTAMP NOT NULL,
@@ -616,12 +617,12 @@ _V20 = (
         score     DOUBLE NOT NULL CHECK (score BETWEEN 0 AND 1)
     )
     """,
-    "INSERT INTO anomaly_scores_v20 SELECT run_id, unique_id, ds, detector, raw_score, score "
-    "FROM anomaly_scores ORDER BY unique_id, ds, detector",
-    "DROP TABLE anomaly_scores",
-    "ALTER TABLE anomaly_scores_v20 RENAME TO anomaly_scores",
+    "INSERT INTO anomaly_scores SELECT run_id, unique_id, ds, detector, raw_score, score "
+    "FROM anomaly_scores_v19 ORDER BY unique_id, ds, detector",
+    "DROP TABLE anomaly_scores_v19",
+    "ALTER TABLE risk_grades RENAME TO risk_grades_v19",
     """
-    CREATE TABLE risk_grades_v20 (
+    CREATE TABLE risk_grades (
         run_id    VARCHAR NOT NULL,
         unique_id VARCHAR NOT NULL,
         ds        TIMESTAMP NOT NULL,
@@ -630,10 +631,9 @@ _V20 = (
         evidence  JSON NOT NULL
     )
     """,
-    "INSERT INTO risk_grades_v20 SELECT run_id, unique_id, ds, level, score, evidence "
-    "FROM risk_grades ORDER BY unique_id, ds",
-    "DROP TABLE risk_grades",
-    "ALTER TABLE risk_grades_v20 RENAME TO risk_grades",
+    "INSERT INTO risk_grades SELECT run_id, unique_id, ds, level, score, evidence "
+    "FROM risk_grades_v19 ORDER BY unique_id, ds",
+    "DROP TABLE risk_grades_v19",
 )
 
 MIGRATIONS: tuple[Migration, ...] = (
