@@ -159,7 +159,8 @@ as_of = ""
 chunk_series = 100
 # Worker processes for the scoring step: each chunk's series are scored split over a process
 # pool of this size (1 = in this process). Results do not depend on it. The forecasts use
-# statsforecast's own pool ([forecast] n_jobs); the two never run at once.
+# statsforecast's own pool ([forecast] n_jobs), which with `overlap` (below) works on the
+# next chunk meanwhile, so on 2 cores 1 worker already keeps both busy.
 workers = 1
 # Forecast the next chunk while this one is scored (engine "local", more than one chunk): the
 # next chunk's statistical models run on a thread, in statsforecast's pool, while this
