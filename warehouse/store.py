@@ -217,9 +217,9 @@ class Warehouse:
     @contextmanager
     def memory_limit(self, limit: str, *, setting: str) -> Iterator[None]:
         """DuckDB's memory capped at ``limit`` (``"1GB"``; empty: left as it is) inside the
-        block, then reset to DuckDB's default (80% of the machine's memory). Past the cap DuckDB evicts cached blocks and spills large
-        operators to disk; what it cannot (an index) fails the block with an error naming
-        ``setting``, the configuration key that raises the cap."""
+        block, then reset to DuckDB's default (80% of the machine's memory). Past the cap
+        DuckDB evicts cached blocks and spills large operators to disk; what it cannot (an
+        index) fails the block with an error naming ``setting``, the key that raises the cap."""
         if not limit:
             yield
             return
