@@ -229,8 +229,12 @@ def _forecast_and_score(
 ) -> pl.DataFrame:
     """Steps [1/4] to [3/4] and the levels chunk by chunk (``[cycle] chunk_series`` series at
     a time): each chunk's observations are read from the warehouse, and its forecasts,
-    selections, scores and levels are written before the next chunk is read, so one chunk's
+    selections, scores and levels are written in its own transaction, so one chunk's
     observations, detector frames, score rows and grades are what these steps hold at once.
+    With ``[cycle] overlap`` the next chunk is read, planned and its statistical models
+    started once this chunk's forecasts are written, and they run while this chunk is scored
+    (so the next chunk's observations and forecasts are held too); a failure of those reads is
+    raised after this chunk commits, a failure of its models in its own transaction.
     Every step of it works per series (fits, detectors, calibration, grading, the field
     models), so the rows written do not depend on the chunk size; the one rule across series
     (corroboration within a region) keeps only the ranks of the grades that can agree, and
@@ -278,7 +282,10 @@ def _forecast_and_score(
             return _Chunk(part, part_meta, of, planned, ahead_of)
 
         upcoming: _Chunk | None = None
+        failed: Exception | None = None  # the next chunk's reads failed: raised in its own turn
         for number, ids in enumerate(chunks, 1):
+            if failed is not None:
+                raise failed
             with wh.transaction():  # one chunk: every row of its series, or none
                 chunk = upcoming if upcoming is not None else plan(number, ids)
                 upcoming = None
@@ -287,7 +294,10 @@ def _forecast_and_score(
                 _add_counts(counts, result.counts)
                 summary.notes.extend(result.notes)
                 if overlap and number < len(chunks):  # the next chunk's models start now
-                    upcoming = plan(number + 1, chunks[number])
+                    try:
+                        upcoming = plan(number + 1, chunks[number])
+                    except Exception as exc:  # noqa: BLE001 - re-raised after this chunk commits
+                        failed = exc
                 part, part_meta = chunk.part, chunk.meta
                 scored = run_score_step(
                     wh,

@@ -148,3 +148,34 @@ def test_a_cycle_past_its_memory_limit_fails_naming_the_setting_and_writes_nothi
         assert sql_rows(wh, "SELECT count(*) FROM anomaly_scores")[0][0] == 0
     with pytest.raises(ConfigError, match=r"\[cycle\] memory_limit = 'plenty' is not a memory size"):
         load_settings(tmp_path, environ={"EWS_CYCLE__MEMORY_LIMIT": "plenty"})
+
+
+def test_a_failed_read_of_the_next_chunk_leaves_this_chunk_committed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With [cycle] overlap the next chunk is read inside this chunk's transaction; a failure
+    of that read is raised after this chunk commits, as it was when chunks ran one by one."""
+    import pipelines.cycle
+
+    real = pipelines.cycle.read_observations
+    calls: list[list[str]] = []
+
+    def second_read_fails(wh: Warehouse, ids: list[str], **kwargs: object) -> pl.DataFrame:
+        calls.append(list(ids))
+        if len(calls) == 2:
+            raise OSError("disk gone while reading the second chunk")
+        return real(wh, ids, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(pipelines.cycle, "read_observations", second_read_fails)
+    settings = load_settings(
+        tmp_path,
+        environ={"EWS_CYCLE__AS_OF": AS_OF, "EWS_ALERTS__JUDGE": "template", "EWS_CYCLE__CHUNK_SERIES": "1"},
+    )
+    with Warehouse.open(settings.warehouse_path) as wh:
+        ingest_market_files(wh, settings, FILES)
+        with pytest.raises(OSError, match="second chunk"):
+            run_cycle(wh, settings, now=NOW)
+        written = sql_rows(wh, "SELECT DISTINCT unique_id FROM forecasts")
+        scored = sql_rows(wh, "SELECT DISTINCT unique_id FROM anomaly_scores")
+        assert written == scored == [(calls[0][0],)]  # the first chunk, whole
+        assert sql_rows(wh, "SELECT status FROM runs") == [("failed",)]
