@@ -315,8 +315,8 @@ class Warehouse:
         """:meth:`_upsert_rows` for a table without a key index (``_UNINDEXED``): the stored
         rows whose content differs from ``frame``'s are deleted, then every key of ``frame``
         not stored is inserted (new keys and the changed rows); identical rows are left alone.
-        Returns the rows inserted or changed, as the indexed upsert does. Call it inside a
-        transaction (the cycle's chunk) so readers never see a changed row missing."""
+        Returns the rows inserted or changed, as the indexed upsert does. Both statements run
+        in one transaction (the caller's, when one is open), so no changed row is ever missing."""
         if frame.select(keys).is_duplicated().any():
             raise WarehouseError(
                 f"rows for {table} repeat a key ({', '.join(keys)})",
@@ -327,17 +327,20 @@ class Warehouse:
         match = " AND ".join(f"t.{k} = i.{k}" for k in keys)
         differs = " OR ".join(f"t.{c} IS DISTINCT FROM i.{c}" for c in changed) or "false"
         incoming = frame.to_arrow()  # noqa: F841 - read by DuckDB's replacement scan, by name
-        self._con.execute(
-            f"DELETE FROM {table} WHERE rowid IN (SELECT t.rowid FROM {table} t JOIN "
-            f"(SELECT {', '.join(select)} FROM incoming) i ON {match} "
-            f"WHERE t.{keys[0]} IN (SELECT DISTINCT {keys[0]} FROM incoming) AND ({differs}))",
-            list(params),
-        )
-        return self._con.execute(
-            f"INSERT INTO {table} ({', '.join(columns)}) SELECT * FROM (SELECT {', '.join(select)} FROM incoming) i "
-            f"WHERE NOT EXISTS (SELECT 1 FROM {mine} t WHERE {match})",
-            list(params),
-        ).fetchall()[0][0]
+        with self.transaction():
+            self._con.execute(
+                f"DELETE FROM {table} WHERE rowid IN (SELECT t.rowid FROM {table} t JOIN "
+                f"(SELECT {', '.join(select)} FROM incoming) i ON {match} "
+                f"WHERE t.{keys[0]} IN (SELECT DISTINCT {keys[0]} FROM incoming) AND ({differs}))",
+                list(params),
+            )
+            inserted: int = self._con.execute(
+                f"INSERT INTO {table} ({', '.join(columns)}) "
+                f"SELECT * FROM (SELECT {', '.join(select)} FROM incoming) i "
+                f"WHERE NOT EXISTS (SELECT 1 FROM {mine} t WHERE {match})",
+                list(params),
+            ).fetchall()[0][0]
+        return inserted
 
     def _with_frame(self, sql: str, frame: pl.DataFrame, params: Sequence[Any] | None = None) -> list[tuple[Any, ...]]:
         """Run ``sql`` reading ``frame`` as the table ``incoming`` (a code constant), found by
