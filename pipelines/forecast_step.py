@@ -187,7 +187,6 @@ class ForecastPlan:
     meta: pl.DataFrame
     now: datetime
     bounds: dict[str, forecasting.Bounds]
-    backtests: pl.DataFrame
     fresh: pl.DataFrame
     usable: pl.DataFrame
     selections: pl.DataFrame
@@ -316,7 +315,6 @@ def plan_forecast_step(
         meta=meta,
         now=now,
         bounds=bounds,
-        backtests=backtests,
         fresh=fresh,
         usable=usable,
         selections=selections,
