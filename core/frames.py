@@ -57,6 +57,7 @@ __all__ = [
     "validate_series_meta",
     "validate_forecasts",
     "validate_scores",
+    "detached",
 ]
 
 
@@ -126,6 +127,20 @@ def empty_scores() -> pl.DataFrame:
             "score": pl.Float64,
         }
     )
+
+
+def detached(df: pl.DataFrame) -> pl.DataFrame:
+    """``df`` with every string owning its own bytes, for a frame held across chunks.
+
+    Polars stores strings as views into shared buffers, and a join, filter or gather copies
+    the views, not the bytes: a few rows taken from a large frame keep that frame's whole
+    string buffers alive. The cycle's levels step kept one row per series of each chunk's
+    grades and so held every chunk's evidence text, about 0.5 MB a series (docs/scaling.md,
+    issue 21). This copies the strings out (through Arrow's plain string layout); the values
+    and dtypes are unchanged. Use it on small frames only: it copies every string.
+    """
+    copied = pl.DataFrame(pl.from_arrow(df.to_arrow(compat_level=pl.CompatLevel.oldest())))
+    return copied.cast(df.schema)
 
 
 def quantile_column(q: float) -> str:

@@ -59,6 +59,7 @@ from typing import Any
 import polars as pl
 
 from core.clock import Clock, utc_now
+from core.frames import detached
 from core.settings import Settings
 from pipelines.alert_step import judge_alerts, provisional_bundles, run_alert_step, run_expiry_step, series_health
 from pipelines.delivery import publish_pending
@@ -317,7 +318,8 @@ def _forecast_and_score(
                 summary.notes.extend(scored.notes)
                 del result  # the forecasts and fits go before the levels step
                 levels.add(scored.grades, part, label=chunk.label)
-            health.append(series_health(part, settings, frequencies=frequencies, clock=clock))
+            # detached: its names would otherwise keep the chunk's observations' string buffers
+            health.append(detached(series_health(part, settings, frequencies=frequencies, clock=clock)))
             del scored, part, chunk  # the chunk's frames go before the next chunk is read
             _give_back_freed_memory()
     if global_fits.seconds:

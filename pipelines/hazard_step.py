@@ -81,6 +81,7 @@ import anomaly
 import hazards
 from core.clock import Clock
 from core.errors import EWSError, FrameError
+from core.frames import detached
 from core.settings import HazardSettings, Settings
 from core.vocabulary import LEVEL_RANK, Domain, Level
 from hazards import floods
@@ -807,9 +808,10 @@ class HazardStep:
         stash_grades(self.wh, pending, run_id=self.run_id)
         stash_witnesses(self.wh, self.levels.take_witnesses())
         last = series.group_by("unique_id").agg(pl.col("ds").max().alias("ds"))
-        self._newest.append(
-            last.join(done.select("unique_id", "ds", "level", "score", "evidence"), on=["unique_id", "ds"], how="left")
-        )
+        # detached: the joined rows' evidence would otherwise keep the whole chunk's evidence text
+        graded = done.select("unique_id", "ds", "level", "score", "evidence")
+        newest = last.join(graded, on=["unique_id", "ds"], how="left")
+        self._newest.append(detached(newest))
 
     def finish(self) -> HazardStepResult:
         wh = self.wh

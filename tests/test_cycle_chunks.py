@@ -27,6 +27,7 @@ import pytest
 import forecasting
 import pipelines.engines
 from core.errors import ConfigError, WarehouseError
+from core.frames import detached
 from core.settings import Settings, load_settings
 from ingest.batches import ingest_file
 from ingest.sources import bundled_catalogue
@@ -179,3 +180,61 @@ def test_a_failed_read_of_the_next_chunk_leaves_this_chunk_committed(
         scored = sql_rows(wh, "SELECT DISTINCT unique_id FROM anomaly_scores")
         assert written == scored == [(calls[0][0],)]  # the first chunk, whole
         assert sql_rows(wh, "SELECT status FROM runs") == [("failed",)]
+
+
+def _held_bytes(column: pl.Series) -> int:
+    """Bytes of the buffers a string column keeps alive (polars shares them between frames)."""
+    array = column.to_arrow(compat_level=pl.CompatLevel.newest())
+    return sum(buffer.size for buffer in array.buffers() if buffer is not None)
+
+
+def _own_bytes(column: pl.Series) -> int:
+    """Bytes the column's strings take by themselves (their text, a 16-byte view each, validity)."""
+    return sum(len(text.encode()) for text in column.drop_nulls()) + 17 * column.len()
+
+
+def test_what_the_levels_step_holds_across_chunks_does_not_keep_the_chunks_frames(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 21, bounded memory: the levels step keeps each series' newest grade across
+    chunks. Taken from a chunk's grades by a join, its evidence would be views into the
+    buffers of the chunk's whole evidence column (polars), keeping every chunk's evidence
+    alive to the end of the cycle (about 0.5 MB a ten-year daily series, docs/scaling.md).
+    What it holds when the last chunk is in takes about its own bytes."""
+    import pipelines.hazard_step
+
+    held: list[pl.DataFrame] = []
+    real = pipelines.hazard_step.HazardStep.finish
+
+    def recorded(self: pipelines.hazard_step.HazardStep) -> object:
+        held.extend(self._newest)
+        return real(self)
+
+    monkeypatch.setattr(pipelines.hazard_step.HazardStep, "finish", recorded)
+    _, counts = _cycled(tmp_path, FIELD, EWS_CYCLE__CHUNK_SERIES="1")
+    assert len(held) == len(FILES) + len(FIELD)  # one frame a chunk, one series a chunk
+    assert sum(frame.height for frame in held) == len(held)
+    assert counts["risk_grades"] > 100 * len(held)  # the chunks graded far more rows than are held
+    for frame in held:
+        column = frame["evidence"]
+        kept, own = _held_bytes(column), _own_bytes(column)
+        assert kept <= 2 * own + 4096, f"{frame['unique_id'][0]}: {kept} bytes alive for {own} of its own"
+
+
+def test_a_detached_frame_holds_only_its_own_strings() -> None:
+    """core.frames.detached: the same values and dtypes, without the source's buffers."""
+    many = pl.DataFrame(
+        {
+            "unique_id": [f"station_{i % 7:03d}_north" for i in range(20_000)],
+            "ds": pl.datetime_range(datetime(2000, 1, 1), datetime(2000, 1, 1, 5, 33, 19), "1s", eager=True),
+            "evidence": [json.dumps({"i": i, "note": "a rare value" * 5}) for i in range(20_000)],
+            "level": pl.Series(["yellow", "blue"] * 10_000, dtype=pl.Enum(["blue", "yellow"])),
+        }
+    )
+    few = pl.DataFrame({"ds": [datetime(2000, 1, 1, 0, 0, 5), datetime(2000, 1, 1, 1)]}).join(many, on="ds")
+    assert _held_bytes(few["evidence"]) > 1_000_000  # views into the 20,000 rows' text
+    out = detached(few)
+    assert out.equals(few) and out.schema == few.schema
+    for name in ("unique_id", "evidence"):
+        assert _held_bytes(out[name]) <= 2 * _own_bytes(out[name]) + 4096, name
+    assert detached(few.clear()).schema == few.schema
