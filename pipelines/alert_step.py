@@ -50,6 +50,7 @@ from alerts.lifecycle import (
     plan_expiry,
 )
 from core.clock import Clock
+from core.frames import detached
 from core.settings import Settings
 from core.vocabulary import AlertStatus, Classification, Level
 from pipelines.llm import Judge, open_judge
@@ -177,7 +178,8 @@ def run_alert_step(
     parts = [health]
     for i in range(0, len(mates), size):
         observed = read_observations(wh, mates[i : i + size], before=clock.cutoff)
-        parts.append(series_health(observed, settings, frequencies=frequencies, clock=clock))
+        # detached: its names would otherwise keep this chunk's observations' string buffers
+        parts.append(detached(series_health(observed, settings, frequencies=frequencies, clock=clock)))
     health = pl.concat(parts)
     silenced = {
         group_key(r["hazard"], r["region"]) for r in review.read_silences(wh, active_at=now).iter_rows(named=True)

@@ -826,7 +826,7 @@ class HazardStep:
         for part in read_stashed_grades(wh, batch=_FINISH_BATCH):
             finished = self.levels.finish(part)
             self.counts["risk_grades"] += upsert_grades(wh, finished, run_id=self.run_id)
-            fills.append(finished.join(keys, on=["unique_id", "ds"]))
+            fills.append(detached(finished.join(keys, on=["unique_id", "ds"])))  # not the batch's buffers
         clear_grade_stash(wh)
         if fills and newest.height:
             fill = pl.concat(fills)
