@@ -16,12 +16,24 @@ process's ``ru_maxrss`` and the cycle's row counts.
 ``EWS_CYCLE__MEMORY_LIMIT``, "" for DuckDB's default). ``seconds_by_step`` is the wall time
 between a step's message and the next one (the shares of a first cycle; cycle_scale.py times
 whole runs). The sampling costs nothing measurable.
+
+``per_chunk`` accounts for the process's anonymous resident memory at the end of each chunk
+(after the cycle's ``malloc_trim``), in MB: ``anon`` (``RssAnon``), ``glibc`` (the C heap:
+``mallinfo2`` arena + mmapped), ``duckdb_resident`` / ``duckdb_allocated`` (DuckDB's own
+jemalloc, read through the ``duckdb_je_mallctl`` its Linux build exports; null elsewhere) and
+``other`` = anon - glibc - duckdb_resident: polars' jemalloc, Python's object arenas, thread
+stacks. Memory held across chunks shows as a rising ``other`` (docs/scaling.md, tenth slice).
+``--chunk-series`` sets ``[cycle] chunk_series`` (more, smaller chunks show a trend sooner):
+
+    PYTHONPATH=. .venv/bin/python benchmarks/cycle_steps_memory.py --series 300 --chunk-series 15
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
 import json
+import os
 import resource
 import sys
 import tempfile
@@ -34,20 +46,84 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import cycle_scale  # noqa: E402 - the generator lives beside this file
 
 
-def _rss_mb() -> float:
+def _status_mb(field: str = "VmRSS") -> float:
+    """A field of /proc/self/status in MB (``VmRSS``: resident; ``RssAnon``: its anonymous part)."""
     with open("/proc/self/status") as status:
         for line in status:
-            if line.startswith("VmRSS"):
+            if line.startswith(field):
                 return int(line.split()[1]) / 1024.0
     return float("nan")
+
+
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [
+        (name, ctypes.c_size_t)
+        for name in (
+            "arena",
+            "ordblks",
+            "smblks",
+            "hblks",
+            "hblkhd",
+            "usmblks",
+            "fsmblks",
+            "uordblks",
+            "fordblks",
+            "keepcost",
+        )
+    ]
+
+
+def _glibc_mb() -> float | None:
+    try:
+        mallinfo2 = ctypes.CDLL("libc.so.6").mallinfo2
+    except (OSError, AttributeError):
+        return None
+    mallinfo2.restype = _MallInfo2
+    info = mallinfo2()
+    return (info.arena + info.hblkhd) / 2**20
+
+
+def _duckdb_jemalloc() -> dict[str, float] | None:
+    """DuckDB's jemalloc ``stats.resident`` and ``stats.allocated`` in MB (Linux x86 builds)."""
+    import duckdb
+
+    try:
+        mallctl = ctypes.CDLL(duckdb._duckdb.__file__).duckdb_je_mallctl
+    except (OSError, AttributeError):
+        return None
+    epoch, size = ctypes.c_uint64(1), ctypes.c_size_t(8)
+    mallctl(b"epoch", ctypes.byref(epoch), ctypes.byref(size), ctypes.byref(epoch), ctypes.c_size_t(8))
+    out = {}
+    for name in ("resident", "allocated"):
+        value, size = ctypes.c_size_t(0), ctypes.c_size_t(8)
+        if mallctl(f"stats.{name}".encode(), ctypes.byref(value), ctypes.byref(size), None, ctypes.c_size_t(0)):
+            return None
+        out[name] = value.value / 2**20
+    return out
+
+
+def _chunk_accounting() -> dict[str, float | None]:
+    anon, glibc, duck = _status_mb("RssAnon"), _glibc_mb(), _duckdb_jemalloc()
+    row: dict[str, float | None] = {
+        "anon": anon,
+        "glibc": glibc,
+        "duckdb_resident": duck["resident"] if duck else None,
+        "duckdb_allocated": duck["allocated"] if duck else None,
+    }
+    row["other"] = anon - glibc - duck["resident"] if glibc is not None and duck else None
+    return {k: None if v is None else round(v, 1) for k, v in row.items()}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--series", type=int, default=100)
     parser.add_argument("--years", type=int, default=10)
+    parser.add_argument("--chunk-series", type=int, default=None, help="[cycle] chunk_series (default: the setting)")
     args = parser.parse_args()
+    if args.chunk_series is not None:
+        os.environ["EWS_CYCLE__CHUNK_SERIES"] = str(args.chunk_series)
 
+    import pipelines.cycle
     from core.clock import Clock
     from core.settings import load_settings
     from pipelines.cycle import run_cycle
@@ -71,7 +147,7 @@ def main() -> None:
 
         def sample() -> None:
             while not done.is_set():
-                peaks[step[0]] = max(peaks.get(step[0], 0.0), _rss_mb())
+                peaks[step[0]] = max(peaks.get(step[0], 0.0), _status_mb())
                 time.sleep(0.2)
 
         duckdb_mb: dict[str, float] = {}
@@ -91,6 +167,15 @@ def main() -> None:
             began[0] = now
             step[0] = message.strip()[:40]
 
+        # each chunk ends with the cycle giving freed heap back: account for memory right after
+        per_chunk: list[dict[str, float | None]] = []
+        trim = pipelines.cycle._give_back_freed_memory
+
+        def trimmed() -> None:
+            trim()
+            per_chunk.append(_chunk_accounting())
+
+        pipelines.cycle._give_back_freed_memory = trimmed
         threading.Thread(target=sample, daemon=True).start()
         settings = load_settings(home)
         with Warehouse.open(settings.warehouse_path) as wh:
@@ -110,6 +195,7 @@ def main() -> None:
                 "duckdb_mb_by_step": {k: round(v, 1) for k, v in duckdb_mb.items()},
                 "duckdb_peak_mb_by_tag": {k: round(v, 1) for k, v in duckdb_tags.items()},
                 "seconds_by_step": {k: round(v, 2) for k, v in seconds.items()},
+                "per_chunk": per_chunk,
                 "ru_maxrss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1),
                 "row_counts": summary.row_counts,
             }
