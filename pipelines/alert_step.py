@@ -429,7 +429,7 @@ def _with_group_mates(wh: Warehouse, latest: pl.DataFrame, all_meta: pl.DataFram
     ]
     if not mates:
         return latest
-    stored = read_latest_grades(wh).filter(pl.col("unique_id").is_in(mates))
+    stored = read_latest_grades(wh, mates)
     if stored.height == 0:
         return latest
     return pl.concat([latest, stored.select(latest.columns)], how="vertical_relaxed").sort("unique_id")

@@ -816,9 +816,10 @@ class HazardStep:
     def finish(self) -> HazardStepResult:
         wh = self.wh
         regions = set(self.meta["region"].drop_nulls())
-        stored = read_latest_grades(wh).filter(
+        others = self.levels.meta.filter(
             pl.col("region").is_in(list(regions)) & ~pl.col("unique_id").is_in(list(self.levels.own))
-        )
+        )  # the stored grades of these may corroborate (on a first cycle: none)
+        stored = read_latest_grades(wh, others.get_column("unique_id").to_list())
         self.levels.corroborate(stored, witnesses=read_witnesses(wh))
         newest = pl.concat(self._newest) if self._newest else pl.DataFrame(schema=_GRADE_SCHEMA)
         keys = newest.select("unique_id", "ds")

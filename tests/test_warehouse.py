@@ -264,3 +264,35 @@ def test_previous_version_file_gains_series_bounds_keeping_its_rows(tmp_path: Pa
         assert upsert_series(wh, bounded, batch_id="b_v8") == 1
         assert upsert_series(wh, META, batch_id="b_v8b") == 0
         assert read_series_meta(wh).select("lower_bound", "upper_bound").row(0) == (0.0, 100.0)
+
+
+def test_latest_grades_are_each_series_newest_row_of_all_or_of_the_series_asked(tmp_path: Path) -> None:
+    """warehouse.grades.read_latest_grades: the newest grade per series with its metadata;
+    with ids, only theirs (the cycle's levels and alert steps ask for the stored grades of the
+    series outside the cycle only); an empty list reads nothing."""
+    from warehouse.grades import read_latest_grades, upsert_grades
+
+    meta = pl.concat([META.with_columns(pl.lit(uid).alias("unique_id")) for uid in ("a", "b", "c")])
+    grades = pl.DataFrame(
+        {
+            "unique_id": ["a", "a", "b", "b", "b", "c"],
+            "ds": [datetime(2020, m, 1) for m in (1, 2, 1, 3, 2, 5)],
+            "level": ["none", "yellow", "blue", "orange", "none", "red"],
+            "score": [0.1, 0.99, 0.5, 0.996, 0.2, 0.999],
+            "evidence": ['{"n": 1}', '{"n": 2}', '{"n": 3}', '{"n": 4}', '{"n": 5}', '{"n": 6}'],
+        }
+    )
+    with Warehouse.open(tmp_path / "w.duckdb") as wh:
+        upsert_series(wh, meta, batch_id="b1")
+        upsert_grades(wh, grades, run_id="r1")
+        every = read_latest_grades(wh)
+        assert every.select("unique_id", "ds", "level", "evidence").rows() == [
+            ("a", datetime(2020, 2, 1), "yellow", '{"n": 2}'),
+            ("b", datetime(2020, 3, 1), "orange", '{"n": 4}'),
+            ("c", datetime(2020, 5, 1), "red", '{"n": 6}'),
+        ]
+        assert every["region"].to_list() == ["US"] * 3 and every["domain"].to_list() == ["market"] * 3
+        asked = read_latest_grades(wh, ["c", "a", "nobody"])
+        assert asked.rows() == every.filter(pl.col("unique_id").is_in(["a", "c"])).rows()
+        none = read_latest_grades(wh, [])
+        assert none.height == 0 and none.columns == every.columns
