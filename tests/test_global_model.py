@@ -1,10 +1,11 @@
 """The global learned candidate (one LightGBM across the series of a frequency, mlforecast) and the
 combinations chosen on the backtest, on the project's bundled real monthly series (FRED exchange
-rates, unemployment, CPI; PSMSL sea levels: data/PROVENANCE.md)."""
+rates, unemployment, CPI; PSMSL sea levels) and two real hourly ones (NAB: data/PROVENANCE.md)."""
 
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,7 @@ from polars.testing import assert_frame_equal
 from core.errors import FrameError
 from core.frames import QUANTILES, forecast_columns, quantile_column
 from forecasting import backtest, bounds_from_meta, forecast_global, global_installed, select_models
+from forecasting.global_model import global_features
 from ingest.sources import bundled_catalogue, parse
 
 pytestmark = pytest.mark.skipif(not global_installed(), reason="mlforecast/lightgbm not installed")
@@ -83,7 +85,7 @@ def test_short_series_is_left_out_with_its_reason(monthly) -> None:
     result = forecast_global(frame, frequencies=_freqs(frame), horizons={"MS": H}, **SMALL)
     assert "unrate_short" not in set(result.forecasts["unique_id"])
     note = result.notes.filter(pl.col("unique_id") == "unrate_short")["note"].item()
-    assert "grid points < 40 (largest lag 12 + horizon 6" in note and "statistical candidates only" in note
+    assert "grid points < 40 (features reach 12 + horizon 6" in note and "statistical candidates only" in note
     # in a backtest the short series keeps its statistical candidates
     bt = backtest(
         frame,
@@ -200,3 +202,54 @@ def test_bounded_series_stays_inside_its_bounds() -> None:
     assert fc.height == 14 * len(ids) and _ordered(fc)
     assert (fc["q05"] >= 0.0).all()
     assert result.notes["note"].str.contains("bounded").any()
+
+
+def _nab_hourly(name: str, unique_id: str, how: str) -> pl.DataFrame:
+    """A NAB series (data/nab, MIT) on the hour: sums of the half-hourly taxi counts, means of
+    the hourly temperatures."""
+    raw = pl.read_csv(DATA / "nab" / "realKnownCause" / f"{name}.csv", try_parse_dates=True).sort("timestamp")
+    value = pl.col("value").sum() if how == "sum" else pl.col("value").mean()
+    hourly = raw.group_by_dynamic("timestamp", every="1h").agg(value)
+    return hourly.select(
+        pl.lit(unique_id).alias("unique_id"),
+        pl.col("timestamp").cast(pl.Datetime("us")).alias("ds"),
+        pl.col("value").cast(pl.Float64).alias("y"),
+    )
+
+
+def test_hourly_global_model_uses_the_daily_season_and_beats_seasonal_naive_on_real_series() -> None:
+    # Two real hourly series of scales four orders apart: New York taxi passengers per hour and
+    # a machine room's temperature (NAB realKnownCause, data/PROVENANCE.md); the last 2 days held out.
+    h = 48
+    series = pl.concat(
+        [
+            _nab_hourly("nyc_taxi", "nyc_taxi", "sum"),
+            _nab_hourly("ambient_temperature_system_failure", "ambient_temperature", "mean"),
+        ]
+    )
+    train = series.group_by("unique_id", maintain_order=True).map_groups(lambda g: g.head(g.height - h))
+    held = series.group_by("unique_id", maintain_order=True).map_groups(lambda g: g.tail(h))
+    frequencies = dict.fromkeys(["nyc_taxi", "ambient_temperature"], "h")
+
+    features = global_features("h", [5000, 7000], h, 2)
+    assert features.lags == tuple(24 * i for i in range(1, 15)) and features.difference == 24
+    assert {(lag, kind) for lag, kind, _ in features.transforms} == {
+        (24, "ewm"),
+        (24, "mean"),
+        (48, "ewm"),
+        (48, "mean"),
+    }
+    assert features.min_points(h, 2) == 48 + 336 + 23 + h * 3 + 10
+
+    result = forecast_global(train, frequencies=frequencies, horizons={"h": h}, n_jobs=1)
+    fc = result.forecasts
+    assert result.notes.is_empty() and fc.height == 2 * h and _ordered(fc)
+    for uid in frequencies:
+        y = held.filter(pl.col("unique_id") == uid)["y"].to_numpy()
+        past = train.filter(pl.col("unique_id") == uid)["y"].to_numpy()
+        mean = fc.filter(pl.col("unique_id") == uid).sort("ds")["mean"].to_numpy()
+        first = fc.filter(pl.col("unique_id") == uid)["ds"].min()
+        assert first == train.filter(pl.col("unique_id") == uid)["ds"].max() + timedelta(hours=1)
+        seasonal_naive = np.tile(past[-24:], 2)
+        # each series is forecast on its own scale, better than repeating its last day
+        assert np.mean(np.abs(y - mean)) < 0.6 * np.mean(np.abs(y - seasonal_naive)), uid
