@@ -41,16 +41,8 @@ from forecasting.global_model import (  # noqa: E402
 )
 
 H, M = 48, 24
-MLFORECAST_PARAMS: dict[str, Any] = {
-    **LGBM_PARAMS,
-    "n_estimators": 200,
-    "learning_rate": 0.05,
-    "num_leaves": 2500,
-    "reg_alpha": 0.03,
-    "reg_lambda": 0.5,
-    "subsample": 0.9,
-    "colsample_bytree": 0.8,
-}
+#: mlforecast's M4 Hourly LightGBM settings: the engine's hourly ones (forecasting.global_model).
+MLFORECAST_PARAMS: dict[str, Any] = global_params("h")
 VARIANTS = (
     "engine",
     "earlier",

@@ -136,7 +136,7 @@ LGBM_PARAMS: dict[str, Any] = {
     "force_row_wise": True,
     "verbosity": -1,
 }
-#: LightGBM settings that replace :data:`LGBM_PARAMS`' for one frequency. Hourly: mlforecast's
+#: LightGBM settings that replace :data:`LGBM_PARAMS`' own for one frequency. Hourly: mlforecast's
 #: M4 Hourly settings (wide trees; 31 leaves scored worse, docs/forecasting.md).
 GLOBAL_FREQUENCY_PARAMS: dict[str, dict[str, Any]] = {
     "h": {
