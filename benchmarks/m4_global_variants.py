@@ -96,7 +96,7 @@ def spec(variant: str) -> dict[str, Any]:
         "target_transforms": [Differences([24])],
         "params": dict(MLFORECAST_PARAMS),
     }
-    if variant != "mlforecast" and variant != "mlforecast_calendar" and variant != "mlforecast_recent":
+    if variant not in ("mlforecast", "mlforecast_calendar", "mlforecast_recent"):  # the scaled ones
         out["target_transforms"] = [Differences([24]), LocalStandardScaler()]
     if variant == "mlforecast_calendar":
         out["date_features"] = list(GLOBAL_DATE_FEATURES["h"])

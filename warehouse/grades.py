@@ -57,16 +57,16 @@ def read_latest_grades(wh: Warehouse, unique_ids: Sequence[str] | None = None) -
     The newest ``ds`` of each series is found on the keys alone and only those rows' evidence
     is read: a window over the whole table carried every grade's evidence text through DuckDB
     (5.9 million rows at 6,000 daily series, docs/scaling.md)."""
+    columns = "SELECT g.unique_id, g.ds, g.level, g.score, g.evidence, s.domain, s.region, s.name "
     if unique_ids is not None and not unique_ids:
-        return wh._frame(
-            "SELECT g.unique_id, g.ds, g.level, g.score, g.evidence, s.domain, s.region, s.name "
-            "FROM risk_grades g JOIN series s USING (unique_id) WHERE false"
-        )
+        return wh._frame(columns + "FROM risk_grades g JOIN series s USING (unique_id) WHERE false")
     only = "WHERE unique_id IN (SELECT unnest(?)) " if unique_ids is not None else ""
     return wh._frame(
-        "WITH newest AS (SELECT unique_id, max(ds) AS ds FROM risk_grades " + only + "GROUP BY unique_id) "
-        "SELECT g.unique_id, g.ds, g.level, g.score, g.evidence, s.domain, s.region, s.name "
-        "FROM newest n JOIN risk_grades g ON g.unique_id = n.unique_id AND g.ds = n.ds "
+        "WITH newest AS (SELECT unique_id, max(ds) AS ds FROM risk_grades "
+        + only
+        + "GROUP BY unique_id) "
+        + columns
+        + "FROM newest n JOIN risk_grades g ON g.unique_id = n.unique_id AND g.ds = n.ds "
         "JOIN series s ON s.unique_id = g.unique_id "
         "ORDER BY g.unique_id",
         [list(unique_ids)] if unique_ids is not None else None,
