@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -54,6 +55,9 @@ class SyncResult:
     #: deliveries made by the relay (only with ``deliver=True``)
     delivered: int = 0
     snapshot: str | None = None
+    #: how the snapshot was published ("copy" or "refresh", warehouse/snapshots.py) and its seconds
+    snapshot_method: str | None = None
+    snapshot_seconds: float | None = None
     errors: list[str] = field(default_factory=list)
 
 
@@ -89,8 +93,16 @@ def sync_dashboard(wh: Warehouse, settings: Settings, *, deliver: bool = False) 
             result.errors.append(f"relay: {type(exc).__name__}: {exc}")
             log.warning("CAP deliveries not relayed (%s); the next `ews deliver` sends them", exc)
     try:
-        snap = publish_snapshot(wh, snapshot_folder(settings), now=utc_now(), keep=settings.dashboard.snapshots_keep)
+        started = time.perf_counter()
+        snap = publish_snapshot(
+            wh,
+            snapshot_folder(settings),
+            now=utc_now(),
+            keep=settings.dashboard.snapshots_keep,
+            refresh=settings.dashboard.snapshot_refresh,
+        )
         result.snapshot = str(snap.path)
+        result.snapshot_method, result.snapshot_seconds = snap.method, round(time.perf_counter() - started, 3)
     except Exception as exc:  # noqa: BLE001
         result.errors.append(f"snapshot: {type(exc).__name__}: {exc}")
         log.warning("dashboard snapshot not published (%s); the next run retries", exc)

@@ -224,8 +224,13 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     with open_warehouse(settings, args.wait) as wh:
         cycle = run_cycle(wh, settings, clock=Clock.from_settings(settings), progress=log.info, actor=args.actor)
         status = warehouse_status(wh)
-        sync_dashboard(wh, settings)  # read snapshot + review inbox
-    print_result({"cycle": _cycle_dict(cycle), "status": status}, args.json, _summary_text(status, cycle, []))
+        synced = sync_dashboard(wh, settings)  # read snapshot + review inbox
+    snapshot = {"file": synced.snapshot, "method": synced.snapshot_method, "seconds": synced.snapshot_seconds}
+    print_result(
+        {"cycle": _cycle_dict(cycle), "status": status, "snapshot": snapshot},
+        args.json,
+        _summary_text(status, cycle, []),
+    )
     return 0
 
 
