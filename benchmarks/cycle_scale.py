@@ -32,6 +32,12 @@ cycle's note, per model and frequency) and how many series chose a global candid
 a copy of the same home after the same first cycle (``incremental_by_refit_every``: seconds,
 rows, AutoETS fits filtered forward / made, and the time ratio against the first value):
 filtering the stored fits forward against refitting them every day, in one run.
+``--snapshot copy refresh copy`` runs, after the next-day cycle(s), one more day per value, in
+that order on the same home, with ``[dashboard] snapshot_refresh`` off (``copy``: the read
+snapshot is a copy of the whole warehouse file) or on (``refresh``: the spare snapshot is
+brought up to date; warehouse/snapshots.py), and reports each day's seconds, the publication's
+own seconds and method (``ews run --json``'s ``snapshot``), and the ratios against the first
+value (``day_after_by_snapshot``). By then two snapshots exist, so ``refresh`` has a spare.
 ``--engine local dask`` measures every size and worker count once per ``[cycle] engine``
 (``EWS_CYCLE__ENGINE``; the dask engine on the local Dask cluster the cycle starts, of
 ``workers`` processes) and ends with the ratios of each configuration against the first one.
@@ -130,6 +136,7 @@ def measure(
     engine: str = "local",
     with_global: bool = False,
     refit_every: Sequence[str] = ("7d",),
+    snapshot: Sequence[str] = (),
 ) -> dict:
     """One size: ingest, first cycle, one more day, next-day cycle (see the module docstring);
     the next-day cycle once per ``refit_every`` value, each on its own copy of the home."""
@@ -161,6 +168,19 @@ def measure(
             nextdays[value] = _ews(target, "run", env={**settings, "EWS_FORECAST__REFIT_EVERY": value})
             if target != home:
                 shutil.rmtree(target)
+        after = {}
+        for k, mode in enumerate(snapshot):
+            day = Path(folder) / f"day{k + 2}.csv"
+            synthetic_export(day, series=series, days=1, start=start, seed=seed, first_day=days + 1 + k)
+            _ews(home, "ingest", "file", str(day), *_FORMAT)
+            env = {
+                **settings,
+                "EWS_FORECAST__REFIT_EVERY": refit_every[-1],
+                "EWS_DASHBOARD__SNAPSHOT_REFRESH": str(mode == "refresh").lower(),
+            }
+            after[f"{k + 1}:{mode}"] = _ews(home, "run", env=env)
+        snapshot_size_mb = sum(f.stat().st_size for f in (home / "snapshots").glob("warehouse_*.duckdb")) / 2**20
+        warehouse_size_mb = sum(f.stat().st_size for f in home.glob("*.duckdb")) / 2**20
     incremental_seconds, incremental_rss, incremental = nextdays[refit_every[0]]
     return {
         "series": series,
@@ -194,6 +214,24 @@ def measure(
                 }
             }
             if len(refit_every) > 1
+            else {}
+        ),
+        **(
+            {
+                "warehouse_mb": round(warehouse_size_mb, 1),
+                "snapshots_mb": round(snapshot_size_mb, 1),
+                "day_after_by_snapshot": {
+                    key: {
+                        "seconds": round(seconds, 2),
+                        "series_per_second": round(series / seconds, 2),
+                        "peak_rss_mb": round(rss, 1),
+                        "publish": answer.get("snapshot", {}),
+                        "time_ratio_vs_first": round(seconds / next(iter(after.values()))[0], 3),
+                    }
+                    for key, (seconds, rss, answer) in after.items()
+                },
+            }
+            if snapshot
             else {}
         ),
         **(
@@ -244,6 +282,13 @@ def main() -> None:
         help="[forecast] refit_every values of the next-day cycle, each on a copy of the same home "
         "(e.g. 7d 0d: filtering forward vs refitting every day); the first one is incremental_seconds",
     )
+    parser.add_argument(
+        "--snapshot",
+        nargs="*",
+        default=[],
+        choices=["copy", "refresh"],
+        help="one more day per value, in order, with [dashboard] snapshot_refresh off (copy) or on (refresh)",
+    )
     args = parser.parse_args()
     results = []
     for n in args.series:
@@ -258,6 +303,7 @@ def main() -> None:
                     engine=engine,
                     with_global=args.with_global,
                     refit_every=args.refit_every,
+                    snapshot=args.snapshot,
                 )
                 results.append(result)
                 print(json.dumps(result), flush=True)
