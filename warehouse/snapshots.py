@@ -248,7 +248,8 @@ def _apply(wh: Warehouse, live: str, snap: str, tables: list[str]) -> int | None
                     f"INSERT INTO {snap}.{table} SELECT * FROM {live}.{table} WHERE {tag} IN (SELECT unnest(?))",
                     [fresh],
                 )[0][0]
-            for stale, _, _ in _tag_counts(wh, live, snap, table, tag):
+            left = _tag_counts(wh, live, snap, table, tag)
+            for stale, _, _ in left:
                 # rows of an older tag deleted outright in the warehouse (or, defensively, missing)
                 wh._execute(
                     f"DELETE FROM {snap}.{table} s WHERE s.{tag} = ? AND NOT EXISTS "
@@ -260,7 +261,8 @@ def _apply(wh: Warehouse, live: str, snap: str, tables: list[str]) -> int | None
                     f"(SELECT 1 FROM {snap}.{table} s WHERE s.{tag} = ? AND {match})",
                     [stale, stale],
                 )[0][0]
-            left = _tag_counts(wh, live, snap, table, tag)
+            if left:
+                left = _tag_counts(wh, live, snap, table, tag)
             if left:
                 raise WarehouseError(f"{table}: {len(left)} tag(s) still differ after the refresh (first {left[0]})")
         for table in tables:
