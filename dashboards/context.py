@@ -3,7 +3,8 @@
 The dashboard only reads. It never opens the live warehouse: it reads the newest *read
 snapshot* (:mod:`warehouse.snapshots`), so a running ``ews run`` / ``ews ingest`` never blocks
 a page and a page never blocks a run. Reads are cached per snapshot (``st.cache_data`` keyed by
-the snapshot file, which is immutable), so a page shows cached data until a new snapshot is
+the snapshot file's name: a file's content never changes under its name, as a refresh renames
+the spare it brings up to date), so a page shows cached data until a new snapshot is
 published. An uploaded file is previewed against that snapshot too (:func:`preview_upload`,
 the same read-only preview as ``ews ingest file --dry-run``). Review actions and audit
 entries are queued in the control store

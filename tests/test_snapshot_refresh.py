@@ -1,14 +1,15 @@
-"""A read snapshot is published by bringing a spare one up to date, not by copying the file
-(issue 21: a day of new data costs what is new; warehouse/snapshots.py, docs/dashboard.md).
+"""A read snapshot is published by bringing a spare one up to date, not by copying the file (issue
+21: a day of new data costs what is new; warehouse/snapshots.py, docs/dashboard.md).
 
 Real parts: a DuckDB warehouse holding the bundled FRED STLFSI4 (weekly) and UNRATE (monthly)
 files, cycled by the engine's own ``run_cycle`` through the autumn of 2008 (so every table a
 cycle writes has rows: forecasts, scores, grades, alerts, judgments, selections, detector
 state), published after each cycle as ``ews run`` does, and a reader holding a snapshot from
-another process. Checked: after each refresh every table of the published snapshot holds
-exactly the warehouse's rows (row for row, every column); a spare lacking most of the
-warehouse, a spare a reader holds, and the setting off all copy the file instead; a row the
-warehouse deleted outright is deleted from the refreshed snapshot too.
+another process, and a revised export ingested between publications. Checked: after each
+refresh every table of the published snapshot holds exactly the warehouse's rows (row for row,
+every column); a spare lacking most of the warehouse, a spare a reader holds, and the setting
+off (the default) all copy the file instead; a row the warehouse deleted outright is deleted
+from the refreshed snapshot too.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import polars as pl
 import pytest
 
 from core.settings import Settings, load_settings
+from ingest.batches import ingest_file
 from pipelines.cycle import run_cycle
 from tests.fred_series import ingest_market_files
 from tests.sql import sql_frame, sql_rows
@@ -46,6 +48,17 @@ READER = textwrap.dedent("""
 
 def _settings(home: Path, as_of: str, **env: str) -> Settings:
     return load_settings(home, environ={"EWS_CYCLE__AS_OF": as_of, "EWS_BACKTEST__ENSEMBLES": "[]", **env})
+
+
+def _revised(path: Path, *, dates: tuple[str, ...]) -> Path:
+    """The bundled STLFSI4 export with the values of ``dates`` revised up by 0.5."""
+    lines = (ROOT / "data" / "market" / FILES["stlfsi4"][0]).read_text().splitlines()
+    out = []
+    for line in lines:
+        day, _, value = line.partition(",")
+        out.append(f"{day},{float(value) + 0.5:.4f}" if day in dates else line)
+    path.write_text("\n".join(out) + "\n")
+    return path
 
 
 def _tables(wh: Warehouse) -> dict[str, pl.DataFrame]:
@@ -79,8 +92,21 @@ def test_each_publication_refreshes_a_spare_to_exactly_the_warehouse(tmp_path: P
     methods = []
     with Warehouse.open(settings.warehouse_path) as wh:
         ingest_market_files(wh, settings, FILES)
-        methods.append(publish_snapshot(wh, folder, now=NOW).method)  # what an ingest job publishes
+        methods.append(publish_snapshot(wh, folder, refresh=True, now=NOW).method)  # what an ingest job publishes
         for k, day in enumerate(DAYS):
+            if k == 1:
+                # a revision between publications: a new ingest batch rewrites published values
+                # (their rows change tag), as a FRED vintage does
+                revised = _revised(tmp_path / "stlfsi4_revised.csv", dates=("2008-01-04", "2008-01-11"))
+                result = ingest_file(
+                    wh,
+                    settings,
+                    revised,
+                    "fred_csv",
+                    options={"unique_id": "stlfsi4", "frequency": "W-FRI", "domain": "market", "region": "US"},
+                )
+                assert result.status == "committed"
+                assert sql_rows(wh, "SELECT count(DISTINCT batch_id) FROM observations")[0][0] == 3
             cycle = run_cycle(wh, _settings(home, day), now=NOW + timedelta(days=k + 1))
             assert cycle.series_processed >= 1
             if k == 3:
@@ -92,7 +118,7 @@ def test_each_publication_refreshes_a_spare_to_exactly_the_warehouse(tmp_path: P
                     "(SELECT min(cutoff) FROM forecasts WHERE unique_id = 'unrate')",
                 )[0][0]
                 assert gone > 0
-            snap = publish_snapshot(wh, folder, now=NOW + timedelta(days=k + 1, hours=1))
+            snap = publish_snapshot(wh, folder, refresh=True, now=NOW + timedelta(days=k + 1, hours=1))
             methods.append(snap.method)
             assert current_snapshot(folder) == snap
             _assert_same(wh, snap.path)
@@ -116,7 +142,7 @@ def test_a_spare_held_by_a_reader_is_left_alone_and_the_file_is_copied(tmp_path:
         published = []
         for k, day in enumerate(DAYS[:3]):
             run_cycle(wh, _settings(home, day), now=NOW + timedelta(days=k))
-            published.append(publish_snapshot(wh, folder, now=NOW + timedelta(days=k, hours=1)))
+            published.append(publish_snapshot(wh, folder, refresh=True, now=NOW + timedelta(days=k, hours=1)))
         spare = published[1].path  # the newest spare: what the next publication would refresh
         before = spare.read_bytes()
         reader = subprocess.Popen(
@@ -126,7 +152,7 @@ def test_a_spare_held_by_a_reader_is_left_alone_and_the_file_is_copied(tmp_path:
             held_rows = int(reader.stdout.readline())
             run_cycle(wh, _settings(home, DAYS[3]), now=NOW + timedelta(days=3))
             # the only spare is held (published[0] became published[2]): the file is copied
-            snap = publish_snapshot(wh, folder, now=NOW + timedelta(days=3, hours=1))
+            snap = publish_snapshot(wh, folder, refresh=True, now=NOW + timedelta(days=3, hours=1))
             assert snap.method == "copy"
             assert spare.read_bytes() == before  # the held file is untouched
             _assert_same(wh, snap.path)
@@ -135,15 +161,15 @@ def test_a_spare_held_by_a_reader_is_left_alone_and_the_file_is_copied(tmp_path:
         assert reader.returncode == 0 and held_rows > 0
         # Released, the spare is refreshed by the next publication.
         run_cycle(wh, _settings(home, DAYS[4]), now=NOW + timedelta(days=4))
-        after = publish_snapshot(wh, folder, now=NOW + timedelta(days=4, hours=1))
+        after = publish_snapshot(wh, folder, refresh=True, now=NOW + timedelta(days=4, hours=1))
         assert after.method == "refresh"
         _assert_same(wh, after.path)
 
 
-def test_the_setting_off_copies_the_file_every_time(tmp_path: Path) -> None:
+def test_the_default_setting_copies_the_file_every_time(tmp_path: Path) -> None:
     home = tmp_path / "home"
-    settings = _settings(home, DAYS[0], EWS_DASHBOARD__SNAPSHOT_REFRESH="false")
-    assert settings.dashboard.snapshot_refresh is False
+    settings = _settings(home, DAYS[0])
+    assert settings.dashboard.snapshot_refresh is False  # the shipped default (docs/scaling.md)
     folder = snapshot_folder(settings)
     with Warehouse.open(settings.warehouse_path) as wh:
         ingest_market_files(wh, settings, FILES)
@@ -167,7 +193,7 @@ def test_a_reader_holding_a_snapshot_gone_by_a_refresh_opens_the_current_one(tmp
         published = []
         for k, day in enumerate(DAYS[:4]):
             run_cycle(wh, _settings(home, day), now=NOW + timedelta(days=k))
-            published.append(publish_snapshot(wh, folder, now=NOW + timedelta(days=k, hours=1)))
+            published.append(publish_snapshot(wh, folder, refresh=True, now=NOW + timedelta(days=k, hours=1)))
         assert published[-1].method == "refresh"
         # published[1] was the spare the last publication refreshed and renamed
         assert not published[1].path.exists()

@@ -3,26 +3,32 @@
 A DuckDB file admits one writing process *or* many readers, and a reader blocks the writer
 (REFERENCE.md). A dashboard that held the warehouse open would stop ``ews run``; one that
 opened it per page would fail while a run holds it. So the process that holds the warehouse
-for writing *publishes* a snapshot when it is done (``CHECKPOINT``, then a file copy, which
-is consistent because that process is the only one with the file open and is between
-transactions), and the dashboard reads the newest snapshot, read-only, never touching the live
-file. Snapshots are immutable: a new one gets a new name, then the ``CURRENT`` pointer is
-swapped atomically (``os.replace``), so a reader sees either the old or the new one whole.
-Older snapshots are pruned (a reader still holding one keeps its open file on POSIX).
+for writing *publishes* a snapshot when it is done (``CHECKPOINT``, then a refresh or a file
+copy, either consistent because that process is the only writer and is between transactions),
+and the dashboard reads the newest snapshot, read-only, never touching the live file. A file's
+content never changes under its name: a new snapshot gets a new name, then the ``CURRENT``
+pointer is swapped atomically (``os.replace``), so a reader sees either the old or the new one
+whole. Older snapshots are pruned (a reader still holding one keeps its open file on POSIX).
 
-**Refreshing, not copying** (issue 21: a day of new data costs what is new). A file copy costs
-the whole warehouse each time: 0.7 GB at 300 ten-year daily series, tens of GB at 10,000. So a
+**Refreshing instead of copying** (issue 21: a day of new data costs what is new; off by
+default, ``[dashboard] snapshot_refresh``: measured on 2 cores with the page cache warm, it beat
+the copy at 1,000 series and lost to it at 3,000, slower and about 1.5 GB larger in memory,
+docs/scaling.md "Read snapshots refreshed"). A file copy costs
+the whole warehouse each time: 0.9 GB at 1,000 ten-year daily series, about 9 GB at 10,000. So a
 publication first tries to bring the newest *spare* snapshot (published earlier, no longer
 current) up to date and publish it under the new name (:func:`_refresh`): the writing process
-attaches it (DuckDB refuses while any reader holds it, and then the next spare or a copy is
-used), copies the rows written since into it in one transaction, checks it, and detaches it.
+attaches it (DuckDB refuses while a reader in another process holds it, and then the next spare
+or a copy is used; a read-only connection in the writing process itself would not stop it, and
+the engine opens none), copies the rows written since into it in one transaction, checks it,
+and detaches it. So a refresh needs ``[dashboard] snapshots_keep`` of 2 or more (3 leaves a
+second spare for when a page holds the first).
 The large tables are kept in step row by row through their tags (``_TAGGED``): every writer of
 theirs stamps a row it inserts or changes with its run or ingest batch and no row changes
 while keeping its tag, so a snapshot lacks exactly the rows of the tags it has not seen, and
-a tag whose row count differs lost rows to later ones (or to a plain delete, repaired by key
-for that tag alone). Every other table is replaced whole. After the refresh each tag's row
-count and each other table's count equals the warehouse's, or the transaction is rolled back
-and the file is copied as before (so is a spare of another schema, one larger than twice the
+a tag whose row count differs lost rows to later ones (or to a plain delete: that tag is then
+taken again whole). Every other table (small: runs, alerts, judgments, the audit log) is
+replaced whole. After the refresh each tag's row count equals the warehouse's, or the
+transaction is rolled back and the file is copied as before (so is a spare of another schema, one larger than twice the
 warehouse, or one that lacks more than half of the warehouse's tagged rows). Readers never see
 a snapshot change: the one refreshed is not current, and it is renamed only once complete.
 """
@@ -96,12 +102,12 @@ class Snapshot:
 
 
 def publish_snapshot(
-    wh: Warehouse, folder: str | Path, *, now: datetime, keep: int = 3, refresh: bool = True
+    wh: Warehouse, folder: str | Path, *, now: datetime, keep: int = 3, refresh: bool = False
 ) -> Snapshot:
     """Publish a read snapshot of ``wh`` (open for writing, no transaction in progress).
 
-    ``refresh`` (``[dashboard] snapshot_refresh``): bring the newest spare snapshot up to date
-    instead of copying the file, when one can be (module docstring)."""
+    ``refresh`` (``[dashboard] snapshot_refresh``, off by default): bring the newest spare
+    snapshot up to date instead of copying the file, when one can be (module docstring)."""
     if wh.read_only:
         raise WarehouseError(
             "a read snapshot can only be published by the process that writes the warehouse",
@@ -173,19 +179,23 @@ def _refresh(wh: Warehouse, spare: Path) -> int | None:
     except Exception as exc:  # noqa: BLE001 - held by a reader (or unreadable): copy instead
         log.info("read snapshot %s not refreshed (%s); copying", spare.name, str(exc).splitlines()[0])
         return None
+    moved: int | None = None
     try:
         live = str(wh._execute("SELECT current_database()")[0][0])
         tables = _tables(wh, live)
-        if tables is None or tables != _tables(wh, _ALIAS):
-            return None
-        if _version(wh, live) != _version(wh, _ALIAS):
-            return None
-        return _apply(wh, f"{_quote(live)}.main", f"{_ALIAS}.main", sorted(tables))
+        # another schema (a migration since it was published) is copied anew
+        if tables is not None and tables == _tables(wh, _ALIAS) and _version(wh, live) == _version(wh, _ALIAS):
+            moved = _apply(wh, f"{_quote(live)}.main", f"{_ALIAS}.main", sorted(tables))
     except Exception as exc:  # noqa: BLE001 - rolled back; the copy is always right
         log.warning("read snapshot %s not refreshed (%s: %s); copying", spare.name, type(exc).__name__, exc)
-        return None
-    finally:
+        moved = None
+    try:
         wh._execute(f"DETACH {_ALIAS}")
+    except Exception as exc:  # noqa: BLE001 - not published: the copy is always right
+        log.warning("read snapshot %s not detached (%s); copying", spare.name, exc)
+        return None
+    # A refreshed file is published only whole: checkpointed, with no write-ahead log beside it.
+    return None if Path(f"{spare}.wal").exists() else moved
 
 
 def _tables(wh: Warehouse, catalog: str) -> dict[str, tuple[str, ...]] | None:
@@ -216,7 +226,7 @@ def _tag_counts(wh: Warehouse, live: str, snap: str, table: str, tag: str) -> li
     rows = wh._execute(
         f"SELECT coalesce(w.tag, s.tag), coalesce(w.n, 0), coalesce(s.n, 0) FROM "
         f"(SELECT {tag} AS tag, count(*) AS n FROM {live}.{table} GROUP BY ALL) w FULL JOIN "
-        f"(SELECT {tag} AS tag, count(*) AS n FROM {snap}.{table} GROUP BY ALL) s ON w.tag = s.tag "
+        f"(SELECT {tag} AS tag, count(*) AS n FROM {snap}.{table} GROUP BY ALL) s ON w.tag IS NOT DISTINCT FROM s.tag "
         "WHERE w.n IS DISTINCT FROM s.n"
     )
     return [(str(t), int(w), int(s)) for t, w, s in rows]
@@ -232,36 +242,13 @@ def _apply(wh: Warehouse, live: str, snap: str, tables: list[str]) -> int | None
     moved = 0
     with wh.transaction():
         for table, plan in plans.items():
-            tag, keys = _TAGGED[table]
-            fresh = [t for t, _, s in plan if s == 0]
-            gone = [t for t, w, _ in plan if w == 0]
-            match = " AND ".join(f"s.{k} = f.{k}" for k in keys)
-            if gone:
-                wh._execute(f"DELETE FROM {snap}.{table} WHERE {tag} IN (SELECT unnest(?))", [gone])
-            if fresh:
-                wh._execute(
-                    f"DELETE FROM {snap}.{table} s USING (SELECT {', '.join(keys)} FROM {live}.{table} "
-                    f"WHERE {tag} IN (SELECT unnest(?))) f WHERE {match}",
-                    [fresh],
-                )
-                moved += wh._execute(
-                    f"INSERT INTO {snap}.{table} SELECT * FROM {live}.{table} WHERE {tag} IN (SELECT unnest(?))",
-                    [fresh],
-                )[0][0]
+            tag = _TAGGED[table][0]
+            # tags the snapshot has not seen, and tags the warehouse no longer holds
+            moved += _retake(wh, live, snap, table, [t for t, w, s in plan if s == 0 or w == 0])
             left = _tag_counts(wh, live, snap, table, tag)
-            for stale, _, _ in left:
-                # rows of an older tag deleted outright in the warehouse (or, defensively, missing)
-                wh._execute(
-                    f"DELETE FROM {snap}.{table} s WHERE s.{tag} = ? AND NOT EXISTS "
-                    f"(SELECT 1 FROM {live}.{table} f WHERE f.{tag} = ? AND {match})",
-                    [stale, stale],
-                )
-                moved += wh._execute(
-                    f"INSERT INTO {snap}.{table} SELECT * FROM {live}.{table} f WHERE f.{tag} = ? AND NOT EXISTS "
-                    f"(SELECT 1 FROM {snap}.{table} s WHERE s.{tag} = ? AND {match})",
-                    [stale, stale],
-                )[0][0]
             if left:
+                # rows of an older tag deleted outright in the warehouse (or, defensively, missing)
+                moved += _retake(wh, live, snap, table, [t for t, _, _ in left])
                 left = _tag_counts(wh, live, snap, table, tag)
             if left:
                 raise WarehouseError(f"{table}: {len(left)} tag(s) still differ after the refresh (first {left[0]})")
@@ -272,6 +259,27 @@ def _apply(wh: Warehouse, live: str, snap: str, tables: list[str]) -> int | None
             moved += wh._execute(f"INSERT INTO {snap}.{table} SELECT * FROM {live}.{table}")[0][0]
     wh._execute(f"CHECKPOINT {_ALIAS}")
     return int(moved)
+
+
+def _retake(wh: Warehouse, live: str, snap: str, table: str, tags: list[str]) -> int:
+    """Make the snapshot's rows of ``tags`` the warehouse's: its rows holding a key the
+    warehouse holds under one of ``tags`` (whatever their tag) and its rows of ``tags`` go,
+    then the warehouse's rows of ``tags`` are inserted. Returns the rows inserted."""
+    if not tags:
+        return 0
+    tag, keys = _TAGGED[table]
+    match = " AND ".join(f"s.{k} = f.{k}" for k in keys)
+    wh._execute(
+        f"DELETE FROM {snap}.{table} s USING (SELECT {', '.join(keys)} FROM {live}.{table} "
+        f"WHERE {tag} IN (SELECT unnest(?))) f WHERE {match}",
+        [tags],
+    )
+    wh._execute(f"DELETE FROM {snap}.{table} WHERE {tag} IN (SELECT unnest(?))", [tags])
+    return int(
+        wh._execute(
+            f"INSERT INTO {snap}.{table} SELECT * FROM {live}.{table} WHERE {tag} IN (SELECT unnest(?))", [tags]
+        )[0][0]
+    )
 
 
 def current_snapshot(folder: str | Path) -> Snapshot | None:
@@ -299,7 +307,8 @@ def current_snapshot(folder: str | Path) -> Snapshot | None:
 
 
 def open_snapshot(snapshot: Snapshot | str | Path) -> Warehouse:
-    """Open a snapshot (or a snapshot file) read-only (many readers may; it is never written).
+    """Open a snapshot (or a snapshot file) read-only (many readers may; it never changes under
+    its name).
 
     A snapshot two publications old may be gone or held (a refresh renames the spare it brings
     up to date): the current one is opened instead."""
@@ -318,3 +327,4 @@ def _prune(folder: Path, *, keep: int, current: str) -> None:
     for old in files[keep:]:
         if old.name != current:
             old.unlink(missing_ok=True)
+            Path(f"{old}.wal").unlink(missing_ok=True)  # left by a refresh cut off before its checkpoint
