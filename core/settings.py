@@ -478,9 +478,10 @@ session_minutes = 480
 page_size = 50
 # Read snapshots kept in EWS_HOME/snapshots (the dashboard reads the newest).
 snapshots_keep = 3
-# Publish a snapshot by bringing the previous one up to date (the rows written since), not by
-# copying the whole warehouse file; false copies the file every time (docs/dashboard.md).
-snapshot_refresh = true
+# Publish a snapshot by bringing a spare one up to date (the rows written since) instead of
+# copying the whole warehouse file. Off: measured slower and larger in memory than the copy at
+# 3,000 series (docs/scaling.md "Read snapshots refreshed"); for a disk slower than its copy.
+snapshot_refresh = false
 # `ews serve` checks the review inbox this often (seconds); when actions wait and the warehouse
 # is free, it applies them, publishes approved alerts as CAP and a fresh read snapshot.
 sync_seconds = 2.0
@@ -1052,7 +1053,7 @@ class DashboardSettings:
     snapshots_keep: int
     control: str
     sync_seconds: float
-    snapshot_refresh: bool = True
+    snapshot_refresh: bool = False
     signin_delay_seconds: float = 1.0
     signin_max_delay_seconds: float = 60.0
     signin_lock_after: int = 10
