@@ -29,7 +29,7 @@ from pipelines.cycle import run_cycle
 from tests.fred_series import ingest_market_files
 from tests.sql import sql_frame, sql_rows
 from warehouse import Warehouse
-from warehouse.snapshots import current_snapshot, open_snapshot, publish_snapshot, snapshot_folder
+from warehouse.snapshots import Snapshot, current_snapshot, open_snapshot, publish_snapshot, snapshot_folder
 
 ROOT = Path(__file__).resolve().parent.parent
 FILES = {"stlfsi4": ("fred_STLFSI4.csv", "W-FRI"), "unrate": ("fred_UNRATE.csv", "MS")}
@@ -74,6 +74,19 @@ def _tables(wh: Warehouse) -> dict[str, pl.DataFrame]:
         ).with_columns(pl.col(c).cast(pl.String) for c, t in frame.schema.items() if t in (pl.Object, pl.Null))
         out[name] = frame.sort(frame.columns, nulls_last=True) if frame.width else frame
     return out
+
+
+def _cycles(wh: Warehouse, home: Path, days: tuple[str, ...], *, refresh: bool = True) -> list[Snapshot]:
+    """Ingest the FRED files, then run a cycle as of each of ``days``, publishing after each."""
+    settings = _settings(home, days[0])
+    ingest_market_files(wh, settings, FILES)
+    published = []
+    for k, day in enumerate(days):
+        run_cycle(wh, _settings(home, day), now=NOW + timedelta(days=k))
+        published.append(
+            publish_snapshot(wh, snapshot_folder(settings), refresh=refresh, now=NOW + timedelta(days=k, hours=1))
+        )
+    return published
 
 
 def _assert_same(live: Warehouse, snapshot_path: Path) -> None:
@@ -138,11 +151,7 @@ def test_a_spare_held_by_a_reader_is_left_alone_and_the_file_is_copied(tmp_path:
     settings = _settings(home, DAYS[0])
     folder = snapshot_folder(settings)
     with Warehouse.open(settings.warehouse_path) as wh:
-        ingest_market_files(wh, settings, FILES)
-        published = []
-        for k, day in enumerate(DAYS[:3]):
-            run_cycle(wh, _settings(home, day), now=NOW + timedelta(days=k))
-            published.append(publish_snapshot(wh, folder, refresh=True, now=NOW + timedelta(days=k, hours=1)))
+        published = _cycles(wh, home, DAYS[:3])
         spare = published[1].path  # the newest spare: what the next publication would refresh
         before = spare.read_bytes()
         reader = subprocess.Popen(
@@ -170,30 +179,17 @@ def test_the_default_setting_copies_the_file_every_time(tmp_path: Path) -> None:
     home = tmp_path / "home"
     settings = _settings(home, DAYS[0])
     assert settings.dashboard.snapshot_refresh is False  # the shipped default (docs/scaling.md)
-    folder = snapshot_folder(settings)
     with Warehouse.open(settings.warehouse_path) as wh:
-        ingest_market_files(wh, settings, FILES)
-        methods = []
-        for k, day in enumerate(DAYS[:4]):
-            run_cycle(wh, _settings(home, day), now=NOW + timedelta(days=k))
-            snap = publish_snapshot(
-                wh, folder, now=NOW + timedelta(days=k, hours=1), refresh=settings.dashboard.snapshot_refresh
-            )
-            methods.append(snap.method)
-        _assert_same(wh, snap.path)
-    assert methods == ["copy"] * 4
+        published = _cycles(wh, home, DAYS[:4], refresh=settings.dashboard.snapshot_refresh)
+        _assert_same(wh, published[-1].path)
+    assert [snap.method for snap in published] == ["copy"] * 4
 
 
 def test_a_reader_holding_a_snapshot_gone_by_a_refresh_opens_the_current_one(tmp_path: Path) -> None:
     home = tmp_path / "home"
     settings = _settings(home, DAYS[0])
-    folder = snapshot_folder(settings)
     with Warehouse.open(settings.warehouse_path) as wh:
-        ingest_market_files(wh, settings, FILES)
-        published = []
-        for k, day in enumerate(DAYS[:4]):
-            run_cycle(wh, _settings(home, day), now=NOW + timedelta(days=k))
-            published.append(publish_snapshot(wh, folder, refresh=True, now=NOW + timedelta(days=k, hours=1)))
+        published = _cycles(wh, home, DAYS[:4])
         assert published[-1].method == "refresh"
         # published[1] was the spare the last publication refreshed and renamed
         assert not published[1].path.exists()
