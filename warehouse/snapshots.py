@@ -11,26 +11,26 @@ pointer is swapped atomically (``os.replace``), so a reader sees either the old 
 whole. Older snapshots are pruned (a reader still holding one keeps its open file on POSIX).
 
 **Refreshing instead of copying** (issue 21: a day of new data costs what is new; off by
-default, ``[dashboard] snapshot_refresh``: measured on 2 cores with the page cache warm, it beat
-the copy at 1,000 series and lost to it at 3,000, slower and about 1.5 GB larger in memory,
-docs/scaling.md "Read snapshots refreshed"). A file copy costs
-the whole warehouse each time: 0.9 GB at 1,000 ten-year daily series, about 9 GB at 10,000. So a
-publication first tries to bring the newest *spare* snapshot (published earlier, no longer
-current) up to date and publish it under the new name (:func:`_refresh`): the writing process
-attaches it (DuckDB refuses while a reader in another process holds it, and then the next spare
-or a copy is used; a read-only connection in the writing process itself would not stop it, and
-the engine opens none), copies the rows written since into it in one transaction, checks it,
-and detaches it. So a refresh needs ``[dashboard] snapshots_keep`` of 2 or more (3 leaves a
-second spare for when a page holds the first).
-The large tables are kept in step row by row through their tags (``_TAGGED``): every writer of
-theirs stamps a row it inserts or changes with its run or ingest batch and no row changes
-while keeping its tag, so a snapshot lacks exactly the rows of the tags it has not seen, and
-a tag whose row count differs lost rows to later ones (or to a plain delete: that tag is then
-taken again whole). Every other table (small: runs, alerts, judgments, the audit log) is
-replaced whole. After the refresh each tag's row count equals the warehouse's, or the
-transaction is rolled back and the file is copied as before (so is a spare of another schema, one larger than twice the
-warehouse, or one that lacks more than half of the warehouse's tagged rows). Readers never see
-a snapshot change: the one refreshed is not current, and it is renamed only once complete.
+default, ``[dashboard] snapshot_refresh``: measured on 2 cores with the page cache warm, it
+beat the copy at 1,000 series and lost to it at 3,000, slower and about 1.5 GB larger in
+memory, docs/scaling.md "Read snapshots refreshed"). A file copy costs the whole warehouse each
+time: 0.9 GB at 1,000 ten-year daily series, about 9 GB at 10,000. So a publication first tries
+to bring the newest *spare* snapshot (published earlier, no longer current) up to date and
+publish it under the new name (:func:`_refresh`): the writing process attaches it (DuckDB
+refuses while a reader in another process holds it, and then the next spare or a copy is used;
+a read-only connection in the writing process itself would not stop it, and the engine opens
+none), copies the rows written since into it in one transaction, checks it, and detaches it. So
+a refresh needs ``[dashboard] snapshots_keep`` of 2 or more (3 leaves a second spare for when a
+page holds the first). The large tables are kept in step row by row through their tags
+(``_TAGGED``): every writer of theirs stamps a row it inserts or changes with its run or ingest
+batch and no row changes while keeping its tag, so a snapshot lacks exactly the rows of the
+tags it has not seen, and a tag whose row count differs lost rows to later ones (or to a plain
+delete: that tag is then taken again whole). Every other table (small: runs, alerts, judgments,
+the audit log) is replaced whole. After the refresh each tag's row count equals the
+warehouse's, or the transaction is rolled back and the file is copied as before (so is a spare
+of another schema, one larger than twice the warehouse, or one that lacks more than half of the
+warehouse's tagged rows). Readers never see a snapshot change: the one refreshed is not
+current, and it is renamed only once complete.
 """
 
 from __future__ import annotations
@@ -57,8 +57,8 @@ log = logging.getLogger("ews")
 #: Their one writer, ``Warehouse._upsert_rows``, stamps a row it inserts or changes with the
 #: writing run or ingest batch and no other statement updates them (alerts are: their review
 #: updates keep the run). ``forecast_store`` deletes rows outright (the unselected models'
-#: forecasts, an unfinished run's selections), which the per-tag count finds and the repair by
-#: key mends.
+#: forecasts, an unfinished run's selections), which the per-tag count finds: that tag is
+#: taken again whole.
 _TAGGED: dict[str, tuple[str, tuple[str, ...]]] = {
     "observations": ("batch_id", ("unique_id", "ds")),
     "events": ("batch_id", ("source", "event_id")),
