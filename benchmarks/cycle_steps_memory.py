@@ -39,6 +39,7 @@ import sys
 import tempfile
 import threading
 import time
+import tracemalloc
 from datetime import date
 from pathlib import Path
 
@@ -73,14 +74,15 @@ class _MallInfo2(ctypes.Structure):
     ]
 
 
-def _glibc_mb() -> float | None:
+def _glibc_mb() -> tuple[float, float] | None:
+    """glibc's heap in MB: what its arenas and mmapped blocks hold, and the part in use."""
     try:
         mallinfo2 = ctypes.CDLL("libc.so.6").mallinfo2
     except (OSError, AttributeError):
         return None
     mallinfo2.restype = _MallInfo2
     info = mallinfo2()
-    return (info.arena + info.hblkhd) / 2**20
+    return (info.arena + info.hblkhd) / 2**20, (info.uordblks + info.hblkhd) / 2**20
 
 
 def _duckdb_jemalloc() -> dict[str, float] | None:
@@ -103,10 +105,12 @@ def _duckdb_jemalloc() -> dict[str, float] | None:
 
 
 def _chunk_accounting() -> dict[str, float | None]:
-    anon, glibc, duck = _status_mb("RssAnon"), _glibc_mb(), _duckdb_jemalloc()
+    anon, heap, duck = _status_mb("RssAnon"), _glibc_mb(), _duckdb_jemalloc()
+    glibc = heap[0] if heap else None
     row: dict[str, float | None] = {
         "anon": anon,
         "glibc": glibc,
+        "glibc_in_use": heap[1] if heap else None,
         "duckdb_resident": duck["resident"] if duck else None,
         "duckdb_allocated": duck["allocated"] if duck else None,
     }
@@ -119,6 +123,11 @@ def main() -> None:
     parser.add_argument("--series", type=int, default=100)
     parser.add_argument("--years", type=int, default=10)
     parser.add_argument("--chunk-series", type=int, default=None, help="[cycle] chunk_series (default: the setting)")
+    parser.add_argument(
+        "--tracemalloc",
+        action="store_true",
+        help="trace Python's and numpy's allocations; report what grew between chunk 2 and the last (slow)",
+    )
     args = parser.parse_args()
     if args.chunk_series is not None:
         os.environ["EWS_CYCLE__CHUNK_SERIES"] = str(args.chunk_series)
@@ -171,9 +180,17 @@ def main() -> None:
         per_chunk: list[dict[str, float | None]] = []
         trim = pipelines.cycle._give_back_freed_memory
 
+        traced: list = []
+
         def trimmed() -> None:
             trim()
             per_chunk.append(_chunk_accounting())
+            if args.tracemalloc and len(per_chunk) == 3:  # the base: chunks 1-3 warm caches up
+                traced[:] = [tracemalloc.take_snapshot()]
+
+        if args.tracemalloc:  # this process only: forked model workers stop tracing at once
+            os.register_at_fork(after_in_child=tracemalloc.stop)
+            tracemalloc.start(6)
 
         pipelines.cycle._give_back_freed_memory = trimmed
         threading.Thread(target=sample, daemon=True).start()
@@ -181,11 +198,19 @@ def main() -> None:
         with Warehouse.open(settings.warehouse_path) as wh:
             connection.append(wh)
             summary = run_cycle(wh, settings, clock=Clock.from_settings(settings), progress=progress)
+            if traced:  # what the cycle's chunks left behind, against the end of chunk 3
+                traced.append(tracemalloc.take_snapshot())
             progress("after the cycle: status and dashboard sync")
             warehouse_status(wh)
             sync_dashboard(wh, settings)
             progress("end")
         done.set()
+    grown: list[str] = []
+    if traced:
+        diff = traced[1].compare_to(traced[0], "traceback")
+        for stat in diff[:15]:
+            where = " <- ".join(f"{Path(f.filename).name}:{f.lineno}" for f in stat.traceback[:6])
+            grown.append(f"{stat.size_diff / 2**20:+.1f} MB ({stat.count_diff:+d} blocks): {where}")
     print(
         json.dumps(
             {
@@ -198,6 +223,7 @@ def main() -> None:
                 "per_chunk": per_chunk,
                 "ru_maxrss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1),
                 "row_counts": summary.row_counts,
+                **({"tracemalloc_grown_since_chunk_3": grown} if args.tracemalloc else {}),
             }
         )
     )

@@ -355,10 +355,13 @@ def _pool(settings: Settings, progress: Callable[[str], None]) -> Iterator[Engin
 
 
 def _give_back_freed_memory() -> None:
-    """Return the heap pages a chunk freed to the system (glibc's ``malloc_trim``). glibc keeps
-    freed memory for reuse, and the many small objects of a chunk's scoring and levels leave it
-    fragmented, so without this a long cycle's resident memory crept up chunk after chunk
-    (docs/scaling.md). A no-op where the C library has no ``malloc_trim`` (macOS, musl)."""
+    """Return the heap pages a chunk freed to the system: glibc's (``malloc_trim``) and DuckDB's
+    own jemalloc's (:meth:`Warehouse.release_freed_memory`). glibc keeps freed memory for
+    reuse, and the many small objects of a chunk's scoring and levels leave it fragmented, so
+    without the trim a long cycle's resident memory crept up chunk after chunk; DuckDB's
+    jemalloc kept the pages its queries freed, up to as much again as DuckDB had allocated
+    (docs/scaling.md). A no-op where the C library has no ``malloc_trim`` (macOS, musl) or
+    DuckDB's build does not export its jemalloc."""
     global _TRIM
     if _TRIM is None:
         try:
@@ -367,6 +370,7 @@ def _give_back_freed_memory() -> None:
             _TRIM = False
     if _TRIM:
         _TRIM(0)
+    Warehouse.release_freed_memory()
 
 
 _TRIM: Any = None

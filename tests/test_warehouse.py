@@ -296,3 +296,35 @@ def test_latest_grades_are_each_series_newest_row_of_all_or_of_the_series_asked(
         assert asked.rows() == every.filter(pl.col("unique_id").is_in(["a", "c"])).rows()
         none = read_latest_grades(wh, [])
         assert none.height == 0 and none.columns == every.columns
+
+
+def _duckdb_jemalloc_mb(name: str) -> float:
+    """DuckDB's jemalloc ``stats.<name>`` in MB (refreshed first)."""
+    import ctypes
+
+    import duckdb
+
+    ctl = ctypes.CDLL(duckdb._duckdb.__file__).duckdb_je_mallctl
+    epoch, size = ctypes.c_uint64(1), ctypes.c_size_t(8)
+    ctl(b"epoch", ctypes.byref(epoch), ctypes.byref(size), ctypes.byref(epoch), ctypes.c_size_t(8))
+    value, size = ctypes.c_size_t(0), ctypes.c_size_t(8)
+    assert ctl(f"stats.{name}".encode(), ctypes.byref(value), ctypes.byref(size), None, ctypes.c_size_t(0)) == 0
+    return value.value / 2**20
+
+
+def test_freed_duckdb_pages_go_back_to_the_system_and_the_data_stays(tmp_path: Path) -> None:
+    """A chunk's queries free pages DuckDB's jemalloc keeps resident; the release purges them
+    (what the cycle does after every chunk) and leaves the warehouse's rows as they were."""
+    if not sys.platform.startswith("linux"):
+        pytest.skip("DuckDB exports its jemalloc on its Linux builds only")
+    with Warehouse.open(tmp_path / "wh.duckdb") as wh:
+        wh._execute("CREATE TABLE big AS SELECT range AS i, random() AS x FROM range(4000000)")
+        sql_rows(wh, "SELECT i % 1000 AS k, sum(x) FROM big GROUP BY k")
+        wh._execute("DROP TABLE big")
+        wh._execute("CREATE TABLE kept AS SELECT range AS i FROM range(1000)")
+        before = _duckdb_jemalloc_mb("resident")
+        assert Warehouse.release_freed_memory() is True
+        after, allocated = _duckdb_jemalloc_mb("resident"), _duckdb_jemalloc_mb("allocated")
+        assert after < before - 20, f"DuckDB's resident pages {before:.0f} -> {after:.0f} MB"
+        assert after < allocated + 64, f"{after:.0f} MB resident for {allocated:.0f} MB allocated"
+        assert sql_rows(wh, "SELECT count(*), sum(i) FROM kept") == [(1000, 499500)]
