@@ -19,7 +19,8 @@ whole runs). The sampling costs nothing measurable.
 
 ``per_chunk`` accounts for the process's anonymous resident memory at the end of each chunk
 (after the cycle's ``malloc_trim``), in MB: ``anon`` (``RssAnon``), ``glibc`` (the C heap:
-``mallinfo2`` arena + mmapped), ``duckdb_resident`` / ``duckdb_allocated`` (DuckDB's own
+``mallinfo2`` arena + mmapped: what its arenas span, trimmed pages included),
+``glibc_in_use`` (its part in use: ``uordblks`` + mmapped), ``duckdb_resident`` / ``duckdb_allocated`` (DuckDB's own
 jemalloc, read through the ``duckdb_je_mallctl`` its Linux build exports; null elsewhere) and
 ``other`` = anon - glibc - duckdb_resident: polars' jemalloc, Python's object arenas, thread
 stacks. Memory held across chunks shows as a rising ``other`` (docs/scaling.md, tenth slice).
@@ -39,7 +40,6 @@ import sys
 import tempfile
 import threading
 import time
-import tracemalloc
 from datetime import date
 from pathlib import Path
 
@@ -123,11 +123,6 @@ def main() -> None:
     parser.add_argument("--series", type=int, default=100)
     parser.add_argument("--years", type=int, default=10)
     parser.add_argument("--chunk-series", type=int, default=None, help="[cycle] chunk_series (default: the setting)")
-    parser.add_argument(
-        "--tracemalloc",
-        action="store_true",
-        help="trace Python's and numpy's allocations; report what grew between chunk 2 and the last (slow)",
-    )
     args = parser.parse_args()
     if args.chunk_series is not None:
         os.environ["EWS_CYCLE__CHUNK_SERIES"] = str(args.chunk_series)
@@ -180,17 +175,9 @@ def main() -> None:
         per_chunk: list[dict[str, float | None]] = []
         trim = pipelines.cycle._give_back_freed_memory
 
-        traced: list = []
-
         def trimmed() -> None:
             trim()
             per_chunk.append(_chunk_accounting())
-            if args.tracemalloc and len(per_chunk) == 3:  # the base: chunks 1-3 warm caches up
-                traced[:] = [tracemalloc.take_snapshot()]
-
-        if args.tracemalloc:  # this process only: forked model workers stop tracing at once
-            os.register_at_fork(after_in_child=tracemalloc.stop)
-            tracemalloc.start(6)
 
         pipelines.cycle._give_back_freed_memory = trimmed
         threading.Thread(target=sample, daemon=True).start()
@@ -198,19 +185,11 @@ def main() -> None:
         with Warehouse.open(settings.warehouse_path) as wh:
             connection.append(wh)
             summary = run_cycle(wh, settings, clock=Clock.from_settings(settings), progress=progress)
-            if traced:  # what the cycle's chunks left behind, against the end of chunk 3
-                traced.append(tracemalloc.take_snapshot())
             progress("after the cycle: status and dashboard sync")
             warehouse_status(wh)
             sync_dashboard(wh, settings)
             progress("end")
         done.set()
-    grown: list[str] = []
-    if traced:
-        diff = traced[1].compare_to(traced[0], "traceback")
-        for stat in diff[:15]:
-            where = " <- ".join(f"{Path(f.filename).name}:{f.lineno}" for f in stat.traceback[:6])
-            grown.append(f"{stat.size_diff / 2**20:+.1f} MB ({stat.count_diff:+d} blocks): {where}")
     print(
         json.dumps(
             {
@@ -223,7 +202,6 @@ def main() -> None:
                 "per_chunk": per_chunk,
                 "ru_maxrss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1),
                 "row_counts": summary.row_counts,
-                **({"tracemalloc_grown_since_chunk_3": grown} if args.tracemalloc else {}),
             }
         )
     )
